@@ -1,0 +1,118 @@
+"""The environment protocol: what the power engine needs from a place that runs a server.
+
+A *runtime* (local processes, Docker) launches servers and hands back a *handle* per running
+process or container. The engine never imports a runtime's SDK; it calls these methods only.
+"""
+from __future__ import annotations
+
+import abc
+import signal as signals
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.serverconfig import ServerConfig
+
+ConsoleSink = Callable[[str], None]  # called with each console line (no trailing newline)
+
+
+class EnvironmentError_(Exception):
+    """A runtime could not do what was asked; the message is shown to operators as is."""
+
+
+class RuntimeUnavailable(EnvironmentError_):
+    """The runtime itself is unreachable (for example the Docker engine is down)."""
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    exit_code: int | None
+    signal: str | None = None
+    oom_killed: bool = False
+    reason: str | None = None  # set when the exit was observed indirectly (e.g. container removed)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything a runtime needs to launch one server, resolved by the engine's pre-boot."""
+
+    config: ServerConfig
+    folder: Path  # the server's own folder under the data directory
+    environment: dict[str, str]  # variables for the process, placeholders already resolved
+
+
+class ProcessHandle(abc.ABC):
+    """One running server process or container."""
+
+    runtime: str
+    pid: int | None = None
+    container_id: str | None = None
+    adopted: bool = False
+
+    @abc.abstractmethod
+    async def send_command(self, text: str) -> None:
+        """Write a line to the process's stdin."""
+
+    @abc.abstractmethod
+    async def send_signal(self, signame: str) -> None:
+        """Deliver a signal (a name such as SIGTERM) to the process (group)."""
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """SIGKILL, now."""
+
+    async def native_stop(self, timeout: float) -> None:
+        """The runtime's own stop (Docker's `stop`); by default a SIGTERM."""
+        await self.send_signal("SIGTERM")
+
+    @abc.abstractmethod
+    async def wait(self) -> ExitInfo:
+        """Resolve when the process is gone, with how it ended. May be awaited more than once."""
+
+    @property
+    @abc.abstractmethod
+    def alive(self) -> bool: ...
+
+
+class Runtime(abc.ABC):
+    """A kind of place where servers run: one instance per daemon serves every server of its kind."""
+
+    kind: str
+
+    async def open(self) -> None:
+        """Connect to whatever the runtime needs (called once at daemon start)."""
+
+    async def close(self) -> None:
+        """Release resources; running servers are left running where the runtime allows it."""
+
+    @abc.abstractmethod
+    async def check_limits(self, spec: LaunchSpec) -> list[str]:
+        """Pre-boot step 3: validate what can be enforced. Returns warnings for limits that this
+        runtime cannot apply; raises EnvironmentError_ when the server cannot run here at all."""
+
+    @abc.abstractmethod
+    async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
+        """Start the server; console lines go to `console` from the first byte on."""
+
+    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink) -> ProcessHandle | None:
+        """A handle on a server that is already running (after a daemon restart), or None."""
+        return None
+
+    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+        """At boot, for a server the log says is up but that cannot be adopted: make sure nothing is
+        left running, and say how it ended (None when it was already gone)."""
+        return None
+
+
+def parse_signal(name: str) -> signals.Signals:
+    """Wings' stop signal names: `C`, `^C` and `SIGINT` mean SIGINT; otherwise any signal name,
+    with or without the SIG prefix. Raises ValueError on an unknown name."""
+    raw = name.strip().upper()
+    if raw in {"C", "^C", "SIGINT", "INT"}:
+        return signals.SIGINT
+    if not raw.startswith("SIG"):
+        raw = "SIG" + raw
+    try:
+        return signals.Signals[raw]
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None

@@ -1,0 +1,214 @@
+"""The event vocabulary: every fact the daemon records, as typed records.
+
+An event is a type name plus a JSON object of data; metadata (who, through which channel, why)
+travels beside it. Each record class validates its data, so nothing untyped reaches the store.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ACTIONS = ("start", "stop", "restart", "kill")
+PowerAction = Literal["start", "stop", "restart", "kill"]
+
+
+class Metadata(BaseModel):
+    """Why an event happened and who asked. Stored as the event's metadata column."""
+
+    model_config = ConfigDict(extra="allow")
+
+    actor: str = "system"  # "node-token", "panel", "cli", "daemon"
+    channel: str = "internal"  # "http", "cli", "config", "boot", "internal"
+    source_ip: str | None = None
+    request_id: str | None = None
+    operation_id: str | None = None
+    cause: str | None = None  # operator | panel | crash_handler | boot_recovery | process_exit ...
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: ClassVar[str]
+
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+def event(type_name: str):
+    def register(cls: type[Event]) -> type[Event]:
+        cls.type = type_name
+        _REGISTRY[type_name] = cls
+        return cls
+
+    return register
+
+
+def event_class(type_name: str) -> type[Event]:
+    return _REGISTRY[type_name]
+
+
+def event_types() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# -- servers -------------------------------------------------------------------------------------
+
+
+@event("server.registered")
+class ServerRegistered(Event):
+    definition: dict[str, Any]
+
+
+@event("server.configuration_changed")
+class ConfigurationChanged(Event):
+    definition: dict[str, Any]
+    changed_keys: list[str] = Field(default_factory=list)
+
+
+@event("server.suspended")
+class ServerSuspended(Event):
+    pass
+
+
+@event("server.unsuspended")
+class ServerUnsuspended(Event):
+    pass
+
+
+@event("server.deleted")
+class ServerDeleted(Event):
+    pass
+
+
+# -- power operations ----------------------------------------------------------------------------
+
+
+@event("power.requested")
+class PowerRequested(Event):
+    operation_id: str
+    action: PowerAction
+    wait_seconds: int
+
+
+@event("power.started")
+class PowerStarted(Event):
+    """The operation took the power lock (or, for kill, went ahead without it)."""
+
+    operation_id: str
+    action: PowerAction
+    lock_acquired: bool = True
+
+
+@event("power.rejected")
+class PowerRejected(Event):
+    operation_id: str
+    action: PowerAction
+    reason: str
+
+
+@event("power.succeeded")
+class PowerSucceeded(Event):
+    operation_id: str
+    action: PowerAction
+    detail: str | None = None
+
+
+@event("power.failed")
+class PowerFailed(Event):
+    operation_id: str
+    action: PowerAction
+    reason: str
+
+
+@event("power.cancelled")
+class PowerCancelled(Event):
+    operation_id: str
+    action: PowerAction
+    cancelled_by: str | None = None  # the operation id that preempted it
+    reason: str
+
+
+@event("power.interrupted")
+class PowerInterrupted(Event):
+    """The daemon stopped while the operation was in flight; recorded at the next boot."""
+
+    operation_id: str
+    action: PowerAction
+    reason: str = "the daemon restarted while the operation was in flight"
+
+
+@event("power.stop_timed_out")
+class StopTimedOut(Event):
+    operation_id: str | None = None
+    timeout_seconds: float
+
+
+# -- state and process ---------------------------------------------------------------------------
+
+
+@event("state.changed")
+class StateChanged(Event):
+    from_state: str
+    to_state: str
+    trigger: str
+    cause: str
+    operation_id: str | None = None
+
+
+@event("process.started")
+class ProcessStarted(Event):
+    runtime: str
+    pid: int | None = None
+    container_id: str | None = None
+    adopted: bool = False
+
+
+@event("process.exited")
+class ProcessExited(Event):
+    exit_code: int | None = None
+    signal: str | None = None
+    oom_killed: bool = False
+    reason: str | None = None  # e.g. "container removed", "lost at daemon restart"
+
+
+@event("preboot.check_failed")
+class PrebootCheckFailed(Event):
+    check: str  # sync | suspension | environment | disk | config_files | permissions
+    reason: str
+    fatal: bool = True
+    operation_id: str | None = None
+
+
+# -- recorded form -------------------------------------------------------------------------------
+
+
+class RecordedEvent(BaseModel):
+    """An event as the store holds it."""
+
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+    def typed(self) -> Event:
+        return event_class(self.type).model_validate(self.data)
+
+
+class NewEvent(BaseModel):
+    """An event ready to append: a typed record plus its metadata."""
+
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: Event, meta: Metadata | None = None, **meta_overrides: Any) -> "NewEvent":
+        md = (meta or Metadata()).model_copy(update=meta_overrides)
+        return cls(type=record.type, data=record.model_dump(mode="json"), metadata=md.model_dump(mode="json"))

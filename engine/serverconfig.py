@@ -1,0 +1,212 @@
+"""A server's configuration, read from the document a Pterodactyl Panel serves for it
+(`settings` + `process_configuration`), with wingman's own keys beside Wings' ones.
+
+The same document comes from the config file, from `POST /api/servers`, and from a Panel's
+`GET /api/remote/servers/{uuid}`. Unknown keys are kept (Panels send many) but not interpreted.
+"""
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_STOP_TIMEOUT = 600.0
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Build(_Open):
+    memory_limit: int = Field(0, ge=0, description="MiB; 0 = unlimited")
+    swap: int = Field(0, ge=-1, description="MiB; docker only; 0 = same as memory")
+    disk_space: int = Field(0, ge=0, description="MiB; 0 = unlimited")
+    cpu_limit: int = Field(0, ge=0, description="percent of one core; 0 = unlimited")
+    pids_limit: int = Field(0, ge=0, description="0 = unlimited")
+    io_weight: int = Field(500, ge=10, le=1000)
+
+
+class Container(_Open):
+    image: str | None = None
+
+
+class Meta(_Open):
+    name: str | None = None
+    description: str | None = None
+
+
+class Settings(_Open):
+    uuid: str
+    meta: Meta = Field(default_factory=Meta)
+    suspended: bool = False
+    invocation: str = ""
+    environment: dict[str, Any] = Field(default_factory=dict)
+    build: Build = Field(default_factory=Build)
+    container: Container = Field(default_factory=Container)
+    runtime: Literal["process", "docker"] = "process"
+    stop_timeout: float = Field(DEFAULT_STOP_TIMEOUT, gt=0, le=86400)
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid(cls, v: str) -> str:
+        try:
+            return str(uuidlib.UUID(v))
+        except (ValueError, AttributeError, TypeError):
+            raise ValueError("settings.uuid must be a UUID") from None
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, val in v.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"environment variable name {key!r} is not valid")
+            if isinstance(val, (dict, list)):
+                raise ValueError(f"environment variable {key} must be a scalar")
+        return v
+
+
+class Startup(_Open):
+    done: list[str] = Field(default_factory=list)
+    strip_ansi: bool = False
+
+    @field_validator("done", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
+class Stop(_Open):
+    type: Literal["signal", "command", "native", "stop"] = "signal"
+    value: str | None = "SIGTERM"
+
+    @model_validator(mode="after")
+    def _check(self) -> "Stop":
+        if self.type == "stop":  # Wings spells Docker's own stop "stop"
+            self.type = "native"
+        if self.type == "signal":
+            from engine.environments.base import parse_signal
+
+            parse_signal(self.value or "SIGTERM")
+        if self.type == "command" and not self.value:
+            raise ValueError("a command stop needs a value (the text written to stdin)")
+        return self
+
+
+class Replacement(_Open):
+    match: str
+    replace_with: Any = ""
+    if_value: str | None = None
+
+
+class ConfigFile(_Open):
+    file: str
+    parser: Literal["properties", "yaml", "json", "ini", "file", "xml"] = "file"
+    replace: list[Replacement] = Field(default_factory=list)
+
+
+class ProcessConfiguration(_Open):
+    startup: Startup = Field(default_factory=Startup)
+    stop: Stop = Field(default_factory=Stop)
+    configs: list[ConfigFile] = Field(default_factory=list)
+
+
+class ServerDefinition(_Open):
+    """The whole document. `settings.uuid` is the only required key."""
+
+    settings: Settings
+    process_configuration: ProcessConfiguration = Field(default_factory=ProcessConfiguration)
+
+
+class ServerConfig(BaseModel):
+    """The parts of a definition the engine acts on, flattened, plus the definition itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uuid: str
+    name: str
+    invocation: str
+    environment: dict[str, str]
+    runtime: str
+    image: str | None
+    memory_limit: int
+    swap: int
+    disk_space: int
+    cpu_limit: int
+    pids_limit: int
+    stop_type: str
+    stop_value: str | None
+    stop_timeout: float
+    done: tuple[str, ...]
+    strip_ansi: bool
+    suspended: bool
+    definition: dict[str, Any]
+
+    @property
+    def configs(self) -> list[ConfigFile]:
+        return ServerDefinition.model_validate(self.definition).process_configuration.configs
+
+
+class InvalidDefinition(ValueError):
+    """A server definition that does not validate; the message lists every problem."""
+
+
+def parse_definition(doc: Any) -> ServerConfig:
+    if not isinstance(doc, dict):
+        raise InvalidDefinition("a server definition must be a JSON object with a `settings` key")
+    try:
+        d = ServerDefinition.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidDefinition(_explain(exc)) from None
+    s, p = d.settings, d.process_configuration
+    if s.runtime == "docker" and not s.container.image:
+        raise InvalidDefinition("settings.container.image is required when settings.runtime is docker")
+    definition = d.model_dump(mode="json", exclude_none=False)
+    return ServerConfig(
+        uuid=s.uuid,
+        name=s.meta.name or s.uuid,
+        invocation=s.invocation,
+        environment={k: _env_value(v) for k, v in s.environment.items()},
+        runtime=s.runtime,
+        image=s.container.image,
+        memory_limit=s.build.memory_limit,
+        swap=s.build.swap,
+        disk_space=s.build.disk_space,
+        cpu_limit=s.build.cpu_limit,
+        pids_limit=s.build.pids_limit,
+        stop_type=p.stop.type,
+        stop_value=p.stop.value,
+        stop_timeout=s.stop_timeout,
+        done=tuple(p.startup.done),
+        strip_ansi=p.startup.strip_ansi,
+        suspended=s.suspended,
+        definition=definition,
+    )
+
+
+def _env_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "" if v is None else str(v)
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "definition"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two definitions (for the change event)."""
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        path = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(changed_keys(a, b, path + "."))
+        elif a != b:
+            keys.append(path)
+    return keys

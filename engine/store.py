@@ -1,0 +1,220 @@
+"""The append-only event store.
+
+Appends go through one writer task that commits whatever is waiting as one transaction (group
+commit): a caller resumes only once its own events are durable, and when a group fails every
+caller in it gets the reason. Per-stream versions are checked against the caller's expectation
+before anything is written, so a conflict fails only that caller.
+
+One writer per daemon also keeps positions in commit order on PostgreSQL (BIGSERIAL values are
+otherwise handed out before commit and a reader tailing "after N" could miss a row).
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.database import WRITE_TRANSACTION
+from engine.events import NewEvent, RecordedEvent
+from engine.hashing import GENESIS, event_hash
+from engine.schema import events as events_table
+
+ANY_VERSION = -1  # expected_version that accepts whatever the stream is at
+NO_STREAM = 0  # expected_version of a stream that must not exist yet
+
+
+class ConcurrencyError(Exception):
+    def __init__(self, stream_id: str, expected: int, actual: int):
+        super().__init__(
+            f"stream {stream_id} is at version {actual}, but the append expected version {expected}"
+        )
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+
+
+class StoreUnavailable(Exception):
+    """The store could not commit (read-only file, disk full, database gone)."""
+
+
+@dataclass
+class _Append:
+    stream_id: str
+    events: list[NewEvent]
+    expected_version: int
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+Listener = Callable[[list[RecordedEvent]], None]
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine, max_group: int = 500):
+        self.engine = engine
+        self.max_group = max_group
+        self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
+        self._heads: dict[str, tuple[int, str]] = {}  # stream -> (version, hash), as committed
+        self._writer: asyncio.Task | None = None
+        self._listeners: list[Listener] = []
+        self.commits = 0  # transactions committed, for the benchmark and tests of grouping
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load every stream's head (version and hash) and start the writer."""
+        async with self.engine.connect() as conn:
+            latest = (
+                select(events_table.c.stream_id, func.max(events_table.c.version).label("v"))
+                .group_by(events_table.c.stream_id)
+                .subquery()
+            )
+            rows = await conn.execute(
+                select(events_table.c.stream_id, events_table.c.version, events_table.c.hash).join(
+                    latest,
+                    (latest.c.stream_id == events_table.c.stream_id) & (latest.c.v == events_table.c.version),
+                )
+            )
+            self._heads = {r.stream_id: (r.version, r.hash) for r in rows}
+        self._writer = asyncio.create_task(self._write_loop(), name="event-store-writer")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+            self._writer = None
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with each committed group, in commit order, before the appenders resume."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def version(self, stream_id: str) -> int:
+        return self._heads.get(stream_id, (0, GENESIS))[0]
+
+    async def append(
+        self, stream_id: str, events: Iterable[NewEvent], expected_version: int = ANY_VERSION
+    ) -> list[RecordedEvent]:
+        batch = list(events)
+        if not batch:
+            return []
+        if self._writer is None or self._writer.done():
+            raise StoreUnavailable("the event store is not open")
+        request = _Append(stream_id, batch, expected_version)
+        await self._queue.put(request)
+        return await request.future
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while len(group) < self.max_group and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            await self._commit_group(group)
+            if stop:
+                return
+
+    async def _commit_group(self, group: list[_Append]) -> None:
+        heads = dict(self._heads)  # tentative heads for this group; committed only on success
+        rows: list[dict] = []
+        accepted: list[tuple[_Append, int, int]] = []  # request, first row index, row count
+        now = datetime.now(timezone.utc)
+        for req in group:
+            version, prev = heads.get(req.stream_id, (0, GENESIS))
+            if req.expected_version != ANY_VERSION and req.expected_version != version:
+                req.future.set_exception(ConcurrencyError(req.stream_id, req.expected_version, version))
+                continue
+            start = len(rows)
+            for ev in req.events:
+                version += 1
+                event_id = str(uuidlib.uuid4())
+                h = event_hash(
+                    stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
+                    data=ev.data, metadata=ev.metadata, recorded_at=now, prev_hash=prev,
+                )
+                rows.append(
+                    dict(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
+                         data=ev.data, metadata=ev.metadata, recorded_at=now, prev_hash=prev, hash=h)
+                )
+                prev = h
+            heads[req.stream_id] = (version, prev)
+            accepted.append((req, start, len(rows) - start))
+        if not rows:
+            return
+        try:
+            positions = await self._insert(rows)
+        except Exception as exc:  # any failure fails the whole group, with the reason
+            reason = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
+            for req, _, _ in accepted:
+                if not req.future.done():
+                    req.future.set_exception(reason)
+            return
+        self._heads = heads
+        self.commits += 1
+        recorded = [RecordedEvent(position=p, **row) for p, row in zip(positions, rows)]
+        for listener in list(self._listeners):
+            listener(recorded)
+        for req, start, count in accepted:
+            if not req.future.done():
+                req.future.set_result(recorded[start:start + count])
+
+    async def _insert(self, rows: list[dict]) -> list[int]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**WRITE_TRANSACTION)
+            async with conn.begin():
+                result = await conn.execute(insert(events_table).returning(events_table.c.position), rows)
+                positions = [r[0] for r in result]
+        # RETURNING of executemany comes back in row order (insertmanyvalues sorts it).
+        return positions
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read_stream(self, stream_id: str, from_version: int = 1, to_version: int | None = None) -> list[RecordedEvent]:
+        q = select(events_table).where(events_table.c.stream_id == stream_id, events_table.c.version >= from_version)
+        if to_version is not None:
+            q = q.where(events_table.c.version <= to_version)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(q.order_by(events_table.c.version))
+            return [_recorded(r) for r in rows]
+
+    async def read_all(self, after: int = 0, limit: int | None = None) -> list[RecordedEvent]:
+        q = select(events_table).where(events_table.c.position > after).order_by(events_table.c.position)
+        if limit is not None:
+            q = q.limit(limit)
+        async with self.engine.connect() as conn:
+            return [_recorded(r) for r in await conn.execute(q)]
+
+    async def iterate_all(self, after: int = 0, page: int = 2000) -> AsyncIterator[RecordedEvent]:
+        """Every event after `after`, in pages, so memory stays flat over a long log."""
+        while True:
+            batch = await self.read_all(after=after, limit=page)
+            for ev in batch:
+                yield ev
+            if len(batch) < page:
+                return
+            after = batch[-1].position
+
+    async def events_for_operation(self, stream_id: str, operation_id: str) -> list[RecordedEvent]:
+        return [e for e in await self.read_stream(stream_id) if e.metadata.get("operation_id") == operation_id
+                or e.data.get("operation_id") == operation_id]
+
+
+def _recorded(row) -> RecordedEvent:
+    m = row._mapping
+    return RecordedEvent(**{k: m[k] for k in m.keys()})
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0] if str(orig or exc).strip() else type(exc).__name__
