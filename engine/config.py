@@ -1,0 +1,130 @@
+"""The daemon's configuration: one typed place, read from a Wings-like YAML file plus environment
+variables (WINGMAN_TOKEN, WINGMAN_DATABASE_URL, WINGMAN_API_HOST, WINGMAN_API_PORT override it)."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.database import sqlite_url
+
+DEFAULT_CONFIG_PATH = Path("wingman.yml")
+
+
+class ConfigError(Exception):
+    """The config file is missing a required key or has a bad value; the message says which."""
+
+
+class ApiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class SystemConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    root_directory: Path = Path("./var")
+    data: Path | None = None  # default: <root_directory>/volumes
+    user: str | None = None  # owner of server folders; default: the daemon's own user
+
+
+class DatabaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None
+
+
+class DockerConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    host: str | None = None  # e.g. unix:///var/run/docker.sock; default: DOCKER_HOST or the socket
+    network_mode: str = "none"
+
+
+class DaemonConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    token: str = Field(min_length=8)
+    token_id: str | None = None
+    audit_tokens: list[str] = Field(default_factory=list)
+    remote: str | None = None
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    allowed_origins: list[str] = Field(default_factory=list)
+    system: SystemConfig = Field(default_factory=SystemConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    docker: DockerConfig = Field(default_factory=DockerConfig)
+    servers: list[dict[str, Any]] = Field(default_factory=list)
+    source: Path | None = Field(None, exclude=True)  # the file this came from
+
+    @field_validator("audit_tokens")
+    @classmethod
+    def _audit_tokens(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if len(t) < 8:
+                raise ValueError("each audit token must be at least 8 characters")
+        return v
+
+    @property
+    def root_directory(self) -> Path:
+        return self._resolve(self.system.root_directory)
+
+    @property
+    def data_directory(self) -> Path:
+        return self._resolve(self.system.data) if self.system.data else self.root_directory / "volumes"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or sqlite_url(self.root_directory)
+
+    def _resolve(self, p: Path) -> Path:
+        # Relative paths are relative to the config file, so the daemon can start from anywhere.
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / p).resolve() if not p.is_absolute() else p
+
+
+def _apply_env(raw: dict[str, Any]) -> dict[str, Any]:
+    env = os.environ
+    if env.get("WINGMAN_TOKEN"):
+        raw["token"] = env["WINGMAN_TOKEN"]
+    if env.get("WINGMAN_DATABASE_URL"):
+        raw.setdefault("database", {})["url"] = env["WINGMAN_DATABASE_URL"]
+    if env.get("WINGMAN_API_HOST"):
+        raw.setdefault("api", {})["host"] = env["WINGMAN_API_HOST"]
+    if env.get("WINGMAN_API_PORT"):
+        raw.setdefault("api", {})["port"] = int(env["WINGMAN_API_PORT"])
+    return raw
+
+
+def parse_config(raw: Any, source: Path | None = None) -> DaemonConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source or 'config'}: the top level must be a mapping of keys")
+    raw = _apply_env(dict(raw))
+    if "token" not in raw:
+        raise ConfigError(f"{source or 'config'}: `token` is required (the Panel's node token)")
+    try:
+        cfg = DaemonConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source or 'config'}: {problems}") from None
+    cfg.source = source.resolve() if source else None
+    return cfg
+
+
+def load_config(path: Path | str | None = None) -> DaemonConfig:
+    """Read the config file (default ./wingman.yml, or $WINGMAN_CONFIG)."""
+    p = Path(path or os.environ.get("WINGMAN_CONFIG") or DEFAULT_CONFIG_PATH)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist (run `wingman serve` once to create one)")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_config(raw, p)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,83 @@
+"""The daemon's engine side, assembled from the config: database, store, registry, runtimes,
+power service. The API holds one of these; the CLI's offline commands use the store alone."""
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from engine.config import DaemonConfig
+from engine.database import create_engine, upgrade
+from engine.environments.base import Runtime
+from engine.environments.process import ProcessRuntime
+from engine.events import Metadata
+from engine.power import PowerService
+from engine.recovery import recover
+from engine.registry import ServerRegistry
+from engine.serverconfig import InvalidDefinition, parse_definition
+from engine.starter import Starter
+from engine.store import EventStore
+from engine.sync import DefinitionSource
+
+log = structlog.get_logger("wingman.daemon")
+FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
+
+
+def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
+    runtimes: dict[str, Runtime] = {"process": ProcessRuntime()}
+    try:
+        from engine.environments.docker import DockerRuntime
+    except ImportError:  # the module is optional until the docker runtime is present
+        return runtimes
+    runtimes["docker"] = DockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode)
+    return runtimes
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, runtimes: dict[str, Runtime] | None = None):
+        self.config = config
+        self.started_at = time.time()
+        self.db = create_engine(config.database_url)
+        self.store = EventStore(self.db)
+        self.registry = ServerRegistry(self.store)
+        self.runtimes = runtimes if runtimes is not None else build_runtimes(config)
+        source = DefinitionSource(config.remote, config.token_id, config.token, config.source)
+        self.starter = Starter(
+            self.store, self.registry, self.runtimes, source, config.data_directory, config.system.user,
+            daemon_config=config.model_dump(mode="json", exclude={"token", "token_id", "audit_tokens", "servers"}),
+        )
+        self.power = PowerService(self.store, self.registry, self.runtimes, self.starter)
+        self.recovered: dict[str, int] = {}
+
+    async def start(self) -> None:
+        self.config.root_directory.mkdir(parents=True, exist_ok=True)
+        self.config.data_directory.mkdir(parents=True, exist_ok=True)
+        await upgrade(self.db)
+        await self.store.open()
+        await self.registry.load()
+        for runtime in self.runtimes.values():
+            await runtime.open()
+        await self.load_configured_servers()
+        self.recovered = await recover(self.registry, self.power)
+        log.info("daemon ready", servers=len(self.registry.views), **self.recovered)
+
+    async def load_configured_servers(self) -> None:
+        """Servers in the config file are registered, or updated when their definition changed."""
+        for doc in self.config.servers:
+            try:
+                cfg = parse_definition(doc)
+            except InvalidDefinition as exc:
+                log.error("invalid server in the config file; skipped", problem=str(exc))
+                continue
+            if cfg.uuid in self.registry.views:
+                await self.registry.update(cfg.uuid, doc, FROM_CONFIG)
+            else:
+                await self.registry.register(doc, FROM_CONFIG)
+
+    async def stop(self) -> None:
+        await self.power.shutdown()
+        for runtime in self.runtimes.values():
+            await runtime.close()
+        self.registry.close()
+        await self.store.close()
+        await self.db.dispose()

@@ -1,0 +1,134 @@
+"""Pre-boot: the checks a start runs, in Wings' order, before any process is launched.
+
+Each step either passes or raises `PrebootFailure` naming the step, which the power engine records
+as a `preboot.check_failed` event. Configuration files (step 5) are the exception, as in Wings: a
+failure there is recorded but the boot goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime
+from engine.serverconfig import ServerConfig
+
+STEPS = ("sync", "suspension", "environment", "disk", "config_files", "permissions")
+
+
+class PrebootFailure(Exception):
+    def __init__(self, check: str, reason: str):
+        super().__init__(f"pre-boot check {check!r} failed: {reason}")
+        self.check = check
+        self.reason = reason
+
+
+@dataclass
+class PrebootResult:
+    spec: LaunchSpec
+    warnings: list[str] = field(default_factory=list)
+    soft_failures: list[tuple[str, str]] = field(default_factory=list)  # (check, reason), boot went on
+
+
+def disk_usage_bytes(folder: Path) -> int:
+    """Bytes used under `folder` (allocated blocks, as `du` counts), not following symlinks."""
+    total = 0
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in files + dirs:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            total += st.st_blocks * 512
+    return total
+
+
+def check_disk(config: ServerConfig, folder: Path) -> None:
+    if config.disk_space <= 0:
+        return
+    used = disk_usage_bytes(folder)
+    limit = config.disk_space * 1024 * 1024
+    if used > limit:
+        raise PrebootFailure(
+            "disk", f"the server folder uses {used / 1048576:.1f} MiB, over its {config.disk_space} MiB limit"
+        )
+
+
+def check_permissions(folder: Path, user: str | None) -> None:
+    """The folder exists, belongs to the configured user, and that user can write it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrebootFailure("permissions", f"cannot create the server folder {folder}: {exc.strerror}") from None
+    if not folder.is_dir():
+        raise PrebootFailure("permissions", f"{folder} is not a folder")
+    uid = os.getuid()
+    if user:
+        try:
+            uid = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            raise PrebootFailure("permissions", f"system.user {user!r} does not exist on this machine") from None
+    st = folder.stat()
+    if st.st_uid != uid:
+        try:
+            shutil.chown(folder, user=uid)
+        except (PermissionError, LookupError) as exc:
+            raise PrebootFailure("permissions", f"{folder} belongs to uid {st.st_uid}, not {uid}: {exc}") from None
+    probe = folder / ".wingman-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PrebootFailure("permissions", f"the server folder is not writable: {exc.strerror}") from None
+
+
+async def run_preboot(
+    config_source: Callable[[], Awaitable[ServerConfig]],
+    runtime: Runtime,
+    folder: Path,
+    user: str | None,
+    daemon_config: dict,
+    on_soft_failure: Callable[[str, str], Awaitable[None]],
+) -> PrebootResult:
+    """Run the six steps. `config_source` is step 1 (sync from the Panel or the local definition;
+    it records a change as an event itself); it returns the configuration to boot with."""
+    try:
+        config = await config_source()
+    except PrebootFailure:
+        raise
+    except Exception as exc:
+        raise PrebootFailure("sync", str(exc)) from None
+
+    if config.suspended:
+        raise PrebootFailure("suspension", "the server is suspended")
+
+    env = {
+        "SERVER_MEMORY": str(config.memory_limit), "P_SERVER_UUID": config.uuid, **config.environment,
+    }
+    spec = LaunchSpec(config=config, folder=folder, environment=env)
+    try:
+        warnings = await runtime.check_limits(spec)
+    except EnvironmentError_ as exc:
+        raise PrebootFailure("environment", str(exc)) from None
+
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(check_disk, config, folder)
+
+    result = PrebootResult(spec=spec, warnings=warnings)
+    if config.configs:
+        from engine.configfiles import apply_config_files
+
+        settings = config.definition.get("settings", {})
+        raw = config.definition.get("process_configuration", {}).get("configs", [])
+        outcomes = await asyncio.to_thread(apply_config_files, folder, raw, settings, config.environment, daemon_config)
+        for outcome in outcomes:
+            if not outcome.ok:
+                result.soft_failures.append(("config_files", outcome.error or f"{outcome.file}: failed"))
+                await on_soft_failure("config_files", outcome.error or f"{outcome.file}: failed")
+
+    await asyncio.to_thread(check_permissions, folder, user)
+    return result

@@ -1,0 +1,72 @@
+"""Pre-boot step 1: fetch a server's current definition, from the Panel or the local config.
+
+With a Panel (`remote`), this is Wings' `GET {remote}/api/remote/servers/{uuid}` with
+`Authorization: Bearer <token_id>.<token>`. Without one, the config file's `servers:` entry is
+read again (so an operator's edit takes effect at the next start); a server added through the API
+keeps its recorded definition.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+
+class SyncFailed(Exception):
+    pass
+
+
+class DefinitionSource:
+    def __init__(self, remote: str | None, token_id: str | None, token: str, config_file: Path | None,
+                 timeout: float = 15.0):
+        self.remote = remote.rstrip("/") if remote else None
+        self.token_id = token_id
+        self.token = token
+        self.config_file = config_file
+        self.timeout = timeout
+
+    async def fetch(self, uuid: str) -> dict[str, Any] | None:
+        """The definition to boot with, or None to keep the recorded one."""
+        if self.remote:
+            return await self._from_panel(uuid)
+        return self._from_config_file(uuid)
+
+    async def _from_panel(self, uuid: str) -> dict[str, Any]:
+        url = f"{self.remote}/api/remote/servers/{uuid}"
+        headers = {"Authorization": f"Bearer {self.token_id}.{self.token}", "Accept": "application/vnd.pterodactyl.v1+json"}
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                resp = await client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise SyncFailed(f"could not reach the Panel at {self.remote}: {exc}") from None
+        if resp.status_code != 200:
+            raise SyncFailed(f"the Panel answered {resp.status_code} for server {uuid}: {_panel_error(resp)}")
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise SyncFailed("the Panel's answer is not JSON") from None
+        if not isinstance(doc, dict) or "settings" not in doc:
+            raise SyncFailed("the Panel's answer has no `settings`")
+        return {"settings": doc["settings"], "process_configuration": doc.get("process_configuration") or {}}
+
+    def _from_config_file(self, uuid: str) -> dict[str, Any] | None:
+        if not self.config_file or not self.config_file.exists():
+            return None
+        try:
+            raw = yaml.safe_load(self.config_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SyncFailed(f"{self.config_file} is not valid YAML: {exc}") from None
+        for doc in raw.get("servers") or []:
+            if isinstance(doc, dict) and str((doc.get("settings") or {}).get("uuid")) == uuid:
+                return doc
+        return None
+
+
+def _panel_error(resp: httpx.Response) -> str:
+    try:
+        errors = resp.json().get("errors") or []
+        return "; ".join(e.get("detail", "") for e in errors) or resp.text[:200]
+    except ValueError:
+        return resp.text[:200]
