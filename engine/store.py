@@ -60,6 +60,7 @@ class EventStore:
         self._writer: asyncio.Task | None = None
         self._listeners: list[Listener] = []
         self.commits = 0  # transactions committed, for the benchmark and tests of grouping
+        self.last_position = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -78,6 +79,7 @@ class EventStore:
                 )
             )
             self._heads = {r.stream_id: (r.version, r.hash) for r in rows}
+            self.last_position = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
         self._writer = asyncio.create_task(self._write_loop(), name="event-store-writer")
 
     async def close(self) -> None:
@@ -163,6 +165,7 @@ class EventStore:
         self._heads = heads
         self.commits += 1
         recorded = [RecordedEvent(position=p, **row) for p, row in zip(positions, rows)]
+        self.last_position = max(self.last_position, positions[-1])
         for listener in list(self._listeners):
             listener(recorded)
         for req, start, count in accepted:
@@ -212,7 +215,12 @@ class EventStore:
 
 def _recorded(row) -> RecordedEvent:
     m = row._mapping
-    return RecordedEvent(**{k: m[k] for k in m.keys()})
+    values = {k: m[k] for k in m.keys()}
+    # SQLite hands times back naive (they are stored as UTC): make them aware, so an event read
+    # back equals the one the writer returned and views folded either way agree.
+    if values["recorded_at"].tzinfo is None:
+        values["recorded_at"] = values["recorded_at"].replace(tzinfo=timezone.utc)
+    return RecordedEvent(**values)
 
 
 def _describe(exc: BaseException) -> str:

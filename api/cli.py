@@ -1,0 +1,169 @@
+"""The `wingman` command: run the daemon, and talk to it (or to its database) from a shell."""
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.config import ConfigError, DaemonConfig, load_config
+
+app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
+db_app = typer.Typer(help="The event database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")
+TERMINAL = {"succeeded", "failed", "rejected", "cancelled", "interrupted"}
+
+
+def _config(path: Optional[Path]) -> DaemonConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(config: Optional[Path] = ConfigOption,
+          port: Optional[int] = typer.Option(None, help="Override api.port.")):
+    """Run the daemon (one process). Writes a default config with a demo server on first run."""
+    from api.app import create_app
+    from api.defaults import write_default_config
+    from api.logging import setup_logging
+
+    path = Path(config or os.environ.get("WINGMAN_CONFIG") or "wingman.yml")
+    if not path.exists():
+        token, demo = write_default_config(path, port or 8080)
+        out.print(f"Wrote a default config to [bold]{path}[/bold] with a demo server [bold]{demo}[/bold].")
+        out.print(f"Node token (shown once; it is in the file): [bold]{token}[/bold]")
+    cfg = _config(path)
+    if port is not None:
+        cfg.api.port = port
+    setup_logging()
+    sanic_app = create_app(cfg)
+    out.print(f"wingman listening on http://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")
+    sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False)
+
+
+def _client(config: Optional[Path], url: Optional[str], token: Optional[str]) -> httpx.Client:
+    if url and token:
+        base, secret = url, token
+    else:
+        cfg = _config(config)
+        base = url or f"http://{cfg.api.host}:{cfg.api.port}"
+        secret = token or cfg.token
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}", "X-Wingman-Channel": "cli"},
+                        timeout=30)
+
+
+def _call(client: httpx.Client, method: str, path: str, **kw) -> httpx.Response:
+    try:
+        resp = client.request(method, path, **kw)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error:[/red] cannot reach the daemon at {client.base_url}: {exc}")
+        raise typer.Exit(2) from None
+    if resp.status_code >= 400:
+        try:
+            message = resp.json().get("error", resp.text)
+        except ValueError:
+            message = resp.text
+        err.print(f"[red]error ({resp.status_code}):[/red] {message}")
+        raise typer.Exit(1)
+    return resp
+
+
+UrlOption = typer.Option(None, "--url", envvar="WINGMAN_URL", help="Daemon URL (default: from the config).")
+TokenOption = typer.Option(None, "--token", envvar="WINGMAN_TOKEN", help="Node token (default: from the config).")
+
+
+@app.command()
+def servers(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption,
+            as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """List the servers on the node with their state."""
+    with _client(config, url, token) as client:
+        data = _call(client, "GET", "/api/servers").json()
+    if as_json:
+        out.print_json(jsonlib.dumps(data))
+        return
+    table = Table("uuid", "name", "state", "suspended", "runtime", "version")
+    for s in data:
+        settings = (s.get("configuration") or {}).get("settings", {})
+        table.add_row(s["uuid"], (settings.get("meta") or {}).get("name") or "", s["state"],
+                      "yes" if s["is_suspended"] else "no", settings.get("runtime", ""), str(s["version"]))
+    out.print(table)
+
+
+@app.command()
+def power(server: str = typer.Argument(..., help="Server uuid."),
+          action: str = typer.Argument(..., help="start | stop | restart | kill"),
+          wait: Optional[int] = typer.Option(None, "--wait", help="Seconds to wait for the power lock (0..300)."),
+          follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the outcome and print it."),
+          config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+    """Ask the daemon to start, stop, restart or kill a server."""
+    body: dict = {"action": action}
+    if wait is not None:
+        body["wait_seconds"] = wait
+    with _client(config, url, token) as client:
+        op = _call(client, "POST", f"/api/servers/{server}/power", json=body).json()
+        out.print(f"operation [bold]{op['id']}[/bold]: {op['action']} {op['status']}")
+        if not follow:
+            return
+        while op["status"] not in TERMINAL:
+            time.sleep(0.2)
+            op = _call(client, "GET", f"/api/operations/{op['id']}").json()
+    reason = f" ({op['reason']})" if op.get("reason") else ""
+    colour = "green" if op["status"] == "succeeded" else "red"
+    out.print(f"[{colour}]{op['action']} {op['status']}[/{colour}]{reason}")
+    raise typer.Exit(0 if op["status"] == "succeeded" else 1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: Optional[Path] = ConfigOption):
+    """Create or migrate the event database's schema."""
+    from engine.database import create_engine, upgrade
+
+    cfg = _config(config)
+    cfg.root_directory.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str | None:
+        engine = create_engine(cfg.database_url)
+        try:
+            return await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        revision = asyncio.run(run())
+    except Exception as exc:
+        err.print(f"[red]error:[/red] could not upgrade {cfg.database_url}: {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"database at revision [bold]{revision}[/bold]")
+
+
+def _mount_audit() -> None:
+    try:
+        from api.cli_audit import audit_app
+    except ImportError:
+        return
+    app.add_typer(audit_app, name="audit")
+
+
+_mount_audit()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The documented default config written on first run, with a demo server."""
+from __future__ import annotations
+
+import sys
+import uuid as uuidlib
+from pathlib import Path
+
+import engine.demo.gameserver as demo
+from engine.config import new_token
+
+TEMPLATE = """\
+# wingman daemon configuration (Wings-like names; every key optional except `token`).
+# Written by `wingman serve` on first run. Environment variables override: WINGMAN_TOKEN,
+# WINGMAN_DATABASE_URL, WINGMAN_API_HOST, WINGMAN_API_PORT.
+
+# Bearer token the Panel (or `wingman power`) sends. Keep it secret.
+token: "{token}"
+# Used with `token` when calling a Panel (Authorization: Bearer <token_id>.<token>).
+token_id: "{token_id}"
+# Read-only tokens for auditors (may call only the read endpoints).
+audit_tokens: []
+# Panel URL; null = standalone (servers are defined below or through POST /api/servers).
+remote: null
+api:
+  host: 127.0.0.1
+  port: {port}
+# Browser Origins allowed on websockets besides `remote`.
+allowed_origins: []
+system:
+  # The event store (wingman.db) and daemon state live here; relative to this file.
+  root_directory: ./var
+  # One folder per server.
+  data: ./var/volumes
+database:
+  # null = SQLite in root_directory; or postgresql+asyncpg://user:pass@host/db
+  url: null
+docker:
+  # null = DOCKER_HOST or /var/run/docker.sock
+  host: null
+  network_mode: none
+servers:
+  # A demo game server run as a local process: start it with
+  #   wingman power {uuid} start --follow
+  - settings:
+      uuid: {uuid}
+      meta: {{name: demo}}
+      invocation: "{python} -u {script}"
+      environment: {{MOTD: "hello from wingman", BOOT_SECONDS: "1"}}
+      build: {{memory_limit: 0, disk_space: 0}}
+      runtime: process
+      stop_timeout: 30
+    process_configuration:
+      startup: {{done: ["Server started"], strip_ansi: false}}
+      stop: {{type: command, value: stop}}
+"""
+
+
+def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
+    """Write the default config; returns (token, demo server uuid)."""
+    token = new_token()
+    server = str(uuidlib.uuid4())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE.format(
+        token=token, token_id=uuidlib.uuid4().hex[:16], port=port, uuid=server,
+        python=sys.executable, script=Path(demo.__file__).resolve(),
+    ))
+    path.chmod(0o600)
+    return token, server

@@ -1,0 +1,30 @@
+"""Small pieces the route modules share."""
+from __future__ import annotations
+
+from sanic import Request
+
+from engine.events import Metadata
+from engine.servers import Operation, ServerView
+
+
+def metadata_for(request: Request) -> Metadata:
+    """Who asked, through which channel: recorded with every event a request causes."""
+    role = getattr(request.ctx, "role", None)
+    return Metadata(
+        actor="node-token" if role == "node" else (role or "anonymous"),
+        channel=request.headers.get("x-wingman-channel", "http")[:32],
+        source_ip=request.remote_addr or request.ip,
+        request_id=str(request.id),
+        cause="operator",
+    )
+
+
+def operation_body(op: Operation) -> dict:
+    body = op.as_dict()
+    body["links"] = {"self": f"/api/operations/{op.id}", "server": f"/api/servers/{op.server}"}
+    return body
+
+
+def server_body(view: ServerView) -> dict:
+    body = view.as_dict()
+    return body

@@ -1,0 +1,48 @@
+"""The Wings power endpoint and the operations it creates."""
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import json
+from sanic_ext import openapi
+
+from api.errors import ApiError, json_error
+from api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
+from api.routes.common import metadata_for, operation_body
+from engine.events import ACTIONS
+from engine.power import SUSPENDED_MESSAGE, SuspendedServer
+
+bp = Blueprint("power")
+
+
+@bp.post("/api/servers/<uuid:str>/power")
+@openapi.summary("Start, stop, restart or kill a server (Wings-compatible)")
+@openapi.body({"application/json": PowerBody.model_json_schema()})
+@openapi.response(202, description="Accepted: the operation runs in the background")
+async def power(request: Request, uuid: str):
+    daemon = request.app.ctx.daemon
+    daemon.registry.get(uuid)  # 404 before the body is even looked at, as in Wings
+    body = parse(PowerBody, json_body(request))
+    if body.action not in ACTIONS:
+        return json_error(422, POWER_ACTION_ERROR)
+    try:
+        op = await daemon.power.request(uuid, body.action, body.wait_seconds, metadata_for(request))
+    except SuspendedServer:
+        return json_error(400, SUSPENDED_MESSAGE)
+    return json(operation_body(op), status=202, headers={"Location": f"/api/operations/{op.id}"})
+
+
+@bp.get("/api/operations/<operation_id:str>", ctx_read_only=True)
+@openapi.summary("An operation's status, reason and events")
+async def operation(request: Request, operation_id: str):
+    daemon = request.app.ctx.daemon
+    view, op = daemon.registry.find_operation(operation_id)
+    if op is None:
+        raise ApiError(404, "No operation with that id on this node.")
+    events = await daemon.store.events_for_operation(view.uuid, operation_id)
+    body = operation_body(op)
+    body["events"] = [
+        {"position": e.position, "version": e.version, "type": e.type, "data": e.data,
+         "metadata": e.metadata, "recorded_at": e.recorded_at.isoformat()}
+        for e in events
+    ]
+    return json(body)

@@ -1,0 +1,88 @@
+"""Servers: list, read, add, delete, console commands, logs."""
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import empty, json
+from sanic_ext import openapi
+
+from api.errors import ApiError
+from api.requests import CommandsBody, json_body, parse
+from api.routes.common import metadata_for, server_body
+from engine.environments.base import EnvironmentError_
+from engine.registry import ServerExists
+from engine.serverconfig import InvalidDefinition, ServerDefinition
+
+bp = Blueprint("servers")
+MAX_LOG_LINES = 1000
+
+
+@bp.get("/api/servers", ctx_read_only=True)
+@openapi.summary("Every server on this node with its state")
+async def list_servers(request: Request):
+    views = request.app.ctx.daemon.registry.views.values()
+    return json([server_body(v) for v in sorted(views, key=lambda v: v.uuid)])
+
+
+@bp.get("/api/servers/<uuid:str>", ctx_read_only=True)
+@openapi.summary("One server: state, suspension, configuration, stream version")
+async def get_server(request: Request, uuid: str):
+    return json(server_body(request.app.ctx.daemon.registry.get(uuid)))
+
+
+@bp.post("/api/servers")
+@openapi.summary("Add a server from its definition (the document a Panel serves)")
+@openapi.body({"application/json": ServerDefinition.model_json_schema()})
+@openapi.response(201, description="Created")
+async def create_server(request: Request):
+    registry = request.app.ctx.daemon.registry
+    try:
+        view = await registry.register(json_body(request), metadata_for(request))
+    except InvalidDefinition as exc:
+        raise ApiError(422, f"The server definition is not valid: {exc}") from None
+    except ServerExists as exc:
+        raise ApiError(409, str(exc)) from None
+    return json(server_body(view), status=201, headers={"Location": f"/api/servers/{view.uuid}"})
+
+
+@bp.delete("/api/servers/<uuid:str>")
+@openapi.summary("Remove a server (it must be offline); its history stays in the log")
+async def delete_server(request: Request, uuid: str):
+    daemon = request.app.ctx.daemon
+    view = daemon.registry.get(uuid)
+    if view.state != daemon.registry.machine.chart.initial or daemon.power.handle(uuid) is not None:
+        raise ApiError(409, f"The server is {view.state}; stop or kill it before deleting it.")
+    await daemon.registry.delete(uuid, metadata_for(request))
+    return empty(status=204)
+
+
+@bp.post("/api/servers/<uuid:str>/commands")
+@openapi.summary("Send console commands to a running server")
+@openapi.body({"application/json": CommandsBody.model_json_schema()})
+async def send_commands(request: Request, uuid: str):
+    daemon = request.app.ctx.daemon
+    daemon.registry.get(uuid)
+    body = parse(CommandsBody, json_body(request))
+    handle = daemon.power.handle(uuid)
+    if handle is None:
+        raise ApiError(502, "Cannot send commands to a stopped server instance.")
+    try:
+        for command in body.commands:
+            await handle.send_command(command)
+    except EnvironmentError_ as exc:
+        raise ApiError(502, f"Cannot send commands to the server: {exc}") from None
+    return empty(status=204)
+
+
+@bp.get("/api/servers/<uuid:str>/logs", ctx_read_only=True)
+@openapi.summary("The last console lines (`size`, default 100, at most 1000)")
+async def logs(request: Request, uuid: str):
+    daemon = request.app.ctx.daemon
+    daemon.registry.get(uuid)
+    raw = request.args.get("size", "100")
+    try:
+        size = int(raw)
+    except ValueError:
+        raise ApiError(400, "`size` must be a whole number of lines.") from None
+    if not 1 <= size <= MAX_LOG_LINES:
+        raise ApiError(400, f"`size` must be between 1 and {MAX_LOG_LINES}.")
+    return json({"data": daemon.power.console(uuid).tail(size)})

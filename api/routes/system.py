@@ -1,0 +1,38 @@
+"""Node information, as Wings' `GET /api/system`, plus wingman's own facts."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+from sanic import Blueprint, Request
+from sanic.response import json
+from sanic_ext import openapi
+
+from engine.database import is_sqlite
+
+bp = Blueprint("system")
+
+
+@bp.get("/api/system", ctx_read_only=True)
+@openapi.summary("Node information")
+async def system(request: Request):
+    from importlib.metadata import version
+
+    daemon = request.app.ctx.daemon
+    uname = platform.uname()
+    return json({
+        "architecture": uname.machine,
+        "cpu_count": os.cpu_count(),
+        "kernel_version": uname.release,
+        "os": uname.system.lower(),
+        "version": version("wingman"),
+        "wingman": {
+            "uptime_seconds": round(time.time() - daemon.started_at, 1),
+            "servers": len(daemon.registry.views),
+            "runtimes": sorted(daemon.runtimes),
+            "database": "sqlite" if is_sqlite(daemon.config.database_url) else "postgresql",
+            "events": daemon.store.last_position,
+            "boot_recovery": daemon.recovered,
+        },
+    })
