@@ -1,0 +1,155 @@
+"""Helpers the tests share: free ports, server definitions, a real daemon in a subprocess."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+GAMESERVER = REPO / "engine" / "demo" / "gameserver.py"
+TOKEN = "test-node-token-0123456789"
+AUDIT_TOKEN = "test-audit-token-0123456789"
+TERMINAL = {"succeeded", "failed", "rejected", "cancelled", "interrupted"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def definition(uuid: str | None = None, *, invocation: str | None = None, done=("Server started",),
+               stop: dict | None = None, env: dict | None = None, stop_timeout: float = 20,
+               suspended: bool = False, **settings) -> dict:
+    """A server definition running the demo game server (or `invocation`) as a local process."""
+    return {
+        "settings": {
+            "uuid": uuid or str(uuidlib.uuid4()),
+            "invocation": invocation or f"{sys.executable} -u {GAMESERVER}",
+            "environment": {"BOOT_SECONDS": "0.3", **(env or {})},
+            "stop_timeout": stop_timeout,
+            "suspended": suspended,
+            **settings,
+        },
+        "process_configuration": {
+            "startup": {"done": list(done)},
+            "stop": stop or {"type": "command", "value": "stop"},
+        },
+    }
+
+
+@dataclass
+class DaemonProcess:
+    """`wingman serve` running for real, on a free port, with its own config and database."""
+
+    folder: Path
+    servers: list[dict] = field(default_factory=list)
+    extra_config: dict = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "wingman.yml"
+
+    def write_config(self) -> None:
+        cfg = {
+            "token": TOKEN, "token_id": "test", "audit_tokens": [AUDIT_TOKEN],
+            "api": {"host": "127.0.0.1", "port": self.port},
+            "system": {"root_directory": str(self.folder / "var")},
+            "servers": self.servers, **self.extra_config,
+        }
+        self.config_path.write_text(yaml.safe_dump(cfg))
+
+    def start(self, timeout: float = 30) -> "DaemonProcess":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
+        self.log = open(self.folder / "daemon.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--config", str(self.config_path)],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                if httpx.get(self.url + "/api/system", headers=self.headers, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"daemon did not answer within {timeout} s:\n{self.read_log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def read_log(self) -> str:
+        p = self.folder / "daemon.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+    def client(self, token: str = TOKEN) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def wait_operation(self, operation_id: str, timeout: float = 60) -> dict:
+        """Poll the operation until it has an outcome; returns its body."""
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while time.monotonic() < deadline:
+                body = c.get(f"/api/operations/{operation_id}").json()
+                if body["status"] in TERMINAL:
+                    return body
+                time.sleep(0.05)
+        raise AssertionError(f"operation {operation_id} had no outcome after {timeout} s: {body}")
+
+    def wait_state(self, server: str, state: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while time.monotonic() < deadline:
+                body = c.get(f"/api/servers/{server}").json()
+                if body["state"] == state:
+                    return body
+                time.sleep(0.05)
+        raise AssertionError(f"server {server} not {state} after {timeout} s: {body}")
+
+
+def kill_leftovers(folder: Path) -> None:
+    """Kill any process whose working directory is under `folder` (servers a test left running)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,221 @@
+"""The power engine with real child processes (the demo game server) on a real SQLite file."""
+import asyncio
+import os
+
+from tests.support import definition
+
+
+async def test_start_reaches_running_on_the_done_line(engine_harness):
+    d = definition(env={"BOOT_SECONDS": "0.5"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        op = await h.outcome(await h.act(uuid, "start"))
+        assert op.status == "succeeded"
+        assert h.state(uuid) == "running"
+        assert "Server started" in h.power.console(uuid).lines
+        changes = [(e.data["from_state"], e.data["to_state"]) for e in await h.events(uuid) if e.type == "state.changed"]
+        assert changes == [("offline", "starting"), ("starting", "running")]
+        started = [e for e in await h.events(uuid) if e.type == "process.started"][0]
+        assert os.getpgid(started.data["pid"]) == started.data["pid"]  # its own process group
+
+
+async def test_stop_by_command_exits_cleanly(engine_harness):
+    d = definition(stop={"type": "command", "value": "stop"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        op = await h.outcome(await h.act(uuid, "stop"))
+        assert op.status == "succeeded" and h.state(uuid) == "offline"
+        exited = [e for e in await h.events(uuid) if e.type == "process.exited"][-1]
+        assert exited.data["exit_code"] == 0 and exited.data["signal"] is None
+        assert "Stopping server" in h.power.console(uuid).lines
+
+
+async def test_stop_by_signal_delivers_that_signal(engine_harness):
+    d = definition(stop={"type": "signal", "value": "^C"})  # Wings spells SIGINT ^C
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        op = await h.outcome(await h.act(uuid, "stop"))
+        assert op.status == "succeeded"
+        assert any("got SIGINT" in line for line in h.power.console(uuid).lines)
+
+
+async def test_stop_timeout_then_kill(engine_harness):
+    d = definition(env={"IGNORE_STOP": "1"}, stop_timeout=1)
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        op = await h.outcome(await h.act(uuid, "stop"))
+        assert op.status == "succeeded" and h.state(uuid) == "offline"
+        types = await h.types(uuid)
+        assert types.index("power.stop_timed_out") < types.index("process.exited")
+        exited = [e for e in await h.events(uuid) if e.type == "process.exited"][-1]
+        assert exited.data["signal"] == "SIGKILL" and exited.data["exit_code"] == 137
+
+
+async def test_restart_is_stop_then_start_under_one_operation(engine_harness):
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        first_pid = [e for e in await h.events(uuid) if e.type == "process.started"][-1].data["pid"]
+        op = await h.outcome(await h.act(uuid, "restart"))
+        assert op.status == "succeeded" and h.state(uuid) == "running"
+        events = await h.events(uuid)
+        mine = [e for e in events if e.metadata.get("operation_id") == op.id and e.type == "state.changed"]
+        assert [e.data["to_state"] for e in mine] == ["stopping", "offline", "starting", "running"]
+        assert [e for e in events if e.type == "process.started"][-1].data["pid"] != first_pid
+
+
+async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_harness):
+    d = definition(env={"BOOT_SECONDS": "5"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        start = await h.act(uuid, "start")
+        await h.wait_state(uuid, "starting")
+        await asyncio.sleep(0.5)  # let the process launch, so the kill has something to kill
+        kill = await h.outcome(await h.act(uuid, "kill"))
+        await h.outcome(start)
+        assert start.status == "cancelled" and kill.status == "succeeded"
+        assert h.state(uuid) == "offline"
+        cancelled = [e for e in await h.events(uuid) if e.type == "power.cancelled"][0]
+        assert cancelled.data["cancelled_by"] == kill.id
+        await asyncio.sleep(6)  # longer than the boot would have taken
+        assert h.state(uuid) == "offline"
+        assert "Server started" not in h.power.console(uuid).lines
+
+
+async def test_kill_during_preboot_aborts_without_a_process(engine_harness, tmp_path):
+    # A Panel that never answers keeps pre-boot's sync step busy: the kill lands in pre-boot.
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    harness = engine_harness([d])
+    harness.daemon.starter.source.remote = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    async with harness as h:
+        start = await h.act(uuid, "start")
+        await h.wait_state(uuid, "starting")
+        kill = await h.outcome(await h.act(uuid, "kill"))
+        await h.outcome(start)
+        assert (start.status, kill.status, h.state(uuid)) == ("cancelled", "succeeded", "offline")
+        assert "process.started" not in await h.types(uuid)
+        last = [e for e in await h.events(uuid) if e.type == "state.changed"][-1]
+        assert (last.data["trigger"], last.data["cause"]) == ("abort", "cancelled")
+    listener.close()
+
+
+async def test_a_process_that_exits_on_its_own_goes_offline(engine_harness):
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        await h.power.handle(uuid).send_command("crash")
+        await h.wait_state(uuid, "offline", timeout=20)
+        last = [e for e in await h.events(uuid) if e.type == "state.changed"][-1]
+        assert (last.data["trigger"], last.data["cause"]) == ("exited", "exited")
+        exited = [e for e in await h.events(uuid) if e.type == "process.exited"][-1]
+        assert exited.data["exit_code"] == 139
+
+
+async def test_a_boot_that_dies_before_ready_fails_the_start(engine_harness):
+    d = definition(env={"FAIL_AT_BOOT": "1"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        op = await h.outcome(await h.act(uuid, "start"))
+        assert op.status == "failed" and "exit code 3" in op.reason
+        assert h.state(uuid) == "offline"
+
+
+async def test_start_on_a_running_server_is_rejected(engine_harness):
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        op = await h.outcome(await h.act(uuid, "start"))
+        assert op.status == "rejected" and op.reason == "server is running"
+
+
+async def test_lock_wait_gives_up_after_wait_seconds(engine_harness):
+    d = definition(env={"BOOT_SECONDS": "4"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        first = await h.act(uuid, "start")
+        await h.wait_state(uuid, "starting")
+        impatient = await h.outcome(await h.act(uuid, "stop", wait=1))
+        assert impatient.status == "rejected" and "lock" in impatient.reason
+        patient = await h.act(uuid, "stop", wait=60)
+        assert (await h.outcome(first)).status == "succeeded"
+        assert (await h.outcome(patient)).status == "succeeded"
+        assert h.state(uuid) == "offline"
+        # The patient stop took the lock only after the start had its outcome.
+        types = [(e.type, e.data.get("operation_id")) for e in await h.events(uuid)]
+        assert types.index(("power.succeeded", first.id)) < types.index(("power.started", patient.id))
+
+
+async def test_kill_does_not_wait_for_a_busy_lock(engine_harness):
+    d = definition(env={"IGNORE_STOP": "1"}, stop_timeout=120)
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        await h.outcome(await h.act(uuid, "start"))
+        stop = await h.act(uuid, "stop")
+        await h.wait_state(uuid, "stopping")
+        kill = await h.outcome(await h.act(uuid, "kill"), timeout=20)
+        assert kill.status == "succeeded"
+        started = [e for e in await h.events(uuid) if e.type == "power.started" and e.data["operation_id"] == kill.id]
+        assert started[0].data["lock_acquired"] is False
+        assert (await h.outcome(stop)).status == "succeeded"  # the stop sees the process gone
+        assert h.state(uuid) == "offline"
+
+
+async def test_suspended_server_start_is_refused_and_recorded(engine_harness):
+    from engine.power import SuspendedServer
+    import pytest
+
+    d = definition(suspended=True)
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        with pytest.raises(SuspendedServer):
+            await h.act(uuid, "start")
+        assert (await h.types(uuid))[-2:] == ["power.requested", "power.rejected"]
+        assert h.state(uuid) == "offline"
+
+
+async def test_orphan_of_a_dead_daemon_is_reaped_and_recorded_at_boot(engine_harness, tmp_path):
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    first = engine_harness([d])
+    await first.daemon.start()
+    await first.outcome(await first.act(uuid, "start"))
+    pid = [e for e in await first.events(uuid) if e.type == "process.started"][-1].data["pid"]
+    # Simulate a crash: drop the daemon without stopping its server.
+    await first.daemon.store.close()
+    await first.daemon.db.dispose()
+    async with engine_harness([d]) as second:
+        assert second.state(uuid) == "offline"
+        last = [e for e in await second.events(uuid) if e.type == "state.changed"][-1]
+        assert last.data["cause"] == "boot_recovery"
+        await asyncio.sleep(0.2)
+        try:
+            os.kill(pid, 0)
+            alive = open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        except ProcessLookupError:
+            alive = False
+        assert not alive
+
+
+async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harness):
+    d = definition(env={"BOOT_SECONDS": "30"})
+    uuid = d["settings"]["uuid"]
+    first = engine_harness([d])
+    await first.daemon.start()
+    op = await first.act(uuid, "start")
+    await first.wait_state(uuid, "starting")
+    await first.daemon.stop()  # shutdown cancels the operation without an outcome
+    async with engine_harness([d]) as second:
+        view = second.daemon.registry.get(uuid)
+        assert view.operations[op.id].status == "interrupted"
+        assert second.state(uuid) == "offline"
