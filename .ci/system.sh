@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# System packages the test suite needs: a Docker engine and static busybox (the docker tests),
+# PostgreSQL 15 server binaries (the PostgreSQL store tests). `apt-get update` runs once, and only
+# when something is missing.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v mount >/dev/null 2>&1 || need+=(mount)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "system: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+    echo "system: docker.io, busybox-static and postgresql are present"
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set everything up and run the whole test suite: system packages, the Docker engine and test
+# image, the Python environment, then pytest. Cleans up the dockerd it started.
+# pytest's "no tests ran" (exit 5) is a failure here, not a pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash .ci/system.sh
+bash .ci/setup.sh
+bash .ci/docker.sh
+trap 'bash .ci/docker-down.sh || true' EXIT
+
+set +e
+.venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "test.sh: pytest collected no tests; failing" >&2
+    exit 1
+fi
+exit "$rc"
