@@ -176,9 +176,8 @@ class EventStore:
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(**WRITE_TRANSACTION)
             async with conn.begin():
-                result = await conn.execute(insert(events_table).returning(events_table.c.position), rows)
+                result = await conn.execute(insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True), rows)
                 positions = [r[0] for r in result]
-        # RETURNING of executemany comes back in row order (insertmanyvalues sorts it).
         return positions
 
     # -- reading -----------------------------------------------------------------------------

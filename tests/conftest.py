@@ -12,7 +12,7 @@ from engine.daemon import Daemon
 from engine.events import Metadata
 from tests.support import TERMINAL, TOKEN, DaemonProcess, kill_leftovers
 
-pytest_plugins = ["tests.docker_support"] if (Path(__file__).parent / "docker_support.py").exists() else []  # TODO(me): unconditional once docker lands
+pytest_plugins = ["tests.pg_support"] + (["tests.docker_support"] if (Path(__file__).parent / "docker_support.py").exists() else [])  # TODO(me): unconditional once docker lands
 
 TEST_META = Metadata(actor="test", channel="test", cause="operator")
 
@@ -36,9 +36,10 @@ def daemon_process(tmp_path):
 class EngineHarness:
     """An in-process Daemon (no HTTP) for engine-level tests with real processes."""
 
-    def __init__(self, folder: Path, servers: list[dict]):
+    def __init__(self, folder: Path, servers: list[dict], database_url: str | None = None):
         self.folder = folder
-        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var")}, "servers": servers})
+        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var")},
+                                    "database": {"url": database_url}, "servers": servers})
         self.daemon = Daemon(self.config)
 
     async def __aenter__(self) -> "EngineHarness":
@@ -82,8 +83,8 @@ class EngineHarness:
 @pytest.fixture
 async def engine_harness(tmp_path):
     """A factory: `async with engine_harness([definition(...)]) as h:`."""
-    def make(servers: list[dict]) -> EngineHarness:
-        return EngineHarness(tmp_path, servers)
+    def make(servers: list[dict], database_url: str | None = None) -> EngineHarness:
+        return EngineHarness(tmp_path, servers, database_url)
 
     yield make
     kill_leftovers(tmp_path)

@@ -1,7 +1,5 @@
 """The event store on a real SQLite file: append, optimistic concurrency, group commit, hashes."""
 import asyncio
-import sqlite3
-
 import pytest
 
 from engine.database import create_engine, sqlite_url, upgrade
@@ -10,9 +8,11 @@ from engine.hashing import GENESIS, event_hash
 from engine.store import NO_STREAM, ConcurrencyError, EventStore, StoreUnavailable
 
 
-@pytest.fixture
-async def store(tmp_path):
-    engine = create_engine(sqlite_url(tmp_path))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request, tmp_path):
+    """The same store tests on a real SQLite file and on a real PostgreSQL server."""
+    url = sqlite_url(tmp_path) if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    engine = create_engine(url)
     await upgrade(engine)
     s = EventStore(engine)
     await s.open()
@@ -85,14 +85,21 @@ async def test_reopened_store_continues_versions_and_chain(tmp_path, store):
         await again.close()
 
 
-async def test_a_failed_commit_fails_every_caller_with_the_reason(tmp_path, store):
+REFUSE_INSERTS = {
+    "sqlite": ["CREATE TRIGGER no_more BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END"],
+    "postgresql": [
+        "CREATE FUNCTION no_more() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk says no'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER no_more BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION no_more()",
+    ],
+}
+
+
+async def test_a_failed_commit_fails_every_caller_with_the_reason(store):
     await store.append("a", [ev()])
-    # Another connection holds the write lock past busy_timeout? Too slow; instead make the
-    # table refuse writes with a trigger: a real SQLite error inside the group's transaction.
-    con = sqlite3.connect(tmp_path / "wingman.db")
-    con.execute("CREATE TRIGGER no_more BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
-    con.commit()
-    con.close()
+    # A trigger makes the database refuse inserts: a real error inside the group's transaction.
+    async with store.engine.begin() as conn:
+        for statement in REFUSE_INSERTS[store.engine.dialect.name]:
+            await conn.exec_driver_sql(statement)
     outcome = await asyncio.gather(*[store.append("a", [ev()]) for _ in range(3)], return_exceptions=True)
     assert all(isinstance(o, StoreUnavailable) and "disk says no" in str(o) for o in outcome)
     assert len(await store.read_stream("a")) == 1
