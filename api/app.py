@@ -3,7 +3,7 @@ process: power locks and state machines live in this process's memory."""
 from __future__ import annotations
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse
+from sanic.response import HTTPResponse, json
 
 from api import auth, errors
 from api.routes import audit_routes, power, servers, system
@@ -36,11 +36,13 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
 
     @app.get("/api/openapi.json")
     async def openapi_document(request: Request):
-        # The spec sanic-ext builds, at the address clients expect.
-        from sanic_ext.extensions.openapi.builders import SpecificationBuilder
-        from sanic.response import json
+        # The spec sanic-ext builds, at the address clients expect; routes do not change at run
+        # time, so it is built once.
+        if not hasattr(request.app.ctx, "openapi"):
+            from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 
-        return json(SpecificationBuilder().build(request.app).serialize())
+            request.app.ctx.openapi = SpecificationBuilder().build(request.app).serialize()
+        return json(request.app.ctx.openapi)
 
     @app.on_request(priority=100)
     async def remember_request_id(request: Request):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import platform
 import time
+from functools import lru_cache
+from importlib.metadata import version
 
 from sanic import Blueprint, Request
 from sanic.response import json
@@ -14,11 +16,14 @@ from engine.database import is_sqlite
 bp = Blueprint("system")
 
 
+@lru_cache(maxsize=1)
+def _version() -> str:
+    return version("wingman")
+
+
 @bp.get("/api/system", ctx_read_only=True)
 @openapi.summary("Node information")
 async def system(request: Request):
-    from importlib.metadata import version
-
     daemon = request.app.ctx.daemon
     uname = platform.uname()
     return json({
@@ -26,7 +31,7 @@ async def system(request: Request):
         "cpu_count": os.cpu_count(),
         "kernel_version": uname.release,
         "os": uname.system.lower(),
-        "version": version("wingman"),
+        "version": _version(),
         "wingman": {
             "uptime_seconds": round(time.time() - daemon.started_at, 1),
             "servers": len(daemon.registry.views),
