@@ -75,7 +75,7 @@ class Daemon:
                 await self.registry.register(doc, FROM_CONFIG)
 
     async def stop(self) -> None:
-        await self.power.shutdown()
+        await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
         for runtime in self.runtimes.values():
             await runtime.close()
         self.registry.close()

@@ -35,6 +35,7 @@ log = structlog.get_logger("wingman.power")
 DEFAULT_WAIT = 30
 MAX_WAIT = 300
 SUSPENDED_MESSAGE = "Cannot start or restart a server that is suspended."
+SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemon shuts down
 
 
 def normalize_wait(value: int | None) -> int:
@@ -228,25 +229,31 @@ class PowerService:
             await self.transition(uuid, "exited", "no_process", meta, op_id)
             return "the server was not running"
         config = self.registry.config(uuid)
-        await self.transition(uuid, "stop", "operator", meta, op_id)
-        self._exit_cause[uuid] = ("stopped", op_id)
+        await self._stop_process(uuid, handle, config.stop_timeout, "stopped", meta, op_id)
+        return "stopped"
+
+    async def _stop_process(self, uuid: str, handle: ProcessHandle, timeout: float, cause: str,
+                            meta: Metadata, op_id: str | None = None) -> None:
+        """The configured stop, then SIGKILL after `timeout`; returns once the exit is recorded."""
+        config = self.registry.config(uuid)
+        await self.transition(uuid, "stop", meta.cause or cause, meta, op_id)
+        self._exit_cause[uuid] = (cause, op_id)
         try:
             if config.stop_type == "command":
                 await handle.send_command(config.stop_value or "stop")
             elif config.stop_type == "native":
-                await handle.native_stop(config.stop_timeout)
+                await handle.native_stop(timeout)
             else:
                 await handle.send_signal(config.stop_value or "SIGTERM")
         except EnvironmentError_ as exc:
             log.warning("stop could not be delivered; killing", server=uuid, reason=str(exc))
             await handle.kill()
         try:
-            await asyncio.wait_for(asyncio.shield(self._watchers[uuid]), config.stop_timeout)
+            await asyncio.wait_for(asyncio.shield(self._watchers[uuid]), timeout)
         except TimeoutError:
-            await self._record(uuid, StopTimedOut(operation_id=op_id, timeout_seconds=config.stop_timeout), meta)
+            await self._record(uuid, StopTimedOut(operation_id=op_id, timeout_seconds=timeout), meta)
             await handle.kill()
         await asyncio.shield(self._watchers[uuid])
-        return "stopped"
 
     async def _restart(self, uuid: str, op_id: str, meta: Metadata) -> str:
         if not self.registry.machine.can_fire(uuid, "start"):
@@ -318,11 +325,24 @@ class PowerService:
                 del self._handles[uuid]
         return info
 
-    async def shutdown(self) -> None:
-        """Stop background operations (the next boot records them as interrupted); leave servers."""
+    async def shutdown(self, detachable: set[str], stop_limit: float = SHUTDOWN_STOP_LIMIT) -> None:
+        """Daemon shutdown. Operations in flight are cancelled without an outcome (the next boot
+        records them as interrupted). Servers whose runtime outlives the daemon (`detachable`,
+        e.g. Docker) keep running; the others (local processes, whose pipes die with us) get
+        their configured stop, bounded by `stop_limit`, so they are not killed blind at the next
+        boot."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        meta = Metadata(actor="daemon", channel="internal", cause="daemon_shutdown")
+        stops = []
+        for uuid, handle in list(self._handles.items()):
+            if handle.alive and handle.runtime not in detachable:
+                timeout = min(self.registry.config(uuid).stop_timeout, stop_limit)
+                stops.append(self._stop_process(uuid, handle, timeout, "daemon_shutdown", meta))
+        for result in await asyncio.gather(*stops, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("could not stop a server at shutdown", error=str(result))
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)

@@ -219,3 +219,20 @@ async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harne
         view = second.daemon.registry.get(uuid)
         assert view.operations[op.id].status == "interrupted"
         assert second.state(uuid) == "offline"
+
+
+async def test_daemon_shutdown_stops_local_servers_cleanly(engine_harness):
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    first = engine_harness([d])
+    await first.daemon.start()
+    await first.outcome(await first.act(uuid, "start"))
+    await first.daemon.stop()
+    assert "Stopping server" in first.power.console(uuid).lines  # its own stop command, not a kill
+    async with engine_harness([d]) as again:
+        events = await again.events(uuid)
+        last = [e for e in events if e.type == "state.changed"][-2:]
+        assert [(e.data["to_state"], e.data["cause"]) for e in last] == [("stopping", "daemon_shutdown"),
+                                                                          ("offline", "daemon_shutdown")]
+        assert [e for e in events if e.type == "process.exited"][-1].data["exit_code"] == 0
+        assert again.daemon.recovered["reaped"] == 0

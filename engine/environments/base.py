@@ -78,6 +78,8 @@ class Runtime(abc.ABC):
     """A kind of place where servers run: one instance per daemon serves every server of its kind."""
 
     kind: str
+    # True when servers keep running, and can be adopted again, after the daemon exits.
+    detachable: bool = False
 
     async def open(self) -> None:
         """Connect to whatever the runtime needs (called once at daemon start)."""
