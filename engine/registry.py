@@ -114,10 +114,10 @@ class ServerRegistry:
             raise ValueError(f"definition is for server {cfg.uuid}, not {uuid}")
         keys = changed_keys(view.config.definition if view.config else {}, cfg.definition)
         if keys:
-            await self.store.append(
-                uuid, [NewEvent.of(ConfigurationChanged(definition=cfg.definition, changed_keys=keys), meta)],
-                expected_version=view.version,
-            )
+            records = [NewEvent.of(ConfigurationChanged(definition=cfg.definition, changed_keys=keys), meta)]
+            if cfg.suspended != view.suspended:  # said in words too, for auditors scanning by type
+                records.append(NewEvent.of(ServerSuspended() if cfg.suspended else ServerUnsuspended(), meta))
+            await self.store.append(uuid, records, expected_version=view.version)
         return keys
 
     async def set_suspended(self, uuid: str, suspended: bool, meta: Metadata) -> None:

@@ -83,6 +83,8 @@ async def test_panel_suspension_refuses_the_boot(engine_harness, panel):
         assert failed[-1].data["check"] == "suspension"
         assert h.state(uuid) == "offline"
         assert h.daemon.registry.get(uuid).suspended
+        types = await h.types(uuid)
+        assert types.index("server.configuration_changed") + 1 == types.index("server.suspended")
 
 
 async def test_panel_error_fails_sync_and_returns_offline(engine_harness, panel):
