@@ -44,7 +44,8 @@ class Daemon:
         source = DefinitionSource(config.remote, config.token_id, config.token, config.source)
         self.starter = Starter(
             self.store, self.registry, self.runtimes, source, config.data_directory, config.system.user,
-            daemon_config=config.model_dump(mode="json", exclude={"token", "token_id", "audit_tokens", "servers"}),
+            # What {{config.*}} placeholders may show server owners: nothing secret.
+            daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host"})},
         )
         self.power = PowerService(self.store, self.registry, self.runtimes, self.starter)
         self.recovered: dict[str, int] = {}

@@ -126,6 +126,7 @@ async def run_preboot(
         raw = config.definition.get("process_configuration", {}).get("configs", [])
         outcomes = await asyncio.to_thread(apply_config_files, folder, raw, settings, config.environment, daemon_config)
         for outcome in outcomes:
+            result.warnings.extend(f"{outcome.file}: {w}" for w in outcome.warnings)
             if not outcome.ok:
                 result.soft_failures.append(("config_files", outcome.error or f"{outcome.file}: failed"))
                 await on_soft_failure("config_files", outcome.error or f"{outcome.file}: failed")

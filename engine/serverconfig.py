@@ -102,7 +102,7 @@ class Replacement(_Open):
 
 class ConfigFile(_Open):
     file: str
-    parser: Literal["properties", "yaml", "json", "ini", "file", "xml"] = "file"
+    parser: Literal["properties", "yaml", "yml", "json", "ini", "file", "xml"] = "file"
     replace: list[Replacement] = Field(default_factory=list)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+
 from engine.environments.base import ConsoleSink, EnvironmentError_, ProcessHandle, Runtime
 from engine.events import Metadata, NewEvent, PrebootCheckFailed
 from engine.preboot import PrebootFailure, PrebootResult, run_preboot
@@ -13,6 +15,8 @@ from engine.registry import ServerRegistry
 from engine.serverconfig import InvalidDefinition, ServerConfig
 from engine.store import EventStore
 from engine.sync import DefinitionSource, SyncFailed
+
+log = structlog.get_logger("wingman.preboot")
 
 
 class Starter:
@@ -53,7 +57,7 @@ class Starter:
             await self.store.append(uuid, [NewEvent.of(failed, meta)])
 
         config = await sync()
-        return await run_preboot(
+        prepared = await run_preboot(
             config_source=_const(config),
             runtime=self.runtime(config),
             folder=self.folder(uuid),
@@ -61,6 +65,9 @@ class Starter:
             daemon_config=self.daemon_config,
             on_soft_failure=soft_failure,
         )
+        for warning in prepared.warnings:
+            log.warning("pre-boot warning", server=uuid, warning=warning)
+        return prepared
 
     async def launch(self, prepared: PrebootResult, console: ConsoleSink) -> ProcessHandle:
         runtime = self.runtime(prepared.spec.config)

@@ -156,3 +156,24 @@ async def test_environment_variables_reach_the_process(engine_harness):
         await h.outcome(await h.act(uuid, "start"))
         assert f"motd=hi there uuid={uuid}" in h.power.console(uuid).lines
         await h.outcome(await h.act(uuid, "kill"))
+
+
+async def test_config_files_are_rewritten_and_a_broken_one_does_not_stop_the_boot(engine_harness):
+    d = definition(env={"SERVER_PORT": "27015"})
+    d["process_configuration"]["configs"] = [
+        {"file": "server.properties", "parser": "properties",
+         "replace": [{"match": "server-port", "replace_with": "{{env.SERVER_PORT}}"}]},
+        {"file": "broken.json", "parser": "json", "replace": [{"match": "a.b", "replace_with": 1}]},
+    ]
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        folder = h.daemon.starter.folder(uuid)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "server.properties").write_text("# game settings\nserver-port=25565\nmotd=hi\n")
+        (folder / "broken.json").write_text("{not json")
+        op = await h.outcome(await h.act(uuid, "start"))
+        assert op.status == "succeeded" and h.state(uuid) == "running"
+        assert (folder / "server.properties").read_text() == "# game settings\nserver-port=27015\nmotd=hi\n"
+        soft = [e for e in await h.events(uuid) if e.type == "preboot.check_failed"]
+        assert len(soft) == 1 and soft[0].data["check"] == "config_files" and soft[0].data["fatal"] is False
+        assert "broken.json" in soft[0].data["reason"]
