@@ -3,11 +3,14 @@
 Every accepted request is an *operation*: `power.requested` is durable before the caller is
 answered, then a background task takes the lock (waiting up to `wait_seconds`), records
 `power.started`, does the work and records exactly one outcome. `kill` does not wait for the lock:
-it cancels a start or restart in flight (recorded as cancelled by the kill) and SIGKILLs now.
+it cancels a start or restart in flight, and any start or restart still waiting for the lock
+(each recorded as cancelled by the kill), then SIGKILLs now: the server does not come back up
+behind the operator's back.
 
 State changes go through `transition()`, which checks the statechart before it appends and lets
-the registry fire the machine after the commit. Process exits are recorded by one watcher per
-running process; stop and kill wait for that watcher, so their outcome follows the exit event.
+the registry fire the machine after the commit. Once a request is accepted, its events must reach
+the log: appends retry while the store is unavailable (disk full), rather than leave an operation
+without an outcome or a state that disagrees with the process.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.console import ConsoleBuffer, DoneMatcher
+from engine.console import DoneMatcher
 from engine.environments.base import EnvironmentError_, ExitInfo, ProcessHandle, Runtime
 from engine.events import (
     ACTIONS, Event, Metadata, NewEvent, PowerCancelled, PowerFailed, PowerRejected, PowerRequested,
@@ -25,10 +28,10 @@ from engine.events import (
     StopTimedOut,
 )
 from engine.preboot import PrebootFailure
+from engine.processes import ProcessTracker
 from engine.registry import ServerRegistry
 from engine.servers import Operation
-from engine.statechart import IllegalTransition
-from engine.store import EventStore
+from engine.store import EventStore, StoreUnavailable
 
 log = structlog.get_logger("wingman.power")
 
@@ -36,6 +39,8 @@ DEFAULT_WAIT = 30
 MAX_WAIT = 300
 SUSPENDED_MESSAGE = "Cannot start or restart a server that is suspended."
 SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemon shuts down
+PREEMPTIBLE = ("start", "restart")  # what a kill cancels
+RETRY_MAX = 5.0  # seconds between tries of an append while the store is unavailable
 
 
 def normalize_wait(value: int | None) -> int:
@@ -73,21 +78,19 @@ class PowerService:
         self.chart = registry.machine.chart
         self.runtimes = runtimes
         self.starter = starter  # engine.starter.Starter: pre-boot (raises PrebootFailure) and launch
-        self.consoles: dict[str, ConsoleBuffer] = {}
+        self.processes = ProcessTracker(self._record_exit)
         self._locks: dict[str, asyncio.Lock] = {}
         self._mutexes: dict[str, asyncio.Lock] = {}
-        self._handles: dict[str, ProcessHandle] = {}
-        self._watchers: dict[str, asyncio.Task] = {}
-        self._ready: dict[str, asyncio.Event] = {}
-        self._exit_cause: dict[str, tuple[str, str | None]] = {}
-        self._current: dict[str, _Running] = {}
+        self._current: dict[str, _Running] = {}  # the operation holding each server's lock
+        self._waiting: dict[str, dict[str, str]] = {}  # server -> {operation: action} waiting for the lock
         self._preempted: dict[str, str] = {}  # cancelled operation -> the kill that cancelled it
         self._tasks: set[asyncio.Task] = set()
 
     # -- requests ------------------------------------------------------------------------------
 
     async def request(self, uuid: str, action: str, wait_seconds: int | None, meta: Metadata) -> Operation:
-        """Record the request (durably) and start the operation in the background."""
+        """Record the request (durably: StoreUnavailable goes to the caller) and start the
+        operation in the background."""
         if action not in ACTIONS:
             raise ValueError(f"unknown power action {action!r}")
         view = self.registry.get(uuid)
@@ -95,7 +98,7 @@ class PowerService:
         wait = normalize_wait(wait_seconds)
         meta = meta.model_copy(update={"operation_id": op_id})
         records: list[Event] = [PowerRequested(operation_id=op_id, action=action, wait_seconds=wait)]
-        suspended = action in ("start", "restart") and view.suspended
+        suspended = action in PREEMPTIBLE and view.suspended
         if suspended:
             records.append(PowerRejected(operation_id=op_id, action=action, reason=SUSPENDED_MESSAGE))
         await self.store.append(uuid, [NewEvent.of(r, meta) for r in records])
@@ -118,12 +121,23 @@ class PowerService:
                 if acquired:
                     lock.release()
             return
-        if not await _acquire(lock, wait):
+        waiting = self._waiting.setdefault(uuid, {})
+        waiting[op_id] = action
+        try:
+            acquired = await _acquire(lock, wait)
+        finally:
+            waiting.pop(op_id, None)
+        if not acquired:
             reason = f"another power action holds the server's lock; gave up after waiting {wait} s"
             await self._record(uuid, PowerRejected(operation_id=op_id, action=action, reason=reason), meta)
             return
-        self._current[uuid] = _Running(op_id, action, asyncio.current_task())
         try:
+            by = self._preempted.pop(op_id, None)
+            if by is not None:  # a kill came while this waited: it must not bring the server back
+                await self._record(uuid, PowerCancelled(operation_id=op_id, action=action, cancelled_by=by,
+                                                        reason="cancelled by a kill while waiting for the lock"), meta)
+                return
+            self._current[uuid] = _Running(op_id, action, asyncio.current_task())
             await self._record(uuid, PowerStarted(operation_id=op_id, action=action), meta)
             work = {"start": self._start, "stop": self._stop, "restart": self._restart}[action]
             await self._outcome(uuid, op_id, action, meta, work(uuid, op_id, meta))
@@ -147,10 +161,7 @@ class PowerService:
         except Exception as exc:  # never leave an operation without an outcome
             log.exception("power operation crashed", server=uuid, operation=op_id)
             outcome = PowerFailed(operation_id=op_id, action=action, reason=f"internal error: {exc}")
-        try:
-            await self._record(uuid, outcome, meta)
-        except Exception:
-            log.exception("could not record the outcome", server=uuid, operation=op_id)
+        await self._record(uuid, outcome, meta)
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -158,12 +169,24 @@ class PowerService:
         await self._append(uuid, (record,), meta)
 
     async def _append(self, uuid: str, records: tuple[Event, ...], meta: Metadata) -> None:
-        await self.store.append(uuid, [NewEvent.of(r, meta) for r in records])
+        """Append, retrying while the store is unavailable: these events follow an accepted
+        request, so giving up would leave the log disagreeing with what happened."""
+        delay = 0.1
+        while True:
+            try:
+                await self.store.append(uuid, [NewEvent.of(r, meta) for r in records])
+                return
+            except StoreUnavailable as exc:
+                if delay == 0.1:
+                    log.error("event store unavailable; retrying until it takes the events", server=uuid,
+                              reason=str(exc), types=[r.type for r in records])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
 
     async def transition(self, uuid: str, trigger: str, cause: str, meta: Metadata, op_id: str | None = None,
                          before: tuple[Event, ...] = ()) -> bool:
         """Append a legal state change (with `before` events in the same commit); False if the
-        statechart does not allow `trigger` now (nothing is written then)."""
+        statechart does not allow `trigger` now (then only `before` is written)."""
         async with self._mutexes.setdefault(uuid, asyncio.Lock()):
             if not self.registry.machine.can_fire(uuid, trigger):
                 if before:
@@ -175,31 +198,37 @@ class PowerService:
             await self._append(uuid, (*before, change), meta.model_copy(update={"cause": cause}))
             return True
 
+    async def _record_exit(self, uuid: str, info: ExitInfo, cause: str, op_id: str | None) -> None:
+        meta = Metadata(actor="daemon", channel="internal", operation_id=op_id, cause=cause)
+        exited = ProcessExited(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed, reason=info.reason)
+        await self.transition(uuid, "exited", cause, meta, op_id, before=(exited,))
+
     # -- the actions ---------------------------------------------------------------------------
 
     async def _start(self, uuid: str, op_id: str, meta: Metadata) -> str:
         if not self.registry.machine.can_fire(uuid, "start"):
             raise Rejected(f"server is {self.registry.machine.state(uuid)}")
-        await self.transition(uuid, "start", "operator", meta, op_id)
+        await self.transition(uuid, "start", meta.cause or "operator", meta, op_id)
         handle: ProcessHandle | None = None
         try:
             prepared = await self.starter.prepare(uuid, op_id, meta)
-            ready = self._ready[uuid] = asyncio.Event()
             matcher = DoneMatcher(prepared.spec.config.done, prepared.spec.config.strip_ansi)
-            launch = asyncio.create_task(self.starter.launch(prepared, self._console_sink(uuid, matcher)))
+            ready, sink = self.processes.readiness(uuid, matcher)
+            launch = asyncio.create_task(self.starter.launch(prepared, sink))
             try:
                 handle = await asyncio.shield(launch)
             except asyncio.CancelledError:
                 handle = await _result_or_none(launch)  # a kill came: let it see the process
                 if handle is not None:
-                    self._adopt(uuid, handle, meta)
+                    self.processes.track(uuid, handle)
                 raise
-            self._adopt(uuid, handle, meta)
+            self.processes.expect_exit(uuid, "exited", op_id)  # an exit before ready is this start's
+            self.processes.track(uuid, handle)
             await self._record(uuid, ProcessStarted(runtime=handle.runtime, pid=handle.pid,
                                                     container_id=handle.container_id, adopted=handle.adopted), meta)
             if matcher.empty or handle.adopted:
                 ready.set()
-            exited = self._watchers[uuid]
+            exited = self.processes.watcher(uuid)
             readiness = asyncio.create_task(ready.wait())
             try:
                 await asyncio.wait([readiness, exited], return_when=asyncio.FIRST_COMPLETED)
@@ -207,6 +236,7 @@ class PowerService:
                 readiness.cancel()
             if not ready.is_set():
                 raise Failed(f"the server process exited before it was ready ({_describe_exit(exited.result())})")
+            self.processes.forget_exit(uuid, op_id)
             if not await self.transition(uuid, "ready", "process_ready", meta, op_id):
                 raise Failed("the server's state changed before it was ready")
             return "running"
@@ -223,21 +253,20 @@ class PowerService:
             raise
 
     async def _stop(self, uuid: str, op_id: str, meta: Metadata) -> str:
-        handle = self._handles.get(uuid)
-        if handle is None or not handle.alive:
+        handle = self.processes.handle(uuid)
+        if handle is None:
             # Nothing runs: a state left behind (should not happen after boot recovery) is closed.
             await self.transition(uuid, "exited", "no_process", meta, op_id)
             return "the server was not running"
-        config = self.registry.config(uuid)
-        await self._stop_process(uuid, handle, config.stop_timeout, "stopped", meta, op_id)
+        await self.stop_process(uuid, handle, self.registry.config(uuid).stop_timeout, "stopped", meta, op_id)
         return "stopped"
 
-    async def _stop_process(self, uuid: str, handle: ProcessHandle, timeout: float, cause: str,
-                            meta: Metadata, op_id: str | None = None) -> None:
+    async def stop_process(self, uuid: str, handle: ProcessHandle, timeout: float, cause: str,
+                           meta: Metadata, op_id: str | None = None) -> None:
         """The configured stop, then SIGKILL after `timeout`; returns once the exit is recorded."""
         config = self.registry.config(uuid)
         await self.transition(uuid, "stop", meta.cause or cause, meta, op_id)
-        self._exit_cause[uuid] = (cause, op_id)
+        self.processes.expect_exit(uuid, cause, op_id)
         try:
             if config.stop_type == "command":
                 await handle.send_command(config.stop_value or "stop")
@@ -249,11 +278,11 @@ class PowerService:
             log.warning("stop could not be delivered; killing", server=uuid, reason=str(exc))
             await handle.kill()
         try:
-            await asyncio.wait_for(asyncio.shield(self._watchers[uuid]), timeout)
+            await asyncio.wait_for(self.processes.exited(uuid), timeout)
         except TimeoutError:
             await self._record(uuid, StopTimedOut(operation_id=op_id, timeout_seconds=timeout), meta)
             await handle.kill()
-        await asyncio.shield(self._watchers[uuid])
+        await self.processes.exited(uuid)
 
     async def _restart(self, uuid: str, op_id: str, meta: Metadata) -> str:
         if not self.registry.machine.can_fire(uuid, "start"):
@@ -261,69 +290,25 @@ class PowerService:
         return await self._start(uuid, op_id, meta)
 
     async def _kill(self, uuid: str, op_id: str, meta: Metadata) -> str:
+        for waiting, action in self._waiting.get(uuid, {}).items():
+            if action in PREEMPTIBLE:
+                self._preempted.setdefault(waiting, op_id)
         running = self._current.get(uuid)
-        if running and running.action in ("start", "restart") and not running.task.done():
+        if running and running.action in PREEMPTIBLE and not running.task.done():
             self._preempted[running.operation_id] = op_id
             running.task.cancel()
             await asyncio.wait([running.task])
-        handle = self._handles.get(uuid)
-        if handle is not None and handle.alive:
-            self._exit_cause[uuid] = ("killed", op_id)
+        handle = self.processes.handle(uuid)
+        if handle is not None:
+            self.processes.expect_exit(uuid, "killed", op_id)
             await handle.kill()
-            await asyncio.shield(self._watchers[uuid])
+            await self.processes.exited(uuid)
             return "killed"
         if await self.transition(uuid, "abort", "killed", meta, op_id):
             return "start aborted"
         return "the server was not running"
 
-    # -- processes -----------------------------------------------------------------------------
-
-    def console(self, uuid: str) -> ConsoleBuffer:
-        return self.consoles.setdefault(uuid, ConsoleBuffer())
-
-    def handle(self, uuid: str) -> ProcessHandle | None:
-        h = self._handles.get(uuid)
-        return h if h is not None and h.alive else None
-
-    def console_sink_for(self, uuid: str):
-        """A console sink with no readiness watch (for adopted servers)."""
-        return self.console(uuid).push
-
-    def track(self, uuid: str, handle: ProcessHandle, meta: Metadata) -> None:
-        self._adopt(uuid, handle, meta)
-
-    def mark_exit_cause(self, uuid: str, cause: str, op_id: str | None = None) -> None:
-        self._exit_cause[uuid] = (cause, op_id)
-
-    def _console_sink(self, uuid: str, matcher: DoneMatcher):
-        buffer = self.console(uuid)
-
-        def sink(line: str) -> None:
-            buffer.push(line)
-            ready = self._ready.get(uuid)
-            if ready is not None and not ready.is_set() and matcher.matches(line):
-                ready.set()
-
-        return sink
-
-    def _adopt(self, uuid: str, handle: ProcessHandle, meta: Metadata) -> None:
-        """Track a running process and record its exit when it comes."""
-        self._handles[uuid] = handle
-        self._watchers[uuid] = asyncio.create_task(self._watch(uuid, handle, meta), name=f"watch-{uuid}")
-
-    async def _watch(self, uuid: str, handle: ProcessHandle, meta: Metadata) -> ExitInfo:
-        info = await handle.wait()
-        cause, op_id = self._exit_cause.pop(uuid, ("exited", None))
-        exit_meta = Metadata(actor="daemon", channel="internal", operation_id=op_id, cause=cause)
-        exited = ProcessExited(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed, reason=info.reason)
-        try:
-            await self.transition(uuid, "exited", cause, exit_meta, op_id, before=(exited,))
-        except Exception:
-            log.exception("could not record a process exit", server=uuid)
-        finally:
-            if self._handles.get(uuid) is handle:
-                del self._handles[uuid]
-        return info
+    # -- lifecycle -----------------------------------------------------------------------------
 
     async def shutdown(self, detachable: set[str], stop_limit: float = SHUTDOWN_STOP_LIMIT) -> None:
         """Daemon shutdown. Operations in flight are cancelled without an outcome (the next boot
@@ -335,17 +320,15 @@ class PowerService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         meta = Metadata(actor="daemon", channel="internal", cause="daemon_shutdown")
-        stops = []
-        for uuid, handle in list(self._handles.items()):
-            if handle.alive and handle.runtime not in detachable:
-                timeout = min(self.registry.config(uuid).stop_timeout, stop_limit)
-                stops.append(self._stop_process(uuid, handle, timeout, "daemon_shutdown", meta))
+        stops = [
+            self.stop_process(uuid, handle, min(self.registry.config(uuid).stop_timeout, stop_limit),
+                              "daemon_shutdown", meta)
+            for uuid, handle in self.processes.running() if handle.runtime not in detachable
+        ]
         for result in await asyncio.gather(*stops, return_exceptions=True):
             if isinstance(result, Exception):
                 log.error("could not stop a server at shutdown", error=str(result))
-        for task in self._watchers.values():
-            task.cancel()
-        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+        await self.processes.close()
 
 
 async def _try_acquire(lock: asyncio.Lock) -> bool:

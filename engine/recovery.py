@@ -32,17 +32,17 @@ async def recover(registry: ServerRegistry, power: PowerService) -> dict[str, in
         handle = None
         if runtime is not None:
             try:
-                handle = await runtime.adopt(view.config, power.starter.folder(uuid), power.console_sink_for(uuid))
+                handle = await runtime.adopt(view.config, power.starter.folder(uuid), power.processes.plain_sink(uuid))
             except Exception as exc:
                 log.warning("could not adopt", server=uuid, reason=str(exc))
         if handle is not None:
-            power.track(uuid, handle, BOOT)
+            power.processes.track(uuid, handle)
             counts["adopted"] += 1
             # A server that was starting is up now; one that was stopping is stopped, as asked.
             if registry.machine.can_fire(uuid, "ready"):
                 await power.transition(uuid, "ready", "boot_recovery", BOOT)
             elif not registry.machine.can_fire(uuid, "stop"):
-                power.mark_exit_cause(uuid, "boot_recovery")
+                power.processes.expect_exit(uuid, "boot_recovery")
                 await handle.kill()
             continue
         info: ExitInfo | None = None

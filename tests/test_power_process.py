@@ -12,7 +12,7 @@ async def test_start_reaches_running_on_the_done_line(engine_harness):
         op = await h.outcome(await h.act(uuid, "start"))
         assert op.status == "succeeded"
         assert h.state(uuid) == "running"
-        assert "Server started" in h.power.console(uuid).lines
+        assert "Server started" in h.power.processes.console(uuid).lines
         changes = [(e.data["from_state"], e.data["to_state"]) for e in await h.events(uuid) if e.type == "state.changed"]
         assert changes == [("offline", "starting"), ("starting", "running")]
         started = [e for e in await h.events(uuid) if e.type == "process.started"][0]
@@ -28,7 +28,7 @@ async def test_stop_by_command_exits_cleanly(engine_harness):
         assert op.status == "succeeded" and h.state(uuid) == "offline"
         exited = [e for e in await h.events(uuid) if e.type == "process.exited"][-1]
         assert exited.data["exit_code"] == 0 and exited.data["signal"] is None
-        assert "Stopping server" in h.power.console(uuid).lines
+        assert "Stopping server" in h.power.processes.console(uuid).lines
 
 
 async def test_stop_by_signal_delivers_that_signal(engine_harness):
@@ -38,7 +38,7 @@ async def test_stop_by_signal_delivers_that_signal(engine_harness):
         await h.outcome(await h.act(uuid, "start"))
         op = await h.outcome(await h.act(uuid, "stop"))
         assert op.status == "succeeded"
-        assert any("got SIGINT" in line for line in h.power.console(uuid).lines)
+        assert any("got SIGINT" in line for line in h.power.processes.console(uuid).lines)
 
 
 async def test_stop_timeout_then_kill(engine_harness):
@@ -83,7 +83,7 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
         assert cancelled.data["cancelled_by"] == kill.id
         await asyncio.sleep(6)  # longer than the boot would have taken
         assert h.state(uuid) == "offline"
-        assert "Server started" not in h.power.console(uuid).lines
+        assert "Server started" not in h.power.processes.console(uuid).lines
 
 
 async def test_kill_during_preboot_aborts_without_a_process(engine_harness, tmp_path):
@@ -113,7 +113,7 @@ async def test_a_process_that_exits_on_its_own_goes_offline(engine_harness):
     uuid = d["settings"]["uuid"]
     async with engine_harness([d]) as h:
         await h.outcome(await h.act(uuid, "start"))
-        await h.power.handle(uuid).send_command("crash")
+        await h.power.processes.handle(uuid).send_command("crash")
         await h.wait_state(uuid, "offline", timeout=20)
         last = [e for e in await h.events(uuid) if e.type == "state.changed"][-1]
         assert (last.data["trigger"], last.data["cause"]) == ("exited", "exited")
@@ -228,7 +228,7 @@ async def test_daemon_shutdown_stops_local_servers_cleanly(engine_harness):
     await first.daemon.start()
     await first.outcome(await first.act(uuid, "start"))
     await first.daemon.stop()
-    assert "Stopping server" in first.power.console(uuid).lines  # its own stop command, not a kill
+    assert "Stopping server" in first.power.processes.console(uuid).lines  # its own stop command, not a kill
     async with engine_harness([d]) as again:
         events = await again.events(uuid)
         last = [e for e in events if e.type == "state.changed"][-2:]

@@ -49,7 +49,7 @@ async def create_server(request: Request):
 async def delete_server(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     view = daemon.registry.get(uuid)
-    if view.state != daemon.registry.machine.chart.initial or daemon.power.handle(uuid) is not None:
+    if view.state != daemon.registry.machine.chart.initial or daemon.power.processes.handle(uuid) is not None:
         raise ApiError(409, f"The server is {view.state}; stop or kill it before deleting it.")
     await daemon.registry.delete(uuid, metadata_for(request))
     return empty(status=204)
@@ -62,7 +62,7 @@ async def send_commands(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)
     body = parse(CommandsBody, json_body(request))
-    handle = daemon.power.handle(uuid)
+    handle = daemon.power.processes.handle(uuid)
     if handle is None:
         raise ApiError(502, "Cannot send commands to a stopped server instance.")
     try:
@@ -85,4 +85,4 @@ async def logs(request: Request, uuid: str):
         raise ApiError(400, "`size` must be a whole number of lines.") from None
     if not 1 <= size <= MAX_LOG_LINES:
         raise ApiError(400, f"`size` must be between 1 and {MAX_LOG_LINES}.")
-    return json({"data": daemon.power.console(uuid).tail(size)})
+    return json({"data": daemon.power.processes.console(uuid).tail(size)})
