@@ -46,11 +46,13 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
 
     @app.on_request(priority=100)
     async def remember_request_id(request: Request):
-        request.ctx.request_id = str(request.id)
+        # The caller's id verbatim (Sanic's request.id would normalize it), or a fresh one.
+        given = request.headers.get("x-request-id", "").strip()
+        request.ctx.request_id = given[:128] if given else str(request.id)
 
     @app.on_response
     async def add_request_id(request: Request, response: HTTPResponse):
-        response.headers["X-Request-Id"] = str(request.id)
+        response.headers["X-Request-Id"] = getattr(request.ctx, "request_id", None) or str(request.id)
 
     @app.before_server_start
     async def start_daemon(app: Sanic):

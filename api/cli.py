@@ -11,7 +11,7 @@ from typing import Optional
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from engine.config import ConfigError, DaemonConfig, load_config
 
@@ -19,7 +19,7 @@ app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.
 db_app = typer.Typer(help="The event database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors whole on one line: scripts grep them
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")
 TERMINAL = {"succeeded", "failed", "rejected", "cancelled", "interrupted"}
@@ -95,7 +95,8 @@ def servers(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOptio
     if as_json:
         out.print_json(jsonlib.dumps(data))
         return
-    table = Table("uuid", "name", "state", "suspended", "runtime", "version")
+    # The uuid is what every other command takes: never cut it.
+    table = Table(Column("uuid", no_wrap=True, min_width=36), "name", "state", "suspended", "runtime", "version")
     for s in data:
         settings = (s.get("configuration") or {}).get("settings", {})
         table.add_row(s["uuid"], (settings.get("meta") or {}).get("name") or "", s["state"],

@@ -46,7 +46,7 @@ def install(app: Sanic) -> None:
             message = "The request body is too large (the limit is 64 KiB)."
         elif status == 405:
             message = f"Method {request.method} is not allowed here."
-        elif status >= 500:
+        elif status >= 500 and not isinstance(exc, ApiError):  # an ApiError 5xx (502) is meant for the caller
             log.error("server error", path=request.path, error=message)
             message = "Internal error; see the daemon's log."
         return json_error(status, message, headers=getattr(exc, "headers", None))

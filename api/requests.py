@@ -29,7 +29,7 @@ def json_body(request: Request) -> Any:
         raise ApiError(400, "The request body is missing; send a JSON object.")
     try:
         return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested JSON
         raise ApiError(400, "The request body is not valid JSON.") from None
 
 

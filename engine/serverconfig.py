@@ -162,7 +162,10 @@ def parse_definition(doc: Any) -> ServerConfig:
     s, p = d.settings, d.process_configuration
     if s.runtime == "docker" and not s.container.image:
         raise InvalidDefinition("settings.container.image is required when settings.runtime is docker")
-    definition = d.model_dump(mode="json", exclude_none=False)
+    try:
+        definition = d.model_dump(mode="json", exclude_none=False)
+    except ValueError as exc:  # e.g. "Maximum serialization depth exceeded" for absurd nesting
+        raise InvalidDefinition(f"the definition cannot be stored: {exc}") from None
     return ServerConfig(
         uuid=s.uuid,
         name=s.meta.name or s.uuid,

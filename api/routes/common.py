@@ -14,7 +14,7 @@ def metadata_for(request: Request) -> Metadata:
         actor="node-token" if role == "node" else (role or "anonymous"),
         channel=request.headers.get("x-wingman-channel", "http")[:32],
         source_ip=request.remote_addr or request.ip,
-        request_id=str(request.id),
+        request_id=request.ctx.request_id,
         cause="operator",
     )
 
