@@ -9,6 +9,7 @@ import structlog
 from engine.config import DaemonConfig
 from engine.database import create_engine, upgrade
 from engine.environments.base import Runtime
+from engine.environments.docker import DockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Metadata
 from engine.power import PowerService
@@ -24,13 +25,12 @@ FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
 
 
 def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
-    runtimes: dict[str, Runtime] = {"process": ProcessRuntime()}
-    try:
-        from engine.environments.docker import DockerRuntime
-    except ImportError:  # the module is optional until the docker runtime is present
-        return runtimes
-    runtimes["docker"] = DockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode)
-    return runtimes
+    """Both runtimes, always: a node without a Docker engine still runs local processes, and its
+    docker servers fail to start with a clear reason until the engine answers."""
+    return {
+        "process": ProcessRuntime(),
+        "docker": DockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
+    }
 
 
 class Daemon:

@@ -1,0 +1,395 @@
+"""The Docker runtime: one container per server, driven through the blocking `docker` SDK.
+
+Threads stay bounded whatever the number of servers (the target is hundreds of containers with
+the daemon responsive):
+
+- Control calls (inspect, create, attach handshake, start, kill, remove) run in this runtime's own
+  ThreadPoolExecutor of `max_workers` threads, never in the loop's default executor, and never for
+  long: Docker's `stop` (which blocks for the whole stop timeout) is done as signal + event-driven
+  wait + SIGKILL instead (see DockerHandle.native_stop).
+- Exits are watched through ONE events stream (`type=container`, `label=wingman.server`) read by
+  one thread; `die`/`oom`/`destroy` events are handed to the loop with `call_soon_threadsafe`.
+  When the engine goes away the thread retries with backoff; once subscribed again it asks every
+  live handle to check its container (exits missed while away are found by inspection), and
+  re-attaches consoles of containers that survived.
+- Console: the attach connection is hijacked by the SDK in a worker thread (HTTP upgrade), then
+  the plain socket is set non-blocking and read by the event loop (`loop.sock_recv`) and written
+  for stdin (`loop.sock_sendall`): no thread per container. Bytes the SDK had already buffered
+  past the HTTP headers are kept. A new container is attached *before* it is started so no output
+  is lost. The end of the attach stream is a second, independent exit signal (it triggers the
+  same state check as a `die` event), so an exit is seen even if the events stream lags.
+
+Only `unix://` and plain `tcp://` engines are supported for attach (the socket is used raw).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import requests
+import structlog
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from engine.environments.base import (
+    ConsoleSink,
+    EnvironmentError_,
+    ExitInfo,
+    LaunchSpec,
+    ProcessHandle,
+    Runtime,
+    RuntimeUnavailable,
+)
+from engine.environments.docker_handle import REMOVED, DockerHandle, take_attach_socket
+from engine.environments.docker_spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
+from engine.serverconfig import ServerConfig
+
+log = structlog.get_logger("wingman.docker")
+
+WATCH_FILTERS = {"type": "container", "label": LABEL, "event": ["die", "oom", "destroy"]}
+REQUEST_TIMEOUT = 60  # seconds for one control call; a hung engine surfaces as unavailable
+
+
+class DockerRuntime(Runtime):
+    kind = "docker"
+    detachable = True  # containers outlive the daemon and are adopted at the next boot
+
+    def __init__(self, base_url: str | None = None, network_mode: str = "none", max_workers: int = 8):
+        # docker 7.2 follows the CLI's current context unless told where to go: always pass it.
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.network_mode = network_mode
+        self.max_workers = max_workers
+        self.unavailable: str | None = None  # why the engine does not answer; None when it does
+        self.closing = False
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wingman-docker")
+        self._api: docker.APIClient | None = None
+        self._api_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handles: dict[str, DockerHandle] = {}  # container id -> live handle
+        self._stop_watch = threading.Event()
+        self._stream = None  # the current events stream, closed from close() to stop the thread
+        self._stream_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._info: dict | None = None
+
+    # -- connection --------------------------------------------------------------------------
+    def _client(self) -> docker.APIClient:
+        return docker.APIClient(base_url=self.base_url, version="auto", timeout=REQUEST_TIMEOUT,
+                                max_pool_size=self.max_workers + 2)
+
+    def _ensure_api(self) -> docker.APIClient:
+        with self._api_lock:
+            if self._api is None:
+                try:
+                    self._api = self._client()
+                except DockerException as exc:
+                    raise self._unavailable_error(exc) from None
+            return self._api
+
+    def _unavailable_error(self, exc: BaseException) -> RuntimeUnavailable:
+        found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+        why = found[-1].strip() if found else (
+            "timed out" if isinstance(exc, requests.exceptions.Timeout) else str(exc) or type(exc).__name__)
+        err = RuntimeUnavailable(f"the Docker engine at {self.base_url} is not reachable ({why})")
+        self.unavailable = str(err)
+        return err
+
+    def _invoke(self, fn, *args):
+        """In a worker thread: run one SDK call, turning 'cannot reach the engine' into
+        RuntimeUnavailable and any refusal `fn` did not explain itself into EnvironmentError_."""
+        api = self._ensure_api()
+        try:
+            result = fn(api, *args)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise self._unavailable_error(exc) from None
+        except APIError as exc:
+            raise EnvironmentError_(f"the Docker engine refused: {exc.explanation or exc}") from None
+        self.unavailable = None
+        return result
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(self._invoke, fn, *args))
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._call(lambda api: api.ping())
+        except RuntimeUnavailable as exc:
+            log.warning("docker engine not reachable; docker servers cannot start until it is", error=str(exc))
+        self._watcher = threading.Thread(target=self._watch, name="wingman-docker-events", daemon=True)
+        self._watcher.start()
+
+    async def close(self) -> None:
+        """Stop watching and reading consoles; containers are left running (adopted next boot)."""
+        self.closing = True
+        with self._stream_lock:  # the watcher may be subscribing right now: see _watch
+            self._stop_watch.set()
+            stream = self._stream
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001 - the stream may already be broken
+                pass
+        for handle in list(self._handles.values()):
+            handle.detach()
+        if self._watcher is not None:
+            await self._loop.run_in_executor(self._pool, self._watcher.join, 10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._api is not None:
+            self._api.close()
+
+    # -- the events watcher (its own thread) -----------------------------------------------
+    def _watch(self) -> None:
+        backoff = 0.5
+        api = None
+        while not self._stop_watch.is_set():
+            try:
+                # Its own client: the stream holds a connection for good, away from the shared pool.
+                api = api or self._client()
+                stream = api.events(decode=True, filters=WATCH_FILTERS)
+                with self._stream_lock:
+                    if self._stop_watch.is_set():  # close() came while we were subscribing
+                        stream.close()
+                        return
+                    self._stream = stream
+                # Subscribed: anything that happened before is found by inspection, after by events.
+                self.unavailable = None
+                self._to_loop(self._on_reconnected)
+                backoff = 0.5
+                for event in stream:
+                    self._to_loop(self._on_event, event)
+                reason = "the events stream ended"
+            except (DockerException, requests.exceptions.RequestException, OSError) as exc:
+                reason = str(self._unavailable_error(exc))
+                api = None
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                return
+            except Exception as exc:  # noqa: BLE001 - never let the only exit watcher die
+                log.exception("docker events watcher failed")
+                reason, api = repr(exc), None
+            finally:
+                self._stream = None
+            if self._stop_watch.is_set():
+                return
+            self.unavailable = self.unavailable or f"the Docker engine at {self.base_url} went away ({reason})"
+            # Say it once per outage: a node without Docker would otherwise log this forever.
+            (log.warning if backoff == 0.5 else log.debug)("docker events stream lost; retrying", reason=reason)
+            if self._stop_watch.wait(backoff):
+                return
+            backoff = min(backoff * 2, 10.0)
+
+    def _to_loop(self, fn, *args) -> None:
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_event(self, event: dict) -> None:
+        handle = self._handles.get(event.get("id", ""))
+        if handle is not None:
+            action = event.get("Action") or event.get("status") or ""
+            handle.on_event(action, (event.get("Actor") or {}).get("Attributes") or {})
+
+    def _on_reconnected(self) -> None:
+        for handle in list(self._handles.values()):
+            handle._spawn(handle.check())
+
+    # -- handles ---------------------------------------------------------------------------
+    def _register(self, state: dict, sock, leftover: bytes, console: ConsoleSink, adopted: bool) -> DockerHandle:
+        handle = DockerHandle(self, state, console, adopted)
+        self._handles[handle.container_id] = handle
+        handle.start_console(sock, leftover)
+        return handle
+
+    def _forget(self, handle: DockerHandle) -> None:
+        if self._handles.get(handle.container_id) is handle:
+            del self._handles[handle.container_id]
+
+    async def _container_state(self, container_id: str) -> dict | None:
+        """The container's `State` (inspect), or None when it no longer exists."""
+        def inspect(api):
+            try:
+                return api.inspect_container(container_id)["State"]
+            except NotFound:
+                return None
+        return await self._call(inspect)
+
+    async def _signal(self, container_id: str, signame: str) -> None:
+        def kill(api):
+            try:
+                api.kill(container_id, signal=signame)
+            except NotFound:
+                pass  # removed: wait() resolves with "container removed"
+            except APIError as exc:
+                if exc.status_code != 409:  # 409: not running any more, the exit is on its way
+                    raise EnvironmentError_(f"Docker could not signal the container: {exc.explanation}") from None
+        await self._call(kill)
+
+    async def _reattach(self, handle: DockerHandle) -> None:
+        try:
+            sock, leftover = await self._call(
+                lambda api: take_attach_socket(api.attach_socket(handle.container_id, ATTACH)))
+        except RuntimeUnavailable:
+            raise
+        except EnvironmentError_ as exc:  # it stopped meanwhile: its `die` event triggers a check
+            log.info("console not re-attached", container=handle.name, error=str(exc))
+            return
+        if handle.alive:
+            handle.start_console(sock, leftover)
+            log.info("console re-attached", container=handle.name)
+        else:
+            sock.close()
+
+    # -- the Runtime protocol --------------------------------------------------------------
+    async def check_limits(self, spec: LaunchSpec) -> list[str]:
+        image = self._image(spec.config)
+
+        def check(api):
+            try:
+                api.inspect_image(image)
+            except ImageNotFound:
+                raise EnvironmentError_(missing_image(image)) from None
+            if self._info is None:
+                self._info = api.info()
+            return self._info
+
+        info = await self._call(check)
+        cfg, warnings = spec.config, []
+        if cfg.memory_limit > 0 and info.get("MemoryLimit") is False:
+            warnings.append("the Docker engine cannot limit memory on this kernel; memory_limit is not enforced")
+        if cfg.memory_limit > 0 and cfg.swap >= 0 and info.get("SwapLimit") is False:
+            warnings.append("the Docker engine cannot limit swap on this kernel; swap is not enforced")
+        if cfg.cpu_limit > 0 and info.get("CpuCfsQuota") is False:
+            warnings.append("the Docker engine cannot apply CPU quotas on this kernel; cpu_limit is not enforced")
+        if cfg.pids_limit > 0 and info.get("PidsLimit") is False:
+            warnings.append("the Docker engine cannot limit pids on this kernel; pids_limit is not enforced")
+        return warnings
+
+    async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
+        self._image(spec.config)
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(self._invoke, self._launch_blocking, spec))
+        try:
+            state, sock, leftover, adopted = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # Cancelled (a kill preempting the start) while Docker may still be starting it: once
+            # the call is done, make sure the container does not run behind the operator's back.
+            fut.add_done_callback(self._kill_abandoned)
+            raise
+        handle = self._register(state, sock, leftover, console, adopted)
+        if not state["State"].get("Running"):  # exited before we registered: no event will say so
+            handle._spawn(handle.check())
+        return handle
+
+    def _kill_abandoned(self, fut) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        state, sock, _, _ = fut.result()
+        sock.close()
+        try:
+            self._pool.submit(self._invoke, lambda api: quiet(api.kill, state["Id"]))
+        except RuntimeError:  # the runtime is closing: nothing left to do it with
+            log.warning("a cancelled launch left its container running", container=state["Name"])
+
+    def _launch_blocking(self, api: docker.APIClient, spec: LaunchSpec):
+        cfg = spec.config
+        name = container_name(cfg.uuid)
+        try:
+            current = api.inspect_container(name)
+        except NotFound:
+            current = None
+        if current is not None and current["State"].get("Running"):
+            sock, leftover = take_attach_socket(api.attach_socket(current["Id"], ATTACH))
+            return current, sock, leftover, True
+        try:
+            if current is not None:
+                api.remove_container(current["Id"], force=True)
+            created = api.create_container(**container_spec(api, spec, self.network_mode))
+        except ImageNotFound:
+            raise EnvironmentError_(missing_image(cfg.image)) from None
+        except APIError as exc:
+            raise EnvironmentError_(f"Docker could not create the container {name}: {exc.explanation}") from None
+        cid = created["Id"]
+        # Attach before start: output from the first byte on is in the socket when we read it.
+        sock, leftover = take_attach_socket(api.attach_socket(cid, ATTACH))
+        try:
+            api.start(cid)
+            state = api.inspect_container(cid)
+        except APIError as exc:
+            sock.close()
+            raise EnvironmentError_(f"Docker could not start the container {name}: {exc.explanation}") from None
+        except BaseException:
+            sock.close()
+            raise
+        return state, sock, leftover, False
+
+    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink) -> ProcessHandle | None:
+        def find(api):
+            try:
+                state = api.inspect_container(container_name(config.uuid))
+            except NotFound:
+                return None
+            if not state["State"].get("Running"):
+                return None
+            sock, leftover = take_attach_socket(api.attach_socket(state["Id"], ATTACH))
+            return state, sock, leftover
+
+        found = await self._call(find)
+        if found is None:
+            return None
+        return self._register(*found, console, adopted=True)
+
+    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+        def reap(api):
+            try:
+                state = api.inspect_container(container_name(config.uuid))
+            except NotFound:
+                return REMOVED
+            started_id = (last_started or {}).get("container_id")
+            if started_id and started_id != state["Id"]:
+                return REMOVED  # the container we started was replaced by another one
+            if state["State"].get("Running"):
+                quiet(api.kill, state["Id"])  # not adopted: it must not run unsupervised
+                for _ in range(50):  # the kill is asynchronous on some engine versions
+                    state = api.inspect_container(state["Id"])
+                    if not state["State"].get("Running"):
+                        break
+                    time.sleep(0.1)
+            st = state["State"]
+            return ExitInfo(st.get("ExitCode"), oom_killed=bool(st.get("OOMKilled")))
+
+        return await self._call(reap)
+
+    async def container_states(self) -> dict[str, dict]:
+        """uuid -> {"running", "exit_code", "oom_killed"} for every wingman container, for the
+        engine's reconciliation after the engine comes back."""
+        def states(api):
+            out = {}
+            for summary in api.containers(all=True, filters={"label": LABEL}):
+                uuid = (summary.get("Labels") or {}).get(LABEL)
+                if not uuid or summary.get("Names", [""])[0].lstrip("/") != container_name(uuid):
+                    continue
+                running = summary.get("State") == "running"
+                out[uuid] = {"running": running, "exit_code": None, "oom_killed": False, "id": summary["Id"]}
+            return out
+
+        found = await self._call(states)
+        stopped = [s for s in found.values() if not s["running"]]
+        details = await asyncio.gather(*(self._container_state(s["id"]) for s in stopped))
+        for entry, state in zip(stopped, details):
+            if state is not None:
+                entry["exit_code"] = state.get("ExitCode")
+                entry["oom_killed"] = bool(state.get("OOMKilled"))
+        for entry in found.values():
+            del entry["id"]
+        return found
+
+    @staticmethod
+    def _image(config: ServerConfig) -> str:
+        if not config.image:
+            raise EnvironmentError_("settings.container.image is required to run a server under Docker")
+        return config.image
+

@@ -1,0 +1,288 @@
+"""One server's container as seen by the Docker runtime: console pump, stdin, signals, exit.
+
+The console comes from a hijacked `attach` connection that the event loop reads itself
+(`loop.sock_recv` on a non-blocking socket): no thread per container. Exits are reported by the
+runtime's single events watcher (`die`, `oom`, `destroy`) and, independently, by the attach
+stream ending; both paths end in `check`, which asks the engine for the container's state and
+resolves `wait()`. See docker.py for the whole picture.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING
+
+import structlog
+
+from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle, RuntimeUnavailable, parse_signal
+
+if TYPE_CHECKING:
+    from engine.environments.docker import DockerRuntime
+
+log = structlog.get_logger("wingman.docker")
+
+REMOVED = ExitInfo(None, reason="container removed")
+MAX_LINE = 64 * 1024  # a "line" this long without a newline is delivered as is, to bound memory
+DRAIN_TIMEOUT = 2.0  # after an exit, how long to wait for the last console bytes
+
+
+def take_attach_socket(sdk_sock) -> tuple[socket.socket, bytes]:
+    """Turn the SDK's attach socket into a plain non-blocking socket the event loop owns.
+
+    Runs in a worker thread. The SDK reads the HTTP upgrade response through a buffered file, which
+    may already hold the first frames (an adopted container that is talking): those bytes are
+    returned with the socket so nothing is lost. The socket is dup()ed so closing the SDK's
+    response objects (which we must not keep alive) leaves our connection open.
+    """
+    raw = getattr(sdk_sock, "_sock", sdk_sock)
+    ours = raw.dup()
+    # O_NONBLOCK is shared with the SDK's descriptor, so peeking at its buffer cannot block.
+    ours.setblocking(False)
+    leftover = b""
+    response = getattr(sdk_sock, "_response", None)
+    try:
+        leftover = bytes(response.raw._fp.fp.peek())
+    except Exception:  # noqa: BLE001 - an SDK without that buffer simply has nothing left over
+        pass
+    try:
+        if response is not None:
+            response.close()
+        sdk_sock.close()
+        raw.close()
+    except OSError:
+        pass
+    return ours, leftover
+
+
+class ConsoleDemux:
+    """Split Docker's multiplexed attach stream (tty=False: 8-byte frame headers) into lines.
+
+    stdout and stderr keep separate partial lines so interleaved writes do not mix. Lines are
+    split on bytes before decoding so a multi-byte character is never cut in two.
+    """
+
+    def __init__(self, sink: ConsoleSink):
+        self._sink = sink
+        self._buf = bytearray()
+        self._partial = {1: bytearray(), 2: bytearray()}
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        while len(self._buf) >= 8:
+            size = int.from_bytes(self._buf[4:8], "big")
+            if len(self._buf) < 8 + size:
+                return
+            kind = self._buf[0]
+            payload = bytes(self._buf[8 : 8 + size])
+            del self._buf[: 8 + size]
+            if kind in self._partial:
+                self._lines(self._partial[kind], payload)
+
+    def _lines(self, partial: bytearray, payload: bytes) -> None:
+        partial += payload
+        while True:
+            cut = partial.find(b"\n")
+            if cut < 0:
+                if len(partial) >= MAX_LINE:
+                    self._emit(bytes(partial))
+                    partial.clear()
+                return
+            self._emit(bytes(partial[:cut]))
+            del partial[: cut + 1]
+
+    def flush(self) -> None:
+        for partial in self._partial.values():
+            if partial:
+                self._emit(bytes(partial))
+                partial.clear()
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        try:
+            self._sink(line)
+        except Exception:  # a failing sink must not stop the console of a running server
+            log.exception("console sink failed")
+
+
+class DockerHandle(ProcessHandle):
+    runtime = "docker"
+
+    def __init__(self, rt: DockerRuntime, state: dict, console: ConsoleSink, adopted: bool):
+        self._rt = rt
+        self.container_id = state["Id"]
+        self.name = state["Name"].lstrip("/")
+        self.pid = state["State"].get("Pid") or None
+        self.adopted = adopted
+        # What Docker's own stop would send first: the image's STOPSIGNAL, else SIGTERM.
+        self._stop_signal = (state.get("Config") or {}).get("StopSignal") or "SIGTERM"
+        self._console = console
+        self._demux = ConsoleDemux(console)
+        self._done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
+        self._sock: socket.socket | None = None
+        self._pump: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._oom_seen = False
+        self._removed = False
+        self._die_code: int | None = None
+        self._checking = False
+        self._recheck = False
+
+    # -- console ---------------------------------------------------------------------------
+    def start_console(self, sock: socket.socket, leftover: bytes) -> None:
+        self._sock = sock
+        self._demux = ConsoleDemux(self._console)  # a new stream starts on a frame boundary
+        self._pump = asyncio.get_running_loop().create_task(self._read_console(sock, leftover))
+
+    @property
+    def console_attached(self) -> bool:
+        return self._pump is not None and not self._pump.done()
+
+    async def _read_console(self, sock: socket.socket, leftover: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if leftover:
+                self._demux.feed(leftover)
+            while True:
+                data = await loop.sock_recv(sock, 65536)
+                if not data:
+                    break
+                self._demux.feed(data)
+        except OSError as exc:
+            log.info("console stream broke", container=self.name, error=str(exc))
+        finally:
+            self._demux.flush()
+            self._close_socket(sock)
+            # The attach stream ends when the container exits (or the engine goes away): ask
+            # the engine which, independently of the events watcher.
+            if not self._done.done() and not self._rt.closing:
+                self._spawn(self.check())
+
+    def _close_socket(self, sock: socket.socket) -> None:
+        if self._sock is sock:
+            self._sock = None
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def detach(self) -> None:
+        """Stop reading the console (daemon shutdown); the container keeps running."""
+        if self._pump is not None:
+            self._pump.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    # -- control ---------------------------------------------------------------------------
+    async def send_command(self, text: str) -> None:
+        sock = self._sock
+        if sock is None or self._done.done():
+            raise EnvironmentError_(f"the console of {self.name} is not attached; the command was not sent")
+        try:
+            await asyncio.get_running_loop().sock_sendall(sock, text.encode() + b"\n")
+        except OSError as exc:
+            raise EnvironmentError_(f"writing to the console of {self.name} failed: {exc}") from None
+
+    async def send_signal(self, signame: str) -> None:
+        sig = parse_signal(signame)
+        await self._rt._signal(self.container_id, sig.name)
+
+    async def kill(self) -> None:
+        await self._rt._signal(self.container_id, "SIGKILL")
+
+    async def native_stop(self, timeout: float) -> None:
+        """Docker's `stop`, done here rather than with the blocking SDK call: that call holds a
+        worker thread for the whole timeout (10 minutes by default), and a few servers stopping
+        at once would starve every other Docker call. Same steps: the stop signal, then SIGKILL
+        when the container has not exited within `timeout`."""
+        await self._rt._signal(self.container_id, self._stop_signal)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        except asyncio.TimeoutError:
+            await self.kill()
+
+    async def wait(self) -> ExitInfo:
+        return await asyncio.shield(self._done)
+
+    @property
+    def alive(self) -> bool:
+        return not self._done.done()
+
+    # -- exit ------------------------------------------------------------------------------
+    def on_event(self, action: str, attrs: dict) -> None:
+        """Called on the loop by the runtime's events watcher."""
+        if action == "oom":
+            self._oom_seen = True
+        elif action == "die":
+            code = attrs.get("exitCode")
+            self._die_code = int(code) if code not in (None, "") else None
+            self._spawn(self.check())
+        elif action == "destroy":
+            self._removed = True
+            self._spawn(self.check())
+
+    async def check(self) -> None:
+        """Resolve wait() if the container is gone; re-attach the console if it still runs but
+        its stream was lost (the engine came back). Safe to call any time, from any trigger: one
+        check runs at a time, and a request arriving meanwhile makes it run once more (a `die`
+        event must not be lost to a check that had just read "running")."""
+        if self._checking:
+            self._recheck = True
+            return
+        self._checking = True
+        try:
+            while not self._done.done():
+                self._recheck = False
+                await self._check_once()
+                if not self._recheck:
+                    break
+        finally:
+            self._checking = False
+
+    async def _check_once(self) -> None:
+        try:
+            info = await self._exit_info()
+            if info is None:
+                if not self.console_attached and not self._removed:
+                    await self._rt._reattach(self)
+                return
+            if self._pump is not None and not self._pump.done():
+                # Let the last console bytes through before saying the server is gone.
+                await asyncio.wait({self._pump}, timeout=DRAIN_TIMEOUT)
+            if self._removed:  # a destroy seen meanwhile wins over a state read before it
+                info = REMOVED
+            if not self._done.done():
+                self._done.set_result(info)
+                self._finish()
+        except RuntimeUnavailable as exc:
+            log.info("container state unknown until the engine answers", container=self.name, error=str(exc))
+        except Exception:  # noqa: BLE001 - a background check must not die silently
+            log.exception("checking the container failed", container=self.name)
+
+    async def _exit_info(self) -> ExitInfo | None:
+        """How the container ended, or None while it is still running (or the engine is away
+        and no `die` event said how it ended)."""
+        if self._removed:
+            return REMOVED
+        try:
+            state = await self._rt._container_state(self.container_id)
+        except RuntimeUnavailable:
+            if self._die_code is None:
+                raise
+            return ExitInfo(self._die_code, oom_killed=self._oom_seen)
+        if state is None or state.get("Status") in ("removing", "dead"):
+            return REMOVED
+        if state.get("Running"):
+            return None
+        return ExitInfo(state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")) or self._oom_seen)
+
+    def _finish(self) -> None:
+        if self._pump is not None and self._pump is not asyncio.current_task():
+            self._pump.cancel()
+        if self._sock is not None:
+            self._close_socket(self._sock)
+        self._rt._forget(self)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
