@@ -1,0 +1,414 @@
+"""`wingman audit`: the auditor's commands. They read the database directly (the daemon need not
+run), so an auditor can work on a copy of the database file.
+
+Exit codes: 0 done (verify: the log checks out), 1 verify found a problem or a server's log cannot
+be replayed, 2 bad input (unknown server, bad time, missing database or config).
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.audit.describe import describe
+from engine.audit.export import export as export_log
+from engine.audit.points import BadPoint, Point, parse_point, parse_time
+from engine.audit.query import EventFilter, iterate, stream_exists
+from engine.audit.replay import UnknownStream, state_at
+from engine.audit.snapshots import SnapshotCache
+from engine.audit.timeline import timeline as timeline_of
+from engine.audit.verify import verify as verify_log
+from engine.config import ConfigError, load_config
+from engine.database import create_engine
+from engine.servers import LogError
+
+EXIT_FINDINGS, EXIT_USAGE = 1, 2
+
+audit_app = typer.Typer(
+    help="Audit the event log: history, state at any moment, verification, export and timelines. "
+         "Reads the database directly; the daemon need not run.",
+    no_args_is_help=True,
+)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Fmt(str, Enum):
+    auto = "auto"
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+
+
+class ExportFmt(str, Enum):
+    ndjson = "ndjson"
+    csv = "csv"
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Daemon config file (default: $WINGMAN_CONFIG or ./wingman.yml).")]
+DatabaseOpt = Annotated[str | None, typer.Option("--database", "-d", help="Database URL or path of a .db file; overrides the config.")]
+ServerArg = Annotated[str, typer.Argument(help="The server's UUID.")]
+FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="table on a terminal, ndjson when piped (auto), or as named.")]
+
+
+class Stop(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+# -- the database ----------------------------------------------------------------------------------
+
+def database_url(database: str | None, config: Path | None) -> str:
+    """The URL to read: --database (a URL or a file path), else the config's database."""
+    if database:
+        if "://" not in database:
+            path = Path(database).expanduser()
+            if not path.is_file():
+                raise Stop(f"database file {path} does not exist")
+            return f"sqlite+aiosqlite:///{path.resolve()}"
+        url = database
+        for plain, driver in (("sqlite://", "sqlite+aiosqlite://"), ("postgresql://", "postgresql+asyncpg://"),
+                              ("postgres://", "postgresql+asyncpg://")):
+            if url.startswith(plain):
+                url = driver + url[len(plain):]
+    else:
+        try:
+            url = load_config(config).database_url
+        except ConfigError as exc:
+            raise Stop(f"{exc} (or name the database with --database)") from None
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001
+        raise Stop(f"{url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise Stop("name a database file, not an in-memory database")
+        if not Path(parsed.database).is_file():
+            raise Stop(f"database file {parsed.database} does not exist")
+    return url
+
+
+async def open_database(url: str) -> AsyncEngine:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            has_events = await conn.run_sync(lambda c: sa_inspect(c).has_table("events"))
+    except Exception as exc:  # noqa: BLE001
+        await engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise Stop(f"cannot read the database {make_url(url).render_as_string(hide_password=True)}: {reason}") from None
+    if not has_events:
+        await engine.dispose()
+        raise Stop("the database has no events table: it is not a wingman event store")
+    return engine
+
+
+def run(database: str | None, config: Path | None, job: Callable[[AsyncEngine], Awaitable[int]]) -> None:
+    """Open the database, run the job, close, and exit with its code (or a clear error)."""
+    async def main() -> int:
+        engine = await open_database(database_url(database, config))
+        try:
+            return await job(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        code = asyncio.run(main())
+    except Stop as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(exc.code) from None
+    except LogError as exc:
+        err.print(f"[bold red]error:[/] the log cannot be replayed here: {escape(str(exc))} "
+                  f"(run `wingman audit verify {exc.event.stream_id}`)", highlight=False)
+        raise typer.Exit(EXIT_FINDINGS) from None
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    raise typer.Exit(code)
+
+
+def point_of(text: str | None, name: str) -> Point:
+    try:
+        return parse_point(text, name)
+    except BadPoint as exc:
+        raise Stop(str(exc)) from None
+
+
+def time_of(text: str | None, name: str):
+    try:
+        return parse_time(text, name) if text else None
+    except BadPoint as exc:
+        raise Stop(str(exc)) from None
+
+
+async def known(engine: AsyncEngine, server: str) -> str:
+    if not await stream_exists(engine, server):
+        raise Stop(f"no server {server} in this log")
+    return server
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+def chosen(fmt: Fmt) -> Fmt:
+    return (Fmt.table if sys.stdout.isatty() else Fmt.ndjson) if fmt == Fmt.auto else fmt
+
+
+async def emit(rows: AsyncIterator[dict[str, Any]], fmt: Fmt, columns: list[tuple[str, str]], title: str,
+               nowrap: tuple[str, ...] = ()) -> int:
+    """Write rows as a paged table (terminal) or as clean machine output, streaming."""
+    out, count = sys.stdout, 0
+    if fmt == Fmt.table:
+        console = Console()
+        pager = None
+        if console.is_terminal:
+            # Like git: quit when it fits one screen, keep colours, leave the screen as it was.
+            os.environ.setdefault("LESS", "FRX")
+            pager = console.pager(styles=True)
+        if pager:
+            pager.__enter__()
+        try:
+            table = None
+            async for row in rows:
+                if table is None or table.row_count >= 200:  # one table per 200 rows: flat memory
+                    if table is not None:
+                        console.print(table)
+                    table = Table(title=title if table is None else None, show_lines=False)
+                    for key, label in columns:
+                        table.add_column(label, overflow="fold", no_wrap=key in nowrap)
+                table.add_row(*["" if row.get(k) is None else escape(str(row[k])) for k, _ in columns])
+                count += 1
+            if table is not None:
+                console.print(table)
+            else:
+                console.print(f"{title}: nothing to show")
+        finally:
+            if pager:
+                pager.__exit__(None, None, None)
+        return count
+    writer = csv.writer(out, lineterminator="\n") if fmt == Fmt.csv else None
+    if writer:
+        writer.writerow([k for k, _ in columns])
+    if fmt == Fmt.json:
+        out.write("[")
+    async for row in rows:
+        if fmt == Fmt.json:
+            out.write(("," if count else "") + "\n" + json.dumps(row, ensure_ascii=False))
+        elif fmt == Fmt.ndjson:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            writer.writerow(["" if row.get(k) is None else (json.dumps(row[k]) if isinstance(row[k], (dict, list))
+                                                             else row[k]) for k, _ in columns])
+        count += 1
+    if fmt == Fmt.json:
+        out.write("\n]\n")
+    out.flush()
+    return count
+
+
+def short_time(text: str | None) -> str | None:
+    """`2026-01-01T00:00:07.250000Z` as `2026-01-01 00:00:07` for tables (their header says UTC)."""
+    return text.replace("T", " ")[:19] if text and text.endswith("Z") else text
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + (f"{h}h " if d or h else "") + (f"{m}m " if d or h or m else "") + f"{s}s"
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+@audit_app.command()
+def history(
+    server: ServerArg,
+    since: Annotated[str | None, typer.Option(help="Only events at or after this RFC 3339 time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only events at or before this RFC 3339 time.")] = None,
+    type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Event type, e.g. power.requested or power.* (repeatable).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events by this actor.")] = None,
+    operation: Annotated[str | None, typer.Option(help="Only events of this operation id.")] = None,
+    format: FormatOpt = Fmt.auto,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """One line per event of SERVER in plain words: time, actor, channel, what happened, why."""
+    async def job(engine: AsyncEngine) -> int:
+        flt = EventFilter(stream_id=await known(engine, server), types=type or [], actor=actor,
+                          operation_id=operation, since=time_of(since, "--since"), until=time_of(until, "--until"))
+        if flt.since and flt.until and flt.since > flt.until:
+            raise Stop("--since is after --until")
+
+        fmt = chosen(format)
+
+        async def rows():
+            async for ev in iterate(engine, flt):
+                row = describe(ev).as_dict()
+                if fmt == Fmt.table:
+                    row["time"] = short_time(row["time"])
+                yield row
+
+        cols = [("time", "time (UTC)"), ("actor", "actor"), ("channel", "channel"), ("what", "what happened"),
+                ("why", "why")]
+        if fmt != Fmt.table:
+            cols = [(k, k) for k in ("position", "version", "time", "server", "type", "actor", "channel", "what",
+                                     "why", "operation_id", "source_ip")]
+        await emit(rows(), fmt, cols, f"History of {server}", nowrap=("time",))
+        return 0
+
+    run(database, config, job)
+
+
+@audit_app.command()
+def state(
+    server: ServerArg,
+    at: Annotated[str | None, typer.Option("--at", help="RFC 3339 time or log position (default: now).")] = None,
+    format: FormatOpt = Fmt.auto,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """SERVER's state rebuilt from the log at a moment: power state, configuration, suspension,
+    the operation in flight and the last transition (with its cause and actor)."""
+    async def job(engine: AsyncEngine) -> int:
+        if format == Fmt.csv:
+            raise Stop("a state has no CSV form; use --format json or table")
+        point = point_of(at, "--at")
+        try:
+            answer = (await state_at(engine, server, point, SnapshotCache(engine))).as_dict()
+        except UnknownStream:
+            raise Stop(f"no server {server} in this log") from None
+        if chosen(format) != Fmt.table:
+            print(json.dumps(answer, ensure_ascii=False, indent=None if format == Fmt.ndjson else 2))
+            return 0
+        console = Console()
+        when = at or "now"
+        if not answer["exists"]:
+            console.print(f"Server {server} did not exist yet at {when}.")
+            return 0
+        t = Table(title=f"{server} at {when}", show_header=False)
+        t.add_column(style="bold")
+        t.add_column(overflow="fold")
+        lt = answer["last_transition"] or {}
+        op = answer["operation_in_flight"]
+        for label, value in [
+            ("power state", answer["state"]), ("suspended", "yes" if answer["suspended"] else "no"),
+            ("deleted", "yes" if answer["deleted"] else "no"),
+            ("operation in flight", f"{op.get('action', '?')} {op['id']} (asked by {op.get('actor')} via {op.get('channel')})" if op else "none"),
+            ("last transition", f"{lt.get('from')} → {lt.get('to')} ({lt.get('trigger')}) at {lt.get('at')}, cause {lt.get('cause')}, by {lt.get('actor')}" if lt else "none yet"),
+            ("last event", f"v{answer['version']} at position {answer['position']}, {answer['as_of']}"),
+            ("configuration", json.dumps(answer["configuration"], ensure_ascii=False)),
+        ]:
+            t.add_row(label, escape(str(value)))
+        console.print(t)
+        return 0
+
+    run(database, config, job)
+
+
+@audit_app.command()
+def verify(
+    server: Annotated[str | None, typer.Argument(help="Only this server's stream (default: the whole log).")] = None,
+    format: Annotated[Fmt, typer.Option("--format", "-f", help="text (auto/table) or json.")] = Fmt.auto,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Check hash chains, versions, transitions and operation outcomes. Exit 0 when the log checks
+    out, 1 with the first bad event (stream, version, position) and what is wrong with it."""
+    async def job(engine: AsyncEngine) -> int:
+        if format == Fmt.csv:
+            raise Stop("a verification report has no CSV form; use --format json or table")
+        if server is not None:
+            await known(engine, server)
+        report = await verify_log(engine, server)
+        if format in (Fmt.json, Fmt.ndjson):
+            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2 if format == Fmt.json else None))
+            return 0 if report.ok else EXIT_FINDINGS
+        scope = f"server {server}" if server else "the log"
+        if report.ok:
+            print(f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
+                  "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only).")
+        else:
+            print(f"PROBLEM: {report.findings_total} problem(s) in {scope}; the first bad event:")
+            print(f"  {report.first}")
+            for f in report.findings[1:10]:
+                print(f"  then: {f}")
+            if report.findings_total > 10:
+                print(f"  ... and {report.findings_total - 10} more (use --format json)")
+        for w in report.warnings:
+            print(f"warning: {w}")
+        return 0 if report.ok else EXIT_FINDINGS
+
+    run(database, config, job)
+
+
+@audit_app.command()
+def export(
+    format: Annotated[ExportFmt, typer.Option("--format", "-f", help="ndjson or csv.")] = ExportFmt.ndjson,
+    since: Annotated[str | None, typer.Option(help="Only events at or after this RFC 3339 time.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")] = None,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Stream the whole log (every event as stored, with its hashes) in constant memory."""
+    async def job(engine: AsyncEngine) -> int:
+        flt = EventFilter(since=time_of(since, "--since"))
+        if output is None:
+            n = await export_log(engine, sys.stdout, format.value, flt)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                n = await export_log(engine, fh, format.value, flt)
+        if output is not None:
+            err.print(f"exported {n} events to {escape(str(output))}", highlight=False)
+        return 0
+
+    run(database, config, job)
+
+
+@audit_app.command()
+def timeline(
+    server: ServerArg,
+    format: FormatOpt = Fmt.auto,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """SERVER's state intervals: from, to, state, how long, and why each one ended."""
+    async def job(engine: AsyncEngine) -> int:
+        await known(engine, server)
+
+        fmt = chosen(format)
+
+        async def rows():
+            async for iv in timeline_of(engine, server):
+                row = iv.as_dict()
+                if fmt == Fmt.table:
+                    row["how_long"] = duration(row["seconds"]) + (" so far" if row["ongoing"] else "")
+                    row["from"], row["to"] = short_time(row["from"]), short_time(row["to"]) or "now"
+                yield row
+
+        cols = [("from", "from (UTC)"), ("to", "to (UTC)"), ("state", "state"), ("how_long", "how long"),
+                ("why_it_ended", "why it ended")]
+        if fmt != Fmt.table:
+            cols = [(k, k) for k in ("from", "to", "state", "seconds", "ongoing", "why_it_ended", "ended_by")]
+        await emit(rows(), fmt, cols, f"Timeline of {server}", nowrap=("from", "to"))
+        return 0
+
+    run(database, config, job)
+
+
+if __name__ == "__main__":
+    audit_app()

@@ -1,0 +1,147 @@
+"""Audit: the log read back (filtered pages), a server's state at any point, and verification.
+
+Every route here only reads, so audit tokens may call them (`ctx_read_only=True`). Answers come
+from the log itself (engine.audit), never from the live registry, except verification's last
+check, which compares the live views with a fresh replay.
+"""
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from sanic import Blueprint, Request
+from sanic.exceptions import BadRequest, NotFound
+from sanic.response import json
+from sanic_ext import openapi
+
+from api.errors import ApiError
+from engine.audit.describe import describe
+from engine.audit.points import BadPoint, iso, parse_point, parse_position, parse_time
+from engine.audit.query import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
+from engine.audit.replay import UnknownStream, state_at
+from engine.audit.snapshots import SnapshotCache
+from engine.audit.verify import verify
+from engine.events import RecordedEvent
+from engine.servers import LogError
+
+bp = Blueprint("audit")
+
+FILTERS_DOC = (
+    "Query: `after` (position, default 0), `limit` (1..1000, default 100), `type` (repeatable or "
+    "comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since` and `until` "
+    "(RFC 3339, inclusive). The answer is `{\"events\": [...], \"next_after\": position or null}`."
+)
+
+
+def _engine(request: Request):
+    return request.app.ctx.daemon.store.engine
+
+
+def _cache(request: Request) -> SnapshotCache:
+    ctx = request.app.ctx
+    if getattr(ctx, "audit_snapshots", None) is None:
+        ctx.audit_snapshots = SnapshotCache(_engine(request))
+    return ctx.audit_snapshots
+
+
+async def _server(request: Request, uuid: str) -> str:
+    """The stream of a server the log knows (deleted ones included); 404 otherwise."""
+    try:
+        stream = str(uuidlib.UUID(uuid))
+    except ValueError:
+        raise NotFound("unknown server") from None
+    if not await stream_exists(_engine(request), stream):
+        raise NotFound("unknown server")
+    return stream
+
+
+def _bad(exc: BadPoint):
+    return BadRequest(str(exc))
+
+
+def _int_arg(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = parse_position(raw, name)
+    except BadPoint:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise BadRequest(f"`{name}` must be a whole number {span}, not {raw!r}")
+    return value
+
+
+def _filter(request: Request, stream: str | None) -> EventFilter:
+    types = [t.strip() for raw in request.args.getlist("type", []) for t in raw.split(",") if t.strip()]
+    try:
+        since = parse_time(request.args.get("since"), "`since`") if request.args.get("since") else None
+        until = parse_time(request.args.get("until"), "`until`") if request.args.get("until") else None
+    except BadPoint as exc:
+        raise _bad(exc) from None
+    if since and until and since > until:
+        raise BadRequest("`since` is after `until`")
+    return EventFilter(stream_id=stream, types=types, actor=request.args.get("actor") or None,
+                       operation_id=request.args.get("operation") or None, since=since, until=until)
+
+
+def event_body(ev: RecordedEvent) -> dict:
+    line = describe(ev)
+    return {"position": ev.position, "stream_id": ev.stream_id, "server": ev.stream_id, "version": ev.version,
+            "event_id": ev.event_id, "type": ev.type, "data": ev.data, "metadata": ev.metadata,
+            "recorded_at": iso(ev.recorded_at) if not isinstance(ev.recorded_at, str) else ev.recorded_at,
+            "prev_hash": ev.prev_hash, "hash": ev.hash, "what": line.what, "why": line.why}
+
+
+async def _events(request: Request, stream: str | None):
+    flt = _filter(request, stream)
+    after = _int_arg(request, "after", 0, 0, None)
+    limit = _int_arg(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    events, next_after = await page(_engine(request), flt, after, limit)
+    return json({"events": [event_body(e) for e in events], "next_after": next_after})
+
+
+@bp.get("/api/events", ctx_read_only=True)
+@openapi.summary("The whole log, a page at a time, filtered")
+@openapi.description(FILTERS_DOC + " `server` limits it to one server.")
+async def all_events(request: Request):
+    server = request.args.get("server")
+    return await _events(request, await _server(request, server) if server else None)
+
+
+@bp.get("/api/servers/<uuid:str>/events", ctx_read_only=True)
+@openapi.summary("One server's events, a page at a time, filtered")
+@openapi.description(FILTERS_DOC)
+async def server_events(request: Request, uuid: str):
+    return await _events(request, await _server(request, uuid))
+
+
+@bp.get("/api/servers/<uuid:str>/state", ctx_read_only=True)
+@openapi.summary("The server's state rebuilt from the log at a time or position")
+@openapi.description("`at`: an RFC 3339 time or a log position (inclusive); absent: the end of the log. "
+                     "`exists` is false when the server had no event yet at that point.")
+async def server_state(request: Request, uuid: str):
+    stream = await _server(request, uuid)
+    try:
+        point = parse_point(request.args.get("at"), "`at`")
+    except BadPoint as exc:
+        raise _bad(exc) from None
+    try:
+        answer = await state_at(_engine(request), stream, point, _cache(request))
+    except UnknownStream:
+        raise NotFound("unknown server") from None
+    except LogError as exc:
+        raise ApiError(409, f"The log of this server cannot be replayed up to that point: {exc} "
+                            "(see GET /api/audit/verify)") from None
+    return json(answer.as_dict())
+
+
+@bp.get("/api/audit/verify", ctx_read_only=True)
+@openapi.summary("Verify the log: hash chains, versions, transitions, operations, live state")
+@openapi.description("`server` limits it to one server. `ok` is false when anything is wrong; "
+                     "`first_problem` names the first bad event (stream, version, position) and the problem.")
+async def verify_log(request: Request):
+    server = request.args.get("server")
+    stream = await _server(request, server) if server else None
+    report = await verify(_engine(request), stream, live=request.app.ctx.daemon.registry.views)
+    return json(report.as_dict())

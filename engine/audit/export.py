@@ -1,0 +1,93 @@
+"""The whole log as NDJSON or CSV, streamed a page at a time (memory stays flat for any size),
+and readers that give the same records back from either format.
+
+A record is the event exactly as stored, times in the hash's canonical spelling, so an exported
+log can be re-verified without the database.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, TextIO
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.audit.query import EventFilter, iterate
+from engine.events import RecordedEvent
+from engine.hashing import canonical_time
+
+FIELDS = ("position", "stream_id", "version", "event_id", "type", "recorded_at", "data", "metadata",
+          "prev_hash", "hash")
+FORMATS = ("ndjson", "csv")
+
+
+def to_record(ev: RecordedEvent) -> dict[str, Any]:
+    t = ev.recorded_at
+    return {"position": ev.position, "stream_id": ev.stream_id, "version": ev.version, "event_id": ev.event_id,
+            "type": ev.type, "recorded_at": canonical_time(t) if isinstance(t, datetime) else t,
+            "data": ev.data, "metadata": ev.metadata, "prev_hash": ev.prev_hash, "hash": ev.hash}
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+class _Writer:
+    def __init__(self, out: TextIO, fmt: str):
+        if fmt not in FORMATS:
+            raise ValueError(f"export format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        self.out, self.fmt = out, fmt
+        self.buffer = io.StringIO()
+        self.csv = csv.writer(self.buffer, lineterminator="\n")
+        if fmt == "csv":
+            self.csv.writerow(FIELDS)
+
+    def add(self, ev: RecordedEvent) -> None:
+        rec = to_record(ev)
+        if self.fmt == "ndjson":
+            self.buffer.write(_compact(rec) + "\n")
+        else:
+            self.csv.writerow([_compact(rec[f]) if f in ("data", "metadata") else rec[f] for f in FIELDS])
+
+    def flush(self) -> None:
+        self.out.write(self.buffer.getvalue())
+        self.out.flush()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+
+
+async def export(engine: AsyncEngine, out: TextIO, fmt: str = "ndjson", flt: EventFilter | None = None,
+                 page_size: int = 1000) -> int:
+    """Write every matching event to `out`; returns how many."""
+    writer = _Writer(out, fmt)
+    count = 0
+    async for ev in iterate(engine, flt, page_size=page_size):
+        writer.add(ev)
+        count += 1
+        if count % page_size == 0:
+            writer.flush()
+    writer.flush()
+    return count
+
+
+def read_ndjson(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)
+
+
+def read_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        return
+    if tuple(header) != FIELDS:
+        raise ValueError(f"not a wingman CSV export: the header is {header}")
+    for row in reader:
+        rec: dict[str, Any] = dict(zip(FIELDS, row))
+        rec["position"], rec["version"] = int(rec["position"]), int(rec["version"])
+        rec["data"], rec["metadata"] = json.loads(rec["data"]), json.loads(rec["metadata"])
+        yield rec

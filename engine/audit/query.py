@@ -1,0 +1,173 @@
+"""Reading the log for an auditor: filtered pages by position, and a lenient row reader.
+
+The reader does not trust the database to hold what the store wrote: a row whose JSON or time was
+edited by hand is still returned (with the raw text in place of the value) so that verification
+can name it, and export can carry it, instead of the whole read failing.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import String, and_, case, func, or_, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.events import RecordedEvent
+from engine.schema import events as E
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+PAGE = 1000  # rows per round trip when iterating
+
+# Data and metadata come back as the stored text, parsed here (see module doc).
+_COLUMNS = (
+    E.c.position, E.c.stream_id, E.c.version, E.c.event_id, E.c.type,
+    type_coerce(E.c.data, String).label("data"), type_coerce(E.c.metadata, String).label("metadata"),
+    type_coerce(E.c.recorded_at, String).label("recorded_at"), E.c.prev_hash, E.c.hash,
+)
+
+
+def _json(raw):
+    if raw is None or isinstance(raw, (dict, list)):
+        return raw
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw  # kept as text: verification reports it
+
+
+def _time(raw):
+    if isinstance(raw, datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=timezone.utc)
+    try:
+        ts = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return raw  # kept as text: verification reports it
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def to_event(row) -> RecordedEvent:
+    """A row as a RecordedEvent without validation (the reader must not reject a tampered row)."""
+    m = row._mapping
+    return RecordedEvent.model_construct(
+        position=m["position"], stream_id=m["stream_id"], version=m["version"], event_id=m["event_id"],
+        type=m["type"], data=_json(m["data"]), metadata=_json(m["metadata"]),
+        recorded_at=_time(m["recorded_at"]), prev_hash=m["prev_hash"], hash=m["hash"],
+    )
+
+
+def is_intact(ev: RecordedEvent) -> str | None:
+    """Why this row cannot be interpreted (None when data, metadata and time are well formed)."""
+    if not isinstance(ev.data, dict):
+        return "its data is not a JSON object (edited in the database?)"
+    if not isinstance(ev.metadata, dict):
+        return "its metadata is not a JSON object (edited in the database?)"
+    if not isinstance(ev.recorded_at, datetime):
+        return f"its time {ev.recorded_at!r} is not a valid time (edited in the database?)"
+    return None
+
+
+@dataclass
+class EventFilter:
+    """Which events an auditor wants. Empty fields do not filter; times are inclusive."""
+
+    stream_id: str | None = None
+    types: list[str] = field(default_factory=list)  # exact names, or a prefix ending in ".*"
+    actor: str | None = None
+    operation_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    upto_position: int | None = None  # a high-water mark (verification reads a fixed log)
+
+    def clauses(self, dialect: str = "sqlite") -> list:
+        out = []
+        if self.stream_id is not None:
+            out.append(E.c.stream_id == self.stream_id)
+        if self.types:
+            alts = []
+            for t in self.types:
+                if t.endswith(".*"):
+                    alts.append(E.c.type.like(t[:-1].replace("%", r"\%").replace("_", r"\_") + "%", escape="\\"))
+                else:
+                    alts.append(E.c.type == t)
+            out.append(or_(*alts))
+        if self.actor is not None:
+            out.append(_field(E.c.metadata, "actor", dialect) == self.actor)
+        if self.operation_id is not None:
+            out.append(or_(_field(E.c.metadata, "operation_id", dialect) == self.operation_id,
+                           _field(E.c.data, "operation_id", dialect) == self.operation_id))
+        if self.since is not None:
+            out.append(E.c.recorded_at >= self.since)
+        if self.until is not None:
+            out.append(E.c.recorded_at <= self.until)
+        if self.upto_position is not None:
+            out.append(E.c.position <= self.upto_position)
+        return out
+
+
+def _field(column, key: str, dialect: str):
+    if dialect == "sqlite":
+        # json_extract fails the whole query on one malformed row; skip such rows instead.
+        return case((func.json_valid(type_coerce(column, String)) == 1, func.json_extract(column, f"$.{key}")),
+                    else_=None)
+    return column[key].as_string()
+
+
+async def page(engine: AsyncEngine, flt: EventFilter, after: int = 0, limit: int = DEFAULT_LIMIT
+               ) -> tuple[list[RecordedEvent], int | None]:
+    """Up to `limit` matching events after position `after`, and the `after` of the next page
+    (None when this page is the last)."""
+    where = and_(E.c.position > after, *flt.clauses(engine.dialect.name))
+    q = select(*_COLUMNS).where(where).order_by(E.c.position).limit(limit)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(q)).all()
+    events = [to_event(r) for r in rows]
+    return events, (events[-1].position if len(events) == limit else None)
+
+
+async def iterate(engine: AsyncEngine, flt: EventFilter | None = None, after: int = 0, page_size: int = PAGE
+                  ) -> AsyncIterator[RecordedEvent]:
+    """Every matching event in position order, a page at a time (flat memory over any log)."""
+    flt = flt or EventFilter()
+    while True:
+        batch, nxt = await page(engine, flt, after, page_size)
+        for ev in batch:
+            yield ev
+        if nxt is None:
+            return
+        after = nxt
+
+
+async def stream_versions(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE
+                          ) -> AsyncIterator[RecordedEvent]:
+    """One stream's events in version order from `after_version` + 1 (for replays)."""
+    while True:
+        q = (select(*_COLUMNS).where(E.c.stream_id == stream_id, E.c.version > after_version)
+             .order_by(E.c.version).limit(page_size))
+        async with engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        for r in rows:
+            yield to_event(r)
+        if len(rows) < page_size:
+            return
+        after_version = rows[-1].version
+
+
+async def stream_exists(engine: AsyncEngine, stream_id: str) -> bool:
+    q = select(E.c.position).where(E.c.stream_id == stream_id).limit(1)
+    async with engine.connect() as conn:
+        return (await conn.execute(q)).first() is not None
+
+
+async def high_water(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(func.coalesce(func.max(E.c.position), 0)))).scalar_one()
+
+
+async def event_at(engine: AsyncEngine, stream_id: str, version: int) -> RecordedEvent | None:
+    q = select(*_COLUMNS).where(E.c.stream_id == stream_id, E.c.version == version)
+    async with engine.connect() as conn:
+        row = (await conn.execute(q)).first()
+    return to_event(row) if row is not None else None

@@ -1,0 +1,229 @@
+"""Replay snapshots: a server's folded state every N events, a cache of the log and nothing more.
+
+A snapshot is used only when
+- it was made by this fold (its fingerprint covers the fold's code and the statechart),
+- its content is what was written (a digest of the state and the event hash is kept beside it), and
+- the event it was folded up to is still in the log at the same version and position, with the
+  same hash. The hash chains each event to everything before it, so this ties the snapshot to the
+  whole prefix of the stream it summarises (as far as the chain is intact, which verification
+  checks without any snapshot).
+Anything else is ignored, deleted and rebuilt from the log. When the table does not exist (an old
+database) or cannot be written (a read-only copy), replay simply folds from the start.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import structlog
+from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, delete, insert, select, tuple_, type_coerce
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine import servers as servers_module
+from engine import serverconfig as serverconfig_module
+from engine.database import WRITE_TRANSACTION
+from engine.schema import Position, metadata
+from engine.schema import events as E
+from engine.serverconfig import parse_definition
+from engine.servers import Operation, ServerView
+from engine.statechart import STATECHART_PATH
+
+log = structlog.get_logger("wingman.audit")
+
+SNAPSHOT_FORMAT = 1
+DEFAULT_EVERY = 500  # events of a stream between snapshots: a replay folds fewer than this
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("position", Position, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("event_hash", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("state_hash", String(64), nullable=False),
+)
+
+
+@lru_cache(maxsize=1)
+def fingerprint() -> str:
+    """Changes whenever the fold could give another answer: its code, the config parser, the chart."""
+    h = hashlib.sha256(str(SNAPSHOT_FORMAT).encode())
+    for module in (servers_module, serverconfig_module):
+        h.update(inspect.getsource(module).encode())
+    h.update(STATECHART_PATH.read_bytes())
+    return h.hexdigest()
+
+
+# -- the view as JSON ------------------------------------------------------------------------------
+
+def _t(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def view_to_json(view: ServerView) -> dict:
+    return {
+        "uuid": view.uuid, "state": view.state, "version": view.version, "position": view.position,
+        "definition": view.config.definition if view.config else None, "suspended": view.suspended,
+        "deleted": view.deleted, "operation_in_flight": view.operation_in_flight,
+        "last_transition": view.last_transition, "last_process": view.last_process, "last_exit": view.last_exit,
+        "updated_at": _t(view.updated_at),
+        "operations": [
+            {**{k: getattr(op, k) for k in ("id", "server", "action", "wait_seconds", "status", "reason",
+                                             "actor", "channel")},
+             "requested_at": _t(op.requested_at), "finished_at": _t(op.finished_at)}
+            for op in view.operations.values()
+        ],
+    }
+
+
+def view_from_json(doc: dict) -> ServerView:
+    ops = {}
+    for o in doc["operations"]:
+        o = dict(o, requested_at=_dt(o["requested_at"]), finished_at=_dt(o["finished_at"]))
+        ops[o["id"]] = Operation(**o)
+    return ServerView(
+        uuid=doc["uuid"], state=doc["state"], version=doc["version"], position=doc["position"],
+        config=parse_definition(doc["definition"]) if doc["definition"] is not None else None,
+        suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
+        last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],
+        updated_at=_dt(doc["updated_at"]), operations=ops,
+    )
+
+
+def state_digest(doc: dict, event_hash: str) -> str:
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((event_hash + canonical).encode("utf-8")).hexdigest()
+
+
+# -- the cache -------------------------------------------------------------------------------------
+
+@dataclass
+class Snapshot:
+    view: ServerView
+    version: int
+    position: int
+    recorded_at: datetime
+
+
+class SnapshotCache:
+    """Find the best usable snapshot before a point; save new ones. Never raises for the cache's
+    own sake: a broken or missing cache only costs speed."""
+
+    def __init__(self, engine: AsyncEngine, every: int = DEFAULT_EVERY, write: bool = True):
+        self.engine = engine
+        self.every = every
+        self.write = write
+        self._available: bool | None = None
+
+    async def available(self) -> bool:
+        if self._available is None:
+            try:
+                async with self.engine.connect() as conn:
+                    self._available = await conn.run_sync(lambda c: sa_inspect(c).has_table("snapshots"))
+            except Exception:  # noqa: BLE001 - no cache is a slower answer, not a wrong one
+                self._available = False
+        return self._available
+
+    async def best(self, stream_id: str, position: int | None = None, time: datetime | None = None) -> Snapshot | None:
+        """The latest usable snapshot at or before the point (position or time; neither: the end)."""
+        if not await self.available():
+            return None
+        s = snapshots.c
+        q = (select(s.version, s.position, s.recorded_at, s.event_hash, s.fingerprint,
+                    type_coerce(s.state, String).label("state"), s.state_hash, E.c.hash, E.c.position.label("event_position"))
+             .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version))
+             .where(s.stream_id == stream_id).order_by(s.version.desc()).limit(8))
+        if position is not None:
+            q = q.where(s.position <= position)
+        if time is not None:
+            q = q.where(s.recorded_at <= time)
+        stale: list[int] = []
+        found = None
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+            for r in rows:
+                usable = (r.fingerprint == fingerprint() and r.hash == r.event_hash and r.event_position == r.position)
+                view = _load(r.state, r.event_hash, r.state_hash) if usable else None
+                if view is None or view.version != r.version:
+                    stale.append(r.version)
+                    continue
+                found = Snapshot(view, r.version, r.position, view.updated_at)
+                break
+        except Exception as exc:  # noqa: BLE001
+            log.warning("replay snapshots unreadable; folding from the log", error=str(exc))
+            return None
+        if stale:
+            await self._delete(stream_id, stale)
+        return found
+
+    def due(self, version: int) -> bool:
+        return self.every > 0 and version % self.every == 0
+
+    def row(self, view: ServerView, event_hash: str) -> dict:
+        """A snapshot of the view as it is now (serialised at once: later folding mutates views)."""
+        doc = view_to_json(view)
+        return dict(stream_id=view.uuid, version=view.version, position=view.position,
+                    recorded_at=view.updated_at, event_hash=event_hash, fingerprint=fingerprint(),
+                    state=doc, state_hash=state_digest(doc, event_hash))
+
+    async def save(self, rows: list[dict]) -> None:
+        if not rows or not self.write or not await self.available():
+            return
+        keys = [(r["stream_id"], r["version"]) for r in rows]
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**WRITE_TRANSACTION)
+                async with conn.begin():
+                    for i in range(0, len(keys), 200):
+                        chunk = keys[i:i + 200]
+                        await conn.execute(delete(snapshots).where(
+                            tuple_(snapshots.c.stream_id, snapshots.c.version).in_(chunk)))
+                    await conn.execute(insert(snapshots), rows)
+        except Exception as exc:  # noqa: BLE001 - e.g. a read-only copy of the database
+            log.info("replay snapshots not saved", error=str(exc))
+            self.write = False
+
+    async def _delete(self, stream_id: str, versions: list[int]) -> None:
+        if not self.write:
+            return
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**WRITE_TRANSACTION)
+                async with conn.begin():
+                    await conn.execute(delete(snapshots).where(snapshots.c.stream_id == stream_id,
+                                                               snapshots.c.version.in_(versions)))
+        except Exception as exc:  # noqa: BLE001
+            log.info("stale replay snapshots not deleted", error=str(exc))
+            self.write = False
+
+    async def clear(self, stream_id: str | None = None) -> None:
+        if not await self.available():
+            return
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**WRITE_TRANSACTION)
+            async with conn.begin():
+                q = delete(snapshots)
+                await conn.execute(q.where(snapshots.c.stream_id == stream_id) if stream_id else q)
+
+
+def _load(text, event_hash: str, digest: str) -> ServerView | None:
+    try:
+        doc = json.loads(text) if isinstance(text, str) else text
+        if state_digest(doc, event_hash) != digest:
+            return None
+        return view_from_json(doc)
+    except Exception:  # noqa: BLE001 - a snapshot that does not load is stale
+        return None

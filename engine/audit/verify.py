@@ -1,0 +1,278 @@
+"""Verification: can the log be trusted, and does it say only possible things?
+
+One pass over the log in position order (flat memory: per stream only its head and its open
+operations are kept) checks, for every event:
+- format: data and metadata are JSON objects, the time reads, the data fits the event's type;
+- hash: the stored hash is the hash of the event's contents and its prev_hash;
+- sequence and chain: versions follow each other without gap or repeat, and prev_hash is the
+  hash of the stream's previous event;
+- transitions: every state change is legal per the statechart and starts from the state the
+  previous one left (the daemon's own fold, engine.servers.apply, decides);
+- operations: a start and an outcome follow their request, and an operation has at most one
+  outcome;
+and, when the daemon hands its live views in, that each equals a fresh replay of its stream.
+Snapshots are not used: verification trusts nothing but the log.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.audit.points import iso
+from engine.audit.query import EventFilter, high_water, is_intact, iterate, stream_versions
+from engine.audit.replay import prune
+from engine.events import RecordedEvent, event_class
+from engine.hashing import GENESIS, event_hash
+from engine.servers import OUTCOME_TYPES, LogError, ServerView, apply, new_view
+from engine.statechart import Statechart, load_statechart
+
+MAX_FINDINGS = 100
+MAX_WARNINGS = 20
+
+
+@dataclass
+class Finding:
+    stream_id: str
+    version: int | None
+    position: int | None
+    check: str  # format | hash | sequence | chain | transition | operation | live
+    message: str
+    event_id: str | None = None
+    type: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream_id, "version": self.version, "position": self.position,
+                "event_id": self.event_id, "type": self.type, "check": self.check, "problem": self.message}
+
+    def __str__(self) -> str:
+        at = f"v{self.version} at position {self.position}" if self.version is not None else "live state"
+        return f"server {self.stream_id}, {at} ({self.type or '-'}): [{self.check}] {self.message}"
+
+
+@dataclass
+class Report:
+    scope: str | None
+    high_water: int
+    events_checked: int = 0
+    streams_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    findings_total: int = 0
+    warnings: list[str] = field(default_factory=list)
+    live_checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.findings_total == 0
+
+    @property
+    def first(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "server": self.scope, "checked_up_to_position": self.high_water,
+            "events_checked": self.events_checked, "streams_checked": self.streams_checked,
+            "first_problem": self.first.as_dict() if self.first else None,
+            "problems": [f.as_dict() for f in self.findings], "problems_total": self.findings_total,
+            "warnings": self.warnings, "live_state_checked": self.live_checked,
+        }
+
+
+@dataclass
+class _Stream:
+    view: ServerView
+    version: int = 0
+    head: str = GENESIS
+    last_time: datetime | None = None
+    broken: bool = False  # a finding in this stream: its replay is not compared with the live view
+    requested: dict[str, int] = field(default_factory=dict)  # operation -> version of its request
+    started: set[str] = field(default_factory=set)
+    finished: dict[str, tuple[int, str]] = field(default_factory=dict)  # operation -> (version, type)
+
+
+class _Checker:
+    def __init__(self, report: Report, chart: Statechart):
+        self.report, self.chart = report, chart
+        self.streams: dict[str, _Stream] = {}
+
+    def add(self, ev: RecordedEvent | None, check: str, message: str, stream_id: str | None = None) -> None:
+        r = self.report
+        r.findings_total += 1
+        if ev is not None:
+            self.streams[ev.stream_id].broken = True
+        if len(r.findings) < MAX_FINDINGS:
+            r.findings.append(Finding(
+                stream_id=ev.stream_id if ev else stream_id, version=ev.version if ev else None,
+                position=ev.position if ev else None, check=check, message=message,
+                event_id=ev.event_id if ev else None, type=ev.type if ev else None))
+
+    def warn(self, text: str) -> None:
+        if len(self.report.warnings) < MAX_WARNINGS:
+            self.report.warnings.append(text)
+
+    def check(self, ev: RecordedEvent) -> None:
+        self.report.events_checked += 1
+        st = self.streams.get(ev.stream_id)
+        if st is None:
+            st = self.streams[ev.stream_id] = _Stream(view=new_view(ev.stream_id, self.chart))
+        problem = is_intact(ev)
+        if problem:
+            self.add(ev, "format", problem)
+        else:
+            self._hash(ev)
+        self._sequence(st, ev)
+        st.version, st.head = ev.version, ev.hash  # resynchronise: report each damage once
+        if problem:
+            st.view.version = ev.version
+            return
+        if st.last_time and ev.recorded_at < st.last_time:
+            self.warn(f"server {ev.stream_id} v{ev.version} (position {ev.position}) is recorded at "
+                      f"{iso(ev.recorded_at)}, before the previous event ({iso(st.last_time)}): the clock went back")
+        st.last_time = ev.recorded_at
+        if self._fits_type(ev):
+            self._operations(st, ev)
+            self._fold(st, ev)
+        else:
+            st.view.version = ev.version
+
+    def _hash(self, ev: RecordedEvent) -> None:
+        expected = event_hash(stream_id=ev.stream_id, version=ev.version, event_id=ev.event_id, type=ev.type,
+                              data=ev.data, metadata=ev.metadata, recorded_at=ev.recorded_at, prev_hash=ev.prev_hash)
+        if expected != ev.hash:
+            self.add(ev, "hash", "its stored hash does not match its contents: the event was changed after it "
+                                 "was written (or forged)")
+
+    def _sequence(self, st: _Stream, ev: RecordedEvent) -> None:
+        want = st.version + 1
+        if ev.version > want:
+            missing = f"version {want} is" if ev.version == want + 1 else f"versions {want} to {ev.version - 1} are"
+            self.add(ev, "sequence", f"{missing} missing before it (events deleted?)")
+        elif ev.version < want:
+            self.add(ev, "sequence", f"version {ev.version} comes after version {st.version} in log order "
+                                     "(events reordered, swapped or duplicated?)")
+        elif ev.prev_hash != st.head:
+            what = "the start of the chain" if st.version == 0 else f"the hash of version {st.version}"
+            self.add(ev, "chain", f"its prev_hash is not {what}: the chain is broken here "
+                                  "(an event before it was changed, removed or inserted)")
+
+    def _fits_type(self, ev: RecordedEvent) -> bool:
+        try:
+            event_class(ev.type).model_validate(ev.data)
+        except KeyError:
+            self.add(ev, "format", f"unknown event type {ev.type!r}")
+            return False
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            self.add(ev, "format", f"its data does not fit a {ev.type} event: "
+                                   f"{'.'.join(map(str, first['loc'])) or 'data'}: {first['msg']}")
+            return False
+        return True
+
+    def _operations(self, st: _Stream, ev: RecordedEvent) -> None:
+        t, op = ev.type, ev.data.get("operation_id")
+        if t == "power.requested":
+            if op in st.requested or op in st.finished:
+                self.add(ev, "operation", f"operation {op} is requested a second time")
+            st.requested[op] = ev.version
+        elif t == "power.started":
+            if op not in st.requested and op not in st.finished:
+                self.add(ev, "operation", f"operation {op} starts but was never requested before")
+            elif op in st.finished:
+                self.add(ev, "operation", f"operation {op} starts after its outcome "
+                                          f"({st.finished[op][1]} at v{st.finished[op][0]})")
+            elif op in st.started:
+                self.add(ev, "operation", f"operation {op} starts a second time")
+            st.started.add(op)
+        elif t in OUTCOME_TYPES:
+            if op in st.finished:
+                v, first = st.finished[op]
+                self.add(ev, "operation", f"operation {op} has a second outcome ({t}); its first was {first} at v{v}")
+            elif op not in st.requested:
+                self.add(ev, "operation", f"outcome {t} for operation {op}, which was not requested before it")
+            st.requested.pop(op, None)
+            st.started.discard(op)
+            st.finished[op] = (ev.version, t)
+
+    def _fold(self, st: _Stream, ev: RecordedEvent) -> None:
+        view = st.view
+        view.version = ev.version - 1  # the sequence check has spoken; fold what the event says
+        try:
+            apply(view, ev, self.chart)
+            prune(view)
+        except LogError as exc:
+            self.add(ev, "transition" if ev.type == "state.changed" else "fold", exc.problem)
+            to = ev.data.get("to_state")
+            if to in self.chart.states:  # resynchronise to what the log claims, to find the next problem
+                view.state = to
+            view.version, view.position, view.updated_at = ev.version, ev.position, ev.recorded_at
+
+
+async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str, ServerView] | None = None,
+                 chart: Statechart | None = None, page_size: int = 1000) -> Report:
+    """Check the whole log (or one server's stream) up to its current end; see the module doc."""
+    chart = chart or load_statechart()
+    report = Report(scope=server, high_water=await high_water(engine))
+    checker = _Checker(report, chart)
+    flt = EventFilter(stream_id=server, upto_position=report.high_water)
+    count = 0
+    async for ev in iterate(engine, flt, page_size=page_size):
+        checker.check(ev)
+        count += 1
+        if count % page_size == 0:
+            await asyncio.sleep(0)  # let the daemon breathe during a long verification
+    report.streams_checked = len(checker.streams)
+    if live is not None:
+        await _compare_live(engine, checker, live, server)
+        report.live_checked = True
+    return report
+
+
+async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, ServerView], server: str | None) -> None:
+    chart = checker.chart
+    names = [server] if server else sorted(set(live) | set(checker.streams))
+    for uuid in names:
+        st = checker.streams.get(uuid)
+        current = live.get(uuid)
+        if st is None:
+            if current is not None:
+                checker.add(None, "live", "the daemon holds this server live, but the log has no event of it",
+                            stream_id=uuid)
+            continue
+        if st.broken:
+            continue  # its findings say more than a comparison would
+        replayed = replace(st.view, operations=dict(st.view.operations))
+        if current is None:
+            if not replayed.deleted:
+                checker.add(None, "live", "the log says this server exists, but the daemon does not hold it",
+                            stream_id=uuid)
+            continue
+        mine = replace(current, operations={})  # a copy taken now: the live view moves on
+        for _ in range(50):  # the daemon folds a commit just after it lands: let it catch up
+            if mine.version >= replayed.version:
+                break
+            await asyncio.sleep(0.01)
+            mine = replace(current, operations={})
+        if mine.version < replayed.version:
+            checker.add(None, "live", f"the log holds v{mine.version + 1} to v{replayed.version} of this server, "
+                                      f"which the daemon never folded (its live view is at v{mine.version}): "
+                                      "events were written behind the daemon's back", stream_id=uuid)
+            continue
+        try:  # the daemon may have folded events appended after verification began
+            async for ev in stream_versions(engine, uuid, replayed.version):
+                if ev.version > mine.version:
+                    break
+                apply(replayed, ev, chart)
+        except LogError as exc:
+            checker.add(exc.event, "live", exc.problem)
+            continue
+        a, b = mine.as_dict(), replayed.as_dict()
+        diff = [k for k in a if a[k] != b[k]]
+        if diff:
+            detail = "; ".join(f"{k}: live {a[k]!r}, replay {b[k]!r}" for k in diff[:4])
+            checker.add(None, "live", f"the live state differs from a fresh replay of the log: {detail}",
+                        stream_id=uuid)

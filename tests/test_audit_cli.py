@@ -1,0 +1,165 @@
+"""`wingman audit ...` on a real database file: formats, options, and clear errors with exit codes."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from api.cli_audit import audit_app
+from engine.audit.synthetic import build_log
+from engine.database import create_engine, upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> tuple[Path, list[str]]:
+    folder = tmp_path_factory.mktemp("cli") / "var"
+    folder.mkdir()
+    path = folder / "wingman.db"
+
+    async def go():
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await upgrade(engine)
+        ids = await build_log(engine, 1200, servers=2, seed=2)
+        await engine.dispose()
+        return ids
+    return path, asyncio.run(go())
+
+
+def cli(*args: str, env: dict | None = None):
+    # A wide pretend terminal, so table headers are not wrapped.
+    return runner.invoke(audit_app, list(args), env={"COLUMNS": "200", **(env or {})})
+
+
+def ndjson(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_history_is_machine_output_when_piped(db):
+    path, ids = db
+    r = cli("history", ids[0], "--database", str(path))
+    assert r.exit_code == 0, r.output
+    lines = ndjson(r.stdout)
+    assert lines[0]["what"].startswith("server registered") and lines[0]["version"] == 1
+    assert {"time", "actor", "channel", "what", "why", "operation_id"} <= set(lines[0])
+    assert all(line["server"] == ids[0] for line in lines)
+    req = next(line for line in lines if line["type"] == "power.requested")
+    assert req["what"].startswith("asked to ") and req["actor"] == "node-token" and req["channel"] == "http"
+
+
+def test_history_formats_and_filters(db):
+    path, ids = db
+    r = cli("history", ids[1], "-d", str(path), "--format", "csv", "--type", "state.changed",
+            "--since", "2026-01-01T00:05:00Z", "--until", "2026-01-01T00:10:00+00:00")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows and all(row["type"] == "state.changed" for row in rows)
+    assert all("2026-01-01T00:05:00Z" <= row["time"] <= "2026-01-01T00:10:00Z" for row in rows)
+    assert all(" → " in row["what"] and row["why"] for row in rows)
+    r = cli("history", ids[1], "-d", str(path), "--format", "json", "--type", "power.*")
+    doc = json.loads(r.stdout)
+    assert isinstance(doc, list) and doc and all(d["type"].startswith("power.") for d in doc)
+    r = cli("history", ids[1], "-d", str(path), "--format", "table", "--type", "server.registered")
+    assert r.exit_code == 0 and "what happened" in r.stdout and "server registered" in r.stdout
+
+
+def test_state_at_a_position_and_a_time(db):
+    path, ids = db
+    r = cli("state", ids[0], "--at", "1", "-d", str(path))
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["exists"] and doc["state"] == "offline" and doc["version"] == 1
+    assert doc["configuration"]["settings"]["uuid"] == ids[0]
+    r = cli("state", ids[0], "--at", "2026-01-01T00:15:00Z", "-d", str(path))
+    doc = json.loads(r.stdout)
+    assert doc["at"] == {"time": "2026-01-01T00:15:00Z"} and doc["as_of"] <= "2026-01-01T00:15:00Z"
+    assert doc["last_transition"]["cause"] and doc["last_transition"]["actor"]
+    r = cli("state", ids[0], "--at", "2025-12-31T23:00:00Z", "-d", str(path), "--format", "table")
+    assert r.exit_code == 0 and "did not exist yet" in r.stdout
+    r = cli("state", ids[0], "-d", str(path), "--format", "table")
+    assert r.exit_code == 0 and "power state" in r.stdout and "last transition" in r.stdout
+
+
+def test_timeline_intervals_follow_each_other(db):
+    path, ids = db
+    r = cli("timeline", ids[1], "-d", str(path))
+    assert r.exit_code == 0, r.output
+    rows = ndjson(r.stdout)
+    assert rows[0]["state"] == "offline" and rows[-1]["ongoing"] and rows[-1]["to"] is None
+    for a, b in zip(rows, rows[1:]):
+        assert a["to"] == b["from"] and a["ended_by"]["trigger"]
+    r = cli("timeline", ids[1], "-d", str(path), "--format", "table")
+    assert "why it ended" in r.stdout and "so far" in r.stdout
+
+
+def test_verify_clean_log(db):
+    path, _ = db
+    r = cli("verify", "-d", str(path))
+    assert r.exit_code == 0 and r.stdout.startswith("OK")
+    r = cli("verify", "-d", str(path), "--format", "json")
+    assert json.loads(r.stdout)["ok"] is True
+
+
+def test_database_from_config_file_env_and_url(db, tmp_path):
+    path, ids = db
+    cfg = tmp_path / "wingman.yml"
+    cfg.write_text(yaml.safe_dump({"token": "x" * 16, "system": {"root_directory": str(path.parent)}}))
+    assert cli("verify", "--config", str(cfg)).exit_code == 0
+    assert cli("verify", env={"WINGMAN_CONFIG": str(cfg)}).exit_code == 0
+    assert cli("verify", "--database", f"sqlite:///{path}").exit_code == 0
+    # --database wins over the config
+    other = tmp_path / "other.yml"
+    other.write_text(yaml.safe_dump({"token": "x" * 16, "system": {"root_directory": str(tmp_path / "none")}}))
+    assert cli("verify", "--config", str(other)).exit_code == 2
+    assert cli("verify", "--config", str(other), "--database", str(path)).exit_code == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["history", "00000000-0000-4000-8000-000000000000"], "no server"),
+    (["state", "{server}", "--at", "yesterday"], "RFC 3339"),
+    (["state", "{server}", "--at", "2026-01-01T00:00:00"], "time zone"),
+    (["history", "{server}", "--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "after"),
+    (["timeline", "nope"], "no server"),
+    (["export", "--since", "soon"], "RFC 3339"),
+])
+def test_bad_input_exits_2_with_a_message(db, args, words):
+    path, ids = db
+    r = cli(*[a.replace("{server}", ids[0]) for a in args], "--database", str(path))
+    assert r.exit_code == 2, r.output
+    assert words in r.output and "Traceback" not in r.output
+
+
+def test_missing_or_wrong_database_exits_2(tmp_path):
+    r = cli("verify", "--database", str(tmp_path / "nope.db"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+    assert not (tmp_path / "nope.db").exists()  # never created by asking
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    r = cli("verify", "--database", str(junk))
+    assert r.exit_code == 2 and "cannot read the database" in r.output
+    r = cli("verify", "--config", str(tmp_path / "missing.yml"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_as_a_process_and_through_the_main_cli(db):
+    path, ids = db
+    r = subprocess.run([sys.executable, "-m", "api.cli", "audit", "state", ids[0], "--at", "5", "--database", str(path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["at"] == {"position": 5}
+    # A reader that stops early (`| head`) is not an error.
+    p = subprocess.Popen([sys.executable, "-m", "api.cli_audit", "export", "--database", str(path)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(p.stdout.readline())["position"] == 1
+    p.stdout.close()
+    assert p.wait(timeout=60) == 0
+    assert b"Traceback" not in p.stderr.read()

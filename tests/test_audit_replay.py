@@ -1,0 +1,177 @@
+"""Point-in-time replay: the answer with snapshots equals a fold of the log's prefix, at random
+positions and times, exactly on events and between them; snapshots that do not match the log
+are ignored and rebuilt; an old database without the table still answers."""
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from engine.audit.points import Point, parse_point
+from engine.audit.replay import UnknownStream, state_at
+from engine.audit.snapshots import SnapshotCache, snapshots
+from engine.audit.synthetic import BASE_TIME, build_log
+from engine.database import create_engine, upgrade
+from engine.servers import LogError, fold
+from engine.store import EventStore
+
+EVENTS, SERVERS, EVERY = 3000, 3, 40
+
+
+@pytest.fixture
+async def log(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wingman.db'}")
+    await upgrade(engine)
+    ids = await build_log(engine, EVENTS, servers=SERVERS, seed=3)
+    store = EventStore(engine)
+    yield engine, store, ids, tmp_path / "wingman.db"
+    await engine.dispose()
+
+
+def strip(answer) -> dict:
+    d = answer.as_dict()
+    d.pop("replay", None)
+    return d
+
+
+async def reference(store: EventStore, server: str, point: Point) -> dict:
+    """The plain fold of the prefix the point selects (no snapshot, no audit code)."""
+    prefix = [e for e in await store.read_stream(server) if point.includes(e.position, e.recorded_at)]
+    view = fold(server, prefix)
+    return view
+
+
+async def snapshot_count(engine, server: str | None = None) -> int:
+    q = select(func.count()).select_from(snapshots)
+    if server:
+        q = q.where(snapshots.c.stream_id == server)
+    async with engine.connect() as conn:
+        return (await conn.execute(q)).scalar_one()
+
+
+async def test_random_points_match_the_plain_fold(log):
+    engine, store, ids, _ = log
+    cache = SnapshotCache(engine, every=EVERY)
+    rng = random.Random(5)
+    points = [Point(position=rng.randint(1, EVENTS)) for _ in range(15)]
+    points += [Point(time=BASE_TIME + timedelta(seconds=rng.uniform(0, EVENTS))) for _ in range(15)]
+    for point in points:
+        server = rng.choice(ids)
+        warm = await state_at(engine, server, point, cache)
+        plain = await state_at(engine, server, point, None)
+        assert strip(warm) == strip(plain)
+        ref = await reference(store, server, point)
+        v = warm.view
+        assert (v.state, v.version, v.position, v.suspended, v.operation_in_flight, v.last_transition) == (
+            ref.state, ref.version, ref.position, ref.suspended, ref.operation_in_flight, ref.last_transition)
+        assert v.config == ref.config
+    assert await snapshot_count(engine) > 0
+    used = [await state_at(engine, ids[0], Point(position=EVENTS), cache) for _ in range(2)]
+    assert used[1].snapshot_version is not None and used[1].events_folded < EVERY
+
+
+async def test_times_exactly_on_and_between_events(log):
+    engine, store, ids, _ = log
+    cache = SnapshotCache(engine, every=EVERY)
+    events = await store.read_stream(ids[1])
+    for ev in events[10:200:17]:
+        on = await state_at(engine, ids[1], Point(time=ev.recorded_at), cache)
+        assert on.view.version == ev.version  # an event recorded exactly at the time counts
+        between = await state_at(engine, ids[1], Point(time=ev.recorded_at + timedelta(microseconds=1)), cache)
+        assert between.view.version == ev.version
+        before = await state_at(engine, ids[1], Point(time=ev.recorded_at - timedelta(microseconds=1)), cache)
+        assert before.view.version == ev.version - 1
+        at_pos = await state_at(engine, ids[1], Point(position=ev.position), cache)
+        assert at_pos.view.version == ev.version
+        assert (await state_at(engine, ids[1], Point(position=ev.position - 1), cache)).view.version == ev.version - 1
+
+
+async def test_rfc3339_offsets_name_the_same_instant(log):
+    engine, store, ids, _ = log
+    ev = (await store.read_stream(ids[0]))[30]
+    utc = ev.recorded_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shifted = (ev.recorded_at + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    a = await state_at(engine, ids[0], parse_point(utc), None)
+    b = await state_at(engine, ids[0], parse_point(shifted), None)
+    assert a.view.version == b.view.version == ev.version
+
+
+async def test_before_the_first_event_the_server_did_not_exist(log):
+    engine, _, ids, _ = log
+    answer = await state_at(engine, ids[0], Point(time=BASE_TIME - timedelta(days=1)), SnapshotCache(engine))
+    assert answer.view is None and answer.as_dict()["exists"] is False
+    with pytest.raises(UnknownStream):
+        await state_at(engine, "00000000-0000-4000-8000-000000000000", Point(), None)
+
+
+async def test_edited_snapshot_is_ignored_and_rebuilt(log):
+    engine, _, ids, path = log
+    cache = SnapshotCache(engine, every=EVERY)
+    point = Point(position=EVENTS)
+    truth = strip(await state_at(engine, ids[0], point, cache))
+    con = sqlite3.connect(path)
+    with con:
+        for version, state in con.execute("SELECT version, state FROM snapshots WHERE stream_id = ?", (ids[0],)).fetchall():
+            doc = json.loads(state)
+            doc["state"] = "running" if doc["state"] != "running" else "offline"
+            doc["suspended"] = not doc["suspended"]
+            con.execute("UPDATE snapshots SET state = ? WHERE stream_id = ? AND version = ?",
+                        (json.dumps(doc), ids[0], version))
+    con.close()
+    again = await state_at(engine, ids[0], point, cache)
+    assert strip(again) == truth
+    # The edited snapshots were dropped on the way, and the replay saved good ones again.
+    third = await state_at(engine, ids[0], point, cache)
+    assert third.snapshot_version is not None and strip(third) == truth
+
+
+async def test_snapshot_of_a_rewritten_event_is_not_trusted(log):
+    """When an event a snapshot was folded up to is no longer the same event, the snapshot goes."""
+    engine, _, ids, path = log
+    cache = SnapshotCache(engine, every=EVERY)
+    await state_at(engine, ids[2], Point(), cache)
+    con = sqlite3.connect(path)
+    version = con.execute("SELECT max(version) FROM snapshots WHERE stream_id = ?", (ids[2],)).fetchone()[0]
+    with con:
+        con.execute("UPDATE events SET hash = ? WHERE stream_id = ? AND version = ?", ("e" * 64, ids[2], version))
+    con.close()
+    answer = await state_at(engine, ids[2], Point(), cache)
+    assert answer.snapshot_version != version
+
+
+async def test_snapshots_of_another_fold_are_not_used(log):
+    engine, _, ids, _ = log
+    cache = SnapshotCache(engine, every=EVERY)
+    await state_at(engine, ids[0], Point(), cache)
+    async with engine.begin() as conn:
+        await conn.execute(snapshots.update().values(fingerprint="0" * 64))
+    answer = await state_at(engine, ids[0], Point(), cache)
+    assert answer.snapshot_version is None  # folded from the start, and saved fresh snapshots
+
+
+async def test_old_database_without_snapshots_table_still_answers(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    await upgrade(engine, "0001_events")
+    ids = await build_log(engine, 400, servers=2, seed=9)
+    cache = SnapshotCache(engine, every=EVERY)
+    answer = await state_at(engine, ids[0], Point(position=300), cache)
+    assert answer.view is not None and answer.snapshot_version is None
+    async with engine.connect() as conn:
+        tables = (await conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))).scalars().all()
+    assert "snapshots" not in tables
+    await engine.dispose()
+
+
+async def test_a_gap_in_the_log_is_refused_not_guessed(log):
+    engine, _, ids, path = log
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("DELETE FROM events WHERE stream_id = ? AND version = 20", (ids[0],))
+    con.close()
+    assert (await state_at(engine, ids[0], Point(position=1), None)).view.version == 1
+    with pytest.raises(LogError, match="expected version 20"):
+        await state_at(engine, ids[0], Point(), None)
