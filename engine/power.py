@@ -105,9 +105,7 @@ class PowerService:
         op = view.operations[op_id]
         if suspended:
             raise SuspendedServer(op)
-        task = asyncio.create_task(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
         return op
 
     async def _run(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> None:
@@ -309,6 +307,13 @@ class PowerService:
         return "the server was not running"
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    def background(self, coro, name: str) -> asyncio.Task:
+        """A task the daemon owns: cancelled at shutdown."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def shutdown(self, detachable: set[str], stop_limit: float = SHUTDOWN_STOP_LIMIT) -> None:
         """Daemon shutdown. Operations in flight are cancelled without an outcome (the next boot

@@ -12,7 +12,7 @@ from engine.daemon import Daemon
 from engine.events import Metadata
 from tests.support import TERMINAL, TOKEN, DaemonProcess, kill_leftovers
 
-pytest_plugins = ["tests.pg_support", "tests.docker_support"]
+pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support"]
 
 TEST_META = Metadata(actor="test", channel="test", cause="operator")
 

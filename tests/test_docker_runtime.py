@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 import docker
 import pytest
+
+from tests.docker_support import SocketProxy
 
 from engine.environments.base import EnvironmentError_, ExitInfo, LaunchSpec, RuntimeUnavailable
 from engine.environments.docker import DockerRuntime, container_name
@@ -282,45 +283,6 @@ async def test_threads_stay_bounded_with_many_containers(tmp_path, docker_runtim
     await asyncio.gather(*(h.send_command("stop") for h in handles))
     assert all(info.exit_code == 0 for info in await asyncio.gather(*(finished(h) for h in handles)))
     assert threading.active_count() <= before + 4 + 1
-
-
-class SocketProxy:
-    """A unix socket that forwards to the engine's socket and can be cut and restored: the engine
-    'disappearing' for this runtime only, without disturbing anyone else using the engine."""
-
-    def __init__(self, target: str):
-        self.target = target
-        self.dir = tempfile.mkdtemp(prefix="wm-")  # short: unix socket paths are limited
-        self.path = f"{self.dir}/docker.sock"
-        self._server = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def up(self) -> None:
-        self._server = await asyncio.start_unix_server(self._serve, self.path)
-
-    async def down(self) -> None:
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-        Path(self.path).unlink(missing_ok=True)
-
-    async def _serve(self, reader, writer) -> None:
-        up_reader, up_writer = await asyncio.open_unix_connection(self.target)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
 
 
 @pytest.mark.docker

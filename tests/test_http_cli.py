@@ -11,7 +11,7 @@ import uuid as uuidlib
 import pytest
 
 from tests.support import REPO, TOKEN, definition, free_port
-from tests.test_http_support import WINGS_BAD_ACTION, WINGS_NOT_FOUND, module_daemon  # noqa: F401
+from tests.http_support import WINGS_BAD_ACTION, WINGS_NOT_FOUND
 
 OK = definition()
 OK["settings"]["meta"] = {"name": "alpha"}

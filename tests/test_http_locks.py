@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import definition
-from tests.test_http_support import module_daemon, operation, power, wait_for  # noqa: F401
+from tests.http_support import operation, power, wait_for
 
 # A stop never ends by itself: only a kill frees the lock, so no timing is involved.
 DEAF = definition(env={"IGNORE_STOP": "1"}, stop_timeout=600)

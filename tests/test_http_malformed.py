@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support import definition
-from tests.test_http_support import assert_json_error, module_daemon, server_version, total_events  # noqa: F401
+from tests.http_support import assert_json_error, server_version, total_events
 
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]

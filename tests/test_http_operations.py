@@ -9,8 +9,8 @@ import uuid as uuidlib
 import pytest
 
 from tests.support import definition
-from tests.test_http_support import (  # noqa: F401
-    assert_json_error, logs, module_daemon, operation, power, processes_under, stored_events, wait_for,
+from tests.http_support import (
+    assert_json_error, logs, operation, power, processes_under, stored_events, wait_for,
 )
 
 OK = definition()

@@ -7,9 +7,8 @@ import uuid as uuidlib
 import pytest
 
 from tests.support import definition
-from tests.test_http_support import (  # noqa: F401
-    WINGS_BAD_ACTION, WINGS_NOT_FOUND, WINGS_SUSPENDED, assert_json_error, module_daemon, server_version,
-    stored_events, total_events,
+from tests.http_support import (
+    WINGS_BAD_ACTION, WINGS_NOT_FOUND, WINGS_SUSPENDED, assert_json_error, server_version, stored_events, total_events,
 )
 
 SERVER = definition()

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.support import definition
-from tests.test_http_support import (  # noqa: F401
-    WINGS_NOT_FOUND, assert_json_error, logs, module_daemon, power, processes_under, total_events, wait_for,
+from tests.http_support import (
+    WINGS_NOT_FOUND, assert_json_error, logs, power, processes_under, total_events, wait_for,
 )
 
 

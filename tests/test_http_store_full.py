@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import definition
-from tests.test_http_support import assert_json_error, processes_under, stored_events, total_events, wait_for
+from tests.http_support import assert_json_error, processes_under, stored_events, total_events, wait_for
 
 
 @pytest.fixture
