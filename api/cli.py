@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from api.cli_audit import audit_app
 from engine.config import ConfigError, DaemonConfig, load_config
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
@@ -151,15 +152,7 @@ def db_upgrade(config: Optional[Path] = ConfigOption):
     out.print(f"database at revision [bold]{revision}[/bold]")
 
 
-def _mount_audit() -> None:
-    try:
-        from api.cli_audit import audit_app
-    except ImportError:
-        return
-    app.add_typer(audit_app, name="audit")
-
-
-_mount_audit()
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ import time
 
 import structlog
 
+from engine.audit.live import LiveSnapshots
+from engine.audit.snapshots import SnapshotCache
 from engine.config import DaemonConfig
 from engine.database import create_engine, upgrade
 from engine.environments.base import Runtime
@@ -49,6 +51,8 @@ class Daemon:
         )
         self.power = PowerService(self.store, self.registry, self.runtimes, self.starter)
         self.recovered: dict[str, int] = {}
+        self.snapshot_cache = SnapshotCache(self.db)
+        self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
 
     async def start(self) -> None:
         self.config.root_directory.mkdir(parents=True, exist_ok=True)
@@ -60,6 +64,7 @@ class Daemon:
             await runtime.open()
         await self.load_configured_servers()
         self.recovered = await recover(self.registry, self.power)
+        self.snapshots.start()
         log.info("daemon ready", servers=len(self.registry.views), **self.recovered)
 
     async def load_configured_servers(self) -> None:
@@ -76,6 +81,7 @@ class Daemon:
                 await self.registry.register(doc, FROM_CONFIG)
 
     async def stop(self) -> None:
+        await self.snapshots.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
         for runtime in self.runtimes.values():
             await runtime.close()

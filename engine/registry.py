@@ -81,6 +81,10 @@ class ServerRegistry:
         except KeyError:
             raise UnknownServer(uuid) from None
 
+    def view_of(self, stream_id: str) -> ServerView | None:
+        """Any stream's view, deleted servers included (None when the log has no such stream)."""
+        return self._all.get(stream_id)
+
     def config(self, uuid: str) -> ServerConfig:
         cfg = self.get(uuid).config
         if cfg is None:

@@ -37,10 +37,8 @@ def _engine(request: Request):
 
 
 def _cache(request: Request) -> SnapshotCache:
-    ctx = request.app.ctx
-    if getattr(ctx, "audit_snapshots", None) is None:
-        ctx.audit_snapshots = SnapshotCache(_engine(request))
-    return ctx.audit_snapshots
+    """The daemon's snapshot cache (kept current as events are committed)."""
+    return request.app.ctx.daemon.snapshot_cache
 
 
 async def _server(request: Request, uuid: str) -> str:

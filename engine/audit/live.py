@@ -1,0 +1,69 @@
+"""Replay snapshots kept current by the running daemon, so a point-in-time answer never folds more
+than one snapshot interval, even for the first question about a server.
+
+The registry already folds every committed event; every `every` events of a stream, its view (with
+finished operations pruned, as replay keeps it) is handed to the snapshot cache. At boot, streams
+whose snapshots are missing or stale are brought up to date in the background. Snapshots stay a
+cache: replay checks each one against the log before it trusts it.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from engine.audit.replay import build_snapshots, prune
+from engine.audit.snapshots import SnapshotCache
+from engine.events import RecordedEvent
+from engine.registry import ServerRegistry
+from engine.servers import snapshot
+from engine.store import EventStore
+
+log = structlog.get_logger("wingman.audit")
+
+
+class LiveSnapshots:
+    def __init__(self, store: EventStore, registry: ServerRegistry, cache: SnapshotCache):
+        self.store = store
+        self.registry = registry
+        self.cache = cache
+        self._pending: list[dict] = []
+        self._wake = asyncio.Event()
+        self._unsubscribe = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        # Subscribed after the registry, so views are current when we look at them.
+        self._unsubscribe = self.store.subscribe(self._on_commit)
+        self._task = asyncio.create_task(self._run(), name="live-snapshots")
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.cache.save(self._pending)
+        self._pending = []
+
+    def _on_commit(self, events: list[RecordedEvent]) -> None:
+        for ev in events:
+            if not self.cache.due(ev.version):
+                continue
+            view = self.registry.view_of(ev.stream_id)
+            # Only when the view stands exactly at this event (a group may hold later ones).
+            if view is not None and not view.deleted and view.version == ev.version:
+                self._pending.append(self.cache.row(prune(snapshot(view)), ev.hash))
+                self._wake.set()
+
+    async def _run(self) -> None:
+        try:
+            folded = await build_snapshots(self.store.engine, self.cache)
+            log.info("replay snapshots up to date", events_folded=folded)
+        except Exception as exc:  # a cache: a failure here costs speed, never correctness
+            log.warning("replay snapshots not rebuilt at boot", error=str(exc))
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            rows, self._pending = self._pending, []
+            await self.cache.save(rows)
