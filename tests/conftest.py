@@ -10,7 +10,7 @@ import pytest
 from engine.config import parse_config
 from engine.daemon import Daemon
 from engine.events import Metadata
-from tests.support import TERMINAL, TOKEN, DaemonProcess, kill_leftovers
+from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 
 pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support"]
 
@@ -20,17 +20,7 @@ TEST_META = Metadata(actor="test", channel="test", cause="operator")
 @pytest.fixture
 def daemon_process(tmp_path):
     """A factory: `daemon_process(servers=[...])` starts `wingman serve` and stops it afterwards."""
-    started: list[DaemonProcess] = []
-
-    def start(servers: list[dict] | None = None, folder: Path | None = None, **extra) -> DaemonProcess:
-        d = DaemonProcess(folder or tmp_path / f"daemon{len(started)}", servers=servers or [], extra_config=extra)
-        started.append(d)
-        return d.start()
-
-    yield start
-    for d in started:
-        d.stop()
-        kill_leftovers(d.folder)
+    yield from daemon_factory(lambda n: tmp_path / f"daemon{n}")
 
 
 class EngineHarness:

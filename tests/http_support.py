@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import DaemonProcess, kill_leftovers
+from tests.support import DaemonProcess, daemon_factory
 
 WINGS_NOT_FOUND = "The requested resource does not exist on this instance."
 WINGS_BAD_ACTION = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'
@@ -24,17 +24,23 @@ WINGS_SUSPENDED = "Cannot start or restart a server that is suspended."
 @pytest.fixture(scope="module")
 def module_daemon(tmp_path_factory):
     """Like `daemon_process`, but the daemons live for the whole test module."""
-    started: list[DaemonProcess] = []
+    yield from daemon_factory(lambda n: tmp_path_factory.mktemp("daemon"))
 
-    def start(servers: list[dict] | None = None, **extra) -> DaemonProcess:
-        d = DaemonProcess(tmp_path_factory.mktemp("daemon"), servers=servers or [], extra_config=extra)
-        started.append(d)
-        return d.start()
 
-    yield start
-    for d in started:
-        d.stop()
-        kill_leftovers(d.folder)
+@pytest.fixture(scope="module")
+def client(daemon):
+    """An authenticated client of the module's `daemon` fixture."""
+    with daemon.client() as c:
+        yield c
+
+
+@pytest.fixture
+def unchanged(request, daemon):
+    """Asserts the test wrote nothing: the module's `UUID` server and the whole log keep their size."""
+    uuid = request.module.UUID
+    before = (server_version(daemon, uuid), total_events(daemon))
+    yield
+    assert (server_version(daemon, uuid), total_events(daemon)) == before, "a refused request wrote events"
 
 
 def assert_json_error(resp: httpx.Response, status: int, message: str | None = None) -> str:

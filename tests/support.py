@@ -139,6 +139,22 @@ class DaemonProcess:
         raise AssertionError(f"server {server} not {state} after {timeout} s: {body}")
 
 
+def daemon_factory(make_folder):
+    """A generator for fixtures: yields `start(servers=[...], folder=None, **extra_config)` that
+    runs `wingman serve` in a folder from `make_folder(n)`, and stops every daemon afterwards."""
+    started: list[DaemonProcess] = []
+
+    def start(servers: list[dict] | None = None, folder: Path | None = None, **extra) -> DaemonProcess:
+        d = DaemonProcess(folder or make_folder(len(started)), servers=servers or [], extra_config=extra)
+        started.append(d)
+        return d.start()
+
+    yield start
+    for d in started:
+        d.stop()
+        kill_leftovers(d.folder)
+
+
 def kill_leftovers(folder: Path) -> None:
     """Kill any process whose working directory is under `folder` (servers a test left running)."""
     for proc in Path("/proc").iterdir():

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support import definition
-from tests.http_support import assert_json_error, server_version, total_events
+from tests.http_support import assert_json_error
 
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]
@@ -21,19 +21,6 @@ LIMIT = 64 * 1024
 @pytest.fixture(scope="module")
 def daemon(module_daemon):
     return module_daemon(servers=[SERVER])
-
-
-@pytest.fixture(scope="module")
-def client(daemon):
-    with daemon.client() as c:
-        yield c
-
-
-@pytest.fixture
-def unchanged(daemon):
-    before = (server_version(daemon, UUID), total_events(daemon))
-    yield
-    assert (server_version(daemon, UUID), total_events(daemon)) == before, "a refused request wrote events"
 
 
 MALFORMED = {

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import definition
 from tests.http_support import (
-    WINGS_BAD_ACTION, WINGS_NOT_FOUND, WINGS_SUSPENDED, assert_json_error, server_version, stored_events, total_events,
+    WINGS_BAD_ACTION, WINGS_NOT_FOUND, WINGS_SUSPENDED, assert_json_error, server_version, stored_events,
 )
 
 SERVER = definition()
@@ -21,19 +21,6 @@ POWER = f"/api/servers/{UUID}/power"
 @pytest.fixture(scope="module")
 def daemon(module_daemon):
     return module_daemon(servers=[SERVER, SUSPENDED])
-
-
-@pytest.fixture(scope="module")
-def client(daemon):
-    with daemon.client() as c:
-        yield c
-
-
-@pytest.fixture
-def unchanged(daemon):
-    before = (server_version(daemon, UUID), total_events(daemon))
-    yield
-    assert (server_version(daemon, UUID), total_events(daemon)) == before, "a refused request wrote events"
 
 
 # -- 404 -------------------------------------------------------------------------------------------
