@@ -3,7 +3,7 @@
 # an engine that was already running before docker.sh is left alone.
 set -euo pipefail
 
-PIDFILE=/tmp/wingman-dockerd.pid
+PIDFILE="${WINGMAN_DOCKERD_PIDFILE:-/tmp/wingman-dockerd.pid}"
 
 if [ ! -f "$PIDFILE" ]; then
     echo "docker-down.sh: no $PIDFILE; nothing started by docker.sh"

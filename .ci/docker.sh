@@ -7,7 +7,7 @@ set -euo pipefail
 
 IMAGE="${WINGMAN_TEST_IMAGE:-local/busybox:test}"
 LOG=/tmp/wingman-dockerd.log
-PIDFILE=/tmp/wingman-dockerd.pid
+PIDFILE="${WINGMAN_DOCKERD_PIDFILE:-/tmp/wingman-dockerd.pid}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 
 bash .ci/system.sh
 bash .ci/setup.sh
+# A pid file of this run's own: at the end, stop only a dockerd that this run started.
+WINGMAN_DOCKERD_PIDFILE="$(mktemp -d)/dockerd.pid"
+export WINGMAN_DOCKERD_PIDFILE
+trap 'bash .ci/docker-down.sh || true; rm -rf "$(dirname "$WINGMAN_DOCKERD_PIDFILE")"' EXIT
 bash .ci/docker.sh
-trap 'bash .ci/docker-down.sh || true' EXIT
 
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
