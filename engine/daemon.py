@@ -59,7 +59,7 @@ class Daemon:
         self.config.data_directory.mkdir(parents=True, exist_ok=True)
         await upgrade(self.db)
         await self.store.open()
-        await self.registry.load()
+        await self.registry.load(self.snapshot_cache)
         for runtime in self.runtimes.values():
             await runtime.open()
         await self.load_configured_servers()

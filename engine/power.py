@@ -102,7 +102,7 @@ class PowerService:
         if suspended:
             records.append(PowerRejected(operation_id=op_id, action=action, reason=SUSPENDED_MESSAGE))
         await self.store.append(uuid, [NewEvent.of(r, meta) for r in records])
-        op = view.operations[op_id]
+        op = self.registry.operation_in_memory(op_id)
         if suspended:
             raise SuspendedServer(op)
         self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
@@ -269,7 +269,7 @@ class PowerService:
             if config.stop_type == "command":
                 await handle.send_command(config.stop_value or "stop")
             elif config.stop_type == "native":
-                await handle.native_stop(timeout)
+                await handle.native_stop()
             else:
                 await handle.send_signal(config.stop_value or "SIGTERM")
         except EnvironmentError_ as exc:

@@ -6,14 +6,19 @@ are durable, and callers ask `can_fire` before they append one.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from engine.events import (
     ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
     ServerSuspended, ServerUnsuspended,
 )
 from engine.serverconfig import ServerConfig, changed_keys, parse_definition
-from engine.servers import ServerView, apply, new_view
+from engine.servers import OUTCOME_TYPES, Operation, ServerView, apply, new_view, operation_from_events
 from engine.statechart import PowerMachine
 from engine.store import NO_STREAM, EventStore
+
+
+RECENT_OPERATIONS = 10_000
 
 
 class UnknownServer(KeyError):
@@ -36,12 +41,34 @@ class ServerRegistry:
         self.views: dict[str, ServerView] = {}  # live (not deleted) servers
         self._all: dict[str, ServerView] = {}  # every stream seen, deleted ones included
         self._unsubscribe = None
+        # Finished operations leave the views (memory stays bounded over a long log); the most
+        # recent stay at hand here, older ones are read back from the log by their index.
+        self.recently_finished: OrderedDict[str, Operation] = OrderedDict()
 
-    async def load(self) -> None:
-        """Fold the whole log, then follow the store's commits."""
-        async for ev in self.store.iterate_all():
-            self._apply(ev)
+    async def load(self, snapshots=None) -> None:
+        """Fold the log, then follow the store's commits. With a snapshot cache, streams longer
+        than a snapshot interval start from their latest checked snapshot instead of event 1."""
+        if snapshots is not None and await self._long_streams(snapshots.every):
+            from engine.audit.replay import END, state_at, streams
+
+            for stream_id in await streams(self.store.engine):
+                self._install((await state_at(self.store.engine, stream_id, END, snapshots, self.machine.chart)).view)
+        else:
+            async for ev in self.store.iterate_all():
+                self._apply(ev)
         self._unsubscribe = self.store.subscribe(self._on_commit)
+
+    async def _long_streams(self, every: int) -> bool:
+        """Whether the average stream is long enough for snapshots to save work."""
+        count, streams = await self.store.size()
+        return every > 0 and streams > 0 and count / streams > every
+
+    def _install(self, view: ServerView) -> None:
+        self._all[view.uuid] = view
+        if not view.deleted:
+            self.views[view.uuid] = view
+            self.machine.add(view.uuid)
+            self._sync_machine(view.uuid, view.state)
 
     def close(self) -> None:
         if self._unsubscribe:
@@ -57,6 +84,8 @@ class ServerRegistry:
             view = self._all[ev.stream_id] = new_view(ev.stream_id, self.machine.chart)
         before = view.state
         apply(view, ev, self.machine.chart, keep_operations=True)
+        if ev.type in OUTCOME_TYPES:
+            self._finish(view, ev.data["operation_id"])
         if ev.type == "server.deleted":
             self.views.pop(ev.stream_id, None)
             self.machine.remove(ev.stream_id)
@@ -69,6 +98,13 @@ class ServerRegistry:
             self._sync_machine(ev.stream_id, view.state)
         elif ev.type == "state.changed" and view.state != before:
             self.machine.fire(ev.stream_id, ev.data["trigger"])
+
+    def _finish(self, view: ServerView, operation_id: str) -> None:
+        op = view.operations.pop(operation_id, None)
+        if op is not None:
+            self.recently_finished[operation_id] = op
+            while len(self.recently_finished) > RECENT_OPERATIONS:
+                self.recently_finished.popitem(last=False)
 
     def _sync_machine(self, uuid: str, state: str) -> None:
         self.machine.machine.set_state(state, model=self.machine._models[uuid])
@@ -91,12 +127,21 @@ class ServerRegistry:
             raise UnknownServer(uuid)
         return cfg
 
-    def find_operation(self, operation_id: str):
-        for view in self._all.values():
+    async def find_operation(self, operation_id: str) -> tuple[Operation | None, list[RecordedEvent]]:
+        """The operation (live, recent, or rebuilt from the log) and its events."""
+        events = await self.store.events_for_operation(operation_id)
+        op = self.operation_in_memory(operation_id) or operation_from_events(events)
+        return op, events
+
+    def operation_in_memory(self, operation_id: str) -> Operation | None:
+        op = self.recently_finished.get(operation_id)
+        if op is not None:
+            return op
+        for view in self.views.values():
             op = view.operations.get(operation_id)
             if op is not None:
-                return view, op
-        return None, None
+                return op
+        return None
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -121,28 +121,50 @@ def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None, 
         view.last_process = dict(d)
     elif t == "process.exited":
         view.last_exit = dict(d)
-    elif t == "power.requested":
-        if keep_operations:
-            view.operations[d["operation_id"]] = Operation(
-                id=d["operation_id"], server=view.uuid, action=d["action"], wait_seconds=d["wait_seconds"],
-                requested_at=ev.recorded_at, actor=ev.metadata.get("actor"), channel=ev.metadata.get("channel"),
-            )
     elif t == "power.started":
         view.operation_in_flight = d["operation_id"]
-        if keep_operations and d["operation_id"] in view.operations:
-            view.operations[d["operation_id"]].status = "running"
+        if keep_operations:
+            track_operation(view.operations, view.uuid, ev)
     elif t in OUTCOME_TYPES:
         if view.operation_in_flight == d["operation_id"]:
             view.operation_in_flight = None
-        op = view.operations.get(d["operation_id"]) if keep_operations else None
-        if op is not None:
-            op.status = OUTCOME_TYPES[t]
-            op.reason = d.get("reason") or d.get("detail")
-            op.finished_at = ev.recorded_at
+        if keep_operations:
+            track_operation(view.operations, view.uuid, ev)
+    elif t == "power.requested" and keep_operations:
+        track_operation(view.operations, view.uuid, ev)
     view.version = ev.version
     view.position = ev.position
     view.updated_at = ev.recorded_at
     return view
+
+
+def track_operation(operations: dict[str, Operation], server: str, ev: RecordedEvent) -> None:
+    """Fold one power.* event into the operations it concerns."""
+    d = ev.data
+    if ev.type == "power.requested":
+        operations[d["operation_id"]] = Operation(
+            id=d["operation_id"], server=server, action=d["action"], wait_seconds=d["wait_seconds"],
+            requested_at=ev.recorded_at, actor=ev.metadata.get("actor"), channel=ev.metadata.get("channel"),
+        )
+        return
+    op = operations.get(d.get("operation_id"))
+    if op is None:
+        return
+    if ev.type == "power.started":
+        op.status = "running"
+    elif ev.type in OUTCOME_TYPES:
+        op.status = OUTCOME_TYPES[ev.type]
+        op.reason = d.get("reason") or d.get("detail")
+        op.finished_at = ev.recorded_at
+
+
+def operation_from_events(events: list[RecordedEvent]) -> Operation | None:
+    """An operation rebuilt from its own events (those carrying its id), or None."""
+    operations: dict[str, Operation] = {}
+    for ev in events:
+        if ev.type.startswith("power."):
+            track_operation(operations, ev.stream_id, ev)
+    return next(iter(operations.values()), None)
 
 
 def fold(uuid: str, events: list[RecordedEvent], chart: Statechart | None = None) -> ServerView:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.database import WRITE_TRANSACTION
@@ -182,6 +182,12 @@ class EventStore:
 
     # -- reading -----------------------------------------------------------------------------
 
+    async def size(self) -> tuple[int, int]:
+        """(events, streams) in the log."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(func.count(), func.count(events_table.c.stream_id.distinct())))).one()
+            return row[0], row[1]
+
     async def read_stream(self, stream_id: str, from_version: int = 1, to_version: int | None = None) -> list[RecordedEvent]:
         q = select(events_table).where(events_table.c.stream_id == stream_id, events_table.c.version >= from_version)
         if to_version is not None:
@@ -207,9 +213,19 @@ class EventStore:
                 return
             after = batch[-1].position
 
-    async def events_for_operation(self, stream_id: str, operation_id: str) -> list[RecordedEvent]:
-        return [e for e in await self.read_stream(stream_id) if e.metadata.get("operation_id") == operation_id
-                or e.data.get("operation_id") == operation_id]
+    async def events_for_operation(self, operation_id: str) -> list[RecordedEvent]:
+        """Every event recorded for one operation, in log order (indexed: see migration 0003)."""
+        q = (select(events_table).where(operation_expression(self.engine.dialect.name) == operation_id)
+             .order_by(events_table.c.position))
+        async with self.engine.connect() as conn:
+            return [_recorded(r) for r in await conn.execute(q)]
+
+
+def operation_expression(dialect: str):
+    """The metadata's operation id, spelled exactly as the index in migration 0003 is built."""
+    if dialect == "sqlite":
+        return literal_column("json_extract(metadata, '$.operation_id')")
+    return literal_column("(metadata->>'operation_id')")
 
 
 def _recorded(row) -> RecordedEvent:

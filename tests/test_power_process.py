@@ -216,8 +216,7 @@ async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harne
     await first.wait_state(uuid, "starting")
     await first.daemon.stop()  # shutdown cancels the operation without an outcome
     async with engine_harness([d]) as second:
-        view = second.daemon.registry.get(uuid)
-        assert view.operations[op.id].status == "interrupted"
+        assert second.daemon.registry.operation_in_memory(op.id).status == "interrupted"
         assert second.state(uuid) == "offline"
 
 

@@ -34,11 +34,9 @@ async def power(request: Request, uuid: str):
 @bp.get("/api/operations/<operation_id:str>", ctx_read_only=True)
 @openapi.summary("An operation's status, reason and events")
 async def operation(request: Request, operation_id: str):
-    daemon = request.app.ctx.daemon
-    view, op = daemon.registry.find_operation(operation_id)
+    op, events = await request.app.ctx.daemon.registry.find_operation(operation_id)
     if op is None:
         raise ApiError(404, "No operation with that id on this node.")
-    events = await daemon.store.events_for_operation(view.uuid, operation_id)
     body = operation_body(op)
     body["events"] = [
         {"position": e.position, "version": e.version, "type": e.type, "data": e.data,
