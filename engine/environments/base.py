@@ -61,8 +61,9 @@ class ProcessHandle(abc.ABC):
     async def kill(self) -> None:
         """SIGKILL, now."""
 
-    async def native_stop(self, timeout: float) -> None:
-        """The runtime's own stop (Docker's `stop`); by default a SIGTERM."""
+    async def native_stop(self) -> None:
+        """The runtime's own stop signal (Docker: the image's STOPSIGNAL); by default SIGTERM.
+        The caller waits for the exit and kills after the stop timeout."""
         await self.send_signal("SIGTERM")
 
     @abc.abstractmethod

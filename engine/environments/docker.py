@@ -6,7 +6,7 @@ the daemon responsive):
 - Control calls (inspect, create, attach handshake, start, kill, remove) run in this runtime's own
   ThreadPoolExecutor of `max_workers` threads, never in the loop's default executor, and never for
   long: Docker's `stop` (which blocks for the whole stop timeout) is done as signal + event-driven
-  wait + SIGKILL instead (see DockerHandle.native_stop).
+  wait + SIGKILL by the power engine instead (see DockerHandle.native_stop).
 - Exits are watched through ONE events stream (`type=container`, `label=wingman.server`) read by
   one thread; `die`/`oom`/`destroy` events are handed to the loop with `call_soon_threadsafe`.
   When the engine goes away the thread retries with backoff; once subscribed again it asks every

@@ -189,16 +189,12 @@ class DockerHandle(ProcessHandle):
     async def kill(self) -> None:
         await self._rt._signal(self.container_id, "SIGKILL")
 
-    async def native_stop(self, timeout: float) -> None:
-        """Docker's `stop`, done here rather than with the blocking SDK call: that call holds a
-        worker thread for the whole timeout (10 minutes by default), and a few servers stopping
-        at once would starve every other Docker call. Same steps: the stop signal, then SIGKILL
-        when the container has not exited within `timeout`."""
+    async def native_stop(self) -> None:
+        """Docker's `stop`, first half: the image's stop signal. Not the blocking SDK call, which
+        holds a worker thread for the whole timeout (10 minutes by default), so a few servers
+        stopping at once would starve every other Docker call. The second half, SIGKILL after the
+        stop timeout, is the power engine's, which records `power.stop_timed_out` when it comes."""
         await self._rt._signal(self.container_id, self._stop_signal)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._done), timeout)
-        except asyncio.TimeoutError:
-            await self.kill()
 
     async def wait(self) -> ExitInfo:
         return await asyncio.shield(self._done)

@@ -1,0 +1,422 @@
+"""The power engine driving real Docker containers (engine_harness: an in-process Daemon on a real
+SQLite file, its DockerRuntime talking to the real engine).
+
+Every container is named after a uuid from `docker_uuids`, so it is removed after the test
+whatever happens. Timeouts are upper bounds for waiting, never speed assertions.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+
+import docker
+import pytest
+
+from engine.environments.docker_spec import container_name
+from tests.support import definition
+
+WAIT = 60  # seconds: the longest any single step may take before the test fails
+
+# PID 1 of each container is busybox sh running one of these.
+TRAP = ("trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 0' INT; echo ready; "
+        "while true; do sleep 1 & wait $!; done")
+ECHO = 'echo ready; while read line; do [ "$line" = stop ] && { echo bye; exit 0; }; echo "echo $line"; done'
+# Sees TERM (the trap proves it was delivered) and carries on: only SIGKILL ends it.
+STUBBORN = "trap 'echo ignoring TERM' TERM; echo ready; while true; do sleep 1 & wait $!; done"
+
+pytestmark = pytest.mark.docker
+
+
+def docker_server(uuid: str, image: str, invocation: str, *, done=("ready",), **settings) -> dict:
+    return definition(uuid, invocation=invocation, done=done, runtime="docker", container={"image": image},
+                      **settings)
+
+
+def sdk(url: str) -> docker.APIClient:
+    return docker.APIClient(base_url=url, version="auto", timeout=60)
+
+
+async def inspect(url: str, uuid: str) -> dict | None:
+    """The server's container as the engine sees it, or None when there is none."""
+    def get():
+        client = sdk(url)
+        try:
+            return client.inspect_container(container_name(uuid))
+        except docker.errors.NotFound:
+            return None
+        finally:
+            client.close()
+    return await asyncio.to_thread(get)
+
+
+async def not_running(url: str, uuid: str) -> bool:
+    found = await inspect(url, uuid)
+    return found is None or not found["State"]["Running"]
+
+
+async def console_shows(h, uuid: str, text: str, timeout: float = WAIT) -> None:
+    lines = h.power.processes.console(uuid).lines
+
+    async def seen():
+        while not any(text in line for line in lines):
+            await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(seen(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{text!r} not on the console within {timeout} s: {list(lines)}") from None
+
+
+async def of_type(h, uuid: str, kind: str) -> list:
+    return [e for e in await h.events(uuid) if e.type == kind]
+
+
+async def started_running(h, uuid: str):
+    op = await h.outcome(await h.act(uuid, "start"), WAIT)
+    assert op.status == "succeeded", op.reason
+    assert h.state(uuid) == "running"
+    return op
+
+
+async def test_start_reaches_running_on_the_done_line_in_a_container(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    invocation = "echo booting; sleep 1; echo ready; " + ECHO
+    async with engine_harness([docker_server(uuid, docker_image, invocation)]) as h:
+        op = await started_running(h, uuid)
+        lines = list(h.power.processes.console(uuid).lines)
+        assert lines.index("booting") < lines.index("ready")
+
+        (started,) = await of_type(h, uuid, "process.started")
+        container = await inspect(docker_engine, uuid)
+        assert container is not None and container["State"]["Running"]
+        assert started.data["runtime"] == "docker"
+        assert started.data["container_id"] == container["Id"]
+        assert started.data["adopted"] is False
+        assert started.metadata["operation_id"] == op.id
+        changes = [(e.data["from_state"], e.data["to_state"]) for e in await of_type(h, uuid, "state.changed")]
+        assert changes == [("offline", "starting"), ("starting", "running")]
+        handle = h.power.processes.handle(uuid)
+        assert handle is not None and handle.runtime == "docker" and handle.container_id == container["Id"]
+
+        await h.outcome(await h.act(uuid, "kill"), WAIT)
+
+
+async def test_stop_by_signal_delivers_sigint_for_caret_c(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, TRAP, stop={"type": "signal", "value": "^C"})  # Wings' SIGINT
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        op = await h.outcome(await h.act(uuid, "stop"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "offline"
+        lines = list(h.power.processes.console(uuid).lines)
+        assert "got INT" in lines and "got TERM" not in lines
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["exit_code"] == 0 and exited.data["oom_killed"] is False
+        assert exited.metadata["cause"] == "stopped"
+        assert await not_running(docker_engine, uuid)
+
+
+async def test_stop_by_command_writes_to_the_containers_stdin(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, ECHO, stop={"type": "command", "value": "stop"})
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        await h.power.processes.handle(uuid).send_command("hello")
+        await console_shows(h, uuid, "echo hello")
+        op = await h.outcome(await h.act(uuid, "stop"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "offline"
+        assert "bye" in h.power.processes.console(uuid).lines
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["exit_code"] == 0
+        assert "power.stop_timed_out" not in await h.types(uuid)
+        assert await not_running(docker_engine, uuid)
+
+
+@pytest.mark.parametrize("spelling", ["native", "stop"])  # wingman's name, and Wings' name
+async def test_native_stop_sends_the_containers_stop_signal(engine_harness, docker_uuids, docker_image, docker_engine, spelling):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, TRAP, stop={"type": spelling})
+    async with engine_harness([d]) as h:
+        assert h.daemon.registry.config(uuid).stop_type == "native"
+        await started_running(h, uuid)
+        op = await h.outcome(await h.act(uuid, "stop"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "offline"
+        assert "got TERM" in h.power.processes.console(uuid).lines  # the busybox image has no STOPSIGNAL
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["exit_code"] == 0
+        assert "power.stop_timed_out" not in await h.types(uuid)
+        assert await not_running(docker_engine, uuid)
+
+
+@pytest.mark.parametrize("stop", [{"type": "signal", "value": "SIGTERM"}, {"type": "native"}], ids=["signal", "native"])
+async def test_stop_timeout_then_sigkill(engine_harness, docker_uuids, docker_image, docker_engine, stop):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, STUBBORN, stop=stop, stop_timeout=2)
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        op = await h.outcome(await h.act(uuid, "stop"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "offline"
+        assert "ignoring TERM" in h.power.processes.console(uuid).lines  # TERM arrived and was ignored
+        types = await h.types(uuid)
+        # An auditor must see that the stop became a kill, whichever kind of stop it was.
+        assert "power.stop_timed_out" in types, f"no power.stop_timed_out for a {stop['type']} stop: {types}"
+        assert types.index("power.stop_timed_out") < types.index("process.exited")
+        (timed_out,) = await of_type(h, uuid, "power.stop_timed_out")
+        assert timed_out.data["timeout_seconds"] == 2 and timed_out.data["operation_id"] == op.id
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["exit_code"] == 137
+        assert await not_running(docker_engine, uuid)
+
+
+async def test_restart_runs_a_new_container_and_ends_running(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, TRAP, stop={"type": "signal", "value": "SIGTERM"})
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        (first,) = await of_type(h, uuid, "process.started")
+        op = await h.outcome(await h.act(uuid, "restart"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "running"
+        events = await h.events(uuid)
+        mine = [e for e in events if e.metadata.get("operation_id") == op.id]
+        assert [e.data["to_state"] for e in mine if e.type == "state.changed"] == \
+               ["stopping", "offline", "starting", "running"]
+        started = [e for e in events if e.type == "process.started"]
+        assert len(started) == 2 and started[1].metadata["operation_id"] == op.id
+        assert started[1].data["container_id"] != first.data["container_id"]
+        assert started[1].data["adopted"] is False
+        assert "got TERM" in h.power.processes.console(uuid).lines
+        container = await inspect(docker_engine, uuid)
+        assert container["Id"] == started[1].data["container_id"] and container["State"]["Running"]
+        await h.outcome(await h.act(uuid, "kill"), WAIT)
+
+
+async def test_kill_is_sigkill_now(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    async with engine_harness([docker_server(uuid, docker_image, TRAP)]) as h:
+        await started_running(h, uuid)
+        op = await h.outcome(await h.act(uuid, "kill"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "offline"
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["exit_code"] == 137 and exited.data["oom_killed"] is False
+        assert exited.metadata["cause"] == "killed" and exited.metadata["operation_id"] == op.id
+        lines = list(h.power.processes.console(uuid).lines)
+        assert "got TERM" not in lines and "got INT" not in lines  # no trap runs for SIGKILL
+        assert await not_running(docker_engine, uuid)
+        assert h.power.processes.handle(uuid) is None
+
+
+@pytest.mark.parametrize("when", ["container_up", "at_once"])
+async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_harness, docker_uuids, docker_image, docker_engine, when):
+    uuid = docker_uuids.new()
+    async with engine_harness([docker_server(uuid, docker_image, "sleep 5; " + TRAP)]) as h:
+        start = await h.act(uuid, "start")
+        await h.wait_state(uuid, "starting", WAIT)
+        if when == "container_up":  # the kill finds a container to kill
+            async def launched():
+                while h.power.processes.handle(uuid) is None:
+                    await asyncio.sleep(0.05)
+            await asyncio.wait_for(launched(), WAIT)
+        # at_once: the kill lands during pre-boot or while Docker creates the container
+        kill = await h.outcome(await h.act(uuid, "kill"), WAIT)
+        await h.outcome(start, WAIT)
+        assert kill.status == "succeeded", kill.reason
+        assert start.status == "cancelled", (start.status, start.reason)
+        assert h.state(uuid) == "offline"
+
+        await asyncio.sleep(6)  # past the done-line the container would have printed
+        assert h.state(uuid) == "offline"
+        assert "ready" not in h.power.processes.console(uuid).lines
+        assert "running" not in [e.data["to_state"] for e in await of_type(h, uuid, "state.changed")]
+        assert await not_running(docker_engine, uuid)
+        assert h.power.processes.handle(uuid) is None
+
+
+async def test_out_of_memory_is_recorded_and_fails_the_start(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    # `tail` keeps the whole 64 MiB "line" of zeros in memory; the OOM killer ends it, and the
+    # shell (PID 1) exits with its status before the done-line.
+    d = docker_server(uuid, docker_image, "echo booting; head -c 64m /dev/zero | tail",
+                      build={"memory_limit": 16})
+    async with engine_harness([d]) as h:
+        op = await h.outcome(await h.act(uuid, "start"), WAIT)
+        assert op.status == "failed"
+        assert "memory" in op.reason, op.reason
+        assert h.state(uuid) == "offline"
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["oom_killed"] is True
+        assert exited.data["exit_code"] == 137
+        assert exited.metadata["operation_id"] == op.id
+        container = await inspect(docker_engine, uuid)
+        assert container["HostConfig"]["Memory"] == 16 * 2**20
+        assert container["State"]["OOMKilled"] is True and not container["State"]["Running"]
+
+
+async def test_missing_image_fails_the_start_with_its_name(engine_harness, docker_uuids, docker_engine):
+    uuid = docker_uuids.new()
+    image = "local/wingman-no-such-image:missing"
+    async with engine_harness([docker_server(uuid, image, TRAP)]) as h:
+        op = await h.outcome(await h.act(uuid, "start"), WAIT)
+        assert op.status == "failed"
+        assert image in op.reason, op.reason
+        assert h.state(uuid) == "offline"
+        (failed,) = await of_type(h, uuid, "preboot.check_failed")
+        assert failed.data["check"] == "environment" and image in failed.data["reason"]
+        assert failed.data["operation_id"] == op.id
+        changes = [(e.data["to_state"], e.data["trigger"]) for e in await of_type(h, uuid, "state.changed")]
+        assert changes == [("starting", "start"), ("offline", "abort")]
+        assert "process.started" not in await h.types(uuid)
+        assert await inspect(docker_engine, uuid) is None  # nothing was created
+
+
+async def test_container_removed_behind_the_daemons_back(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    async with engine_harness([docker_server(uuid, docker_image, TRAP)]) as h:
+        await started_running(h, uuid)
+        (started,) = await of_type(h, uuid, "process.started")
+
+        def remove():
+            client = sdk(docker_engine)
+            try:
+                client.remove_container(started.data["container_id"], force=True)
+            finally:
+                client.close()
+        await asyncio.to_thread(remove)
+
+        await h.wait_state(uuid, "offline", WAIT)
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["reason"] == "container removed", exited.data
+        assert exited.metadata["cause"] == "exited"
+        (change,) = [e for e in await of_type(h, uuid, "state.changed") if e.data["to_state"] == "offline"]
+        assert change.data["from_state"] == "running" and change.data["cause"] == "exited"
+        assert h.power.processes.handle(uuid) is None
+
+        # And the server can be started again: a fresh container.
+        await started_running(h, uuid)
+        again = (await of_type(h, uuid, "process.started"))[-1]
+        assert again.data["container_id"] != started.data["container_id"]
+        await h.outcome(await h.act(uuid, "kill"), WAIT)
+
+
+async def test_out_of_memory_after_ready_takes_the_server_offline(engine_harness, docker_uuids, docker_image):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, "echo ready; sleep 1; head -c 64m /dev/zero | tail",
+                      build={"memory_limit": 16})
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        await h.wait_state(uuid, "offline", WAIT)
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["oom_killed"] is True and exited.data["exit_code"] == 137
+        assert exited.metadata["cause"] == "exited"
+        (change,) = [e for e in await of_type(h, uuid, "state.changed") if e.data["to_state"] == "offline"]
+        assert change.data["from_state"] == "running" and change.data["cause"] == "exited"
+
+
+async def test_container_killed_behind_the_daemons_back_is_a_crash(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    async with engine_harness([docker_server(uuid, docker_image, TRAP)]) as h:
+        await started_running(h, uuid)
+
+        def kill():
+            client = sdk(docker_engine)
+            try:
+                client.kill(container_name(uuid), signal="SIGKILL")
+            finally:
+                client.close()
+        await asyncio.to_thread(kill)
+
+        await h.wait_state(uuid, "offline", WAIT)
+        exited = (await of_type(h, uuid, "process.exited"))[-1]
+        assert exited.data["exit_code"] == 137 and exited.data["reason"] is None
+        assert exited.metadata["cause"] == "exited" and exited.metadata.get("operation_id") is None
+        # The stopped container is still there (for inspection), but the daemon holds no handle.
+        assert await not_running(docker_engine, uuid)
+        assert h.power.processes.handle(uuid) is None
+
+
+async def test_kill_during_a_stop_that_hangs(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, STUBBORN, stop={"type": "signal", "value": "SIGTERM"}, stop_timeout=120)
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        stop = await h.act(uuid, "stop")
+        await h.wait_state(uuid, "stopping", WAIT)
+        await console_shows(h, uuid, "ignoring TERM")
+        kill = await h.outcome(await h.act(uuid, "kill"), WAIT)
+        await h.outcome(stop, WAIT)  # well before the 120 s stop timeout
+        assert kill.status == "succeeded", kill.reason
+        assert stop.status in ("succeeded", "cancelled"), (stop.status, stop.reason)
+        assert h.state(uuid) == "offline"
+        exited = await of_type(h, uuid, "process.exited")
+        assert len(exited) == 1 and exited[0].data["exit_code"] == 137
+        assert exited[0].metadata["cause"] == "killed" and exited[0].metadata["operation_id"] == kill.id
+        assert "power.stop_timed_out" not in await h.types(uuid)
+        assert await not_running(docker_engine, uuid)
+
+
+async def test_restart_of_a_container_that_ignores_the_stop(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    d = docker_server(uuid, docker_image, STUBBORN, stop={"type": "signal", "value": "SIGTERM"}, stop_timeout=2)
+    async with engine_harness([d]) as h:
+        await started_running(h, uuid)
+        op = await h.outcome(await h.act(uuid, "restart"), WAIT)
+        assert op.status == "succeeded", op.reason
+        assert h.state(uuid) == "running"
+        types = await h.types(uuid)
+        assert types.index("power.stop_timed_out") < types.index("process.exited")
+        started = await of_type(h, uuid, "process.started")
+        assert len(started) == 2 and started[0].data["container_id"] != started[1].data["container_id"]
+        assert (await inspect(docker_engine, uuid))["State"]["Running"]
+        await h.outcome(await h.act(uuid, "kill"), WAIT)
+
+
+async def test_native_stop_uses_the_images_stopsignal(engine_harness, docker_uuids, docker_image, docker_engine):
+    uuid = docker_uuids.new()
+    image = f"local/wingman-stopsignal:{uuid[:12]}"  # the test image with `STOPSIGNAL SIGINT`
+
+    def build():
+        client = sdk(docker_engine)
+        try:  # a local build FROM the test image: no registry involved
+            dockerfile = f"FROM {docker_image}\nSTOPSIGNAL SIGINT\n".encode()
+            for chunk in client.build(fileobj=io.BytesIO(dockerfile), tag=image, rm=True, forcerm=True,
+                                      pull=False, decode=True):
+                assert "error" not in chunk, chunk
+        finally:
+            client.close()
+
+    def drop():
+        client = sdk(docker_engine)
+        try:
+            client.remove_image(image, force=True)
+        except docker.errors.NotFound:
+            pass
+        finally:
+            client.close()
+
+    await asyncio.to_thread(build)
+    try:
+        async with engine_harness([docker_server(uuid, image, TRAP, stop={"type": "stop"})]) as h:
+            await started_running(h, uuid)
+            op = await h.outcome(await h.act(uuid, "stop"), WAIT)
+            assert op.status == "succeeded", op.reason
+            lines = list(h.power.processes.console(uuid).lines)
+            assert "got INT" in lines and "got TERM" not in lines
+            assert (await of_type(h, uuid, "process.exited"))[-1].data["exit_code"] == 0
+    finally:
+        await asyncio.to_thread(remove_server_container, docker_engine, uuid)
+        await asyncio.to_thread(drop)
+
+
+def remove_server_container(url: str, uuid: str) -> None:
+    """Remove the server's container now (the image it uses is removed next)."""
+    client = sdk(url)
+    try:
+        client.remove_container(container_name(uuid), force=True)
+    except docker.errors.NotFound:
+        pass
+    finally:
+        client.close()
