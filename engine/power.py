@@ -306,6 +306,23 @@ class PowerService:
             return "start aborted"
         return "the server was not running"
 
+    async def delete_server(self, uuid: str, meta: Metadata) -> None:
+        """Forget a server that is down: its runtime leftovers go, its history stays in the log.
+        Raises Rejected while it runs or a power action holds its lock."""
+        view = self.registry.get(uuid)
+        lock = self._locks.setdefault(uuid, asyncio.Lock())
+        if not await _try_acquire(lock):
+            raise Rejected("a power action is in progress; kill or wait for it before deleting the server")
+        try:
+            if view.state != self.chart.initial or self.processes.handle(uuid) is not None:
+                raise Rejected(f"the server is {view.state}; stop or kill it before deleting it")
+            runtime = self.runtimes.get(view.config.runtime) if view.config else None
+            if runtime is not None:
+                await runtime.destroy(view.config)
+            await self.registry.delete(uuid, meta)
+        finally:
+            lock.release()
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def background(self, coro, name: str) -> asyncio.Task:

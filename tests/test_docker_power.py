@@ -420,3 +420,19 @@ def remove_server_container(url: str, uuid: str) -> None:
         pass
     finally:
         client.close()
+
+
+async def test_deleting_a_server_removes_its_container_and_keeps_its_history(engine_harness, docker_uuids, docker_image, docker_engine):
+    from engine.events import Metadata
+    from engine.power import Rejected
+
+    uuid = docker_uuids.new()
+    async with engine_harness([docker_server(uuid, docker_image, ECHO)]) as h:
+        await started_running(h, uuid)
+        with pytest.raises(Rejected, match="running"):
+            await h.power.delete_server(uuid, Metadata(actor="test"))
+        await h.outcome(await h.act(uuid, "stop"), WAIT)
+        assert await inspect(docker_engine, uuid) is not None  # a stopped container stays until delete
+        await h.power.delete_server(uuid, Metadata(actor="test"))
+        assert await inspect(docker_engine, uuid) is None
+        assert (await h.types(uuid))[-1] == "server.deleted"

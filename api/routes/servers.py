@@ -8,7 +8,8 @@ from sanic_ext import openapi
 from api.errors import ApiError
 from api.requests import CommandsBody, json_body, parse
 from api.routes.common import metadata_for, server_body
-from engine.environments.base import EnvironmentError_
+from engine.environments.base import EnvironmentError_, RuntimeUnavailable
+from engine.power import Rejected
 from engine.registry import ServerExists
 from engine.serverconfig import InvalidDefinition, ServerDefinition
 
@@ -47,11 +48,12 @@ async def create_server(request: Request):
 @bp.delete("/api/servers/<uuid:str>")
 @openapi.summary("Remove a server (it must be offline); its history stays in the log")
 async def delete_server(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    view = daemon.registry.get(uuid)
-    if view.state != daemon.registry.machine.chart.initial or daemon.power.processes.handle(uuid) is not None:
-        raise ApiError(409, f"The server is {view.state}; stop or kill it before deleting it.")
-    await daemon.registry.delete(uuid, metadata_for(request))
+    try:
+        await request.app.ctx.daemon.power.delete_server(uuid, metadata_for(request))
+    except Rejected as exc:
+        raise ApiError(409, f"Cannot delete the server: {exc}.") from None
+    except RuntimeUnavailable as exc:
+        raise ApiError(503, f"Cannot delete the server now: {exc}") from None
     return empty(status=204)
 
 

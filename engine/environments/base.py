@@ -101,6 +101,9 @@ class Runtime(abc.ABC):
         """A handle on a server that is already running (after a daemon restart), or None."""
         return None
 
+    async def destroy(self, config: ServerConfig) -> None:
+        """Remove what the runtime keeps for a deleted server (Docker: its stopped container)."""
+
     async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
         """At boot, for a server the log says is up but that cannot be adopted: make sure nothing is
         left running, and say how it ended (None when it was already gone)."""

@@ -326,6 +326,15 @@ class DockerRuntime(Runtime):
             raise
         return state, sock, leftover, False
 
+    async def destroy(self, config: ServerConfig) -> None:
+        def remove(api):
+            try:
+                api.remove_container(container_name(config.uuid), force=True)
+            except NotFound:
+                pass
+
+        await self._call(remove)
+
     async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink) -> ProcessHandle | None:
         def find(api):
             try:
