@@ -1,6 +1,6 @@
 """Replay speed: point-in-time state queries over a large log, with and without snapshots.
 
-Builds a synthetic legal log (engine.audit.synthetic: correct hash chains, bulk-inserted) in a
+Builds a synthetic legal log (tests.synthetic_log: correct hash chains, bulk-inserted) in a
 temporary SQLite file, then measures
 - the first replay of each server (no snapshots yet: folds its whole stream and saves snapshots),
 - point-in-time queries at random positions and random times (snapshots warm),
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.audit.points import Point  # noqa: E402
 from engine.audit.replay import build_snapshots, state_at  # noqa: E402
 from engine.audit.snapshots import DEFAULT_EVERY, SnapshotCache  # noqa: E402
-from engine.audit.synthetic import BASE_TIME, build_log  # noqa: E402
+from tests.synthetic_log import BASE_TIME, build_log  # noqa: E402
 from engine.audit.verify import verify  # noqa: E402
 from engine.database import create_engine, upgrade  # noqa: E402
 

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from api.cli_audit import audit_app
-from engine.audit.synthetic import build_log
+from tests.synthetic_log import build_log
 from engine.database import create_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent

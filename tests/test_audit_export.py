@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.audit.export import read_csv, read_ndjson
-from engine.audit.synthetic import build_log
+from tests.synthetic_log import build_log
 from engine.database import create_engine, upgrade
 from engine.hashing import event_hash
 

@@ -13,7 +13,7 @@ from engine.audit.points import Point
 from engine.audit.query import EventFilter, page
 from engine.audit.replay import state_at
 from engine.audit.snapshots import SnapshotCache
-from engine.audit.synthetic import append_through_store, build_log
+from tests.synthetic_log import append_through_store, build_log
 from engine.audit.verify import verify
 from engine.database import create_engine, upgrade
 from engine.store import EventStore

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from engine.audit.query import EventFilter, iterate, page
-from engine.audit.synthetic import BASE_TIME, build_log
+from tests.synthetic_log import BASE_TIME, build_log
 from engine.database import create_engine, upgrade
 
 EVENTS = 1500

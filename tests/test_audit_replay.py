@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from engine.audit.points import Point, parse_point
 from engine.audit.replay import UnknownStream, state_at
 from engine.audit.snapshots import SnapshotCache, snapshots
-from engine.audit.synthetic import BASE_TIME, build_log
+from tests.synthetic_log import BASE_TIME, build_log
 from engine.database import create_engine, upgrade
 from engine.servers import LogError, fold
 from engine.store import EventStore

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit.synthetic import append_through_store
+from tests.synthetic_log import append_through_store
 from engine.audit.verify import verify
 from engine.database import create_engine, upgrade
 from engine.hashing import event_hash
