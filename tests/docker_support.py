@@ -174,3 +174,16 @@ class SocketProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+def inspect_server_container(url: str, uuid: str) -> dict | None:
+    """The server's container as the engine sees it (blocking), or None when there is none."""
+    from engine.environments.docker_spec import container_name
+
+    client = docker.APIClient(base_url=url, version="auto", timeout=60)
+    try:
+        return client.inspect_container(container_name(uuid))
+    except docker.errors.NotFound:
+        return None
+    finally:
+        client.close()

@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from engine.environments.docker_spec import container_name
+from tests.docker_support import inspect_server_container
 from tests.support import definition
 
 WAIT = 60
@@ -27,14 +28,7 @@ def docker_server(uuid: str, image: str, invocation: str = ECHO) -> dict:
                       stop={"type": "command", "value": "stop"})
 
 
-def inspect(url: str, uuid: str) -> dict | None:
-    client = docker.APIClient(base_url=url, version="auto", timeout=60)
-    try:
-        return client.inspect_container(container_name(uuid))
-    except docker.errors.NotFound:
-        return None
-    finally:
-        client.close()
+inspect = inspect_server_container
 
 
 def power(daemon, uuid: str, action: str) -> dict:

@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from engine.environments.docker_spec import container_name
+from tests.docker_support import inspect_server_container
 from tests.support import definition
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
@@ -38,15 +39,7 @@ def sdk(url: str) -> docker.APIClient:
 
 async def inspect(url: str, uuid: str) -> dict | None:
     """The server's container as the engine sees it, or None when there is none."""
-    def get():
-        client = sdk(url)
-        try:
-            return client.inspect_container(container_name(uuid))
-        except docker.errors.NotFound:
-            return None
-        finally:
-            client.close()
-    return await asyncio.to_thread(get)
+    return await asyncio.to_thread(inspect_server_container, url, uuid)
 
 
 async def not_running(url: str, uuid: str) -> bool:
