@@ -17,6 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.cli_audit_support import (
+    EXIT_FINDINGS, ExportFmt, Fmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
+)
 from engine.audit.describe import describe
 from engine.audit.export import export as export_log
 from engine.audit.query import EventFilter, iterate
@@ -29,10 +32,6 @@ audit_app = typer.Typer(
     help="Audit the event log: history, state at any moment, verification, export and timelines. "
          "Reads the database directly; the daemon need not run.",
     no_args_is_help=True,
-)
-
-from api.cli_audit_support import (
-    EXIT_FINDINGS, ExportFmt, Fmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
 )
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Daemon config file (default: $WINGMAN_CONFIG or ./wingman.yml).")]
