@@ -125,16 +125,21 @@ class PowerService:
             acquired = await _acquire(lock, wait)
         finally:
             waiting.pop(op_id, None)
-        if not acquired:
-            reason = f"another power action holds the server's lock; gave up after waiting {wait} s"
-            await self._record(uuid, PowerRejected(operation_id=op_id, action=action, reason=reason), meta)
+        by = self._preempted.pop(op_id, None)
+        if by is not None or not acquired:
+            try:
+                if by is not None:  # a kill came while this waited: it must not bring the server back
+                    outcome: Event = PowerCancelled(operation_id=op_id, action=action, cancelled_by=by,
+                                                    reason="cancelled by a kill while waiting for the lock")
+                else:
+                    outcome = PowerRejected(operation_id=op_id, action=action, reason=(
+                        f"another power action holds the server's lock; gave up after waiting {wait} s"))
+                await self._record(uuid, outcome, meta)
+            finally:
+                if acquired:
+                    lock.release()
             return
         try:
-            by = self._preempted.pop(op_id, None)
-            if by is not None:  # a kill came while this waited: it must not bring the server back
-                await self._record(uuid, PowerCancelled(operation_id=op_id, action=action, cancelled_by=by,
-                                                        reason="cancelled by a kill while waiting for the lock"), meta)
-                return
             self._current[uuid] = _Running(op_id, action, asyncio.current_task())
             await self._record(uuid, PowerStarted(operation_id=op_id, action=action), meta)
             work = {"start": self._start, "stop": self._stop, "restart": self._restart}[action]
