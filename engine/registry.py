@@ -128,10 +128,13 @@ class ServerRegistry:
         return cfg
 
     async def find_operation(self, operation_id: str) -> tuple[Operation | None, list[RecordedEvent]]:
-        """The operation (live, recent, or rebuilt from the log) and its events."""
+        """The operation and its events, both taken from the same read of the log.
+
+        The status is folded from the events returned, never from the live view: the view can
+        move on between the read and the answer, and a caller must not see "succeeded" beside
+        an event list that does not yet hold the success."""
         events = await self.store.events_for_operation(operation_id)
-        op = self.operation_in_memory(operation_id) or operation_from_events(events)
-        return op, events
+        return operation_from_events(events), events
 
     def operation_in_memory(self, operation_id: str) -> Operation | None:
         op = self.recently_finished.get(operation_id)
