@@ -1,5 +1,6 @@
 """The power engine driving real Docker containers (engine_harness: an in-process Daemon on a real
-SQLite file, its DockerRuntime talking to the real engine).
+SQLite file, its DockerRuntime talking to the real engine): start, stop, restart and kill.
+Failures and things done behind the daemon's back are in test_docker_failures.py.
 
 Every container is named after a uuid from `docker_uuids`, so it is removed after the test
 whatever happens. Timeouts are upper bounds for waiting, never speed assertions.
@@ -12,62 +13,12 @@ import io
 import docker
 import pytest
 
-from engine.environments.docker_spec import container_name
-from tests.docker_support import inspect_server_container
-from tests.support import definition
-
-WAIT = 60  # seconds: the longest any single step may take before the test fails
-
-# PID 1 of each container is busybox sh running one of these.
-TRAP = ("trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 0' INT; echo ready; "
-        "while true; do sleep 1 & wait $!; done")
-ECHO = 'echo ready; while read line; do [ "$line" = stop ] && { echo bye; exit 0; }; echo "echo $line"; done'
-# Sees TERM (the trap proves it was delivered) and carries on: only SIGKILL ends it.
-STUBBORN = "trap 'echo ignoring TERM' TERM; echo ready; while true; do sleep 1 & wait $!; done"
+from tests.docker_power_support import (
+    ECHO, STUBBORN, TRAP, WAIT, console_shows, docker_server, inspect, not_running, of_type,
+    remove_server_container, sdk, started_running,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def docker_server(uuid: str, image: str, invocation: str, *, done=("ready",), **settings) -> dict:
-    return definition(uuid, invocation=invocation, done=done, runtime="docker", container={"image": image},
-                      **settings)
-
-
-def sdk(url: str) -> docker.APIClient:
-    return docker.APIClient(base_url=url, version="auto", timeout=60)
-
-
-async def inspect(url: str, uuid: str) -> dict | None:
-    """The server's container as the engine sees it, or None when there is none."""
-    return await asyncio.to_thread(inspect_server_container, url, uuid)
-
-
-async def not_running(url: str, uuid: str) -> bool:
-    found = await inspect(url, uuid)
-    return found is None or not found["State"]["Running"]
-
-
-async def console_shows(h, uuid: str, text: str, timeout: float = WAIT) -> None:
-    lines = h.power.processes.console(uuid).lines
-
-    async def seen():
-        while not any(text in line for line in lines):
-            await asyncio.sleep(0.05)
-    try:
-        await asyncio.wait_for(seen(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"{text!r} not on the console within {timeout} s: {list(lines)}") from None
-
-
-async def of_type(h, uuid: str, kind: str) -> list:
-    return [e for e in await h.events(uuid) if e.type == kind]
-
-
-async def started_running(h, uuid: str):
-    op = await h.outcome(await h.act(uuid, "start"), WAIT)
-    assert op.status == "succeeded", op.reason
-    assert h.state(uuid) == "running"
-    return op
 
 
 async def test_start_reaches_running_on_the_done_line_in_a_container(engine_harness, docker_uuids, docker_image, docker_engine):
@@ -229,108 +180,6 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
         assert h.power.processes.handle(uuid) is None
 
 
-async def test_out_of_memory_is_recorded_and_fails_the_start(engine_harness, docker_uuids, docker_image, docker_engine):
-    uuid = docker_uuids.new()
-    # `tail` keeps the whole 64 MiB "line" of zeros in memory; the OOM killer ends it, and the
-    # shell (PID 1) exits with its status before the done-line.
-    d = docker_server(uuid, docker_image, "echo booting; head -c 64m /dev/zero | tail",
-                      build={"memory_limit": 16})
-    async with engine_harness([d]) as h:
-        op = await h.outcome(await h.act(uuid, "start"), WAIT)
-        assert op.status == "failed"
-        assert "memory" in op.reason, op.reason
-        assert h.state(uuid) == "offline"
-        exited = (await of_type(h, uuid, "process.exited"))[-1]
-        assert exited.data["oom_killed"] is True
-        assert exited.data["exit_code"] == 137
-        assert exited.metadata["operation_id"] == op.id
-        container = await inspect(docker_engine, uuid)
-        assert container["HostConfig"]["Memory"] == 16 * 2**20
-        assert container["State"]["OOMKilled"] is True and not container["State"]["Running"]
-
-
-async def test_missing_image_fails_the_start_with_its_name(engine_harness, docker_uuids, docker_engine):
-    uuid = docker_uuids.new()
-    image = "local/wingman-no-such-image:missing"
-    async with engine_harness([docker_server(uuid, image, TRAP)]) as h:
-        op = await h.outcome(await h.act(uuid, "start"), WAIT)
-        assert op.status == "failed"
-        assert image in op.reason, op.reason
-        assert h.state(uuid) == "offline"
-        (failed,) = await of_type(h, uuid, "preboot.check_failed")
-        assert failed.data["check"] == "environment" and image in failed.data["reason"]
-        assert failed.data["operation_id"] == op.id
-        changes = [(e.data["to_state"], e.data["trigger"]) for e in await of_type(h, uuid, "state.changed")]
-        assert changes == [("starting", "start"), ("offline", "abort")]
-        assert "process.started" not in await h.types(uuid)
-        assert await inspect(docker_engine, uuid) is None  # nothing was created
-
-
-async def test_container_removed_behind_the_daemons_back(engine_harness, docker_uuids, docker_image, docker_engine):
-    uuid = docker_uuids.new()
-    async with engine_harness([docker_server(uuid, docker_image, TRAP)]) as h:
-        await started_running(h, uuid)
-        (started,) = await of_type(h, uuid, "process.started")
-
-        def remove():
-            client = sdk(docker_engine)
-            try:
-                client.remove_container(started.data["container_id"], force=True)
-            finally:
-                client.close()
-        await asyncio.to_thread(remove)
-
-        await h.wait_state(uuid, "offline", WAIT)
-        exited = (await of_type(h, uuid, "process.exited"))[-1]
-        assert exited.data["reason"] == "container removed", exited.data
-        assert exited.metadata["cause"] == "exited"
-        (change,) = [e for e in await of_type(h, uuid, "state.changed") if e.data["to_state"] == "offline"]
-        assert change.data["from_state"] == "running" and change.data["cause"] == "exited"
-        assert h.power.processes.handle(uuid) is None
-
-        # And the server can be started again: a fresh container.
-        await started_running(h, uuid)
-        again = (await of_type(h, uuid, "process.started"))[-1]
-        assert again.data["container_id"] != started.data["container_id"]
-        await h.outcome(await h.act(uuid, "kill"), WAIT)
-
-
-async def test_out_of_memory_after_ready_takes_the_server_offline(engine_harness, docker_uuids, docker_image):
-    uuid = docker_uuids.new()
-    d = docker_server(uuid, docker_image, "echo ready; sleep 1; head -c 64m /dev/zero | tail",
-                      build={"memory_limit": 16})
-    async with engine_harness([d]) as h:
-        await started_running(h, uuid)
-        await h.wait_state(uuid, "offline", WAIT)
-        exited = (await of_type(h, uuid, "process.exited"))[-1]
-        assert exited.data["oom_killed"] is True and exited.data["exit_code"] == 137
-        assert exited.metadata["cause"] == "exited"
-        (change,) = [e for e in await of_type(h, uuid, "state.changed") if e.data["to_state"] == "offline"]
-        assert change.data["from_state"] == "running" and change.data["cause"] == "exited"
-
-
-async def test_container_killed_behind_the_daemons_back_is_a_crash(engine_harness, docker_uuids, docker_image, docker_engine):
-    uuid = docker_uuids.new()
-    async with engine_harness([docker_server(uuid, docker_image, TRAP)]) as h:
-        await started_running(h, uuid)
-
-        def kill():
-            client = sdk(docker_engine)
-            try:
-                client.kill(container_name(uuid), signal="SIGKILL")
-            finally:
-                client.close()
-        await asyncio.to_thread(kill)
-
-        await h.wait_state(uuid, "offline", WAIT)
-        exited = (await of_type(h, uuid, "process.exited"))[-1]
-        assert exited.data["exit_code"] == 137 and exited.data["reason"] is None
-        assert exited.metadata["cause"] == "exited" and exited.metadata.get("operation_id") is None
-        # The stopped container is still there (for inspection), but the daemon holds no handle.
-        assert await not_running(docker_engine, uuid)
-        assert h.power.processes.handle(uuid) is None
-
-
 async def test_kill_during_a_stop_that_hangs(engine_harness, docker_uuids, docker_image, docker_engine):
     uuid = docker_uuids.new()
     d = docker_server(uuid, docker_image, STUBBORN, stop={"type": "signal", "value": "SIGTERM"}, stop_timeout=120)
@@ -402,30 +251,3 @@ async def test_native_stop_uses_the_images_stopsignal(engine_harness, docker_uui
     finally:
         await asyncio.to_thread(remove_server_container, docker_engine, uuid)
         await asyncio.to_thread(drop)
-
-
-def remove_server_container(url: str, uuid: str) -> None:
-    """Remove the server's container now (the image it uses is removed next)."""
-    client = sdk(url)
-    try:
-        client.remove_container(container_name(uuid), force=True)
-    except docker.errors.NotFound:
-        pass
-    finally:
-        client.close()
-
-
-async def test_deleting_a_server_removes_its_container_and_keeps_its_history(engine_harness, docker_uuids, docker_image, docker_engine):
-    from engine.events import Metadata
-    from engine.power import Rejected
-
-    uuid = docker_uuids.new()
-    async with engine_harness([docker_server(uuid, docker_image, ECHO)]) as h:
-        await started_running(h, uuid)
-        with pytest.raises(Rejected, match="running"):
-            await h.power.delete_server(uuid, Metadata(actor="test"))
-        await h.outcome(await h.act(uuid, "stop"), WAIT)
-        assert await inspect(docker_engine, uuid) is not None  # a stopped container stays until delete
-        await h.power.delete_server(uuid, Metadata(actor="test"))
-        assert await inspect(docker_engine, uuid) is None
-        assert (await h.types(uuid))[-1] == "server.deleted"
