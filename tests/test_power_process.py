@@ -239,3 +239,26 @@ async def test_daemon_shutdown_stops_local_servers_cleanly(engine_harness):
                                                                           ("offline", "daemon_shutdown")]
         assert [e for e in events if e.type == "process.exited"][-1].data["exit_code"] == 0
         assert again.daemon.recovered["reaped"] == 0
+
+
+async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness):
+    # What GET /api/operations/{id} answers: the log moves on between reading the operation's
+    # events and answering (seen in CI); the status must still agree with the events returned.
+    d = definition(env={"BOOT_SECONDS": "1"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        op = await h.act(uuid, "start")
+        store = h.daemon.store
+        read = store.events_for_operation
+
+        async def read_then_let_the_start_finish(operation_id):
+            events = await read(operation_id)
+            await h.outcome(op)
+            return events
+        store.events_for_operation = read_then_let_the_start_finish
+        found, events = await h.daemon.registry.find_operation(op.id)
+        assert op.status == "succeeded"  # the live view has moved on
+        types = [e.type for e in events]
+        assert "power.succeeded" not in types, "the read was meant to happen before the start finished"
+        assert found.status in ("queued", "running"), (found.status, types)
+        assert found.id == op.id and found.action == "start" and found.server == uuid
