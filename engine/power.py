@@ -242,7 +242,7 @@ class PowerService:
             self.processes.forget_exit(uuid, op_id)
             if not await self.transition(uuid, "ready", "process_ready", meta, op_id):
                 raise Failed("the server's state changed before it was ready")
-            return "running"
+            return self.registry.machine.state(uuid)  # the state `ready` led to, as power.yaml names it
         except PrebootFailure as exc:
             failed = PrebootCheckFailed(check=exc.check, reason=exc.reason, operation_id=op_id)
             await self.transition(uuid, "abort", "preboot_failed", meta, op_id, before=(failed,))
