@@ -7,8 +7,8 @@ from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import JSONResponse, json
 
-from engine.registry import UnknownServer
-from engine.store import StoreUnavailable
+from engine.servers.registry import UnknownServer
+from engine.store.event_store import StoreUnavailable
 
 log = structlog.get_logger("wingman.api")
 

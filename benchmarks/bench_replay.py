@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.audit.points import Point  # noqa: E402
-from engine.audit.replay import build_snapshots, state_at  # noqa: E402
-from engine.audit.snapshots import DEFAULT_EVERY, SnapshotCache  # noqa: E402
+from engine.store.points import Point  # noqa: E402
+from engine.servers.replay import build_snapshots, state_at  # noqa: E402
+from engine.servers.snapshots import DEFAULT_EVERY, SnapshotCache  # noqa: E402
 from tests.synthetic_log import BASE_TIME, build_log  # noqa: E402
 from engine.audit.verify import verify  # noqa: E402
-from engine.database import create_engine, upgrade  # noqa: E402
+from engine.store.database import create_engine, upgrade  # noqa: E402
 
 
 def ms(values: list[float]) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.database import create_engine, sqlite_url, upgrade  # noqa: E402
+from engine.store.database import create_engine, sqlite_url, upgrade  # noqa: E402
 from engine.events import Metadata, NewEvent, ServerSuspended  # noqa: E402
-from engine.store import EventStore  # noqa: E402
+from engine.store.event_store import EventStore  # noqa: E402
 
 
 async def measure(url: str, events: int, callers: int) -> tuple[float, float, int]:

@@ -1,0 +1,15 @@
+"""The domain of the daemon: servers, their power lifecycle, the event store and the audit.
+
+It knows nothing of HTTP: `api/` calls in, nothing here imports `api/`. The packages, from the
+bottom up (each may import only those listed before it, plus the vocabulary modules
+`events`, `signals`, `statechart` and `config` at this level):
+
+- `store/`         the append-only event store and its database
+- `servers/`       a server's state folded from its events; definitions; the live registry;
+                   replay and its snapshots (caches of the log)
+- `environments/`  where a server runs: the runtime protocol, local processes, Docker
+- `preboot/`       what a start does before anything runs
+- `power/`         power operations, locks, processes and their consoles, boot recovery
+- `audit/`         the auditor's tools, built on the store and the fold
+- `daemon`         assembles all of the above from the config
+"""

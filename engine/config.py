@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.database import sqlite_url
+from engine.store.database import sqlite_url
 
 DEFAULT_CONFIG_PATH = Path("wingman.yml")
 

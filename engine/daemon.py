@@ -6,21 +6,21 @@ import time
 
 import structlog
 
-from engine.audit.live import LiveSnapshots
-from engine.audit.snapshots import SnapshotCache
+from engine.servers.live_snapshots import LiveSnapshots
+from engine.servers.snapshots import SnapshotCache
 from engine.config import DaemonConfig
-from engine.database import create_engine, upgrade
+from engine.store.database import create_engine, upgrade
 from engine.environments.base import Runtime
-from engine.environments.docker import DockerRuntime
+from engine.environments.docker.runtime import DockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Metadata
-from engine.power import PowerService
-from engine.recovery import recover
-from engine.registry import ServerRegistry
-from engine.serverconfig import InvalidDefinition, parse_definition
-from engine.starter import Starter
-from engine.store import EventStore
-from engine.sync import DefinitionSource
+from engine.power.service import PowerService
+from engine.power.recovery import recover
+from engine.servers.registry import ServerRegistry
+from engine.servers.definition import InvalidDefinition, parse_definition
+from engine.preboot.starter import Starter
+from engine.store.event_store import EventStore
+from engine.preboot.sources import DefinitionSource
 
 log = structlog.get_logger("wingman.daemon")
 FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.database import WRITE_TRANSACTION
-from engine.hashing import GENESIS, event_hash
-from engine.schema import events as events_table
+from engine.store.database import WRITE_TRANSACTION
+from engine.store.hashing import GENESIS, event_hash
+from engine.store.schema import events as events_table
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

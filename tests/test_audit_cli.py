@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli_audit import audit_app
+from api.cli.audit import audit_app
 from tests.synthetic_log import build_log
-from engine.database import create_engine, upgrade
+from engine.store.database import create_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -157,7 +157,7 @@ def test_as_a_process_and_through_the_main_cli(db):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["at"] == {"position": 5}
     # A reader that stops early (`| head`) is not an error.
-    p = subprocess.Popen([sys.executable, "-m", "api.cli_audit", "export", "--database", str(path)],
+    p = subprocess.Popen([sys.executable, "-m", "api.cli", "audit", "export", "--database", str(path)],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert json.loads(p.stdout.readline())["position"] == 1
     p.stdout.close()

@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import text
 
 from engine.audit.export import export, read_csv, read_ndjson
-from engine.audit.points import Point
-from engine.audit.query import EventFilter, page
-from engine.audit.replay import state_at
-from engine.audit.snapshots import SnapshotCache
+from engine.store.points import Point
+from engine.store.reading import EventFilter, page
+from engine.servers.replay import state_at
+from engine.servers.snapshots import SnapshotCache
 from tests.synthetic_log import append_through_store, build_log
 from engine.audit.verify import verify
-from engine.database import create_engine, upgrade
-from engine.store import EventStore
+from engine.store.database import create_engine, upgrade
+from engine.store.event_store import EventStore
 
 pytestmark = pytest.mark.postgres
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from engine.audit.points import Point
-from engine.audit.replay import state_at
-from engine.audit.snapshots import SnapshotCache
+from engine.store.points import Point
+from engine.servers.replay import state_at
+from engine.servers.snapshots import SnapshotCache
 from engine.audit.timeline import timeline
 from engine.audit.verify import verify
 from tests.support import definition

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine.audit.query import EventFilter, iterate, page
+from engine.store.reading import EventFilter, iterate, page
 from tests.synthetic_log import BASE_TIME, build_log
-from engine.database import create_engine, upgrade
+from engine.store.database import create_engine, upgrade
 
 EVENTS = 1500
 

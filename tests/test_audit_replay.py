@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from engine.audit.points import Point, parse_point
-from engine.audit.replay import UnknownStream, state_at
-from engine.audit.snapshots import SnapshotCache, snapshots
+from engine.store.points import Point, parse_point
+from engine.servers.replay import UnknownStream, state_at
+from engine.servers.snapshots import SnapshotCache, snapshots
 from tests.synthetic_log import BASE_TIME, build_log
-from engine.database import create_engine, upgrade
-from engine.servers import LogError, fold
-from engine.store import EventStore
+from engine.store.database import create_engine, upgrade
+from engine.servers.fold import LogError, fold
+from engine.store.event_store import EventStore
 
 EVENTS, SERVERS, EVERY = 3000, 3, 40
 

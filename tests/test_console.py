@@ -1,7 +1,7 @@
 """Done-line matching (Wings' `startup.done`) and the bounded console buffer."""
 from hypothesis import given, strategies as st
 
-from engine.console import ConsoleBuffer, DoneMatcher
+from engine.power.console import ConsoleBuffer, DoneMatcher
 
 
 def test_substring_and_regex_done_lines():

@@ -11,9 +11,9 @@ import asyncio
 
 import pytest
 
-from engine.environments.docker_spec import container_name
+from engine.environments.docker.spec import container_name
 from engine.events import Metadata
-from engine.power import Rejected
+from engine.power.service import Rejected
 from tests.docker_power_support import (
     ECHO, TRAP, WAIT, docker_server, inspect, not_running, of_type, sdk, started_running,
 )

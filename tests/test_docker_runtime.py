@@ -15,8 +15,8 @@ import pytest
 from tests.docker_support import SocketProxy
 
 from engine.environments.base import EnvironmentError_, ExitInfo, LaunchSpec, RuntimeUnavailable
-from engine.environments.docker import DockerRuntime, container_name
-from engine.serverconfig import parse_definition
+from engine.environments.docker.runtime import DockerRuntime, container_name
+from engine.servers.definition import parse_definition
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
 

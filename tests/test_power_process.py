@@ -172,7 +172,7 @@ async def test_kill_does_not_wait_for_a_busy_lock(engine_harness):
 
 
 async def test_suspended_server_start_is_refused_and_recorded(engine_harness):
-    from engine.power import SuspendedServer
+    from engine.power.service import SuspendedServer
     import pytest
 
     d = definition(suspended=True)

@@ -2,8 +2,8 @@
 with the same answer either way; finished operations leave memory and are read back by id."""
 import pytest
 
-from engine.audit.snapshots import SnapshotCache
-from engine.registry import ServerRegistry
+from engine.servers.snapshots import SnapshotCache
+from engine.servers.registry import ServerRegistry
 from engine.statechart import PowerMachine
 from tests.support import definition
 

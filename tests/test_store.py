@@ -2,10 +2,10 @@
 import asyncio
 import pytest
 
-from engine.database import create_engine, sqlite_url, upgrade
+from engine.store.database import create_engine, sqlite_url, upgrade
 from engine.events import Metadata, NewEvent, ServerSuspended, ServerUnsuspended
-from engine.hashing import GENESIS, event_hash
-from engine.store import NO_STREAM, ConcurrencyError, EventStore, StoreUnavailable
+from engine.store.hashing import GENESIS, event_hash
+from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore, StoreUnavailable
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -15,13 +15,13 @@ from sanic_ext import openapi
 
 from api.errors import ApiError
 from engine.audit.describe import describe
-from engine.audit.points import BadPoint, iso, parse_point, parse_position, parse_time
-from engine.audit.query import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
-from engine.audit.replay import UnknownStream, state_at
-from engine.audit.snapshots import SnapshotCache
+from engine.store.points import BadPoint, iso, parse_point, parse_position, parse_time
+from engine.store.reading import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
+from engine.servers.replay import UnknownStream, state_at
+from engine.servers.snapshots import SnapshotCache
 from engine.audit.verify import verify
 from engine.events import RecordedEvent
-from engine.servers import LogError
+from engine.servers.fold import LogError
 
 bp = Blueprint("audit")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sanic import Request
 
 from engine.events import Metadata
-from engine.servers import Operation, ServerView
+from engine.servers.fold import Operation, ServerView
 
 
 def metadata_for(request: Request) -> Metadata:

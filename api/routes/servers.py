@@ -9,9 +9,9 @@ from api.errors import ApiError
 from api.requests import CommandsBody, json_body, parse
 from api.routes.common import metadata_for, server_body
 from engine.environments.base import EnvironmentError_, RuntimeUnavailable
-from engine.power import Rejected
-from engine.registry import ServerExists
-from engine.serverconfig import InvalidDefinition, ServerDefinition
+from engine.power.service import Rejected
+from engine.servers.registry import ServerExists
+from engine.servers.definition import InvalidDefinition, ServerDefinition
 
 bp = Blueprint("servers")
 MAX_LOG_LINES = 1000

@@ -11,7 +11,7 @@ from sanic import Blueprint, Request
 from sanic.response import json
 from sanic_ext import openapi
 
-from engine.database import is_sqlite
+from engine.store.database import is_sqlite
 
 bp = Blueprint("system")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.audit.points import iso
+from engine.store.points import iso
 from engine.events import RecordedEvent
 
 CAUSES = {

@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.query import EventFilter, iterate
+from engine.store.reading import EventFilter, iterate
 from engine.events import RecordedEvent
-from engine.hashing import canonical_time
+from engine.store.hashing import canonical_time
 
 FIELDS = ("position", "stream_id", "version", "event_id", "type", "recorded_at", "data", "metadata",
           "prev_hash", "hash")

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.audit.describe import CAUSES
-from engine.audit.points import iso
-from engine.audit.query import stream_exists, stream_versions
-from engine.audit.replay import UnknownStream, fold_step
+from engine.store.points import iso
+from engine.store.reading import stream_exists, stream_versions
+from engine.servers.replay import UnknownStream, fold_step
 from engine.events import RecordedEvent
-from engine.servers import new_view
+from engine.servers.fold import new_view
 from engine.statechart import load_statechart
 
 

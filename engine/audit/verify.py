@@ -23,12 +23,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.points import iso
-from engine.audit.query import EventFilter, high_water, is_intact, iterate, stream_versions
-from engine.audit.replay import prune
+from engine.store.points import iso
+from engine.store.reading import EventFilter, high_water, is_intact, iterate, stream_versions
+from engine.servers.replay import prune
 from engine.events import RecordedEvent, event_class
-from engine.hashing import GENESIS, event_hash
-from engine.servers import OUTCOME_TYPES, LogError, ServerView, apply, new_view
+from engine.store.hashing import GENESIS, event_hash
+from engine.servers.fold import OUTCOME_TYPES, LogError, ServerView, apply, new_view
 from engine.statechart import Statechart, load_statechart
 
 MAX_FINDINGS = 100

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.serverconfig import ServerConfig
+from engine.servers.definition import ServerConfig
 
 ConsoleSink = Callable[[str], None]  # called with each console line (no trailing newline)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.environments.base import (
     ConsoleSink, EnvironmentError_, ExitInfo, LaunchSpec, ProcessHandle, Runtime, parse_signal,
 )
-from engine.serverconfig import ServerConfig
+from engine.servers.definition import ServerConfig
 
 MAX_LINE = 64 * 1024
 

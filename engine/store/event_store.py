@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.database import WRITE_TRANSACTION
+from engine.store.database import WRITE_TRANSACTION
 from engine.events import NewEvent, RecordedEvent
-from engine.hashing import GENESIS, event_hash
-from engine.schema import events as events_table
+from engine.store.hashing import GENESIS, event_hash
+from engine.store.schema import events as events_table
 
 ANY_VERSION = -1  # expected_version that accepts whatever the stream is at
 NO_STREAM = 0  # expected_version of a stream that must not exist yet

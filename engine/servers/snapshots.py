@@ -24,13 +24,13 @@ from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, delete, i
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine import servers as servers_module
-from engine import serverconfig as serverconfig_module
-from engine.database import WRITE_TRANSACTION
-from engine.schema import Position, metadata
-from engine.schema import events as E
-from engine.serverconfig import parse_definition
-from engine.servers import Operation, ServerView
+from engine.servers import definition as definition_module
+from engine.servers import fold as fold_module
+from engine.store.database import WRITE_TRANSACTION
+from engine.store.schema import Position, metadata
+from engine.store.schema import events as E
+from engine.servers.definition import parse_definition
+from engine.servers.fold import Operation, ServerView
 from engine.statechart import STATECHART_PATH
 
 log = structlog.get_logger("wingman.audit")
@@ -56,7 +56,7 @@ snapshots = Table(
 def fingerprint() -> str:
     """Changes whenever the fold could give another answer: its code, the config parser, the chart."""
     h = hashlib.sha256(str(SNAPSHOT_FORMAT).encode())
-    for module in (servers_module, serverconfig_module):
+    for module in (fold_module, definition_module):
         h.update(inspect.getsource(module).encode())
     h.update(STATECHART_PATH.read_bytes())
     return h.hexdigest()

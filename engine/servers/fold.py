@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.events import RecordedEvent
-from engine.serverconfig import ServerConfig, parse_definition
+from engine.servers.definition import ServerConfig, parse_definition
 from engine.statechart import IllegalTransition, Statechart, load_statechart
 
 OUTCOME_TYPES = {

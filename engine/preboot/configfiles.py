@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
-from engine.folderfiles import FolderFileError, locate, read_text, write_text
+from engine.preboot.folderfiles import FolderFileError, locate, read_text, write_text
 
 _MISSING = object()
 

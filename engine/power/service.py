@@ -20,18 +20,18 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.console import DoneMatcher
+from engine.power.console import DoneMatcher
 from engine.environments.base import EnvironmentError_, ExitInfo, ProcessHandle, Runtime
 from engine.events import (
     ACTIONS, Event, Metadata, NewEvent, PowerCancelled, PowerFailed, PowerRejected, PowerRequested,
     PowerStarted, PowerSucceeded, PrebootCheckFailed, ProcessExited, ProcessStarted, StateChanged,
     StopTimedOut,
 )
-from engine.preboot import PrebootFailure
-from engine.processes import ProcessTracker
-from engine.registry import ServerRegistry
-from engine.servers import Operation
-from engine.store import EventStore, StoreUnavailable
+from engine.preboot.checks import PrebootFailure
+from engine.power.processes import ProcessTracker
+from engine.servers.registry import ServerRegistry
+from engine.servers.fold import Operation
+from engine.store.event_store import EventStore, StoreUnavailable
 
 log = structlog.get_logger("wingman.power")
 

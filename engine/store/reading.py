@@ -15,7 +15,7 @@ from sqlalchemy import String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import RecordedEvent
-from engine.schema import events as E
+from engine.store.schema import events as E
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

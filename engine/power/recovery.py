@@ -14,8 +14,8 @@ import structlog
 
 from engine.environments.base import ExitInfo, RuntimeUnavailable
 from engine.events import Metadata, NewEvent, PowerInterrupted, ProcessExited, ProcessStarted
-from engine.power import PowerService
-from engine.registry import ServerRegistry, UnknownServer
+from engine.power.service import PowerService
+from engine.servers.registry import ServerRegistry, UnknownServer
 
 log = structlog.get_logger("wingman.recovery")
 BOOT = Metadata(actor="daemon", channel="boot", cause="boot_recovery")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime
-from engine.serverconfig import ServerConfig
+from engine.servers.definition import ServerConfig
 
 STEPS = ("sync", "suspension", "environment", "disk", "config_files", "permissions")
 
@@ -120,7 +120,7 @@ async def run_preboot(
 
     result = PrebootResult(spec=spec, warnings=warnings)
     if config.configs:
-        from engine.configfiles import apply_config_files
+        from engine.preboot.configfiles import apply_config_files
 
         settings = config.definition.get("settings", {})
         raw = config.definition.get("process_configuration", {}).get("configs", [])

@@ -12,12 +12,12 @@ import asyncio
 
 import structlog
 
-from engine.audit.replay import build_snapshots, prune
-from engine.audit.snapshots import SnapshotCache
+from engine.servers.replay import build_snapshots, prune
+from engine.servers.snapshots import SnapshotCache
 from engine.events import RecordedEvent
-from engine.registry import ServerRegistry
-from engine.servers import snapshot
-from engine.store import EventStore
+from engine.servers.registry import ServerRegistry
+from engine.servers.fold import snapshot
+from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.audit")
 

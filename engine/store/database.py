@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 # Execution option a writer passes to get BEGIN IMMEDIATE instead of a deferred BEGIN.
 WRITE_TRANSACTION = {"sqlite_begin": "BEGIN IMMEDIATE"}

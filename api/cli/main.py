@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from api.cli_audit import audit_app
+from api.cli.audit import audit_app
 from engine.config import ConfigError, DaemonConfig, load_config
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
@@ -39,7 +39,7 @@ def serve(config: Optional[Path] = ConfigOption,
           port: Optional[int] = typer.Option(None, help="Override api.port.")):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
     from api.app import create_app
-    from api.defaults import write_default_config
+    from api.cli.defaults import write_default_config
     from api.logging import setup_logging
 
     path = Path(config or os.environ.get("WINGMAN_CONFIG") or "wingman.yml")
@@ -132,7 +132,7 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
 @db_app.command("upgrade")
 def db_upgrade(config: Optional[Path] = ConfigOption):
     """Create or migrate the event database's schema."""
-    from engine.database import create_engine, upgrade
+    from engine.store.database import create_engine, upgrade
 
     cfg = _config(config)
     cfg.root_directory.mkdir(parents=True, exist_ok=True)

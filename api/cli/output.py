@@ -20,11 +20,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.points import BadPoint, Point, parse_point, parse_time
-from engine.audit.query import stream_exists
+from engine.store.points import BadPoint, Point, parse_point, parse_time
+from engine.store.reading import stream_exists
 from engine.config import ConfigError, load_config
-from engine.database import create_engine
-from engine.servers import LogError
+from engine.store.database import create_engine
+from engine.servers.fold import LogError
 
 EXIT_FINDINGS, EXIT_USAGE = 1, 2
 err = Console(stderr=True, soft_wrap=True)

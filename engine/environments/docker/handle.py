@@ -17,7 +17,7 @@ import structlog
 from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle, RuntimeUnavailable, parse_signal
 
 if TYPE_CHECKING:
-    from engine.environments.docker import DockerRuntime
+    from engine.environments.docker.runtime import DockerRuntime
 
 log = structlog.get_logger("wingman.docker")
 

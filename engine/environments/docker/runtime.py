@@ -46,9 +46,9 @@ from engine.environments.base import (
     Runtime,
     RuntimeUnavailable,
 )
-from engine.environments.docker_handle import REMOVED, DockerHandle, take_attach_socket
-from engine.environments.docker_spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
-from engine.serverconfig import ServerConfig
+from engine.environments.docker.handle import REMOVED, DockerHandle, take_attach_socket
+from engine.environments.docker.spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
+from engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from engine.console import ConsoleBuffer, DoneMatcher
+from engine.power.console import ConsoleBuffer, DoneMatcher
 from engine.environments.base import ExitInfo, ProcessHandle
 
 ExitRecorder = Callable[[str, ExitInfo, str, "str | None"], Awaitable[None]]

@@ -12,10 +12,10 @@ from engine.events import (
     ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
     ServerSuspended, ServerUnsuspended,
 )
-from engine.serverconfig import ServerConfig, changed_keys, parse_definition
-from engine.servers import OUTCOME_TYPES, Operation, ServerView, apply, new_view, operation_from_events
+from engine.servers.definition import ServerConfig, changed_keys, parse_definition
+from engine.servers.fold import OUTCOME_TYPES, Operation, ServerView, apply, new_view, operation_from_events
 from engine.statechart import PowerMachine
-from engine.store import NO_STREAM, EventStore
+from engine.store.event_store import NO_STREAM, EventStore
 
 
 RECENT_OPERATIONS = 10_000
@@ -49,7 +49,7 @@ class ServerRegistry:
         """Fold the log, then follow the store's commits. With a snapshot cache, streams longer
         than a snapshot interval start from their latest checked snapshot instead of event 1."""
         if snapshots is not None and await self._long_streams(snapshots.every):
-            from engine.audit.replay import END, state_at, streams
+            from engine.servers.replay import END, state_at, streams
 
             for stream_id in await streams(self.store.engine):
                 self._install((await state_at(self.store.engine, stream_id, END, snapshots, self.machine.chart)).view)

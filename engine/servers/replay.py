@@ -1,7 +1,7 @@
 """Point-in-time state: a server as the log made it at a position or a time.
 
 The answer is the same fold the live daemon uses (engine.servers.apply), run over the stream's
-events up to the point, starting from the latest usable snapshot before it (engine.audit.snapshots)
+events up to the point, starting from the latest usable snapshot before it (engine.servers.snapshots)
 instead of from the first event when there is one. Finished operations are dropped while folding:
 a replay needs the operations still in flight, not the whole history, and this keeps snapshots small.
 """
@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.points import END, Point, iso
-from engine.audit.query import is_intact, stream_exists, stream_versions
-from engine.audit.snapshots import SnapshotCache
-from engine.schema import events as E
-from engine.servers import LogError, ServerView, apply, new_view
+from engine.store.points import END, Point, iso
+from engine.store.reading import is_intact, stream_exists, stream_versions
+from engine.servers.snapshots import SnapshotCache
+from engine.store.schema import events as E
+from engine.servers.fold import LogError, ServerView, apply, new_view
 from engine.statechart import Statechart, load_statechart
 
 OPEN_STATUSES = ("queued", "running")

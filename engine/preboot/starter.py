@@ -1,6 +1,6 @@
 """Pre-boot and launch for one start: sync the definition, run the checks, pick the runtime.
 
-Kept apart from engine.power so that the power engine deals only in locks, states and outcomes.
+Kept apart from engine.power.service so that the power engine deals only in locks, states and outcomes.
 """
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import structlog
 
 from engine.environments.base import ConsoleSink, EnvironmentError_, ProcessHandle, Runtime
 from engine.events import Metadata, NewEvent, PrebootCheckFailed
-from engine.preboot import PrebootFailure, PrebootResult, run_preboot
-from engine.registry import ServerRegistry
-from engine.serverconfig import InvalidDefinition, ServerConfig
-from engine.store import EventStore
-from engine.sync import DefinitionSource, SyncFailed
+from engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
+from engine.servers.registry import ServerRegistry
+from engine.servers.definition import InvalidDefinition, ServerConfig
+from engine.store.event_store import EventStore
+from engine.preboot.sources import DefinitionSource, SyncFailed
 
 log = structlog.get_logger("wingman.preboot")
 

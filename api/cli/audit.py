@@ -17,14 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.cli_audit_support import (
+from api.cli.output import (
     EXIT_FINDINGS, ExportFmt, Fmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
 )
 from engine.audit.describe import describe
 from engine.audit.export import export as export_log
-from engine.audit.query import EventFilter, iterate
-from engine.audit.replay import UnknownStream, state_at
-from engine.audit.snapshots import SnapshotCache
+from engine.store.reading import EventFilter, iterate
+from engine.servers.replay import UnknownStream, state_at
+from engine.servers.snapshots import SnapshotCache
 from engine.audit.timeline import timeline as timeline_of
 from engine.audit.verify import verify as verify_log
 

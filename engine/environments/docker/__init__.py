@@ -1,0 +1,6 @@
+"""The Docker runtime: one container per server through the blocking `docker` SDK, with a bounded
+number of threads (see `runtime`). `spec` maps a definition to Docker's create call, `handle` is
+one running container, `watcher` the single events stream that reports exits.
+
+May import: `engine.environments.base`, `engine.servers.definition`, `engine.signals`.
+"""

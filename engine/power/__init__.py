@@ -1,0 +1,6 @@
+"""Power operations: start, stop, restart and kill under a per-server lock, each with exactly one
+recorded outcome; the processes the engine runs, their consoles and exits; boot recovery.
+
+May import: `engine.store`, `engine.servers`, `engine.environments.base`, `engine.preboot`,
+`engine.events`, `engine.statechart`.
+"""

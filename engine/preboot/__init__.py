@@ -1,0 +1,6 @@
+"""What a start does before any process runs: fetch the definition (from the Panel or the
+config file), run Wings' checks in Wings' order, rewrite configuration files inside the server's
+folder, and hand the launch to the server's runtime.
+
+May import: `engine.store`, `engine.servers`, `engine.environments.base`, `engine.events`.
+"""
