@@ -14,7 +14,7 @@ trap 'bash .ci/docker-down.sh || true; rm -rf "$(dirname "$WINGMAN_DOCKERD_PIDFI
 bash .ci/docker.sh
 
 set +e
-.venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
+HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}" .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -1,13 +1,20 @@
-"""Request bodies, validated with pydantic in strict mode: `"5"`, `1.5` and `true` are not integers."""
+"""Request bodies, validated with pydantic in strict mode: `"5"`, `1.5` and `true` are not integers.
+
+Bodies are read as JSON whatever their Content-Type, as Wings does (gin's BindJSON ignores the
+header): a Panel or script that sends `text/plain` keeps working. A key given twice is refused:
+"last one wins" would let `{"action": "bogus", "action": "kill"}` mean something a log reader
+cannot see.
+"""
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 from sanic import Request
 
 from api.errors import ApiError
+from engine.servers.patterns import console_line_problem
 
 POWER_ACTION_ERROR = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'
 
@@ -20,7 +27,28 @@ class PowerBody(BaseModel):
 
 class CommandsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    commands: list[StrictStr] = Field(min_length=1, max_length=100)
+    commands: list[StrictStr] = Field(min_length=1, max_length=100, description="one line of text each")
+
+    @field_validator("commands")
+    @classmethod
+    def _one_line_each(cls, commands: list[str]) -> list[str]:
+        for i, command in enumerate(commands):
+            if problem := console_line_problem(command):
+                raise ValueError(f"command {i + 1} cannot be sent: {problem}")
+        return commands
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def json_body(request: Request) -> Any:
@@ -28,7 +56,9 @@ def json_body(request: Request) -> Any:
     if not request.body:
         raise ApiError(400, "The request body is missing; send a JSON object.")
     try:
-        return json.loads(request.body)
+        return json.loads(request.body, object_pairs_hook=_no_duplicates)
+    except DuplicateKey as exc:
+        raise ApiError(400, f"The request body gives the key {str(exc)!r} more than once.") from None
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested JSON
         raise ApiError(400, "The request body is not valid JSON.") from None
 

@@ -6,21 +6,25 @@ import time
 
 import structlog
 
-from engine.servers.live_snapshots import LiveSnapshots
-from engine.servers.snapshots import SnapshotCache
 from engine.config import DaemonConfig
-from engine.store.database import create_engine, upgrade
 from engine.environments.base import Runtime
 from engine.environments.docker.runtime import DockerRuntime
 from engine.environments.process import ProcessRuntime
-from engine.events import Metadata
+from engine.events import Event, Metadata
+from engine.power.actions import PowerActions
+from engine.power.journal import Journal
+from engine.power.processes import ProcessTracker
+from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
-from engine.power.recovery import recover
-from engine.servers.registry import ServerRegistry
-from engine.servers.definition import InvalidDefinition, parse_definition
-from engine.preboot.starter import Starter
-from engine.store.event_store import EventStore
 from engine.preboot.sources import DefinitionSource
+from engine.preboot.starter import Starter
+from engine.servers.definition import InvalidDefinition, parse_definition
+from engine.servers.live_snapshots import LiveSnapshots
+from engine.servers.registry import ServerRegistry
+from engine.servers.snapshots import SnapshotCache
+from engine.statechart import PowerMachine, Statechart
+from engine.store.database import create_engine, upgrade
+from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.daemon")
 FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
@@ -36,23 +40,34 @@ def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, runtimes: dict[str, Runtime] | None = None):
+    def __init__(self, config: DaemonConfig, runtimes: dict[str, Runtime] | None = None,
+                 chart: Statechart | None = None):
         self.config = config
         self.started_at = time.time()
         self.db = create_engine(config.database_url)
         self.store = EventStore(self.db)
-        self.registry = ServerRegistry(self.store)
+        # Building the machine checks the statechart against the engine's triggers: a chart the
+        # engine cannot run on stops the daemon here, before anything is written.
+        self.registry = ServerRegistry(self.store, PowerMachine(chart))
         self.runtimes = runtimes if runtimes is not None else build_runtimes(config)
+        self.journal = Journal(self.store, self.registry)
+        self.processes = ProcessTracker(self.journal)
         source = DefinitionSource(config.remote, config.token_id, config.token, config.source)
         self.starter = Starter(
-            self.store, self.registry, self.runtimes, source, config.data_directory, config.system.user,
+            self.registry, self.runtimes, source, config.data_directory, config.system.user,
             # What {{config.*}} placeholders may show server owners: nothing secret.
             daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host"})},
+            record=self._record,
         )
-        self.power = PowerService(self.store, self.registry, self.runtimes, self.starter)
+        actions = PowerActions(self.journal, self.registry, self.processes, self.starter)
+        self.power = PowerService(self.journal, self.registry, actions, self.processes, self.runtimes)
+        self.recovery = BootRecovery(self.journal, self.registry, self.processes, self.runtimes, self.starter.folder)
         self.recovered: dict[str, int] = {}
         self.snapshot_cache = SnapshotCache(self.db)
         self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
+
+    async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
+        await self.journal.record(uuid, record, meta=meta)
 
     async def start(self) -> None:
         self.config.root_directory.mkdir(parents=True, exist_ok=True)
@@ -63,7 +78,7 @@ class Daemon:
         for runtime in self.runtimes.values():
             await runtime.open()
         await self.load_configured_servers()
-        self.recovered = await recover(self.registry, self.power)
+        self.recovered = await self.recovery.recover(self.power.background)
         self.snapshots.start()
         log.info("daemon ready", servers=len(self.registry.views), **self.recovered)
 

@@ -6,12 +6,12 @@ travels beside it. Each record class validates its data, so nothing untyped reac
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ACTIONS = ("start", "stop", "restart", "kill")
 PowerAction = Literal["start", "stop", "restart", "kill"]
+ACTIONS: tuple[str, ...] = get_args(PowerAction)  # the one spelling of the four actions
 
 
 class Metadata(BaseModel):
@@ -46,10 +46,6 @@ def event(type_name: str):
 
 def event_class(type_name: str) -> type[Event]:
     return _REGISTRY[type_name]
-
-
-def event_types() -> list[str]:
-    return sorted(_REGISTRY)
 
 
 # -- servers -------------------------------------------------------------------------------------

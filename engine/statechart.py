@@ -1,10 +1,18 @@
 """Load the power statechart and build the one shared `transitions` machine from it.
 
 The YAML file in statecharts/ is the only place states and transitions are spelled. Everything
-else (guards, diagrams, the audit's legality check) asks this module.
+else (guards, diagrams, the audit's legality check) asks this module. The engine's side of the
+contract is `Trigger`: the triggers it fires, by meaning. Building the machine checks that the
+chart defines every one of them, so a trigger renamed in the YAML stops the daemon at start with
+a clear message instead of silently no longer recording that change.
+
+A server's position in the chart has one holder: a `PowerModel` (a `transitions` model on the
+shared machine) for live servers, a `ChartPosition` (the same chart, without the machine's
+per-model bookkeeping) for replays of the log. Both refuse an illegal trigger the same way.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +21,20 @@ import yaml
 from transitions import Machine, MachineError
 
 STATECHART_PATH = Path(__file__).resolve().parent.parent / "statecharts" / "power.yaml"
+
+
+class Trigger(enum.StrEnum):
+    """Every trigger the engine fires. Their names must be in power.yaml (checked at start)."""
+
+    START = "start"  # a start was accepted: pre-boot begins
+    READY = "ready"  # the process printed its done-line
+    STOP = "stop"  # the configured stop was sent
+    ABORT = "abort"  # pre-boot failed or was cancelled before any process ran
+    EXITED = "exited"  # the process or container is gone
+
+
+class StatechartError(ValueError):
+    """The statechart file is not one the engine can run on; the message says why."""
 
 
 class IllegalTransition(Exception):
@@ -47,6 +69,9 @@ class Statechart:
                 return t.dest
         raise IllegalTransition(trigger, source)
 
+    def allows(self, trigger: str, source: str) -> bool:
+        return any(t.trigger == trigger and source in t.sources for t in self.transitions)
+
     def triggers(self) -> list[str]:
         return sorted({t.trigger for t in self.transitions})
 
@@ -59,10 +84,10 @@ def parse_statechart(text: str) -> Statechart:
         sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
         for s in [*sources, t["dest"]]:
             if s not in states:
-                raise ValueError(f"statechart transition {t['trigger']!r} names unknown state {s!r}")
+                raise StatechartError(f"statechart transition {t['trigger']!r} names unknown state {s!r}")
         transitions.append(Transition(t["trigger"], tuple(sources), t["dest"], t.get("description", "")))
     if doc["initial"] not in states:
-        raise ValueError(f"statechart initial state {doc['initial']!r} is not a state")
+        raise StatechartError(f"statechart initial state {doc['initial']!r} is not a state")
     return Statechart(
         name=doc.get("name", "power"),
         initial=doc["initial"],
@@ -77,23 +102,82 @@ def load_statechart(path: str | None = None) -> Statechart:
     return parse_statechart(Path(path or STATECHART_PATH).read_text())
 
 
-class PowerModel:
-    """One server's position in the statechart. Kept lean: the machine decorates it with triggers."""
+def check_vocabulary(chart: Statechart) -> None:
+    """Fail when the chart lacks a trigger the engine fires (see `Trigger`)."""
+    missing = sorted(t.value for t in Trigger if t.value not in chart.triggers())
+    if missing:
+        raise StatechartError(
+            f"the statechart {chart.name!r} has no transition for the trigger(s) {', '.join(missing)}, "
+            f"which the engine fires (engine/statechart.py Trigger); it defines {', '.join(chart.triggers())}. "
+            f"Restore them in {STATECHART_PATH.name} or change the engine with it.")
 
-    def __init__(self, uuid: str):
+
+class ChartPosition:
+    """A server's position in the chart, moved by the chart alone: what a replay of the log uses
+    (cheap enough to fold millions of events, and bound to no machine)."""
+
+    __slots__ = ("chart", "state")
+
+    def __init__(self, chart: Statechart, state: str | None = None):
+        self.chart = chart
+        self.state = state or chart.initial
+
+    def may(self, trigger: str) -> bool:
+        return self.chart.allows(trigger, self.state)
+
+    def fire(self, trigger: str) -> str:
+        self.state = self.chart.destination(trigger, self.state)
+        return self.state
+
+
+class PowerModel:
+    """A live server's position in the chart: a `transitions` model of the shared machine, which
+    is the runtime guard. `state`, `trigger` and `may_trigger` are added by the machine."""
+
+    def __init__(self, uuid: str, chart: Statechart):
         self.uuid = uuid
+        self.chart = chart
+
+    def may(self, trigger: str) -> bool:
+        return trigger in self.chart.triggers() and self.may_trigger(trigger)
+
+    def fire(self, trigger: str) -> str:
+        try:
+            self.trigger(trigger)
+        except (MachineError, AttributeError) as exc:
+            raise IllegalTransition(trigger, self.state) from exc
+        return self.state
+
+
+class _Models(list):
+    """The machine's model list with constant-time membership: `Machine.add_model` checks
+    `model not in self.models`, which on a plain list makes registering N servers O(N^2)."""
+
+    def __init__(self):
+        super().__init__()
+        self._ids: set[int] = set()
+
+    def __contains__(self, model) -> bool:
+        return id(model) in self._ids
+
+    def append(self, model) -> None:
+        self._ids.add(id(model))
+        super().append(model)
+
+    def remove(self, model) -> None:
+        super().remove(model)
+        self._ids.discard(id(model))
 
 
 class PowerMachine:
-    """One shared `transitions` machine; each server is a model added to it.
+    """One shared `transitions` machine built from the chart; each live server is a model of it.
 
-    The machine is the runtime guard: `fire` refuses a trigger the statechart does not allow.
-    Callers check `can_fire` before they store a state change, and fire only after it is durable.
-    """
+    Refuses a chart without every trigger the engine fires (StatechartError)."""
 
     def __init__(self, chart: Statechart | None = None):
         self.chart = chart or load_statechart()
-        self.machine = Machine(
+        check_vocabulary(self.chart)
+        self._machine = Machine(
             model=None,
             states=list(self.chart.states),
             transitions=[
@@ -105,30 +189,19 @@ class PowerMachine:
             ignore_invalid_triggers=False,
             send_event=False,
         )
-        self._models: dict[str, PowerModel] = {}
+        self._machine.models = _Models()
 
-    def add(self, uuid: str) -> PowerModel:
-        model = PowerModel(uuid)
-        self.machine.add_model(model, initial=self.chart.initial)
-        self._models[uuid] = model
+    def model(self, uuid: str, state: str | None = None) -> PowerModel:
+        """A new model for a server, at `state` (the initial state when None)."""
+        if state is not None and state not in self.chart.states:
+            raise IllegalTransition("(restore)", state)
+        model = PowerModel(uuid, self.chart)
+        self._machine.add_model(model, initial=state or self.chart.initial)
         return model
 
-    def remove(self, uuid: str) -> None:
-        model = self._models.pop(uuid, None)
-        if model is not None:
-            self.machine.remove_model(model)
+    def discard(self, model: PowerModel) -> None:
+        self._machine.remove_model(model)
 
-    def state(self, uuid: str) -> str:
-        return self._models[uuid].state
-
-    def can_fire(self, uuid: str, trigger: str) -> bool:
-        model = self._models[uuid]
-        return trigger in self.chart.triggers() and model.may_trigger(trigger)
-
-    def fire(self, uuid: str, trigger: str) -> str:
-        model = self._models[uuid]
-        try:
-            model.trigger(trigger)
-        except (MachineError, AttributeError) as exc:
-            raise IllegalTransition(trigger, model.state) from exc
-        return model.state
+    @property
+    def model_count(self) -> int:
+        return len(self._machine.models)

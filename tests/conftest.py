@@ -3,9 +3,11 @@ SQLite file. Docker fixtures live in tests/docker_support.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from engine.config import parse_config
 from engine.daemon import Daemon
@@ -15,6 +17,11 @@ from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support"]
 
 TEST_META = Metadata(actor="test", channel="test", cause="operator")
+
+# .ci/test.sh runs the same generated examples every time, so a red build can be reproduced;
+# a plain `pytest` varies them, to keep finding new cases.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from engine.servers.replay import state_at
 from engine.servers.snapshots import SnapshotCache
 from engine.audit.timeline import timeline
 from engine.audit.verify import verify
+from engine.statechart import ChartPosition
 from tests.support import definition
 
 EXPECTED = [  # (to_state, trigger, cause) of every state change, in order
@@ -28,7 +29,7 @@ KEYS = ("state", "version", "position", "is_suspended", "operation_in_flight", "
 
 def live_copy(h, uuid):
     view = h.daemon.registry.get(uuid)
-    return replace(view, operations=dict(view.operations)).as_dict()
+    return view.frozen(h.daemon.registry.chart).as_dict()
 
 
 def same(answer: dict, live: dict) -> None:
@@ -101,7 +102,7 @@ async def test_replay_matches_what_the_engine_did(engine_harness):
 
         # A live view that says something else than the log is named, field by field.
         view = h.daemon.registry.get(uuid)
-        wrong = {uuid: replace(view, state="running", operations={})}
+        wrong = {uuid: replace(view, power=ChartPosition(view.power.chart, "running"), operations={})}
         report = await verify(engine, live=wrong)
         assert not report.ok and report.first.check == "live" and report.first.stream_id == uuid
         assert "state: live 'running', replay 'offline'" in report.first.message

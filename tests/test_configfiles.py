@@ -315,9 +315,12 @@ def test_applying_twice_gives_the_same_content_and_no_change(tmp_path):
 
 _key = st.text(st.characters(whitelist_categories=("L", "N"), max_codepoint=0x2FF), min_size=1, max_size=8)
 _value = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+# Unrelated lines hold no backslash: one could be a malformed escape (`\u` with no four hex
+# digits), which makes the whole file unreadable, rightly; escapes are exercised through `value`.
+_plain = st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="\\")
 _other = st.one_of(
-    st.builds(lambda k, v: f"{k}={v}", _key, st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10)),
-    st.builds(lambda c: f"# {c}", st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10)),
+    st.builds(lambda k, v: f"{k}={v}", _key, st.text(_plain, max_size=10)),
+    st.builds(lambda c: f"# {c}", st.text(_plain, max_size=10)),
     st.just(""),
 )
 
@@ -326,7 +329,7 @@ _other = st.one_of(
 @given(before=st.lists(_other, max_size=6), after=st.lists(_other, max_size=6), value=_value)
 def test_properties_rewrite_keeps_unrelated_lines(tmp_path, before, after, value):
     def unrelated(lines):
-        return [line for line in lines if not line.startswith("target=") and line.rstrip("\\") == line]
+        return [line for line in lines if not line.startswith("target=")]
     before, after = unrelated(before), unrelated(after)
     path = tmp_path / "p.properties"
     path.write_text("\n".join([*before, "target=old", *after]) + "\n")

@@ -44,7 +44,7 @@ async def test_snapshot_boot_equals_a_full_fold(engine_harness, servers):
         assert await from_snapshots._long_streams(5)  # the snapshot path really ran
         for uuid in uuids:
             assert comparable(from_snapshots.get(uuid)) == comparable(full.get(uuid)) == comparable(h.daemon.registry.get(uuid))
-            assert from_snapshots.machine.state(uuid) == h.daemon.registry.machine.state(uuid)
+            assert from_snapshots.state(uuid) == h.daemon.registry.state(uuid)
         full.close()
         from_snapshots.close()
 

@@ -1,10 +1,21 @@
-"""The statechart file drives the machine: legal triggers move, illegal ones are refused."""
+"""The statechart file drives the machine: legal triggers move, illegal ones are refused, and a
+chart that lacks a trigger the engine fires stops the daemon at start."""
 import pytest
 import yaml
 
+from engine.config import parse_config
+from engine.daemon import Daemon
 from engine.statechart import (
-    STATECHART_PATH, IllegalTransition, PowerMachine, load_statechart, parse_statechart,
+    STATECHART_PATH, ChartPosition, IllegalTransition, PowerMachine, StatechartError, Trigger, load_statechart,
+    parse_statechart,
 )
+from tests.support import TOKEN
+
+
+def _chart_without(trigger: str):
+    doc = yaml.safe_load(STATECHART_PATH.read_text())
+    doc["transitions"] = [t for t in doc["transitions"] if t["trigger"] != trigger]
+    return parse_statechart(yaml.safe_dump(doc))
 
 
 def test_file_defines_the_four_states_and_initial():
@@ -17,44 +28,72 @@ def test_file_defines_the_four_states_and_initial():
 def test_every_declared_transition_fires_from_each_source(transition):
     m = PowerMachine()
     for source in transition.sources:
-        m.add("s")
-        m.machine.set_state(source, model=m._models["s"])
-        assert m.can_fire("s", transition.trigger)
-        assert m.fire("s", transition.trigger) == transition.dest
-        m.remove("s")
+        model = m.model("s", source)
+        assert model.may(transition.trigger)
+        assert model.fire(transition.trigger) == transition.dest
+        assert model.state == transition.dest
+        m.discard(model)
 
 
 def test_undeclared_triggers_are_refused_and_leave_the_state():
     chart = load_statechart()
     m = PowerMachine(chart)
-    m.add("s")
     for state in chart.states:
-        m.machine.set_state(state, model=m._models["s"])
-        for trigger in chart.triggers():
+        model = m.model("s", state)
+        replay = ChartPosition(chart, state)
+        for trigger in [*chart.triggers(), "teleport"]:
             legal = any(t.trigger == trigger and state in t.sources for t in chart.transitions)
-            assert m.can_fire("s", trigger) == legal
+            assert model.may(trigger) == legal == replay.may(trigger)
             if not legal:
-                with pytest.raises(IllegalTransition):
-                    m.fire("s", trigger)
-                assert m.state("s") == state
+                for holder in (model, replay):
+                    with pytest.raises(IllegalTransition):
+                        holder.fire(trigger)
+                    assert holder.state == state
+        m.discard(model)
+
+
+def test_live_models_and_replay_positions_move_alike():
+    """The two holders of a position (a machine model, a chart position) agree on every path."""
+    chart = load_statechart()
+    m = PowerMachine(chart)
+    model, replay = m.model("s"), ChartPosition(chart)
+    for trigger in ["start", "abort", "start", "ready", "stop", "exited", "start", "exited"]:
+        assert model.fire(trigger) == replay.fire(trigger)
 
 
 def test_start_is_only_legal_from_offline_and_kill_paths_end_offline():
-    m = PowerMachine()
-    m.add("s")
-    assert m.fire("s", "start") == "starting"
+    model = PowerMachine().model("s")
+    assert model.fire("start") == "starting"
     with pytest.raises(IllegalTransition):
-        m.fire("s", "start")
-    assert m.fire("s", "abort") == "offline"  # pre-boot failed or a kill before any process
+        model.fire("start")
+    assert model.fire("abort") == "offline"  # pre-boot failed or a kill before any process
 
 
 def test_models_are_removed_when_servers_go():
     m = PowerMachine()
-    for i in range(100):
-        m.add(f"s{i}")
-    for i in range(100):
-        m.remove(f"s{i}")
-    assert m.machine.models == []
+    models = [m.model(f"s{i}") for i in range(100)]
+    assert m.model_count == 100
+    for model in models:
+        m.discard(model)
+    assert m.model_count == 0
+
+
+def test_every_engine_trigger_is_in_the_file():
+    assert {t.value for t in Trigger} <= set(load_statechart().triggers())
+
+
+@pytest.mark.parametrize("missing", [t.value for t in Trigger])
+def test_a_chart_missing_an_engine_trigger_is_refused_by_name(missing):
+    with pytest.raises(StatechartError, match=rf"trigger\(s\) {missing}\b.*engine fires"):
+        PowerMachine(_chart_without(missing))
+
+
+def test_a_daemon_does_not_start_on_a_chart_missing_a_trigger(tmp_path):
+    """The daemon refuses before it touches its database: nothing is written."""
+    config = parse_config({"token": TOKEN, "system": {"root_directory": str(tmp_path / "var")}})
+    with pytest.raises(StatechartError, match="ready"):
+        Daemon(config, chart=_chart_without("ready"))
+    assert not (tmp_path / "var" / "wingman.db").exists()
 
 
 def test_a_statechart_naming_an_unknown_state_is_rejected():

@@ -5,7 +5,7 @@ import pytest
 from engine.store.database import create_engine, sqlite_url, upgrade
 from engine.events import Metadata, NewEvent, ServerSuspended, ServerUnsuspended
 from engine.store.hashing import GENESIS, event_hash
-from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore, StoreUnavailable
+from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore, StoreRefused
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -94,13 +94,14 @@ REFUSE_INSERTS = {
 }
 
 
-async def test_a_failed_commit_fails_every_caller_with_the_reason(store):
+async def test_a_refused_commit_fails_every_caller_with_the_reason(store):
     await store.append("a", [ev()])
     # A trigger makes the database refuse inserts: a real error inside the group's transaction.
     async with store.engine.begin() as conn:
         for statement in REFUSE_INSERTS[store.engine.dialect.name]:
             await conn.exec_driver_sql(statement)
     outcome = await asyncio.gather(*[store.append("a", [ev()]) for _ in range(3)], return_exceptions=True)
-    assert all(isinstance(o, StoreUnavailable) and "disk says no" in str(o) for o in outcome)
+    # A refusal is not "unavailable": nothing retries it for ever (see test_store_faults.py).
+    assert all(isinstance(o, StoreRefused) and "disk says no" in str(o) for o in outcome)
     assert len(await store.read_stream("a")) == 1
     assert store.version("a") == 1  # the failed group did not move the stream's head

@@ -15,6 +15,8 @@ from rich.table import Column, Table
 
 from api.cli.audit import audit_app
 from engine.config import ConfigError, DaemonConfig, load_config
+from engine.servers.operations import FINISHED_STATUSES
+from engine.statechart import StatechartError
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
 db_app = typer.Typer(help="The event database.", no_args_is_help=True)
@@ -23,7 +25,6 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors whole on one line: scripts grep them
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")
-TERMINAL = {"succeeded", "failed", "rejected", "cancelled", "interrupted"}
 
 
 def _config(path: Optional[Path]) -> DaemonConfig:
@@ -51,7 +52,11 @@ def serve(config: Optional[Path] = ConfigOption,
     if port is not None:
         cfg.api.port = port
     setup_logging()
-    sanic_app = create_app(cfg)
+    try:
+        sanic_app = create_app(cfg)
+    except StatechartError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     out.print(f"wingman listening on http://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")
     sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False)
 
@@ -120,7 +125,7 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
         out.print(f"operation [bold]{op['id']}[/bold]: {op['action']} {op['status']}")
         if not follow:
             return
-        while op["status"] not in TERMINAL:
+        while op["status"] not in FINISHED_STATUSES:
             time.sleep(0.2)
             op = _call(client, "GET", f"/api/operations/{op['id']}").json()
     reason = f" ({op['reason']})" if op.get("reason") else ""

@@ -33,7 +33,7 @@ FILTERS_DOC = (
 
 
 def _engine(request: Request):
-    return request.app.ctx.daemon.store.engine
+    return request.app.ctx.daemon.db
 
 
 def _cache(request: Request) -> SnapshotCache:
@@ -141,5 +141,6 @@ async def server_state(request: Request, uuid: str):
 async def verify_log(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
-    report = await verify(_engine(request), stream, live=request.app.ctx.daemon.registry.views)
+    daemon = request.app.ctx.daemon
+    report = await verify(_engine(request), stream, live=daemon.registry.views, in_hand=daemon.power.in_hand)
     return json(report.as_dict())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sanic import Request
 
 from engine.events import Metadata
-from engine.servers.fold import Operation, ServerView
+from engine.servers.operations import Operation
 
 
 def metadata_for(request: Request) -> Metadata:
@@ -22,9 +22,4 @@ def metadata_for(request: Request) -> Metadata:
 def operation_body(op: Operation) -> dict:
     body = op.as_dict()
     body["links"] = {"self": f"/api/operations/{op.id}", "server": f"/api/servers/{op.server}"}
-    return body
-
-
-def server_body(view: ServerView) -> dict:
-    body = view.as_dict()
     return body

@@ -9,7 +9,7 @@ from api.errors import ApiError, json_error
 from api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
 from api.routes.common import metadata_for, operation_body
 from engine.events import ACTIONS
-from engine.power.service import SUSPENDED_MESSAGE, SuspendedServer
+from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
 
 bp = Blueprint("power")
 

@@ -7,11 +7,12 @@ from sanic_ext import openapi
 
 from api.errors import ApiError
 from api.requests import CommandsBody, json_body, parse
-from api.routes.common import metadata_for, server_body
+from api.routes.common import metadata_for
 from engine.environments.base import EnvironmentError_, RuntimeUnavailable
-from engine.power.service import Rejected
-from engine.servers.registry import ServerExists
+from engine.power.outcomes import Rejected
+from engine.power.processes import NotRunning
 from engine.servers.definition import InvalidDefinition, ServerDefinition
+from engine.servers.registry import ServerExists
 
 bp = Blueprint("servers")
 MAX_LOG_LINES = 1000
@@ -21,13 +22,13 @@ MAX_LOG_LINES = 1000
 @openapi.summary("Every server on this node with its state")
 async def list_servers(request: Request):
     views = request.app.ctx.daemon.registry.views.values()
-    return json([server_body(v) for v in sorted(views, key=lambda v: v.uuid)])
+    return json([v.as_dict() for v in sorted(views, key=lambda v: v.uuid)])
 
 
 @bp.get("/api/servers/<uuid:str>", ctx_read_only=True)
 @openapi.summary("One server: state, suspension, configuration, stream version")
 async def get_server(request: Request, uuid: str):
-    return json(server_body(request.app.ctx.daemon.registry.get(uuid)))
+    return json(request.app.ctx.daemon.registry.get(uuid).as_dict())
 
 
 @bp.post("/api/servers")
@@ -42,7 +43,7 @@ async def create_server(request: Request):
         raise ApiError(422, f"The server definition is not valid: {exc}") from None
     except ServerExists as exc:
         raise ApiError(409, str(exc)) from None
-    return json(server_body(view), status=201, headers={"Location": f"/api/servers/{view.uuid}"})
+    return json(view.as_dict(), status=201, headers={"Location": f"/api/servers/{view.uuid}"})
 
 
 @bp.delete("/api/servers/<uuid:str>")
@@ -64,12 +65,11 @@ async def send_commands(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)
     body = parse(CommandsBody, json_body(request))
-    handle = daemon.power.processes.handle(uuid)
-    if handle is None:
-        raise ApiError(502, "Cannot send commands to a stopped server instance.")
     try:
         for command in body.commands:
-            await handle.send_command(command)
+            await daemon.processes.send_command(uuid, command)
+    except NotRunning:
+        raise ApiError(502, "Cannot send commands to a stopped server instance.") from None
     except EnvironmentError_ as exc:
         raise ApiError(502, f"Cannot send commands to the server: {exc}") from None
     return empty(status=204)
@@ -87,4 +87,4 @@ async def logs(request: Request, uuid: str):
         raise ApiError(400, "`size` must be a whole number of lines.") from None
     if not 1 <= size <= MAX_LOG_LINES:
         raise ApiError(400, f"`size` must be between 1 and {MAX_LOG_LINES}.")
-    return json({"data": daemon.power.processes.console(uuid).tail(size)})
+    return json({"data": daemon.processes.console_tail(uuid, size)})

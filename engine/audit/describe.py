@@ -83,7 +83,9 @@ _WHAT: dict[str, Callable[[dict], str]] = {
     "server.suspended": lambda d: "server suspended",
     "server.unsuspended": lambda d: "server unsuspended",
     "server.deleted": lambda d: "server deleted",
-    "power.requested": lambda d: f"asked to {d['action']}{_op(d)}, waiting up to {d['wait_seconds']} s for the power lock",
+    "power.requested": lambda d: f"asked to {d['action']}{_op(d)}" + (
+        ", without waiting for the power lock" if d["action"] == "kill"  # a kill never waits for it
+        else f", waiting up to {d['wait_seconds']} s for the power lock"),
     "power.started": lambda d: (f"{d['action']} began{_op(d)}" if d.get("lock_acquired", True)
                                 else f"{d['action']} went ahead without the power lock{_op(d)}"),
     "power.succeeded": lambda d: f"{d['action']} succeeded{_op(d)}" + (f": {d['detail']}" if d.get("detail") else ""),

@@ -10,13 +10,17 @@ operations are kept) checks, for every event:
   previous one left (the daemon's own fold, engine.servers.apply, decides);
 - operations: a start and an outcome follow their request, and an operation has at most one
   outcome;
-and, when the daemon hands its live views in, that each equals a fresh replay of its stream.
+and, when the daemon hands its live views in, that each equals a fresh replay of its stream, and
+that every operation without an outcome is one the daemon is running (an accepted operation
+dropped without an outcome is a finding; read from a file alone, such operations are counted as
+open, since a daemon may still be running them or the next boot records them as interrupted).
 Snapshots are not used: verification trusts nothing but the log.
 """
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +28,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.points import iso
-from engine.store.reading import EventFilter, high_water, is_intact, iterate, stream_versions
-from engine.servers.replay import prune
+from engine.servers.operations import OUTCOME_TYPES
+from engine.store.reading import EventFilter, high_water, is_intact, iterate, page, stream_versions
 from engine.events import RecordedEvent, event_class
 from engine.store.hashing import GENESIS, event_hash
-from engine.servers.fold import OUTCOME_TYPES, LogError, ServerView, apply, new_view
-from engine.statechart import Statechart, load_statechart
+from engine.servers.fold import LogError, ServerView, apply, new_view
+from engine.statechart import ChartPosition, Statechart, load_statechart
 
 MAX_FINDINGS = 100
 MAX_WARNINGS = 20
@@ -64,6 +68,7 @@ class Report:
     findings_total: int = 0
     warnings: list[str] = field(default_factory=list)
     live_checked: bool = False
+    open_operations: int = 0  # requested, no outcome yet, and not known to be dropped
 
     @property
     def ok(self) -> bool:
@@ -80,6 +85,7 @@ class Report:
             "first_problem": self.first.as_dict() if self.first else None,
             "problems": [f.as_dict() for f in self.findings], "problems_total": self.findings_total,
             "warnings": self.warnings, "live_state_checked": self.live_checked,
+            "open_operations": self.open_operations,
         }
 
 
@@ -203,17 +209,18 @@ class _Checker:
         view.version = ev.version - 1  # the sequence check has spoken; fold what the event says
         try:
             apply(view, ev, self.chart)
-            prune(view)
+            view.prune()
         except LogError as exc:
             self.add(ev, "transition" if ev.type == "state.changed" else "fold", exc.problem)
             to = ev.data.get("to_state")
             if to in self.chart.states:  # resynchronise to what the log claims, to find the next problem
-                view.state = to
+                view.power = ChartPosition(self.chart, to)
             view.version, view.position, view.updated_at = ev.version, ev.position, ev.recorded_at
 
 
 async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str, ServerView] | None = None,
-                 chart: Statechart | None = None, page_size: int = 1000) -> Report:
+                 chart: Statechart | None = None, page_size: int = 1000,
+                 in_hand: Callable[[str], bool] | None = None) -> Report:
     """Check the whole log (or one server's stream) up to its current end; see the module doc."""
     chart = chart or load_statechart()
     report = Report(scope=server, high_water=await high_water(engine))
@@ -226,10 +233,33 @@ async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str,
         if count % page_size == 0:
             await asyncio.sleep(0)  # let the daemon breathe during a long verification
     report.streams_checked = len(checker.streams)
+    await _open_operations(engine, checker, in_hand)
     if live is not None:
         await _compare_live(engine, checker, live, server)
         report.live_checked = True
     return report
+
+
+async def _open_operations(engine: AsyncEngine, checker: _Checker, in_hand: Callable[[str], bool] | None) -> None:
+    """Operations requested with no outcome in the log. With the daemon's word (`in_hand`), one it
+    is not running is a finding, unless its outcome was committed after the scan read past it.
+    The daemon holds an operation from before its request is written until its outcome is
+    durable, so asking after the scan cannot miss one in flight."""
+    for uuid, st in checker.streams.items():
+        for op, version in st.requested.items():
+            if in_hand is None or in_hand(op):
+                checker.report.open_operations += 1
+                continue
+            events, _ = await page(engine, EventFilter(stream_id=uuid, operation_id=op), 0, 100)
+            if any(e.type in OUTCOME_TYPES for e in events):
+                continue
+            request = next((e for e in events if e.type == "power.requested"), None)
+            what = (request.data.get("action") if request is not None and isinstance(request.data, dict) else None) or "power"
+            checker.add(request, "operation", f"operation {op} ({what}, requested at v{version}) has no outcome, "
+                                              "and the daemon is not running it: it was dropped", stream_id=uuid)
+    if in_hand is None and checker.report.open_operations:
+        checker.warn(f"{checker.report.open_operations} operation(s) have no outcome yet: in flight in a running "
+                     "daemon, or interrupted (the next boot records that)")
 
 
 async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, ServerView], server: str | None) -> None:
@@ -245,18 +275,18 @@ async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, 
             continue
         if st.broken:
             continue  # its findings say more than a comparison would
-        replayed = replace(st.view, operations=dict(st.view.operations))
+        replayed = st.view  # the scan is over: the checker's own view may be folded on
         if current is None:
             if not replayed.deleted:
                 checker.add(None, "live", "the log says this server exists, but the daemon does not hold it",
                             stream_id=uuid)
             continue
-        mine = replace(current, operations={})  # a copy taken now: the live view moves on
+        mine = current.frozen(chart)  # a copy taken now: the live view moves on
         for _ in range(50):  # the daemon folds a commit just after it lands: let it catch up
             if mine.version >= replayed.version:
                 break
             await asyncio.sleep(0.01)
-            mine = replace(current, operations={})
+            mine = current.frozen(chart)
         if mine.version < replayed.version:
             checker.add(None, "live", f"the log holds v{mine.version + 1} to v{replayed.version} of this server, "
                                       f"which the daemon never folded (its live view is at v{mine.version}): "

@@ -6,7 +6,6 @@ process or container. The engine never imports a runtime's SDK; it calls these m
 from __future__ import annotations
 
 import abc
-import signal as signals
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,17 +107,3 @@ class Runtime(abc.ABC):
         """At boot, for a server the log says is up but that cannot be adopted: make sure nothing is
         left running, and say how it ended (None when it was already gone)."""
         return None
-
-
-def parse_signal(name: str) -> signals.Signals:
-    """Wings' stop signal names: `C`, `^C` and `SIGINT` mean SIGINT; otherwise any signal name,
-    with or without the SIG prefix. Raises ValueError on an unknown name."""
-    raw = name.strip().upper()
-    if raw in {"C", "^C", "SIGINT", "INT"}:
-        return signals.SIGINT
-    if not raw.startswith("SIG"):
-        raw = "SIG" + raw
-    try:
-        return signals.Signals[raw]
-    except KeyError:
-        raise ValueError(f"unknown signal {name!r}") from None

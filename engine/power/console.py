@@ -1,43 +1,70 @@
-"""Console output of each server: a bounded buffer of recent lines plus live listeners, and the
-done-line matcher that decides when a starting server is ready."""
+"""Console output of each server: a buffer of recent lines bounded in lines and in bytes, live
+listeners, and the done-line matcher that decides when a starting server is ready.
+
+Lines arrive already cut to a bounded length by the runtime (engine.environments.lines); the
+buffer then keeps at most `max_lines` lines and about `max_bytes` of text, dropping the oldest.
+"""
 from __future__ import annotations
 
 import re
 from collections import deque
 from collections.abc import Callable
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+import structlog
+
+from engine.servers.patterns import REGEX_PREFIX, compile_pattern
+
+log = structlog.get_logger("wingman.console")
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # no nested repetition: linear on any input
 DEFAULT_LINES = 1000
+DEFAULT_BYTES = 512 * 1024
 
 
 class ConsoleBuffer:
-    def __init__(self, max_lines: int = DEFAULT_LINES):
-        self.lines: deque[str] = deque(maxlen=max_lines)
+    def __init__(self, max_lines: int = DEFAULT_LINES, max_bytes: int = DEFAULT_BYTES):
+        self.lines: deque[str] = deque()
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self.size = 0  # characters held: a bound on memory close enough to bytes for console text
         self._listeners: list[Callable[[str], None]] = []
 
     def push(self, line: str) -> None:
         self.lines.append(line)
+        self.size += len(line)
+        while len(self.lines) > self.max_lines or (self.size > self.max_bytes and len(self.lines) > 1):
+            self.size -= len(self.lines.popleft())
         for listener in list(self._listeners):
-            listener(line)
+            try:
+                listener(line)
+            except Exception:  # noqa: BLE001 - one listener must not cost the others their lines
+                log.exception("a console listener failed")
 
     def tail(self, n: int) -> list[str]:
-        return list(self.lines)[-n:] if n > 0 else []
+        if n <= 0:
+            return []
+        if n >= len(self.lines):
+            return list(self.lines)
+        return [self.lines[i] for i in range(len(self.lines) - n, len(self.lines))]
 
     def listen(self, listener: Callable[[str], None]) -> Callable[[], None]:
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
 
 class DoneMatcher:
-    """Wings' startup `done` lines: plain substrings, or regular expressions behind `regex:`."""
+    """Wings' startup `done` lines: plain substrings, or RE2 expressions behind `regex:`.
+
+    RE2 runs in time linear in the line, which the runtime has already cut to a bounded length, so
+    no pattern and no output can stall the daemon while a server starts."""
 
     def __init__(self, patterns: tuple[str, ...] | list[str], strip_ansi: bool = False):
         self.strip_ansi = strip_ansi
         self._subs: list[str] = []
-        self._regexes: list[re.Pattern] = []
+        self._regexes = []
         for p in patterns:
-            if p.startswith("regex:"):
-                self._regexes.append(re.compile(p[len("regex:"):]))
+            if p.startswith(REGEX_PREFIX):
+                self._regexes.append(compile_pattern(p[len(REGEX_PREFIX):]))
             elif p:
                 self._subs.append(p)
 

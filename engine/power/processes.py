@@ -7,37 +7,55 @@ kill and crashes share one path: the power engine awaits the watcher to know the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from engine.power.console import ConsoleBuffer, DoneMatcher
+import structlog
+
 from engine.environments.base import ExitInfo, ProcessHandle
+from engine.events import Metadata, ProcessExited
+from engine.power.console import ConsoleBuffer, DoneMatcher
+from engine.power.journal import Journal
+from engine.statechart import Trigger
+from engine.store.event_store import StoreClosed
 
-ExitRecorder = Callable[[str, ExitInfo, str, "str | None"], Awaitable[None]]
+log = structlog.get_logger("wingman.power")
+
+
+class NotRunning(Exception):
+    """The server has no running process."""
 
 
 class ProcessTracker:
-    def __init__(self, record_exit: ExitRecorder):
-        self._record_exit = record_exit  # (uuid, info, cause, operation id) -> durable events
-        self.consoles: dict[str, ConsoleBuffer] = {}
+    def __init__(self, journal: Journal):
+        self._journal = journal
+        self._consoles: dict[str, ConsoleBuffer] = {}
         self._handles: dict[str, ProcessHandle] = {}
         self._watchers: dict[str, asyncio.Task] = {}
-        self._ready: dict[str, asyncio.Event] = {}
         self._exit_cause: dict[str, tuple[str, str | None]] = {}
 
+    # -- consoles ------------------------------------------------------------------------------
+
     def console(self, uuid: str) -> ConsoleBuffer:
-        return self.consoles.setdefault(uuid, ConsoleBuffer())
+        return self._consoles.setdefault(uuid, ConsoleBuffer())
 
-    def handle(self, uuid: str) -> ProcessHandle | None:
-        """The live handle, or None when nothing runs."""
-        h = self._handles.get(uuid)
-        return h if h is not None and h.alive else None
+    def console_tail(self, uuid: str, lines: int) -> list[str]:
+        buffer = self._consoles.get(uuid)
+        return buffer.tail(lines) if buffer is not None else []
 
-    def running(self) -> list[tuple[str, ProcessHandle]]:
-        return [(uuid, h) for uuid, h in self._handles.items() if h.alive]
+    def forget_console(self, uuid: str) -> None:
+        """A deleted server's console goes with it."""
+        self._consoles.pop(uuid, None)
+
+    async def send_command(self, uuid: str, text: str) -> None:
+        """Write one line to the server's console; NotRunning when nothing runs."""
+        handle = self.handle(uuid)
+        if handle is None:
+            raise NotRunning(uuid)
+        await handle.send_command(text)
 
     def readiness(self, uuid: str, matcher: DoneMatcher) -> tuple[asyncio.Event, Callable[[str], None]]:
         """A fresh ready flag and a console sink that raises it on a done-line."""
-        ready = self._ready[uuid] = asyncio.Event()
+        ready = asyncio.Event()
         buffer = self.console(uuid)
 
         def sink(line: str) -> None:
@@ -50,6 +68,16 @@ class ProcessTracker:
     def plain_sink(self, uuid: str) -> Callable[[str], None]:
         """A console sink with no readiness watch (for adopted servers)."""
         return self.console(uuid).push
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def handle(self, uuid: str) -> ProcessHandle | None:
+        """The live handle, or None when nothing runs."""
+        h = self._handles.get(uuid)
+        return h if h is not None and h.alive else None
+
+    def running(self) -> list[tuple[str, ProcessHandle]]:
+        return [(uuid, h) for uuid, h in self._handles.items() if h.alive]
 
     def expect_exit(self, uuid: str, cause: str, operation_id: str | None = None) -> None:
         """Say who the next exit belongs to (a stop, a kill, a start that may fail)."""
@@ -75,12 +103,23 @@ class ProcessTracker:
         cause, operation_id = self._exit_cause.pop(uuid, ("exited", None))
         try:
             await self._record_exit(uuid, info, cause, operation_id)
+        except StoreClosed:  # the daemon is going down: the next boot finds the process gone
+            log.info("process exit not recorded: the event store is closed", server=uuid)
         finally:
             if self._handles.get(uuid) is handle:
                 del self._handles[uuid]
         return info
 
+    async def _record_exit(self, uuid: str, info: ExitInfo, cause: str, op_id: str | None) -> None:
+        meta = Metadata(actor="daemon", channel="internal", operation_id=op_id, cause=cause)
+        exited = ProcessExited(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed,
+                               reason=info.reason)
+        # The exit is a fact whatever the state: it is recorded even when the state change is not
+        # allowed any more (the server was already taken offline by another path).
+        await self._journal.transition_if_allowed(uuid, Trigger.EXITED, cause, meta, op_id, before=(exited,))
+
     async def close(self) -> None:
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+

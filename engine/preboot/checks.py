@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime
+from engine.preboot.configfiles import apply_config_files
 from engine.servers.definition import ServerConfig
-
-STEPS = ("sync", "suspension", "environment", "disk", "config_files", "permissions")
-
 
 class PrebootFailure(Exception):
     def __init__(self, check: str, reason: str):
@@ -31,7 +29,6 @@ class PrebootFailure(Exception):
 class PrebootResult:
     spec: LaunchSpec
     warnings: list[str] = field(default_factory=list)
-    soft_failures: list[tuple[str, str]] = field(default_factory=list)  # (check, reason), boot went on
 
 
 def disk_usage_bytes(folder: Path) -> int:
@@ -87,22 +84,14 @@ def check_permissions(folder: Path, user: str | None) -> None:
 
 
 async def run_preboot(
-    config_source: Callable[[], Awaitable[ServerConfig]],
+    config: ServerConfig,
     runtime: Runtime,
     folder: Path,
     user: str | None,
     daemon_config: dict,
     on_soft_failure: Callable[[str, str], Awaitable[None]],
 ) -> PrebootResult:
-    """Run the six steps. `config_source` is step 1 (sync from the Panel or the local definition;
-    it records a change as an event itself); it returns the configuration to boot with."""
-    try:
-        config = await config_source()
-    except PrebootFailure:
-        raise
-    except Exception as exc:
-        raise PrebootFailure("sync", str(exc)) from None
-
+    """Steps 2 to 6, on the configuration that step 1 (sync, done by the starter) settled on."""
     if config.suspended:
         raise PrebootFailure("suspension", "the server is suspended")
 
@@ -120,15 +109,12 @@ async def run_preboot(
 
     result = PrebootResult(spec=spec, warnings=warnings)
     if config.configs:
-        from engine.preboot.configfiles import apply_config_files
-
         settings = config.definition.get("settings", {})
         raw = config.definition.get("process_configuration", {}).get("configs", [])
         outcomes = await asyncio.to_thread(apply_config_files, folder, raw, settings, config.environment, daemon_config)
         for outcome in outcomes:
             result.warnings.extend(f"{outcome.file}: {w}" for w in outcome.warnings)
             if not outcome.ok:
-                result.soft_failures.append(("config_files", outcome.error or f"{outcome.file}: failed"))
                 await on_soft_failure("config_files", outcome.error or f"{outcome.file}: failed")
 
     await asyncio.to_thread(check_permissions, folder, user)

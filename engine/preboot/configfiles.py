@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
+from engine.servers.patterns import BadPattern, compile_pattern
 from engine.preboot.folderfiles import FolderFileError, locate, read_text, write_text
 
 _MISSING = object()
@@ -135,12 +136,17 @@ def _conditional(current: str | None, rule: _Rule, warn: list[str]) -> str | Non
         return rule.text
     if current is None or not rule.if_value.startswith("regex:"):
         return rule.text if current == rule.if_value else None
-    try:  # Go's ReplaceAllString template ($1, ${1}, ${name}) respelled for Python
-        pattern = re.compile(rule.if_value[len("regex:"):])
-        template = re.sub(r"\$(\d+)|\$\{(\w+)\}", lambda t: rf"\g<{t[1] or t[2]}>", rule.text.replace("\\", "\\\\"))
-        return pattern.sub(template, current) if pattern.search(current) else None
-    except re.error as e:  # Wings logs a warning and skips the replacement
+    try:  # RE2, as Go's regexp in Wings: file contents are untrusted and must not backtrack
+        pattern = compile_pattern(rule.if_value[len("regex:"):])
+    except BadPattern as e:  # Wings logs a warning and skips the replacement
         warn.append(f"{rule.match}: if_value regex is unusable ({e}); replacement skipped")
+        return None
+    # Go's ReplaceAllString template ($1, ${1}, ${name}) respelled for the Python-style sub.
+    template = re.sub(r"\$(\d+)|\$\{(\w+)\}", lambda t: rf"\g<{t[1] or t[2]}>", rule.text.replace("\\", "\\\\"))
+    try:
+        return pattern.sub(template, current) if pattern.search(current) else None
+    except (re.error, IndexError, KeyError) as e:  # a group the template names does not exist
+        warn.append(f"{rule.match}: if_value replacement is unusable ({e}); replacement skipped")
         return None
 
 

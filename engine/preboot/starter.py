@@ -1,34 +1,37 @@
 """Pre-boot and launch for one start: sync the definition, run the checks, pick the runtime.
 
-Kept apart from engine.power.service so that the power engine deals only in locks, states and outcomes.
+Kept apart from engine.power so that the power engine deals only in locks, states and outcomes.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
 
 from engine.environments.base import ConsoleSink, EnvironmentError_, ProcessHandle, Runtime
-from engine.events import Metadata, NewEvent, PrebootCheckFailed
+from engine.events import Event, Metadata, PrebootCheckFailed
 from engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
-from engine.servers.registry import ServerRegistry
-from engine.servers.definition import InvalidDefinition, ServerConfig
-from engine.store.event_store import EventStore
 from engine.preboot.sources import DefinitionSource, SyncFailed
+from engine.servers.definition import InvalidDefinition, ServerConfig
+from engine.servers.registry import ServerRegistry
 
 log = structlog.get_logger("wingman.preboot")
 
+# Records an event in the server's stream: (server, event, metadata).
+Recorder = Callable[[str, Event, Metadata], Awaitable[None]]
+
 
 class Starter:
-    def __init__(self, store: EventStore, registry: ServerRegistry, runtimes: dict[str, Runtime],
-                 source: DefinitionSource, data_directory: Path, user: str | None, daemon_config: dict):
-        self.store = store
+    def __init__(self, registry: ServerRegistry, runtimes: dict[str, Runtime], source: DefinitionSource,
+                 data_directory: Path, user: str | None, daemon_config: dict, record: Recorder):
         self.registry = registry
         self.runtimes = runtimes
         self.source = source
         self.data_directory = data_directory
         self.user = user
         self.daemon_config = daemon_config
+        self._record = record
 
     def folder(self, uuid: str) -> Path:
         return self.data_directory / uuid
@@ -39,26 +42,26 @@ class Starter:
         except KeyError:
             raise PrebootFailure("environment", f"runtime {config.runtime!r} is not available on this node") from None
 
-    async def prepare(self, uuid: str, op_id: str, meta: Metadata) -> PrebootResult:
-        async def sync() -> ServerConfig:
+    async def sync(self, uuid: str, meta: Metadata) -> ServerConfig:
+        """Step 1: the definition to boot with, recorded as a change when it differs."""
+        try:
+            definition = await self.source.fetch(uuid)
+        except SyncFailed as exc:
+            raise PrebootFailure("sync", str(exc)) from None
+        if definition is not None:
             try:
-                definition = await self.source.fetch(uuid)
-            except SyncFailed as exc:
-                raise PrebootFailure("sync", str(exc)) from None
-            if definition is not None:
-                try:
-                    await self.registry.update(uuid, definition, meta.model_copy(update={"cause": "sync"}))
-                except InvalidDefinition as exc:
-                    raise PrebootFailure("sync", f"the server definition is not valid: {exc}") from None
-            return self.registry.config(uuid)
+                await self.registry.update(uuid, definition, meta.model_copy(update={"cause": "sync"}))
+            except InvalidDefinition as exc:
+                raise PrebootFailure("sync", f"the server definition is not valid: {exc}") from None
+        return self.registry.config(uuid)
 
+    async def prepare(self, uuid: str, op_id: str, meta: Metadata) -> PrebootResult:
         async def soft_failure(check: str, reason: str) -> None:
-            failed = PrebootCheckFailed(check=check, reason=reason, fatal=False, operation_id=op_id)
-            await self.store.append(uuid, [NewEvent.of(failed, meta)])
+            await self._record(uuid, PrebootCheckFailed(check=check, reason=reason, fatal=False, operation_id=op_id), meta)
 
-        config = await sync()
+        config = await self.sync(uuid, meta)
         prepared = await run_preboot(
-            config_source=_const(config),
+            config=config,
             runtime=self.runtime(config),
             folder=self.folder(uuid),
             user=self.user,
@@ -77,10 +80,3 @@ class Starter:
             raise
         except OSError as exc:
             raise EnvironmentError_(str(exc)) from None
-
-
-def _const(config: ServerConfig):
-    async def source() -> ServerConfig:
-        return config
-
-    return source

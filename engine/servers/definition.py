@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.servers.patterns import check_done_pattern, console_line_problem
+from engine.signals import parse_signal
+
 DEFAULT_STOP_TIMEOUT = 600.0
+# Upper bounds that keep every limit representable where it is applied (RLIMIT_AS and Docker
+# take bytes as 64-bit integers; the kernel has at most 2^22 pids): larger values are refused at
+# the door instead of failing the launch.
+MAX_MIB = 2**40
+MAX_CPU_PERCENT = 100_000  # a thousand cores
+MAX_PIDS = 4_194_304
 
 
 class _Open(BaseModel):
@@ -20,11 +29,11 @@ class _Open(BaseModel):
 
 
 class Build(_Open):
-    memory_limit: int = Field(0, ge=0, description="MiB; 0 = unlimited")
-    swap: int = Field(0, ge=-1, description="MiB; docker only; 0 = same as memory")
-    disk_space: int = Field(0, ge=0, description="MiB; 0 = unlimited")
-    cpu_limit: int = Field(0, ge=0, description="percent of one core; 0 = unlimited")
-    pids_limit: int = Field(0, ge=0, description="0 = unlimited")
+    memory_limit: int = Field(0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
+    swap: int = Field(0, ge=-1, le=MAX_MIB, description="MiB; docker only; 0 = same as memory")
+    disk_space: int = Field(0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
+    cpu_limit: int = Field(0, ge=0, le=MAX_CPU_PERCENT, description="percent of one core; 0 = unlimited")
+    pids_limit: int = Field(0, ge=0, le=MAX_PIDS, description="0 = unlimited")
     io_weight: int = Field(500, ge=10, le=1000)
 
 
@@ -64,6 +73,15 @@ class Settings(_Open):
                 raise ValueError(f"environment variable name {key!r} is not valid")
             if isinstance(val, (dict, list)):
                 raise ValueError(f"environment variable {key} must be a scalar")
+            if isinstance(val, str) and "\0" in val:
+                raise ValueError(f"environment variable {key} holds a NUL character")
+        return v
+
+    @field_validator("invocation")
+    @classmethod
+    def _invocation(cls, v: str) -> str:
+        if "\0" in v:
+            raise ValueError("settings.invocation holds a NUL character")
         return v
 
 
@@ -76,6 +94,13 @@ class Startup(_Open):
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
 
+    @field_validator("done")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            check_done_pattern(pattern)
+        return v
+
 
 class Stop(_Open):
     type: Literal["signal", "command", "native", "stop"] = "signal"
@@ -86,11 +111,11 @@ class Stop(_Open):
         if self.type == "stop":  # Wings spells Docker's own stop "stop"
             self.type = "native"
         if self.type == "signal":
-            from engine.environments.base import parse_signal
-
             parse_signal(self.value or "SIGTERM")
         if self.type == "command" and not self.value:
             raise ValueError("a command stop needs a value (the text written to stdin)")
+        if self.type == "command" and (problem := console_line_problem(self.value)):
+            raise ValueError(f"the stop command cannot be written to the console: {problem}")
         return self
 
 

@@ -1,8 +1,8 @@
 """Replay snapshots kept current by the running daemon, so a point-in-time answer never folds more
 than one snapshot interval, even for the first question about a server.
 
-The registry already folds every committed event; every `every` events of a stream, its view (with
-finished operations pruned, as replay keeps it) is handed to the snapshot cache. At boot, streams
+The registry already folds every committed event; every `every` events of a stream, its view (its open
+operations only, as replay keeps it) is serialised and handed to the snapshot cache. At boot, streams
 whose snapshots are missing or stale are brought up to date in the background. Snapshots stay a
 cache: replay checks each one against the log before it trusts it.
 """
@@ -12,11 +12,10 @@ import asyncio
 
 import structlog
 
-from engine.servers.replay import build_snapshots, prune
+from engine.servers.replay import build_snapshots
 from engine.servers.snapshots import SnapshotCache
 from engine.events import RecordedEvent
 from engine.servers.registry import ServerRegistry
-from engine.servers.fold import snapshot
 from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.audit")
@@ -53,7 +52,7 @@ class LiveSnapshots:
             view = self.registry.view_of(ev.stream_id)
             # Only when the view stands exactly at this event (a group may hold later ones).
             if view is not None and not view.deleted and view.version == ev.version:
-                self._pending.append(self.cache.row(prune(snapshot(view)), ev.hash))
+                self._pending.append(self.cache.row(view, ev.hash))
                 self._wake.set()
 
     async def _run(self) -> None:

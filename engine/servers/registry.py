@@ -1,22 +1,30 @@
 """The live servers: one ServerView per stream, kept current by folding each committed event.
 
 The registry subscribes to the store, so the only way to change a server is to append an event.
-The statechart machine holds each server's power state; `StateChanged` events fire it after they
-are durable, and callers ask `can_fire` before they append one.
+Each live view's power state is held by its `transitions` model (engine.statechart.PowerModel),
+which the fold fires when a `state.changed` event is committed; nothing else writes it. Callers
+ask `may_fire` (under their own per-server ordering) before they append a state change.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+
+import structlog
 
 from engine.events import (
     ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
     ServerSuspended, ServerUnsuspended,
 )
 from engine.servers.definition import ServerConfig, changed_keys, parse_definition
-from engine.servers.fold import OUTCOME_TYPES, Operation, ServerView, apply, new_view, operation_from_events
-from engine.statechart import PowerMachine
+from engine.servers.fold import ServerView, apply, new_view
+from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
+from engine.servers.replay import state_at, streams
+from engine.servers.snapshots import SnapshotCache
+from engine.statechart import ChartPosition, PowerMachine
 from engine.store.event_store import NO_STREAM, EventStore
+from engine.store.points import END
 
+log = structlog.get_logger("wingman.registry")
 
 RECENT_OPERATIONS = 10_000
 
@@ -38,21 +46,22 @@ class ServerRegistry:
     def __init__(self, store: EventStore, machine: PowerMachine | None = None):
         self.store = store
         self.machine = machine or PowerMachine()
+        self.chart = self.machine.chart
         self.views: dict[str, ServerView] = {}  # live (not deleted) servers
         self._all: dict[str, ServerView] = {}  # every stream seen, deleted ones included
         self._unsubscribe = None
-        # Finished operations leave the views (memory stays bounded over a long log); the most
-        # recent stay at hand here, older ones are read back from the log by their index.
+        # Open operations by id, across servers (a request looks its own up at once). Finished
+        # ones leave the views so memory stays bounded over a long log: the most recent stay at
+        # hand here, older ones are read back from the log by their index.
+        self._open: dict[str, Operation] = {}
         self.recently_finished: OrderedDict[str, Operation] = OrderedDict()
 
-    async def load(self, snapshots=None) -> None:
+    async def load(self, snapshots: SnapshotCache | None = None) -> None:
         """Fold the log, then follow the store's commits. With a snapshot cache, streams longer
         than a snapshot interval start from their latest checked snapshot instead of event 1."""
         if snapshots is not None and await self._long_streams(snapshots.every):
-            from engine.servers.replay import END, state_at, streams
-
             for stream_id in await streams(self.store.engine):
-                self._install((await state_at(self.store.engine, stream_id, END, snapshots, self.machine.chart)).view)
+                self._install((await state_at(self.store.engine, stream_id, END, snapshots, self.chart)).view)
         else:
             async for ev in self.store.iterate_all():
                 self._apply(ev)
@@ -60,15 +69,16 @@ class ServerRegistry:
 
     async def _long_streams(self, every: int) -> bool:
         """Whether the average stream is long enough for snapshots to save work."""
-        count, streams = await self.store.size()
-        return every > 0 and streams > 0 and count / streams > every
+        count, stream_count = await self.store.size()
+        return every > 0 and stream_count > 0 and count / stream_count > every
 
     def _install(self, view: ServerView) -> None:
+        """A view replayed elsewhere joins the registry: a live model takes over its position."""
         self._all[view.uuid] = view
+        self._open.update(view.operations)
         if not view.deleted:
+            view.power = self.machine.model(view.uuid, view.state)
             self.views[view.uuid] = view
-            self.machine.add(view.uuid)
-            self._sync_machine(view.uuid, view.state)
 
     def close(self) -> None:
         if self._unsubscribe:
@@ -76,38 +86,45 @@ class ServerRegistry:
 
     def _on_commit(self, events: list[RecordedEvent]) -> None:
         for ev in events:
-            self._apply(ev)
+            try:
+                self._apply(ev)
+            except Exception:  # noqa: BLE001 - one bad event must not stop the others being folded
+                log.exception("could not fold a committed event", stream=ev.stream_id, version=ev.version,
+                              type=ev.type)
 
     def _apply(self, ev: RecordedEvent) -> None:
         view = self._all.get(ev.stream_id)
         if view is None:
-            view = self._all[ev.stream_id] = new_view(ev.stream_id, self.machine.chart)
-        before = view.state
-        apply(view, ev, self.machine.chart, keep_operations=True)
-        if ev.type in OUTCOME_TYPES:
-            self._finish(view, ev.data["operation_id"])
-        if ev.type == "server.deleted":
-            self.views.pop(ev.stream_id, None)
-            self.machine.remove(ev.stream_id)
-            view.operations.clear()
-            return
-        if ev.stream_id not in self.views and not view.deleted:
+            view = self._all[ev.stream_id] = new_view(ev.stream_id, power=self.machine.model(ev.stream_id))
             self.views[ev.stream_id] = view
-            self.machine.add(ev.stream_id)
-            # A re-registered stream starts its machine where the log left the server.
-            self._sync_machine(ev.stream_id, view.state)
-        elif ev.type == "state.changed" and view.state != before:
-            self.machine.fire(ev.stream_id, ev.data["trigger"])
+        elif view.deleted and ev.type == "server.registered":
+            # A re-registered stream: its machine model starts where the log left the server.
+            view.power = self.machine.model(ev.stream_id, view.state)
+            self.views[ev.stream_id] = view
+        apply(view, ev, self.chart)
+        if ev.type == "power.requested":
+            self._open[ev.data["operation_id"]] = view.operations[ev.data["operation_id"]]
+        elif ev.type in OUTCOME_TYPES:
+            self._finish(view, ev.data["operation_id"])
+        elif ev.type == "server.deleted":
+            self._forget(view)
+
+    def _forget(self, view: ServerView) -> None:
+        """A deleted server leaves the live set; its view keeps a position, not a machine model."""
+        self.views.pop(view.uuid, None)
+        self.machine.discard(view.power)
+        view.power = ChartPosition(self.chart, view.state)
+        for op_id in view.operations:
+            self._open.pop(op_id, None)
+        view.operations.clear()
 
     def _finish(self, view: ServerView, operation_id: str) -> None:
         op = view.operations.pop(operation_id, None)
+        self._open.pop(operation_id, None)
         if op is not None:
             self.recently_finished[operation_id] = op
             while len(self.recently_finished) > RECENT_OPERATIONS:
                 self.recently_finished.popitem(last=False)
-
-    def _sync_machine(self, uuid: str, state: str) -> None:
-        self.machine.machine.set_state(state, model=self.machine._models[uuid])
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -116,6 +133,13 @@ class ServerRegistry:
             return self.views[uuid]
         except KeyError:
             raise UnknownServer(uuid) from None
+
+    def state(self, uuid: str) -> str:
+        return self.get(uuid).state
+
+    def may_fire(self, uuid: str, trigger: str) -> bool:
+        """Whether the statechart allows `trigger` from the server's current state."""
+        return self.get(uuid).power.may(trigger)
 
     def view_of(self, stream_id: str) -> ServerView | None:
         """Any stream's view, deleted servers included (None when the log has no such stream)."""
@@ -127,6 +151,10 @@ class ServerRegistry:
             raise UnknownServer(uuid)
         return cfg
 
+    def open_operations(self, uuid: str) -> list[Operation]:
+        """The server's operations that have no outcome yet, in request order."""
+        return list(self.get(uuid).operations.values())
+
     async def find_operation(self, operation_id: str) -> tuple[Operation | None, list[RecordedEvent]]:
         """The operation and its events, both taken from the same read of the log.
 
@@ -137,14 +165,8 @@ class ServerRegistry:
         return operation_from_events(events), events
 
     def operation_in_memory(self, operation_id: str) -> Operation | None:
-        op = self.recently_finished.get(operation_id)
-        if op is not None:
-            return op
-        for view in self.views.values():
-            op = view.operations.get(operation_id)
-            if op is not None:
-                return op
-        return None
+        """An open or recently finished operation, without reading the log."""
+        return self._open.get(operation_id) or self.recently_finished.get(operation_id)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -171,12 +193,6 @@ class ServerRegistry:
                 records.append(NewEvent.of(ServerSuspended() if cfg.suspended else ServerUnsuspended(), meta))
             await self.store.append(uuid, records, expected_version=view.version)
         return keys
-
-    async def set_suspended(self, uuid: str, suspended: bool, meta: Metadata) -> None:
-        view = self.get(uuid)
-        if view.suspended != suspended:
-            record = ServerSuspended() if suspended else ServerUnsuspended()
-            await self.store.append(uuid, [NewEvent.of(record, meta)], expected_version=view.version)
 
     async def delete(self, uuid: str, meta: Metadata) -> None:
         view = self.get(uuid)

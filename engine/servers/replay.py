@@ -13,27 +13,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.servers.fold import LogError, ServerView, apply, new_view
+from engine.servers.operations import QUEUED
+from engine.servers.snapshots import SnapshotCache
+from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
 from engine.store.reading import is_intact, stream_exists, stream_versions
-from engine.servers.snapshots import SnapshotCache
 from engine.store.schema import events as E
-from engine.servers.fold import LogError, ServerView, apply, new_view
-from engine.statechart import Statechart, load_statechart
-
-OPEN_STATUSES = ("queued", "running")
 
 
 class UnknownStream(LookupError):
     def __init__(self, stream_id: str):
         super().__init__(f"no events for server {stream_id} in the log")
         self.stream_id = stream_id
-
-
-def prune(view: ServerView) -> ServerView:
-    """Drop finished operations (their outcome is in the log; a replay needs only open ones)."""
-    if any(op.status not in OPEN_STATUSES for op in view.operations.values()):
-        view.operations = {k: op for k, op in view.operations.items() if op.status in OPEN_STATUSES}
-    return view
 
 
 def fold_step(view: ServerView, ev, chart: Statechart) -> ServerView:
@@ -47,7 +39,7 @@ def fold_step(view: ServerView, ev, chart: Statechart) -> ServerView:
         raise
     except Exception as exc:  # a row whose data does not fit its type
         raise LogError(ev, f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
-    return prune(view)
+    return view.prune()
 
 
 @dataclass
@@ -71,7 +63,7 @@ class PointInTime:
             "state": v.state, "suspended": v.suspended, "deleted": v.deleted,
             "configuration": v.config.definition if v.config else None,
             "operation_in_flight": in_flight,
-            "queued_operations": [op.as_dict() for op in v.operations.values() if op.status == "queued"],
+            "queued_operations": [op.as_dict() for op in v.operations.values() if op.status == QUEUED],
             "last_transition": v.last_transition, "last_process": v.last_process, "last_exit": v.last_exit,
             "version": v.version, "position": v.position, "as_of": iso(v.updated_at),
             "replay": {"from_snapshot_version": self.snapshot_version, "events_folded": self.events_folded},

@@ -20,43 +20,32 @@ from datetime import datetime
 from functools import lru_cache
 
 import structlog
-from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, delete, insert, select, tuple_, type_coerce
+from sqlalchemy import String, delete, insert, select, tuple_, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.servers import definition as definition_module
 from engine.servers import fold as fold_module
-from engine.store.database import WRITE_TRANSACTION
-from engine.store.schema import Position, metadata
-from engine.store.schema import events as E
+from engine.servers import operations as operations_module
 from engine.servers.definition import parse_definition
-from engine.servers.fold import Operation, ServerView
-from engine.statechart import STATECHART_PATH
+from engine.servers.fold import ServerView
+from engine.servers.operations import OPEN_STATUSES, Operation
+from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
+from engine.store.database import WRITE_TRANSACTION
+from engine.store.schema import events as E
+from engine.store.schema import snapshots
 
 log = structlog.get_logger("wingman.audit")
 
 SNAPSHOT_FORMAT = 1
 DEFAULT_EVERY = 500  # events of a stream between snapshots: a replay folds fewer than this
 
-snapshots = Table(
-    "snapshots",
-    metadata,
-    Column("stream_id", String(64), primary_key=True),
-    Column("version", Integer, primary_key=True),
-    Column("position", Position, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("event_hash", String(64), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
-    Column("state", JSON, nullable=False),
-    Column("state_hash", String(64), nullable=False),
-)
-
 
 @lru_cache(maxsize=1)
 def fingerprint() -> str:
     """Changes whenever the fold could give another answer: its code, the config parser, the chart."""
     h = hashlib.sha256(str(SNAPSHOT_FORMAT).encode())
-    for module in (fold_module, definition_module):
+    for module in (fold_module, definition_module, operations_module):
         h.update(inspect.getsource(module).encode())
     h.update(STATECHART_PATH.read_bytes())
     return h.hexdigest()
@@ -73,6 +62,7 @@ def _dt(text: str | None) -> datetime | None:
 
 
 def view_to_json(view: ServerView) -> dict:
+    """The view with its open operations (finished ones are in the log, not in a snapshot)."""
     return {
         "uuid": view.uuid, "state": view.state, "version": view.version, "position": view.position,
         "definition": view.config.definition if view.config else None, "suspended": view.suspended,
@@ -83,18 +73,19 @@ def view_to_json(view: ServerView) -> dict:
             {**{k: getattr(op, k) for k in ("id", "server", "action", "wait_seconds", "status", "reason",
                                              "actor", "channel")},
              "requested_at": _t(op.requested_at), "finished_at": _t(op.finished_at)}
-            for op in view.operations.values()
+            for op in view.operations.values() if op.status in OPEN_STATUSES
         ],
     }
 
 
-def view_from_json(doc: dict) -> ServerView:
+def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
     ops = {}
     for o in doc["operations"]:
         o = dict(o, requested_at=_dt(o["requested_at"]), finished_at=_dt(o["finished_at"]))
         ops[o["id"]] = Operation(**o)
     return ServerView(
-        uuid=doc["uuid"], state=doc["state"], version=doc["version"], position=doc["position"],
+        uuid=doc["uuid"], power=ChartPosition(chart or load_statechart(), doc["state"]),
+        version=doc["version"], position=doc["position"],
         config=parse_definition(doc["definition"]) if doc["definition"] is not None else None,
         suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
         last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],

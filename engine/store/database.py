@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -81,19 +81,3 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
         await conn.run_sync(_upgrade, revision)
         await conn.commit()
         return await conn.run_sync(_current)
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as conn:
-        return await conn.run_sync(_current)
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
-
-
-async def write_connection(engine: AsyncEngine) -> AsyncConnection:
-    conn = await engine.connect()
-    return await conn.execution_options(**WRITE_TRANSACTION)

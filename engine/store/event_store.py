@@ -7,6 +7,10 @@ before anything is written, so a conflict fails only that caller.
 
 One writer per daemon also keeps positions in commit order on PostgreSQL (BIGSERIAL values are
 otherwise handed out before commit and a reader tailing "after N" could miss a row).
+
+Subscribers are called with each committed group before its appenders resume. They are isolated:
+one that raises is logged with its traceback and the writer goes on, so no subscriber can leave a
+caller unanswered or stop the store.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import structlog
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +29,8 @@ from engine.store.database import WRITE_TRANSACTION
 from engine.events import NewEvent, RecordedEvent
 from engine.store.hashing import GENESIS, event_hash
 from engine.store.schema import events as events_table
+
+log = structlog.get_logger("wingman.store")
 
 ANY_VERSION = -1  # expected_version that accepts whatever the stream is at
 NO_STREAM = 0  # expected_version of a stream that must not exist yet
@@ -37,7 +45,28 @@ class ConcurrencyError(Exception):
 
 
 class StoreUnavailable(Exception):
-    """The store could not commit (read-only file, disk full, database gone)."""
+    """The database could not commit (read-only file, disk full, database gone): worth retrying
+    once the cause is fixed. Nothing else raises it."""
+
+
+class StoreClosed(Exception):
+    """The store is not open (the daemon is starting or shutting down)."""
+
+
+class StoreRefused(Exception):
+    """The database refused a group for a reason retrying will not change (a constraint, a value
+    it cannot store): a bug, reported as such and never retried."""
+
+
+# Errors that say the database cannot take writes now, as opposed to refusing these rows.
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+                OSError, TimeoutError)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
 @dataclass
@@ -105,7 +134,7 @@ class EventStore:
         if not batch:
             return []
         if self._writer is None or self._writer.done():
-            raise StoreUnavailable("the event store is not open")
+            raise StoreClosed("the event store is not open")
         request = _Append(stream_id, batch, expected_version)
         await self._queue.put(request)
         return await request.future
@@ -123,7 +152,13 @@ class EventStore:
                     stop = True
                     break
                 group.append(nxt)
-            await self._commit_group(group)
+            try:
+                await self._commit_group(group)
+            except Exception as exc:  # a bug in the writer itself: fail this group, keep writing
+                log.exception("the event store could not write a group")
+                for req in group:
+                    if not req.future.done():
+                        req.future.set_exception(StoreRefused(f"the event store could not write: {exc}"))
             if stop:
                 return
 
@@ -157,7 +192,11 @@ class EventStore:
         try:
             positions = await self._insert(rows)
         except Exception as exc:  # any failure fails the whole group, with the reason
-            reason = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
+            if _unavailable(exc):
+                reason: Exception = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
+            else:
+                log.error("the database refused a group", error=_describe(exc), kind=type(exc).__name__)
+                reason = StoreRefused(f"the database refused the events: {_describe(exc)}")
             for req, _, _ in accepted:
                 if not req.future.done():
                     req.future.set_exception(reason)
@@ -166,11 +205,19 @@ class EventStore:
         self.commits += 1
         recorded = [RecordedEvent(position=p, **row) for p, row in zip(positions, rows)]
         self.last_position = max(self.last_position, positions[-1])
-        for listener in list(self._listeners):
-            listener(recorded)
+        self._notify(recorded)
         for req, start, count in accepted:
             if not req.future.done():
                 req.future.set_result(recorded[start:start + count])
+
+    def _notify(self, recorded: list[RecordedEvent]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(recorded)
+            except Exception:  # noqa: BLE001 - isolated: see the module doc
+                log.exception("an event store subscriber failed; it is isolated and the writer goes on",
+                              subscriber=getattr(listener, "__qualname__", repr(listener)),
+                              positions=[recorded[0].position, recorded[-1].position])
 
     async def _insert(self, rows: list[dict]) -> list[int]:
         """Insert a group in one transaction, with positions we hand out ourselves: the next

@@ -1,4 +1,5 @@
-"""The event table as SQLAlchemy Core sees it. Alembic's migrations create it; this only maps it."""
+"""The tables as SQLAlchemy Core sees them: the event log, and the replay snapshots that cache it.
+Alembic's migrations create them (and autogenerate compares against this metadata); this only maps them."""
 from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint
@@ -31,4 +32,20 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
+)
+
+
+# Replay snapshots (engine.servers.snapshots): a server's folded state every N events, a cache of
+# the log that is checked against it before use and can be dropped at any time.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("position", Position, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("event_hash", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("state_hash", String(64), nullable=False),
 )

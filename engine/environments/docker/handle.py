@@ -4,110 +4,46 @@ The console comes from a hijacked `attach` connection that the event loop reads 
 (`loop.sock_recv` on a non-blocking socket): no thread per container. Exits are reported by the
 runtime's single events watcher (`die`, `oom`, `destroy`) and, independently, by the attach
 stream ending; both paths end in `check`, which asks the engine for the container's state and
-resolves `wait()`. See docker.py for the whole picture.
+resolves `wait()`. The handle talks to the engine only through `ContainerEngine`, which the
+runtime implements. See runtime.py for the whole picture.
 """
 from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
-from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle, RuntimeUnavailable, parse_signal
-
-if TYPE_CHECKING:
-    from engine.environments.docker.runtime import DockerRuntime
+from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle, RuntimeUnavailable
+from engine.environments.docker.attach import ConsoleDemux
+from engine.environments.lines import OutputThrottle
+from engine.signals import parse_signal
 
 log = structlog.get_logger("wingman.docker")
 
 REMOVED = ExitInfo(None, reason="container removed")
-MAX_LINE = 64 * 1024  # a "line" this long without a newline is delivered as is, to bound memory
 DRAIN_TIMEOUT = 2.0  # after an exit, how long to wait for the last console bytes
 
 
-def take_attach_socket(sdk_sock) -> tuple[socket.socket, bytes]:
-    """Turn the SDK's attach socket into a plain non-blocking socket the event loop owns.
+class ContainerEngine(Protocol):
+    """What a handle needs from the runtime that owns it."""
 
-    Runs in a worker thread. The SDK reads the HTTP upgrade response through a buffered file, which
-    may already hold the first frames (an adopted container that is talking): those bytes are
-    returned with the socket so nothing is lost. The socket is dup()ed so closing the SDK's
-    response objects (which we must not keep alive) leaves our connection open.
-    """
-    raw = getattr(sdk_sock, "_sock", sdk_sock)
-    ours = raw.dup()
-    # O_NONBLOCK is shared with the SDK's descriptor, so peeking at its buffer cannot block.
-    ours.setblocking(False)
-    leftover = b""
-    response = getattr(sdk_sock, "_response", None)
-    try:
-        leftover = bytes(response.raw._fp.fp.peek())
-    except Exception:  # noqa: BLE001 - an SDK without that buffer simply has nothing left over
-        pass
-    try:
-        if response is not None:
-            response.close()
-        sdk_sock.close()
-        raw.close()
-    except OSError:
-        pass
-    return ours, leftover
+    closing: bool
 
+    async def signal(self, container_id: str, signame: str) -> None: ...
 
-class ConsoleDemux:
-    """Split Docker's multiplexed attach stream (tty=False: 8-byte frame headers) into lines.
+    async def container_state(self, container_id: str) -> dict | None: ...
 
-    stdout and stderr keep separate partial lines so interleaved writes do not mix. Lines are
-    split on bytes before decoding so a multi-byte character is never cut in two.
-    """
+    async def reattach(self, handle: "DockerHandle") -> None: ...
 
-    def __init__(self, sink: ConsoleSink):
-        self._sink = sink
-        self._buf = bytearray()
-        self._partial = {1: bytearray(), 2: bytearray()}
-
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-        while len(self._buf) >= 8:
-            size = int.from_bytes(self._buf[4:8], "big")
-            if len(self._buf) < 8 + size:
-                return
-            kind = self._buf[0]
-            payload = bytes(self._buf[8 : 8 + size])
-            del self._buf[: 8 + size]
-            if kind in self._partial:
-                self._lines(self._partial[kind], payload)
-
-    def _lines(self, partial: bytearray, payload: bytes) -> None:
-        partial += payload
-        while True:
-            cut = partial.find(b"\n")
-            if cut < 0:
-                if len(partial) >= MAX_LINE:
-                    self._emit(bytes(partial))
-                    partial.clear()
-                return
-            self._emit(bytes(partial[:cut]))
-            del partial[: cut + 1]
-
-    def flush(self) -> None:
-        for partial in self._partial.values():
-            if partial:
-                self._emit(bytes(partial))
-                partial.clear()
-
-    def _emit(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        try:
-            self._sink(line)
-        except Exception:  # a failing sink must not stop the console of a running server
-            log.exception("console sink failed")
+    def forget(self, handle: "DockerHandle") -> None: ...
 
 
 class DockerHandle(ProcessHandle):
     runtime = "docker"
 
-    def __init__(self, rt: DockerRuntime, state: dict, console: ConsoleSink, adopted: bool):
+    def __init__(self, rt: ContainerEngine, state: dict, console: ConsoleSink, adopted: bool):
         self._rt = rt
         self.container_id = state["Id"]
         self.name = state["Name"].lstrip("/")
@@ -139,6 +75,7 @@ class DockerHandle(ProcessHandle):
 
     async def _read_console(self, sock: socket.socket, leftover: bytes) -> None:
         loop = asyncio.get_running_loop()
+        throttle = OutputThrottle()
         try:
             if leftover:
                 self._demux.feed(leftover)
@@ -147,6 +84,9 @@ class DockerHandle(ProcessHandle):
                 if not data:
                     break
                 self._demux.feed(data)
+                pause = throttle.delay_after(len(data))
+                if pause:
+                    await asyncio.sleep(pause)  # a flooding container waits on its own output
         except OSError as exc:
             log.info("console stream broke", container=self.name, error=str(exc))
         finally:
@@ -155,7 +95,7 @@ class DockerHandle(ProcessHandle):
             # The attach stream ends when the container exits (or the engine goes away): ask
             # the engine which, independently of the events watcher.
             if not self._done.done() and not self._rt.closing:
-                self._spawn(self.check())
+                self.schedule_check()
 
     def _close_socket(self, sock: socket.socket) -> None:
         if self._sock is sock:
@@ -184,17 +124,17 @@ class DockerHandle(ProcessHandle):
 
     async def send_signal(self, signame: str) -> None:
         sig = parse_signal(signame)
-        await self._rt._signal(self.container_id, sig.name)
+        await self._rt.signal(self.container_id, sig.name)
 
     async def kill(self) -> None:
-        await self._rt._signal(self.container_id, "SIGKILL")
+        await self._rt.signal(self.container_id, "SIGKILL")
 
     async def native_stop(self) -> None:
         """Docker's `stop`, first half: the image's stop signal. Not the blocking SDK call, which
         holds a worker thread for the whole timeout (10 minutes by default), so a few servers
         stopping at once would starve every other Docker call. The second half, SIGKILL after the
         stop timeout, is the power engine's, which records `power.stop_timed_out` when it comes."""
-        await self._rt._signal(self.container_id, self._stop_signal)
+        await self._rt.signal(self.container_id, self._stop_signal)
 
     async def wait(self) -> ExitInfo:
         return await asyncio.shield(self._done)
@@ -211,10 +151,10 @@ class DockerHandle(ProcessHandle):
         elif action == "die":
             code = attrs.get("exitCode")
             self._die_code = int(code) if code not in (None, "") else None
-            self._spawn(self.check())
+            self.schedule_check()
         elif action == "destroy":
             self._removed = True
-            self._spawn(self.check())
+            self.schedule_check()
 
     async def check(self) -> None:
         """Resolve wait() if the container is gone; re-attach the console if it still runs but
@@ -239,7 +179,7 @@ class DockerHandle(ProcessHandle):
             info = await self._exit_info()
             if info is None:
                 if not self.console_attached and not self._removed:
-                    await self._rt._reattach(self)
+                    await self._rt.reattach(self)
                 return
             if self._pump is not None and not self._pump.done():
                 # Let the last console bytes through before saying the server is gone.
@@ -260,7 +200,7 @@ class DockerHandle(ProcessHandle):
         if self._removed:
             return REMOVED
         try:
-            state = await self._rt._container_state(self.container_id)
+            state = await self._rt.container_state(self.container_id)
         except RuntimeUnavailable:
             if self._die_code is None:
                 raise
@@ -276,9 +216,10 @@ class DockerHandle(ProcessHandle):
             self._pump.cancel()
         if self._sock is not None:
             self._close_socket(self._sock)
-        self._rt._forget(self)
+        self._rt.forget(self)
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def schedule_check(self) -> None:
+        """Run `check` in the background (from the watcher, the console's end, a reconnect)."""
+        task = asyncio.get_running_loop().create_task(self.check())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

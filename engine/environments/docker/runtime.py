@@ -7,13 +7,12 @@ the daemon responsive):
   ThreadPoolExecutor of `max_workers` threads, never in the loop's default executor, and never for
   long: Docker's `stop` (which blocks for the whole stop timeout) is done as signal + event-driven
   wait + SIGKILL by the power engine instead (see DockerHandle.native_stop).
-- Exits are watched through ONE events stream (`type=container`, `label=wingman.server`) read by
-  one thread; `die`/`oom`/`destroy` events are handed to the loop with `call_soon_threadsafe`.
-  When the engine goes away the thread retries with backoff; once subscribed again it asks every
-  live handle to check its container (exits missed while away are found by inspection), and
-  re-attaches consoles of containers that survived.
-- Console: the attach connection is hijacked by the SDK in a worker thread (HTTP upgrade), then
-  the plain socket is set non-blocking and read by the event loop (`loop.sock_recv`) and written
+- Exits are watched through ONE events stream read by one thread (watcher.py); `die`/`oom`/
+  `destroy` events reach the loop, where the container's handle checks its state. When the
+  engine comes back, every live handle checks its container (exits missed while away are found
+  by inspection) and consoles of containers that survived are re-attached.
+- Console (attach.py, handle.py): the attach connection is hijacked by the SDK in a worker thread
+  (HTTP upgrade), then the plain socket is set non-blocking and read by the event loop (`loop.sock_recv`) and written
   for stdin (`loop.sock_sendall`): no thread per container. Bytes the SDK had already buffered
   past the HTTP headers are kept. A new container is attached *before* it is started so no output
   is lost. The end of the attach stream is a second, independent exit signal (it triggers the
@@ -46,13 +45,14 @@ from engine.environments.base import (
     Runtime,
     RuntimeUnavailable,
 )
-from engine.environments.docker.handle import REMOVED, DockerHandle, take_attach_socket
+from engine.environments.docker.attach import take_attach_socket
+from engine.environments.docker.handle import REMOVED, DockerHandle
 from engine.environments.docker.spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
+from engine.environments.docker.watcher import EventsWatcher
 from engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
 
-WATCH_FILTERS = {"type": "container", "label": LABEL, "event": ["die", "oom", "destroy"]}
 REQUEST_TIMEOUT = 60  # seconds for one control call; a hung engine surfaces as unavailable
 
 
@@ -72,10 +72,7 @@ class DockerRuntime(Runtime):
         self._api_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handles: dict[str, DockerHandle] = {}  # container id -> live handle
-        self._stop_watch = threading.Event()
-        self._stream = None  # the current events stream, closed from close() to stop the thread
-        self._stream_lock = threading.Lock()
-        self._watcher: threading.Thread | None = None
+        self._watcher: EventsWatcher | None = None
         self._info: dict | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -122,20 +119,14 @@ class DockerRuntime(Runtime):
             await self._call(lambda api: api.ping())
         except RuntimeUnavailable as exc:
             log.warning("docker engine not reachable; docker servers cannot start until it is", error=str(exc))
-        self._watcher = threading.Thread(target=self._watch, name="wingman-docker-events", daemon=True)
+        self._watcher = EventsWatcher(self._client, self._loop, self._on_event, self._on_subscribed, self._on_lost)
         self._watcher.start()
 
     async def close(self) -> None:
         """Stop watching and reading consoles; containers are left running (adopted next boot)."""
         self.closing = True
-        with self._stream_lock:  # the watcher may be subscribing right now: see _watch
-            self._stop_watch.set()
-            stream = self._stream
-        if stream is not None:
-            try:
-                stream.close()
-            except Exception:  # noqa: BLE001 - the stream may already be broken
-                pass
+        if self._watcher is not None:
+            self._watcher.stop()
         for handle in list(self._handles.values()):
             handle.detach()
         if self._watcher is not None:
@@ -144,58 +135,24 @@ class DockerRuntime(Runtime):
         if self._api is not None:
             self._api.close()
 
-    # -- the events watcher (its own thread) -----------------------------------------------
-    def _watch(self) -> None:
-        backoff = 0.5
-        api = None
-        while not self._stop_watch.is_set():
-            try:
-                # Its own client: the stream holds a connection for good, away from the shared pool.
-                api = api or self._client()
-                stream = api.events(decode=True, filters=WATCH_FILTERS)
-                with self._stream_lock:
-                    if self._stop_watch.is_set():  # close() came while we were subscribing
-                        stream.close()
-                        return
-                    self._stream = stream
-                # Subscribed: anything that happened before is found by inspection, after by events.
-                self.unavailable = None
-                self._to_loop(self._on_reconnected)
-                backoff = 0.5
-                for event in stream:
-                    self._to_loop(self._on_event, event)
-                reason = "the events stream ended"
-            except (DockerException, requests.exceptions.RequestException, OSError) as exc:
-                reason = str(self._unavailable_error(exc))
-                api = None
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                return
-            except Exception as exc:  # noqa: BLE001 - never let the only exit watcher die
-                log.exception("docker events watcher failed")
-                reason, api = repr(exc), None
-            finally:
-                self._stream = None
-            if self._stop_watch.is_set():
-                return
-            self.unavailable = self.unavailable or f"the Docker engine at {self.base_url} went away ({reason})"
-            # Say it once per outage: a node without Docker would otherwise log this forever.
-            (log.warning if backoff == 0.5 else log.debug)("docker events stream lost; retrying", reason=reason)
-            if self._stop_watch.wait(backoff):
-                return
-            backoff = min(backoff * 2, 10.0)
+    # -- what the events watcher reports ------------------------------------------------
+    def _on_subscribed(self) -> None:
+        self.unavailable = None
+        for handle in list(self._handles.values()):
+            handle.schedule_check()
 
-    def _to_loop(self, fn, *args) -> None:
-        self._loop.call_soon_threadsafe(fn, *args)
+    def _on_lost(self, why: BaseException | str) -> str:
+        """In the watcher's thread: remember why the engine does not answer; the words back."""
+        if isinstance(why, BaseException):
+            return str(self._unavailable_error(why))
+        self.unavailable = self.unavailable or f"the Docker engine at {self.base_url} went away ({why})"
+        return why
 
     def _on_event(self, event: dict) -> None:
         handle = self._handles.get(event.get("id", ""))
         if handle is not None:
             action = event.get("Action") or event.get("status") or ""
             handle.on_event(action, (event.get("Actor") or {}).get("Attributes") or {})
-
-    def _on_reconnected(self) -> None:
-        for handle in list(self._handles.values()):
-            handle._spawn(handle.check())
 
     # -- handles ---------------------------------------------------------------------------
     def _register(self, state: dict, sock, leftover: bytes, console: ConsoleSink, adopted: bool) -> DockerHandle:
@@ -204,11 +161,11 @@ class DockerRuntime(Runtime):
         handle.start_console(sock, leftover)
         return handle
 
-    def _forget(self, handle: DockerHandle) -> None:
+    def forget(self, handle: DockerHandle) -> None:
         if self._handles.get(handle.container_id) is handle:
             del self._handles[handle.container_id]
 
-    async def _container_state(self, container_id: str) -> dict | None:
+    async def container_state(self, container_id: str) -> dict | None:
         """The container's `State` (inspect), or None when it no longer exists."""
         def inspect(api):
             try:
@@ -217,7 +174,7 @@ class DockerRuntime(Runtime):
                 return None
         return await self._call(inspect)
 
-    async def _signal(self, container_id: str, signame: str) -> None:
+    async def signal(self, container_id: str, signame: str) -> None:
         def kill(api):
             try:
                 api.kill(container_id, signal=signame)
@@ -228,7 +185,7 @@ class DockerRuntime(Runtime):
                     raise EnvironmentError_(f"Docker could not signal the container: {exc.explanation}") from None
         await self._call(kill)
 
-    async def _reattach(self, handle: DockerHandle) -> None:
+    async def reattach(self, handle: DockerHandle) -> None:
         try:
             sock, leftover = await self._call(
                 lambda api: take_attach_socket(api.attach_socket(handle.container_id, ATTACH)))
@@ -281,7 +238,7 @@ class DockerRuntime(Runtime):
             raise
         handle = self._register(state, sock, leftover, console, adopted)
         if not state["State"].get("Running"):  # exited before we registered: no event will say so
-            handle._spawn(handle.check())
+            handle.schedule_check()
         return handle
 
     def _kill_abandoned(self, fut) -> None:
@@ -387,7 +344,7 @@ class DockerRuntime(Runtime):
 
         found = await self._call(states)
         stopped = [s for s in found.values() if not s["running"]]
-        details = await asyncio.gather(*(self._container_state(s["id"]) for s in stopped))
+        details = await asyncio.gather(*(self.container_state(s["id"]) for s in stopped))
         for entry, state in zip(stopped, details):
             if state is not None:
                 entry["exit_code"] = state.get("ExitCode")

@@ -1,0 +1,135 @@
+"""What each power action does to a server, once its operation may run (engine.power.service
+holds the locks, the preemption by kills and the outcomes).
+
+Each action returns a detail for its `power.succeeded`, or raises `Rejected` / `Failed` with the
+reason. Every state change goes through the journal, checked against the statechart.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from engine.environments.base import EnvironmentError_, ProcessHandle
+from engine.events import Metadata, PrebootCheckFailed, ProcessStarted, StopTimedOut
+from engine.power.console import DoneMatcher
+from engine.power.journal import Journal
+from engine.power.outcomes import Failed, Rejected, describe_exit
+from engine.power.processes import ProcessTracker
+from engine.preboot.checks import PrebootFailure
+from engine.preboot.starter import Starter
+from engine.servers.registry import ServerRegistry
+from engine.statechart import Trigger
+
+log = structlog.get_logger("wingman.power")
+
+
+class PowerActions:
+    def __init__(self, journal: Journal, registry: ServerRegistry, processes: ProcessTracker, starter: Starter):
+        self.journal = journal
+        self.registry = registry
+        self.processes = processes
+        self.starter = starter
+
+    async def start(self, uuid: str, op_id: str, meta: Metadata) -> str:
+        if not self.registry.may_fire(uuid, Trigger.START):
+            raise Rejected(f"server is {self.registry.state(uuid)}")
+        await self.journal.transition(uuid, Trigger.START, meta.cause or "operator", meta, op_id)
+        handle: ProcessHandle | None = None
+        try:
+            prepared = await self.starter.prepare(uuid, op_id, meta)
+            matcher = DoneMatcher(prepared.spec.config.done, prepared.spec.config.strip_ansi)
+            ready, sink = self.processes.readiness(uuid, matcher)
+            launch = asyncio.create_task(self.starter.launch(prepared, sink))
+            try:
+                handle = await asyncio.shield(launch)
+            except asyncio.CancelledError:
+                handle = await _result_or_none(launch)  # a kill came: let it see the process
+                if handle is not None:
+                    self.processes.track(uuid, handle)
+                raise
+            self.processes.expect_exit(uuid, "exited", op_id)  # an exit before ready is this start's
+            self.processes.track(uuid, handle)
+            await self.journal.record(uuid, ProcessStarted(
+                runtime=handle.runtime, pid=handle.pid, container_id=handle.container_id, adopted=handle.adopted),
+                meta=meta)
+            if matcher.empty or handle.adopted:
+                ready.set()
+            exited = self.processes.watcher(uuid)
+            readiness = asyncio.create_task(ready.wait())
+            try:
+                await asyncio.wait([readiness, exited], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                readiness.cancel()
+            if not ready.is_set():
+                raise Failed(f"the server process exited before it was ready ({describe_exit(exited.result())})")
+            self.processes.forget_exit(uuid, op_id)
+            if not await self.journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", meta, op_id):
+                raise Failed("the server's state changed before it was ready")
+            return self.registry.state(uuid)  # the state `ready` led to, as power.yaml names it
+        except PrebootFailure as exc:
+            failed = PrebootCheckFailed(check=exc.check, reason=exc.reason, operation_id=op_id)
+            await self.journal.transition(uuid, Trigger.ABORT, "preboot_failed", meta, op_id, before=(failed,))
+            raise Failed(str(exc)) from None
+        except EnvironmentError_ as exc:
+            await self.journal.transition(uuid, Trigger.ABORT, "launch_failed", meta, op_id)
+            raise Failed(f"could not launch the server: {exc}") from None
+        except asyncio.CancelledError:
+            if handle is None:  # nothing runs: the start ends here, and the kill finds it offline
+                await asyncio.shield(self.journal.transition_if_allowed(uuid, Trigger.ABORT, "cancelled", meta, op_id))
+            raise
+
+    async def stop(self, uuid: str, op_id: str, meta: Metadata) -> str:
+        handle = self.processes.handle(uuid)
+        if handle is None:
+            # Nothing runs: a state left behind (should not happen after boot recovery) is closed.
+            await self.journal.transition_if_allowed(uuid, Trigger.EXITED, "no_process", meta, op_id)
+            return "the server was not running"
+        await self.stop_process(uuid, handle, self.registry.config(uuid).stop_timeout, "stopped", meta, op_id)
+        return "stopped"
+
+    async def stop_process(self, uuid: str, handle: ProcessHandle, timeout: float, cause: str,
+                           meta: Metadata, op_id: str | None = None) -> None:
+        """The configured stop, then SIGKILL after `timeout`; returns once the exit is recorded."""
+        config = self.registry.config(uuid)
+        await self.journal.transition_if_allowed(uuid, Trigger.STOP, meta.cause or cause, meta, op_id)
+        self.processes.expect_exit(uuid, cause, op_id)
+        try:
+            if config.stop_type == "command":
+                await handle.send_command(config.stop_value or "stop")
+            elif config.stop_type == "native":
+                await handle.native_stop()
+            else:
+                await handle.send_signal(config.stop_value or "SIGTERM")
+        except EnvironmentError_ as exc:
+            log.warning("stop could not be delivered; killing", server=uuid, reason=str(exc))
+            await handle.kill()
+        try:
+            await asyncio.wait_for(self.processes.exited(uuid), timeout)
+        except TimeoutError:
+            await self.journal.record(uuid, StopTimedOut(operation_id=op_id, timeout_seconds=timeout), meta=meta)
+            await handle.kill()
+        await self.processes.exited(uuid)
+
+    async def restart(self, uuid: str, op_id: str, meta: Metadata) -> str:
+        if not self.registry.may_fire(uuid, Trigger.START):
+            await self.stop(uuid, op_id, meta)
+        return await self.start(uuid, op_id, meta)
+
+    async def kill(self, uuid: str, op_id: str, meta: Metadata) -> str:
+        handle = self.processes.handle(uuid)
+        if handle is not None:
+            self.processes.expect_exit(uuid, "killed", op_id)
+            await handle.kill()
+            await self.processes.exited(uuid)
+            return "killed"
+        if await self.journal.transition_if_allowed(uuid, Trigger.ABORT, "killed", meta, op_id):
+            return "start aborted"
+        return "the server was not running"
+
+
+async def _result_or_none(task: asyncio.Task):
+    try:
+        return await task
+    except Exception:
+        return None

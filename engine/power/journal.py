@@ -1,0 +1,84 @@
+"""How the power engine writes to the log.
+
+- `append_now`: one try, for a request that is not accepted yet (the caller hears a 503 when the
+  store cannot commit, and nothing runs).
+- `record`: for events that follow an accepted request. They must reach the log, so they are
+  retried while the store is unavailable (disk full): giving up would leave an operation without
+  an outcome, or a running process in a server recorded as `starting`. Only `StoreUnavailable`
+  is retried; anything else is a bug and goes to the caller at once.
+- `transition`: a state change checked against the statechart under a per-server ordering, so two
+  changes can never both pass the check from the same state. It raises IllegalTransition;
+  `transition_if_allowed` is the explicit way to ask "only if the chart allows it now".
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import structlog
+
+from engine.events import Event, Metadata, NewEvent, RecordedEvent, StateChanged
+from engine.servers.registry import ServerRegistry
+from engine.statechart import IllegalTransition, Trigger
+from engine.store.event_store import EventStore, StoreUnavailable
+
+log = structlog.get_logger("wingman.power")
+
+RETRY_FIRST = 0.1  # seconds before the first retry of an append while the store is unavailable
+RETRY_MAX = 5.0  # seconds between retries at most
+
+
+class Journal:
+    def __init__(self, store: EventStore, registry: ServerRegistry):
+        self._store = store
+        self._registry = registry
+        self._ordering: dict[str, asyncio.Lock] = {}
+
+    async def append_now(self, uuid: str, records: Iterable[Event], meta: Metadata) -> list[RecordedEvent]:
+        return await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
+
+    async def record(self, uuid: str, *records: Event, meta: Metadata) -> None:
+        delay = RETRY_FIRST
+        while True:
+            try:
+                await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
+                return
+            except StoreUnavailable as exc:
+                if delay == RETRY_FIRST:
+                    log.error("event store unavailable; retrying until it takes the events", server=uuid,
+                              reason=str(exc), types=[r.type for r in records])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+    async def transition(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
+                         op_id: str | None = None, before: tuple[Event, ...] = ()) -> str:
+        """Append a legal state change (after `before`, in the same commit); returns the new state.
+        IllegalTransition, with nothing written, when the chart does not allow it now."""
+        async with self._ordering.setdefault(uuid, asyncio.Lock()):
+            view = self._registry.get(uuid)
+            if not view.power.may(trigger):
+                raise IllegalTransition(trigger, view.state)
+            await self._record_change(uuid, trigger, cause, meta, op_id, before)
+            return view.state
+
+    async def transition_if_allowed(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
+                                    op_id: str | None = None, before: tuple[Event, ...] = ()) -> bool:
+        """Like `transition`, but when the chart does not allow it now only `before` is written
+        and False comes back."""
+        async with self._ordering.setdefault(uuid, asyncio.Lock()):
+            if not self._registry.may_fire(uuid, trigger):
+                if before:
+                    await self.record(uuid, *before, meta=meta)
+                return False
+            await self._record_change(uuid, trigger, cause, meta, op_id, before)
+            return True
+
+    async def _record_change(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
+                             op_id: str | None, before: tuple[Event, ...]) -> None:
+        source = self._registry.state(uuid)
+        change = StateChanged(from_state=source, to_state=self._registry.chart.destination(trigger, source),
+                              trigger=trigger, cause=cause, operation_id=op_id)
+        await self.record(uuid, *before, change, meta=meta.model_copy(update={"cause": cause}))
+
+    def forget(self, uuid: str) -> None:
+        self._ordering.pop(uuid, None)

@@ -1,0 +1,33 @@
+"""How a power action ends when it does not succeed, and exits said in words."""
+from __future__ import annotations
+
+from engine.environments.base import ExitInfo
+from engine.servers.operations import Operation
+
+SUSPENDED_MESSAGE = "Cannot start or restart a server that is suspended."
+
+
+class Rejected(Exception):
+    """The action cannot run in the server's current situation; recorded as `power.rejected`."""
+
+
+class Failed(Exception):
+    """The action ran and did not reach its goal; recorded as `power.failed`."""
+
+
+class SuspendedServer(Exception):
+    """A start or restart of a suspended server: refused (and recorded) at the door."""
+
+    def __init__(self, operation: Operation):
+        super().__init__(SUSPENDED_MESSAGE)
+        self.operation = operation
+
+
+def describe_exit(info: ExitInfo) -> str:
+    if info.oom_killed:
+        return "killed for running out of memory"
+    if info.signal:
+        return f"killed by {info.signal}"
+    if info.reason:
+        return info.reason
+    return f"exit code {info.exit_code}"
