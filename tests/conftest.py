@@ -50,6 +50,10 @@ class EngineHarness:
     def power(self):
         return self.daemon.power
 
+    @property
+    def processes(self):
+        return self.daemon.processes
+
     def state(self, uuid: str) -> str:
         return self.daemon.registry.get(uuid).state
 

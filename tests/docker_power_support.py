@@ -39,7 +39,7 @@ async def not_running(url: str, uuid: str) -> bool:
 
 
 async def console_shows(h, uuid: str, text: str, timeout: float = WAIT) -> None:
-    lines = h.power.processes.console(uuid).lines
+    lines = h.processes.console(uuid).lines
 
     async def seen():
         while not any(text in line for line in lines):

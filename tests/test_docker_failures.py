@@ -78,7 +78,7 @@ async def test_container_removed_behind_the_daemons_back(engine_harness, docker_
         assert exited.metadata["cause"] == "exited"
         (change,) = [e for e in await of_type(h, uuid, "state.changed") if e.data["to_state"] == "offline"]
         assert change.data["from_state"] == "running" and change.data["cause"] == "exited"
-        assert h.power.processes.handle(uuid) is None
+        assert h.processes.handle(uuid) is None
 
         # And the server can be started again: a fresh container.
         await started_running(h, uuid)
@@ -120,7 +120,7 @@ async def test_container_killed_behind_the_daemons_back_is_a_crash(engine_harnes
         assert exited.metadata["cause"] == "exited" and exited.metadata.get("operation_id") is None
         # The stopped container is still there (for inspection), but the daemon holds no handle.
         assert await not_running(docker_engine, uuid)
-        assert h.power.processes.handle(uuid) is None
+        assert h.processes.handle(uuid) is None
 
 
 async def test_deleting_a_server_removes_its_container_and_keeps_its_history(engine_harness, docker_uuids, docker_image, docker_engine):

@@ -26,7 +26,7 @@ async def test_start_reaches_running_on_the_done_line_in_a_container(engine_harn
     invocation = "echo booting; sleep 1; echo ready; " + ECHO
     async with engine_harness([docker_server(uuid, docker_image, invocation)]) as h:
         op = await started_running(h, uuid)
-        lines = list(h.power.processes.console(uuid).lines)
+        lines = list(h.processes.console(uuid).lines)
         assert lines.index("booting") < lines.index("ready")
 
         (started,) = await of_type(h, uuid, "process.started")
@@ -38,7 +38,7 @@ async def test_start_reaches_running_on_the_done_line_in_a_container(engine_harn
         assert started.metadata["operation_id"] == op.id
         changes = [(e.data["from_state"], e.data["to_state"]) for e in await of_type(h, uuid, "state.changed")]
         assert changes == [("offline", "starting"), ("starting", "running")]
-        handle = h.power.processes.handle(uuid)
+        handle = h.processes.handle(uuid)
         assert handle is not None and handle.runtime == "docker" and handle.container_id == container["Id"]
 
         await h.outcome(await h.act(uuid, "kill"), WAIT)
@@ -52,7 +52,7 @@ async def test_stop_by_signal_delivers_sigint_for_caret_c(engine_harness, docker
         op = await h.outcome(await h.act(uuid, "stop"), WAIT)
         assert op.status == "succeeded", op.reason
         assert h.state(uuid) == "offline"
-        lines = list(h.power.processes.console(uuid).lines)
+        lines = list(h.processes.console(uuid).lines)
         assert "got INT" in lines and "got TERM" not in lines
         exited = (await of_type(h, uuid, "process.exited"))[-1]
         assert exited.data["exit_code"] == 0 and exited.data["oom_killed"] is False
@@ -65,12 +65,12 @@ async def test_stop_by_command_writes_to_the_containers_stdin(engine_harness, do
     d = docker_server(uuid, docker_image, ECHO, stop={"type": "command", "value": "stop"})
     async with engine_harness([d]) as h:
         await started_running(h, uuid)
-        await h.power.processes.handle(uuid).send_command("hello")
+        await h.processes.handle(uuid).send_command("hello")
         await console_shows(h, uuid, "echo hello")
         op = await h.outcome(await h.act(uuid, "stop"), WAIT)
         assert op.status == "succeeded", op.reason
         assert h.state(uuid) == "offline"
-        assert "bye" in h.power.processes.console(uuid).lines
+        assert "bye" in h.processes.console(uuid).lines
         exited = (await of_type(h, uuid, "process.exited"))[-1]
         assert exited.data["exit_code"] == 0
         assert "power.stop_timed_out" not in await h.types(uuid)
@@ -87,7 +87,7 @@ async def test_native_stop_sends_the_containers_stop_signal(engine_harness, dock
         op = await h.outcome(await h.act(uuid, "stop"), WAIT)
         assert op.status == "succeeded", op.reason
         assert h.state(uuid) == "offline"
-        assert "got TERM" in h.power.processes.console(uuid).lines  # the busybox image has no STOPSIGNAL
+        assert "got TERM" in h.processes.console(uuid).lines  # the busybox image has no STOPSIGNAL
         exited = (await of_type(h, uuid, "process.exited"))[-1]
         assert exited.data["exit_code"] == 0
         assert "power.stop_timed_out" not in await h.types(uuid)
@@ -103,7 +103,7 @@ async def test_stop_timeout_then_sigkill(engine_harness, docker_uuids, docker_im
         op = await h.outcome(await h.act(uuid, "stop"), WAIT)
         assert op.status == "succeeded", op.reason
         assert h.state(uuid) == "offline"
-        assert "ignoring TERM" in h.power.processes.console(uuid).lines  # TERM arrived and was ignored
+        assert "ignoring TERM" in h.processes.console(uuid).lines  # TERM arrived and was ignored
         types = await h.types(uuid)
         # An auditor must see that the stop became a kill, whichever kind of stop it was.
         assert "power.stop_timed_out" in types, f"no power.stop_timed_out for a {stop['type']} stop: {types}"
@@ -132,7 +132,7 @@ async def test_restart_runs_a_new_container_and_ends_running(engine_harness, doc
         assert len(started) == 2 and started[1].metadata["operation_id"] == op.id
         assert started[1].data["container_id"] != first.data["container_id"]
         assert started[1].data["adopted"] is False
-        assert "got TERM" in h.power.processes.console(uuid).lines
+        assert "got TERM" in h.processes.console(uuid).lines
         container = await inspect(docker_engine, uuid)
         assert container["Id"] == started[1].data["container_id"] and container["State"]["Running"]
         await h.outcome(await h.act(uuid, "kill"), WAIT)
@@ -148,10 +148,10 @@ async def test_kill_is_sigkill_now(engine_harness, docker_uuids, docker_image, d
         exited = (await of_type(h, uuid, "process.exited"))[-1]
         assert exited.data["exit_code"] == 137 and exited.data["oom_killed"] is False
         assert exited.metadata["cause"] == "killed" and exited.metadata["operation_id"] == op.id
-        lines = list(h.power.processes.console(uuid).lines)
+        lines = list(h.processes.console(uuid).lines)
         assert "got TERM" not in lines and "got INT" not in lines  # no trap runs for SIGKILL
         assert await not_running(docker_engine, uuid)
-        assert h.power.processes.handle(uuid) is None
+        assert h.processes.handle(uuid) is None
 
 
 @pytest.mark.parametrize("when", ["container_up", "at_once"])
@@ -162,7 +162,7 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
         await h.wait_state(uuid, "starting", WAIT)
         if when == "container_up":  # the kill finds a container to kill
             async def launched():
-                while h.power.processes.handle(uuid) is None:
+                while h.processes.handle(uuid) is None:
                     await asyncio.sleep(0.05)
             await asyncio.wait_for(launched(), WAIT)
         # at_once: the kill lands during pre-boot or while Docker creates the container
@@ -172,12 +172,14 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
         assert start.status == "cancelled", (start.status, start.reason)
         assert h.state(uuid) == "offline"
 
-        await asyncio.sleep(6)  # past the done-line the container would have printed
+        # A launch the kill cancelled may still be running in Docker: once it has settled (and its
+        # container has been killed), nothing is left that could come up.
+        await asyncio.wait_for(h.daemon.runtimes["docker"].settle(), WAIT)
         assert h.state(uuid) == "offline"
-        assert "ready" not in h.power.processes.console(uuid).lines
+        assert "ready" not in h.processes.console(uuid).lines
         assert "running" not in [e.data["to_state"] for e in await of_type(h, uuid, "state.changed")]
         assert await not_running(docker_engine, uuid)
-        assert h.power.processes.handle(uuid) is None
+        assert h.processes.handle(uuid) is None
 
 
 async def test_kill_during_a_stop_that_hangs(engine_harness, docker_uuids, docker_image, docker_engine):
@@ -245,7 +247,7 @@ async def test_native_stop_uses_the_images_stopsignal(engine_harness, docker_uui
             await started_running(h, uuid)
             op = await h.outcome(await h.act(uuid, "stop"), WAIT)
             assert op.status == "succeeded", op.reason
-            lines = list(h.power.processes.console(uuid).lines)
+            lines = list(h.processes.console(uuid).lines)
             assert "got INT" in lines and "got TERM" not in lines
             assert (await of_type(h, uuid, "process.exited"))[-1].data["exit_code"] == 0
     finally:

@@ -35,15 +35,15 @@ async def test_engine_down_at_boot_defers_then_adopts(engine_harness, docker_eng
             await proxy.up()
 
             async def adopted():
-                while h.power.processes.handle(uuid) is None:
+                while h.processes.handle(uuid) is None:
                     await asyncio.sleep(0.1)
             await asyncio.wait_for(adopted(), 60)
             started = [e for e in await h.events(uuid) if e.type == "process.started"]
             assert started[-1].data["adopted"] is True
             assert started[-1].data["container_id"] == started[0].data["container_id"]
-            await h.power.processes.handle(uuid).send_command("hello")
+            await h.processes.handle(uuid).send_command("hello")
             async def echoed():
-                while "said hello" not in h.power.processes.console(uuid).lines:
+                while "said hello" not in h.processes.console(uuid).lines:
                     await asyncio.sleep(0.05)
             await asyncio.wait_for(echoed(), 30)
             assert (await h.outcome(await h.act(uuid, "stop"))).status == "succeeded"

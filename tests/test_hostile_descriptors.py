@@ -15,10 +15,10 @@ import uvloop
 from engine.config import parse_config
 from engine.daemon import Daemon
 from tests.conftest import TEST_META
-from tests.http_support import power, wait_for
-from tests.support import TOKEN, DaemonProcess, definition, kill_leftovers, processes_under
+from tests.http_support import power, processes_under, wait_for
+from tests.support import TOKEN, DaemonProcess, definition, kill_leftovers
 
-SLEEPER = dict(invocation="exec sleep 1000", done=())
+SLEEPER = dict(invocation="exec sleep 1000", done=(), stop={"type": "signal", "value": "SIGTERM"})
 
 
 def descriptors(pid: int) -> dict[int, str]:

@@ -10,6 +10,7 @@ import uuid as uuidlib
 
 import pytest
 
+from engine.statechart import load_statechart
 from tests.support import REPO, TOKEN, definition, free_port
 from tests.http_support import WINGS_BAD_ACTION, WINGS_NOT_FOUND
 
@@ -23,9 +24,8 @@ def daemon(module_daemon):
     return module_daemon(servers=[OK, FAILS])
 
 
-def wingman(*args: str, url: str, token: str = TOKEN) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
-    env["COLUMNS"] = "80"
+def wingman(*args: str, url: str, token: str = TOKEN, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}, "COLUMNS": "80", **(env or {})}
     return subprocess.run([sys.executable, "-m", "api.cli", *args, "--url", url, "--token", token],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
@@ -98,3 +98,21 @@ def test_servers_table_shows_whole_uuids(daemon):
     assert "alpha" in result.stdout
     for doc in (OK, FAILS):
         assert doc["settings"]["uuid"] in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_servers_table_keeps_uuid_and_state_whole_on_narrow_terminals(daemon, columns):
+    """At 80 columns and less the state (`offline`, not `offl…`) stays whole; what gives way are
+    the less useful columns, and no line is wider than the terminal."""
+    result = wingman("servers", url=daemon.url, env={"COLUMNS": str(columns)})
+    assert result.returncode == 0, result
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines), result.stdout
+    for doc in (OK, FAILS):
+        uuid = doc["settings"]["uuid"]
+        [row] = [line for line in lines if uuid in line]
+        assert any(state in row for state in load_statechart().states), row
+        assert "…" not in row.split(uuid)[1].split("│")[1], row  # the state cell is whole
+        assert row.rstrip().endswith("│"), row  # the table was not cropped at the edge
+    if columns >= 120:
+        assert "version" in result.stdout and "runtime" in result.stdout

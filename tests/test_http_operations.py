@@ -113,8 +113,9 @@ def test_a_kill_during_starting_cancels_the_start_and_the_server_stays_down(daem
     assert outcome and outcome[0]["data"]["cancelled_by"] == kill["id"]
 
     daemon.wait_state(uuid, "offline")
-    time.sleep(2)  # not a speed assertion: the server must not come back up behind our back
+    # Nothing is left that could bring it back up behind our back: no process, no open operation.
     with daemon.client() as c:
+        assert c.get("/api/audit/verify", params={"server": uuid}).json()["open_operations"] == 0
         assert c.get(f"/api/servers/{uuid}").json()["state"] == "offline"
     assert processes_under(daemon.folder / "var" / "volumes" / uuid) == []
     assert not any("Server started" in line for line in logs(daemon, uuid))
@@ -133,8 +134,9 @@ def test_a_kill_during_a_restart_cancels_it_and_the_server_stays_down(daemon):
     assert cancelled["status"] == "cancelled", cancelled
     assert "kill" in (cancelled["reason"] or "").lower(), cancelled
     daemon.wait_state(uuid, "offline")
-    time.sleep(2)  # not a speed assertion: the restart's start half must never run
+    # The restart has its outcome, so its task is over: its start half can no longer run.
     with daemon.client() as c:
+        assert c.get("/api/audit/verify", params={"server": uuid}).json()["open_operations"] == 0
         assert c.get(f"/api/servers/{uuid}").json()["state"] == "offline"
     assert processes_under(daemon.folder / "var" / "volumes" / uuid) == []
     changes = [(e["data"]["from_state"], e["data"]["to_state"]) for e in cancelled["events"] if e["type"] == "state.changed"]
@@ -154,8 +156,7 @@ def test_a_kill_also_cancels_a_start_waiting_for_the_lock(daemon):
     assert kill["status"] == "succeeded"
     assert daemon.wait_operation(start["id"])["status"] == "cancelled"
     try:
-        time.sleep(3)  # not a speed assertion: give the queued restart the chance to misbehave
-        after = operation(daemon, restart["id"])
+        after = daemon.wait_operation(restart["id"])  # the queued restart's own outcome: the fact to wait for
         with daemon.client() as c:
             state = c.get(f"/api/servers/{uuid}").json()["state"]
         assert (after["status"], state) == ("cancelled", "offline"), (after["status"], after["reason"], state)

@@ -2,6 +2,7 @@
 import asyncio
 import os
 
+from tests.http_support import processes_under
 from tests.support import definition
 
 
@@ -12,7 +13,7 @@ async def test_start_reaches_running_on_the_done_line(engine_harness):
         op = await h.outcome(await h.act(uuid, "start"))
         assert op.status == "succeeded"
         assert h.state(uuid) == "running"
-        assert "Server started" in h.power.processes.console(uuid).lines
+        assert "Server started" in h.processes.console(uuid).lines
         changes = [(e.data["from_state"], e.data["to_state"]) for e in await h.events(uuid) if e.type == "state.changed"]
         assert changes == [("offline", "starting"), ("starting", "running")]
         started = [e for e in await h.events(uuid) if e.type == "process.started"][0]
@@ -28,7 +29,7 @@ async def test_stop_by_command_exits_cleanly(engine_harness):
         assert op.status == "succeeded" and h.state(uuid) == "offline"
         exited = [e for e in await h.events(uuid) if e.type == "process.exited"][-1]
         assert exited.data["exit_code"] == 0 and exited.data["signal"] is None
-        assert "Stopping server" in h.power.processes.console(uuid).lines
+        assert "Stopping server" in h.processes.console(uuid).lines
 
 
 async def test_stop_by_signal_delivers_that_signal(engine_harness):
@@ -38,7 +39,7 @@ async def test_stop_by_signal_delivers_that_signal(engine_harness):
         await h.outcome(await h.act(uuid, "start"))
         op = await h.outcome(await h.act(uuid, "stop"))
         assert op.status == "succeeded"
-        assert any("got SIGINT" in line for line in h.power.processes.console(uuid).lines)
+        assert any("got SIGINT" in line for line in h.processes.console(uuid).lines)
 
 
 async def test_stop_timeout_then_kill(engine_harness):
@@ -74,16 +75,21 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
     async with engine_harness([d]) as h:
         start = await h.act(uuid, "start")
         await h.wait_state(uuid, "starting")
-        await asyncio.sleep(0.5)  # let the process launch, so the kill has something to kill
+        # The process has launched (and is booting), so the kill has something to kill.
+        while "process.started" not in await h.types(uuid):
+            await asyncio.sleep(0.02)
         kill = await h.outcome(await h.act(uuid, "kill"))
         await h.outcome(start)
         assert start.status == "cancelled" and kill.status == "succeeded"
         assert h.state(uuid) == "offline"
         cancelled = [e for e in await h.events(uuid) if e.type == "power.cancelled"][0]
         assert cancelled.data["cancelled_by"] == kill.id
-        await asyncio.sleep(6)  # longer than the boot would have taken
-        assert h.state(uuid) == "offline"
-        assert "Server started" not in h.power.processes.console(uuid).lines
+        # Nothing is left that could bring it back: no process, and no operation without an outcome.
+        assert processes_under(h.config.data_directory / uuid) == []
+        assert h.daemon.registry.open_operations(uuid) == []
+        types = await h.types(uuid)
+        assert types.count("process.started") == types.count("process.exited") == 1
+        assert "Server started" not in h.daemon.processes.console_tail(uuid, 1000)
 
 
 async def test_kill_during_preboot_aborts_without_a_process(engine_harness, tmp_path):
@@ -113,7 +119,7 @@ async def test_a_process_that_exits_on_its_own_goes_offline(engine_harness):
     uuid = d["settings"]["uuid"]
     async with engine_harness([d]) as h:
         await h.outcome(await h.act(uuid, "start"))
-        await h.power.processes.handle(uuid).send_command("crash")
+        await h.processes.handle(uuid).send_command("crash")
         await h.wait_state(uuid, "offline", timeout=20)
         last = [e for e in await h.events(uuid) if e.type == "state.changed"][-1]
         assert (last.data["trigger"], last.data["cause"]) == ("exited", "exited")
@@ -172,7 +178,7 @@ async def test_kill_does_not_wait_for_a_busy_lock(engine_harness):
 
 
 async def test_suspended_server_start_is_refused_and_recorded(engine_harness):
-    from engine.power.service import SuspendedServer
+    from engine.power.outcomes import SuspendedServer
     import pytest
 
     d = definition(suspended=True)
@@ -231,7 +237,7 @@ async def test_daemon_shutdown_stops_local_servers_cleanly(engine_harness):
     await first.daemon.start()
     await first.outcome(await first.act(uuid, "start"))
     await first.daemon.stop()
-    assert "Stopping server" in first.power.processes.console(uuid).lines  # its own stop command, not a kill
+    assert "Stopping server" in first.processes.console(uuid).lines  # its own stop command, not a kill
     async with engine_harness([d]) as again:
         events = await again.events(uuid)
         last = [e for e in events if e.type == "state.changed"][-2:]

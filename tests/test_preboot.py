@@ -67,7 +67,7 @@ async def test_sync_fetches_the_panel_definition_with_wings_auth(engine_harness,
         op = await h.outcome(await h.act(uuid, "start"))
         assert op.status == "succeeded"
         assert panel.seen_auth == [f"Bearer tid.{TOKEN}"]
-        assert "MOTD: from the panel" in h.power.processes.console(uuid).lines
+        assert "MOTD: from the panel" in h.processes.console(uuid).lines
         changed = [e for e in await h.events(uuid) if e.type == "server.configuration_changed"]
         assert changed and "settings.environment.MOTD" in changed[-1].data["changed_keys"]
 
@@ -111,7 +111,7 @@ async def test_local_config_file_is_reread_at_start(engine_harness, tmp_path):
     config_file.write_text(yaml.safe_dump({"token": TOKEN, "servers": [definition(uuid, env={"MOTD": "edited"})]}))
     async with harness as h:
         await h.outcome(await h.act(uuid, "start"))
-        assert "MOTD: edited" in h.power.processes.console(uuid).lines
+        assert "MOTD: edited" in h.processes.console(uuid).lines
 
 
 async def test_disk_over_its_limit_refuses_the_boot(engine_harness, tmp_path):
@@ -154,7 +154,7 @@ async def test_environment_variables_reach_the_process(engine_harness):
     uuid = d["settings"]["uuid"]
     async with engine_harness([d]) as h:
         await h.outcome(await h.act(uuid, "start"))
-        assert f"motd=hi there uuid={uuid}" in h.power.processes.console(uuid).lines
+        assert f"motd=hi there uuid={uuid}" in h.processes.console(uuid).lines
         await h.outcome(await h.act(uuid, "kill"))
 
 

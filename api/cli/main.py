@@ -101,13 +101,39 @@ def servers(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOptio
     if as_json:
         out.print_json(jsonlib.dumps(data))
         return
-    # The uuid is what every other command takes: never cut it.
-    table = Table(Column("uuid", no_wrap=True, min_width=36), "name", "state", "suspended", "runtime", "version")
+    out.print(servers_table(data, out.width))
+
+
+# The servers table: the uuid (what every other command takes) and the state (what an operator
+# looks for) are never cut; the other columns give way, the least useful first, when the
+# terminal is narrow.
+SERVER_COLUMNS = ("uuid", "state", "name", "runtime", "suspended", "version")
+GIVE_WAY = ("version", "suspended", "runtime", "name")  # dropped in this order (a name shrinks first)
+
+
+def servers_table(data: list[dict], width: int) -> Table:
+    rows = []
     for s in data:
         settings = (s.get("configuration") or {}).get("settings", {})
-        table.add_row(s["uuid"], (settings.get("meta") or {}).get("name") or "", s["state"],
-                      "yes" if s["is_suspended"] else "no", settings.get("runtime", ""), str(s["version"]))
-    out.print(table)
+        rows.append({"uuid": s["uuid"], "state": s["state"], "name": (settings.get("meta") or {}).get("name") or "",
+                     "runtime": settings.get("runtime", ""), "suspended": "yes" if s["is_suspended"] else "no",
+                     "version": str(s["version"])})
+    shown = list(SERVER_COLUMNS)
+
+    def needed(cols: list[str]) -> int:  # each column: its widest cell and 3 of border and padding
+        widest = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in cols}
+        widest["name"] = min(widest.get("name", 0), 8)  # the name may shrink to 8 with an ellipsis
+        return sum(widest[c] + 3 for c in cols) + 1
+
+    for column in GIVE_WAY:
+        if needed(shown) <= width:
+            break
+        shown.remove(column)
+    table = Table(*[Column(c, no_wrap=True, min_width=max([len(c), *(len(r[c]) for r in rows)]))
+                    if c in ("uuid", "state") else Column(c, no_wrap=True, overflow="ellipsis") for c in shown])
+    for r in rows:
+        table.add_row(*[r[c] for c in shown])
+    return table
 
 
 @app.command()

@@ -22,6 +22,7 @@ DEFAULT_STOP_TIMEOUT = 600.0
 MAX_MIB = 2**40
 MAX_CPU_PERCENT = 100_000  # a thousand cores
 MAX_PIDS = 4_194_304
+MAX_ENV_STRING = 131_072  # the kernel's limit on one NAME=value string passed to exec (MAX_ARG_STRLEN)
 
 
 class _Open(BaseModel):
@@ -75,6 +76,8 @@ class Settings(_Open):
                 raise ValueError(f"environment variable {key} must be a scalar")
             if isinstance(val, str) and "\0" in val:
                 raise ValueError(f"environment variable {key} holds a NUL character")
+            if len(key) + 1 + len(str(val).encode("utf-8", "surrogatepass")) >= MAX_ENV_STRING:
+                raise ValueError(f"environment variable {key} is too long for the kernel (128 KiB at most)")
         return v
 
     @field_validator("invocation")

@@ -73,6 +73,7 @@ class DockerRuntime(Runtime):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handles: dict[str, DockerHandle] = {}  # container id -> live handle
         self._watcher: EventsWatcher | None = None
+        self._launches: set[asyncio.Future] = set()  # launch calls (and their clean-ups) in the executor
         self._info: dict | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class DockerRuntime(Runtime):
     async def close(self) -> None:
         """Stop watching and reading consoles; containers are left running (adopted next boot)."""
         self.closing = True
+        await self.settle()  # a launch cancelled just before shutdown still gets its container killed
         if self._watcher is not None:
             self._watcher.stop()
         for handle in list(self._handles.values()):
@@ -229,6 +231,7 @@ class DockerRuntime(Runtime):
         self._image(spec.config)
         fut = asyncio.get_running_loop().run_in_executor(
             self._pool, functools.partial(self._invoke, self._launch_blocking, spec))
+        self._track(fut)
         try:
             state, sock, leftover, adopted = await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -247,9 +250,19 @@ class DockerRuntime(Runtime):
         state, sock, _, _ = fut.result()
         sock.close()
         try:
-            self._pool.submit(self._invoke, lambda api: quiet(api.kill, state["Id"]))
+            self._track(asyncio.wrap_future(self._pool.submit(self._invoke, lambda api: quiet(api.kill, state["Id"]))))
         except RuntimeError:  # the runtime is closing: nothing left to do it with
             log.warning("a cancelled launch left its container running", container=state["Name"])
+
+    def _track(self, fut: asyncio.Future) -> None:
+        self._launches.add(fut)
+        fut.add_done_callback(self._launches.discard)
+
+    async def settle(self) -> None:
+        """Wait until no launch is still running in the executor, including launches whose start
+        was cancelled, and until the containers those left behind are killed."""
+        while self._launches:
+            await asyncio.wait(set(self._launches))
 
     def _launch_blocking(self, api: docker.APIClient, spec: LaunchSpec):
         cfg = spec.config
