@@ -1,8 +1,8 @@
 """Mermaid syntax shared by the diagrams: identifiers and text that Mermaid parses as meant.
 
-Mermaid replaces entity codes (`#58;`, `#quot;`) before it parses a diagram, so they are the one
-escape that works in every diagram type; a raw `:` or `;` would end a state description or a
-sequence message early, and a raw `"` would end a quoted label.
+Mermaid replaces entity codes (`#59;`, `#quot;`) before it parses a diagram, so they are the one
+escape that works in every diagram type: a raw `;` ends a statement, a raw `"` a quoted label, and
+in a state diagram a raw `:` ends a description.
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ _RESERVED = {
     "rect", "critical", "break", "title", "box", "activate", "deactivate", "autonumber", "create", "destroy",
 }
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;", ":": "#58;", '"': "#quot;", "<": "#lt;", ">": "#gt;",
-                           "|": "#124;", "\n": " ", "\r": " "})
+_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;",
+                           "\n": " ", "\r": " "})
+_COLON = str.maketrans({":": "#58;"})
 
 
 def ident(name: str) -> str:
@@ -29,6 +30,9 @@ def ident(name: str) -> str:
     return f"s_{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{digest}"
 
 
-def text(value: str) -> str:
-    """Text on one line with every character Mermaid would read as syntax written as an entity."""
-    return " ".join(str(value).translate(_ENTITIES).split())
+def text(value: str, colon: bool = False) -> str:
+    """Text on one line with every character Mermaid would read as syntax written as an entity.
+    `colon`: escape `:` too, where it ends the text (state descriptions and transition labels of a
+    state diagram); sequence messages and quoted flowchart labels keep it readable."""
+    out = " ".join(str(value).translate(_ENTITIES).split())
+    return out.translate(_COLON) if colon else out

@@ -40,9 +40,14 @@ def draw(graph: pygraphviz.AGraph, fmt: str, notice: str | None = None) -> bytes
     if fmt not in (SVG, PNG):
         raise ValueError(f"Graphviz draws dot, svg or png here, not {fmt!r}")
     if fmt == PNG:
-        graph = graph.copy()  # twice Graphviz's 72 dpi, for screens and tickets; SVG scales anyway
+        # Twice Graphviz's 72 dpi, for screens and tickets (SVG scales anyway). Set and removed
+        # again rather than drawn from a copy: a copy goes through DOT text and reads HTML labels
+        # back as plain strings.
         graph.graph_attr["dpi"] = "144"
-        return graph.draw(format=PNG, prog="dot")
+        try:
+            return graph.draw(format=PNG, prog="dot")
+        finally:
+            del graph.graph_attr["dpi"]
     comment = f"<!-- {notice} -->\n".encode() if notice else b""
     return _VERSION_COMMENT.sub(comment, graph.draw(format=SVG, prog="dot"), count=1)
 

@@ -67,9 +67,9 @@ def to_mermaid(chart: Statechart) -> str:
         if sid != name:
             lines.append(f'    state "{mm.text(name)}" as {sid}')
         if chart.state_descriptions.get(name):
-            lines.append(f"    {sid} : {mm.text(chart.state_descriptions[name])}")
+            lines.append(f"    {sid} : {mm.text(chart.state_descriptions[name], colon=True)}")
     for source, trigger, dest, _ in arrows(chart):
-        lines.append(f"    {mm.ident(source)} --> {mm.ident(dest)} : {mm.text(trigger)}")
+        lines.append(f"    {mm.ident(source)} --> {mm.ident(dest)} : {mm.text(trigger, colon=True)}")
     return "\n".join(lines) + "\n"
 
 
