@@ -46,7 +46,8 @@ def _off_chart(chart: Statechart, p: Passage) -> list[tuple[str, str, str]]:
 def history_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
     g = chart_graph(chart)
     g.graph_attr["label"] = title(p) + (" (deleted)" if p.deleted else "")
-    for name in list(chart.states) + sorted({s for k in _off_chart(chart, p) for s in (k[0], k[2])} - set(chart.states)):
+    strangers = sorted({s for k in _off_chart(chart, p) for s in (k[0], k[2])} - set(chart.states))
+    for name in list(chart.states) + strangers:
         if not g.has_node(name):
             g.add_node(name, shape="box", style="rounded,filled", color=OFF_CHART, fillcolor="#fdecea",
                        label=state_label(name, "not a state of the statechart now"))
