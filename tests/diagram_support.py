@@ -2,17 +2,23 @@
 format back with a real parser, and the transitions a server's stored events hold."""
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import re
+import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
 
 from PIL import Image
 
 from engine.diagrams.render import SVG_NS, parse_dot
-from tests.support import REPO
+from tests.conftest import EngineHarness
+from tests.support import REPO, definition, kill_leftovers
 
 SCXML = "{http://www.w3.org/2005/07/scxml}"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -77,3 +83,48 @@ def counts_of(events: list[dict]) -> Counter:
     """How many times each (from, trigger, to) transition is in these stored events."""
     return Counter((e["data"]["from_state"], e["data"]["trigger"], e["data"]["to_state"])
                    for e in events if e["type"] == "state.changed")
+
+
+# -- a server driven through the real engine -------------------------------------------------------
+
+ACTIONS = ("start", "stop", "start", "restart", "kill")  # then a start that fails its pre-boot
+
+
+def stored_events(db: Path, uuid: str) -> list[dict]:
+    """The server's stream straight from the SQLite file, times as aware UTC datetimes."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = conn.execute("SELECT version, type, data, metadata, recorded_at FROM events WHERE stream_id = ? "
+                            "ORDER BY version", (uuid,)).fetchall()
+    finally:
+        conn.close()
+    out = []
+    for version, type_, data, meta, at in rows:
+        ts = datetime.fromisoformat(at)
+        out.append({"version": version, "type": type_, "data": json.loads(data), "metadata": json.loads(meta),
+                    "at": ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)})
+    return out
+
+
+def drive_server(folder: Path) -> tuple[Path, str]:
+    """Run one server as a real local process through the power engine (start, stop, start,
+    restart, kill, and a start whose disk check fails), then stop the daemon. Returns the
+    database file and the server's uuid."""
+    d = definition(build={"disk_space": 1})
+    uuid = d["settings"]["uuid"]
+
+    async def go():
+        async with EngineHarness(folder, [d]) as h:
+            for action in ACTIONS:
+                op = await h.outcome(await h.act(uuid, action))
+                assert op.status == "succeeded", (action, op.reason)
+            ballast = h.daemon.starter.folder(uuid) / "ballast.bin"
+            ballast.write_bytes(b"\0" * (3 * 1024 * 1024))  # over the 1 MiB limit: pre-boot fails
+            op = await h.outcome(await h.act(uuid, "start"))
+            assert op.status == "failed" and "disk" in op.reason
+            ballast.unlink()
+    try:
+        asyncio.run(go())
+    finally:
+        kill_leftovers(folder)
+    return folder / "var" / "wingman.db", uuid

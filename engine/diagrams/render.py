@@ -7,6 +7,7 @@ callers keep their graphs small (see timeline.MAX_CHANGES).
 """
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as ET
 
@@ -30,6 +31,11 @@ def new_graph(name: str, **graph_attrs: str) -> pygraphviz.AGraph:
     g.node_attr.update(fontname=FONT, fontsize="12")
     g.edge_attr.update(fontname=FONT, fontsize="10")
     return g
+
+
+def html_text(value: str) -> str:
+    """Text for a Graphviz HTML-like label: markup characters escaped, quotes left as they read."""
+    return html.escape(str(value), quote=False)
 
 
 def draw(graph: pygraphviz.AGraph, fmt: str, notice: str | None = None) -> bytes:

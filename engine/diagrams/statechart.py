@@ -4,7 +4,6 @@ a state.
 """
 from __future__ import annotations
 
-import html
 import textwrap
 import xml.etree.ElementTree as ET
 
@@ -12,7 +11,7 @@ import pygraphviz
 
 from engine.diagrams import mermaid as mm
 from engine.diagrams.formats import DOT, MARKDOWN, MERMAID, PNG, SCXML, STATECHART_FORMATS, SVG
-from engine.diagrams.render import draw, new_graph
+from engine.diagrams.render import draw, html_text, new_graph
 from engine.statechart import Statechart
 
 SCXML_NS = "http://www.w3.org/2005/07/scxml"
@@ -33,13 +32,13 @@ def arrows(chart: Statechart) -> list[tuple[str, str, str, str]]:
 
 
 def _wrapped(text: str, width: int = 38) -> str:
-    return "<BR/>".join(html.escape(line) for line in textwrap.wrap(text, width)) or " "
+    return "<BR/>".join(html_text(line) for line in textwrap.wrap(text, width)) or " "
 
 
 def state_label(name: str, description: str, extra: str = "") -> str:
     """An HTML-like Graphviz label: the name in bold, the description small beneath it."""
-    more = f'<BR/><FONT POINT-SIZE="10"><I>{html.escape(extra)}</I></FONT>' if extra else ""
-    return f'<<B>{html.escape(name)}</B><BR/><FONT POINT-SIZE="10">{_wrapped(description)}</FONT>{more}>'
+    more = f'<BR/><FONT POINT-SIZE="10"><I>{html_text(extra)}</I></FONT>' if extra else ""
+    return f'<<B>{html_text(name)}</B><BR/><FONT POINT-SIZE="10">{_wrapped(description)}</FONT>{more}>'
 
 
 def chart_graph(chart: Statechart) -> pygraphviz.AGraph:

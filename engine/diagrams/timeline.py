@@ -7,7 +7,6 @@ state. Both read the same Passage (engine.diagrams.window), so they show the sam
 """
 from __future__ import annotations
 
-import html
 import json
 import textwrap
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ import pygraphviz
 from engine.audit.timeline import Interval
 from engine.diagrams import mermaid as mm
 from engine.diagrams.formats import MERMAID, SVG, TIMELINE_FORMATS, BadDiagramRequest
-from engine.diagrams.render import draw, new_graph
+from engine.diagrams.render import draw, html_text, new_graph
 from engine.diagrams.window import Passage
 from engine.statechart import Statechart
 
@@ -108,7 +107,7 @@ def timeline_mermaid(chart: Statechart, p: Passage) -> str:
 
 
 def _wrap(text: str, width: int = 44) -> str:
-    return "<BR/>".join(html.escape(line) for line in textwrap.wrap(text, width))
+    return "<BR/>".join(html_text(line) for line in textwrap.wrap(text, width))
 
 
 def timeline_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
@@ -121,17 +120,17 @@ def timeline_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
         began, lasted = _span(iv, p)
         g.add_node(f"i{i}", id=f"interval_{i}", shape="box", style="rounded,filled", color="#5b6b80",
                    fillcolor=colour.get(iv.state, "#fdecea"), tooltip=f"{iv.state} from {began}",
-                   label=f'<<B>{html.escape(iv.state)}</B><BR/><FONT POINT-SIZE="10">from {html.escape(began)}'
-                         f'<BR/>for {html.escape(lasted)}</FONT>>')
+                   label=f'<<B>{html_text(iv.state)}</B><BR/><FONT POINT-SIZE="10">from {html_text(began)}'
+                         f'<BR/>for {html_text(lasted)}</FONT>>')
         if i == 0:
             continue
         before = intervals[i - 1]
         changed = bool((before.ended_by or {}).get("trigger"))
         g.add_edge(f"i{i - 1}", f"i{i}", id=f"change_{i}", style="solid" if changed else "dashed",
-                   label=f'<<FONT POINT-SIZE="10"><B>{html.escape(when(before.end))}</B><BR/>'
+                   label=f'<<FONT POINT-SIZE="10"><B>{html_text(when(before.end))}</B><BR/>'
                          f'{_wrap(change_words(before))}</FONT>>' if changed else
-                   f'<<FONT POINT-SIZE="10">{html.escape(when(before.end))}<BR/>{_wrap(change_words(before))}'
-                   f'<BR/>registered again {html.escape(when(iv.start))}</FONT>>')
+                   f'<<FONT POINT-SIZE="10">{html_text(when(before.end))}<BR/>{_wrap(change_words(before))}'
+                   f'<BR/>registered again {html_text(when(iv.start))}</FONT>>')
     last = intervals[-1] if intervals else None
     if last is not None and last.end is not None and not (p.window.until and last.end > p.window.until):
         g.add_node("deleted", shape="plaintext", label=f"{when(last.end)}: {change_words(last)}")
