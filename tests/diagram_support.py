@@ -128,3 +128,6 @@ def drive_server(folder: Path) -> tuple[Path, str]:
     finally:
         kill_leftovers(folder)
     return folder / "var" / "wingman.db", uuid
+
+
+ARROW_ID = re.compile(r"t_([^_]+)_([^_]+)_([^_]+)$")  # an SVG arrow's id: t_<source>_<trigger>_<dest>

@@ -41,7 +41,7 @@ def _format(request: Request, allowed: tuple[str, ...], what: str) -> str:
 
 def _window(request: Request) -> Window:
     try:
-        since, until = (parse_time(request.args[name], f"`{name}`") if request.args.get(name) else None
+        since, until = (parse_time(request.args.get(name), f"`{name}`") if request.args.get(name) else None
                         for name in ("since", "until"))
         return Window(since, until)
     except (BadPoint, BadDiagramRequest) as exc:
