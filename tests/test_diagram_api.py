@@ -15,7 +15,7 @@ from tests.diagram_support import (
 from tests.http_support import WINGS_NOT_FOUND, assert_json_error, database_path, total_events
 from tests.support import AUDIT_TOKEN, TOKEN, definition
 
-SERVER = definition()
+SERVER, GONE = definition(), definition()
 UUID = SERVER["settings"]["uuid"]
 CHART = load_statechart()
 ARROWS = {(s, t.trigger, t.dest) for t in CHART.transitions for s in t.sources}
@@ -31,6 +31,14 @@ def daemon(module_daemon):
         for action in ("start", "restart", "stop"):
             op = c.post(f"/api/servers/{UUID}/power", json={"action": action}).json()
             assert d.wait_operation(op["id"])["status"] == "succeeded", action
+        assert c.post("/api/servers", json=GONE).status_code in (200, 201)  # a server that is later deleted
+        gone = GONE["settings"]["uuid"]
+        op = c.post(f"/api/servers/{gone}/power", json={"action": "start"}).json()
+        assert d.wait_operation(op["id"])["status"] == "succeeded"
+        op = c.post(f"/api/servers/{gone}/power", json={"action": "kill"}).json()
+        assert d.wait_operation(op["id"])["status"] == "succeeded"
+        d.wait_state(gone, "offline")
+        assert c.delete(f"/api/servers/{gone}").status_code in (200, 202, 204)
     return d
 
 
@@ -125,6 +133,19 @@ def test_timeline(reader, events, fmt):
 def test_bad_input_is_a_clear_4xx(reader, path, params, status, words):
     message = assert_json_error(reader.get(path, params=params), status)
     assert words in message
+
+
+def test_a_deleted_server_keeps_its_diagrams(reader):
+    gone = GONE["settings"]["uuid"]
+    r = reader.get(f"/api/servers/{gone}/diagram", params={"format": "dot"})
+    assert r.status_code == 200, r.text
+    counts = {(s, lbl.split(" ×")[0], d): int(lbl.split(" ×")[1]) for s, lbl, d in dot_edges(r.text) if "×" in lbl}
+    assert counts == {("offline", "start", "starting"): 1, ("starting", "ready", "running"): 1,
+                      ("running", "exited", "offline"): 1}
+    assert "(deleted)" in r.text and "current state" not in r.text  # it has no state any more
+    timeline = reader.get(f"/api/servers/{gone}/diagram/timeline").text
+    assert timeline.rstrip().endswith("the server was deleted")
+    assert "running->>offline" in timeline and "it was killed (by daemon)" in timeline
 
 
 def test_diagrams_need_a_token_and_are_in_the_openapi_document(daemon):
