@@ -94,6 +94,8 @@ def refresh(chart: ChartOpt = DEFAULT_CHART) -> None:
         written = refresh_exports(chart)
     except BadDiagramRequest as exc:
         _fail(str(exc))
+    except OSError as exc:  # a read-only checkout, say: not bad input, but said as clearly
+        _fail(f"cannot write the exports beside {chart}: {exc.strerror or exc}", EXIT_FINDINGS)
     for path in written:
         print(f"wrote {path}")
     if not written:
