@@ -143,6 +143,7 @@ def test_a_deleted_server_keeps_its_diagrams(reader):
     assert counts == {("offline", "start", "starting"): 1, ("starting", "ready", "running"): 1,
                       ("running", "exited", "offline"): 1}
     assert "(deleted)" in r.text and "current state" not in r.text  # it has no state any more
+    assert "(deleted)" in reader.get(f"/api/servers/{gone}/diagram").text.splitlines()[1]  # the Mermaid title
     timeline = reader.get(f"/api/servers/{gone}/diagram/timeline").text
     assert timeline.rstrip().endswith("the server was deleted")
     assert "running->>offline" in timeline and "it was killed (by daemon)" in timeline

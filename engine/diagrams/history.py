@@ -29,7 +29,7 @@ def times(n: int) -> str:
 
 def title(p: Passage) -> str:
     taken = f"{p.changes} transition{'s' if p.changes != 1 else ''}"
-    return f"Server {p.server}: {taken} {p.window.describe()}"
+    return f"Server {p.server}: {taken} {p.window.describe()}" + (" (deleted)" if p.deleted else "")
 
 
 def current_words(p: Passage) -> str:
@@ -45,7 +45,7 @@ def _off_chart(chart: Statechart, p: Passage) -> list[tuple[str, str, str]]:
 
 def history_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
     g = chart_graph(chart)
-    g.graph_attr["label"] = title(p) + (" (deleted)" if p.deleted else "")
+    g.graph_attr["label"] = title(p)
     strangers = sorted({s for k in _off_chart(chart, p) for s in (k[0], k[2])} - set(chart.states))
     for name in list(chart.states) + strangers:
         if not g.has_node(name):
