@@ -6,7 +6,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
 from api import auth, errors
-from api.routes import audit, power, servers, system
+from api.routes import audit, diagrams, power, servers, system
 from engine.config import DaemonConfig
 from engine.daemon import Daemon
 
@@ -31,7 +31,7 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
 
     errors.install(app)
     auth.install(app)
-    for blueprint in (power.bp, servers.bp, system.bp, audit.bp):
+    for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp):
         app.blueprint(blueprint)
 
     @app.get("/api/openapi.json")

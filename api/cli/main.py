@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from api.cli.audit import audit_app
+from api.cli.diagram import diagram_app
 from engine.config import ConfigError, DaemonConfig, load_config
 from engine.servers.operations import FINISHED_STATUSES
 from engine.statechart import StatechartError
@@ -184,6 +185,7 @@ def db_upgrade(config: Optional[Path] = ConfigOption):
 
 
 app.add_typer(audit_app, name="audit")
+app.add_typer(diagram_app, name="diagram")
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""Diagrams: the statechart the daemon enforces, and what one server really went through.
+
+Read-only (`ctx_read_only=True`): audit tokens may fetch them. Every diagram is drawn from the
+parsed statechart and the log (engine.diagrams); bad input is a JSON 400 and touches nothing.
+"""
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from sanic import Blueprint, Request
+from sanic.exceptions import NotFound
+from sanic.response import HTTPResponse, raw
+from sanic_ext import openapi
+
+from api.errors import ApiError
+from engine.diagrams.formats import (
+    HISTORY_FORMATS, MEDIA_TYPES, STATECHART_FORMATS, SUFFIXES, TIMELINE_FORMATS, BadDiagramRequest, checked_format,
+)
+from engine.diagrams.history import history_diagram
+from engine.diagrams.statechart import export
+from engine.diagrams.timeline import keep_intervals, timeline_diagram
+from engine.diagrams.window import Window, passage
+from engine.servers.fold import LogError
+from engine.servers.replay import UnknownStream
+from engine.statechart import load_statechart
+from engine.store.points import BadPoint, parse_time
+from engine.store.reading import stream_exists
+
+bp = Blueprint("diagrams")
+
+WINDOW_DOC = ("`since` and `until`: RFC 3339 times with a zone (inclusive); absent, the window runs from "
+              "the server's first event to now.")
+
+
+def _format(request: Request, allowed: tuple[str, ...], what: str) -> str:
+    try:
+        return checked_format(request.args.get("format"), allowed, what)
+    except BadDiagramRequest as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _window(request: Request) -> Window:
+    try:
+        since, until = (parse_time(request.args.get(name), f"`{name}`") if request.args.get(name) else None
+                        for name in ("since", "until"))
+        return Window(since, until)
+    except (BadPoint, BadDiagramRequest) as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+async def _server(request: Request, uuid: str) -> str:
+    """The stream of a server the log knows (deleted ones included); 404 otherwise."""
+    try:
+        stream = str(uuidlib.UUID(uuid))
+    except ValueError:
+        raise NotFound("unknown server") from None
+    if not await stream_exists(request.app.ctx.daemon.store.engine, stream):
+        raise NotFound("unknown server")
+    return stream
+
+
+def _diagram(body: bytes, fmt: str, name: str) -> HTTPResponse:
+    return raw(body, content_type=MEDIA_TYPES[fmt],
+               headers={"Content-Disposition": f'inline; filename="{name}.{SUFFIXES[fmt]}"'})
+
+
+async def _passage(request: Request, uuid: str, window: Window, keep: int = 0):
+    stream = await _server(request, uuid)
+    try:
+        return await passage(request.app.ctx.daemon.store.engine, stream, window, keep)
+    except UnknownStream:
+        raise NotFound("unknown server") from None
+    except LogError as exc:
+        raise ApiError(409, f"The log of this server cannot be replayed: {exc} (see GET /api/audit/verify)") from None
+
+
+@bp.get("/api/statechart", ctx_read_only=True)
+@openapi.summary("The power statechart as a diagram")
+@openapi.description("`format`: " + " | ".join(STATECHART_FORMATS) + " (default mermaid). Every state with its "
+                     "description, every transition labelled with its trigger, the initial state marked; "
+                     "drawn from the statechart file the daemon enforces.")
+@openapi.parameter("format", str, "query")
+async def statechart_diagram(request: Request):
+    fmt = _format(request, STATECHART_FORMATS, "the statechart")
+    chart = load_statechart()
+    return _diagram(export(chart, fmt), fmt, chart.name)
+
+
+@bp.get("/api/servers/<uuid:str>/diagram", ctx_read_only=True)
+@openapi.summary("What a server went through, drawn over the statechart")
+@openapi.description("`format`: " + " | ".join(HISTORY_FORMATS) + " (default mermaid). Transitions taken in the "
+                     "window are drawn heavier and labelled with how many times; states never visited are faded; "
+                     "the state at the window's end is marked. " + WINDOW_DOC)
+@openapi.parameter("format", str, "query")
+@openapi.parameter("since", str, "query")
+@openapi.parameter("until", str, "query")
+async def history(request: Request, uuid: str):
+    fmt = _format(request, HISTORY_FORMATS, "a history diagram")
+    p = await _passage(request, uuid, _window(request))
+    return _diagram(history_diagram(load_statechart(), p, fmt), fmt, f"{p.server}-history")
+
+
+@bp.get("/api/servers/<uuid:str>/diagram/timeline", ctx_read_only=True)
+@openapi.summary("A server's states over time, each change with its cause and actor")
+@openapi.description("`format`: " + " | ".join(TIMELINE_FORMATS) + " (default mermaid). " + WINDOW_DOC +
+                     " A window with more changes than a timeline can show is a 400 that says so.")
+@openapi.parameter("format", str, "query")
+@openapi.parameter("since", str, "query")
+@openapi.parameter("until", str, "query")
+async def timeline(request: Request, uuid: str):
+    fmt = _format(request, TIMELINE_FORMATS, "a timeline")
+    p = await _passage(request, uuid, _window(request), keep_intervals())
+    try:
+        body = timeline_diagram(load_statechart(), p, fmt)
+    except BadDiagramRequest as exc:
+        raise ApiError(400, str(exc)) from None
+    return _diagram(body, fmt, f"{p.server}-timeline")
