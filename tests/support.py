@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid as uuidlib
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,3 +170,20 @@ def kill_leftovers(folder: Path) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@asynccontextmanager
+async def opened_store(url: str):
+    """An EventStore on a migrated database at `url`, closed (and its engine disposed) after."""
+    from engine.store.database import create_engine, upgrade
+    from engine.store.event_store import EventStore
+
+    engine = create_engine(url)
+    await upgrade(engine)
+    store = EventStore(engine)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+        await engine.dispose()

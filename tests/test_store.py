@@ -2,23 +2,19 @@
 import asyncio
 import pytest
 
-from engine.store.database import create_engine, sqlite_url, upgrade
+from engine.store.database import sqlite_url
 from engine.events import Metadata, NewEvent, ServerSuspended, ServerUnsuspended
 from engine.store.hashing import GENESIS, event_hash
 from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore, StoreRefused
+from tests.support import opened_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request, tmp_path):
     """The same store tests on a real SQLite file and on a real PostgreSQL server."""
     url = sqlite_url(tmp_path) if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    engine = create_engine(url)
-    await upgrade(engine)
-    s = EventStore(engine)
-    await s.open()
-    yield s
-    await s.close()
-    await engine.dispose()
+    async with opened_store(url) as s:
+        yield s
 
 
 def ev(kind=ServerSuspended, **meta):

@@ -9,20 +9,15 @@ import pytest
 
 from engine.events import Metadata, NewEvent, ServerSuspended
 from engine.power.journal import Journal
-from engine.store.database import create_engine, sqlite_url, upgrade
-from engine.store.event_store import EventStore, StoreRefused
-from tests.support import definition
+from engine.store.database import sqlite_url
+from engine.store.event_store import StoreRefused
+from tests.support import definition, opened_store
 
 
 @pytest.fixture
 async def store(tmp_path):
-    engine = create_engine(sqlite_url(tmp_path))
-    await upgrade(engine)
-    s = EventStore(engine)
-    await s.open()
-    yield s
-    await s.close()
-    await engine.dispose()
+    async with opened_store(sqlite_url(tmp_path)) as s:
+        yield s
 
 
 def ev(actor: str = "test") -> NewEvent:
