@@ -57,7 +57,7 @@ class Daemon:
             self.registry, self.runtimes, source, config.data_directory, config.system.user,
             # What {{config.*}} placeholders may show server owners: nothing secret.
             daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host"})},
-            record=self._record,
+            record=self._record, note=self.processes.note,
         )
         actions = PowerActions(self.journal, self.registry, self.processes, self.starter)
         self.power = PowerService(self.journal, self.registry, actions, self.processes, self.runtimes)

@@ -26,9 +26,10 @@ def test_no_done_lines_means_ready_at_once():
 def test_buffer_keeps_the_last_lines_in_order(lines, size):
     buf = ConsoleBuffer(max_lines=size)
     seen = []
-    buf.listen(seen.append)
+    buf.listen(lambda kind, text: seen.append((kind, text)))
     for line in lines:
         buf.push(line)
+    buf.note("a daemon note")
     assert list(buf.lines) == lines[-size:]
     assert buf.tail(5) == lines[-size:][-5:]
-    assert seen == lines
+    assert seen == [("output", line) for line in lines] + [("daemon", "a daemon note")]

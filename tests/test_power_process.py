@@ -268,3 +268,20 @@ async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness)
         assert "power.succeeded" not in types, "the read was meant to happen before the start finished"
         assert found.status in ("queued", "running"), (found.status, types)
         assert found.id == op.id and found.action == "start" and found.server == uuid
+
+
+async def test_the_daemon_tells_the_console_what_it_does(engine_harness):
+    """Daemon messages (pre-boot steps, a stop that timed out) reach console listeners, apart from
+    the server's own output, and stay out of its logs, as in Wings."""
+    d = definition(env={"IGNORE_STOP": "1"}, stop_timeout=1)
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        heard: list[tuple[str, str]] = []
+        h.processes.console(uuid).listen(lambda kind, text: heard.append((kind, text)))
+        await h.outcome(await h.act(uuid, "start"))
+        await h.outcome(await h.act(uuid, "stop"))
+        notes = [text for kind, text in heard if kind == "daemon"]
+        assert any("file permissions" in n for n in notes), notes
+        assert "The server did not stop within 1 s; killing it." in notes
+        assert ("output", "Server started") in heard
+        assert not any("file permissions" in line for line in h.processes.console_tail(uuid, 1000))

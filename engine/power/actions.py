@@ -68,6 +68,7 @@ class PowerActions:
                 raise Failed("the server's state changed before it was ready")
             return self.registry.state(uuid)  # the state `ready` led to, as power.yaml names it
         except PrebootFailure as exc:
+            self.processes.note(uuid, f"Pre-boot check '{exc.check}' failed: {exc.reason}")
             failed = PrebootCheckFailed(check=exc.check, reason=exc.reason, operation_id=op_id)
             await self.journal.transition(uuid, Trigger.ABORT, "preboot_failed", meta, op_id, before=(failed,))
             raise Failed(str(exc)) from None
@@ -107,6 +108,7 @@ class PowerActions:
         try:
             await asyncio.wait_for(self.processes.exited(uuid), timeout)
         except TimeoutError:
+            self.processes.note(uuid, f"The server did not stop within {timeout:g} s; killing it.")
             await self.journal.record(uuid, StopTimedOut(operation_id=op_id, timeout_seconds=timeout), meta=meta)
             await handle.kill()
         await self.processes.exited(uuid)

@@ -42,6 +42,10 @@ class ProcessTracker:
         buffer = self._consoles.get(uuid)
         return buffer.tail(lines) if buffer is not None else []
 
+    def note(self, uuid: str, text: str) -> None:
+        """A daemon message about the server, to whoever listens to its console."""
+        self.console(uuid).note(text)
+
     def forget_console(self, uuid: str) -> None:
         """A deleted server's console goes with it."""
         self._consoles.pop(uuid, None)

@@ -90,8 +90,10 @@ async def run_preboot(
     user: str | None,
     daemon_config: dict,
     on_soft_failure: Callable[[str, str], Awaitable[None]],
+    note: Callable[[str], None] = lambda text: None,
 ) -> PrebootResult:
-    """Steps 2 to 6, on the configuration that step 1 (sync, done by the starter) settled on."""
+    """Steps 2 to 6, on the configuration that step 1 (sync, done by the starter) settled on.
+    `note` hears what is being done, in Wings' words, for the server's console."""
     if config.suspended:
         raise PrebootFailure("suspension", "the server is suspended")
 
@@ -109,6 +111,7 @@ async def run_preboot(
 
     result = PrebootResult(spec=spec, warnings=warnings)
     if config.configs:
+        note("Updating process configuration files...")
         settings = config.definition.get("settings", {})
         raw = config.definition.get("process_configuration", {}).get("configs", [])
         outcomes = await asyncio.to_thread(apply_config_files, folder, raw, settings, config.environment, daemon_config)
@@ -117,5 +120,6 @@ async def run_preboot(
             if not outcome.ok:
                 await on_soft_failure("config_files", outcome.error or f"{outcome.file}: failed")
 
+    note("Ensuring file permissions are set correctly, this could take a few seconds...")
     await asyncio.to_thread(check_permissions, folder, user)
     return result

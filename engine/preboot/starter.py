@@ -20,11 +20,14 @@ log = structlog.get_logger("wingman.preboot")
 
 # Records an event in the server's stream: (server, event, metadata).
 Recorder = Callable[[str, Event, Metadata], Awaitable[None]]
+# Tells the server's console listeners what the daemon does: (server, text).
+Notifier = Callable[[str, str], None]
 
 
 class Starter:
     def __init__(self, registry: ServerRegistry, runtimes: dict[str, Runtime], source: DefinitionSource,
-                 data_directory: Path, user: str | None, daemon_config: dict, record: Recorder):
+                 data_directory: Path, user: str | None, daemon_config: dict, record: Recorder,
+                 note: Notifier = lambda uuid, text: None):
         self.registry = registry
         self.runtimes = runtimes
         self.source = source
@@ -32,6 +35,7 @@ class Starter:
         self.user = user
         self.daemon_config = daemon_config
         self._record = record
+        self._note = note
 
     def folder(self, uuid: str) -> Path:
         return self.data_directory / uuid
@@ -67,6 +71,7 @@ class Starter:
             user=self.user,
             daemon_config=self.daemon_config,
             on_soft_failure=soft_failure,
+            note=lambda text: self._note(uuid, text),
         )
         for warning in prepared.warnings:
             log.warning("pre-boot warning", server=uuid, warning=warning)
