@@ -93,6 +93,12 @@ class PowerService:
         self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
         return op
 
+    def lock_busy(self, uuid: str) -> bool:
+        """Whether an operation holds or waits for the server's power lock (Wings' websocket
+        refuses a power action at once in that case, rather than queueing it)."""
+        lock = self._locks.get(uuid)
+        return lock is not None and not lock.idle
+
     def in_hand(self, operation_id: str) -> bool:
         """Whether this daemon is running the operation (accepted, and its outcome not yet durable)."""
         return operation_id in self._in_hand
