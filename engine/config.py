@@ -25,11 +25,28 @@ class ApiConfig(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
 
 
+class CrashDetection(BaseModel):
+    """Wings' `system.crash_detection`, with Wings' defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True  # for every server of the node, unless its own crash_detection_enabled says no
+    detect_clean_exit_as_crash: bool = True  # an exit code 0 nobody asked for is a crash too
+    timeout: float = Field(60, ge=0)  # no automatic restart when the last crash is more recent; 0: no limit
+
+
 class SystemConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     root_directory: Path = Path("./var")
     data: Path | None = None  # default: <root_directory>/volumes
+    # Local servers' console files and stdin FIFOs (they outlive the daemon). Default: /run/wingman
+    # (memory, so a full disk cannot silence a server's output) when it can be used, else
+    # <root_directory>/run.
+    run_directory: Path | None = None
     user: str | None = None  # owner of server folders; default: the daemon's own user
+    crash_detection: CrashDetection = Field(default_factory=CrashDetection)
+    # How many servers boot recovery restores at once (adopting, reaping, restarting); the API
+    # answers throughout, and a server not restored yet says so.
+    boot_concurrency: int = Field(16, ge=1, le=1024)
 
 
 class DatabaseConfig(BaseModel):
@@ -73,6 +90,15 @@ class DaemonConfig(BaseModel):
     @property
     def data_directory(self) -> Path:
         return self._resolve(self.system.data) if self.system.data else self.root_directory / "volumes"
+
+    @property
+    def run_directory(self) -> Path:
+        if self.system.run_directory:
+            return self._resolve(self.system.run_directory)
+        shared = Path("/run/wingman")
+        if (shared.is_dir() and os.access(shared, os.W_OK)) or os.access(shared.parent, os.W_OK):
+            return shared
+        return self.root_directory / "run"
 
     @property
     def database_url(self) -> str:

@@ -12,6 +12,7 @@ from engine.environments.docker.runtime import DockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Event, Metadata
 from engine.power.actions import PowerActions
+from engine.power.crashes import CrashHandler
 from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker
 from engine.power.recovery import BootRecovery
@@ -34,7 +35,7 @@ def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
     """Both runtimes, always: a node without a Docker engine still runs local processes, and its
     docker servers fail to start with a clear reason until the engine answers."""
     return {
-        "process": ProcessRuntime(),
+        "process": ProcessRuntime(config.run_directory),
         "docker": DockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
     }
 
@@ -61,13 +62,25 @@ class Daemon:
         )
         actions = PowerActions(self.journal, self.registry, self.processes, self.starter)
         self.power = PowerService(self.journal, self.registry, actions, self.processes, self.runtimes)
-        self.recovery = BootRecovery(self.journal, self.registry, self.processes, self.runtimes, self.starter.folder)
-        self.recovered: dict[str, int] = {}
+        self.crashes = CrashHandler(self.journal, self.registry, self.processes, config.system.crash_detection,
+                                    request_restart=self._restart_after_crash, settled=self.power.settled)
+        self.power.watch_requests(self.crashes)
+        self.recovery = BootRecovery(self.journal, self.registry, self.processes, self.runtimes, self.starter.folder,
+                                     self.crashes, concurrency=config.system.boot_concurrency)
+        self.power.wait_for_restore(self.recovery)
         self.snapshot_cache = SnapshotCache(self.db)
         self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
+
+    async def _restart_after_crash(self, uuid: str, meta: Metadata):
+        return await self.power.request(uuid, "restart", None, meta)
+
+    @property
+    def recovered(self) -> dict[str, int]:
+        """What boot recovery has done so far (it runs in the background: see `recovery.done`)."""
+        return self.recovery.counts
 
     async def start(self) -> None:
         self.config.root_directory.mkdir(parents=True, exist_ok=True)
@@ -78,9 +91,9 @@ class Daemon:
         for runtime in self.runtimes.values():
             await runtime.open()
         await self.load_configured_servers()
-        self.recovered = await self.recovery.recover(self.power.background)
+        self.recovery.start(self.power.background)
         self.snapshots.start()
-        log.info("daemon ready", servers=len(self.registry.views), **self.recovered)
+        log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views))
 
     async def load_configured_servers(self) -> None:
         """Servers in the config file are registered, or updated when their definition changed."""
@@ -96,6 +109,7 @@ class Daemon:
                 await self.registry.register(doc, FROM_CONFIG)
 
     async def stop(self) -> None:
+        await self.crashes.close()
         await self.snapshots.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
         for runtime in self.runtimes.values():

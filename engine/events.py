@@ -158,6 +158,14 @@ class ProcessStarted(Event):
     pid: int | None = None
     container_id: str | None = None
     adopted: bool = False
+    start_ticks: int | None = None  # local processes: start time and boot, so a reused pid is
+    boot_id: str | None = None  # never taken for this process by a later daemon
+
+    @classmethod
+    def of(cls, handle, adopted: bool | None = None) -> "ProcessStarted":
+        return cls(runtime=handle.runtime, pid=handle.pid, container_id=handle.container_id,
+                   adopted=handle.adopted if adopted is None else adopted,
+                   start_ticks=handle.start_ticks, boot_id=handle.boot_id)
 
 
 @event("process.exited")
@@ -166,6 +174,31 @@ class ProcessExited(Event):
     signal: str | None = None
     oom_killed: bool = False
     reason: str | None = None  # e.g. "container removed", "lost at daemon restart"
+
+
+@event("server.crashed")
+class ServerCrashed(Event):
+    """The process exited from `starting` or `running` without an operator's stop or kill (or
+    was gone when the daemon came back). What the crash handler decided follows as `crash.decided`."""
+
+    exit_code: int | None = None
+    signal: str | None = None
+    oom_killed: bool = False
+    reason: str | None = None
+    uptime_seconds: float = 0.0  # how long it had been running (0: it never got there)
+    last_lines: list[str] = Field(default_factory=list)  # the console just before the end
+    streak_reset: bool = False  # it ran long enough (restart_policy.reset_after) to start a new count
+
+
+@event("crash.decided")
+class CrashDecided(Event):
+    """What the crash handler does about a crash (or a server found down at boot), and why; also
+    a pending restart that an operator's action cancelled."""
+
+    restart: bool
+    reason: str  # e.g. "restarting in 4 s, crash 2 of 5 in 10 min"
+    delay_seconds: float | None = None
+    crash_event_id: str | None = None
 
 
 @event("preboot.check_failed")

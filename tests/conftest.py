@@ -33,14 +33,15 @@ def daemon_process(tmp_path):
 class EngineHarness:
     """An in-process Daemon (no HTTP) for engine-level tests with real processes."""
 
-    def __init__(self, folder: Path, servers: list[dict], database_url: str | None = None):
+    def __init__(self, folder: Path, servers: list[dict], database_url: str | None = None, system: dict | None = None):
         self.folder = folder
-        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var")},
+        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var"), **(system or {})},
                                     "database": {"url": database_url}, "servers": servers})
         self.daemon = Daemon(self.config)
 
     async def __aenter__(self) -> "EngineHarness":
         await self.daemon.start()
+        await asyncio.wait_for(self.daemon.recovery.done.wait(), 120)  # boot recovery runs in the background
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -80,12 +81,22 @@ class EngineHarness:
     async def types(self, uuid: str) -> list[str]:
         return [e.type for e in await self.events(uuid)]
 
+    async def until_event(self, uuid: str, predicate, timeout: float = 60):
+        """The first event of the server's stream that `predicate` accepts, once there is one."""
+        async def poll():
+            while True:
+                for ev in await self.events(uuid):
+                    if predicate(ev):
+                        return ev
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(poll(), timeout)
+
 
 @pytest.fixture
 async def engine_harness(tmp_path):
     """A factory: `async with engine_harness([definition(...)]) as h:`."""
-    def make(servers: list[dict], database_url: str | None = None) -> EngineHarness:
-        return EngineHarness(tmp_path, servers, database_url)
+    def make(servers: list[dict], database_url: str | None = None, system: dict | None = None) -> EngineHarness:
+        return EngineHarness(tmp_path, servers, database_url, system)
 
     yield make
     kill_leftovers(tmp_path)

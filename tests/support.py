@@ -30,8 +30,14 @@ def free_port() -> int:
 
 def definition(uuid: str | None = None, *, invocation: str | None = None, done=("Server started",),
                stop: dict | None = None, env: dict | None = None, stop_timeout: float = 20,
-               suspended: bool = False, **settings) -> dict:
-    """A server definition running the demo game server (or `invocation`) as a local process."""
+               suspended: bool = False, restart_policy: dict | None = {"policy": "no"}, **settings) -> dict:
+    """A server definition running the demo game server (or `invocation`) as a local process.
+
+    Its restart policy is `no` unless given: a test about something else must not see the crash
+    handler restart a server that failed on purpose. `restart_policy=None` leaves the key out
+    (the product's default policy applies)."""
+    if restart_policy is not None:
+        settings["restart_policy"] = restart_policy
     return {
         "settings": {
             "uuid": uuid or str(uuidlib.uuid4()),
@@ -89,7 +95,9 @@ class DaemonProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.read_log()}")
             try:
-                if httpx.get(self.url + "/api/system", headers=self.headers, timeout=1).status_code == 200:
+                resp = httpx.get(self.url + "/api/system", headers=self.headers, timeout=1)
+                # Answering already; ready for a test once boot recovery has restored every server.
+                if resp.status_code == 200 and resp.json()["wingman"]["boot_recovery"]["done"]:
                     return self
             except httpx.HTTPError:
                 pass
@@ -106,6 +114,12 @@ class DaemonProcess:
                 self.proc.wait()
         if getattr(self, "log", None):
             self.log.close()
+
+    def config(self):
+        """The daemon's configuration, as it reads its file."""
+        from engine.config import load_config
+
+        return load_config(self.config_path)
 
     def read_log(self) -> str:
         p = self.folder / "daemon.log"

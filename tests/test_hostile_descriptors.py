@@ -1,6 +1,9 @@
 """A game server process gets nothing of the daemon: no descriptor beyond stdin, stdout and stderr
 (no socket, no file of the event store, no pipe of another server), whichever event loop runs,
-and the daemon can always come back on its port while servers an earlier daemon started run on."""
+and the daemon can always come back on its port while servers an earlier daemon started run on.
+
+Its three streams are its own: its stdin FIFO and its console file, under
+`<run directory>/<uuid>/` (files, so that the server outlives the daemon)."""
 from __future__ import annotations
 
 import asyncio
@@ -32,12 +35,11 @@ def descriptors(pid: int) -> dict[int, str]:
     return out
 
 
-def assert_only_standard_streams(pid: int, root: Path) -> None:
+def assert_only_standard_streams(pid: int, run_directory: Path, uuid: str) -> None:
     fds = descriptors(pid)
     assert sorted(fds) == [0, 1, 2], f"pid {pid} holds descriptors beyond the standard streams: {fds}"
-    for fd, target in fds.items():
-        assert not target.startswith("socket:"), f"fd {fd} of pid {pid} is a socket: {target}"
-        assert not target.startswith(str(root)), f"fd {fd} of pid {pid} is a file of the daemon: {target}"
+    own = run_directory / uuid
+    assert fds == {0: str(own / "stdin"), 1: str(own / "console.log"), 2: str(own / "console.log")}, fds
 
 
 def test_a_server_of_the_real_daemon_holds_only_its_three_streams(daemon_process):
@@ -54,7 +56,7 @@ def test_a_server_of_the_real_daemon_holds_only_its_three_streams(daemon_process
         pids = {uuid: wait_for(lambda u=uuid: processes_under(volumes / u), what="a server process") for uuid in ids}
         for uuid in ids:
             for pid in pids[uuid]:
-                assert_only_standard_streams(pid, d.folder / "var")
+                assert_only_standard_streams(pid, d.config().run_directory, uuid)
         assert keepalive.get("/api/system").status_code == 200
 
 
@@ -73,8 +75,9 @@ def _in_process_check(tmp_path: Path, loop_factory) -> None:
                     await asyncio.sleep(0.02)
                 assert op.status == "succeeded", op.reason
             for doc in servers:
-                for pid in processes_under(config.data_directory / doc["settings"]["uuid"]):
-                    assert_only_standard_streams(pid, config.root_directory)
+                uuid = doc["settings"]["uuid"]
+                for pid in processes_under(config.data_directory / uuid):
+                    assert_only_standard_streams(pid, config.run_directory, uuid)
         finally:
             await daemon.stop()
 
@@ -93,7 +96,7 @@ def test_servers_hold_only_their_streams_whichever_loop_runs(tmp_path, loop):
 
 def test_the_daemon_comes_back_on_its_port_while_its_servers_run(tmp_path):
     """SIGKILL the daemon (as an OOM kill or a crash would) with a server running, start it
-    again on the same port: it binds and answers, and records what became of the server."""
+    again on the same port: it binds and answers, and adopts the server, which ran on."""
     server = definition(**SLEEPER)
     uuid = server["settings"]["uuid"]
     first = DaemonProcess(tmp_path / "node", servers=[server]).start()
@@ -107,7 +110,8 @@ def test_the_daemon_comes_back_on_its_port_while_its_servers_run(tmp_path):
         try:
             with again.client() as c:
                 assert c.get("/api/system").status_code == 200
-                assert c.get(f"/api/servers/{uuid}").json()["state"] == "offline"
+                assert c.get(f"/api/servers/{uuid}").json()["state"] == "running"
+            assert processes_under(first.folder / "var" / "volumes" / uuid) == [pid]
         finally:
             again.stop()
     finally:

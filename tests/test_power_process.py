@@ -190,33 +190,6 @@ async def test_suspended_server_start_is_refused_and_recorded(engine_harness):
         assert h.state(uuid) == "offline"
 
 
-async def test_orphan_of_a_dead_daemon_is_reaped_and_recorded_at_boot(engine_harness, tmp_path):
-    d = definition()
-    uuid = d["settings"]["uuid"]
-    first = engine_harness([d])
-    await first.daemon.start()
-    await first.outcome(await first.act(uuid, "start"))
-    pid = [e for e in await first.events(uuid) if e.type == "process.started"][-1].data["pid"]
-    # Simulate a crash: drop the daemon without stopping its server.
-    await first.daemon.store.close()
-    await first.daemon.db.dispose()
-    async with engine_harness([d]) as second:
-        assert second.state(uuid) == "offline"
-        last = [e for e in await second.events(uuid) if e.type == "state.changed"][-1]
-        assert last.data["cause"] == "boot_recovery"
-        def alive() -> bool:
-            try:
-                return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
-            except FileNotFoundError:
-                return False
-        # The reap is a SIGKILL sent during boot; dying takes the kernel a moment on a busy machine.
-        for _ in range(100):
-            if not alive():
-                break
-            await asyncio.sleep(0.1)
-        assert not alive(), f"orphan {pid} still running after boot recovery"
-
-
 async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harness):
     d = definition(env={"BOOT_SECONDS": "30"})
     uuid = d["settings"]["uuid"]
@@ -227,24 +200,11 @@ async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harne
     await first.daemon.stop()  # shutdown cancels the operation without an outcome
     async with engine_harness([d]) as second:
         assert second.daemon.registry.operation_in_memory(op.id).status == "interrupted"
+        # Its process outlived the daemon and is adopted; it is still booting (no done-line
+        # yet), so it stays `starting` until it prints one.
+        assert second.state(uuid) == "starting" and second.daemon.recovered["adopted"] == 1
+        await second.outcome(await second.act(uuid, "kill"))
         assert second.state(uuid) == "offline"
-
-
-async def test_daemon_shutdown_stops_local_servers_cleanly(engine_harness):
-    d = definition()
-    uuid = d["settings"]["uuid"]
-    first = engine_harness([d])
-    await first.daemon.start()
-    await first.outcome(await first.act(uuid, "start"))
-    await first.daemon.stop()
-    assert "Stopping server" in first.processes.console(uuid).lines  # its own stop command, not a kill
-    async with engine_harness([d]) as again:
-        events = await again.events(uuid)
-        last = [e for e in events if e.type == "state.changed"][-2:]
-        assert [(e.data["to_state"], e.data["cause"]) for e in last] == [("stopping", "daemon_shutdown"),
-                                                                          ("offline", "daemon_shutdown")]
-        assert [e for e in events if e.type == "process.exited"][-1].data["exit_code"] == 0
-        assert again.daemon.recovered["reaped"] == 0
 
 
 async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness):

@@ -18,17 +18,23 @@ bp = Blueprint("servers")
 MAX_LOG_LINES = 1000
 
 
+def server_body(request: Request, view) -> dict:
+    """A server as the API shows it: its folded state, and whether boot recovery has restored it
+    yet (`pending` while the daemon is still reconciling it with its process or container)."""
+    return {**view.as_dict(), "recovery": request.app.ctx.daemon.recovery.status(view.uuid)}
+
+
 @bp.get("/api/servers", ctx_read_only=True)
 @openapi.summary("Every server on this node with its state")
 async def list_servers(request: Request):
     views = request.app.ctx.daemon.registry.views.values()
-    return json([v.as_dict() for v in sorted(views, key=lambda v: v.uuid)])
+    return json([server_body(request, v) for v in sorted(views, key=lambda v: v.uuid)])
 
 
 @bp.get("/api/servers/<uuid:str>", ctx_read_only=True)
 @openapi.summary("One server: state, suspension, configuration, stream version")
 async def get_server(request: Request, uuid: str):
-    return json(request.app.ctx.daemon.registry.get(uuid).as_dict())
+    return json(server_body(request, request.app.ctx.daemon.registry.get(uuid)))
 
 
 @bp.post("/api/servers")
@@ -43,7 +49,7 @@ async def create_server(request: Request):
         raise ApiError(422, f"The server definition is not valid: {exc}") from None
     except ServerExists as exc:
         raise ApiError(409, str(exc)) from None
-    return json(view.as_dict(), status=201, headers={"Location": f"/api/servers/{view.uuid}"})
+    return json(server_body(request, view), status=201, headers={"Location": f"/api/servers/{view.uuid}"})
 
 
 @bp.delete("/api/servers/<uuid:str>")

@@ -38,6 +38,7 @@ async def system(request: Request):
             "runtimes": sorted(daemon.runtimes),
             "database": "sqlite" if is_sqlite(daemon.config.database_url) else "postgresql",
             "events": daemon.store.last_position,
-            "boot_recovery": daemon.recovered,
+            "boot_recovery": {**daemon.recovered, "restoring": daemon.recovery.pending,
+                              "done": daemon.recovery.done.is_set()},
         },
     })

@@ -47,6 +47,10 @@ class ProcessHandle(abc.ABC):
     pid: int | None = None
     container_id: str | None = None
     adopted: bool = False
+    # Who the process is beyond its pid (local processes): when it started, in which boot. Recorded
+    # so that a later daemon adopts this process and never one that reused the pid.
+    start_ticks: int | None = None
+    boot_id: str | None = None
 
     @abc.abstractmethod
     async def send_command(self, text: str) -> None:
@@ -96,8 +100,10 @@ class Runtime(abc.ABC):
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
         """Start the server; console lines go to `console` from the first byte on."""
 
-    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink) -> ProcessHandle | None:
-        """A handle on a server that is already running (after a daemon restart), or None."""
+    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
+                    last_started: dict | None = None) -> ProcessHandle | None:
+        """A handle on a server that is already running (after a daemon restart), or None.
+        `last_started` is the data of its last `process.started` event."""
         return None
 
     async def destroy(self, config: ServerConfig) -> None:

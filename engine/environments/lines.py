@@ -57,6 +57,11 @@ class LineSplitter:
         self._partial.clear()
         self._cutting = False
 
+    def drop_partial(self) -> None:
+        """Forget the line in progress (the output before it was skipped)."""
+        self._partial.clear()
+        self._cutting = False
+
     def _emit(self, raw: bytes, cut: bool) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
         if cut:

@@ -1,132 +1,195 @@
-"""The local process runtime (the default): a server is a child process of the daemon.
+"""The local process runtime (the default): a server is a process on this machine that outlives
+the daemon, so a daemon restart (an upgrade, a crash) adopts it instead of killing it.
 
-Each server runs through `/bin/sh -c <invocation>` in its own folder and its own session and
-process group (so stop signals and kill reach everything it spawned), with its environment
-variables, stdin kept open for console commands, and stdout+stderr read into console lines.
+Each server runs `/bin/sh -c <wrapper> <invocation> <exit file>` in its own folder and its own
+session and process group (so stop signals and kill reach everything it spawned). The wrapper
+`eval`s the invocation as its own shell would, ignores nothing the server sees, survives a stop
+signal sent to the group (its trap runs a no-op, so it outlasts the server's own shutdown) and
+writes the command's exit status to `<run dir>/exit` when it ends: an adopted process is not the
+daemon's child, and that file is how its exit status reaches a later daemon.
 
-The process runs code its users uploaded, so it gets nothing of the daemon: it is started by
-`subprocess.Popen` with `close_fds=True`, which closes every descriptor but the three standard
-streams in the child whatever their inheritable flag (Sanic marks its listening socket
-inheritable, and the event loop's own subprocess launch, uvloop's in particular, passed the
-daemon's sockets on). Its environment is exactly its own variables plus PATH and HOME. The exit is
-watched through a pidfd on the event loop, so any loop works and no thread waits per process.
+Per server, under `<run directory>/<uuid>/` (system.run_directory): `console.log` (stdout and
+stderr, appended to, followed by the daemon), `stdin` (a FIFO the server holds open for reading
+and writing) and `exit`.
+
+The process runs code its users uploaded, so it gets nothing of the daemon: `subprocess.Popen`
+with `close_fds=True` closes every descriptor but the three standard streams in the child,
+whatever their inheritable flag (Sanic marks its listening socket inheritable, and uvloop's own
+subprocess launch passed the daemon's sockets on). Its environment is its own variables plus PATH
+and HOME. Each start records the process's identity (pid, start time, boot): a later daemon
+adopts that process only, never one that reused its pid.
 
 Limits: `build.memory_limit` becomes RLIMIT_AS (address space, which over-counts what a process
 really uses) and `build.pids_limit` RLIMIT_NPROC (counted per user, not per server), applied by
 `prlimit` (util-linux) in front of the shell rather than by Python code run between fork and exec,
 which is unsafe in a threaded daemon. CPU and IO limits cannot be applied to a plain process and
-are reported as warnings by pre-boot. A daemon restart cannot re-attach to a child's pipes: such
-orphans are killed at boot and their exit is recorded (see `reap_orphan`).
+are reported as warnings by pre-boot.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-import signal as signals
+import stat
 import subprocess
 from pathlib import Path
 
-from engine.environments.base import (
-    ConsoleSink, EnvironmentError_, ExitInfo, LaunchSpec, ProcessHandle, Runtime,
-)
-from engine.environments.lines import LineSplitter, OutputThrottle
+from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, LaunchSpec, ProcessHandle, Runtime
+from engine.environments.console_files import RECENT_ON_ADOPTION, ConsoleFiles
+from engine.environments.identity import ProcessIdentity, boot_id, identify, still_running
+from engine.environments.local_process import LocalProcess, decode_status
 from engine.servers.definition import ServerConfig
-from engine.signals import parse_signal
 
-READ_CHUNK = 64 * 1024
-STDIN_BACKLOG = 64 * 1024  # bytes of commands a server may leave unread before we refuse more
-DRAIN_SECONDS = 2.0  # after the process exits, how long its last output may take to arrive
+# $1: the invocation, $2: the exit file. `trap :` (not `trap ''`) so the server's own commands
+# keep the default disposition of these signals; the EXIT trap runs when the invocation ends.
+WRAPPER = """trap : TERM INT QUIT HUP
+trap 'printf "%s\\n" "$?" > "$2"' EXIT
+eval "$1"
+"""
 
 
-class LocalProcess(ProcessHandle):
-    runtime = "process"
+class ProcessRuntime(Runtime):
+    kind = "process"
+    detachable = True  # local servers outlive the daemon and are adopted at the next boot
 
-    def __init__(self, proc: subprocess.Popen, console: ConsoleSink):
-        self._proc = proc
-        self.pid = proc.pid
-        self._lines = LineSplitter(console)
-        self._exit: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
-        self._stdin: asyncio.WriteTransport | None = None
-        self._stdout: asyncio.ReadTransport | None = None
-        self._pidfd: int | None = None
-        self._exited = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+    def __init__(self, run_directory: Path):
+        self.run_directory = Path(run_directory)
+        self._consoles = ConsoleFiles()
+        self._handles: set[LocalProcess] = set()
 
-    async def attach(self) -> "LocalProcess":
-        """Wire the pipes and the exit watch into the running loop."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=READ_CHUNK)
-        self._stdout, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), self._proc.stdout)
-        self._stdin, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, self._proc.stdin)
-        self._pidfd = os.pidfd_open(self.pid)
-        loop.add_reader(self._pidfd, self._on_exit)
-        self._tasks.append(loop.create_task(self._watch(reader), name=f"process-{self.pid}"))
-        return self
+    def _run_dir(self, uuid: str) -> Path:
+        return self.run_directory / uuid
 
-    def _on_exit(self) -> None:
-        # A pidfd stays readable once the process is gone: stop watching it at the first call.
-        asyncio.get_running_loop().remove_reader(self._pidfd)
-        self._exited.set()
+    async def close(self) -> None:
+        """Stop following every server; they keep running (adopted at the next boot)."""
+        for handle in list(self._handles):
+            handle.detach()
+        self._handles.clear()
+        self._consoles.close()
 
-    async def _pump(self, reader: asyncio.StreamReader) -> None:
-        throttle = OutputThrottle()
-        while data := await reader.read(READ_CHUNK):
-            self._lines.feed(data)
-            pause = throttle.delay_after(len(data))
-            if pause:
-                await asyncio.sleep(pause)  # the server's pipe fills and its writes wait
-        self._lines.flush()
+    async def check_limits(self, spec: LaunchSpec) -> list[str]:
+        if not spec.config.invocation.strip():
+            raise EnvironmentError_("settings.invocation is empty: there is nothing to start")
+        _limit_prefix(spec.config)
+        warnings = []
+        if spec.config.cpu_limit:
+            warnings.append("build.cpu_limit is not applied to local processes")
+        if spec.config.memory_limit:
+            warnings.append("build.memory_limit is applied as an address-space limit (RLIMIT_AS)")
+        return warnings
 
-    async def _watch(self, reader: asyncio.StreamReader) -> None:
-        pump = asyncio.get_running_loop().create_task(self._pump(reader))
+    async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
+        run_dir = self._prepare_run_dir(spec.config.uuid)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(spec.folder), **spec.environment}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", WRAPPER, "wingman-server",
+                spec.config.invocation, str(run_dir / "exit")]
+        console_fd = os.open(run_dir / "console.log", os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+        stdin_fd = os.open(run_dir / "stdin", os.O_RDWR)  # the server's end: never an end of input
         try:
-            await self._exited.wait()
-            # Children of the server may still hold its stdout: take what is there, then stop.
-            await asyncio.wait({pump}, timeout=DRAIN_SECONDS)
+            proc = subprocess.Popen(
+                argv, cwd=spec.folder, env=env, stdin=stdin_fd, stdout=console_fd, stderr=console_fd,
+                close_fds=True,  # nothing of the daemon but the three streams: see the module doc
+                start_new_session=True,  # own session and process group: signals reach the whole server
+            )
+        except OSError as exc:
+            os.close(console_fd)
+            raise EnvironmentError_(f"could not start the server process: {exc.strerror or exc}") from None
+        except (ValueError, subprocess.SubprocessError) as exc:
+            os.close(console_fd)
+            raise EnvironmentError_(f"could not start the server process: {exc}") from None
         finally:
-            pump.cancel()
-            self._close()
-        code = self._proc.wait()  # the pidfd said it exited: this reaps without blocking
-        info = ExitInfo(exit_code=code) if code >= 0 else ExitInfo(exit_code=128 - code, signal=signals.Signals(-code).name)
-        if not self._exit.done():
-            self._exit.set_result(info)
-
-    def _close(self) -> None:
-        if self._pidfd is not None:
-            asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-        for transport in (self._stdin, self._stdout):
-            if transport is not None:
-                transport.close()
-
-    @property
-    def alive(self) -> bool:
-        return not self._exit.done()
-
-    async def send_command(self, text: str) -> None:
-        stdin = self._stdin
-        if stdin is None or stdin.is_closing() or not self.alive:
-            raise EnvironmentError_("the server process is not running")
-        if stdin.get_write_buffer_size() > STDIN_BACKLOG:
-            raise EnvironmentError_("the server is not reading its console input; the command was not sent")
-        stdin.write(text.encode("utf-8") + b"\n")
-
-    async def send_signal(self, signame: str) -> None:
-        self._signal_group(parse_signal(signame))
-
-    async def kill(self) -> None:
-        self._signal_group(signals.SIGKILL)
-
-    def _signal_group(self, sig: signals.Signals) -> None:
+            os.close(stdin_fd)
+        identity = identify(proc.pid)
+        if identity is None:  # gone already (exec failed after fork, or it exited at once)
+            identity = _exited_identity(proc.pid)
+        writer = os.open(run_dir / "stdin", os.O_WRONLY | os.O_NONBLOCK)  # the daemon's end
+        handle = LocalProcess(identity, run_dir, child=proc)
         try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
+            await handle.attach(console_fd, writer, self._consoles, console)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        self._keep(handle)
+        return handle
 
-    async def wait(self) -> ExitInfo:
-        return await asyncio.shield(self._exit)
+    def _prepare_run_dir(self, uuid: str) -> Path:
+        run_dir = self._run_dir(uuid)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (run_dir / "exit").unlink(missing_ok=True)
+        fifo = run_dir / "stdin"
+        try:
+            if not stat.S_ISFIFO(os.lstat(fifo).st_mode):
+                fifo.unlink()
+                os.mkfifo(fifo, 0o600)
+        except FileNotFoundError:
+            os.mkfifo(fifo, 0o600)
+        return run_dir
+
+    def _keep(self, handle: LocalProcess) -> None:
+        """Hold the handle until its process exits (close() detaches the ones still running)."""
+        self._handles.add(handle)
+        asyncio.ensure_future(handle.wait()).add_done_callback(lambda _: self._handles.discard(handle))
+
+    async def destroy(self, config: ServerConfig) -> None:
+        """A deleted server's console file, FIFO and exit status go (it is offline: nothing uses them)."""
+        shutil.rmtree(self._run_dir(config.uuid), ignore_errors=True)
+
+    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
+                    last_started: dict | None = None) -> ProcessHandle | None:
+        """The server's process from before the daemon restarted, when it is still that very
+        process (same pid, start time and boot); None otherwise."""
+        recorded = last_started or {}
+        if not still_running(recorded):
+            return None
+        pid = recorded["pid"]
+        try:
+            console_fd = _open_stream(pid, 1, os.O_RDWR, stat.S_ISREG)
+            stdin_fd = _open_stream(pid, 0, os.O_WRONLY | os.O_NONBLOCK, stat.S_ISFIFO)
+        except OSError:
+            return None  # it exited in between, or its streams are not what we gave it
+        identity = identify(pid)
+        if identity is None or identity.start_ticks != recorded["start_ticks"]:
+            os.close(console_fd)
+            os.close(stdin_fd)
+            return None
+        handle = LocalProcess(identity, self._run_dir(config.uuid))
+        try:
+            await handle.attach(console_fd, stdin_fd, self._consoles, console, recent=RECENT_ON_ADOPTION)
+        except ProcessLookupError:
+            return None
+        self._keep(handle)
+        return handle
+
+    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+        """A server the log says is up but that could not be adopted. Its recorded process is gone
+        (or its pid now belongs to someone else, who is left alone): say how it ended."""
+        status = self._run_dir(config.uuid) / "exit"
+        try:
+            text = status.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        if text.isdigit():
+            info = decode_status(int(text))
+            return ExitInfo(info.exit_code, info.signal, reason="exited while the daemon was down")
+        pid = (last_started or {}).get("pid")
+        if pid and identify(pid) is not None:
+            return ExitInfo(None, reason="gone while the daemon was down (its pid now belongs to another process)")
+        return ExitInfo(None, reason="gone while the daemon was down")
+
+
+def _open_stream(pid: int, fd: int, mode: int, kind) -> int:
+    """Open what `pid` has as its descriptor `fd` (through /proc), checking its type."""
+    opened = os.open(f"/proc/{pid}/fd/{fd}", mode)
+    if not kind(os.fstat(opened).st_mode):
+        os.close(opened)
+        raise OSError(f"descriptor {fd} of {pid} is not the stream it was given")
+    return opened
+
+
+def _exited_identity(pid: int) -> ProcessIdentity:
+    return ProcessIdentity(pid, -1, boot_id())
 
 
 def _limit_prefix(config: ServerConfig) -> list[str]:
@@ -143,60 +206,3 @@ def _limit_prefix(config: ServerConfig) -> list[str]:
     if prlimit is None:
         raise EnvironmentError_("build limits need the `prlimit` program (util-linux), which is not installed")
     return [prlimit, *limits, "--"]
-
-
-class ProcessRuntime(Runtime):
-    kind = "process"
-
-    async def check_limits(self, spec: LaunchSpec) -> list[str]:
-        if not spec.config.invocation.strip():
-            raise EnvironmentError_("settings.invocation is empty: there is nothing to start")
-        _limit_prefix(spec.config)
-        warnings = []
-        if spec.config.cpu_limit:
-            warnings.append("build.cpu_limit is not applied to local processes")
-        if spec.config.memory_limit:
-            warnings.append("build.memory_limit is applied as an address-space limit (RLIMIT_AS)")
-        return warnings
-
-    async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(spec.folder), **spec.environment}
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", spec.config.invocation]
-        try:
-            proc = subprocess.Popen(
-                argv, cwd=spec.folder, env=env,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                close_fds=True,  # nothing of the daemon but the three streams: see the module doc
-                start_new_session=True,  # own session and process group: signals reach the whole server
-                bufsize=0,
-            )
-        except OSError as exc:
-            raise EnvironmentError_(f"could not start the server process: {exc.strerror or exc}") from None
-        except (ValueError, subprocess.SubprocessError) as exc:
-            raise EnvironmentError_(f"could not start the server process: {exc}") from None
-        try:
-            return await LocalProcess(proc, console).attach()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-
-    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
-        pid = last_started.get("pid")
-        if not pid or not _is_group_leader(pid):
-            return None
-        try:
-            os.killpg(pid, signals.SIGKILL)
-        except ProcessLookupError:
-            return None
-        return ExitInfo(exit_code=None, signal="SIGKILL", reason="left running by a previous daemon; killed at boot")
-
-
-def _is_group_leader(pid: int) -> bool:
-    """True when `pid` still leads its own process group (so it is most likely our old child and
-    not an unrelated process that reused the number)."""
-    try:
-        return os.getpgid(pid) == pid and Path(f"/proc/{pid}").exists()
-    except (ProcessLookupError, PermissionError):
-        return False

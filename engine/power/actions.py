@@ -50,9 +50,7 @@ class PowerActions:
                 raise
             self.processes.expect_exit(uuid, "exited", op_id)  # an exit before ready is this start's
             self.processes.track(uuid, handle)
-            await self.journal.record(uuid, ProcessStarted(
-                runtime=handle.runtime, pid=handle.pid, container_id=handle.container_id, adopted=handle.adopted),
-                meta=meta)
+            await self.journal.record(uuid, ProcessStarted.of(handle), meta=meta)
             if matcher.empty or handle.adopted:
                 ready.set()
             exited = self.processes.watcher(uuid)

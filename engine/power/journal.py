@@ -37,12 +37,11 @@ class Journal:
     async def append_now(self, uuid: str, records: Iterable[Event], meta: Metadata) -> list[RecordedEvent]:
         return await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
 
-    async def record(self, uuid: str, *records: Event, meta: Metadata) -> None:
+    async def record(self, uuid: str, *records: Event, meta: Metadata) -> list[RecordedEvent]:
         delay = RETRY_FIRST
         while True:
             try:
-                await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
-                return
+                return await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
             except StoreUnavailable as exc:
                 if delay == RETRY_FIRST:
                     log.error("event store unavailable; retrying until it takes the events", server=uuid,

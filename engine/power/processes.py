@@ -7,7 +7,7 @@ kill and crashes share one path: the power engine awaits the watcher to know the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -25,9 +25,15 @@ class NotRunning(Exception):
     """The server has no running process."""
 
 
+# Told of every exit once it is recorded: (server, how it ended, whose exit it was, operation).
+ExitListener = Callable[[str, ExitInfo, str, "str | None"], Awaitable[None]]
+UNCLAIMED = "exited"  # the cause of an exit nobody asked for (no stop, kill or shutdown)
+
+
 class ProcessTracker:
     def __init__(self, journal: Journal):
         self._journal = journal
+        self._exit_listeners: list[ExitListener] = []
         self._consoles: dict[str, ConsoleBuffer] = {}
         self._handles: dict[str, ProcessHandle] = {}
         self._watchers: dict[str, asyncio.Task] = {}
@@ -83,6 +89,11 @@ class ProcessTracker:
     def running(self) -> list[tuple[str, ProcessHandle]]:
         return [(uuid, h) for uuid, h in self._handles.items() if h.alive]
 
+    def on_exit(self, listener: ExitListener) -> None:
+        """Call `listener` after each exit is recorded (in a task of its own: it cannot delay
+        the exit's own path, and its failure is logged, not spread)."""
+        self._exit_listeners.append(listener)
+
     def expect_exit(self, uuid: str, cause: str, operation_id: str | None = None) -> None:
         """Say who the next exit belongs to (a stop, a kill, a start that may fail)."""
         self._exit_cause[uuid] = (cause, operation_id)
@@ -104,14 +115,17 @@ class ProcessTracker:
 
     async def _watch(self, uuid: str, handle: ProcessHandle) -> ExitInfo:
         info = await handle.wait()
-        cause, operation_id = self._exit_cause.pop(uuid, ("exited", None))
+        cause, operation_id = self._exit_cause.pop(uuid, (UNCLAIMED, None))
         try:
             await self._record_exit(uuid, info, cause, operation_id)
         except StoreClosed:  # the daemon is going down: the next boot finds the process gone
             log.info("process exit not recorded: the event store is closed", server=uuid)
+            return info
         finally:
             if self._handles.get(uuid) is handle:
                 del self._handles[uuid]
+        for listener in self._exit_listeners:
+            asyncio.create_task(_told(listener, uuid, info, cause, operation_id), name=f"exit-{uuid}")
         return info
 
     async def _record_exit(self, uuid: str, info: ExitInfo, cause: str, op_id: str | None) -> None:
@@ -127,3 +141,10 @@ class ProcessTracker:
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
 
+
+
+async def _told(listener: ExitListener, uuid: str, info: ExitInfo, cause: str, operation_id: str | None) -> None:
+    try:
+        await listener(uuid, info, cause, operation_id)
+    except Exception:  # noqa: BLE001 - an exit listener's failure is its own
+        log.exception("an exit listener failed", server=uuid)

@@ -1,10 +1,16 @@
-"""Boot recovery: make the log true again after the daemon was down.
+"""Boot recovery: make the log true again after the daemon was down, server by server, while the
+API already answers.
 
-An operation that has no outcome was interrupted: record that. A server the log says is up is
-adopted when its runtime can still reach it (Docker containers), otherwise whatever is left of it
-is reaped and its exit recorded with the cause `boot_recovery`. When the runtime itself does not
-answer (the Docker engine is down), nothing is decided blind: the server is reconciled from the
-container's facts once the engine is back.
+For each server: an operation that has no outcome was interrupted, and says so. A server the log
+says is up is adopted when its process or container still runs (local processes and Docker
+containers both outlive the daemon); otherwise its end is recorded (cause `boot_recovery`) and
+the crash handler decides what its restart policy wants. An offline server may be brought back
+by its policy, and a restart that was pending when the daemon stopped is resumed. When a
+runtime does not answer (the Docker engine is down), nothing is decided blind: the server is
+reconciled from the container's facts once the engine is back.
+
+Servers are restored `concurrency` at a time, in the background. Until a server is restored,
+its power operations wait (`restored`), and the API says it is not restored yet (`status`).
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ import structlog
 
 from engine.environments.base import ExitInfo, Runtime, RuntimeUnavailable
 from engine.events import Metadata, PowerInterrupted, ProcessExited, ProcessStarted
+from engine.power.console import DoneMatcher
+from engine.power.crashes import CrashHandler
 from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker
 from engine.servers.registry import ServerRegistry, UnknownServer
@@ -24,35 +32,90 @@ from engine.statechart import Trigger
 log = structlog.get_logger("wingman.recovery")
 BOOT = Metadata(actor="daemon", channel="boot", cause="boot_recovery")
 RETRY_SECONDS = (1, 2, 5, 10)
+PENDING, RESTORED, DEFERRED = "pending", "restored", "deferred"  # a server's recovery status
 
 
 class BootRecovery:
     def __init__(self, journal: Journal, registry: ServerRegistry, processes: ProcessTracker,
-                 runtimes: dict[str, Runtime], folder: Callable[[str], Path]):
+                 runtimes: dict[str, Runtime], folder: Callable[[str], Path], crashes: CrashHandler,
+                 concurrency: int = 16):
         self.journal = journal
         self.registry = registry
         self.processes = processes
         self.runtimes = runtimes
         self.folder = folder  # the server's folder, by uuid
+        self.crashes = crashes
+        self.concurrency = concurrency
+        self.counts = {"interrupted": 0, "adopted": 0, "reaped": 0, "deferred": 0, "restarted": 0}
+        self.done = asyncio.Event()
+        self._status: dict[str, str] = {}
+        self._restored: dict[str, asyncio.Event] = {}
 
-    async def recover(self, background: Callable) -> dict[str, int]:
-        """Recover every server; servers whose runtime does not answer yet are retried by a task
-        started with `background(coro, name=...)`."""
-        counts = {"interrupted": 0, "adopted": 0, "reaped": 0, "deferred": 0}
+    # -- what others ask -------------------------------------------------------------------------
+
+    def status(self, uuid: str) -> str:
+        """`pending` until the server is restored, `deferred` while its runtime does not answer."""
+        return self._status.get(uuid, RESTORED)
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for s in self._status.values() if s == PENDING)
+
+    async def restored(self, uuid: str) -> None:
+        """Return once the server is restored (at once for a server registered after boot)."""
+        event = self._restored.get(uuid)
+        if event is not None:
+            await event.wait()
+
+    # -- the work ------------------------------------------------------------------------------
+
+    def start(self, background: Callable) -> None:
+        """Mark every server pending and restore them in a task started by `background`."""
+        self._background = background
+        uuids = list(self.registry.views)
+        for uuid in uuids:
+            self._status[uuid] = PENDING
+            self._restored[uuid] = asyncio.Event()
+        background(self._run(uuids, background), name="boot-recovery")
+
+    async def _run(self, uuids: list[str], background: Callable) -> None:
+        limit = asyncio.Semaphore(self.concurrency)
         deferred: list[str] = []
-        for uuid in list(self.registry.views):
-            for op in self.registry.open_operations(uuid):
-                meta = BOOT.model_copy(update={"operation_id": op.id})
-                await self.journal.record(uuid, PowerInterrupted(operation_id=op.id, action=op.action), meta=meta)
-                counts["interrupted"] += 1
-            outcome = await self.recover_server(uuid)
-            if outcome == "deferred":
-                deferred.append(uuid)
-            if outcome in counts:
-                counts[outcome] += 1
+
+        async def one(uuid: str) -> None:
+            async with limit:
+                try:
+                    outcome = await self._restore(uuid)
+                except UnknownServer:
+                    outcome = "nothing"
+                except Exception:  # noqa: BLE001 - one server's trouble must not stop the others
+                    log.exception("could not restore a server at boot", server=uuid)
+                    outcome = "nothing"
+                if outcome == "deferred":
+                    deferred.append(uuid)
+                self._status[uuid] = DEFERRED if outcome == "deferred" else RESTORED
+                self._restored.pop(uuid).set()
+
+        await asyncio.gather(*(one(uuid) for uuid in uuids))
         if deferred:
             background(self.reconcile_when_back(deferred), name="reconcile-deferred")
-        return counts
+        self.done.set()
+        log.info("boot recovery done", servers=len(uuids), **self.counts)
+
+    async def _restore(self, uuid: str) -> str:
+        for op in self.registry.open_operations(uuid):
+            meta = BOOT.model_copy(update={"operation_id": op.id})
+            await self.journal.record(uuid, PowerInterrupted(operation_id=op.id, action=op.action), meta=meta)
+            self.counts["interrupted"] += 1
+        outcome = await self.recover_server(uuid)
+        if outcome in self.counts:
+            self.counts[outcome] += 1
+        if outcome in ("nothing", "reaped"):
+            before = self.crashes.pending(uuid)
+            await self.crashes.at_boot(uuid, BOOT)
+            if self.crashes.pending(uuid) and not before:
+                self.counts["restarted"] += 1
+        return outcome
 
     async def recover_server(self, uuid: str) -> str:
         """Adopt, reap, or defer one server the log says is up. Returns what was done."""
@@ -62,19 +125,25 @@ class BootRecovery:
         runtime = self.runtimes.get(view.config.runtime)
         if runtime is None:
             return await self._record_gone(uuid, None, f"runtime {view.config.runtime!r} is not available")
+        booting = self.registry.may_fire(uuid, Trigger.READY)  # it was starting when the daemon went
+        matcher = DoneMatcher(view.config.done, view.config.strip_ansi)
+        ready, sink = self.processes.readiness(uuid, matcher) if booting else (None, self.processes.plain_sink(uuid))
         try:
-            handle = await runtime.adopt(view.config, self.folder(uuid), self.processes.plain_sink(uuid))
+            handle = await runtime.adopt(view.config, self.folder(uuid), sink, view.last_process or {})
         except RuntimeUnavailable as exc:
             log.warning("cannot reconcile yet; will retry when the runtime answers", server=uuid, reason=str(exc))
             return "deferred"
         if handle is not None:
             self.processes.track(uuid, handle)
-            await self.journal.record(uuid, ProcessStarted(
-                runtime=handle.runtime, pid=handle.pid, container_id=handle.container_id, adopted=True), meta=BOOT)
-            # A server that was starting is up now; one that was stopping is stopped, as asked.
-            if self.registry.may_fire(uuid, Trigger.READY):
-                await self.journal.transition(uuid, Trigger.READY, "boot_recovery", BOOT)
-            elif not self.registry.may_fire(uuid, Trigger.STOP):
+            await self.journal.record(uuid, ProcessStarted.of(handle, adopted=True), meta=BOOT)
+            if booting:
+                # Still booting, or done while we were away (its recent output was read back on
+                # adoption): it is running once its done-line is seen, as after a start.
+                if matcher.empty or ready.is_set() or handle.runtime == "docker":
+                    await self.journal.transition(uuid, Trigger.READY, "boot_recovery", BOOT)
+                else:
+                    self._background(self._ready_when_done(uuid, ready), name=f"adopted-boot-{uuid}")
+            elif not self.registry.may_fire(uuid, Trigger.STOP):  # it was stopping: stopped, as asked
                 self.processes.expect_exit(uuid, "boot_recovery")
                 await handle.kill()
             return "adopted"
@@ -85,13 +154,30 @@ class BootRecovery:
             return "deferred"
         return await self._record_gone(uuid, info, None)
 
+    async def _ready_when_done(self, uuid: str, ready: asyncio.Event) -> None:
+        exited = self.processes.watcher(uuid)
+        waiting = asyncio.ensure_future(ready.wait())
+        try:
+            await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if ready.is_set():
+            await self.journal.transition_if_allowed(uuid, Trigger.READY, "boot_recovery", BOOT)
+
     async def _record_gone(self, uuid: str, info: ExitInfo | None, why: str | None) -> str:
-        exited = ProcessExited(
+        was = self.registry.state(uuid)
+        exit_info = ExitInfo(
             exit_code=info.exit_code if info else None, signal=info.signal if info else None,
             oom_killed=info.oom_killed if info else False,
             reason=(info.reason if info else None) or why or "gone when the daemon restarted",
         )
+        exited = ProcessExited(exit_code=exit_info.exit_code, signal=exit_info.signal,
+                               oom_killed=exit_info.oom_killed, reason=exit_info.reason)
         await self.journal.transition(uuid, Trigger.EXITED, "boot_recovery", BOOT, before=(exited,))
+        # It was up and nobody stopped it: to its restart policy, that is a crash. One that was
+        # being stopped when the daemon went down is simply stopped.
+        if self.registry.chart.allows(Trigger.STOP, was):
+            await self.crashes.found_gone(uuid, exit_info, BOOT)
         return "reaped"
 
     async def reconcile_when_back(self, uuids: list[str]) -> None:
@@ -105,7 +191,10 @@ class BootRecovery:
                 try:
                     if await self.recover_server(uuid) == "deferred":
                         still.append(uuid)
+                    else:
+                        self._status[uuid] = RESTORED
                 except UnknownServer:
+                    self._status.pop(uuid, None)
                     continue  # deleted meanwhile
                 except Exception:
                     log.exception("reconciliation failed; will retry", server=uuid)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid as uuidlib
+from typing import Protocol
 
 import structlog
 
@@ -43,6 +44,22 @@ SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemo
 PREEMPTIBLE = ("start", "restart")  # what a kill cancels
 
 
+class RequestWatcher(Protocol):
+    """Told of each power request (the crash handler: an operator's action cancels its pending
+    restart). `before` may add events to the request's own commit; `accepted` runs once it is
+    durable."""
+
+    def before(self, uuid: str, action: str, meta: Metadata) -> list[Event]: ...
+
+    def accepted(self, uuid: str, action: str, meta: Metadata) -> None: ...
+
+
+class RestoreGate(Protocol):
+    """Boot recovery: an operation waits until its server is restored (adopted, reaped)."""
+
+    async def restored(self, uuid: str) -> None: ...
+
+
 def normalize_wait(value: int | None) -> int:
     """Wings: 30 seconds when absent or outside 0..300."""
     if value is None or value < 0 or value > MAX_WAIT:
@@ -63,7 +80,17 @@ class PowerService:
         self._working: dict[str, tuple[str, asyncio.Task]] = {}  # server -> the preemptible operation at work
         self._preempted: dict[str, str] = {}  # operation -> the kill that cancelled it
         self._in_hand: set[str] = set()
+        self._settled: dict[str, asyncio.Future] = {}  # operation -> resolved once its outcome is durable
         self._tasks: set[asyncio.Task] = set()
+        self._watchers: list[RequestWatcher] = []
+        self._gate: RestoreGate | None = None
+
+    def watch_requests(self, watcher: RequestWatcher) -> None:
+        self._watchers.append(watcher)
+
+    def wait_for_restore(self, gate: RestoreGate) -> None:
+        """Operations of a server wait until boot recovery has restored it."""
+        self._gate = gate
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -77,6 +104,8 @@ class PowerService:
         wait = normalize_wait(wait_seconds)
         meta = meta.model_copy(update={"operation_id": op_id})
         records: list[Event] = [PowerRequested(operation_id=op_id, action=action, wait_seconds=wait)]
+        for watcher in self._watchers:
+            records.extend(watcher.before(uuid, action, meta))
         suspended = action in PREEMPTIBLE and view.suspended
         if suspended:
             records.append(PowerRejected(operation_id=op_id, action=action, reason=SUSPENDED_MESSAGE))
@@ -86,6 +115,8 @@ class PowerService:
         except BaseException:
             self._in_hand.discard(op_id)
             raise
+        for watcher in self._watchers:
+            watcher.accepted(uuid, action, meta)
         op = self.registry.operation_in_memory(op_id)
         if suspended:
             self._in_hand.discard(op_id)
@@ -102,6 +133,12 @@ class PowerService:
     def in_hand(self, operation_id: str) -> bool:
         """Whether this daemon is running the operation (accepted, and its outcome not yet durable)."""
         return operation_id in self._in_hand
+
+    async def settled(self, operation_id: str) -> None:
+        """Return once the operation's outcome is durable (at once if it is not in hand)."""
+        if operation_id in self._in_hand:
+            waiter = self._settled.setdefault(operation_id, asyncio.get_running_loop().create_future())
+            await asyncio.shield(waiter)
 
     async def _run(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> None:
         try:
@@ -122,8 +159,13 @@ class PowerService:
         finally:
             self._in_hand.discard(op_id)
             self._preempted.pop(op_id, None)
+            waiter = self._settled.pop(op_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def _perform(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> Event:
+        if self._gate is not None:
+            await self._gate.restored(uuid)
         lock = self._locks.setdefault(uuid, PowerLock())
         self._actions[op_id] = action
         try:

@@ -47,6 +47,25 @@ class Meta(_Open):
     description: str | None = None
 
 
+class RestartPolicy(_Open):
+    """wingman: what happens after a crash, in the spirit of Docker's and systemd's policies.
+
+    - `no`: never restart; `on-failure`: after a failed exit (a clean exit counts as one when the
+      node's `crash_detection.detect_clean_exit_as_crash` says so, as in Wings); `always`: after
+      any exit nobody asked for, and at daemon start even if an operator had stopped it;
+      `unless-stopped`: like `always`, except a server an operator stopped stays stopped.
+    - At most `max_restarts` in `window` seconds; the n-th waits `backoff_initial` * 2^(n-1)
+      seconds, at most `backoff_max`; a server that ran for `reset_after` seconds starts afresh.
+    """
+
+    policy: Literal["no", "on-failure", "always", "unless-stopped"] = "on-failure"
+    max_restarts: int = Field(5, ge=0, le=1000)
+    window: float = Field(600, gt=0, le=7 * 86400)
+    backoff_initial: float = Field(2, ge=0, le=3600)
+    backoff_max: float = Field(300, ge=0, le=86400)
+    reset_after: float = Field(600, ge=0, le=7 * 86400)
+
+
 class Settings(_Open):
     uuid: str
     meta: Meta = Field(default_factory=Meta)
@@ -57,6 +76,8 @@ class Settings(_Open):
     container: Container = Field(default_factory=Container)
     runtime: Literal["process", "docker"] = "process"
     stop_timeout: float = Field(DEFAULT_STOP_TIMEOUT, gt=0, le=86400)
+    crash_detection_enabled: bool | None = None  # Wings' per-server switch; None: the node's setting
+    restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
 
     @field_validator("uuid")
     @classmethod
@@ -169,6 +190,8 @@ class ServerConfig(BaseModel):
     done: tuple[str, ...]
     strip_ansi: bool
     suspended: bool
+    crash_detection_enabled: bool | None
+    restart_policy: RestartPolicy
     definition: dict[str, Any]
 
     @property
@@ -212,6 +235,8 @@ def parse_definition(doc: Any) -> ServerConfig:
         done=tuple(p.startup.done),
         strip_ansi=p.startup.strip_ansi,
         suspended=s.suspended,
+        crash_detection_enabled=s.crash_detection_enabled,
+        restart_policy=s.restart_policy,
         definition=definition,
     )
 

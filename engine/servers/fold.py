@@ -9,13 +9,13 @@ state is an error in the log, never silently applied.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine.events import RecordedEvent
 from engine.servers.definition import ServerConfig, parse_definition
 from engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
-from engine.statechart import ChartPosition, IllegalTransition, Statechart, load_statechart
+from engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
 
 
 class PowerState(Protocol):
@@ -43,6 +43,10 @@ class ServerView:
     last_exit: dict[str, Any] | None = None
     updated_at: datetime | None = None
     operations: dict[str, Operation] = field(default_factory=dict)  # open ones (live: see the registry)
+    running_since: datetime | None = None  # when it last became running (None while it is not)
+    last_uptime: float = 0.0  # seconds it was running before it last went offline
+    crash_streak: list[datetime] = field(default_factory=list)  # crashes since it last ran long enough
+    pending_restart: dict[str, Any] | None = None  # the crash handler's restart not requested yet
 
     @property
     def state(self) -> str:
@@ -50,7 +54,8 @@ class ServerView:
 
     def frozen(self, chart: Statechart) -> "ServerView":
         """A copy that later folding does not change (its own position in the chart)."""
-        return replace(self, power=ChartPosition(chart, self.state), operations=dict(self.operations))
+        return replace(self, power=ChartPosition(chart, self.state), operations=dict(self.operations),
+                       crash_streak=list(self.crash_streak))
 
     def prune(self) -> "ServerView":
         """Drop finished operations (their outcome is in the log; a replay needs only open ones)."""
@@ -65,6 +70,7 @@ class ServerView:
             "operation_in_flight": self.operation_in_flight, "last_transition": self.last_transition,
             "configuration": self.config.definition if self.config else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "pending_restart": self.pending_restart,
         }
 
 
@@ -75,6 +81,9 @@ class LogError(Exception):
         super().__init__(f"event {event.stream_id} v{event.version} (position {event.position}): {problem}")
         self.event = event
         self.problem = problem
+
+
+CRASH_MEMORY = 100  # crashes of a streak kept (a restart policy allows at most 1000 in its window)
 
 
 def new_view(uuid: str, chart: Statechart | None = None, power: PowerState | None = None) -> ServerView:
@@ -113,6 +122,14 @@ def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None) 
         track_operation(view.operations, view.uuid, ev)
     elif t == "power.requested":
         track_operation(view.operations, view.uuid, ev)
+        view.pending_restart = None  # whoever asks for an action now, an automatic restart is moot
+    elif t == "server.crashed":
+        view.crash_streak = [ev.recorded_at] if d.get("streak_reset") else [*view.crash_streak, ev.recorded_at][-CRASH_MEMORY:]
+    elif t == "crash.decided":
+        view.pending_restart = None
+        if d["restart"]:
+            due = ev.recorded_at + timedelta(seconds=d.get("delay_seconds") or 0)
+            view.pending_restart = {"due_at": due.isoformat(), "crash_event_id": d.get("crash_event_id")}
     view.version = ev.version
     view.position = ev.position
     view.updated_at = ev.recorded_at
@@ -130,6 +147,11 @@ def _change_state(view: ServerView, ev: RecordedEvent, chart: Statechart) -> Non
     if dest != d["to_state"]:
         raise LogError(ev, f"trigger {d['trigger']!r} leads to {dest!r}, not {d['to_state']!r}")
     view.power.fire(d["trigger"])  # checked against the chart above: the holder moves, nothing else
+    if d["trigger"] == Trigger.READY:
+        view.running_since = ev.recorded_at
+    elif dest == chart.initial:
+        since, view.running_since = view.running_since, None
+        view.last_uptime = (ev.recorded_at - since).total_seconds() if since else 0.0
     view.last_transition = {
         "from": d["from_state"], "to": dest, "trigger": d["trigger"], "cause": d["cause"],
         "operation_id": d.get("operation_id"), "actor": ev.metadata.get("actor"),

@@ -37,7 +37,7 @@ from engine.store.schema import snapshots
 
 log = structlog.get_logger("wingman.audit")
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: running_since, last_uptime, crash_streak, pending_restart
 DEFAULT_EVERY = 500  # events of a stream between snapshots: a replay folds fewer than this
 
 
@@ -69,6 +69,8 @@ def view_to_json(view: ServerView) -> dict:
         "deleted": view.deleted, "operation_in_flight": view.operation_in_flight,
         "last_transition": view.last_transition, "last_process": view.last_process, "last_exit": view.last_exit,
         "updated_at": _t(view.updated_at),
+        "running_since": _t(view.running_since), "last_uptime": view.last_uptime, "crash_streak": [_t(t) for t in view.crash_streak],
+        "pending_restart": view.pending_restart,
         "operations": [
             {**{k: getattr(op, k) for k in ("id", "server", "action", "wait_seconds", "status", "reason",
                                              "actor", "channel")},
@@ -90,6 +92,8 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
         suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
         last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],
         updated_at=_dt(doc["updated_at"]), operations=ops,
+        running_since=_dt(doc["running_since"]), last_uptime=doc["last_uptime"], crash_streak=[_dt(t) for t in doc["crash_streak"]],
+        pending_restart=doc["pending_restart"],
     )
 
 

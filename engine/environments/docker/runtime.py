@@ -305,7 +305,8 @@ class DockerRuntime(Runtime):
 
         await self._call(remove)
 
-    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink) -> ProcessHandle | None:
+    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
+                    last_started: dict | None = None) -> ProcessHandle | None:
         def find(api):
             try:
                 state = api.inspect_container(container_name(config.uuid))
