@@ -14,7 +14,7 @@ from engine.daemon import Daemon
 from engine.events import Metadata
 from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 
-pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support"]
+pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support", "tests.served_daemon"]
 
 TEST_META = Metadata(actor="test", channel="test", cause="operator")
 
