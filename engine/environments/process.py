@@ -10,7 +10,7 @@ daemon's child, and that file is how its exit status reaches a later daemon.
 
 Per server, under `<run directory>/<uuid>/` (system.run_directory): `console.log` (stdout and
 stderr, appended to, followed by the daemon), `stdin` (a FIFO the server holds open for reading
-and writing) and `exit`.
+and writing), `identity.json` (written by the wrapper before the invocation runs) and `exit`.
 
 The process runs code its users uploaded, so it gets nothing of the daemon: `subprocess.Popen`
 with `close_fds=True` closes every descriptor but the three standard streams in the child,
@@ -28,6 +28,7 @@ are reported as warnings by pre-boot.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import stat
@@ -40,11 +41,20 @@ from engine.environments.identity import ProcessIdentity, boot_id, identify, sti
 from engine.environments.local_process import LocalProcess, decode_status
 from engine.servers.definition import ServerConfig
 
-# $1: the invocation, $2: the exit file. `trap :` (not `trap ''`) so the server's own commands
-# keep the default disposition of these signals; the EXIT trap runs when the invocation ends.
-WRAPPER = """trap : TERM INT QUIT HUP
-trap 'printf "%s\\n" "$?" > "$2"' EXIT
-eval "$1"
+# $1: the invocation, $2: the exit file, $3: the identity file. The wrapper first writes who it
+# is (pid, start time, boot): whatever happens to the daemon from the moment it forks, the next
+# one finds the process it launched. Its variables are read-only, so the invocation cannot point
+# them elsewhere. `trap :` (not `trap ''`) so the server's own commands keep the default
+# disposition of these signals; the EXIT trap writes the exit status when the invocation ends.
+WRAPPER = """readonly __wingman_run="$1" __wingman_exit="$2" __wingman_identity="$3"
+read -r __wingman_stat < /proc/$$/stat
+read -r __wingman_boot < /proc/sys/kernel/random/boot_id
+set -- ${__wingman_stat##*) }
+printf '{"pid": %s, "start_ticks": %s, "boot_id": "%s"}\\n' "$$" "${20}" "$__wingman_boot" > "$__wingman_identity"
+set --
+trap : TERM INT QUIT HUP
+trap 'printf "%s\\n" "$?" > "$__wingman_exit"' EXIT
+eval "$__wingman_run"
 """
 
 
@@ -83,7 +93,7 @@ class ProcessRuntime(Runtime):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(spec.folder), **spec.environment}
         env.setdefault("PYTHONUNBUFFERED", "1")
         argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", WRAPPER, "wingman-server",
-                spec.config.invocation, str(run_dir / "exit")]
+                spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json")]
         console_fd = os.open(run_dir / "console.log", os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
         stdin_fd = os.open(run_dir / "stdin", os.O_RDWR)  # the server's end: never an end of input
         try:
@@ -117,7 +127,8 @@ class ProcessRuntime(Runtime):
     def _prepare_run_dir(self, uuid: str) -> Path:
         run_dir = self._run_dir(uuid)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (run_dir / "exit").unlink(missing_ok=True)
+        for stale in ("exit", "identity.json"):
+            (run_dir / stale).unlink(missing_ok=True)
         fifo = run_dir / "stdin"
         try:
             if not stat.S_ISFIFO(os.lstat(fifo).st_mode):
@@ -139,9 +150,13 @@ class ProcessRuntime(Runtime):
     async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
                     last_started: dict | None = None) -> ProcessHandle | None:
         """The server's process from before the daemon restarted, when it is still that very
-        process (same pid, start time and boot); None otherwise."""
-        recorded = last_started or {}
-        if not still_running(recorded):
+        process (same pid, start time and boot); None otherwise. The one the log records comes
+        first; then the one the run directory names (launched, but the daemon died before it
+        could record it)."""
+        run_dir = self._run_dir(config.uuid)
+        candidates = [last_started or {}, _read_identity(run_dir)]
+        recorded = next((c for c in candidates if still_running(c)), None)
+        if recorded is None:
             return None
         pid = recorded["pid"]
         try:
@@ -186,6 +201,14 @@ def _open_stream(pid: int, fd: int, mode: int, kind) -> int:
         os.close(opened)
         raise OSError(f"descriptor {fd} of {pid} is not the stream it was given")
     return opened
+
+
+def _read_identity(run_dir: Path) -> dict:
+    try:
+        found = json.loads((run_dir / "identity.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _exited_identity(pid: int) -> ProcessIdentity:
