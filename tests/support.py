@@ -93,7 +93,7 @@ class DaemonProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.read_log()}")
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.read_log()[-6000:]}")
             try:
                 resp = httpx.get(self.url + "/api/system", headers=self.headers, timeout=1)
                 # Answering already; ready for a test once boot recovery has restored every server.
@@ -102,7 +102,7 @@ class DaemonProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"daemon did not answer within {timeout} s:\n{self.read_log()}")
+        raise RuntimeError(f"daemon did not answer within {timeout} s:\n{self.read_log()[-6000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.proc and self.proc.poll() is None:

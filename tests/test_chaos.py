@@ -101,6 +101,7 @@ def check_round(d: DaemonProcess, ids: list[str], accepted: list[str], label: st
 def test_sigkill_the_daemon_at_random_moments_and_nothing_is_lost(tmp_path):
     seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(2**32)))
     rng = random.Random(seed)
+    print(f"chaos: CHAOS_SEED={seed}")
     servers = [definition(env={"BOOT_SECONDS": "0.2"}, stop_timeout=5) for _ in range(SERVERS)]
     ids = [s["settings"]["uuid"] for s in servers]
     port, folder = free_port(), tmp_path / "node"

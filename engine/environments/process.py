@@ -65,15 +65,16 @@ class ProcessRuntime(Runtime):
     def __init__(self, run_directory: Path):
         self.run_directory = Path(run_directory)
         self._consoles = ConsoleFiles()
-        self._handles: set[LocalProcess] = set()
+        self._handles: dict[LocalProcess, asyncio.Task] = {}  # live handles, each with its exit watch
 
     def _run_dir(self, uuid: str) -> Path:
         return self.run_directory / uuid
 
     async def close(self) -> None:
         """Stop following every server; they keep running (adopted at the next boot)."""
-        for handle in list(self._handles):
+        for handle, watch in list(self._handles.items()):
             handle.detach()
+            watch.cancel()
         self._handles.clear()
         self._consoles.close()
 
@@ -140,8 +141,9 @@ class ProcessRuntime(Runtime):
 
     def _keep(self, handle: LocalProcess) -> None:
         """Hold the handle until its process exits (close() detaches the ones still running)."""
-        self._handles.add(handle)
-        asyncio.ensure_future(handle.wait()).add_done_callback(lambda _: self._handles.discard(handle))
+        watch = asyncio.ensure_future(handle.wait())
+        self._handles[handle] = watch
+        watch.add_done_callback(lambda _: self._handles.pop(handle, None))
 
     async def destroy(self, config: ServerConfig) -> None:
         """A deleted server's console file, FIFO and exit status go (it is offline: nothing uses them)."""
