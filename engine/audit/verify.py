@@ -220,8 +220,10 @@ class _Checker:
 
 async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str, ServerView] | None = None,
                  chart: Statechart | None = None, page_size: int = 1000,
-                 in_hand: Callable[[str], bool] | None = None) -> Report:
-    """Check the whole log (or one server's stream) up to its current end; see the module doc."""
+                 in_hand: Callable[[str], bool] | None = None,
+                 watch: Callable[[RecordedEvent], None] | None = None) -> Report:
+    """Check the whole log (or one server's stream) up to its current end; see the module doc.
+    `watch` sees every event read, in the same pass (the checkpoint checks ride along)."""
     chart = chart or load_statechart()
     report = Report(scope=server, high_water=await high_water(engine))
     checker = _Checker(report, chart)
@@ -229,6 +231,8 @@ async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str,
     count = 0
     async for ev in iterate(engine, flt, page_size=page_size):
         checker.check(ev)
+        if watch is not None:
+            watch(ev)
         count += 1
         if count % page_size == 0:
             await asyncio.sleep(0)  # let the daemon breathe during a long verification
