@@ -152,9 +152,12 @@ def verify(
             print(json.dumps(doc, ensure_ascii=False, indent=2 if format == Fmt.json else None))
             return 0 if ok else EXIT_FINDINGS
         scope = f"server {server}" if server else "the log"
-        if report.ok:
+        if report.ok and (cp is None or cp.ok):
             print(f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
                   "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only).")
+        elif report.ok:
+            print(f"The hash chains, versions, transitions and operations of {report.events_checked} events in "
+                  f"{report.streams_checked} streams check out, but the log does not match its signed checkpoints:")
         else:
             print(f"PROBLEM: {report.findings_total} problem(s) in {scope}; the first bad event:")
             print(f"  {report.first}")

@@ -57,8 +57,8 @@ def print_checkpoints(cp: CheckpointReport) -> None:
             print(f"{cp.not_yet_covered} events not yet covered (after position {cp.covered}, the last checkpoint).")
     else:
         first = cp.first
-        where = f" at position {first.position}" if first and first.position is not None else ""
-        print(f"PROBLEM: {cp.findings_total} problem(s) with the signed checkpoints; the first bad position{where}:")
+        where = f"; the first bad position is {first.position}" if first and first.position is not None else ""
+        print(f"PROBLEM: {cp.findings_total} problem(s) with the signed checkpoints{where}:")
         print(f"  {first}")
         for f in [f for f in cp.findings if f is not first][:9]:
             print(f"  then: {f}")
