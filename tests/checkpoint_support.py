@@ -3,7 +3,9 @@ a real Daemon with many checkpoints, raw SQL edits as an attacker who can write 
 them, and the CLI's verdict."""
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ from engine.config import parse_config
 from engine.daemon import Daemon
 from engine.store.hashing import event_hash
 from tests.support import TOKEN
-from tests.synthetic_log import append_through_store
+from engine.events import NewEvent
+from tests.synthetic_log import server_ids, server_steps
 
 runner = CliRunner()
 
@@ -56,11 +59,28 @@ async def build_signed_log(folder: Path, total: int = 300, servers: int = 3, eve
                            seed: int = 3) -> SignedLog:
     daemon = Daemon(parse_config(daemon_config(folder, every_events)), runtimes={})
     await daemon.start()
+    cp = daemon.checkpointer
     try:
-        ids = await append_through_store(daemon.store, total, servers=servers, seed=seed)
+        rng = random.Random(seed)
+        ids = server_ids(servers, seed)
+        gens = {s: server_steps(s, random.Random(f"{seed}-{s}")) for s in ids}
+        for i in range(total):  # the synthetic histories, one event per commit through the store
+            sid = ids[i] if i < servers else rng.choice(ids)
+            typ, data, meta = next(gens[sid])
+            await daemon.store.append(sid, [NewEvent(type=typ, data=data, metadata=meta)])
+            if cp.uncovered >= every_events:
+                await until(lambda: cp.uncovered < every_events)  # the checkpointer signs them
     finally:
         await daemon.stop()
-    return SignedLog(folder, ids, daemon.checkpointer.public_key)
+    return SignedLog(folder, ids, cp.public_key)
+
+
+async def until(fact, timeout: float = 30) -> None:
+    """Wait for a fact (not for a time): yield to the loop until it holds."""
+    async def poll():
+        while not fact():
+            await asyncio.sleep(0.001)
+    await asyncio.wait_for(poll(), timeout)
 
 
 # -- the attacker's side ---------------------------------------------------------------------------
