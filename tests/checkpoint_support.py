@@ -158,3 +158,8 @@ def verdict(log: SignedLog, *extra: str, key: str | None = None, with_file: bool
     text = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert js.exit_code == text.exit_code, (js.output, text.output)
     return js.exit_code, json.loads(js.stdout), text.stdout
+
+
+async def averdict(log: SignedLog, *extra: str, **kw) -> tuple[int, dict, str]:
+    """`verdict` from inside a running loop (the CLI runs a loop of its own)."""
+    return await asyncio.to_thread(verdict, log, *extra, **kw)
