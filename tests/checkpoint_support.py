@@ -49,15 +49,16 @@ class SignedLog:
         return SignedLog(dst, self.ids, self.key)
 
 
-def daemon_config(folder: Path, every_events: int = 25, every_seconds: float = 3600, **audit) -> dict:
-    return {"token": TOKEN, "system": {"root_directory": str(folder / "var")},
+def daemon_config(folder: Path, every_events: int = 25, every_seconds: float = 3600, database_url: str | None = None,
+                  **audit) -> dict:
+    return {"token": TOKEN, "system": {"root_directory": str(folder / "var")}, "database": {"url": database_url},
             "audit": {"checkpoint_every_events": every_events, "checkpoint_every_seconds": every_seconds,
                       "node_id": "test-node", **audit}}
 
 
 async def build_signed_log(folder: Path, total: int = 300, servers: int = 3, every_events: int = 25,
-                           seed: int = 3) -> SignedLog:
-    daemon = Daemon(parse_config(daemon_config(folder, every_events)), runtimes={})
+                           seed: int = 3, database_url: str | None = None) -> SignedLog:
+    daemon = Daemon(parse_config(daemon_config(folder, every_events, database_url=database_url)), runtimes={})
     await daemon.start()
     cp = daemon.checkpointer
     try:
