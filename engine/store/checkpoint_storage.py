@@ -136,7 +136,7 @@ def last_seq_in_file(path: Path) -> int:
             end = fh.tell()
             fh.seek(max(0, end - 65536))
             tail = fh.read().splitlines()
-    except FileNotFoundError:
+    except OSError:  # none yet, or unreadable: the appends will say so
         return 0
     for raw in reversed(tail):
         try:
