@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.cli.main import app
-from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, runner
+from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, runner, sql
 
 
 # -- the independent verifier: what a third party writes from the README ------------------------
@@ -161,5 +161,9 @@ def test_bad_requests_are_refused(log):
 
 def test_no_proof_over_a_log_that_no_longer_matches(log):
     forged = forge_actor(log.db, log.ids[0])
+    code, out = prove(log, str(forged["position"]))
+    assert code == 1 and "not the one checkpoint" in out and "wingman audit verify" in out
+    # Nor over a log whose kept leaves were dropped too (the proof then rests on the log alone).
+    sql(log.db, ("UPDATE checkpoints SET leaves = ?", (b"",)))
     code, out = prove(log, str(forged["position"]))
     assert code == 1 and "no longer reproduces" in out

@@ -30,7 +30,7 @@ async def test_a_restart_after_tampering_does_not_launder_the_log(tmp_path):
 
     sql(log.db, ("DELETE FROM events WHERE position > 100", ()))
     daemon = await _restart(tmp_path)
-    assert daemon.checkpointer.resumed.how == "folded" and "the log holds" in daemon.checkpointer.resumed.problem
+    assert daemon.checkpointer.resumed.how == "folded" and "no event at position" in daemon.checkpointer.resumed.problem
     await daemon.stop()  # signs the shorter log: the signed history went back, for all to see
     code, doc, _ = await averdict(log, key=log.key, with_file=True)
     checks = {p["check"] for p in doc["checkpoints"]["problems"]}
@@ -60,3 +60,23 @@ async def test_the_file_catches_up_at_boot(tmp_path):
     assert seqs == [c["seq"] for c in checkpoint_rows(log.db)]
     code, _, text = await averdict(log, key=log.key, with_file=True)
     assert code == 0, text
+
+
+def test_a_key_file_others_may_read_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from engine.checkpoints.keys import load_or_create
+    from tests.support import REPO
+
+    key_file = tmp_path / "var" / "checkpoint-key.pem"
+    load_or_create(key_file)
+    key_file.chmod(0o644)
+    config = tmp_path / "wingman.yml"
+    config.write_text(yaml.safe_dump(daemon_config(tmp_path)))
+    r = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--config", str(config)], cwd=REPO,
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "chmod 600" in r.stderr, (r.stdout, r.stderr)
+    assert not (tmp_path / "var" / "wingman.db").exists()

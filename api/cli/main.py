@@ -17,6 +17,7 @@ from api.cli.audit import audit_app
 from api.cli.diagram import diagram_app
 from engine.config import ConfigError, DaemonConfig, load_config
 from engine.servers.operations import FINISHED_STATUSES
+from engine.checkpoints.keys import KeyFileError
 from engine.statechart import StatechartError
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
@@ -55,7 +56,7 @@ def serve(config: Optional[Path] = ConfigOption,
     setup_logging()
     try:
         sanic_app = create_app(cfg)
-    except StatechartError as exc:
+    except (StatechartError, KeyFileError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     out.print(f"wingman listening on http://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")

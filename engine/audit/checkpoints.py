@@ -99,7 +99,8 @@ class CheckpointVerifier:
         if len(self.report.findings) < MAX_FINDINGS:
             self.report.findings.append(finding)
 
-    def feed(self, ev: RecordedEvent) -> None:
+    def feed(self, ev: RecordedEvent, recomputed: str | None = None) -> None:
+        """One event, in position order; `recomputed` is its hash from its contents, if known."""
         if ev.position != self._expected and not self._gap_reported:
             span = f"position {self._expected} is" if ev.position == self._expected + 1 else \
                 f"positions {self._expected} to {ev.position - 1} are"
@@ -111,7 +112,7 @@ class CheckpointVerifier:
                                             "log's order was changed", position=ev.position))
             self._gap_reported = True  # one is enough: the roots below say the rest
         self._expected = ev.position + 1
-        data = leaf_of(ev)
+        data = bytes.fromhex(recomputed) if recomputed is not None else leaf_of(ev)
         self.tree.append_hash(leaf_hash(data))
         self._since.append(data)
         if self.tree.size in self._at:

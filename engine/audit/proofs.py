@@ -2,8 +2,11 @@
 is in the README, "Proofs"): that one event is in the log a checkpoint signed (inclusion), and that
 a later checkpoint extends an earlier one (consistency). Both follow RFC 9162 section 2.1.
 
-Proofs are built from the log as it is now, leaves recomputed from the rows, and only for a
-checkpoint the log still reproduces: a proof that would not check is refused with the reason.
+The tree's leaves come from the event hashes the checkpoints table kept with each checkpoint, once
+they reproduce the signed root (no need to read and hash the whole log), else from the log itself,
+recomputed from the rows. An inclusion proof is given only for an event whose row still hashes to
+the leaf that was signed, and only against a checkpoint the leaves reproduce: a proof that would
+not check is refused with the reason.
 """
 from __future__ import annotations
 
@@ -35,7 +38,30 @@ async def _leaves(engine: AsyncEngine, size: int) -> list[bytes]:
     hashes = [leaf_hash(leaf_of(ev)) async for ev in iterate(engine, EventFilter(upto_position=size))]
     if len(hashes) < size:
         raise LogDisagrees(f"the log holds {len(hashes)} events up to position {size}, fewer than the {size} the "
-                      "checkpoint signed (run `wingman audit verify`)")
+                           "checkpoint signed (run `wingman audit verify`)")
+    return hashes
+
+
+def _kept_leaves(believed: list[Entry], size: int) -> list[bytes] | None:
+    """The leaf hashes of positions 1..size from the leaves kept with checkpoints 1, 2, 3...,
+    when they are all there (whether they are the signed ones is for the caller to check)."""
+    kept: list[bytes] = []
+    for expected, e in enumerate(sorted(believed, key=lambda x: x.seq), start=1):
+        if e.seq != expected or e.leaves is None or len(e.leaves) != e.size - len(kept):
+            return None
+        kept.extend(e.leaves)
+        if len(kept) >= size:
+            return [leaf_hash(x) for x in kept[:size]]
+    return None
+
+
+async def _tree_leaves(engine: AsyncEngine, believed: list[Entry], *against: Entry) -> list[bytes]:
+    size = max(e.size for e in against)
+    hashes = _kept_leaves(believed, size)
+    if hashes is None or any(tree_root(hashes, 0, e.size).hex() != e.signed.root for e in against):
+        hashes = await _leaves(engine, size)
+    for e in against:
+        _checked(hashes, e)
     return hashes
 
 
@@ -58,7 +84,7 @@ def event_document(ev: RecordedEvent) -> dict[str, Any]:
 def _checked(hashes: list[bytes], e: Entry) -> None:
     if tree_root(hashes, 0, e.size).hex() != e.signed.root:
         raise LogDisagrees(f"the log no longer reproduces checkpoint {e.seq} (size {e.size}): no proof against it "
-                      "would check (run `wingman audit verify`)")
+                           "would check (run `wingman audit verify`)")
 
 
 async def prove_inclusion(engine: AsyncEngine, position: int, trusted_key: str | None = None,
@@ -71,8 +97,7 @@ async def prove_inclusion(engine: AsyncEngine, position: int, trusted_key: str |
             raise NoProof(f"no believed checkpoint with seq {seq}")
     else:
         chosen = max(believed, key=lambda e: (e.size, e.seq))
-    hashes = await _leaves(engine, chosen.size)
-    _checked(hashes, chosen)
+    hashes = await _tree_leaves(engine, believed, chosen)
     target = None
     async for ev in iterate(engine, EventFilter(upto_position=position), after=position - 1):
         target = ev
@@ -83,8 +108,8 @@ async def prove_inclusion(engine: AsyncEngine, position: int, trusted_key: str |
         raise NoProof(f"position {position} is not covered by checkpoint {chosen.seq} (size {chosen.size})"
                       + ("; it is not yet covered by any checkpoint" if seq is None else ""))
     if leaf_hash(leaf_of(target)) != hashes[index]:
-        raise LogDisagrees(f"the event at position {position} is not leaf {index} of the tree (positions were changed: "
-                      "run `wingman audit verify`)")
+        raise LogDisagrees(f"the event at position {position} is not the one checkpoint {chosen.seq} signed (it was "
+                           "changed, moved or replaced: run `wingman audit verify`)")
     return {"proof": INCLUSION, "leaf_index": index, "tree_size": chosen.size,
             "event": event_document(target), "event_hash": leaf_of(target).hex(),
             "path": [h.hex() for h in inclusion_proof(hashes, index, chosen.size)],
@@ -108,9 +133,7 @@ async def prove_consistency(engine: AsyncEngine, old_size: int, new_size: int, t
         return max(found, key=lambda e: e.seq)
 
     old, new = of(old_size), of(new_size)
-    hashes = await _leaves(engine, new.size)
-    _checked(hashes, old)
-    _checked(hashes, new)
+    hashes = await _tree_leaves(engine, believed, old, new)
     return {"proof": CONSISTENCY, "old_size": old.size, "new_size": new.size,
             "path": [h.hex() for h in consistency_proof(hashes, old.size, new.size)],
             "old": old.signed.as_dict(), "new": new.signed.as_dict()}

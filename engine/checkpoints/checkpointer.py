@@ -135,10 +135,14 @@ class Checkpointer:
             if self._uncovered:
                 left = self._since + every_t - time.monotonic()
                 if len(self._uncovered) >= every_n or left <= 0:
-                    async with self._lock:
-                        if self._uncovered:
-                            self._cut()
-                        ok = await self._flush()
+                    try:
+                        async with self._lock:
+                            if self._uncovered:
+                                self._cut()
+                            ok = await self._flush()
+                    except Exception:  # noqa: BLE001 - a bug here must not end checkpointing for good
+                        log.exception("a checkpoint could not be made; trying again")
+                        ok = False
                     if not ok:  # the database is unavailable: do not spin on it
                         await self._pause(every_t)
                     continue

@@ -1,22 +1,26 @@
 """The tree brought up to the log's end when the daemon starts.
 
 The cheap way: the latest checkpoint's compact range, once it checks out (signed by one of our
-keys, the range reproduces the signed root, the log has exactly `size` events up to position
-`size`, and the event at that position still hashes to the last leaf the checkpoint added), then
-only the events after it are folded. Otherwise every event is folded from the first, and the
-reason is logged: the log no longer agrees with what was signed, which `wingman audit verify`
-will report, and new checkpoints cover the log as it is now (their disagreement with the old
-ones stays visible to any verifier).
+keys, the range reproduces the signed root, and the event at position `size` is there and still
+hashes to the last leaf the checkpoint added, so the log was neither cut short nor swapped for
+another), then only the events after it are read. Otherwise every event is read from the first,
+and the reason is logged: the log no longer agrees with what was signed, which `wingman audit
+verify` will report, and new checkpoints cover the log as it is now (their disagreement with the
+old ones stays visible to any verifier). Edits in the middle of the log are not looked for here:
+that is verification's job, and the resumed range still summarises what was signed.
 
-Leaves are always recomputed from the rows (engine.store.hashing.leaf_of), never read from the
-stored hash column.
+The events read are folded by their stored hash, the value the writer computed for them, as the
+live subscriber folds the writer's own: reading one column keeps boot fast. Verification, which
+must not trust that column, recomputes every leaf from the row; a row whose content no longer
+matches its stored hash is a finding there either way.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store import checkpoint_storage as storage
@@ -54,16 +58,37 @@ async def _why_not(engine: AsyncEngine, stored: storage.StoredCheckpoint, keys: 
         return f"its compact range is damaged ({exc})"
     if tree.root().hex() != cp.root:
         return "its compact range does not reproduce its signed root"
-    async with engine.connect() as conn:
-        count = (await conn.execute(select(func.count()).where(E.c.position <= cp.size))).scalar_one()
-    if count != cp.size:
-        return f"the log holds {count} events up to position {cp.size}, not {cp.size}"
+    if cp.size == 0:
+        return None
+    last = [ev async for ev in iterate(engine, EventFilter(upto_position=cp.size), after=cp.size - 1)]
+    if not last:
+        return f"the log has no event at position {cp.size} (it was cut short, or replaced)"
     leaves = stored.leaf_list() or []
-    if leaves:
-        async for ev in iterate(engine, EventFilter(upto_position=cp.size), after=cp.size - 1):
-            if leaf_of(ev) != leaves[-1]:
-                return f"the event at position {cp.size} no longer hashes to the leaf the checkpoint signed"
+    if leaves and leaf_of(last[0]) != leaves[-1]:
+        return f"the event at position {cp.size} no longer hashes to the leaf the checkpoint signed"
     return None
+
+
+async def _stored_hashes(engine: AsyncEngine, after: int, page: int = 20000):
+    """(position, hash) of every event after `after`, in position order, a page at a time."""
+    while True:
+        q = select(E.c.position, E.c.hash).where(E.c.position > after).order_by(E.c.position).limit(page)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        for r in rows:
+            yield r.position, r.hash
+        if len(rows) < page:
+            return
+        after = rows[-1].position
+
+
+def _leaf_data(stored_hash) -> bytes:
+    try:
+        data = bytes.fromhex(stored_hash)
+    except (TypeError, ValueError):
+        data = b""
+    # A hash column edited into nonsense still gets a leaf of its own (one nobody signed).
+    return data if len(data) == 32 else hashlib.sha256(b"unreadable hash: " + str(stored_hash).encode()).digest()
 
 
 async def resume_tree(engine: AsyncEngine, keys: set[str], file_seq: int = 0) -> Resumed:
@@ -79,8 +104,8 @@ async def resume_tree(engine: AsyncEngine, keys: set[str], file_seq: int = 0) ->
             start, tree, how = last.size, CompactRange.from_hex(last.size, latest.frontier), "resumed"
     covered = last.size if last is not None else 0
     out = Resumed(tree=tree, last=last, last_seq=last_seq, how=how, problem=problem)
-    async for ev in iterate(engine, EventFilter(), after=start):
-        leaf = leaf_of(ev)
+    async for _, stored_hash in _stored_hashes(engine, start):
+        leaf = _leaf_data(stored_hash)
         tree.append(leaf)
         if tree.size > covered:
             out.uncovered.append(leaf)
