@@ -54,6 +54,8 @@ def test_key_printed_served_and_kept_private(daemon_process):
     with d.client(AUDIT_TOKEN) as c:
         body = c.get("/api/audit/key").json()
         assert c.post("/api/audit/key/rotate").status_code == 403  # an auditor may not rotate
+        bad = c.get("/api/audit/verify", params={"key": "not-a-key"})
+        assert bad.status_code == 400 and "`key`" in bad.json()["error"]
     assert body["algorithm"] == "Ed25519" and len(base64.b64decode(body["public_key"])) == 32
     assert body["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     assert body["public_key"] in d.read_log()  # printed at start

@@ -189,3 +189,17 @@ def test_signed_format_is_what_the_readme_says(log):
     assert canonical(body) == json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     assert set(body) == {"format", "seq", "size", "root", "time", "node", "key"}
     assert body["node"] == "test-node" and body["key"] == log.key and len(base64.b64decode(line["signature"])) == 64
+
+
+def test_bad_key_or_checkpoint_file_is_bad_input(log, tmp_path):
+    from api.cli.main import app
+    from tests.checkpoint_support import runner
+
+    for args, words in ((["--key", "not-a-key"], "--key"), (["--key", "AAAA"], "--key"),
+                        (["--checkpoints", str(tmp_path / "missing.jsonl")], "does not exist")):
+        r = runner.invoke(app, ["audit", "verify", "--database", str(log.db), *args])
+        assert r.exit_code == 2 and words in r.output, r.output
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text('{"checkpoint": {"format": "nope"}, "signature": "x"}\nnot json\n')
+    code, doc, _ = verdict(log, "--checkpoints", str(garbage), key=log.key)
+    assert code == 1 and [p["check"] for p in doc["checkpoints"]["problems"]][:2] == ["checkpoint", "checkpoint"]
