@@ -4,7 +4,10 @@ It knows nothing of HTTP: `api/` calls in, nothing here imports `api/`. The pack
 bottom up (each may import only those listed before it, plus the vocabulary modules
 `events`, `signals`, `statechart` and `config` at this level):
 
-- `store/`         the append-only event store and its database
+- `store/`         the append-only event store and its database; the RFC 9162 tree and the
+                   signed checkpoint format that the two packages below share
+- `checkpoints/`   the daemon's signing side: the tree kept from commits, signed checkpoints,
+                   the key and its rotation
 - `servers/`       a server's state folded from its events; definitions; the live registry;
                    replay and its snapshots (caches of the log)
 - `environments/`  where a server runs: the runtime protocol, local processes, Docker

@@ -3,13 +3,16 @@ variables (WINGMAN_TOKEN, WINGMAN_DATABASE_URL, WINGMAN_API_HOST, WINGMAN_API_PO
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.store.checkpoint_format import NODE_ID
 from engine.store.database import sqlite_url
 
 DEFAULT_CONFIG_PATH = Path("wingman.yml")
@@ -60,6 +63,33 @@ class DockerConfig(BaseModel):
     network_mode: str = "none"
 
 
+class AuditConfig(BaseModel):
+    """Signed checkpoints over the whole log (engine.checkpoints)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_file: Path | None = None  # Ed25519 private key (PEM); default <root_directory>/checkpoint-key.pem
+    checkpoint_file: Path | None = None  # JSON lines; default <root_directory>/checkpoints.jsonl
+    checkpoint_every_events: int = Field(1000, ge=1, le=1_000_000)
+    checkpoint_every_seconds: float = Field(1.0, gt=0, le=86400)
+    witness_url: str | None = None  # each checkpoint is POSTed here as JSON when set
+    node_id: str | None = None  # named in every checkpoint; default: the host name
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, v: str | None) -> str | None:
+        if v is not None and not NODE_ID.match(v):
+            raise ValueError("node_id must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a "
+                             "letter or digit")
+        return v
+
+    @field_validator("witness_url")
+    @classmethod
+    def _witness(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("witness_url must be an http:// or https:// URL")
+        return v
+
+
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -72,6 +102,7 @@ class DaemonConfig(BaseModel):
     system: SystemConfig = Field(default_factory=SystemConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     servers: list[dict[str, Any]] = Field(default_factory=list)
     source: Path | None = Field(None, exclude=True)  # the file this came from
 
@@ -103,6 +134,22 @@ class DaemonConfig(BaseModel):
     @property
     def database_url(self) -> str:
         return self.database.url or sqlite_url(self.root_directory)
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self._resolve(self.audit.key_file) if self.audit.key_file else self.root_directory / "checkpoint-key.pem"
+
+    @property
+    def checkpoint_file_path(self) -> Path:
+        f = self.audit.checkpoint_file
+        return self._resolve(f) if f else self.root_directory / "checkpoints.jsonl"
+
+    @property
+    def node_id(self) -> str:
+        if self.audit.node_id:
+            return self.audit.node_id
+        host = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname())[:128].lstrip("._:-")
+        return host or "wingman"
 
     def _resolve(self, p: Path) -> Path:
         # Relative paths are relative to the config file, so the daemon can start from anywhere.

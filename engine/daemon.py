@@ -6,6 +6,7 @@ import time
 
 import structlog
 
+from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from engine.config import DaemonConfig
 from engine.environments.base import Runtime
 from engine.environments.docker.runtime import DockerRuntime
@@ -40,6 +41,16 @@ def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
     }
 
 
+def checkpoint_settings(config: DaemonConfig) -> CheckpointSettings:
+    a = config.audit
+    # A witness gets the same credentials the daemon shows a Panel.
+    auth = {"Authorization": f"Bearer {config.token_id}.{config.token}"} if a.witness_url and config.token_id else {}
+    return CheckpointSettings(key_file=config.checkpoint_key_path, checkpoint_file=config.checkpoint_file_path,
+                              node_id=config.node_id, every_events=a.checkpoint_every_events,
+                              every_seconds=a.checkpoint_every_seconds, witness_url=a.witness_url,
+                              witness_headers=auth)
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig, runtimes: dict[str, Runtime] | None = None,
                  chart: Statechart | None = None):
@@ -70,6 +81,8 @@ class Daemon:
         self.power.wait_for_restore(self.recovery)
         self.snapshot_cache = SnapshotCache(self.db)
         self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
+        # The key is read (or created, 0600) here, so `wingman serve` can print it before it runs.
+        self.checkpointer = Checkpointer(self.store, checkpoint_settings(config))
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
@@ -87,6 +100,7 @@ class Daemon:
         self.config.data_directory.mkdir(parents=True, exist_ok=True)
         await upgrade(self.db)
         await self.store.open()
+        await self.checkpointer.start()  # before anything appends: the tree follows every commit
         await self.registry.load(self.snapshot_cache)
         for runtime in self.runtimes.values():
             await runtime.open()
@@ -116,4 +130,5 @@ class Daemon:
             await runtime.close()
         self.registry.close()
         await self.store.close()
+        await self.checkpointer.stop()  # the writer has drained: this one covers every event
         await self.db.dispose()

@@ -26,7 +26,8 @@ from engine.store.reading import EventFilter, iterate
 from engine.servers.replay import UnknownStream, state_at
 from engine.servers.snapshots import SnapshotCache
 from engine.audit.timeline import timeline as timeline_of
-from engine.audit.verify import verify as verify_log
+from engine.audit.checkpoints import verify_everything
+from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
 
 audit_app = typer.Typer(
     help="Audit the event log: history, state at any moment, verification, export and timelines. "
@@ -128,25 +129,35 @@ def state(
 @audit_app.command()
 def verify(
     server: Annotated[str | None, typer.Argument(help="Only this server's stream (default: the whole log).")] = None,
+    key: KeyOpt = None,
+    checkpoints: CheckpointsOpt = None,
     format: Annotated[Fmt, typer.Option("--format", "-f", help="text (auto/table) or json.")] = Fmt.auto,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Check hash chains, versions, transitions and operation outcomes. Exit 0 when the log checks
-    out, 1 with the first bad event (stream, version, position) and what is wrong with it."""
+    """Check hash chains, versions, transitions and operation outcomes, and the log against its
+    signed checkpoints (signatures with --key, roots, consistency, truncation). Exit 0 when it all
+    checks out, 1 naming the first bad event or position and what is wrong."""
     async def job(engine: AsyncEngine) -> int:
         if format == Fmt.csv:
             raise Stop("a verification report has no CSV form; use --format json or table")
         if server is not None:
             await known(engine, server)
-        report = await verify_log(engine, server)
+        trusted, file = trusted_key(key), checkpoint_file(checkpoints, database, config)
+        report, cp = await verify_everything(engine, server, trusted, file)
+        ok = report.ok and (cp is None or cp.ok)
         if format in (Fmt.json, Fmt.ndjson):
-            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2 if format == Fmt.json else None))
-            return 0 if report.ok else EXIT_FINDINGS
+            doc = report.as_dict() | {"ok": ok, "hash_chains_ok": report.ok,
+                                      "checkpoints": cp.as_dict() if cp is not None else None}
+            print(json.dumps(doc, ensure_ascii=False, indent=2 if format == Fmt.json else None))
+            return 0 if ok else EXIT_FINDINGS
         scope = f"server {server}" if server else "the log"
-        if report.ok:
+        if report.ok and (cp is None or cp.ok):
             print(f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
                   "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only).")
+        elif report.ok:
+            print(f"The hash chains, versions, transitions and operations of {report.events_checked} events in "
+                  f"{report.streams_checked} streams check out, but the log does not match its signed checkpoints:")
         else:
             print(f"PROBLEM: {report.findings_total} problem(s) in {scope}; the first bad event:")
             print(f"  {report.first}")
@@ -156,9 +167,16 @@ def verify(
                 print(f"  ... and {report.findings_total - 10} more (use --format json)")
         for w in report.warnings:
             print(f"warning: {w}")
-        return 0 if report.ok else EXIT_FINDINGS
+        if cp is None:
+            print("Checkpoints: not checked for one server (they vouch for the whole log: verify without SERVER).")
+        else:
+            print_checkpoints(cp)
+        return 0 if ok else EXIT_FINDINGS
 
     run(database, config, job)
+
+
+audit_app.command()(prove)
 
 
 @audit_app.command()

@@ -41,6 +41,22 @@ system:
 database:
   # null = SQLite in root_directory; or postgresql+asyncpg://user:pass@host/db
   url: null
+# Signed checkpoints over the whole event log (wingman audit verify --key, wingman audit prove).
+audit:
+  # Ed25519 private key that signs them; null = <root_directory>/checkpoint-key.pem, created on
+  # first run with mode 0600. Its public key is printed at start and served at GET /api/audit/key.
+  key_file: null
+  # Every checkpoint is also appended here as a signed JSON line: put it where the database's
+  # users cannot rewrite it (another disk, an append-only mount). null = <root_directory>/checkpoints.jsonl
+  checkpoint_file: null
+  # A checkpoint every N events or T seconds after the first uncovered one, whichever comes
+  # first, and one at every clean shutdown.
+  checkpoint_every_events: 1000
+  checkpoint_every_seconds: 1.0
+  # Optional: POST each checkpoint (JSON) to this URL, with Bearer <token_id>.<token>.
+  witness_url: null
+  # Named in every checkpoint; null = this machine's host name.
+  node_id: null
 docker:
   # null = DOCKER_HOST or /var/run/docker.sock
   host: null

@@ -17,6 +17,7 @@ from api.cli.audit import audit_app
 from api.cli.diagram import diagram_app
 from engine.config import ConfigError, DaemonConfig, load_config
 from engine.servers.operations import FINISHED_STATUSES
+from engine.checkpoints.keys import KeyFileError
 from engine.statechart import StatechartError
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
@@ -55,10 +56,15 @@ def serve(config: Optional[Path] = ConfigOption,
     setup_logging()
     try:
         sanic_app = create_app(cfg)
-    except StatechartError as exc:
+    except (StatechartError, KeyFileError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     out.print(f"wingman listening on http://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")
+    checkpointer = sanic_app.ctx.daemon.checkpointer
+    made = " (new key, created now)" if checkpointer.key_created else ""
+    out.print(f"checkpoints signed with Ed25519 public key [bold]{checkpointer.public_key}[/bold]{made}: "
+              f"give it to auditors (wingman audit verify --key ...); key file {cfg.checkpoint_key_path}, "
+              f"checkpoint file {cfg.checkpoint_file_path}", soft_wrap=True)
     sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False)
 
 
@@ -159,6 +165,16 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
     colour = "green" if op["status"] == "succeeded" else "red"
     out.print(f"[{colour}]{op['action']} {op['status']}[/{colour}]{reason}")
     raise typer.Exit(0 if op["status"] == "succeeded" else 1)
+
+
+@app.command("rotate-key")
+def rotate_key(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+    """Rotate the running daemon's checkpoint key: a checkpoint signed with the old key announces
+    the new one, and the checkpoints after it are signed with the new key."""
+    with _client(config, url, token) as client:
+        body = _call(client, "POST", "/api/audit/key/rotate").json()
+    out.print(f"old key {body['old_key']}\nnew key [bold]{body['new_key']}[/bold] (announced by a checkpoint "
+              "signed with the old one)", soft_wrap=True)
 
 
 @db_app.command("upgrade")

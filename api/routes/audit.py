@@ -12,6 +12,7 @@ from sanic import Blueprint, Request
 from sanic.exceptions import BadRequest, NotFound
 from sanic.response import json
 from sanic_ext import openapi
+from cryptography.hazmat.primitives import serialization
 
 from api.errors import ApiError
 from engine.audit.describe import describe
@@ -19,7 +20,9 @@ from engine.store.points import BadPoint, iso, parse_point, parse_position, pars
 from engine.store.reading import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 from engine.servers.replay import UnknownStream, state_at
 from engine.servers.snapshots import SnapshotCache
-from engine.audit.verify import verify
+from engine.audit.checkpoints import verify_everything
+from engine.checkpoints.checkpointer import RotationFailed
+from engine.store.checkpoint_format import BadKey, encode_key, key_of
 from engine.events import RecordedEvent
 from engine.servers.fold import LogError
 
@@ -135,12 +138,51 @@ async def server_state(request: Request, uuid: str):
 
 
 @bp.get("/api/audit/verify", ctx_read_only=True)
-@openapi.summary("Verify the log: hash chains, versions, transitions, operations, live state")
-@openapi.description("`server` limits it to one server. `ok` is false when anything is wrong; "
-                     "`first_problem` names the first bad event (stream, version, position) and the problem.")
+@openapi.summary("Verify the log: hash chains, versions, transitions, operations, live state, signed checkpoints")
+@openapi.description("`server` limits the checks to one server's stream (then `checkpoints` is null: "
+                     "checkpoints vouch for the whole log). `key` (base64 Ed25519 public key) is the key to trust; default: the "
+                     "daemon's own. `ok` is false when anything is wrong; `first_problem` names the first bad "
+                     "event (stream, version, position); `checkpoints` holds the checks against the signed "
+                     "checkpoints (table and checkpoint file): `first_bad_position`, `not_yet_covered`, problems.")
 async def verify_log(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
     daemon = request.app.ctx.daemon
-    report = await verify(_engine(request), stream, live=daemon.registry.views, in_hand=daemon.power.in_hand)
-    return json(report.as_dict())
+    key = request.args.get("key") or daemon.checkpointer.public_key
+    try:
+        key = encode_key(key_of(key.replace(" ", "+")))  # a '+' of base64 unescaped in a query reads as a space
+    except BadKey:
+        raise BadRequest("`key` must be the base64 of a 32-byte Ed25519 public key") from None
+    file = daemon.config.checkpoint_file_path
+    report, cp = await verify_everything(_engine(request), stream, key, file if file.is_file() else None,
+                                         live=daemon.registry.views, in_hand=daemon.power.in_hand)
+    return json(report.as_dict() | {"ok": report.ok and (cp is None or cp.ok), "hash_chains_ok": report.ok,
+                                    "checkpoints": cp.as_dict() if cp is not None else None})
+
+
+@bp.get("/api/audit/key", ctx_read_only=True)
+@openapi.summary("The public key the daemon signs checkpoints with, and the latest checkpoint")
+@openapi.description("`public_key` is the base64 of the raw 32-byte Ed25519 key (`public_key_pem` the same as "
+                     "PEM): give it to `wingman audit verify --key`. `latest_checkpoint` is the last signed one, "
+                     "`tree_size` the events the daemon's tree holds, `not_yet_covered` those after the last "
+                     "checkpoint.")
+async def audit_key(request: Request):
+    cp = request.app.ctx.daemon.checkpointer
+    public = cp.key.public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return json({"algorithm": "Ed25519", "public_key": cp.public_key, "public_key_pem": pem,
+                 "node": cp.settings.node_id, "tree_size": cp.tree.size, "not_yet_covered": cp.uncovered,
+                 "latest_checkpoint": cp.last.as_dict() if cp.last else None})
+
+
+@bp.post("/api/audit/key/rotate")
+@openapi.summary("Rotate the checkpoint signing key (node token only)")
+@openapi.description("A checkpoint signed with the current key announces a new one (`next_key`); every later "
+                     "checkpoint is signed with the new key, and verification follows the rotation. The old "
+                     "private key is gone afterwards. 503 when the announcement cannot be stored.")
+async def rotate_key(request: Request):
+    try:
+        old, new = await request.app.ctx.daemon.checkpointer.rotate()
+    except RotationFailed as exc:
+        raise ApiError(503, str(exc)) from None
+    return json({"old_key": old, "new_key": new})

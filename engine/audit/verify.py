@@ -105,6 +105,7 @@ class _Checker:
     def __init__(self, report: Report, chart: Statechart):
         self.report, self.chart = report, chart
         self.streams: dict[str, _Stream] = {}
+        self.recomputed: str | None = None
 
     def add(self, ev: RecordedEvent | None, check: str, message: str, stream_id: str | None = None) -> None:
         r = self.report
@@ -123,6 +124,7 @@ class _Checker:
 
     def check(self, ev: RecordedEvent) -> None:
         self.report.events_checked += 1
+        self.recomputed = None  # the event's hash as its contents give it, when they read
         st = self.streams.get(ev.stream_id)
         if st is None:
             st = self.streams[ev.stream_id] = _Stream(view=new_view(ev.stream_id, self.chart))
@@ -149,6 +151,7 @@ class _Checker:
     def _hash(self, ev: RecordedEvent) -> None:
         expected = event_hash(stream_id=ev.stream_id, version=ev.version, event_id=ev.event_id, type=ev.type,
                               data=ev.data, metadata=ev.metadata, recorded_at=ev.recorded_at, prev_hash=ev.prev_hash)
+        self.recomputed = expected
         if expected != ev.hash:
             self.add(ev, "hash", "its stored hash does not match its contents: the event was changed after it "
                                  "was written (or forged)")
@@ -220,8 +223,11 @@ class _Checker:
 
 async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str, ServerView] | None = None,
                  chart: Statechart | None = None, page_size: int = 1000,
-                 in_hand: Callable[[str], bool] | None = None) -> Report:
-    """Check the whole log (or one server's stream) up to its current end; see the module doc."""
+                 in_hand: Callable[[str], bool] | None = None,
+                 watch: Callable[[RecordedEvent, str | None], None] | None = None) -> Report:
+    """Check the whole log (or one server's stream) up to its current end; see the module doc.
+    `watch` sees every event read, in the same pass, with its hash recomputed from its contents
+    (None when they do not read): the checkpoint checks ride along without hashing it again."""
     chart = chart or load_statechart()
     report = Report(scope=server, high_water=await high_water(engine))
     checker = _Checker(report, chart)
@@ -229,6 +235,8 @@ async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str,
     count = 0
     async for ev in iterate(engine, flt, page_size=page_size):
         checker.check(ev)
+        if watch is not None:
+            watch(ev, checker.recomputed)
         count += 1
         if count % page_size == 0:
             await asyncio.sleep(0)  # let the daemon breathe during a long verification

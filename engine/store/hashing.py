@@ -1,4 +1,7 @@
-"""The per-stream hash chain: each event's hash covers its canonical form and the previous hash."""
+"""The per-stream hash chain: each event's hash covers its canonical form and the previous hash.
+
+The same hash, recomputed from a row's contents, is the row's leaf in the Merkle tree over the
+whole log (engine.store.merkle): see `leaf_of`."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +12,11 @@ from typing import Any
 GENESIS = "0" * 64
 
 
-def canonical_time(ts: datetime) -> str:
-    """One spelling of a timestamp, whatever the database hands back (naive UTC on SQLite)."""
+def canonical_time(ts: datetime | str) -> str:
+    """One spelling of a timestamp, whatever the database hands back (naive UTC on SQLite). A
+    time that does not read (edited by hand) is kept as its text, so its hash still differs."""
+    if isinstance(ts, str):
+        return ts
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -42,3 +48,13 @@ def event_hash(
         ensure_ascii=False,
     )
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def leaf_of(ev) -> bytes:
+    """The Merkle leaf of a row: its event hash recomputed from what the row holds now (its
+    contents and its prev_hash), as 32 bytes. Never the stored `hash` column, which an editor of
+    the database can rewrite along with the contents. Works on a row the lenient reader returned
+    with unreadable JSON or time: that row simply gets a leaf nobody signed."""
+    return bytes.fromhex(event_hash(stream_id=ev.stream_id, version=ev.version, event_id=ev.event_id, type=ev.type,
+                                    data=ev.data, metadata=ev.metadata, recorded_at=ev.recorded_at,
+                                    prev_hash=str(ev.prev_hash)))

@@ -1,8 +1,11 @@
-"""The tables as SQLAlchemy Core sees them: the event log, and the replay snapshots that cache it.
+"""The tables as SQLAlchemy Core sees them: the event log, the replay snapshots that cache it, and
+the signed checkpoints over the log.
 Alembic's migrations create them (and autogenerate compares against this metadata); this only maps them."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
+)
 
 # Alembic needs stable constraint names to ALTER on SQLite (batch mode).
 NAMING_CONVENTION = {
@@ -48,4 +51,22 @@ snapshots = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("state", JSON, nullable=False),
     Column("state_hash", String(64), nullable=False),
+)
+
+
+# Signed checkpoints (engine.store.checkpoint_format): the daemon's signature over the Merkle root
+# of the first `size` events. `body` is the signed JSON exactly as signed. `frontier` (the tree's
+# compact range at `size`) lets the daemon resume the tree at boot without folding the whole log;
+# `leaves` (the event hashes, 32 bytes each, from the previous checkpoint's size to this one's)
+# lets verification name the first event that no longer matches. Neither is trusted: each is
+# used only once it reproduces a signed root.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("size", Position, nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("frontier", JSON, nullable=False),
+    Column("leaves", LargeBinary, nullable=False),
 )

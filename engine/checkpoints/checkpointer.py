@@ -1,0 +1,245 @@
+"""Signed checkpoints over the whole log, made by the running daemon.
+
+The tree is kept current by a store subscriber: the store calls it with each committed group, in
+position order, on the event loop, and it only appends each event's hash (computed by the writer
+from the event it was handed, not read back) to the compact range: a couple of SHA-256 per event
+and nothing that awaits. The write path itself is not touched.
+
+A task signs a checkpoint when `every_events` events are not yet covered, or `every_seconds`
+after the first of them was committed, whichever comes first; and `stop()` signs a last one at a
+clean shutdown, after the store's writer has drained. Each checkpoint goes to the checkpoints
+table (with the tree's compact range and the leaves it added), then to the checkpoint file
+(fsynced), then to the witness if one is configured. A copy that fails is retried with the next
+checkpoint; signing never waits for a copy.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import structlog
+
+from engine.checkpoints import keys
+from engine.checkpoints.resume import Resumed, resume_tree
+from engine.checkpoints.witness import Witness
+from engine.events import RecordedEvent
+from engine.store import checkpoint_storage as storage
+from engine.store.checkpoint_format import SignedCheckpoint, encode_key, make_body, sign
+from engine.store.event_store import EventStore
+from engine.store.merkle import CompactRange, leaf_hash
+from engine.store.points import iso
+
+log = structlog.get_logger("wingman.checkpoints")
+
+
+class RotationFailed(Exception):
+    """The announcement of a new key could not be stored; the old key stays in force."""
+
+
+@dataclass
+class CheckpointSettings:
+    key_file: Path
+    checkpoint_file: Path | None
+    node_id: str
+    every_events: int = 1000
+    every_seconds: float = 1.0
+    witness_url: str | None = None
+    witness_headers: dict[str, str] = field(default_factory=dict)
+
+
+class Checkpointer:
+    def __init__(self, store: EventStore, settings: CheckpointSettings):
+        self.store, self.settings = store, settings
+        self.key, self.key_created = keys.load_or_create(settings.key_file)
+        self.tree = CompactRange()
+        self.last: SignedCheckpoint | None = None
+        self.resumed: Resumed | None = None
+        self._uncovered: list[bytes] = []  # event hashes since the last checkpoint
+        self._since: float | None = None  # when the first of them was committed (monotonic)
+        self._seq = 0
+        self._to_table: list[dict] = []
+        self._to_file: list[SignedCheckpoint] = []
+        self._witness = Witness(settings.witness_url, settings.witness_headers) if settings.witness_url else None
+        self._lock = asyncio.Lock()  # one signer at a time: the timer task, a rotation, stop()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+        self._unsubscribe = None
+
+    @property
+    def public_key(self) -> str:
+        return encode_key(self.key.public_key())
+
+    @property
+    def uncovered(self) -> int:
+        return len(self._uncovered)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume the tree to the log's end, then follow the store. Call after the store opened
+        and before anything else appends."""
+        await self._finish_rotation()
+        file = self.settings.checkpoint_file
+        file_seq = await asyncio.to_thread(storage.last_seq_in_file, file) if file else 0
+        r = self.resumed = await resume_tree(self.store.engine, {self.public_key}, file_seq)
+        self.tree, self.last, self._seq, self._uncovered = r.tree, r.last, r.last_seq, r.uncovered
+        if self._uncovered:
+            self._since = time.monotonic()  # left uncovered by a daemon that did not stop cleanly
+        if file and file_seq < r.last_seq:
+            await self._catch_up_file(file_seq)
+        self._unsubscribe = self.store.subscribe(self._on_commit)
+        self._task = asyncio.create_task(self._run(), name="checkpointer")
+        log.info("checkpoints: tree ready", size=self.tree.size, how=r.how, events_read=r.folded,
+                 not_yet_covered=len(self._uncovered), public_key=self.public_key)
+
+    async def stop(self) -> None:
+        """Sign a last checkpoint over everything committed. Call after the store's writer has
+        drained (EventStore.close) and before its engine is disposed."""
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._task is not None:
+            self._stopping = True
+            self._wake.set()
+            await self._task
+            self._task = None
+        async with self._lock:
+            if self._uncovered or (self.last is None and self.tree.size):
+                self._cut()
+            await self._flush()
+        if self._witness is not None:
+            await self._witness.close()
+
+    # -- following the store -----------------------------------------------------------------
+
+    def _on_commit(self, events: list[RecordedEvent]) -> None:
+        was_empty = not self._uncovered
+        for ev in events:
+            data = bytes.fromhex(ev.hash)
+            self.tree.append_hash(leaf_hash(data))
+            self._uncovered.append(data)
+        if was_empty:
+            self._since = time.monotonic()
+            self._wake.set()  # the task arms the timer
+        elif len(self._uncovered) >= self.settings.every_events:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        every_n, every_t = self.settings.every_events, self.settings.every_seconds
+        while not self._stopping:
+            self._wake.clear()
+            if self._uncovered:
+                left = self._since + every_t - time.monotonic()
+                if len(self._uncovered) >= every_n or left <= 0:
+                    try:
+                        async with self._lock:
+                            if self._uncovered:
+                                self._cut()
+                            ok = await self._flush()
+                    except Exception:  # noqa: BLE001 - a bug here must not end checkpointing for good
+                        log.exception("a checkpoint could not be made; trying again")
+                        ok = False
+                    if not ok:  # the database is unavailable: do not spin on it
+                        await self._pause(every_t)
+                    continue
+                await self._pause(left)
+            else:
+                await self._wake.wait()
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- signing and copies -------------------------------------------------------------------
+
+    def _cut(self, next_key=None) -> SignedCheckpoint:
+        """Sign the tree as it stands (no await in here: the subscriber cannot move it meanwhile)."""
+        self._seq += 1
+        body = make_body(seq=self._seq, size=self.tree.size, root=self.tree.root(),
+                         time=iso(datetime.now(timezone.utc)), node=self.settings.node_id,
+                         key=self.key.public_key(), next_key=next_key)
+        signed = sign(self.key, body)
+        self._to_table.append(storage.row(signed, self.tree.to_hex(), b"".join(self._uncovered)))
+        self._to_file.append(signed)
+        self._uncovered, self._since, self.last = [], None, signed
+        return signed
+
+    async def _flush(self) -> bool:
+        """Write what is pending: the table first, then the file and the witness. False when the
+        table could not be written (it is retried with the next checkpoint)."""
+        ok = True
+        if self._to_table:
+            rows = list(self._to_table)
+            try:
+                await storage.save(self.store.engine, rows)
+                del self._to_table[:len(rows)]
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the rows and go on signing
+                log.error("checkpoints could not be written to the database; retrying with the next",
+                          error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__, pending=len(rows))
+                ok = False
+        if self._to_file and self.settings.checkpoint_file is not None:
+            lines = list(self._to_file)
+            try:
+                await asyncio.to_thread(storage.append_lines, self.settings.checkpoint_file, lines)
+                del self._to_file[:len(lines)]
+            except OSError as exc:
+                log.error("checkpoints could not be appended to the checkpoint file; retrying with the next",
+                          file=str(self.settings.checkpoint_file), error=exc.strerror or str(exc))
+            if self._witness is not None:
+                self._witness.send(lines)
+        elif self._to_file:
+            if self._witness is not None:
+                self._witness.send(list(self._to_file))
+            self._to_file.clear()
+        return ok
+
+    async def _catch_up_file(self, file_seq: int) -> None:
+        """Checkpoints the table holds but the file lacks (the daemon died between the two)."""
+        missing = [s.signed for s in await storage.load(self.store.engine, with_leaves=False)
+                   if s.signed is not None and s.problem is None and s.signed.seq > file_seq]
+        try:
+            await asyncio.to_thread(storage.append_lines, self.settings.checkpoint_file, missing)
+        except OSError as exc:
+            log.error("could not copy checkpoints to the checkpoint file", error=exc.strerror or str(exc))
+
+    # -- key rotation --------------------------------------------------------------------------
+
+    async def rotate(self) -> tuple[str, str]:
+        """Move to a new key: a checkpoint signed with the current key announces it, and every
+        checkpoint after that one is signed with the new key. Returns (old, new) public keys."""
+        async with self._lock:
+            if not await self._flush():
+                raise RotationFailed("the database cannot take checkpoints now; the key was not rotated")
+            new = keys.prepare_next(self.settings.key_file)
+            before = (self._seq, list(self._uncovered), self._since, self.last)
+            self._cut(next_key=new.public_key())
+            if not await self._flush():  # the announcement is not stored: as if nothing happened
+                del self._to_table[-1:], self._to_file[-1:]
+                self._seq, self._uncovered, self._since, self.last = before
+                keys.discard_next(self.settings.key_file)
+                raise RotationFailed("the announcement of the new key could not be stored; the key was not rotated")
+            old = self.public_key
+            self.key = new
+            keys.commit_next(self.settings.key_file)
+            log.info("checkpoint key rotated", old_key=old, new_key=self.public_key, seq=self._seq)
+            return old, self.public_key
+
+    async def _finish_rotation(self) -> None:
+        """A rotation the last daemon left half done (see engine.checkpoints.keys)."""
+        nxt = keys.pending_next(self.settings.key_file)
+        if nxt is None:
+            return
+        announced = encode_key(nxt.public_key())
+        latest = await storage.latest(self.store.engine)
+        if latest is not None and latest.signed is not None and announced in (latest.signed.next_key, latest.signed.key):
+            keys.commit_next(self.settings.key_file)
+            self.key = nxt
+            log.info("checkpoint key rotation completed at boot", new_key=announced)
+        else:
+            keys.discard_next(self.settings.key_file)

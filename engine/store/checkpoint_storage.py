@@ -1,0 +1,146 @@
+"""Where signed checkpoints are kept: the `checkpoints` table beside the log, and a JSON-lines file
+that can live out of the database's reach (another disk, a mount only the daemon appends to).
+
+Reading is lenient, like engine.store.reading: a row or a line an attacker edited into nonsense is
+returned with the reason it cannot be read, so verification can name it instead of failing.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.store.checkpoint_format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
+from engine.store.database import WRITE_TRANSACTION
+from engine.store.schema import checkpoints as C
+
+HASH_BYTES = 32
+
+
+@dataclass
+class StoredCheckpoint:
+    """One row of the table (or one line of the file): the checkpoint if it reads, else why not."""
+
+    where: str  # "table seq 7" or "file line 12", for messages
+    signed: SignedCheckpoint | None
+    problem: str | None = None
+    frontier: list[str] | None = None  # table only
+    leaves: bytes | None = None  # table only
+    row_seq: int | None = None  # the table's own seq column, readable even when the body is not
+
+    def leaf_list(self) -> list[bytes] | None:
+        if self.leaves is None or len(self.leaves) % HASH_BYTES:
+            return None
+        return [self.leaves[i:i + HASH_BYTES] for i in range(0, len(self.leaves), HASH_BYTES)]
+
+
+def row(signed: SignedCheckpoint, frontier: list[str], leaves: bytes) -> dict:
+    return {"seq": signed.seq, "size": signed.size, "body": json.dumps(signed.body, sort_keys=True, separators=(",", ":")),
+            "signature": signed.signature, "frontier": frontier, "leaves": leaves}
+
+
+async def save(engine: AsyncEngine, rows: list[dict]) -> None:
+    """Insert checkpoints in one transaction (on SQLite with the write lock taken at BEGIN)."""
+    if not rows:
+        return
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**WRITE_TRANSACTION)
+        async with conn.begin():
+            await conn.execute(insert(C), rows)
+
+
+async def has_table(engine: AsyncEngine) -> bool:
+    """A database from before checkpoints existed (an old copy an auditor was given) has none."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: sa_inspect(c).has_table("checkpoints"))
+
+
+def _stored(r, leaves: bytes | None) -> StoredCheckpoint:
+    frontier = r.frontier if isinstance(r.frontier, list) else None
+    found = StoredCheckpoint(f"checkpoints table, seq {r.seq}", None, None, frontier, leaves, r.seq)
+    try:
+        found.signed = SignedCheckpoint(parse_body(json.loads(r.body)), r.signature)
+    except (TypeError, ValueError) as exc:  # BadCheckpoint is a ValueError, like bad JSON
+        found.problem = f"the row cannot be read as a checkpoint: {exc}"
+        return found
+    if found.signed.seq != r.seq or found.signed.size != r.size:
+        found.problem = "the row's seq or size differs from its signed body"
+    return found
+
+
+async def load(engine: AsyncEngine, with_leaves: bool = True) -> list[StoredCheckpoint]:
+    """Every checkpoint in the table, by seq."""
+    if not await has_table(engine):
+        return []
+    cols = [C.c.seq, C.c.size, C.c.body, C.c.signature, C.c.frontier] + ([C.c.leaves] if with_leaves else [])
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(*cols).order_by(C.c.seq))).all()
+    return [_stored(r, bytes(r.leaves) if with_leaves and r.leaves is not None else None) for r in rows]
+
+
+async def latest(engine: AsyncEngine) -> StoredCheckpoint | None:
+    if not await has_table(engine):
+        return None
+    async with engine.connect() as conn:
+        r = (await conn.execute(select(C).order_by(C.c.seq.desc()).limit(1))).first()
+    return _stored(r, bytes(r.leaves)) if r is not None else None
+
+
+# -- the file ----------------------------------------------------------------------------------
+
+
+def append_lines(path: Path, signed: list[SignedCheckpoint]) -> None:
+    """Append checkpoints as JSON lines and fsync them (blocking: run it in a thread). The file is
+    opened for appending only, so a daemon can be given a file it may add to but not rewrite."""
+    if not signed:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        data = "".join(cp.line() for cp in signed).encode("ascii")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: Path) -> list[StoredCheckpoint]:
+    """Every line of a checkpoint file, in file order (blank lines skipped)."""
+    out = []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path.name} line {number}"
+            try:
+                out.append(StoredCheckpoint(where, parse_signed(json.loads(raw))))
+            except (ValueError, UnicodeDecodeError) as exc:
+                if not raw.endswith(b"\n"):  # a last line cut short by a crash mid-write
+                    exc = BadCheckpoint(f"the last line is incomplete ({exc})")
+                out.append(StoredCheckpoint(where, None, f"not a signed checkpoint: {exc}"))
+    return out
+
+
+def last_seq_in_file(path: Path) -> int:
+    """The seq of the file's last readable line (0 for none), reading only its tail."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
+            fh.seek(max(0, end - 65536))
+            tail = fh.read().splitlines()
+    except OSError:  # none yet, or unreadable: the appends will say so
+        return 0
+    for raw in reversed(tail):
+        try:
+            return parse_signed(json.loads(raw)).seq
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return 0
