@@ -11,6 +11,9 @@ from engine.environments.base import Runtime
 from engine.environments.docker.runtime import DockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Event, Metadata
+from engine.live.denylist import TokenDenylist
+from engine.live.feed import EventFeed
+from engine.live.utilization import UtilizationMonitor
 from engine.power.actions import PowerActions
 from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker
@@ -65,6 +68,11 @@ class Daemon:
         self.recovered: dict[str, int] = {}
         self.snapshot_cache = SnapshotCache(self.db)
         self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
+        # Live state for watchers (websockets, the event stream), derived from commits.
+        self.feed = EventFeed(self.store)
+        self.denylist = TokenDenylist(self.store, self.feed)
+        self.utilization = UtilizationMonitor(self.registry, self.processes, self.starter.folder, config.utilization,
+                                              self.feed)
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
@@ -75,11 +83,14 @@ class Daemon:
         await upgrade(self.db)
         await self.store.open()
         await self.registry.load(self.snapshot_cache)
+        self.feed.start()  # after the registry: a watcher handed an event reads views that hold it
+        self.denylist.start()
         for runtime in self.runtimes.values():
             await runtime.open()
         await self.load_configured_servers()
         self.recovered = await self.recovery.recover(self.power.background)
         self.snapshots.start()
+        self.utilization.start()
         log.info("daemon ready", servers=len(self.registry.views), **self.recovered)
 
     async def load_configured_servers(self) -> None:
@@ -96,10 +107,13 @@ class Daemon:
                 await self.registry.register(doc, FROM_CONFIG)
 
     async def stop(self) -> None:
+        await self.utilization.stop()
         await self.snapshots.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
         for runtime in self.runtimes.values():
             await runtime.close()
         self.registry.close()
+        self.denylist.stop()
+        self.feed.stop()
         await self.store.close()
         await self.db.dispose()
