@@ -18,17 +18,27 @@ bp = Blueprint("servers")
 MAX_LOG_LINES = 1000
 
 
+def _with_utilization(daemon, view) -> dict:
+    """A server as the registry has it, with Wings' `utilization` (the last sample: never measured
+    on the request's path)."""
+    body = view.as_dict()
+    body["utilization"] = daemon.utilization.document(view.uuid)
+    return body
+
+
 @bp.get("/api/servers", ctx_read_only=True)
-@openapi.summary("Every server on this node with its state")
+@openapi.summary("Every server on this node with its state and utilization")
 async def list_servers(request: Request):
-    views = request.app.ctx.daemon.registry.views.values()
-    return json([v.as_dict() for v in sorted(views, key=lambda v: v.uuid)])
+    daemon = request.app.ctx.daemon
+    views = daemon.registry.views.values()
+    return json([_with_utilization(daemon, v) for v in sorted(views, key=lambda v: v.uuid)])
 
 
 @bp.get("/api/servers/<uuid:str>", ctx_read_only=True)
-@openapi.summary("One server: state, suspension, configuration, stream version")
+@openapi.summary("One server: state, suspension, configuration, stream version, utilization")
 async def get_server(request: Request, uuid: str):
-    return json(request.app.ctx.daemon.registry.get(uuid).as_dict())
+    daemon = request.app.ctx.daemon
+    return json(_with_utilization(daemon, daemon.registry.get(uuid)))
 
 
 @bp.post("/api/servers")
