@@ -71,6 +71,9 @@ class WebsocketConfig(BaseModel):
     max_sockets_per_server: int = Field(50, ge=1, le=100_000)
     queue_frames: int = Field(2048, ge=16, le=1_000_000)  # outbound frames waiting; more closes the socket
     log_lines: int = Field(150, ge=0, le=1000)  # console lines `send logs` answers with (Wings: 150)
+    # Console lines per second one socket is sent at most; beyond, lines are skipped (and said so)
+    # rather than a flooding server getting every viewer closed as a slow reader.
+    console_lines_per_second: int = Field(2000, ge=1, le=1_000_000)
     rate_limits: dict[str, Rate] = Field(default_factory=_default_rates)
 
     @field_validator("rate_limits")

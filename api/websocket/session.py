@@ -27,9 +27,10 @@ from api.websocket import frames
 from api.websocket import permissions as perms
 from api.websocket.hub import SocketHub
 from api.websocket.inbound import HANDLERS, Answer
-from api.websocket.limits import InboundLimiter
+from api.websocket.limits import InboundLimiter, TokenBucket
 from api.websocket.outbox import OVERFLOW_CODE, Outbox
 from api.websocket.tokens import DENYLISTED, EXPIRED, NO_JWT, JwtRefused, SocketToken
+from engine.config import Rate
 from engine.events import Metadata, RecordedEvent
 from engine.power.console import DAEMON, OUTPUT
 from engine.servers.registry import UnknownServer
@@ -51,6 +52,9 @@ class Session:
         self.remote_ip = remote_ip
         self.token: SocketToken | None = None
         self.limiter = InboundLimiter(hub.settings.rate_limits)
+        lines = hub.settings.console_lines_per_second
+        self._console_budget = TokenBucket(Rate(burst=lines, every=1 / lines))
+        self._skipping = False  # console lines are being skipped (said once per episode)
         self.outbox = Outbox(ws.send, hub.settings.queue_frames, self.close)
         self._held: list[str] = []  # status frames waiting for a renewed token
         self._told: str | None = None  # the token problem the client was told of
@@ -196,6 +200,14 @@ class Session:
 
     def _on_console(self, kind: str, text: str) -> None:
         if kind == OUTPUT:
+            if not self._console_budget.allow():
+                if not self._skipping:
+                    self._skipping = True
+                    self.deliver(frames.encode(frames.DAEMON_MESSAGE, (
+                        f"The server prints more than {self.hub.settings.console_lines_per_second} lines a second; "
+                        "lines are skipped on this console (the server's logs keep them).")))
+                return
+            self._skipping = False
             self.deliver(frames.encode(frames.CONSOLE_OUTPUT, text))
         elif kind == DAEMON:
             self.deliver(frames.encode(frames.DAEMON_MESSAGE, text))
