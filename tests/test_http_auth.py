@@ -22,6 +22,8 @@ ROUTES = [
     ("GET", f"/api/servers/{UUID}/logs", None),
     ("GET", "/api/operations/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11", None),
     ("GET", "/api/system", None),
+    ("POST", f"/api/servers/{UUID}/ws/deny", {"jtis": ["a-jti"]}),
+    ("GET", "/api/events/stream", None),
 ]
 WRITES = [r for r in ROUTES if r[0] != "GET"]
 IDS = [f"{m} {p.replace(UUID, '{uuid}')}" for m, p, _ in ROUTES]
