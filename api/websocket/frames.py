@@ -43,6 +43,24 @@ def encode_json(event: str, payload) -> str:
     return encode(event, json.dumps(payload, separators=(",", ":")))
 
 
+class SharedFrame:
+    """The frame of the last object it was asked about. One state change, console line or stats
+    document goes to every socket of a server: it is encoded once, not once per socket (the
+    same object is handed to each socket in turn)."""
+
+    def __init__(self, make):
+        self._make = make
+        self._last: tuple[object, str] | None = None
+
+    def __call__(self, source) -> str:
+        last = self._last
+        if last is not None and last[0] is source:
+            return last[1]
+        frame = self._make(source)
+        self._last = (source, frame)
+        return frame
+
+
 def decode(message: str | bytes) -> tuple[str, list[str]]:
     """(event, args) of a client's frame; BadFrame when it is not one."""
     if not isinstance(message, str):

@@ -41,6 +41,11 @@ GENERIC_ERROR = "an unexpected error was encountered while handling this request
 EXPIRING_SECONDS = 60  # `token expiring` goes out when this much or less is left
 DRAIN_SECONDS = 5.0  # how long frames waiting may take to go out before a close we chose
 
+# Encoded once for all the sockets that are handed the same event, line or document.
+status_frame = frames.SharedFrame(lambda ev: frames.encode(frames.STATUS, ev.data["to_state"]))
+stats_frame = frames.SharedFrame(lambda doc: frames.encode_json(frames.STATS, doc))
+output_frame = frames.SharedFrame(lambda text: frames.encode(frames.CONSOLE_OUTPUT, text))
+
 
 class Session:
     def __init__(self, hub: SocketHub, ws, uuid: str, remote_ip: str | None):
@@ -194,7 +199,7 @@ class Session:
 
     def _on_event(self, ev: RecordedEvent) -> None:
         if ev.type == "state.changed":
-            self.deliver(frames.encode(frames.STATUS, ev.data["to_state"]), hold=True)
+            self.deliver(status_frame(ev), hold=True)
         elif ev.type == "server.deleted":
             self.close(1001, "server deleted", drain=True)
 
@@ -208,12 +213,12 @@ class Session:
                         "lines are skipped on this console (the server's logs keep them).")))
                 return
             self._skipping = False
-            self.deliver(frames.encode(frames.CONSOLE_OUTPUT, text))
+            self.deliver(output_frame(text))
         elif kind == DAEMON:
             self.deliver(frames.encode(frames.DAEMON_MESSAGE, text))
 
     def _on_stats(self, document: dict) -> None:
-        self.deliver(frames.encode_json(frames.STATS, document))
+        self.deliver(stats_frame(document))
 
     def deliver(self, frame: str, hold: bool = False) -> None:
         """Send a frame if the token may still be used; otherwise hold it (`status`) or drop it."""
