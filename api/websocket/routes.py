@@ -54,6 +54,10 @@ async def before_upgrade(request: Request):
 
 
 @bp.websocket("/api/servers/<uuid:str>/ws")
+@openapi.summary("The Wings websocket: state, console and stats of one server (Wings-compatible)")
+@openapi.description("Upgrade to a websocket, then send `{\"event\": \"auth\", \"args\": [\"<jwt>\"]}` with a JWT "
+                     "signed HS256 with the node token. No Bearer header. Refused before the upgrade: a foreign "
+                     "`Origin` (403), an unknown server (404), too many sockets (429). See the README's Websocket section.")
 async def server_socket(request: Request, ws, uuid: str):
     await Session(request.app.ctx.sockets, ws, uuid, request.remote_addr or request.ip).run()
 
