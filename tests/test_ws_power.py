@@ -93,7 +93,7 @@ async def test_rapid_actions_from_http_and_the_socket_mixed_are_each_seen_once_i
         await watcher.quiet()  # every frame committed before the probe has arrived
         truth = changes_after(daemon, uuid, start)
         seen = [f["args"][0] for f in watcher.frames if f["event"] == "status"][1:]
-        assert len(truth) >= 6, truth
+        assert len(truth) >= 2, truth  # how many depends on where the kills land; the order is the point
         assert seen == truth, (seen, truth)
         await actor.quiet()
         assert [f["args"][0] for f in actor.frames if f["event"] == "status"][1:] == truth
