@@ -42,7 +42,7 @@ async def test_a_slow_reader_is_closed_without_stalling_appends_or_other_sockets
     raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 256 * 1024)
     async with connect(ws_url(d, uuid), sock=raw, max_queue=1, open_timeout=FRAME_TIMEOUT) as slow_ws, \
             authed(d, uuid) as good:
-        slow = Socket(slow_ws)
+        slow = Socket(slow_ws, uuid)
         await slow.auth(token(uuid))
         power(d, uuid, "start")
         assert await good.statuses(2) == ["starting", "running"]

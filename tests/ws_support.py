@@ -42,8 +42,9 @@ def frame(event: str, *args: str) -> str:
 class Socket:
     """One client connection; `frames` keeps everything received, in order."""
 
-    def __init__(self, ws):
+    def __init__(self, ws, server: str):
         self.ws = ws
+        self.server = server
         self.frames: list[dict] = []
 
     async def send(self, event: str, *args: str) -> None:
@@ -74,11 +75,12 @@ class Socket:
         assert [f["event"] for f in got] == ["auth success", "status", "stats"], got
         return got
 
-    async def quiet(self, probe_args: str = "probe") -> list[dict]:
-        """Every frame that arrives before the answer to a probe (`send stats`): the socket's
-        frames are in order, so this proves what was (not) sent before it, without a sleep."""
-        await self.send("send stats")
-        seen = await self.until("stats")
+    async def quiet(self) -> list[dict]:
+        """Every frame that arrives before the answer to a probe: a re-auth, which is answered
+        `auth success` and nothing else (a `stats` could be a periodic one). A socket's frames
+        are in order, so this proves what was (not) sent before it, without a sleep."""
+        await self.send("auth", token(self.server))
+        seen = await self.until("auth success")
         return seen[:-1]
 
     async def statuses(self, count: int) -> list[str]:
@@ -105,7 +107,7 @@ def ws_url(d: DaemonProcess, server: str) -> str:
 @asynccontextmanager
 async def socket(d: DaemonProcess, server: str, **kwargs):
     async with connect(ws_url(d, server), open_timeout=FRAME_TIMEOUT, **kwargs) as ws:
-        yield Socket(ws)
+        yield Socket(ws, server)
 
 
 @asynccontextmanager
