@@ -30,7 +30,7 @@ def flooding(daemon_process, tmp_path):
     script = tmp_path / "flood.py"
     script.write_text(FLOOD)
     server = definition(invocation=f"{sys.executable} -u {script}")
-    d = daemon_process(servers=[server], websocket={"queue_frames": 64})
+    d = daemon_process(servers=[server], websocket={"queue_frames": 256})
     return d, server["settings"]["uuid"]
 
 
