@@ -29,7 +29,7 @@ from api.websocket.hub import SocketHub
 from api.websocket.inbound import HANDLERS, Answer
 from api.websocket.limits import InboundLimiter, TokenBucket
 from api.websocket.outbox import OVERFLOW_CODE, Outbox
-from api.websocket.tokens import DENYLISTED, EXPIRED, NO_JWT, JwtRefused, SocketToken
+from api.websocket.tokens import EXPIRED, NO_JWT, JwtRefused, SocketToken
 from engine.config import Rate
 from engine.events import Metadata, RecordedEvent
 from engine.power.console import DAEMON, OUTPUT
