@@ -6,7 +6,8 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
 from api import auth, errors
-from api.routes import audit, diagrams, power, servers, system
+from api.routes import audit, diagrams, power, servers, stream, system
+from api.websocket import routes as websocket
 from engine.config import DaemonConfig
 from engine.daemon import Daemon
 
@@ -31,8 +32,9 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
 
     errors.install(app)
     auth.install(app)
-    for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp):
+    for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp, stream.bp):
         app.blueprint(blueprint)
+    websocket.install(app)  # the Wings websocket: its blueprint and frame size limit
 
     @app.get("/api/openapi.json")
     async def openapi_document(request: Request):

@@ -14,5 +14,7 @@ bottom up (each may import only those listed before it, plus the vocabulary modu
 - `preboot/`       what a start does before anything runs
 - `power/`         power operations, locks, processes and their consoles, boot recovery
 - `audit/`         the auditor's tools, built on the store and the fold
+- `live/`          live state for watchers: the commit feed, following the log, the websocket
+                   token denylist, utilization sampling (built on store, servers and power)
 - `daemon`         assembles all of the above from the config
 """

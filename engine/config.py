@@ -88,6 +88,62 @@ class AuditConfig(BaseModel):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("witness_url must be an http:// or https:// URL")
         return v
+class Rate(BaseModel):
+    """A token bucket: up to `burst` messages at once, one more every `every` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+    burst: int = Field(ge=1, le=100_000)
+    every: float = Field(gt=0, le=3600)
+
+
+def _default_rates() -> dict[str, Rate]:
+    # Close to Wings' own per-event limits; "global" counts every inbound message of a socket.
+    return {
+        "global": Rate(burst=20, every=0.05),
+        "auth": Rate(burst=5, every=5),
+        "set state": Rate(burst=4, every=1),
+        "send command": Rate(burst=10, every=0.1),
+        "send logs": Rate(burst=2, every=5),
+        "send stats": Rate(burst=4, every=1),
+    }
+
+
+class WebsocketConfig(BaseModel):
+    """The Wings websocket at /api/servers/{uuid}/ws (see the README's Websocket section)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_frame_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # an inbound frame; larger closes with 1009
+    max_sockets_per_server: int = Field(50, ge=1, le=100_000)
+    queue_frames: int = Field(2048, ge=16, le=1_000_000)  # outbound frames waiting; more closes the socket
+    log_lines: int = Field(150, ge=0, le=1000)  # console lines `send logs` answers with (Wings: 150)
+    # Console lines per second one socket is sent at most; beyond, lines are skipped (and said so)
+    # rather than a flooding server getting every viewer closed as a slow reader.
+    console_lines_per_second: int = Field(2000, ge=1, le=1_000_000)
+    rate_limits: dict[str, Rate] = Field(default_factory=_default_rates)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _known_events(cls, v: dict[str, Rate]) -> dict[str, Rate]:
+        unknown = set(v) - set(_default_rates())
+        if unknown:
+            raise ValueError(f"no rate limit for {sorted(unknown)}; known: {sorted(_default_rates())}")
+        return {**_default_rates(), **v}
+
+
+class UtilizationConfig(BaseModel):
+    """Resource sampling of running servers (GET /api/servers/{uuid} `utilization`, `stats` frames)."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval_seconds: float = Field(2.0, ge=0.2, le=60)
+    disk_interval_seconds: float = Field(60.0, ge=1, le=86_400)
+
+
+class EventStreamConfig(BaseModel):
+    """GET /api/events/stream (Server-Sent Events)."""
+
+    model_config = ConfigDict(extra="forbid")
+    heartbeat_seconds: float = Field(15.0, ge=0.1, le=300)
+    queue_events: int = Field(10_000, ge=16, le=1_000_000)  # live events held per stream while it is written
 
 
 class DaemonConfig(BaseModel):
@@ -103,6 +159,9 @@ class DaemonConfig(BaseModel):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    websocket: WebsocketConfig = Field(default_factory=WebsocketConfig)
+    utilization: UtilizationConfig = Field(default_factory=UtilizationConfig)
+    event_stream: EventStreamConfig = Field(default_factory=EventStreamConfig)
     servers: list[dict[str, Any]] = Field(default_factory=list)
     source: Path | None = Field(None, exclude=True)  # the file this came from
 

@@ -12,6 +12,9 @@ from engine.environments.base import Runtime
 from engine.environments.docker.runtime import DockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Event, Metadata
+from engine.live.denylist import TokenDenylist
+from engine.live.feed import EventFeed
+from engine.live.utilization import UtilizationMonitor
 from engine.power.actions import PowerActions
 from engine.power.crashes import CrashHandler
 from engine.power.journal import Journal
@@ -83,6 +86,11 @@ class Daemon:
         self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
         # The key is read (or created, 0600) here, so `wingman serve` can print it before it runs.
         self.checkpointer = Checkpointer(self.store, checkpoint_settings(config))
+        # Live state for watchers (websockets, the event stream), derived from commits.
+        self.feed = EventFeed(self.store)
+        self.denylist = TokenDenylist(self.store, self.feed)
+        self.utilization = UtilizationMonitor(self.registry, self.processes, self.starter.folder, config.utilization,
+                                              self.feed)
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
@@ -102,11 +110,14 @@ class Daemon:
         await self.store.open()
         await self.checkpointer.start()  # before anything appends: the tree follows every commit
         await self.registry.load(self.snapshot_cache)
+        self.feed.start()  # after the registry: a watcher handed an event reads views that hold it
+        self.denylist.start()
         for runtime in self.runtimes.values():
             await runtime.open()
         await self.load_configured_servers()
         self.recovery.start(self.power.background)
         self.snapshots.start()
+        self.utilization.start()
         log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views))
 
     async def load_configured_servers(self) -> None:
@@ -124,11 +135,14 @@ class Daemon:
 
     async def stop(self) -> None:
         await self.crashes.close()
+        await self.utilization.stop()
         await self.snapshots.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
         for runtime in self.runtimes.values():
             await runtime.close()
         self.registry.close()
+        self.denylist.stop()
+        self.feed.stop()
         await self.store.close()
         await self.checkpointer.stop()  # the writer has drained: this one covers every event
         await self.db.dispose()

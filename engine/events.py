@@ -77,6 +77,14 @@ class ServerDeleted(Event):
     pass
 
 
+@event("server.websocket_tokens_denied")
+class WebsocketTokensDenied(Event):
+    """From now on, websocket tokens with one of these `jti`s issued up to this event are refused
+    (the Panel calls POST /api/servers/{uuid}/ws/deny when a user's access changes)."""
+
+    jtis: list[str] = Field(min_length=1)
+
+
 # -- power operations ----------------------------------------------------------------------------
 
 

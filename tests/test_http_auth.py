@@ -24,6 +24,8 @@ ROUTES = [
     ("GET", "/api/system", None),
     ("GET", "/api/audit/key", None),
     ("POST", "/api/audit/key/rotate", None),
+    ("POST", f"/api/servers/{UUID}/ws/deny", {"jtis": ["a-jti"]}),
+    ("GET", "/api/events/stream", None),
 ]
 WRITES = [r for r in ROUTES if r[0] != "GET"]
 IDS = [f"{m} {p.replace(UUID, '{uuid}')}" for m, p, _ in ROUTES]

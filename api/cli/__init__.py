@@ -1,3 +1,3 @@
-"""The `wingman` command (typer): `main` runs the daemon and talks to it, `audit` reads the
-database directly, `output` holds the formats and exit codes they share, `defaults` the config
-written on first run."""
+"""The `wingman` command (typer): `main` runs the daemon and talks to it, `events` prints the
+daemon's log (live with --follow), `audit` reads the database directly, `output` holds the
+formats and exit codes they share, `defaults` the config written on first run."""

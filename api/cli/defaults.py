@@ -61,6 +61,28 @@ docker:
   # null = DOCKER_HOST or /var/run/docker.sock
   host: null
   network_mode: none
+# The Wings websocket (GET /api/servers/{{uuid}}/ws), authenticated by JWTs signed with `token`.
+websocket:
+  max_frame_bytes: 16384          # a larger inbound frame closes the socket (1009)
+  max_sockets_per_server: 50      # more are refused with 429 before the upgrade
+  queue_frames: 2048              # outbound frames a socket may fall behind before it is closed (1013)
+  log_lines: 150                  # console lines `send logs` answers with
+  console_lines_per_second: 2000  # beyond, console lines are skipped on that socket (and it is told)
+  rate_limits:                    # token buckets: `burst` messages, then one every `every` seconds
+    global: {{burst: 20, every: 0.05}}
+    auth: {{burst: 5, every: 5}}
+    "set state": {{burst: 4, every: 1}}
+    "send command": {{burst: 10, every: 0.1}}
+    "send logs": {{burst: 2, every: 5}}
+    "send stats": {{burst: 4, every: 1}}
+# Resource sampling of running servers (`utilization`, websocket `stats`).
+utilization:
+  interval_seconds: 2             # how often running servers are sampled (and stats go out)
+  disk_interval_seconds: 60       # how often server folders are measured
+# GET /api/events/stream (Server-Sent Events).
+event_stream:
+  heartbeat_seconds: 15           # a comment when idle this long, so proxies keep the stream
+  queue_events: 10000             # live events held per stream before it re-reads the log
 servers:
   # A demo game server run as a local process: start it with
   #   wingman power {uuid} start --follow

@@ -15,6 +15,7 @@ from rich.table import Column, Table
 
 from api.cli.audit import audit_app
 from api.cli.diagram import diagram_app
+from api.cli.events import events as events_command
 from engine.config import ConfigError, DaemonConfig, load_config
 from engine.servers.operations import FINISHED_STATUSES
 from engine.checkpoints.keys import KeyFileError
@@ -202,6 +203,7 @@ def db_upgrade(config: Optional[Path] = ConfigOption):
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(diagram_app, name="diagram")
+app.command("events")(events_command)
 
 
 def main() -> None:

@@ -19,20 +19,23 @@ MAX_LOG_LINES = 1000
 
 
 def server_body(request: Request, view) -> dict:
-    """A server as the API shows it: its folded state, and whether boot recovery has restored it
-    yet (`pending` while the daemon is still reconciling it with its process or container)."""
-    return {**view.as_dict(), "recovery": request.app.ctx.daemon.recovery.status(view.uuid)}
+    """A server as the API shows it: its folded state, Wings' `utilization` (the last sample: never
+    measured on the request's path), and whether boot recovery has restored it yet (`pending`
+    while the daemon is still reconciling it with its process or container)."""
+    daemon = request.app.ctx.daemon
+    return {**view.as_dict(), "utilization": daemon.utilization.document(view.uuid),
+            "recovery": daemon.recovery.status(view.uuid)}
 
 
 @bp.get("/api/servers", ctx_read_only=True)
-@openapi.summary("Every server on this node with its state")
+@openapi.summary("Every server on this node with its state and utilization")
 async def list_servers(request: Request):
     views = request.app.ctx.daemon.registry.views.values()
     return json([server_body(request, v) for v in sorted(views, key=lambda v: v.uuid)])
 
 
 @bp.get("/api/servers/<uuid:str>", ctx_read_only=True)
-@openapi.summary("One server: state, suspension, configuration, stream version")
+@openapi.summary("One server: state, suspension, configuration, stream version, utilization")
 async def get_server(request: Request, uuid: str):
     return json(server_body(request, request.app.ctx.daemon.registry.get(uuid)))
 

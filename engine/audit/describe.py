@@ -83,6 +83,7 @@ _WHAT: dict[str, Callable[[dict], str]] = {
     "server.suspended": lambda d: "server suspended",
     "server.unsuspended": lambda d: "server unsuspended",
     "server.deleted": lambda d: "server deleted",
+    "server.websocket_tokens_denied": lambda d: f"websocket tokens refused from now on: {len(d['jtis'])} jti(s)",
     "power.requested": lambda d: f"asked to {d['action']}{_op(d)}" + (
         ", without waiting for the power lock" if d["action"] == "kill"  # a kill never waits for it
         else f", waiting up to {d['wait_seconds']} s for the power lock"),

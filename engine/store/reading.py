@@ -106,6 +106,26 @@ class EventFilter:
             out.append(E.c.position <= self.upto_position)
         return out
 
+    def matches(self, ev: RecordedEvent) -> bool:
+        """The same filter applied to an event in memory (a live event just committed), so a
+        stream that switches from reading the log to following commits keeps one meaning."""
+        if self.stream_id is not None and ev.stream_id != self.stream_id:
+            return False
+        if self.types and not any(ev.type.startswith(t[:-1]) if t.endswith(".*") else ev.type == t
+                                  for t in self.types):
+            return False
+        meta = ev.metadata if isinstance(ev.metadata, dict) else {}
+        data = ev.data if isinstance(ev.data, dict) else {}
+        if self.actor is not None and meta.get("actor") != self.actor:
+            return False
+        if self.operation_id is not None and self.operation_id not in (meta.get("operation_id"), data.get("operation_id")):
+            return False
+        if self.since is not None and ev.recorded_at < self.since:
+            return False
+        if self.until is not None and ev.recorded_at > self.until:
+            return False
+        return self.upto_position is None or ev.position <= self.upto_position
+
 
 def _field(column, key: str, dialect: str):
     if dialect == "sqlite":

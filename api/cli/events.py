@@ -1,0 +1,141 @@
+"""`wingman events`: the daemon's log from a shell, and with `--follow` live as it commits.
+
+It reads `GET /api/events` (pages) or, with `--follow`, `GET /api/events/stream` (Server-Sent
+Events). A followed stream that breaks (the daemon restarts, a proxy drops it) is resumed from the
+last position printed, so the output has no gap and no duplicate. On a terminal the events are a
+table, one row per event as it arrives; piped, they are NDJSON (one event's JSON per line, flushed
+at once), for scripts and auditors.
+
+Exit codes: 0 done (or stopped with Ctrl-C), 1 the daemon refused (bad filter, unknown server),
+2 the daemon cannot be reached (without --follow) or bad usage.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Column, Table
+
+RETRY_SECONDS = (0.5, 1, 2, 5)  # waits between reconnections while the daemon is away
+COLUMNS = (("position", 8), ("time", 19), ("server", 8), ("type", 28), ("actor", 12))
+
+
+class EventsFormat(str, Enum):
+    auto = "auto"
+    table = "table"
+    ndjson = "ndjson"
+
+
+def _params(server: str | None, after: int, types: list[str] | None) -> dict:
+    params: dict = {"after": after}
+    if server:
+        params["server"] = server
+    if types:
+        params["type"] = ",".join(types)
+    return params
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict]:
+    """The `data:` documents of a Server-Sent Events stream (comments and `retry:` skipped)."""
+    data: list[str] = []
+    for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip())
+        elif line == "" and data:
+            yield json.loads("\n".join(data))
+            data = []
+
+
+class Printer:
+    """One event per row on a terminal (the header once), or one JSON line each when piped."""
+
+    def __init__(self, fmt: EventsFormat, console: Console):
+        self.table = fmt == EventsFormat.table or (fmt == EventsFormat.auto and sys.stdout.isatty())
+        self.console = console
+        self._header = False
+
+    def _row(self, cells: list[str], style: str | None = None) -> Table:
+        grid = Table.grid(*[Column(no_wrap=True, width=w, overflow="ellipsis") for _, w in COLUMNS],
+                          Column(ratio=1, overflow="fold"), padding=(0, 1))
+        grid.add_row(*[escape(c) for c in cells], style=style)
+        return grid
+
+    def show(self, ev: dict) -> None:
+        if not self.table:
+            sys.stdout.write(json.dumps(ev, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return
+        if not self._header:
+            self.console.print(self._row([name for name, _ in COLUMNS] + ["what (why)"], style="bold"))
+            self._header = True
+        what = ev.get("what") or ev["type"]
+        why = f" ({ev['why']})" if ev.get("why") else ""
+        meta = ev.get("metadata") or {}
+        self.console.print(self._row([str(ev["position"]), str(ev.get("recorded_at", ""))[:19], ev["server"][:8],
+                                      ev["type"], str(meta.get("actor") or ""), what + why]))
+
+
+def events(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing events as they commit.")] = False,
+    server: Annotated[str | None, typer.Option(help="Only this server's events.")] = None,
+    after: Annotated[int, typer.Option(min=0, help="Start after this log position (default: the beginning).")] = 0,
+    types: Annotated[list[str] | None, typer.Option("--type", "-t", help="Event type, or a prefix as power.* (repeatable).")] = None,
+    format: Annotated[EventsFormat, typer.Option("--format", help="table on a terminal, ndjson when piped (auto), or as named.")] = EventsFormat.auto,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")] = None,
+    url: Annotated[str | None, typer.Option("--url", envvar="WINGMAN_URL", help="Daemon URL (default: from the config).")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="WINGMAN_TOKEN", help="Node or audit token (default: from the config).")] = None,
+) -> None:
+    """Print the event log (an audit token is enough); with --follow, live, resuming after a break."""
+    from api.cli.main import _call, _client, err, out
+
+    printer = Printer(format, out)
+    last = after
+    try:
+        with _client(config, url, token) as client:
+            if not follow:
+                cursor: int | None = after
+                while cursor is not None:
+                    body = _call(client, "GET", "/api/events", params={**_params(server, cursor, types), "limit": 1000}).json()
+                    for ev in body["events"]:
+                        printer.show(ev)
+                    cursor = body["next_after"]
+                return
+            failures = 0
+            while True:
+                try:
+                    with client.stream("GET", "/api/events/stream", params=_params(server, last, types),
+                                       headers={"Last-Event-ID": str(last)}, timeout=httpx.Timeout(30, read=None)) as resp:
+                        if resp.status_code >= 400:
+                            resp.read()
+                            _call_failed(resp, err)
+                        failures = 0
+                        for ev in sse_events(resp.iter_lines()):
+                            printer.show(ev)
+                            last = ev["position"]
+                except httpx.HTTPError as exc:
+                    wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                    if failures == 0:
+                        err.print(f"[yellow]the stream broke ({exc or type(exc).__name__}); resuming after "
+                                  f"position {last}[/yellow]")
+                    failures += 1
+                    time.sleep(wait)
+    except KeyboardInterrupt:
+        return
+
+
+def _call_failed(resp: httpx.Response, err: Console) -> None:
+    try:
+        message = resp.json().get("error", resp.text)
+    except ValueError:
+        message = resp.text
+    err.print(f"[red]error ({resp.status_code}):[/red] {message}")
+    raise typer.Exit(1)

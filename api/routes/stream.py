@@ -1,0 +1,83 @@
+"""The log, live: `GET /api/events/stream` as Server-Sent Events.
+
+Each event goes out as `id: <position>` and its JSON (the same document `GET /api/events` gives)
+as `data:`. A client resumes with `?after=<position>` or the standard `Last-Event-ID` header (which
+wins when both are given: an EventSource reconnecting keeps its URL and sends the header). First
+the stored events after that position, then live ones as they commit, with no gap and no duplicate
+across the switch (engine.live.follow). Heartbeat comments keep proxies from closing an idle stream.
+Read-only: audit tokens may follow it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import aclosing
+
+from sanic import Blueprint, Request, Sanic
+from sanic.exceptions import BadRequest
+from sanic_ext import openapi
+
+from api.routes.audit import _filter, _int_arg, _server, event_body
+from engine.live.follow import follow
+from engine.store.points import BadPoint, parse_position
+
+bp = Blueprint("stream")
+
+
+def _start(request: Request) -> int:
+    header = request.headers.get("last-event-id")
+    if header is None or header.strip() == "":
+        return _int_arg(request, "after", 0, 0, None)
+    try:
+        value = parse_position(header.strip(), "Last-Event-ID")
+    except BadPoint:
+        value = None
+    if value is None or value < 0:
+        raise BadRequest(f"`Last-Event-ID` must be a log position (a whole number of 0 or more), not {header!r}")
+    return value
+
+
+def _frames(events) -> str:
+    return "".join(f"id: {ev.position}\ndata: {json.dumps(event_body(ev), ensure_ascii=False, separators=(',', ':'))}\n\n"
+                   for ev in events)
+
+
+@bp.before_server_start
+async def track_streams(app: Sanic) -> None:
+    app.ctx.event_streams = set()
+
+
+@bp.before_server_stop
+async def end_streams(app: Sanic) -> None:
+    # A stream never ends by itself; the server would wait its whole graceful timeout for it.
+    for task in list(app.ctx.event_streams):
+        task.cancel()
+
+
+@bp.get("/api/events/stream", ctx_read_only=True)
+@openapi.summary("The log as Server-Sent Events: stored events after a position, then live ones")
+@openapi.description(
+    "Resume with `after` (a position) or the `Last-Event-ID` header. Filters: `server`, `type` "
+    "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
+    "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
+    "`: heartbeat` comments while idle.")
+async def event_stream(request: Request):
+    server = request.args.get("server")
+    stream = await _server(request, server) if server else None
+    flt = _filter(request, stream)
+    after = _start(request)
+    daemon = request.app.ctx.daemon
+    settings = daemon.config.event_stream
+    response = await request.respond(
+        content_type="text/event-stream; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    task = asyncio.current_task()
+    request.app.ctx.event_streams.add(task)
+    try:
+        await response.send(f"retry: 1000\n: following the log after position {after}\n\n")
+        async with aclosing(follow(daemon.feed, daemon.db, flt, after, settings.queue_events,
+                                   settings.heartbeat_seconds)) as batches:
+            async for batch in batches:
+                await response.send(_frames(batch) if batch else ": heartbeat\n\n")
+    finally:
+        request.app.ctx.event_streams.discard(task)

@@ -1,0 +1,25 @@
+"""What every socket of the app shares: the daemon, the websocket settings, the token checker and
+the count of open sockets per server. One per app, made when the server starts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from api.websocket.limits import SocketCount
+from api.websocket.tokens import TokenChecker
+from engine.config import WebsocketConfig
+from engine.daemon import Daemon
+
+
+@dataclass
+class SocketHub:
+    daemon: Daemon
+    settings: WebsocketConfig
+    checker: TokenChecker
+    count: SocketCount
+    sessions: set = field(default_factory=set)  # the open sessions (for the benchmark and tests)
+
+    @classmethod
+    def for_daemon(cls, daemon: Daemon) -> "SocketHub":
+        settings = daemon.config.websocket
+        checker = TokenChecker(daemon.config.token, daemon.started_at, daemon.denylist.denied_at)
+        return cls(daemon=daemon, settings=settings, checker=checker, count=SocketCount(settings.max_sockets_per_server))

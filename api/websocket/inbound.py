@@ -1,0 +1,83 @@
+"""What a socket may ask once authenticated: `set state`, `send logs`, `send stats`, `send command`.
+
+A handler raises `Answer` for a refusal the user can act on (a missing permission, a busy power
+lock, a suspended server, a command that is not one line): its text goes to the client whatever
+its permissions, as Wings sends its lock message. Any other exception is an unexpected error,
+reported with an id (see Session.fail).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from api.requests import POWER_ACTION_ERROR
+from api.websocket import frames
+from api.websocket import permissions as perms
+from engine.environments.base import EnvironmentError_
+from engine.events import ACTIONS
+from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
+from engine.power.processes import NotRunning
+from engine.servers.patterns import console_line_problem
+
+if TYPE_CHECKING:
+    from api.websocket.session import Session
+
+# Wings' text, word for word: the Panel shows it as it is.
+LOCK_BUSY = "another power action is currently being processed for this server, please try again later"
+NOT_RUNNING = "Cannot send commands to a stopped server instance."
+
+
+class Answer(Exception):
+    """A refusal meant for the client, in words it can act on."""
+
+
+def _needs(session: "Session", permission: str, what: str) -> None:
+    if not session.token.allows(permission):
+        raise Answer(f"You do not have permission to {what}: the token does not grant {permission}.")
+
+
+async def set_state(session: "Session", args: list[str]) -> None:
+    action = "".join(args).strip()
+    if action not in ACTIONS:
+        raise Answer(POWER_ACTION_ERROR)
+    _needs(session, perms.POWER[action], f"{action} this server")
+    power = session.daemon.power
+    # Wings' websocket refuses at once rather than queue behind the lock; a kill never needs it.
+    if action != "kill" and power.lock_busy(session.uuid):
+        raise Answer(LOCK_BUSY)
+    try:
+        # wait_seconds 0: the operation takes the lock now or is rejected (and recorded so).
+        op = await power.request(session.uuid, action, 0, session.metadata())
+    except SuspendedServer:
+        raise Answer(SUSPENDED_MESSAGE) from None
+    session.log.info("power action over the websocket", action=action, operation=op.id, actor=session.token.user)
+
+
+async def send_logs(session: "Session", args: list[str]) -> None:
+    for line in session.daemon.processes.console_tail(session.uuid, session.hub.settings.log_lines):
+        session.deliver(frames.encode(frames.CONSOLE_OUTPUT, line))
+
+
+async def send_stats(session: "Session", args: list[str]) -> None:
+    session.deliver(frames.encode_json(frames.STATS, session.daemon.utilization.document(session.uuid)))
+
+
+async def send_command(session: "Session", args: list[str]) -> None:
+    _needs(session, perms.CONSOLE, "send console commands")
+    command = "".join(args)
+    problem = console_line_problem(command)
+    if problem is not None:
+        raise Answer(f"The command was not sent: {problem}.")
+    try:
+        await session.daemon.processes.send_command(session.uuid, command)
+    except NotRunning:
+        raise Answer(NOT_RUNNING) from None
+    except EnvironmentError_ as exc:
+        raise RuntimeError(f"the server's console did not take the command: {exc}") from None
+
+
+HANDLERS = {
+    frames.SET_STATE: set_state,
+    frames.SEND_LOGS: send_logs,
+    frames.SEND_STATS: send_stats,
+    frames.SEND_COMMAND: send_command,
+}

@@ -1,0 +1,169 @@
+"""Resource utilization as Wings reports it: `utilization` in `GET /api/servers/{uuid}` and the
+websocket's `stats` frames.
+
+One background task samples every server that has a live process, every `interval_seconds`, in
+one worker thread of its own (psutil reads /proc: blocking, but quick): no thread per server or
+container, nothing on the event loop, nothing on a request's path. Requests and sockets get the
+last sample; `uptime` alone is computed at the moment it is asked for, from the process's start
+time. Listeners of a server (its websockets) are handed each new document as it is made, and one
+document of zeros when its process is gone.
+
+When a server has no live process, its figures are zeros beside its state, as in Wings: memory,
+CPU, network and uptime; `memory_limit_bytes` (configuration) and `disk_bytes` (the folder does
+not go away with the process) keep their values, as Wings keeps them.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.config import UtilizationConfig
+from engine.events import RecordedEvent
+from engine.live.disk import DiskUsage
+from engine.live.feed import EventFeed
+from engine.live.sampling import Reading, cpu_percent, group_members, host_memory, network_namespace, read
+from engine.power.processes import ProcessTracker
+from engine.servers.registry import ServerRegistry
+
+log = structlog.get_logger("wingman.live")
+
+MIB = 1024 * 1024
+Document = dict[str, Any]
+StatsListener = Callable[[Document], None]
+
+
+def _read_all(running: list[tuple[str, int]], host_netns: str | None) -> dict[str, Reading | None]:
+    """In the worker thread: one reading per running server, with one pass over /proc for groups."""
+    groups = group_members({pid for _, pid in running})
+    return {uuid: read(pid, groups.get(pid, set()), host_netns) for uuid, pid in running}
+
+
+class UtilizationMonitor:
+    def __init__(self, registry: ServerRegistry, processes: ProcessTracker, folder: Callable[[str], Path],
+                 config: UtilizationConfig, feed: EventFeed):
+        self.registry = registry
+        self.processes = processes
+        self.interval = config.interval_seconds
+        self.disk = DiskUsage(folder, lambda: list(registry.views), config.disk_interval_seconds)
+        self._feed = feed
+        self._readings: dict[str, Reading] = {}
+        self._cpu: dict[str, float] = {}
+        self._started: dict[str, float] = {}  # server -> when its process started, from the log
+        self._listeners: dict[str, list[StatsListener]] = {}
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="wingman-utilization")
+        self._host_netns = network_namespace()
+        self._host_memory = host_memory()
+        self._task: asyncio.Task | None = None
+        self._stop_feed: Callable[[], None] | None = None
+        self.samples = 0  # sampling rounds done (tests wait on it instead of sleeping)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop_feed = self._feed.listen(self._on_event)
+        self._task = asyncio.create_task(self._run(), name="utilization")
+        self.disk.start()
+
+    async def stop(self) -> None:
+        if self._stop_feed is not None:
+            self._stop_feed()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.disk.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- what callers read ---------------------------------------------------------------------
+
+    def document(self, uuid: str) -> Document:
+        """The server's utilization now (UnknownServer for a server that is not on the node)."""
+        view = self.registry.get(uuid)
+        limit_mib = view.config.memory_limit if view.config is not None else 0
+        doc: Document = {
+            "memory_bytes": 0, "memory_limit_bytes": limit_mib * MIB if limit_mib else self._host_memory,
+            "cpu_absolute": 0.0, "network": {"rx_bytes": 0, "tx_bytes": 0}, "uptime": 0,
+            "state": view.state, "disk_bytes": self.disk.size(uuid),
+        }
+        handle = self.processes.handle(uuid)
+        if handle is None:
+            return doc
+        reading = self._readings.get(uuid)
+        if reading is not None and reading.pid == handle.pid:
+            doc["memory_bytes"] = reading.memory_bytes
+            doc["cpu_absolute"] = self._cpu.get(uuid, 0.0)
+            doc["network"] = {"rx_bytes": reading.rx_bytes, "tx_bytes": reading.tx_bytes}
+            started = reading.started_at
+        else:  # not sampled yet: the start time the log has
+            started = self._started.get(uuid)
+        if started is not None:
+            doc["uptime"] = max(0, int((time.time() - started) * 1000))
+        return doc
+
+    def listen(self, uuid: str, listener: StatsListener) -> Callable[[], None]:
+        """Hand `listener` each new document of this server; it must only enqueue."""
+        bucket = self._listeners.setdefault(uuid, [])
+        bucket.append(listener)
+
+        def stop() -> None:
+            if listener in bucket:
+                bucket.remove(listener)
+            if not bucket and self._listeners.get(uuid) is bucket:
+                del self._listeners[uuid]
+
+        return stop
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def _on_event(self, ev: RecordedEvent) -> None:
+        if ev.type == "process.started":
+            self._started[ev.stream_id] = ev.recorded_at.timestamp()
+        elif ev.type == "server.deleted":
+            self._started.pop(ev.stream_id, None)
+            self._readings.pop(ev.stream_id, None)
+            self._cpu.pop(ev.stream_id, None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.sample(loop)
+            except Exception:  # noqa: BLE001 - a bad round must not end sampling
+                log.exception("a utilization sample failed")
+            await asyncio.sleep(self.interval)
+
+    async def sample(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """One round: read every running server, then tell its listeners."""
+        loop = loop or asyncio.get_running_loop()
+        running = [(uuid, h.pid) for uuid, h in self.processes.running() if h.pid]
+        readings = await loop.run_in_executor(self._pool, _read_all, running, self._host_netns)
+        for uuid, reading in readings.items():
+            if reading is None:
+                continue
+            previous = self._readings.get(uuid)
+            self._cpu[uuid] = cpu_percent(previous, reading)
+            self._readings[uuid] = reading
+        stopped = set(self._readings) - {uuid for uuid, _ in running}
+        for uuid in stopped:
+            del self._readings[uuid]
+            self._cpu.pop(uuid, None)
+        self.samples += 1
+        for uuid in {uuid for uuid, r in readings.items() if r is not None} | stopped:
+            self._publish(uuid)
+
+    def _publish(self, uuid: str) -> None:
+        listeners = self._listeners.get(uuid)
+        if not listeners or uuid not in self.registry.views:
+            return
+        doc = self.document(uuid)
+        for listener in list(listeners):
+            try:
+                listener(doc)
+            except Exception:  # noqa: BLE001 - one listener must not cost the others their stats
+                log.exception("a utilization listener failed", server=uuid)
