@@ -6,28 +6,26 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
 from api import auth, errors
+from api.openapi.describe import Answer, doc
+from api.openapi.document import build as build_openapi
 from api.routes import audit, diagrams, power, servers, stream, system
 from api.websocket import routes as websocket
 from engine.config import DaemonConfig
 from engine.daemon import Daemon
 
 MAX_BODY = 64 * 1024
+DESCRIPTION = (
+    "Event-sourced power daemon for game servers, compatible with the Pterodactyl Wings power API. "
+    "Authenticate with `Authorization: Bearer <node token>` (or an audit token, on the read-only endpoints).")
 
 
 def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | None = None) -> Sanic:
     app = Sanic(name)
+    app.config.AUTO_EXTEND = False  # no Sanic Extensions: the OpenAPI document is our own (api.openapi)
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.REQUEST_ID_HEADER = "X-Request-Id"
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
-    app.config.OAS_URL_PREFIX = "/api/docs"
-    app.config.OAS_URI_TO_JSON = "/openapi.json"
-    app.config.OAS_UI_DEFAULT = "redoc"
-    app.config.CORS = False
-    app.config.HEALTH = False
-    app.ext.openapi.describe("wingman", version="0.1.0", description=(
-        "Event-sourced power daemon for game servers, compatible with the Pterodactyl Wings power API. "
-        "Authenticate with `Authorization: Bearer <node token>`."))
     app.ctx.daemon = daemon or Daemon(config)
 
     errors.install(app)
@@ -37,13 +35,12 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     websocket.install(app)  # the Wings websocket: its blueprint and frame size limit
 
     @app.get("/api/openapi.json")
+    @doc("This document (OpenAPI 3.1)", answers={200: Answer("The OpenAPI document",
+                                                               content={"application/json": {"type": "object"}})})
     async def openapi_document(request: Request):
-        # The spec sanic-ext builds, at the address clients expect; routes do not change at run
-        # time, so it is built once.
+        # Routes do not change at run time: the document is built once, on first request.
         if not hasattr(request.app.ctx, "openapi"):
-            from sanic_ext.extensions.openapi.builders import SpecificationBuilder
-
-            request.app.ctx.openapi = SpecificationBuilder().build(request.app).serialize()
+            request.app.ctx.openapi = build_openapi(request.app, "wingman", _version(), DESCRIPTION, auth.PUBLIC_PATHS)
         return json(request.app.ctx.openapi)
 
     @app.on_request(priority=100)
@@ -65,3 +62,9 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
         await app.ctx.daemon.stop()
 
     return app
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("wingman")

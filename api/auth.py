@@ -13,7 +13,7 @@ from sanic import Request, Sanic
 
 from api.errors import json_error
 
-PUBLIC_PATHS = ("/api/openapi.json", "/api/docs")
+PUBLIC_PATHS = ("/api/openapi.json",)
 
 
 def _matches(given: str, expected: str) -> bool:

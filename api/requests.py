@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from sanic import Request
 
 from api.errors import ApiError
+from engine.events import ACTIONS
 from engine.servers.patterns import console_line_problem
 
 POWER_ACTION_ERROR = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'
@@ -21,7 +22,9 @@ POWER_ACTION_ERROR = 'The power action provided was not valid, should be one of 
 
 class PowerBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    action: StrictStr
+    # A string (anything else is a 400); one of the four, or Wings' 422: the enum is documented, not
+    # validated here, so an unknown action reaches the route and gets Wings' own message.
+    action: StrictStr = Field(json_schema_extra={"enum": list(ACTIONS)})
     wait_seconds: StrictInt | None = Field(None, description="seconds to wait for the power lock; 30 when absent or outside 0..300")
 
 

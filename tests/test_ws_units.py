@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from api.cli.defaults import write_default_config
+from engine.servers.definition import RestartPolicy, parse_definition
 from api.websocket import frames
 from api.websocket.limits import InboundLimiter, SocketCount, TokenBucket
 from api.websocket.origin import normalize, origin_allowed
@@ -100,6 +101,11 @@ def test_the_default_config_template_reads_back_as_the_defaults(tmp_path: Path):
     assert cfg.websocket == defaults.websocket
     assert cfg.utilization == defaults.utilization
     assert cfg.event_stream == defaults.event_stream
+    assert cfg.system.crash_detection == defaults.system.crash_detection
+    assert cfg.system.boot_concurrency == defaults.system.boot_concurrency
+    assert cfg.audit == defaults.audit
+    demo = parse_definition(cfg.servers[0])
+    assert demo.restart_policy == RestartPolicy()  # the template shows the policy's own defaults
 
 
 @pytest.mark.parametrize("raw,key", [

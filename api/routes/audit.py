@@ -11,10 +11,11 @@ import uuid as uuidlib
 from sanic import Blueprint, Request
 from sanic.exceptions import BadRequest, NotFound
 from sanic.response import json
-from sanic_ext import openapi
 from cryptography.hazmat.primitives import serialization
 
 from api.errors import ApiError
+from api.openapi.describe import EVENT_FILTERS, LIMIT, SERVER, Answer, Param, doc
+from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
 from engine.audit.describe import describe
 from engine.store.points import BadPoint, iso, parse_point, parse_position, parse_time
 from engine.store.reading import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
@@ -103,24 +104,26 @@ async def _events(request: Request, stream: str | None):
 
 
 @bp.get("/api/events", ctx_read_only=True)
-@openapi.summary("The whole log, a page at a time, filtered")
-@openapi.description(FILTERS_DOC + " `server` limits it to one server.")
+@doc("The whole log, a page at a time, filtered", FILTERS_DOC + " `server` limits it to one server.",
+     params=[*EVENT_FILTERS, LIMIT, SERVER], errors=(400,), answers={200: Answer("A page of events", EventsPage)})
 async def all_events(request: Request):
     server = request.args.get("server")
     return await _events(request, await _server(request, server) if server else None)
 
 
 @bp.get("/api/servers/<uuid:str>/events", ctx_read_only=True)
-@openapi.summary("One server's events, a page at a time, filtered")
-@openapi.description(FILTERS_DOC)
+@doc("One server's events, a page at a time, filtered", FILTERS_DOC,
+     params=[*EVENT_FILTERS, LIMIT], errors=(400,), answers={200: Answer("A page of events", EventsPage)})
 async def server_events(request: Request, uuid: str):
     return await _events(request, await _server(request, uuid))
 
 
 @bp.get("/api/servers/<uuid:str>/state", ctx_read_only=True)
-@openapi.summary("The server's state rebuilt from the log at a time or position")
-@openapi.description("`at`: an RFC 3339 time or a log position (inclusive); absent: the end of the log. "
-                     "`exists` is false when the server had no event yet at that point.")
+@doc("The server's state rebuilt from the log at a time or position",
+     "`at`: an RFC 3339 time or a log position (inclusive); absent: the end of the log. "
+     "`exists` is false when the server had no event yet at that point.",
+     params=[Param("at", {"type": "string"}, "A log position (digits) or an RFC 3339 time with a zone.")],
+     errors=(400, 409), answers={200: Answer("The state at that point", StateAt)})
 async def server_state(request: Request, uuid: str):
     stream = await _server(request, uuid)
     try:
@@ -138,12 +141,14 @@ async def server_state(request: Request, uuid: str):
 
 
 @bp.get("/api/audit/verify", ctx_read_only=True)
-@openapi.summary("Verify the log: hash chains, versions, transitions, operations, live state, signed checkpoints")
-@openapi.description("`server` limits the checks to one server's stream (then `checkpoints` is null: "
-                     "checkpoints vouch for the whole log). `key` (base64 Ed25519 public key) is the key to trust; default: the "
-                     "daemon's own. `ok` is false when anything is wrong; `first_problem` names the first bad "
-                     "event (stream, version, position); `checkpoints` holds the checks against the signed "
-                     "checkpoints (table and checkpoint file): `first_bad_position`, `not_yet_covered`, problems.")
+@doc("Verify the log: hash chains, versions, transitions, operations, live state, signed checkpoints",
+     "`server` limits the checks to one server's stream (then `checkpoints` is null: checkpoints vouch for "
+     "the whole log). `key` (base64 Ed25519 public key) is the key to trust; default: the daemon's own. `ok` is "
+     "false when anything is wrong; `first_problem` names the first bad event (stream, version, position); "
+     "`checkpoints` holds the checks against the signed checkpoints (table and checkpoint file): "
+     "`first_bad_position`, `not_yet_covered`, problems. `open_operations` counts operations in flight.",
+     params=[SERVER, Param("key", {"type": "string"}, "The base64 Ed25519 public key to trust.")],
+     errors=(400,), answers={200: Answer("The verification's findings", VerifyReport)})
 async def verify_log(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
@@ -161,11 +166,11 @@ async def verify_log(request: Request):
 
 
 @bp.get("/api/audit/key", ctx_read_only=True)
-@openapi.summary("The public key the daemon signs checkpoints with, and the latest checkpoint")
-@openapi.description("`public_key` is the base64 of the raw 32-byte Ed25519 key (`public_key_pem` the same as "
-                     "PEM): give it to `wingman audit verify --key`. `latest_checkpoint` is the last signed one, "
-                     "`tree_size` the events the daemon's tree holds, `not_yet_covered` those after the last "
-                     "checkpoint.")
+@doc("The public key the daemon signs checkpoints with, and the latest checkpoint",
+     "`public_key` is the base64 of the raw 32-byte Ed25519 key (`public_key_pem` the same as PEM): give it to "
+     "`wingman audit verify --key`. `latest_checkpoint` is the last signed one, `tree_size` the events the "
+     "daemon's tree holds, `not_yet_covered` those after the last checkpoint.",
+     answers={200: Answer("The key and the latest checkpoint", KeyBody)})
 async def audit_key(request: Request):
     cp = request.app.ctx.daemon.checkpointer
     public = cp.key.public_key()
@@ -176,10 +181,11 @@ async def audit_key(request: Request):
 
 
 @bp.post("/api/audit/key/rotate")
-@openapi.summary("Rotate the checkpoint signing key (node token only)")
-@openapi.description("A checkpoint signed with the current key announces a new one (`next_key`); every later "
-                     "checkpoint is signed with the new key, and verification follows the rotation. The old "
-                     "private key is gone afterwards. 503 when the announcement cannot be stored.")
+@doc("Rotate the checkpoint signing key (node token only)",
+     "A checkpoint signed with the current key announces a new one (`next_key`); every later checkpoint is "
+     "signed with the new key, and verification follows the rotation. The old private key is gone afterwards. "
+     "503 when the announcement cannot be stored.",
+     errors=(503,), answers={200: Answer("The old and the new public key", RotationBody)})
 async def rotate_key(request: Request):
     try:
         old, new = await request.app.ctx.daemon.checkpointer.rotate()

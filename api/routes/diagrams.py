@@ -10,9 +10,9 @@ import uuid as uuidlib
 from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, raw
-from sanic_ext import openapi
 
 from api.errors import ApiError
+from api.openapi.describe import SINCE, UNTIL, Answer, Param, doc
 from engine.diagrams.formats import (
     HISTORY_FORMATS, MEDIA_TYPES, STATECHART_FORMATS, SUFFIXES, TIMELINE_FORMATS, BadDiagramRequest, checked_format,
 )
@@ -30,6 +30,16 @@ bp = Blueprint("diagrams")
 
 WINDOW_DOC = ("`since` and `until`: RFC 3339 times with a zone (inclusive); absent, the window runs from "
               "the server's first event to now.")
+
+
+def _format_param(formats: tuple[str, ...]) -> Param:
+    return Param("format", {"type": "string", "enum": list(formats)}, f"One of {', '.join(formats)} (default mermaid).")
+
+
+def _media(formats: tuple[str, ...]) -> dict[str, dict]:
+    """Each format's media type, with what its body is (PNG is binary, the others text)."""
+    return {MEDIA_TYPES[f]: {"type": "string", **({"contentEncoding": "binary"} if f == "png" else {})}
+            for f in formats}
 
 
 def _format(request: Request, allowed: tuple[str, ...], what: str) -> str:
@@ -75,11 +85,11 @@ async def _passage(request: Request, uuid: str, window: Window, keep: int = 0):
 
 
 @bp.get("/api/statechart", ctx_read_only=True)
-@openapi.summary("The power statechart as a diagram")
-@openapi.description("`format`: " + " | ".join(STATECHART_FORMATS) + " (default mermaid). Every state with its "
-                     "description, every transition labelled with its trigger, the initial state marked; "
-                     "drawn from the statechart file the daemon enforces.")
-@openapi.parameter("format", str, "query")
+@doc("The power statechart as a diagram",
+     "Every state with its description, every transition labelled with its trigger, the initial state marked; "
+     "drawn from the statechart file the daemon enforces.",
+     params=[_format_param(STATECHART_FORMATS)], errors=(400,),
+     answers={200: Answer("The diagram", content=_media(STATECHART_FORMATS))})
 async def statechart_diagram(request: Request):
     fmt = _format(request, STATECHART_FORMATS, "the statechart")
     chart = load_statechart()
@@ -87,13 +97,11 @@ async def statechart_diagram(request: Request):
 
 
 @bp.get("/api/servers/<uuid:str>/diagram", ctx_read_only=True)
-@openapi.summary("What a server went through, drawn over the statechart")
-@openapi.description("`format`: " + " | ".join(HISTORY_FORMATS) + " (default mermaid). Transitions taken in the "
-                     "window are drawn heavier and labelled with how many times; states never visited are faded; "
-                     "the state at the window's end is marked. " + WINDOW_DOC)
-@openapi.parameter("format", str, "query")
-@openapi.parameter("since", str, "query")
-@openapi.parameter("until", str, "query")
+@doc("What a server went through, drawn over the statechart",
+     "Transitions taken in the window are drawn heavier and labelled with how many times; states never "
+     "visited are faded; the state at the window's end is marked. " + WINDOW_DOC,
+     params=[_format_param(HISTORY_FORMATS), SINCE, UNTIL], errors=(400, 409),
+     answers={200: Answer("The diagram", content=_media(HISTORY_FORMATS))})
 async def history(request: Request, uuid: str):
     fmt = _format(request, HISTORY_FORMATS, "a history diagram")
     p = await _passage(request, uuid, _window(request))
@@ -101,12 +109,10 @@ async def history(request: Request, uuid: str):
 
 
 @bp.get("/api/servers/<uuid:str>/diagram/timeline", ctx_read_only=True)
-@openapi.summary("A server's states over time, each change with its cause and actor")
-@openapi.description("`format`: " + " | ".join(TIMELINE_FORMATS) + " (default mermaid). " + WINDOW_DOC +
-                     " A window with more changes than a timeline can show is a 400 that says so.")
-@openapi.parameter("format", str, "query")
-@openapi.parameter("since", str, "query")
-@openapi.parameter("until", str, "query")
+@doc("A server's states over time, each change with its cause and actor",
+     WINDOW_DOC + " A window with more changes than a timeline can show is a 400 that says so.",
+     params=[_format_param(TIMELINE_FORMATS), SINCE, UNTIL], errors=(400, 409),
+     answers={200: Answer("The diagram", content=_media(TIMELINE_FORMATS))})
 async def timeline(request: Request, uuid: str):
     fmt = _format(request, TIMELINE_FORMATS, "a timeline")
     p = await _passage(request, uuid, _window(request), keep_intervals())

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 from sanic.response import json
-from sanic_ext import openapi
+from api.openapi.describe import Answer, doc
+from api.openapi.schemas import OperationBody, OperationWithEvents
 
 from api.errors import ApiError, json_error
 from api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
@@ -15,9 +16,13 @@ bp = Blueprint("power")
 
 
 @bp.post("/api/servers/<uuid:str>/power")
-@openapi.summary("Start, stop, restart or kill a server (Wings-compatible)")
-@openapi.body({"application/json": PowerBody.model_json_schema()})
-@openapi.response(202, description="Accepted: the operation runs in the background")
+@doc("Start, stop, restart or kill a server (Wings-compatible)",
+     "The request is durable before the 202; the action runs in the background under the server's power "
+     "lock (`wait_seconds`: how long to wait for it, 30 when absent or outside 0..300; a kill never waits). "
+     "Follow the operation at its `Location`.",
+     body=PowerBody, errors=(400, 422, 503),
+     answers={202: Answer("Accepted: the operation runs in the background", OperationBody,
+                          headers={"Location": "/api/operations/{id}"})})
 async def power(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)  # 404 before the body is even looked at, as in Wings
@@ -32,7 +37,8 @@ async def power(request: Request, uuid: str):
 
 
 @bp.get("/api/operations/<operation_id:str>", ctx_read_only=True)
-@openapi.summary("An operation's status, reason and events")
+@doc("An operation's status, reason and events",
+     answers={200: Answer("The operation, with its outcome once it has one", OperationWithEvents)})
 async def operation(request: Request, operation_id: str):
     op, events = await request.app.ctx.daemon.registry.find_operation(operation_id)
     if op is None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 from sanic.response import empty, json
-from sanic_ext import openapi
 
 from api.errors import ApiError
+from api.openapi.describe import Answer, Param, doc
+from api.openapi.schemas import LogsBody, ServerBody, ServerList
 from api.requests import CommandsBody, json_body, parse
 from api.routes.common import metadata_for
 from engine.environments.base import EnvironmentError_, RuntimeUnavailable
@@ -28,22 +29,26 @@ def server_body(request: Request, view) -> dict:
 
 
 @bp.get("/api/servers", ctx_read_only=True)
-@openapi.summary("Every server on this node with its state and utilization")
+@doc("Every server on this node with its state and utilization",
+     answers={200: Answer("The servers, by uuid", ServerList)})
 async def list_servers(request: Request):
     views = request.app.ctx.daemon.registry.views.values()
     return json([server_body(request, v) for v in sorted(views, key=lambda v: v.uuid)])
 
 
 @bp.get("/api/servers/<uuid:str>", ctx_read_only=True)
-@openapi.summary("One server: state, suspension, configuration, stream version, utilization")
+@doc("One server: state, suspension, configuration, stream version, utilization",
+     answers={200: Answer("The server", ServerBody)})
 async def get_server(request: Request, uuid: str):
     return json(server_body(request, request.app.ctx.daemon.registry.get(uuid)))
 
 
 @bp.post("/api/servers")
-@openapi.summary("Add a server from its definition (the document a Panel serves)")
-@openapi.body({"application/json": ServerDefinition.model_json_schema()})
-@openapi.response(201, description="Created")
+@doc("Add a server from its definition (the document a Panel serves)",
+     "`settings.uuid` is the only required key. A definition that could never start (a done-line regex RE2 "
+     "cannot compile, limits too large to apply, NUL in the environment) is a 422, and nothing is written.",
+     body=ServerDefinition, errors=(400, 409, 422, 503),
+     answers={201: Answer("Created", ServerBody, headers={"Location": "/api/servers/{uuid}"})})
 async def create_server(request: Request):
     registry = request.app.ctx.daemon.registry
     try:
@@ -56,7 +61,8 @@ async def create_server(request: Request):
 
 
 @bp.delete("/api/servers/<uuid:str>")
-@openapi.summary("Remove a server (it must be offline); its history stays in the log")
+@doc("Remove a server (it must be offline); its history stays in the log",
+     errors=(409, 503), answers={204: Answer("Removed (its container and console files too)")})
 async def delete_server(request: Request, uuid: str):
     try:
         await request.app.ctx.daemon.power.delete_server(uuid, metadata_for(request))
@@ -68,8 +74,9 @@ async def delete_server(request: Request, uuid: str):
 
 
 @bp.post("/api/servers/<uuid:str>/commands")
-@openapi.summary("Send console commands to a running server")
-@openapi.body({"application/json": CommandsBody.model_json_schema()})
+@doc("Send console commands to a running server",
+     "Each command is one line of text: no line break, NUL or other control character (tab aside).",
+     body=CommandsBody, errors=(400, 502), answers={204: Answer("Written to the server's console input")})
 async def send_commands(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)
@@ -85,7 +92,9 @@ async def send_commands(request: Request, uuid: str):
 
 
 @bp.get("/api/servers/<uuid:str>/logs", ctx_read_only=True)
-@openapi.summary("The last console lines (`size`, default 100, at most 1000)")
+@doc("The last console lines", params=[Param("size", {"type": "integer", "minimum": 1, "maximum": 1000},
+                                             "How many lines (default 100).")],
+     errors=(400,), answers={200: Answer("The lines, oldest first", LogsBody)})
 async def logs(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)

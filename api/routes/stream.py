@@ -15,8 +15,8 @@ from contextlib import aclosing
 
 from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import BadRequest
-from sanic_ext import openapi
 
+from api.openapi.describe import EVENT_FILTERS, SERVER, Answer, Param, doc
 from api.routes.audit import _filter, _int_arg, _server, event_body
 from engine.live.follow import follow
 from engine.store.points import BadPoint, parse_position
@@ -55,12 +55,15 @@ async def end_streams(app: Sanic) -> None:
 
 
 @bp.get("/api/events/stream", ctx_read_only=True)
-@openapi.summary("The log as Server-Sent Events: stored events after a position, then live ones")
-@openapi.description(
-    "Resume with `after` (a position) or the `Last-Event-ID` header. Filters: `server`, `type` "
-    "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
-    "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
-    "`: heartbeat` comments while idle.")
+@doc("The log as Server-Sent Events: stored events after a position, then live ones",
+     "Resume with `after` (a position) or the `Last-Event-ID` header. Filters: `server`, `type` "
+     "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
+     "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
+     "`: heartbeat` comments while idle. The stream does not end by itself.",
+     params=[*EVENT_FILTERS, SERVER, Param("Last-Event-ID", {"type": "string"},
+                                           "Resume after this position (wins over `after`).", where="header")],
+     errors=(400,), stream=True,
+     answers={200: Answer("The events, stored then live", content={"text/event-stream": {"type": "string"}})})
 async def event_stream(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None

@@ -9,7 +9,8 @@ from importlib.metadata import version
 
 from sanic import Blueprint, Request
 from sanic.response import json
-from sanic_ext import openapi
+from api.openapi.describe import Answer, doc
+from api.openapi.schemas import SystemBody
 
 from engine.store.database import is_sqlite
 
@@ -22,7 +23,8 @@ def _version() -> str:
 
 
 @bp.get("/api/system", ctx_read_only=True)
-@openapi.summary("Node information")
+@doc("Node information (Wings' fields), and the daemon's own facts",
+     answers={200: Answer("The node and the daemon", SystemBody)})
 async def system(request: Request):
     daemon = request.app.ctx.daemon
     uname = platform.uname()

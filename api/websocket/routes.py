@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from sanic import Blueprint, Request, Sanic
 from sanic.response import empty
-from sanic_ext import openapi
+from api.openapi.describe import Answer, doc
 
 from api.errors import json_error
 from api.requests import json_body, parse
@@ -54,18 +54,20 @@ async def before_upgrade(request: Request):
 
 
 @bp.websocket("/api/servers/<uuid:str>/ws")
-@openapi.summary("The Wings websocket: state, console and stats of one server (Wings-compatible)")
-@openapi.description("Upgrade to a websocket, then send `{\"event\": \"auth\", \"args\": [\"<jwt>\"]}` with a JWT "
-                     "signed HS256 with the node token. No Bearer header. Refused before the upgrade: a foreign "
-                     "`Origin` (403), an unknown server (404), too many sockets (429). See the README's Websocket section.")
+@doc("The Wings websocket: state, console and stats of one server (Wings-compatible)",
+     "Upgrade to a websocket, then send `{\"event\": \"auth\", \"args\": [\"<jwt>\"]}` with a JWT signed HS256 "
+     "with the node token. No Bearer header. Refused before the upgrade: a foreign `Origin` (403), an unknown "
+     "server (404), too many sockets (429). See the README's Websocket section.",
+     errors=(400, 403, 429), websocket=True,
+     answers={101: Answer("Switching to the websocket protocol")})
 async def server_socket(request: Request, ws, uuid: str):
     await Session(request.app.ctx.sockets, ws, uuid, request.remote_addr or request.ip).run()
 
 
 @bp.post("/api/servers/<uuid:str>/ws/deny")
-@openapi.summary("Refuse websocket tokens with these jti's issued up to now (Wings-compatible)")
-@openapi.body({"application/json": DenyBody.model_json_schema()})
-@openapi.response(204, description="Denied; recorded as a server.websocket_tokens_denied event")
+@doc("Refuse websocket tokens with these jti's issued up to now (Wings-compatible)",
+     body=DenyBody, errors=(400, 503),
+     answers={204: Answer("Denied; recorded as a server.websocket_tokens_denied event")})
 async def deny_tokens(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)

@@ -67,7 +67,7 @@ class RestartPolicy(_Open):
 
 
 class Settings(_Open):
-    uuid: str
+    uuid: str = Field(json_schema_extra={"format": "uuid"})
     meta: Meta = Field(default_factory=Meta)
     suspended: bool = False
     invocation: str = ""

@@ -1,0 +1,125 @@
+"""Build the OpenAPI 3.1 document from the app's routes and their `@doc` descriptions.
+
+OpenAPI 3.1 schemas are JSON Schema, so pydantic's schemas go in as they are; every model lands
+in `components/schemas` and every `$ref` points there. Two bearer schemes say who may call what:
+the node token everything, an audit token only the read-only routes (`ctx_read_only=True`).
+Every secured operation documents 401 and 403, every operation on a path with a server or
+operation id 404, and every operation 413, 414 and 431 (what the HTTP layer refuses).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from sanic import Sanic
+
+from api.openapi.describe import ERROR_STATUSES, Answer, OperationDoc
+from api.openapi.schemas import MODELS, ErrorBody
+
+REF = "#/components/schemas/{model}"
+HTTP_LAYER = (413, 414, 431)  # any request can get these before a handler runs
+NODE, AUDIT = "nodeToken", "auditToken"
+
+
+class Undocumented(Exception):
+    """A route without `@doc`: the document would silently leave it out."""
+
+
+def build(app: Sanic, title: str, version: str, description: str, public: tuple[str, ...]) -> dict[str, Any]:
+    docs = _documented_routes(app)
+    models = sorted({*MODELS, *(m for d, _ in docs.values() for m in _models_of(d))}, key=lambda m: m.__name__)
+    keyed, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    refs = {m: keyed[(m, "validation")] for m in models}
+    paths: dict[str, dict[str, Any]] = {}
+    for (path, method), (described, route) in sorted(docs.items()):
+        paths.setdefault(path, {})[method.lower()] = _operation(path, method, described, route, refs, public)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                NODE: {"type": "http", "scheme": "bearer",
+                       "description": "The node token (config `token`): every endpoint."},
+                AUDIT: {"type": "http", "scheme": "bearer",
+                        "description": "An audit token (config `audit_tokens`): the read-only endpoints only."},
+            },
+        },
+    }
+
+
+def _documented_routes(app: Sanic) -> dict[tuple[str, str], tuple[OperationDoc, Any]]:
+    found = {}
+    for route in app.router.routes:
+        path = "/" + re.sub(r"<(\w+)(?::[^>]*)?>", r"{\1}", route.path.strip("/"))
+        described = _doc_of(route.handler)
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            if described is None:
+                raise Undocumented(f"{method} {path} has no @doc description")
+            found[(path, method)] = (described, route)
+    return found
+
+
+def _doc_of(handler) -> OperationDoc | None:
+    """The handler's description, through Sanic's wrappers (a websocket handler is the first
+    argument of a partial of the app's own websocket handler)."""
+    if isinstance(handler, functools.partial):
+        return next((d for d in map(_doc_of, handler.args) if d is not None), None)
+    while handler is not None:
+        described = getattr(handler, "__openapi__", None)
+        if described is not None:
+            return described
+        handler = getattr(handler, "__wrapped__", None)
+    return None
+
+
+def _models_of(d: OperationDoc) -> list[type[BaseModel]]:
+    found = [a.model for a in d.answers.values() if a.model is not None]
+    return found + ([d.body] if d.body is not None else [])
+
+
+def _operation(path: str, method: str, d: OperationDoc, route, refs: dict, public: tuple[str, ...]) -> dict[str, Any]:
+    secured = not path.startswith(public)
+    read_only = bool(getattr(route.ctx, "read_only", False))
+    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+              for name in re.findall(r"{(\w+)}", path)]
+    params += [{"name": p.name, "in": p.where, "required": p.required, "description": p.description,
+                "schema": p.schema} for p in d.params]
+    op: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{route.name.split('.')[-1]}",
+        "summary": d.summary,
+        "description": d.description or d.summary,
+        "tags": list(d.tags) or [path.split("/")[2] if path.count("/") > 1 else "api"],
+        "parameters": params,
+        "responses": {},
+        "security": ([{NODE: []}, {AUDIT: []}] if read_only else [{NODE: []}]) if secured else [],
+        **d.extensions,
+    }
+    if d.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[d.body]}}}
+    for status, answer in d.answers.items():
+        op["responses"][str(status)] = _response(answer, refs)
+    errors = set(d.errors) | set(HTTP_LAYER)
+    if secured:
+        errors |= {401, 403}
+    if "{uuid}" in path or "{operation_id}" in path or any(p.name == "server" for p in d.params):
+        errors.add(404)
+    for status in sorted(errors):
+        op["responses"].setdefault(str(status), _response(Answer(ERROR_STATUSES[status], ErrorBody), refs))
+    return op
+
+
+def _response(answer: Answer, refs: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.description}
+    if answer.model is not None:
+        out["content"] = {"application/json": {"schema": refs[answer.model]}}
+    elif answer.content:
+        out["content"] = {media: {"schema": schema} for media, schema in answer.content.items()}
+    if answer.headers:
+        out["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                          for name, text in answer.headers.items()}
+    return out
