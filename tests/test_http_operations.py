@@ -3,7 +3,6 @@ events), a boot that failed (with the exit in the reason), a start cancelled by 
 server stays down), and 404 for ids it does not know."""
 from __future__ import annotations
 
-import time
 import uuid as uuidlib
 
 import pytest

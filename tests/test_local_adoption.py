@@ -33,13 +33,18 @@ async def started_pid(h, uuid: str) -> int:
     return [e for e in await h.events(uuid) if e.type == "process.started"][-1].data["pid"]
 
 
+async def running_under_a_first_daemon(engine_harness, d: dict):
+    """A daemon that has started the server: (that daemon, the server's pid)."""
+    first = engine_harness([d])
+    await first.daemon.start()
+    await first.outcome(await first.act(d["settings"]["uuid"], "start"))
+    return first, await started_pid(first, d["settings"]["uuid"])
+
+
 async def test_a_clean_shutdown_leaves_the_server_running_and_the_next_daemon_adopts_it(engine_harness):
     d = definition()
     uuid = d["settings"]["uuid"]
-    first = engine_harness([d])
-    await first.daemon.start()
-    await first.outcome(await first.act(uuid, "start"))
-    pid = await started_pid(first, uuid)
+    first, pid = await running_under_a_first_daemon(engine_harness, d)
     await first.daemon.stop()
     assert alive(pid), "a daemon stop must not stop local servers any more"
     async with engine_harness([d]) as second:
@@ -64,10 +69,7 @@ async def test_a_clean_shutdown_leaves_the_server_running_and_the_next_daemon_ad
 async def test_a_server_survives_the_daemons_death_and_is_adopted(engine_harness):
     d = definition()
     uuid = d["settings"]["uuid"]
-    first = engine_harness([d])
-    await first.daemon.start()
-    await first.outcome(await first.act(uuid, "start"))
-    pid = await started_pid(first, uuid)
+    first, pid = await running_under_a_first_daemon(engine_harness, d)
     # A crash of the daemon: nothing of it stops or tells the server.
     await first.daemon.store.close()
     await first.daemon.db.dispose()
@@ -101,10 +103,7 @@ async def test_a_pid_that_now_belongs_to_another_process_is_not_adopted_nor_kill
     uuid = d["settings"]["uuid"]
     stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
     try:
-        first = engine_harness([d])
-        await first.daemon.start()
-        await first.outcome(await first.act(uuid, "start"))
-        pid = await started_pid(first, uuid)
+        first, pid = await running_under_a_first_daemon(engine_harness, d)
         # What the log says of the server's process, as if the kernel had since given its pid to
         # the stranger: the stranger's pid, with a start time the stranger does not have.
         other = identify(stranger.pid)

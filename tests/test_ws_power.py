@@ -141,15 +141,16 @@ async def test_send_command_reaches_the_process_and_its_output_comes_back(daemon
 
 @pytest.mark.parametrize("admin", [False, True])
 async def test_an_unexpected_error_has_an_id_and_its_text_only_for_admins(daemon, admin):
-    # The server closes its standard input: the daemon's console write fails, an unexpected error.
+    # The server closes its standard input and never reads again: once its console input is full
+    # (the FIFO and the daemon's bounded backlog), the write fails, an unexpected error.
     uuid = add(daemon, invocation="exec 0<&-; echo 'Server started'; exec sleep 600")
     perms = ["*", "admin.websocket.errors"] if admin else ["*"]
     async with authed(daemon, uuid, permissions=perms) as s:
         await s.send("set state", "start")
         await s.until("status", "running")
         error = None
-        for _ in range(5):
-            await s.send("send command", "anyone there")
+        for _ in range(40):
+            await s.send("send command", "anyone there " + "x" * 12_000)
             frames = await s.quiet()
             error = next((f for f in frames if f["event"] == "daemon error"), None)
             if error:

@@ -46,6 +46,7 @@ class Socket:
         self.ws = ws
         self.server = server
         self.frames: list[dict] = []
+        self.permissions: list[str] = ["*"]  # those of the token it authenticated with (for quiet())
 
     async def send(self, event: str, *args: str) -> None:
         await self.ws.send(frame(event, *args))
@@ -71,6 +72,7 @@ class Socket:
     async def auth(self, jwt_token: str) -> list[dict]:
         """Authenticate for the first time: auth success, status, stats."""
         await self.send("auth", jwt_token)
+        self.permissions = jwt.decode(jwt_token, options={"verify_signature": False}).get("permissions", ["*"])
         got = [await self.next() for _ in range(3)]
         assert [f["event"] for f in got] == ["auth success", "status", "stats"], got
         return got
@@ -79,7 +81,7 @@ class Socket:
         """Every frame that arrives before the answer to a probe: a re-auth, which is answered
         `auth success` and nothing else (a `stats` could be a periodic one). A socket's frames
         are in order, so this proves what was (not) sent before it, without a sleep."""
-        await self.send("auth", token(self.server))
+        await self.send("auth", token(self.server, permissions=self.permissions))  # fresh, same permissions
         seen = await self.until("auth success")
         return seen[:-1]
 

@@ -21,6 +21,8 @@ from typing import Annotated
 
 import httpx
 import typer
+
+from api.cli.client import call, daemon_client, err, out, refused
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
@@ -95,16 +97,14 @@ def events(
     token: Annotated[str | None, typer.Option("--token", envvar="WINGMAN_TOKEN", help="Node or audit token (default: from the config).")] = None,
 ) -> None:
     """Print the event log (an audit token is enough); with --follow, live, resuming after a break."""
-    from api.cli.main import _call, _client, err, out
-
     printer = Printer(format, out)
     last = after
     try:
-        with _client(config, url, token) as client:
+        with daemon_client(config, url, token) as client:
             if not follow:
                 cursor: int | None = after
                 while cursor is not None:
-                    body = _call(client, "GET", "/api/events", params={**_params(server, cursor, types), "limit": 1000}).json()
+                    body = call(client, "GET", "/api/events", params={**_params(server, cursor, types), "limit": 1000}).json()
                     for ev in body["events"]:
                         printer.show(ev)
                     cursor = body["next_after"]
@@ -116,7 +116,7 @@ def events(
                                        headers={"Last-Event-ID": str(last)}, timeout=httpx.Timeout(30, read=None)) as resp:
                         if resp.status_code >= 400:
                             resp.read()
-                            _call_failed(resp, err)
+                            refused(resp)
                         failures = 0
                         for ev in sse_events(resp.iter_lines()):
                             printer.show(ev)
@@ -130,12 +130,3 @@ def events(
                     time.sleep(wait)
     except KeyboardInterrupt:
         return
-
-
-def _call_failed(resp: httpx.Response, err: Console) -> None:
-    try:
-        message = resp.json().get("error", resp.text)
-    except ValueError:
-        message = resp.text
-    err.print(f"[red]error ({resp.status_code}):[/red] {message}")
-    raise typer.Exit(1)

@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import httpx
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
 from api.cli.audit import audit_app
 from api.cli.diagram import diagram_app
+from api.cli.client import (
+    ConfigOption, TokenOption, UrlOption, call, daemon_client, err, out, read_config,
+)
 from api.cli.events import events as events_command
-from engine.config import ConfigError, DaemonConfig, load_config
 from engine.servers.operations import FINISHED_STATUSES
 from engine.checkpoints.keys import KeyFileError
 from engine.statechart import StatechartError
@@ -24,20 +24,6 @@ from engine.statechart import StatechartError
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
 db_app = typer.Typer(help="The event database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors whole on one line: scripts grep them
-
-ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")
-
-
-def _config(path: Optional[Path]) -> DaemonConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
 @app.command()
 def serve(config: Optional[Path] = ConfigOption,
           port: Optional[int] = typer.Option(None, help="Override api.port.")):
@@ -51,7 +37,7 @@ def serve(config: Optional[Path] = ConfigOption,
         token, demo = write_default_config(path, port or 8080)
         out.print(f"Wrote a default config to [bold]{path}[/bold] with a demo server [bold]{demo}[/bold].")
         out.print(f"Node token (shown once; it is in the file): [bold]{token}[/bold]")
-    cfg = _config(path)
+    cfg = read_config(path)
     if port is not None:
         cfg.api.port = port
     setup_logging()
@@ -69,43 +55,12 @@ def serve(config: Optional[Path] = ConfigOption,
     sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False)
 
 
-def _client(config: Optional[Path], url: Optional[str], token: Optional[str]) -> httpx.Client:
-    if url and token:
-        base, secret = url, token
-    else:
-        cfg = _config(config)
-        base = url or f"http://{cfg.api.host}:{cfg.api.port}"
-        secret = token or cfg.token
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}", "X-Wingman-Channel": "cli"},
-                        timeout=30)
-
-
-def _call(client: httpx.Client, method: str, path: str, **kw) -> httpx.Response:
-    try:
-        resp = client.request(method, path, **kw)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]error:[/red] cannot reach the daemon at {client.base_url}: {exc}")
-        raise typer.Exit(2) from None
-    if resp.status_code >= 400:
-        try:
-            message = resp.json().get("error", resp.text)
-        except ValueError:
-            message = resp.text
-        err.print(f"[red]error ({resp.status_code}):[/red] {message}")
-        raise typer.Exit(1)
-    return resp
-
-
-UrlOption = typer.Option(None, "--url", envvar="WINGMAN_URL", help="Daemon URL (default: from the config).")
-TokenOption = typer.Option(None, "--token", envvar="WINGMAN_TOKEN", help="Node token (default: from the config).")
-
-
 @app.command()
 def servers(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption,
             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """List the servers on the node with their state."""
-    with _client(config, url, token) as client:
-        data = _call(client, "GET", "/api/servers").json()
+    with daemon_client(config, url, token) as client:
+        data = call(client, "GET", "/api/servers").json()
     if as_json:
         out.print_json(jsonlib.dumps(data))
         return
@@ -154,14 +109,14 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
     body: dict = {"action": action}
     if wait is not None:
         body["wait_seconds"] = wait
-    with _client(config, url, token) as client:
-        op = _call(client, "POST", f"/api/servers/{server}/power", json=body).json()
+    with daemon_client(config, url, token) as client:
+        op = call(client, "POST", f"/api/servers/{server}/power", json=body).json()
         out.print(f"operation [bold]{op['id']}[/bold]: {op['action']} {op['status']}")
         if not follow:
             return
         while op["status"] not in FINISHED_STATUSES:
             time.sleep(0.2)
-            op = _call(client, "GET", f"/api/operations/{op['id']}").json()
+            op = call(client, "GET", f"/api/operations/{op['id']}").json()
     reason = f" ({op['reason']})" if op.get("reason") else ""
     colour = "green" if op["status"] == "succeeded" else "red"
     out.print(f"[{colour}]{op['action']} {op['status']}[/{colour}]{reason}")
@@ -172,8 +127,8 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
 def rotate_key(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
     """Rotate the running daemon's checkpoint key: a checkpoint signed with the old key announces
     the new one, and the checkpoints after it are signed with the new key."""
-    with _client(config, url, token) as client:
-        body = _call(client, "POST", "/api/audit/key/rotate").json()
+    with daemon_client(config, url, token) as client:
+        body = call(client, "POST", "/api/audit/key/rotate").json()
     out.print(f"old key {body['old_key']}\nnew key [bold]{body['new_key']}[/bold] (announced by a checkpoint "
               "signed with the old one)", soft_wrap=True)
 
@@ -183,7 +138,7 @@ def db_upgrade(config: Optional[Path] = ConfigOption):
     """Create or migrate the event database's schema."""
     from engine.store.database import create_engine, upgrade
 
-    cfg = _config(config)
+    cfg = read_config(config)
     cfg.root_directory.mkdir(parents=True, exist_ok=True)
 
     async def run() -> str | None:

@@ -7,7 +7,7 @@ reported with an id (see Session.fail).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from api.requests import POWER_ACTION_ERROR
 from api.websocket import frames
@@ -18,8 +18,20 @@ from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
 from engine.power.processes import NotRunning
 from engine.servers.patterns import console_line_problem
 
-if TYPE_CHECKING:
-    from api.websocket.session import Session
+
+class Session(Protocol):
+    """What a handler uses of the socket's session (api.websocket.session.Session)."""
+
+    uuid: str
+    token: Any
+    daemon: Any
+    hub: Any
+    log: Any
+
+    def deliver(self, frame: str, hold: bool = False) -> None: ...
+
+    def metadata(self): ...
+
 
 # Wings' text, word for word: the Panel shows it as it is.
 LOCK_BUSY = "another power action is currently being processed for this server, please try again later"

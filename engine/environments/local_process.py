@@ -5,8 +5,8 @@ launched it or adopted it after a restart.
   daemon launched is its child and is reaped for its exit status; an adopted one is not, so its
   exit status comes from the file the launch wrapper writes when the server's command ends.
 - Console: its output file is followed (engine.environments.console_files); commands are written
-  to its stdin FIFO, which the server holds open for reading *and* writing, so it never sees an
-  end of input while no daemon is there.
+  to its stdin FIFO (engine.environments.console_input), which the server holds open for reading
+  *and* writing, so it never sees an end of input while no daemon is there.
 - Stop signals and kill go to its whole process group.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle
 from engine.environments.console_files import ConsoleFiles, FollowedFile
+from engine.environments.console_input import ConsoleInput
 from engine.environments.identity import ProcessIdentity
 from engine.signals import parse_signal
 
-STDIN_BACKLOG = 64 * 1024  # bytes of commands a server may leave unread before we refuse more
 UNKNOWN_EXIT = "exited while adopted, and left no exit status"
 
 
@@ -38,7 +38,7 @@ class LocalProcess(ProcessHandle):
         self.run_dir = run_dir
         self._child = child
         self._exit: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
-        self._stdin: asyncio.WriteTransport | None = None
+        self._stdin: ConsoleInput | None = None
         self._console: FollowedFile | None = None
         self._pidfd: int | None = None
 
@@ -49,7 +49,7 @@ class LocalProcess(ProcessHandle):
         loop = asyncio.get_running_loop()
         self._pidfd = os.pidfd_open(self.pid)
         try:
-            self._stdin, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, os.fdopen(stdin_fd, "wb", 0))
+            self._stdin = ConsoleInput(stdin_fd)
             self._console = files.follow(console_fd, str(self.run_dir / "console.log"), sink, recent)
         except BaseException:
             os.close(self._pidfd)
@@ -97,12 +97,9 @@ class LocalProcess(ProcessHandle):
         return not self._exit.done()
 
     async def send_command(self, text: str) -> None:
-        stdin = self._stdin
-        if stdin is None or stdin.is_closing() or not self.alive:
+        if self._stdin is None or not self.alive:
             raise EnvironmentError_("the server process is not running")
-        if stdin.get_write_buffer_size() > STDIN_BACKLOG:
-            raise EnvironmentError_("the server is not reading its console input; the command was not sent")
-        stdin.write(text.encode("utf-8") + b"\n")
+        self._stdin.write(text.encode("utf-8") + b"\n")
 
     async def send_signal(self, signame: str) -> None:
         self._signal_group(parse_signal(signame))

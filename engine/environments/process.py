@@ -97,6 +97,7 @@ class ProcessRuntime(Runtime):
                 spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json")]
         console_fd = os.open(run_dir / "console.log", os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
         stdin_fd = os.open(run_dir / "stdin", os.O_RDWR)  # the server's end: never an end of input
+        writer = os.open(run_dir / "stdin", os.O_RDWR | os.O_NONBLOCK)  # ours (see console_input)
         try:
             proc = subprocess.Popen(
                 argv, cwd=spec.folder, env=env, stdin=stdin_fd, stdout=console_fd, stderr=console_fd,
@@ -105,16 +106,17 @@ class ProcessRuntime(Runtime):
             )
         except OSError as exc:
             os.close(console_fd)
+            os.close(writer)
             raise EnvironmentError_(f"could not start the server process: {exc.strerror or exc}") from None
         except (ValueError, subprocess.SubprocessError) as exc:
             os.close(console_fd)
+            os.close(writer)
             raise EnvironmentError_(f"could not start the server process: {exc}") from None
         finally:
             os.close(stdin_fd)
         identity = identify(proc.pid)
         if identity is None:  # gone already (exec failed after fork, or it exited at once)
             identity = _exited_identity(proc.pid)
-        writer = os.open(run_dir / "stdin", os.O_WRONLY | os.O_NONBLOCK)  # the daemon's end
         handle = LocalProcess(identity, run_dir, child=proc)
         try:
             await handle.attach(console_fd, writer, self._consoles, console)
@@ -163,9 +165,15 @@ class ProcessRuntime(Runtime):
         pid = recorded["pid"]
         try:
             console_fd = _open_stream(pid, 1, os.O_RDWR, stat.S_ISREG)
-            stdin_fd = _open_stream(pid, 0, os.O_WRONLY | os.O_NONBLOCK, stat.S_ISFIFO)
         except OSError:
-            return None  # it exited in between, or its streams are not what we gave it
+            return None  # it exited in between, or its output is not what we gave it
+        try:  # the FIFO itself, not the server's fd 0: a server may have closed its stdin
+            stdin_fd = os.open(self._run_dir(config.uuid) / "stdin", os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
+            if not stat.S_ISFIFO(os.fstat(stdin_fd).st_mode):
+                raise OSError("the server's stdin is not its FIFO")
+        except OSError:
+            os.close(console_fd)
+            return None
         identity = identify(pid)
         if identity is None or identity.start_ticks != recorded["start_ticks"]:
             os.close(console_fd)

@@ -53,14 +53,9 @@ class PowerActions:
             await self.journal.record(uuid, ProcessStarted.of(handle), meta=meta)
             if matcher.empty or handle.adopted:
                 ready.set()
-            exited = self.processes.watcher(uuid)
-            readiness = asyncio.create_task(ready.wait())
-            try:
-                await asyncio.wait([readiness, exited], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                readiness.cancel()
-            if not ready.is_set():
-                raise Failed(f"the server process exited before it was ready ({describe_exit(exited.result())})")
+            if not await self.processes.ready_or_exited(uuid, ready):
+                exit_info = self.processes.watcher(uuid).result()
+                raise Failed(f"the server process exited before it was ready ({describe_exit(exit_info)})")
             self.processes.forget_exit(uuid, op_id)
             if not await self.journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", meta, op_id):
                 raise Failed("the server's state changed before it was ready")

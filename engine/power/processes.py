@@ -75,6 +75,16 @@ class ProcessTracker:
 
         return ready, sink
 
+    async def ready_or_exited(self, uuid: str, ready: asyncio.Event) -> bool:
+        """Wait for the done-line (`ready`) or the exit of the server's process, whichever comes
+        first; True when it was the done-line."""
+        waiting = asyncio.ensure_future(ready.wait())
+        try:
+            await asyncio.wait([waiting, self._watchers[uuid]], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        return ready.is_set()
+
     def plain_sink(self, uuid: str) -> Callable[[str], None]:
         """A console sink with no readiness watch (for adopted servers)."""
         return self.console(uuid).push

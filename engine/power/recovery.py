@@ -110,10 +110,11 @@ class BootRecovery:
         outcome = await self.recover_server(uuid)
         if outcome in self.counts:
             self.counts[outcome] += 1
-        if outcome in ("nothing", "reaped"):
-            before = self.crashes.pending(uuid)
+        if outcome == "reaped" and self.crashes.pending(uuid):
+            self.counts["restarted"] += 1  # found gone: its policy restarts it (crashes.found_gone)
+        elif outcome == "nothing":  # offline already: a pending restart resumes, or its policy brings it back
             await self.crashes.at_boot(uuid, BOOT)
-            if self.crashes.pending(uuid) and not before:
+            if self.crashes.pending(uuid):
                 self.counts["restarted"] += 1
         return outcome
 
@@ -155,13 +156,7 @@ class BootRecovery:
         return await self._record_gone(uuid, info, None)
 
     async def _ready_when_done(self, uuid: str, ready: asyncio.Event) -> None:
-        exited = self.processes.watcher(uuid)
-        waiting = asyncio.ensure_future(ready.wait())
-        try:
-            await asyncio.wait([waiting, exited], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
-        if ready.is_set():
+        if await self.processes.ready_or_exited(uuid, ready):
             await self.journal.transition_if_allowed(uuid, Trigger.READY, "boot_recovery", BOOT)
 
     async def _record_gone(self, uuid: str, info: ExitInfo | None, why: str | None) -> str:
