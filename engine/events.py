@@ -237,6 +237,22 @@ class RecordedEvent(BaseModel):
     def typed(self) -> Event:
         return event_class(self.type).model_validate(self.data)
 
+    @classmethod
+    def trusted(cls, **values: Any) -> "RecordedEvent":
+        """An event from values that are already valid (the writer's own rows), without
+        validation: the store builds one per event committed, and pydantic's `model_construct`
+        costs several times this. Every field must be given."""
+        ev = _new(cls)
+        _set(ev, "__dict__", values)
+        _set(ev, "__pydantic_fields_set__", _RECORDED_FIELDS)
+        _set(ev, "__pydantic_extra__", None)
+        _set(ev, "__pydantic_private__", None)
+        return ev
+
+
+_new, _set = object.__new__, object.__setattr__
+_RECORDED_FIELDS = frozenset(RecordedEvent.model_fields)
+
 
 class NewEvent(BaseModel):
     """An event ready to append: a typed record plus its metadata."""
