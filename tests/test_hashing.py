@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.store.hashing import canonical_json, canonical_time, event_hash, hash_of_parts, standard_event_hash
+from engine.store.hashing import (
+    canonical_json, canonical_time, event_hash, hash_of_parts, json_loads, standard_event_hash,
+)
 
 
 def standard(value) -> str:
@@ -75,3 +77,19 @@ def test_known_tricky_values():
                 event_hash(**fields)
             continue
         assert event_hash(**fields) == standard_event_hash(**fields)
+
+
+@settings(max_examples=1000)
+@given(VALUES)
+def test_json_loads_reads_what_the_standard_library_reads(value):
+    """The fast reader gives the very values json.loads gives (exact big integers, NaN, surrogates)."""
+    text = standard(value)
+    got, expected = json_loads(text), json.loads(text)
+    assert standard(got) == standard(expected)
+    assert repr(got) == repr(expected)  # the same types too: 10**20 stays an int, not a float
+
+
+def test_json_loads_keeps_big_integers_exact():
+    for text in ['{"n": 123456789012345678901234567890}', "[-9223372036854775809, 18446744073709551616]",
+                 '{"x": NaN, "y": 1e400}', '"\\ud800"']:
+        assert repr(json_loads(text)) == repr(json.loads(text))

@@ -15,7 +15,6 @@ caller unanswered or stop the store.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.events import NewEvent, RecordedEvent
+from engine.events import NewEvent, RecordedEvent, new_id
 from engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
 from engine.store.schema import events as events_table
 from engine.store.writer import group_writer
@@ -268,7 +267,7 @@ def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -
     rows = []
     for ev in req.events:
         version += 1
-        event_id = _uuid4()
+        event_id = new_id()
         data_json, metadata_json = canonical_json(ev.data), canonical_json(ev.metadata)
         h = hash_of_parts(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
                           data_json=data_json, metadata_json=metadata_json, recorded_at=now_text, prev_hash=prev)
@@ -277,12 +276,6 @@ def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -
                          data_json=data_json, metadata_json=metadata_json))
         prev = h
     return rows
-
-
-def _uuid4() -> str:
-    """A random (version 4) UUID's text, as str(uuid.uuid4()) gives it, in a third of the time."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def operation_expression(dialect: str):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -55,6 +56,22 @@ def canonical_json(value: Any) -> str:
         except (TypeError, orjson.JSONEncodeError):  # e.g. a lone surrogate: let json say what it says
             pass
     return _STANDARD.encode(value)
+
+
+# orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact:
+# any text with a run of 19 digits takes the standard path (a long fraction too, harmlessly).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON text to Python values exactly as `json.loads` gives them, with orjson where it is
+    known to agree (it refuses NaN, 1e400 and lone surrogates, which then take the standard path)."""
+    if not _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def _text(value: Any) -> str:

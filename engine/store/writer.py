@@ -72,11 +72,29 @@ class AsyncWriter:
 
 # The JSON columns take the canonical texts as they are, and the time the text SQLAlchemy's
 # DateTime would have written (computed once per group: every row of a group shares its time).
+# The statement is SQLAlchemy's own insert compiled for SQLite once; each group then goes to the
+# driver as plain tuples through SQLAlchemy's connection (exec_driver_sql: transaction, events and
+# error wrapping as usual). Building SQLAlchemy's per-row parameter dicts held the GIL long enough
+# on the writer thread to stall the event loop's socket writes behind it.
+_SQLITE_ORDER = ("position", "stream_id", "version", "event_id", "type", "data_json", "metadata_json",
+                 "recorded_at_text", "prev_hash", "hash")  # the table's column order
 _SQLITE_INSERT = insert(E).values(
     position=bindparam("position"), **{c: bindparam(c) for c in _COLUMNS},
     data=bindparam("data_json", type_=Text), metadata=bindparam("metadata_json", type_=Text),
     recorded_at=bindparam("recorded_at_text", type_=Text),
 )
+
+
+def _positional_sqlite(statement) -> str:
+    from sqlalchemy.dialects import sqlite
+
+    compiled = statement.compile(dialect=sqlite.dialect(paramstyle="qmark"))
+    if tuple(compiled.positiontup) != _SQLITE_ORDER:  # the tuples below follow this order
+        raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
+    return str(compiled)
+
+
+_SQLITE_INSERT_SQL = _positional_sqlite(_SQLITE_INSERT)
 
 
 class ThreadWriter:
@@ -114,11 +132,11 @@ class ThreadWriter:
                 last = self._conn.execute(_LAST_POSITION).scalar() or 0
                 positions = list(range(last + 1, last + 1 + len(rows)))
                 times: dict = {}  # a group's rows share one time: spell it once
-                self._conn.execute(_SQLITE_INSERT, [
-                    {"position": p, **{c: r[c] for c in _COLUMNS}, "data_json": r["data_json"],
-                     "metadata_json": r["metadata_json"],
-                     "recorded_at_text": times.get(r["recorded_at"]) or times.setdefault(
-                         r["recorded_at"], self._time_text(r["recorded_at"]))}
+                spell = self._time_text
+                self._conn.exec_driver_sql(_SQLITE_INSERT_SQL, [
+                    (p, r["stream_id"], r["version"], r["event_id"], r["type"], r["data_json"], r["metadata_json"],
+                     times.get(r["recorded_at"]) or times.setdefault(r["recorded_at"], spell(r["recorded_at"])),
+                     r["prev_hash"], r["hash"])
                     for r, p in zip(rows, positions)])
         except BaseException:
             # Whatever state a failed commit left the connection in (a full disk can fail the
