@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 import structlog
-from sqlalchemy import String, delete, insert, select, tuple_, type_coerce
+from sqlalchemy import String, delete, func, insert, select, tuple_, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +31,7 @@ from engine.servers.fold import ServerView
 from engine.servers.operations import OPEN_STATUSES, Operation
 from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
 from engine.store.database import WRITE_TRANSACTION
+from engine.store.hashing import canonical_json, json_loads
 from engine.store.schema import events as E
 from engine.store.schema import snapshots
 
@@ -98,7 +98,7 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
 
 
 def state_digest(doc: dict, event_hash: str) -> str:
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = canonical_json(doc)
     return hashlib.sha256((event_hash + canonical).encode("utf-8")).hexdigest()
 
 
@@ -164,6 +164,32 @@ class SnapshotCache:
             await self._delete(stream_id, stale)
         return found
 
+    async def heads(self, chart: Statechart | None = None) -> dict[str, Snapshot]:
+        """Every stream's latest snapshot, in one read, each checked as `best` checks it; a
+        stream whose latest snapshot does not check out is left out (the caller folds it)."""
+        if not await self.available():
+            return {}
+        s = snapshots.c
+        latest = select(s.stream_id, func.max(s.version).label("v")).group_by(s.stream_id).subquery()
+        q = (select(s.stream_id, s.version, s.position, s.fingerprint, type_coerce(s.state, String).label("state"),
+                    s.state_hash, s.event_hash, E.c.hash, E.c.position.label("event_position"))
+             .join(latest, (latest.c.stream_id == s.stream_id) & (latest.c.v == s.version))
+             .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version)))
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("replay snapshots unreadable; folding from the log", error=str(exc))
+            return {}
+        found: dict[str, Snapshot] = {}
+        for r in rows:
+            if r.fingerprint != fingerprint() or r.hash != r.event_hash or r.event_position != r.position:
+                continue
+            view = _load(r.state, r.event_hash, r.state_hash, chart)
+            if view is not None and view.version == r.version:
+                found[r.stream_id] = Snapshot(view, r.version, r.position, view.updated_at)
+        return found
+
     def due(self, version: int) -> bool:
         return self.every > 0 and version % self.every == 0
 
@@ -174,18 +200,23 @@ class SnapshotCache:
                     recorded_at=view.updated_at, event_hash=event_hash, fingerprint=fingerprint(),
                     state=doc, state_hash=state_digest(doc, event_hash))
 
-    async def save(self, rows: list[dict]) -> None:
+    async def save(self, rows: list[dict], heads: bool = False) -> None:
+        """Save snapshots. `heads`: these are streams' latest states (saved at shutdown, off the
+        every-N grid), and each replaces the stream's earlier off-grid ones, so they do not pile up."""
         if not rows or not self.write or not await self.available():
             return
         keys = [(r["stream_id"], r["version"]) for r in rows]
+        s = snapshots.c
         try:
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(**WRITE_TRANSACTION)
                 async with conn.begin():
                     for i in range(0, len(keys), 200):
                         chunk = keys[i:i + 200]
-                        await conn.execute(delete(snapshots).where(
-                            tuple_(snapshots.c.stream_id, snapshots.c.version).in_(chunk)))
+                        await conn.execute(delete(snapshots).where(tuple_(s.stream_id, s.version).in_(chunk)))
+                        if heads and self.every > 0:
+                            await conn.execute(delete(snapshots).where(
+                                s.stream_id.in_([k[0] for k in chunk]), s.version % self.every != 0))
                     await conn.execute(insert(snapshots), rows)
         except Exception as exc:  # noqa: BLE001 - e.g. a read-only copy of the database
             log.info("replay snapshots not saved", error=str(exc))
@@ -214,11 +245,11 @@ class SnapshotCache:
                 await conn.execute(q.where(snapshots.c.stream_id == stream_id) if stream_id else q)
 
 
-def _load(text, event_hash: str, digest: str) -> ServerView | None:
+def _load(text, event_hash: str, digest: str, chart: Statechart | None = None) -> ServerView | None:
     try:
-        doc = json.loads(text) if isinstance(text, str) else text
+        doc = json_loads(text) if isinstance(text, str) else text
         if state_digest(doc, event_hash) != digest:
             return None
-        return view_from_json(doc)
+        return view_from_json(doc, chart)
     except Exception:  # noqa: BLE001 - a snapshot that does not load is stale
         return None

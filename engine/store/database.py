@@ -13,6 +13,8 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from engine.store.hashing import json_loads
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 # Execution option a writer passes to get BEGIN IMMEDIATE instead of a deferred BEGIN.
@@ -29,16 +31,17 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_deserializer=json_loads)
         _tune_sqlite(engine.sync_engine)
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, json_deserializer=json_loads)
 
 
 def sqlite_writer_engine(engine: AsyncEngine) -> Engine:
     """A synchronous engine on the same SQLite file, for the store's writer thread (one thread
     hand-off per group instead of aiosqlite's several per statement), set up like the async one."""
-    sync = create_sync_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30})
+    sync = create_sync_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
+                              json_deserializer=json_loads)
     _tune_sqlite(sync)
     return sync
 

@@ -129,6 +129,14 @@ class EventStore:
     def version(self, stream_id: str) -> int:
         return self._heads.get(stream_id, (0, GENESIS))[0]
 
+    def head(self, stream_id: str) -> tuple[int, str]:
+        """(version, hash) of the stream's last committed event ((0, GENESIS) for none)."""
+        return self._heads.get(stream_id, (0, GENESIS))
+
+    def stream_versions(self) -> dict[str, int]:
+        """Every stream in the log and its version, as committed."""
+        return {sid: head[0] for sid, head in self._heads.items()}
+
     async def append(
         self, stream_id: str, events: Iterable[NewEvent], expected_version: int = ANY_VERSION
     ) -> list[RecordedEvent]:
@@ -286,13 +294,16 @@ def operation_expression(dialect: str):
 
 
 def _recorded(row) -> RecordedEvent:
-    m = row._mapping
-    values = {k: m[k] for k in m.keys()}
+    """A row the store wrote, as an event (the database's types already checked it: no second
+    validation, which cost more than reading the row when the registry folds a long log)."""
+    position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row
     # SQLite hands times back naive (they are stored as UTC): make them aware, so an event read
     # back equals the one the writer returned and views folded either way agree.
-    if values["recorded_at"].tzinfo is None:
-        values["recorded_at"] = values["recorded_at"].replace(tzinfo=timezone.utc)
-    return RecordedEvent(**values)
+    if recorded_at.tzinfo is None:
+        recorded_at = recorded_at.replace(tzinfo=timezone.utc)
+    return RecordedEvent.trusted(position=position, stream_id=stream_id, version=version, event_id=event_id,
+                                 type=type_, data=data, metadata=metadata, recorded_at=recorded_at,
+                                 prev_hash=prev_hash, hash=hash_)
 
 
 def _describe(exc: BaseException) -> str:
