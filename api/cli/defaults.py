@@ -35,7 +35,7 @@ system:
   run_directory: null
   # Wings' crash detection: a process that exits with nobody asking is a crash; no automatic
   # restart when the last crash is more recent than `timeout` seconds (0: no such guard).
-  crash_detection: {enabled: true, detect_clean_exit_as_crash: true, timeout: 60}
+  crash_detection: {{enabled: true, detect_clean_exit_as_crash: true, timeout: 60}}
   # Servers restored at once at boot (the API answers throughout).
   boot_concurrency: 16
 database:
@@ -95,7 +95,7 @@ servers:
       runtime: process
       stop_timeout: 30
       # After a crash: no | on-failure | always | unless-stopped, at most max_restarts in window s.
-      restart_policy: {policy: on-failure, max_restarts: 5, window: 600, backoff_initial: 2, backoff_max: 300, reset_after: 600}
+      restart_policy: {{policy: on-failure, max_restarts: 5, window: 600, backoff_initial: 2, backoff_max: 300, reset_after: 600}}
     process_configuration:
       startup: {{done: ["Server started"], strip_ansi: false}}
       stop: {{type: command, value: stop}}
