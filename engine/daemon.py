@@ -105,21 +105,37 @@ class Daemon:
         return self.recovery.counts
 
     async def start(self) -> None:
+        phases: dict[str, float] = {}  # seconds each step of the boot took, logged when ready
+        mark = time.perf_counter()
+
+        def done(phase: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[phase] = round(now - mark, 3)
+            mark = now
+
         self.config.root_directory.mkdir(parents=True, exist_ok=True)
         self.config.data_directory.mkdir(parents=True, exist_ok=True)
         await upgrade(self.db)
+        done("migrations")
         await self.store.open()
+        done("store")
         await self.checkpointer.start()  # before anything appends: the tree follows every commit
+        done("checkpoint_tree")
         await self.registry.load(self.snapshot_cache)
+        done("registry")
         self.feed.start()  # after the registry: a watcher handed an event reads views that hold it
         self.denylist.start()
         for runtime in self.runtimes.values():
             await runtime.open()
+        done("runtimes")
         await self.load_configured_servers()
+        done("config_servers")
         self.recovery.start(self.power.background)
         self.snapshots.start()
         self.utilization.start()
-        log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views))
+        log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views),
+                 boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
 
     async def load_configured_servers(self) -> None:
         """Servers in the config file are registered, or updated when their definition changed.

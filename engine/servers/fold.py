@@ -19,7 +19,7 @@ from engine.statechart import ChartPosition, IllegalTransition, Statechart, Trig
 
 
 class PowerState(Protocol):
-    """What holds a server's position in the chart (PowerModel or ChartPosition)."""
+    """What holds a server's position in the chart (LivePower or ChartPosition)."""
 
     state: str
 

@@ -1,9 +1,10 @@
 """The live servers: one ServerView per stream, kept current by folding each committed event.
 
 The registry subscribes to the store, so the only way to change a server is to append an event.
-Each live view's power state is held by its `transitions` model (engine.statechart.PowerModel),
-which the fold fires when a `state.changed` event is committed; nothing else writes it. Callers
-ask `may_fire` (under their own per-server ordering) before they append a state change.
+Each live view's power state is held by its `transitions` model (engine.statechart.PowerModel,
+made when the engine first asks about the server: engine.statechart.LivePower), which the fold
+fires when a `state.changed` event is committed; nothing else writes it. Callers ask `may_fire`
+(under their own per-server ordering) before they append a state change.
 """
 from __future__ import annotations
 
