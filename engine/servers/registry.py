@@ -208,7 +208,7 @@ class ServerRegistry:
         cfg = parse_definition(definition)
         if cfg.uuid != uuid:
             raise ValueError(f"definition is for server {cfg.uuid}, not {uuid}")
-        keys = changed_keys(view.config.definition if view.config else {}, cfg.definition)
+        keys = changed_keys(view.definition or {}, cfg.definition)
         if keys:
             records = [NewEvent.of(ConfigurationChanged(definition=cfg.definition, changed_keys=keys), meta)]
             if cfg.suspended != view.suspended:  # said in words too, for auditors scanning by type

@@ -62,7 +62,7 @@ class PointInTime:
             in_flight = op.as_dict() if op else {"id": v.operation_in_flight}
         out |= {
             "state": v.state, "suspended": v.suspended, "deleted": v.deleted,
-            "configuration": v.config.definition if v.config else None,
+            "configuration": v.definition,
             "operation_in_flight": in_flight,
             "queued_operations": [op.as_dict() for op in v.operations.values() if op.status == QUEUED],
             "last_transition": v.last_transition, "last_process": v.last_process, "last_exit": v.last_exit,

@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from engine.servers import definition as definition_module
 from engine.servers import fold as fold_module
 from engine.servers import operations as operations_module
-from engine.servers.definition import parse_definition
 from engine.servers.fold import ServerView
 from engine.servers.operations import OPEN_STATUSES, Operation
 from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
@@ -65,7 +64,7 @@ def view_to_json(view: ServerView) -> dict:
     """The view with its open operations (finished ones are in the log, not in a snapshot)."""
     return {
         "uuid": view.uuid, "state": view.state, "version": view.version, "position": view.position,
-        "definition": view.config.definition if view.config else None, "suspended": view.suspended,
+        "definition": view.definition, "suspended": view.suspended,
         "deleted": view.deleted, "operation_in_flight": view.operation_in_flight,
         "last_transition": view.last_transition, "last_process": view.last_process, "last_exit": view.last_exit,
         "updated_at": _t(view.updated_at),
@@ -88,7 +87,7 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
     return ServerView(
         uuid=doc["uuid"], power=ChartPosition(chart or load_statechart(), doc["state"]),
         version=doc["version"], position=doc["position"],
-        config=parse_definition(doc["definition"]) if doc["definition"] is not None else None,
+        config_source=doc["definition"],
         suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
         last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],
         updated_at=_dt(doc["updated_at"]), operations=ops,
