@@ -3,6 +3,8 @@ power service. The API holds one of these; the CLI's offline commands use the st
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import time
 
 import structlog
@@ -24,7 +26,7 @@ from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
-from engine.servers.definition import InvalidDefinition, parse_definition
+from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
 from engine.servers.live_snapshots import LiveSnapshots
 from engine.servers.registry import ServerRegistry
 from engine.servers.snapshots import SnapshotCache
@@ -34,6 +36,7 @@ from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.daemon")
 FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
+CONFIG_BATCH = 500  # servers from the config file recorded at once (the store's largest group)
 
 
 def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
@@ -132,17 +135,30 @@ class Daemon:
         await self.load_configured_servers()
         done("config_servers")
         self.recovery.start(self.power.background)
+        self.power.background(self._release_boot_memory(), name="release-boot-memory")
         self.snapshots.start()
         self.utilization.start()
         log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views),
                  boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
 
+    async def _release_boot_memory(self) -> None:
+        """Once boot recovery is done, hand back to the system the memory boot used and freed
+        (thousands of definitions parsed, snapshots read, recovery tasks): glibc keeps freed heap
+        memory for the process otherwise, and a node's RSS at rest would carry its boot for good."""
+        await self.recovery.done.wait()
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            pass
+
     async def load_configured_servers(self) -> None:
         """Servers in the config file are registered, or updated when their definition changed.
 
-        All at once: each server is its own append, so the store's writer commits them in groups
-        (a node of 10,000 servers registers in a few dozen transactions, not 10,000)."""
-        latest: dict[str, dict] = {}
+        Many at once: each server is its own append, so the store's writer commits them in groups
+        (a node of 10,000 servers registers in a few dozen transactions, not 10,000); a batch at a
+        time, so boot never holds 10,000 appends in flight."""
+        latest: dict[str, ServerConfig] = {}
         for doc in self.config.servers:
             try:
                 cfg = parse_definition(doc)
@@ -151,18 +167,21 @@ class Daemon:
                 continue
             if cfg.uuid in latest:
                 log.warning("a server is defined twice in the config file; the last definition counts", server=cfg.uuid)
-            latest[cfg.uuid] = doc
-        changes = []
-        for uuid, doc in latest.items():
-            if uuid in self.registry.views:
-                changes.append((uuid, self.registry.update(uuid, doc, FROM_CONFIG)))
-            else:
-                changes.append((uuid, self.registry.register(doc, FROM_CONFIG)))
-        results = await asyncio.gather(*(change for _, change in changes), return_exceptions=True)
-        for (uuid, _), result in zip(changes, results):
-            if isinstance(result, Exception):
-                log.error("a server in the config file could not be recorded; skipped", server=uuid,
-                          problem=str(result))
+            latest[cfg.uuid] = cfg
+        configs = list(latest.values())
+        del latest
+        for i in range(0, len(configs), CONFIG_BATCH):
+            batch = configs[i:i + CONFIG_BATCH]
+            results = await asyncio.gather(*(
+                self.registry.update_to(cfg, FROM_CONFIG) if cfg.uuid in self.registry.views
+                else self.registry.register_config(cfg, FROM_CONFIG) for cfg in batch), return_exceptions=True)
+            for cfg, result in zip(batch, results):
+                if isinstance(result, Exception):
+                    log.error("a server in the config file could not be recorded; skipped", server=cfg.uuid,
+                              problem=str(result))
+        # The definitions now live in the log (and a start reads the file again): the parsed copy
+        # would only hold memory, a few KB per server.
+        self.config.servers = []
 
     async def stop(self) -> None:
         await self.crashes.close()

@@ -134,3 +134,25 @@ async def test_stored_json_reads_back_as_written(store):
     [read] = await store.read_stream("j")
     assert (read.data, read.metadata, read.hash) == (data, {"actor": "ü"}, written.hash)
     assert read == written
+
+
+def test_the_declared_head_is_alembics():
+    """Boot skips alembic when the database is at the head the migration files declare: that
+    head must be the one alembic itself finds."""
+    from alembic.script import ScriptDirectory
+
+    from engine.store.database import _alembic_config, declared_head
+
+    assert declared_head() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+async def test_a_current_database_is_not_migrated_again(tmp_path):
+    from engine.store.database import create_engine, declared_head, upgrade
+
+    engine = create_engine(sqlite_url(tmp_path))
+    try:
+        assert await upgrade(engine, "0003_operation_index") == "0003_operation_index"  # an older database
+        assert await upgrade(engine) == declared_head()  # behind: alembic brings it up
+        assert await upgrade(engine) == declared_head()  # current: left alone
+    finally:
+        await engine.dispose()

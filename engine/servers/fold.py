@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from engine.events import RecordedEvent
 from engine.servers.definition import ServerConfig, parse_definition
 from engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
+from engine.store.hashing import json_loads
 from engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
 
 
@@ -28,15 +29,16 @@ class PowerState(Protocol):
     def fire(self, trigger: str) -> str: ...
 
 
-@dataclass
+@dataclass(slots=True)  # thousands per node: no __dict__ each
 class ServerView:
     uuid: str
     power: PowerState
     version: int = 0
     position: int = 0
-    # The definition, parsed (`config`), or as a snapshot stored it, parsed on first use: a node
-    # booting 10,000 servers from their snapshots does not parse them all before it answers.
-    config_source: dict[str, Any] | None = None
+    # The definition, parsed (`config`), or as a snapshot stored it (its JSON text), parsed on
+    # first use: a node booting 10,000 servers from their snapshots neither parses them all
+    # before it answers nor holds 10,000 parsed definitions for servers nothing asks about.
+    config_source: str | None = None
     _config: ServerConfig | None = field(default=None, repr=False)
     suspended: bool = False
     deleted: bool = False
@@ -58,7 +60,7 @@ class ServerView:
     @property
     def config(self) -> ServerConfig | None:
         if self._config is None and self.config_source is not None:
-            self._config, self.config_source = parse_definition(self.config_source), None
+            self._config, self.config_source = parse_definition(json_loads(self.config_source)), None
         return self._config
 
     @config.setter
@@ -69,7 +71,7 @@ class ServerView:
     def definition(self) -> dict[str, Any] | None:
         """The definition as recorded (without parsing it when it is not parsed yet)."""
         if self._config is None:
-            return self.config_source
+            return None if self.config_source is None else json_loads(self.config_source)
         return self._config.definition
 
     def frozen(self, chart: Statechart) -> "ServerView":

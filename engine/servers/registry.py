@@ -78,9 +78,10 @@ class ServerRegistry:
         behind = [sid for sid, v in versions.items() if sid not in heads or heads[sid].version < v]
         if not heads or len(behind) > max(CATCH_UP_STREAMS, len(versions) // 50):
             return False
-        for sid, snap in heads.items():
-            self._install(snap.view)
-            self.snapshot_versions[sid] = snap.version
+        for sid in versions:  # the log's order, as a full fold would meet them
+            if sid in heads:
+                self._install(heads[sid].view)
+                self.snapshot_versions[sid] = heads[sid].version
         for sid in behind:
             if sid not in heads and snapshots.every > 0 and versions[sid] >= snapshots.every:
                 self._install((await state_at(self.store.engine, sid, END, snapshots, self.chart)).view)
@@ -193,7 +194,10 @@ class ServerRegistry:
     # -- commands ------------------------------------------------------------------------------
 
     async def register(self, definition: dict, meta: Metadata) -> ServerView:
-        cfg = parse_definition(definition)
+        return await self.register_config(parse_definition(definition), meta)
+
+    async def register_config(self, cfg: ServerConfig, meta: Metadata) -> ServerView:
+        """`register` of a definition already parsed."""
         if cfg.uuid in self.views:
             raise ServerExists(f"server {cfg.uuid} already exists")
         version = self.store.version(cfg.uuid)
@@ -204,10 +208,15 @@ class ServerRegistry:
 
     async def update(self, uuid: str, definition: dict, meta: Metadata) -> list[str]:
         """Record a new definition when it differs; returns the changed keys (empty: no event)."""
-        view = self.get(uuid)
         cfg = parse_definition(definition)
         if cfg.uuid != uuid:
             raise ValueError(f"definition is for server {cfg.uuid}, not {uuid}")
+        return await self.update_to(cfg, meta)
+
+    async def update_to(self, cfg: ServerConfig, meta: Metadata) -> list[str]:
+        """`update` with a definition already parsed."""
+        uuid = cfg.uuid
+        view = self.get(uuid)
         keys = changed_keys(view.definition or {}, cfg.definition)
         if keys:
             records = [NewEvent.of(ConfigurationChanged(definition=cfg.definition, changed_keys=keys), meta)]

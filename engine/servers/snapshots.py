@@ -87,7 +87,7 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
     return ServerView(
         uuid=doc["uuid"], power=ChartPosition(chart or load_statechart(), doc["state"]),
         version=doc["version"], position=doc["position"],
-        config_source=doc["definition"],
+        config_source=None if doc["definition"] is None else canonical_json(doc["definition"]),
         suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
         last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],
         updated_at=_dt(doc["updated_at"]), operations=ops,

@@ -6,6 +6,7 @@ transaction then fails with "database is locked" whatever busy_timeout says).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine, event
@@ -87,9 +88,45 @@ def _current(connection: Connection) -> str | None:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
     """Apply migrations on a connection of this engine, from the running loop (alembic's async
-    template would call asyncio.run() and fail inside Sanic's loop)."""
+    template would call asyncio.run() and fail inside Sanic's loop).
+
+    A database already at the head revision the migration files declare is left as it is
+    without loading alembic at all: that is every boot but the first after an upgrade, and
+    alembic with its migration modules would stay in the daemon's memory (about 10 MB)."""
+    if revision == "head":
+        head = declared_head()
+        if head is not None and await _recorded_revision(engine) == head:
+            return head
     async with engine.connect() as conn:
         await conn.execution_options(**WRITE_TRANSACTION)
         await conn.run_sync(_upgrade, revision)
         await conn.commit()
         return await conn.run_sync(_current)
+
+
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]+)"|\'([^\']+)\'|None)\s*$', re.M)
+
+
+def declared_head() -> str | None:
+    """The one head revision of the migration files (None when it cannot be told for sure: then
+    alembic decides)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = {m.group(1): m.group(2) or m.group(3) for m in _REVISION_LINE.finditer(path.read_text())}
+        if "revision" in found:
+            if found["revision"] is None or "down_revision" not in found:
+                return None
+            revisions.add(found["revision"])
+            if found["down_revision"]:
+                parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _recorded_revision(engine: AsyncEngine) -> str | None:
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+    except Exception:  # noqa: BLE001 - no table yet (a new database): alembic creates it
+        return None
+    return rows[0][0] if len(rows) == 1 else None

@@ -97,7 +97,8 @@ class EventStore:
         """Load every stream's head (version and hash) and start the writer."""
         async with self.engine.connect() as conn:
             latest = (
-                select(events_table.c.stream_id, func.max(events_table.c.version).label("v"))
+                select(events_table.c.stream_id, func.max(events_table.c.version).label("v"),
+                       func.min(events_table.c.position).label("first"))
                 .group_by(events_table.c.stream_id)
                 .subquery()
             )
@@ -105,8 +106,9 @@ class EventStore:
                 select(events_table.c.stream_id, events_table.c.version, events_table.c.hash).join(
                     latest,
                     (latest.c.stream_id == events_table.c.stream_id) & (latest.c.v == events_table.c.version),
-                )
+                ).order_by(latest.c.first)
             )
+            # In the order the streams first appear in the log (what a fold of the log meets).
             self._heads = {r.stream_id: (r.version, r.hash) for r in rows}
             self.last_position = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
         await self._rows_writer.open()
@@ -134,7 +136,8 @@ class EventStore:
         return self._heads.get(stream_id, (0, GENESIS))
 
     def stream_versions(self) -> dict[str, int]:
-        """Every stream in the log and its version, as committed."""
+        """Every stream in the log and its version, as committed, in the order the streams
+        first appear in the log."""
         return {sid: head[0] for sid, head in self._heads.items()}
 
     async def append(
