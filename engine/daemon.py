@@ -144,13 +144,19 @@ class Daemon:
     async def _release_boot_memory(self) -> None:
         """Once boot recovery is done, hand back to the system the memory boot used and freed
         (thousands of definitions parsed, snapshots read, recovery tasks): glibc keeps freed heap
-        memory for the process otherwise, and a node's RSS at rest would carry its boot for good."""
+        memory for the process otherwise, and a node's RSS at rest would carry its boot for good.
+        Then take what remains out of the garbage collector's walks."""
         await self.recovery.done.wait()
         gc.collect()
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc: nothing to do
             pass
+        # What is alive now lives as long as the daemon (modules, servers' views): out of the
+        # collector's sight. A full collection otherwise walks all of it, some 150,000 objects,
+        # about 80 ms with the loop stopped, every second or so under load (the p99 of a 202).
+        # Frozen objects are still freed by reference counting; only cycles among them stay.
+        gc.freeze()
 
     async def load_configured_servers(self) -> None:
         """Servers in the config file are registered, or updated when their definition changed.

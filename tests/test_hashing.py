@@ -93,3 +93,22 @@ def test_json_loads_keeps_big_integers_exact():
     for text in ['{"n": 123456789012345678901234567890}', "[-9223372036854775809, 18446744073709551616]",
                  '{"x": NaN, "y": 1e400}', '"\\ud800"']:
         assert repr(json_loads(text)) == repr(json.loads(text))
+
+
+def test_new_ids_are_time_ordered_uuids():
+    """Event and operation ids: version 7 UUIDs (time first, so the log's indexes grow at one end),
+    spelled as uuid.UUID spells them, never repeated."""
+    import time as clock
+
+    from engine.events import new_id
+
+    before = int(clock.time() * 1000)
+    ids = [new_id() for _ in range(5000)]
+    after = int(clock.time() * 1000)
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= u.int >> 80 <= after
+    stamps = [uuid.UUID(t).int >> 80 for t in ids]
+    assert stamps == sorted(stamps)

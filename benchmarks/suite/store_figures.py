@@ -15,13 +15,13 @@ import hashlib
 import itertools
 import shutil
 import sqlite3
-import uuid
+
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
-from engine.events import Metadata, NewEvent, ServerSuspended
+from engine.events import Metadata, NewEvent, ServerSuspended, new_id
 from engine.store.database import create_engine, sqlite_url, upgrade
 from engine.store.event_store import EventStore
 from engine.store.hashing import canonical_json
@@ -34,9 +34,10 @@ _plain_streams = itertools.count()
 
 def _plain_rows(count: int, streams: int) -> list[tuple]:
     """Rows like the store's: the same event over `streams` streams taken in turn (as the store's
-    callers do: the indexes see the same spread), fresh streams each run, ready-made hashes."""
+    callers do: the indexes see the same spread), ids drawn as the store draws them, fresh
+    streams each run, ready-made hashes."""
     run, meta = next(_plain_streams), canonical_json(EVENT.metadata)
-    return [(f"plain{run}-{i % streams}", i // streams + 1, str(uuid.uuid4()), EVENT.type, "{}", meta,
+    return [(f"plain{run}-{i % streams}", i // streams + 1, new_id(), EVENT.type, "{}", meta,
              "2026-01-01 00:00:00.000000", "0" * 64, hashlib.sha256(str(i).encode()).hexdigest())
             for i in range(count)]
 
