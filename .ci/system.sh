@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: a Docker engine and static busybox (the docker tests),
-# PostgreSQL 15 server binaries (the PostgreSQL store tests). `apt-get update` runs once, and only
-# when something is missing.
+# PostgreSQL 15 server binaries (the PostgreSQL store tests), wrk (the benchmark suite's HTTP load
+# generator, which its smoke run in the tests uses). `apt-get update` runs once, and only when
+# something is missing.
 set -euo pipefail
 
 need=()
@@ -10,11 +11,12 @@ dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)  # tests create their databases with psql
 command -v mount >/dev/null 2>&1 || need+=(mount)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 else
-    echo "system: docker.io, busybox-static and postgresql are present"
+    echo "system: docker.io, busybox-static, postgresql and wrk are present"
 fi

@@ -12,6 +12,7 @@ from api.routes import audit, diagrams, power, servers, stream, system
 from api.websocket import routes as websocket
 from engine.config import DaemonConfig
 from engine.daemon import Daemon
+from engine.events import new_id
 
 MAX_BODY = 64 * 1024
 DESCRIPTION = (
@@ -47,7 +48,7 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     async def remember_request_id(request: Request):
         # The caller's id verbatim (Sanic's request.id would normalize it), or a fresh one.
         given = request.headers.get("x-request-id", "").strip()
-        request.ctx.request_id = given[:128] if given else str(request.id)
+        request.ctx.request_id = given[:128] if given else new_id()
 
     @app.on_response
     async def add_request_id(request: Request, response: HTTPResponse):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.store.checkpoint_format import NODE_ID
 from engine.store.database import sqlite_url
+from engine.store.hashing import json_loads
 
 DEFAULT_CONFIG_PATH = Path("wingman.yml")
 
@@ -251,11 +252,25 @@ def load_config(path: Path | str | None = None) -> DaemonConfig:
     p = Path(path or os.environ.get("WINGMAN_CONFIG") or DEFAULT_CONFIG_PATH)
     if not p.exists():
         raise ConfigError(f"config file {p} does not exist (run `wingman serve` once to create one)")
+    text = p.read_text()
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = _read(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     return parse_config(raw, p)
+
+
+def _read(text: str) -> Any:
+    """The config file's content. A file in JSON (which is YAML too: tools that generate a node's
+    config often write it) is read by a JSON parser: YAML's constructor costs about 0.4 ms per
+    server definition, 4 s for a node of 10,000 servers, where JSON takes a few milliseconds."""
+    if text.lstrip().startswith("{"):
+        try:
+            return json_loads(text)
+        except ValueError:
+            pass  # YAML in flow style, not JSON: YAML reads it
+    # libyaml's parser when PyYAML has it (the pure-Python one is slower still).
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def new_token() -> str:

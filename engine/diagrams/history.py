@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 
-import pygraphviz
+from typing import TYPE_CHECKING
 
 from engine.diagrams import mermaid as mm
 from engine.diagrams.formats import DOT, HISTORY_FORMATS, MERMAID, PNG, SVG
@@ -18,6 +18,9 @@ from engine.diagrams.render import draw
 from engine.diagrams.statechart import INITIAL_NODE, arrows, chart_graph, edge_key, state_label
 from engine.diagrams.window import Passage
 from engine.statechart import Statechart
+
+if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
+    import pygraphviz
 
 TAKEN, UNTAKEN, FADED_FILL, FADED_LINE, FADED_TEXT = "#1f3b66", "#c3c9d2", "#f7f8fa", "#d3d7dd", "#a3aab4"
 CURRENT, OFF_CHART = "#d9822b", "#c0392b"

@@ -7,12 +7,15 @@ from __future__ import annotations
 import textwrap
 import xml.etree.ElementTree as ET
 
-import pygraphviz
+from typing import TYPE_CHECKING
 
 from engine.diagrams import mermaid as mm
 from engine.diagrams.formats import DOT, MARKDOWN, MERMAID, PNG, SCXML, STATECHART_FORMATS, SVG
 from engine.diagrams.render import draw, html_text, new_graph
 from engine.statechart import Statechart
+
+if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
+    import pygraphviz
 
 SCXML_NS = "http://www.w3.org/2005/07/scxml"
 # SCXML has no element for prose; attributes from another namespace are allowed on every element.

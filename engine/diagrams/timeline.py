@@ -11,7 +11,7 @@ import json
 import textwrap
 from datetime import datetime, timezone
 
-import pygraphviz
+from typing import TYPE_CHECKING
 
 from engine.audit.timeline import Interval
 from engine.diagrams import mermaid as mm
@@ -19,6 +19,9 @@ from engine.diagrams.formats import MERMAID, SVG, TIMELINE_FORMATS, BadDiagramRe
 from engine.diagrams.render import draw, html_text, new_graph
 from engine.diagrams.window import Passage
 from engine.statechart import Statechart
+
+if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
+    import pygraphviz
 
 # A timeline longer than this is not read at a glance (and Graphviz's layout of it holds the
 # event loop for tens of milliseconds): narrowing the window is the answer.

@@ -32,6 +32,7 @@ from engine.events import CrashDecided, Event, Metadata, ServerCrashed
 from engine.power.journal import Journal
 from engine.power.outcomes import describe_exit
 from engine.power.processes import UNCLAIMED, ProcessTracker
+from engine.servers.definition import boot_restart_settings
 from engine.servers.fold import ServerView
 from engine.servers.registry import ServerRegistry, UnknownServer
 
@@ -188,7 +189,7 @@ class CrashHandler:
         the daemon stopped, or bring back a server whose policy says so (Docker's semantics:
         `always` at every daemon start, `unless-stopped` unless an operator stopped it)."""
         view = self.registry.get(uuid)
-        if view.state != self.registry.chart.initial or view.config is None:
+        if view.state != self.registry.chart.initial or view.definition is None:
             return
         if view.pending_restart is not None:
             due = datetime.fromisoformat(view.pending_restart["due_at"])
@@ -196,8 +197,8 @@ class CrashHandler:
             self.processes.note(uuid, f"Resuming the automatic restart that was pending ({left:.0f} s left).")
             self._schedule(uuid, left, view.pending_restart.get("crash_event_id"))
             return
-        policy = view.config.restart_policy.policy
-        enabled = self.settings.enabled if view.config.crash_detection_enabled is None else view.config.crash_detection_enabled
+        policy, own_switch = boot_restart_settings(view.definition)
+        enabled = self.settings.enabled if own_switch is None else own_switch
         if not enabled or view.suspended or policy not in ("always", "unless-stopped"):
             return
         last = view.last_transition or {}

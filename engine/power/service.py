@@ -27,6 +27,7 @@ import structlog
 from engine.environments.base import Runtime
 from engine.events import (
     ACTIONS, Event, Metadata, PowerCancelled, PowerFailed, PowerRejected, PowerRequested, PowerStarted, PowerSucceeded,
+    new_id,
 )
 from engine.power.actions import PowerActions
 from engine.power.journal import Journal
@@ -100,7 +101,7 @@ class PowerService:
         if action not in ACTIONS:
             raise ValueError(f"unknown power action {action!r}")
         view = self.registry.get(uuid)
-        op_id = str(uuidlib.uuid4())
+        op_id = new_id()
         wait = normalize_wait(wait_seconds)
         meta = meta.model_copy(update={"operation_id": op_id})
         records: list[Event] = [PowerRequested(operation_id=op_id, action=action, wait_seconds=wait)]

@@ -241,6 +241,15 @@ def parse_definition(doc: Any) -> ServerConfig:
     )
 
 
+def boot_restart_settings(definition: dict[str, Any]) -> tuple[str, bool | None]:
+    """(restart policy, the server's own crash detection switch) read from a recorded
+    definition (a `parse_definition` dump, every default filled in) without parsing it again:
+    boot asks this of every offline server, and a node has thousands."""
+    settings = definition.get("settings") or {}
+    return ((settings.get("restart_policy") or {}).get("policy") or RestartPolicy().policy,
+            settings.get("crash_detection_enabled"))
+
+
 def _env_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

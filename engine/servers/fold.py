@@ -15,11 +15,12 @@ from typing import Any, Protocol
 from engine.events import RecordedEvent
 from engine.servers.definition import ServerConfig, parse_definition
 from engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
+from engine.store.hashing import json_loads
 from engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
 
 
 class PowerState(Protocol):
-    """What holds a server's position in the chart (PowerModel or ChartPosition)."""
+    """What holds a server's position in the chart (LivePower or ChartPosition)."""
 
     state: str
 
@@ -28,13 +29,17 @@ class PowerState(Protocol):
     def fire(self, trigger: str) -> str: ...
 
 
-@dataclass
+@dataclass(slots=True)  # thousands per node: no __dict__ each
 class ServerView:
     uuid: str
     power: PowerState
     version: int = 0
     position: int = 0
-    config: ServerConfig | None = None
+    # The definition, parsed (`config`), or as a snapshot stored it (its JSON text), parsed on
+    # first use: a node booting 10,000 servers from their snapshots neither parses them all
+    # before it answers nor holds 10,000 parsed definitions for servers nothing asks about.
+    config_source: str | None = None
+    _config: ServerConfig | None = field(default=None, repr=False)
     suspended: bool = False
     deleted: bool = False
     operation_in_flight: str | None = None
@@ -52,6 +57,23 @@ class ServerView:
     def state(self) -> str:
         return self.power.state
 
+    @property
+    def config(self) -> ServerConfig | None:
+        if self._config is None and self.config_source is not None:
+            self._config, self.config_source = parse_definition(json_loads(self.config_source)), None
+        return self._config
+
+    @config.setter
+    def config(self, value: ServerConfig | None) -> None:
+        self._config, self.config_source = value, None
+
+    @property
+    def definition(self) -> dict[str, Any] | None:
+        """The definition as recorded (without parsing it when it is not parsed yet)."""
+        if self._config is None:
+            return None if self.config_source is None else json_loads(self.config_source)
+        return self._config.definition
+
     def frozen(self, chart: Statechart) -> "ServerView":
         """A copy that later folding does not change (its own position in the chart)."""
         return replace(self, power=ChartPosition(chart, self.state), operations=dict(self.operations),
@@ -68,7 +90,7 @@ class ServerView:
             "uuid": self.uuid, "state": self.state, "version": self.version, "position": self.position,
             "is_suspended": self.suspended, "deleted": self.deleted,
             "operation_in_flight": self.operation_in_flight, "last_transition": self.last_transition,
-            "configuration": self.config.definition if self.config else None,
+            "configuration": self.definition,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "pending_restart": self.pending_restart,
         }

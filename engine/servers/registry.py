@@ -1,9 +1,10 @@
 """The live servers: one ServerView per stream, kept current by folding each committed event.
 
 The registry subscribes to the store, so the only way to change a server is to append an event.
-Each live view's power state is held by its `transitions` model (engine.statechart.PowerModel),
-which the fold fires when a `state.changed` event is committed; nothing else writes it. Callers
-ask `may_fire` (under their own per-server ordering) before they append a state change.
+Each live view's power state is held by its `transitions` model (engine.statechart.PowerModel,
+made when the engine first asks about the server: engine.statechart.LivePower), which the fold
+fires when a `state.changed` event is committed; nothing else writes it. Callers ask `may_fire`
+(under their own per-server ordering) before they append a state change.
 """
 from __future__ import annotations
 
@@ -18,15 +19,19 @@ from engine.events import (
 from engine.servers.definition import ServerConfig, changed_keys, parse_definition
 from engine.servers.fold import ServerView, apply, new_view
 from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
-from engine.servers.replay import state_at, streams
+from engine.servers.replay import state_at
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import ChartPosition, PowerMachine
 from engine.store.event_store import NO_STREAM, EventStore
 from engine.store.points import END
+from engine.store.reading import stream_versions
 
 log = structlog.get_logger("wingman.registry")
 
 RECENT_OPERATIONS = 10_000
+# Streams whose snapshot is missing or behind that boot still folds one by one (beyond that, and
+# beyond 2 % of the streams, one pass over the whole log is cheaper).
+CATCH_UP_STREAMS = 200
 
 
 class UnknownServer(KeyError):
@@ -55,22 +60,36 @@ class ServerRegistry:
         # hand here, older ones are read back from the log by their index.
         self._open: dict[str, Operation] = {}
         self.recently_finished: OrderedDict[str, Operation] = OrderedDict()
+        self.snapshot_versions: dict[str, int] = {}  # streams started from a snapshot at boot, and its version
 
     async def load(self, snapshots: SnapshotCache | None = None) -> None:
-        """Fold the log, then follow the store's commits. With a snapshot cache, streams longer
-        than a snapshot interval start from their latest checked snapshot instead of event 1."""
-        if snapshots is not None and await self._long_streams(snapshots.every):
-            for stream_id in await streams(self.store.engine):
-                self._install((await state_at(self.store.engine, stream_id, END, snapshots, self.chart)).view)
-        else:
+        """Fold the log, then follow the store's commits. With a snapshot cache, each stream starts
+        from its latest checked snapshot (the daemon saves every stream's at shutdown) and only the
+        events after it are folded, stream by stream; when too many streams have none, the whole
+        log is folded from the first event instead (one pass beats thousands of small reads)."""
+        if snapshots is None or not await self._load_from_snapshots(snapshots):
             async for ev in self.store.iterate_all():
                 self._apply(ev)
         self._unsubscribe = self.store.subscribe(self._on_commit)
 
-    async def _long_streams(self, every: int) -> bool:
-        """Whether the average stream is long enough for snapshots to save work."""
-        count, stream_count = await self.store.size()
-        return every > 0 and stream_count > 0 and count / stream_count > every
+    async def _load_from_snapshots(self, snapshots: SnapshotCache) -> bool:
+        heads = await snapshots.heads(self.chart)
+        versions = self.store.stream_versions()
+        behind = [sid for sid, v in versions.items() if sid not in heads or heads[sid].version < v]
+        if not heads or len(behind) > max(CATCH_UP_STREAMS, len(versions) // 50):
+            return False
+        for sid in versions:  # the log's order, as a full fold would meet them
+            if sid in heads:
+                self._install(heads[sid].view)
+                self.snapshot_versions[sid] = heads[sid].version
+        for sid in behind:
+            if sid not in heads and snapshots.every > 0 and versions[sid] >= snapshots.every:
+                self._install((await state_at(self.store.engine, sid, END, snapshots, self.chart)).view)
+                continue
+            view = self._all.get(sid)
+            async for ev in stream_versions(self.store.engine, sid, view.version if view else 0):
+                self._apply(ev)
+        return True
 
     def _install(self, view: ServerView) -> None:
         """A view replayed elsewhere joins the registry: a live model takes over its position."""
@@ -141,6 +160,10 @@ class ServerRegistry:
         """Whether the statechart allows `trigger` from the server's current state."""
         return self.get(uuid).power.may(trigger)
 
+    def all_views(self) -> list[ServerView]:
+        """Every stream's view, deleted servers included."""
+        return list(self._all.values())
+
     def view_of(self, stream_id: str) -> ServerView | None:
         """Any stream's view, deleted servers included (None when the log has no such stream)."""
         return self._all.get(stream_id)
@@ -171,7 +194,10 @@ class ServerRegistry:
     # -- commands ------------------------------------------------------------------------------
 
     async def register(self, definition: dict, meta: Metadata) -> ServerView:
-        cfg = parse_definition(definition)
+        return await self.register_config(parse_definition(definition), meta)
+
+    async def register_config(self, cfg: ServerConfig, meta: Metadata) -> ServerView:
+        """`register` of a definition already parsed."""
         if cfg.uuid in self.views:
             raise ServerExists(f"server {cfg.uuid} already exists")
         version = self.store.version(cfg.uuid)
@@ -182,11 +208,16 @@ class ServerRegistry:
 
     async def update(self, uuid: str, definition: dict, meta: Metadata) -> list[str]:
         """Record a new definition when it differs; returns the changed keys (empty: no event)."""
-        view = self.get(uuid)
         cfg = parse_definition(definition)
         if cfg.uuid != uuid:
             raise ValueError(f"definition is for server {cfg.uuid}, not {uuid}")
-        keys = changed_keys(view.config.definition if view.config else {}, cfg.definition)
+        return await self.update_to(cfg, meta)
+
+    async def update_to(self, cfg: ServerConfig, meta: Metadata) -> list[str]:
+        """`update` with a definition already parsed."""
+        uuid = cfg.uuid
+        view = self.get(uuid)
+        keys = changed_keys(view.definition or {}, cfg.definition)
         if keys:
             records = [NewEvent.of(ConfigurationChanged(definition=cfg.definition, changed_keys=keys), meta)]
             if cfg.suspended != view.suspended:  # said in words too, for auditors scanning by type

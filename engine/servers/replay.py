@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.servers.fold import LogError, ServerView, apply, new_view
-from engine.servers.operations import QUEUED
+from engine.servers.operations import OUTCOME_TYPES, QUEUED
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
@@ -39,7 +39,8 @@ def fold_step(view: ServerView, ev, chart: Statechart) -> ServerView:
         raise
     except Exception as exc:  # a row whose data does not fit its type
         raise LogError(ev, f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
-    return view.prune()
+    # Only an outcome finishes an operation: the other events leave nothing to drop.
+    return view.prune() if ev.type in OUTCOME_TYPES else view
 
 
 @dataclass
@@ -61,7 +62,7 @@ class PointInTime:
             in_flight = op.as_dict() if op else {"id": v.operation_in_flight}
         out |= {
             "state": v.state, "suspended": v.suspended, "deleted": v.deleted,
-            "configuration": v.config.definition if v.config else None,
+            "configuration": v.definition,
             "operation_in_flight": in_flight,
             "queued_operations": [op.as_dict() for op in v.operations.values() if op.status == QUEUED],
             "last_transition": v.last_transition, "last_process": v.last_process, "last_exit": v.last_exit,
@@ -98,15 +99,20 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
                        snap.version if snap else None, folded)
 
 
-async def streams(engine: AsyncEngine) -> list[str]:
+async def streams(engine: AsyncEngine, at_least: int = 0) -> list[str]:
+    """Every stream id in the log (with `at_least`, only streams of at least that many events)."""
+    q = select(E.c.stream_id).group_by(E.c.stream_id).order_by(E.c.stream_id)
+    if at_least > 1:
+        q = q.having(func.max(E.c.version) >= at_least)
     async with engine.connect() as conn:
-        return [r[0] for r in await conn.execute(select(E.c.stream_id).distinct().order_by(E.c.stream_id))]
+        return [r[0] for r in await conn.execute(q)]
 
 
 async def build_snapshots(engine: AsyncEngine, cache: SnapshotCache, stream_id: str | None = None) -> int:
     """Fold every stream (or one) to its end, saving snapshots on the way; returns events folded.
-    Useful after a migration or on a fresh copy of a database; never needed for correctness."""
+    Useful after a migration or on a fresh copy of a database; never needed for correctness.
+    Streams shorter than one snapshot interval have none to make and are not read."""
     total = 0
-    for sid in [stream_id] if stream_id else await streams(engine):
+    for sid in [stream_id] if stream_id else await streams(engine, cache.every):
         total += (await state_at(engine, sid, END, cache)).events_folded
     return total

@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 import structlog
-from sqlalchemy import String, delete, insert, select, tuple_, type_coerce
+from sqlalchemy import String, delete, func, insert, select, tuple_, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.servers import definition as definition_module
 from engine.servers import fold as fold_module
 from engine.servers import operations as operations_module
-from engine.servers.definition import parse_definition
 from engine.servers.fold import ServerView
 from engine.servers.operations import OPEN_STATUSES, Operation
 from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
 from engine.store.database import WRITE_TRANSACTION
+from engine.store.hashing import canonical_json, json_loads
 from engine.store.schema import events as E
 from engine.store.schema import snapshots
 
@@ -65,7 +64,7 @@ def view_to_json(view: ServerView) -> dict:
     """The view with its open operations (finished ones are in the log, not in a snapshot)."""
     return {
         "uuid": view.uuid, "state": view.state, "version": view.version, "position": view.position,
-        "definition": view.config.definition if view.config else None, "suspended": view.suspended,
+        "definition": view.definition, "suspended": view.suspended,
         "deleted": view.deleted, "operation_in_flight": view.operation_in_flight,
         "last_transition": view.last_transition, "last_process": view.last_process, "last_exit": view.last_exit,
         "updated_at": _t(view.updated_at),
@@ -88,7 +87,7 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
     return ServerView(
         uuid=doc["uuid"], power=ChartPosition(chart or load_statechart(), doc["state"]),
         version=doc["version"], position=doc["position"],
-        config=parse_definition(doc["definition"]) if doc["definition"] is not None else None,
+        config_source=None if doc["definition"] is None else canonical_json(doc["definition"]),
         suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
         last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],
         updated_at=_dt(doc["updated_at"]), operations=ops,
@@ -98,7 +97,7 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
 
 
 def state_digest(doc: dict, event_hash: str) -> str:
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = canonical_json(doc)
     return hashlib.sha256((event_hash + canonical).encode("utf-8")).hexdigest()
 
 
@@ -164,6 +163,32 @@ class SnapshotCache:
             await self._delete(stream_id, stale)
         return found
 
+    async def heads(self, chart: Statechart | None = None) -> dict[str, Snapshot]:
+        """Every stream's latest snapshot, in one read, each checked as `best` checks it; a
+        stream whose latest snapshot does not check out is left out (the caller folds it)."""
+        if not await self.available():
+            return {}
+        s = snapshots.c
+        latest = select(s.stream_id, func.max(s.version).label("v")).group_by(s.stream_id).subquery()
+        q = (select(s.stream_id, s.version, s.position, s.fingerprint, type_coerce(s.state, String).label("state"),
+                    s.state_hash, s.event_hash, E.c.hash, E.c.position.label("event_position"))
+             .join(latest, (latest.c.stream_id == s.stream_id) & (latest.c.v == s.version))
+             .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version)))
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("replay snapshots unreadable; folding from the log", error=str(exc))
+            return {}
+        found: dict[str, Snapshot] = {}
+        for r in rows:
+            if r.fingerprint != fingerprint() or r.hash != r.event_hash or r.event_position != r.position:
+                continue
+            view = _load(r.state, r.event_hash, r.state_hash, chart)
+            if view is not None and view.version == r.version:
+                found[r.stream_id] = Snapshot(view, r.version, r.position, view.updated_at)
+        return found
+
     def due(self, version: int) -> bool:
         return self.every > 0 and version % self.every == 0
 
@@ -174,18 +199,23 @@ class SnapshotCache:
                     recorded_at=view.updated_at, event_hash=event_hash, fingerprint=fingerprint(),
                     state=doc, state_hash=state_digest(doc, event_hash))
 
-    async def save(self, rows: list[dict]) -> None:
+    async def save(self, rows: list[dict], heads: bool = False) -> None:
+        """Save snapshots. `heads`: these are streams' latest states (saved at shutdown, off the
+        every-N grid), and each replaces the stream's earlier off-grid ones, so they do not pile up."""
         if not rows or not self.write or not await self.available():
             return
         keys = [(r["stream_id"], r["version"]) for r in rows]
+        s = snapshots.c
         try:
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(**WRITE_TRANSACTION)
                 async with conn.begin():
                     for i in range(0, len(keys), 200):
                         chunk = keys[i:i + 200]
-                        await conn.execute(delete(snapshots).where(
-                            tuple_(snapshots.c.stream_id, snapshots.c.version).in_(chunk)))
+                        await conn.execute(delete(snapshots).where(tuple_(s.stream_id, s.version).in_(chunk)))
+                        if heads and self.every > 0:
+                            await conn.execute(delete(snapshots).where(
+                                s.stream_id.in_([k[0] for k in chunk]), s.version % self.every != 0))
                     await conn.execute(insert(snapshots), rows)
         except Exception as exc:  # noqa: BLE001 - e.g. a read-only copy of the database
             log.info("replay snapshots not saved", error=str(exc))
@@ -214,11 +244,11 @@ class SnapshotCache:
                 await conn.execute(q.where(snapshots.c.stream_id == stream_id) if stream_id else q)
 
 
-def _load(text, event_hash: str, digest: str) -> ServerView | None:
+def _load(text, event_hash: str, digest: str, chart: Statechart | None = None) -> ServerView | None:
     try:
-        doc = json.loads(text) if isinstance(text, str) else text
+        doc = json_loads(text) if isinstance(text, str) else text
         if state_digest(doc, event_hash) != digest:
             return None
-        return view_from_json(doc)
+        return view_from_json(doc, chart)
     except Exception:  # noqa: BLE001 - a snapshot that does not load is stale
         return None

@@ -6,11 +6,15 @@ transaction then fails with "database is locked" whatever busy_timeout says).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from engine.store.hashing import json_loads
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -28,14 +32,23 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        _tune_sqlite(engine)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_deserializer=json_loads)
+        _tune_sqlite(engine.sync_engine)
         return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, json_deserializer=json_loads)
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def sqlite_writer_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the same SQLite file, for the store's writer thread (one thread
+    hand-off per group instead of aiosqlite's several per statement), set up like the async one."""
+    sync = create_sync_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
+                              json_deserializer=json_loads)
+    _tune_sqlite(sync)
+    return sync
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         # Autocommit at the driver level, so that we issue BEGIN ourselves (see module doc).
         dbapi_connection.isolation_level = None
@@ -46,7 +59,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection):
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
@@ -75,9 +88,45 @@ def _current(connection: Connection) -> str | None:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
     """Apply migrations on a connection of this engine, from the running loop (alembic's async
-    template would call asyncio.run() and fail inside Sanic's loop)."""
+    template would call asyncio.run() and fail inside Sanic's loop).
+
+    A database already at the head revision the migration files declare is left as it is
+    without loading alembic at all: that is every boot but the first after an upgrade, and
+    alembic with its migration modules would stay in the daemon's memory (about 10 MB)."""
+    if revision == "head":
+        head = declared_head()
+        if head is not None and await _recorded_revision(engine) == head:
+            return head
     async with engine.connect() as conn:
         await conn.execution_options(**WRITE_TRANSACTION)
         await conn.run_sync(_upgrade, revision)
         await conn.commit()
         return await conn.run_sync(_current)
+
+
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]+)"|\'([^\']+)\'|None)\s*$', re.M)
+
+
+def declared_head() -> str | None:
+    """The one head revision of the migration files (None when it cannot be told for sure: then
+    alembic decides)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = {m.group(1): m.group(2) or m.group(3) for m in _REVISION_LINE.finditer(path.read_text())}
+        if "revision" in found:
+            if found["revision"] is None or "down_revision" not in found:
+                return None
+            revisions.add(found["revision"])
+            if found["down_revision"]:
+                parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _recorded_revision(engine: AsyncEngine) -> str | None:
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+    except Exception:  # noqa: BLE001 - no table yet (a new database): alembic creates it
+        return None
+    return rows[0][0] if len(rows) == 1 else None

@@ -15,20 +15,19 @@ caller unanswered or stop the store.
 from __future__ import annotations
 
 import asyncio
-import uuid as uuidlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import structlog
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, insert, literal_column, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.database import WRITE_TRANSACTION
-from engine.events import NewEvent, RecordedEvent
-from engine.store.hashing import GENESIS, event_hash
+from engine.events import NewEvent, RecordedEvent, new_id
+from engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
 from engine.store.schema import events as events_table
+from engine.store.writer import group_writer
 
 log = structlog.get_logger("wingman.store")
 
@@ -84,6 +83,7 @@ class EventStore:
     def __init__(self, engine: AsyncEngine, max_group: int = 500):
         self.engine = engine
         self.max_group = max_group
+        self._rows_writer = group_writer(engine)
         self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
         self._heads: dict[str, tuple[int, str]] = {}  # stream -> (version, hash), as committed
         self._writer: asyncio.Task | None = None
@@ -97,7 +97,8 @@ class EventStore:
         """Load every stream's head (version and hash) and start the writer."""
         async with self.engine.connect() as conn:
             latest = (
-                select(events_table.c.stream_id, func.max(events_table.c.version).label("v"))
+                select(events_table.c.stream_id, func.max(events_table.c.version).label("v"),
+                       func.min(events_table.c.position).label("first"))
                 .group_by(events_table.c.stream_id)
                 .subquery()
             )
@@ -105,10 +106,12 @@ class EventStore:
                 select(events_table.c.stream_id, events_table.c.version, events_table.c.hash).join(
                     latest,
                     (latest.c.stream_id == events_table.c.stream_id) & (latest.c.v == events_table.c.version),
-                )
+                ).order_by(latest.c.first)
             )
+            # In the order the streams first appear in the log (what a fold of the log meets).
             self._heads = {r.stream_id: (r.version, r.hash) for r in rows}
             self.last_position = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
+        await self._rows_writer.open()
         self._writer = asyncio.create_task(self._write_loop(), name="event-store-writer")
 
     async def close(self) -> None:
@@ -116,6 +119,7 @@ class EventStore:
             await self._queue.put(None)
             await self._writer
             self._writer = None
+            await self._rows_writer.close()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each committed group, in commit order, before the appenders resume."""
@@ -126,6 +130,15 @@ class EventStore:
 
     def version(self, stream_id: str) -> int:
         return self._heads.get(stream_id, (0, GENESIS))[0]
+
+    def head(self, stream_id: str) -> tuple[int, str]:
+        """(version, hash) of the stream's last committed event ((0, GENESIS) for none)."""
+        return self._heads.get(stream_id, (0, GENESIS))
+
+    def stream_versions(self) -> dict[str, int]:
+        """Every stream in the log and its version, as committed, in the order the streams
+        first appear in the log."""
+        return {sid: head[0] for sid, head in self._heads.items()}
 
     async def append(
         self, stream_id: str, events: Iterable[NewEvent], expected_version: int = ANY_VERSION
@@ -167,13 +180,14 @@ class EventStore:
         rows: list[dict] = []
         accepted: list[tuple[_Append, int, int]] = []  # request, first row index, row count
         now = datetime.now(timezone.utc)
+        now_text = canonical_time(now)
         for req in group:
             version, prev = heads.get(req.stream_id, (0, GENESIS))
             if req.expected_version != ANY_VERSION and req.expected_version != version:
                 req.future.set_exception(ConcurrencyError(req.stream_id, req.expected_version, version))
                 continue
             try:
-                mine = _rows(req, version, prev, now)
+                mine = _rows(req, version, prev, now, now_text)
             except (TypeError, ValueError) as exc:  # not storable (a bug upstream): this caller alone fails
                 log.error("an append could not be encoded", stream=req.stream_id, error=str(exc))
                 req.future.set_exception(StoreRefused(f"the events cannot be stored: {exc}"))
@@ -184,7 +198,7 @@ class EventStore:
         if not rows:
             return
         try:
-            positions = await self._insert(rows)
+            positions = await self._rows_writer.insert(rows)
         except Exception as exc:  # any failure fails the whole group, with the reason
             if _unavailable(exc):
                 reason: Exception = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
@@ -197,7 +211,11 @@ class EventStore:
             return
         self._heads = heads
         self.commits += 1
-        recorded = [RecordedEvent(position=p, **row) for p, row in zip(positions, rows)]
+        # Built without validation: each row was made from a validated NewEvent just above.
+        recorded = [RecordedEvent.trusted(
+            position=p, stream_id=r["stream_id"], version=r["version"], event_id=r["event_id"], type=r["type"],
+            data=r["data"], metadata=r["metadata"], recorded_at=r["recorded_at"], prev_hash=r["prev_hash"],
+            hash=r["hash"]) for p, r in zip(positions, rows)]
         self.last_position = max(self.last_position, positions[-1])
         self._notify(recorded)
         for req, start, count in accepted:
@@ -212,19 +230,6 @@ class EventStore:
                 log.exception("an event store subscriber failed; it is isolated and the writer goes on",
                               subscriber=getattr(listener, "__qualname__", repr(listener)),
                               positions=[recorded[0].position, recorded[-1].position])
-
-    async def _insert(self, rows: list[dict]) -> list[int]:
-        """Insert a group in one transaction, with positions we hand out ourselves: the next
-        numbers after the log's end, read inside the write transaction. That keeps positions in
-        commit order on PostgreSQL too (a BIGSERIAL is drawn before commit), and lets the driver
-        take the whole group in one executemany (RETURNING would cost a round trip per row)."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**WRITE_TRANSACTION)
-            async with conn.begin():
-                last = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
-                positions = list(range(last + 1, last + 1 + len(rows)))
-                await conn.execute(insert(events_table), [dict(r, position=p) for r, p in zip(rows, positions)])
-        return positions
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -267,16 +272,19 @@ class EventStore:
             return [_recorded(r) for r in await conn.execute(q)]
 
 
-def _rows(req: _Append, version: int, prev: str, now: datetime) -> list[dict]:
-    """The rows of one append, each hashed onto the one before it."""
+def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -> list[dict]:
+    """The rows of one append, each hashed onto the one before it. The canonical JSON of data and
+    metadata is made once, for the hash, and is also the text the SQLite writer stores."""
     rows = []
     for ev in req.events:
         version += 1
-        event_id = str(uuidlib.uuid4())
-        h = event_hash(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
-                       data=ev.data, metadata=ev.metadata, recorded_at=now, prev_hash=prev)
+        event_id = new_id()
+        data_json, metadata_json = canonical_json(ev.data), canonical_json(ev.metadata)
+        h = hash_of_parts(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
+                          data_json=data_json, metadata_json=metadata_json, recorded_at=now_text, prev_hash=prev)
         rows.append(dict(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
-                         data=ev.data, metadata=ev.metadata, recorded_at=now, prev_hash=prev, hash=h))
+                         data=ev.data, metadata=ev.metadata, recorded_at=now, prev_hash=prev, hash=h,
+                         data_json=data_json, metadata_json=metadata_json))
         prev = h
     return rows
 
@@ -289,13 +297,16 @@ def operation_expression(dialect: str):
 
 
 def _recorded(row) -> RecordedEvent:
-    m = row._mapping
-    values = {k: m[k] for k in m.keys()}
+    """A row the store wrote, as an event (the database's types already checked it: no second
+    validation, which cost more than reading the row when the registry folds a long log)."""
+    position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row
     # SQLite hands times back naive (they are stored as UTC): make them aware, so an event read
     # back equals the one the writer returned and views folded either way agree.
-    if values["recorded_at"].tzinfo is None:
-        values["recorded_at"] = values["recorded_at"].replace(tzinfo=timezone.utc)
-    return RecordedEvent(**values)
+    if recorded_at.tzinfo is None:
+        recorded_at = recorded_at.replace(tzinfo=timezone.utc)
+    return RecordedEvent.trusted(position=position, stream_id=stream_id, version=version, event_id=event_id,
+                                 type=type_, data=data, metadata=metadata, recorded_at=recorded_at,
+                                 prev_hash=prev_hash, hash=hash_)
 
 
 def _describe(exc: BaseException) -> str:

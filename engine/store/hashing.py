@@ -1,15 +1,87 @@
 """The per-stream hash chain: each event's hash covers its canonical form and the previous hash.
 
+The canonical form is `json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+of the event's seven fields, UTF-8 encoded; that exact byte string is part of the audit contract
+(third-party verifiers recompute it). `canonical_json` produces those bytes faster with orjson
+whenever orjson is known to write the same bytes as the standard library: values made only of
+dicts with text keys, lists, text, bools, None and 64-bit integers (floats, which orjson writes
+differently in exponent form, and anything unusual take the standard library's path).
+tests/test_hashing.py holds the two spellings to each other.
+
 The same hash, recomputed from a row's contents, is the row's leaf in the Merkle tree over the
 whole log (engine.store.merkle): see `leaf_of`."""
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64
+
+_STANDARD = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_INT64 = (-(2**63), 2**64 - 1)  # orjson raises outside this range; the standard path takes over
+_SCALARS = (str, bool, type(None))
+
+
+def _orjson_safe(value: Any) -> bool:
+    """Whether orjson writes exactly the standard library's bytes for this value (see module doc)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            for k in v:
+                if type(k) is not str:
+                    return False
+            stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+        elif t is int:
+            if not _INT64[0] <= v <= _INT64[1]:
+                return False
+        elif t not in _SCALARS:  # floats, tuples, subclasses of anything: the standard path
+            return False
+    return True
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of a value: sorted keys, no spaces, non-ASCII as is."""
+    if _orjson_safe(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+        except (TypeError, orjson.JSONEncodeError):  # e.g. a lone surrogate: let json say what it says
+            pass
+    return _STANDARD.encode(value)
+
+
+# orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact:
+# any text with a run of 19 digits takes the standard path (a long fraction too, harmlessly).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON text to Python values exactly as `json.loads` gives them, with orjson where it is
+    known to agree (it refuses NaN, 1e400 and lone surrogates, which then take the standard path)."""
+    if not _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+def _text(value: Any) -> str:
+    """`canonical_json` of a field that is nearly always plain text (the walk would cost more)."""
+    if type(value) is str:
+        try:
+            return orjson.dumps(value).decode("utf-8")
+        except orjson.JSONEncodeError:
+            pass
+    return canonical_json(value)
 
 
 def canonical_time(ts: datetime | str) -> str:
@@ -20,6 +92,20 @@ def canonical_time(ts: datetime | str) -> str:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def hash_of_parts(*, stream_id: str, version: int, event_id: str, type: str, data_json: str, metadata_json: str,
+                  recorded_at: str, prev_hash: str) -> str:
+    """The event hash from its data and metadata already in canonical JSON (the writer stores
+    those same texts) and its time already spelled by `canonical_time`.
+
+    The document's keys in sorted order are data, event_id, metadata, recorded_at, stream_id,
+    type, version: with compact separators the canonical text of the whole document is these
+    parts joined, byte for byte."""
+    canonical = (f'{{"data":{data_json},"event_id":{_text(event_id)},"metadata":{metadata_json},'
+                 f'"recorded_at":{_text(recorded_at)},"stream_id":{_text(stream_id)},'
+                 f'"type":{_text(type)},"version":{canonical_json(version)}}}')
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
 def event_hash(
@@ -33,19 +119,19 @@ def event_hash(
     recorded_at: datetime,
     prev_hash: str,
 ) -> str:
+    return hash_of_parts(stream_id=stream_id, version=version, event_id=event_id, type=type,
+                         data_json=canonical_json(data), metadata_json=canonical_json(metadata),
+                         recorded_at=canonical_time(recorded_at), prev_hash=prev_hash)
+
+
+def standard_event_hash(*, stream_id: str, version: int, event_id: str, type: str, data: Any, metadata: Any,
+                        recorded_at: datetime | str, prev_hash: str) -> str:
+    """The definition of the hash, spelled with the standard library alone: what `event_hash`
+    must always equal (the tests compare them), and what a third-party verifier implements."""
     canonical = json.dumps(
-        {
-            "stream_id": stream_id,
-            "version": version,
-            "event_id": event_id,
-            "type": type,
-            "data": data,
-            "metadata": metadata,
-            "recorded_at": canonical_time(recorded_at),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        {"stream_id": stream_id, "version": version, "event_id": event_id, "type": type, "data": data,
+         "metadata": metadata, "recorded_at": canonical_time(recorded_at)},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 

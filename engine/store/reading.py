@@ -6,7 +6,6 @@ can name it, and export can carry it, instead of the whole read failing.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from sqlalchemy import String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import RecordedEvent
+from engine.store.hashing import json_loads
 from engine.store.schema import events as E
 
 DEFAULT_LIMIT = 100
@@ -33,7 +33,7 @@ def _json(raw):
     if raw is None or isinstance(raw, (dict, list)):
         return raw
     try:
-        return json.loads(raw)
+        return json_loads(raw)
     except (TypeError, ValueError):
         return raw  # kept as text: verification reports it
 
@@ -50,11 +50,11 @@ def _time(raw):
 
 def to_event(row) -> RecordedEvent:
     """A row as a RecordedEvent without validation (the reader must not reject a tampered row)."""
-    m = row._mapping
-    return RecordedEvent.model_construct(
-        position=m["position"], stream_id=m["stream_id"], version=m["version"], event_id=m["event_id"],
-        type=m["type"], data=_json(m["data"]), metadata=_json(m["metadata"]),
-        recorded_at=_time(m["recorded_at"]), prev_hash=m["prev_hash"], hash=m["hash"],
+    position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row
+    return RecordedEvent.trusted(
+        position=position, stream_id=stream_id, version=version, event_id=event_id, type=type_,
+        data=_json(data), metadata=_json(metadata), recorded_at=_time(recorded_at), prev_hash=prev_hash,
+        hash=hash_,
     )
 
 

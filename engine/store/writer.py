@@ -1,0 +1,155 @@
+"""How a group of rows reaches the database: one transaction that reads the log's end, hands out
+the next positions and inserts every row.
+
+Two ways, one protocol (`GroupWriter.insert(rows) -> positions`):
+
+- `ThreadWriter` (SQLite): a synchronous SQLAlchemy connection owned by one thread, which runs
+  the whole `BEGIN IMMEDIATE` ... `COMMIT` of a group in one call. The event loop hands the group
+  over once and gets the positions back once; through aiosqlite every statement costs several
+  hand-offs between the loop and the driver's thread, which was most of an append's time. The
+  data and metadata go in as the canonical JSON texts already made for the hash, so nothing is
+  encoded twice.
+- `AsyncWriter` (PostgreSQL, and any other database): the async engine, one round trip per
+  statement, the whole group in one executemany.
+
+Positions are handed out here, inside the write transaction, rather than by the database: that
+keeps them gapless and in commit order on PostgreSQL too (a BIGSERIAL is drawn before commit),
+which the Merkle tree relies on (leaf index = position - 1).
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from sqlalchemy import Engine, Text, bindparam, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.store.database import WRITE_TRANSACTION, sqlite_writer_engine
+from engine.store.schema import events as E
+
+_LAST_POSITION = select(func.max(E.c.position))
+_COLUMNS = ("stream_id", "version", "event_id", "type", "prev_hash", "hash")
+
+
+class GroupWriter(Protocol):
+    async def open(self) -> None: ...
+
+    async def insert(self, rows: list[dict]) -> list[int]:
+        """Commit every row in one transaction; return their positions (in row order)."""
+
+    async def close(self) -> None: ...
+
+
+def group_writer(engine: AsyncEngine) -> GroupWriter:
+    return ThreadWriter(engine) if engine.dialect.name == "sqlite" else AsyncWriter(engine)
+
+
+class AsyncWriter:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def insert(self, rows: list[dict]) -> list[int]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**WRITE_TRANSACTION)
+            async with conn.begin():
+                last = (await conn.execute(_LAST_POSITION)).scalar() or 0
+                positions = list(range(last + 1, last + 1 + len(rows)))
+                await conn.execute(insert(E), [
+                    dict(position=p, stream_id=r["stream_id"], version=r["version"], event_id=r["event_id"],
+                         type=r["type"], data=r["data"], metadata=r["metadata"], recorded_at=r["recorded_at"],
+                         prev_hash=r["prev_hash"], hash=r["hash"])
+                    for r, p in zip(rows, positions)])
+        return positions
+
+
+# The JSON columns take the canonical texts as they are, and the time the text SQLAlchemy's
+# DateTime would have written (computed once per group: every row of a group shares its time).
+# The statement is SQLAlchemy's own insert compiled for SQLite once; each group then goes to the
+# driver as plain tuples through SQLAlchemy's connection (exec_driver_sql: transaction, events and
+# error wrapping as usual). Building SQLAlchemy's per-row parameter dicts held the GIL long enough
+# on the writer thread to stall the event loop's socket writes behind it.
+_SQLITE_ORDER = ("position", "stream_id", "version", "event_id", "type", "data_json", "metadata_json",
+                 "recorded_at_text", "prev_hash", "hash")  # the table's column order
+_SQLITE_INSERT = insert(E).values(
+    position=bindparam("position"), **{c: bindparam(c) for c in _COLUMNS},
+    data=bindparam("data_json", type_=Text), metadata=bindparam("metadata_json", type_=Text),
+    recorded_at=bindparam("recorded_at_text", type_=Text),
+)
+
+
+def _positional_sqlite(statement) -> str:
+    from sqlalchemy.dialects import sqlite
+
+    compiled = statement.compile(dialect=sqlite.dialect(paramstyle="qmark"))
+    if tuple(compiled.positiontup) != _SQLITE_ORDER:  # the tuples below follow this order
+        raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
+    return str(compiled)
+
+
+_SQLITE_INSERT_SQL = _positional_sqlite(_SQLITE_INSERT)
+
+
+class ThreadWriter:
+    def __init__(self, engine: AsyncEngine):
+        self._async_engine = engine
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None  # touched only on the writer thread
+        self._thread: ThreadPoolExecutor | None = None
+        self._time_text = None
+
+    async def open(self) -> None:
+        self._engine = sqlite_writer_engine(self._async_engine)
+        dialect = self._engine.dialect
+        self._time_text = E.c.recorded_at.type.dialect_impl(dialect).bind_processor(dialect) or str
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-store-writer")
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
+        self._thread.shutdown(wait=True)
+        self._thread = None
+        self._engine.dispose()
+
+    async def insert(self, rows: list[dict]) -> list[int]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, rows)
+
+    # -- on the writer thread ------------------------------------------------------------------
+
+    def _commit(self, rows: list[dict]) -> list[int]:
+        if self._conn is None:
+            self._conn = self._engine.connect().execution_options(**WRITE_TRANSACTION)
+        try:
+            with self._conn.begin():
+                last = self._conn.execute(_LAST_POSITION).scalar() or 0
+                positions = list(range(last + 1, last + 1 + len(rows)))
+                times: dict = {}  # a group's rows share one time: spell it once
+                spell = self._time_text
+                self._conn.exec_driver_sql(_SQLITE_INSERT_SQL, [
+                    (p, r["stream_id"], r["version"], r["event_id"], r["type"], r["data_json"], r["metadata_json"],
+                     times.get(r["recorded_at"]) or times.setdefault(r["recorded_at"], spell(r["recorded_at"])),
+                     r["prev_hash"], r["hash"])
+                    for r, p in zip(rows, positions)])
+        except BaseException:
+            # Whatever state a failed commit left the connection in (a full disk can fail the
+            # rollback too), the next group starts on a fresh one.
+            self._disconnect()
+            raise
+        return positions
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
