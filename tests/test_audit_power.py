@@ -102,7 +102,7 @@ async def test_replay_matches_what_the_engine_did(engine_harness):
 
         # A live view that says something else than the log is named, field by field.
         view = h.daemon.registry.get(uuid)
-        wrong = {uuid: replace(view, power=ChartPosition(view.power.chart, "running"), operations={})}
+        wrong = {uuid: replace(view, power=ChartPosition(h.daemon.registry.chart, "running"), operations={})}
         report = await verify(engine, live=wrong)
         assert not report.ok and report.first.check == "live" and report.first.stream_id == uuid
         assert "state: live 'running', replay 'offline'" in report.first.message

@@ -99,7 +99,8 @@ class PowerEngine(RuleBasedStateMachine):
                     await asyncio.sleep(0.05)
             self.run(settled(), timeout=120)
             for op_id in self.operations:
-                op = d.registry.operation_in_memory(op_id)
+                # From the log: a daemon booted from snapshots holds only this run's operations.
+                op, _ = self.run(d.registry.find_operation(op_id))
                 assert op is not None and op.finished, (op_id, op)
             for uuid in self.ids:
                 alive = processes_under(d.config.data_directory / uuid)
