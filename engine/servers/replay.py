@@ -18,7 +18,7 @@ from engine.servers.operations import OUTCOME_TYPES, QUEUED
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
-from engine.store.reading import is_intact, stream_exists, stream_versions
+from engine.store.reading import PAGE, is_intact, stream_exists, stream_versions
 from engine.store.schema import events as E
 
 
@@ -79,12 +79,16 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
     Raises UnknownStream when the log has no event of this server at all, and LogError when the
     log cannot be folded up to the point (verification says more)."""
     chart = chart or load_statechart()
-    if not await stream_exists(engine, stream_id):
-        raise UnknownStream(stream_id)
     snap = await cache.best(stream_id, point.position, point.time) if cache is not None else None
+    if snap is None and not await stream_exists(engine, stream_id):  # a checked snapshot proves it
+        raise UnknownStream(stream_id)
     view = snap.view if snap else new_view(stream_id, chart)
     folded, pending = 0, []
-    async for ev in stream_versions(engine, stream_id, view.version):
+    # From a snapshot, the point is normally within one snapshot interval: one page that size
+    # reads few rows past it (a page of PAGE rows would read and ship up to 1,000 for nothing;
+    # a bound on position in the query would make SQLite walk the rest of the stream to check it).
+    page = cache.every + 1 if snap is not None and cache.every > 0 else PAGE
+    async for ev in stream_versions(engine, stream_id, view.version, page):
         if isinstance(ev.recorded_at, str):  # an unreadable time: cannot tell where the point falls
             raise LogError(ev, is_intact(ev) or "its time is unreadable")
         if not point.includes(ev.position, ev.recorded_at):
