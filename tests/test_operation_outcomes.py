@@ -145,3 +145,32 @@ async def test_verify_does_not_flag_an_operation_in_flight(engine_harness):
         await h.outcome(stop)
         assert stop.status == "succeeded"
 
+
+
+async def test_a_kill_with_nothing_to_do_is_settled_in_its_request_commit(engine_harness):
+    """An offline server, its lock idle: the kill's request, start and outcome are one commit,
+    and the caller's operation is already succeeded. A second kill racing the first one's commit
+    finds the lock held and goes the long way; both end with one outcome."""
+    server = definition(**SLEEPER)
+    uuid = server["settings"]["uuid"]
+    async with engine_harness([server]) as h:
+        store = h.daemon.store
+        commits = store.commits
+        kill = await h.act(uuid, "kill")
+        assert store.commits == commits + 1
+        assert kill.status == "succeeded" and not h.daemon.power.in_hand(kill.id)
+        events = [e for e in await h.events(uuid) if e.metadata.get("operation_id") == kill.id]
+        assert [e.type for e in events] == ["power.requested", "power.started", "power.succeeded"]
+        assert events[1].data["lock_acquired"] is True
+        assert events[2].data["detail"] == "the server was not running"
+
+        commits = store.commits
+        first, second = await asyncio.gather(h.act(uuid, "kill"), h.act(uuid, "kill"))
+        assert first.status == "succeeded" and second.status != "succeeded"  # the second is in flight
+        await h.outcome(second)
+        assert second.status == "succeeded" and store.commits >= commits + 3
+        for op in (first, second):
+            types = [e.type for e in await h.events(uuid) if e.metadata.get("operation_id") == op.id]
+            assert types == ["power.requested", "power.started", "power.succeeded"]
+        report = await verify(h.daemon.db, live=h.daemon.registry.views, in_hand=h.daemon.power.in_hand)
+        assert report.ok and report.open_operations == 0, report.as_dict()

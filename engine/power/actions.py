@@ -23,6 +23,8 @@ from engine.statechart import Trigger
 
 log = structlog.get_logger("wingman.power")
 
+NOTHING_TO_KILL = "the server was not running"  # a kill's detail when no process ran and nothing was starting
+
 
 class PowerActions:
     def __init__(self, journal: Journal, registry: ServerRegistry, processes: ProcessTracker, starter: Starter):
@@ -120,7 +122,7 @@ class PowerActions:
             return "killed"
         if await self.journal.transition_if_allowed(uuid, Trigger.ABORT, "killed", meta, op_id):
             return "start aborted"
-        return "the server was not running"
+        return NOTHING_TO_KILL
 
 
 async def _result_or_none(task: asyncio.Task):

@@ -67,6 +67,11 @@ class BootRecovery:
         if event is not None:
             await event.wait()
 
+    def is_restored(self, uuid: str) -> bool:
+        """Whether `restored` would return at once."""
+        event = self._restored.get(uuid)
+        return event is None or event.is_set()
+
     # -- the work ------------------------------------------------------------------------------
 
     def start(self, background: Callable) -> None:

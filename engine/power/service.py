@@ -15,6 +15,12 @@ How "exactly one outcome" holds:
   soon as it runs;
 - from before its request is written until its outcome is durable, an operation is in
   `in_hand`, so verification can tell an operation in flight from one that was dropped.
+
+A kill that finds nothing to do (the server restored, its lock idle, no process, nothing the
+chart could abort) is settled in its request's own commit: `power.requested`, `power.started`
+and `power.succeeded` go in one append, under the lock, with no background task. Those are the
+events the long way writes, in the same order; a Panel that kills a server in a state it does not
+know, and a script that kills a fleet, pay one commit per kill instead of three.
 """
 from __future__ import annotations
 
@@ -29,13 +35,14 @@ from engine.events import (
     ACTIONS, Event, Metadata, PowerCancelled, PowerFailed, PowerRejected, PowerRequested, PowerStarted, PowerSucceeded,
     new_id,
 )
-from engine.power.actions import PowerActions
 from engine.power.journal import Journal
 from engine.power.locks import PowerLock
+from engine.power.actions import NOTHING_TO_KILL, PowerActions
 from engine.power.outcomes import SUSPENDED_MESSAGE, Failed, Rejected, SuspendedServer
 from engine.power.processes import ProcessTracker
 from engine.servers.operations import Operation
 from engine.servers.registry import ServerRegistry
+from engine.statechart import Trigger
 
 log = structlog.get_logger("wingman.power")
 
@@ -59,6 +66,8 @@ class RestoreGate(Protocol):
     """Boot recovery: an operation waits until its server is restored (adopted, reaped)."""
 
     async def restored(self, uuid: str) -> None: ...
+
+    def is_restored(self, uuid: str) -> bool: ...
 
 
 def normalize_wait(value: int | None) -> int:
@@ -110,20 +119,40 @@ class PowerService:
         suspended = action in PREEMPTIBLE and view.suspended
         if suspended:
             records.append(PowerRejected(operation_id=op_id, action=action, reason=SUSPENDED_MESSAGE))
+        settled_now = action == "kill" and self._nothing_to_kill(uuid)
+        if settled_now:
+            lock = self._locks.setdefault(uuid, PowerLock())
+            lock.try_acquire(op_id)  # idle, just checked: held until the commit, so no start slips in
+            records.append(PowerStarted(operation_id=op_id, action=action, lock_acquired=True))
+            records.append(PowerSucceeded(operation_id=op_id, action=action, detail=NOTHING_TO_KILL))
         self._in_hand.add(op_id)
         try:
             await self.journal.append_now(uuid, records, meta)
         except BaseException:
             self._in_hand.discard(op_id)
             raise
+        finally:
+            if settled_now:
+                lock.release(op_id)
         for watcher in self._watchers:
             watcher.accepted(uuid, action, meta)
         op = self.registry.operation_in_memory(op_id)
-        if suspended:
+        if suspended or settled_now:
             self._in_hand.discard(op_id)
+        if suspended:
             raise SuspendedServer(op)
-        self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
+        if not settled_now:
+            self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
         return op
+
+    def _nothing_to_kill(self, uuid: str) -> bool:
+        """Whether a kill of the server now would find nothing to do (see the module doc)."""
+        if self._gate is not None and not self._gate.is_restored(uuid):
+            return False
+        lock = self._locks.get(uuid)
+        if lock is not None and not lock.idle:
+            return False
+        return self.processes.handle(uuid) is None and not self.registry.may_fire(uuid, Trigger.ABORT)
 
     def lock_busy(self, uuid: str) -> bool:
         """Whether an operation holds or waits for the server's power lock (Wings' websocket
