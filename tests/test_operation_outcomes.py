@@ -6,9 +6,12 @@ import asyncio
 import random
 
 import httpx
+import pytest
 
 from engine.audit.verify import verify
 from engine.events import Metadata, NewEvent, PowerRequested
+from engine.statechart import Trigger
+from tests.conftest import TEST_META
 from tests.http_support import processes_under, wait_for
 from tests.support import definition
 
@@ -174,3 +177,48 @@ async def test_a_kill_with_nothing_to_do_is_settled_in_its_request_commit(engine
             assert types == ["power.requested", "power.started", "power.succeeded"]
         report = await verify(h.daemon.db, live=h.daemon.registry.views, in_hand=h.daemon.power.in_hand)
         assert report.ok and report.open_operations == 0, report.as_dict()
+
+
+async def test_a_cancelled_state_change_holds_the_ordering_until_it_is_committed(engine_harness):
+    """A kill cancels a start in the middle of its `ready` change, whose append is already on its
+    way to the log. The process's exit, checked next, must see `running`, not the `starting` the
+    server was in before that append landed: the log's state changes stay one chain."""
+    server = definition(**SLEEPER)
+    uuid = server["settings"]["uuid"]
+    async with engine_harness([server]) as h:
+        journal, store = h.daemon.journal, h.daemon.store
+        await journal.transition(uuid, Trigger.START, "operator", TEST_META)
+        original, parked, release, exit_queued = store.append, asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def park_ready_then_append(stream, events, expected_version=-1):
+            events = list(events)
+            triggers = {e.data.get("trigger") for e in events if e.type == "state.changed"}
+            if "exited" in triggers:
+                exit_queued.set()
+            if "ready" not in triggers:
+                return await original(stream, events, expected_version)
+            parked.set()
+
+            async def later():
+                await release.wait()
+                return await original(stream, events, expected_version)
+            return await asyncio.shield(asyncio.ensure_future(later()))  # in flight, whatever its caller does
+
+        store.append = park_ready_then_append
+        ready = asyncio.create_task(journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", TEST_META))
+        await asyncio.wait_for(parked.wait(), 30)
+        ready.cancel()  # the kill
+        exited = asyncio.create_task(journal.transition_if_allowed(uuid, Trigger.EXITED, "killed", TEST_META))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the cancellation reaches the `ready` change
+        if ready.done():  # it let go of the ordering at once: the exit goes ahead of its append
+            await asyncio.wait_for(exit_queued.wait(), 30)
+        release.set()
+        assert await asyncio.wait_for(exited, 30) is True
+        with pytest.raises(asyncio.CancelledError):
+            await ready
+        store.append = original
+        changes = [e.data for e in await h.events(uuid) if e.type == "state.changed"]
+        assert [(c["from_state"], c["to_state"]) for c in changes] == [
+            ("offline", "starting"), ("starting", "running"), ("running", "offline")]
+        assert h.state(uuid) == "offline"

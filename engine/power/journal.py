@@ -8,7 +8,10 @@
   is retried; anything else is a bug and goes to the caller at once.
 - `transition`: a state change checked against the statechart under a per-server ordering, so two
   changes can never both pass the check from the same state. It raises IllegalTransition;
-  `transition_if_allowed` is the explicit way to ask "only if the chart allows it now".
+  `transition_if_allowed` is the explicit way to ask "only if the chart allows it now". The
+  ordering is held until the change is committed even when the caller is cancelled (a kill
+  cancels a start in the middle of its `ready`): the append goes on to the log regardless, and a
+  change checked before it landed (the process's exit, from `starting`) would contradict it.
 """
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ class Journal:
         async with self._ordering.setdefault(uuid, asyncio.Lock()):
             if not self._registry.may_fire(uuid, trigger):
                 if before:
-                    await self.record(uuid, *before, meta=meta)
+                    await _to_the_end(self.record(uuid, *before, meta=meta))
                 return False
             await self._record_change(uuid, trigger, cause, meta, op_id, before)
             return True
@@ -77,7 +80,24 @@ class Journal:
         source = self._registry.state(uuid)
         change = StateChanged(from_state=source, to_state=self._registry.chart.destination(trigger, source),
                               trigger=trigger, cause=cause, operation_id=op_id)
-        await self.record(uuid, *before, change, meta=meta.model_copy(update={"cause": cause}))
+        await _to_the_end(self.record(uuid, *before, change, meta=meta.model_copy(update={"cause": cause})))
 
     def forget(self, uuid: str) -> None:
         self._ordering.pop(uuid, None)
+
+
+async def _to_the_end(append) -> None:
+    """Await an append to its end even if the caller is cancelled meanwhile, then pass the
+    cancellation on: the caller's ordering lock stays held until the events are in the log."""
+    task = asyncio.ensure_future(append)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: what the cancelled caller hears is its cancellation
+        raise asyncio.CancelledError()
+    task.result()
