@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 
@@ -267,6 +268,13 @@ class NewEvent(BaseModel):
     def of(cls, record: Event, meta: Metadata | None = None, **meta_overrides: Any) -> "NewEvent":
         md = (meta or Metadata()).model_copy(update=meta_overrides) if meta_overrides else (meta or Metadata())
         return cls.trusted(record.type, record.model_dump(mode="json"), md.model_dump(mode="json"))
+
+    @classmethod
+    def all_of(cls, records: Iterable[Event], meta: Metadata) -> list["NewEvent"]:
+        """`of` for several records under one metadata, dumped once: the events share that dict
+        (nothing changes an event's metadata once it is made)."""
+        md = meta.model_dump(mode="json")
+        return [cls.trusted(r.type, r.model_dump(mode="json"), md) for r in records]
 
     @classmethod
     def trusted(cls, type: str, data: dict[str, Any], metadata: dict[str, Any]) -> "NewEvent":

@@ -177,7 +177,7 @@ class Checkpointer:
         if self._to_table:
             rows = list(self._to_table)
             try:
-                await storage.save(self.store.engine, rows)
+                await storage.save(self.store, rows)
                 del self._to_table[:len(rows)]
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows and go on signing
                 log.error("checkpoints could not be written to the database; retrying with the next",

@@ -38,13 +38,13 @@ class Journal:
         self._ordering: dict[str, asyncio.Lock] = {}
 
     async def append_now(self, uuid: str, records: Iterable[Event], meta: Metadata) -> list[RecordedEvent]:
-        return await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
+        return await self._store.append(uuid, NewEvent.all_of(records, meta))
 
     async def record(self, uuid: str, *records: Event, meta: Metadata) -> list[RecordedEvent]:
         delay = RETRY_FIRST
         while True:
             try:
-                return await self._store.append(uuid, [NewEvent.of(r, meta) for r in records])
+                return await self._store.append(uuid, NewEvent.all_of(records, meta))
             except StoreUnavailable as exc:
                 if delay == RETRY_FIRST:
                     log.error("event store unavailable; retrying until it takes the events", server=uuid,

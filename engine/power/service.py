@@ -152,7 +152,10 @@ class PowerService:
         lock = self._locks.get(uuid)
         if lock is not None and not lock.idle:
             return False
-        return self.processes.handle(uuid) is None and not self.registry.may_fire(uuid, Trigger.ABORT)
+        # Asked of the chart, not of the server's machine: nothing fires here, and a server only
+        # ever killed needs no machine model.
+        return self.processes.handle(uuid) is None and not self.registry.chart.allows(Trigger.ABORT,
+                                                                                      self.registry.state(uuid))
 
     def lock_busy(self, uuid: str) -> bool:
         """Whether an operation holds or waits for the server's power lock (Wings' websocket

@@ -10,14 +10,17 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.checkpoint_format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
-from engine.store.database import WRITE_TRANSACTION
 from engine.store.schema import checkpoints as C
+
+if TYPE_CHECKING:
+    from engine.store.event_store import EventStore
 
 HASH_BYTES = 32
 
@@ -44,14 +47,10 @@ def row(signed: SignedCheckpoint, frontier: list[str], leaves: bytes) -> dict:
             "signature": signed.signature, "frontier": frontier, "leaves": leaves}
 
 
-async def save(engine: AsyncEngine, rows: list[dict]) -> None:
-    """Insert checkpoints in one transaction (on SQLite with the write lock taken at BEGIN)."""
-    if not rows:
-        return
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**WRITE_TRANSACTION)
-        async with conn.begin():
-            await conn.execute(insert(C), rows)
+async def save(store: "EventStore", rows: list[dict]) -> None:
+    """Insert checkpoints in one transaction, through the log's writer (EventStore.write_beside)."""
+    if rows:
+        await store.write_beside([(insert(C), rows)])
 
 
 async def has_table(engine: AsyncEngine) -> bool:

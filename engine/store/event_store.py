@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from engine.events import NewEvent, RecordedEvent, new_id
 from engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
 from engine.store.schema import events as events_table
-from engine.store.writer import group_writer
+from engine.store.writer import AsyncWriter, Statements, group_writer
 
 log = structlog.get_logger("wingman.store")
 
@@ -84,6 +84,8 @@ class EventStore:
         self.engine = engine
         self.max_group = max_group
         self._rows_writer = group_writer(engine)
+        self._rows_open = False
+        self._direct_writer = AsyncWriter(engine)
         self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
         self._heads: dict[str, tuple[int, str]] = {}  # stream -> (version, hash), as committed
         self._writer: asyncio.Task | None = None
@@ -112,6 +114,7 @@ class EventStore:
             self._heads = {r.stream_id: (r.version, r.hash) for r in rows}
             self.last_position = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
         await self._rows_writer.open()
+        self._rows_open = True
         self._writer = asyncio.create_task(self._write_loop(), name="event-store-writer")
 
     async def close(self) -> None:
@@ -119,7 +122,16 @@ class EventStore:
             await self._queue.put(None)
             await self._writer
             self._writer = None
+            self._rows_open = False
             await self._rows_writer.close()
+
+    async def write_beside(self, statements: Statements) -> None:
+        """Commit statements on the tables beside the log (checkpoints) in a transaction of their
+        own: through the log's writer while it is open (see GroupWriter.write_beside), straight
+        through the engine before it opens and once it has closed (nothing to contend with then:
+        the daemon's last checkpoint is written after the log's writer has drained)."""
+        writer = self._rows_writer if self._rows_open else self._direct_writer
+        await writer.write_beside(statements)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each committed group, in commit order, before the appenders resume."""
@@ -176,13 +188,13 @@ class EventStore:
                 return
 
     async def _commit_group(self, group: list[_Append]) -> None:
-        heads = dict(self._heads)  # tentative heads for this group; committed only on success
+        heads: dict[str, tuple[int, str]] = {}  # this group's tentative heads; kept only on success
         rows: list[dict] = []
         accepted: list[tuple[_Append, int, int]] = []  # request, first row index, row count
         now = datetime.now(timezone.utc)
         now_text = canonical_time(now)
         for req in group:
-            version, prev = heads.get(req.stream_id, (0, GENESIS))
+            version, prev = heads.get(req.stream_id) or self._heads.get(req.stream_id, (0, GENESIS))
             if req.expected_version != ANY_VERSION and req.expected_version != version:
                 req.future.set_exception(ConcurrencyError(req.stream_id, req.expected_version, version))
                 continue
@@ -209,7 +221,7 @@ class EventStore:
                 if not req.future.done():
                     req.future.set_exception(reason)
             return
-        self._heads = heads
+        self._heads.update(heads)
         self.commits += 1
         # Built without validation: each row was made from a validated NewEvent just above.
         recorded = [RecordedEvent.trusted(
@@ -274,12 +286,16 @@ class EventStore:
 
 def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -> list[dict]:
     """The rows of one append, each hashed onto the one before it. The canonical JSON of data and
-    metadata is made once, for the hash, and is also the text the SQLite writer stores."""
+    metadata is made once, for the hash, and is also the text the SQLite writer stores; the events
+    of one append usually share one metadata dict, spelled once for all of them."""
     rows = []
+    last_metadata, metadata_json = None, ""
     for ev in req.events:
         version += 1
         event_id = new_id()
-        data_json, metadata_json = canonical_json(ev.data), canonical_json(ev.metadata)
+        data_json = canonical_json(ev.data)
+        if ev.metadata is not last_metadata:
+            last_metadata, metadata_json = ev.metadata, canonical_json(ev.metadata)
         h = hash_of_parts(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
                           data_json=data_json, metadata_json=metadata_json, recorded_at=now_text, prev_hash=prev)
         rows.append(dict(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,

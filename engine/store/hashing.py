@@ -29,6 +29,13 @@ _SCALARS = (str, bool, type(None))
 
 def _orjson_safe(value: Any) -> bool:
     """Whether orjson writes exactly the standard library's bytes for this value (see module doc)."""
+    if type(value) is dict:  # most events: a flat object of text, flags and small numbers
+        for k, v in value.items():
+            t = type(v)
+            if type(k) is not str or (t not in _SCALARS and not (t is int and _INT64[0] <= v <= _INT64[1])):
+                break
+        else:
+            return True
     stack = [value]
     while stack:
         v = stack.pop()
@@ -104,7 +111,7 @@ def hash_of_parts(*, stream_id: str, version: int, event_id: str, type: str, dat
     parts joined, byte for byte."""
     canonical = (f'{{"data":{data_json},"event_id":{_text(event_id)},"metadata":{metadata_json},'
                  f'"recorded_at":{_text(recorded_at)},"stream_id":{_text(stream_id)},'
-                 f'"type":{_text(type)},"version":{canonical_json(version)}}}')
+                 f'"type":{_text(type)},"version":{version if version.__class__ is int else canonical_json(version)}}}')
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 

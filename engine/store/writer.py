@@ -22,7 +22,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from sqlalchemy import Engine, Text, bindparam, func, insert, select
+from sqlalchemy import Engine, Executable, Text, bindparam, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,11 +33,20 @@ _LAST_POSITION = select(func.max(E.c.position))
 _COLUMNS = ("stream_id", "version", "event_id", "type", "prev_hash", "hash")
 
 
+# Statements for the tables beside the log (checkpoints): each with its parameters, or None.
+Statements = list[tuple[Executable, list[dict] | dict | None]]
+
+
 class GroupWriter(Protocol):
     async def open(self) -> None: ...
 
     async def insert(self, rows: list[dict]) -> list[int]:
         """Commit every row in one transaction; return their positions (in row order)."""
+
+    async def write_beside(self, statements: Statements) -> None:
+        """Run the statements in one transaction of their own, on the log's writer: on SQLite a
+        second writing connection would contend with the log's for the write lock, and the one
+        that waits sleeps in SQLite's busy handler (a millisecond or more, every time)."""
 
     async def close(self) -> None: ...
 
@@ -68,6 +77,13 @@ class AsyncWriter:
                          prev_hash=r["prev_hash"], hash=r["hash"])
                     for r, p in zip(rows, positions)])
         return positions
+
+    async def write_beside(self, statements: Statements) -> None:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**WRITE_TRANSACTION)
+            async with conn.begin():
+                for statement, params in statements:
+                    await conn.execute(statement, params)
 
 
 # The JSON columns take the canonical texts as they are, and the time the text SQLAlchemy's
@@ -122,11 +138,28 @@ class ThreadWriter:
     async def insert(self, rows: list[dict]) -> list[int]:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, rows)
 
+    async def write_beside(self, statements: Statements) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._commit_beside, statements)
+
     # -- on the writer thread ------------------------------------------------------------------
 
-    def _commit(self, rows: list[dict]) -> list[int]:
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self._engine.connect().execution_options(**WRITE_TRANSACTION)
+        return self._conn
+
+    def _commit_beside(self, statements: Statements) -> None:
+        conn = self._connection()
+        try:
+            with conn.begin():
+                for statement, params in statements:
+                    conn.execute(statement, params)
+        except BaseException:
+            self._disconnect()
+            raise
+
+    def _commit(self, rows: list[dict]) -> list[int]:
+        self._connection()
         try:
             with self._conn.begin():
                 last = self._conn.execute(_LAST_POSITION).scalar() or 0
