@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from sqlalchemy import Engine, Executable, Text, bindparam, func, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -102,8 +103,6 @@ _SQLITE_INSERT = insert(E).values(
 
 
 def _positional_sqlite(statement) -> str:
-    from sqlalchemy.dialects import sqlite
-
     compiled = statement.compile(dialect=sqlite.dialect(paramstyle="qmark"))
     if tuple(compiled.positiontup) != _SQLITE_ORDER:  # the tuples below follow this order
         raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
@@ -111,6 +110,7 @@ def _positional_sqlite(statement) -> str:
 
 
 _SQLITE_INSERT_SQL = _positional_sqlite(_SQLITE_INSERT)
+_SQLITE_LAST_POSITION_SQL = str(_LAST_POSITION.compile(dialect=sqlite.dialect()))
 
 
 class ThreadWriter:
@@ -162,15 +162,17 @@ class ThreadWriter:
         self._connection()
         try:
             with self._conn.begin():
-                last = self._conn.execute(_LAST_POSITION).scalar() or 0
+                last = self._conn.exec_driver_sql(_SQLITE_LAST_POSITION_SQL).scalar() or 0
                 positions = list(range(last + 1, last + 1 + len(rows)))
                 times: dict = {}  # a group's rows share one time: spell it once
                 spell = self._time_text
-                self._conn.exec_driver_sql(_SQLITE_INSERT_SQL, [
+                params = [
                     (p, r["stream_id"], r["version"], r["event_id"], r["type"], r["data_json"], r["metadata_json"],
                      times.get(r["recorded_at"]) or times.setdefault(r["recorded_at"], spell(r["recorded_at"])),
                      r["prev_hash"], r["hash"])
-                    for r, p in zip(rows, positions)])
+                    for r, p in zip(rows, positions)]
+                # One row (a lone caller) as a plain execute: executemany costs more for one.
+                self._conn.exec_driver_sql(_SQLITE_INSERT_SQL, params[0] if len(params) == 1 else params)
         except BaseException:
             # Whatever state a failed commit left the connection in (a full disk can fail the
             # rollback too), the next group starts on a fresh one.
