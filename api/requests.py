@@ -54,12 +54,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# Made once: `json.loads(..., object_pairs_hook=...)` builds a new decoder on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 def json_body(request: Request) -> Any:
     """The parsed JSON body; 400 when it is missing or not JSON."""
-    if not request.body:
+    body = request.body
+    if not body:
         raise ApiError(400, "The request body is missing; send a JSON object.")
     try:
-        return json.loads(request.body, object_pairs_hook=_no_duplicates)
+        # As json.loads reads bytes: UTF-8, or UTF-16/32 told apart by their first bytes.
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except DuplicateKey as exc:
         raise ApiError(400, f"The request body gives the key {str(exc)!r} more than once.") from None
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested JSON
