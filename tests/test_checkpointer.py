@@ -3,6 +3,7 @@ checkpoint file that cannot be written costs nothing but its copy, and the file 
 with checkpoints the table holds."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 from engine.config import parse_config
@@ -80,3 +81,28 @@ def test_a_key_file_others_may_read_is_refused(tmp_path):
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and "chmod 600" in r.stderr, (r.stdout, r.stderr)
     assert not (tmp_path / "var" / "wingman.db").exists()
+
+
+async def test_checkpoints_are_committed_by_the_logs_own_writer(tmp_path):
+    """Under concurrent appends the checkpoints go through the log's writer: no second connection
+    takes SQLite's write lock (the one that waits would sleep in SQLite's busy handler), and the
+    last one, signed after the writer has drained at a clean stop, still reaches the table."""
+    from sqlalchemy import event
+
+    daemon = await _restart(tmp_path)
+    write_transactions: list[str] = []
+    event.listen(daemon.store.engine.sync_engine, "begin",
+                 lambda conn: write_transactions.append(conn.get_execution_options().get("sqlite_begin", "")))
+
+    async def appender(n: int) -> None:
+        for _ in range(30):
+            await daemon.store.append(f"s{n}", [NewEvent.of(ServerSuspended(), Metadata(actor="t"))])
+
+    await asyncio.gather(*(appender(n) for n in range(20)))
+    assert daemon.store.last_position >= 600
+    while daemon.checkpointer.last is None or daemon.checkpointer.last.size < 500:
+        await asyncio.sleep(0.05)  # every 25 events: the signer follows the writer
+    assert "BEGIN IMMEDIATE" not in write_transactions
+    await daemon.stop()
+    rows = checkpoint_rows(tmp_path / "var" / "wingman.db")
+    assert rows and max(r["size"] for r in rows) == daemon.store.last_position
