@@ -121,7 +121,7 @@ class PowerService:
             records.append(PowerRejected(operation_id=op_id, action=action, reason=SUSPENDED_MESSAGE))
         settled_now = action == "kill" and self._nothing_to_kill(uuid)
         if settled_now:
-            lock = self._locks.setdefault(uuid, PowerLock())
+            lock = self._lock(uuid)
             lock.try_acquire(op_id)  # idle, just checked: held until the commit, so no start slips in
             records.append(PowerStarted(operation_id=op_id, action=action, lock_acquired=True))
             records.append(PowerSucceeded(operation_id=op_id, action=action, detail=NOTHING_TO_KILL))
@@ -156,6 +156,12 @@ class PowerService:
         # ever killed needs no machine model.
         return self.processes.handle(uuid) is None and not self.registry.chart.allows(Trigger.ABORT,
                                                                                       self.registry.state(uuid))
+
+    def _lock(self, uuid: str) -> PowerLock:
+        lock = self._locks.get(uuid)  # (setdefault would build a lock on every call to throw away)
+        if lock is None:
+            lock = self._locks[uuid] = PowerLock()
+        return lock
 
     def lock_busy(self, uuid: str) -> bool:
         """Whether an operation holds or waits for the server's power lock (Wings' websocket
@@ -199,7 +205,7 @@ class PowerService:
     async def _perform(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> Event:
         if self._gate is not None:
             await self._gate.restored(uuid)
-        lock = self._locks.setdefault(uuid, PowerLock())
+        lock = self._lock(uuid)
         self._actions[op_id] = action
         try:
             if action == "kill":
@@ -259,7 +265,7 @@ class PowerService:
         """Forget a server that is down: its runtime leftovers go, its history stays in the log.
         Raises Rejected while it runs or a power action holds its lock."""
         view = self.registry.get(uuid)
-        lock = self._locks.setdefault(uuid, PowerLock())
+        lock = self._lock(uuid)
         holder = f"delete-{uuidlib.uuid4()}"
         if not lock.try_acquire(holder):
             raise Rejected("a power action is in progress; kill or wait for it before deleting the server")
