@@ -13,7 +13,7 @@ from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from engine.config import DaemonConfig
 from engine.config_docs import ServerDocs
 from engine.environments.base import Runtime
-from engine.environments.docker.runtime import DockerRuntime
+from engine.environments.docker.on_demand import OnDemandDockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Event, Metadata
 from engine.live.denylist import TokenDenylist
@@ -43,10 +43,11 @@ CONFIG_BATCH = 500  # servers from the config file recorded at once (the store's
 
 def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
     """Both runtimes, always: a node without a Docker engine still runs local processes, and its
-    docker servers fail to start with a clear reason until the engine answers."""
+    docker servers fail to start with a clear reason until the engine answers. The Docker one
+    loads the SDK and connects when a server first needs it (engine.environments.docker.on_demand)."""
     return {
         "process": ProcessRuntime(config.run_directory),
-        "docker": DockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
+        "docker": OnDemandDockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
     }
 
 
