@@ -15,8 +15,8 @@ UNREACHABLE = "unix:///nonexistent/wingman/docker.sock"
 
 
 def test_the_daemon_does_not_load_the_docker_sdk_until_a_server_needs_it():
-    code = ("import sys, api.app, api.cli.main, engine.daemon; "
-            "print(sorted(m for m in ('docker', 'requests', 'engine.environments.docker.runtime') if m in sys.modules))")
+    sdk = ("docker", "requests", "engine.environments.docker.runtime")
+    code = f"import sys, api.app, api.cli.main, engine.daemon; print(sorted(m for m in {sdk!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

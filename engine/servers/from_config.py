@@ -23,7 +23,7 @@ import structlog
 
 from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
 
-log = structlog.get_logger("wingman.daemon")
+log = structlog.get_logger("wingman.daemon")  # the boot messages they always were
 
 
 def latest_definitions(docs: Sequence[Any]) -> Iterator[ServerConfig]:
