@@ -2,7 +2,8 @@
 
 It knows nothing of HTTP: `api/` calls in, nothing here imports `api/`. The packages, from the
 bottom up (each may import only those listed before it, plus the vocabulary modules
-`events`, `signals`, `statechart` and `config` at this level):
+`events`, `signals`, `statechart` and `config` (with `config_docs`, how it holds the servers
+list) at this level):
 
 - `store/`         the append-only event store and its database; the RFC 9162 tree and the
                    signed checkpoint format that the two packages below share

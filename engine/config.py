@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.config_docs import ServerDocs
 from engine.store.checkpoint_format import NODE_ID
 from engine.store.database import sqlite_url
 from engine.store.hashing import json_loads
@@ -163,7 +164,9 @@ class DaemonConfig(BaseModel):
     websocket: WebsocketConfig = Field(default_factory=WebsocketConfig)
     utilization: UtilizationConfig = Field(default_factory=UtilizationConfig)
     event_stream: EventStreamConfig = Field(default_factory=EventStreamConfig)
-    servers: list[dict[str, Any]] = Field(default_factory=list)
+    # Validated as a list of mappings, then held packed until the daemon records them (see
+    # engine.config_docs: why not as parsed objects).
+    servers: ServerDocs = Field(default_factory=ServerDocs)
     source: Path | None = Field(None, exclude=True)  # the file this came from
 
     @field_validator("audit_tokens")

@@ -11,8 +11,9 @@ import structlog
 
 from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from engine.config import DaemonConfig
+from engine.config_docs import ServerDocs
 from engine.environments.base import Runtime
-from engine.environments.docker.runtime import DockerRuntime
+from engine.environments.docker.on_demand import OnDemandDockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.events import Event, Metadata
 from engine.live.denylist import TokenDenylist
@@ -26,7 +27,8 @@ from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
-from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
+from engine.servers.definition import ServerConfig
+from engine.servers.from_config import latest_definitions
 from engine.servers.live_snapshots import LiveSnapshots
 from engine.servers.registry import ServerRegistry
 from engine.servers.snapshots import SnapshotCache
@@ -42,10 +44,11 @@ YOUNG_COLLECTION_EVERY = 10_000  # allocations between young collections once bo
 
 def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
     """Both runtimes, always: a node without a Docker engine still runs local processes, and its
-    docker servers fail to start with a clear reason until the engine answers."""
+    docker servers fail to start with a clear reason until the engine answers. The Docker one
+    loads the SDK and connects when a server first needs it (engine.environments.docker.on_demand)."""
     return {
         "process": ProcessRuntime(config.run_directory),
-        "docker": DockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
+        "docker": OnDemandDockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
     }
 
 
@@ -169,31 +172,28 @@ class Daemon:
 
         Many at once: each server is its own append, so the store's writer commits them in groups
         (a node of 10,000 servers registers in a few dozen transactions, not 10,000); a batch at a
-        time, so boot never holds 10,000 appends in flight."""
-        latest: dict[str, ServerConfig] = {}
-        for doc in self.config.servers:
-            try:
-                cfg = parse_definition(doc)
-            except InvalidDefinition as exc:
-                log.error("invalid server in the config file; skipped", problem=str(exc))
-                continue
-            if cfg.uuid in latest:
-                log.warning("a server is defined twice in the config file; the last definition counts", server=cfg.uuid)
-            latest[cfg.uuid] = cfg
-        configs = list(latest.values())
-        del latest
-        for i in range(0, len(configs), CONFIG_BATCH):
-            batch = configs[i:i + CONFIG_BATCH]
-            results = await asyncio.gather(*(
-                self.registry.update_to(cfg, FROM_CONFIG) if cfg.uuid in self.registry.views
-                else self.registry.register_config(cfg, FROM_CONFIG) for cfg in batch), return_exceptions=True)
-            for cfg, result in zip(batch, results):
-                if isinstance(result, Exception):
-                    log.error("a server in the config file could not be recorded; skipped", server=cfg.uuid,
-                              problem=str(result))
-        # The definitions now live in the log (and a start reads the file again): the parsed copy
-        # would only hold memory, a few KB per server.
-        self.config.servers = []
+        time, so boot never holds 10,000 appends in flight, nor 10,000 parsed definitions (they
+        are parsed as their batch comes up: engine.servers.from_config)."""
+        batch: dict[str, ServerConfig] = {}
+        for cfg in latest_definitions(self.config.servers):
+            # A server met again (see latest_definitions) is recorded after its batch: as an update.
+            if len(batch) == CONFIG_BATCH or cfg.uuid in batch:
+                await self._record_configs(list(batch.values()))
+                batch = {}
+            batch[cfg.uuid] = cfg
+        await self._record_configs(list(batch.values()))
+        # The definitions now live in the log (and a start reads the file again): the packed copy
+        # would only hold memory.
+        self.config.servers = ServerDocs()
+
+    async def _record_configs(self, batch: list[ServerConfig]) -> None:
+        results = await asyncio.gather(*(
+            self.registry.update_to(cfg, FROM_CONFIG) if cfg.uuid in self.registry.views
+            else self.registry.register_config(cfg, FROM_CONFIG) for cfg in batch), return_exceptions=True)
+        for cfg, result in zip(batch, results):
+            if isinstance(result, Exception):
+                log.error("a server in the config file could not be recorded; skipped", server=cfg.uuid,
+                          problem=str(result))
 
     async def stop(self) -> None:
         await self.crashes.close()
