@@ -34,7 +34,7 @@ def _serve(folder: Path, servers: list[dict]) -> tuple[subprocess.Popen, str]:
     cfg = {"token": TOKEN, "api": {"host": "127.0.0.1", "port": port},
            "system": {"root_directory": str(folder / "var"), "run_directory": str(folder / "run")},
            "servers": servers}
-    # In JSON (YAML too), which the daemon reads with a JSON parser: see engine.config._read.
+    # In JSON (YAML too), which the daemon reads with a JSON parser: see engine.config.read_document.
     (folder / "wingman.yml").write_text(json.dumps(cfg, indent=1))
     log = open(folder / "daemon.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--config", str(folder / "wingman.yml")],

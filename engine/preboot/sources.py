@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import yaml
 
+from engine.config import read_document
+
 
 class SyncFailed(Exception):
     pass
@@ -55,7 +57,7 @@ class DefinitionSource:
         if not self.config_file or not self.config_file.exists():
             return None
         try:
-            raw = yaml.safe_load(self.config_file.read_text()) or {}
+            raw = read_document(self.config_file.read_text()) or {}
         except yaml.YAMLError as exc:
             raise SyncFailed(f"{self.config_file} is not valid YAML: {exc}") from None
         for doc in raw.get("servers") or []:
