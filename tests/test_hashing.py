@@ -112,3 +112,17 @@ def test_new_ids_are_time_ordered_uuids():
         assert before <= u.int >> 80 <= after
     stamps = [uuid.UUID(t).int >> 80 for t in ids]
     assert stamps == sorted(stamps)
+
+
+def test_json_loads_guard_finds_long_digit_runs_wherever_they_are():
+    """The guard that sends long integers to the standard library looks at the UTF-8 bytes: it
+    must see a run next to non-ASCII text or a lone surrogate, in bytes input, and at 19 digits
+    exactly (18 digits fit in 64 bits and stay on the fast path, which agrees there)."""
+    cases = ['{"n": 18446744073709551616}', '{"é": 99999999999999999999}', '["\\ud800", 100000000000000000000]',
+             '{"s": "\ud800", "n": -9223372036854775809}', '[999999999999999999, -999999999999999999]',
+             '{"n": 1234567890123456789}', '{"txt": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠"}', '[1.0000000000000000000001]']
+    for text in cases:
+        expected = json.loads(text)
+        assert repr(json_loads(text)) == repr(expected), text
+        if "\ud800" not in text:
+            assert repr(json_loads(text.encode("utf-8"))) == repr(expected), text
