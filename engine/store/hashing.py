@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+from pydantic_core import from_json
 
 GENESIS = "0" * 64
 
@@ -57,29 +58,19 @@ def canonical_json(value: Any) -> str:
     return _STANDARD.encode(value)
 
 
-# orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact:
-# any text with a run of 19 digits takes the standard path (a long fraction too, harmlessly).
-# The run is found with two C passes over the UTF-8 bytes (every digit spelled "0", then a search
-# for nineteen of them): a third of the cost of a regular expression, which was most of a
-# replay's JSON time. Digits are ASCII, and UTF-8 never uses those bytes inside another character.
-_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_LONG_RUN = b"0" * 19
-
-
-def _has_long_digit_run(text: str | bytes) -> bool:
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return _LONG_RUN in raw.translate(_DIGITS_AS_ZERO)
-
-
+# Reading JSON exactly as `json.loads` does, fast: pydantic-core's parser (jiter, already here
+# with pydantic) keeps integers of any length exact, where orjson reads one beyond 64 bits as a
+# float and needed a scan of every text for long digit runs before it could be trusted (the scan
+# cost half as much as the parse). Where jiter refuses a text that the standard library reads
+# (a lone surrogate, nesting deeper than 200) or refuses it with its own error, the
+# standard library reads it and says what it says. tests/test_hashing.py holds the two readers
+# to each other.
 def json_loads(text: str | bytes) -> Any:
-    """JSON text to Python values exactly as `json.loads` gives them, with orjson where it is
-    known to agree (it refuses NaN, 1e400 and lone surrogates, which then take the standard path)."""
-    if not _has_long_digit_run(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    """JSON text to Python values exactly as `json.loads` gives them (and its errors)."""
+    try:
+        return from_json(text)
+    except (ValueError, TypeError):  # TypeError: a str holding a lone surrogate, or not text at all
+        return json.loads(text)
 
 
 def _text(value: Any) -> str:
