@@ -202,3 +202,24 @@ async def test_integers_beyond_64_bits_replay_exactly(tmp_path):
     for answer in (folded, from_snapshot):
         assert repr(sorted(answer.view.last_process.items())) == repr(sorted(data.items()))  # exact ints
         assert answer.view.suspended
+
+
+def test_stored_times_read_as_the_general_parse_reads_them():
+    """The reader's one-call parse of the stored spelling gives what the general path gives, and
+    leaves every other text (an offset, a Z, an edit) to it."""
+    from datetime import datetime, timezone
+
+    from engine.store.reading import _time
+
+    def general(raw):
+        try:
+            ts = datetime.fromisoformat(raw)
+        except ValueError:
+            return raw
+        return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+    texts = ["2026-01-01 00:00:20.000000", "2026-01-01T00:00:20.000001", "2026-01-01 00:00:20.000+01",
+             "2026-01-01 00:00:20.00000Z", "2026-01-01 00:00:20+01:00:0", "2026-13-01 00:00:20.000000",
+             "not a time at all, 26 ch.", "2026-01-01 00:00:20.123456+02:00", "2026-01-01 00:00:20"]
+    for raw in texts:
+        assert repr(_time(raw)) == repr(general(raw)), raw
