@@ -19,7 +19,7 @@ from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
 from engine.events import RecordedEvent
-from engine.store.reading import PAGE, EventRow, is_intact, stream_exists, stream_pages, to_rows
+from engine.store.reading import PAGE, EventRow, is_intact, stream_exists, stream_pages, to_rows, to_rows_until
 from engine.store.schema import events as E
 
 
@@ -97,20 +97,17 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
     # a bound on position in the query would make SQLite walk the rest of the stream to check it).
     page = cache.every + 1 if snap is not None and cache.every > 0 else PAGE
     every = cache.every if cache is not None and cache.every > 0 else 0  # cache.due, without a call an event
+    # Before a point, a page is decoded only up to it (the rows after it are not read into events);
+    # a shorter page then ends the stream's read.
     bounded = point != END
-    async for events in stream_pages(engine, stream_id, view.version, page, to_rows):
+    convert = to_rows_until(point.includes) if bounded else to_rows
+    async for events in stream_pages(engine, stream_id, view.version, page, convert):
         for ev in events:
-            if bounded:
-                if isinstance(ev.recorded_at, str):  # an unreadable time: cannot tell where the point falls
-                    raise LogError(_recorded(ev), is_intact(ev) or "its time is unreadable")
-                if not point.includes(ev.position, ev.recorded_at):
-                    bounded = None  # the point is reached
-                    break
+            if bounded and isinstance(ev.recorded_at, str):  # unreadable: where it falls cannot be told
+                raise LogError(_recorded(ev), is_intact(ev) or "its time is unreadable")
             fold_step(view, ev, chart)
             if every and view.version % every == 0:
                 pending.append(cache.row(view, ev.hash))
-        if bounded is None:
-            break
     folded = view.version - start  # each event folded moves the version on by exactly one
     if pending:
         await cache.save(pending)

@@ -104,6 +104,25 @@ def to_rows(rows) -> list[EventRow]:
             for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows]
 
 
+def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[list], list[EventRow]]:
+    """`to_rows` for a point of the log: rows past the point (`includes` says no) are not decoded,
+    and the page ends there. A row whose time does not read ends it too, kept for the caller
+    to refuse (where such a row falls against the point cannot be told)."""
+    def convert(rows) -> list[EventRow]:
+        out = []
+        for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows:
+            at = _time(recorded_at)
+            readable = isinstance(at, datetime)
+            if readable and not includes(position, at):
+                break
+            out.append(_row(EventRow, (position, stream_id, version, event_id, type_, _json(data), _json(metadata),
+                                       at, prev_hash, hash_)))
+            if not readable:
+                break
+        return out
+    return convert
+
+
 def is_intact(ev: RecordedEvent) -> str | None:
     """Why this row cannot be interpreted (None when data, metadata and time are well formed)."""
     if not isinstance(ev.data, dict):
