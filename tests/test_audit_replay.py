@@ -223,3 +223,22 @@ def test_stored_times_read_as_the_general_parse_reads_them():
              "not a time at all, 26 ch.", "2026-01-01 00:00:20.123456+02:00", "2026-01-01 00:00:20"]
     for raw in texts:
         assert repr(_time(raw)) == repr(general(raw)), raw
+
+
+async def test_an_unreadable_time_is_refused_from_the_point_where_it_is_read(log):
+    """A page is decoded only up to the point, and the first row past it is looked at: a row with
+    an edited time is refused as soon as it is that row (where it falls cannot be told), named as
+    a RecordedEvent, and never looked at from a point before the row ahead of it."""
+    engine, _, ids, path = log
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE events SET recorded_at = 'yesterday-ish' WHERE stream_id = ? AND version = 30", (ids[0],))
+        at = dict(con.execute("SELECT version, position FROM events WHERE stream_id = ? AND version IN (28, 29, 30)",
+                              (ids[0],)).fetchall())
+    con.close()
+    assert (await state_at(engine, ids[0], Point(position=at[28]), None)).view.version == 28
+    for point in (Point(position=at[29]), Point(position=at[30]), Point(time=BASE_TIME + timedelta(seconds=EVENTS)),
+                  Point()):
+        with pytest.raises(LogError, match="is not a valid time") as refused:
+            await state_at(engine, ids[0], point, None)
+        assert type(refused.value.event).__name__ == "RecordedEvent" and refused.value.event.version == 30
