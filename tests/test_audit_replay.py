@@ -175,3 +175,70 @@ async def test_a_gap_in_the_log_is_refused_not_guessed(log):
     assert (await state_at(engine, ids[0], Point(position=1), None)).view.version == 1
     with pytest.raises(LogError, match="expected version 20"):
         await state_at(engine, ids[0], Point(), None)
+
+
+async def test_integers_beyond_64_bits_replay_exactly(tmp_path):
+    """JSON integers too long for orjson (it reads them as floats) come back from a replay as
+    the exact integers the store wrote, folded from the log and from a snapshot alike."""
+    from engine.events import NewEvent
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wingman.db'}")
+    await upgrade(engine)
+    store = EventStore(engine)
+    await store.open()
+    data = {"runtime": "process", "pid": 2**70 + 1, "start_ticks": 18446744073709551616, "container_id": None,
+            "adopted": False, "boot_id": "-9223372036854775809"}
+    try:
+        await store.append("big", [NewEvent(type="process.started", data=data,
+                                            metadata={"actor": "daemon", "ticket": -(2**80)})])
+        await store.append("big", [NewEvent(type="server.suspended", data={}, metadata={"actor": "cli"})])
+    finally:
+        await store.close()
+    cache = SnapshotCache(engine, every=1)
+    folded = await state_at(engine, "big", Point(), cache)
+    from_snapshot = await state_at(engine, "big", Point(), cache)
+    await engine.dispose()
+    assert from_snapshot.snapshot_version == 2 and from_snapshot.events_folded == 0
+    for answer in (folded, from_snapshot):
+        assert repr(sorted(answer.view.last_process.items())) == repr(sorted(data.items()))  # exact ints
+        assert answer.view.suspended
+
+
+def test_stored_times_read_as_the_general_parse_reads_them():
+    """The reader's one-call parse of the stored spelling gives what the general path gives, and
+    leaves every other text (an offset, a Z, an edit) to it."""
+    from datetime import datetime, timezone
+
+    from engine.store.reading import _time
+
+    def general(raw):
+        try:
+            ts = datetime.fromisoformat(raw)
+        except ValueError:
+            return raw
+        return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+    texts = ["2026-01-01 00:00:20.000000", "2026-01-01T00:00:20.000001", "2026-01-01 00:00:20.000+01",
+             "2026-01-01 00:00:20.00000Z", "2026-01-01 00:00:20+01:00:0", "2026-13-01 00:00:20.000000",
+             "not a time at all, 26 ch.", "2026-01-01 00:00:20.123456+02:00", "2026-01-01 00:00:20"]
+    for raw in texts:
+        assert repr(_time(raw)) == repr(general(raw)), raw
+
+
+async def test_an_unreadable_time_is_refused_from_the_point_where_it_is_read(log):
+    """A page is decoded only up to the point, and the first row past it is looked at: a row with
+    an edited time is refused as soon as it is that row (where it falls cannot be told), named as
+    a RecordedEvent, and never looked at from a point before the row ahead of it."""
+    engine, _, ids, path = log
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE events SET recorded_at = 'yesterday-ish' WHERE stream_id = ? AND version = 30", (ids[0],))
+        at = dict(con.execute("SELECT version, position FROM events WHERE stream_id = ? AND version IN (28, 29, 30)",
+                              (ids[0],)).fetchall())
+    con.close()
+    assert (await state_at(engine, ids[0], Point(position=at[28]), None)).view.version == 28
+    for point in (Point(position=at[29]), Point(position=at[30]), Point(time=BASE_TIME + timedelta(seconds=EVENTS)),
+                  Point()):
+        with pytest.raises(LogError, match="is not a valid time") as refused:
+            await state_at(engine, ids[0], point, None)
+        assert type(refused.value.event).__name__ == "RecordedEvent" and refused.value.event.version == 30

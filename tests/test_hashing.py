@@ -112,3 +112,22 @@ def test_new_ids_are_time_ordered_uuids():
         assert before <= u.int >> 80 <= after
     stamps = [uuid.UUID(t).int >> 80 for t in ids]
     assert stamps == sorted(stamps)
+
+
+def test_json_loads_agrees_at_the_edges():
+    """Long integers next to non-ASCII text or a lone surrogate, in text and bytes, on both sides
+    of 64 bits; texts the fast parser refuses and the standard library reads (or refuses alike)."""
+    cases = ['{"n": 18446744073709551616}', '{"é": 99999999999999999999}', '["\\ud800", 100000000000000000000]',
+             '{"s": "\ud800", "n": -9223372036854775809}', '[999999999999999999, -999999999999999999]',
+             '{"n": 1234567890123456789}', '{"txt": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠"}', '[1.0000000000000000000001]',
+             "[" * 300 + "]" * 300, '{"a": 1, "b": 2, "a": 3}', '[1e400, -1e400, NaN, 1e-400, -0.0, -0]']
+    for text in ["9" * 5000, '{"a": 1} x', '"a\x01b"', "[1,]", "01", b'"\xff"']:
+        with pytest.raises(ValueError) as expected:
+            json.loads(text)
+        with pytest.raises(type(expected.value)):
+            json_loads(text)
+    for text in cases:
+        expected = json.loads(text)
+        assert repr(json_loads(text)) == repr(expected), text
+        if "\ud800" not in text:
+            assert repr(json_loads(text.encode("utf-8"))) == repr(expected), text

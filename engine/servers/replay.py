@@ -18,7 +18,8 @@ from engine.servers.operations import OUTCOME_TYPES, QUEUED
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
-from engine.store.reading import PAGE, is_intact, stream_exists, stream_versions
+from engine.events import RecordedEvent
+from engine.store.reading import PAGE, EventRow, is_intact, stream_exists, stream_pages, to_rows, to_rows_until
 from engine.store.schema import events as E
 
 
@@ -28,19 +29,26 @@ class UnknownStream(LookupError):
         self.stream_id = stream_id
 
 
-def fold_step(view: ServerView, ev, chart: Statechart) -> ServerView:
-    """One event into the view, refusing rows that cannot be read (a replay never guesses)."""
+def fold_step(view: ServerView, ev: RecordedEvent | EventRow, chart: Statechart) -> ServerView:
+    """One event into the view, refusing rows that cannot be read (a replay never guesses).
+    The error names the event as a RecordedEvent, whichever form it was read in."""
     problem = is_intact(ev)
     if problem:
-        raise LogError(ev, problem)
+        raise LogError(_recorded(ev), problem)
     try:
         apply(view, ev, chart)
-    except LogError:
-        raise
+    except LogError as exc:
+        if type(ev) is RecordedEvent:
+            raise
+        raise LogError(_recorded(ev), exc.problem) from None
     except Exception as exc:  # a row whose data does not fit its type
-        raise LogError(ev, f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
+        raise LogError(_recorded(ev), f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
     # Only an outcome finishes an operation: the other events leave nothing to drop.
     return view.prune() if ev.type in OUTCOME_TYPES else view
+
+
+def _recorded(ev: RecordedEvent | EventRow) -> RecordedEvent:
+    return ev if type(ev) is RecordedEvent else ev.recorded()
 
 
 @dataclass
@@ -83,20 +91,24 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
     if snap is None and not await stream_exists(engine, stream_id):  # a checked snapshot proves it
         raise UnknownStream(stream_id)
     view = snap.view if snap else new_view(stream_id, chart)
-    folded, pending = 0, []
+    start, pending = view.version, []
     # From a snapshot, the point is normally within one snapshot interval: one page that size
     # reads few rows past it (a page of PAGE rows would read and ship up to 1,000 for nothing;
     # a bound on position in the query would make SQLite walk the rest of the stream to check it).
     page = cache.every + 1 if snap is not None and cache.every > 0 else PAGE
-    async for ev in stream_versions(engine, stream_id, view.version, page):
-        if isinstance(ev.recorded_at, str):  # an unreadable time: cannot tell where the point falls
-            raise LogError(ev, is_intact(ev) or "its time is unreadable")
-        if not point.includes(ev.position, ev.recorded_at):
-            break
-        fold_step(view, ev, chart)
-        folded += 1
-        if cache is not None and cache.due(view.version):
-            pending.append(cache.row(view, ev.hash))
+    every = cache.every if cache is not None and cache.every > 0 else 0  # cache.due, without a call an event
+    # Before a point, a page is decoded only up to it (the rows after it are not read into events);
+    # a shorter page then ends the stream's read.
+    bounded = point != END
+    convert = to_rows_until(point.includes) if bounded else to_rows
+    async for events in stream_pages(engine, stream_id, view.version, page, convert):
+        for ev in events:
+            if bounded and isinstance(ev.recorded_at, str):  # unreadable: where it falls cannot be told
+                raise LogError(_recorded(ev), is_intact(ev) or "its time is unreadable")
+            fold_step(view, ev, chart)
+            if every and view.version % every == 0:
+                pending.append(cache.row(view, ev.hash))
+    folded = view.version - start  # each event folded moves the version on by exactly one
     if pending:
         await cache.save(pending)
     return PointInTime(stream_id, point, view if view.version > 0 else None,

@@ -6,15 +6,17 @@ can name it, and export can carry it, instead of the whole read failing.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import RecordedEvent
 from engine.store.hashing import json_loads
+from engine.store.log_reader import read
 from engine.store.schema import events as E
 
 DEFAULT_LIMIT = 100
@@ -38,7 +40,18 @@ def _json(raw):
         return raw  # kept as text: verification reports it
 
 
+_STORED_TIME_LENGTH = len("2026-01-01 00:00:00.000000")  # how SQLite holds a time: naive UTC
+_from_iso = datetime.fromisoformat
+
+
 def _time(raw):
+    if type(raw) is str and len(raw) == _STORED_TIME_LENGTH:
+        # The spelling the store writes, parsed as UTC in one call (a parse then a replace costs
+        # several times this). A text that already carries an offset fails here and is read below.
+        try:
+            return _from_iso(raw + "+00:00")
+        except ValueError:
+            pass
     if isinstance(raw, datetime):
         return raw if raw.tzinfo else raw.replace(tzinfo=timezone.utc)
     try:
@@ -56,6 +69,58 @@ def to_event(row) -> RecordedEvent:
         data=_json(data), metadata=_json(metadata), recorded_at=_time(recorded_at), prev_hash=prev_hash,
         hash=hash_,
     )
+
+
+def to_events(rows) -> list[RecordedEvent]:
+    return [to_event(r) for r in rows]
+
+
+class EventRow(NamedTuple):
+    """A row decoded as `to_event` decodes it, without the pydantic model around it: a replay
+    reads a million of them, and making the model costs five times a tuple. It reads like a
+    RecordedEvent (the same field names) and becomes one for whoever keeps it (`recorded`)."""
+
+    position: int
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    data: Any
+    metadata: Any
+    recorded_at: Any
+    prev_hash: str
+    hash: str
+
+    def recorded(self) -> RecordedEvent:
+        return RecordedEvent.trusted(**self._asdict())
+
+
+_row = tuple.__new__
+
+
+def to_rows(rows) -> list[EventRow]:
+    return [_row(EventRow, (position, stream_id, version, event_id, type_, _json(data), _json(metadata),
+                            _time(recorded_at), prev_hash, hash_))
+            for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows]
+
+
+def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[list], list[EventRow]]:
+    """`to_rows` for a point of the log: rows past the point (`includes` says no) are not decoded,
+    and the page ends there. A row whose time does not read ends it too, kept for the caller
+    to refuse (where such a row falls against the point cannot be told)."""
+    def convert(rows) -> list[EventRow]:
+        out = []
+        for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows:
+            at = _time(recorded_at)
+            readable = isinstance(at, datetime)
+            if readable and not includes(position, at):
+                break
+            out.append(_row(EventRow, (position, stream_id, version, event_id, type_, _json(data), _json(metadata),
+                                       at, prev_hash, hash_)))
+            if not readable:
+                break
+        return out
+    return convert
 
 
 def is_intact(ev: RecordedEvent) -> str | None:
@@ -163,16 +228,25 @@ async def iterate(engine: AsyncEngine, flt: EventFilter | None = None, after: in
 async def stream_versions(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE
                           ) -> AsyncIterator[RecordedEvent]:
     """One stream's events in version order from `after_version` + 1 (for replays)."""
+    async for events in stream_pages(engine, stream_id, after_version, page_size):
+        for ev in events:
+            yield ev
+
+
+async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE,
+                       convert: Callable[[list], list] = to_events) -> AsyncIterator[list]:
+    """The same events a page at a time, each page `convert`ed from rows (`to_rows`: EventRows,
+    for a fold that keeps none of them). A caller that iterates pages pays no step of an async
+    generator per event, and on SQLite a page is read and converted in one hand-off
+    (engine.store.log_reader)."""
     while True:
         q = (select(*_COLUMNS).where(E.c.stream_id == stream_id, E.c.version > after_version)
              .order_by(E.c.version).limit(page_size))
-        async with engine.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        for r in rows:
-            yield to_event(r)
-        if len(rows) < page_size:
+        events = await read(engine, q, convert)
+        yield events
+        if len(events) < page_size:
             return
-        after_version = rows[-1].version
+        after_version = events[-1].version
 
 
 async def stream_exists(engine: AsyncEngine, stream_id: str) -> bool:
