@@ -90,7 +90,7 @@ class Daemon:
         self.recovery = BootRecovery(self.journal, self.registry, self.processes, self.runtimes, self.starter.folder,
                                      self.crashes, concurrency=config.system.boot_concurrency)
         self.power.wait_for_restore(self.recovery)
-        self.snapshot_cache = SnapshotCache(self.db)
+        self.snapshot_cache = SnapshotCache(self.db, write_beside=self.store.write_beside)
         self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
         # The key is read (or created, 0600) here, so `wingman serve` can print it before it runs.
         self.checkpointer = Checkpointer(self.store, checkpoint_settings(config))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,10 +30,12 @@ from engine.servers import operations as operations_module
 from engine.servers.fold import ServerView
 from engine.servers.operations import OPEN_STATUSES, Operation
 from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
-from engine.store.database import WRITE_TRANSACTION
 from engine.store.hashing import canonical_json, json_loads
 from engine.store.schema import events as E
 from engine.store.schema import snapshots
+from engine.store.writer import AsyncWriter, Statements
+
+WriteBeside = Callable[[Statements], Awaitable[None]]
 
 log = structlog.get_logger("wingman.audit")
 
@@ -115,10 +118,15 @@ class SnapshotCache:
     """Find the best usable snapshot before a point; save new ones. Never raises for the cache's
     own sake: a broken or missing cache only costs speed."""
 
-    def __init__(self, engine: AsyncEngine, every: int = DEFAULT_EVERY, write: bool = True):
+    def __init__(self, engine: AsyncEngine, every: int = DEFAULT_EVERY, write: bool = True,
+                 write_beside: WriteBeside | None = None):
+        """`write_beside`: how snapshots are committed; the daemon passes its store's (through the
+        log's own writer, so the two never contend for SQLite's write lock), tools on a file
+        alone write straight through the engine."""
         self.engine = engine
         self.every = every
         self.write = write
+        self._commit = write_beside or AsyncWriter(engine).write_beside
         self._available: bool | None = None
 
     async def available(self) -> bool:
@@ -206,17 +214,16 @@ class SnapshotCache:
             return
         keys = [(r["stream_id"], r["version"]) for r in rows]
         s = snapshots.c
+        statements: Statements = []
+        for i in range(0, len(keys), 200):
+            chunk = keys[i:i + 200]
+            statements.append((delete(snapshots).where(tuple_(s.stream_id, s.version).in_(chunk)), None))
+            if heads and self.every > 0:
+                statements.append((delete(snapshots).where(
+                    s.stream_id.in_([k[0] for k in chunk]), s.version % self.every != 0), None))
+        statements.append((insert(snapshots), rows))
         try:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(**WRITE_TRANSACTION)
-                async with conn.begin():
-                    for i in range(0, len(keys), 200):
-                        chunk = keys[i:i + 200]
-                        await conn.execute(delete(snapshots).where(tuple_(s.stream_id, s.version).in_(chunk)))
-                        if heads and self.every > 0:
-                            await conn.execute(delete(snapshots).where(
-                                s.stream_id.in_([k[0] for k in chunk]), s.version % self.every != 0))
-                    await conn.execute(insert(snapshots), rows)
+            await self._commit(statements)
         except Exception as exc:  # noqa: BLE001 - e.g. a read-only copy of the database
             log.info("replay snapshots not saved", error=str(exc))
             self.write = False
@@ -225,11 +232,8 @@ class SnapshotCache:
         if not self.write:
             return
         try:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(**WRITE_TRANSACTION)
-                async with conn.begin():
-                    await conn.execute(delete(snapshots).where(snapshots.c.stream_id == stream_id,
-                                                               snapshots.c.version.in_(versions)))
+            await self._commit([(delete(snapshots).where(snapshots.c.stream_id == stream_id,
+                                                         snapshots.c.version.in_(versions)), None)])
         except Exception as exc:  # noqa: BLE001
             log.info("stale replay snapshots not deleted", error=str(exc))
             self.write = False
@@ -237,11 +241,8 @@ class SnapshotCache:
     async def clear(self, stream_id: str | None = None) -> None:
         if not await self.available():
             return
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**WRITE_TRANSACTION)
-            async with conn.begin():
-                q = delete(snapshots)
-                await conn.execute(q.where(snapshots.c.stream_id == stream_id) if stream_id else q)
+        q = delete(snapshots)
+        await self._commit([(q.where(snapshots.c.stream_id == stream_id) if stream_id else q, None)])
 
 
 def _load(text, event_hash: str, digest: str, chart: Statechart | None = None) -> ServerView | None:

@@ -38,9 +38,10 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, json_deserializer=json_loads)
 
 
-def sqlite_writer_engine(engine: AsyncEngine) -> Engine:
-    """A synchronous engine on the same SQLite file, for the store's writer thread (one thread
-    hand-off per group instead of aiosqlite's several per statement), set up like the async one."""
+def sqlite_sync_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the same SQLite file, set up like the async one, for the threads
+    that own a connection (the store's writer, the log's page reader): one thread hand-off per
+    group or page instead of aiosqlite's several per statement."""
     sync = create_sync_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
                               json_deserializer=json_loads)
     _tune_sqlite(sync)

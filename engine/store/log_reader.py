@@ -23,7 +23,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
-from engine.store.database import sqlite_writer_engine
+from engine.store.database import sqlite_sync_engine
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ class _ThreadReader:
     """One synchronous engine on the same file and the one thread that uses it."""
 
     def __init__(self, engine: AsyncEngine):
-        self.sync = sqlite_writer_engine(engine)  # same file, same pragmas (reads never BEGIN IMMEDIATE)
+        self.sync = sqlite_sync_engine(engine)  # same file, same pragmas (reads never BEGIN IMMEDIATE)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-store-reader")
 
     def run(self, query: Executable, convert: Callable[[list], T]) -> T:

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.database import WRITE_TRANSACTION, sqlite_writer_engine
+from engine.store.database import WRITE_TRANSACTION, sqlite_sync_engine
 from engine.store.schema import events as E
 
 _LAST_POSITION = select(func.max(E.c.position))
@@ -122,7 +122,7 @@ class ThreadWriter:
         self._time_text = None
 
     async def open(self) -> None:
-        self._engine = sqlite_writer_engine(self._async_engine)
+        self._engine = sqlite_sync_engine(self._async_engine)
         dialect = self._engine.dialect
         self._time_text = E.c.recorded_at.type.dialect_impl(dialect).bind_processor(dialect) or str
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-store-writer")
