@@ -17,5 +17,7 @@ list) at this level):
 - `audit/`         the auditor's tools, built on the store and the fold
 - `live/`          live state for watchers: the commit feed, following the log, the websocket
                    token denylist, utilization sampling (built on store, servers and power)
+- `heap`           the process's heap once booted: memory handed back, the rest out of the
+                   collector's walks (the daemon's, and the replay benchmark's)
 - `daemon`         assembles all of the above from the config
 """

@@ -3,12 +3,11 @@ power service. The API holds one of these; the CLI's offline commands use the st
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import gc
 import time
 
 import structlog
 
+from engine import heap
 from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from engine.config import DaemonConfig
 from engine.config_docs import ServerDocs
@@ -39,7 +38,6 @@ from engine.store.event_store import EventStore
 log = structlog.get_logger("wingman.daemon")
 FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
 CONFIG_BATCH = 500  # servers from the config file recorded at once (the store's largest group)
-YOUNG_COLLECTION_EVERY = 10_000  # allocations between young collections once booted (Python: 700)
 
 
 def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
@@ -146,26 +144,10 @@ class Daemon:
                  boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
 
     async def _release_boot_memory(self) -> None:
-        """Once boot recovery is done, hand back to the system the memory boot used and freed
-        (thousands of definitions parsed, snapshots read, recovery tasks): glibc keeps freed heap
-        memory for the process otherwise, and a node's RSS at rest would carry its boot for good.
-        Then take what remains out of the garbage collector's walks."""
+        """Once boot recovery is done, settle the heap (engine.heap): the memory boot freed goes
+        back to the system and what remains leaves the garbage collector's walks."""
         await self.recovery.done.wait()
-        gc.collect()
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc: nothing to do
-            pass
-        # What is alive now lives as long as the daemon (modules, servers' views): out of the
-        # collector's sight. A full collection otherwise walks all of it, some 150,000 objects,
-        # about 80 ms with the loop stopped, every second or so under load (the p99 of a 202).
-        # Frozen objects are still freed by reference counting; only cycles among them stay.
-        gc.freeze()
-        # Under load a young collection every 700 allocations promotes whatever requests are in
-        # flight (each waits a commit), and those promotions set off a full collection every second
-        # or two: 10-40 ms with the loop stopped, the p99 of a 202. Rarer young collections let
-        # those objects die young instead.
-        gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+        heap.settle()
 
     async def load_configured_servers(self) -> None:
         """Servers in the config file are registered, or updated when their definition changed.
