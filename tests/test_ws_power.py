@@ -60,10 +60,16 @@ async def test_start_stop_restart_kill_as_exact_status_sequences(daemon):
         start = version(daemon, uuid)
         power(daemon, uuid, "start")  # over HTTP
         assert await s.statuses(2) == ["starting", "running"]
+        # Each next action once the last one has its outcome: the socket refuses an action while
+        # another holds the lock (as Wings does), and a stop still holds it for a moment after
+        # `offline` is on the wire (the refusal has its own test below).
+        await settle(daemon, uuid)
         await s.send("set state", "stop")  # over the socket
         assert await s.statuses(2) == ["stopping", "offline"]
+        await settle(daemon, uuid)
         await s.send("set state", "start")
         assert await s.statuses(2) == ["starting", "running"]
+        await settle(daemon, uuid)
         await s.send("set state", "restart")
         assert await s.statuses(4) == ["stopping", "offline", "starting", "running"]
         await s.send("set state", "kill")
