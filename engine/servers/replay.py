@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.events import RecordedEvent
 from engine.servers.fold import LogError, ServerView, apply, new_view
 from engine.servers.operations import OUTCOME_TYPES, QUEUED
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
-from engine.events import RecordedEvent
 from engine.store.reading import PAGE, EventRow, is_intact, stream_exists, stream_pages, to_rows, to_rows_until
 from engine.store.schema import events as E
 

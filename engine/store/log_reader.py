@@ -5,8 +5,7 @@ Through aiosqlite every statement costs several hand-offs between the event loop
 thread, and the rows then cross back to be decoded on the loop. A replay reads a million rows a
 page at a time, so here a page is one call: the reader thread runs the query and `convert`s the
 rows (decodes them into events), and the loop gets the result once. The store's writer does the
-same for writes
-(engine.store.writer.ThreadWriter), on an engine set up the same way.
+same for writes (engine.store.writer.ThreadWriter), on an engine set up the same way.
 
 Other databases (PostgreSQL) and SQLite in memory (a second engine would open a second, empty
 database) read through the async engine as before, `convert` then running on the loop.
