@@ -161,7 +161,7 @@ class EventStore:
         if self._writer is None or self._writer.done():
             raise StoreClosed("the event store is not open")
         request = _Append(stream_id, batch, expected_version)
-        await self._queue.put(request)
+        self._queue.put_nowait(request)  # unbounded: never full, and no coroutine to await
         return await request.future
 
     async def _write_loop(self) -> None:
