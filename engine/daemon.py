@@ -82,6 +82,7 @@ class Daemon:
         )
         actions = PowerActions(self.journal, self.registry, self.processes, self.starter)
         self.power = PowerService(self.journal, self.registry, actions, self.processes, self.runtimes)
+        self.store.subscribe(self.power.on_commit)  # after the registry's: it sees the exit's state
         self.crashes = CrashHandler(self.journal, self.registry, self.processes, config.system.crash_detection,
                                     request_restart=self._restart_after_crash, settled=self.power.settled)
         self.power.watch_requests(self.crashes)

@@ -60,9 +60,8 @@ async def test_start_stop_restart_kill_as_exact_status_sequences(daemon):
         start = version(daemon, uuid)
         power(daemon, uuid, "start")  # over HTTP
         assert await s.statuses(2) == ["starting", "running"]
-        # Each next action once the last one has its outcome: the socket refuses an action while
-        # another holds the lock (as Wings does), and a stop still holds it for a moment after
-        # `offline` is on the wire (the refusal has its own test below).
+        # Each next action once the last one has its outcome, so that the frames and the log are
+        # compared over whole operations (actions sent back at once have their own test below).
         await settle(daemon, uuid)
         await s.send("set state", "stop")  # over the socket
         assert await s.statuses(2) == ["stopping", "offline"]
@@ -83,6 +82,45 @@ async def test_start_stop_restart_kill_as_exact_status_sequences(daemon):
     assert [e["data"]["action"] for e in by_socket] == ["stop", "start", "restart", "kill"]
     assert all(e["metadata"]["actor"] == USER and e["metadata"]["cause"] == "operator" for e in by_socket)
     assert requests[0]["metadata"]["channel"] == "http"
+
+
+async def _first_of(s, events: tuple[str, ...]) -> dict:
+    while True:
+        f = await s.next()
+        if f["event"] in events:
+            return f
+
+
+async def test_the_next_action_sent_the_moment_the_state_arrives_is_taken(daemon):
+    """A Panel's console offers the next action once the socket shows the state. An operation's
+    lock is released at the commit of the event that ends its work (a start's `ready`, a stop's or
+    kill's exit), so an action sent back at once finds the lock free instead of "another power
+    action is being processed" (which the socket answers while the lock is held)."""
+    uuid = add(daemon)
+    expected = {"start": ["starting", "running"], "stop": ["stopping", "offline"], "kill": ["offline"],
+                "restart": ["stopping", "offline", "starting", "running"]}
+    plan = ["start", "stop", "start", "kill", "start", "restart", "stop", "start", "restart", "kill"]
+    async with authed(daemon, uuid) as s:
+        for action in plan:
+            await s.send("set state", action)  # the moment the last state is read, no waiting
+            answer = await _first_of(s, ("status", "daemon error"))
+            assert (answer["event"], answer["args"][0]) == ("status", expected[action][0]), (action, answer)
+            assert await s.statuses(len(expected[action]) - 1) == expected[action][1:], action
+    await settle(daemon, uuid)
+    log = stored_events(daemon, uuid)
+    outcomes = [(e["type"], e["data"]["action"]) for e in log
+                if e["type"].startswith("power.") and e["type"] not in ("power.requested", "power.started")]
+    assert sorted(outcomes) == sorted(("power.succeeded", a) for a in plan), outcomes
+    # The lock still changed hands only at outcomes: in the log, no operation takes it between
+    # another's power.started and that one's outcome.
+    holder = None
+    for e in log:
+        op = e["data"].get("operation_id")
+        if e["type"] == "power.started" and e["data"].get("lock_acquired", True):
+            assert holder is None, f"{e['data']['action']} {op} took the lock while {holder} held it"
+            holder = op
+        elif e["type"].startswith("power.") and e["type"] not in ("power.requested", "power.started") and op == holder:
+            holder = None
 
 
 async def test_rapid_actions_from_http_and_the_socket_mixed_are_each_seen_once_in_order(daemon):

@@ -35,6 +35,7 @@ class Session(Protocol):
 
 # Wings' text, word for word: the Panel shows it as it is.
 LOCK_BUSY = "another power action is currently being processed for this server, please try again later"
+HANDOVER_WAIT = 1  # seconds a socket's power action may wait for a lock whose holder only records its outcome
 NOT_RUNNING = "Cannot send commands to a stopped server instance."
 
 
@@ -57,8 +58,9 @@ async def set_state(session: "Session", args: list[str]) -> None:
     if action != "kill" and power.lock_busy(session.uuid):
         raise Answer(LOCK_BUSY)
     try:
-        # wait_seconds 0: the operation takes the lock now or is rejected (and recorded so).
-        op = await power.request(session.uuid, action, 0, session.metadata())
+        # The operation takes the lock within HANDOVER_WAIT or is rejected (and recorded so): a
+        # lock that is not busy is free now, or as soon as its holder's outcome is recorded.
+        op = await power.request(session.uuid, action, HANDOVER_WAIT, session.metadata())
     except SuspendedServer:
         raise Answer(SUSPENDED_MESSAGE) from None
     session.log.info("power action over the websocket", action=action, operation=op.id, actor=session.token.user)

@@ -21,6 +21,14 @@ chart could abort) is settled in its request's own commit: `power.requested`, `p
 and `power.succeeded` go in one append, under the lock, with no background task. Those are the
 events the long way writes, in the same order; a Panel that kills a server in a state it does not
 know, and a script that kills a fleet, pay one commit per kill instead of three.
+
+An operation holds its lock until its outcome is durable, so in the log no `power.started` comes
+between another operation's `power.started` and its outcome. Its work ends earlier, though, at
+the commit of a start's or restart's `ready` or of a stop's or kill's process exit (`on_commit`:
+the writer's own turn, before any reader of the log hears `running` or `offline`); from then on
+only its outcome is left to record, and `lock_busy` says no. A Panel that sends the next action
+over the socket the moment it shows the state is then not refused (the socket refuses while the
+lock is busy, as Wings does): its operation waits the moment it takes for that outcome.
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ import structlog
 from engine.environments.base import Runtime
 from engine.events import (
     ACTIONS, Event, Metadata, PowerCancelled, PowerFailed, PowerRejected, PowerRequested, PowerStarted, PowerSucceeded,
-    new_id,
+    RecordedEvent, new_id,
 )
 from engine.power.journal import Journal
 from engine.power.locks import PowerLock
@@ -50,6 +58,9 @@ DEFAULT_WAIT = 30
 MAX_WAIT = 300
 SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemon shuts down
 PREEMPTIBLE = ("start", "restart")  # what a kill cancels
+# The committed event that ends each action's work (see the module doc): a process exit, or a
+# state change by this trigger.
+_WORK_ENDS_WITH = {"stop": "process.exited", "kill": "process.exited", "start": Trigger.READY, "restart": Trigger.READY}
 
 
 class RequestWatcher(Protocol):
@@ -90,6 +101,7 @@ class PowerService:
         self._working: dict[str, tuple[str, asyncio.Task]] = {}  # server -> the preemptible operation at work
         self._preempted: dict[str, str] = {}  # operation -> the kill that cancelled it
         self._in_hand: set[str] = set()
+        self._work_done: set[str] = set()  # lock holders with only their outcome left to record
         self._settled: dict[str, asyncio.Future] = {}  # operation -> resolved once its outcome is durable
         self._tasks: set[asyncio.Task] = set()
         self._watchers: list[RequestWatcher] = []
@@ -145,6 +157,22 @@ class PowerService:
             self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
         return op
 
+    def on_commit(self, events: list[RecordedEvent]) -> None:
+        """Subscribed to the store: note the lock holders whose work the commit ended (see the
+        module doc)."""
+        for ev in events:
+            if ev.type == "process.exited":
+                ending = ev.type
+            elif ev.type == "state.changed" and ev.data.get("trigger") == Trigger.READY:
+                ending = Trigger.READY
+            else:
+                continue
+            op_id = ev.metadata.get("operation_id")
+            lock = self._locks.get(ev.stream_id)
+            if (lock is not None and op_id is not None and lock.holder == op_id
+                    and _WORK_ENDS_WITH.get(self._actions.get(op_id)) == ending):
+                self._work_done.add(op_id)
+
     def _nothing_to_kill(self, uuid: str) -> bool:
         """Whether a kill of the server now would find nothing to do (see the module doc)."""
         if self._gate is not None and not self._gate.is_restored(uuid):
@@ -164,10 +192,14 @@ class PowerService:
         return lock
 
     def lock_busy(self, uuid: str) -> bool:
-        """Whether an operation holds or waits for the server's power lock (Wings' websocket
-        refuses a power action at once in that case, rather than queueing it)."""
+        """Whether an operation holds or waits for the server's power lock with work still to do
+        (Wings' websocket refuses a power action at once in that case, rather than queueing it).
+        A holder whose work has ended and that only records its outcome does not count: the lock
+        is free within moments (see the module doc)."""
         lock = self._locks.get(uuid)
-        return lock is not None and not lock.idle
+        if lock is None or lock.idle:
+            return False
+        return lock.holder not in self._work_done or bool(lock.waiting())
 
     def in_hand(self, operation_id: str) -> bool:
         """Whether this daemon is running the operation (accepted, and its outcome not yet durable)."""
@@ -239,6 +271,7 @@ class PowerService:
                 lock.release(op_id)
         finally:
             self._actions.pop(op_id, None)
+            self._work_done.discard(op_id)
 
     async def _work(self, uuid: str, op_id: str, action: str, meta: Metadata) -> Event:
         work = {"start": self.actions.start, "stop": self.actions.stop, "restart": self.actions.restart,
