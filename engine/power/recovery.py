@@ -84,11 +84,14 @@ class BootRecovery:
         background(self._run(uuids, background), name="boot-recovery")
 
     async def _run(self, uuids: list[str], background: Callable) -> None:
-        limit = asyncio.Semaphore(self.concurrency)
         deferred: list[str] = []
+        # `concurrency` workers take the servers in turn from one iterator: a task per server
+        # waiting on a semaphore would be 10,000 tasks on a large node, memory the allocator
+        # keeps after boot.
+        queue = iter(uuids)
 
-        async def one(uuid: str) -> None:
-            async with limit:
+        async def worker() -> None:
+            for uuid in queue:
                 try:
                     outcome = await self._restore(uuid)
                 except UnknownServer:
@@ -101,7 +104,7 @@ class BootRecovery:
                 self._status[uuid] = DEFERRED if outcome == "deferred" else RESTORED
                 self._restored.pop(uuid).set()
 
-        await asyncio.gather(*(one(uuid) for uuid in uuids))
+        await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, len(uuids))))))
         if deferred:
             background(self.reconcile_when_back(deferred), name="reconcile-deferred")
         self.done.set()
