@@ -156,3 +156,27 @@ async def test_a_current_database_is_not_migrated_again(tmp_path):
         assert await upgrade(engine) == declared_head()  # current: left alone
     finally:
         await engine.dispose()
+
+
+async def test_stream_pages_read_back_every_event_and_a_refused_read_is_sqlalchemys_error(store):
+    """Replays read a stream a page at a time (on SQLite through the reader thread's driver
+    cursor): every event comes back once, in order, and a read the database refuses raises
+    SQLAlchemy's error, as every other read does, not the driver's own."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from engine.store.reading import stream_pages, to_events
+
+    written = []
+    for _ in range(7):
+        written += await store.append("p", [ev(), ev()])
+    pages = [page async for page in stream_pages(store.engine, "p", 3, page_size=4, convert=to_events)]
+    assert [len(p) for p in pages] == [4, 4, 3]
+    assert [e for p in pages for e in p] == written[3:]
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE events RENAME TO events_gone")
+    try:
+        with pytest.raises((OperationalError, ProgrammingError), match="events"):
+            [page async for page in stream_pages(store.engine, "p", 0, page_size=4, convert=to_events)]
+    finally:
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE events_gone RENAME TO events")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, and_, case, func, or_, select, type_coerce
+from sqlalchemy import String, and_, bindparam, case, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import RecordedEvent
@@ -233,6 +233,11 @@ async def stream_versions(engine: AsyncEngine, stream_id: str, after_version: in
             yield ev
 
 
+# Built once: on SQLite each page is then the same compiled statement (engine.store.log_reader).
+_STREAM_PAGE = (select(*_COLUMNS).where(E.c.stream_id == bindparam("stream_id"), E.c.version > bindparam("after_version"))
+                .order_by(E.c.version).limit(bindparam("page_size")))
+
+
 async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE,
                        convert: Callable[[list], list] = to_events) -> AsyncIterator[list]:
     """The same events a page at a time, each page `convert`ed from rows (`to_rows`: EventRows,
@@ -240,9 +245,8 @@ async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, 
     generator per event, and on SQLite a page is read and converted in one hand-off
     (engine.store.log_reader)."""
     while True:
-        q = (select(*_COLUMNS).where(E.c.stream_id == stream_id, E.c.version > after_version)
-             .order_by(E.c.version).limit(page_size))
-        events = await read(engine, q, convert)
+        params = {"stream_id": stream_id, "after_version": after_version, "page_size": page_size}
+        events = await read(engine, _STREAM_PAGE, convert, params)
         yield events
         if len(events) < page_size:
             return
