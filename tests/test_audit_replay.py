@@ -242,3 +242,23 @@ async def test_an_unreadable_time_is_refused_from_the_point_where_it_is_read(log
         with pytest.raises(LogError, match="is not a valid time") as refused:
             await state_at(engine, ids[0], point, None)
         assert type(refused.value.event).__name__ == "RecordedEvent" and refused.value.event.version == 30
+
+
+@pytest.mark.parametrize("column, text_, read_as, problem", [
+    ("data", "not json", "not json", "its data is not a JSON object"),
+    ("data", '{"cut": "sh', '{"cut": "sh', "its data is not a JSON object"),
+    # (malformed metadata cannot be written: the operation index reads it; a non-object can)
+    ("metadata", "[1, 2]", [1, 2], "its metadata is not a JSON object"),
+    ("recorded_at", "2026-13-01 00:00:20.000000", "2026-13-01 00:00:20.000000", "is not a valid time"),
+])
+async def test_a_full_replay_refuses_an_edited_row_and_names_it(log, column, text_, read_as, problem):
+    """The full replay's decoding (a million rows: its fast path is spelled out) reads an edited
+    column as the text it holds when it does not parse, and the fold refuses that row by name."""
+    engine, _, ids, path = log
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(f"UPDATE events SET {column} = ? WHERE stream_id = ? AND version = 30", (text_, ids[0]))
+    con.close()
+    with pytest.raises(LogError, match=problem) as refused:
+        await state_at(engine, ids[0], Point(), None)
+    assert refused.value.event.version == 30 and getattr(refused.value.event, column) == read_as
