@@ -96,8 +96,9 @@ class DaemonProcess:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.read_log()[-6000:]}")
             try:
                 resp = httpx.get(self.url + "/api/system", headers=self.headers, timeout=1)
-                # Answering already; ready for a test once boot recovery has restored every server.
-                if resp.status_code == 200 and resp.json()["wingman"]["boot_recovery"]["done"]:
+                # Answering already; ready for a test once boot recovery has restored every server
+                # and the daemon has settled its heap (that last full collection stops the loop).
+                if resp.status_code == 200 and resp.json()["wingman"]["settled"]:
                     return self
             except httpx.HTTPError:
                 pass

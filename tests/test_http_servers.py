@@ -212,3 +212,11 @@ def test_no_server_processes_are_left_behind(daemon, client):
     for s in client.get("/api/servers").json():
         assert s["state"] == "offline", s
     assert processes_under(daemon.folder / "var" / "volumes") == []
+
+
+def test_the_system_facts_say_when_boot_is_over(daemon):
+    """`settled` is what a load test (or an operator) waits for: boot recovery done and the
+    heap settled, the daemon at its steady pace from then on."""
+    with daemon.client() as c:
+        facts = c.get("/api/system").json()["wingman"]
+    assert facts["settled"] is True and facts["boot_recovery"]["done"] is True

@@ -119,6 +119,8 @@ class DaemonFacts(_Body):
     database: Literal["sqlite", "postgresql"]
     events: int
     boot_recovery: BootRecovery
+    settled: bool = Field(description="Boot is over: recovery is done and the memory boot used is handed back "
+                                      "(the daemon's last full garbage collection of its boot is behind it).")
 
 
 class SystemBody(_Body):

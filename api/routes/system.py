@@ -42,5 +42,6 @@ async def system(request: Request):
             "events": daemon.store.last_position,
             "boot_recovery": {**daemon.recovered, "restoring": daemon.recovery.pending,
                               "done": daemon.recovery.done.is_set()},
+            "settled": daemon.settled.is_set(),
         },
     })
