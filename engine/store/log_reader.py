@@ -64,8 +64,9 @@ class _ThreadReader:
                 self._prepared.clear()
             dialect = self.sync.dialect
             compiled = query.compile(dialect=dialect)
-            plain = all(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) is None
-                        for name in compiled.positiontup or ())
+            plain = compiled.positiontup is not None and all(  # positional (pysqlite's qmark)
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) is None
+                for name in compiled.positiontup)
             entry = self._prepared[id(query)] = (query, compiled if plain else None)
         return entry[1]
 

@@ -101,7 +101,7 @@ _row = tuple.__new__
 
 def to_rows(rows) -> list[EventRow]:
     # `_json` and `_time` spelled out for the rows the store writes (JSON text, the stored time
-    # spelling): a replay converts a million rows, and the three calls a row were a fifth of the
+    # spelling): a replay converts a million rows, and the three calls a row were a sixth of the
     # conversion. Anything else (an edited row, a driver that hands back values) takes them.
     out = []
     append = out.append
