@@ -93,9 +93,10 @@ async def _first_of(s, events: tuple[str, ...]) -> dict:
 
 async def test_the_next_action_sent_the_moment_the_state_arrives_is_taken(daemon):
     """A Panel's console offers the next action once the socket shows the state. An operation's
-    lock is released at the commit of the event that ends its work (a start's `ready`, a stop's or
-    kill's exit), so an action sent back at once finds the lock free instead of "another power
-    action is being processed" (which the socket answers while the lock is held)."""
+    work ends at the commit of a start's `ready` or a stop's or kill's exit; from then on the
+    socket no longer counts its lock as busy, so an action sent back at once waits for the
+    hand-over at its outcome instead of being refused with "another power action is being
+    processed" (which the socket answers while an operation's work is still going on)."""
     uuid = add(daemon)
     expected = {"start": ["starting", "running"], "stop": ["stopping", "offline"], "kill": ["offline"],
                 "restart": ["stopping", "offline", "starting", "running"]}

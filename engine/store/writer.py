@@ -8,7 +8,7 @@ Two ways, one protocol (`GroupWriter.insert(rows) -> positions`):
   over once and gets the positions back once; through aiosqlite every statement costs several
   hand-offs between the loop and the driver's thread, which was most of an append's time. The
   data and metadata go in as the canonical JSON texts already made for the hash, so nothing is
-  encoded twice. A group's own three statements go through that connection's DBAPI cursor (see
+  encoded twice. A group's own statements go through that connection's DBAPI cursor (see
   `_commit`); the statements beside the log go through SQLAlchemy as usual.
 - `AsyncWriter` (PostgreSQL, and any other database): the async engine, one round trip per
   statement, the whole group in one executemany.
@@ -166,7 +166,7 @@ class ThreadWriter:
     def _commit(self, rows: list[dict]) -> list[int]:
         # The group's statements go to the DBAPI cursor of the SQLAlchemy connection (its
         # `driver_connection`: the pool's, set up by the engine's connect hook), with SQLite's own
-        # BEGIN and COMMIT. Through SQLAlchemy's execute, those three statements cost about 100 us
+        # BEGIN and COMMIT. Through SQLAlchemy's execute, those statements cost about 100 us
         # of Python per commit, held under the GIL on this thread: a quarter of a lone caller's
         # append, and time the event loop could not run. The SQL is SQLAlchemy's, compiled once,
         # and a driver error is wrapped into SQLAlchemy's exception for it (`_wrapped`), so the
