@@ -180,3 +180,55 @@ async def test_stream_pages_read_back_every_event_and_a_refused_read_is_sqlalche
     finally:
         async with store.engine.begin() as conn:
             await conn.exec_driver_sql("ALTER TABLE events_gone RENAME TO events")
+
+
+async def test_a_fold_walks_every_page_and_lets_other_reads_in_between(store):
+    """A replay folds a stream page after page where the pages are read (on SQLite the reader's
+    thread, without coming back to the loop between pages): it sees every event once, in order;
+    on SQLite a read asked for meanwhile is answered between two pages instead of after the whole
+    stream; and an error the fold raises reaches the caller."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from engine.store.log_reader import read
+    from engine.store.reading import fold_stream, to_events
+    from engine.store.schema import events
+
+    written = []
+    for _ in range(5):
+        written += await store.append("w", [ev(), ev()])
+    on_thread = store.engine.dialect.name == "sqlite"  # PostgreSQL: pages are taken on the loop
+    loop = asyncio.get_running_loop()
+    seen, order, asked = [], [], threading.Event()
+    other: list[asyncio.Future] = []
+
+    def count(rows):  # runs where the read runs: on SQLite the reader's thread
+        order.append("other read")
+        return rows[0][0]
+
+    def ask_meanwhile():
+        other.append(read(store.engine, select(func.count()).select_from(events), count))
+        asked.set()
+
+    def take(page):
+        order.append(f"page of {len(page)}")
+        seen.extend(page)
+        if on_thread and len(order) == 1:  # another caller reads while this page is folded
+            loop.call_soon_threadsafe(ask_meanwhile)
+            assert asked.wait(10)
+        return True
+
+    await fold_stream(store.engine, "w", 0, 3, to_events, take)
+    assert seen == written
+    if on_thread:
+        assert await other[0] == 10
+        assert order == ["page of 3", "other read", "page of 3", "page of 3", "page of 1"]
+    else:
+        assert order == ["page of 3", "page of 3", "page of 3", "page of 1"]
+
+    def failing(page):
+        raise ValueError("this fold refuses its first page")
+
+    with pytest.raises(ValueError, match="refuses its first page"):
+        await fold_stream(store.engine, "w", 0, 3, to_events, failing)

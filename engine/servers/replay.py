@@ -19,7 +19,7 @@ from engine.servers.operations import OUTCOME_TYPES, QUEUED
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
-from engine.store.reading import PAGE, EventRow, is_intact, stream_exists, stream_pages, to_rows, to_rows_until
+from engine.store.reading import PAGE, EventRow, fold_stream, is_intact, stream_exists, to_rows, to_rows_until
 from engine.store.schema import events as E
 
 
@@ -101,13 +101,17 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
     # a shorter page then ends the stream's read.
     bounded = point != END
     convert = to_rows_until(point.includes) if bounded else to_rows
-    async for events in stream_pages(engine, stream_id, view.version, page, convert):
+
+    def take(events: list) -> bool:  # on the reader's thread (see fold_stream): the view is this call's own
         for ev in events:
             if bounded and isinstance(ev.recorded_at, str):  # unreadable: where it falls cannot be told
                 raise LogError(_recorded(ev), is_intact(ev) or "its time is unreadable")
             fold_step(view, ev, chart)
             if every and view.version % every == 0:
                 pending.append(cache.row(view, ev.hash))
+        return True
+
+    await fold_stream(engine, stream_id, view.version, page, convert, take)
     folded = view.version - start  # each event folded moves the version on by exactly one
     if pending:
         await cache.save(pending)

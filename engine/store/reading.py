@@ -6,7 +6,7 @@ can name it, and export can carry it, instead of the whole read failing.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import RecordedEvent
 from engine.store.hashing import json_loads
-from engine.store.log_reader import read
+from engine.store.log_reader import read, walk
 from engine.store.schema import events as E
 
 DEFAULT_LIMIT = 100
@@ -268,6 +268,19 @@ async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, 
         if len(events) < page_size:
             return
         after_version = events[-1].version
+
+
+def fold_stream(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int,
+                convert: Callable[[list], list], take: Callable[[list], bool]) -> Awaitable[None]:
+    """`stream_pages` for a fold: each page goes to `take` (which returns False once it has had
+    enough) where it is read, on SQLite the reader's thread (see log_reader.walk)."""
+    def next_page(events: list) -> dict | None:
+        if not take(events) or len(events) < page_size:
+            return None
+        return {"stream_id": stream_id, "after_version": events[-1].version, "page_size": page_size}
+
+    return walk(engine, _STREAM_PAGE, {"stream_id": stream_id, "after_version": after_version,
+                                       "page_size": page_size}, convert, next_page)
 
 
 async def stream_exists(engine: AsyncEngine, stream_id: str) -> bool:
