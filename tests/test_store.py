@@ -217,7 +217,6 @@ async def test_a_fold_walks_every_page_and_lets_other_reads_in_between(store):
         if on_thread and len(order) == 1:  # another caller reads while this page is folded
             loop.call_soon_threadsafe(ask_meanwhile)
             assert asked.wait(10)
-        return True
 
     await fold_stream(store.engine, "w", 0, 3, to_events, take)
     assert seen == written

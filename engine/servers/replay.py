@@ -102,14 +102,13 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
     bounded = point != END
     convert = to_rows_until(point.includes) if bounded else to_rows
 
-    def take(events: list) -> bool:  # on the reader's thread (see fold_stream): the view is this call's own
+    def take(events: list) -> None:  # on the reader's thread (see fold_stream): the view is this call's own
         for ev in events:
             if bounded and isinstance(ev.recorded_at, str):  # unreadable: where it falls cannot be told
                 raise LogError(_recorded(ev), is_intact(ev) or "its time is unreadable")
             fold_step(view, ev, chart)
             if every and view.version % every == 0:
                 pending.append(cache.row(view, ev.hash))
-        return True
 
     await fold_stream(engine, stream_id, view.version, page, convert, take)
     folded = view.version - start  # each event folded moves the version on by exactly one

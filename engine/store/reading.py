@@ -271,11 +271,13 @@ async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, 
 
 
 def fold_stream(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int,
-                convert: Callable[[list], list], take: Callable[[list], bool]) -> Awaitable[None]:
-    """`stream_pages` for a fold: each page goes to `take` (which returns False once it has had
-    enough) where it is read, on SQLite the reader's thread (see log_reader.walk)."""
+                convert: Callable[[list], list], take: Callable[[list], None]) -> Awaitable[None]:
+    """`stream_pages` for a fold: each page goes to `take` where it is read, on SQLite the
+    reader's thread (see log_reader.walk). An error `take` raises ends the walk and reaches
+    whoever awaits it."""
     def next_page(events: list) -> dict | None:
-        if not take(events) or len(events) < page_size:
+        take(events)
+        if len(events) < page_size:
             return None
         return {"stream_id": stream_id, "after_version": events[-1].version, "page_size": page_size}
 
