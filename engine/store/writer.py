@@ -10,13 +10,13 @@ Two ways, one protocol (`GroupWriter.insert(rows) -> positions`):
   data and metadata go in as the canonical JSON texts already made for the hash, so nothing is
   encoded twice. A group's own statements go through that connection's DBAPI cursor (see
   `_commit`); the statements beside the log go through SQLAlchemy as usual.
-- `AsyncWriter` (PostgreSQL, and any other database): the async engine, one round trip per
-  statement. On PostgreSQL the whole group is one INSERT ... SELECT FROM unnest(arrays): one
-  statement the server plans and runs once, where an executemany is one Bind and Execute per
-  row (measured with asyncpg alone, groups of 200: the server spent 20 us of CPU per event
-  instead of 31, and the store's client side lost SQLAlchemy's work on every row's parameters).
-  Data and metadata go in as the canonical JSON texts already made for the hash, cast to json
-  by the server, as on SQLite.
+- `AsyncWriter` (PostgreSQL; on SQLite only for the statements beside the log while the writer
+  thread is not open): the async engine, one round trip per statement. A group is one
+  INSERT ... SELECT FROM unnest(arrays): one statement the server plans and runs once, where an
+  executemany is one Bind and Execute per row (measured with asyncpg alone, groups of 200: the
+  server spent 20 us of CPU per event instead of 31, and the store's client side lost
+  SQLAlchemy's work on every row's parameters). Data and metadata go in as the canonical JSON
+  texts already made for the hash, cast to json by the server, as on SQLite.
 
 Positions are handed out here, inside the write transaction, rather than by the database: that
 keeps them gapless and in commit order on PostgreSQL too (a BIGSERIAL is drawn before commit),
@@ -83,7 +83,6 @@ def _group_arrays(rows: list[dict], positions: list[int]) -> dict[str, list]:
 class AsyncWriter:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
-        self._one_statement = engine.dialect.name == "postgresql"
 
     async def open(self) -> None:
         pass
@@ -97,14 +96,7 @@ class AsyncWriter:
             async with conn.begin():
                 last = (await conn.execute(_LAST_POSITION)).scalar() or 0
                 positions = list(range(last + 1, last + 1 + len(rows)))
-                if self._one_statement:
-                    await conn.execute(_POSTGRES_GROUP_INSERT, _group_arrays(rows, positions))
-                else:
-                    await conn.execute(insert(E), [
-                        dict(position=p, stream_id=r["stream_id"], version=r["version"], event_id=r["event_id"],
-                             type=r["type"], data=r["data"], metadata=r["metadata"],
-                             recorded_at=r["recorded_at"], prev_hash=r["prev_hash"], hash=r["hash"])
-                        for r, p in zip(rows, positions)])
+                await conn.execute(_POSTGRES_GROUP_INSERT, _group_arrays(rows, positions))
         return positions
 
     async def write_beside(self, statements: Statements) -> None:
