@@ -88,3 +88,47 @@ async def test_a_malformed_row_does_not_break_filters(log):
     assert all(e.position != 50 for e in daemon)
     everything = await collect(engine, EventFilter())
     assert everything[49].metadata == "not json"  # handed over as stored, for verification to name
+
+
+async def test_a_server_page_starts_after_any_position(log):
+    """`after` may be any position: one of the server's events (every `next_after` is), another
+    server's, or past the end. The page holds the server's events after it, in log order."""
+    engine, ids, _ = log
+    everything = await collect(engine, EventFilter())
+    mine = [e for e in everything if e.stream_id == ids[2]]
+    others = [e.position for e in everything if e.stream_id != ids[2]]
+    for after in (0, mine[0].position, mine[len(mine) // 2].position, others[len(others) // 3], others[-1],
+                  EVENTS + 10):
+        got, _ = await page(engine, EventFilter(stream_id=ids[2]), after, 1000)
+        assert [e.position for e in got] == [e.position for e in mine if e.position > after], after
+    typed, _ = await page(engine, EventFilter(stream_id=ids[2], types=["power.*"]), others[len(others) // 2], 1000)
+    assert typed == [e for e in mine if e.position > others[len(others) // 2] and e.type.startswith("power.")]
+
+
+async def test_a_server_page_searches_an_index(log):
+    """One server's page, with or without other filters, is a search of the (stream_id, version)
+    index in its order: never a scan of the log, never a sort, however long the log grows."""
+    engine, ids, path = log
+    sent: list[tuple[str, tuple]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT events.position"):
+            sent.append((statement, parameters))
+
+    from sqlalchemy import event
+    event.listen(engine.sync_engine, "before_cursor_execute", keep)
+    mine = await collect(engine, EventFilter(stream_id=ids[0]), limit=50)
+    for flt in (EventFilter(stream_id=ids[0], types=["state.changed"]), EventFilter(stream_id=ids[0], actor="daemon"),
+                EventFilter(stream_id=ids[0], types=["power.*"], since=BASE_TIME)):
+        await page(engine, flt, mine[3].position, 50)
+        await page(engine, flt, mine[3].position + 1, 50)  # not one of its events
+    event.remove(engine.sync_engine, "before_cursor_execute", keep)
+    assert len(sent) > 6
+    con = sqlite3.connect(path)
+    try:
+        for statement, parameters in sent:
+            plan = " | ".join(row[3] for row in con.execute("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert plan.startswith("SEARCH events USING INDEX sqlite_autoindex_events_") and "stream_id=?" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+    finally:
+        con.close()

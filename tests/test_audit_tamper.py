@@ -146,6 +146,11 @@ def test_two_events_swapped(db, pristine):
     second = engine_verdict(db).findings[1]
     assert (second.version, second.position, second.check) == (a["version"], b["position"], "sequence")
     assert "reordered" in second.message
+    # One server's pass reads its events in version order: the same first event is out of place,
+    # its position behind the version before it.
+    mine = engine_verdict(db, stream).first
+    assert (mine.version, mine.position, mine.check) == (b["version"], a["position"], "sequence")
+    assert f"sits before it in the log, at position {a['position']}" in mine.message
 
 
 def _append_forged(path: Path, stream: str, type_: str, data: dict, meta: dict, good_hash: bool) -> int:

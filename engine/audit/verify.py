@@ -1,11 +1,12 @@
 """Verification: can the log be trusted, and does it say only possible things?
 
-One pass over the log in position order (flat memory: per stream only its head and its open
-operations are kept) checks, for every event:
+One pass over the log in position order, or over one server's events in version order (flat
+memory: per stream only its head and its open operations are kept), checks, for every event:
 - format: data and metadata are JSON objects, the time reads, the data fits the event's type;
 - hash: the stored hash is the hash of the event's contents and its prev_hash;
-- sequence and chain: versions follow each other without gap or repeat, and prev_hash is the
-  hash of the stream's previous event;
+- sequence and chain: versions follow each other without gap or repeat, in the log's order (one
+  server's pass: its positions rise with its versions), and prev_hash is the hash of the
+  stream's previous event;
 - transitions: every state change is legal per the statechart and starts from the state the
   previous one left (the daemon's own fold, engine.servers.apply, decides);
 - operations: a start and an outcome follow their request, and an operation has at most one
@@ -93,6 +94,7 @@ class Report:
 class _Stream:
     view: ServerView
     version: int = 0
+    position: int = 0
     head: str = GENESIS
     last_time: datetime | None = None
     broken: bool = False  # a finding in this stream: its replay is not compared with the live view
@@ -134,7 +136,7 @@ class _Checker:
         else:
             self._hash(ev)
         self._sequence(st, ev)
-        st.version, st.head = ev.version, ev.hash  # resynchronise: report each damage once
+        st.version, st.position, st.head = ev.version, ev.position, ev.hash  # resynchronise: report each damage once
         if problem:
             st.view.version = ev.version
             return
@@ -164,6 +166,9 @@ class _Checker:
         elif ev.version < want:
             self.add(ev, "sequence", f"version {ev.version} comes after version {st.version} in log order "
                                      "(events reordered, swapped or duplicated?)")
+        elif ev.position < st.position:  # only one server's pass can see this: it reads in version order
+            self.add(ev, "sequence", f"version {ev.version} follows version {st.version} but sits before it in "
+                                     f"the log, at position {ev.position} (events reordered or swapped?)")
         elif ev.prev_hash != st.head:
             what = "the start of the chain" if st.version == 0 else f"the hash of version {st.version}"
             self.add(ev, "chain", f"its prev_hash is not {what}: the chain is broken here "
