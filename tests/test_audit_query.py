@@ -132,3 +132,24 @@ async def test_a_server_page_searches_an_index(log):
             assert "TEMP B-TREE" not in plan, plan
     finally:
         con.close()
+
+
+async def test_a_log_from_before_migration_0005_pages_the_same_after_it(tmp_path):
+    """Upgrading drops the (stream_id, position) index; each server's pages, and the whole log's,
+    come back exactly as they did before the upgrade."""
+    path = tmp_path / "wingman.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await upgrade(engine, "0004_checkpoints")
+        ids = await build_log(engine, 600, servers=3, seed=9)
+        filters = [EventFilter(), *(EventFilter(stream_id=s) for s in ids),
+                   EventFilter(stream_id=ids[0], types=["power.*"])]
+        before = [await collect(engine, flt, limit=41) for flt in filters]
+        await upgrade(engine)
+        con = sqlite3.connect(path)
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(events)")}
+        con.close()
+        assert "ix_events_stream_id_position" not in indexes and "ix_events_type" in indexes
+        assert [await collect(engine, flt, limit=41) for flt in filters] == before
+    finally:
+        await engine.dispose()
