@@ -35,6 +35,10 @@ FILTERS_DOC = (
     "(RFC 3339, inclusive). The answer is `{\"events\": [...], \"next_after\": position or null}`."
 )
 
+SERVER_ORDER_DOC = (
+    " in its version order: the log's order for every server the daemon wrote (`GET /api/audit/verify` checks "
+    "that it still is).")
+
 
 def _engine(request: Request):
     return request.app.ctx.daemon.db
@@ -104,7 +108,7 @@ async def _events(request: Request, stream: str | None):
 
 
 @bp.get("/api/events", ctx_read_only=True)
-@doc("The whole log, a page at a time, filtered", FILTERS_DOC + " `server` limits it to one server.",
+@doc("The whole log, a page at a time, filtered", FILTERS_DOC + " `server` limits it to one server" + SERVER_ORDER_DOC,
      params=[*EVENT_FILTERS, LIMIT, SERVER], errors=(400,), answers={200: Answer("A page of events", EventsPage)})
 async def all_events(request: Request):
     server = request.args.get("server")
@@ -112,7 +116,7 @@ async def all_events(request: Request):
 
 
 @bp.get("/api/servers/<uuid:str>/events", ctx_read_only=True)
-@doc("One server's events, a page at a time, filtered", FILTERS_DOC,
+@doc("One server's events, a page at a time, filtered", FILTERS_DOC + " The events come" + SERVER_ORDER_DOC,
      params=[*EVENT_FILTERS, LIMIT], errors=(400,), answers={200: Answer("A page of events", EventsPage)})
 async def server_events(request: Request, uuid: str):
     return await _events(request, await _server(request, uuid))
