@@ -5,6 +5,7 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from engine.store.reading import EventFilter, iterate, page
 from tests.synthetic_log import BASE_TIME, build_log
@@ -115,7 +116,6 @@ async def test_a_server_page_searches_an_index(log):
         if statement.lstrip().startswith("SELECT events.position"):
             sent.append((statement, parameters))
 
-    from sqlalchemy import event
     event.listen(engine.sync_engine, "before_cursor_execute", keep)
     mine = await collect(engine, EventFilter(stream_id=ids[0]), limit=50)
     for flt in (EventFilter(stream_id=ids[0], types=["state.changed"]), EventFilter(stream_id=ids[0], actor="daemon"),

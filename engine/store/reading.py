@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from pydantic_core import from_json as _from_json  # json_loads' parser, without its fallback (see to_rows)
-from sqlalchemy import String, and_, bindparam, case, func, or_, select, type_coerce
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import String, bindparam, case, func, or_, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from engine.events import RecordedEvent
 from engine.store.hashing import json_loads
@@ -249,7 +249,7 @@ async def page(engine: AsyncEngine, flt: EventFilter, after: int = 0, limit: int
     return events, (events[-1].position if len(events) == limit else None)
 
 
-async def _version_after(conn, stream_id: str, after: int) -> int:
+async def _version_after(conn: AsyncConnection, stream_id: str, after: int) -> int:
     if after <= 0:
         return 0
     params = {"position": after, "stream_id": stream_id}
