@@ -46,6 +46,15 @@ async def test_replay_filters_and_export_on_postgres(pg):
     op = events[0].data["operation_id"] or events[1].data["operation_id"]
     of_op, _ = await page(pg, EventFilter(operation_id=op), 0, 100)
     assert of_op[0].type == "power.requested"
+    # One server's pages, from its own events and from any other position, in log order.
+    everything, _ = await page(pg, EventFilter(), 0, 1000)
+    everything += (await page(pg, EventFilter(), 1000, 1000))[0]
+    mine = [e for e in everything if e.stream_id == ids[1]]
+    other = next(e.position for e in everything[900:] if e.stream_id != ids[1])
+    for after in (0, mine[len(mine) // 2].position, other):
+        got, _ = await page(pg, EventFilter(stream_id=ids[1], types=["power.*", "state.changed"]), after, 1000)
+        assert got == [e for e in mine
+                       if e.position > after and (e.type.startswith("power.") or e.type == "state.changed")]
     nd, cs = io.StringIO(), io.StringIO()
     assert await export(pg, nd, "ndjson") == await export(pg, cs, "csv") == 2000
     assert list(read_ndjson(nd.getvalue().splitlines())) == list(read_csv(io.StringIO(cs.getvalue())))
