@@ -103,6 +103,9 @@ def test_state_at_positions_and_times(auditor):
     (f"/api/servers/{CLEAN}/events", {"limit": "5000"}, "`limit`"),
     (f"/api/servers/{CLEAN}/events", {"after": "-1"}, "`after`"),
     ("/api/events", {"after": "x"}, "`after`"),
+    ("/api/events", {"after": str(2**64)}, "`after`"),  # past any position a database can hold
+    (f"/api/servers/{CLEAN}/events", {"after": str(2**63)}, "`after`"),
+    (f"/api/servers/{CLEAN}/state", {"at": str(2**64)}, "at most"),
     ("/api/events", {"since": "soon"}, "`since`"),
     ("/api/events", {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "after"),
 ])

@@ -158,6 +158,7 @@ def test_an_audit_token_may_follow_the_stream(daemon):
 
 @pytest.mark.parametrize("params,headers,status", [
     ({"after": "-1"}, {}, 400), ({"after": "x"}, {}, 400), ({}, {"Last-Event-ID": "abc"}, 400),
+    ({"after": str(2**64)}, {}, 400), ({}, {"Last-Event-ID": str(2**64)}, 400),
     ({"since": "yesterday"}, {}, 400), ({"server": "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"}, {}, 404),
 ])
 def test_bad_input_is_a_json_error(daemon, params, headers, status):

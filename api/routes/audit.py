@@ -17,7 +17,7 @@ from api.errors import ApiError
 from api.openapi.describe import EVENT_FILTERS, LIMIT, SERVER, Answer, Param, doc
 from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
 from engine.audit.describe import describe
-from engine.store.points import BadPoint, iso, parse_point, parse_position, parse_time
+from engine.store.points import MAX_POSITION, BadPoint, iso, parse_point, parse_position, parse_time
 from engine.store.reading import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 from engine.servers.replay import UnknownStream, state_at
 from engine.servers.snapshots import SnapshotCache
@@ -72,9 +72,9 @@ def _int_arg(request: Request, name: str, default: int, low: int, high: int | No
         value = parse_position(raw, name)
     except BadPoint:
         value = None
-    if value is None or value < low or (high is not None and value > high):
-        span = f"from {low} to {high}" if high is not None else f"of {low} or more"
-        raise BadRequest(f"`{name}` must be a whole number {span}, not {raw!r}")
+    high = MAX_POSITION if high is None else high
+    if value is None or value < low or value > high:
+        raise BadRequest(f"`{name}` must be a whole number from {low} to {high}, not {raw!r}")
     return value
 
 

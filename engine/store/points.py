@@ -34,6 +34,9 @@ def parse_time(text: str, name: str = "time") -> datetime:
     return ts.astimezone(timezone.utc)
 
 
+MAX_POSITION = 2**63 - 1  # the largest position either database holds (a 64-bit integer)
+
+
 def parse_position(text: str | int, name: str = "position") -> int:
     try:
         value = int(text)
@@ -41,6 +44,8 @@ def parse_position(text: str | int, name: str = "position") -> int:
         raise BadPoint(f"{name} must be a whole number (a log position), not {text!r}") from None
     if value < 0:
         raise BadPoint(f"{name} must be 0 or more, not {value}")
+    if value > MAX_POSITION:  # a database would refuse to compare with it: a 500 instead of a 400
+        raise BadPoint(f"{name} must be at most {MAX_POSITION} (a log position), not {value}")
     return value
 
 
