@@ -23,6 +23,7 @@ async def test_engine_down_at_boot_defers_then_adopts(engine_harness, docker_eng
         first.daemon.runtimes["docker"].base_url = d_via_proxy["url"]
         await first.daemon.start()
         assert (await first.outcome(await first.act(uuid, "start"))).status == "succeeded"
+        started = await first.until_event(uuid, lambda e: e.type == "process.started")
         await first.daemon.stop()  # docker servers outlive the daemon
         await proxy.down()
 
@@ -32,15 +33,15 @@ async def test_engine_down_at_boot_defers_then_adopts(engine_harness, docker_eng
             assert h.daemon.recovered["deferred"] == 1
             assert h.state(uuid) == "running"  # not written off while nobody can tell
             assert "process.exited" not in await h.types(uuid)
+            before = (await h.events(uuid))[-1].position
             await proxy.up()
 
-            async def adopted():
-                while h.processes.handle(uuid) is None:
-                    await asyncio.sleep(0.1)
-            await asyncio.wait_for(adopted(), 60)
-            started = [e for e in await h.events(uuid) if e.type == "process.started"]
-            assert started[-1].data["adopted"] is True
-            assert started[-1].data["container_id"] == started[0].data["container_id"]
+            # Wait on the event, not on the handle: the handle is tracked a moment before the
+            # adoption is in the log.
+            adopted = await h.until_event(uuid, lambda e: e.type == "process.started" and e.position > before)
+            assert adopted.data["adopted"] is True
+            assert adopted.data["container_id"] == started.data["container_id"]
+            assert h.processes.handle(uuid) is not None
             await h.processes.handle(uuid).send_command("hello")
             async def echoed():
                 while "said hello" not in h.processes.console(uuid).lines:
