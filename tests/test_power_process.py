@@ -196,7 +196,9 @@ async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harne
     first = engine_harness([d])
     await first.daemon.start()
     op = await first.act(uuid, "start")
-    await first.wait_state(uuid, "starting")
+    # Not just `starting`: that is recorded before pre-boot and the launch, and a shutdown then
+    # would leave no process to adopt.
+    await first.until_event(uuid, lambda e: e.type == "process.started")
     await first.daemon.stop()  # shutdown cancels the operation without an outcome
     async with engine_harness([d]) as second:
         assert second.daemon.registry.operation_in_memory(op.id).status == "interrupted"
