@@ -24,20 +24,22 @@ def test_first_serve_writes_a_config_with_a_demo_server_that_starts(tmp_path):
                             stderr=subprocess.STDOUT, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
     try:
         config = tmp_path / "wingman.yml"
-        deadline = time.monotonic() + 30
-        while not config.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        # The config file exists a moment before it is written and made 0600; the daemon serves
+        # only after both, so wait for an answer (any) before reading it.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/api/system")
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the daemon did not answer"
+                time.sleep(0.1)
         doc = yaml.safe_load(config.read_text())
         assert (config.stat().st_mode & 0o777) == 0o600  # the token is a secret
         token, demo = doc["token"], doc["servers"][0]["settings"]["uuid"]
         headers = {"Authorization": f"Bearer {token}"}
-        url = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                servers = httpx.get(f"{url}/api/servers", headers=headers).json()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        servers = httpx.get(f"{url}/api/servers", headers=headers).json()
         assert [s["uuid"] for s in servers] == [demo]
         result = run(["power", demo, "start", "--follow", "--url", url, "--token", token], tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
