@@ -102,9 +102,23 @@ class PowerEngine(RuleBasedStateMachine):
                 # From the log: a daemon booted from snapshots holds only this run's operations.
                 op, _ = self.run(d.registry.find_operation(op_id))
                 assert op is not None and op.finished, (op_id, op)
-            for uuid in self.ids:
-                alive = processes_under(d.config.data_directory / uuid)
-                assert bool(alive) == (d.registry.state(uuid) == "running"), (uuid, d.registry.state(uuid), alive)
+            # A server that exited by itself is `running` until its exit is committed, a moment
+            # after its processes are gone (and the loop runs only inside `self.run`): look until
+            # state and processes agree, then assert on that look.
+            seen: dict[str, tuple[str, list[int]]] = {}
+
+            async def agreed():
+                deadline = self.loop.time() + 30
+                while True:
+                    seen.update({u: (d.registry.state(u), processes_under(d.config.data_directory / u))
+                                 for u in self.ids})
+                    if self.loop.time() > deadline or all(bool(alive) == (state == "running")
+                                                           for state, alive in seen.values()):
+                        return
+                    await asyncio.sleep(0.05)
+            self.run(agreed())
+            for uuid, (state, alive) in seen.items():
+                assert bool(alive) == (state == "running"), (uuid, state, alive)
             for uuid in self.ids:
                 self.run(self.harness.act(uuid, "kill"))
             self.run(self.harness.__aexit__(None, None, None))
