@@ -1,4 +1,5 @@
 """The `wingman` command as a user runs it: first run, db upgrade, errors with exit codes."""
+import os
 import signal
 import sqlite3
 import subprocess
@@ -6,8 +7,10 @@ import sys
 import time
 
 import httpx
+import pytest
 import yaml
 
+from api.cli.defaults import write_default_config
 from tests.support import REPO, TOKEN, free_port, kill_leftovers
 
 WINGMAN = [sys.executable, "-m", "api.cli"]
@@ -25,8 +28,7 @@ def test_first_serve_writes_a_config_with_a_demo_server_that_starts(tmp_path):
     try:
         config = tmp_path / "wingman.yml"
         url = f"http://127.0.0.1:{port}"
-        # The config file exists a moment before it is written and made 0600; the daemon serves
-        # only after both, so wait for an answer (any) before reading it.
+        # The daemon answers once its config is in place (any answer will do).
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -53,6 +55,24 @@ def test_first_serve_writes_a_config_with_a_demo_server_that_starts(tmp_path):
         kill_leftovers(tmp_path)  # the demo server outlives the daemon, as servers do (adopted at the next boot)
     assert token in out  # shown once, on first run
     assert proc.returncode == 0
+
+
+def test_default_config_is_born_0600_whole_and_never_overwrites_one(tmp_path):
+    old = os.umask(0)  # the most permissive umask: the mode must not come from it
+    try:
+        path = tmp_path / "conf" / "wingman.yml"
+        token, demo = write_default_config(path)
+        assert (path.stat().st_mode & 0o777) == 0o600
+        assert [p.name for p in path.parent.iterdir()] == ["wingman.yml"]  # no temporary left
+        doc = yaml.safe_load(path.read_text())
+        assert doc["token"] == token and doc["servers"][0]["settings"]["uuid"] == demo
+        before = path.read_bytes()
+        with pytest.raises(FileExistsError):
+            write_default_config(path)
+        assert path.read_bytes() == before
+        assert [p.name for p in path.parent.iterdir()] == ["wingman.yml"]
+    finally:
+        os.umask(old)
 
 
 def test_db_upgrade_creates_the_schema_at_head(tmp_path):

@@ -1,7 +1,9 @@
 """The documented default config written on first run, with a demo server."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import uuid as uuidlib
 from pathlib import Path
 
@@ -106,10 +108,22 @@ def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
     """Write the default config; returns (token, demo server uuid)."""
     token = new_token()
     server = str(uuidlib.uuid4())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(TEMPLATE.format(
+    text = TEMPLATE.format(
         token=token, token_id=uuidlib.uuid4().hex[:16], port=port, uuid=server,
         python=sys.executable, script=Path(demo.__file__).resolve(),
-    ))
-    path.chmod(0o600)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The file holds the node token: it is created 0600 (never readable by others, not even for
+    # the moment before a chmod), and written whole under a temporary name first, so a crash
+    # leaves no half-written config behind. Linking it into place never overwrites a config
+    # that appeared meanwhile.
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
     return token, server

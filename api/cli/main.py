@@ -34,9 +34,13 @@ def serve(config: Optional[Path] = ConfigOption,
 
     path = Path(config or os.environ.get("WINGMAN_CONFIG") or "wingman.yml")
     if not path.exists():
-        token, demo = write_default_config(path, port or 8080)
-        out.print(f"Wrote a default config to [bold]{path}[/bold] with a demo server [bold]{demo}[/bold].")
-        out.print(f"Node token (shown once; it is in the file): [bold]{token}[/bold]")
+        try:
+            token, demo = write_default_config(path, port or 8080)
+        except FileExistsError:  # another first run wrote it meanwhile: that one is the config
+            pass
+        else:
+            out.print(f"Wrote a default config to [bold]{path}[/bold] with a demo server [bold]{demo}[/bold].")
+            out.print(f"Node token (shown once; it is in the file): [bold]{token}[/bold]")
     cfg = read_config(path)
     if port is not None:
         cfg.api.port = port
