@@ -101,14 +101,15 @@ async def test_stats_frames_come_while_running_and_zeros_after(daemon):
                 break
         assert stats["state"] == "running" and stats["uptime"] > 0
         await s.send("set state", "kill")
-        # The sampler's last word on a stopped server is all zeros. It may come just before the
-        # `offline` frame: the process is gone a moment before its exit is committed.
+        # The last word on a stopped server is all zeros, sent once the stop is in the log: the
+        # process is gone a moment before its exit is committed, and zeros never say `running`.
         zeros = offline = False
         while not (zeros and offline):
             f = await s.next()
             if f["event"] == "status":
                 offline = f["args"][0] == "offline"
-            elif f["event"] == "stats" and json.loads(f["args"][0])["memory_bytes"] == 0:
+            elif f["event"] == "stats" and (stats := json.loads(f["args"][0]))["memory_bytes"] == 0:
+                assert (stats["state"], stats["uptime"]) == ("offline", 0)
                 zeros = True
         await s.send("send stats")
         stats = json.loads((await s.until("stats"))[-1]["args"][0])

@@ -6,7 +6,7 @@ one worker thread of its own (psutil reads /proc: blocking, but quick): no threa
 container, nothing on the event loop, nothing on a request's path. Requests and sockets get the
 last sample; `uptime` alone is computed at the moment it is asked for, from the process's start
 time. Listeners of a server (its websockets) are handed each new document as it is made, and one
-document of zeros when its process is gone.
+document of zeros once its stop is in the log.
 
 When a server has no live process, its figures are zeros beside its state, as in Wings: memory,
 CPU, network and uptime; `memory_limit_bytes` (configuration) and `disk_bytes` (the folder does
@@ -124,6 +124,13 @@ class UtilizationMonitor:
     def _on_event(self, ev: RecordedEvent) -> None:
         if ev.type == "process.started":
             self._started[ev.stream_id] = ev.recorded_at.timestamp()
+        elif ev.type == "state.changed" and ev.data.get("to_state") == self.registry.chart.initial:
+            # The zeros of a stopped server go out once its stop is in the log, so they say
+            # offline: the process is gone a moment before its exit is committed, and zeros sent
+            # by the sampler in that moment said `running` beside them.
+            self._readings.pop(ev.stream_id, None)
+            self._cpu.pop(ev.stream_id, None)
+            self._publish(ev.stream_id)
         elif ev.type == "server.deleted":
             self._started.pop(ev.stream_id, None)
             self._readings.pop(ev.stream_id, None)
@@ -149,13 +156,13 @@ class UtilizationMonitor:
             previous = self._readings.get(uuid)
             self._cpu[uuid] = cpu_percent(previous, reading)
             self._readings[uuid] = reading
-        stopped = set(self._readings) - {uuid for uuid, _ in running}
-        for uuid in stopped:
+        for uuid in set(self._readings) - {uuid for uuid, _ in running}:  # gone: zeros from now on
             del self._readings[uuid]
             self._cpu.pop(uuid, None)
         self.samples += 1
-        for uuid in {uuid for uuid, r in readings.items() if r is not None} | stopped:
-            self._publish(uuid)
+        for uuid, reading in readings.items():  # a stopped server's zeros: see _on_event
+            if reading is not None:
+                self._publish(uuid)
 
     def _publish(self, uuid: str) -> None:
         listeners = self._listeners.get(uuid)
