@@ -68,5 +68,8 @@ def remove_server_container(url: str, uuid: str) -> None:
         client.remove_container(container_name(uuid), force=True)
     except docker.errors.NotFound:
         pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: the daemon is removing it already (a start clears the old one)
+            raise
     finally:
         client.close()

@@ -114,6 +114,9 @@ def docker_uuids(docker_engine):
                     client.remove_container(summary["Id"], force=True)
                 except docker.errors.NotFound:
                     pass
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: the daemon is removing it already (a start clears the old one)
+                        raise
     finally:
         client.close()
 

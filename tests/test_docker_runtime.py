@@ -204,6 +204,42 @@ async def test_launch_replaces_an_exited_container(tmp_path, docker_runtime, doc
 
 
 @pytest.mark.docker
+async def test_a_start_clears_the_old_container_before_its_launch_and_never_a_running_one(
+        tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine):
+    rt = await docker_runtime()
+    spec = spec_for(tmp_path, docker_uuids.new(), "echo once; exit 3", docker_image)
+    first = await rt.launch(spec, Console())
+    assert (await finished(first)).exit_code == 3
+    # The stopped container stays for inspection until the server starts again...
+    assert (await asyncio.to_thread(sdk(docker_engine).inspect_container, first.container_id))["State"]["ExitCode"] == 3
+    # ...and the start removes it while pre-boot runs, before the launch.
+    await rt.clear_for_launch(spec.config)
+    await rt.settle()
+    with pytest.raises(docker.errors.NotFound):
+        await asyncio.to_thread(sdk(docker_engine).inspect_container, first.container_id)
+    second = await rt.launch(spec, Console())
+    assert not second.adopted and second.container_id != first.container_id
+    assert (await finished(second)).exit_code == 3
+    # A launch right behind the clearing waits for it (racing it, Docker would answer 409).
+    await rt.clear_for_launch(spec.config)
+    third = await rt.launch(spec, Console())
+    assert (await finished(third)).exit_code == 3
+    with pytest.raises(docker.errors.NotFound):
+        await asyncio.to_thread(sdk(docker_engine).inspect_container, second.container_id)
+
+    # A container that runs is never cleared: the launch adopts it, as before.
+    running_spec = spec_for(tmp_path, docker_uuids.new(), ECHO, docker_image)
+    console = Console()
+    running = await rt.launch(running_spec, console)
+    await console.wait_for("ready")
+    await rt.clear_for_launch(running_spec.config)
+    again = await rt.launch(running_spec, Console())
+    assert again.adopted and again.container_id == running.container_id
+    await again.kill()
+    assert (await finished(running)).exit_code == 137
+
+
+@pytest.mark.docker
 async def test_container_removed_behind_the_runtimes_back(tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine):
     rt = await docker_runtime()
     console = Console()

@@ -91,6 +91,12 @@ class Runtime(abc.ABC):
     async def close(self) -> None:
         """Release resources; running servers are left running where the runtime allows it."""
 
+    async def clear_for_launch(self, config: ServerConfig) -> None:
+        """At the start of pre-boot: begin removing, in the background, what the launch would
+        otherwise remove first on its own path (Docker: the server's old, stopped container,
+        kept until then for inspection, as Wings keeps it); the launch waits for it. Returns at
+        once. Nothing to clear for a local process."""
+
     @abc.abstractmethod
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         """Pre-boot step 3: validate what can be enforced. Returns warnings for limits that this

@@ -102,6 +102,7 @@ async def run_preboot(
     }
     spec = LaunchSpec(config=config, folder=folder, environment=env)
     try:
+        await runtime.clear_for_launch(config)  # in the background, beside the steps below
         warnings = await runtime.check_limits(spec)
     except EnvironmentError_ as exc:
         raise PrebootFailure("environment", str(exc)) from None

@@ -60,6 +60,9 @@ class OnDemandDockerRuntime(Runtime):
         if self.runtime is not None:
             await self.runtime.settle()
 
+    async def clear_for_launch(self, config: ServerConfig) -> None:
+        await (await self.connected()).clear_for_launch(config)
+
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         return await (await self.connected()).check_limits(spec)
 
