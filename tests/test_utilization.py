@@ -4,7 +4,11 @@ memory and uptime; an offline server shows zeros beside its state; `GET /api/ser
 for each server; the folder's size is measured in the background."""
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import sqlite3
 import sys
 
 import pytest
@@ -133,3 +137,35 @@ def test_a_running_container_has_memory_and_uptime(daemon_process, docker_uuids,
     op = power(d, uuid, "kill")
     d.wait_state(uuid, "offline")
     assert utilization(d, uuid)["memory_bytes"] == 0
+
+
+async def test_zeros_never_say_running_while_the_exit_waits_for_its_commit(engine_harness):
+    """A process that dies while the log cannot take its exit yet (another writer holds SQLite's
+    lock): the sampler sees it gone, but its zeros wait for the stop's commit, and say offline."""
+    d = definition()
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        assert (await h.outcome(await h.act(uuid, "start"))).status == "succeeded"
+        monitor = h.daemon.utilization
+        frames: list[dict] = []
+        monitor.listen(uuid, frames.append)
+        await monitor.sample()
+        assert frames and frames[-1]["memory_bytes"] > 0 and frames[-1]["state"] == "running"
+
+        blocker = sqlite3.connect(h.daemon.db.url.database, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the exit's commit waits behind this
+        try:
+            os.killpg(h.processes.handle(uuid).pid, signal.SIGKILL)  # behind the daemon's back
+
+            async def gone():
+                while any(u == uuid for u, _ in h.processes.running()):
+                    await asyncio.sleep(0.02)
+            await asyncio.wait_for(gone(), 60)
+            assert h.state(uuid) == "running"  # not committed yet
+            await monitor.sample()
+            assert not [f for f in frames if f["memory_bytes"] == 0], frames[-1]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await h.wait_state(uuid, "offline")
+        assert (frames[-1]["state"], frames[-1]["memory_bytes"], frames[-1]["uptime"]) == ("offline", 0, 0)
