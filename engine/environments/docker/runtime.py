@@ -18,7 +18,7 @@ the daemon responsive):
   is lost. The end of the attach stream is a second, independent exit signal (it triggers the
   same state check as a `die` event), so an exit is seen even if the events stream lags.
 - A stopped container stays until its server next starts (for inspection, as in Wings); the
-  start removes it while pre-boot runs (`clear_for_launch`), and the launch waits for that.
+  start removes it while pre-boot runs (clearing.py), and the launch waits for that.
 
 Only `unix://` and plain `tcp://` engines are supported for attach (the socket is used raw).
 """
@@ -48,6 +48,7 @@ from engine.environments.base import (
     RuntimeUnavailable,
 )
 from engine.environments.docker.attach import take_attach_socket
+from engine.environments.docker.clearing import OldContainers, clear
 from engine.environments.docker.handle import REMOVED, DockerHandle
 from engine.environments.docker.spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
 from engine.environments.docker.watcher import EventsWatcher
@@ -76,7 +77,7 @@ class DockerRuntime(Runtime):
         self._handles: dict[str, DockerHandle] = {}  # container id -> live handle
         self._watcher: EventsWatcher | None = None
         self._launches: set[asyncio.Future] = set()  # launch calls (and their clean-ups) in the executor
-        self._clearing: dict[str, asyncio.Future] = {}  # container name -> its removal before a launch
+        self._old = OldContainers(self._clear)  # old containers removed while pre-boot runs
         self._info: dict | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -207,40 +208,8 @@ class DockerRuntime(Runtime):
 
     # -- the Runtime protocol --------------------------------------------------------------
     async def clear_for_launch(self, config: ServerConfig) -> None:
-        """Remove the server's old container (stopped, kept for inspection until now) while
-        pre-boot runs, instead of on the launch's path: about 8 ms of the engine's time here, in
-        every restart. A container that runs is left alone (the launch adopts it); anything
-        that goes wrong here is met again, and reported, by the launch's own calls."""
-        name = container_name(config.uuid)
-        if name in self._clearing:
-            return
-
-        def clear(api):
-            try:
-                current = api.inspect_container(name)
-                if not current["State"].get("Running"):
-                    api.remove_container(current["Id"])  # not forced: one that runs now stays
-            except (NotFound, APIError) as exc:  # gone meanwhile, or started: the launch sees
-                log.debug("old container not cleared before the launch", container=name, error=str(exc))
-
-        fut = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(self._invoke, clear))
-        self._track(fut)
-        self._clearing[name] = fut
-
-        def done(f: asyncio.Future) -> None:
-            if self._clearing.get(name) is f:
-                del self._clearing[name]
-            if not f.cancelled() and f.exception() is not None:  # e.g. the engine went away
-                log.debug("old container not cleared before the launch", container=name, error=str(f.exception()))
-
-        fut.add_done_callback(done)
-
-    async def _cleared(self, name: str) -> None:
-        """Wait for `clear_for_launch` of this container, if one is under way: a launch or a
-        delete racing it would find the container half-removed (Docker answers 409)."""
-        pending = self._clearing.get(name)
-        if pending is not None:
-            await asyncio.wait({pending})
+        """See engine.environments.docker.clearing: the old container goes while pre-boot runs."""
+        self._old.clear(container_name(config.uuid))
 
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         image = self._image(spec.config)
@@ -268,7 +237,7 @@ class DockerRuntime(Runtime):
 
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
         self._image(spec.config)
-        await self._cleared(container_name(spec.config.uuid))
+        await self._old.cleared(container_name(spec.config.uuid))
         fut = asyncio.get_running_loop().run_in_executor(
             self._pool, functools.partial(self._invoke, self._launch_blocking, spec))
         self._track(fut)
@@ -293,6 +262,11 @@ class DockerRuntime(Runtime):
             self._track(asyncio.wrap_future(self._pool.submit(self._invoke, lambda api: quiet(api.kill, state["Id"]))))
         except RuntimeError:  # the runtime is closing: nothing left to do it with
             log.warning("a cancelled launch left its container running", container=state["Name"])
+
+    def _clear(self, name: str) -> asyncio.Future:
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(self._invoke, clear, name))
+        self._track(fut)  # a shutdown's settle() waits for it too
+        return fut
 
     def _track(self, fut: asyncio.Future) -> None:
         self._launches.add(fut)
@@ -337,7 +311,7 @@ class DockerRuntime(Runtime):
         return state, sock, leftover, False
 
     async def destroy(self, config: ServerConfig) -> None:
-        await self._cleared(container_name(config.uuid))
+        await self._old.cleared(container_name(config.uuid))
 
         def remove(api):
             try:
