@@ -127,6 +127,38 @@ async def test_appends_wait_for_other_writers_of_the_database(store):
     assert [e.version for e in await store.read_stream("a")] == list(range(1, 101))
 
 
+async def test_groups_of_any_size_get_gapless_positions_in_order(store):
+    """A group is one statement up to a size, several above it: either way every event gets the
+    next position, in the order given, and reads back as written."""
+    sizes = [1, 2, 3, 7, 64, 65, 1024, 1025, 1500]
+    written = []
+    for n, size in enumerate(sizes):
+        written += await store.append(f"g{n}", [ev(actor=f"{n}-{i}") for i in range(size)])
+    assert [e.position for e in written] == list(range(1, sum(sizes) + 1))
+    assert await store.read_all() == written
+
+
+async def test_a_row_another_writer_added_moves_the_log_and_the_next_group_follows_it(store):
+    """The writer remembers where the log ends; a row that another connection committed meanwhile
+    is not overwritten or collided with: the next group goes after it."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from engine.store.schema import events
+
+    first = await store.append("a", [ev(), ev()])
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(events).values(
+            position=3, stream_id="elsewhere", version=1, event_id=str(uuid.uuid4()), type="server.suspended",
+            data={}, metadata={}, recorded_at=datetime.now(timezone.utc), prev_hash=GENESIS, hash="f" * 64))
+    after = await store.append("a", [ev()], expected_version=2)
+    assert [e.position for e in first + after] == [1, 2, 4]
+    assert [(e.position, e.stream_id) for e in await store.read_all()] == [
+        (1, "a"), (2, "a"), (3, "elsewhere"), (4, "a")]
+
+
 async def test_stored_json_reads_back_as_written(store):
     """The writer stores the canonical texts it hashed: what comes back is what went in."""
     data = {"motd": "héllo ✓ 😀", "n": 3, "nested": {"b": [1, None, True], "a": "x"}}
