@@ -22,7 +22,9 @@ def clear(api, name: str) -> None:
         current = api.inspect_container(name)
         if not current["State"].get("Running"):
             api.remove_container(current["Id"])  # not forced: one that runs now stays
-    except (NotFound, APIError) as exc:  # gone meanwhile, or started: the launch sees to it
+    except NotFound:  # none to clear (a first start), or gone meanwhile: nothing to say
+        pass
+    except APIError as exc:  # started or being removed meanwhile: the launch sees to it
         log.debug("old container not cleared before the launch", container=name, error=str(exc))
 
 
