@@ -28,7 +28,7 @@ def test_the_smoke_run_produces_every_figure(tmp_path):
     problems = [(f["name"], f["error"]) for f in figures if f["error"] is not None or f["ours"] is None]
     assert not problems, problems
     assert len(figures) >= 20
-    for name in ("one append", "group commit, 200 appenders (SQLite)", "appenders, on a log of", "PostgreSQL", "accepted kill requests/s",
+    for name in ("one append", "empty thread round trip", "group commit, 200 appenders (SQLite)", "appenders, on a log of", "PostgreSQL", "accepted kill requests/s",
                  "p99 of the 202", "full replay", "state at a random point", "second boot", "RSS", "start latency",
                  "kill latency", "Docker start latency"):
         assert any(name in f["name"] for f in figures), name
