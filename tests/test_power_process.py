@@ -114,6 +114,45 @@ async def test_kill_during_preboot_aborts_without_a_process(engine_harness, tmp_
     listener.close()
 
 
+async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engine_harness):
+    """A kill that finds no process while a start is launching one takes the server offline
+    ("start aborted"): seen in the chaos run, when the start took the lock after the kill had
+    looked for starts to cancel. The process launched a moment later is killed by its start,
+    never left running untracked for the next start to launch a second one beside."""
+    from engine.statechart import Trigger
+    from tests.conftest import TEST_META
+
+    d = definition(env={"BOOT_SECONDS": "0.5"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        real_launch = h.daemon.starter.launch
+        launched = []
+
+        async def launch_then_aborted(prepared, console):
+            handle = await real_launch(prepared, console)
+            launched.append(handle.pid)
+            # What such a kill records, in the moment between the launch and the start's next step.
+            assert await h.daemon.journal.transition_if_allowed(uuid, Trigger.ABORT, "killed", TEST_META, None)
+            return handle
+
+        h.daemon.starter.launch = launch_then_aborted
+        start = await h.outcome(await h.act(uuid, "start"), timeout=20)
+        assert (start.status, h.state(uuid)) == ("failed", "offline")
+        assert "aborted" in start.reason and "killed" in start.reason, start.reason
+        assert processes_under(h.config.data_directory / uuid) == []
+        events = await h.events(uuid)
+        started = [e for e in events if e.type == "process.started"]
+        exited = [e for e in events if e.type == "process.exited"]
+        assert [e.data["pid"] for e in started] == launched and len(exited) == 1
+        assert exited[0].metadata["cause"] == "killed"  # not a crash: no restart policy answers it
+        assert "crash.decided" not in [e.type for e in events]
+        # The next start finds the server as a kill leaves it, and runs the only process.
+        h.daemon.starter.launch = real_launch
+        assert (await h.outcome(await h.act(uuid, "start"), timeout=60)).status == "succeeded"
+        groups = {os.getpgid(pid) for pid in processes_under(h.config.data_directory / uuid)}
+        assert len(groups) == 1
+
+
 async def test_a_process_that_exits_on_its_own_goes_offline(engine_harness):
     d = definition()
     uuid = d["settings"]["uuid"]

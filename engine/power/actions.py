@@ -24,6 +24,7 @@ from engine.statechart import Trigger
 log = structlog.get_logger("wingman.power")
 
 NOTHING_TO_KILL = "the server was not running"  # a kill's detail when no process ran and nothing was starting
+ABORTED_WHILE_LAUNCHING = "a kill aborted the start while its process was launching; the process was killed"
 
 
 class PowerActions:
@@ -53,6 +54,9 @@ class PowerActions:
             self.processes.expect_exit(uuid, "exited", op_id)  # an exit before ready is this start's
             self.processes.track(uuid, handle)
             await self.journal.record(uuid, ProcessStarted.of(handle), meta=meta)
+            if not self.registry.may_fire(uuid, Trigger.READY):
+                await self._abandon(uuid, handle, op_id)
+                raise Failed(ABORTED_WHILE_LAUNCHING)
             if matcher.empty or handle.adopted:
                 ready.set()
             if not await self.processes.ready_or_exited(uuid, ready):
@@ -60,7 +64,8 @@ class PowerActions:
                 raise Failed(f"the server process exited before it was ready ({describe_exit(exit_info)})")
             self.processes.forget_exit(uuid, op_id)
             if not await self.journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", meta, op_id):
-                raise Failed("the server's state changed before it was ready")
+                await self._abandon(uuid, handle, op_id)
+                raise Failed(ABORTED_WHILE_LAUNCHING)
             return self.registry.state(uuid)  # the state `ready` led to, as power.yaml names it
         except PrebootFailure as exc:
             self.processes.note(uuid, f"Pre-boot check '{exc.check}' failed: {exc.reason}")
@@ -74,6 +79,15 @@ class PowerActions:
             if handle is None:  # nothing runs: the start ends here, and the kill finds it offline
                 await asyncio.shield(self.journal.transition_if_allowed(uuid, Trigger.ABORT, "cancelled", meta, op_id))
             raise
+
+    async def _abandon(self, uuid: str, handle: ProcessHandle, op_id: str) -> None:
+        """Kill the process of a start that was aborted under it, and wait until its exit is
+        recorded. A kill that finds no process while a start is launching one takes the server
+        offline ("start aborted"); the process launched a moment later must not outlive that, or
+        it would run untracked once the next start launches another."""
+        self.processes.expect_exit(uuid, "killed", op_id)  # not a crash: no restart policy applies
+        await handle.kill()
+        await self.processes.exited(uuid)
 
     async def stop(self, uuid: str, op_id: str, meta: Metadata) -> str:
         handle = self.processes.handle(uuid)
