@@ -2,6 +2,8 @@
 import asyncio
 import os
 
+from engine.statechart import Trigger
+from tests.conftest import TEST_META
 from tests.http_support import processes_under
 from tests.support import definition
 
@@ -119,9 +121,6 @@ async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engi
     ("start aborted"): seen in the chaos run, when the start took the lock after the kill had
     looked for starts to cancel. The process launched a moment later is killed by its start,
     never left running untracked for the next start to launch a second one beside."""
-    from engine.statechart import Trigger
-    from tests.conftest import TEST_META
-
     d = definition(env={"BOOT_SECONDS": "0.5"})
     uuid = d["settings"]["uuid"]
     async with engine_harness([d]) as h:
