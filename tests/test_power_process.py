@@ -2,6 +2,7 @@
 import asyncio
 import os
 
+from engine.power.console import DoneMatcher
 from engine.statechart import Trigger
 from tests.conftest import TEST_META
 from tests.http_support import processes_under
@@ -136,9 +137,9 @@ async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engi
 
         h.daemon.starter.launch = launch_then_aborted
         start = await h.outcome(await h.act(uuid, "start"), timeout=20)
+        assert processes_under(h.config.data_directory / uuid) == []
         assert (start.status, h.state(uuid)) == ("failed", "offline")
         assert "aborted" in start.reason and "killed" in start.reason, start.reason
-        assert processes_under(h.config.data_directory / uuid) == []
         events = await h.events(uuid)
         started = [e for e in events if e.type == "process.started"]
         exited = [e for e in events if e.type == "process.exited"]
@@ -150,6 +151,41 @@ async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engi
         assert (await h.outcome(await h.act(uuid, "start"), timeout=60)).status == "succeeded"
         groups = {os.getpgid(pid) for pid in processes_under(h.config.data_directory / uuid)}
         assert len(groups) == 1
+
+
+async def test_a_start_aborted_while_its_process_boots_kills_it_at_the_done_line(engine_harness):
+    """The same kill's "start aborted", when its commit lands only once the process is booting:
+    the start's `ready` is refused, and the start kills the process it launched."""
+    d = definition(env={"BOOT_SECONDS": "0.5"})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d]) as h:
+        real_launch = h.daemon.starter.launch
+        aborts = []
+
+        async def launch_aborted_at_the_done_line(prepared, console):
+            matcher = DoneMatcher(prepared.spec.config.done, prepared.spec.config.strip_ansi)
+
+            def sink(line: str) -> None:
+                if not aborts and matcher.matches(line):
+                    # Queued before the start sees its done-line: the abort takes the server's
+                    # ordering lock first, so `ready` finds the server offline.
+                    aborts.append(asyncio.ensure_future(h.daemon.journal.transition_if_allowed(
+                        uuid, Trigger.ABORT, "killed", TEST_META, None)))
+                console(line)
+
+            return await real_launch(prepared, sink)
+
+        h.daemon.starter.launch = launch_aborted_at_the_done_line
+        start = await h.outcome(await h.act(uuid, "start"), timeout=20)
+        assert len(aborts) == 1 and aborts[0].result() is True
+        assert processes_under(h.config.data_directory / uuid) == []
+        assert (start.status, h.state(uuid)) == ("failed", "offline")
+        assert "aborted" in start.reason and "killed" in start.reason, start.reason
+        types = await h.types(uuid)
+        assert types.count("process.started") == types.count("process.exited") == 1
+        assert "crash.decided" not in types
+        changes = [(e.data["trigger"], e.data["cause"]) for e in await h.events(uuid) if e.type == "state.changed"]
+        assert changes[-2:] == [("start", "operator"), ("abort", "killed")], changes  # never `ready`
 
 
 async def test_a_process_that_exits_on_its_own_goes_offline(engine_harness):
