@@ -185,7 +185,7 @@ async def test_a_start_aborted_while_its_process_boots_kills_it_at_the_done_line
         assert types.count("process.started") == types.count("process.exited") == 1
         assert "crash.decided" not in types
         changes = [(e.data["trigger"], e.data["cause"]) for e in await h.events(uuid) if e.type == "state.changed"]
-        assert changes[-2:] == [("start", "operator"), ("abort", "killed")], changes  # never `ready`
+        assert changes[-2:] == [(Trigger.START, "operator"), (Trigger.ABORT, "killed")], changes  # never `ready`
 
 
 async def test_a_process_that_exits_on_its_own_goes_offline(engine_harness):
