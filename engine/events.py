@@ -185,6 +185,11 @@ class ProcessExited(Event):
     signal: str | None = None
     oom_killed: bool = False
     reason: str | None = None  # e.g. "container removed", "lost at daemon restart"
+    # When the daemon saw the exit. The commit can come much later (the store cannot write while
+    # its disk is full), and the event's own time is the commit's: the audit reads this instead
+    # where the moment of the exit matters. None for exits found at boot (the moment is unknown)
+    # and in logs written before it existed.
+    observed_at: datetime | None = None
 
 
 @event("server.crashed")

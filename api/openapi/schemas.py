@@ -78,6 +78,16 @@ class Utilization(_Body):
     disk_bytes: int
 
 
+class ExitPending(_Body):
+    """An exit as the daemon saw it; `process.exited` records the same, `observed_at` included."""
+
+    observed_at: str = Field(description="When the daemon saw the process end (RFC 3339).")
+    exit_code: int | None
+    signal: str | None
+    oom_killed: bool
+    reason: str | None
+
+
 class ServerBody(_Body):
     uuid: str
     state: State
@@ -92,6 +102,10 @@ class ServerBody(_Body):
     pending_restart: dict[str, Any] | None
     utilization: Utilization
     recovery: Literal["pending", "restored", "deferred"]
+    exit_pending: ExitPending | None = Field(
+        description="The process's exit, seen but not committed to the log yet (the store cannot write: "
+                    "disk full); null once it is committed, or when nothing exited. `state` stays what "
+                    "the log says until then.")
 
 
 class ServerList(RootModel[list[ServerBody]]):

@@ -21,11 +21,12 @@ MAX_LOG_LINES = 1000
 
 def server_body(request: Request, view) -> dict:
     """A server as the API shows it: its folded state, Wings' `utilization` (the last sample: never
-    measured on the request's path), and whether boot recovery has restored it yet (`pending`
-    while the daemon is still reconciling it with its process or container)."""
+    measured on the request's path), whether boot recovery has restored it yet (`pending`
+    while the daemon is still reconciling it with its process or container), and an exit seen
+    but not in the log yet (`exit_pending`: the state says what the log says until then)."""
     daemon = request.app.ctx.daemon
     return {**view.as_dict(), "utilization": daemon.utilization.document(view.uuid),
-            "recovery": daemon.recovery.status(view.uuid)}
+            "recovery": daemon.recovery.status(view.uuid), "exit_pending": daemon.processes.exit_pending(view.uuid)}
 
 
 @bp.get("/api/servers", ctx_read_only=True)

@@ -3,11 +3,15 @@ console buffer per server, plus who is responsible for the next exit.
 
 Exits are recorded by one watcher task per running process (the runtime's `wait()`), so stop,
 kill and crashes share one path: the power engine awaits the watcher to know the exit is durable.
+An exit seen but not committed yet (the store cannot write: disk full) is an `exit_pending`, with
+the moment it was seen: the state stays what the log says until the commit, and this says why.
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
 
 import structlog
 
@@ -38,6 +42,7 @@ class ProcessTracker:
         self._handles: dict[str, ProcessHandle] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._exit_cause: dict[str, tuple[str, str | None]] = {}
+        self._exits_pending: dict[str, ProcessExited] = {}  # seen, not committed yet
 
     # -- consoles ------------------------------------------------------------------------------
 
@@ -123,25 +128,36 @@ class ProcessTracker:
     def watcher(self, uuid: str) -> asyncio.Task:
         return self._watchers[uuid]
 
+    def exit_pending(self, uuid: str) -> dict[str, Any] | None:
+        """The exit of the server's process as seen, while it waits for its commit; None when
+        there is none (nothing exited, or the exit is in the log)."""
+        exited = self._exits_pending.get(uuid)
+        return None if exited is None else exited.model_dump(mode="json")
+
     async def _watch(self, uuid: str, handle: ProcessHandle) -> ExitInfo:
         info = await handle.wait()
+        exited = ProcessExited(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed,
+                               reason=info.reason, observed_at=datetime.now(timezone.utc))
+        self._exits_pending[uuid] = exited
         cause, operation_id = self._exit_cause.pop(uuid, (UNCLAIMED, None))
         try:
-            await self._record_exit(uuid, info, cause, operation_id)
+            await self._record_exit(uuid, exited, cause, operation_id)
         except StoreClosed:  # the daemon is going down: the next boot finds the process gone
             log.info("process exit not recorded: the event store is closed", server=uuid)
             return info
         finally:
+            # After the commit, whose subscribers have already folded it: the view shows the exit
+            # before this stops saying it is pending.
+            if self._exits_pending.get(uuid) is exited:
+                del self._exits_pending[uuid]
             if self._handles.get(uuid) is handle:
                 del self._handles[uuid]
         for listener in self._exit_listeners:
             asyncio.create_task(_told(listener, uuid, info, cause, operation_id), name=f"exit-{uuid}")
         return info
 
-    async def _record_exit(self, uuid: str, info: ExitInfo, cause: str, op_id: str | None) -> None:
+    async def _record_exit(self, uuid: str, exited: ProcessExited, cause: str, op_id: str | None) -> None:
         meta = Metadata(actor="daemon", channel="internal", operation_id=op_id, cause=cause)
-        exited = ProcessExited(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed,
-                               reason=info.reason)
         # The exit is a fact whatever the state: it is recorded even when the state change is not
         # allowed any more (the server was already taken offline by another path).
         await self._journal.transition_if_allowed(uuid, Trigger.EXITED, cause, meta, op_id, before=(exited,))
