@@ -1,7 +1,9 @@
 """A server's timeline: the intervals it spent in each power state, and why each one ended.
 
 Built with the daemon's fold (engine.servers.apply) over the stream, one interval at a time, so a
-long history never sits in memory.
+long history never sits in memory. A change by the process's exit happened when the daemon saw the
+exit, which can be well before its commit (the store could not write for a while): intervals end
+and begin there (engine.servers.fold.changed_at).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from engine.store.points import iso
 from engine.store.reading import stream_exists, stream_versions
 from engine.servers.replay import UnknownStream, fold_step
 from engine.events import RecordedEvent
-from engine.servers.fold import new_view
+from engine.servers.fold import changed_at, new_view
 from engine.statechart import load_statechart
 
 
@@ -68,8 +70,9 @@ async def timeline(engine: AsyncEngine, stream_id: str) -> AsyncIterator[Interva
         if start is None:
             start = ev.recorded_at  # the server exists from its first event (or re-registration)
         if ev.type == "state.changed":
-            yield Interval(before, start, ev.recorded_at, _ending(ev, ev.data["trigger"], ev.data["cause"]))
-            start = ev.recorded_at
+            moment = max(start, changed_at(view, ev))  # never before the interval it ends began
+            yield Interval(before, start, moment, _ending(ev, ev.data["trigger"], ev.data["cause"]))
+            start = moment
         elif view.deleted and not was_deleted:
             yield Interval(view.state, start, ev.recorded_at, _ending(ev, None, "the server was deleted"))
             start = None

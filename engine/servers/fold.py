@@ -45,7 +45,7 @@ class ServerView:
     operation_in_flight: str | None = None
     last_transition: dict[str, Any] | None = None
     last_process: dict[str, Any] | None = None  # the last process.started data, for boot recovery
-    last_exit: dict[str, Any] | None = None
+    last_exit: dict[str, Any] | None = None  # the last process.exited data, and its `version`
     updated_at: datetime | None = None
     operations: dict[str, Operation] = field(default_factory=dict)  # open ones (live: see the registry)
     running_since: datetime | None = None  # when it last became running (None while it is not)
@@ -134,7 +134,7 @@ def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None) 
     elif t == "process.started":
         view.last_process = dict(d)
     elif t == "process.exited":
-        view.last_exit = dict(d)
+        view.last_exit = {**d, "version": ev.version}  # the version tells changed_at it is the change's own
     elif t == "power.started":
         view.operation_in_flight = d["operation_id"]
         track_operation(view.operations, view.uuid, ev)
@@ -173,12 +173,24 @@ def _change_state(view: ServerView, ev: RecordedEvent, chart: Statechart) -> Non
         view.running_since = ev.recorded_at
     elif dest == chart.initial:
         since, view.running_since = view.running_since, None
-        view.last_uptime = (ev.recorded_at - since).total_seconds() if since else 0.0
+        view.last_uptime = max(0.0, (changed_at(view, ev) - since).total_seconds()) if since else 0.0
     view.last_transition = {
         "from": d["from_state"], "to": dest, "trigger": d["trigger"], "cause": d["cause"],
         "operation_id": d.get("operation_id"), "actor": ev.metadata.get("actor"),
         "at": ev.recorded_at.isoformat(), "version": ev.version,
     }
+
+
+def changed_at(view: ServerView, ev: RecordedEvent) -> datetime:
+    """When the change `ev` really happened. For a change by the process's exit, that is when the
+    daemon saw the exit (the `observed_at` of the `process.exited` committed just before it, in
+    the same commit): the commit itself can come seconds later, when the store could not write.
+    Otherwise (any other change, an exit without a seen moment) the commit's time."""
+    seen = view.last_exit
+    if (ev.data.get("trigger") != Trigger.EXITED or not seen or seen.get("version") != ev.version - 1
+            or not seen.get("observed_at")):
+        return ev.recorded_at
+    return min(datetime.fromisoformat(seen["observed_at"]), ev.recorded_at)  # never after its commit
 
 
 def fold(uuid: str, events: list[RecordedEvent], chart: Statechart | None = None) -> ServerView:

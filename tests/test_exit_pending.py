@@ -1,0 +1,112 @@
+"""An exit seen while the event store cannot commit (issue 24, section 4).
+
+A server whose process ends by itself while the store's disk is full stays `running` (the state
+is what the log says) until the exit is committed. Meanwhile `GET /api/servers/{uuid}` says an
+exit is waiting (`exit_pending`, with the moment the daemon saw it), and once space is back the
+committed `process.exited` carries that moment, earlier than its own commit, which is what the
+audit's timeline and the crash's uptime go by.
+
+A real daemon, a real game server process and a real full disk: the store lives on a 2 MiB tmpfs
+(mounting needs root, as tests/test_http_store_full.py does; if it fails, the test fails).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.http_support import processes_under, wait_for
+from tests.support import GAMESERVER, REPO, definition, kill_leftovers
+from tests.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
+
+
+@pytest.fixture
+def open_folder():
+    """A folder every user can traverse (0711), outside pytest's 0700 tmp: a game server running
+    as a user of its own must reach its folder below it (PITFALLS: running servers as another user)."""
+    folder = Path(tempfile.mkdtemp(prefix="wingman-exit-pending-"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        kill_leftovers(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_moment(
+        tiny_disk, open_folder, daemon_process):  # noqa: F811 - tiny_disk is the imported fixture
+    # The system's python, which any user may run (the venv's may sit under a 0700 home).
+    server = definition(invocation=f"{shutil.which('python3', path='/usr/bin:/bin') or sys.executable} -u {GAMESERVER}")
+    uuid = server["settings"]["uuid"]
+    volumes = open_folder / "volumes"
+    d = daemon_process(servers=[server], system={"root_directory": str(tiny_disk), "data": str(volumes)})
+    try:
+        with d.client() as c:
+            resp = c.post(f"/api/servers/{uuid}/power", json={"action": "start"})
+            assert resp.status_code == 202, resp.text
+            assert d.wait_operation(resp.json()["id"])["status"] == "succeeded", d.read_log()[-3000:]
+            body = c.get(f"/api/servers/{uuid}").json()
+            assert body["state"] == "running" and body["exit_pending"] is None, body
+
+            filler = fill(tiny_disk)
+            before_exit = datetime.now(timezone.utc)
+            # The game server crashes on its own (a console command writes nothing to the log).
+            assert c.post(f"/api/servers/{uuid}/commands", json={"commands": ["crash"]}).status_code == 204
+            wait_for(lambda: not processes_under(volumes), what="the server process to end")
+            after_exit = datetime.now(timezone.utc)
+
+            body = wait_for(lambda: (lambda b: b if b["exit_pending"] else None)(c.get(f"/api/servers/{uuid}").json()),
+                            what="the exit to be shown as pending")
+            pending = body["exit_pending"]
+            assert body["state"] == "running", "the log has no exit yet: the state says what the log says"
+            assert pending["exit_code"] == 139 and pending["oom_killed"] is False, pending
+            observed = at(pending["observed_at"])
+            assert before_exit <= observed <= after_exit, (before_exit, observed, after_exit)
+
+            # The daemon tried to commit it and could not; it is still pending, the state unchanged.
+            wait_for(lambda: "event store unavailable" in d.read_log(), what="a failed commit of the exit")
+            body = c.get(f"/api/servers/{uuid}").json()
+            assert (body["state"], body["exit_pending"]) == ("running", pending), body
+
+            space_back = datetime.now(timezone.utc)
+            filler.unlink()
+            body = wait_for(lambda: (lambda b: b if b["state"] == "offline" else None)(c.get(f"/api/servers/{uuid}").json()),
+                            timeout=30, what="the exit to be committed")
+            assert body["exit_pending"] is None, body
+
+            events = c.get(f"/api/servers/{uuid}/events", params={"limit": 1000}).json()["events"]
+            exits = [e for e in events if e["type"] == "process.exited"]
+            assert len(exits) == 1, exits
+            [exited] = exits
+            assert exited["data"]["observed_at"] == pending["observed_at"] and exited["data"]["exit_code"] == 139
+            committed = at(exited["recorded_at"])
+            assert observed < space_back <= committed, "the event keeps the moment of the exit, not of its commit"
+
+            # The crash's uptime runs to the exit, not to its commit.
+            ready = next(e for e in events if e["type"] == "state.changed" and e["data"]["trigger"] == "ready")
+            [crash] = [e for e in events if e["type"] == "server.crashed"]
+            assert crash["data"]["uptime_seconds"] == round((observed - at(ready["recorded_at"])).total_seconds(), 3)
+
+        # The audit's timeline: `running` ended when the process did, and `offline` began then.
+        out = subprocess.run([sys.executable, "-m", "api.cli", "audit", "timeline", uuid,
+                              "--database", str(tiny_disk / "wingman.db"), "--format", "json"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")})
+        assert out.returncode == 0, out.stderr
+        intervals = json.loads(out.stdout)
+        running = [iv for iv in intervals if iv["state"] == "running"]
+        assert len(running) == 1 and at(running[0]["to"]) == observed, intervals
+        assert at(intervals[-1]["from"]) == observed and intervals[-1]["state"] == "offline", intervals
+    finally:
+        d.stop()  # before the tmpfs is unmounted
