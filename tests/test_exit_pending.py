@@ -13,31 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
-from pathlib import Path
-
-import pytest
 
 from tests.http_support import processes_under, wait_for
-from tests.support import GAMESERVER, REPO, definition, kill_leftovers
+from tests.support import REPO, definition, kill_leftovers
 from tests.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
-
-
-@pytest.fixture
-def open_folder():
-    """A folder every user can traverse (0711), outside pytest's 0700 tmp: a game server running
-    as a user of its own must reach its folder below it (PITFALLS: running servers as another user)."""
-    folder = Path(tempfile.mkdtemp(prefix="wingman-exit-pending-"))
-    folder.chmod(0o711)
-    try:
-        yield folder
-    finally:
-        kill_leftovers(folder)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def at(text: str) -> datetime:
@@ -45,11 +27,10 @@ def at(text: str) -> datetime:
 
 
 def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_moment(
-        tiny_disk, open_folder, daemon_process):  # noqa: F811 - tiny_disk is the imported fixture
-    # The system's python, which any user may run (the venv's may sit under a 0700 home).
-    server = definition(invocation=f"{shutil.which('python3', path='/usr/bin:/bin') or sys.executable} -u {GAMESERVER}")
+        tiny_disk, tmp_path, daemon_process):  # noqa: F811 - tiny_disk is the imported fixture
+    server = definition()
     uuid = server["settings"]["uuid"]
-    volumes = open_folder / "volumes"
+    volumes = tmp_path / "volumes"
     d = daemon_process(servers=[server], system={"root_directory": str(tiny_disk), "data": str(volumes)})
     try:
         with d.client() as c:
@@ -110,3 +91,4 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
         assert at(intervals[-1]["from"]) == observed and intervals[-1]["state"] == "offline", intervals
     finally:
         d.stop()  # before the tmpfs is unmounted
+        kill_leftovers(volumes)  # its data folder is outside the daemon's: the fixture's sweep misses it
