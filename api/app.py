@@ -10,11 +10,15 @@ from api.openapi.describe import Answer, doc
 from api.openapi.document import build as build_openapi
 from api.routes import audit, diagrams, power, servers, stream, system
 from api.websocket import routes as websocket
+from api.websocket.protocol import SocketProtocol
 from engine.config import DaemonConfig
 from engine.daemon import Daemon
 from engine.events import new_id
 
 MAX_BODY = 64 * 1024
+# What to serve the app with (`protocol=` of `app.run` and `app.create_server`): Sanic's default
+# keeps each closed websocket's memory for up to 30 s (api.websocket.protocol).
+PROTOCOL = SocketProtocol
 DESCRIPTION = (
     "Event-sourced power daemon for game servers, compatible with the Pterodactyl Wings power API. "
     "Authenticate with `Authorization: Bearer <node token>` (or an audit token, on the read-only endpoints).")

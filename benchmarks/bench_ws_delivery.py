@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve()
 def serve_wingman(port: int, folder: Path, server_doc: dict) -> None:
     from sanic.response import json as json_response
 
-    from api.app import create_app
+    from api.app import PROTOCOL, create_app
     from engine.config import parse_config
 
     config = parse_config({
@@ -60,7 +60,7 @@ def serve_wingman(port: int, folder: Path, server_doc: dict) -> None:
     async def times(request):
         return json_response(commits)
 
-    app.run(host="127.0.0.1", port=port, single_process=True, access_log=False, motd=False)
+    app.run(host="127.0.0.1", port=port, single_process=True, access_log=False, motd=False, protocol=PROTOCOL)
 
 
 def serve_baseline(port: int) -> None:

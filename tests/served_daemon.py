@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
+from api.app import PROTOCOL, create_app
 from engine.config import parse_config
 from engine.daemon import Daemon
 from tests.support import TOKEN, free_port, kill_leftovers
@@ -32,7 +32,8 @@ class ServedDaemon:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> "ServedDaemon":
-        self._server = await self.app.create_server(host="127.0.0.1", port=self.port, return_asyncio_server=True)
+        self._server = await self.app.create_server(host="127.0.0.1", port=self.port, return_asyncio_server=True,
+                                                    protocol=PROTOCOL)
         await self._server.startup()
         await self._server.before_start()  # starts the daemon (api.app's listener)
         await self._server.after_start()

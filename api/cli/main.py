@@ -28,7 +28,7 @@ app.add_typer(db_app, name="db")
 def serve(config: Optional[Path] = ConfigOption,
           port: Optional[int] = typer.Option(None, help="Override api.port.")):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
-    from api.app import create_app
+    from api.app import PROTOCOL, create_app
     from api.cli.defaults import write_default_config
     from api.logging import setup_logging
 
@@ -56,7 +56,8 @@ def serve(config: Optional[Path] = ConfigOption,
     out.print(f"checkpoints signed with Ed25519 public key [bold]{checkpointer.public_key}[/bold]{made}: "
               f"give it to auditors (wingman audit verify --key ...); key file {cfg.checkpoint_key_path}, "
               f"checkpoint file {cfg.checkpoint_file_path}", soft_wrap=True)
-    sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False)
+    sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False,
+                  protocol=PROTOCOL)
 
 
 @app.command()
