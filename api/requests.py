@@ -1,4 +1,5 @@
-"""Request bodies, validated with pydantic in strict mode: `"5"`, `1.5` and `true` are not integers.
+"""Request bodies, validated with pydantic in strict mode: `"5"`, `1.5` and `true` are not integers;
+and query values, read exactly in the forms the OpenAPI document declares for them.
 
 Bodies are read as JSON whatever their Content-Type, as Wings does (gin's BindJSON ignores the
 header): a Panel or script that sends `text/plain` keeps working. A key given twice is refused:
@@ -8,6 +9,8 @@ cannot see.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
@@ -15,7 +18,9 @@ from sanic import Request
 
 from api.errors import ApiError
 from engine.events import ACTIONS
+from engine.servers.definition import CONSOLE_LINE
 from engine.servers.patterns import console_line_problem
+from engine.store.points import END, MAX_POSITION, BadPoint, Point, parse_time
 
 POWER_ACTION_ERROR = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'
 
@@ -30,7 +35,8 @@ class PowerBody(BaseModel):
 
 class CommandsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    commands: list[StrictStr] = Field(min_length=1, max_length=100, description="one line of text each")
+    commands: list[StrictStr] = Field(min_length=1, max_length=100, description="one line of text each",
+                                      json_schema_extra={"items": {"type": "string", "pattern": CONSOLE_LINE}})
 
     @field_validator("commands")
     @classmethod
@@ -80,3 +86,52 @@ def parse(model: type[BaseModel], data: Any) -> BaseModel:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise ApiError(400, f"The request body is not valid: {problems}") from None
+
+
+# Query values. Sanic drops blank ones (`?since=` is no `since`), which the document says with
+# `allowEmptyValue`. Otherwise a value is taken only in the form the document declares: `int()`
+# would also take "+5", " 5", "5_0" and other scripts' digits, and the audit's time parser a space
+# for the `T` and spaces around the time, none of which JSON Schema's `integer` or `date-time`
+# allows.
+_DIGITS = re.compile(r"[0-9]+")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+EXAMPLE_TIME = "2026-11-28T03:12:00Z"
+
+
+def whole_number(raw: str, name: str, low: int = 0, high: int = MAX_POSITION) -> int:
+    """`raw` as an integer from `low` to `high` written in ASCII digits; a 400 otherwise."""
+    value = int(raw) if _DIGITS.fullmatch(raw) else None
+    if value is None or not low <= value <= high:
+        raise ApiError(400, f"`{name}` must be a whole number, at least {low} and at most {high}, not {raw!r}")
+    return value
+
+
+def query_int(request: Request, name: str, default: int, low: int = 0, high: int = MAX_POSITION) -> int:
+    raw = request.args.get(name)
+    return default if raw is None else whole_number(raw, name, low, high)
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    """An RFC 3339 date-time (JSON Schema's `date-time`), as aware UTC; None when absent."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not _DATE_TIME.fullmatch(raw):
+        raise ApiError(400, f"`{name}` {raw!r} is not an RFC 3339 time with a time zone, e.g. {EXAMPLE_TIME}")
+    try:
+        return parse_time(raw, f"`{name}`")
+    except BadPoint as exc:  # the right shape, but no such time (month 13, hour 25)
+        raise ApiError(400, str(exc)) from None
+
+
+def query_point(request: Request, name: str) -> Point:
+    """A log position (digits) or an RFC 3339 date-time; the end of the log when absent."""
+    raw = request.args.get(name)
+    if raw is None:
+        return END
+    if _DIGITS.fullmatch(raw):
+        return Point(position=whole_number(raw, name))
+    if not _DATE_TIME.fullmatch(raw):
+        raise ApiError(400, f"`{name}` {raw!r} is neither a log position (a whole number) nor an RFC 3339 time "
+                            f"with a time zone, e.g. {EXAMPLE_TIME}")
+    return Point(time=query_time(request, name))

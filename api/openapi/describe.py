@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from engine.store.points import MAX_POSITION
+
 ERROR_STATUSES = {
     400: "The request is malformed or not valid here; the error says why.",
     401: "No `Authorization: Bearer <token>` header.",
@@ -15,6 +17,7 @@ ERROR_STATUSES = {
     413: "The request body is over 64 KiB.",
     414: "The request line is over 8 KiB.",
     422: "The body is well formed but not acceptable (an unknown power action, a definition that could never run).",
+    426: "Not a websocket handshake: this path only opens a websocket.",
     429: "Too many of these at once.",
     431: "The request's header fields are over 8 KiB.",
     502: "The server's runtime refused (its process is not running, its console is gone).",
@@ -68,13 +71,19 @@ def doc(summary: str, description: str = "", *, params=(), body=None, answers=No
     return mark
 
 
-# Parameters several routes share.
-AFTER = Param("after", {"type": "integer", "minimum": 0}, "Events after this log position (default 0).")
+# The forms the routes' parsers take (api/requests.py), as JSON Schema: the document promises no
+# more and no less than they accept.
+TIME = {"type": "string", "format": "date-time"}
+POSITION = {"type": "integer", "minimum": 0, "maximum": MAX_POSITION}
+# 43 base64 characters and one `=`: 32 bytes. A space stands for a `+` a client left unescaped.
+KEY = {"type": "string", "pattern": "^[A-Za-z0-9+/ ]{43}=$"}
+
+AFTER = Param("after", POSITION, "Events after this log position (default 0).")
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most this many events (default 100).")
 TYPES = Param("type", {"type": "string"}, "Event types, comma-separated; `power.*` matches a prefix.")
 ACTOR = Param("actor", {"type": "string"}, "Only events with this actor in their metadata.")
 OPERATION = Param("operation", {"type": "string"}, "Only events of this operation.")
-SINCE = Param("since", {"type": "string"}, "From this RFC 3339 time with a zone (inclusive).")
-UNTIL = Param("until", {"type": "string"}, "Up to this RFC 3339 time with a zone (inclusive).")
+SINCE = Param("since", TIME, "From this RFC 3339 time with a zone (inclusive).")
+UNTIL = Param("until", TIME, "Up to this RFC 3339 time with a zone (inclusive); not before `since` (a 400: an inverted window is a mistake, not an empty answer).")
 SERVER = Param("server", {"type": "string"}, "Only this server (its uuid).")
 EVENT_FILTERS = (AFTER, TYPES, ACTOR, OPERATION, SINCE, UNTIL)

@@ -5,6 +5,11 @@ in `components/schemas` and every `$ref` points there. Two bearer schemes say wh
 the node token everything, an audit token only the read-only routes (`ctx_read_only=True`).
 Every secured operation documents 401 and 403, every operation on a path with a server or
 operation id 404, and every operation 413, 414 and 431 (what the HTTP layer refuses).
+
+A websocket route declares no security: the Bearer check lets it through (api/auth.py) and the
+socket authenticates with a JWT in its first frame. It documents 426, the answer to a request that
+is not a websocket handshake. Every optional query parameter allows an empty value: Sanic drops
+blank query values, so `?format=` is the same as no `format` (the default).
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ from api.openapi.schemas import MODELS, ErrorBody
 REF = "#/components/schemas/{model}"
 HTTP_LAYER = (413, 414, 431)  # any request can get these before a handler runs
 NODE, AUDIT = "nodeToken", "auditToken"
+# What JSON Schema cannot say (it counts 5.0 as an integer), said in words.
+WHOLE_NUMBERS = (" An integer in a JSON body is written without a fraction (`5`, not `5.0`), as Wings' Go decoder "
+                 "reads it; `5.0` where an integer belongs is a 400 (422 in a server definition).")
 
 
 class Undocumented(Exception):
@@ -38,7 +46,7 @@ def build(app: Sanic, title: str, version: str, description: str, public: tuple[
         paths.setdefault(path, {})[method.lower()] = _operation(path, method, described, route, refs, public)
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
+        "info": {"title": title, "version": version, "description": description + WHOLE_NUMBERS},
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),
@@ -83,12 +91,14 @@ def _models_of(d: OperationDoc) -> list[type[BaseModel]]:
 
 
 def _operation(path: str, method: str, d: OperationDoc, route, refs: dict, public: tuple[str, ...]) -> dict[str, Any]:
-    secured = not path.startswith(public)
+    websocket = bool(getattr(route.extra, "websocket", False))
+    secured = not path.startswith(public) and not websocket
     read_only = bool(getattr(route.ctx, "read_only", False))
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
               for name in re.findall(r"{(\w+)}", path)]
     params += [{"name": p.name, "in": p.where, "required": p.required, "description": p.description,
-                "schema": p.schema} for p in d.params]
+                "schema": p.schema, **({"allowEmptyValue": True} if p.where == "query" and not p.required else {})}
+               for p in d.params]
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{route.name.split('.')[-1]}",
         "summary": d.summary,
@@ -103,7 +113,7 @@ def _operation(path: str, method: str, d: OperationDoc, route, refs: dict, publi
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[d.body]}}}
     for status, answer in d.answers.items():
         op["responses"][str(status)] = _response(answer, refs)
-    errors = set(d.errors) | set(HTTP_LAYER)
+    errors = set(d.errors) | set(HTTP_LAYER) | ({426} if websocket else set())
     if secured:
         errors |= {401, 403}
     if "{uuid}" in path or "{operation_id}" in path or any(p.name == "server" for p in d.params):

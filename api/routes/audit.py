@@ -14,10 +14,11 @@ from sanic.response import json
 from cryptography.hazmat.primitives import serialization
 
 from api.errors import ApiError
-from api.openapi.describe import EVENT_FILTERS, LIMIT, SERVER, Answer, Param, doc
+from api.openapi.describe import EVENT_FILTERS, KEY, LIMIT, POSITION, SERVER, TIME, Answer, Param, doc
 from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
 from engine.audit.describe import describe
-from engine.store.points import MAX_POSITION, BadPoint, iso, parse_point, parse_position, parse_time
+from api.requests import query_int, query_point, query_time
+from engine.store.points import iso
 from engine.store.reading import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 from engine.servers.replay import UnknownStream, state_at
 from engine.servers.snapshots import SnapshotCache
@@ -60,31 +61,9 @@ async def _server(request: Request, uuid: str) -> str:
     return stream
 
 
-def _bad(exc: BadPoint):
-    return BadRequest(str(exc))
-
-
-def _int_arg(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = parse_position(raw, name)
-    except BadPoint:
-        value = None
-    high = MAX_POSITION if high is None else high
-    if value is None or value < low or value > high:
-        raise BadRequest(f"`{name}` must be a whole number from {low} to {high}, not {raw!r}")
-    return value
-
-
 def _filter(request: Request, stream: str | None) -> EventFilter:
     types = [t.strip() for raw in request.args.getlist("type", []) for t in raw.split(",") if t.strip()]
-    try:
-        since = parse_time(request.args.get("since"), "`since`") if request.args.get("since") else None
-        until = parse_time(request.args.get("until"), "`until`") if request.args.get("until") else None
-    except BadPoint as exc:
-        raise _bad(exc) from None
+    since, until = query_time(request, "since"), query_time(request, "until")
     if since and until and since > until:
         raise BadRequest("`since` is after `until`")
     return EventFilter(stream_id=stream, types=types, actor=request.args.get("actor") or None,
@@ -101,8 +80,8 @@ def event_body(ev: RecordedEvent) -> dict:
 
 async def _events(request: Request, stream: str | None):
     flt = _filter(request, stream)
-    after = _int_arg(request, "after", 0, 0, None)
-    limit = _int_arg(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    after = query_int(request, "after", 0)
+    limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     events, next_after = await page(_engine(request), flt, after, limit)
     return json({"events": [event_body(e) for e in events], "next_after": next_after})
 
@@ -116,7 +95,8 @@ async def all_events(request: Request):
 
 
 @bp.get("/api/servers/<uuid:str>/events", ctx_read_only=True)
-@doc("One server's events, a page at a time, filtered", FILTERS_DOC + " The events come" + SERVER_ORDER_DOC,
+@doc("One server's events, a page at a time, filtered",
+     FILTERS_DOC + " The events come" + SERVER_ORDER_DOC + " A deleted server's events stay readable.",
      params=[*EVENT_FILTERS, LIMIT], errors=(400,), answers={200: Answer("A page of events", EventsPage)})
 async def server_events(request: Request, uuid: str):
     return await _events(request, await _server(request, uuid))
@@ -125,15 +105,13 @@ async def server_events(request: Request, uuid: str):
 @bp.get("/api/servers/<uuid:str>/state", ctx_read_only=True)
 @doc("The server's state rebuilt from the log at a time or position",
      "`at`: an RFC 3339 time or a log position (inclusive); absent: the end of the log. "
-     "`exists` is false when the server had no event yet at that point.",
-     params=[Param("at", {"type": "string"}, "A log position (digits) or an RFC 3339 time with a zone.")],
+     "`exists` is false when the server had no event yet at that point. A deleted server answers too: "
+     "its history stays in the log (`deleted` is true in the state after its deletion).",
+     params=[Param("at", {"anyOf": [POSITION, TIME]}, "A log position (digits) or an RFC 3339 time with a zone.")],
      errors=(400, 409), answers={200: Answer("The state at that point", StateAt)})
 async def server_state(request: Request, uuid: str):
     stream = await _server(request, uuid)
-    try:
-        point = parse_point(request.args.get("at"), "`at`")
-    except BadPoint as exc:
-        raise _bad(exc) from None
+    point = query_point(request, "at")
     try:
         answer = await state_at(_engine(request), stream, point, _cache(request))
     except UnknownStream:
@@ -151,7 +129,7 @@ async def server_state(request: Request, uuid: str):
      "false when anything is wrong; `first_problem` names the first bad event (stream, version, position); "
      "`checkpoints` holds the checks against the signed checkpoints (table and checkpoint file): "
      "`first_bad_position`, `not_yet_covered`, problems. `open_operations` counts operations in flight.",
-     params=[SERVER, Param("key", {"type": "string"}, "The base64 Ed25519 public key to trust.")],
+     params=[SERVER, Param("key", KEY, "The base64 of the 32-byte Ed25519 public key to trust (44 characters).")],
      errors=(400,), answers={200: Answer("The verification's findings", VerifyReport)})
 async def verify_log(request: Request):
     server = request.args.get("server")

@@ -13,6 +13,7 @@ from sanic.response import HTTPResponse, raw
 
 from api.errors import ApiError
 from api.openapi.describe import SINCE, UNTIL, Answer, Param, doc
+from api.requests import query_time
 from engine.diagrams.formats import (
     HISTORY_FORMATS, MEDIA_TYPES, STATECHART_FORMATS, SUFFIXES, TIMELINE_FORMATS, BadDiagramRequest, checked_format,
 )
@@ -23,17 +24,16 @@ from engine.diagrams.window import Window, passage
 from engine.servers.fold import LogError
 from engine.servers.replay import UnknownStream
 from engine.statechart import load_statechart
-from engine.store.points import BadPoint, parse_time
 from engine.store.reading import stream_exists
 
 bp = Blueprint("diagrams")
 
 WINDOW_DOC = ("`since` and `until`: RFC 3339 times with a zone (inclusive); absent, the window runs from "
-              "the server's first event to now.")
+              "the server's first event to now. A deleted server is drawn too: its history stays in the log.")
 
 
 def _format_param(formats: tuple[str, ...]) -> Param:
-    return Param("format", {"type": "string", "enum": list(formats)}, f"One of {', '.join(formats)} (default mermaid).")
+    return Param("format", {"type": "string", "enum": list(formats)}, f"One of {', '.join(formats)} (absent or empty: mermaid).")
 
 
 def _media(formats: tuple[str, ...]) -> dict[str, dict]:
@@ -51,10 +51,8 @@ def _format(request: Request, allowed: tuple[str, ...], what: str) -> str:
 
 def _window(request: Request) -> Window:
     try:
-        since, until = (parse_time(request.args.get(name), f"`{name}`") if request.args.get(name) else None
-                        for name in ("since", "until"))
-        return Window(since, until)
-    except (BadPoint, BadDiagramRequest) as exc:
+        return Window(query_time(request, "since"), query_time(request, "until"))
+    except BadDiagramRequest as exc:
         raise ApiError(400, str(exc)) from None
 
 

@@ -7,7 +7,7 @@ from sanic.response import empty, json
 from api.errors import ApiError
 from api.openapi.describe import Answer, Param, doc
 from api.openapi.schemas import LogsBody, ServerBody, ServerList
-from api.requests import CommandsBody, json_body, parse
+from api.requests import CommandsBody, json_body, parse, query_int
 from api.routes.common import metadata_for
 from engine.environments.base import EnvironmentError_, RuntimeUnavailable
 from engine.power.outcomes import Rejected
@@ -99,11 +99,5 @@ async def send_commands(request: Request, uuid: str):
 async def logs(request: Request, uuid: str):
     daemon = request.app.ctx.daemon
     daemon.registry.get(uuid)
-    raw = request.args.get("size", "100")
-    try:
-        size = int(raw)
-    except ValueError:
-        raise ApiError(400, "`size` must be a whole number of lines.") from None
-    if not 1 <= size <= MAX_LOG_LINES:
-        raise ApiError(400, f"`size` must be between 1 and {MAX_LOG_LINES}.")
+    size = query_int(request, "size", 100, 1, MAX_LOG_LINES)
     return json({"data": daemon.processes.console_tail(uuid, size)})

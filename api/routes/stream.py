@@ -14,27 +14,36 @@ import json
 from contextlib import aclosing
 
 from sanic import Blueprint, Request, Sanic
-from sanic.exceptions import BadRequest
 
-from api.openapi.describe import EVENT_FILTERS, SERVER, Answer, Param, doc
-from api.routes.audit import _filter, _int_arg, _server, event_body
+from api.openapi.describe import EVENT_FILTERS, POSITION, SERVER, Answer, Param, doc
+from api.requests import query_int, whole_number
+from api.routes.audit import _filter, _server, event_body
 from engine.live.follow import follow
-from engine.store.points import BadPoint, parse_position
 
 bp = Blueprint("stream")
 
 
+# One event of the stream as a client's EventSource parser reads it (`retry` and the comments are
+# not events): its `id` is the event's position, its `data` the event's JSON.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["id", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's log position."},
+        "event": {"const": "message", "description": "The default type: every event is a `message`."},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/EventBody"}},
+        "retry": {"type": "integer", "description": "Milliseconds before a client reconnects (sent once, first)."},
+    },
+}
+
+
 def _start(request: Request) -> int:
+    # EventSource sends the header only with the id of an event it received: never empty.
     header = request.headers.get("last-event-id")
-    if header is None or header.strip() == "":
-        return _int_arg(request, "after", 0, 0, None)
-    try:
-        value = parse_position(header.strip(), "Last-Event-ID")
-    except BadPoint:
-        value = None
-    if value is None or value < 0:
-        raise BadRequest(f"`Last-Event-ID` must be a log position (a whole number of 0 or more), not {header!r}")
-    return value
+    if header is None:
+        return query_int(request, "after", 0)
+    return whole_number(header, "Last-Event-ID")
 
 
 def _frames(events) -> str:
@@ -60,10 +69,11 @@ async def end_streams(app: Sanic) -> None:
      "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
      "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
      "`: heartbeat` comments while idle. The stream does not end by itself.",
-     params=[*EVENT_FILTERS, SERVER, Param("Last-Event-ID", {"type": "string"},
+     params=[*EVENT_FILTERS, SERVER, Param("Last-Event-ID", POSITION,
                                            "Resume after this position (wins over `after`).", where="header")],
      errors=(400,), stream=True,
-     answers={200: Answer("The events, stored then live", content={"text/event-stream": {"type": "string"}})})
+     answers={200: Answer("The events, stored then live (the schema is one event's)",
+                          content={"text/event-stream": SSE_EVENT})})
 async def event_stream(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None

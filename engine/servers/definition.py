@@ -7,10 +7,11 @@ The same document comes from the config file, from `POST /api/servers`, and from
 from __future__ import annotations
 
 import re
+import signal
 import uuid as uuidlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
 from engine.servers.patterns import check_done_pattern, console_line_problem
 from engine.signals import parse_signal
@@ -26,7 +27,9 @@ MAX_ENV_STRING = 131_072  # the kernel's limit on one NAME=value string passed t
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Strict, as Wings' Go decoder is: `0` is not a boolean, `"5"`, `true` and `5.0` are not integers. A
+    # Panel sends real JSON types, and "strip_ansi: 0" read as false would hide a mistake.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
 
 
 class Build(_Open):
@@ -66,12 +69,29 @@ class RestartPolicy(_Open):
     reset_after: float = Field(600, ge=0, le=7 * 86400)
 
 
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NO_NUL = r"^[^\x00]*$"
+# The docker runtime needs an image: said in the schema too, so the OpenAPI document refuses what
+# parse_definition refuses.
+_DOCKER_NEEDS_AN_IMAGE = {
+    "if": {"properties": {"runtime": {"const": "docker"}}, "required": ["runtime"]},
+    "then": {"properties": {"container": {"properties": {"image": {"type": "string", "minLength": 1}},
+                                          "required": ["image"]}},
+             "required": ["container"]},
+}
+
+
 class Settings(_Open):
+    model_config = ConfigDict(json_schema_extra=_DOCKER_NEEDS_AN_IMAGE)
+
     uuid: str = Field(json_schema_extra={"format": "uuid"})
     meta: Meta = Field(default_factory=Meta)
     suspended: bool = False
-    invocation: str = ""
-    environment: dict[str, Any] = Field(default_factory=dict)
+    invocation: str = Field("", json_schema_extra={"pattern": NO_NUL})
+    environment: dict[str, Any] = Field(default_factory=dict, json_schema_extra={
+        "propertyNames": {"pattern": ENV_NAME},
+        "additionalProperties": {"anyOf": [{"type": "string", "pattern": NO_NUL},
+                                           {"type": ["number", "boolean", "null"]}]}})
     build: Build = Field(default_factory=Build)
     container: Container = Field(default_factory=Container)
     runtime: Literal["process", "docker"] = "process"
@@ -91,7 +111,7 @@ class Settings(_Open):
     @classmethod
     def _env(cls, v: dict[str, Any]) -> dict[str, Any]:
         for key, val in v.items():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            if not re.fullmatch(ENV_NAME, key):
                 raise ValueError(f"environment variable name {key!r} is not valid")
             if isinstance(val, (dict, list)):
                 raise ValueError(f"environment variable {key} must be a scalar")
@@ -110,7 +130,9 @@ class Settings(_Open):
 
 
 class Startup(_Open):
-    done: list[str] = Field(default_factory=list)
+    # One done-line or several (Wings takes both); `regex:` lines must compile in RE2, which no schema says.
+    done: Annotated[list[str], WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})] = (
+        Field(default_factory=list))
     strip_ansi: bool = False
 
     @field_validator("done", mode="before")
@@ -126,7 +148,28 @@ class Startup(_Open):
         return v
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# The names parse_signal takes (`SIGTERM`, `term`, `C`, `^C`), in any ASCII case, as a pattern: JSON
+# Schema has no case-insensitive flag.
+SIGNAL_NAME = "^(?:{sig})?(?:{names})$|^\\^?[Cc]$".format(
+    sig=_any_case("SIG"), names="|".join(_any_case(n[3:]) for n in sorted(signal.Signals.__members__)))
+# What console_line_problem refuses, as JSON Schema can say it: line breaks, NUL and the other C0
+# controls but tab, and DEL. (A lone surrogate, which it refuses too, cannot be said portably.)
+CONSOLE_LINE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+_STOP_VALUE_BY_TYPE = {"allOf": [
+    {"if": {"properties": {"type": {"const": "command"}}, "required": ["type"]},
+     "then": {"properties": {"value": {"type": "string", "minLength": 1, "pattern": CONSOLE_LINE}}, "required": ["value"]}},
+    {"if": {"anyOf": [{"not": {"required": ["type"]}}, {"properties": {"type": {"const": "signal"}}}]},
+     "then": {"properties": {"value": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": SIGNAL_NAME}]}}}},
+]}
+
+
 class Stop(_Open):
+    model_config = ConfigDict(json_schema_extra=_STOP_VALUE_BY_TYPE)
+
     type: Literal["signal", "command", "native", "stop"] = "signal"
     value: str | None = "SIGTERM"
 
@@ -134,9 +177,12 @@ class Stop(_Open):
     def _check(self) -> "Stop":
         if self.type == "stop":  # Wings spells Docker's own stop "stop"
             self.type = "native"
+        if self.type == "signal" and self.value is not None and not re.fullmatch(SIGNAL_NAME, self.value):
+            raise ValueError(f"unknown signal {self.value!r}")
         if self.type == "signal":
             parse_signal(self.value or "SIGTERM")
-        if self.type == "command" and not self.value:
+        # The default value is a signal's: a command stop must name its own.
+        if self.type == "command" and ("value" not in self.model_fields_set or not self.value):
             raise ValueError("a command stop needs a value (the text written to stdin)")
         if self.type == "command" and (problem := console_line_problem(self.value)):
             raise ValueError(f"the stop command cannot be written to the console: {problem}")

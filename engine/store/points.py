@@ -27,11 +27,17 @@ def parse_time(text: str, name: str = "time") -> datetime:
         )
     frac = (m["frac"] or "")[:7]  # Python keeps microseconds; finer digits are dropped
     tz = "+00:00" if m["tz"] in ("Z", "z") else m["tz"]
+    clock = m["time"]
+    if clock.endswith(":60"):  # a leap second (RFC 3339 allows it; Python cannot hold it): its minute's last instant
+        clock, frac = clock[:-2] + "59", ".999999"
     try:
-        ts = datetime.fromisoformat(f"{m['date']}T{m['time']}{frac}{tz}")
+        ts = datetime.fromisoformat(f"{m['date']}T{clock}{frac}{tz}")
     except ValueError as exc:
         raise BadPoint(f"{name} {text!r} is not a valid time: {exc}") from None
-    return ts.astimezone(timezone.utc)
+    try:
+        return ts.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first instant Python holds: as a bound, the same
+        return (datetime.min if ts.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 MAX_POSITION = 2**63 - 1  # the largest position either database holds (a 64-bit integer)
