@@ -11,15 +11,21 @@ A real daemon, a real game server process and a real full disk: the store lives 
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from engine.power.crashes import CRASH_ACTOR
 from tests.http_support import processes_under, wait_for
 from tests.support import REPO, definition, kill_leftovers
 from tests.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
+
+
+STUCK = 2.5  # seconds the store cannot commit after the exit, in the crash-timing test
 
 
 def at(text: str) -> datetime:
@@ -92,3 +98,49 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
     finally:
         d.stop()  # before the tmpfs is unmounted
         kill_leftovers(volumes)  # its data folder is outside the daemon's: the fixture's sweep misses it
+
+
+async def test_crashes_are_timed_by_their_exits_not_by_their_late_commits(engine_harness):
+    """Wings' crash timeout measures the time since the last crash. When the second exit waits
+    seconds for the store (another writer holds SQLite's lock), that time runs to the exit as the
+    daemon saw it, not to its commit: a store that was stuck must not bunch crashes together."""
+    d = definition(restart_policy={"policy": "on-failure", "backoff_initial": 0.1, "backoff_max": 0.4})
+    uuid = d["settings"]["uuid"]
+    async with engine_harness([d], system={"crash_detection": {"timeout": 600}}) as h:
+        assert (await h.outcome(await h.act(uuid, "start"))).status == "succeeded"
+        await h.processes.send_command(uuid, "crash")
+        first = await h.until_event(uuid, lambda e: e.type == "crash.decided")
+        assert first.data["restart"] is True, first.data
+        await h.until_event(uuid, lambda e: e.type == "state.changed" and e.data["trigger"] == "ready"
+                            and e.metadata.get("actor") == CRASH_ACTOR)
+
+        blocker = sqlite3.connect(h.daemon.db.url.database, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the second exit's commit waits behind this
+        try:
+            await h.processes.send_command(uuid, "crash")
+
+            async def seen():
+                while (pending := h.processes.exit_pending(uuid)) is None:
+                    await asyncio.sleep(0.02)
+                return pending
+            pending = await asyncio.wait_for(seen(), 60)
+            assert h.state(uuid) == "running" and pending["exit_code"] == 139
+            # The store stays stuck for a while after the exit: the experiment, not a wait.
+            while datetime.now(timezone.utc) < at(pending["observed_at"]) + timedelta(seconds=STUCK):
+                await asyncio.sleep(0.05)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        refused = await h.until_event(uuid, lambda e: e.type == "crash.decided" and e.version > first.version)
+        assert h.processes.exit_pending(uuid) is None
+
+        events = await h.events(uuid)
+        exits = [e for e in events if e.type == "process.exited"]
+        crashes = [e for e in events if e.type == "server.crashed"]
+        assert len(exits) == len(crashes) == 2 and exits[1].data["observed_at"] == pending["observed_at"]
+        between_exits = (at(exits[1].data["observed_at"]) - at(exits[0].data["observed_at"])).total_seconds()
+        between_commits = (crashes[1].recorded_at - crashes[0].recorded_at).total_seconds()
+        assert between_commits >= between_exits + STUCK - 0.5, "the second crash was committed late"
+        assert refused.data["restart"] is False
+        assert refused.data["reason"].startswith(f"not restarting: the last crash was {between_exits:.0f} s ago"), \
+            (refused.data["reason"], between_exits, between_commits)

@@ -33,7 +33,7 @@ from engine.power.journal import Journal
 from engine.power.outcomes import describe_exit
 from engine.power.processes import UNCLAIMED, ProcessTracker
 from engine.servers.definition import boot_restart_settings
-from engine.servers.fold import ServerView
+from engine.servers.fold import ServerView, crashed_at
 from engine.servers.registry import ServerRegistry, UnknownServer
 
 log = structlog.get_logger("wingman.crashes")
@@ -92,7 +92,10 @@ class CrashHandler:
                               reason=info.reason, uptime_seconds=round(uptime, 3), streak_reset=reset,
                               last_lines=self.processes.console_tail(uuid, LAST_LINES))
         [recorded] = await self.journal.record(uuid, crash, meta=meta)
-        decision = self.decide(self.registry.get(uuid), info, recorded.recorded_at)
+        view = self.registry.get(uuid)
+        # Judged at the moment of the exit, like the streak's earlier crashes (engine.servers.fold
+        # crashed_at): a store that could not write for a while must not bunch crashes together.
+        decision = self.decide(view, info, crashed_at(view, recorded))
         await self._apply(uuid, decision, recorded.event_id, meta,
                           notes=["---------- Detected server process in a crashed state! ----------",
                                  f"Exit: {describe_exit(info)}", f"Out of memory: {str(info.oom_killed).lower()}"])

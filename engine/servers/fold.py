@@ -146,7 +146,8 @@ def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None) 
         track_operation(view.operations, view.uuid, ev)
         view.pending_restart = None  # whoever asks for an action now, an automatic restart is moot
     elif t == "server.crashed":
-        view.crash_streak = [ev.recorded_at] if d.get("streak_reset") else [*view.crash_streak, ev.recorded_at][-CRASH_MEMORY:]
+        at = crashed_at(view, ev)
+        view.crash_streak = [at] if d.get("streak_reset") else [*view.crash_streak, at][-CRASH_MEMORY:]
     elif t == "crash.decided":
         view.pending_restart = None
         if d["restart"]:
@@ -191,6 +192,14 @@ def changed_at(view: ServerView, ev: RecordedEvent) -> datetime:
             or not seen.get("observed_at")):
         return ev.recorded_at
     return min(datetime.fromisoformat(seen["observed_at"]), ev.recorded_at)  # never after its commit
+
+
+def crashed_at(view: ServerView, ev: RecordedEvent) -> datetime:
+    """When the crash `ev` happened: when its exit was seen. A crash is recorded after its exit
+    (the last one folded), and both can wait long for the store; the commit's time when the exit
+    has no seen moment (found gone at boot, or an older log)."""
+    seen = (view.last_exit or {}).get("observed_at")
+    return min(datetime.fromisoformat(seen), ev.recorded_at) if seen else ev.recorded_at
 
 
 def fold(uuid: str, events: list[RecordedEvent], chart: Statechart | None = None) -> ServerView:
