@@ -1,9 +1,10 @@
 """What every socket of the app shares: the daemon, the websocket settings, the token checker and
-the count of open sockets per server. One per app, made when the server starts."""
+the count of open sockets per server, the turns of authentications. One per app, made when the server starts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api.websocket.admission import Admissions
 from api.websocket.limits import SocketCount
 from api.websocket.tokens import TokenChecker
 from engine.config import WebsocketConfig
@@ -17,6 +18,7 @@ class SocketHub:
     checker: TokenChecker
     count: SocketCount
     sessions: set = field(default_factory=set)  # the open sessions (for the benchmark and tests)
+    admissions: Admissions = field(default_factory=Admissions)  # `auth` frames take turns
 
     @classmethod
     def for_daemon(cls, daemon: Daemon) -> "SocketHub":

@@ -128,6 +128,7 @@ class Session:
         if self._throttled(event):
             return
         if event == frames.AUTH:
+            await self.hub.admissions.turn()  # many at once would hold up everything else (admission.py)
             self._authenticate("".join(args))
             return
         problem = self.token_problem()
