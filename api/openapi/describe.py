@@ -84,6 +84,7 @@ TYPES = Param("type", {"type": "string"}, "Event types, comma-separated; `power.
 ACTOR = Param("actor", {"type": "string"}, "Only events with this actor in their metadata.")
 OPERATION = Param("operation", {"type": "string"}, "Only events of this operation.")
 SINCE = Param("since", TIME, "From this RFC 3339 time with a zone (inclusive).")
-UNTIL = Param("until", TIME, "Up to this RFC 3339 time with a zone (inclusive); not before `since` (a 400: an inverted window is a mistake, not an empty answer).")
+UNTIL = Param("until", TIME, "Up to this RFC 3339 time with a zone (inclusive); not before `since` "
+                              "(a 400: an inverted window is a mistake, not an empty answer).")
 SERVER = Param("server", {"type": "string"}, "Only this server (its uuid).")
 EVENT_FILTERS = (AFTER, TYPES, ACTOR, OPERATION, SINCE, UNTIL)
