@@ -4,9 +4,9 @@ memory it had.
 Each test runs `wingman serve` for real and drives real clients over real sockets (the driver is
 benchmarks/suite/churn.py, which the suite's `sockets` group also uses): a warm-up round, then
 3,000 connections of one kind opened, used and closed, 50 at a time. The daemon's RSS once it has
-closed them all must be within a few MiB of what it was after the warm-up. Sanic's own protocol
-kept some 18 KB of each closed websocket (api.websocket.protocol): 3,000 of them grew the RSS by
-about 50 MiB, and it stayed grown.
+closed them all must be within a few MiB of what it was after the warm-up (BOUND). Sanic's own
+protocol kept some 18 KB of each closed websocket (api.websocket.protocol): 3,000 of them grew the
+RSS by about 50 MiB, and it stayed grown.
 """
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ import pytest
 from benchmarks.suite import churn
 from tests.support import definition
 
-WARM = 1000
+WARM = 2000
 SOAK = 3000
-BOUND = 10 * 2**20  # the allocator's own drift stays under this; 17 KB a connection is 51 MB
+# Once nothing is kept, the RSS still moves in steps of 1-4 MiB now and then (pools that a few
+# long-lived objects pin; the count of live objects does not grow): up to 7.3 MiB over a soak
+# was seen. 17 KB a connection is 51 MB.
+BOUND = 12 * 2**20
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -31,6 +31,7 @@ GROUPS = {
     "boot": ("benchmarks.suite.boot_figures", "boot_figures"),
     "latency": ("benchmarks.suite.latency_figures", "latency_figures"),
     "scripts": ("benchmarks.suite.script_figures", "script_figures"),
+    "sockets": ("benchmarks.suite.socket_figures", "socket_figures"),
 }
 
 
