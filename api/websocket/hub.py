@@ -1,5 +1,6 @@
-"""What every socket of the app shares: the daemon, the websocket settings, the token checker and
-the count of open sockets per server, the turns of authentications. One per app, made when the server starts."""
+"""What every socket of the app shares: the daemon, the websocket settings, the token checker, the
+count of open sockets per server and the turns of authentications. One per app, made when the
+server starts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
