@@ -39,6 +39,14 @@ class CrashDetection(BaseModel):
     timeout: float = Field(60, ge=0)  # no automatic restart when the last crash is more recent; 0: no limit
 
 
+class ServerUserRange(BaseModel):
+    """The uids game servers run as, one per server (engine.environments.server_users)."""
+
+    model_config = ConfigDict(extra="forbid")
+    first_uid: int = Field(200_000, ge=1000, le=2**31 - 2**20)  # never root, a system user or a person's
+    count: int = Field(100_000, ge=1, le=2**20)
+
+
 class SystemConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     root_directory: Path = Path("./var")
@@ -47,7 +55,13 @@ class SystemConfig(BaseModel):
     # (memory, so a full disk cannot silence a server's output) when it can be used, else
     # <root_directory>/run.
     run_directory: Path | None = None
-    user: str | None = None  # owner of server folders; default: the daemon's own user
+    # Kept for Wings-like configs; not used: every server runs as a user of its own (server_users).
+    user: str | None = None
+    server_users: ServerUserRange = Field(default_factory=lambda: ServerUserRange())
+    # A daemon that is not root cannot switch users, and refuses to start servers unless this is
+    # set: then they run as the daemon's own user and can read its token, database and keys. For a
+    # demo on one's own machine, never for a node. Ignored when the daemon runs as root.
+    insecure_run_servers_as_daemon_user: bool = False
     crash_detection: CrashDetection = Field(default_factory=CrashDetection)
     # How many servers boot recovery restores at once (adopting, reaping, restarting); the API
     # answers throughout, and a server not restored yet says so.
@@ -63,6 +77,8 @@ class DockerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     host: str | None = None  # e.g. unix:///var/run/docker.sock; default: DOCKER_HOST or the socket
     network_mode: str = "none"
+    tmpfs_size: int = Field(100, ge=1, le=1024 * 1024)  # MiB of /tmp in a container (its root is read-only)
+    container_pid_limit: int = Field(512, ge=1, le=4_194_304)  # processes in a container, when its build sets none
 
 
 class AuditConfig(BaseModel):

@@ -3,17 +3,20 @@ power service. The API holds one of these; the CLI's offline commands use the st
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import structlog
 
-from engine import heap
+from engine import heap, private_files
 from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from engine.config import DaemonConfig
 from engine.config_docs import ServerDocs
 from engine.environments.base import Runtime
 from engine.environments.docker.on_demand import OnDemandDockerRuntime
+from engine.environments.docker.policy import ContainerPolicy
 from engine.environments.process import ProcessRuntime
+from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata
 from engine.live.denylist import TokenDenylist
 from engine.live.feed import EventFeed
@@ -46,7 +49,9 @@ def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
     loads the SDK and connects when a server first needs it (engine.environments.docker.on_demand)."""
     return {
         "process": ProcessRuntime(config.run_directory),
-        "docker": OnDemandDockerRuntime(base_url=config.docker.host, network_mode=config.docker.network_mode),
+        "docker": OnDemandDockerRuntime(base_url=config.docker.host, policy=ContainerPolicy(
+            network_mode=config.docker.network_mode, tmpfs_mib=config.docker.tmpfs_size,
+            pids_limit=config.docker.container_pid_limit)),
     }
 
 
@@ -75,8 +80,11 @@ class Daemon:
         self.journal = Journal(self.store, self.registry)
         self.processes = ProcessTracker(self.journal)
         source = DefinitionSource(config.remote, config.token_id, config.token, config.source)
+        self.server_users = ServerUsers(config.data_directory, config.system.server_users.first_uid,
+                                        config.system.server_users.count,
+                                        insecure_as_daemon_user=config.system.insecure_run_servers_as_daemon_user)
         self.starter = Starter(
-            self.registry, self.runtimes, source, config.data_directory, config.system.user,
+            self.registry, self.runtimes, source, config.data_directory, self.server_users,
             # What {{config.*}} placeholders may show server owners: nothing secret.
             daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host"})},
             record=self._record, note=self.processes.note,
@@ -127,6 +135,7 @@ class Daemon:
         done("migrations")
         await self.store.open()
         done("store")
+        self._keep_files_private()
         await self.checkpointer.start()  # before anything appends: the tree follows every commit
         done("checkpoint_tree")
         await self.registry.load(self.snapshot_cache)
@@ -144,6 +153,25 @@ class Daemon:
         self.utilization.start()
         log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views),
                  boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
+
+    def _keep_files_private(self) -> None:
+        """The modes that keep the daemon's files from its servers (engine.private_files), set at
+        every start, and a word on what only the operator can fix."""
+        c = self.config
+        private_files.secure(c.root_directory, c.data_directory, c.run_directory,
+                             [c.checkpoint_key_path, c.checkpoint_file_path])
+        warning = private_files.readable_by_others(c.source)
+        if warning:
+            log.warning(warning)
+        if c.system.user:
+            log.warning("system.user is not used: every server runs as an unprivileged user of its own "
+                        "(system.server_users)", user=c.system.user)
+        if os.geteuid() == 0 and c.system.insecure_run_servers_as_daemon_user:
+            log.warning("system.insecure_run_servers_as_daemon_user is ignored: the daemon runs as root, and "
+                        "a server never does")
+        elif os.geteuid() != 0 and not c.system.insecure_run_servers_as_daemon_user:
+            log.warning("the daemon is not root, so it cannot run servers as users of their own: starts will be "
+                        "refused (see system.insecure_run_servers_as_daemon_user)")
 
     async def _release_boot_memory(self) -> None:
         """Once boot recovery is done, settle the heap (engine.heap): the memory boot freed goes

@@ -1,11 +1,14 @@
 """Helpers the tests share: free ports, server definitions, a real daemon in a subprocess."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid as uuidlib
 from contextlib import asynccontextmanager
@@ -16,7 +19,33 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-GAMESERVER = REPO / "engine" / "demo" / "gameserver.py"
+
+
+def _shared_folder() -> Path:
+    """A folder every user can traverse, for what game servers (each its own unprivileged user)
+    must read: the checkout and pytest's tmp_path may sit under 0700 folders (/root, /tmp/pytest-of-root)."""
+    folder = Path(tempfile.mkdtemp(prefix="wingman-tests-"))
+    folder.chmod(0o711)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+SHARED = _shared_folder()
+
+
+def shared_file(name: str, text: str) -> Path:
+    """`text` in a file any game server can read (a script for it to run)."""
+    path = SHARED / name
+    path.write_text(text)
+    path.chmod(0o644)
+    return path
+
+
+GAMESERVER = shared_file("gameserver.py", (REPO / "engine" / "demo" / "gameserver.py").read_text())
+# The Python a game server runs with: the system's, which every user may run (the venv's python
+# lives under a private home).
+SERVER_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)),
+                     sys.executable)
 TOKEN = "test-node-token-0123456789"
 AUDIT_TOKEN = "test-audit-token-0123456789"
 TERMINAL = {"succeeded", "failed", "rejected", "cancelled", "interrupted"}
@@ -41,7 +70,7 @@ def definition(uuid: str | None = None, *, invocation: str | None = None, done=(
     return {
         "settings": {
             "uuid": uuid or str(uuidlib.uuid4()),
-            "invocation": invocation or f"{sys.executable} -u {GAMESERVER}",
+            "invocation": invocation or f"{SERVER_PYTHON} -u {GAMESERVER}",
             "environment": {"BOOT_SECONDS": "0.3", **(env or {})},
             "stop_timeout": stop_timeout,
             "suspended": suspended,

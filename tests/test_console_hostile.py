@@ -3,7 +3,6 @@ and it answers throughout; a backtracking done-line pattern against hostile outp
 it. Against the real daemon (`wingman serve`) and real server processes."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -12,16 +11,16 @@ import httpx
 from engine.environments.lines import MAX_LINE
 from engine.power.console import DEFAULT_BYTES
 from tests.http_support import logs, power, wait_for
-from tests.support import definition
+from tests.support import SERVER_PYTHON, definition
 
 FLOOD_MIB = 32
 FLOOD = (
-    f"{sys.executable} -c \"import sys, time; w = sys.stdout.buffer; "
+    f"{SERVER_PYTHON} -c \"import sys, time; w = sys.stdout.buffer; "
     f"[w.write(b'x' * 65536) for _ in range({FLOOD_MIB * 16})]; "
     "w.write(b'\\nflood done\\n'); w.flush(); time.sleep(1000)\""
 )
 HOSTILE = (
-    f"{sys.executable} -c \"import sys, time; print('a' * 40 + '!', flush=True); "
+    f"{SERVER_PYTHON} -c \"import sys, time; print('a' * 40 + '!', flush=True); "
     "sys.stdin.readline(); print('aaaa', flush=True); time.sleep(1000)\""
 )
 KILLABLE = {"type": "signal", "value": "SIGKILL"}

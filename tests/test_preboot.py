@@ -5,6 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from engine.environments import server_users
 from tests.support import TOKEN, definition
 
 
@@ -137,15 +138,18 @@ async def test_empty_invocation_fails_the_environment_check(engine_harness):
         assert [e for e in await h.events(uuid) if e.type == "preboot.check_failed"][-1].data["check"] == "environment"
 
 
-async def test_unknown_system_user_fails_the_permissions_check(engine_harness):
+async def test_a_daemon_that_is_not_root_refuses_to_start_a_server(engine_harness, monkeypatch):
+    # The tests run as root; a daemon run by an ordinary user is made here by telling the engine
+    # that its effective uid is 1000 (it asks os.geteuid, nothing else).
+    monkeypatch.setattr(server_users.os, "geteuid", lambda: 1000)
     d = definition()
     uuid = d["settings"]["uuid"]
-    harness = engine_harness([d])
-    harness.daemon.starter.user = "no-such-user-here"
-    async with harness as h:
+    async with engine_harness([d]) as h:
         op = await h.outcome(await h.act(uuid, "start"))
-        assert op.status == "failed" and "no-such-user-here" in op.reason
+        assert op.status == "failed" and "not root" in op.reason
+        assert "system.insecure_run_servers_as_daemon_user" in op.reason
         assert [e for e in await h.events(uuid) if e.type == "preboot.check_failed"][-1].data["check"] == "permissions"
+        assert h.state(uuid) == "offline" and not [e for e in await h.events(uuid) if e.type == "process.started"]
 
 
 async def test_environment_variables_reach_the_process(engine_harness):

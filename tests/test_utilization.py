@@ -9,12 +9,11 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 
 import pytest
 
 from tests.http_support import power, wait_for
-from tests.support import definition
+from tests.support import SERVER_PYTHON, definition
 from tests.ws_support import authed
 
 KEYS = {"memory_bytes", "memory_limit_bytes", "cpu_absolute", "network", "uptime", "state", "disk_bytes"}
@@ -22,7 +21,7 @@ MIB = 1024 * 1024
 
 # A server whose child (in its process group) holds 64 MiB and burns CPU: the group's sum shows it.
 PARENT_AND_CHILD = (
-    f"{sys.executable} -c \"import time; b = bytearray(64 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
+    f"{SERVER_PYTHON} -c \"import time; b = bytearray(64 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
     f"t = time.time() + 600\n"
     f"while time.time() < t: pass\" & echo 'Server started'; wait"
 )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket as sockets
-import sys
 
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.http_support import power, stored_events, wait_for
-from tests.support import definition
+from tests.support import SERVER_PYTHON, definition, shared_file
 from tests.ws_support import FRAME_TIMEOUT, Socket, authed, token, ws_url
 
 LINES = 1500  # 12 MB: under the local console's skip-ahead bound (16 MiB behind), so nothing is skipped
@@ -26,10 +25,9 @@ for command in sys.stdin:
 
 
 @pytest.fixture
-def flooding(daemon_process, tmp_path):
-    script = tmp_path / "flood.py"
-    script.write_text(FLOOD)
-    server = definition(invocation=f"{sys.executable} -u {script}")
+def flooding(daemon_process):
+    script = shared_file("flood.py", FLOOD)
+    server = definition(invocation=f"{SERVER_PYTHON} -u {script}")
     d = daemon_process(servers=[server], websocket={"queue_frames": 256})
     return d, server["settings"]["uuid"]
 

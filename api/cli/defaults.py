@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import uuid as uuidlib
@@ -40,6 +41,12 @@ system:
   crash_detection: {{enabled: true, detect_clean_exit_as_crash: true, timeout: 60}}
   # Servers restored at once at boot (the API answers throughout).
   boot_concurrency: 16
+  # Each server runs as an unprivileged user of its own, taken from this range (the daemon must
+  # run as root to switch users; it keeps nothing of root for the server: see docs/security.md).
+  server_users: {{first_uid: 200000, count: 100000}}
+  # Only for a demo on your own machine, with a daemon that is not root: run servers as the
+  # daemon's own user, where they can read its token, database and keys. Never on a node.
+  insecure_run_servers_as_daemon_user: {insecure}
 database:
   # null = SQLite in root_directory; or postgresql+asyncpg://user:pass@host/db
   url: null
@@ -63,6 +70,8 @@ docker:
   # null = DOCKER_HOST or /var/run/docker.sock
   host: null
   network_mode: none
+  tmpfs_size: 100                 # MiB of /tmp in a container (its root filesystem is read-only)
+  container_pid_limit: 512        # processes in a container, when the server's build sets none
 # The Wings websocket (GET /api/servers/{{uuid}}/ws), authenticated by JWTs signed with `token`.
 websocket:
   max_frame_bytes: 16384          # a larger inbound frame closes the socket (1009)
@@ -91,7 +100,7 @@ servers:
   - settings:
       uuid: {uuid}
       meta: {{name: demo}}
-      invocation: "{python} -u {script}"
+      invocation: "{python} -u gameserver.py"
       environment: {{MOTD: "hello from wingman", BOOT_SECONDS: "1"}}
       build: {{memory_limit: 0, disk_space: 0}}
       runtime: process
@@ -109,10 +118,11 @@ def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
     token = new_token()
     server = str(uuidlib.uuid4())
     text = TEMPLATE.format(
-        token=token, token_id=uuidlib.uuid4().hex[:16], port=port, uuid=server,
-        python=sys.executable, script=Path(demo.__file__).resolve(),
+        token=token, token_id=uuidlib.uuid4().hex[:16], port=port, uuid=server, python=server_python(),
+        insecure="false" if os.geteuid() == 0 else "true",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
+    _place_demo_script(path.parent / "var" / "volumes" / server)
     # The file holds the node token: it is created 0600 (never readable by others, not even for
     # the moment before a chmod), and written whole under a temporary name first, so a crash
     # leaves no half-written config behind. Linking it into place never overwrites a config
@@ -127,3 +137,19 @@ def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
     finally:
         os.unlink(temporary)
     return token, server
+
+
+def server_python() -> str:
+    """A Python the demo server's own user can run: the system's, since a virtual environment
+    under a private home (/root is 0700) is out of its reach."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return sys.executable
+
+
+def _place_demo_script(folder: Path) -> None:
+    """The demo game server goes into its own folder (it runs from there, as its own user: the
+    daemon's install may be out of that user's reach). Pre-boot gives the folder to that user."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(demo.__file__, folder / "gameserver.py")

@@ -32,6 +32,9 @@ def serve(config: Optional[Path] = ConfigOption,
     from api.cli.defaults import write_default_config
     from api.logging import setup_logging
 
+    # Whatever the daemon creates (its database, logs, snapshots) is its own alone: its servers run
+    # as other users (engine.private_files), and their own files get the same mask from it.
+    os.umask(0o077)
     path = Path(config or os.environ.get("WINGMAN_CONFIG") or "wingman.yml")
     if not path.exists():
         try:

@@ -32,12 +32,27 @@ class ExitInfo:
 
 
 @dataclass(frozen=True)
+class ServerUser:
+    """The unprivileged uid and gid one server runs as (engine.environments.server_users)."""
+
+    uid: int
+    gid: int
+
+    @property
+    def docker_user(self) -> str:
+        return f"{self.uid}:{self.gid}"
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     """Everything a runtime needs to launch one server, resolved by the engine's pre-boot."""
 
     config: ServerConfig
     folder: Path  # the server's own folder under the data directory
     environment: dict[str, str]  # variables for the process, placeholders already resolved
+    # Who the server runs as; None only on a daemon that is not root and opted in to running its
+    # servers as itself (system.insecure_run_servers_as_daemon_user).
+    user: ServerUser | None = None
 
 
 class ProcessHandle(abc.ABC):

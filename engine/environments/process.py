@@ -39,22 +39,28 @@ from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, L
 from engine.environments.console_files import RECENT_ON_ADOPTION, ConsoleFiles
 from engine.environments.identity import ProcessIdentity, boot_id, identify, still_running
 from engine.environments.local_process import LocalProcess, decode_status
+from engine.environments.server_users import privilege_drop
 from engine.servers.definition import ServerConfig
 
-# $1: the invocation, $2: the exit file, $3: the identity file. The wrapper first writes who it
+# $1: the invocation, $2: the exit file, $3: the identity file, and after them the command that
+# drops root's powers (engine.environments.server_users), if any. The wrapper first writes who it
 # is (pid, start time, boot): whatever happens to the daemon from the moment it forks, the next
-# one finds the process it launched. Its variables are read-only, so the invocation cannot point
-# them elsewhere. `trap :` (not `trap ''`) so the server's own commands keep the default
-# disposition of these signals; the EXIT trap writes the exit status when the invocation ends.
+# one finds the process it launched. The wrapper itself stays the daemon's user: the files it
+# writes (identity, exit status) are what a later daemon trusts, so the server must not be able
+# to forge them, and only the invocation runs as the server's user. Its variables are read-only,
+# so the invocation cannot point them elsewhere. `trap :` (not `trap ''`) so the server's own
+# commands keep the default disposition of these signals; the EXIT trap writes the exit status
+# when the invocation ends.
 WRAPPER = """readonly __wingman_run="$1" __wingman_exit="$2" __wingman_identity="$3"
+shift 3
 read -r __wingman_stat < /proc/$$/stat
 read -r __wingman_boot < /proc/sys/kernel/random/boot_id
-set -- ${__wingman_stat##*) }
-printf '{"pid": %s, "start_ticks": %s, "boot_id": "%s"}\\n' "$$" "${20}" "$__wingman_boot" > "$__wingman_identity"
-set --
+__wingman_field22() { __wingman_ticks="${20}"; }
+__wingman_field22 ${__wingman_stat##*) }
+printf '{"pid": %s, "start_ticks": %s, "boot_id": "%s"}\\n' "$$" "$__wingman_ticks" "$__wingman_boot" > "$__wingman_identity"
 trap : TERM INT QUIT HUP
 trap 'printf "%s\\n" "$?" > "$__wingman_exit"' EXIT
-eval "$__wingman_run"
+if [ "$#" -gt 0 ]; then "$@" /bin/sh -c "$__wingman_run"; else eval "$__wingman_run"; fi
 """
 
 
@@ -93,8 +99,9 @@ class ProcessRuntime(Runtime):
         run_dir = self._prepare_run_dir(spec.config.uuid)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(spec.folder), **spec.environment}
         env.setdefault("PYTHONUNBUFFERED", "1")
+        drop = privilege_drop(spec.user) if spec.user is not None else []
         argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", WRAPPER, "wingman-server",
-                spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json")]
+                spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json"), *drop]
         console_fd = os.open(run_dir / "console.log", os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
         stdin_fd = os.open(run_dir / "stdin", os.O_RDWR)  # the server's end: never an end of input
         writer = os.open(run_dir / "stdin", os.O_RDWR | os.O_NONBLOCK)  # ours (see console_input)

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime
+import structlog
+
+from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime, ServerUser
+from engine.environments.server_users import FOLDER_MODE, ServerUsers, take_over
 from engine.preboot.configfiles import apply_config_files
 from engine.servers.definition import ServerConfig
+
+log = structlog.get_logger("wingman.preboot")
+
 
 class PrebootFailure(Exception):
     def __init__(self, check: str, reason: str):
@@ -55,26 +59,24 @@ def check_disk(config: ServerConfig, folder: Path) -> None:
         )
 
 
-def check_permissions(folder: Path, user: str | None) -> None:
-    """The folder exists, belongs to the configured user, and that user can write it."""
+def check_permissions(folder: Path, user: ServerUser | None) -> None:
+    """The folder exists, belongs to the server's own user (everything in it too, as Wings sees
+    to at every boot), is private to it, and that user can write it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PrebootFailure("permissions", f"cannot create the server folder {folder}: {exc.strerror}") from None
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():
         raise PrebootFailure("permissions", f"{folder} is not a folder")
-    uid = os.getuid()
-    if user:
-        try:
-            uid = pwd.getpwnam(user).pw_uid
-        except KeyError:
-            raise PrebootFailure("permissions", f"system.user {user!r} does not exist on this machine") from None
-    st = folder.stat()
-    if st.st_uid != uid:
-        try:
-            shutil.chown(folder, user=uid)
-        except (PermissionError, LookupError) as exc:
-            raise PrebootFailure("permissions", f"{folder} belongs to uid {st.st_uid}, not {uid}: {exc}") from None
+    try:
+        if user is not None:
+            changed = take_over(folder, user)
+            if changed:
+                log.info("server folder given to its user", folder=str(folder), uid=user.uid, entries=changed)
+        else:
+            os.chmod(folder, FOLDER_MODE)
+    except OSError as exc:
+        raise PrebootFailure("permissions", f"cannot give {folder} to the server's user: {exc.strerror or exc}") from None
     probe = folder / ".wingman-write-test"
     try:
         probe.write_bytes(b"")
@@ -87,7 +89,7 @@ async def run_preboot(
     config: ServerConfig,
     runtime: Runtime,
     folder: Path,
-    user: str | None,
+    users: ServerUsers,
     daemon_config: dict,
     on_soft_failure: Callable[[str, str], Awaitable[None]],
     note: Callable[[str], None] = lambda text: None,
@@ -100,14 +102,18 @@ async def run_preboot(
     env = {
         "SERVER_MEMORY": str(config.memory_limit), "P_SERVER_UUID": config.uuid, **config.environment,
     }
-    spec = LaunchSpec(config=config, folder=folder, environment=env)
+    try:
+        user = users.for_server(config.uuid)
+    except EnvironmentError_ as exc:
+        raise PrebootFailure("permissions", str(exc)) from None
+    spec = LaunchSpec(config=config, folder=folder, environment=env, user=user)
     try:
         await runtime.clear_for_launch(config)  # in the background, beside the steps below
         warnings = await runtime.check_limits(spec)
     except EnvironmentError_ as exc:
         raise PrebootFailure("environment", str(exc)) from None
 
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(folder.mkdir, mode=FOLDER_MODE, parents=True, exist_ok=True)
     await asyncio.to_thread(check_disk, config, folder)
 
     result = PrebootResult(spec=spec, warnings=warnings)

@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from engine.environments.base import ConsoleSink, EnvironmentError_, ProcessHandle, Runtime
+from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata, PrebootCheckFailed
 from engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
 from engine.preboot.sources import DefinitionSource, SyncFailed
@@ -26,13 +27,13 @@ Notifier = Callable[[str, str], None]
 
 class Starter:
     def __init__(self, registry: ServerRegistry, runtimes: dict[str, Runtime], source: DefinitionSource,
-                 data_directory: Path, user: str | None, daemon_config: dict, record: Recorder,
+                 data_directory: Path, users: ServerUsers, daemon_config: dict, record: Recorder,
                  note: Notifier = lambda uuid, text: None):
         self.registry = registry
         self.runtimes = runtimes
         self.source = source
         self.data_directory = data_directory
-        self.user = user
+        self.users = users
         self.daemon_config = daemon_config
         self._record = record
         self._note = note
@@ -68,7 +69,7 @@ class Starter:
             config=config,
             runtime=self.runtime(config),
             folder=self.folder(uuid),
-            user=self.user,
+            users=self.users,
             daemon_config=self.daemon_config,
             on_soft_failure=soft_failure,
             note=lambda text: self._note(uuid, text),

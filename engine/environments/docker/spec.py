@@ -6,9 +6,15 @@ be read (and checked against Wings) in one place.
 Wings runs the startup command through the image's entrypoint (its yolk images read `STARTUP`
 from the environment). wingman runs `/bin/sh -c <invocation>` as the container's command, so any
 image with a POSIX shell works, including one imported from a bare busybox.
+
+The container gets what Wings gives it, and no more (Wings' environment/docker/container.go):
+the server's own unprivileged uid and gid (engine.environments.server_users; Wings has one user
+for every server), `no-new-privileges`, a read-only root filesystem with a small tmpfs on /tmp,
+Wings' list of dropped capabilities, a pids limit, and nothing mounted but the server's folder.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from engine.environments.base import LaunchSpec
+from engine.environments.docker.policy import DROPPED_CAPABILITIES, ContainerPolicy
 
 LABEL = "wingman.server"  # value: the server's uuid; the events watcher filters on it
 WORKDIR = "/home/container"  # where the server's folder is mounted, as in Wings
@@ -26,7 +33,7 @@ def container_name(uuid: str) -> str:
     return f"wingman-{uuid}"
 
 
-def container_spec(api: docker.APIClient, spec: LaunchSpec, network_mode: str) -> dict[str, Any]:
+def container_spec(api: docker.APIClient, spec: LaunchSpec, policy: ContainerPolicy) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_container`."""
     cfg = spec.config
     limits: dict[str, Any] = {}
@@ -36,13 +43,17 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, network_mode: str) -
         limits["memswap_limit"] = -1 if cfg.swap < 0 else f"{cfg.memory_limit + cfg.swap}m"
     if cfg.cpu_limit > 0:
         limits["nano_cpus"] = cfg.cpu_limit * 10_000_000  # 100 % of one core = 1e9
-    if cfg.pids_limit > 0:
-        limits["pids_limit"] = cfg.pids_limit
     folder = str(Path(spec.folder).resolve())
     host_config = api.create_host_config(
-        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=network_mode, **limits)
+        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=policy.network_mode,
+        pids_limit=cfg.pids_limit if cfg.pids_limit > 0 else policy.pids_limit,
+        read_only=True, tmpfs={"/tmp": f"rw,exec,nosuid,size={policy.tmpfs_mib}M"},
+        security_opt=["no-new-privileges"], cap_drop=list(DROPPED_CAPABILITIES), **limits)
+    # A daemon that is not root, and opted in to running servers as itself, has no user to give.
+    user = spec.user.docker_user if spec.user is not None else f"{os.getuid()}:{os.getgid()}"
     return dict(
         image=cfg.image,
+        user=user,
         command=["/bin/sh", "-c", cfg.invocation],
         name=container_name(cfg.uuid),
         labels={LABEL: cfg.uuid},
