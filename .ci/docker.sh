@@ -74,13 +74,16 @@ else
     say "dockerd up (pid $pid)"
 fi
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    say "image $IMAGE present"
+# Bumped when the image's content changes, so a machine that kept an older build rebuilds it.
+IMAGE_REVISION=2  # 2: /tmp is 1777, as in real images (servers run as unprivileged users)
+if [ "$(docker image inspect -f '{{index .Config.Labels "wingman.test-image"}}' "$IMAGE" 2>/dev/null)" = "$IMAGE_REVISION" ]; then
+    say "image $IMAGE present (revision $IMAGE_REVISION)"
 else
     say "building $IMAGE from $BUSYBOX"
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
     mkdir -p "$work/root/bin" "$work/root/tmp" "$work/root/home/container"
+    chmod 1777 "$work/root/tmp"
     cp "$BUSYBOX" "$work/root/bin/busybox"
     # `busybox --list` includes `busybox` itself: linking it would replace the binary by a loop.
     for applet in $("$BUSYBOX" --list); do
@@ -90,6 +93,7 @@ else
     tar -C "$work/root" -cf "$work/rootfs.tar" .
     # An imported image has no environment: without PATH no command is found.
     docker import --change 'ENV PATH=/bin' --change 'WORKDIR /home/container' \
+        --change "LABEL wingman.test-image=$IMAGE_REVISION" \
         "$work/rootfs.tar" "$IMAGE" >/dev/null
     say "built $IMAGE"
 fi

@@ -11,6 +11,8 @@ The container gets what Wings gives it, and no more (Wings' environment/docker/c
 the server's own unprivileged uid and gid (engine.environments.server_users; Wings has one user
 for every server), `no-new-privileges`, a read-only root filesystem with a small tmpfs on /tmp,
 Wings' list of dropped capabilities, a pids limit, and nothing mounted but the server's folder.
+Docker gives the tmpfs the mode of the image's own /tmp (1777 in every yolk; a `mode=` option is
+overridden by that copy), so an image whose /tmp is 0755 leaves the server no /tmp, as under Wings.
 """
 from __future__ import annotations
 
