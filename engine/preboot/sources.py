@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from engine.config import read_document
+from engine.remote.client import PanelClient, PanelError
 
 
 class SyncFailed(Exception):
@@ -36,19 +36,14 @@ class DefinitionSource:
         return self._from_config_file(uuid)
 
     async def _from_panel(self, uuid: str) -> dict[str, Any]:
-        url = f"{self.remote}/api/remote/servers/{uuid}"
-        headers = {"Authorization": f"Bearer {self.token_id}.{self.token}", "Accept": "application/vnd.pterodactyl.v1+json"}
+        assert self.remote is not None
+        client = PanelClient(self.remote, self.token_id, self.token, timeout=self.timeout)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                resp = await client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SyncFailed(f"could not reach the Panel at {self.remote}: {exc}") from None
-        if resp.status_code != 200:
-            raise SyncFailed(f"the Panel answered {resp.status_code} for server {uuid}: {_panel_error(resp)}")
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise SyncFailed("the Panel's answer is not JSON") from None
+            doc = await client.get_json(f"/api/remote/servers/{uuid}")
+        except PanelError as exc:
+            raise SyncFailed(str(exc)) from None
+        finally:
+            await client.aclose()
         if not isinstance(doc, dict) or "settings" not in doc:
             raise SyncFailed("the Panel's answer has no `settings`")
         return {"settings": doc["settings"], "process_configuration": doc.get("process_configuration") or {}}
@@ -65,10 +60,3 @@ class DefinitionSource:
                 return doc
         return None
 
-
-def _panel_error(resp: httpx.Response) -> str:
-    try:
-        errors = resp.json().get("errors") or []
-        return "; ".join(e.get("detail", "") for e in errors) or resp.text[:200]
-    except ValueError:
-        return resp.text[:200]
