@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: a Docker engine and static busybox (the docker tests),
 # PostgreSQL 15 server binaries (the PostgreSQL store tests), wrk (the benchmark suite's HTTP load
-# generator, which its smoke run in the tests uses). `apt-get update` runs once, and only when
+# generator, which its smoke run in the tests uses), setpriv and the system's python3 (servers run as
+# users of their own). `apt-get update` runs once, and only when
 # something is missing.
 set -euo pipefail
 
@@ -12,6 +13,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)  # tests create their databases with psql
 command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# Game servers run as users of their own: setpriv drops root for them, and the tests' stand-in
+# servers run on the system's Python (a venv under a private home is out of those users' reach).
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+[ -x /usr/bin/python3 ] || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"
