@@ -7,7 +7,7 @@ import re
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -66,6 +66,10 @@ class SystemConfig(BaseModel):
     # How many servers boot recovery restores at once (adopting, reaping, restarting); the API
     # answers throughout, and a server not restored yet says so.
     boot_concurrency: int = Field(16, ge=1, le=1024)
+    # Activity for the Panel (engine.remote.activity): a batch of at most this many entries every
+    # this many seconds, as Wings sends it.
+    activity_send_interval: float = Field(60, gt=0, le=86400)
+    activity_send_count: int = Field(100, ge=1, le=10_000)
 
 
 class DatabaseConfig(BaseModel):
@@ -171,6 +175,8 @@ class DaemonConfig(BaseModel):
     token_id: str | None = None
     audit_tokens: list[str] = Field(default_factory=list)
     remote: str | None = None
+    # Which Panel `remote` is: pelican also hears each state change (POST .../container/status).
+    remote_flavor: Literal["pterodactyl", "pelican"] = "pterodactyl"
     api: ApiConfig = Field(default_factory=ApiConfig)
     allowed_origins: list[str] = Field(default_factory=list)
     system: SystemConfig = Field(default_factory=SystemConfig)
