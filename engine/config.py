@@ -168,6 +168,15 @@ class EventStreamConfig(BaseModel):
     queue_events: int = Field(10_000, ge=16, le=1_000_000)  # live events held per stream while it is written
 
 
+class RemoteQueryConfig(BaseModel):
+    """Wings' `remote_query`: how the daemon asks the Panel (`remote`) for its servers."""
+
+    model_config = ConfigDict(extra="allow")
+    timeout: float = Field(30, gt=0, le=3600)  # seconds per request to the Panel
+    boot_servers_per_page: int = Field(50, ge=1, le=10_000)  # servers per page of the boot inventory
+    retry_max_seconds: float = Field(60, ge=1, le=3600)  # wingman: the longest wait between tries of a Panel that is down
+
+
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
