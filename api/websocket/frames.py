@@ -62,18 +62,65 @@ class SharedFrame:
 
 
 def decode(message: str | bytes) -> tuple[str, list[str]]:
-    """(event, args) of a client's frame; BadFrame when it is not one."""
-    if not isinstance(message, str):
-        raise BadFrame("frames are JSON text; a binary message was sent")
+    """(event, args) of a client's frame; BadFrame when it is not one.
+
+    Read as Wings reads it (goccy/go-json into `{Event string; Args []string}`), so that what the
+    Panel sends is taken: a `null` where a string goes is `""` (the Panel's client sends
+    `"args":[null]` for `send logs` and `send stats`); `args` may be absent or `null`; keys match
+    whatever their case, the last of the same key wins, other keys are ignored; a binary message
+    is read as JSON text too. What Wings' decoder refuses is refused here: anything but a string
+    or `null` in `args` (a number, a boolean, an object, a list), `args` that is not a list, an
+    `event` that is not a string, a message that is not a JSON object. Wings drops such a message
+    without a word; wingman answers it with a `daemon error` that says what is wrong.
+    """
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        try:
+            message = bytes(message).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadFrame("the message is not valid JSON (nor UTF-8 text)") from None
     try:
-        frame = json.loads(message)
+        frame = json.loads(message, object_pairs_hook=_pairs, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise BadFrame("the message is not valid JSON") from None
-    if not isinstance(frame, dict) or not isinstance(frame.get("event"), str) or not frame["event"]:
-        raise BadFrame('a frame is a JSON object with an "event" string')
-    args = frame.get("args", [])
-    if args is None:
-        args = []
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise BadFrame('"args" must be a list of strings')
-    return frame["event"], args
+    if frame is None:  # Go decodes `null` into a struct as no change: an empty frame
+        return "", []
+    if not isinstance(frame, _Pairs):
+        raise BadFrame('a frame is a JSON object: {"event": "...", "args": ["...", ...]}')
+    event, args = None, None
+    for key, value in frame:  # in order: the last of a key wins, as in Go
+        if key.lower() == "event":
+            event = value
+        elif key.lower() == "args":
+            args = value
+    if event is not None and not isinstance(event, str):
+        raise BadFrame(f'"event" must be a string, not {_kind(event)}')
+    if args is not None and not isinstance(args, list):
+        raise BadFrame(f'"args" must be a list of strings, not {_kind(args)}')
+    for arg in args or ():
+        if arg is not None and not isinstance(arg, str):
+            raise BadFrame(f'"args" must be a list of strings (or nulls), and it holds {_kind(arg)}')
+    return event or "", ["" if a is None else a for a in args or ()]
+
+
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs, in order (duplicates and all)."""
+
+
+def _pairs(pairs: list) -> _Pairs:
+    return _Pairs(pairs)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # Python's reader takes NaN and Infinity; Go's does not
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, _Pairs):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "a string"
