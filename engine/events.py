@@ -88,6 +88,32 @@ class WebsocketTokensDenied(Event):
     jtis: list[str] = Field(min_length=1)
 
 
+@event("console.command")
+class ConsoleCommand(Event):
+    """A websocket user sent this line to the server's console. Recorded (the user and their IP
+    in the metadata) before the console is written, so the Panel's activity log hears of every
+    command that reached a server (engine.remote.activity)."""
+
+    command: str
+
+
+# What the Panel's activity log is told of: actions taken over this channel (api.websocket.session
+# records them so), and what set an entry aside.
+WEBSOCKET_CHANNEL = "websocket"
+CAUSE_PANEL_REFUSED_ACTIVITY = "panel_refused_activity"
+
+
+@event("panel.activity_refused")
+class ActivityRefused(Event):
+    """The Panel refused this activity entry on its own (a 4xx for a batch of one), so it is set
+    aside and not sent again: the queue goes on behind it (engine.remote.activity)."""
+
+    source_event_id: str  # the event the entry was made from
+    activity: str  # what the Panel was told, e.g. server:console.command
+    status: int
+    reason: str
+
+
 # -- power operations ----------------------------------------------------------------------------
 
 
