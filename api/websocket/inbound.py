@@ -13,7 +13,7 @@ from api.requests import POWER_ACTION_ERROR
 from api.websocket import frames
 from api.websocket import permissions as perms
 from engine.environments.base import EnvironmentError_
-from engine.events import ACTIONS
+from engine.events import ACTIONS, ConsoleCommand
 from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
 from engine.power.processes import NotRunning
 from engine.servers.patterns import console_line_problem
@@ -81,6 +81,11 @@ async def send_command(session: "Session", args: list[str]) -> None:
     problem = console_line_problem(command)
     if problem is not None:
         raise Answer(f"The command was not sent: {problem}.")
+    if session.daemon.processes.handle(session.uuid) is None:
+        raise Answer(NOT_RUNNING)
+    # Durable before the console sees it: the Panel's activity log (engine.remote.activity) then
+    # hears of every command that ran, and a command that cannot be recorded is not sent.
+    await session.daemon.journal.append_now(session.uuid, [ConsoleCommand(command=command)], session.metadata())
     try:
         await session.daemon.processes.send_command(session.uuid, command)
     except NotRunning:
