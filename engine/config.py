@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from engine.config_docs import ServerDocs
+from engine.config_keys import UnknownKeys, sort_keys
 from engine.store.checkpoint_format import NODE_ID
 from engine.store.database import sqlite_url
 from engine.store.hashing import json_loads
@@ -24,10 +25,26 @@ class ConfigError(Exception):
     """The config file is missing a required key or has a bad value; the message says which."""
 
 
+class SslConfig(BaseModel):
+    """Wings' `api.ssl`: serve HTTPS and WSS with this certificate and key (certbot's files)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    cert: Path | None = None  # the certificate chain, PEM (certbot: fullchain.pem)
+    key: Path | None = None  # its private key, PEM, unencrypted (certbot: privkey.pem)
+
+    @model_validator(mode="after")
+    def _both_when_enabled(self) -> "SslConfig":
+        if self.enabled and not (self.cert and self.key):
+            raise ValueError("api.ssl.enabled is true: api.ssl.cert and api.ssl.key must both be set")
+        return self
+
+
 class ApiConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    ssl: SslConfig = Field(default_factory=SslConfig)
 
 
 class CrashDetection(BaseModel):
@@ -48,7 +65,7 @@ class ServerUserRange(BaseModel):
 
 
 class SystemConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")  # Wings' keys wingman does not use are taken out before (config_keys)
     root_directory: Path = Path("./var")
     data: Path | None = None  # default: <root_directory>/volumes
     # Local servers' console files and stdin FIFOs (they outlive the daemon). Default: /run/wingman
@@ -56,7 +73,7 @@ class SystemConfig(BaseModel):
     # <root_directory>/run.
     run_directory: Path | None = None
     # Kept for Wings-like configs; not used: every server runs as a user of its own (server_users).
-    user: str | None = None
+    user: str | dict[str, Any] | None = None  # Wings writes a mapping (rootless, uid, gid)
     server_users: ServerUserRange = Field(default_factory=lambda: ServerUserRange())
     # A daemon that is not root cannot switch users, and refuses to start servers unless this is
     # set: then they run as the daemon's own user and can read its token, database and keys. For a
@@ -78,7 +95,7 @@ class DatabaseConfig(BaseModel):
 
 
 class DockerConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     host: str | None = None  # e.g. unix:///var/run/docker.sock; default: DOCKER_HOST or the socket
     network_mode: str = "none"
     tmpfs_size: int = Field(100, ge=1, le=1024 * 1024)  # MiB of /tmp in a container (its root is read-only)
@@ -177,8 +194,20 @@ class RemoteQueryConfig(BaseModel):
     retry_max_seconds: float = Field(60, ge=1, le=3600)  # wingman: the longest wait between tries of a Panel that is down
 
 
+def _valid_node_id(v: str | None) -> str | None:
+    if v is not None and not NODE_ID.match(v):
+        raise ValueError("must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    return v
+
+
 class DaemonConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
+
+    # This node in a fleet (checkpoints name it). Set here, or audit.node_id, or else the Panel's
+    # `uuid` of the node, or else the host name. `node_id` is a property (the resolved one).
+    node_id_setting: str | None = Field(None, alias="node_id")
+    uuid: str | None = None  # the node's uuid in the Panel (its config.yml has it)
+    _ignored_keys: list[str] = PrivateAttr(default_factory=list)
 
     token: str = Field(min_length=8)
     token_id: str | None = None
@@ -199,6 +228,8 @@ class DaemonConfig(BaseModel):
     # engine.config_docs: why not as parsed objects).
     servers: ServerDocs = Field(default_factory=ServerDocs)
     source: Path | None = Field(None, exclude=True)  # the file this came from
+
+    _node_ids = field_validator("node_id_setting", "uuid")(_valid_node_id)
 
     @field_validator("audit_tokens")
     @classmethod
@@ -240,10 +271,24 @@ class DaemonConfig(BaseModel):
 
     @property
     def node_id(self) -> str:
-        if self.audit.node_id:
-            return self.audit.node_id
+        for configured in (self.node_id_setting, self.audit.node_id, self.uuid):
+            if configured:
+                return configured
         host = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname())[:128].lstrip("._:-")
         return host or "wingman"
+
+    @property
+    def ssl_cert_path(self) -> Path | None:
+        return self._resolve(self.api.ssl.cert) if self.api.ssl.cert else None
+
+    @property
+    def ssl_key_path(self) -> Path | None:
+        return self._resolve(self.api.ssl.key) if self.api.ssl.key else None
+
+    @property
+    def ignored_keys(self) -> list[str]:
+        """Wings' keys the file holds that wingman does not use (dotted), for the log."""
+        return list(self._ignored_keys)
 
     def _resolve(self, p: Path) -> Path:
         # Relative paths are relative to the config file, so the daemon can start from anywhere.
@@ -273,11 +318,16 @@ def parse_config(raw: Any, source: Path | None = None) -> DaemonConfig:
     if "token" not in raw:
         raise ConfigError(f"{source or 'config'}: `token` is required (the Panel's node token)")
     try:
+        raw, ignored = sort_keys(raw, DaemonConfig)
+    except UnknownKeys as exc:
+        raise ConfigError(f"{source or 'config'}: {exc}") from None
+    try:
         cfg = DaemonConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{source or 'config'}: {problems}") from None
     cfg.source = source.resolve() if source else None
+    cfg._ignored_keys = ignored
     return cfg
 
 
