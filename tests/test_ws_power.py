@@ -166,7 +166,8 @@ async def test_send_command_reaches_the_process_and_its_output_comes_back(daemon
     async with authed(daemon, uuid) as s:
         await s.send("set state", "start")
         seen = await s.until("status", "running")
-        assert any(f["event"] == "daemon message" for f in seen), "pre-boot notes go out as daemon messages"
+        assert any(f["event"] == "console output" and "[Pterodactyl Daemon]:" in f["args"][0] for f in seen), \
+            "pre-boot notes go out as Wings sends them: console output, prefixed"
         assert {"event": "console output", "args": ["Server started"]} in seen
         word = uuidlib.uuid4().hex
         await s.send("send command", f"say {word}")

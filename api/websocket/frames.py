@@ -27,6 +27,18 @@ DAEMON_MESSAGE = "daemon message"
 THROTTLED = "throttled"
 
 
+# How Wings writes its own notes into a server's console (server/console.go: "[yellow][bold][%s
+# Daemon]:[default] %s" through colorstring, which resets at the end), with Wings' default app name.
+# They travel as `console output`, so the Panel's console shows them among the server's lines.
+DAEMON_NOTE_PREFIX = "\x1b[33m\x1b[1m[Pterodactyl Daemon]:\x1b[39m "
+DAEMON_NOTE_SUFFIX = "\x1b[0m"
+
+
+def daemon_note(text: str) -> str:
+    """A `console output` frame carrying a note of the daemon's, as Wings words it."""
+    return encode(CONSOLE_OUTPUT, f"{DAEMON_NOTE_PREFIX}{text}{DAEMON_NOTE_SUFFIX}")
+
+
 class BadFrame(ValueError):
     """A message that is not a frame; the text says what is wrong with it."""
 

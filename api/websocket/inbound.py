@@ -16,6 +16,7 @@ from engine.environments.base import EnvironmentError_
 from engine.events import ACTIONS, ConsoleCommand
 from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
 from engine.power.processes import NotRunning
+from engine.servers.operations import OUTCOME_TYPES
 from engine.servers.patterns import console_line_problem
 
 
@@ -32,11 +33,16 @@ class Session(Protocol):
 
     def metadata(self): ...
 
+    def answer(self, text: str) -> None: ...
+
+    def background(self, coro) -> None: ...
+
 
 # Wings' text, word for word: the Panel shows it as it is.
 LOCK_BUSY = "another power action is currently being processed for this server, please try again later"
 HANDOVER_WAIT = 1  # seconds a socket's power action may wait for a lock whose holder only records its outcome
 NOT_RUNNING = "Cannot send commands to a stopped server instance."
+REJECTED = OUTCOME_TYPES["power.rejected"]
 
 
 class Answer(Exception):
@@ -64,6 +70,17 @@ async def set_state(session: "Session", args: list[str]) -> None:
     except SuspendedServer:
         raise Answer(SUSPENDED_MESSAGE) from None
     session.log.info("power action over the websocket", action=action, operation=op.id, actor=session.token.user)
+    session.background(_report_refusal(session, op.id, action))
+
+
+async def _report_refusal(session: "Session", op_id: str, action: str) -> None:
+    """Wings answers an action it will not carry out (a `start` of a running server: "server is
+    running") with a `daemon error`. Here the engine decides in the background, so the socket
+    waits for the operation's outcome and, when it is a refusal, says why, in Wings' envelope."""
+    await session.daemon.power.settled(op_id)
+    op = session.daemon.registry.operation_in_memory(op_id)
+    if op is not None and op.status == REJECTED:
+        session.answer(f"The {action} action was refused: {op.reason}.")
 
 
 async def send_logs(session: "Session", args: list[str]) -> None:

@@ -45,6 +45,7 @@ DRAIN_SECONDS = 5.0  # how long frames waiting may take to go out before a close
 status_frame = frames.SharedFrame(lambda ev: frames.encode(frames.STATUS, ev.data["to_state"]))
 stats_frame = frames.SharedFrame(lambda doc: frames.encode_json(frames.STATS, doc))
 output_frame = frames.SharedFrame(lambda text: frames.encode(frames.CONSOLE_OUTPUT, text))
+note_frame = frames.SharedFrame(frames.daemon_note)
 
 
 class Session:
@@ -65,6 +66,7 @@ class Session:
         self._told: str | None = None  # the token problem the client was told of
         self._follows: list[Callable[[], None]] = []
         self._timers: list[asyncio.TimerHandle] = []
+        self._tasks: set[asyncio.Task] = set()  # what requests left to finish (see background)
         self._ending: asyncio.Future = asyncio.get_running_loop().create_future()
         self.log = log.bind(server=uuid, connection=self.id)
 
@@ -197,6 +199,21 @@ class Session:
         for timer in self._timers:
             timer.cancel()
         self._timers = []
+        for task in self._tasks:
+            task.cancel()
+
+    def background(self, coro) -> None:
+        """Work a request leaves behind (waiting for a power action's outcome to report a
+        refusal): it ends with the socket, and its failure is logged, never raised."""
+        task = asyncio.create_task(coro, name=f"ws-request-{self.id}")
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.log.error("websocket background work failed", error=repr(t.exception()))
+
+        task.add_done_callback(done)
 
     def _on_event(self, ev: RecordedEvent) -> None:
         if ev.type == "state.changed":
@@ -209,14 +226,16 @@ class Session:
             if not self._console_budget.allow():
                 if not self._skipping:
                     self._skipping = True
-                    self.deliver(frames.encode(frames.DAEMON_MESSAGE, (
+                    self.deliver(frames.daemon_note(
                         f"The server prints more than {self.hub.settings.console_lines_per_second} lines a second; "
-                        "lines are skipped on this console (the server's logs keep them).")))
+                        "lines are skipped on this console (the server's logs keep them)."))
                 return
             self._skipping = False
             self.deliver(output_frame(text))
         elif kind == DAEMON:
-            self.deliver(frames.encode(frames.DAEMON_MESSAGE, text))
+            # As Wings sends its notes (pre-boot steps, crashes): console output, prefixed, which
+            # the Panel's console shows in line with the server's output.
+            self.deliver(note_frame(text))
 
     def _on_stats(self, document: dict) -> None:
         self.deliver(stats_frame(document))

@@ -5,7 +5,9 @@ One background task samples every server that has a live process, every `interva
 one worker thread of its own (psutil reads /proc: blocking, but quick): no thread per server or
 container, nothing on the event loop, nothing on a request's path. Requests and sockets get the
 last sample; `uptime` alone is computed at the moment it is asked for, from the process's start
-time. Listeners of a server (its websockets) are handed each new document as it is made, and one
+time. A server whose process has just started is read at once (on its `process.started`), not at
+the next round: its first figures come within moments of the start, as Wings has them, instead of
+zeros beside `running` for up to one interval. Listeners of a server (its websockets) are handed each new document as it is made, and one
 document of zeros once its stop is in the log.
 
 When a server has no live process, its figures are zeros beside its state, as in Wings: memory,
@@ -60,6 +62,7 @@ class UtilizationMonitor:
         self._host_netns = network_namespace()
         self._host_memory = host_memory()
         self._task: asyncio.Task | None = None
+        self._first_samples: set[asyncio.Task] = set()
         self._stop_feed: Callable[[], None] | None = None
         self.samples = 0  # sampling rounds done (tests wait on it instead of sleeping)
 
@@ -77,6 +80,9 @@ class UtilizationMonitor:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for task in list(self._first_samples):
+            task.cancel()
+        await asyncio.gather(*self._first_samples, return_exceptions=True)
         await self.disk.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -124,6 +130,9 @@ class UtilizationMonitor:
     def _on_event(self, ev: RecordedEvent) -> None:
         if ev.type == "process.started":
             self._started[ev.stream_id] = ev.recorded_at.timestamp()
+            task = asyncio.create_task(self._first_sample(ev.stream_id), name=f"utilization-first-{ev.stream_id}")
+            self._first_samples.add(task)
+            task.add_done_callback(self._first_samples.discard)
         elif ev.type == "state.changed" and ev.data.get("to_state") == self.registry.chart.initial:
             # The zeros of a stopped server go out once its stop is in the log, so they say
             # offline: the process is gone a moment before its exit is committed, and zeros sent
@@ -145,17 +154,31 @@ class UtilizationMonitor:
                 log.exception("a utilization sample failed")
             await asyncio.sleep(self.interval)
 
-    async def sample(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """One round: read every running server, then tell its listeners."""
+    async def _first_sample(self, uuid: str) -> None:
+        try:
+            await self.sample(only=uuid)
+        except Exception:  # noqa: BLE001 - the next round reads it anyway
+            log.exception("the first utilization sample of a server failed", server=uuid)
+
+    async def sample(self, loop: asyncio.AbstractEventLoop | None = None, only: str | None = None) -> None:
+        """One round: read every running server (or only the one named), then tell its listeners."""
         loop = loop or asyncio.get_running_loop()
-        running = [(uuid, h.pid) for uuid, h in self.processes.running() if h.pid]
+        running = [(uuid, h.pid) for uuid, h in self.processes.running() if h.pid and only in (None, uuid)]
+        if only is not None and not running:
+            return
         readings = await loop.run_in_executor(self._pool, _read_all, running, self._host_netns)
         for uuid, reading in readings.items():
             if reading is None:
                 continue
             previous = self._readings.get(uuid)
+            if previous is not None and previous.pid == reading.pid and previous.taken_at >= reading.taken_at:
+                continue  # a round that began before a newer reading of this server was stored
             self._cpu[uuid] = cpu_percent(previous, reading)
             self._readings[uuid] = reading
+        if only is not None:
+            if readings.get(only) is not None:
+                self._publish(only)
+            return
         for uuid in set(self._readings) - {uuid for uuid, _ in running}:  # gone: zeros from now on
             del self._readings[uuid]
             self._cpu.pop(uuid, None)

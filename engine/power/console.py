@@ -5,8 +5,8 @@ Lines arrive already cut to a bounded length by the runtime (engine.environments
 buffer then keeps at most `max_lines` lines and about `max_bytes` of text, dropping the oldest.
 Listeners hear two kinds of line: `OUTPUT` (what the server printed, also kept in the buffer)
 and `DAEMON` (the daemon's own notes about the server: pre-boot steps, a stop that timed out, a
-crash and what is done about it), which Wings' websocket sends as `daemon message` and which,
-as in Wings, are not part of the server's logs.
+crash and what is done about it), which Wings' websocket sends as `console output` prefixed
+`[Pterodactyl Daemon]:` and which, as in Wings, are not part of the server's logs.
 """
 from __future__ import annotations
 
