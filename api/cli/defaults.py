@@ -123,20 +123,28 @@ def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     _place_demo_script(path.parent / "var" / "volumes" / server)
-    # The file holds the node token: it is created 0600 (never readable by others, not even for
-    # the moment before a chmod), and written whole under a temporary name first, so a crash
-    # leaves no half-written config behind. Linking it into place never overwrites a config
-    # that appeared meanwhile.
+    write_private_file(path, text)
+    return token, server
+
+
+def write_private_file(path: Path, text: str, replace: bool = False) -> None:
+    """Write a config file, which holds the node token: it is created 0600 (never readable by
+    others, not even for the moment before a chmod), and written whole under a temporary name
+    first, so a crash leaves no half-written config behind. Unless `replace`, linking it into
+    place never overwrites a config that appeared meanwhile (FileExistsError)."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.link(temporary, path)
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
     finally:
-        os.unlink(temporary)
-    return token, server
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
 
 
 def server_python() -> str:

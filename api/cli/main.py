@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import structlog
 import typer
 from rich.table import Column, Table
 
 from api.cli.audit import audit_app
 from api.cli.diagram import diagram_app
+from api.cli.configure import configure as configure_command
 from api.cli.client import (
     ConfigOption, TokenOption, UrlOption, call, daemon_client, err, out, read_config,
 )
@@ -47,20 +49,45 @@ def serve(config: Optional[Path] = ConfigOption,
     cfg = read_config(path)
     if port is not None:
         cfg.api.port = port
+    served = served_certificate(cfg)  # before anything is created: a bad certificate changes nothing
     setup_logging()
+    if cfg.ignored_keys:
+        structlog.get_logger("wingman.config").info(
+            "config keys ignored: Wings' keys that wingman does not use", keys=cfg.ignored_keys, file=str(path))
     try:
         sanic_app = create_app(cfg)
     except (StatechartError, KeyFileError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    out.print(f"wingman listening on http://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")
+    scheme = "https" if served else "http"
+    out.print(f"wingman listening on {scheme}://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")
+    if served:
+        from api.tls import describe, reload_on_hangup
+
+        out.print(f"TLS with {cfg.ssl_cert_path} ({describe(served.certificate)}); send SIGHUP to load a renewed "
+                  "certificate", soft_wrap=True)
+        sanic_app.before_server_start(lambda _app: reload_on_hangup(served))
     checkpointer = sanic_app.ctx.daemon.checkpointer
     made = " (new key, created now)" if checkpointer.key_created else ""
     out.print(f"checkpoints signed with Ed25519 public key [bold]{checkpointer.public_key}[/bold]{made}: "
               f"give it to auditors (wingman audit verify --key ...); key file {cfg.checkpoint_key_path}, "
               f"checkpoint file {cfg.checkpoint_file_path}", soft_wrap=True)
     sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False,
-                  protocol=PROTOCOL)
+                  protocol=PROTOCOL, ssl=served.context if served else None)
+
+
+def served_certificate(cfg):
+    """The certificate to serve with, when `api.ssl.enabled`; a missing, unreadable or mismatched
+    certificate or key ends the command with a clear message (exit 2)."""
+    if not cfg.api.ssl.enabled:
+        return None
+    from api.tls import ServedCertificate, TLSError
+
+    try:
+        return ServedCertificate(cfg.ssl_cert_path, cfg.ssl_key_path)
+    except TLSError as exc:
+        err.print(f"[red]error:[/red] {cfg.source}: {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -167,6 +194,7 @@ def db_upgrade(config: Optional[Path] = ConfigOption):
 app.add_typer(audit_app, name="audit")
 app.add_typer(diagram_app, name="diagram")
 app.command("events")(events_command)
+app.command("configure")(configure_command)
 
 
 def main() -> None:
