@@ -29,6 +29,7 @@ from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
+from engine.remote.activity import activity_outbox
 from engine.servers.definition import ServerConfig
 from engine.servers.from_config import latest_definitions
 from engine.servers.live_snapshots import LiveSnapshots
@@ -107,6 +108,7 @@ class Daemon:
         self.denylist = TokenDenylist(self.store, self.feed)
         self.utilization = UtilizationMonitor(self.registry, self.processes, self.starter.folder, config.utilization,
                                               self.feed)
+        self.activity = activity_outbox(config, self.store)  # None for a standalone node
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
@@ -151,6 +153,8 @@ class Daemon:
         self.power.background(self._release_boot_memory(), name="release-boot-memory")
         self.snapshots.start()
         self.utilization.start()
+        if self.activity:
+            await self.activity.start()
         log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views),
                  boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
 
@@ -211,6 +215,8 @@ class Daemon:
                           problem=str(result))
 
     async def stop(self) -> None:
+        if self.activity:
+            await self.activity.stop()
         await self.crashes.close()
         await self.utilization.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})

@@ -70,3 +70,15 @@ checkpoints = Table(
     Column("frontier", JSON, nullable=False),
     Column("leaves", LargeBinary, nullable=False),
 )
+
+
+# Outbox cursors (engine.remote.activity_cursor): for each outbox that sends a projection of the
+# log somewhere else (the Panel's activity log), the position up to which the other side has
+# accepted everything. Only ever moves forward; the entries themselves are read from the log.
+outbox_cursors = Table(
+    "outbox_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", Position, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,45 @@
+"""How far in the log another party has accepted what an outbox sends it: one row of
+`outbox_cursors` (migration 0006), in the same database as the log.
+
+The row holds a position in the log, nothing else, so it cannot disagree with the log about what
+happened; it says only how much of it has been delivered. It moves forward only (the UPDATE says
+so), and it is written through the store's writer (`write_beside`), so on SQLite it never contends
+with the log's own commits for the write lock.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import insert, select, update
+
+from engine.store.event_store import EventStore
+from engine.store.schema import outbox_cursors as C
+
+
+class OutboxCursor:
+    def __init__(self, store: EventStore, name: str):
+        self._store = store
+        self.name = name
+        self.position = 0  # everything up to here has been accepted (0: nothing yet)
+        self._row_exists = False
+
+    async def load(self) -> int:
+        async with self._store.engine.connect() as conn:
+            found = (await conn.execute(select(C.c.position).where(C.c.name == self.name))).scalar()
+        self._row_exists = found is not None
+        self.position = found or 0
+        return self.position
+
+    async def advance(self, position: int) -> None:
+        """Durably record that everything up to `position` was accepted (returns once committed)."""
+        if position <= self.position:
+            return
+        now = datetime.now(timezone.utc)
+        if self._row_exists:
+            statement = (update(C).where(C.c.name == self.name, C.c.position < position)
+                         .values(position=position, updated_at=now))
+        else:
+            statement = insert(C).values(name=self.name, position=position, updated_at=now)
+        await self._store.write_beside([(statement, None)])
+        self._row_exists = True
+        self.position = position
