@@ -215,6 +215,7 @@ class DaemonConfig(BaseModel):
     remote: str | None = None
     # Which Panel `remote` is: pelican also hears each state change (POST .../container/status).
     remote_flavor: Literal["pterodactyl", "pelican"] = "pterodactyl"
+    remote_query: RemoteQueryConfig = Field(default_factory=RemoteQueryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     allowed_origins: list[str] = Field(default_factory=list)
     system: SystemConfig = Field(default_factory=SystemConfig)
