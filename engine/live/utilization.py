@@ -5,9 +5,10 @@ One background task samples every server that has a live process, every `interva
 one worker thread of its own (psutil reads /proc: blocking, but quick): no thread per server or
 container, nothing on the event loop, nothing on a request's path. Requests and sockets get the
 last sample; `uptime` alone is computed at the moment it is asked for, from the process's start
-time. A server whose process has just started is read at once (on its `process.started`), not at
-the next round: its first figures come within moments of the start, as Wings has them, instead of
-zeros beside `running` for up to one interval. Listeners of a server (its websockets) are handed each new document as it is made, and one
+time. A server whose process has just started is read at once (on its `process.started`), and again
+when it is ready (the `ready` transition, so that a `stats` beside the new state goes out at once),
+not at the next round: its first figures come within moments of the start, as Wings has them,
+instead of zeros beside `running` for up to one interval. Listeners of a server (its websockets) are handed each new document as it is made, and one
 document of zeros once its stop is in the log.
 
 When a server has no live process, its figures are zeros beside its state, as in Wings: memory,
@@ -32,6 +33,7 @@ from engine.live.feed import EventFeed
 from engine.live.sampling import Reading, cpu_percent, group_members, host_memory, network_namespace, read
 from engine.power.processes import ProcessTracker
 from engine.servers.registry import ServerRegistry
+from engine.statechart import Trigger
 
 log = structlog.get_logger("wingman.live")
 
@@ -130,9 +132,9 @@ class UtilizationMonitor:
     def _on_event(self, ev: RecordedEvent) -> None:
         if ev.type == "process.started":
             self._started[ev.stream_id] = ev.recorded_at.timestamp()
-            task = asyncio.create_task(self._first_sample(ev.stream_id), name=f"utilization-first-{ev.stream_id}")
-            self._first_samples.add(task)
-            task.add_done_callback(self._first_samples.discard)
+            self._sample_now(ev.stream_id)
+        elif ev.type == "state.changed" and ev.data.get("trigger") == Trigger.READY:
+            self._sample_now(ev.stream_id)
         elif ev.type == "state.changed" and ev.data.get("to_state") == self.registry.chart.initial:
             # The zeros of a stopped server go out once its stop is in the log, so they say
             # offline: the process is gone a moment before its exit is committed, and zeros sent
@@ -153,6 +155,11 @@ class UtilizationMonitor:
             except Exception:  # noqa: BLE001 - a bad round must not end sampling
                 log.exception("a utilization sample failed")
             await asyncio.sleep(self.interval)
+
+    def _sample_now(self, uuid: str) -> None:
+        task = asyncio.create_task(self._first_sample(uuid), name=f"utilization-first-{uuid}")
+        self._first_samples.add(task)
+        task.add_done_callback(self._first_samples.discard)
 
     async def _first_sample(self, uuid: str) -> None:
         try:
