@@ -29,6 +29,7 @@ from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
+from engine.remote.panel import panel_side
 from engine.remote.activity import activity_outbox
 from engine.servers.definition import ServerConfig
 from engine.servers.from_config import latest_definitions
@@ -108,6 +109,10 @@ class Daemon:
         self.denylist = TokenDenylist(self.store, self.feed)
         self.utilization = UtilizationMonitor(self.registry, self.processes, self.starter.folder, config.utilization,
                                               self.feed)
+        # With a Panel, its list of servers is the truth once it answers: taken after boot
+        # recovery, in the background, so a Panel that is down never keeps the API from serving.
+        self.panel = panel_side(config, self.registry, self.journal, self.processes, self.starter.folder,
+                                self.server_users, self.power.request, self.power.background, self.recovery.done)
         self.activity = activity_outbox(config, self.store)  # None for a standalone node
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
@@ -150,6 +155,8 @@ class Daemon:
         await self.load_configured_servers()
         done("config_servers")
         self.recovery.start(self.power.background)
+        if self.panel:
+            self.panel.start(self.power.background)
         self.power.background(self._release_boot_memory(), name="release-boot-memory")
         self.snapshots.start()
         self.utilization.start()
@@ -220,6 +227,8 @@ class Daemon:
         await self.crashes.close()
         await self.utilization.stop()
         await self.power.shutdown({kind for kind, r in self.runtimes.items() if r.detachable})
+        if self.panel:
+            await self.panel.aclose()  # after shutdown cancelled the inventory
         for runtime in self.runtimes.values():
             await runtime.close()
         await self.snapshots.stop()  # after the last events of the servers' own stops

@@ -251,6 +251,75 @@ class PrebootCheckFailed(Event):
     operation_id: str | None = None
 
 
+# -- the Panel (engine.remote) -------------------------------------------------------------------
+
+# Node-wide facts (the Panel's inventory) go to this stream: it is no server's, and the registry
+# does not fold it into one. A server's stream id is its normalised UUID, which this never is.
+NODE_STREAM = "node"
+
+# The causes of what the Panel brings about, as recorded in the events' metadata.
+CAUSE_PANEL_INVENTORY = "panel_inventory"  # the boot inventory registered, updated or refused a server
+CAUSE_PANEL_UNLISTED = "panel_unlisted"  # the Panel's inventory no longer lists the server: removed
+CAUSE_PANEL_CREATE = "panel_create"  # Wings' create: POST /api/servers {"uuid": ...}
+CAUSE_PANEL_SYNC = "panel_sync"  # POST /api/servers/{uuid}/sync
+
+
+@event("panel.inventory_failed")
+class InventoryFailed(Event):
+    """An inventory of the Panel's servers could not be taken (on NODE_STREAM). The node goes on
+    with the definitions it last recorded; the inventory is tried again after `retry_in_seconds`.
+    Recorded for the first failure and whenever the reason changes, not for every retry."""
+
+    attempt: int = Field(ge=1)
+    reason: str
+    retry_in_seconds: float
+    servers_recorded: int  # the servers the node goes on with meanwhile
+
+
+@event("panel.inventory_reconciled")
+class InventoryReconciled(Event):
+    """The Panel listed its servers for this node and the node now holds them (on NODE_STREAM)."""
+
+    attempts: int = Field(ge=1)
+    pages: int
+    listed: int
+    registered: int
+    updated: int
+    unchanged: int
+    removed: int
+    removal_pending: int  # running servers it no longer lists: removed once they stop
+    refused: int  # entries the node could not take (see panel.server_refused)
+    reset_error: str | None = None  # why POST /api/remote/servers/reset failed, when it did
+
+
+@event("panel.server_refused")
+class PanelServerRefused(Event):
+    """A server the Panel sent that the node cannot take (on NODE_STREAM): no uuid, a uuid that is
+    not one, a definition without `settings`, an invalid one. Nothing else changed."""
+
+    uuid: str | None = Field(None, max_length=200)  # as the Panel sent it (cut short)
+    reason: str
+    source: str  # inventory | create | sync
+
+
+@event("panel.server_unlisted")
+class PanelServerUnlisted(Event):
+    """The Panel no longer lists this server but it is not offline: it is not stopped behind
+    anyone's back. It stays manageable, and is removed once an inventory finds it offline."""
+
+    state: str
+
+
+@event("panel.install_reported")
+class InstallReported(Event):
+    """What the node told the Panel of a server's installation (POST .../install)."""
+
+    successful: bool
+    reason: str | None = None  # why it failed
+    reported: bool  # the Panel took the report
+    report_error: str | None = None
+
+
 # -- recorded form -------------------------------------------------------------------------------
 
 

@@ -6,13 +6,24 @@ keys than listed (a newer daemon may add some), as clients of a JSON API expect.
 """
 from __future__ import annotations
 
+import uuid as uuidlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from engine.events import PowerAction
+from engine.servers.definition import ServerDefinition
 from engine.servers.operations import FINISHED_STATUSES, OPEN_STATUSES
 from engine.statechart import load_statechart
+
+
+
+def server_uuid_text(v: str) -> str:
+    try:
+        return str(uuidlib.UUID(v))
+    except ValueError:
+        raise ValueError("uuid must be a UUID") from None
+
 
 _CHART = load_statechart()
 State = Literal[_CHART.states]  # type: ignore[valid-type]  # the statechart's states, whatever they are
@@ -114,6 +125,23 @@ class ServerList(RootModel[list[ServerBody]]):
 
 class LogsBody(_Body):
     data: list[str]
+
+
+class PanelCreateBody(BaseModel):
+    """Wings' create: the server is the Panel's, fetched by its uuid (a node with `remote`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    uuid: str = Field(json_schema_extra={"format": "uuid"})
+    start_on_completion: bool = False
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid(cls, v: str) -> str:
+        return server_uuid_text(v)
+
+
+class CreateServerBody(RootModel[ServerDefinition | PanelCreateBody]):
+    """Either the server's full definition or Wings' `{"uuid", "start_on_completion"}`."""
 
 
 class BootRecovery(_Body):

@@ -6,12 +6,14 @@ from sanic.response import empty, json
 
 from api.errors import ApiError
 from api.openapi.describe import Answer, Param, doc
-from api.openapi.schemas import LogsBody, ServerBody, ServerList
+from api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, ServerBody, ServerList
 from api.requests import CommandsBody, json_body, parse, query_int
 from api.routes.common import metadata_for
 from engine.environments.base import EnvironmentError_, RuntimeUnavailable
 from engine.power.outcomes import Rejected
 from engine.power.processes import NotRunning
+from engine.remote.client import PanelError
+from engine.remote.installs import PanelRefused
 from engine.servers.definition import InvalidDefinition, ServerDefinition
 from engine.servers.registry import ServerExists
 
@@ -45,20 +47,47 @@ async def get_server(request: Request, uuid: str):
 
 
 @bp.post("/api/servers")
-@doc("Add a server from its definition (the document a Panel serves)",
-     "`settings.uuid` is the only required key. A definition that could never start (a done-line regex RE2 "
-     "cannot compile, limits too large to apply, NUL in the environment) is a 422, and nothing is written.",
-     body=ServerDefinition, errors=(400, 409, 422, 503),
-     answers={201: Answer("Created", ServerBody, headers={"Location": "/api/servers/{uuid}"})})
+@doc("Add a server: from the Panel by its uuid (Wings' create), or from its full definition",
+     "Wings' body `{\"uuid\": ..., \"start_on_completion\": bool}` (a node with a Panel): the definition is "
+     "fetched from the Panel (`GET {remote}/api/remote/servers/{uuid}`) and registered, answered 202; then, in the "
+     "background, the server's folder is prepared, the installation reported to the Panel "
+     "(`POST {remote}/api/remote/servers/{uuid}/install`, `panel.install_reported`) and the server started when "
+     "`start_on_completion` is true and the installation succeeded. The Panel unreachable, or a definition from it "
+     "that cannot be taken (`panel.server_refused`; the Panel is told the installation failed), is a 502.\n\n"
+     "The full definition (the document a Panel serves; a standalone node): `settings.uuid` is the only required "
+     "key, answered 201. A definition that could never start (a done-line regex RE2 cannot compile, limits too "
+     "large to apply, NUL in the environment) is a 422, and nothing is written.",
+     body=CreateServerBody, errors=(400, 409, 422, 502, 503),
+     answers={201: Answer("Created from the full definition", ServerBody, headers={"Location": "/api/servers/{uuid}"}),
+              202: Answer("Registered from the Panel; being installed", ServerBody,
+                          headers={"Location": "/api/servers/{uuid}"})})
 async def create_server(request: Request):
-    registry = request.app.ctx.daemon.registry
+    daemon = request.app.ctx.daemon
+    body = json_body(request)
+    if isinstance(body, dict) and "settings" not in body and "uuid" in body:
+        return await _create_from_panel(request, parse(PanelCreateBody, body))
     try:
-        view = await registry.register(json_body(request), metadata_for(request))
+        view = await daemon.registry.register(body, metadata_for(request))
     except InvalidDefinition as exc:
         raise ApiError(422, f"The server definition is not valid: {exc}") from None
     except ServerExists as exc:
         raise ApiError(409, str(exc)) from None
     return json(server_body(request, view), status=201, headers={"Location": f"/api/servers/{view.uuid}"})
+
+
+async def _create_from_panel(request: Request, body: PanelCreateBody):
+    panel = request.app.ctx.daemon.panel
+    if panel is None:
+        raise ApiError(422, "This node has no Panel (`remote` is not set): send the server's full definition.")
+    try:
+        view = await panel.servers.create(body.uuid, body.start_on_completion, metadata_for(request))
+    except PanelError as exc:
+        raise ApiError(502, f"The Panel could not be asked for the server's definition: {exc}") from None
+    except PanelRefused as exc:
+        raise ApiError(502, str(exc)) from None
+    except ServerExists as exc:
+        raise ApiError(409, str(exc)) from None
+    return json(server_body(request, view), status=202, headers={"Location": f"/api/servers/{view.uuid}"})
 
 
 @bp.delete("/api/servers/<uuid:str>")
@@ -101,3 +130,23 @@ async def logs(request: Request, uuid: str):
     daemon.registry.get(uuid)
     size = query_int(request, "size", 100, 1, MAX_LOG_LINES)
     return json({"data": daemon.processes.console_tail(uuid, size)})
+
+
+@bp.post("/api/servers/<uuid:str>/sync")
+@doc("Fetch the server's definition from the Panel now (Wings' sync)",
+     "`GET {remote}/api/remote/servers/{uuid}`; a changed definition is recorded "
+     "(`server.configuration_changed`, cause `panel_sync`). A node without a Panel is a 409; the Panel "
+     "unreachable, or a definition from it that cannot be taken (`panel.server_refused`), a 502: nothing changes.",
+     errors=(409, 502, 503), answers={204: Answer("The recorded definition is the Panel's")})
+async def sync_server(request: Request, uuid: str):
+    daemon = request.app.ctx.daemon
+    daemon.registry.get(uuid)
+    if daemon.panel is None:
+        raise ApiError(409, "This node has no Panel (`remote` is not set) to sync the server from.")
+    try:
+        await daemon.panel.servers.sync(uuid, metadata_for(request))
+    except PanelError as exc:
+        raise ApiError(502, f"The Panel could not be asked for the server's definition: {exc}") from None
+    except PanelRefused as exc:
+        raise ApiError(502, str(exc)) from None
+    return empty(status=204)

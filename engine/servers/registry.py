@@ -13,7 +13,7 @@ from collections import OrderedDict
 import structlog
 
 from engine.events import (
-    ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
+    NODE_STREAM, ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
     ServerSuspended, ServerUnsuspended,
 )
 from engine.servers.definition import ServerConfig, changed_keys, parse_definition
@@ -22,7 +22,7 @@ from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_e
 from engine.servers.replay import state_at
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import ChartPosition, PowerMachine
-from engine.store.event_store import NO_STREAM, EventStore
+from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
 from engine.store.points import END
 from engine.store.reading import stream_versions
 
@@ -32,6 +32,7 @@ RECENT_OPERATIONS = 10_000
 # Streams whose snapshot is missing or behind that boot still folds one by one (beyond that, and
 # beyond 2 % of the streams, one pass over the whole log is cheaper).
 CATCH_UP_STREAMS = 200
+REGISTER_ATTEMPTS = 3  # a registration that met another append to its (deleted) stream tries again
 
 
 class UnknownServer(KeyError):
@@ -74,7 +75,7 @@ class ServerRegistry:
 
     async def _load_from_snapshots(self, snapshots: SnapshotCache) -> bool:
         heads = await snapshots.heads(self.chart)
-        versions = self.store.stream_versions()
+        versions = {sid: v for sid, v in self.store.stream_versions().items() if sid != NODE_STREAM}
         behind = [sid for sid, v in versions.items() if sid not in heads or heads[sid].version < v]
         if not heads or len(behind) > max(CATCH_UP_STREAMS, len(versions) // 50):
             return False
@@ -112,6 +113,8 @@ class ServerRegistry:
                               type=ev.type)
 
     def _apply(self, ev: RecordedEvent) -> None:
+        if ev.stream_id == NODE_STREAM:  # the node's own facts: no server
+            return
         view = self._all.get(ev.stream_id)
         if view is None:
             view = self._all[ev.stream_id] = new_view(ev.stream_id, power=self.machine.model(ev.stream_id))
@@ -198,13 +201,21 @@ class ServerRegistry:
 
     async def register_config(self, cfg: ServerConfig, meta: Metadata) -> ServerView:
         """`register` of a definition already parsed."""
-        if cfg.uuid in self.views:
-            raise ServerExists(f"server {cfg.uuid} already exists")
-        version = self.store.version(cfg.uuid)
-        await self.store.append(
-            cfg.uuid, [NewEvent.of(ServerRegistered(definition=cfg.definition), meta)], expected_version=version or NO_STREAM
-        )
-        return self.views[cfg.uuid]
+        # A deleted server's stream still takes facts (its files removed, from the background): a
+        # registration that met one tries again, unless the server is back meanwhile.
+        attempts = 0
+        while True:
+            if cfg.uuid in self.views:
+                raise ServerExists(f"server {cfg.uuid} already exists")
+            version = self.store.version(cfg.uuid)
+            try:
+                await self.store.append(cfg.uuid, [NewEvent.of(ServerRegistered(definition=cfg.definition), meta)],
+                                        expected_version=version or NO_STREAM)
+                return self.views[cfg.uuid]
+            except ConcurrencyError:
+                attempts += 1
+                if attempts == REGISTER_ATTEMPTS:
+                    raise
 
     async def update(self, uuid: str, definition: dict, meta: Metadata) -> list[str]:
         """Record a new definition when it differs; returns the changed keys (empty: no event)."""
