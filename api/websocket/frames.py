@@ -23,7 +23,7 @@ DAEMON_ERROR = "daemon error"
 STATUS = "status"
 STATS = "stats"
 CONSOLE_OUTPUT = "console output"
-DAEMON_MESSAGE = "daemon message"
+DAEMON_MESSAGE = "daemon message"  # Wings: installs and restores; wingman's notes go as console output (daemon_note)
 THROTTLED = "throttled"
 
 

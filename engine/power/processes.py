@@ -54,7 +54,7 @@ class ProcessTracker:
         return buffer.tail(lines) if buffer is not None else []
 
     def note(self, uuid: str, text: str) -> None:
-        """A daemon message about the server, to whoever listens to its console."""
+        """A note of the daemon's about the server, to whoever listens to its console (not kept in its logs)."""
         self.console(uuid).note(text)
 
     def forget_console(self, uuid: str) -> None:
