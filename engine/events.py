@@ -80,6 +80,39 @@ class ServerDeleted(Event):
     pass
 
 
+# The cause of every step of a server's deletion (engine.power.deletion), its kill included.
+CAUSE_DELETE = "delete"
+
+
+@event("server.environment_destroyed")
+class EnvironmentDestroyed(Event):
+    """A step of a delete: what the server's runtime kept for it is gone (Wings' Destroy). `removed`
+    names each thing (Docker: its container; a local process: the folder of its console file, stdin
+    FIFO and exit status); empty when nothing was left."""
+
+    runtime: str
+    removed: list[str] = Field(default_factory=list)
+
+
+@event("server.files_removed")
+class FilesRemoved(Event):
+    """After `server.deleted`, from the background: the server's folder is gone (`existed` is false
+    when it never had one)."""
+
+    folder: str
+    existed: bool = True
+
+
+@event("server.files_removal_failed")
+class FilesRemovalFailed(Event):
+    """After `server.deleted`, from the background: the server's folder could not be removed, or not
+    all of it. What is left is under `left_at` (None: the folder was not moved), for the operator."""
+
+    folder: str
+    left_at: str | None = None
+    problems: list[str] = Field(min_length=1)
+
+
 @event("server.websocket_tokens_denied")
 class WebsocketTokensDenied(Event):
     """From now on, websocket tokens with one of these `jti`s issued up to this event are refused

@@ -10,6 +10,7 @@ from api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, Ser
 from api.requests import CommandsBody, json_body, parse, query_int
 from api.routes.common import metadata_for
 from engine.environments.base import EnvironmentError_, RuntimeUnavailable
+from engine.events import CAUSE_DELETE
 from engine.power.outcomes import Rejected
 from engine.power.processes import NotRunning
 from engine.remote.client import PanelError
@@ -91,15 +92,26 @@ async def _create_from_panel(request: Request, body: PanelCreateBody):
 
 
 @bp.delete("/api/servers/<uuid:str>")
-@doc("Remove a server (it must be offline); its history stays in the log",
-     errors=(409, 503), answers={204: Answer("Removed (its container and console files too)")})
+@doc("Delete a server whatever its state, as Wings does; its history stays in the log",
+     "Each step is an event with cause `delete`: `server.suspended` (no start is accepted from then on), a "
+     "kill through the power engine when anything runs or starts (an operation, which cancels a start in "
+     "flight), `server.environment_destroyed` (its container, or its console files), `server.deleted`, and, "
+     "after the answer, `server.files_removed` or `server.files_removal_failed` for its folder (removed in the "
+     "background without following symlinks; a failure is recorded, not answered). Afterwards "
+     "`GET /api/servers/{uuid}` is a 404 while `/events` and `/state` still answer (`deleted` is true). When "
+     "the server cannot be stopped (409) or its runtime cannot be reached (502, 503) it stays, suspended.",
+     errors=(409, 502, 503), answers={204: Answer("Deleted: stopped, its container and console files removed; "
+                                                  "its folder is being removed")})
 async def delete_server(request: Request, uuid: str):
+    meta = metadata_for(request).model_copy(update={"cause": CAUSE_DELETE})
     try:
-        await request.app.ctx.daemon.power.delete_server(uuid, metadata_for(request))
+        await request.app.ctx.daemon.power.delete_server(uuid, meta)
     except Rejected as exc:
         raise ApiError(409, f"Cannot delete the server: {exc}.") from None
     except RuntimeUnavailable as exc:
         raise ApiError(503, f"Cannot delete the server now: {exc}") from None
+    except EnvironmentError_ as exc:
+        raise ApiError(502, f"Cannot delete the server: {exc}") from None
     return empty(status=204)
 
 

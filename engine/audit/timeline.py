@@ -67,8 +67,10 @@ async def timeline(engine: AsyncEngine, stream_id: str) -> AsyncIterator[Interva
     async for ev in stream_versions(engine, stream_id, 0):
         before, was_deleted = view.state, view.deleted
         fold_step(view, ev, chart)
-        if start is None:
-            start = ev.recorded_at  # the server exists from its first event (or re-registration)
+        if start is None and not view.deleted:
+            # The server exists from its first event (or re-registration); facts recorded after its
+            # deletion (its files removed, from the background) do not bring it back.
+            start = ev.recorded_at
         if ev.type == "state.changed":
             moment = max(start, changed_at(view, ev))  # never before the interval it ends began
             yield Interval(before, start, moment, _ending(ev, ev.data["trigger"], ev.data["cause"]))

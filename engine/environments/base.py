@@ -127,8 +127,10 @@ class Runtime(abc.ABC):
         `last_started` is the data of its last `process.started` event."""
         return None
 
-    async def destroy(self, config: ServerConfig) -> None:
-        """Remove what the runtime keeps for a deleted server (Docker: its stopped container)."""
+    async def destroy(self, config: ServerConfig) -> list[str]:
+        """Remove what the runtime keeps for a server being deleted (Docker: its container, forced
+        if it runs); returns what was removed, each in words (empty: nothing was left)."""
+        return []
 
     async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
         """At boot, for a server the log says is up but that cannot be adopted: make sure nothing is

@@ -154,9 +154,14 @@ class ProcessRuntime(Runtime):
         self._handles[handle] = watch
         watch.add_done_callback(lambda _: self._handles.pop(handle, None))
 
-    async def destroy(self, config: ServerConfig) -> None:
-        """A deleted server's console file, FIFO and exit status go (it is offline: nothing uses them)."""
-        shutil.rmtree(self._run_dir(config.uuid), ignore_errors=True)
+    async def destroy(self, config: ServerConfig) -> list[str]:
+        """A deleted server's console file, FIFO and exit status go (it is offline: nothing uses them).
+        The run directory is the daemon's own (0700), never written by the server."""
+        run_dir = self._run_dir(config.uuid)
+        if not run_dir.exists():
+            return []
+        await asyncio.to_thread(shutil.rmtree, run_dir, ignore_errors=True)
+        return [f"run directory {run_dir} (console file, stdin FIFO, exit status)"]
 
     async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
                     last_started: dict | None = None) -> ProcessHandle | None:

@@ -33,7 +33,8 @@ lock is busy, as Wings does): its operation waits the moment it takes for that o
 from __future__ import annotations
 
 import asyncio
-import uuid as uuidlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 import structlog
@@ -46,6 +47,7 @@ from engine.events import (
 from engine.power.journal import Journal
 from engine.power.locks import PowerLock
 from engine.power.actions import NOTHING_TO_KILL, PowerActions
+from engine.power.deletion import ServerDeletion
 from engine.power.outcomes import SUSPENDED_MESSAGE, Failed, Rejected, SuspendedServer
 from engine.power.processes import ProcessTracker
 from engine.servers.operations import Operation
@@ -106,6 +108,7 @@ class PowerService:
         self._tasks: set[asyncio.Task] = set()
         self._watchers: list[RequestWatcher] = []
         self._gate: RestoreGate | None = None
+        self._deletion = ServerDeletion(self, folder_of=actions.starter.folder)
 
     def watch_requests(self, watcher: RequestWatcher) -> None:
         self._watchers.append(watcher)
@@ -173,12 +176,14 @@ class PowerService:
                     and _WORK_ENDS_WITH.get(self._actions.get(op_id)) == ending):
                 self._work_done.add(op_id)
 
-    def _nothing_to_kill(self, uuid: str) -> bool:
-        """Whether a kill of the server now would find nothing to do (see the module doc)."""
+    def _nothing_to_kill(self, uuid: str, lock_holder: str | None = None) -> bool:
+        """Whether a kill of the server now would find nothing to do (see the module doc), the
+        power lock idle or held by `lock_holder`."""
         if self._gate is not None and not self._gate.is_restored(uuid):
             return False
         lock = self._locks.get(uuid)
-        if lock is not None and not lock.idle:
+        if lock is not None and not lock.idle and (lock_holder is None or lock.holder != lock_holder
+                                                   or lock.waiting()):
             return False
         # Asked of the chart, not of the server's machine: nothing fires here, and a server only
         # ever killed needs no machine model.
@@ -295,23 +300,26 @@ class PowerService:
             await asyncio.wait([working[1]])  # its outcome is durable once the task is done
 
     async def delete_server(self, uuid: str, meta: Metadata) -> None:
-        """Forget a server that is down: its runtime leftovers go, its history stays in the log.
-        Raises Rejected while it runs or a power action holds its lock."""
-        view = self.registry.get(uuid)
+        """Delete the server whatever its state, as Wings does (engine.power.deletion)."""
+        await self._deletion.delete(uuid, meta)
+
+    def quiet(self, uuid: str, lock_holder: str | None = None) -> bool:
+        """Nothing to kill, and no operation of the server in hand (the power lock idle or held by
+        `lock_holder`)."""
+        return self._nothing_to_kill(uuid, lock_holder) and not any(
+            op.id in self._in_hand for op in self.registry.open_operations(uuid))
+
+    @asynccontextmanager
+    async def holding_lock(self, uuid: str, holder: str, wait: float) -> AsyncIterator[bool]:
+        """The server's power lock for work that is no power operation (a delete), waited for up to
+        `wait` seconds: yields whether it was taken. Dropped afterwards if nothing waits for it."""
         lock = self._lock(uuid)
-        holder = f"delete-{uuidlib.uuid4()}"
-        if not lock.try_acquire(holder):
-            raise Rejected("a power action is in progress; kill or wait for it before deleting the server")
+        acquired = await lock.acquire(holder, wait)
         try:
-            if view.state != self.registry.chart.initial or self.processes.handle(uuid) is not None:
-                raise Rejected(f"the server is {view.state}; stop or kill it before deleting it")
-            runtime = self.runtimes.get(view.config.runtime) if view.config else None
-            if runtime is not None:
-                await runtime.destroy(view.config)
-            await self.registry.delete(uuid, meta)
-            self.processes.forget_console(uuid)
+            yield acquired
         finally:
-            lock.release(holder)
+            if acquired:
+                lock.release(holder)
             if lock.idle:
                 self._locks.pop(uuid, None)
 

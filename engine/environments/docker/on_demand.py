@@ -74,8 +74,8 @@ class OnDemandDockerRuntime(Runtime):
                     last_started: dict | None = None) -> ProcessHandle | None:
         return await (await self.connected()).adopt(config, folder, console, last_started)
 
-    async def destroy(self, config: ServerConfig) -> None:
-        await (await self.connected()).destroy(config)
+    async def destroy(self, config: ServerConfig) -> list[str]:
+        return await (await self.connected()).destroy(config)
 
     async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
         return await (await self.connected()).reap_orphan(config, last_started)

@@ -311,16 +311,18 @@ class DockerRuntime(Runtime):
             raise
         return state, sock, leftover, False
 
-    async def destroy(self, config: ServerConfig) -> None:
-        await self._old.cleared(container_name(config.uuid))
+    async def destroy(self, config: ServerConfig) -> list[str]:
+        name = container_name(config.uuid)
+        await self._old.cleared(name)
 
-        def remove(api):
+        def remove(api) -> list[str]:
             try:
-                api.remove_container(container_name(config.uuid), force=True)
+                api.remove_container(name, force=True)  # forced: Wings' Destroy kills a running one too
             except NotFound:
-                pass
+                return []
+            return [f"container {name}"]
 
-        await self._call(remove)
+        return await self._call(remove)
 
     async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
                     last_started: dict | None = None) -> ProcessHandle | None:
