@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import pytest
 
 from tests.panel_support import RESET_PATH, SERVERS_PATH, PanelStandIn
 from tests.support import TOKEN, definition
@@ -116,4 +116,59 @@ def test_panel_down_at_boot_then_back(daemon_process, tmp_path):
             assert time.monotonic() < deadline, "the unlisted server was not removed once stopped"
             time.sleep(0.1)
     assert len(panel.requests_to(RESET_PATH, "POST")) == 2
+    panel.stop()
+
+
+def test_bad_entries_are_refused_one_by_one_and_change_nothing_else(daemon_process):
+    good, recorded = definition(), definition()
+    panel = PanelStandIn([good, recorded]).start()
+    daemon = daemon_process(**with_panel(panel))
+    wait_events(daemon, "panel.inventory_reconciled")
+    r = recorded["settings"]["uuid"]
+    with daemon.client() as c:
+        before = c.get(f"/api/servers/{r}").json()["configuration"]
+    daemon.stop()
+    # The Panel now lists the recorded server without its settings, and an entry whose uuid is not one.
+    panel.answers[("GET", SERVERS_PATH)] = (200, {
+        "data": [{"uuid": good["settings"]["uuid"], **good}, {"uuid": r, "process_configuration": {}},
+                 {"uuid": "not-a-uuid", **definition()}],
+        "meta": {"current_page": 1, "last_page": 1, "per_page": 50, "total": 3}})
+    daemon.start()
+    done = wait_events(daemon, "panel.inventory_reconciled", count=2)[1]["data"]
+    assert (done["listed"], done["refused"], done["removed"], done["unchanged"]) == (2, 2, 0, 1)
+    reasons = sorted(e["data"]["reason"] for e in panel_events(daemon, "panel.server_refused"))
+    assert "has no `settings`" in reasons[0] and "'not-a-uuid' is not a UUID" in reasons[1]
+    log = daemon.read_log()
+    assert "no `settings`" in log and "not-a-uuid" in log
+    # The server listed without settings keeps its recorded definition; nothing else was added or removed.
+    assert server_ids(daemon) == {good["settings"]["uuid"], r}
+    with daemon.client() as c:
+        assert c.get(f"/api/servers/{r}").json()["configuration"] == before
+    panel.stop()
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("page_not_json", "not JSON"),
+    ("last_page_huge", "meta.last_page is 1000000000"),
+])
+def test_a_bad_page_fails_the_whole_inventory_and_changes_nothing(daemon_process, bad, says):
+    docs = [definition() for _ in range(5)]
+    panel = PanelStandIn(docs[:4]).start()
+    daemon = daemon_process(**with_panel(panel, per_page=2))
+    wait_events(daemon, "panel.inventory_reconciled")
+    daemon.stop()
+    # Page 1 drops a server and page 3 adds one; then one page is bad.
+    panel.servers = {d["settings"]["uuid"]: d for d in docs[1:]}
+    if bad == "page_not_json":
+        panel.page_bodies[2] = b"<html>502 Bad Gateway</html>"
+    else:
+        panel.meta_override["last_page"] = 10**9
+    daemon.start()
+    panel.wait_for(lambda q: q.path == SERVERS_PATH, count=3 + 2)  # retried, never halfway
+    failures = panel_events(daemon, "panel.inventory_failed")
+    assert len(failures) == 1 and says in failures[0]["data"]["reason"], failures
+    assert daemon.read_log().count(says) == 1
+    assert panel_events(daemon, "panel.inventory_reconciled")[1:] == []
+    assert server_ids(daemon) == {d["settings"]["uuid"] for d in docs[:4]}
+    assert len(panel.requests_to(RESET_PATH)) == 1  # the first boot's only
     panel.stop()
