@@ -24,9 +24,20 @@ token_id: "{token_id}"
 audit_tokens: []
 # Panel URL; null = standalone (servers are defined below or through POST /api/servers).
 remote: null
+# This node in a fleet (named in every checkpoint); null = audit.node_id, else the Panel's `uuid`
+# of the node (a Panel's config.yml has it), else this machine's host name.
+node_id: null
 api:
   host: 127.0.0.1
   port: {port}
+  # HTTPS and WSS (a Panel served over HTTPS needs them), as Wings: usually certbot's files. The
+  # daemon refuses to start on a missing, unreadable or mismatched pair; SIGHUP loads renewed files.
+  ssl:
+    enabled: false
+    cert: null                    # e.g. /etc/letsencrypt/live/node.example.com/fullchain.pem
+    key: null                     # e.g. /etc/letsencrypt/live/node.example.com/privkey.pem
+# Wings' keys that wingman does not use (system.sftp, api.upload_limit, allowed_mounts, ...) may
+# stay in this file, as a Panel writes it: they are named once in the log and ignored.
 # Browser Origins allowed on websockets besides `remote`.
 allowed_origins: []
 system:
@@ -64,7 +75,7 @@ audit:
   checkpoint_every_seconds: 1.0
   # Optional: POST each checkpoint (JSON) to this URL, with Bearer <token_id>.<token>.
   witness_url: null
-  # Named in every checkpoint; null = this machine's host name.
+  # Named in every checkpoint; the same as the top-level node_id (which wins when both are set).
   node_id: null
 docker:
   # null = DOCKER_HOST or /var/run/docker.sock
