@@ -95,7 +95,9 @@ class DatabaseConfig(BaseModel):
 
 
 class DockerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Wings' other docker keys (network, ...) are kept for server config files (config_keys);
+    # keys that are neither Wings' nor wingman's are refused before this.
+    model_config = ConfigDict(extra="allow")
     host: str | None = None  # e.g. unix:///var/run/docker.sock; default: DOCKER_HOST or the socket
     network_mode: str = "none"
     tmpfs_size: int = Field(100, ge=1, le=1024 * 1024)  # MiB of /tmp in a container (its root is read-only)
