@@ -29,11 +29,11 @@ from tests.synthetic_log import build_log
 NO_RESTART = {"policy": "no"}  # the synthetic servers' commands do not exist: no crash loops
 
 
-def _serve(folder: Path, servers: list[dict]) -> tuple[subprocess.Popen, str]:
+def _serve(folder: Path, servers: list[dict], **extra) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cfg = {"token": TOKEN, "api": {"host": "127.0.0.1", "port": port},
            "system": {"root_directory": str(folder / "var"), "run_directory": str(folder / "run")},
-           "servers": servers}
+           "servers": servers, **extra}
     # In JSON (YAML too), which the daemon reads with a JSON parser: see engine.config.read_document.
     (folder / "wingman.yml").write_text(json.dumps(cfg, indent=1))
     log = open(folder / "daemon.log", "ab")
@@ -72,6 +72,43 @@ def boot(folder: Path, servers: list[dict], timeout: float = 900) -> dict:
     if ready is None:
         raise RuntimeError("the daemon never answered")
     return {"ready_s": ready, "recovered_s": recovered, "rss_mib": rss, **_boot_log(folder / "daemon.log")}
+
+
+def panel_boot(folder: Path, panel, timeout: float = 900) -> dict:
+    """`boot` of a node whose servers the Panel lists: timed to the API's first answer and to the
+    inventory's reconciliation (`panel.inventory_reconciled`), RSS at rest after that."""
+    done_before = _reconciled(folder)
+    t0 = time.perf_counter()
+    proc, url = _serve(folder, [], remote=panel.url, token_id="bench")
+    ready = reconciled = None
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5) as c:
+            while time.perf_counter() - t0 < timeout and reconciled is None:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the daemon exited with {proc.returncode}; see {folder / 'daemon.log'}")
+                try:
+                    c.get("/api/system").raise_for_status()
+                    ready = ready or time.perf_counter() - t0
+                    if _reconciled(folder) > done_before:
+                        reconciled = time.perf_counter() - t0
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            time.sleep(2)  # at rest
+            rss = _rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(120)
+    if ready is None or reconciled is None:
+        raise RuntimeError("the daemon never answered, or never reconciled with the Panel")
+    return {"ready_s": ready, "reconciled_s": reconciled, "rss_mib": rss, **_boot_log(folder / "daemon.log")}
+
+
+def _reconciled(folder: Path) -> int:
+    """How many reconciliations the daemon's log file records (read beside it, not through the API:
+    the count must not cost the daemon a request)."""
+    path = folder / "daemon.log"
+    return path.read_text(errors="replace").count("servers reconciled with the Panel") if path.exists() else 0
 
 
 def _boot_log(path: Path) -> dict:
@@ -145,6 +182,18 @@ def boot_figures(smoke: bool) -> list[Figure]:
         log_first = boot(big, docs)
         (big / "daemon.log").rename(big / "daemon-first.log")
         log_second = boot(big, docs)
+
+        # The same number of servers listed by a Panel (tests/panel_support.py, in this process).
+        from tests.panel_support import PanelStandIn
+        listed = [definition(u) for u in server_ids(servers, seed=5)]
+        for d in listed:
+            d["settings"]["restart_policy"] = NO_RESTART
+        node = root / "panel"
+        node.mkdir()
+        with PanelStandIn(listed) as panel:
+            panel_first = panel_boot(node, panel)
+            panel_second = panel_boot(node, panel)
+            pages = len(panel.requests_to("/api/remote/servers", "GET"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return [
@@ -158,5 +207,13 @@ def boot_figures(smoke: bool) -> list[Figure]:
                baseline_label=f"boot recovery done at {log_second['recovered_s']:.1f} s", target_value=5,
                lower_is_better=True, raw=log_second),
         Figure("  daemon RSS at rest after the second boot", log_second["rss_mib"], None, "MiB",
+               target_value=150 / 1.048576, lower_is_better=True, baseline_label="target 150 MB"),
+        Figure(f"first boot, {servers:,} servers listed by a Panel (start -> reconciled)", panel_first["reconciled_s"],
+               None, "s", baseline_label=f"API ready at {panel_first['ready_s']:.1f} s; {pages} pages in two boots",
+               raw={**panel_first, "pages_both_boots": pages}),
+        Figure("second boot, the same Panel (start -> API ready)", panel_second["ready_s"], None, "s",
+               baseline_label=f"reconciled at {panel_second['reconciled_s']:.1f} s", target_value=5,
+               lower_is_better=True, raw=panel_second),
+        Figure("  daemon RSS at rest after it reconciled", panel_second["rss_mib"], None, "MiB",
                target_value=150 / 1.048576, lower_is_better=True, baseline_label="target 150 MB"),
     ]
