@@ -146,6 +146,9 @@ def test_a_running_local_server_is_killed_deleted_and_its_files_removed_without_
     assert not [p for p in folder.parent.iterdir() if uuid in p.name], "nothing of the server is left aside"
     # What its symlinks pointed to is untouched.
     assert (outside / "keep.txt").read_text() == "not the server's"
+    # The audit finds the delete's history whole: every operation with its outcome, every change legal.
+    report = client.get("/api/audit/verify", params={"server": uuid}).json()
+    assert report["ok"] and report["first_problem"] is None, report
 
 
 def _alive(pid: int) -> bool:
@@ -256,3 +259,17 @@ def test_a_running_container_is_killed_removed_and_its_files_removed(
     assert removed["type"] == "server.files_removed", removed
     assert not folder.exists()
     assert (outside / "keep.txt").read_text() == "not the server's"
+
+
+def test_an_unreachable_docker_engine_fails_the_delete_clearly_and_the_server_stays_suspended(daemon_process):
+    host = "unix:///tmp/no-such-docker.sock"
+    doc = definition(runtime="docker", container={"image": "local/busybox:test"})
+    uuid = doc["settings"]["uuid"]
+    d = daemon_process(servers=[doc], docker={"host": host})
+    with d.client() as c:
+        error = assert_json_error(c.delete(f"/api/servers/{uuid}"), 503)
+        assert host in error, error
+        body = c.get(f"/api/servers/{uuid}").json()  # still here, and no start is accepted any more
+        assert body["state"] == "offline" and body["is_suspended"] is True
+        assert c.post(f"/api/servers/{uuid}/power", json={"action": "start"}).status_code == 400
+        assert "server.deleted" not in [e["type"] for e in events(c, uuid)]
