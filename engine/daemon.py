@@ -30,7 +30,7 @@ from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
 from engine.remote.panel import panel_side
-from engine.remote.activity import activity_outbox
+from engine.remote.activity_outboxes import panel_outboxes
 from engine.servers.definition import ServerConfig
 from engine.servers.from_config import latest_definitions
 from engine.servers.live_snapshots import LiveSnapshots
@@ -113,7 +113,7 @@ class Daemon:
         # recovery, in the background, so a Panel that is down never keeps the API from serving.
         self.panel = panel_side(config, self.registry, self.journal, self.processes, self.starter.folder,
                                 self.server_users, self.power.request, self.power.background, self.recovery.done)
-        self.activity = activity_outbox(config, self.store)  # None for a standalone node
+        self.activity = panel_outboxes(config, self.store)  # None for a standalone node
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
@@ -171,9 +171,9 @@ class Daemon:
         c = self.config
         private_files.secure(c.root_directory, c.data_directory, c.run_directory,
                              [c.checkpoint_key_path, c.checkpoint_file_path])
-        warning = private_files.readable_by_others(c.source)
-        if warning:
-            log.warning(warning)
+        for warning in (private_files.readable_by_others(c.source), private_files.closed_above(c.data_directory)):
+            if warning:
+                log.warning(warning)
         if c.system.user:
             log.warning("system.user is not used: every server runs as an unprivileged user of its own "
                         "(system.server_users)", user=c.system.user)

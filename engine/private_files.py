@@ -58,6 +58,21 @@ def readable_by_others(config_file: Path | None) -> str | None:
     return None
 
 
+def closed_above(data: Path) -> str | None:
+    """A warning when a folder above the data directory is closed to other users: servers can then
+    reach their folder by relative paths only (their working directory), not by its absolute path
+    (`$HOME`, or an interpreter that opens its script by absolute path, as Python does)."""
+    for folder in data.resolve().parents:
+        try:
+            if not os.stat(folder).st_mode & stat.S_IXOTH:
+                return (f"{folder} is closed to other users (no o+x), so game servers, which run as users of "
+                        f"their own, cannot reach their folders under {data} by absolute path; put the data "
+                        f"directory (system.data) where every folder above it is traversable")
+        except FileNotFoundError:
+            return None
+    return None
+
+
 def _entries(folder: Path) -> list[os.DirEntry]:
     try:
         with os.scandir(folder) as entries:

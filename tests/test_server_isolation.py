@@ -209,3 +209,14 @@ def test_a_folder_left_by_an_older_version_is_taken_over_and_nothing_outside_it(
         assert outside.read_text() == "root's" and linked.read_text() == "root's too"
     finally:
         d.stop()
+
+
+def test_a_data_directory_closed_above_is_named_at_start(tmp_path):
+    """pytest's tmp_path sits under /tmp/pytest-of-root, which is 0700: servers could not reach
+    their folders there by absolute path, and the operator is told which folder closes the way."""
+    assert not os.stat(tmp_path.parent.parent).st_mode & stat.S_IXOTH
+    d = DaemonProcess(tmp_path / "node").start()
+    try:
+        assert "is closed to other users (no o+x)" in d.read_log()
+    finally:
+        d.stop()

@@ -111,7 +111,9 @@ servers:
   - settings:
       uuid: {uuid}
       meta: {{name: demo}}
-      invocation: "{python} -u gameserver.py"
+      # The script is read by the shell, from the server's own folder: Python would open it by its
+      # absolute path, and the folders above this one may be closed to the server's user.
+      invocation: '{python} -u -c "$(cat gameserver.py)"'
       environment: {{MOTD: "hello from wingman", BOOT_SECONDS: "1"}}
       build: {{memory_limit: 0, disk_space: 0}}
       runtime: process
@@ -133,7 +135,6 @@ def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
         insecure="false" if os.geteuid() == 0 else "true",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    _place_demo_script(path.parent / "var" / "volumes" / server)
     write_private_file(path, text)
     return token, server
 
@@ -167,8 +168,8 @@ def server_python() -> str:
     return sys.executable
 
 
-def _place_demo_script(folder: Path) -> None:
-    """The demo game server goes into its own folder (it runs from there, as its own user: the
-    daemon's install may be out of that user's reach). Pre-boot gives the folder to that user."""
+def place_demo_script(folder: Path) -> None:
+    """The demo game server goes into its own folder: it runs from there as its own user, to whom
+    the daemon's install may be out of reach. Pre-boot then gives the folder to that user."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(demo.__file__, folder / "gameserver.py")

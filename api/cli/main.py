@@ -31,22 +31,26 @@ def serve(config: Optional[Path] = ConfigOption,
           port: Optional[int] = typer.Option(None, help="Override api.port.")):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
     from api.app import PROTOCOL, create_app
-    from api.cli.defaults import write_default_config
+    from api.cli.defaults import place_demo_script, write_default_config
     from api.logging import setup_logging
 
     # Whatever the daemon creates (its database, logs, snapshots) is its own alone: its servers run
     # as other users (engine.private_files), and their own files get the same mask from it.
     os.umask(0o077)
     path = Path(config or os.environ.get("WINGMAN_CONFIG") or "wingman.yml")
+    demo_written = None
     if not path.exists():
         try:
             token, demo = write_default_config(path, port or 8080)
         except FileExistsError:  # another first run wrote it meanwhile: that one is the config
             pass
         else:
+            demo_written = demo
             out.print(f"Wrote a default config to [bold]{path}[/bold] with a demo server [bold]{demo}[/bold].")
             out.print(f"Node token (shown once; it is in the file): [bold]{token}[/bold]")
     cfg = read_config(path)
+    if demo_written:
+        place_demo_script(cfg.data_directory / demo_written)
     if port is not None:
         cfg.api.port = port
     served = served_certificate(cfg)  # before anything is created: a bad certificate changes nothing
