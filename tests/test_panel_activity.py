@@ -43,6 +43,8 @@ class ActivityPanel(PanelStandIn):
         self._activity_lock = threading.Lock()
 
     def _answer(self, r):
+        if r.method == "POST" and r.path.endswith("/container/status"):  # Pelican's route
+            return 204, None
         if (r.method, r.path) != ("POST", ACTIVITY):
             return super()._answer(r)
         with self._activity_lock:
@@ -118,10 +120,10 @@ def activity_config(panel: PanelStandIn, **system) -> dict:
     return {"remote": panel.url, "system": {"activity_send_interval": INTERVAL, **system}}
 
 
-def start(daemons, folder, server, panel, **system) -> DaemonProcess:
+def start(daemons, folder, server, panel, flavor: str = "pterodactyl", **system) -> DaemonProcess:
     """A daemon whose Panel is `panel`, which knows the server (a start syncs it from the Panel)."""
     panel.servers[server["settings"]["uuid"]] = server
-    extra = activity_config(panel, **system)
+    extra = {**activity_config(panel, **system), "remote_flavor": flavor}
     extra["system"]["root_directory"] = str(folder / "var")
     return daemons([server], folder=folder, **extra)
 
@@ -179,6 +181,7 @@ def test_a_batch_refused_three_times_then_accepted_arrives_exactly_once(daemons,
     assert activity_of(taken).count(("server:console.command", "say 0")) == 1
     assert activity_of(taken)[-1] == ("server:console.command", "after")
     assert len(taken) == 7
+    assert not [r for r in panel.requests if r.path.endswith("/container/status")]  # Pelican's alone
 
 
 def test_entries_not_sent_when_the_daemon_is_sigkilled_arrive_after_the_restart(daemons, panel, tmp_path):
@@ -233,3 +236,22 @@ def test_an_entry_the_panel_refuses_is_set_aside_recorded_and_the_queue_goes_on(
     taken = panel.wait_taken(4)
     assert activity_of(taken)[-1] == ("server:console.command", "later")
     assert len(taken) == 4
+
+
+def test_a_pelican_panel_hears_each_servers_latest_state(daemons, panel, tmp_path):
+    uuid = str(uuidlib.uuid4())
+    d = start(daemons, tmp_path / "d", definition(uuid), panel, flavor="pelican")
+    path = f"/api/remote/servers/{uuid}/container/status"
+
+    def last_status() -> dict:
+        return panel.requests_to(path, "POST")[-1].body["data"]
+
+    asyncio.run(act(d, uuid, [], power=["start"]))
+    panel.wait_for(lambda r: r.path == path and r.body["data"]["new_state"] == "running")
+    assert last_status() == {"previous_state": "starting", "new_state": "running"}
+
+    panel.stop()  # down while the server stops: the Panel hears of it when it is back
+    asyncio.run(act(d, uuid, [], power=["stop"]))
+    panel.start()
+    panel.wait_for(lambda r: r.path == path and r.body["data"]["new_state"] == "offline")
+    assert last_status() == {"previous_state": "stopping", "new_state": "offline"}

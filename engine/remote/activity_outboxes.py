@@ -1,0 +1,26 @@
+"""What the node sends its Panel from the log, started and stopped together: activity always
+(engine.remote.activity), container status for a Pelican Panel
+(engine.remote.activity_container_status). Nothing for a standalone node."""
+from __future__ import annotations
+
+from engine.remote.activity import activity_outbox
+from engine.remote.activity_container_status import container_status_outbox
+from engine.store.event_store import EventStore
+
+
+class PanelOutboxes:
+    def __init__(self, outboxes: list):
+        self.outboxes = outboxes
+
+    async def start(self) -> None:
+        for outbox in self.outboxes:
+            await outbox.start()
+
+    async def stop(self) -> None:
+        for outbox in self.outboxes:
+            await outbox.stop()
+
+
+def panel_outboxes(config, store: EventStore) -> PanelOutboxes | None:
+    found = [o for o in (activity_outbox(config, store), container_status_outbox(config, store)) if o is not None]
+    return PanelOutboxes(found) if found else None
