@@ -8,16 +8,18 @@ its history still reads back afterwards.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.docker_support import inspect_server_container
 from tests.http_support import WINGS_NOT_FOUND, assert_json_error, power, processes_under, wait_for
-from tests.support import SHARED, definition
+from tests.support import SHARED, TOKEN, definition
 
 WAIT = 60
 STEPS = ["server.suspended", "server.environment_destroyed", "server.deleted"]
@@ -273,3 +275,21 @@ def test_an_unreachable_docker_engine_fails_the_delete_clearly_and_the_server_st
         assert body["state"] == "offline" and body["is_suspended"] is True
         assert c.post(f"/api/servers/{uuid}/power", json={"action": "start"}).status_code == 400
         assert "server.deleted" not in [e["type"] for e in events(c, uuid)]
+
+
+def test_two_deletes_at_once_end_as_one(daemon, client):
+    """A Panel retrying its delete while the first is under way: one kill, one deletion, both 204."""
+    uuid = add_and_start(daemon, client, definition())
+    before = len(events(client, uuid))
+
+    async def both():
+        async with httpx.AsyncClient(base_url=daemon.url, headers={"Authorization": f"Bearer {TOKEN}"},
+                                     timeout=30) as c:
+            return await asyncio.gather(c.delete(f"/api/servers/{uuid}"), c.delete(f"/api/servers/{uuid}"))
+
+    answers = asyncio.run(both())
+    assert [r.status_code for r in answers] == [204, 204], [r.text for r in answers]
+    files_outcome(client, uuid)
+    types = [e["type"] for e in events(client, uuid)[before:]]
+    assert types.count("power.requested") == 1 and types.count("server.deleted") == 1, types
+    assert "power.failed" not in types

@@ -51,10 +51,20 @@ class ServerDeletion:
     def __init__(self, power: PowerService, folder_of: Callable[[str], Path]):
         self._power = power
         self._folder_of = folder_of
+        self._under_way: dict[str, asyncio.Task] = {}  # server -> its delete in progress
 
     async def delete(self, uuid: str, meta: Metadata) -> None:
         """Raises UnknownServer for a server that is not (or no longer) here, Rejected when it
-        cannot be stopped; the server is suspended from the first step on."""
+        cannot be stopped; the server is suspended from the first step on. A delete asked for
+        while one is under way (a Panel retrying after its timeout) ends as that one does: a
+        second would find its lock busy and send a kill of its own."""
+        task = self._under_way.get(uuid)
+        if task is None:
+            task = self._under_way[uuid] = self._power.background(self._delete(uuid, meta), name=f"delete-{uuid}")
+            task.add_done_callback(lambda t: self._under_way.pop(uuid, None) if self._under_way.get(uuid) is t else None)
+        await asyncio.shield(task)
+
+    async def _delete(self, uuid: str, meta: Metadata) -> None:
         power = self._power
         if not power.registry.get(uuid).suspended:
             await power.journal.append_now(uuid, [ServerSuspended()], meta)
