@@ -85,5 +85,5 @@ def _chmod(path: Path, mode: int) -> None:
     try:
         if stat.S_IMODE(os.stat(path, follow_symlinks=False).st_mode) != mode and not path.is_symlink():
             os.chmod(path, mode)
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # not there (yet): the file's own writer creates it 0600, or says why it cannot
