@@ -83,7 +83,7 @@ def test_full_definition_still_creates_on_a_standalone_node(daemon_process):
         resp = c.post("/api/servers", json=doc)
         assert resp.status_code == 201
         resp = c.post("/api/servers", json={"uuid": str(uuidlib.uuid4())})
-        assert resp.status_code == 422 and "no Panel" in resp.json()["error"]
+        assert resp.status_code == 409 and "no Panel" in resp.json()["error"]
         resp = c.post(f"/api/servers/{doc['settings']['uuid']}/sync")
         assert resp.status_code == 409 and "no Panel" in resp.json()["error"]
 

@@ -54,7 +54,8 @@ async def get_server(request: Request, uuid: str):
      "background, the server's folder is prepared, the installation reported to the Panel "
      "(`POST {remote}/api/remote/servers/{uuid}/install`, `panel.install_reported`) and the server started when "
      "`start_on_completion` is true and the installation succeeded. The Panel unreachable, or a definition from it "
-     "that cannot be taken (`panel.server_refused`; the Panel is told the installation failed), is a 502.\n\n"
+     "that cannot be taken (`panel.server_refused`; the Panel is told the installation failed), is a 502; a node "
+     "without a Panel answers this body with 409.\n\n"
      "The full definition (the document a Panel serves; a standalone node): `settings.uuid` is the only required "
      "key, answered 201. A definition that could never start (a done-line regex RE2 cannot compile, limits too "
      "large to apply, NUL in the environment) is a 422, and nothing is written.",
@@ -79,7 +80,8 @@ async def create_server(request: Request):
 async def _create_from_panel(request: Request, body: PanelCreateBody):
     panel = request.app.ctx.daemon.panel
     if panel is None:
-        raise ApiError(422, "This node has no Panel (`remote` is not set): send the server's full definition.")
+        # 409, not 422: the body is right, the node is not in a state to take it (as sync without a Panel).
+        raise ApiError(409, "This node has no Panel (`remote` is not set): send the server's full definition.")
     try:
         view = await panel.servers.create(body.uuid, body.start_on_completion, metadata_for(request))
     except PanelError as exc:
