@@ -29,8 +29,8 @@ from engine.power.recovery import BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
-from engine.remote.panel import panel_side
 from engine.remote.activity_outboxes import panel_outboxes
+from engine.remote.panel import panel_side
 from engine.servers.definition import ServerConfig
 from engine.servers.from_config import latest_definitions
 from engine.servers.live_snapshots import LiveSnapshots
