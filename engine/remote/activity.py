@@ -29,9 +29,9 @@ import asyncio
 import structlog
 
 from engine.events import CAUSE_PANEL_REFUSED_ACTIVITY, ActivityRefused, Metadata, NewEvent
-from engine.remote.activity_cursor import OutboxCursor
 from engine.remote.activity_entries import Entry, pending
 from engine.remote.client import PanelClient, PanelError
+from engine.remote.outbox import Outbox
 from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.activity")
@@ -39,7 +39,6 @@ log = structlog.get_logger("wingman.activity")
 ACTIVITY_PATH = "/api/remote/activity"
 CURSOR_NAME = "panel_activity"
 # Refusals that say nothing about the entries sent: retried as they are, never split or set aside.
-STOP_GRACE = 5.0  # seconds a batch in flight at shutdown may take to be answered (and its cursor committed)
 RETRY_LATER = frozenset({401, 403, 404, 405, 407, 408, 409, 423, 425, 429})
 REFUSED = Metadata(actor="daemon", channel="internal", cause=CAUSE_PANEL_REFUSED_ACTIVITY)
 
@@ -49,46 +48,14 @@ def refuses_the_entries(exc: PanelError) -> bool:
     return exc.status is not None and 400 <= exc.status < 500 and exc.status not in RETRY_LATER
 
 
-class ActivityOutbox:
+class ActivityOutbox(Outbox):
+    task_name = "panel-activity-outbox"
+    failure = "sending activity to the Panel failed; trying again at the next interval"
+
     def __init__(self, store: EventStore, client: PanelClient, interval: float, count: int):
-        self._store = store
-        self._client = client
-        self.interval = interval
+        super().__init__(store, client, CURSOR_NAME, interval)
         self.count = count
-        self.cursor = OutboxCursor(store, CURSOR_NAME)
-        self._task: asyncio.Task | None = None
-        self._stopping = asyncio.Event()
         self.failing_since: float | None = None  # when the Panel last stopped taking batches
-
-    async def start(self) -> None:
-        await self.cursor.load()
-        self._task = asyncio.create_task(self._run(), name="panel-activity-outbox")
-
-    async def stop(self) -> None:
-        """Stop sending (what is not sent stays in the log for the next start). A batch in
-        flight gets a moment to be answered: cancelled after the Panel took it but before the
-        cursor moved, it would be sent again at the next start."""
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.wait({self._task}, timeout=STOP_GRACE)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        await self._client.aclose()
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await self.send_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - isolated: the next interval tries again
-                log.exception("sending activity to the Panel failed; trying again at the next interval")
 
     async def send_pending(self) -> int:
         """Send everything after the cursor, batch after batch; the entries the Panel accepted."""

@@ -12,14 +12,12 @@ skipped: a status is not worth holding the others back, and the next change says
 """
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from engine.events import StateChanged
-from engine.remote.activity import STOP_GRACE, refuses_the_entries
-from engine.remote.activity_cursor import OutboxCursor
+from engine.remote.activity import refuses_the_entries
 from engine.remote.client import PanelClient, PanelError
+from engine.remote.outbox import Outbox
 from engine.store.event_store import EventStore
 from engine.store.reading import EventFilter, page
 
@@ -36,39 +34,12 @@ def status_path(uuid: str) -> str:
     return f"/api/remote/servers/{uuid}/container/status"
 
 
-class ContainerStatusOutbox:
+class ContainerStatusOutbox(Outbox):
+    task_name = "pelican-container-status"
+    failure = "telling the Panel of state changes failed; trying again at the next interval"
+
     def __init__(self, store: EventStore, client: PanelClient, interval: float = INTERVAL):
-        self._store = store
-        self._client = client
-        self.interval = interval
-        self.cursor = OutboxCursor(store, CURSOR_NAME)
-        self._task: asyncio.Task | None = None
-        self._stopping = asyncio.Event()
-
-    async def start(self) -> None:
-        await self.cursor.load()
-        self._task = asyncio.create_task(self._run(), name="pelican-container-status")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.wait({self._task}, timeout=STOP_GRACE)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        await self._client.aclose()
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await self.send_pending()
-            except Exception:  # noqa: BLE001 - isolated: the next interval tries again
-                log.exception("telling the Panel of state changes failed; trying again at the next interval")
+        super().__init__(store, client, CURSOR_NAME, interval)
 
     async def send_pending(self) -> None:
         upto = self._store.last_position
