@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -47,6 +47,17 @@ async def draw(driven, kind: str, fmt: str, window: Window = Window()) -> bytes:
 
 def changes(events, window: Window = Window()) -> list[dict]:
     return [e for e in events if e["type"] == "state.changed" and window.holds(e["at"])]
+
+
+def happened(events, change: dict) -> datetime:
+    """When a change happened, as the timeline shows it: a change by the process's exit happened
+    when the daemon saw the exit (the `observed_at` of the `process.exited` just before it), else
+    at its commit."""
+    before = next((e for e in events if e["version"] == change["version"] - 1), None)
+    if change["data"]["trigger"] == "exited" and before and before["type"] == "process.exited" \
+            and before["data"].get("observed_at"):
+        return min(datetime.fromisoformat(before["data"]["observed_at"]), change["at"])
+    return change["at"]
 
 
 def test_the_drive_took_the_expected_transitions(driven):
@@ -134,7 +145,7 @@ async def test_timeline_mermaid_has_each_change_with_time_cause_and_actor(driven
     text = (await draw(driven, "timeline", "mermaid")).decode()
     assert text.split("---\n")[2].startswith("sequenceDiagram\n")
     drawn = ARROW.findall(text)
-    expected = [(e["data"]["from_state"], e["data"]["to_state"], when(e["at"]), e["data"]["trigger"],
+    expected = [(e["data"]["from_state"], e["data"]["to_state"], when(happened(events, e)), e["data"]["trigger"],
                  CAUSES[e["data"]["cause"]], e["metadata"]["actor"], e["metadata"]["channel"]) for e in changes(events)]
     assert drawn == expected
     assert {actor for *_, actor, _ in drawn} == {"test", "daemon"}  # the operator and the daemon's own exits
@@ -153,6 +164,6 @@ async def test_timeline_svg_is_one_box_per_state_interval(driven):
     for i, e in enumerate(changes(events), start=1):  # change i leads into box i
         assert groups[f"interval_{i}"]["texts"][0] == e["data"]["to_state"]
         words = " ".join(arrows[i]["texts"])
-        assert when(e["at"]) in words and f"{e['data']['trigger']}: {CAUSES[e['data']['cause']]}" in words
+        assert when(happened(events, e)) in words and f"{e['data']['trigger']}: {CAUSES[e['data']['cause']]}" in words
         assert f"(by {e['metadata']['actor']})" in words
     assert groups["interval_0"]["texts"][0] == "offline"
