@@ -17,6 +17,9 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 # servers run on the system's Python (a venv under a private home is out of those users' reach).
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 [ -x /usr/bin/python3 ] || need+=(python3)
+# A test builds a shared library a hostile server plants in its folder (its LD_PRELOAD).
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+[ -f /usr/include/stdio.h ] || need+=(libc6-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.http_support import logs, power, processes_under, wait_for
-from tests.support import GAMESERVER, SERVER_PYTHON, DaemonProcess, definition, kill_leftovers, shared_file
+from tests.support import SERVER_PYTHON, DaemonProcess, definition, kill_leftovers, shared_file
 
 HOSTILE = r'''
 import json, os, subprocess, sys
@@ -218,5 +217,49 @@ def test_a_data_directory_closed_above_is_named_at_start(tmp_path):
     d = DaemonProcess(tmp_path / "node").start()
     try:
         assert "is closed to other users (no o+x)" in d.read_log()
+    finally:
+        d.stop()
+
+
+LOADER_PROBE = r'''
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Loaded into every process started with LD_PRELOAD naming it: says who loaded it. */
+__attribute__((constructor)) static void loaded(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/loaded-as-%d", getenv("PROBE_DIR") ? getenv("PROBE_DIR") : "/nonexistent",
+             (int)geteuid());
+    close(open(path, O_WRONLY | O_CREAT, 0644));
+}
+'''
+
+
+def test_the_servers_loader_variables_never_reach_a_process_that_holds_root(open_node):
+    """Eggs set LD_LIBRARY_PATH=./linux64; a server can write its own folder. Were the launch's
+    root processes (wrapper, prlimit, setpriv) started with the server's variables, a library the
+    server planted there would run as root at its next start. Here the server's LD_PRELOAD names
+    such a library: the server loads it (as its own user), and nothing running as root does."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler is needed (.ci/system.sh installs gcc)"
+    probes = open_node / "probes"
+    probes.mkdir()
+    probes.chmod(0o777)
+    server = definition(invocation="echo Server started; sleep 1000", stop={"type": "signal", "value": "SIGTERM"},
+                        env={"LD_PRELOAD": "./planted.so", "PROBE_DIR": str(probes)}, build={"memory_limit": 512})
+    uuid = server["settings"]["uuid"]
+    folder = open_node / "node" / "var" / "volumes" / uuid
+    folder.mkdir(parents=True)
+    source = open_node / "planted.c"
+    source.write_text(LOADER_PROBE)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / "planted.so"), str(source)], check=True)
+    d = DaemonProcess(open_node / "node", servers=[server]).start()
+    try:
+        assert d.wait_operation(power(d, uuid, "start")["id"])["status"] == "succeeded"
+        uid = folder.stat().st_uid
+        wait_for(lambda: (probes / f"loaded-as-{uid}").exists(), what="the server loading its own library")
+        assert not (probes / "loaded-as-0").exists(), "a process holding root loaded the server's library"
     finally:
         d.stop()

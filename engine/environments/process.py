@@ -15,9 +15,10 @@ and writing), `identity.json` (written by the wrapper before the invocation runs
 The process runs code its users uploaded, so it gets nothing of the daemon: `subprocess.Popen`
 with `close_fds=True` closes every descriptor but the three standard streams in the child,
 whatever their inheritable flag (Sanic marks its listening socket inheritable, and uvloop's own
-subprocess launch passed the daemon's sockets on). Its environment is its own variables plus PATH
-and HOME. Each start records the process's identity (pid, start time, boot): a later daemon
-adopts that process only, never one that reused its pid.
+subprocess launch passed the daemon's sockets on). It runs as a user of its own, never root
+(engine.environments.server_users), and its environment is its own variables plus PATH and HOME,
+which only its own shell sees (see WRAPPER). Each start records the process's identity (pid,
+start time, boot): a later daemon adopts that process only, never one that reused its pid.
 
 Limits: `build.memory_limit` becomes RLIMIT_AS (address space, which over-counts what a process
 really uses) and `build.pids_limit` RLIMIT_NPROC (counted per user, not per server), applied by
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -42,17 +44,24 @@ from engine.environments.local_process import LocalProcess, decode_status
 from engine.environments.server_users import privilege_drop
 from engine.servers.definition import ServerConfig
 
-# $1: the invocation, $2: the exit file, $3: the identity file, and after them the command that
-# drops root's powers (engine.environments.server_users), if any. The wrapper first writes who it
-# is (pid, start time, boot): whatever happens to the daemon from the moment it forks, the next
-# one finds the process it launched. The wrapper itself stays the daemon's user: the files it
-# writes (identity, exit status) are what a later daemon trusts, so the server must not be able
-# to forge them, and only the invocation runs as the server's user. Its variables are read-only,
-# so the invocation cannot point them elsewhere. `trap :` (not `trap ''`) so the server's own
-# commands keep the default disposition of these signals; the EXIT trap writes the exit status
-# when the invocation ends.
-WRAPPER = """readonly __wingman_run="$1" __wingman_exit="$2" __wingman_identity="$3"
-shift 3
+# The wrapper stays the daemon's user: the files it writes (identity, exit status) are what a later
+# daemon trusts, so the server must not be able to forge them. It runs with LAUNCH_ENVIRONMENT, not
+# the server's variables: a root process started with the server's LD_LIBRARY_PATH=./linux64 (as
+# eggs set it) would load a libc the server planted in its folder. The server's variables reach
+# only the shell that runs the invocation, after the privilege drop, on its descriptor 3 (from a
+# file in the run directory, which only the daemon's user can open; never argv: any user may read
+# another's /proc/<pid>/cmdline). dash takes only descriptors 0 to 9 in redirections, hence 3; it
+# is opened in a subshell that becomes the server's, so the wrapper never holds it.
+#
+# $1: the invocation, $2: the exit file, $3: the identity file, $4: the file of the server's
+# variables, $5: INNER, and after them the command that drops root's powers
+# (engine.environments.server_users), if any. It first writes who it is (pid, start time, boot):
+# whatever happens to the daemon from the moment it forks, the next one finds the process it
+# launched. `trap :` (not `trap ''`) so the server's own commands keep the default disposition of
+# these signals; the EXIT trap writes the exit status when the invocation ends.
+WRAPPER = """readonly __wingman_run="$1" __wingman_exit="$2" __wingman_identity="$3" __wingman_env="$4"
+readonly __wingman_inner="$5"
+shift 5
 read -r __wingman_stat < /proc/$$/stat
 read -r __wingman_boot < /proc/sys/kernel/random/boot_id
 __wingman_field22() { __wingman_ticks="${20}"; }
@@ -60,8 +69,14 @@ __wingman_field22 ${__wingman_stat##*) }
 printf '{"pid": %s, "start_ticks": %s, "boot_id": "%s"}\\n' "$$" "$__wingman_ticks" "$__wingman_boot" > "$__wingman_identity"
 trap : TERM INT QUIT HUP
 trap 'printf "%s\\n" "$?" > "$__wingman_exit"' EXIT
-if [ "$#" -gt 0 ]; then "$@" /bin/sh -c "$__wingman_run"; else eval "$__wingman_run"; fi
+(exec 3< "$__wingman_env"; exec "$@" /bin/sh -c "$__wingman_inner" wingman-server "$__wingman_run")
 """
+# The server's own shell ($1: the invocation; its variables on descriptor 3): takes its variables,
+# closes the descriptor, and runs the invocation as its own shell would.
+INNER = ('__wingman_env=$(/bin/cat <&3) || exit 126; exec 3<&-; eval "$__wingman_env"; unset __wingman_env; '
+         '__wingman_run=$1; set --; eval "$__wingman_run"')
+# What the processes that still hold root's powers (the wrapper, prlimit, setpriv) run with.
+LAUNCH_ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 class ProcessRuntime(Runtime):
@@ -100,14 +115,17 @@ class ProcessRuntime(Runtime):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(spec.folder), **spec.environment}
         env.setdefault("PYTHONUNBUFFERED", "1")
         drop = privilege_drop(spec.user) if spec.user is not None else []
+        _write_variables(run_dir / "environment", env)
         argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", WRAPPER, "wingman-server",
-                spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json"), *drop]
+                spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json"),
+                str(run_dir / "environment"), INNER, *drop]
         console_fd = os.open(run_dir / "console.log", os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
         stdin_fd = os.open(run_dir / "stdin", os.O_RDWR)  # the server's end: never an end of input
         writer = os.open(run_dir / "stdin", os.O_RDWR | os.O_NONBLOCK)  # ours (see console_input)
         try:
             proc = subprocess.Popen(
-                argv, cwd=spec.folder, env=env, stdin=stdin_fd, stdout=console_fd, stderr=console_fd,
+                argv, cwd=spec.folder, env=LAUNCH_ENVIRONMENT, stdin=stdin_fd, stdout=console_fd,
+                stderr=console_fd,
                 close_fds=True,  # nothing of the daemon but the three streams: see the module doc
                 start_new_session=True,  # own session and process group: signals reach the whole server
             )
@@ -231,6 +249,13 @@ def _read_identity(run_dir: Path) -> dict:
     except (FileNotFoundError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def _write_variables(path: Path, env: dict[str, str]) -> None:
+    """`env` as the shell's `export` lines, in a file only the daemon's user can open."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items()))
 
 
 def _exited_identity(pid: int) -> ProcessIdentity:
