@@ -193,6 +193,7 @@ def test_a_folder_left_by_an_older_version_is_taken_over_and_nothing_outside_it(
     (folder / "world" / "level.dat").write_text("level from before\n")
     (folder / "world" / "level.dat").chmod(0o600)
     (folder / "escape").symlink_to(outside)
+    (folder / ".wingman-write-test").symlink_to(outside)  # the name pre-boot's write check uses
     os.link(linked, folder / "world" / "hardlink")
     d = DaemonProcess(open_node / "node", servers=[server]).start()
     try:

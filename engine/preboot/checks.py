@@ -77,12 +77,29 @@ def check_permissions(folder: Path, user: ServerUser | None) -> None:
             os.chmod(folder, FOLDER_MODE)
     except OSError as exc:
         raise PrebootFailure("permissions", f"cannot give {folder} to the server's user: {exc.strerror or exc}") from None
-    probe = folder / ".wingman-write-test"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe_writable(folder)
     except OSError as exc:
         raise PrebootFailure("permissions", f"the server folder is not writable: {exc.strerror}") from None
+
+
+WRITE_PROBE = ".wingman-write-test"
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in the folder. The folder is the server's, so the name may already
+    be a link it planted (to /etc/shadow, say): the probe is removed first (unlinking a link leaves
+    its target alone) and created new without following anything."""
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            os.unlink(WRITE_PROBE, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        os.close(os.open(WRITE_PROBE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd))
+        os.unlink(WRITE_PROBE, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 async def run_preboot(
