@@ -29,6 +29,7 @@ are reported as warnings by pre-boot.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shlex
@@ -115,6 +116,7 @@ class ProcessRuntime(Runtime):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(spec.folder), **spec.environment}
         env.setdefault("PYTHONUNBUFFERED", "1")
         drop = privilege_drop(spec.user) if spec.user is not None else []
+        _fits_exec(env, spec.config.invocation)
         _write_variables(run_dir / "environment", env)
         argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", WRAPPER, "wingman-server",
                 spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json"),
@@ -249,6 +251,19 @@ def _read_identity(run_dir: Path) -> dict:
     except (FileNotFoundError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def _fits_exec(env: dict[str, str], invocation: str) -> None:
+    """The server's variables and command must fit the kernel's limit for one exec (ARG_MAX), as
+    its own shell will pass them on. Said here, before anything runs: past the limit that shell's
+    exec would fail inside the server, as a bare exit code 126."""
+    # Each string and its terminating NUL, and a pointer to it (the kernel counts both).
+    size = sum(len(f"{name}={value}".encode()) + 1 + 8 for name, value in env.items())
+    size += len(invocation.encode()) + 1 + 8
+    limit = os.sysconf("SC_ARG_MAX")
+    if size > limit:
+        raise EnvironmentError_(f"could not start the server process: {os.strerror(errno.E2BIG)} (its variables "
+                                f"and command take {size} bytes; the kernel's limit for one exec is {limit})")
 
 
 def _write_variables(path: Path, env: dict[str, str]) -> None:
