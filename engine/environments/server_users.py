@@ -5,7 +5,7 @@ that nothing else on the machine has, as systemd's `DynamicUser` does: taken fro
 `system.server_users` (by default 200000 to 299999, far above the system's own users and the
 users of people), with no name in /etc/passwd and no supplementary group. Its folder is owned by
 that uid and is 0700, so another server cannot read it; the daemon's own files are 0600 in
-folders that the server's uid may at most traverse (engine.environments.daemon_files).
+folders that the server's uid may at most traverse (engine.private_files).
 
 The folder's owner is the record of which uid a server has: a restart of the daemon, a
 reinstall of wingman or a move to another database keeps it, and a folder created by an older
