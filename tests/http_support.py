@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import DaemonProcess, daemon_factory
+from tests.support import DaemonProcess, daemon_factory, definition
 
 WINGS_NOT_FOUND = "The requested resource does not exist on this instance."
 WINGS_BAD_ACTION = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'
@@ -135,3 +135,12 @@ def processes_under(folder: Path) -> list[int]:
         if cwd.startswith(str(folder)) and state != "Z":
             pids.append(int(proc.name))
     return pids
+
+
+def add_server(d: DaemonProcess, **kw) -> str:
+    """Add a server (support.definition's keywords) through the API; returns its uuid."""
+    doc = definition(**kw)
+    with d.client() as c:
+        resp = c.post("/api/servers", json=doc)
+    assert resp.status_code == 201, resp.text
+    return doc["settings"]["uuid"]

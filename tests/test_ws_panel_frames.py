@@ -18,8 +18,7 @@ import uuid as uuidlib
 
 import pytest
 
-from tests.http_support import power, stored_events, wait_for
-from tests.support import definition
+from tests.http_support import add_server, power, stored_events, wait_for
 from tests.ws_support import FRAME_TIMEOUT, socket, token
 
 GENEROUS = {name: {"burst": 1000, "every": 0.001} for name in
@@ -53,14 +52,6 @@ def daemon(module_daemon):
     return module_daemon(websocket={"rate_limits": GENEROUS}, utilization={"interval_seconds": 60})
 
 
-def add(d, **kw) -> str:
-    doc = definition(**kw)
-    with d.client() as c:
-        resp = c.post("/api/servers", json=doc)
-    assert resp.status_code == 201, resp.text
-    return doc["settings"]["uuid"]
-
-
 async def frames_until(s, done, timeout: float = FRAME_TIMEOUT) -> list[dict]:
     """Frames up to and including the first for which `done(frame)` holds."""
     seen = []
@@ -75,7 +66,7 @@ def errors(frames: list[dict]) -> list[dict]:
 
 
 async def test_a_console_page_gets_history_stats_output_and_power_from_the_panels_exact_frames(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     await asyncio.to_thread(power, daemon, uuid, "start")
     await asyncio.to_thread(daemon.wait_state, uuid, "running")
     word = uuidlib.uuid4().hex
@@ -116,7 +107,7 @@ async def test_a_console_page_gets_history_stats_output_and_power_from_the_panel
 
 @pytest.mark.parametrize("args_text", ["absent", "null", "[]", "[null]", "[null,null]"])
 async def test_a_request_without_a_payload_is_answered_whatever_shape_its_args_take(daemon, args_text):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     raw = '{"event":"send stats"}' if args_text == "absent" else '{"event":"send stats","args":%s}' % args_text
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
@@ -127,7 +118,7 @@ async def test_a_request_without_a_payload_is_answered_whatever_shape_its_args_t
 
 
 async def test_a_null_among_the_args_is_an_empty_string_as_wings_reads_it(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     word = uuidlib.uuid4().hex
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
@@ -150,7 +141,7 @@ async def test_a_null_among_the_args_is_an_empty_string_as_wings_reads_it(daemon
     ('{"event":"send command","args":[["say hi"]]}', "a list"),
 ])
 async def test_what_wings_cannot_decode_is_refused_with_the_reason_and_nothing_runs(daemon, raw, what):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
         await s.send("set state", "start")
@@ -167,7 +158,7 @@ async def test_what_wings_cannot_decode_is_refused_with_the_reason_and_nothing_r
 
 
 async def test_start_of_a_running_server_is_refused_in_words_and_changes_nothing(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
         await s.ws.send('{"event":"set state","args":["start"]}')
@@ -192,7 +183,7 @@ async def test_start_of_a_running_server_is_refused_in_words_and_changes_nothing
 
 
 async def test_figures_come_as_soon_as_the_process_runs_not_at_the_next_round(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
         await s.send("set state", "start")
@@ -212,7 +203,7 @@ async def test_figures_come_as_soon_as_the_process_runs_not_at_the_next_round(da
 
 
 async def test_pre_boot_notes_are_console_output_prefixed_as_wings_writes_them(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
         await s.send("set state", "start")

@@ -11,8 +11,7 @@ import uuid as uuidlib
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.http_support import power, stored_events, wait_for
-from tests.support import definition
+from tests.http_support import add_server, power, stored_events, wait_for
 from tests.ws_support import authed, socket, token
 
 GENEROUS = {name: {"burst": 1000, "every": 0.001} for name in
@@ -24,14 +23,6 @@ USER = "5d2c9a1e-0b3f-4c7d-8e9f-a1b2c3d4e5f6"
 def daemon(module_daemon):
     return module_daemon(websocket={"rate_limits": GENEROUS, "max_sockets_per_server": 3},
                          utilization={"interval_seconds": 0.5})
-
-
-def add(d, **kw) -> str:
-    doc = definition(**kw)
-    with d.client() as c:
-        resp = c.post("/api/servers", json=doc)
-    assert resp.status_code == 201, resp.text
-    return doc["settings"]["uuid"]
 
 
 def changes_after(d, uuid: str, version: int) -> list[str]:
@@ -55,7 +46,7 @@ async def settle(d, uuid: str) -> None:
 
 
 async def test_start_stop_restart_kill_as_exact_status_sequences(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with authed(daemon, uuid, user=USER) as s:
         start = version(daemon, uuid)
         power(daemon, uuid, "start")  # over HTTP
@@ -97,7 +88,7 @@ async def test_the_next_action_sent_the_moment_the_state_arrives_is_taken(daemon
     socket no longer counts its lock as busy, so an action sent back at once waits for the
     hand-over at its outcome instead of being refused with "another power action is being
     processed" (which the socket answers while an operation's work is still going on)."""
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     expected = {"start": ["starting", "running"], "stop": ["stopping", "offline"], "kill": ["offline"],
                 "restart": ["stopping", "offline", "starting", "running"]}
     plan = ["start", "stop", "start", "kill", "start", "restart", "stop", "start", "restart", "kill"]
@@ -125,7 +116,7 @@ async def test_the_next_action_sent_the_moment_the_state_arrives_is_taken(daemon
 
 
 async def test_rapid_actions_from_http_and_the_socket_mixed_are_each_seen_once_in_order(daemon):
-    uuid = add(daemon, env={"BOOT_SECONDS": "0.05"})
+    uuid = add_server(daemon, env={"BOOT_SECONDS": "0.05"})
     async with authed(daemon, uuid) as watcher, authed(daemon, uuid) as actor:
         start = version(daemon, uuid)
         plan = ["start", "kill", "start", "restart", "kill", "start", "stop", "start", "kill", "start", "restart", "kill"]
@@ -145,7 +136,7 @@ async def test_rapid_actions_from_http_and_the_socket_mixed_are_each_seen_once_i
 
 
 async def test_lock_contention_over_the_socket_is_refused_at_once_and_a_kill_still_goes(daemon):
-    uuid = add(daemon, env={"BOOT_SECONDS": "120"})  # a start that holds the lock for long
+    uuid = add_server(daemon, env={"BOOT_SECONDS": "120"})  # a start that holds the lock for long
     async with authed(daemon, uuid) as s:
         op = power(daemon, uuid, "start")
         assert await s.statuses(1) == ["starting"]
@@ -162,7 +153,7 @@ async def test_lock_contention_over_the_socket_is_refused_at_once_and_a_kill_sti
 
 
 async def test_send_command_reaches_the_process_and_its_output_comes_back(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with authed(daemon, uuid) as s:
         await s.send("set state", "start")
         seen = await s.until("status", "running")
@@ -189,7 +180,7 @@ async def test_send_command_reaches_the_process_and_its_output_comes_back(daemon
 async def test_an_unexpected_error_has_an_id_and_its_text_only_for_admins(daemon, admin):
     # The server closes its standard input and never reads again: once its console input is full
     # (the FIFO and the daemon's bounded backlog), the write fails, an unexpected error.
-    uuid = add(daemon, invocation="exec 0<&-; echo 'Server started'; exec sleep 600")
+    uuid = add_server(daemon, invocation="exec 0<&-; echo 'Server started'; exec sleep 600")
     perms = ["*", "admin.websocket.errors"] if admin else ["*"]
     async with authed(daemon, uuid, permissions=perms) as s:
         await s.send("set state", "start")
@@ -214,7 +205,7 @@ async def test_an_unexpected_error_has_an_id_and_its_text_only_for_admins(daemon
 
 
 async def test_deleting_the_server_closes_its_sockets(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with authed(daemon, uuid) as s:
         with daemon.client() as c:
             assert c.delete(f"/api/servers/{uuid}").status_code == 204
@@ -223,7 +214,7 @@ async def test_deleting_the_server_closes_its_sockets(daemon):
 
 
 async def test_sockets_per_server_are_limited_before_the_upgrade(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with socket(daemon, uuid), socket(daemon, uuid), socket(daemon, uuid) as third:
         await third.auth(token(uuid))
         with pytest.raises(InvalidStatus) as refused:
@@ -238,7 +229,7 @@ async def test_sockets_per_server_are_limited_before_the_upgrade(daemon):
 
 
 async def test_a_frame_over_the_size_limit_closes_the_socket(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with authed(daemon, uuid) as s:
         await s.send("send command", "x" * 20_000)
         closed = await s.closed()
@@ -246,7 +237,7 @@ async def test_a_frame_over_the_size_limit_closes_the_socket(daemon):
 
 
 async def test_malformed_frames_are_answered_and_the_socket_stays(daemon):
-    uuid = add(daemon)
+    uuid = add_server(daemon)
     async with authed(daemon, uuid) as s:
         for raw in ("not json", "[1,2]", '{"event": 5}', '{"event": "send stats", "args": [1]}'):
             await s.ws.send(raw)
@@ -261,7 +252,7 @@ async def test_malformed_frames_are_answered_and_the_socket_stays(daemon):
 
 async def test_inbound_messages_over_the_rate_are_throttled_and_the_socket_stays(daemon_process):
     d = daemon_process()  # the default limits
-    uuid = add(d)
+    uuid = add_server(d)
     async with authed(d, uuid) as s:
         for _ in range(8):
             await s.send("send stats")
