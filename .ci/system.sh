@@ -20,6 +20,7 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 # A test builds a shared library a hostile server plants in its folder (its LD_PRELOAD).
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -f /usr/include/stdio.h ] || need+=(libc6-dev)
+command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)  # a delete test makes a file immutable
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"

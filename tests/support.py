@@ -200,6 +200,16 @@ def daemon_factory(make_folder):
         kill_leftovers(d.folder)
 
 
+def unavailable(reason: str) -> None:
+    """What a test needs is missing: a skip that says why on a developer's machine, a failure in
+    CI (`CI=true`), where .ci/ installs everything the tests need."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def kill_leftovers(folder: Path) -> None:
     """Kill any process whose working directory is under `folder` (servers a test left running)."""
     for proc in Path("/proc").iterdir():

@@ -19,7 +19,7 @@ import pytest
 
 from tests.docker_support import inspect_server_container
 from tests.http_support import WINGS_NOT_FOUND, assert_json_error, power, processes_under, wait_for
-from tests.support import SHARED, TOKEN, definition
+from tests.support import SHARED, TOKEN, definition, unavailable
 
 WAIT = 60
 STEPS = ["server.suspended", "server.environment_destroyed", "server.deleted"]
@@ -210,13 +210,13 @@ def test_the_same_server_created_again_at_once_gets_a_new_folder(daemon, client)
 
 def test_a_folder_that_cannot_be_removed_is_recorded_and_the_delete_still_succeeds(daemon, client):
     if shutil.which("chattr") is None:
-        pytest.skip("chattr (e2fsprogs) is not installed")
+        unavailable("chattr (e2fsprogs) is not installed")
     uuid = add_and_start(daemon, client, definition())
     folder = folder_of(daemon, uuid)
     stuck = folder / "stuck.txt"
     stuck.write_text("immutable")
     if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
-        pytest.skip("this filesystem or this user cannot make a file immutable")
+        unavailable("this filesystem or this user cannot make a file immutable")
     left_at = None
     try:
         assert_steps(delete(client, uuid))

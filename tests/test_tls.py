@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 
-from tests.support import REPO, SHARED, TOKEN, DaemonProcess, definition, kill_leftovers
+from tests.support import REPO, SHARED, TOKEN, DaemonProcess, definition, kill_leftovers, unavailable
 from tests.ws_support import FRAME_TIMEOUT, Socket, token
 
 WINGMAN = [sys.executable, "-m", "api.cli"]
@@ -244,7 +244,7 @@ def test_a_key_this_user_cannot_read_is_refused_by_name(tmp_path, pki):
     from api.tls import TLSError, read_pair
 
     if os.geteuid() != 0:
-        pytest.skip("needs root to become another user")
+        unavailable("needs root to become another user")
     authority, leaf, _, _ = pki
     # Under a folder every user can traverse (tmp_path's parents are 0700): the certificate is
     # readable by all, as certbot's are; the key by its owner only, as certbot's is.
