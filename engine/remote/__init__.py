@@ -11,6 +11,6 @@
 
 May import: `engine.store`, `engine.servers`, `engine.events`, `engine.config`,
 `engine.environments` (the server users and the protocol), `engine.preboot.checks`,
-`engine.power.journal` and `engine.power.processes`. Only `engine.daemon` imports this package
-(and `engine.preboot.sources`, for the client).
+`engine.power.journal` and `engine.power.processes`. In the engine, only `engine.daemon` imports
+this package (and `engine.preboot.sources`, for the client); the API, its errors.
 """
