@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from engine.config_docker import DockerConfig
 from engine.config_docs import ServerDocs
 from engine.config_keys import UnknownKeys, sort_keys
 from engine.store.checkpoint_format import NODE_ID
@@ -64,6 +65,17 @@ class ServerUserRange(BaseModel):
     count: int = Field(100_000, ge=1, le=2**20)
 
 
+def _host_timezone() -> str:
+    """The host's zone name as Wings finds it ($TZ, then /etc/timezone), else UTC."""
+    zone = os.environ.get("TZ", "").lstrip(":")
+    if not zone:
+        try:
+            zone = Path("/etc/timezone").read_text().strip()
+        except OSError:
+            zone = ""
+    return zone or "UTC"
+
+
 class SystemConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")  # Wings' keys wingman does not use are taken out before (config_keys)
     root_directory: Path = Path("./var")
@@ -87,21 +99,15 @@ class SystemConfig(BaseModel):
     # this many seconds, as Wings sends it.
     activity_send_interval: float = Field(60, gt=0, le=86400)
     activity_send_count: int = Field(100, ge=1, le=10_000)
+    # Wings' `system.timezone`: every server's TZ (a yolk's entrypoint and the JVM read it).
+    timezone: str = Field(default_factory=lambda: _host_timezone(), min_length=1, max_length=64)
+    # Wings' `system.tmp_directory`: where an egg's install script waits to be mounted into its container.
+    tmp_directory: Path = Path("/tmp/wingman")
 
 
 class DatabaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str | None = None
-
-
-class DockerConfig(BaseModel):
-    # Wings' other docker keys (network, ...) are kept for server config files (config_keys);
-    # keys that are neither Wings' nor wingman's are refused before this.
-    model_config = ConfigDict(extra="allow")
-    host: str | None = None  # e.g. unix:///var/run/docker.sock; default: DOCKER_HOST or the socket
-    network_mode: str = "none"
-    tmpfs_size: int = Field(100, ge=1, le=1024 * 1024)  # MiB of /tmp in a container (its root is read-only)
-    container_pid_limit: int = Field(512, ge=1, le=4_194_304)  # processes in a container, when its build sets none
 
 
 class AuditConfig(BaseModel):
@@ -218,6 +224,9 @@ class DaemonConfig(BaseModel):
     # Which Panel `remote` is: pelican also hears each state change (POST .../container/status).
     remote_flavor: Literal["pterodactyl", "pelican"] = "pterodactyl"
     remote_query: RemoteQueryConfig = Field(default_factory=RemoteQueryConfig)
+    # wingman: the runtime of a server whose definition names none when it comes from the Panel
+    # (a Panel's eggs are Docker images, as under Wings); `process` runs them as local processes.
+    remote_runtime: Literal["docker", "process"] = "docker"
     api: ApiConfig = Field(default_factory=ApiConfig)
     allowed_origins: list[str] = Field(default_factory=list)
     system: SystemConfig = Field(default_factory=SystemConfig)

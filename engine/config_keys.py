@@ -34,11 +34,6 @@ WINGS_KEYS: dict[tuple[str, ...], frozenset[str]] = {
                             "installer_limits", "overhead", "use_performant_inspect", "userns_mode", "log_config"}),
 }
 
-# Sections whose Wings keys wingman keeps although it does not model them: server config files
-# may name them (`{{config.docker.network.interface}}`, engine.preboot.configfiles), as with Wings.
-KEPT_WINGS_SECTIONS: frozenset[tuple[str, ...]] = frozenset({("docker",)})
-
-
 class UnknownKeys(Exception):
     """Keys neither Wings' nor wingman's; the message names each with a suggestion."""
 
@@ -65,8 +60,6 @@ def _sort(raw: dict[str, Any], model: type[BaseModel], path: tuple[str, ...],
             inner = _model_of(fields[key].annotation)
             if inner is not None and isinstance(value, dict):
                 value = _sort(value, inner, (*path, key), ignored, unknown)
-            kept[key] = value
-        elif key in wings and path in KEPT_WINGS_SECTIONS:
             kept[key] = value
         elif key in wings:
             ignored.append(dotted)

@@ -14,7 +14,6 @@ from engine.config import DaemonConfig
 from engine.config_docs import ServerDocs
 from engine.environments.base import Runtime
 from engine.environments.docker.on_demand import OnDemandDockerRuntime
-from engine.environments.docker.policy import ContainerPolicy
 from engine.environments.process import ProcessRuntime
 from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata
@@ -51,9 +50,7 @@ def build_runtimes(config: DaemonConfig) -> dict[str, Runtime]:
     loads the SDK and connects when a server first needs it (engine.environments.docker.on_demand)."""
     return {
         "process": ProcessRuntime(config.run_directory),
-        "docker": OnDemandDockerRuntime(base_url=config.docker.host, policy=ContainerPolicy(
-            network_mode=config.docker.network_mode, tmpfs_mib=config.docker.tmpfs_size,
-            pids_limit=config.docker.container_pid_limit)),
+        "docker": OnDemandDockerRuntime(base_url=config.docker.host, docker_config=config.docker),
     }
 
 
@@ -87,8 +84,10 @@ class Daemon:
                                         insecure_as_daemon_user=config.system.insecure_run_servers_as_daemon_user)
         self.starter = Starter(
             self.registry, self.runtimes, source, config.data_directory, self.server_users,
-            # What {{config.*}} placeholders may show server owners: nothing secret.
-            daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host"})},
+            # What {{config.*}} placeholders may show server owners ({{config.docker.network.interface}},
+            # as with Wings): nothing secret, so never the registries' credentials.
+            daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host", "registries"}),
+                           "system": {"timezone": config.system.timezone}},
             record=self._record, note=self.processes.note,
         )
         actions = PowerActions(self.journal, self.registry, self.processes, self.starter)

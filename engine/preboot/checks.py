@@ -18,6 +18,7 @@ from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime, Ser
 from engine.environments.server_users import FOLDER_MODE, ServerUsers, take_over
 from engine.preboot.configfiles import apply_config_files
 from engine.servers.definition import ServerConfig
+from engine.servers.environment import server_environment
 
 log = structlog.get_logger("wingman.preboot")
 
@@ -116,9 +117,7 @@ async def run_preboot(
     if config.suspended:
         raise PrebootFailure("suspension", "the server is suspended")
 
-    env = {
-        "SERVER_MEMORY": str(config.memory_limit), "P_SERVER_UUID": config.uuid, **config.environment,
-    }
+    env = server_environment(config, daemon_config.get("system", {}).get("timezone") or "UTC")
     try:
         user = users.for_server(config.uuid)
     except EnvironmentError_ as exc:

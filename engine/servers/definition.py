@@ -6,6 +6,7 @@ The same document comes from the config file, from `POST /api/servers`, and from
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import signal
 import uuid as uuidlib
@@ -23,6 +24,7 @@ DEFAULT_STOP_TIMEOUT = 600.0
 MAX_MIB = 2**40
 MAX_CPU_PERCENT = 100_000  # a thousand cores
 MAX_PIDS = 4_194_304
+CPUSET = r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$"  # Docker's --cpuset-cpus
 MAX_ENV_STRING = 131_072  # the kernel's limit on one NAME=value string passed to exec (MAX_ARG_STRLEN)
 
 
@@ -38,7 +40,41 @@ class Build(_Open):
     disk_space: int = Field(0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
     cpu_limit: int = Field(0, ge=0, le=MAX_CPU_PERCENT, description="percent of one core; 0 = unlimited")
     pids_limit: int = Field(0, ge=0, le=MAX_PIDS, description="0 = unlimited")
-    io_weight: int = Field(500, ge=10, le=1000)
+    io_weight: int = Field(500, ge=10, le=1000, description="docker only: the block I/O weight")
+    threads: str | None = Field(None, description="docker only: the CPUs it may run on, as `0-1,3`",
+                                json_schema_extra={"pattern": CPUSET})
+    oom_disabled: bool = Field(False, description="docker only: the kernel's OOM killer spares it")
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v: str | None) -> str | None:
+        if v is not None and v != "" and not re.fullmatch(CPUSET, v):
+            raise ValueError(f"build.threads {v[:40]!r} is not a CPU list like `0-1,3`")
+        return v or None
+
+
+class DefaultAllocation(_Open):
+    ip: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+
+
+class Allocations(_Open):
+    """Wings' `allocations`: the addresses players dial. Under Docker, every port of `mappings` is
+    published on its IP, TCP and UDP; `default` is SERVER_IP and SERVER_PORT."""
+
+    force_outgoing_ip: bool = False
+    default: DefaultAllocation = Field(default_factory=DefaultAllocation)
+    mappings: dict[str, list[Annotated[int, Field(ge=1, le=65535)]]] = Field(default_factory=dict)
+
+    @field_validator("mappings")
+    @classmethod
+    def _addresses(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        for ip in v:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise ValueError(f"allocations.mappings: {ip[:60]!r} is not an IP address") from None
+        return v
 
 
 class Container(_Open):
@@ -93,6 +129,7 @@ class Settings(_Open):
         "additionalProperties": {"anyOf": [{"type": "string", "pattern": NO_NUL},
                                            {"type": ["number", "boolean", "null"]}]}})
     build: Build = Field(default_factory=Build)
+    allocations: Allocations | None = None  # none: a server no player dials (a local test, a demo)
     container: Container = Field(default_factory=Container)
     runtime: Literal["process", "docker"] = "process"
     stop_timeout: float = Field(DEFAULT_STOP_TIMEOUT, gt=0, le=86400)
@@ -230,6 +267,10 @@ class ServerConfig(BaseModel):
     disk_space: int
     cpu_limit: int
     pids_limit: int
+    io_weight: int
+    threads: str | None
+    oom_disabled: bool
+    allocations: Allocations
     stop_type: str
     stop_value: str | None
     stop_timeout: float
@@ -275,6 +316,10 @@ def parse_definition(doc: Any) -> ServerConfig:
         disk_space=s.build.disk_space,
         cpu_limit=s.build.cpu_limit,
         pids_limit=s.build.pids_limit,
+        io_weight=s.build.io_weight,
+        threads=s.build.threads,
+        oom_disabled=s.build.oom_disabled,
+        allocations=s.allocations or Allocations(),
         stop_type=p.stop.type,
         stop_value=p.stop.value,
         stop_timeout=s.stop_timeout,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeUnavailable
-from engine.environments.docker.policy import ContainerPolicy
+from engine.config_docker import DockerConfig
 from engine.servers.definition import ServerConfig
 
 if TYPE_CHECKING:
@@ -26,9 +26,9 @@ class OnDemandDockerRuntime(Runtime):
     kind = "docker"
     detachable = True  # containers outlive the daemon and are adopted at the next boot
 
-    def __init__(self, base_url: str | None = None, policy: ContainerPolicy | None = None, max_workers: int = 8):
+    def __init__(self, base_url: str | None = None, docker_config: DockerConfig | None = None, max_workers: int = 8):
         self.base_url = base_url  # may be changed until the runtime is first used
-        self.policy = policy
+        self.docker_config = docker_config
         self.max_workers = max_workers
         self.runtime: DockerRuntime | None = None  # the real one, once something needed it
         self._connecting = asyncio.Lock()
@@ -43,7 +43,7 @@ class OnDemandDockerRuntime(Runtime):
                 if self.runtime is None:
                     from engine.environments.docker.runtime import DockerRuntime
 
-                    runtime = DockerRuntime(base_url=self.base_url, policy=self.policy,
+                    runtime = DockerRuntime(base_url=self.base_url, docker_config=self.docker_config,
                                             max_workers=self.max_workers)
                     await runtime.open()
                     self.runtime = runtime

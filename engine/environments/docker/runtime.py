@@ -50,9 +50,9 @@ from engine.environments.base import (
 from engine.environments.docker.attach import take_attach_socket
 from engine.environments.docker.clearing import OldContainers, clear
 from engine.environments.docker.handle import REMOVED, DockerHandle
-from engine.environments.docker.policy import ContainerPolicy
 from engine.environments.docker.spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
 from engine.environments.docker.watcher import EventsWatcher
+from engine.config_docker import DockerConfig
 from engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
@@ -64,10 +64,10 @@ class DockerRuntime(Runtime):
     kind = "docker"
     detachable = True  # containers outlive the daemon and are adopted at the next boot
 
-    def __init__(self, base_url: str | None = None, policy: ContainerPolicy | None = None, max_workers: int = 8):
+    def __init__(self, base_url: str | None = None, docker_config: DockerConfig | None = None, max_workers: int = 8):
         # docker 7.2 follows the CLI's current context unless told where to go: always pass it.
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.policy = policy or ContainerPolicy()
+        self.docker_config = docker_config or DockerConfig()
         self.max_workers = max_workers
         self.unavailable: str | None = None  # why the engine does not answer; None when it does
         self.closing = False
@@ -292,7 +292,7 @@ class DockerRuntime(Runtime):
         try:
             if current is not None:
                 api.remove_container(current["Id"], force=True)
-            created = api.create_container(**container_spec(api, spec, self.policy))
+            created = api.create_container(**container_spec(api, spec, self.docker_config))
         except ImageNotFound:
             raise EnvironmentError_(missing_image(cfg.image)) from None
         except APIError as exc:

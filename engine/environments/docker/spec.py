@@ -24,7 +24,8 @@ import docker
 from docker.errors import APIError, NotFound
 
 from engine.environments.base import LaunchSpec
-from engine.environments.docker.policy import DROPPED_CAPABILITIES, ContainerPolicy
+from engine.config_docker import DockerConfig
+from engine.environments.docker.policy import DROPPED_CAPABILITIES
 
 LABEL = "wingman.server"  # value: the server's uuid; the events watcher filters on it
 WORKDIR = "/home/container"  # where the server's folder is mounted, as in Wings
@@ -35,7 +36,7 @@ def container_name(uuid: str) -> str:
     return f"wingman-{uuid}"
 
 
-def container_spec(api: docker.APIClient, spec: LaunchSpec, policy: ContainerPolicy) -> dict[str, Any]:
+def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: DockerConfig) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_container`."""
     cfg = spec.config
     limits: dict[str, Any] = {}
@@ -47,9 +48,9 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, policy: ContainerPol
         limits["nano_cpus"] = cfg.cpu_limit * 10_000_000  # 100 % of one core = 1e9
     folder = str(Path(spec.folder).resolve())
     host_config = api.create_host_config(
-        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=policy.network_mode,
-        pids_limit=cfg.pids_limit if cfg.pids_limit > 0 else policy.pids_limit,
-        read_only=True, tmpfs={"/tmp": f"rw,exec,nosuid,size={policy.tmpfs_mib}M"},
+        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=docker_config.mode,
+        pids_limit=cfg.pids_limit if cfg.pids_limit > 0 else docker_config.container_pid_limit,
+        read_only=True, tmpfs={"/tmp": f"rw,exec,nosuid,size={docker_config.tmpfs_size}M"},
         security_opt=["no-new-privileges"], cap_drop=list(DROPPED_CAPABILITIES), **limits)
     # A daemon that is not root, and opted in to running servers as itself, has no user to give.
     user = spec.user.docker_user if spec.user is not None else f"{os.getuid()}:{os.getgid()}"
