@@ -21,11 +21,15 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -f /usr/include/stdio.h ] || need+=(libc6-dev)
 command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)  # a delete test makes a file immutable
+# The image pull tests push the test image to a real registry of their own on 127.0.0.1 (Docker
+# pulls from loopback registries without TLS), one of them behind htpasswd credentials.
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 else
-    echo "system: docker.io, busybox-static, postgresql and wrk are present"
+    echo "system: docker.io, busybox-static, postgresql, wrk, docker-registry and the rest are present"
 fi
