@@ -1,5 +1,7 @@
 """The benchmark suite: every figure against its baseline measured in the same run, one table,
-and a JSON file with the machine, the versions and every raw figure.
+and a JSON file with the machine, the versions and every raw figure. A full run (every group, full
+sizes; any run with --record) also appends one row to the history, benchmarks/results.jsonl, and
+redraws its plot, docs/benchmarks-history.png (benchmarks/plot.py).
 
     bash benchmarks/run                  # the full suite (about half an hour on 2 cores)
     bash benchmarks/run --smoke          # every figure at a small size (CI: produced, not judged)
@@ -17,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmarks.suite import history
 from benchmarks.suite.figures import Figure
 from benchmarks.suite.report import machine, print_table, write_json
 
@@ -47,12 +50,16 @@ def run_group(name: str, smoke: bool) -> tuple[list[Figure], float]:
     return figures, time.perf_counter() - t0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="small sizes: checks every figure is produced")
     p.add_argument("--only", default="", help=f"comma-separated groups: {', '.join(GROUPS)}")
     p.add_argument("--json", type=Path, default=None, help="where to write the JSON (default: benchmarks/results/)")
-    args = p.parse_args()
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                   help="append a row to the history file and redraw its plot (default: for a full run only)")
+    p.add_argument("--history", type=Path, default=history.HISTORY, help="the history file (default: %(default)s)")
+    p.add_argument("--plot", type=Path, default=history.PLOT, help="the history's plot (default: %(default)s)")
+    args = p.parse_args(argv)
     groups = [g.strip() for g in args.only.split(",") if g.strip()] or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
@@ -69,9 +76,15 @@ def main() -> int:
     print_table(figures, smoke=args.smoke)
     path = args.json or Path(__file__).resolve().parents[1] / "results" / (
         f"{'smoke' if args.smoke else 'full'}-{started.replace(':', '')}.json")
-    write_json(path, {"started": started, "smoke": args.smoke, "machine": machine(), "durations_s": durations,
+    facts = machine()
+    write_json(path, {"started": started, "smoke": args.smoke, "machine": facts, "durations_s": durations,
                       "groups": {name: [f.as_dict() for f in results[name]] for name in groups}})
     print(f"\nraw figures, machine and versions: {path}")
+    record = history.full_run(groups, GROUPS, args.smoke) if args.record is None else args.record
+    if record:  # the history: one row per full run (benchmarks/README.md, "History")
+        history.record(args.history, args.plot,
+                       history.suite_row(started, {name: results[name] for name in groups}, facts, durations,
+                                         args.smoke))
     failed = [f.name for f in figures if f.error is not None and not f.error.startswith("not measured: skipped")]
     return 1 if failed else 0
 
