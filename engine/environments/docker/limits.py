@@ -49,6 +49,50 @@ def container_resources(cfg: ServerConfig, docker: DockerConfig, *, memory_mb: i
     return out
 
 
+# What each resource of `container_resources` is called in the container's HostConfig (where the
+# engine says what it kept), and in the definition (what a warning names).
+FIELDS = {
+    "mem_limit": ("Memory", "memory_limit"), "mem_reservation": ("MemoryReservation", "memory_limit"),
+    "memswap_limit": ("MemorySwap", "swap"), "cpu_quota": ("CpuQuota", "cpu_limit"),
+    "cpu_period": ("CpuPeriod", "cpu_limit"), "cpu_shares": ("CpuShares", "cpu_limit"),
+    "cpuset_cpus": ("CpusetCpus", "threads"), "blkio_weight": ("BlkioWeight", "io_weight"),
+    "oom_kill_disable": ("OomKillDisable", "oom_disabled"), "pids_limit": ("PidsLimit", "pids_limit"),
+}
+# `docker info` flags that say the engine can apply a resource (absent from info: blkio weight).
+ENGINE_CAN = {"mem_limit": "MemoryLimit", "memswap_limit": "SwapLimit", "cpu_quota": "CpuCfsQuota",
+              "cpu_period": "CpuCfsPeriod", "cpu_shares": "CPUShares", "cpuset_cpus": "CPUSet",
+              "oom_kill_disable": "OomKillDisable", "pids_limit": "PidsLimit"}
+
+
+def _asked(resources: dict[str, Any]) -> list[str]:
+    """The resources set to something (a False oom_kill_disable, a -1 swap ask nothing of the kernel)."""
+    return [key for key, value in resources.items() if key in FIELDS and value not in (False, 0, -1, None)]
+
+
+def unenforced(cfg: ServerConfig, resources: dict[str, Any], info: dict, discarded: set[str]) -> list[str]:
+    """Pre-boot warnings: what the definition asks that this engine cannot apply, from `docker
+    info`, and from what the engine `discarded` on an earlier create (blkio weight: info says
+    nothing of it; Docker drops it, with a warning, where the kernel has no blkio/io weight)."""
+    out: list[str] = []
+    for key in _asked(resources):
+        name = FIELDS[key][1]
+        if key == "pids_limit" and cfg.pids_limit == 0:
+            continue  # the node's own limit, not the definition's
+        if info.get(ENGINE_CAN.get(key, "")) is False or key in discarded:
+            warning = f"the Docker engine cannot apply {name} on this kernel; {name} is not enforced"
+            if warning not in out:
+                out.append(warning)
+    if cfg.oom_disabled and cfg.memory_limit == 0:
+        out.append("oom_disabled without a memory_limit: nothing stops the server from exhausting the host's memory")
+    return out
+
+
+def discarded(resources: dict[str, Any], host_config: dict) -> set[str]:
+    """The resources asked for that a created container's HostConfig does not hold: the engine
+    dropped them (it says so in the create's `Warnings`)."""
+    return {key for key in _asked(resources) if host_config.get(FIELDS[key][0]) != resources[key]}
+
+
 def installer_resources(cfg: ServerConfig, docker: DockerConfig) -> dict[str, Any]:
     """An install container's: at least docker.installer_limits, the server's own when larger;
     an installer cpu of 0 lifts the CPU limit; no pids limit (package managers fork a lot)."""
