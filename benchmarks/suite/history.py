@@ -200,4 +200,4 @@ def record(path: Path, plot: Path, row: dict[str, Any]) -> None:
         return
     for problem in problems:
         print(f"{path}:{problem.line}: {problem.reason}", file=sys.stderr)
-    print(f"history plot: {plot} ({drawn} figures)")
+    print(f"history plot: {plot} ({drawn} figures)" if drawn else "history plot: no figure to draw yet")
