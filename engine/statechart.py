@@ -13,7 +13,7 @@ per-model bookkeeping) for replays of the log. Both refuse an illegal trigger th
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +31,8 @@ class Trigger(enum.StrEnum):
     STOP = "stop"  # the configured stop was sent
     ABORT = "abort"  # pre-boot failed or was cancelled before any process ran
     EXITED = "exited"  # the process or container is gone
+    INSTALL = "install"  # an install (or reinstall) began (engine.install)
+    INSTALLED = "installed"  # the install ended, whatever its outcome
 
 
 class StatechartError(ValueError):
@@ -61,6 +63,8 @@ class Statechart:
     states: tuple[str, ...]
     state_descriptions: dict
     transitions: tuple[Transition, ...]
+    # What a Panel's websocket is told of a state it does not know (`panel_status` in the file).
+    panel_statuses: dict = field(default_factory=dict)
 
     def destination(self, trigger: str, source: str) -> str:
         """Where `trigger` leads from `source`; IllegalTransition when it may not fire there."""
@@ -75,6 +79,10 @@ class Statechart:
     def triggers(self) -> list[str]:
         return sorted({t.trigger for t in self.transitions})
 
+    def panel_status(self, state: str) -> str:
+        """The state as a Panel's `status` frame says it (the state itself unless the file maps it)."""
+        return self.panel_statuses.get(state, state)
+
 
 def parse_statechart(text: str) -> Statechart:
     doc = yaml.safe_load(text)
@@ -86,6 +94,9 @@ def parse_statechart(text: str) -> Statechart:
             if s not in states:
                 raise StatechartError(f"statechart transition {t['trigger']!r} names unknown state {s!r}")
         transitions.append(Transition(t["trigger"], tuple(sources), t["dest"], t.get("description", "")))
+    for s in doc["states"]:
+        if s.get("panel_status") and s["panel_status"] not in states:
+            raise StatechartError(f"statechart state {s['name']!r}: panel_status names unknown state {s['panel_status']!r}")
     if doc["initial"] not in states:
         raise StatechartError(f"statechart initial state {doc['initial']!r} is not a state")
     return Statechart(
@@ -94,6 +105,7 @@ def parse_statechart(text: str) -> Statechart:
         states=states,
         state_descriptions={s["name"]: s.get("description", "") for s in doc["states"]},
         transitions=tuple(transitions),
+        panel_statuses={s["name"]: s["panel_status"] for s in doc["states"] if s.get("panel_status")},
     )
 
 

@@ -18,10 +18,28 @@ def _chart_without(trigger: str):
     return parse_statechart(yaml.safe_dump(doc))
 
 
-def test_file_defines_the_four_states_and_initial():
+def test_file_defines_the_states_and_initial():
     chart = load_statechart()
-    assert set(chart.states) == {"offline", "starting", "running", "stopping"}
+    assert set(chart.states) == {"offline", "starting", "running", "stopping", "installing"}
     assert chart.initial == "offline"
+
+
+def test_installing_is_entered_from_offline_only_and_shown_to_a_panel_as_offline():
+    chart = load_statechart()
+    assert chart.destination("install", "offline") == "installing"
+    assert [s for s in chart.states if chart.allows("install", s)] == ["offline"]
+    assert chart.destination("installed", "installing") == "offline"
+    assert [t for t in chart.triggers() if chart.allows(t, "installing")] == ["installed"]  # no power trigger
+    # A Panel knows Wings' four power states: it is told `offline`, and `install started` says the rest.
+    assert chart.panel_status("installing") == "offline"
+    assert all(chart.panel_status(s) == s for s in chart.states if s != "installing")
+
+
+def test_a_panel_status_must_name_a_state():
+    doc = yaml.safe_load(STATECHART_PATH.read_text())
+    doc["states"][-1]["panel_status"] = "asleep"
+    with pytest.raises(StatechartError, match="panel_status names unknown state 'asleep'"):
+        parse_statechart(yaml.safe_dump(doc))
 
 
 @pytest.mark.parametrize("transition", load_statechart().transitions, ids=lambda t: t.trigger)
