@@ -1,27 +1,13 @@
 """How a group of rows reaches the database: one transaction that knows the log's end, hands out
-the next positions and inserts every row.
+the next positions and inserts every row, behind one protocol (`GroupWriter.insert(rows) ->
+positions`): `ThreadWriter` on SQLite (a group's whole transaction in one call on a thread of its
+own, a single guarded autocommit INSERT once it knows where the log ends) and `AsyncWriter` on
+PostgreSQL (one INSERT ... SELECT FROM unnest(arrays) a group). Positions are handed out here,
+gapless and in commit order, as the Merkle tree needs (leaf index = position - 1).
 
-Two ways, one protocol (`GroupWriter.insert(rows) -> positions`):
-
-- `ThreadWriter` (SQLite): a synchronous SQLAlchemy connection owned by one thread, which runs
-  the whole `BEGIN IMMEDIATE` ... `COMMIT` of a group in one call. The event loop hands the group
-  over once and gets the positions back once; through aiosqlite every statement costs several
-  hand-offs between the loop and the driver's thread, which was most of an append's time. Once
-  the thread knows where the log ends, a group is a single autocommit statement (`_commit`). The
-  data and metadata go in as the canonical JSON texts already made for the hash, so nothing is
-  encoded twice. A group's own statements go through that connection's DBAPI cursor (see
-  `_commit`); the statements beside the log go through SQLAlchemy as usual.
-- `AsyncWriter` (PostgreSQL; on SQLite only for the statements beside the log while the writer
-  thread is not open): the async engine, one round trip per statement. A group is one
-  INSERT ... SELECT FROM unnest(arrays): one statement the server plans and runs once, where an
-  executemany is one Bind and Execute per row (measured with asyncpg alone, groups of 200: the
-  server spent 20 us of CPU per event instead of 31, and the store's client side lost
-  SQLAlchemy's work on every row's parameters). Data and metadata go in as the canonical JSON
-  texts already made for the hash, cast to json by the server, as on SQLite.
-
-Positions are handed out here, inside the write transaction, rather than by the database: that
-keeps them gapless and in commit order on PostgreSQL too (a BIGSERIAL is drawn before commit),
-which the Merkle tree relies on (leaf index = position - 1).
+Why it is built this way, with the measurements behind each choice, is in docs/write-path.md
+("The write path"): a design read without the code belongs with the docs. The notes beside the
+code below keep the figure each line answers to; change the page when a choice here changes.
 """
 from __future__ import annotations
 
