@@ -32,6 +32,7 @@ from engine.remote.activity_outboxes import panel_outboxes
 from engine.remote.panel import panel_side
 from engine.servers.definition import ServerConfig
 from engine.servers.from_config import latest_definitions
+from engine.servers.host_addresses import HostAddresses
 from engine.servers.live_snapshots import LiveSnapshots
 from engine.servers.registry import ServerRegistry
 from engine.servers.snapshots import SnapshotCache
@@ -74,7 +75,8 @@ class Daemon:
         self.store = EventStore(self.db)
         # Building the machine checks the statechart against the engine's triggers: a chart the
         # engine cannot run on stops the daemon here, before anything is written.
-        self.registry = ServerRegistry(self.store, PowerMachine(chart))
+        self.registry = ServerRegistry(self.store, PowerMachine(chart),
+                                       admit=HostAddresses.for_node(config.docker).admit)
         self.runtimes = runtimes if runtimes is not None else build_runtimes(config)
         self.journal = Journal(self.store, self.registry)
         self.processes = ProcessTracker(self.journal)

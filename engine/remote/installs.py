@@ -87,7 +87,7 @@ class PanelServers:
         uuid = server_uuid(uuid)  # the caller checked it; normalised as the registry spells it
         doc = await self.client.get_json(f"/api/remote/servers/{uuid}")
         try:
-            return parse_definition(definition_from(doc, uuid))
+            return self.registry.admit(parse_definition(definition_from(doc, uuid)))  # its IPs: this host's
         except (BadPanelDocument, InvalidDefinition) as exc:
             reason = f"the Panel's definition of server {uuid} cannot be taken: {exc}"
             log.error("a server the Panel sent was refused; nothing of it changed", server=uuid, reason=reason,

@@ -123,7 +123,7 @@ class Inventory:
         configs = []
         for uuid, raw in batch:
             try:
-                configs.append(parse_definition(orjson.loads(raw)))
+                configs.append(self.registry.admit(parse_definition(orjson.loads(raw))))  # its IPs: this host's
             except InvalidDefinition as exc:
                 refusals.append(BadPanelDocument(f"the server's definition is not valid: {exc}", uuid))
                 counts["refused"] += 1

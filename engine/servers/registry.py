@@ -9,6 +9,7 @@ fires when a `state.changed` event is committed; nothing else writes it. Callers
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import structlog
 
@@ -49,8 +50,12 @@ class ServerExists(Exception):
 
 
 class ServerRegistry:
-    def __init__(self, store: EventStore, machine: PowerMachine | None = None):
+    def __init__(self, store: EventStore, machine: PowerMachine | None = None,
+                 admit: Callable[[ServerConfig], ServerConfig] | None = None):
         self.store = store
+        # What this host checks of a definition before recording it (the daemon's: its allocations'
+        # IPs are the host's, engine.servers.host_addresses); never applied to the log's replay.
+        self.admit = admit or (lambda cfg: cfg)
         self.machine = machine or PowerMachine()
         self.chart = self.machine.chart
         self.views: dict[str, ServerView] = {}  # live (not deleted) servers
@@ -201,6 +206,7 @@ class ServerRegistry:
 
     async def register_config(self, cfg: ServerConfig, meta: Metadata) -> ServerView:
         """`register` of a definition already parsed."""
+        self.admit(cfg)
         # A deleted server's stream still takes facts (its files removed, from the background): a
         # registration that met one tries again, unless the server is back meanwhile.
         attempts = 0
@@ -226,6 +232,7 @@ class ServerRegistry:
 
     async def update_to(self, cfg: ServerConfig, meta: Metadata) -> list[str]:
         """`update` with a definition already parsed."""
+        self.admit(cfg)
         uuid = cfg.uuid
         view = self.get(uuid)
         keys = changed_keys(view.definition or {}, cfg.definition)
