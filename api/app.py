@@ -8,7 +8,7 @@ from sanic.response import HTTPResponse, json
 from api import auth, errors
 from api.openapi.describe import Answer, doc
 from api.openapi.document import build as build_openapi
-from api.routes import audit, diagrams, power, servers, stream, system
+from api.routes import audit, diagrams, not_provided, power, servers, stream, system
 from api.websocket import routes as websocket
 from api.websocket.protocol import SocketProtocol
 from engine.config import DaemonConfig
@@ -35,7 +35,7 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
 
     errors.install(app)
     auth.install(app)
-    for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp, stream.bp):
+    for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp, stream.bp, not_provided.bp):
         app.blueprint(blueprint)
     websocket.install(app)  # the Wings websocket: its blueprint and frame size limit
 

@@ -92,7 +92,7 @@ async def test_launch_streams_console_applies_config_and_limits(tmp_path, docker
     assert "MOTD=hello" in config["Env"]
     assert host["Memory"] == 64 * 2**20 and host["MemorySwap"] == 64 * 2**20
     assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 100
-    assert host["NetworkMode"] == "none"
+    assert host["NetworkMode"] == "pterodactyl_nw"  # Wings' bridge, the default (tests/test_docker_network.py)
 
     await handle.kill()
     info = await finished(handle)

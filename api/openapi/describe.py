@@ -21,6 +21,7 @@ ERROR_STATUSES = {
     429: "Too many of these at once.",
     431: "The request's header fields are over 8 KiB.",
     502: "The server's runtime refused (its process is not running, its console is gone).",
+    501: "wingman does not provide this Wings route (it is a power daemon); the error names what is missing.",
     503: "The event store cannot record the request now (disk full, read-only, gone); nothing was done.",
 }
 

@@ -50,6 +50,7 @@ from engine.environments.base import (
 from engine.environments.docker.attach import take_attach_socket
 from engine.environments.docker.clearing import OldContainers, clear
 from engine.environments.docker.handle import REMOVED, DockerHandle
+from engine.environments.docker.network import Networks
 from engine.environments.docker.spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
 from engine.environments.docker.watcher import EventsWatcher
 from engine.config_docker import DockerConfig
@@ -68,6 +69,7 @@ class DockerRuntime(Runtime):
         # docker 7.2 follows the CLI's current context unless told where to go: always pass it.
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.docker_config = docker_config or DockerConfig()
+        self.networks = Networks(self.docker_config)  # made when missing, once (installers join it too)
         self.max_workers = max_workers
         self.unavailable: str | None = None  # why the engine does not answer; None when it does
         self.closing = False
@@ -292,7 +294,7 @@ class DockerRuntime(Runtime):
         try:
             if current is not None:
                 api.remove_container(current["Id"], force=True)
-            created = api.create_container(**container_spec(api, spec, self.docker_config))
+            created = self.networks.create_container(api, container_spec(api, spec, self.docker_config), cfg)
         except ImageNotFound:
             raise EnvironmentError_(missing_image(cfg.image)) from None
         except APIError as exc:
@@ -301,7 +303,7 @@ class DockerRuntime(Runtime):
         # Attach before start: output from the first byte on is in the socket when we read it.
         sock, leftover = take_attach_socket(api.attach_socket(cid, ATTACH))
         try:
-            api.start(cid)
+            self.networks.start_container(api, cid, cfg)  # a port taken on the host: its allocation named
             state = api.inspect_container(cid)
         except APIError as exc:
             sock.close()

@@ -25,6 +25,7 @@ from docker.errors import APIError, NotFound
 
 from engine.environments.base import LaunchSpec
 from engine.config_docker import DockerConfig
+from engine.environments.docker.network import container_network, published
 from engine.environments.docker.policy import DROPPED_CAPABILITIES
 
 LABEL = "wingman.server"  # value: the server's uuid; the events watcher filters on it
@@ -47,8 +48,10 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: Docke
     if cfg.cpu_limit > 0:
         limits["nano_cpus"] = cfg.cpu_limit * 10_000_000  # 100 % of one core = 1e9
     folder = str(Path(spec.folder).resolve())
+    network = container_network(cfg, docker_config)  # engine.environments.docker.network
+    exposed, bindings = published(cfg, docker_config, network)
     host_config = api.create_host_config(
-        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=docker_config.mode,
+        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=network, port_bindings=bindings,
         pids_limit=cfg.pids_limit if cfg.pids_limit > 0 else docker_config.container_pid_limit,
         read_only=True, tmpfs={"/tmp": f"rw,exec,nosuid,size={docker_config.tmpfs_size}M"},
         security_opt=["no-new-privileges"], cap_drop=list(DROPPED_CAPABILITIES), **limits)
@@ -62,6 +65,7 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: Docke
         labels={LABEL: cfg.uuid},
         environment=dict(spec.environment),
         working_dir=WORKDIR,
+        ports=exposed,  # the allocations' ports, TCP and UDP
         stdin_open=True,  # stdin stays open when our attach goes away (stdin_once is off)
         tty=False,  # separate stdout/stderr frames; with a tty, ^P^Q on stdin would detach us
         detach=True,
