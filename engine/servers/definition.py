@@ -24,7 +24,7 @@ DEFAULT_STOP_TIMEOUT = 600.0
 MAX_MIB = 2**40
 MAX_CPU_PERCENT = 100_000  # a thousand cores
 MAX_PIDS = 4_194_304
-CPUSET = r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$"  # Docker's --cpuset-cpus
+CPUSET = r"^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$"  # Docker's --cpuset-cpus; "" (a Panel's none) too
 MAX_ENV_STRING = 131_072  # the kernel's limit on one NAME=value string passed to exec (MAX_ARG_STRLEN)
 
 
@@ -48,7 +48,7 @@ class Build(_Open):
     @field_validator("threads")
     @classmethod
     def _threads(cls, v: str | None) -> str | None:
-        if v is not None and v != "" and not re.fullmatch(CPUSET, v):
+        if v is not None and not re.fullmatch(CPUSET, v):
             raise ValueError(f"build.threads {v[:40]!r} is not a CPU list like `0-1,3`")
         return v or None
 
@@ -64,7 +64,8 @@ class Allocations(_Open):
 
     force_outgoing_ip: bool = False
     default: DefaultAllocation = Field(default_factory=DefaultAllocation)
-    mappings: dict[str, list[Annotated[int, Field(ge=1, le=65535)]]] = Field(default_factory=dict)
+    mappings: dict[str, list[Annotated[int, Field(ge=1, le=65535)]]] = Field(
+        default_factory=dict, json_schema_extra={"propertyNames": {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}})
 
     @field_validator("mappings")
     @classmethod
