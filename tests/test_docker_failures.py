@@ -36,7 +36,7 @@ async def test_out_of_memory_is_recorded_and_fails_the_start(engine_harness, doc
         assert exited.data["exit_code"] == 137
         assert exited.metadata["operation_id"] == op.id
         container = await inspect(docker_engine, uuid)
-        assert container["HostConfig"]["Memory"] == 16 * 2**20
+        assert container["HostConfig"]["Memory"] == 18_400_000  # Wings' 16 MB + 15 % overhead
         assert container["State"]["OOMKilled"] is True and not container["State"]["Running"]
 
 

@@ -90,8 +90,9 @@ async def test_launch_streams_console_applies_config_and_limits(tmp_path, docker
     assert config["Cmd"] == ["/bin/sh", "-c", script]
     assert config["WorkingDir"] == "/home/container" and config["OpenStdin"] and not config["Tty"]
     assert "MOTD=hello" in config["Env"]
-    assert host["Memory"] == 64 * 2**20 and host["MemorySwap"] == 64 * 2**20
-    assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 100
+    # Wings' units: 64 MB (10^6 bytes) and its 15 % overhead below 2 GB; a CFS quota, not NanoCpus
+    assert host["Memory"] == host["MemorySwap"] == 73_600_000 and host["MemoryReservation"] == 64_000_000
+    assert (host["CpuQuota"], host["CpuPeriod"], host["NanoCpus"]) == (50_000, 100_000, 0) and host["PidsLimit"] == 100
     assert host["NetworkMode"] == "pterodactyl_nw"  # Wings' bridge, the default (tests/test_docker_network.py)
 
     await handle.kill()

@@ -50,8 +50,10 @@ from engine.environments.base import (
 from engine.environments.docker.attach import take_attach_socket
 from engine.environments.docker.clearing import OldContainers, clear
 from engine.environments.docker.handle import REMOVED, DockerHandle
+from engine.environments.docker.limits import container_resources, discarded, unenforced
 from engine.environments.docker.network import Networks
-from engine.environments.docker.spec import ATTACH, LABEL, container_name, container_spec, missing_image, quiet
+from engine.environments.docker.spec import (
+    ATTACH, LABEL, container_name, container_spec, image_config, missing_image, quiet)
 from engine.environments.docker.watcher import EventsWatcher
 from engine.config_docker import DockerConfig
 from engine.servers.definition import ServerConfig
@@ -82,6 +84,8 @@ class DockerRuntime(Runtime):
         self._launches: set[asyncio.Future] = set()  # launch calls (and their clean-ups) in the executor
         self._old = OldContainers(self._clear)  # old containers removed while pre-boot runs
         self._info: dict | None = None
+        self._image_configs: dict[str, dict] = {}  # uuid -> its image's Config, from pre-boot to launch
+        self._discarded: set[str] = set()  # resources the engine dropped from a create (limits.discarded)
 
     # -- connection --------------------------------------------------------------------------
     def _client(self) -> docker.APIClient:
@@ -215,34 +219,29 @@ class DockerRuntime(Runtime):
         self._old.clear(container_name(config.uuid))
 
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
+        """The image is there (its Config, which decides the command, is kept for the launch) and
+        the engine can apply the limits (engine.environments.docker.limits.unenforced)."""
         image = self._image(spec.config)
 
         def check(api):
             try:
-                api.inspect_image(image)
+                found = image_config(api, image)
             except ImageNotFound:
                 raise EnvironmentError_(missing_image(image)) from None
             if self._info is None:
                 self._info = api.info()
-            return self._info
+            return found, self._info
 
-        info = await self._call(check)
-        cfg, warnings = spec.config, []
-        if cfg.memory_limit > 0 and info.get("MemoryLimit") is False:
-            warnings.append("the Docker engine cannot limit memory on this kernel; memory_limit is not enforced")
-        if cfg.memory_limit > 0 and cfg.swap >= 0 and info.get("SwapLimit") is False:
-            warnings.append("the Docker engine cannot limit swap on this kernel; swap is not enforced")
-        if cfg.cpu_limit > 0 and info.get("CpuCfsQuota") is False:
-            warnings.append("the Docker engine cannot apply CPU quotas on this kernel; cpu_limit is not enforced")
-        if cfg.pids_limit > 0 and info.get("PidsLimit") is False:
-            warnings.append("the Docker engine cannot limit pids on this kernel; pids_limit is not enforced")
-        return warnings
+        self._image_configs[spec.config.uuid], info = await self._call(check)
+        resources = container_resources(spec.config, self.docker_config)
+        return unenforced(spec.config, resources, info, self._discarded)
 
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
         self._image(spec.config)
         await self._old.cleared(container_name(spec.config.uuid))
+        image = self._image_configs.pop(spec.config.uuid, None)  # its Config, inspected by pre-boot
         fut = asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(self._invoke, self._launch_blocking, spec))
+            self._pool, functools.partial(self._invoke, self._launch_blocking, spec, image))
         self._track(fut)
         try:
             state, sock, leftover, adopted = await asyncio.shield(fut)
@@ -281,7 +280,7 @@ class DockerRuntime(Runtime):
         while self._launches:
             await asyncio.wait(set(self._launches))
 
-    def _launch_blocking(self, api: docker.APIClient, spec: LaunchSpec):
+    def _launch_blocking(self, api: docker.APIClient, spec: LaunchSpec, image: dict | None):
         cfg = spec.config
         name = container_name(cfg.uuid)
         try:
@@ -294,12 +293,15 @@ class DockerRuntime(Runtime):
         try:
             if current is not None:
                 api.remove_container(current["Id"], force=True)
-            created = self.networks.create_container(api, container_spec(api, spec, self.docker_config), cfg)
+            kwargs = container_spec(api, spec, self.docker_config, image)
+            created = self.networks.create_container(api, kwargs, cfg)
         except ImageNotFound:
             raise EnvironmentError_(missing_image(cfg.image)) from None
         except APIError as exc:
             raise EnvironmentError_(f"Docker could not create the container {name}: {exc.explanation}") from None
         cid = created["Id"]
+        for warning in created.get("Warnings") or []:  # e.g. a limit the kernel cannot apply, dropped
+            log.warning("the Docker engine warned creating the container", server=cfg.uuid, warning=warning)
         # Attach before start: output from the first byte on is in the socket when we read it.
         sock, leftover = take_attach_socket(api.attach_socket(cid, ATTACH))
         try:
@@ -311,6 +313,8 @@ class DockerRuntime(Runtime):
         except BaseException:
             sock.close()
             raise
+        # What it dropped is said at the next pre-boots (check_limits), before the create.
+        self._discarded |= discarded(container_resources(cfg, self.docker_config), state["HostConfig"])
         return state, sock, leftover, False
 
     async def destroy(self, config: ServerConfig) -> list[str]:
