@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash .ci/system.sh
-bash .ci/setup.sh
+bash .ci/setup.sh test
 # A pid file of this run's own: at the end, stop only a dockerd that this run started.
 WINGMAN_DOCKERD_PIDFILE="$(mktemp -d)/dockerd.pid"
 export WINGMAN_DOCKERD_PIDFILE
