@@ -77,12 +77,42 @@ audit:
   witness_url: null
   # Named in every checkpoint; the same as the top-level node_id (which wins when both are set).
   node_id: null
+# Servers whose runtime is `docker`: Wings' `docker:` keys, with Wings' defaults.
 docker:
-  # null = DOCKER_HOST or /var/run/docker.sock
-  host: null
-  network_mode: none
+  host: null                      # wingman: null = DOCKER_HOST or /var/run/docker.sock
+  # The bridge every server's container joins, created when missing. network_mode: this network,
+  # or Docker's `none` (no network, no allocation published) or `host`, or a network you made.
+  network:
+    name: pterodactyl_nw
+    network_mode: pterodactyl_nw
+    interface: 172.18.0.1         # the host on the bridge; a server's SERVER_IP 127.0.0.1 becomes it
+    dns: [1.1.1.1, 1.0.0.1]       # the containers' DNS servers (not under `none` or `host`)
+    ispn: false                   # true: a 127.0.0.1 allocation is not published on `interface` too
+    driver: bridge
+    is_internal: false
+    enable_icc: true
+    network_mtu: 1500
+    interfaces:
+      v4: {{subnet: 172.18.0.0/16, gateway: 172.18.0.1}}
+      v6: {{subnet: "fdba:17c8:6c94::/64", gateway: "fdba:17c8:6c94::1011"}}
+  domainname: ""                  # the containers' domain (their host name is the server's uuid)
+  registries: {{}}                  # image name prefix -> {{username: ..., password: ...}}
+  image_pull_timeout: 900         # wingman: seconds an image pull may take before the start fails
   tmpfs_size: 100                 # MiB of /tmp in a container (its root filesystem is read-only)
   container_pid_limit: 512        # processes in a container, when the server's build sets none
+  installer_limits: {{memory: 1024, cpu: 100}}  # the least an install container gets (MB, % of a core)
+  # Memory given above a server's memory_limit (MB of 10^6 bytes), so a JVM that overshoots its
+  # -Xmx a little is not OOM-killed. override false: 15 % up to 2048 MB, 10 % up to 4096, else 5 %;
+  # true: `multipliers` ({{MB: multiplier}}, the smallest MB at or above the limit), else the default.
+  overhead:
+    override: false
+    default_multiplier: 1.05
+    multipliers: {{}}
+  use_performant_inspect: true
+  userns_mode: ""                 # "host": no user-namespace remapping for servers
+  log_config:                     # the containers' log driver; type "" keeps the engine's default
+    type: local
+    config: {{max-size: 5m, max-file: "1", compress: "false", mode: non-blocking}}
 # The Wings websocket (GET /api/servers/{{uuid}}/ws), authenticated by JWTs signed with `token`.
 websocket:
   max_frame_bytes: 16384          # a larger inbound frame closes the socket (1009)
