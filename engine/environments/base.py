@@ -112,6 +112,12 @@ class Runtime(abc.ABC):
         kept until then for inspection, as Wings keeps it); the launch waits for it. Returns at
         once. Nothing to clear for a local process."""
 
+    async def prepare(self, spec: LaunchSpec, note: Callable[[str], None]) -> None:
+        """Pre-boot, before check_limits: fetch what the launch needs (Docker: pull the server's
+        image, as Wings does at each start), telling the server's console through `note`.
+        Raises EnvironmentError_ when the server cannot run without it. Nothing for a local
+        process."""
+
     @abc.abstractmethod
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         """Pre-boot step 3: validate what can be enforced. Returns warnings for limits that this

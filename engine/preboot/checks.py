@@ -125,6 +125,7 @@ async def run_preboot(
     spec = LaunchSpec(config=config, folder=folder, environment=env, user=user)
     try:
         await runtime.clear_for_launch(config)  # in the background, beside the steps below
+        await runtime.prepare(spec, note)  # the image pulled (Docker) before check_limits inspects it
         warnings = await runtime.check_limits(spec)
     except EnvironmentError_ as exc:
         raise PrebootFailure("environment", str(exc)) from None

@@ -64,6 +64,9 @@ class OnDemandDockerRuntime(Runtime):
     async def clear_for_launch(self, config: ServerConfig) -> None:
         await (await self.connected()).clear_for_launch(config)
 
+    async def prepare(self, spec: LaunchSpec, note: ConsoleSink) -> None:
+        await (await self.connected()).prepare(spec, note)
+
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         return await (await self.connected()).check_limits(spec)
 

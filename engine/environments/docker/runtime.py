@@ -50,6 +50,7 @@ from engine.environments.base import (
 from engine.environments.docker.attach import take_attach_socket
 from engine.environments.docker.clearing import OldContainers, clear
 from engine.environments.docker.handle import REMOVED, DockerHandle
+from engine.environments.docker.images import ImagePuller
 from engine.environments.docker.limits import container_resources, discarded, unenforced
 from engine.environments.docker.network import Networks
 from engine.environments.docker.spec import (
@@ -83,6 +84,7 @@ class DockerRuntime(Runtime):
         self._watcher: EventsWatcher | None = None
         self._launches: set[asyncio.Future] = set()  # launch calls (and their clean-ups) in the executor
         self._old = OldContainers(self._clear)  # old containers removed while pre-boot runs
+        self._images = ImagePuller(self._call, self.docker_config, max_workers)  # pulls, as Wings at each start
         self._info: dict | None = None
         self._image_configs: dict[str, dict] = {}  # uuid -> its image's Config, from pre-boot to launch
         self._discarded: set[str] = set()  # resources the engine dropped from a create (limits.discarded)
@@ -217,6 +219,9 @@ class DockerRuntime(Runtime):
     async def clear_for_launch(self, config: ServerConfig) -> None:
         """See engine.environments.docker.clearing: the old container goes while pre-boot runs."""
         self._old.clear(container_name(config.uuid))
+
+    async def prepare(self, spec: LaunchSpec, note: ConsoleSink) -> None:
+        await self._images.ensure(self._image(spec.config), note)  # engine.environments.docker.images
 
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         """The image is there (its Config, which decides the command, is kept for the launch) and
