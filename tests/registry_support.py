@@ -181,6 +181,9 @@ class PushedImages:
                     self.api.remove_container(container["Id"], force=True)
                 except docker.errors.NotFound:
                     pass
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: the daemon is removing it already
+                        raise
             try:
                 self.api.remove_image(image_id, force=True)
             except docker.errors.ImageNotFound:

@@ -33,6 +33,7 @@ GROUPS = {
     "replay": ("benchmarks.suite.replay_figures", "replay_figures"),
     "boot": ("benchmarks.suite.boot_figures", "boot_figures"),
     "latency": ("benchmarks.suite.latency_figures", "latency_figures"),
+    "pull": ("benchmarks.suite.pull_figures", "pull_figures"),  # beside the Docker start, which pulls nothing
     "scripts": ("benchmarks.suite.script_figures", "script_figures"),
     "sockets": ("benchmarks.suite.socket_figures", "socket_figures"),
 }
