@@ -63,7 +63,8 @@ async def test_a_yolk_boots_from_startup_through_its_own_entrypoint(tmp_path, yo
     tag, declared = yolk
     uuid = docker_uuids.new()
     invocation = "echo listening on {{SERVER_PORT}} as {{GAME_MODE}} in $(pwd); " + ECHO
-    d = docker_server(uuid, tag, invocation, done=("listening on 27015",), env={"GAME_MODE": "survival"},
+    # `~`: Wings' local-only image, never pulled (there is no registry for it), run by its own name.
+    d = docker_server(uuid, f"~{tag}", invocation, done=("listening on 27015",), env={"GAME_MODE": "survival"},
                       allocations={"default": {"ip": "127.0.0.1", "port": 27015}, "mappings": {}})
     async with DockerHarness(tmp_path, [d], {"network": {"network_mode": "none"}, "log_config": {"type": ""}}) as h:
         await started_running(h, uuid)  # its done-line is the substituted one
@@ -76,6 +77,7 @@ async def test_a_yolk_boots_from_startup_through_its_own_entrypoint(tmp_path, yo
         container = await inspect(docker_engine, uuid)
         _, entrypoint, cmd = DECLARED[declared]
         assert container["Config"]["Entrypoint"] == entrypoint and container["Config"]["Cmd"] == cmd
+        assert container["Config"]["Image"] == tag
         assert f"STARTUP={invocation}" in container["Config"]["Env"]
         # log_config.type "": the engine's own default driver.
         engine_default = docker.APIClient(base_url=docker_engine, version="auto").info()["LoggingDriver"]

@@ -50,7 +50,7 @@ from engine.environments.base import (
 from engine.environments.docker.attach import take_attach_socket
 from engine.environments.docker.clearing import OldContainers, clear
 from engine.environments.docker.handle import REMOVED, DockerHandle
-from engine.environments.docker.images import ImagePuller
+from engine.environments.docker.images import ImagePuller, local_name
 from engine.environments.docker.limits import container_resources, discarded, unenforced
 from engine.environments.docker.network import Networks
 from engine.environments.docker.spec import (
@@ -230,7 +230,7 @@ class DockerRuntime(Runtime):
 
         def check(api):
             try:
-                found = image_config(api, image)
+                found = image_config(api, local_name(image))
             except ImageNotFound:
                 raise EnvironmentError_(missing_image(image)) from None
             if self._info is None:

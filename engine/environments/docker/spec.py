@@ -42,6 +42,7 @@ from docker.types import LogConfig
 
 from engine.environments.base import LaunchSpec
 from engine.config_docker import DockerConfig
+from engine.environments.docker.images import local_name
 from engine.environments.docker.limits import container_resources
 from engine.environments.docker.network import container_network, joins_no_network, published
 from engine.environments.docker.policy import DROPPED_CAPABILITIES
@@ -99,7 +100,7 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: Docke
     Entrypoint and Cmd decide the command) when pre-boot inspected it already; else inspected here."""
     cfg = spec.config
     if image is None:
-        image = image_config(api, cfg.image)
+        image = image_config(api, local_name(cfg.image))
     folder = str(Path(spec.folder).resolve())
     network = container_network(cfg, docker_config)  # engine.environments.docker.network
     exposed, bindings = published(cfg, docker_config, network)
@@ -114,7 +115,7 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: Docke
     # A daemon that is not root, and opted in to running servers as itself, has no user to give.
     user = spec.user.docker_user if spec.user is not None else f"{os.getuid()}:{os.getgid()}"
     return dict(
-        image=cfg.image,
+        image=local_name(cfg.image),  # Wings' `~` (never pulled) is no part of the engine's name
         user=user,
         command=None if runs_own_command(image) else ["/bin/sh", "-c", cfg.invocation],
         name=container_name(cfg.uuid),
