@@ -82,7 +82,8 @@ async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
         assert config["Hostname"] == uuid and config["Domainname"] == "games.example"
         assert host["Dns"] == DNS and host["NetworkMode"] == name and host["UsernsMode"] == "host"
         assert host["LogConfig"] == {"Type": "local", "Config": DockerConfig().log_config.config}
-        labels = {"owner": "team-a", "Service": "Pterodactyl", "ContainerType": "server_process", "wingman.server": uuid}
+        labels = {"owner": "team-a", "Service": "Pterodactyl", "ContainerType": "server_process",
+                  "wingman.server": uuid}
         assert labels.items() <= config["Labels"].items()  # beside the image's own labels
         assert f"SERVER_IP={gateway}" in config["Env"] and "SERVER_PORT=25565" in config["Env"]
         assert config["Cmd"] == ["/bin/sh", "-c", probe]  # the test image declares nothing to run

@@ -195,8 +195,8 @@ def latency_figures(smoke: bool) -> list[Figure]:
         d = asyncio.run(_docker(rounds))
         ours, base = statistics.median(d["start"]) * 1000, statistics.median(d["bare_start"]) * 1000
         figures.append(Figure("Docker start latency, median (request -> running)", ours, base, "ms",
-                              baseline_label="docker SDK create + start of the same container, median", target_ratio=1.1,
-                              lower_is_better=True, raw={k: [x * 1000 for x in v] for k, v in d.items()}))
+                              baseline_label="docker SDK create + start of the same container, median",
+                              target_ratio=1.1, lower_is_better=True, raw={k: [x * 1000 for x in v] for k, v in d.items()}))
     except Exception as exc:  # noqa: BLE001 - no engine or no image: the table says so
         figures.append(Figure("Docker start latency, median (request -> running)", None, None, "ms",
                               target_ratio=1.1, lower_is_better=True,
