@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from engine.audit.export import export, read_csv, read_ndjson
 from engine.store.points import Point
-from engine.store.reading import EventFilter, page
+from engine.store.queries import EventFilter, page
 from engine.servers.replay import state_at
 from engine.servers.snapshots import SnapshotCache
 from tests.synthetic_log import append_through_store, build_log

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from engine.store.reading import EventFilter, iterate, page
+from engine.store.queries import EventFilter, iterate, page
 from tests.synthetic_log import BASE_TIME, build_log
 from engine.store.database import create_engine, upgrade
 

@@ -209,7 +209,7 @@ def test_stored_times_read_as_the_general_parse_reads_them():
     leaves every other text (an offset, a Z, an edit) to it."""
     from datetime import datetime, timezone
 
-    from engine.store.reading import _time
+    from engine.store.lenient_rows import _time
 
     def general(raw):
         try:

@@ -22,11 +22,11 @@ from api.cli.output import (
 )
 from engine.audit.describe import describe
 from engine.audit.export import export as export_log
-from engine.store.reading import EventFilter, iterate
+from engine.store.queries import EventFilter, iterate
 from engine.servers.replay import UnknownStream, state_at
 from engine.servers.snapshots import SnapshotCache
 from engine.audit.timeline import timeline as timeline_of
-from engine.audit.checkpoints import verify_everything
+from engine.audit.verify import verify_everything
 from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
 
 audit_app = typer.Typer(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.points import BadPoint, Point, parse_point, parse_time
-from engine.store.reading import stream_exists
+from engine.store.queries import stream_exists
 from engine.config import ConfigError, load_config
 from engine.store.database import create_engine
 from engine.servers.fold import LogError

@@ -19,12 +19,12 @@ from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, Veri
 from engine.audit.describe import describe
 from api.requests import query_int, query_point, query_time
 from engine.store.points import iso
-from engine.store.reading import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
+from engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 from engine.servers.replay import UnknownStream, state_at
 from engine.servers.snapshots import SnapshotCache
-from engine.audit.checkpoints import verify_everything
+from engine.audit.verify import verify_everything
 from engine.checkpoints.checkpointer import RotationFailed
-from engine.store.checkpoint_format import BadKey, encode_key, key_of
+from engine.checkpoints.format import BadKey, encode_key, key_of
 from engine.events import RecordedEvent
 from engine.servers.fold import LogError
 

@@ -24,7 +24,7 @@ from engine.diagrams.window import Window, passage
 from engine.servers.fold import LogError
 from engine.servers.replay import UnknownStream
 from engine.statechart import load_statechart
-from engine.store.reading import stream_exists
+from engine.store.queries import stream_exists
 
 bp = Blueprint("diagrams")
 

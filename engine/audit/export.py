@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.reading import EventFilter, iterate
+from engine.store.queries import EventFilter, iterate
 from engine.events import RecordedEvent
 from engine.store.hashing import canonical_time
 

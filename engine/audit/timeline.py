@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.audit.describe import CAUSES
 from engine.store.points import iso
-from engine.store.reading import stream_exists, stream_versions
+from engine.store.queries import stream_exists, stream_versions
 from engine.servers.replay import UnknownStream, fold_step
 from engine.events import RecordedEvent
 from engine.servers.fold import changed_at, new_view

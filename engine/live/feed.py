@@ -24,7 +24,7 @@ import structlog
 
 from engine.events import RecordedEvent
 from engine.store.event_store import EventStore
-from engine.store.reading import EventFilter
+from engine.store.queries import EventFilter
 
 log = structlog.get_logger("wingman.live")
 

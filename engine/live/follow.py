@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import RecordedEvent
 from engine.live.feed import EventFeed, TailOverflowed
-from engine.store.reading import EventFilter, page
+from engine.store.queries import EventFilter, page
 
 PAGE = 500  # events per read of the log while catching up
 

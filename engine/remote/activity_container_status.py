@@ -19,7 +19,7 @@ from engine.remote.activity import refuses_the_entries
 from engine.remote.client import PanelClient, PanelError
 from engine.remote.outbox import Outbox
 from engine.store.event_store import EventStore
-from engine.store.reading import EventFilter, page
+from engine.store.queries import EventFilter, page
 
 log = structlog.get_logger("wingman.container_status")
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import WEBSOCKET_CHANNEL, ConsoleCommand, PowerRequested, RecordedEvent
-from engine.store.reading import EventFilter, page
+from engine.store.queries import EventFilter, page
 
 POWER_PREFIX = "server:power."
 CONSOLE_COMMAND = "server:console.command"

@@ -25,7 +25,7 @@ from engine.servers.snapshots import SnapshotCache
 from engine.statechart import ChartPosition, PowerMachine
 from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
 from engine.store.points import END
-from engine.store.reading import stream_versions
+from engine.store.queries import stream_versions
 
 log = structlog.get_logger("wingman.registry")
 

@@ -19,7 +19,8 @@ from engine.servers.operations import OUTCOME_TYPES, QUEUED
 from engine.servers.snapshots import SnapshotCache
 from engine.statechart import Statechart, load_statechart
 from engine.store.points import END, Point, iso
-from engine.store.reading import PAGE, EventRow, fold_stream, is_intact, stream_exists, to_rows, to_rows_until
+from engine.store.lenient_rows import EventRow, is_intact, to_rows, to_rows_until
+from engine.store.queries import PAGE, fold_stream, stream_exists
 from engine.store.schema import events as E
 
 

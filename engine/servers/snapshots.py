@@ -33,7 +33,7 @@ from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_s
 from engine.store.hashing import canonical_json, json_loads
 from engine.store.schema import events as E
 from engine.store.schema import snapshots
-from engine.store.writer import AsyncWriter, Statements
+from engine.store.backends import AsyncWriter, Statements
 
 WriteBeside = Callable[[Statements], Awaitable[None]]
 

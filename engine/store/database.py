@@ -1,68 +1,37 @@
 """Open the event database (SQLite by default, PostgreSQL for fleets) and bring its schema up.
 
-SQLite is set up the way an append-only log wants it: WAL, synchronous=FULL, and writes that take
-the write lock at BEGIN (Python's sqlite3 otherwise starts transactions lazily, and a read-then-write
-transaction then fails with "database is locked" whatever busy_timeout says).
+How each database is set up (SQLite's pragmas and BEGIN IMMEDIATE, PostgreSQL's pool) is its
+backend's (engine.store.backends), chosen from the URL; this module holds what is the same on
+both: the migrations.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from sqlalchemy import Engine, event
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.hashing import json_loads
+from engine.store.backends import WRITE_TRANSACTION, backend_for
+
+__all__ = ["MIGRATIONS_DIR", "WRITE_TRANSACTION", "create_engine", "declared_head", "is_sqlite", "sqlite_url",
+           "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
-# Execution option a writer passes to get BEGIN IMMEDIATE instead of a deferred BEGIN.
-WRITE_TRANSACTION = {"sqlite_begin": "BEGIN IMMEDIATE"}
-
 
 def sqlite_url(root_directory: Path) -> str:
+    """The default database: wingman.db in the daemon's root folder."""
     return f"sqlite+aiosqlite:///{Path(root_directory).resolve() / 'wingman.db'}"
 
 
 def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
+    return backend_for(url).name == "sqlite"
 
 
 def create_engine(url: str) -> AsyncEngine:
-    if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, json_deserializer=json_loads)
-        _tune_sqlite(engine.sync_engine)
-        return engine
-    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, json_deserializer=json_loads)
-
-
-def sqlite_sync_engine(engine: AsyncEngine) -> Engine:
-    """A synchronous engine on the same SQLite file, set up like the async one, for the threads
-    that own a connection (the store's writer, the log's page reader): one thread hand-off per
-    group or page instead of aiosqlite's several per statement."""
-    sync = create_sync_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
-                              json_deserializer=json_loads)
-    _tune_sqlite(sync)
-    return sync
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        # Autocommit at the driver level, so that we issue BEGIN ourselves (see module doc).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection):
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+    """The async engine on `url`, set up by its backend; a URL of another database is a ValueError."""
+    return backend_for(url).create_engine(url)
 
 
 def _alembic_config(connection: Connection | None = None):

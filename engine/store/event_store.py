@@ -5,8 +5,10 @@ commit): a caller resumes only once its own events are durable, and when a group
 caller in it gets the reason. Per-stream versions are checked against the caller's expectation
 before anything is written, so a conflict fails only that caller.
 
-One writer per daemon also keeps positions in commit order on PostgreSQL (BIGSERIAL values are
-otherwise handed out before commit and a reader tailing "after N" could miss a row).
+How a group reaches the database is the backend's (engine.store.backends: SQLite's writer
+thread, PostgreSQL's one INSERT a group); positions are handed out by that writer inside the
+group's transaction, gapless and in commit order (a BIGSERIAL is drawn before commit, and a reader
+tailing "after N" could miss a row).
 
 Subscribers are called with each committed group before its appenders resume. They are isolated:
 one that raises is logged with its traceback and the writer goes on, so no subscriber can leave a
@@ -21,13 +23,13 @@ from datetime import datetime, timezone
 
 import structlog
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.events import NewEvent, RecordedEvent, new_id
 from engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
 from engine.store.schema import events as events_table
-from engine.store.writer import AsyncWriter, Statements, group_writer
+from engine.store.backends import AsyncWriter, Statements, backend_of
 
 log = structlog.get_logger("wingman.store")
 
@@ -83,7 +85,8 @@ class EventStore:
     def __init__(self, engine: AsyncEngine, max_group: int = 500):
         self.engine = engine
         self.max_group = max_group
-        self._rows_writer = group_writer(engine)
+        self.backend = backend_of(engine)
+        self._rows_writer = self.backend.group_writer(engine)
         self._rows_open = False
         self._direct_writer = AsyncWriter(engine)
         self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
@@ -278,7 +281,7 @@ class EventStore:
 
     async def events_for_operation(self, operation_id: str) -> list[RecordedEvent]:
         """Every event recorded for one operation, in log order (indexed: see migration 0003)."""
-        q = (select(events_table).where(operation_expression(self.engine.dialect.name) == operation_id)
+        q = (select(events_table).where(self.backend.operation_id() == operation_id)
              .order_by(events_table.c.position))
         async with self.engine.connect() as conn:
             return [_recorded(r) for r in await conn.execute(q)]
@@ -286,7 +289,7 @@ class EventStore:
 
 def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -> list[dict]:
     """The rows of one append, each hashed onto the one before it. The canonical JSON of data and
-    metadata is made once, for the hash, and is also the text the SQLite writer stores; the events
+    metadata is made once, for the hash, and is also the text the writer stores; the events
     of one append usually share one metadata dict, spelled once for all of them."""
     rows = []
     last_metadata, metadata_json = None, ""
@@ -303,13 +306,6 @@ def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -
                          data_json=data_json, metadata_json=metadata_json))
         prev = h
     return rows
-
-
-def operation_expression(dialect: str):
-    """The metadata's operation id, spelled exactly as the index in migration 0003 is built."""
-    if dialect == "sqlite":
-        return literal_column("json_extract(metadata, '$.operation_id')")
-    return literal_column("(metadata->>'operation_id')")
 
 
 def _recorded(row) -> RecordedEvent:

@@ -14,7 +14,7 @@ down_revision = "0002_snapshots"
 branch_labels = None
 depends_on = None
 
-# The same expression text the store queries with (engine.store.operation_expression).
+# The same expression text the store queries with (Backend.operation_id, engine/store/backends/).
 EXPRESSIONS = {
     "sqlite": "CREATE INDEX ix_events_operation_id ON events (json_extract(metadata, '$.operation_id'))",
     "postgresql": "CREATE INDEX ix_events_operation_id ON events ((metadata->>'operation_id'))",

@@ -1,5 +1,5 @@
 """Drop the index on events (stream_id, position): one server's events are paged in version order
-by the (stream_id, version) index the log needs anyway (engine.store.reading.page).
+by the (stream_id, version) index the log needs anyway (engine.store.queries.page).
 
 Every commit wrote a leaf of each index keyed by server, for every server in its group; that was
 most of what a commit wrote. The two orders are the same for every stream the store writes (a

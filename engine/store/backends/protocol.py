@@ -1,0 +1,81 @@
+"""What differs between the databases the event store runs on, as one protocol (`Backend`), and what
+the store's writer is to each of them (`GroupWriter`).
+
+One module implements the protocol per database (`sqlite`, `postgres`), and
+`engine.store.backends.backend_for` picks one from the URL, in one place: nothing outside those
+modules asks which database it runs on.
+
+What every backend keeps the same (tests/test_store_conformance.py holds each to it, on the real
+database):
+- a group of appends is one transaction: all of its rows are committed, or none;
+- positions are handed out by the group's writer inside its write transaction, from the log's end
+  as that transaction sees it: gapless and in commit order, so a reader of "after position N"
+  never skips a row committed later with a smaller number (a database sequence, PostgreSQL's
+  BIGSERIAL, is drawn before commit and would let it);
+- a second writer of the same log (another connection, another daemon) never interleaves with a
+  group: SQLite's write lock makes it wait its turn; on PostgreSQL today a group that raced
+  another for the same positions is refused by the position's key, and its callers are told
+  (serializing the writers of a fleet is the backend's to do: issue 27, the fleet work);
+- data and metadata are stored as the canonical JSON texts the hash was made of.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Column, ColumnElement, Executable
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+# The execution options of a write transaction: a backend whose BEGIN can take the write lock
+# takes it there (SQLite: BEGIN IMMEDIATE; a deferred BEGIN makes a read-then-write transaction
+# fail with "database is locked" whatever busy_timeout says). Others ignore them.
+WRITE_TRANSACTION = {"write_transaction": True}
+
+# Statements for the tables beside the log (checkpoints, snapshots): each with its parameters, or None.
+Statements = list[tuple[Executable, list[dict] | dict | None]]
+
+
+class GroupWriter(Protocol):
+    async def open(self) -> None: ...
+
+    async def insert(self, rows: list[dict]) -> list[int]:
+        """Commit every row in one transaction; return their positions (in row order)."""
+
+    async def write_beside(self, statements: Statements) -> None:
+        """Run the statements in one transaction of their own, on the log's writer: on SQLite a
+        second writing connection would contend with the log's for the write lock, and the one
+        that waits sleeps in SQLite's busy handler (a millisecond or more, every time)."""
+
+    async def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str  # SQLAlchemy's name for the database: "sqlite", "postgresql"
+
+    def create_engine(self, url: str) -> AsyncEngine:
+        """The async engine on `url`, its connections set up for the log (pragmas, pool)."""
+
+    def group_writer(self, engine: AsyncEngine) -> GroupWriter:
+        """What commits the log's groups on this database (see GroupWriter)."""
+
+    def read(self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T],
+             params: dict | None) -> Awaitable[T]:
+        """Start reading `query` now; what is returned will hold `convert(rows)`. With `params`,
+        the statement is one built once and read many times; its rows may then be the driver's
+        plain tuples."""
+
+    def walk(self, engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
+             take: Callable[[T], dict | None]) -> Awaitable[None]:
+        """Read `query` page after page: each page `convert`ed and handed to `take`, which
+        returns the next page's parameters, or None to stop. Where `take` runs is the backend's
+        choice (SQLite: its reader thread), so `take` must touch nothing the event loop changes."""
+
+    def json_text(self, column: Column, key: str) -> ColumnElement:
+        """A top-level key of a JSON column, as text; NULL for a row whose JSON does not parse
+        (one edited row must not fail an auditor's whole query)."""
+
+    def operation_id(self) -> ColumnElement:
+        """The metadata's operation id, spelled exactly as migration 0003's index is built (so
+        that the index serves the query)."""
