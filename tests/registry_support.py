@@ -8,11 +8,14 @@ Images pushed to it are built by `push_unique_image`: the test image plus one la
 bytes, so that a pull has a layer to download (the test image's own layer is always local)."""
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
+import threading
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -188,3 +191,72 @@ class PushedImages:
                 self.api.remove_image(image_id, force=True)
             except docker.errors.ImageNotFound:
                 pass
+
+
+class SilentRegistry:
+    """A TCP listener that accepts and never answers: a registry that hangs."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+class SlowProxy:
+    """A registry's address that answers slowly: the engine's connections are forwarded to
+    `target`, and what comes back trickles at `rate` bytes a second per connection (small
+    answers, manifests, pass at once; a layer of megabytes takes minutes). Runs on the test's
+    event loop; `closed` counts the engine's connections that went away."""
+
+    def __init__(self, target: str, rate: int = 64 << 10):
+        self.target_host, self.target_port = target.rsplit(":", 1)
+        self.rate = rate
+        self.closed = 0
+        self._server = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> "SlowProxy":
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.host = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def close(self) -> None:
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.target_host, int(self.target_port))
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src, dst, slow: bool):
+            try:
+                while data := await src.read(self.rate // 8 if slow else 65536):
+                    dst.write(data)
+                    await dst.drain()
+                    if slow and len(data) == self.rate // 8:
+                        await asyncio.sleep(1 / 8)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+        self._writers -= {writer, up_writer}
+        self.closed += 1

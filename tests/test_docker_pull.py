@@ -13,8 +13,6 @@ Timeouts are upper bounds for waiting, never speed assertions.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 
 import docker
 import pytest
@@ -28,7 +26,7 @@ from engine.environments.docker.images import (
 from engine.servers.definition import parse_definition
 from tests.docker_power_support import ECHO, docker_server
 from tests.http_support import power
-from tests.registry_support import PushedImages, registries
+from tests.registry_support import PushedImages, SilentRegistry, SlowProxy, registries
 from tests.ws_support import authed
 
 WAIT = 120  # seconds: the longest a start (with its pull) may take before the test fails
@@ -265,30 +263,6 @@ async def test_registry_credentials_are_sent_by_image_prefix(
         assert not pushed.present(image)
 
 
-class SilentRegistry:
-    """A TCP listener that accepts and never answers: a registry that hangs."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
-
-
 def spec_for(tmp_path, uuid: str, image: str) -> LaunchSpec:
     config = parse_definition({"settings": {"uuid": uuid, "invocation": ECHO, "runtime": "docker",
                                             "container": {"image": image}}})
@@ -323,3 +297,35 @@ async def test_a_local_only_image_is_never_pulled(tmp_path, docker_runtime, dock
     notes = []
     await rt.prepare(spec_for(tmp_path, docker_uuids.new(), "~" + docker_image), notes.append)
     assert notes == []  # not even Wings' lines: nothing is pulled (docker.io is not asked)
+
+
+@pytest.mark.docker
+async def test_a_start_given_up_mid_pull_gives_the_pull_up(tmp_path, docker_runtime, docker_uuids, registry, pushed):
+    reg = registry()
+    proxy = await SlowProxy(reg.host).start()  # 8 MiB at 64 KiB/s: two minutes of download
+    image = pushed.push(reg, "slow/image", size=8 << 20).replace(reg.host, proxy.host, 1)
+    try:
+        rt = await docker_runtime()
+        notes = []
+        start = asyncio.ensure_future(rt.prepare(spec_for(tmp_path, docker_uuids.new(), image), notes.append))
+
+        async def downloading():
+            while not any(": Downloading" in line for line in notes):
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(downloading(), WAIT)
+        flight = rt._images._flights[image]
+        start.cancel()  # as a kill cancels the start it preempts
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        # The worker thread's blocked read is woken (well before the download could end), and
+        # the thread is free again.
+        with pytest.raises(images.PullCancelled):
+            await asyncio.wait_for(flight.task, 30)
+        assert PULL_FINISHED not in notes and not pushed.present(image)
+
+        async def dropped():  # the engine gives its download up once its client has gone
+            while not proxy.closed:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(dropped(), WAIT)
+    finally:
+        await proxy.close()
