@@ -67,12 +67,10 @@ class HostAddresses:
         return cls(node_addresses(docker))
 
     def admit(self, cfg: ServerConfig) -> ServerConfig:
-        """`cfg` back when every IP of its allocations is this host's; AddressNotOnHost otherwise."""
-        a = cfg.allocations
-        ips = list(a.mappings)
-        if a.default.port:
-            ips.append(a.default.ip)
-        for ip in ips:
+        """`cfg` back when every IP of its allocations is this host's; AddressNotOnHost otherwise.
+        The IPs of `mappings`, what is published: a Panel's `default` is always one of them (its
+        `ip` is any text to the schema, which a door check must not narrow)."""
+        for ip in cfg.allocations.mappings:
             if not self.is_local(ip):
                 raise AddressNotOnHost(
                     f"settings.allocations: {ip} is not an address of this host, so no player could reach the "
