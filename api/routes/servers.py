@@ -58,7 +58,8 @@ async def get_server(request: Request, uuid: str):
      "without a Panel answers this body with 409.\n\n"
      "The full definition (the document a Panel serves; a standalone node): `settings.uuid` is the only required "
      "key, answered 201. A definition that could never start (a done-line regex RE2 cannot compile, limits too "
-     "large to apply, NUL in the environment) is a 422, and nothing is written.",
+     "large to apply, NUL in the environment, an allocation IP this host does not have) is a 422, and nothing is "
+     "written.",
      body=CreateServerBody, errors=(400, 409, 422, 502, 503),
      answers={201: Answer("Created from the full definition", ServerBody, headers={"Location": "/api/servers/{uuid}"}),
               202: Answer("Registered from the Panel; being installed", ServerBody,
