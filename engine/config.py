@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from engine.config_docker import DockerConfig
 from engine.config_docs import ServerDocs
 from engine.config_keys import UnknownKeys, sort_keys
-from engine.store.checkpoint_format import NODE_ID
 from engine.store.database import sqlite_url
 from engine.store.hashing import json_loads
 
 DEFAULT_CONFIG_PATH = Path("wingman.yml")
+# A node id: this node in a fleet database and in every checkpoint it signs.
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 class ConfigError(Exception):

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from engine.audit.checkpoints import verify_everything
+from engine.audit.verify import verify_everything
 from engine.config import parse_config
 from engine.daemon import Daemon
 from engine.store.database import create_engine

@@ -10,7 +10,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from engine.store.checkpoint_format import canonical, encode_key, sign
+from engine.checkpoints.format import canonical, encode_key, sign
 from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, rows, sql, verdict
 
 

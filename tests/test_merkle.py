@@ -1,4 +1,4 @@
-"""The RFC 9162 tree (engine.store.merkle) against the test vectors of the Certificate Transparency
+"""The RFC 9162 tree (engine.checkpoints.tree) against the test vectors of the Certificate Transparency
 reference implementation (transparency-dev/merkle, testonly and proof packages: eight leaves, the
 root of every prefix, the compact ranges, known inclusion and consistency proofs), and against the
 RFC's recursive definitions on every small size."""
@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from engine.store.merkle import (
+from engine.checkpoints.tree import (
     EMPTY_ROOT, CompactRange, ProofError, consistency_proof, consistent, inclusion_proof, leaf_hash,
     node_hash, root_from_inclusion, tree_root,
 )

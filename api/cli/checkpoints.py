@@ -10,10 +10,10 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.cli.output import EXIT_FINDINGS, Stop, run
-from engine.audit.checkpoints import CheckpointReport
-from engine.audit.proofs import LogDisagrees, NoProof, prove_consistency, prove_inclusion
+from engine.checkpoints.format import BadKey, decode_key, encode_key
+from engine.checkpoints.proofs import LogDisagrees, NoProof, prove_consistency, prove_inclusion
+from engine.checkpoints.verify import CheckpointReport
 from engine.config import ConfigError, load_config
-from engine.store.checkpoint_format import BadKey, decode_key, encode_key
 
 KeyOpt = Annotated[str | None, typer.Option(
     "--key", "-k", help="The daemon's Ed25519 public key (base64, hex, PEM, or a file holding one), from its "

@@ -1,9 +1,10 @@
-"""The auditor's side of the log: verification of the hash chains and of what the events say,
-verification against the signed checkpoints (`checkpoint_chain`: which checkpoints to believe;
-`checkpoints`: the log against them), inclusion and consistency proofs (`proofs`), timelines,
-plain-words descriptions and streaming export.
+"""The auditor's side of the log: verification of the hash chains and of what the events say
+(`verify`; `verify_everything` runs the checks against the signed checkpoints, which live in
+engine.checkpoints with their proofs, in the same pass), timelines, plain-words descriptions and
+streaming export.
 
 Everything here reads the database directly, so it works the same from the daemon's API and from
 the CLI on a copy of the database file. May import: `engine.store`, `engine.servers`,
-`engine.events`, `engine.statechart`; nothing in the engine imports this package.
+`engine.events`, `engine.statechart`, `engine.checkpoints`; nothing in the engine imports this
+package.
 """

@@ -23,14 +23,17 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
 from engine.store.points import iso
 from engine.servers.operations import OUTCOME_TYPES
-from engine.store.reading import EventFilter, high_water, is_intact, iterate, page, stream_versions
+from engine.store.lenient_rows import is_intact
+from engine.store.queries import EventFilter, high_water, iterate, page, stream_versions
 from engine.events import RecordedEvent, event_class
 from engine.store.hashing import GENESIS, event_hash
 from engine.servers.fold import LogError, ServerView, apply, new_view
@@ -251,6 +254,20 @@ async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str,
         await _compare_live(engine, checker, live, server)
         report.live_checked = True
     return report
+
+
+async def verify_everything(engine: AsyncEngine, server: str | None = None, trusted_key: str | None = None,
+                            checkpoint_file: Path | None = None, **verify_options
+                            ) -> tuple[Report, CheckpointReport | None]:
+    """`verify` and, for the whole log, the checks against the signed checkpoints
+    (engine.checkpoints.verify) in the same pass. Returns (Report, CheckpointReport, or None for one
+    server's stream: checkpoints vouch for the whole log, and one stream alone cannot reproduce them)."""
+    if server is not None:
+        return await verify(engine, server, **verify_options), None
+    v = CheckpointVerifier(engine, trusted_key, checkpoint_file)
+    await v.prepare()
+    report = await verify(engine, None, watch=v.feed, **verify_options)
+    return report, v.finish()
 
 
 async def _open_operations(engine: AsyncEngine, checker: _Checker, in_hand: Callable[[str], bool] | None) -> None:

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import structlog
 
-from engine.checkpoints import keys
+from engine.checkpoints import keys, storage
+from engine.checkpoints.format import SignedCheckpoint, encode_key, make_body, sign
 from engine.checkpoints.resume import Resumed, resume_tree
+from engine.checkpoints.tree import CompactRange, leaf_hash
 from engine.checkpoints.witness import Witness
 from engine.events import RecordedEvent
-from engine.store import checkpoint_storage as storage
-from engine.store.checkpoint_format import SignedCheckpoint, encode_key, make_body, sign
 from engine.store.event_store import EventStore
-from engine.store.merkle import CompactRange, leaf_hash
 from engine.store.points import iso
 
 log = structlog.get_logger("wingman.checkpoints")

@@ -23,11 +23,11 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store import checkpoint_storage as storage
-from engine.store.checkpoint_format import SignedCheckpoint
+from engine.checkpoints import storage
+from engine.checkpoints.format import SignedCheckpoint
+from engine.checkpoints.tree import CompactRange, ProofError
 from engine.store.hashing import leaf_of
-from engine.store.merkle import CompactRange, ProofError
-from engine.store.reading import EventFilter, iterate
+from engine.store.queries import EventFilter, iterate
 from engine.store.schema import events as E
 
 log = structlog.get_logger("wingman.checkpoints")

@@ -1,8 +1,10 @@
-"""The append-only event store: the database and its schema, the writer that commits appends in
-groups, the per-stream hash chain, and the lenient reader that auditors use. Also what the signer
-(engine.checkpoints) and the verifier (engine.audit) of checkpoints share: the RFC 9162 tree
-(`merkle`), the signed checkpoint format (`checkpoint_format`) and where checkpoints are kept
-(`checkpoint_storage`).
+"""The append-only event store: appends committed in groups, with expected versions and
+subscribers (`event_store`), the per-stream hash chain (`hashing`), the schema and the database
+with its migrations (`schema`, `database`), queries of the log (`queries`) with the lenient
+decoding of its rows that auditors rely on (`lenient_rows`), and points of the log (`points`).
+What differs between SQLite and PostgreSQL is in `backends/`: one module per database, behind one
+protocol, chosen from the database URL.
 
-May import: `engine.events`. Nothing above it (servers, power, audit) is known here.
+May import: `engine.events`. Nothing above it (servers, power, checkpoints, audit) is known here:
+the signed checkpoints (engine.checkpoints) follow the log as one more subscriber of its commits.
 """

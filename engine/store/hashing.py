@@ -9,7 +9,7 @@ differently in exponent form, and anything unusual take the standard library's p
 tests/test_hashing.py holds the two spellings to each other.
 
 The same hash, recomputed from a row's contents, is the row's leaf in the Merkle tree over the
-whole log (engine.store.merkle): see `leaf_of`."""
+whole log (engine.checkpoints.tree): see `leaf_of`."""
 from __future__ import annotations
 
 import hashlib

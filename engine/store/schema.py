@@ -54,7 +54,7 @@ snapshots = Table(
 )
 
 
-# Signed checkpoints (engine.store.checkpoint_format): the daemon's signature over the Merkle root
+# Signed checkpoints (engine.checkpoints.format): the daemon's signature over the Merkle root
 # of the first `size` events. `body` is the signed JSON exactly as signed. `frontier` (the tree's
 # compact range at `size`) lets the daemon resume the tree at boot without folding the whole log;
 # `leaves` (the event hashes, 32 bytes each, from the previous checkpoint's size to this one's)

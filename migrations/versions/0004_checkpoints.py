@@ -1,4 +1,4 @@
-"""Signed checkpoints over the whole log (engine.store.checkpoint_format): one row per checkpoint,
+"""Signed checkpoints over the whole log (engine.checkpoints.format): one row per checkpoint,
 with the compact range of the Merkle tree at its size and the event hashes it added. A new table
 only, so no batch mode is needed on SQLite; the same statements run on PostgreSQL.
 

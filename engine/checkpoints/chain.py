@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.store import checkpoint_storage as storage
-from engine.store.checkpoint_format import SignedCheckpoint
-from engine.store.merkle import CompactRange, ProofError
+from engine.checkpoints import storage
+from engine.checkpoints.format import SignedCheckpoint
+from engine.checkpoints.tree import CompactRange, ProofError
 
 MAX_FINDINGS = 100
 

@@ -1,7 +1,7 @@
 """Verification of the log against its signed checkpoints: the part of the audit that holds against
 someone who can write the database.
 
-The believed checkpoints (engine.audit.checkpoint_chain: signatures, the key chain, the copies)
+The believed checkpoints (engine.checkpoints.chain: signatures, the key chain, the copies)
 are checked in one pass over the log in position order, flat in memory (the compact range, and the
 leaves since the last checkpoint):
 - every leaf is recomputed from the row itself (engine.store.hashing.leaf_of), never read from
@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.checkpoint_chain import MAX_FINDINGS, Chain, CheckpointFinding, Entry, load_chain
+from engine.checkpoints.chain import MAX_FINDINGS, Chain, CheckpointFinding, Entry, load_chain
+from engine.checkpoints.tree import CompactRange, leaf_hash
 from engine.events import RecordedEvent
 from engine.store.hashing import leaf_of
-from engine.store.merkle import CompactRange, leaf_hash
-from engine.store.reading import EventFilter, high_water, iterate
+from engine.store.queries import EventFilter, high_water, iterate
 
 
 @dataclass
@@ -207,7 +207,8 @@ class CheckpointVerifier:
 
 async def verify_checkpoints(engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None = None,
                              page_size: int = 1000) -> CheckpointReport:
-    """The checkpoint checks alone, in a pass of their own (verify() runs them in its own pass)."""
+    """The checkpoint checks alone, in a pass of their own (engine.audit.verify.verify_everything
+    runs them in the pass of the per-stream checks)."""
     v = CheckpointVerifier(engine, trusted_key, checkpoint_file)
     await v.prepare()
     count = 0
@@ -217,19 +218,3 @@ async def verify_checkpoints(engine: AsyncEngine, trusted_key: str | None, check
         if count % page_size == 0:
             await asyncio.sleep(0)
     return v.finish()
-
-
-
-async def verify_everything(engine: AsyncEngine, server: str | None = None, trusted_key: str | None = None,
-                            checkpoint_file: Path | None = None, **verify_options):
-    """The per-stream verification (engine.audit.verify) and, for the whole log, the checkpoint
-    checks in the same pass. Returns (Report, CheckpointReport, or None for one server's stream:
-    checkpoints vouch for the whole log, and one stream alone cannot reproduce them)."""
-    from engine.audit.verify import verify
-
-    if server is not None:
-        return await verify(engine, server, **verify_options), None
-    v = CheckpointVerifier(engine, trusted_key, checkpoint_file)
-    await v.prepare()
-    report = await verify(engine, None, watch=v.feed, **verify_options)
-    return report, v.finish()

@@ -1,7 +1,7 @@
 """Where signed checkpoints are kept: the `checkpoints` table beside the log, and a JSON-lines file
 that can live out of the database's reach (another disk, a mount only the daemon appends to).
 
-Reading is lenient, like engine.store.reading: a row or a line an attacker edited into nonsense is
+Reading is lenient, like the store's reader of events: a row or a line an attacker edited into nonsense is
 returned with the reason it cannot be read, so verification can name it instead of failing.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.checkpoint_format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
+from engine.checkpoints.format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
 from engine.store.schema import checkpoints as C
 
 if TYPE_CHECKING:

@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 FORMAT = "wingman-checkpoint/1"
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _SAFE = re.compile(r"[\x20-\x7e]*\Z")  # printable ASCII: canonical JSON needs no escape but \" and \\
-NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 class BadCheckpoint(ValueError):
