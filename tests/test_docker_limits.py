@@ -13,11 +13,11 @@ from structlog.testing import capture_logs
 from engine.config import parse_config
 from engine.config_docker import DockerConfig
 from engine.daemon import Daemon
+from engine.environments.docker.limits import container_resources, discarded, unenforced
+from engine.servers.definition import parse_definition
 from tests.conftest import EngineHarness
 from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, of_type, sdk, started_running
 from tests.support import TOKEN
-
-pytestmark = pytest.mark.docker
 
 # Every limit a definition can ask for; oom_disabled is set where the test needs it.
 EVERY_LIMIT = {"memory_limit": 64, "swap": 32, "cpu_limit": 50, "threads": "0", "io_weight": 300, "pids_limit": 64}
@@ -58,6 +58,7 @@ def on_bridge(name: str, gateway: str) -> dict:
             "domainname": "games.example", "userns_mode": "host"}
 
 
+@pytest.mark.docker
 async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
         tmp_path, docker_uuids, docker_image, docker_engine, bridge):
     name, gateway = bridge
@@ -101,10 +102,10 @@ async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
         assert (await h.outcome(await h.act(uuid, "kill"), WAIT)).status == "succeeded"
 
 
+@pytest.mark.docker
 async def test_pre_boot_warns_of_an_oom_killer_disabled_without_a_memory_limit(
         tmp_path, docker_runtime, docker_uuids, docker_image):
     from engine.environments.base import LaunchSpec
-    from engine.servers.definition import parse_definition
 
     rt = await docker_runtime(docker_config=DockerConfig(network={"network_mode": "none"}))
     config = parse_definition({"settings": {"uuid": docker_uuids.new(), "invocation": "true", "runtime": "docker",
@@ -117,6 +118,7 @@ async def test_pre_boot_warns_of_an_oom_killer_disabled_without_a_memory_limit(
 HUNGRY = "echo ready; read x; head -c 64m /dev/zero | tail"
 
 
+@pytest.mark.docker
 async def test_a_server_beyond_its_memory_is_oom_killed_and_its_history_says_so(
         tmp_path, docker_uuids, docker_image, docker_engine):
     uuid = docker_uuids.new()
@@ -135,6 +137,7 @@ async def test_a_server_beyond_its_memory_is_oom_killed_and_its_history_says_so(
         assert container["State"]["OOMKilled"] is True and container["HostConfig"]["Memory"] == 18_400_000
 
 
+@pytest.mark.docker
 async def test_a_fork_loop_beyond_the_pids_limit_fails_to_fork(tmp_path, docker_uuids, docker_image, docker_engine):
     uuid = docker_uuids.new()
     # Ready at once; on any input line, starts 40 sleeps where at most 20 processes may exist.
@@ -147,3 +150,21 @@ async def test_a_fork_loop_beyond_the_pids_limit_fails_to_fork(tmp_path, docker_
         await console_shows(h, uuid, "can't fork")
         lines = list(h.processes.console(uuid).lines)
         assert "forked 10" in lines and "forked 40" not in lines, lines
+
+
+def test_what_an_engine_cannot_apply_is_warned_of_for_what_the_definition_asks():
+    """The kernels this machine does not have: `docker info` saying no, a HostConfig that lost some."""
+    cfg = parse_definition({"settings": {"uuid": str(uuidlib.uuid4()), "invocation": "x", "runtime": "docker",
+                                         "container": {"image": "i"}, "build": EVERY_LIMIT}})
+    resources = container_resources(cfg, DockerConfig())
+    assert unenforced(cfg, resources, {k: True for k in ("MemoryLimit", "SwapLimit", "CpuCfsQuota", "CpuCfsPeriod",
+                                                          "CPUShares", "CPUSet", "PidsLimit")}, set()) == []
+    said = unenforced(cfg, resources, {"MemoryLimit": False, "CPUSet": False, "CpuCfsQuota": False}, {"blkio_weight"})
+    assert sorted(w.split("; ")[1] for w in said) == [f"{name} is not enforced" for name in
+                                                      ("cpu_limit", "io_weight", "memory_limit", "threads")]
+    # Docker's HostConfig after a create on a kernel without blkio weight nor oom_kill_disable:
+    kept = {"Memory": 73_600_000, "MemoryReservation": 64_000_000, "MemorySwap": 105_600_000, "CpuQuota": 50_000,
+            "CpuPeriod": 100_000, "CpuShares": 1024, "CpusetCpus": "0", "BlkioWeight": 0, "PidsLimit": 64}
+    oom = container_resources(cfg.model_copy(update={"oom_disabled": True}), DockerConfig())
+    assert discarded(oom, {**kept, "OomKillDisable": False}) == {"blkio_weight", "oom_kill_disable"}
+    assert discarded(resources, {**kept, "BlkioWeight": 300, "OomKillDisable": False}) == set()
