@@ -4,8 +4,8 @@ outcome, and the door check that refuses allocation IPs the host does not have.
 
 Against the real engine of tests/docker_support.py, which runs `dockerd --iptables=false
 --bridge=none`: Docker's userland proxy carries a player's traffic into the container. The game
-server is a small static C program (busybox's `nc` has no UDP), copied into the server's folder
-so it runs inside the container from the bind mount, on the test image as it is.
+server is a small static C program (tests/net_gameserver.c: busybox's `nc` has no UDP), copied into
+the server's folder so it runs inside the container from the bind mount, on the test image as it is.
 
 Networks a test makes for itself have names of their own and are removed afterwards; Wings' default
 `pterodactyl_nw` may be in use by other suites at the same time and is left. Timeouts are upper
@@ -42,52 +42,6 @@ from tests.test_panel_inventory import panel_events, wait_events, with_panel
 WAIT = 60
 FOREIGN = "203.0.113.7"  # TEST-NET-3: never an address of this host
 
-GAME_C = r"""
-#include <netinet/in.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-static int bound(int type, int port) {
-    int fd = socket(AF_INET, type, 0), on = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); exit(2); }
-    if (type == SOCK_STREAM && listen(fd, 16) < 0) { perror("listen"); exit(2); }
-    return fd;
-}
-
-/* Answers "tcp <what it got>" on TCP and "udp <what it got>" on UDP; "stop" on stdin ends it. */
-int main(int argc, char **argv) {
-    int port = argc > 1 ? atoi(argv[1]) : 0;
-    struct pollfd p[3] = {{bound(SOCK_STREAM, port), POLLIN}, {bound(SOCK_DGRAM, port), POLLIN}, {0, POLLIN}};
-    char buf[512], out[600];
-    printf("game listening on %d tcp+udp\n", port);
-    fflush(stdout);
-    for (;;) {
-        if (poll(p, 3, -1) < 0) continue;
-        if (p[0].revents) {
-            int c = accept(p[0].fd, NULL, NULL);
-            ssize_t n = c < 0 ? -1 : read(c, buf, sizeof buf);
-            if (n > 0) { int m = snprintf(out, sizeof out, "tcp %.*s", (int)n, buf); write(c, out, m); }
-            if (c >= 0) close(c);
-        }
-        if (p[1].revents) {
-            struct sockaddr_storage from; socklen_t len = sizeof from;
-            ssize_t n = recvfrom(p[1].fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
-            if (n > 0) { int m = snprintf(out, sizeof out, "udp %.*s", (int)n, buf); sendto(p[1].fd, out, m, 0, (struct sockaddr *)&from, len); }
-        }
-        if (p[2].revents) {
-            ssize_t n = read(0, buf, sizeof buf);
-            if (n <= 0 || strncmp(buf, "stop", 4) == 0) { puts("bye"); return 0; }
-        }
-    }
-}
-"""
-
 
 @pytest.fixture(scope="module")
 def game(tmp_path_factory) -> Path:
@@ -96,8 +50,8 @@ def game(tmp_path_factory) -> Path:
     if not compiler:
         unavailable("a C compiler is needed (.ci/system.sh installs gcc)")
     folder = tmp_path_factory.mktemp("game")
-    (folder / "game.c").write_text(GAME_C)
-    done = subprocess.run([compiler, "-static", "-O2", "-o", str(folder / "game"), str(folder / "game.c")],
+    source = Path(__file__).with_name("net_gameserver.c")
+    done = subprocess.run([compiler, "-static", "-O2", "-o", str(folder / "game"), str(source)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         unavailable(f"the game server does not build statically (libc6-dev?): {done.stderr[-2000:]}")
@@ -354,8 +308,7 @@ def spec(tmp_path: Path, uuid: str, image: str, game: Path, port: int, **alloc) 
 
 
 class Console(list):
-    def __call__(self, line: str) -> None:
-        self.append(line)
+    __call__ = list.append
 
 
 def remove_network(url: str, name: str) -> None:
