@@ -17,6 +17,11 @@ from engine.environments.docker.on_demand import OnDemandDockerRuntime
 from engine.environments.process import ProcessRuntime
 from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata
+from engine.install.feed import InstallFeed
+from engine.install.recovery import InstallRecovery
+from engine.install.runner import InstallRunner, OnDemandRunner
+from engine.install.service import InstallService
+from engine.install.work import Surroundings
 from engine.live.denylist import TokenDenylist
 from engine.live.feed import EventFeed
 from engine.live.utilization import UtilizationMonitor
@@ -24,7 +29,7 @@ from engine.power.actions import PowerActions
 from engine.power.crashes import CrashHandler
 from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker
-from engine.power.recovery import BootRecovery
+from engine.power.recovery import BOOT, BootRecovery
 from engine.power.service import PowerService
 from engine.preboot.sources import DefinitionSource
 from engine.preboot.starter import Starter
@@ -80,7 +85,8 @@ class Daemon:
         self.runtimes = runtimes if runtimes is not None else build_runtimes(config)
         self.journal = Journal(self.store, self.registry)
         self.processes = ProcessTracker(self.journal)
-        source = DefinitionSource(config.remote, config.token_id, config.token, config.source)
+        source = DefinitionSource(config.remote, config.token_id, config.token, config.source,
+                                  remote_runtime=config.remote_runtime)
         self.server_users = ServerUsers(config.data_directory, config.system.server_users.first_uid,
                                         config.system.server_users.count,
                                         insecure_as_daemon_user=config.system.insecure_run_servers_as_daemon_user)
@@ -110,14 +116,29 @@ class Daemon:
         self.denylist = TokenDenylist(self.store, self.feed)
         self.utilization = UtilizationMonitor(self.registry, self.processes, self.starter.folder, config.utilization,
                                               self.feed)
+        # Eggs' install scripts (engine.install): an install holds its server's power lock, a delete
+        # ends it, boot recovery adopts one left running; the Panel gives them their scripts.
+        runners = {"docker": OnDemandRunner(self._docker_installer)} if "docker" in self.runtimes else {}
+        self.installs = InstallService(
+            self.journal, self.registry, self.power, self.starter.folder,
+            Surroundings(InstallFeed(), self.server_users, config.system.tmp_directory, config.system.timezone),
+            runners)
+        self.power.install_control = self.installs
+        self.recovery.installs = InstallRecovery(self.installs, BOOT)
         # With a Panel, its list of servers is the truth once it answers: taken after boot
         # recovery, in the background, so a Panel that is down never keeps the API from serving.
-        self.panel = panel_side(config, self.registry, self.journal, self.processes, self.starter.folder,
-                                self.server_users, self.power.request, self.power.background, self.recovery.done)
+        self.panel = panel_side(config, self.registry, self.journal, self.processes, self.installs,
+                                self.recovery.done)
         self.activity = panel_outboxes(config, self.store)  # None for a standalone node
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
+
+    async def _docker_installer(self) -> InstallRunner:
+        from engine.environments.docker.installer import DockerInstaller  # the SDK, loaded on first need
+
+        docker = self.runtimes["docker"]
+        return DockerInstaller(await docker.connected() if isinstance(docker, OnDemandDockerRuntime) else docker)
 
     async def _restart_after_crash(self, uuid: str, meta: Metadata):
         return await self.power.request(uuid, "restart", None, meta)

@@ -351,6 +351,8 @@ class InstallReported(Event):
     reason: str | None = None  # why it failed
     reported: bool  # the Panel took the report
     report_error: str | None = None
+    reinstall: bool = False  # what the Panel was told, with `successful`
+    install_id: str | None = None  # the install reported (engine.install_events), when one ran
 
 
 # -- recorded form -------------------------------------------------------------------------------
@@ -444,3 +446,8 @@ def new_id() -> str:
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (2**62 - 1)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# The install's events live in a module of their own; imported here so that `event_class` knows
+# them wherever events are read back (a reader need not know which module spelled a type).
+from engine import install_events as _install_events  # noqa: E402,F401

@@ -6,7 +6,9 @@ history still reads back (`/events`, `/state`, diagrams), as the audit promises.
 1. `server.suspended`, first and on its own (skipped when it already is): from its commit on, no
    start or restart is accepted (a Panel's start racing the delete, the crash handler's restart).
    If the store cannot take it, the caller hears so and nothing has changed.
-2. a kill, through the power engine, when anything runs or starts or an operation is in hand: an
+2. an install under way is cancelled (its installer killed and removed, its outcome
+   `install.failed`), since an install refuses every power action, a kill included (engine.install);
+   then a kill, through the power engine, when anything runs or starts or an operation is in hand: an
    operation with its request, outcome and cause, under the statechart's rules, which cancels a
    start or restart in flight as every kill does. The delete goes on once every operation of the
    server has its outcome and the server's power lock is free; it holds the lock from then on.
@@ -68,6 +70,8 @@ class ServerDeletion:
         power = self._power
         if not power.registry.get(uuid).suspended:
             await power.journal.append_now(uuid, [ServerSuspended()], meta)
+        if power.install_control is not None:  # an install refuses kills: it is ended (failed) first
+            await power.install_control.cancel(uuid, "the server is being deleted")
         deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
         holder = f"delete-{new_id()}"
         last_kill = None

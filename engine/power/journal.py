@@ -53,14 +53,15 @@ class Journal:
                 delay = min(delay * 2, RETRY_MAX)
 
     async def transition(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
-                         op_id: str | None = None, before: tuple[Event, ...] = ()) -> str:
+                         op_id: str | None = None, before: tuple[Event, ...] = (), now: bool = False) -> str:
         """Append a legal state change (after `before`, in the same commit); returns the new state.
-        IllegalTransition, with nothing written, when the chart does not allow it now."""
+        IllegalTransition, with nothing written, when the chart does not allow it now. `now`: one
+        try, as `append_now` (a request not answered yet: StoreUnavailable goes to its caller)."""
         async with self._ordering.setdefault(uuid, asyncio.Lock()):
             view = self._registry.get(uuid)
             if not view.power.may(trigger):
                 raise IllegalTransition(trigger, view.state)
-            await self._record_change(uuid, trigger, cause, meta, op_id, before)
+            await self._record_change(uuid, trigger, cause, meta, op_id, before, now)
             return view.state
 
     async def transition_if_allowed(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
@@ -76,11 +77,13 @@ class Journal:
             return True
 
     async def _record_change(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
-                             op_id: str | None, before: tuple[Event, ...]) -> None:
+                             op_id: str | None, before: tuple[Event, ...], now: bool = False) -> None:
         source = self._registry.state(uuid)
         change = StateChanged(from_state=source, to_state=self._registry.chart.destination(trigger, source),
                               trigger=trigger, cause=cause, operation_id=op_id)
-        await _to_the_end(self.record(uuid, *before, change, meta=meta.model_copy(update={"cause": cause})))
+        meta = meta.model_copy(update={"cause": cause})
+        await _to_the_end(self.append_now(uuid, [*before, change], meta) if now
+                          else self.record(uuid, *before, change, meta=meta))
 
     def forget(self, uuid: str) -> None:
         self._ordering.pop(uuid, None)

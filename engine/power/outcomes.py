@@ -5,6 +5,7 @@ from engine.environments.base import ExitInfo
 from engine.servers.operations import Operation
 
 SUSPENDED_MESSAGE = "Cannot start or restart a server that is suspended."
+INSTALLING_MESSAGE = "server is currently installing"  # Wings' words (server/errors.go ErrServerIsInstalling)
 
 
 class Rejected(Exception):
@@ -31,3 +32,11 @@ def describe_exit(info: ExitInfo) -> str:
     if info.reason:
         return info.reason
     return f"exit code {info.exit_code}"
+
+
+class ServerInstalling(Exception):
+    """A power action asked for while the server installs (engine.install): refused at the door,
+    and nothing is recorded. A kill too: killing the installer would leave a half-installed folder."""
+
+    def __init__(self):
+        super().__init__(INSTALLING_MESSAGE)

@@ -2,6 +2,7 @@
 API already answers.
 
 For each server: an operation that has no outcome was interrupted, and says so. A server the log
+says is installing has its install adopted or interrupted (engine.install.recovery). A server the log
 says is up is adopted when its process or container still runs (local processes and Docker
 containers both outlive the daemon); otherwise its end is recorded (cause `boot_recovery`) and
 the crash handler decides what its restart policy wants. An offline server may be brought back
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -28,6 +30,12 @@ from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker
 from engine.servers.registry import ServerRegistry, UnknownServer
 from engine.statechart import Trigger
+
+class InstallRecoverer(Protocol):
+    """Installs left without an outcome (engine.install.recovery): adopted or interrupted."""
+
+    async def recover(self, uuid: str) -> str: ...
+
 
 log = structlog.get_logger("wingman.recovery")
 BOOT = Metadata(actor="daemon", channel="boot", cause="boot_recovery")
@@ -50,6 +58,7 @@ class BootRecovery:
         self.done = asyncio.Event()
         self._status: dict[str, str] = {}
         self._restored: dict[str, asyncio.Event] = {}
+        self.installs: InstallRecoverer | None = None  # set by the daemon
 
     # -- what others ask -------------------------------------------------------------------------
 
@@ -129,6 +138,8 @@ class BootRecovery:
     async def recover_server(self, uuid: str) -> str:
         """Adopt, reap, or defer one server the log says is up. Returns what was done."""
         view = self.registry.get(uuid)
+        if self.installs is not None and self.registry.chart.allows(Trigger.INSTALLED, view.state):
+            return await self.installs.recover(uuid)  # it was installing: no game process to adopt
         if view.state == self.registry.chart.initial or view.config is None or self.processes.handle(uuid):
             return "nothing"
         runtime = self.runtimes.get(view.config.runtime)

@@ -48,7 +48,10 @@ from engine.power.journal import Journal
 from engine.power.locks import PowerLock
 from engine.power.actions import NOTHING_TO_KILL, PowerActions
 from engine.power.deletion import ServerDeletion
-from engine.power.outcomes import SUSPENDED_MESSAGE, Failed, Rejected, SuspendedServer
+from engine.power.install_door import InstallDoor
+from engine.power.outcomes import (
+    INSTALLING_MESSAGE, SUSPENDED_MESSAGE, Failed, Rejected, ServerInstalling, SuspendedServer,
+)
 from engine.power.processes import ProcessTracker
 from engine.servers.operations import Operation
 from engine.servers.registry import ServerRegistry
@@ -73,6 +76,12 @@ class RequestWatcher(Protocol):
     def before(self, uuid: str, action: str, meta: Metadata) -> list[Event]: ...
 
     def accepted(self, uuid: str, action: str, meta: Metadata) -> None: ...
+
+
+class InstallControl(Protocol):
+    """The installs (engine.install): a delete ends the server's install before it kills it."""
+
+    async def cancel(self, uuid: str, reason: str) -> None: ...
 
 
 class RestoreGate(Protocol):
@@ -109,6 +118,9 @@ class PowerService:
         self._watchers: list[RequestWatcher] = []
         self._gate: RestoreGate | None = None
         self._deletion = ServerDeletion(self, folder_of=actions.starter.folder)
+        # Which servers install, refused power actions meanwhile (engine.power.install_door).
+        self.installs = InstallDoor(registry, self._lock, self._locks)
+        self.install_control: InstallControl | None = None  # set by the daemon (engine.install)
 
     def watch_requests(self, watcher: RequestWatcher) -> None:
         self._watchers.append(watcher)
@@ -119,13 +131,19 @@ class PowerService:
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def request(self, uuid: str, action: str, wait_seconds: int | None, meta: Metadata) -> Operation:
+    async def request(self, uuid: str, action: str, wait_seconds: int | None, meta: Metadata,
+                      for_install: str | None = None) -> Operation:
         """Record the request (durably: StoreUnavailable goes to the caller) and start the
-        operation in the background."""
+        operation in the background. ServerInstalling while the server installs, but for the
+        stop its reinstall asks for itself (`for_install`)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown power action {action!r}")
         view = self.registry.get(uuid)
+        if self.installs.installing(uuid) and (for_install is None or self.installs.install_of(uuid) != for_install):
+            raise ServerInstalling()
         op_id = new_id()
+        if for_install is not None:
+            self.installs.begin(uuid, for_install, stop_id=op_id)
         wait = normalize_wait(wait_seconds)
         meta = meta.model_copy(update={"operation_id": op_id})
         records: list[Event] = [PowerRequested(operation_id=op_id, action=action, wait_seconds=wait)]
@@ -242,6 +260,8 @@ class PowerService:
     async def _perform(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> Event:
         if self._gate is not None:
             await self._gate.restored(uuid)
+        if self.installs.bars(uuid, op_id):
+            return PowerRejected(operation_id=op_id, action=action, reason=INSTALLING_MESSAGE)
         lock = self._lock(uuid)
         self._actions[op_id] = action
         try:
@@ -264,6 +284,8 @@ class PowerService:
                 if by is not None:  # a kill came while this waited: it must not bring the server back
                     return PowerCancelled(operation_id=op_id, action=action, cancelled_by=by,
                                           reason="cancelled by a kill while waiting for the lock")
+                if self.installs.bars(uuid, op_id):  # an install began while this waited
+                    return PowerRejected(operation_id=op_id, action=action, reason=INSTALLING_MESSAGE)
                 if action in PREEMPTIBLE:
                     self._working[uuid] = (op_id, asyncio.current_task())
                 try:

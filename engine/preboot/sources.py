@@ -14,6 +14,7 @@ import yaml
 
 from engine.config import read_document
 from engine.remote.client import PanelClient, PanelError
+from engine.remote.documents import with_runtime
 
 
 class SyncFailed(Exception):
@@ -22,8 +23,9 @@ class SyncFailed(Exception):
 
 class DefinitionSource:
     def __init__(self, remote: str | None, token_id: str | None, token: str, config_file: Path | None,
-                 timeout: float = 15.0):
+                 timeout: float = 15.0, remote_runtime: str = "docker"):
         self.remote = remote.rstrip("/") if remote else None
+        self.remote_runtime = remote_runtime  # of a Panel's server whose definition names none
         self.token_id = token_id
         self.token = token
         self.config_file = config_file
@@ -46,7 +48,8 @@ class DefinitionSource:
             await client.aclose()
         if not isinstance(doc, dict) or "settings" not in doc:
             raise SyncFailed("the Panel's answer has no `settings`")
-        return {"settings": doc["settings"], "process_configuration": doc.get("process_configuration") or {}}
+        return with_runtime({"settings": doc["settings"], "process_configuration": doc.get("process_configuration") or {}},
+                            self.remote_runtime)
 
     def _from_config_file(self, uuid: str) -> dict[str, Any] | None:
         if not self.config_file or not self.config_file.exists():

@@ -53,3 +53,12 @@ def definition_from(doc: Any, uuid: str) -> dict[str, Any]:
     if not isinstance(process, dict):
         raise BadPanelDocument("the Panel's `process_configuration` is not an object", uuid)
     return {"settings": settings, "process_configuration": process}
+
+
+def with_runtime(definition: dict[str, Any], runtime: str) -> dict[str, Any]:
+    """The definition with `settings.runtime` set to the node's `remote_runtime` when the Panel named
+    none (a Panel's servers are Docker images, as under Wings; wingman's own key is never sent by it)."""
+    settings = definition.get("settings")
+    if not isinstance(settings, dict) or "runtime" in settings:
+        return definition
+    return {**definition, "settings": {**settings, "runtime": runtime}}

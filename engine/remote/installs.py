@@ -1,61 +1,55 @@
 """Wings' create and sync, for a node with a Panel (`router/router_system.go` postCreateServer,
-`router/router_server.go` postServerSync in pterodactyl/wings):
+`router/router_server.go` postServerSync in pterodactyl/wings), and the Panel's side of installs:
 
 - create (`POST /api/servers` with `{"uuid": ..., "start_on_completion": bool}`): the server's
-  definition is fetched from the Panel (`GET /api/remote/servers/{uuid}`) and registered; then,
-  in the background, its folder is prepared and the installation reported to the Panel
-  (`POST /api/remote/servers/{uuid}/install`, `{"successful": ..., "reinstall": false}`), and the
-  server started when `start_on_completion` is set and the installation succeeded;
-- sync (`POST /api/servers/{uuid}/sync`): the definition is fetched now and recorded when it changed.
+  definition is fetched from the Panel (`GET /api/remote/servers/{uuid}`) and registered; then
+  it is installed in the background (engine.install: the egg's script, then the report, then the
+  start when `start_on_completion` is set and the install succeeded);
+- sync (`POST /api/servers/{uuid}/sync`): the definition is fetched now and recorded when it changed;
+- `PanelInstallSource`: what an install asks of the Panel (engine.install.work.InstallSource): the
+  egg's script (`GET /api/remote/servers/{uuid}/install`), the definition again (a reinstall
+  syncs first), and the report (`POST /api/remote/servers/{uuid}/install`,
+  `{"successful", "reinstall"}`).
 
-The egg's install script is not run yet (the next issue): until then the report says what was
-done, truthfully: successful when the server was registered and its folder prepared, failed with
-the reason otherwise (`panel.install_reported` says what was reported and whether the Panel took it).
-A definition the Panel serves that the node cannot take is `panel.server_refused`, and the Panel
-is told its installation failed."""
+A definition the Panel serves that names no `runtime` gets the node's `remote_runtime` (docker by
+default, as Wings runs every server). A definition the node cannot take is `panel.server_refused`,
+and the Panel is told its installation failed.
+"""
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 import structlog
 
-from engine.environments.base import EnvironmentError_
-from engine.environments.server_users import ServerUsers
-from engine.events import (
-    CAUSE_PANEL_CREATE, CAUSE_PANEL_SYNC, NODE_STREAM, InstallReported, Metadata, PanelServerRefused,
-)
-from engine.preboot.checks import PrebootFailure, check_permissions
+from engine.events import CAUSE_PANEL_CREATE, CAUSE_PANEL_SYNC, NODE_STREAM, Metadata, PanelServerRefused
+from engine.install.script import InstallSourceError
+from engine.install.service import InstallService
 from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import BadPanelDocument, definition_from, server_uuid
-from engine.remote.inventory import Inventory
+from engine.remote.documents import BadPanelDocument, definition_from, server_uuid, with_runtime
+from engine.remote.inventory import Inventory, Recorder
 from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
 from engine.servers.fold import ServerView
 from engine.servers.registry import ServerRegistry
 
 log = structlog.get_logger("wingman.panel")
 
-Recorder = Callable[..., Awaitable[object]]  # Journal.record(stream, *events, meta=...)
-PowerRequest = Callable[[str, str, "int | None", Metadata], Awaitable[object]]  # PowerService.request
-Background = Callable[..., asyncio.Task]  # PowerService.background(coro, name=...)
-
 
 class PanelRefused(Exception):
     """The Panel's definition of the server cannot be taken (recorded as panel.server_refused)."""
 
 
+def install_path(uuid: str) -> str:
+    return f"/api/remote/servers/{uuid}/install"
+
+
 class PanelServers:
-    def __init__(self, client: PanelClient, registry: ServerRegistry, record: Recorder, folder: Callable[[str], Path],
-                 users: ServerUsers, request_power: PowerRequest, background: Background,
-                 inventory: Inventory | None = None):
+    def __init__(self, client: PanelClient, registry: ServerRegistry, record: Recorder, installs: InstallService,
+                 remote_runtime: str, inventory: Inventory | None = None):
         self.client = client
         self.registry = registry
         self._record = record
-        self._folder = folder
-        self._users = users
-        self._request_power = request_power
-        self._background = background
+        self._installs = installs
+        self.remote_runtime = remote_runtime
         self._inventory = inventory
 
     async def create(self, uuid: str, start_on_completion: bool, meta: Metadata) -> ServerView:
@@ -65,13 +59,13 @@ class PanelServers:
         meta = meta.model_copy(update={"cause": CAUSE_PANEL_CREATE})
         try:
             cfg = await self.fetch(uuid, "create", meta)
-        except PanelRefused as exc:
-            await self._report(uuid, False, str(exc), registered=False)
+        except PanelRefused:
+            await report(self.client, server_uuid(uuid), False, False)  # no stream to record it on
             raise
         view = await self.registry.register_config(cfg, meta)
         if self._inventory is not None:
             self._inventory.listed_again(cfg.uuid)
-        self._background(self._install(cfg.uuid, start_on_completion, meta), name=f"install-{cfg.uuid}")
+        self._installs.install(cfg.uuid, start_on_completion, meta)
         return view
 
     async def sync(self, uuid: str, meta: Metadata) -> list[str]:
@@ -87,7 +81,8 @@ class PanelServers:
         uuid = server_uuid(uuid)  # the caller checked it; normalised as the registry spells it
         doc = await self.client.get_json(f"/api/remote/servers/{uuid}")
         try:
-            return self.registry.admit(parse_definition(definition_from(doc, uuid)))  # its IPs: this host's
+            definition = with_runtime(definition_from(doc, uuid), self.remote_runtime)
+            return self.registry.admit(parse_definition(definition))  # its IPs: this host's
         except (BadPanelDocument, InvalidDefinition) as exc:
             reason = f"the Panel's definition of server {uuid} cannot be taken: {exc}"
             log.error("a server the Panel sent was refused; nothing of it changed", server=uuid, reason=reason,
@@ -95,30 +90,35 @@ class PanelServers:
             await self._record(NODE_STREAM, PanelServerRefused(uuid=uuid, reason=reason, source=source), meta=meta)
             raise PanelRefused(reason) from None
 
-    async def _install(self, uuid: str, start_on_completion: bool, meta: Metadata) -> None:
-        try:
-            user = self._users.for_server(uuid)
-            await asyncio.to_thread(check_permissions, self._folder(uuid), user)
-            successful, reason = True, None
-        except (PrebootFailure, EnvironmentError_, OSError) as exc:
-            successful, reason = False, f"the server's folder could not be prepared: {exc}"
-        await self._report(uuid, successful, reason, registered=True, meta=meta)
-        if successful and start_on_completion:
-            await self._request_power(uuid, "start", None, meta)
 
-    async def _report(self, uuid: str, successful: bool, reason: str | None, registered: bool,
-                      meta: Metadata | None = None) -> None:
-        """Tell the Panel how the installation went; recorded on the server's stream when it has one."""
-        report_error = None
+class PanelInstallSource:
+    """What an install asks of the Panel (engine.install.work.InstallSource)."""
+
+    def __init__(self, servers: PanelServers):
+        self.servers = servers
+
+    async def fetch_script(self, uuid: str) -> Any:
         try:
-            await self.client.post_json(f"/api/remote/servers/{uuid}/install",
-                                        {"successful": successful, "reinstall": False})
+            return await self.servers.client.get_json(install_path(uuid))
         except PanelError as exc:
-            report_error = exc.reason
-            log.warning("the Panel did not take the installation report", server=uuid, reason=exc.reason)
-        log.info("installation reported to the Panel", server=uuid, successful=successful, reason=reason,
-                 reported=report_error is None)
-        if registered and meta is not None:
-            await self._record(uuid, InstallReported(successful=successful, reason=reason,
-                                                     reported=report_error is None, report_error=report_error),
-                               meta=meta)
+            raise InstallSourceError(f"the Panel's install script could not be fetched: {exc}") from None
+
+    async def sync(self, uuid: str, meta: Metadata) -> None:
+        try:
+            await self.servers.sync(uuid, meta)
+        except (PanelError, PanelRefused) as exc:
+            raise InstallSourceError(f"the server's definition could not be synced from the Panel: {exc}") from None
+
+    async def report(self, uuid: str, successful: bool, reinstall: bool) -> str | None:
+        return await report(self.servers.client, uuid, successful, reinstall)
+
+
+async def report(client: PanelClient, uuid: str, successful: bool, reinstall: bool) -> str | None:
+    """Tell the Panel how an install went; why it did not take the report, or None."""
+    try:
+        await client.post_json(install_path(uuid), {"successful": successful, "reinstall": reinstall})
+    except PanelError as exc:
+        log.warning("the Panel did not take the installation report", server=uuid, reason=exc.reason)
+        return exc.reason
+    log.info("installation reported to the Panel", server=uuid, successful=successful, reinstall=reinstall)
+    return None

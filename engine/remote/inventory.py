@@ -27,7 +27,7 @@ from engine.events import (
     Metadata, PanelServerRefused, PanelServerUnlisted,
 )
 from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import BadPanelDocument
+from engine.remote.documents import BadPanelDocument, with_runtime
 from engine.remote.listing import Listing, ListingFailed, list_servers
 from engine.servers.definition import InvalidDefinition, parse_definition
 from engine.servers.registry import ServerRegistry
@@ -48,8 +48,10 @@ HasProcess = Callable[[str], bool]  # whether something of the server still runs
 
 class Inventory:
     def __init__(self, client: PanelClient, registry: ServerRegistry, record: Recorder, has_process: HasProcess,
-                 per_page: int, max_servers: int, retry_max: float, may_record: asyncio.Event):
+                 per_page: int, max_servers: int, retry_max: float, may_record: asyncio.Event,
+                 remote_runtime: str = "docker"):
         self.client = client
+        self.remote_runtime = remote_runtime  # of a listed server whose definition names none
         self.registry = registry
         self._record = record
         self._has_process = has_process
@@ -123,7 +125,8 @@ class Inventory:
         configs = []
         for uuid, raw in batch:
             try:
-                configs.append(self.registry.admit(parse_definition(orjson.loads(raw))))  # its IPs: this host's
+                definition = with_runtime(orjson.loads(raw), self.remote_runtime)
+                configs.append(self.registry.admit(parse_definition(definition)))  # its IPs: this host's
             except InvalidDefinition as exc:
                 refusals.append(BadPanelDocument(f"the server's definition is not valid: {exc}", uuid))
                 counts["refused"] += 1

@@ -1,19 +1,18 @@
 """The node's side of its Panel, built from the config: one client, the boot inventory
-(engine.remote.inventory) and Wings' create and sync (engine.remote.installs). None for a
-standalone node (no `remote`)."""
+(engine.remote.inventory), Wings' create and sync, and what installs ask of the Panel
+(engine.remote.installs). None for a standalone node (no `remote`)."""
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from engine.config import DaemonConfig
-from engine.environments.server_users import ServerUsers
+from engine.install.service import InstallService
 from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker
 from engine.remote.client import PanelClient
-from engine.remote.installs import PanelServers, PowerRequest
+from engine.remote.installs import PanelInstallSource, PanelServers
 from engine.remote.inventory import Inventory
 from engine.servers.registry import ServerRegistry
 
@@ -32,14 +31,15 @@ class PanelSide:
 
 
 def panel_side(config: DaemonConfig, registry: ServerRegistry, journal: Journal, processes: ProcessTracker,
-               folder: Callable[[str], Path], users: ServerUsers, request_power: PowerRequest,
-               background: Callable[..., asyncio.Task], recovered: asyncio.Event) -> PanelSide | None:
+               installs: InstallService, recovered: asyncio.Event) -> PanelSide | None:
+    """The Panel's side, or None; the installs take their scripts and report to it from now on."""
     if not config.remote:
         return None
     q = config.remote_query
     client = PanelClient(config.remote, config.token_id, config.token, timeout=q.timeout)
     inventory = Inventory(client, registry, journal.record, has_process=lambda uuid: processes.handle(uuid) is not None,
                           per_page=q.boot_servers_per_page, max_servers=config.system.server_users.count,
-                          retry_max=q.retry_max_seconds, may_record=recovered)
-    servers = PanelServers(client, registry, journal.record, folder, users, request_power, background, inventory)
+                          retry_max=q.retry_max_seconds, may_record=recovered, remote_runtime=config.remote_runtime)
+    servers = PanelServers(client, registry, journal.record, installs, config.remote_runtime, inventory)
+    installs.source = PanelInstallSource(servers)
     return PanelSide(client, inventory, servers)
