@@ -10,7 +10,7 @@ from api.errors import ApiError, json_error
 from api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
 from api.routes.common import metadata_for, operation_body
 from engine.events import ACTIONS
-from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
+from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 
 bp = Blueprint("power")
 
@@ -19,8 +19,9 @@ bp = Blueprint("power")
 @doc("Start, stop, restart or kill a server (Wings-compatible)",
      "The request is durable before the 202; the action runs in the background under the server's power "
      "lock (`wait_seconds`: how long to wait for it, 30 when absent or outside 0..300; a kill never waits). "
-     "Follow the operation at its `Location`.",
-     body=PowerBody, errors=(400, 422, 503),
+     "Follow the operation at its `Location`. While the server installs (its egg's script runs), every action, "
+     "a kill included, is refused with 409 `server is currently installing`, and nothing is recorded.",
+     body=PowerBody, errors=(400, 409, 422, 503),
      answers={202: Answer("Accepted: the operation runs in the background", OperationBody,
                           headers={"Location": "/api/operations/{id}"})})
 async def power(request: Request, uuid: str):
@@ -33,6 +34,8 @@ async def power(request: Request, uuid: str):
         op = await daemon.power.request(uuid, body.action, body.wait_seconds, metadata_for(request))
     except SuspendedServer:
         return json_error(400, SUSPENDED_MESSAGE)
+    except ServerInstalling:  # nothing recorded: Wings' words, but said now instead of dropped later
+        return json_error(409, INSTALLING_MESSAGE)
     return json(operation_body(op), status=202, headers={"Location": f"/api/operations/{op.id}"})
 
 

@@ -14,6 +14,7 @@ from engine.events import CAUSE_DELETE
 from engine.power.outcomes import Rejected
 from engine.power.processes import NotRunning
 from engine.remote.client import PanelError
+from engine.install.service import InstallRefused
 from engine.remote.installs import PanelRefused
 from engine.servers.definition import InvalidDefinition, ServerDefinition
 from engine.servers.registry import ServerExists
@@ -51,7 +52,8 @@ async def get_server(request: Request, uuid: str):
 @doc("Add a server: from the Panel by its uuid (Wings' create), or from its full definition",
      "Wings' body `{\"uuid\": ..., \"start_on_completion\": bool}` (a node with a Panel): the definition is "
      "fetched from the Panel (`GET {remote}/api/remote/servers/{uuid}`) and registered, answered 202; then, in the "
-     "background, the server's folder is prepared, the installation reported to the Panel "
+     "background, the server installs (`installing`: the egg's install script runs in its installer container, "
+     "`install.*` events), the installation is reported to the Panel "
      "(`POST {remote}/api/remote/servers/{uuid}/install`, `panel.install_reported`) and the server started when "
      "`start_on_completion` is true and the installation succeeded. The Panel unreachable, or a definition from it "
      "that cannot be taken (`panel.server_refused`; the Panel is told the installation failed), is a 502; a node "
@@ -165,3 +167,23 @@ async def sync_server(request: Request, uuid: str):
     except PanelRefused as exc:
         raise ApiError(502, str(exc)) from None
     return empty(status=204)
+
+
+@bp.post("/api/servers/<uuid:str>/reinstall")
+@doc("Run the egg's install script again (Wings' reinstall)",
+     "As Wings: a server that is not offline is stopped first (a `stop` operation, cause `reinstall`), its "
+     "definition synced from the Panel, then its install runs with `reinstall: true` (the server is `installing`; "
+     "`install.*` events; `POST {remote}/api/remote/servers/{uuid}/install` says how it went). Answered once the "
+     "first step is recorded (the stop's request, or the install's start). While the power lock is busy (an "
+     "install included) it is a 409 with Wings' words; a node without a Panel answers 409 too.",
+     errors=(409, 503), answers={202: Answer("Accepted: the reinstall runs in the background")})
+async def reinstall_server(request: Request, uuid: str):
+    daemon = request.app.ctx.daemon
+    daemon.registry.get(uuid)
+    if daemon.panel is None:
+        raise ApiError(409, "This node has no Panel (`remote` is not set) to take the server's install script from.")
+    try:
+        await daemon.installs.reinstall(uuid, metadata_for(request))
+    except InstallRefused as exc:
+        raise ApiError(409, str(exc)) from None
+    return empty(status=202)

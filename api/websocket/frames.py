@@ -25,6 +25,11 @@ STATS = "stats"
 CONSOLE_OUTPUT = "console output"
 DAEMON_MESSAGE = "daemon message"  # Wings: installs and restores; wingman's notes go as console output (daemon_note)
 THROTTLED = "throttled"
+# An install's own (engine.install.feed names them as Wings does): `install started` and `install
+# completed` carry one empty arg, `install output` a line the script printed.
+INSTALL_STARTED = "install started"
+INSTALL_OUTPUT = "install output"
+INSTALL_COMPLETED = "install completed"
 
 
 # How Wings writes its own notes into a server's console (server/console.go: "[yellow][bold][%s

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api.websocket import frames
+
 from api.websocket.admission import Admissions
 from api.websocket.limits import SocketCount
 from api.websocket.tokens import TokenChecker
@@ -20,6 +22,14 @@ class SocketHub:
     count: SocketCount
     sessions: set = field(default_factory=set)  # the open sessions (for the benchmark and tests)
     admissions: Admissions = field(default_factory=Admissions)  # `auth` frames take turns
+    # A state change's `status` frame, encoded once for every socket of its server, the state as a
+    # Panel knows it (the statechart's `panel_status`).
+    status_frame: frames.SharedFrame | None = None
+
+    def __post_init__(self) -> None:
+        chart = self.daemon.registry.chart
+        self.status_frame = frames.SharedFrame(
+            lambda ev: frames.encode(frames.STATUS, chart.panel_status(ev.data["to_state"])))
 
     @classmethod
     def for_daemon(cls, daemon: Daemon) -> "SocketHub":

@@ -14,7 +14,7 @@ from api.websocket import frames
 from api.websocket import permissions as perms
 from engine.environments.base import EnvironmentError_
 from engine.events import ACTIONS, ConsoleCommand
-from engine.power.outcomes import SUSPENDED_MESSAGE, SuspendedServer
+from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 from engine.power.processes import NotRunning
 from engine.servers.operations import OUTCOME_TYPES
 from engine.servers.patterns import console_line_problem
@@ -60,6 +60,9 @@ async def set_state(session: "Session", args: list[str]) -> None:
         raise Answer(POWER_ACTION_ERROR)
     _needs(session, perms.POWER[action], f"{action} this server")
     power = session.daemon.power
+    # An install holds the lock too: said in Wings' words for it (a kill included), not as a busy lock.
+    if power.installs.installing(session.uuid):
+        raise Answer(INSTALLING_MESSAGE)
     # Wings' websocket refuses at once rather than queue behind the lock; a kill never needs it.
     if action != "kill" and power.lock_busy(session.uuid):
         raise Answer(LOCK_BUSY)
@@ -69,6 +72,8 @@ async def set_state(session: "Session", args: list[str]) -> None:
         op = await power.request(session.uuid, action, HANDOVER_WAIT, session.metadata())
     except SuspendedServer:
         raise Answer(SUSPENDED_MESSAGE) from None
+    except ServerInstalling:
+        raise Answer(INSTALLING_MESSAGE) from None
     session.log.info("power action over the websocket", action=action, operation=op.id, actor=session.token.user)
     session.background(_report_refusal(session, op.id, action))
 
@@ -84,6 +89,8 @@ async def _report_refusal(session: "Session", op_id: str, action: str) -> None:
 
 
 async def send_logs(session: "Session", args: list[str]) -> None:
+    if session.daemon.power.installs.installing(session.uuid):
+        return  # as Wings: nothing while it installs (no server runs; the install's lines come live)
     for line in session.daemon.processes.console_tail(session.uuid, session.hub.settings.log_lines):
         session.deliver(frames.encode(frames.CONSOLE_OUTPUT, line))
 

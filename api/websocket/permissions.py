@@ -13,6 +13,7 @@ START = "control.start"
 STOP = "control.stop"
 RESTART = "control.restart"
 ADMIN_ERRORS = "admin.websocket.errors"  # sees the real text of daemon errors
+ADMIN_INSTALL = "admin.websocket.install"  # hears what an install script prints (`install output`), as with Wings
 
 # What each power action over the socket needs; a kill is a stop that does not wait.
 POWER = {"start": START, "stop": STOP, "restart": RESTART, "kill": STOP}

@@ -32,6 +32,7 @@ from api.websocket.outbox import OVERFLOW_CODE, Outbox
 from api.websocket.tokens import EXPIRED, NO_JWT, JwtRefused, SocketToken
 from engine.config import Rate
 from engine.events import Metadata, RecordedEvent
+from engine.install import feed as said
 from engine.power.console import DAEMON, OUTPUT
 from engine.servers.registry import UnknownServer
 
@@ -41,11 +42,15 @@ GENERIC_ERROR = "an unexpected error was encountered while handling this request
 EXPIRING_SECONDS = 60  # `token expiring` goes out when this much or less is left
 DRAIN_SECONDS = 5.0  # how long frames waiting may take to go out before a close we chose
 
-# Encoded once for all the sockets that are handed the same event, line or document.
-status_frame = frames.SharedFrame(lambda ev: frames.encode(frames.STATUS, ev.data["to_state"]))
+# Encoded once for all the sockets that are handed the same event, line or document (a state
+# change's `status` frame: the hub's, which knows the statechart).
 stats_frame = frames.SharedFrame(lambda doc: frames.encode_json(frames.STATS, doc))
 output_frame = frames.SharedFrame(lambda text: frames.encode(frames.CONSOLE_OUTPUT, text))
 note_frame = frames.SharedFrame(frames.daemon_note)
+install_frame = frames.SharedFrame(lambda text: frames.encode(frames.INSTALL_OUTPUT, text))
+# An install as a websocket hears it (engine.install.feed): each kind is the frame's event.
+INSTALL_FRAMES = {said.STARTED: frames.INSTALL_STARTED, said.MESSAGE: frames.DAEMON_MESSAGE,
+                  said.COMPLETED: frames.INSTALL_COMPLETED}
 
 
 class Session:
@@ -188,8 +193,9 @@ class Session:
             self.daemon.feed.listen(self._on_event, self.uuid),
             self.daemon.processes.console(self.uuid).listen(self._on_console),
             utilization.listen(self.uuid, self._on_stats),
+            self.daemon.installs.feed.listen(self.uuid, self._on_install),
         ]
-        self.outbox.put(frames.encode(frames.STATUS, state))
+        self.outbox.put(frames.encode(frames.STATUS, self.daemon.registry.chart.panel_status(state)))
         self.outbox.put(frames.encode_json(frames.STATS, utilization.document(self.uuid)))
 
     def _unfollow(self) -> None:
@@ -217,7 +223,11 @@ class Session:
 
     def _on_event(self, ev: RecordedEvent) -> None:
         if ev.type == "state.changed":
-            self.deliver(status_frame(ev), hold=True)
+            # As a Panel knows states (the chart's `panel_status`): `installing` is `offline` to it,
+            # so a change into or out of it is no `status` frame (`install started` says the rest).
+            chart = self.daemon.registry.chart
+            if chart.panel_status(ev.data["to_state"]) != chart.panel_status(ev.data["from_state"]):
+                self.deliver(self.hub.status_frame(ev), hold=True)
         elif ev.type == "server.deleted":
             self.close(1001, "server deleted", drain=True)
 
@@ -236,6 +246,14 @@ class Session:
             # As Wings sends its notes (pre-boot steps, crashes): console output, prefixed, which
             # the Panel's console shows in line with the server's output.
             self.deliver(note_frame(text))
+
+    def _on_install(self, kind: str, text: str) -> None:
+        """An install's frames, as Wings sends them: its output only to tokens that may see it."""
+        if kind == said.OUTPUT:
+            if self.token is not None and self.token.allows(perms.ADMIN_INSTALL):
+                self.deliver(install_frame(text))
+        else:
+            self.deliver(frames.encode(INSTALL_FRAMES[kind], text))
 
     def _on_stats(self, document: dict) -> None:
         self.deliver(stats_frame(document))
