@@ -12,6 +12,8 @@ What it answers:
   (page 0 or a missing page is page 1; `meta.current_page`, `meta.last_page`, `meta.total`...);
   `page_bodies[N]` replaces page N's raw body, `meta_override` is merged into every page's meta;
 - `GET /api/remote/servers/{uuid}`: the server's `settings` and `process_configuration`, or 404;
+- `GET /api/remote/servers/{uuid}/install`: the egg's install script (`install_scripts[uuid]`, else
+  the Panel's own defaults for an egg: alpine, `ash`, an empty script), or 404 for an unknown server;
 - `POST /api/remote/servers/reset` and `POST /api/remote/servers/{uuid}/install`: 204;
 - `answers[(method, path)] = (status, body)` replaces any of these (body: bytes, or JSON-able).
 
@@ -52,6 +54,7 @@ class PanelStandIn:
         self.page_bodies: dict[int, bytes] = {}
         self.meta_override: dict[str, Any] = {}
         self.answers: dict[tuple[str, str], tuple[int, Any]] = {}
+        self.install_scripts: dict[str, dict] = {}  # uuid -> {container_image, entrypoint, script}
         self.requests: list[PanelRequest] = []
         self.port = port or free_port()
         self._lock = threading.Lock()
@@ -158,6 +161,14 @@ class PanelStandIn:
             return 200, {"settings": doc.get("settings"), "process_configuration": doc.get("process_configuration")}
         if r.method == "POST" and rest.endswith("/install"):
             return 204, None
+        if r.method == "GET" and rest.endswith("/install") and rest.count("/") == 1:
+            uuid = rest.split("/")[0]
+            if uuid not in self.servers:
+                return 404, {"errors": [{"code": "NotFoundHttpException", "status": "404",
+                                         "detail": "The requested resource could not be found on the server."}]}
+            # The Panel's ServerInstallController: the egg's copy_script_* (a new egg's defaults otherwise).
+            return 200, self.install_scripts.get(uuid, {"container_image": "ghcr.io/pterodactyl/installers:alpine",
+                                                         "entrypoint": "ash", "script": ""})
         return 404, {"errors": [{"code": "NotFoundHttpException", "status": "404", "detail": "No such route."}]}
 
     def _page(self, query: dict[str, str]) -> tuple[int, Any]:

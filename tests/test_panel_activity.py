@@ -117,7 +117,8 @@ def daemons(tmp_path):
 
 
 def activity_config(panel: PanelStandIn, **system) -> dict:
-    return {"remote": panel.url, "system": {"activity_send_interval": INTERVAL, **system}}
+    return {"remote": panel.url, "remote_runtime": "process",  # the tests' servers are local processes
+            "system": {"activity_send_interval": INTERVAL, **system}}
 
 
 def start(daemons, folder, server, panel, flavor: str = "pterodactyl", **system) -> DaemonProcess:

@@ -13,8 +13,10 @@ PANEL_AUTH = f"Bearer test.{TOKEN}"  # token_id "test" (tests/support.py), as Wi
 
 
 def with_panel(panel: PanelStandIn, per_page: int = 50, **extra) -> dict:
+    # The tests' servers are local processes (tests.support.definition names no runtime): a
+    # Panel's server that names none is a Docker one unless the node says otherwise.
     return {"remote": panel.url, "remote_query": {"boot_servers_per_page": per_page, "retry_max_seconds": 1},
-            **extra}
+            "remote_runtime": "process", **extra}
 
 
 def panel_events(daemon, kind: str) -> list[dict]:
