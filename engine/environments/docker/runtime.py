@@ -17,6 +17,8 @@ the daemon responsive):
   past the HTTP headers are kept. A new container is attached *before* it is started so no output
   is lost. The end of the attach stream is a second, independent exit signal (it triggers the
   same state check as a `die` event), so an exit is seen even if the events stream lags.
+- Image pulls (images.py, at each start, as Wings) are the one long call in the executor: at
+  most half its threads pull at a time, so kills and inspections always find one.
 - A stopped container stays until its server next starts (for inspection, as in Wings); the
   start removes it while pre-boot runs (clearing.py), and the launch waits for that.
 
