@@ -231,7 +231,7 @@ def test_what_the_install_cannot_have_fails_it_with_the_reason(node, docker_uuid
 
 
 async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node, docker_uuids, docker_image):
-    panel, daemon, _ = node
+    panel, daemon, tmp = node
     uuid = docker_uuids.new()
     panel.servers[uuid] = panel_server(uuid, docker_image)
     panel.install_scripts[uuid] = install_doc(docker_image, QUICK_SCRIPT)
@@ -240,6 +240,11 @@ async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node
     assert (folder_of(daemon, uuid) / "quick.txt").read_text() == "done\n"  # CRLF made LF: the script ran
 
     panel.install_scripts[uuid] = install_doc(docker_image, WAITING_SCRIPT)
+    # The server plants a link where the log goes: the log replaces the link, its target stays as it is.
+    log, target = folder_of(daemon, uuid) / LOG_NAME, tmp / "not-the-servers.txt"
+    target.write_text("keep me\n")
+    log.unlink()
+    log.symlink_to(target)
     async with authed(daemon, uuid, permissions=("*", "admin.websocket.install")) as s:
         with daemon.client() as c:
             assert c.post(f"/api/servers/{uuid}/reinstall").status_code == 202
@@ -265,6 +270,7 @@ async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node
         assert {"event": "daemon message", "args": ["Installation process completed."]} in rest
         assert not [f for f in rest if f["event"] == "status"]  # installing -> offline: no change to a Panel
     assert reports(panel, uuid, count=2)[-1] == {"successful": True, "reinstall": True}
+    assert target.read_text() == "keep me\n" and not log.is_symlink() and "line two\ndone\n" in log.read_text()
     [stop] = [e for e in events(daemon, uuid, "power.requested") if e["data"]["action"] == "stop"]
     assert stop["metadata"]["cause"] == "reinstall"
     assert history(daemon, uuid)[-4:] == [("running", "stop", "stopping"), ("stopping", "exited", "offline"),

@@ -18,6 +18,7 @@ from engine.events import StateChanged
 from engine.remote.activity import refuses_the_entries
 from engine.remote.client import PanelClient, PanelError
 from engine.remote.outbox import Outbox
+from engine.statechart import load_statechart
 from engine.store.event_store import EventStore
 from engine.store.queries import EventFilter, page
 
@@ -46,9 +47,12 @@ class ContainerStatusOutbox(Outbox):
         flt = EventFilter(types=[StateChanged.type], upto_position=upto)
         while not self._stopping.is_set():
             events, next_after = await page(self._store.engine, flt, self.cursor.position, BATCH)
-            latest = {ev.stream_id: ev for ev in events}  # the last change of each server
+            # The last change of each server that a Panel sees as one: the states as the statechart's
+            # `panel_status` says them (`installing` is `offline` to a Panel, which knows Wings' own).
+            said = load_statechart().panel_status
+            latest = {ev.stream_id: ev for ev in events if said(ev.data["from_state"]) != said(ev.data["to_state"])}
             for uuid, ev in latest.items():
-                body = {"data": {"previous_state": ev.data["from_state"], "new_state": ev.data["to_state"]}}
+                body = {"data": {"previous_state": said(ev.data["from_state"]), "new_state": said(ev.data["to_state"])}}
                 try:
                     await self._client.post_json(status_path(uuid), body)
                 except PanelError as exc:
