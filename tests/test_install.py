@@ -21,6 +21,7 @@ import pytest
 
 from engine.environments.docker.installer import installer_name
 from engine.install.log_file import LOG_NAME
+from tests.conftest import TEST_META
 from tests.panel_support import PanelStandIn
 from tests.support import definition
 from tests.test_panel_inventory import wait_events, with_panel
@@ -128,9 +129,8 @@ def outcome_types(daemon, uuid: str) -> list[str]:
             if e["type"] in ("install.succeeded", "install.failed", "install.interrupted")]
 
 
-pytestmark = pytest.mark.docker
 
-
+@pytest.mark.docker
 def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node, docker_uuids, docker_image,
                                                                           docker_engine):
     panel, daemon, tmp = node
@@ -191,6 +191,7 @@ def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node,
     assert not events(daemon, uuid, "power.*")  # start_on_completion was false
 
 
+@pytest.mark.docker
 def test_a_failing_script_reports_failure_and_leaves_the_server_offline(node, docker_uuids, docker_image,
                                                                         docker_engine):
     panel, daemon, _ = node
@@ -212,6 +213,7 @@ def test_a_failing_script_reports_failure_and_leaves_the_server_offline(node, do
     ("image", "could not be pulled"),
     ("entrypoint", "installer could not be run"),
 ])
+@pytest.mark.docker
 def test_what_the_install_cannot_have_fails_it_with_the_reason(node, docker_uuids, docker_image, problem, words):
     panel, daemon, _ = node
     uuid = docker_uuids.new()
@@ -230,6 +232,7 @@ def test_what_the_install_cannot_have_fails_it_with_the_reason(node, docker_uuid
     assert history(daemon, uuid) == [("offline", "install", "installing"), ("installing", "installed", "offline")]
 
 
+@pytest.mark.docker
 async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node, docker_uuids, docker_image):
     panel, daemon, tmp = node
     uuid = docker_uuids.new()
@@ -280,6 +283,7 @@ async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node
     assert outcome_types(daemon, uuid) == ["install.succeeded", "install.succeeded"]
 
 
+@pytest.mark.docker
 async def test_a_socket_without_the_install_permission_hears_the_install_but_not_its_output(node, docker_uuids,
                                                                                           docker_image):
     panel, daemon, _ = node
@@ -296,6 +300,7 @@ async def test_a_socket_without_the_install_permission_hears_the_install_but_not
         assert "install started" in kinds and "install output" not in kinds, seen
 
 
+@pytest.mark.docker
 def test_a_delete_ends_the_install_first(node, docker_uuids, docker_image, docker_engine):
     panel, daemon, _ = node
     uuid = docker_uuids.new()
@@ -312,6 +317,7 @@ def test_a_delete_ends_the_install_first(node, docker_uuids, docker_image, docke
     assert types.index("install.failed") < types.index("server.deleted")
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("installer_left", [True, False], ids=["adopted", "interrupted"])
 def test_a_daemon_killed_mid_install_finishes_or_fails_it_at_boot(node, docker_uuids, docker_image, docker_engine,
                                                                    installer_left):
@@ -365,3 +371,17 @@ def test_a_process_server_runs_no_script_and_says_so(daemon_process, tmp_path):
         assert os.path.isdir(folder_of(daemon, uuid))
     finally:
         panel.stop()
+
+
+async def test_an_action_accepted_before_an_install_began_is_rejected_in_its_words(engine_harness):
+    """The start is accepted (durable) and its operation has not run yet when the reinstall closes
+    the door: once it may run, it finds the server installing, and its outcome says so."""
+    doc = definition()
+    uuid = doc["settings"]["uuid"]
+    async with engine_harness([doc]) as h:
+        op = await h.act(uuid, "start")
+        await h.daemon.installs.reinstall(uuid, TEST_META)  # no await between: the start has not run
+        await h.outcome(op)
+        assert (op.status, op.reason) == ("rejected", "server is currently installing")
+        await h.until_event(uuid, lambda e: e.type == "install.succeeded")  # a local process: no script
+        await h.wait_state(uuid, "offline")
