@@ -2,7 +2,7 @@
 
 It knows nothing of HTTP: `api/` calls in, nothing here imports `api/`. The packages, from the
 bottom up (each may import only those listed before it, plus the vocabulary modules
-`events`, `signals`, `statechart` and `config` (with `config_docs`, how it holds the servers
+`events` (with `install_events`), `signals`, `statechart` and `config` (with `config_docs`, how it holds the servers
 list) at this level):
 
 - `store/`         the append-only event store and its database; the RFC 9162 tree and the
@@ -14,6 +14,7 @@ list) at this level):
 - `environments/`  where a server runs: the runtime protocol, local processes, Docker
 - `preboot/`       what a start does before anything runs
 - `power/`         power operations, locks, processes and their consoles, boot recovery
+- `install/`       an egg's install script as an operation under the power lock (`installing`)
 - `audit/`         the auditor's tools, built on the store and the fold
 - `live/`          live state for watchers: the commit feed, following the log, the websocket
                    token denylist, utilization sampling (built on store, servers and power)

@@ -19,7 +19,7 @@ from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata
 from engine.install.feed import InstallFeed
 from engine.install.recovery import InstallRecovery
-from engine.install.runner import InstallRunner, OnDemandRunner
+from engine.environments.install_runner import InstallRunner, OnDemandRunner
 from engine.install.service import InstallService
 from engine.install.work import Surroundings
 from engine.live.denylist import TokenDenylist

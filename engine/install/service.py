@@ -29,7 +29,7 @@ import structlog
 
 from engine.events import Event, InstallReported, Metadata, new_id
 from engine.install import feed as said
-from engine.install.runner import InstallRunner, RunningInstall
+from engine.environments.install_runner import InstallRunner, RunningInstall
 from engine.install.work import InstallSource, InstallWork, Surroundings
 from engine.install_events import (
     CAUSE_REINSTALL, INSTALL_FAILED, INSTALL_INTERRUPTED, INSTALL_SUCCEEDED, InstallFailed, InstallInterrupted,

@@ -29,7 +29,7 @@ from engine.events import Event, Metadata
 from engine.install import feed as said
 from engine.install.feed import InstallFeed
 from engine.install.log_file import LOG_NAME, MAX_OUTPUT_BYTES, header, last_lines, open_log
-from engine.install.runner import InstallJob, InstallRunner, RunningInstall
+from engine.environments.install_runner import InstallJob, InstallRunner, RunningInstall
 from engine.install.script import InstallScript, InstallSourceError, parse_script, remove_script_folder, write_script_folder
 from engine.install_events import LAST_LINES, InstallFailed, InstallSucceeded
 from engine.power.outcomes import describe_exit

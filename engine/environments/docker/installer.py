@@ -38,7 +38,7 @@ from engine.environments.docker.limits import installer_resources
 from engine.environments.docker.network import joins_no_network
 from engine.environments.docker.runtime import DockerRuntime
 from engine.environments.docker.spec import LABEL, log_config
-from engine.install.runner import SCRIPT_MOUNT, SCRIPT_PATH, SERVER_MOUNT, InstallJob, LineSink
+from engine.environments.install_runner import SCRIPT_MOUNT, SCRIPT_PATH, SERVER_MOUNT, InstallJob, LineSink
 
 log = structlog.get_logger("wingman.docker")
 
@@ -109,7 +109,7 @@ def _find(api: docker.APIClient, uuid: str) -> tuple[dict, socket.socket | None,
 
 
 class DockerInstall:
-    """One installer container (engine.install.runner.RunningInstall)."""
+    """One installer container (engine.environments.install_runner.RunningInstall)."""
 
     def __init__(self, runtime: DockerRuntime, handle: DockerHandle, state: dict):
         self._rt = runtime
@@ -154,7 +154,7 @@ class DockerInstall:
 
 
 class DockerInstaller:
-    """Docker's installs (engine.install.runner.InstallRunner), on a connected runtime."""
+    """Docker's installs (engine.environments.install_runner.InstallRunner), on a connected runtime."""
 
     def __init__(self, runtime: DockerRuntime):
         self._rt = runtime

@@ -1,6 +1,7 @@
-"""What an install needs from a runtime: run the egg's script in an installer, find one again at
-boot, and hand back its exit, its output and its removal. Docker's is
-engine.environments.docker.installer; a `process` server has none (no script can run for it).
+"""What an install (engine.install) needs from a runtime, beside the runtime protocol (base.py):
+run the egg's script in an installer, find one again at boot, and hand back its exit, its output
+and its removal. Docker's is engine.environments.docker.installer; a `process` server has none
+(no script can run for it).
 """
 from __future__ import annotations
 
