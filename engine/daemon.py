@@ -14,12 +14,12 @@ from engine.config import DaemonConfig
 from engine.config_docs import ServerDocs
 from engine.environments.base import Runtime
 from engine.environments.docker.on_demand import OnDemandDockerRuntime
+from engine.environments.install_runner import InstallRunner, OnDemandRunner
 from engine.environments.process import ProcessRuntime
 from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata
 from engine.install.feed import InstallFeed
 from engine.install.recovery import InstallRecovery
-from engine.environments.install_runner import InstallRunner, OnDemandRunner
 from engine.install.service import InstallService
 from engine.install.work import Surroundings
 from engine.live.denylist import TokenDenylist
