@@ -134,7 +134,7 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: Docke
 
 
 def missing_image(image: str | None) -> str:
-    return f"image {image} is not present on this node (no registry pull)"
+    return f"image {image} is not present on this node"
 
 
 def quiet(fn, *args) -> None:
