@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from engine.diagrams.render import SVG_NS, parse_dot
-from tests.conftest import EngineHarness
+from tests.conftest import TEST_META, EngineHarness
 from tests.support import REPO, definition, kill_leftovers
 
 SCXML = "{http://www.w3.org/2005/07/scxml}"
@@ -108,8 +108,9 @@ def stored_events(db: Path, uuid: str) -> list[dict]:
 
 def drive_server(folder: Path) -> tuple[Path, str]:
     """Run one server as a real local process through the power engine (start, stop, start,
-    restart, kill, and a start whose disk check fails), then stop the daemon. Returns the
-    database file and the server's uuid."""
+    restart, kill, a reinstall (a local process runs no script: it installs and is offline
+    again), and a start whose disk check fails), then stop the daemon. Returns the database file
+    and the server's uuid."""
     d = definition(build={"disk_space": 1})
     uuid = d["settings"]["uuid"]
 
@@ -118,6 +119,13 @@ def drive_server(folder: Path) -> tuple[Path, str]:
             for action in ACTIONS:
                 op = await h.outcome(await h.act(uuid, action))
                 assert op.status == "succeeded", (action, op.reason)
+            await h.daemon.installs.reinstall(uuid, TEST_META)
+            await h.until_event(uuid, lambda e: e.type == "install.succeeded")
+
+            async def door_open():  # the install's lock is let go just after its outcome's commit
+                while h.daemon.power.installs.installing(uuid):
+                    await asyncio.sleep(0.01)
+            await asyncio.wait_for(door_open(), 60)
             ballast = h.daemon.starter.folder(uuid) / "ballast.bin"
             ballast.write_bytes(b"\0" * (3 * 1024 * 1024))  # over the 1 MiB limit: pre-boot fails
             op = await h.outcome(await h.act(uuid, "start"))

@@ -1,5 +1,5 @@
 """History and timeline diagrams of a server driven through the real power engine (a real local
-process: start, stop, start, restart, kill, a start that fails pre-boot) show exactly the
+process: start, stop, start, restart, kill, a reinstall, a start that fails pre-boot) show exactly the
 transitions, counts, causes and actors of its stored events, in every format and in any window."""
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ from tests.diagram_support import (
 CHART = load_statechart()
 ALL_ARROWS = {(s, t.trigger, t.dest) for t in CHART.transitions for s in t.sources}
 # What that drive does, by the statechart: a restart is a stop and a start, a kill of a running
-# server is its exit, a failed pre-boot aborts the start.
+# server is its exit, a reinstall goes through installing, a failed pre-boot aborts the start.
 EXPECTED = Counter({("offline", "start", "starting"): 4, ("starting", "ready", "running"): 3,
                     ("running", "stop", "stopping"): 2, ("stopping", "exited", "offline"): 2,
-                    ("running", "exited", "offline"): 1, ("starting", "abort", "offline"): 1})
+                    ("running", "exited", "offline"): 1, ("starting", "abort", "offline"): 1,
+                    ("offline", "install", "installing"): 1, ("installing", "installed", "offline"): 1})
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +113,11 @@ async def test_a_window_counts_only_its_changes_and_fades_what_it_never_visited(
     assert counted == counts_of(changes(events, window))
     g = parse_dot(text)
     faded = {s for s in CHART.states if g.get_node(s).attr.get("fillcolor") == FADED_FILL}
-    assert faded == {"running", "stopping"}  # never visited in that window
+    assert faded == {"running", "stopping", "installing"}  # never visited in that window
     assert "dashed" in g.get_node("running").attr["style"]
     mermaid = (await draw(driven, "history", "mermaid", window)).decode()
     assert mermaid_counts(mermaid) == counts_of(changes(events, window))
-    assert re.search(r"^\s*class running,stopping unvisited$", mermaid, re.M)
+    assert re.search(r"^\s*class running,stopping,installing unvisited$", mermaid, re.M)
 
 
 async def test_a_closed_window_marks_the_state_at_its_end(driven):

@@ -56,6 +56,7 @@ def panel():
 def with_panel(harness, panel):
     harness.daemon.starter.source.remote = panel.url
     harness.daemon.starter.source.token_id = "tid"
+    harness.daemon.starter.source.remote_runtime = "process"  # the tests' servers are local processes
     return harness
 
 

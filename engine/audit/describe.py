@@ -26,6 +26,11 @@ CAUSES = {
     "launch_failed": "the process could not be launched",
     "cancelled": "the start was cancelled",
     "no_process": "no process was running",
+    "panel_create": "the Panel created it",
+    "reinstall": "a reinstall asked for it",
+    "install_succeeded": "its install script succeeded",
+    "install_failed": "its install failed",
+    "install_interrupted": "its install was found interrupted at boot",
 }
 
 
@@ -99,12 +104,20 @@ _WHAT: dict[str, Callable[[dict], str]] = {
     "process.started": _process_started,
     "process.exited": lambda d: "the process " + _exit(d),
     "preboot.check_failed": lambda d: f"pre-boot check '{d['check']}' failed",
+    "install.started": lambda d: f"{'reinstall' if d.get('reinstall') else 'install'} began ({d['runtime']})",
+    "install.adopted": lambda d: (f"install adopted at boot: its installer {str(d['container_id'])[:12]} "
+                                  + ("still ran" if d.get("running") else "had exited")),
+    "install.succeeded": lambda d: "install succeeded" + (
+        f" (exit code {d['exit_code']})" if d.get("script_ran", True) else ": no script ran"),
+    "install.failed": lambda d: "install failed" + (f" (exit code {d['exit_code']})" if d.get("exit_code") is not None else ""),
+    "install.interrupted": lambda d: "install interrupted",
 }
 
 
 def _why(ev: RecordedEvent) -> str:
     d, m = ev.data, ev.metadata
-    if ev.type in ("power.failed", "power.rejected", "power.cancelled", "power.interrupted", "preboot.check_failed"):
+    if ev.type in ("power.failed", "power.rejected", "power.cancelled", "power.interrupted", "preboot.check_failed",
+                   "install.failed", "install.interrupted"):
         why = d.get("reason") or ""
         if d.get("cancelled_by"):
             why += f" (operation {d['cancelled_by'][:8]})"

@@ -64,10 +64,11 @@ class InstallRecovery:
             try:
                 await asyncio.to_thread(remove_script_folder, svc.around.tmp_directory, uuid)
                 outcome = InstallInterrupted(install_id=install_id, reason=GONE if runner is not None else NO_CONTAINER)
-                await svc.finish(uuid, outcome, reinstall, self.meta)
+                await svc.record_outcome(uuid, outcome, self.meta)
             finally:
                 door.end(uuid, install_id)
             log.warning("an install left by the daemon is interrupted", server=uuid, install=install_id)
+            await svc.tell(uuid, outcome, reinstall, self.meta)
             return INTERRUPTED
         try:
             await svc.journal.record(uuid, InstallAdopted(install_id=install_id, container_id=running.container_id,

@@ -137,6 +137,7 @@ class InstallService:
                        stop_id: str | None = None, begun: bool = False,
                        adopted: tuple[InstallWork, RunningInstall] | None = None) -> None:
         outcome: Event | None = None
+        recorded = False
         try:
             try:
                 if not begun:
@@ -157,14 +158,21 @@ class InstallService:
                     await work.discard()
                 outcome = InstallFailed(install_id=install_id, reason=f"cancelled: {reason}")
             self._finishing.add(uuid)  # from here on a delete waits for the end instead of cancelling
-            await self.finish(uuid, outcome, reinstall, meta)
+            await self.record_outcome(uuid, outcome, meta)
+            recorded = True
         except Exception:  # noqa: BLE001 - in the background: nobody to raise it at
             log.exception("an install could not be recorded to its end", server=uuid, install=install_id)
         finally:
             self._works.pop(uuid, None)
-            self._finishing.discard(uuid)
             self._cancelled.pop(uuid, None)
+            # The lock and the door open with the outcome's commit, as Wings releases its install
+            # lock before it reports: whoever sees the server offline may act on it at once.
             self.power.installs.end(uuid, install_id)
+        try:
+            if recorded:
+                await self.tell(uuid, outcome, reinstall, meta)
+        finally:
+            self._finishing.discard(uuid)
         if start_on_completion and isinstance(outcome, InstallSucceeded):
             await self._start(uuid, meta)
 
@@ -202,10 +210,15 @@ class InstallService:
             await work.discard()
             return InstallFailed(install_id=install_id, reason=f"internal error: {exc}")
 
-    async def finish(self, uuid: str, outcome: Event, reinstall: bool, meta: Metadata) -> None:
-        """Record the outcome with the `installed` change, tell the Panel, then the websockets."""
-        await self.journal.transition(uuid, Trigger.INSTALLED, CAUSES[type(outcome)], meta, before=(outcome,))
+    async def record_outcome(self, uuid: str, outcome: Event, meta: Metadata) -> None:
+        """The outcome, with the `installed` change. A fact whatever the state: it is recorded
+        even if the change is not allowed."""
+        await self.journal.transition_if_allowed(uuid, Trigger.INSTALLED, CAUSES[type(outcome)], meta,
+                                                 before=(outcome,))
         log.info("install ended", server=uuid, outcome=outcome.type, reason=getattr(outcome, "reason", None))
+
+    async def tell(self, uuid: str, outcome: Event, reinstall: bool, meta: Metadata) -> None:
+        """Once the outcome is recorded: the Panel, then the websockets (`install completed`)."""
         await self._report(uuid, outcome.install_id, isinstance(outcome, InstallSucceeded),
                            getattr(outcome, "reason", None), reinstall, meta)
         self.feed.tell(uuid, said.COMPLETED)
