@@ -19,6 +19,7 @@ from tests.diagram_support import (
     counts_of, decoded_png, dot_edges, drive_server, mermaid_counts, stored_events, svg_groups, wingman,
 )
 from tests.synthetic_log import build_log
+from tests.test_diagram_history import happened  # an exit's change is drawn when the exit was seen
 
 TIMELINE_ARROW = re.compile(r"^\s*(\S+)->>(\S+): (\S+ \S+) (\w+): (.+?) \(by (\S+)\)(?: via (\S+))?$", re.M)
 
@@ -73,7 +74,7 @@ def test_timeline_of_the_engines_server(driven, tmp_path):
     db, uuid, events = driven
     r = wingman("diagram", "timeline", uuid, "-d", str(db))
     assert r.returncode == 0, r.stderr
-    expected = [(e["data"]["from_state"], e["data"]["to_state"], when(e["at"]), e["data"]["trigger"],
+    expected = [(e["data"]["from_state"], e["data"]["to_state"], when(happened(events, e)), e["data"]["trigger"],
                  CAUSES[e["data"]["cause"]], e["metadata"]["actor"], e["metadata"]["channel"]) for e in changes(events)]
     assert TIMELINE_ARROW.findall(r.stdout.decode()) == expected
 
