@@ -92,7 +92,8 @@ async def test_checkpoints_are_committed_by_the_logs_own_writer(tmp_path):
     daemon = await _restart(tmp_path)
     write_transactions: list[str] = []
     event.listen(daemon.store.engine.sync_engine, "begin",
-                 lambda conn: write_transactions.append(conn.get_execution_options().get("sqlite_begin", "")))
+                 lambda conn: write_transactions.append(  # what the SQLite backend's begin hook reads
+                     "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_transaction") else "BEGIN"))
 
     async def appender(n: int) -> None:
         for _ in range(30):
