@@ -59,8 +59,9 @@ def parse_script(doc: Any) -> InstallScript:
 
 
 def _private_root(root: Path) -> int:
-    """A descriptor on `root`, made 0700 when missing; OSError when it is not a folder of the
-    daemon's own user that only that user may write."""
+    """A descriptor on `root`, made 0700 when missing (its parents too, as Wings makes them);
+    OSError when it is not a folder of the daemon's own user that only that user may write."""
+    root.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.mkdir(root, 0o700)
     except FileExistsError:
