@@ -2,8 +2,8 @@
 
 It knows nothing of HTTP: `api/` calls in, nothing here imports `api/`. The packages, from the
 bottom up (each may import only those listed before it, plus the vocabulary modules
-`events` (with `install_events`), `signals`, `statechart` and `config` (with `config_docs`, how it holds the servers
-list) at this level):
+`events` (with `install_events`), `signals`, `statechart` and `config` (with `config_servers`, how it holds the
+servers list) at this level):
 
 - `store/`         the append-only event store and its database; the RFC 9162 tree and the
                    signed checkpoint format that the two packages below share
@@ -11,9 +11,11 @@ list) at this level):
                    the key and its rotation
 - `servers/`       a server's state folded from its events; definitions; the live registry;
                    replay and its snapshots (caches of the log)
-- `environments/`  where a server runs: the runtime protocol, local processes, Docker
+- `console/`       a server's console lines, whatever runs it: cut and throttled, the buffer of
+                   recent lines and its listeners, the done-lines that say a server is ready
+- `environments/`  where a server runs: the runtime protocol, local processes (`local/`), Docker
 - `preboot/`       what a start does before anything runs
-- `power/`         power operations, locks, processes and their consoles, boot recovery
+- `power/`         power operations, locks, processes (and which console is whose), boot recovery
 - `install/`       an egg's install script as an operation under the power lock (`installing`)
 - `audit/`         the auditor's tools, built on the store and the fold
 - `live/`          live state for watchers: the commit feed, following the log, the websocket

@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from engine.config_docker import DockerConfig
-from engine.config_docs import ServerDocs
 from engine.config_keys import UnknownKeys, sort_keys
+from engine.config_servers import ServerDocs
 from engine.store.database import sqlite_url
 from engine.store.hashing import json_loads
 
@@ -238,7 +238,7 @@ class DaemonConfig(BaseModel):
     utilization: UtilizationConfig = Field(default_factory=UtilizationConfig)
     event_stream: EventStreamConfig = Field(default_factory=EventStreamConfig)
     # Validated as a list of mappings, then held packed until the daemon records them (see
-    # engine.config_docs: why not as parsed objects).
+    # engine.config_servers: why not as parsed objects).
     servers: ServerDocs = Field(default_factory=ServerDocs)
     source: Path | None = Field(None, exclude=True)  # the file this came from
 

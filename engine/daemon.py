@@ -11,11 +11,11 @@ import structlog
 from engine import heap, private_files
 from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from engine.config import DaemonConfig
-from engine.config_docs import ServerDocs
+from engine.config_servers import ServerDocs
 from engine.environments.base import Runtime
 from engine.environments.docker.on_demand import OnDemandDockerRuntime
 from engine.environments.install_runner import InstallRunner, OnDemandRunner
-from engine.environments.process import ProcessRuntime
+from engine.environments.local.runtime import ProcessRuntime
 from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata
 from engine.install.feed import InstallFeed
@@ -38,9 +38,9 @@ from engine.remote.panel import panel_side
 from engine.servers.definition import ServerConfig
 from engine.servers.from_config import latest_definitions
 from engine.servers.host_addresses import HostAddresses
-from engine.servers.live_snapshots import LiveSnapshots
 from engine.servers.registry import ServerRegistry
-from engine.servers.snapshots import SnapshotCache
+from engine.servers.snapshot_cache import SnapshotCache
+from engine.servers.snapshot_writer import SnapshotWriter
 from engine.statechart import PowerMachine, Statechart
 from engine.store.database import create_engine, upgrade
 from engine.store.event_store import EventStore
@@ -108,7 +108,7 @@ class Daemon:
                                      self.crashes, concurrency=config.system.boot_concurrency)
         self.power.wait_for_restore(self.recovery)
         self.snapshot_cache = SnapshotCache(self.db, write_beside=self.store.write_beside)
-        self.snapshots = LiveSnapshots(self.store, self.registry, self.snapshot_cache)
+        self.snapshots = SnapshotWriter(self.store, self.registry, self.snapshot_cache)
         # The key is read (or created, 0600) here, so `wingman serve` can print it before it runs.
         self.checkpointer = Checkpointer(self.store, checkpoint_settings(config))
         # Live state for watchers (websockets, the event stream), derived from commits.

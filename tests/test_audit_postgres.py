@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import text
 
 from engine.audit.export import export, read_csv, read_ndjson
-from engine.store.points import Point
-from engine.store.queries import EventFilter, page
-from engine.servers.replay import state_at
-from engine.servers.snapshots import SnapshotCache
-from tests.synthetic_log import append_through_store, build_log
 from engine.audit.verify import verify
+from engine.servers.replay import state_at
+from engine.servers.snapshot_cache import SnapshotCache
 from engine.store.database import create_engine, upgrade
 from engine.store.event_store import EventStore
+from engine.store.points import Point
+from engine.store.queries import EventFilter, page
+from tests.synthetic_log import append_through_store, build_log
 
 pytestmark = pytest.mark.postgres
 

@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from engine.store.points import Point, parse_point
-from engine.servers.replay import UnknownStream, state_at
-from engine.servers.snapshots import SnapshotCache, snapshots
-from tests.synthetic_log import BASE_TIME, build_log
-from engine.store.database import create_engine, upgrade
 from engine.servers.fold import LogError, fold
+from engine.servers.replay import UnknownStream, state_at
+from engine.servers.snapshot_cache import SnapshotCache, snapshots
+from engine.store.database import create_engine, upgrade
 from engine.store.event_store import EventStore
+from engine.store.points import Point, parse_point
+from tests.synthetic_log import BASE_TIME, build_log
 
 EVENTS, SERVERS, EVERY = 3000, 3, 40
 

@@ -1,4 +1,4 @@
-"""The config file's `servers:` list: held packed (engine.config_docs), and the definitions boot
+"""The config file's `servers:` list: held packed (engine.config_servers), and the definitions boot
 records from it (engine.servers.from_config) are the ones the rule says, a few parsed at a time."""
 import datetime
 import random
@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from engine.config import ConfigError, DaemonConfig, parse_config
-from engine.config_docs import ServerDocs
+from engine.config_servers import ServerDocs
 from engine.servers.definition import InvalidDefinition, parse_definition
 from engine.servers.from_config import latest_definitions
 from tests.conftest import TEST_META

@@ -1,7 +1,8 @@
 """Done-line matching (Wings' `startup.done`) and the bounded console buffer."""
 from hypothesis import given, strategies as st
 
-from engine.power.console import ConsoleBuffer, DoneMatcher
+from engine.console.buffer import ConsoleBuffer
+from engine.console.readiness import DoneMatcher
 
 
 def test_substring_and_regex_done_lines():

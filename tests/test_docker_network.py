@@ -28,7 +28,7 @@ import docker
 import pytest
 
 from engine.config_docker import DockerConfig
-from engine.environments.base import EnvironmentError_, LaunchSpec
+from engine.environments.base import LaunchSpec, RuntimeFailure
 from engine.environments.docker.network import Networks, container_network, port_taken, published
 from engine.environments.docker.spec import container_name
 from engine.servers.definition import parse_definition
@@ -374,7 +374,7 @@ async def test_a_named_network_that_does_not_exist_is_a_clear_refusal(tmp_path, 
                                                                      docker_image, game):
     missing = f"wm-missing-{uuidlib.uuid4().hex[:10]}"
     rt = await docker_runtime(docker_config=DockerConfig(network={"network_mode": missing}))
-    with pytest.raises(EnvironmentError_, match=rf"the Docker network '{missing}' \(docker.network.network_mode\) "
+    with pytest.raises(RuntimeFailure, match=rf"the Docker network '{missing}' \(docker.network.network_mode\) "
                                                 r"does not exist"):
         await rt.launch(spec(tmp_path, docker_uuids.new(), docker_image, game, free_port()), Console())
 

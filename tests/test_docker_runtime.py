@@ -14,7 +14,7 @@ import pytest
 
 from tests.docker_support import SocketProxy
 
-from engine.environments.base import EnvironmentError_, ExitInfo, LaunchSpec, RuntimeUnavailable
+from engine.environments.base import ExitInfo, LaunchSpec, RuntimeFailure, RuntimeUnavailable
 from engine.environments.docker.runtime import DockerRuntime, container_name
 from engine.servers.definition import parse_definition
 
@@ -134,7 +134,7 @@ async def test_stop_by_command_on_stdin(tmp_path, docker_runtime, docker_uuids, 
     await handle.send_command("stop")
     assert (await finished(handle)).exit_code == 0
     assert "cmd: stop" in console.lines
-    with pytest.raises(EnvironmentError_):
+    with pytest.raises(RuntimeFailure):
         await handle.send_command("too late")
 
 
@@ -278,7 +278,7 @@ async def test_missing_image_is_a_clear_error(tmp_path, docker_runtime, docker_u
     rt = await docker_runtime()
     spec = spec_for(tmp_path, docker_uuids.new(), "true", "local/absent:nope")
     for attempt in (rt.check_limits(spec), rt.launch(spec, Console())):
-        with pytest.raises(EnvironmentError_, match=r"image local/absent:nope is not present on this node$"):
+        with pytest.raises(RuntimeFailure, match=r"image local/absent:nope is not present on this node$"):
             await attempt
 
 

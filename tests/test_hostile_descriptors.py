@@ -22,7 +22,7 @@ from tests.http_support import power, processes_under, wait_for
 from tests.support import TOKEN, DaemonProcess, definition, kill_leftovers
 
 # Ready once its own command runs: before that, the server's shell still holds descriptor 3 for
-# a moment, the server's own variables (engine.environments.process), which it closes first.
+# a moment, the server's own variables (engine.environments.local.runtime), which it closes first.
 SLEEPER = dict(invocation="echo ready; exec sleep 1000", done=("ready",), stop={"type": "signal", "value": "SIGTERM"})
 
 

@@ -2,7 +2,7 @@
 import asyncio
 import os
 
-from engine.power.console import DoneMatcher
+from engine.console.readiness import DoneMatcher
 from engine.statechart import Trigger
 from tests.conftest import TEST_META
 from tests.http_support import processes_under

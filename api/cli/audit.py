@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.cli.output import (
     EXIT_FINDINGS, ExportFmt, Fmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
 )
+from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
 from engine.audit.describe import describe
 from engine.audit.export import export as export_log
-from engine.store.queries import EventFilter, iterate
-from engine.servers.replay import UnknownStream, state_at
-from engine.servers.snapshots import SnapshotCache
 from engine.audit.timeline import timeline as timeline_of
 from engine.audit.verify import verify_everything
-from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
+from engine.servers.replay import UnknownStream, state_at
+from engine.servers.snapshot_cache import SnapshotCache
+from engine.store.queries import EventFilter, iterate
 
 audit_app = typer.Typer(
     help="Audit the event log: history, state at any moment, verification, export and timelines. "

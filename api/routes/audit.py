@@ -16,17 +16,17 @@ from cryptography.hazmat.primitives import serialization
 from api.errors import ApiError
 from api.openapi.describe import EVENT_FILTERS, KEY, LIMIT, POSITION, SERVER, TIME, Answer, Param, doc
 from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
-from engine.audit.describe import describe
 from api.requests import query_int, query_point, query_time
-from engine.store.points import iso
-from engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
-from engine.servers.replay import UnknownStream, state_at
-from engine.servers.snapshots import SnapshotCache
+from engine.audit.describe import describe
 from engine.audit.verify import verify_everything
 from engine.checkpoints.checkpointer import RotationFailed
 from engine.checkpoints.format import BadKey, encode_key, key_of
 from engine.events import RecordedEvent
 from engine.servers.fold import LogError
+from engine.servers.replay import UnknownStream, state_at
+from engine.servers.snapshot_cache import SnapshotCache
+from engine.store.points import iso
+from engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 
 bp = Blueprint("audit")
 

@@ -9,7 +9,7 @@ from api.openapi.describe import Answer, Param, doc
 from api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, ServerBody, ServerList
 from api.requests import CommandsBody, json_body, parse, query_int
 from api.routes.common import metadata_for
-from engine.environments.base import EnvironmentError_, RuntimeUnavailable
+from engine.environments.base import RuntimeFailure, RuntimeUnavailable
 from engine.events import CAUSE_DELETE
 from engine.power.outcomes import Rejected
 from engine.power.processes import NotRunning
@@ -115,7 +115,7 @@ async def delete_server(request: Request, uuid: str):
         raise ApiError(409, f"Cannot delete the server: {exc}.") from None
     except RuntimeUnavailable as exc:
         raise ApiError(503, f"Cannot delete the server now: {exc}") from None
-    except EnvironmentError_ as exc:
+    except RuntimeFailure as exc:
         raise ApiError(502, f"Cannot delete the server: {exc}") from None
     return empty(status=204)
 
@@ -133,7 +133,7 @@ async def send_commands(request: Request, uuid: str):
             await daemon.processes.send_command(uuid, command)
     except NotRunning:
         raise ApiError(502, "Cannot send commands to a stopped server instance.") from None
-    except EnvironmentError_ as exc:
+    except RuntimeFailure as exc:
         raise ApiError(502, f"Cannot send commands to the server: {exc}") from None
     return empty(status=204)
 

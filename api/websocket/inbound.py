@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from api.requests import POWER_ACTION_ERROR
 from api.websocket import frames
 from api.websocket import permissions as perms
-from engine.environments.base import EnvironmentError_
+from engine.environments.base import RuntimeFailure
 from engine.events import ACTIONS, ConsoleCommand
 from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 from engine.power.processes import NotRunning
@@ -114,7 +114,7 @@ async def send_command(session: "Session", args: list[str]) -> None:
         await session.daemon.processes.send_command(session.uuid, command)
     except NotRunning:
         raise Answer(NOT_RUNNING) from None
-    except EnvironmentError_ as exc:
+    except RuntimeFailure as exc:
         raise RuntimeError(f"the server's console did not take the command: {exc}") from None
 
 

@@ -31,9 +31,9 @@ from api.websocket.limits import InboundLimiter, TokenBucket
 from api.websocket.outbox import OVERFLOW_CODE, Outbox
 from api.websocket.tokens import EXPIRED, NO_JWT, JwtRefused, SocketToken
 from engine.config import Rate
+from engine.console.buffer import DAEMON, OUTPUT
 from engine.events import Metadata, RecordedEvent
 from engine.install import feed as said
-from engine.power.console import DAEMON, OUTPUT
 from engine.servers.registry import UnknownServer
 
 log = structlog.get_logger("wingman.websocket")

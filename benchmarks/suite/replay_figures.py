@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.suite.figures import Figure
 from engine import heap
 from engine.servers.replay import build_snapshots, state_at
-from engine.servers.snapshots import SnapshotCache
+from engine.servers.snapshot_cache import SnapshotCache
 from engine.store.database import create_engine, upgrade
 from engine.store.points import Point
 from tests.synthetic_log import BASE_TIME, build_log

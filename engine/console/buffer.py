@@ -1,7 +1,7 @@
-"""Console output of each server: a buffer of recent lines bounded in lines and in bytes, live
-listeners, and the done-line matcher that decides when a starting server is ready.
+"""Console output of each server: a buffer of recent lines bounded in lines and in bytes, and its
+live listeners.
 
-Lines arrive already cut to a bounded length by the runtime (engine.environments.lines); the
+Lines arrive already cut to a bounded length by the runtime (engine.console.lines); the
 buffer then keeps at most `max_lines` lines and about `max_bytes` of text, dropping the oldest.
 Listeners hear two kinds of line: `OUTPUT` (what the server printed, also kept in the buffer)
 and `DAEMON` (the daemon's own notes about the server: pre-boot steps, a stop that timed out, a
@@ -10,17 +10,13 @@ crash and what is done about it), which Wings' websocket sends as `console outpu
 """
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable
 
 import structlog
 
-from engine.servers.patterns import REGEX_PREFIX, compile_pattern
-
 log = structlog.get_logger("wingman.console")
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # no nested repetition: linear on any input
 DEFAULT_LINES = 1000
 DEFAULT_BYTES = 512 * 1024
 OUTPUT, DAEMON = "output", "daemon"  # the kinds of console line listeners hear
@@ -66,29 +62,3 @@ class ConsoleBuffer:
         """Hear every later line as `listener(kind, text)`; returns the way to stop listening."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
-
-class DoneMatcher:
-    """Wings' startup `done` lines: plain substrings, or RE2 expressions behind `regex:`.
-
-    RE2 runs in time linear in the line, which the runtime has already cut to a bounded length, so
-    no pattern and no output can stall the daemon while a server starts."""
-
-    def __init__(self, patterns: tuple[str, ...] | list[str], strip_ansi: bool = False):
-        self.strip_ansi = strip_ansi
-        self._subs: list[str] = []
-        self._regexes = []
-        for p in patterns:
-            if p.startswith(REGEX_PREFIX):
-                self._regexes.append(compile_pattern(p[len(REGEX_PREFIX):]))
-            elif p:
-                self._subs.append(p)
-
-    @property
-    def empty(self) -> bool:
-        return not self._subs and not self._regexes
-
-    def matches(self, line: str) -> bool:
-        if self.strip_ansi:
-            line = ANSI.sub("", line)
-        return any(s in line for s in self._subs) or any(r.search(line) for r in self._regexes)

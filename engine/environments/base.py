@@ -15,12 +15,16 @@ from engine.servers.definition import ServerConfig
 ConsoleSink = Callable[[str], None]  # called with each console line (no trailing newline)
 
 
-class EnvironmentError_(Exception):
+class RuntimeFailure(Exception):
     """A runtime could not do what was asked; the message is shown to operators as is."""
 
 
-class RuntimeUnavailable(EnvironmentError_):
+class RuntimeUnavailable(RuntimeFailure):
     """The runtime itself is unreachable (for example the Docker engine is down)."""
+
+
+# The old name, kept only while work begun under it is merged (issue 27): use RuntimeFailure.
+EnvironmentError_ = RuntimeFailure
 
 
 @dataclass(frozen=True)
@@ -115,13 +119,13 @@ class Runtime(abc.ABC):
     async def prepare(self, spec: LaunchSpec, note: Callable[[str], None]) -> None:
         """Pre-boot, before check_limits: fetch what the launch needs (Docker: pull the server's
         image, as Wings does at each start), telling the server's console through `note`.
-        Raises EnvironmentError_ when the server cannot run without it. Nothing for a local
+        Raises RuntimeFailure when the server cannot run without it. Nothing for a local
         process."""
 
     @abc.abstractmethod
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         """Pre-boot step 3: validate what can be enforced. Returns warnings for limits that this
-        runtime cannot apply; raises EnvironmentError_ when the server cannot run here at all."""
+        runtime cannot apply; raises RuntimeFailure when the server cannot run here at all."""
 
     @abc.abstractmethod
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:

@@ -55,7 +55,7 @@ class RunningInstall(Protocol):
 class InstallRunner(Protocol):
     async def run(self, job: InstallJob, on_line: LineSink) -> RunningInstall:
         """Fetch the image if it must, remove a leftover installer of the server, start a new one
-        (EnvironmentError_ saying why when it cannot)."""
+        (RuntimeFailure saying why when it cannot)."""
 
     async def find(self, uuid: str, on_line: LineSink) -> RunningInstall | None:
         """The server's installer, left by a daemon that stopped, running or exited; None when gone."""

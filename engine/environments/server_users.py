@@ -16,7 +16,7 @@ folder) keep it for one of them only, and the other is given a new one.
 How the process loses the daemon's powers, per runtime:
 - a local process: `setpriv` (util-linux) sets the uid and gid, clears supplementary groups and
   every capability set (the bounding set too, so a setuid program cannot give them back) and sets
-  `no_new_privs` before it runs the server's command (engine.environments.process);
+  `no_new_privs` before it runs the server's command (engine.environments.local.runtime);
 - a container: Docker's `User` is `uid:gid`, with no-new-privileges, dropped capabilities and a
   read-only root (engine.environments.docker.spec).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.base import EnvironmentError_, ServerUser
+from engine.environments.base import RuntimeFailure, ServerUser
 
 log = structlog.get_logger("wingman.server_users")
 
@@ -44,7 +44,7 @@ def privilege_drop(user: ServerUser) -> list[str]:
     """The command that runs what follows it as `user`, with nothing of root left."""
     setpriv = shutil.which("setpriv") or ("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else None)
     if setpriv is None:
-        raise EnvironmentError_("running servers as users of their own needs the `setpriv` program (util-linux), "
+        raise RuntimeFailure("running servers as users of their own needs the `setpriv` program (util-linux), "
                                 "which is not installed")
     return [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
             "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -68,11 +68,11 @@ class ServerUsers:
 
     def for_server(self, uuid: str) -> ServerUser | None:
         """The user `uuid` runs as; None when it runs as the daemon's own user (the insecure opt-in
-        of a daemon that is not root). Raises EnvironmentError_ when the server cannot run here."""
+        of a daemon that is not root). Raises RuntimeFailure when the server cannot run here."""
         if not self.switches_users:
             if self.insecure_as_daemon_user:
                 return None
-            raise EnvironmentError_(
+            raise RuntimeFailure(
                 f"the daemon runs as uid {os.geteuid()}, not root, so it cannot run this server as a user of its "
                 "own, and the server would reach everything the daemon can (its token, its database, its keys). "
                 "Run the daemon as root (each server then runs as an unprivileged user of its own), or, for a "
@@ -113,7 +113,7 @@ class ServerUsers:
                 owners[uid] = uuid
                 self._by_server[uuid] = uid
                 return uid
-        raise EnvironmentError_(f"every uid of system.server_users ({self.count} from {self.first_uid}) is taken: "
+        raise RuntimeFailure(f"every uid of system.server_users ({self.count} from {self.first_uid}) is taken: "
                                 "widen the range")
 
 

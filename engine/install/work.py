@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from engine.environments.base import EnvironmentError_, ServerUser
+from engine.environments.base import RuntimeFailure, ServerUser
 from engine.environments.server_users import ServerUsers, take_over
 from engine.events import Event, Metadata
 from engine.install import feed as said
@@ -111,7 +111,7 @@ class InstallWork:
         self._starting = asyncio.ensure_future(self.runner.run(job, self.say_line))
         try:
             self.running = await asyncio.shield(self._starting)
-        except EnvironmentError_ as exc:
+        except RuntimeFailure as exc:
             await asyncio.to_thread(remove_script_folder, root, self.uuid)
             return self._failed(f"the installer could not be run: {exc}")
         return await self.finish(self.running, user)
@@ -153,7 +153,7 @@ class InstallWork:
         if self.running is not None:
             try:
                 await self.running.remove()
-            except EnvironmentError_ as exc:
+            except RuntimeFailure as exc:
                 log.warning("the installer could not be removed", server=self.uuid, problem=str(exc))
         try:
             await asyncio.to_thread(remove_script_folder, self.around.tmp_directory, self.uuid)
@@ -173,7 +173,7 @@ class InstallWork:
     async def _user(self) -> tuple[ServerUser | None, str | None]:
         try:
             return self.around.users.for_server(self.uuid), None
-        except EnvironmentError_ as exc:
+        except RuntimeFailure as exc:
             return None, str(exc)
 
     async def _prepare_folder(self) -> tuple[ServerUser | None, str | None]:

@@ -1,6 +1,7 @@
 """Power operations: start, stop, restart and kill under a per-server lock, each with exactly one
-recorded outcome; the processes the engine runs, their consoles and exits; boot recovery.
+recorded outcome; the processes the engine runs, their exits and which console buffer is whose
+(the console itself is `engine.console`); boot recovery.
 
 May import: `engine.store`, `engine.servers`, `engine.environments.base`, `engine.preboot`,
-`engine.events`, `engine.statechart`.
+`engine.events`, `engine.statechart`, `engine.console`.
 """

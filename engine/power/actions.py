@@ -10,9 +10,9 @@ import asyncio
 
 import structlog
 
-from engine.environments.base import EnvironmentError_, ProcessHandle
+from engine.console.readiness import DoneMatcher
+from engine.environments.base import ProcessHandle, RuntimeFailure
 from engine.events import Metadata, PrebootCheckFailed, ProcessStarted, StopTimedOut
-from engine.power.console import DoneMatcher
 from engine.power.journal import Journal
 from engine.power.outcomes import Failed, Rejected, describe_exit
 from engine.power.processes import ProcessTracker
@@ -72,7 +72,7 @@ class PowerActions:
             failed = PrebootCheckFailed(check=exc.check, reason=exc.reason, operation_id=op_id)
             await self.journal.transition(uuid, Trigger.ABORT, "preboot_failed", meta, op_id, before=(failed,))
             raise Failed(str(exc)) from None
-        except EnvironmentError_ as exc:
+        except RuntimeFailure as exc:
             await self.journal.transition(uuid, Trigger.ABORT, "launch_failed", meta, op_id)
             raise Failed(f"could not launch the server: {exc}") from None
         except asyncio.CancelledError:
@@ -111,7 +111,7 @@ class PowerActions:
                 await handle.native_stop()
             else:
                 await handle.send_signal(config.stop_value or "SIGTERM")
-        except EnvironmentError_ as exc:
+        except RuntimeFailure as exc:
             log.warning("stop could not be delivered; killing", server=uuid, reason=str(exc))
             await handle.kill()
         try:

@@ -23,7 +23,7 @@ history still reads back (`/events`, `/state`, diagrams), as the audit promises.
 
 A delete that cannot stop the server (its kill failed: the Docker engine is gone) raises Rejected
 and leaves it suspended, as Wings leaves it when its Destroy fails; the runtime's own errors
-(RuntimeUnavailable, EnvironmentError_) reach the caller the same way.
+(RuntimeUnavailable, RuntimeFailure) reach the caller the same way.
 """
 from __future__ import annotations
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import structlog
 
+from engine.console.buffer import ConsoleBuffer
+from engine.console.readiness import DoneMatcher
 from engine.environments.base import ExitInfo, ProcessHandle
 from engine.events import Metadata, ProcessExited
-from engine.power.console import ConsoleBuffer, DoneMatcher
 from engine.power.journal import Journal
 from engine.statechart import Trigger
 from engine.store.event_store import StoreClosed

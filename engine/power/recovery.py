@@ -22,9 +22,9 @@ from typing import Protocol
 
 import structlog
 
+from engine.console.readiness import DoneMatcher
 from engine.environments.base import ExitInfo, Runtime, RuntimeUnavailable
 from engine.events import Metadata, PowerInterrupted, ProcessExited, ProcessStarted
-from engine.power.console import DoneMatcher
 from engine.power.crashes import CrashHandler
 from engine.power.journal import Journal
 from engine.power.processes import ProcessTracker

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.base import EnvironmentError_, LaunchSpec, Runtime, ServerUser
+from engine.environments.base import LaunchSpec, Runtime, RuntimeFailure, ServerUser
 from engine.environments.server_users import FOLDER_MODE, ServerUsers, take_over
 from engine.preboot.configfiles import apply_config_files
 from engine.servers.definition import ServerConfig
@@ -120,14 +120,14 @@ async def run_preboot(
     env = server_environment(config, daemon_config.get("system", {}).get("timezone") or "UTC")
     try:
         user = users.for_server(config.uuid)
-    except EnvironmentError_ as exc:
+    except RuntimeFailure as exc:
         raise PrebootFailure("permissions", str(exc)) from None
     spec = LaunchSpec(config=config, folder=folder, environment=env, user=user)
     try:
         await runtime.clear_for_launch(config)  # in the background, beside the steps below
         await runtime.prepare(spec, note)  # the image pulled (Docker) before check_limits inspects it
         warnings = await runtime.check_limits(spec)
-    except EnvironmentError_ as exc:
+    except RuntimeFailure as exc:
         raise PrebootFailure("environment", str(exc)) from None
 
     await asyncio.to_thread(folder.mkdir, mode=FOLDER_MODE, parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.base import ConsoleSink, EnvironmentError_, ProcessHandle, Runtime
+from engine.environments.base import ConsoleSink, ProcessHandle, Runtime, RuntimeFailure
 from engine.environments.server_users import ServerUsers
 from engine.events import Event, Metadata, PrebootCheckFailed
 from engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
@@ -82,7 +82,7 @@ class Starter:
         runtime = self.runtime(prepared.spec.config)
         try:
             return await runtime.launch(prepared.spec, console)
-        except EnvironmentError_:
+        except RuntimeFailure:
             raise
         except OSError as exc:
-            raise EnvironmentError_(str(exc)) from None
+            raise RuntimeFailure(str(exc)) from None

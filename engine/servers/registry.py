@@ -21,7 +21,7 @@ from engine.servers.definition import ServerConfig, changed_keys, parse_definiti
 from engine.servers.fold import ServerView, apply, new_view
 from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
 from engine.servers.replay import state_at
-from engine.servers.snapshots import SnapshotCache
+from engine.servers.snapshot_cache import SnapshotCache
 from engine.statechart import ChartPosition, PowerMachine
 from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
 from engine.store.points import END

@@ -1,7 +1,7 @@
 """Point-in-time state: a server as the log made it at a position or a time.
 
 The answer is the same fold the live daemon uses (engine.servers.apply), run over the stream's
-events up to the point, starting from the latest usable snapshot before it (engine.servers.snapshots)
+events up to the point, starting from the latest usable snapshot before it (engine.servers.snapshot_cache)
 instead of from the first event when there is one. Finished operations are dropped while folding:
 a replay needs the operations still in flight, not the whole history, and this keeps snapshots small.
 """
@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from engine.events import RecordedEvent
 from engine.servers.fold import LogError, ServerView, apply, new_view
 from engine.servers.operations import OUTCOME_TYPES, QUEUED
-from engine.servers.snapshots import SnapshotCache
+from engine.servers.snapshot_cache import SnapshotCache
 from engine.statechart import Statechart, load_statechart
-from engine.store.points import END, Point, iso
 from engine.store.lenient_rows import EventRow, is_intact, to_rows, to_rows_until
+from engine.store.points import END, Point, iso
 from engine.store.queries import PAGE, fold_stream, stream_exists
 from engine.store.schema import events as E
 

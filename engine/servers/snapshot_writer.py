@@ -14,16 +14,16 @@ import asyncio
 
 import structlog
 
-from engine.servers.replay import build_snapshots
-from engine.servers.snapshots import SnapshotCache
 from engine.events import RecordedEvent
 from engine.servers.registry import ServerRegistry
+from engine.servers.replay import build_snapshots
+from engine.servers.snapshot_cache import SnapshotCache
 from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.audit")
 
 
-class LiveSnapshots:
+class SnapshotWriter:
     def __init__(self, store: EventStore, registry: ServerRegistry, cache: SnapshotCache):
         self.store = store
         self.registry = registry

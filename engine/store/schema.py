@@ -38,7 +38,7 @@ events = Table(
 )
 
 
-# Replay snapshots (engine.servers.snapshots): a server's folded state every N events, a cache of
+# Replay snapshots (engine.servers.snapshot_cache): a server's folded state every N events, a cache of
 # the log that is checked against it before use and can be dropped at any time.
 snapshots = Table(
     "snapshots",

@@ -3,5 +3,6 @@ number of threads (see `runtime`). `spec` maps a definition to Docker's create c
 one running container, `watcher` the single events stream that reports exits. The daemon holds
 `on_demand`'s stand-in, which loads all of this when a server first needs Docker.
 
-May import: `engine.environments.base`, `engine.servers.definition`, `engine.signals`.
+May import: `engine.environments.base`, `engine.servers.definition`, `engine.signals`,
+`engine.console.lines` (the attach stream cut into console lines).
 """

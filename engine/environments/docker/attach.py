@@ -2,7 +2,7 @@
 
 The SDK hijacks the HTTP connection in a worker thread (`take_attach_socket` turns it into a plain
 non-blocking socket the loop owns), and the multiplexed stream (tty=False: 8-byte frame headers)
-is split here into lines, stdout and stderr apart, each bounded by engine.environments.lines.
+is split here into lines, stdout and stderr apart, each bounded by engine.console.lines.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import socket
 
 import structlog
 
+from engine.console.lines import LineSplitter
 from engine.environments.base import ConsoleSink
-from engine.environments.lines import LineSplitter
 
 log = structlog.get_logger("wingman.docker")
 

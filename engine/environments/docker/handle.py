@@ -15,9 +15,9 @@ from typing import Protocol
 
 import structlog
 
-from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle, RuntimeUnavailable
+from engine.console.lines import OutputThrottle
+from engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure, RuntimeUnavailable
 from engine.environments.docker.attach import ConsoleDemux
-from engine.environments.lines import OutputThrottle
 from engine.signals import parse_signal
 
 log = structlog.get_logger("wingman.docker")
@@ -116,11 +116,11 @@ class DockerHandle(ProcessHandle):
     async def send_command(self, text: str) -> None:
         sock = self._sock
         if sock is None or self._done.done():
-            raise EnvironmentError_(f"the console of {self.name} is not attached; the command was not sent")
+            raise RuntimeFailure(f"the console of {self.name} is not attached; the command was not sent")
         try:
             await asyncio.get_running_loop().sock_sendall(sock, text.encode() + b"\n")
         except OSError as exc:
-            raise EnvironmentError_(f"writing to the console of {self.name} failed: {exc}") from None
+            raise RuntimeFailure(f"writing to the console of {self.name} failed: {exc}") from None
 
     async def send_signal(self, signame: str) -> None:
         sig = parse_signal(signame)

@@ -34,7 +34,7 @@ import urllib3
 from docker.errors import ImageNotFound
 
 from engine.config_docker import DockerConfig
-from engine.environments.base import EnvironmentError_
+from engine.environments.base import RuntimeFailure
 
 log = structlog.get_logger("wingman.docker")
 
@@ -67,11 +67,11 @@ class PullResult:
     reason: str | None = None  # why it was not pulled, when a local copy is used instead
 
 
-class PullFailed(EnvironmentError_):
+class PullFailed(RuntimeFailure):
     """The image could not be pulled and this node has no copy of it."""
 
 
-class PullCancelled(EnvironmentError_):
+class PullCancelled(RuntimeFailure):
     """The pull was given up (the start that wanted it was cancelled)."""
 
 

@@ -39,7 +39,7 @@ from docker.errors import APIError, NotFound
 from docker.types import IPAMConfig, IPAMPool
 
 from engine.config_docker import DockerConfig
-from engine.environments.base import EnvironmentError_
+from engine.environments.base import RuntimeFailure
 from engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
@@ -160,7 +160,7 @@ class Networks:
             taken = port_taken(exc.explanation or str(exc))
             if taken is None:
                 raise
-            raise EnvironmentError_(taken) from None
+            raise RuntimeFailure(taken) from None
 
     def _joining(self, api: docker.APIClient, cfg: ServerConfig, call: Callable[[], T]) -> T:
         """`call` once the server's network exists; again, once, if the network was deleted meanwhile."""
@@ -183,7 +183,7 @@ class Networks:
         elif outgoing_ip is not None and name == outgoing_network(outgoing_ip):
             create = _outgoing_network_creator(outgoing_ip)
         else:
-            raise EnvironmentError_(
+            raise RuntimeFailure(
                 f"the Docker network {name!r} (docker.network.network_mode) does not exist: create it, or "
                 f"use {self.config.network.name!r} (docker.network.name), which wingman creates")
         try:
@@ -191,7 +191,7 @@ class Networks:
         except APIError as exc:
             if _made_by_a_twin(api, name, exc):
                 return
-            raise EnvironmentError_(f"Docker could not create the network {name}: {exc.explanation or exc}") from None
+            raise RuntimeFailure(f"Docker could not create the network {name}: {exc.explanation or exc}") from None
         log.info("created the Docker network", network=name)
 
     def _create_node_network(self, api: docker.APIClient, name: str) -> None:

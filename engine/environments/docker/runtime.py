@@ -42,7 +42,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from engine.environments.base import (
     ConsoleSink,
-    EnvironmentError_,
+    RuntimeFailure,
     ExitInfo,
     LaunchSpec,
     ProcessHandle,
@@ -115,14 +115,14 @@ class DockerRuntime(Runtime):
 
     def _invoke(self, fn, *args):
         """In a worker thread: run one SDK call, turning 'cannot reach the engine' into
-        RuntimeUnavailable and any refusal `fn` did not explain itself into EnvironmentError_."""
+        RuntimeUnavailable and any refusal `fn` did not explain itself into RuntimeFailure."""
         api = self._ensure_api()
         try:
             result = fn(api, *args)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise self._unavailable_error(exc) from None
         except APIError as exc:
-            raise EnvironmentError_(f"the Docker engine refused: {exc.explanation or exc}") from None
+            raise RuntimeFailure(f"the Docker engine refused: {exc.explanation or exc}") from None
         self.unavailable = None
         return result
 
@@ -199,7 +199,7 @@ class DockerRuntime(Runtime):
                 pass  # removed: wait() resolves with "container removed"
             except APIError as exc:
                 if exc.status_code != 409:  # 409: not running any more, the exit is on its way
-                    raise EnvironmentError_(f"Docker could not signal the container: {exc.explanation}") from None
+                    raise RuntimeFailure(f"Docker could not signal the container: {exc.explanation}") from None
         await self._call(kill)
 
     async def reattach(self, handle: DockerHandle) -> None:
@@ -208,7 +208,7 @@ class DockerRuntime(Runtime):
                 lambda api: take_attach_socket(api.attach_socket(handle.container_id, ATTACH)))
         except RuntimeUnavailable:
             raise
-        except EnvironmentError_ as exc:  # it stopped meanwhile: its `die` event triggers a check
+        except RuntimeFailure as exc:  # it stopped meanwhile: its `die` event triggers a check
             log.info("console not re-attached", container=handle.name, error=str(exc))
             return
         if handle.alive:
@@ -234,7 +234,7 @@ class DockerRuntime(Runtime):
             try:
                 found = image_config(api, local_name(image))
             except ImageNotFound:
-                raise EnvironmentError_(missing_image(image)) from None
+                raise RuntimeFailure(missing_image(image)) from None
             if self._info is None:
                 self._info = api.info()
             return found, self._info
@@ -303,9 +303,9 @@ class DockerRuntime(Runtime):
             kwargs = container_spec(api, spec, self.docker_config, image)
             created = self.networks.create_container(api, kwargs, cfg)
         except ImageNotFound:
-            raise EnvironmentError_(missing_image(cfg.image)) from None
+            raise RuntimeFailure(missing_image(cfg.image)) from None
         except APIError as exc:
-            raise EnvironmentError_(f"Docker could not create the container {name}: {exc.explanation}") from None
+            raise RuntimeFailure(f"Docker could not create the container {name}: {exc.explanation}") from None
         cid = created["Id"]
         for warning in created.get("Warnings") or []:  # e.g. a limit the kernel cannot apply, dropped
             log.warning("the Docker engine warned creating the container", server=cfg.uuid, warning=warning)
@@ -316,7 +316,7 @@ class DockerRuntime(Runtime):
             state = api.inspect_container(cid)
         except APIError as exc:
             sock.close()
-            raise EnvironmentError_(f"Docker could not start the container {name}: {exc.explanation}") from None
+            raise RuntimeFailure(f"Docker could not start the container {name}: {exc.explanation}") from None
         except BaseException:
             sock.close()
             raise
@@ -402,6 +402,6 @@ class DockerRuntime(Runtime):
     @staticmethod
     def _image(config: ServerConfig) -> str:
         if not config.image:
-            raise EnvironmentError_("settings.container.image is required to run a server under Docker")
+            raise RuntimeFailure("settings.container.image is required to run a server under Docker")
         return config.image
 

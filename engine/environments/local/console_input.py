@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from engine.environments.base import EnvironmentError_
+from engine.environments.base import RuntimeFailure
 
 BACKLOG = 64 * 1024  # bytes waiting here at most: a server that reads nothing gets no more
 
@@ -25,9 +25,9 @@ class ConsoleInput:
 
     def write(self, data: bytes) -> None:
         if self._fd is None:
-            raise EnvironmentError_("the server process is not running")
+            raise RuntimeFailure("the server process is not running")
         if len(self._pending) + len(data) > BACKLOG:
-            raise EnvironmentError_("the server is not reading its console input; the command was not sent")
+            raise RuntimeFailure("the server is not reading its console input; the command was not sent")
         if not self._pending:
             try:
                 data = data[os.write(self._fd, data):]

@@ -4,8 +4,8 @@ launched it or adopted it after a restart.
 - Exit: a pidfd on the process, read by the event loop (any loop, no thread). A process this
   daemon launched is its child and is reaped for its exit status; an adopted one is not, so its
   exit status comes from the file the launch wrapper writes when the server's command ends.
-- Console: its output file is followed (engine.environments.console_files); commands are written
-  to its stdin FIFO (engine.environments.console_input), which the server holds open for reading
+- Console: its output file is followed (engine.environments.local.console_files); commands are written
+  to its stdin FIFO (engine.environments.local.console_input), which the server holds open for reading
   *and* writing, so it never sees an end of input while no daemon is there.
 - Stop signals and kill go to its whole process group.
 """
@@ -17,10 +17,10 @@ import signal as signals
 import subprocess
 from pathlib import Path
 
-from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, ProcessHandle
-from engine.environments.console_files import ConsoleFiles, FollowedFile
-from engine.environments.console_input import ConsoleInput
-from engine.environments.identity import ProcessIdentity
+from engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure
+from engine.environments.local.console_files import ConsoleFiles, FollowedFile
+from engine.environments.local.console_input import ConsoleInput
+from engine.environments.local.identity import ProcessIdentity
 from engine.signals import parse_signal
 
 UNKNOWN_EXIT = "exited while adopted, and left no exit status"
@@ -98,7 +98,7 @@ class LocalProcess(ProcessHandle):
 
     async def send_command(self, text: str) -> None:
         if self._stdin is None or not self.alive:
-            raise EnvironmentError_("the server process is not running")
+            raise RuntimeFailure("the server process is not running")
         self._stdin.write(text.encode("utf-8") + b"\n")
 
     async def send_signal(self, signame: str) -> None:

@@ -38,10 +38,10 @@ import stat
 import subprocess
 from pathlib import Path
 
-from engine.environments.base import ConsoleSink, EnvironmentError_, ExitInfo, LaunchSpec, ProcessHandle, Runtime
-from engine.environments.console_files import RECENT_ON_ADOPTION, ConsoleFiles
-from engine.environments.identity import ProcessIdentity, boot_id, identify, still_running
-from engine.environments.local_process import LocalProcess, decode_status
+from engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeFailure
+from engine.environments.local.console_files import RECENT_ON_ADOPTION, ConsoleFiles
+from engine.environments.local.handle import LocalProcess, decode_status
+from engine.environments.local.identity import ProcessIdentity, boot_id, identify, still_running
 from engine.environments.server_users import privilege_drop
 from engine.servers.definition import ServerConfig
 
@@ -102,7 +102,7 @@ class ProcessRuntime(Runtime):
 
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         if not spec.config.invocation.strip():
-            raise EnvironmentError_("settings.invocation is empty: there is nothing to start")
+            raise RuntimeFailure("settings.invocation is empty: there is nothing to start")
         _limit_prefix(spec.config)
         warnings = []
         if spec.config.cpu_limit:
@@ -134,11 +134,11 @@ class ProcessRuntime(Runtime):
         except OSError as exc:
             os.close(console_fd)
             os.close(writer)
-            raise EnvironmentError_(f"could not start the server process: {exc.strerror or exc}") from None
+            raise RuntimeFailure(f"could not start the server process: {exc.strerror or exc}") from None
         except (ValueError, subprocess.SubprocessError) as exc:
             os.close(console_fd)
             os.close(writer)
-            raise EnvironmentError_(f"could not start the server process: {exc}") from None
+            raise RuntimeFailure(f"could not start the server process: {exc}") from None
         finally:
             os.close(stdin_fd)
         identity = identify(proc.pid)
@@ -262,7 +262,7 @@ def _fits_exec(env: dict[str, str], invocation: str) -> None:
     size += len(invocation.encode()) + 1 + 8
     limit = os.sysconf("SC_ARG_MAX")
     if size > limit:
-        raise EnvironmentError_(f"could not start the server process: {os.strerror(errno.E2BIG)} (its variables "
+        raise RuntimeFailure(f"could not start the server process: {os.strerror(errno.E2BIG)} (its variables "
                                 f"and command take {size} bytes; the kernel's limit for one exec is {limit})")
 
 
@@ -289,5 +289,5 @@ def _limit_prefix(config: ServerConfig) -> list[str]:
         return []
     prlimit = shutil.which("prlimit")
     if prlimit is None:
-        raise EnvironmentError_("build limits need the `prlimit` program (util-linux), which is not installed")
+        raise RuntimeFailure("build limits need the `prlimit` program (util-linux), which is not installed")
     return [prlimit, *limits, "--"]
