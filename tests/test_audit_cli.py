@@ -5,6 +5,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,98 @@ def test_as_a_process_and_through_the_main_cli(db):
     p.stdout.close()
     assert p.wait(timeout=60) == 0
     assert b"Traceback" not in p.stderr.read()
+
+
+# -- output that reads (issue 28) ------------------------------------------------------------------
+
+BORDERS = str.maketrans({c: " " for c in "│┃┏┓┗┛┡┩┠┨━─┳┻╇╈┼┬┴└┘┌┐├┤"})
+
+
+def audit(*args: str, columns: int) -> str:
+    """`wingman audit ...` as a process, its table at a terminal this wide."""
+    r = subprocess.run([sys.executable, "-m", "api.cli.audit", *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": str(columns), "TERM": "dumb"})
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("command, whole, text", [
+    ("history", ("time", "actor", "channel"), ("what", "why")),
+    ("timeline", ("from", "to", "state"), ("why_it_ended",)),
+])
+def test_tables_keep_words_whole_at_any_width(db, command, whole, text, columns):
+    """No word is broken mid-word, and the columns read whole (times, actors, channels) are on one line."""
+    path, ids = db
+    shown = audit(command, ids[0], "-d", str(path), "-F", "table", columns=columns)
+    rows = ndjson(audit(command, ids[0], "-d", str(path), "-F", "ndjson", columns=columns))
+    words = {w.rstrip(":") for row in rows for k in text for w in str(row.get(k) or "").split()}
+    words |= {w for row in rows for k in whole for w in str(row.get(k) or "").replace("T", " ").replace("Z", "").split()}
+    words |= set("History Timeline of time (UTC) actor channel what happened why from to state how long it ended "
+                 "so far now".split()) | {ids[0]}
+    lines = shown.translate(BORDERS).splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= columns
+    broken = {w for line in lines for w in line.split() if w.rstrip(":") not in words and not w[0].isdigit()}
+    assert not broken, broken
+    for row in rows[:50]:  # each whole column as a whole on some line
+        for k in whole:
+            value = str(row[k] or "now").replace("T", " ")[:19]
+            assert value in shown, value
+
+
+def test_a_terminal_is_paged_only_when_asked(db, tmp_path):
+    """On a terminal, `history` prints its table and exits; with --pager it goes through $PAGER."""
+    import os
+    import pty
+    import select
+    path, ids = db
+    marker = tmp_path / "paged"
+
+    def on_a_terminal(*extra: str) -> int:
+        master, slave = pty.openpty()
+        p = subprocess.Popen([sys.executable, "-m", "api.cli.audit", "history", ids[0], "-d", str(path), *extra],
+                             cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
+                             env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "TERM": "dumb",
+                                  "PAGER": f"cat > {marker}"})
+        os.close(slave)
+        while True:  # read what it prints, so it never blocks on a full terminal
+            ready, _, _ = select.select([master], [], [], 60)
+            assert ready, "the command sat there"
+            try:
+                if not os.read(master, 65536):
+                    break
+            except OSError:
+                break
+        os.close(master)
+        return p.wait(timeout=60)
+
+    assert on_a_terminal() == 0 and not marker.exists()
+    assert on_a_terminal("--pager") == 0 and "History of" in marker.read_text()
+
+
+@pytest.mark.parametrize("command", ["history", "timeline", "state", "verify", "export"])
+def test_format_is_big_f_and_every_offered_format_works(db, command):
+    """-f is --follow elsewhere, so --format is -F; every format the help offers is one the command writes."""
+    path, ids = db
+    args = [command] + ([ids[0]] if command in ("history", "timeline", "state") else []) + ["-d", str(path)]
+    r = cli(*args, "-f", "json")
+    assert r.exit_code == 2 and "No such option: -f" in r.output
+    help_text = " ".join(cli(command, "--help").output.split())
+    offered = set(re.findall(r"\b(auto|table|json|ndjson|csv)\b", help_text.split("--format", 1)[1][:200]))
+    assert offered
+    for fmt in offered:
+        r = cli(*args, "-F", fmt)
+        assert r.exit_code == 0, (fmt, r.output)
+    if command in ("state", "verify"):
+        assert "csv" not in offered and cli(*args, "-F", "csv").exit_code == 2
+
+
+def test_state_table_shows_what_an_operator_reads(db):
+    path, ids = db
+    r = cli("state", ids[0], "-d", str(path), "-F", "table")
+    assert r.exit_code == 0, r.output
+    for label in ("power state", "name", "runtime", "command", "limits", "restart policy"):
+        assert label in r.stdout
+    assert "bench-" in r.stdout and '"settings"' not in r.stdout and "--format json" in r.stdout
+    doc = json.loads(cli("state", ids[0], "-d", str(path), "-F", "json").stdout)
+    assert doc["configuration"]["settings"]["uuid"] == ids[0]  # the whole configuration, as JSON

@@ -122,7 +122,7 @@ def test_timeline(reader, events, fmt):
 @pytest.mark.parametrize("path, params, status, words", [
     ("/api/statechart", {"format": "jpeg"}, 400, "'jpeg' is not one of mermaid, dot, svg, png, scxml, markdown"),
     (f"/api/servers/{UUID}/diagram", {"format": "scxml"}, 400, "is not one of mermaid, dot, svg, png"),
-    (f"/api/servers/{UUID}/diagram/timeline", {"format": "png"}, 400, "is not one of mermaid, svg"),
+    (f"/api/servers/{UUID}/diagram/timeline", {"format": "dot"}, 400, "is not one of mermaid, svg, png"),
     (f"/api/servers/{UUID}/diagram", {"since": "yesterday"}, 400, "`since` 'yesterday' is not an RFC 3339 time"),
     (f"/api/servers/{UUID}/diagram/timeline", {"until": "2026-01-01T00:00:00"}, 400, "time zone"),
     (f"/api/servers/{UUID}/diagram", {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, 400,

@@ -65,7 +65,7 @@ def test_history_of_the_engines_server(driven, tmp_path):
     assert mermaid_counts(r.stdout.decode()) == counts_of(changes(events, Window(since)))
 
     out = tmp_path / "history.png"
-    r = wingman("diagram", "history", uuid, "-d", str(db), "-f", "png", "-o", str(out))
+    r = wingman("diagram", "history", uuid, "-d", str(db), "-F", "png", "-o", str(out))
     assert r.returncode == 0 and f"wrote {out}".encode() in r.stderr
     decoded_png(out.read_bytes())
 
@@ -79,21 +79,26 @@ def test_timeline_of_the_engines_server(driven, tmp_path):
     assert TIMELINE_ARROW.findall(r.stdout.decode()) == expected
 
     out = tmp_path / "timeline.svg"
-    r = wingman("diagram", "timeline", uuid, "-d", str(db), "-f", "svg", "--output", str(out))
+    r = wingman("diagram", "timeline", uuid, "-d", str(db), "-F", "svg", "--output", str(out))
     assert r.returncode == 0, r.stderr
     groups = svg_groups(out.read_bytes())
     assert sorted(int(g.split("_")[1]) for g in groups if g.startswith("change_")) == \
         list(range(1, len(changes(events)) + 1))
 
+    out = tmp_path / "timeline.png"
+    r = wingman("diagram", "timeline", uuid, "-d", str(db), "-F", "png", "-o", str(out))
+    assert r.returncode == 0 and f"wrote {out}".encode() in r.stderr
+    decoded_png(out.read_bytes())
+
 
 def test_a_long_history_counts_every_transition(long_log):
     db, uuid, events = long_log
     assert sum(counts_of(events).values()) > MAX_CHANGES  # more than a timeline draws
-    r = wingman("diagram", "history", uuid, "-d", str(db), "-f", "dot")
+    r = wingman("diagram", "history", uuid, "-d", str(db), "-F", "dot")
     assert r.returncode == 0, r.stderr
     assert counted(r.stdout.decode()) == counts_of(events)
     window = Window(events[100]["at"], events[400]["at"])
-    r = wingman("diagram", "history", uuid, "-d", str(db), "-f", "dot", "--since", iso(window.since),
+    r = wingman("diagram", "history", uuid, "-d", str(db), "-F", "dot", "--since", iso(window.since),
                 "--until", "2026-01-01T00:06:40+00:00")  # events[400], written with an offset
     assert iso(window.until) == "2026-01-01T00:06:40Z"
     assert counted(r.stdout.decode()) == counts_of(changes(events, window))
@@ -102,7 +107,7 @@ def test_a_long_history_counts_every_transition(long_log):
 def test_a_timeline_too_long_to_read_asks_for_a_narrower_window(long_log, tmp_path):
     db, uuid, events = long_log
     out = tmp_path / "timeline.svg"
-    r = wingman("diagram", "timeline", uuid, "-d", str(db), "-f", "svg", "-o", str(out))
+    r = wingman("diagram", "timeline", uuid, "-d", str(db), "-F", "svg", "-o", str(out))
     assert r.returncode == 2 and not out.exists()
     assert f"at most {MAX_CHANGES}" in r.stderr.decode() and "--since and --until" in r.stderr.decode()
 
@@ -119,6 +124,13 @@ def _log_size(db) -> tuple[int, int]:
         return conn.execute("SELECT count(*), max(position) FROM events").fetchone()
 
 
+def test_format_is_big_f_and_f_is_not_format(driven):
+    """-f means --follow (in power and events); --format is -F in every command."""
+    db, uuid, _ = driven
+    r = wingman("diagram", "history", uuid, "-d", str(db), "-f", "dot")
+    assert r.returncode == 2 and "No such option: -f" in r.stderr.decode()
+
+
 @pytest.mark.parametrize("args, words", [
     (["history", "00000000-0000-4000-8000-000000000000"], "no server 00000000-0000-4000-8000-000000000000"),
     (["timeline", "00000000-0000-4000-8000-000000000000"], "no server"),
@@ -128,7 +140,7 @@ def _log_size(db) -> tuple[int, int]:
      "--since (2026-02-01T00:00:00Z) is after --until (2026-01-01T00:00:00Z)"),
     (["timeline", "{uuid}", "--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "is after --until"),
     (["history", "{uuid}", "--format", "scxml"], "'scxml' is not one of"),
-    (["timeline", "{uuid}", "--format", "png"], "'png' is not one of"),
+    (["timeline", "{uuid}", "--format", "dot"], "'dot' is not one of"),
     (["history", "{uuid}", "--database", "/nonexistent/wingman.db"], "does not exist"),
 ])
 def test_bad_input_is_exit_2_and_writes_nothing(driven, tmp_path, args, words):
@@ -148,9 +160,9 @@ def test_bad_input_is_exit_2_and_writes_nothing(driven, tmp_path, args, words):
 def test_history_reads_the_database_a_config_names(driven, tmp_path):
     db, uuid, events = driven
     (tmp_path / "wingman.yml").write_text(f"token: a-token-long-enough\nsystem: {{root_directory: {db.parent}}}\n")
-    r = wingman("diagram", "history", uuid, "--config", str(tmp_path / "wingman.yml"), "-f", "dot")
+    r = wingman("diagram", "history", uuid, "--config", str(tmp_path / "wingman.yml"), "-F", "dot")
     assert r.returncode == 0, r.stderr
     assert counted(r.stdout.decode()) == counts_of(events)
     r = wingman("diagram", "history", uuid, "--until", iso(events[0]["at"] - timedelta(seconds=1)), "-d", str(db),
-                "-f", "dot")
+                "-F", "dot")
     assert r.returncode == 0 and counted(r.stdout.decode()) == {}  # a window before it existed: nothing taken

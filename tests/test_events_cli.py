@@ -95,3 +95,25 @@ def test_bad_usage_exits_2(daemon_process, args):
     d = daemon_process()
     done = subprocess.run(wingman(d, *args), cwd=REPO, capture_output=True, text=True, timeout=WAIT)
     assert done.returncode == 2, (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_a_state_change_reads_from_to_at_any_width(columns):
+    """A terminal's row of a state change says `offline → starting`, whole, at 80 columns too."""
+    import io
+
+    from rich.console import Console
+
+    from api.cli.events import EventsFormat, Printer
+
+    buf = io.StringIO()
+    printer = Printer(EventsFormat.table, Console(file=buf, width=columns, force_terminal=False))
+    ev = {"position": 7, "recorded_at": "2026-01-01T00:00:10.250000Z", "server": UUID, "type": "state.changed",
+          "metadata": {"actor": "node-token"}, "data": {"from_state": "offline", "to_state": "starting"}}
+    printer.show(ev)  # as an older daemon sends it: no `what`
+    printer.show(ev | {"what": "state offline → starting (start)", "why": "an operator asked for it"})
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= columns
+    text = " ".join(" ".join(lines).split())
+    assert text.count("offline → starting") == 2 and "an operator asked for it" in text
+    assert ("state.changed" in text) == (columns >= 120)  # the type column only where there is room

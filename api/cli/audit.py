@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.cli.output import (
-    EXIT_FINDINGS, ExportFmt, Fmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
+    EXIT_FINDINGS, ExportFmt, Fmt, ReportFmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
 )
 from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
 from engine.audit.describe import describe
@@ -38,7 +38,9 @@ audit_app = typer.Typer(
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Daemon config file (default: $WINGMAN_CONFIG or ./wingman.yml).")]
 DatabaseOpt = Annotated[str | None, typer.Option("--database", "-d", help="Database URL or path of a .db file; overrides the config.")]
 ServerArg = Annotated[str, typer.Argument(help="The server's UUID.")]
-FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="table on a terminal, ndjson when piped (auto), or as named.")]
+FormatOpt = Annotated[Fmt, typer.Option("--format", "-F", metavar="FORMAT", help="auto (a table on a terminal, ndjson when piped), table, json, ndjson or csv.")]
+ReportFormatOpt = Annotated[ReportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="auto (a table on a terminal, ndjson when piped), table, json or ndjson.")]
+PagerOpt = Annotated[bool, typer.Option("--pager", help="Page the table with less -FRX (or $PAGER) on a terminal.")]
 
 
 @audit_app.command()
@@ -50,6 +52,7 @@ def history(
     actor: Annotated[str | None, typer.Option(help="Only events by this actor.")] = None,
     operation: Annotated[str | None, typer.Option(help="Only events of this operation id.")] = None,
     format: FormatOpt = Fmt.auto,
+    pager: PagerOpt = False,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -74,7 +77,8 @@ def history(
         if fmt != Fmt.table:
             cols = [(k, k) for k in ("position", "version", "time", "server", "type", "actor", "channel", "what",
                                      "why", "operation_id", "source_ip")]
-        await emit(rows(), fmt, cols, f"History of {server}", nowrap=("time",))
+        await emit(rows(), fmt, cols, f"History of {server}",
+                   nowrap=("time", "actor", "channel"), pager=pager)
         return 0
 
     run(database, config, job)
@@ -84,22 +88,22 @@ def history(
 def state(
     server: ServerArg,
     at: Annotated[str | None, typer.Option("--at", help="RFC 3339 time or log position (default: now).")] = None,
-    format: FormatOpt = Fmt.auto,
+    format: ReportFormatOpt = ReportFmt.auto,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """SERVER's state rebuilt from the log at a moment: power state, configuration, suspension,
-    the operation in flight and the last transition (with its cause and actor)."""
+    """SERVER's state rebuilt from the log at a moment (the whole configuration with --format json).
+
+    Its power state, suspension, the operation in flight, the last transition (with its cause and
+    actor) and the configuration an operator reads: name, runtime, command, limits, allocations."""
     async def job(engine: AsyncEngine) -> int:
-        if format == Fmt.csv:
-            raise Stop("a state has no CSV form; use --format json or table")
         point = point_of(at, "--at")
         try:
             answer = (await state_at(engine, server, point, SnapshotCache(engine))).as_dict()
         except UnknownStream:
             raise Stop(f"no server {server} in this log") from None
         if chosen(format) != Fmt.table:
-            print(json.dumps(answer, ensure_ascii=False, indent=None if format == Fmt.ndjson else 2))
+            print(json.dumps(answer, ensure_ascii=False, indent=None if format == ReportFmt.ndjson else 2))
             return 0
         console = Console()
         when = at or "now"
@@ -117,13 +121,43 @@ def state(
             ("operation in flight", f"{op.get('action', '?')} {op['id']} (asked by {op.get('actor')} via {op.get('channel')})" if op else "none"),
             ("last transition", f"{lt.get('from')} → {lt.get('to')} ({lt.get('trigger')}) at {lt.get('at')}, cause {lt.get('cause')}, by {lt.get('actor')}" if lt else "none yet"),
             ("last event", f"v{answer['version']} at position {answer['position']}, {answer['as_of']}"),
-            ("configuration", json.dumps(answer["configuration"], ensure_ascii=False)),
-        ]:
+        ] + configuration_rows(answer["configuration"]):
             t.add_row(label, escape(str(value)))
         console.print(t)
+        console.print("The whole configuration: --format json.", style="dim")
         return 0
 
     run(database, config, job)
+
+
+def configuration_rows(cfg: dict | None) -> list[tuple[str, str]]:
+    """The configuration an operator reads, one (label, value) each; the rest is in --format json."""
+    if not cfg:
+        return [("configuration", "none")]
+    st = cfg.get("settings") or {}
+    build, rp = st.get("build") or {}, st.get("restart_policy") or {}
+    stop = (cfg.get("process_configuration") or {}).get("stop") or {}
+
+    def limit(value, unit: str) -> str:
+        return "unlimited" if not value else f"{value} {unit}"
+
+    rows = [("name", (st.get("meta") or {}).get("name") or "-"),
+            ("runtime", st.get("runtime") or "-")]
+    image = (st.get("container") or {}).get("image")
+    if image:
+        rows.append(("image", image))
+    rows += [("command", st.get("invocation") or "-"),
+             ("limits", f"memory {limit(build.get('memory_limit'), 'MiB')}, cpu {limit(build.get('cpu_limit'), '%')}, "
+                        f"disk {limit(build.get('disk_space'), 'MiB')}")]
+    alloc = st.get("allocations") or {}
+    default = alloc.get("default") or {}
+    if default:
+        rows.append(("allocation", f"{default.get('ip')}:{default.get('port')}"))
+    if stop:
+        rows.append(("stop with", f"{stop.get('type')} {stop.get('value') or ''}".strip()))
+    if rp:
+        rows.append(("restart policy", f"{rp.get('policy')}, at most {rp.get('max_restarts')} in {rp.get('window')} s"))
+    return rows
 
 
 @audit_app.command()
@@ -131,25 +165,24 @@ def verify(
     server: Annotated[str | None, typer.Argument(help="Only this server's stream (default: the whole log).")] = None,
     key: KeyOpt = None,
     checkpoints: CheckpointsOpt = None,
-    format: Annotated[Fmt, typer.Option("--format", "-f", help="text (auto/table) or json.")] = Fmt.auto,
+    format: Annotated[ReportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="auto or table (text), json or ndjson (one line).")] = ReportFmt.auto,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Check hash chains, versions, transitions and operation outcomes, and the log against its
-    signed checkpoints (signatures with --key, roots, consistency, truncation). Exit 0 when it all
-    checks out, 1 naming the first bad event or position and what is wrong."""
+    """Check the log: hash chains, versions, transitions, operations and signed checkpoints.
+
+    Checkpoints: signatures with --key, roots, consistency, truncation. Exit 0 when it all checks
+    out, 1 naming the first bad event or position and what is wrong."""
     async def job(engine: AsyncEngine) -> int:
-        if format == Fmt.csv:
-            raise Stop("a verification report has no CSV form; use --format json or table")
         if server is not None:
             await known(engine, server)
         trusted, file = trusted_key(key), checkpoint_file(checkpoints, database, config)
         report, cp = await verify_everything(engine, server, trusted, file)
         ok = report.ok and (cp is None or cp.ok)
-        if format in (Fmt.json, Fmt.ndjson):
+        if format in (ReportFmt.json, ReportFmt.ndjson):
             doc = report.as_dict() | {"ok": ok, "hash_chains_ok": report.ok,
                                       "checkpoints": cp.as_dict() if cp is not None else None}
-            print(json.dumps(doc, ensure_ascii=False, indent=2 if format == Fmt.json else None))
+            print(json.dumps(doc, ensure_ascii=False, indent=2 if format == ReportFmt.json else None))
             return 0 if ok else EXIT_FINDINGS
         scope = f"server {server}" if server else "the log"
         if report.ok and (cp is None or cp.ok):
@@ -181,7 +214,7 @@ audit_app.command()(prove)
 
 @audit_app.command()
 def export(
-    format: Annotated[ExportFmt, typer.Option("--format", "-f", help="ndjson or csv.")] = ExportFmt.ndjson,
+    format: Annotated[ExportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="ndjson or csv.")] = ExportFmt.ndjson,
     since: Annotated[str | None, typer.Option(help="Only events at or after this RFC 3339 time.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")] = None,
     config: ConfigOpt = None,
@@ -206,6 +239,7 @@ def export(
 def timeline(
     server: ServerArg,
     format: FormatOpt = Fmt.auto,
+    pager: PagerOpt = False,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -227,7 +261,8 @@ def timeline(
                 ("why_it_ended", "why it ended")]
         if fmt != Fmt.table:
             cols = [(k, k) for k in ("from", "to", "state", "seconds", "ongoing", "why_it_ended", "ended_by")]
-        await emit(rows(), fmt, cols, f"Timeline of {server}", nowrap=("from", "to"))
+        await emit(rows(), fmt, cols, f"Timeline of {server}",
+                   nowrap=("from", "to", "state", "how_long"), pager=pager)
         return 0
 
     run(database, config, job)

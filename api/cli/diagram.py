@@ -36,11 +36,15 @@ StatechartFmt = Enum("StatechartFmt", {f: f for f in F.STATECHART_FORMATS}, type
 HistoryFmt = Enum("HistoryFmt", {f: f for f in F.HISTORY_FORMATS}, type=str)
 TimelineFmt = Enum("TimelineFmt", {f: f for f in F.TIMELINE_FORMATS}, type=str)
 
-ChartOpt = Annotated[Path, typer.Option("--chart", help="The statechart YAML (default: the one the daemon enforces).")]
+ChartOpt = Annotated[Path, typer.Option("--chart", show_default=False, help="The statechart YAML (default: the one the daemon enforces).")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")]
 ServerArg = Annotated[str, typer.Argument(help="The server's UUID.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Window start, an RFC 3339 time (inclusive; default: the first event).")]
 UntilOpt = Annotated[str | None, typer.Option(help="Window end, an RFC 3339 time (inclusive; default: now).")]
+
+
+def formats_help(formats: tuple[str, ...]) -> str:
+    return f"{', '.join(formats[:-1])} or {formats[-1]} (default: {F.DEFAULT_FORMAT})."
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
@@ -72,7 +76,7 @@ def _window(since: str | None, until: str | None) -> Window:
 
 @diagram_app.command()
 def statechart(
-    format: Annotated[StatechartFmt, typer.Option("--format", "-f", help="The diagram's format.")] = F.DEFAULT_FORMAT,
+    format: Annotated[StatechartFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.STATECHART_FORMATS))] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     chart: ChartOpt = DEFAULT_CHART,
 ) -> None:
@@ -123,7 +127,7 @@ def history(
     server: ServerArg,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    format: Annotated[HistoryFmt, typer.Option("--format", "-f", help="The diagram's format.")] = F.DEFAULT_FORMAT,
+    format: Annotated[HistoryFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.HISTORY_FORMATS))] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
@@ -146,7 +150,7 @@ def timeline(
     server: ServerArg,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    format: Annotated[TimelineFmt, typer.Option("--format", "-f", help="The diagram's format.")] = F.DEFAULT_FORMAT,
+    format: Annotated[TimelineFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.TIMELINE_FORMATS))] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,

@@ -23,12 +23,14 @@ import httpx
 import typer
 
 from api.cli.client import call, daemon_client, err, out, refused
+from engine.event_types import EventType
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
 RETRY_SECONDS = (0.5, 1, 2, 5)  # waits between reconnections while the daemon is away
 COLUMNS = (("position", 8), ("time", 19), ("server", 8), ("type", 28), ("actor", 12))
+WIDE = 120  # the type column only from this width on: below it, "what" says the same in words
 
 
 class EventsFormat(str, Enum):
@@ -65,10 +67,14 @@ class Printer:
         self.console = console
         self._header = False
 
-    def _row(self, cells: list[str], style: str | None = None) -> Table:
-        grid = Table.grid(*[Column(no_wrap=True, width=w, overflow="ellipsis") for _, w in COLUMNS],
-                          Column(ratio=1, overflow="fold"), padding=(0, 1))
-        grid.add_row(*[escape(c) for c in cells], style=style)
+    def _columns(self) -> list[tuple[str, int]]:
+        return [c for c in COLUMNS if c[0] != "type" or self.console.width >= WIDE]
+
+    def _row(self, cells: dict[str, str], style: str | None = None) -> Table:
+        columns = self._columns()
+        grid = Table.grid(*[Column(no_wrap=True, width=w, overflow="ellipsis") for _, w in columns],
+                          Column(ratio=1, overflow="fold"), padding=(0, 1), expand=True)
+        grid.add_row(*[escape(cells[name]) for name, _ in columns], escape(cells["what"]), style=style)
         return grid
 
     def show(self, ev: dict) -> None:
@@ -77,13 +83,23 @@ class Printer:
             sys.stdout.flush()
             return
         if not self._header:
-            self.console.print(self._row([name for name, _ in COLUMNS] + ["what (why)"], style="bold"))
+            self.console.print(self._row({name: name for name, _ in COLUMNS} | {"what": "what (why)"}, style="bold"))
             self._header = True
-        what = ev.get("what") or ev["type"]
         why = f" ({ev['why']})" if ev.get("why") else ""
         meta = ev.get("metadata") or {}
-        self.console.print(self._row([str(ev["position"]), str(ev.get("recorded_at", ""))[:19], ev["server"][:8],
-                                      ev["type"], str(meta.get("actor") or ""), what + why]))
+        self.console.print(self._row({"position": str(ev["position"]), "time": str(ev.get("recorded_at", ""))[:19],
+                                      "server": ev["server"][:8], "type": ev["type"],
+                                      "actor": str(meta.get("actor") or ""), "what": what_of(ev) + why}))
+
+
+def what_of(ev: dict) -> str:
+    """What happened in words (a state change as `offline → starting`), else the event's type."""
+    if ev.get("what"):
+        return ev["what"]
+    data = ev.get("data") or {}
+    if ev["type"] == EventType.STATE_CHANGED and "from_state" in data:
+        return f"state {data['from_state']} → {data['to_state']}"
+    return ev["type"]
 
 
 def events(
@@ -91,7 +107,7 @@ def events(
     server: Annotated[str | None, typer.Option(help="Only this server's events.")] = None,
     after: Annotated[int, typer.Option(min=0, help="Start after this log position (default: the beginning).")] = 0,
     types: Annotated[list[str] | None, typer.Option("--type", "-t", help="Event type, or a prefix as power.* (repeatable).")] = None,
-    format: Annotated[EventsFormat, typer.Option("--format", help="table on a terminal, ndjson when piped (auto), or as named.")] = EventsFormat.auto,
+    format: Annotated[EventsFormat, typer.Option("--format", "-F", metavar="FORMAT", help="auto (a table on a terminal, ndjson when piped), table or ndjson.")] = EventsFormat.auto,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")] = None,
     url: Annotated[str | None, typer.Option("--url", envvar="WINGMAN_URL", help="Daemon URL (default: from the config).")] = None,
     token: Annotated[str | None, typer.Option("--token", envvar="WINGMAN_TOKEN", help="Node or audit token (default: from the config).")] = None,

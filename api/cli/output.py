@@ -14,8 +14,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.cells import cell_len
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +39,14 @@ class Fmt(str, Enum):
     json = "json"
     ndjson = "ndjson"
     csv = "csv"
+
+
+class ReportFmt(str, Enum):
+    """A state or a report: one document, so no CSV."""
+    auto = "auto"
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
 
 
 class ExportFmt(str, Enum):
@@ -143,41 +154,51 @@ async def known(engine: AsyncEngine, server: str) -> str:
 # -- output ----------------------------------------------------------------------------------------
 
 
-def chosen(fmt: Fmt) -> Fmt:
-    return (Fmt.table if sys.stdout.isatty() else Fmt.ndjson) if fmt == Fmt.auto else fmt
+def chosen(fmt: Fmt | ReportFmt) -> Fmt:
+    if fmt.value == "auto":
+        return Fmt.table if sys.stdout.isatty() else Fmt.ndjson
+    return Fmt(fmt.value)
 
 
 async def emit(rows: AsyncIterator[dict[str, Any]], fmt: Fmt, columns: list[tuple[str, str]], title: str,
-               nowrap: tuple[str, ...] = ()) -> int:
-    """Write rows as a paged table (terminal) or as clean machine output, streaming."""
+               nowrap: tuple[str, ...] = (), pager: bool = False) -> int:
+    """Write rows as a table (terminal) or as clean machine output, streaming.
+
+    The columns in `nowrap` are read whole: they are never wrapped nor cut. The others are text,
+    wrapped at word boundaries. When the terminal is too narrow for a table whose text columns are
+    readable, each row is its whole columns on one line and its text below, indented. The table is
+    paged (`less -FRX`, or $PAGER) only when asked (`pager`), and only on a terminal."""
     out, count = sys.stdout, 0
     if fmt == Fmt.table:
         console = Console()
-        pager = None
-        if console.is_terminal:
+        paging = None
+        if pager and console.is_terminal:
             # Like git: quit when it fits one screen, keep colours, leave the screen as it was.
             os.environ.setdefault("LESS", "FRX")
-            pager = console.pager(styles=True)
-        if pager:
-            pager.__enter__()
+            paging = console.pager(styles=True)
+            paging.__enter__()
         try:
-            table = None
+            chunk: list[list[str]] = []
+            first = True
+
+            def flush() -> None:
+                nonlocal first
+                if chunk:
+                    _print_rows(console, chunk, columns, title if first else None, nowrap)
+                    first = False
+                    chunk.clear()
+
             async for row in rows:
-                if table is None or table.row_count >= 200:  # one table per 200 rows: flat memory
-                    if table is not None:
-                        console.print(table)
-                    table = Table(title=title if table is None else None, show_lines=False)
-                    for key, label in columns:
-                        table.add_column(label, overflow="fold", no_wrap=key in nowrap)
-                table.add_row(*["" if row.get(k) is None else escape(str(row[k])) for k, _ in columns])
+                chunk.append(["" if row.get(k) is None else str(row[k]) for k, _ in columns])
                 count += 1
-            if table is not None:
-                console.print(table)
-            else:
-                console.print(f"{title}: nothing to show")
+                if len(chunk) >= 200:  # one table per 200 rows: flat memory
+                    flush()
+            flush()
+            if count == 0:
+                console.print(f"{escape(title)}: nothing to show")
         finally:
-            if pager:
-                pager.__exit__(None, None, None)
+            if paging:
+                paging.__exit__(None, None, None)
         return count
     writer = csv.writer(out, lineterminator="\n") if fmt == Fmt.csv else None
     if writer:
@@ -197,6 +218,50 @@ async def emit(rows: AsyncIterator[dict[str, Any]], fmt: Fmt, columns: list[tupl
         out.write("\n]\n")
     out.flush()
     return count
+
+
+TEXT_MIN = 24  # a text column narrower than this is not worth reading in a table
+
+
+def _print_rows(console: Console, cells: list[list[str]], columns: list[tuple[str, str]], title: str | None,
+                nowrap: tuple[str, ...]) -> None:
+    """Rows as a table when the terminal is wide enough, else one block per row (see `emit`)."""
+    whole = [i for i, (k, _) in enumerate(columns) if k in nowrap]
+    text = [i for i, (k, _) in enumerate(columns) if k not in nowrap]
+
+    def widest(i: int, words: bool = False) -> int:
+        values = [columns[i][1]] + [r[i] for r in cells]
+        if words:
+            values = [w for v in values for w in v.split()] or [""]
+        return max(cell_len(v) for v in values)
+
+    need = {i: widest(i) for i in whole} | {i: max(TEXT_MIN, widest(i, words=True)) for i in text}
+    # a heavy-head table: a border before, between and after the columns, one space of padding each side
+    if sum(need.values()) + 3 * len(columns) + 1 <= console.width:
+        table = Table(title=escape(title) if title else None)
+        for i, (key, label) in enumerate(columns):
+            if i in whole:
+                table.add_column(label, no_wrap=True, min_width=need[i])
+            else:
+                table.add_column(label, overflow="fold", min_width=need[i], ratio=1)
+        for r in cells:
+            table.add_row(*[escape(c) for c in r])
+        console.print(table)
+        return
+    if title:
+        console.print(Text(title, style="bold"))
+    widths = {i: widest(i) for i in whole}
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v + " " * (widths[i] - cell_len(v)) for i, v in zip(whole, values)).rstrip()
+
+    console.print(Text(line([columns[i][1] for i in whole]), style="bold"), no_wrap=True, overflow="ignore")
+    for r in cells:
+        console.print(Text(line([r[i] for i in whole])), no_wrap=True, overflow="ignore")
+        for n, i in enumerate(text):
+            if r[i]:
+                words = r[i] if n == 0 else f"{columns[i][1]}: {r[i]}"
+                console.print(Padding(Text(words), (0, 0, 0, 4), expand=False))
 
 
 def short_time(text: str | None) -> str | None:

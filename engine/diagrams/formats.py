@@ -5,7 +5,7 @@ MERMAID, DOT, SVG, PNG, SCXML, MARKDOWN = "mermaid", "dot", "svg", "png", "scxml
 
 STATECHART_FORMATS = (MERMAID, DOT, SVG, PNG, SCXML, MARKDOWN)
 HISTORY_FORMATS = (MERMAID, DOT, SVG, PNG)
-TIMELINE_FORMATS = (MERMAID, SVG)
+TIMELINE_FORMATS = (MERMAID, SVG, PNG)
 DEFAULT_FORMAT = MERMAID  # plain text that pastes into a ticket, a runbook or a review
 
 # Registered types where there is one (text/vnd.graphviz, image/svg+xml, application/scxml+xml

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from engine.audit.timeline import Interval
 from engine.diagrams import mermaid as mm
-from engine.diagrams.formats import MERMAID, SVG, TIMELINE_FORMATS, BadDiagramRequest
+from engine.diagrams.formats import MERMAID, PNG, SVG, TIMELINE_FORMATS, BadDiagramRequest
 from engine.diagrams.render import draw, html_text, new_graph
 from engine.diagrams.window import Passage
 from engine.statechart import Statechart
@@ -145,6 +145,6 @@ def timeline_diagram(chart: Statechart, p: Passage, fmt: str) -> bytes:
     """The timeline in one of TIMELINE_FORMATS; BadDiagramRequest when the window holds too much."""
     if fmt == MERMAID:
         return timeline_mermaid(chart, p).encode()
-    if fmt == SVG:
-        return draw(timeline_graph(chart, p), SVG)
+    if fmt in (SVG, PNG):
+        return draw(timeline_graph(chart, p), fmt)
     raise ValueError(f"a timeline is drawn as {', '.join(TIMELINE_FORMATS)}, not {fmt!r}")
