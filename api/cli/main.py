@@ -19,6 +19,8 @@ from api.cli.client import (
     ConfigOption, TokenOption, UrlOption, call, daemon_client, err, out, read_config,
 )
 from api.cli.events import events as events_command
+from api.cli.console import console as console_command, logs as logs_command
+from api.cli.follow import follow_hint, follow_operation, open_feed, operation as operation_command, report
 from engine.servers.operations import FINISHED_STATUSES
 from engine.checkpoints.keys import KeyFileError
 from engine.statechart import StatechartError
@@ -149,17 +151,20 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
     if wait is not None:
         body["wait_seconds"] = wait
     with daemon_client(config, url, token) as client:
-        op = call(client, "POST", f"/api/servers/{server}/power", json=body).json()
+        # The feed first, so no state change between the request and the follow is missed.
+        feed = open_feed(client, server) if follow else None
+        started = time.monotonic()
+        try:
+            op = call(client, "POST", f"/api/servers/{server}/power", json=body).json()
+        except BaseException:
+            if feed is not None:
+                feed.close()
+            raise
         out.print(f"operation [bold]{op['id']}[/bold]: {op['action']} {op['status']}")
         if not follow:
             return
-        while op["status"] not in FINISHED_STATUSES:
-            time.sleep(0.2)
-            op = call(client, "GET", f"/api/operations/{op['id']}").json()
-    reason = f" ({op['reason']})" if op.get("reason") else ""
-    colour = "green" if op["status"] == "succeeded" else "red"
-    out.print(f"[{colour}]{op['action']} {op['status']}[/{colour}]{reason}")
-    raise typer.Exit(0 if op["status"] == "succeeded" else 1)
+        op = follow_operation(client, op, feed, follow_hint(op["id"], url, config), started)
+    report(op)
 
 
 @app.command("rotate-key")
@@ -199,6 +204,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(diagram_app, name="diagram")
 app.command("events")(events_command)
 app.command("configure")(configure_command)
+app.command("console")(console_command)
+app.command("logs")(logs_command)
+app.command("operation")(operation_command)
 
 
 def main() -> None:
