@@ -6,6 +6,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
 from api import auth, errors
+from api.context import node_of
 from api.openapi.describe import Answer, doc
 from api.openapi.document import build as build_openapi
 from api.routes import audit, diagrams, not_provided, power, servers, stream, system
@@ -13,6 +14,7 @@ from api.websocket import routes as websocket
 from api.websocket.protocol import SocketProtocol
 from engine.config import DaemonConfig
 from engine.daemon import Daemon
+from engine.node import Node
 from engine.events import new_id
 
 MAX_BODY = 64 * 1024
@@ -31,7 +33,7 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     app.config.REQUEST_ID_HEADER = "X-Request-Id"
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
-    app.ctx.daemon = daemon or Daemon(config)
+    app.ctx.node = Node(daemon or Daemon(config))  # the ways in reach the engine through it (api.context)
 
     errors.install(app)
     auth.install(app)
@@ -60,11 +62,11 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
 
     @app.before_server_start
     async def start_daemon(app: Sanic):
-        await app.ctx.daemon.start()
+        await node_of(app).daemon.start()
 
     @app.after_server_stop
     async def stop_daemon(app: Sanic):
-        await app.ctx.daemon.stop()
+        await node_of(app).daemon.stop()
 
     return app
 

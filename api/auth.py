@@ -11,6 +11,7 @@ import hmac
 
 from sanic import Request, Sanic
 
+from api.context import node
 from api.errors import json_error
 
 PUBLIC_PATHS = ("/api/openapi.json",)
@@ -44,7 +45,7 @@ def install(app: Sanic) -> None:
         if scheme.lower() != "bearer" or not token.strip():
             return json_error(401, "The required authorization heads were not present in the request.",
                               headers={"WWW-Authenticate": "Bearer"})
-        config = request.app.ctx.daemon.config
+        config = node(request).config
         role = role_for(token.strip(), config.token, config.audit_tokens)
         if role is None:
             return json_error(403, "You are not authorized to access this endpoint.")

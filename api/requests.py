@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 from sanic import Request
@@ -22,6 +22,7 @@ from engine.servers.definition import CONSOLE_LINE
 from engine.servers.patterns import console_line_problem
 from engine.store.points import END, MAX_POSITION, BadPoint, Point, parse_time
 
+Model = TypeVar("Model", bound=BaseModel)
 POWER_ACTION_ERROR = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'
 
 
@@ -78,7 +79,7 @@ def json_body(request: Request) -> Any:
         raise ApiError(400, "The request body is not valid JSON.") from None
 
 
-def parse(model: type[BaseModel], data: Any) -> BaseModel:
+def parse(model: type[Model], data: Any) -> Model:
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     try:

@@ -53,7 +53,7 @@ def serve_wingman(port: int, folder: Path, server_doc: dict) -> None:
     })
     app = create_app(config, name="wingman_bench")
     commits: list[float] = []
-    app.ctx.daemon.store.subscribe(
+    app.ctx.node.daemon.store.subscribe(
         lambda events: commits.extend(time.time() for ev in events if ev.type == "state.changed"))
 
     @app.get("/bench/times")

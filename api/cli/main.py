@@ -33,6 +33,7 @@ def serve(config: Optional[Path] = ConfigOption,
           port: Optional[int] = typer.Option(None, help="Override api.port.")):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
     from api.app import PROTOCOL, create_app
+    from api.context import node_of
     from api.cli.defaults import place_demo_script, write_default_config
     from api.logging import setup_logging
 
@@ -73,7 +74,7 @@ def serve(config: Optional[Path] = ConfigOption,
         out.print(f"TLS with {cfg.ssl_cert_path} ({describe(served.certificate)}); send SIGHUP to load a renewed "
                   "certificate", soft_wrap=True)
         sanic_app.before_server_start(lambda _app: reload_on_hangup(served))
-    checkpointer = sanic_app.ctx.daemon.checkpointer
+    checkpointer = node_of(sanic_app).checkpointer
     made = " (new key, created now)" if checkpointer.key_created else ""
     out.print(f"checkpoints signed with Ed25519 public key [bold]{checkpointer.public_key}[/bold]{made}: "
               f"give it to auditors (wingman audit verify --key ...); key file {cfg.checkpoint_key_path}, "

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -59,14 +60,17 @@ class OperationDoc:
     extensions: dict[str, Any] = field(default_factory=dict)  # x-* keys: e.g. a websocket, a stream
 
 
-def doc(summary: str, description: str = "", *, params=(), body=None, answers=None, errors=(), tags=(),
-        **extensions):
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def doc(summary: str, description: str = "", *, params: Any = (), body: Any = None, answers: Any = None,
+        errors: Any = (), tags: Any = (), **extensions: Any) -> Callable[[Handler], Handler]:
     """Describe a handler for the OpenAPI document. `extensions` become `x-wingman-*` keys."""
     described = OperationDoc(summary, description, tuple(params), body, dict(answers or {}), tuple(errors),
                              tuple(tags), {f"x-wingman-{k.replace('_', '-')}": v for k, v in extensions.items()})
 
-    def mark(handler):
-        handler.__openapi__ = described
+    def mark(handler: Handler) -> Handler:
+        handler.__openapi__ = described  # type: ignore[attr-defined]
         return handler
 
     return mark

@@ -12,13 +12,14 @@ from sanic import Blueprint, Request
 from sanic.exceptions import BadRequest, NotFound
 from sanic.response import json
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.context import node
 from api.errors import ApiError
 from api.openapi.describe import EVENT_FILTERS, KEY, LIMIT, POSITION, SERVER, TIME, Answer, Param, doc
 from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
 from api.requests import query_int, query_point, query_time
 from engine.audit.describe import describe
-from engine.audit.verify import verify_everything
 from engine.checkpoints.checkpointer import RotationFailed
 from engine.checkpoints.format import BadKey, encode_key, key_of
 from engine.events import RecordedEvent
@@ -41,13 +42,13 @@ SERVER_ORDER_DOC = (
     "that it still is).")
 
 
-def _engine(request: Request):
-    return request.app.ctx.daemon.db
+def _engine(request: Request) -> AsyncEngine:
+    return node(request).db
 
 
 def _cache(request: Request) -> SnapshotCache:
     """The daemon's snapshot cache (kept current as events are committed)."""
-    return request.app.ctx.daemon.snapshot_cache
+    return node(request).snapshot_cache
 
 
 async def _server(request: Request, uuid: str) -> str:
@@ -134,15 +135,13 @@ async def server_state(request: Request, uuid: str):
 async def verify_log(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
-    daemon = request.app.ctx.daemon
-    key = request.args.get("key") or daemon.checkpointer.public_key
+    the_node = node(request)
+    key = request.args.get("key") or the_node.checkpointer.public_key
     try:
         key = encode_key(key_of(key.replace(" ", "+")))  # a '+' of base64 unescaped in a query reads as a space
     except BadKey:
         raise BadRequest("`key` must be the base64 of a 32-byte Ed25519 public key") from None
-    file = daemon.config.checkpoint_file_path
-    report, cp = await verify_everything(_engine(request), stream, key, file if file.is_file() else None,
-                                         live=daemon.registry.views, in_hand=daemon.power.in_hand)
+    report, cp = await the_node.verify(stream, key)
     return json(report.as_dict() | {"ok": report.ok and (cp is None or cp.ok), "hash_chains_ok": report.ok,
                                     "checkpoints": cp.as_dict() if cp is not None else None})
 
@@ -154,7 +153,7 @@ async def verify_log(request: Request):
      "daemon's tree holds, `not_yet_covered` those after the last checkpoint.",
      answers={200: Answer("The key and the latest checkpoint", KeyBody)})
 async def audit_key(request: Request):
-    cp = request.app.ctx.daemon.checkpointer
+    cp = node(request).checkpointer
     public = cp.key.public_key()
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     return json({"algorithm": "Ed25519", "public_key": cp.public_key, "public_key_pem": pem,
@@ -170,7 +169,7 @@ async def audit_key(request: Request):
      errors=(503,), answers={200: Answer("The old and the new public key", RotationBody)})
 async def rotate_key(request: Request):
     try:
-        old, new = await request.app.ctx.daemon.checkpointer.rotate()
+        old, new = await node(request).checkpointer.rotate()
     except RotationFailed as exc:
         raise ApiError(503, str(exc)) from None
     return json({"old_key": old, "new_key": new})

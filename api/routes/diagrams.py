@@ -11,6 +11,7 @@ from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, raw
 
+from api.context import node
 from api.errors import ApiError
 from api.openapi.describe import SINCE, UNTIL, Answer, Param, doc
 from api.requests import query_time
@@ -24,7 +25,6 @@ from engine.diagrams.window import Window, passage
 from engine.servers.fold import LogError
 from engine.servers.replay import UnknownStream
 from engine.statechart import load_statechart
-from engine.store.queries import stream_exists
 
 bp = Blueprint("diagrams")
 
@@ -62,7 +62,7 @@ async def _server(request: Request, uuid: str) -> str:
         stream = str(uuidlib.UUID(uuid))
     except ValueError:
         raise NotFound("unknown server") from None
-    if not await stream_exists(request.app.ctx.daemon.store.engine, stream):
+    if not await node(request).stream_exists(stream):
         raise NotFound("unknown server")
     return stream
 
@@ -75,7 +75,7 @@ def _diagram(body: bytes, fmt: str, name: str) -> HTTPResponse:
 async def _passage(request: Request, uuid: str, window: Window, keep: int = 0):
     stream = await _server(request, uuid)
     try:
-        return await passage(request.app.ctx.daemon.store.engine, stream, window, keep)
+        return await passage(node(request).db, stream, window, keep)
     except UnknownStream:
         raise NotFound("unknown server") from None
     except LogError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
+from api.context import node
 from api.errors import ApiError
 from api.openapi.describe import doc
 
@@ -55,7 +56,7 @@ _NODE_ROUTES = (
 def _server_route(reason: str):
     @doc("Not provided by wingman (a Wings route)", reason, errors=(501,), tags=("not provided",))
     async def handler(request: Request, uuid: str, **_ids: str):
-        request.app.ctx.daemon.registry.get(uuid)  # an unknown server is a 404, as on every server route
+        node(request).server(uuid)  # an unknown server is a 404, as on every server route
         raise ApiError(501, reason)
     return handler
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from sanic import Blueprint, Request
-from sanic.response import json
+from sanic.response import HTTPResponse, json
 from api.openapi.describe import Answer, doc
 from api.openapi.schemas import OperationBody, OperationWithEvents
 
+from api.context import node
 from api.errors import ApiError, json_error
 from api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
 from api.routes.common import metadata_for, operation_body
@@ -24,14 +25,14 @@ bp = Blueprint("power")
      body=PowerBody, errors=(400, 409, 422, 503),
      answers={202: Answer("Accepted: the operation runs in the background", OperationBody,
                           headers={"Location": "/api/operations/{id}"})})
-async def power(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    daemon.registry.get(uuid)  # 404 before the body is even looked at, as in Wings
+async def power(request: Request, uuid: str) -> HTTPResponse:
+    the_node = node(request)
+    the_node.server(uuid)  # 404 before the body is even looked at, as in Wings
     body = parse(PowerBody, json_body(request))
     if body.action not in ACTIONS:
         return json_error(422, POWER_ACTION_ERROR)
     try:
-        op = await daemon.power.request(uuid, body.action, body.wait_seconds, metadata_for(request))
+        op = await the_node.request_power(uuid, body.action, body.wait_seconds, metadata_for(request))
     except SuspendedServer:
         return json_error(400, SUSPENDED_MESSAGE)
     except ServerInstalling:  # nothing recorded: Wings' words, but said now instead of dropped later
@@ -42,8 +43,8 @@ async def power(request: Request, uuid: str):
 @bp.get("/api/operations/<operation_id:str>", ctx_read_only=True)
 @doc("An operation's status, reason and events",
      answers={200: Answer("The operation, with its outcome once it has one", OperationWithEvents)})
-async def operation(request: Request, operation_id: str):
-    op, events = await request.app.ctx.daemon.registry.find_operation(operation_id)
+async def operation(request: Request, operation_id: str) -> HTTPResponse:
+    op, events = await node(request).operation(operation_id)
     if op is None:
         raise ApiError(404, "No operation with that id on this node.")
     body = operation_body(op)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import empty, json
 
+from api.context import node
 from api.errors import ApiError
 from api.openapi.describe import Answer, Param, doc
 from api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, ServerBody, ServerList
@@ -15,6 +16,7 @@ from engine.power.outcomes import Rejected
 from engine.power.processes import NotRunning
 from engine.remote.client import PanelError
 from engine.install.service import InstallRefused
+from engine.node import NoPanel
 from engine.remote.installs import PanelRefused
 from engine.servers.definition import InvalidDefinition, ServerDefinition
 from engine.servers.registry import ServerExists
@@ -28,16 +30,14 @@ def server_body(request: Request, view) -> dict:
     measured on the request's path), whether boot recovery has restored it yet (`pending`
     while the daemon is still reconciling it with its process or container), and an exit seen
     but not in the log yet (`exit_pending`: the state says what the log says until then)."""
-    daemon = request.app.ctx.daemon
-    return {**view.as_dict(), "utilization": daemon.utilization.document(view.uuid),
-            "recovery": daemon.recovery.status(view.uuid), "exit_pending": daemon.processes.exit_pending(view.uuid)}
+    return {**view.as_dict(), **node(request).server_status(view.uuid)}
 
 
 @bp.get("/api/servers", ctx_read_only=True)
 @doc("Every server on this node with its state and utilization",
      answers={200: Answer("The servers, by uuid", ServerList)})
 async def list_servers(request: Request):
-    views = request.app.ctx.daemon.registry.views.values()
+    views = node(request).servers().values()
     return json([server_body(request, v) for v in sorted(views, key=lambda v: v.uuid)])
 
 
@@ -45,7 +45,7 @@ async def list_servers(request: Request):
 @doc("One server: state, suspension, configuration, stream version, utilization",
      answers={200: Answer("The server", ServerBody)})
 async def get_server(request: Request, uuid: str):
-    return json(server_body(request, request.app.ctx.daemon.registry.get(uuid)))
+    return json(server_body(request, node(request).server(uuid)))
 
 
 @bp.post("/api/servers")
@@ -67,12 +67,11 @@ async def get_server(request: Request, uuid: str):
               202: Answer("Registered from the Panel; being installed", ServerBody,
                           headers={"Location": "/api/servers/{uuid}"})})
 async def create_server(request: Request):
-    daemon = request.app.ctx.daemon
     body = json_body(request)
     if isinstance(body, dict) and "settings" not in body and "uuid" in body:
         return await _create_from_panel(request, parse(PanelCreateBody, body))
     try:
-        view = await daemon.registry.register(body, metadata_for(request))
+        view = await node(request).register(body, metadata_for(request))
     except InvalidDefinition as exc:
         raise ApiError(422, f"The server definition is not valid: {exc}") from None
     except ServerExists as exc:
@@ -81,12 +80,11 @@ async def create_server(request: Request):
 
 
 async def _create_from_panel(request: Request, body: PanelCreateBody):
-    panel = request.app.ctx.daemon.panel
-    if panel is None:
-        # 409, not 422: the body is right, the node is not in a state to take it (as sync without a Panel).
-        raise ApiError(409, "This node has no Panel (`remote` is not set): send the server's full definition.")
     try:
-        view = await panel.servers.create(body.uuid, body.start_on_completion, metadata_for(request))
+        view = await node(request).create_from_panel(body.uuid, body.start_on_completion, metadata_for(request))
+    except NoPanel:
+        # 409, not 422: the body is right, the node is not in a state to take it (as sync without a Panel).
+        raise ApiError(409, "This node has no Panel (`remote` is not set): send the server's full definition.") from None
     except PanelError as exc:
         raise ApiError(502, f"The Panel could not be asked for the server's definition: {exc}") from None
     except PanelRefused as exc:
@@ -110,7 +108,7 @@ async def _create_from_panel(request: Request, body: PanelCreateBody):
 async def delete_server(request: Request, uuid: str):
     meta = metadata_for(request).model_copy(update={"cause": CAUSE_DELETE})
     try:
-        await request.app.ctx.daemon.power.delete_server(uuid, meta)
+        await node(request).delete(uuid, meta)
     except Rejected as exc:
         raise ApiError(409, f"Cannot delete the server: {exc}.") from None
     except RuntimeUnavailable as exc:
@@ -125,12 +123,12 @@ async def delete_server(request: Request, uuid: str):
      "Each command is one line of text: no line break, NUL or other control character (tab aside).",
      body=CommandsBody, errors=(400, 502), answers={204: Answer("Written to the server's console input")})
 async def send_commands(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    daemon.registry.get(uuid)
+    the_node = node(request)
+    the_node.server(uuid)
     body = parse(CommandsBody, json_body(request))
     try:
         for command in body.commands:
-            await daemon.processes.send_command(uuid, command)
+            await the_node.send_command(uuid, command)
     except NotRunning:
         raise ApiError(502, "Cannot send commands to a stopped server instance.") from None
     except RuntimeFailure as exc:
@@ -143,10 +141,10 @@ async def send_commands(request: Request, uuid: str):
                                              "How many lines (default 100).")],
      errors=(400,), answers={200: Answer("The lines, oldest first", LogsBody)})
 async def logs(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    daemon.registry.get(uuid)
+    the_node = node(request)
+    the_node.server(uuid)
     size = query_int(request, "size", 100, 1, MAX_LOG_LINES)
-    return json({"data": daemon.processes.console_tail(uuid, size)})
+    return json({"data": the_node.console_tail(uuid, size)})
 
 
 @bp.post("/api/servers/<uuid:str>/sync")
@@ -156,12 +154,12 @@ async def logs(request: Request, uuid: str):
      "unreachable, or a definition from it that cannot be taken (`panel.server_refused`), a 502: nothing changes.",
      errors=(409, 502, 503), answers={204: Answer("The recorded definition is the Panel's")})
 async def sync_server(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    daemon.registry.get(uuid)
-    if daemon.panel is None:
+    the_node = node(request)
+    the_node.server(uuid)
+    if not the_node.has_panel:
         raise ApiError(409, "This node has no Panel (`remote` is not set) to sync the server from.")
     try:
-        await daemon.panel.servers.sync(uuid, metadata_for(request))
+        await the_node.sync(uuid, metadata_for(request))
     except PanelError as exc:
         raise ApiError(502, f"The Panel could not be asked for the server's definition: {exc}") from None
     except PanelRefused as exc:
@@ -178,12 +176,12 @@ async def sync_server(request: Request, uuid: str):
      "install included) it is a 409 with Wings' words; a node without a Panel answers 409 too.",
      errors=(409, 503), answers={202: Answer("Accepted: the reinstall runs in the background")})
 async def reinstall_server(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    daemon.registry.get(uuid)
-    if daemon.panel is None:
+    the_node = node(request)
+    the_node.server(uuid)
+    if not the_node.has_panel:
         raise ApiError(409, "This node has no Panel (`remote` is not set) to take the server's install script from.")
     try:
-        await daemon.installs.reinstall(uuid, metadata_for(request))
+        await the_node.reinstall(uuid, metadata_for(request))
     except InstallRefused as exc:
         raise ApiError(409, str(exc)) from None
     return empty(status=202)

@@ -15,10 +15,10 @@ from contextlib import aclosing
 
 from sanic import Blueprint, Request, Sanic
 
+from api.context import node
 from api.openapi.describe import EVENT_FILTERS, POSITION, SERVER, Answer, Param, doc
 from api.requests import query_int, whole_number
 from api.routes.audit import _filter, _server, event_body
-from engine.live.follow import follow
 
 bp = Blueprint("stream")
 
@@ -78,8 +78,8 @@ async def event_stream(request: Request):
     stream = await _server(request, server) if server else None
     flt = _filter(request, stream)
     after = _start(request)
-    daemon = request.app.ctx.daemon
-    settings = daemon.config.event_stream
+    the_node = node(request)
+    settings = the_node.config.event_stream
     response = await request.respond(
         content_type="text/event-stream; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -87,8 +87,8 @@ async def event_stream(request: Request):
     request.app.ctx.event_streams.add(task)
     try:
         await response.send(f"retry: 1000\n: following the log after position {after}\n\n")
-        async with aclosing(follow(daemon.feed, daemon.db, flt, after, settings.queue_events,
-                                   settings.heartbeat_seconds)) as batches:
+        async with aclosing(the_node.follow(flt, after, settings.queue_events,
+                                           settings.heartbeat_seconds)) as batches:
             async for batch in batches:
                 await response.send(_frames(batch) if batch else ": heartbeat\n\n")
     finally:

@@ -1,4 +1,4 @@
-"""What every socket of the app shares: the daemon, the websocket settings, the token checker, the
+"""What every socket of the app shares: the node (engine.node), the websocket settings, the token checker, the
 count of open sockets per server and the turns of authentications. One per app, made when the
 server starts."""
 from __future__ import annotations
@@ -11,12 +11,12 @@ from api.websocket.admission import Admissions
 from api.websocket.limits import SocketCount
 from api.websocket.tokens import TokenChecker
 from engine.config import WebsocketConfig
-from engine.daemon import Daemon
+from engine.node import Node
 
 
 @dataclass
 class SocketHub:
-    daemon: Daemon
+    node: Node
     settings: WebsocketConfig
     checker: TokenChecker
     count: SocketCount
@@ -27,12 +27,12 @@ class SocketHub:
     status_frame: frames.SharedFrame | None = None
 
     def __post_init__(self) -> None:
-        chart = self.daemon.registry.chart
+        chart = self.node.chart
         self.status_frame = frames.SharedFrame(
             lambda ev: frames.encode(frames.STATUS, chart.panel_status(ev.data["to_state"])))
 
     @classmethod
-    def for_daemon(cls, daemon: Daemon) -> "SocketHub":
-        settings = daemon.config.websocket
-        checker = TokenChecker(daemon.config.token, daemon.started_at, daemon.denylist.denied_at)
-        return cls(daemon=daemon, settings=settings, checker=checker, count=SocketCount(settings.max_sockets_per_server))
+    def for_node(cls, node: Node) -> "SocketHub":
+        settings = node.config.websocket
+        checker = TokenChecker(node.config.token, node.started_at, node.token_denied_at)
+        return cls(node=node, settings=settings, checker=checker, count=SocketCount(settings.max_sockets_per_server))

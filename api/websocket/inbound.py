@@ -12,9 +12,11 @@ from typing import Any, Protocol
 from api.requests import POWER_ACTION_ERROR
 from api.websocket import frames
 from api.websocket import permissions as perms
+from api.websocket.hub import SocketHub
 from engine.environments.base import RuntimeFailure
-from engine.events import ACTIONS, ConsoleCommand
+from engine.events import ACTIONS
 from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
+from engine.node import Node
 from engine.power.processes import NotRunning
 from engine.servers.operations import OUTCOME_TYPES
 from engine.servers.patterns import console_line_problem
@@ -25,8 +27,8 @@ class Session(Protocol):
 
     uuid: str
     token: Any
-    daemon: Any
-    hub: Any
+    node: Node
+    hub: SocketHub
     log: Any
 
     def deliver(self, frame: str, hold: bool = False) -> None: ...
@@ -59,17 +61,17 @@ async def set_state(session: "Session", args: list[str]) -> None:
     if action not in ACTIONS:
         raise Answer(POWER_ACTION_ERROR)
     _needs(session, perms.POWER[action], f"{action} this server")
-    power = session.daemon.power
+    node = session.node
     # An install holds the lock too: said in Wings' words for it (a kill included), not as a busy lock.
-    if power.installs.installing(session.uuid):
+    if node.installing(session.uuid):
         raise Answer(INSTALLING_MESSAGE)
     # Wings' websocket refuses at once rather than queue behind the lock; a kill never needs it.
-    if action != "kill" and power.lock_busy(session.uuid):
+    if action != "kill" and node.lock_busy(session.uuid):
         raise Answer(LOCK_BUSY)
     try:
         # The operation takes the lock within HANDOVER_WAIT or is rejected (and recorded so): a
         # lock that is not busy is free now, or as soon as its holder's outcome is recorded.
-        op = await power.request(session.uuid, action, HANDOVER_WAIT, session.metadata())
+        op = await node.request_power(session.uuid, action, HANDOVER_WAIT, session.metadata())
     except SuspendedServer:
         raise Answer(SUSPENDED_MESSAGE) from None
     except ServerInstalling:
@@ -82,21 +84,21 @@ async def _report_refusal(session: "Session", op_id: str, action: str) -> None:
     """Wings answers an action it will not carry out (a `start` of a running server: "server is
     running") with a `daemon error`. Here the engine decides in the background, so the socket
     waits for the operation's outcome and, when it is a refusal, says why, in Wings' envelope."""
-    await session.daemon.power.settled(op_id)
-    op = session.daemon.registry.operation_in_memory(op_id)
+    await session.node.settled(op_id)
+    op = session.node.operation_in_memory(op_id)
     if op is not None and op.status == REJECTED:
         session.answer(f"The {action} action was refused: {op.reason}.")
 
 
 async def send_logs(session: "Session", args: list[str]) -> None:
-    if session.daemon.power.installs.installing(session.uuid):
+    if session.node.installing(session.uuid):
         return  # as Wings: nothing while it installs (no server runs; the install's lines come live)
-    for line in session.daemon.processes.console_tail(session.uuid, session.hub.settings.log_lines):
+    for line in session.node.console_tail(session.uuid, session.hub.settings.log_lines):
         session.deliver(frames.encode(frames.CONSOLE_OUTPUT, line))
 
 
 async def send_stats(session: "Session", args: list[str]) -> None:
-    session.deliver(frames.encode_json(frames.STATS, session.daemon.utilization.document(session.uuid)))
+    session.deliver(frames.encode_json(frames.STATS, session.node.utilization(session.uuid)))
 
 
 async def send_command(session: "Session", args: list[str]) -> None:
@@ -105,13 +107,13 @@ async def send_command(session: "Session", args: list[str]) -> None:
     problem = console_line_problem(command)
     if problem is not None:
         raise Answer(f"The command was not sent: {problem}.")
-    if session.daemon.processes.handle(session.uuid) is None:
+    if not session.node.running(session.uuid):
         raise Answer(NOT_RUNNING)
     # Durable before the console sees it: the Panel's activity log (engine.remote.activity) then
     # hears of every command that ran, and a command that cannot be recorded is not sent.
-    await session.daemon.journal.append_now(session.uuid, [ConsoleCommand(command=command)], session.metadata())
+    await session.node.record_command(session.uuid, command, session.metadata())
     try:
-        await session.daemon.processes.send_command(session.uuid, command)
+        await session.node.send_command(session.uuid, command)
     except NotRunning:
         raise Answer(NOT_RUNNING) from None
     except RuntimeFailure as exc:

@@ -14,6 +14,7 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import empty
 from api.openapi.describe import Answer, doc
 
+from api.context import node, node_of
 from api.errors import json_error
 from api.requests import json_body, parse
 from api.routes.common import metadata_for
@@ -33,24 +34,24 @@ class DenyBody(BaseModel):
 
 def install(app: Sanic) -> None:
     """The blueprint, and the frame size limit, which the websocket layer reads from the app."""
-    app.config.WEBSOCKET_MAX_SIZE = app.ctx.daemon.config.websocket.max_frame_bytes
+    app.config.WEBSOCKET_MAX_SIZE = node_of(app).config.websocket.max_frame_bytes
     app.blueprint(bp)
 
 
 @bp.before_server_start
 async def make_hub(app: Sanic) -> None:
-    app.ctx.sockets = SocketHub.for_daemon(app.ctx.daemon)
+    app.ctx.sockets = SocketHub.for_node(node_of(app))
 
 
 @bp.on_request
 async def before_upgrade(request: Request):
     if request.route is None or not getattr(request.route.extra, "websocket", False):
         return None
-    daemon = request.app.ctx.daemon
-    if not origin_allowed(request.headers.get("origin"), daemon.config.remote, daemon.config.allowed_origins):
+    the_node = node(request)
+    if not origin_allowed(request.headers.get("origin"), the_node.config.remote, the_node.config.allowed_origins):
         return json_error(403, "This origin is not allowed to open a websocket on this node.")
     uuid = request.match_info["uuid"]
-    daemon.registry.get(uuid)  # UnknownServer: 404, as every server route
+    the_node.server(uuid)  # UnknownServer: 404, as every server route
     sockets: SocketHub = request.app.ctx.sockets
     if sockets.count.full(uuid):
         return json_error(429, f"Too many websockets are open for this server (the limit is {sockets.count.limit}).")
@@ -73,12 +74,12 @@ async def server_socket(request: Request, ws, uuid: str):
      body=DenyBody, errors=(400, 503),
      answers={204: Answer("Denied; recorded as a server.websocket_tokens_denied event")})
 async def deny_tokens(request: Request, uuid: str):
-    daemon = request.app.ctx.daemon
-    daemon.registry.get(uuid)
+    the_node = node(request)
+    the_node.server(uuid)
     body = parse(DenyBody, json_body(request))
     jtis = list(dict.fromkeys(body.jtis))
     if jtis:  # an empty list denies nothing, and writes nothing
-        await daemon.denylist.deny(uuid, jtis, metadata_for(request))
+        await the_node.deny_tokens(uuid, jtis, metadata_for(request))
     for session in list(request.app.ctx.sockets.sessions):  # a jti may be in use on any server's socket
         session.recheck_token()
     return empty(status=204)

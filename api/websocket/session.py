@@ -57,7 +57,7 @@ class Session:
     def __init__(self, hub: SocketHub, ws, uuid: str, remote_ip: str | None):
         self.id = str(uuidlib.uuid4())
         self.hub = hub
-        self.daemon = hub.daemon
+        self.node = hub.node
         self.ws = ws
         self.uuid = uuid
         self.remote_ip = remote_ip
@@ -184,19 +184,19 @@ class Session:
     def _follow(self) -> None:
         """Start following the server and say where it stands, in one step (see the module doc)."""
         try:
-            state = self.daemon.registry.get(self.uuid).state
+            state = self.node.server(self.uuid).state
         except UnknownServer:
             self.close(1001, "server deleted")
             return
-        utilization = self.daemon.utilization
+        node = self.node
         self._follows = [
-            self.daemon.feed.listen(self._on_event, self.uuid),
-            self.daemon.processes.console(self.uuid).listen(self._on_console),
-            utilization.listen(self.uuid, self._on_stats),
-            self.daemon.installs.feed.listen(self.uuid, self._on_install),
+            node.subscribe_events(self._on_event, self.uuid),
+            node.subscribe_console(self.uuid, self._on_console),
+            node.subscribe_stats(self.uuid, self._on_stats),
+            node.subscribe_install(self.uuid, self._on_install),
         ]
-        self.outbox.put(frames.encode(frames.STATUS, self.daemon.registry.chart.panel_status(state)))
-        self.outbox.put(frames.encode_json(frames.STATS, utilization.document(self.uuid)))
+        self.outbox.put(frames.encode(frames.STATUS, node.chart.panel_status(state)))
+        self.outbox.put(frames.encode_json(frames.STATS, node.utilization(self.uuid)))
 
     def _unfollow(self) -> None:
         for stop in self._follows:
@@ -225,7 +225,7 @@ class Session:
         if ev.type == "state.changed":
             # As a Panel knows states (the chart's `panel_status`): `installing` is `offline` to it,
             # so a change into or out of it is no `status` frame (`install started` says the rest).
-            chart = self.daemon.registry.chart
+            chart = self.node.chart
             if chart.panel_status(ev.data["to_state"]) != chart.panel_status(ev.data["from_state"]):
                 self.deliver(self.hub.status_frame(ev), hold=True)
         elif ev.type == "server.deleted":

@@ -11,7 +11,7 @@ tail: a slow reader costs memory only up to the tail's capacity and never slows 
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +24,7 @@ PAGE = 500  # events per read of the log while catching up
 
 
 async def follow(feed: EventFeed, db: AsyncEngine, flt: EventFilter, after: int = 0, capacity: int = 10_000,
-                 idle: float | None = None) -> AsyncIterator[list[RecordedEvent]]:
+                 idle: float | None = None) -> AsyncGenerator[list[RecordedEvent], None]:
     """Yield every matching event after position `after`, in batches, in position order, forever.
     Yields an empty batch when `idle` seconds passed without an event (the caller's chance to
     send a heartbeat). A batch is a page of the log or what the tail held: one write for many."""
