@@ -142,7 +142,9 @@ def test_power_follow_on_a_terminal_shows_the_state_changes_before_the_outcome(d
     child = spawn(daemon, "power", uuid, "start", "--follow")
     child.expect("start queued")
     child.expect(r"state (\x1b\[[0-9;]*m)*starting")
-    child.expect(r"start (\x1b\[[0-9;]*m)*(queued|running) · (\x1b\[[0-9;]*m)*starting · \d+s")  # the live status line
+    child.expect("Ensuring file permissions are set correctly")  # a pre-boot step, the daemon's note
+    child.expect(r"start( \(queued: waiting for the power lock\))? · server starting · \d+s")  # the live status line
+    child.expect("Loading world demo")  # the console's last line, in the status line, while it boots
     child.expect(r"state (\x1b\[[0-9;]*m)*running")
     child.expect("start succeeded")
     assert finished(child) == 0
@@ -176,3 +178,27 @@ def test_ctrl_c_while_following_leaves_the_operation_running_and_says_how_to_fol
     assert result.returncode == 0, result
     assert result.stdout.splitlines()[-1].startswith("start succeeded"), result.stdout
     power(daemon, uuid, "kill")
+
+
+def test_a_game_servers_escape_sequences_do_not_reach_the_terminal_but_its_colours_do():
+    from api.cli.feed import note_text, printable
+    from api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
+
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[Hred \x1b[31mtext\x1b[0m\rback\x08\x00\x9b end"
+    assert printable(hostile, colour=True) == "red \x1b[31mtext\x1b[0mback end\x1b[0m"
+    assert printable(hostile, colour=False) == "red textback end"
+    assert printable("tab\there", colour=False) == "tab\there"
+    assert note_text(f"{DAEMON_NOTE_PREFIX}Pulling image{DAEMON_NOTE_SUFFIX}") == "Pulling image"
+    assert note_text("[Pterodactyl Daemon]: said by the server itself") is None
+
+
+def test_the_line_editor_sends_whole_lines_and_leaves_on_ctrl_d_on_an_empty_line(monkeypatch, capfd):
+    from api.cli.console import LineEditor, Screen
+
+    screen = Screen(editing=True)
+    editor = LineEditor(screen)
+    assert editor.feed("say hx\x7fi\x1b[A\r") == ["say hi"]  # Backspace; the Up arrow ignored
+    assert editor.feed("one two\x17three\r") == ["one three"]  # Ctrl-W: a word
+    assert editor.feed("gone\x15\r") == []  # Ctrl-U clears; an empty line is not sent
+    assert editor.feed("half\x04") == [] and screen.typed == "half"  # Ctrl-D leaves only on an empty line
+    assert editor.feed("\x15\x04") == [None]

@@ -96,7 +96,8 @@ def follow_operation(client: httpx.Client, op: dict, feed: ServerFeed | None, hi
                 last_line = printable(text, False)
 
     def status_text() -> Text:
-        head = f"{op['action']} {op['status']}" + (f" · {state}" if state else "") + f" · {elapsed():.0f}s"
+        waiting = " (queued: waiting for the power lock)" if op["status"] == "queued" else ""
+        head = f"{op['action']}{waiting}" + (f" · server {state}" if state else "") + f" · {elapsed():.0f}s"
         text = Text(head, style="bold")
         if last_line:
             room = max(10, out.width - len(head) - 8)
