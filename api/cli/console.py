@@ -183,8 +183,7 @@ def _typed(feed: ServerFeed, screen: Screen, ended: threading.Event) -> None:
 def console(server: str = typer.Argument(..., help="Server uuid."),
             no_input: bool = typer.Option(False, "--no-input", help="Only follow: read nothing from stdin."),
             config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
-    """A server's console: its last lines, then live, with its state changes; type commands to send
-    them (Ctrl-D or Ctrl-C leaves)."""
+    """A server's console: its last lines, then live with its state changes; type commands (Ctrl-D or Ctrl-C leaves)."""
     with daemon_client(config, url, token) as client:
         call(client, "GET", f"/api/servers/{server}")  # an unknown server: the daemon's words, exit 1
         base, secret = address(client)

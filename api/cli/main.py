@@ -145,7 +145,7 @@ def servers_table(data: list[dict], width: int) -> Table:
 def power(server: str = typer.Argument(..., help="Server uuid."),
           action: str = typer.Argument(..., help="start | stop | restart | kill"),
           wait: Optional[int] = typer.Option(None, "--wait", help="Seconds to wait for the power lock (0..300)."),
-          follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the outcome and print it."),
+          follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the outcome, showing progress (Ctrl-C stops only the waiting)."),
           config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
     """Ask the daemon to start, stop, restart or kill a server."""
     body: dict = {"action": action}
