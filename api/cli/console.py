@@ -75,7 +75,10 @@ class Screen:
 
     def leave(self) -> None:
         with self._lock:
-            self._write("\r\x1b[K" if self.editing else "\n")
+            if self.editing:
+                self._write("\r\x1b[K")  # the prompt line cleared: the shell's prompt starts there
+            elif os.isatty(self.fd):
+                self._write("\n")  # after the ^C the terminal echoed
 
 
 def _show(feed: ServerFeed, screen: Screen, ended: threading.Event, why: list[str]) -> None:
