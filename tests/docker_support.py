@@ -5,7 +5,8 @@
   `.ci/docker.sh` to install/start it and build the test image, so a developer can run the tests
   directly. Under CI (`CI=true`) an engine that cannot be brought up FAILS the test loudly;
   locally the test is skipped with the reason.
-- `docker_image`: the test image (`local/busybox:test`, a static busybox, no registry needed).
+- `docker_image`: the test image as a server definition names it (`~local/busybox:test`: a static
+  busybox, local-only, never pulled); `docker_base_image` the same by the engine's name.
 - `docker_uuids`: fresh server uuids; every container labelled `wingman.server=<uuid>` for a uuid
   it handed out is removed after the test, pass or fail. It removes only those: other suites may
   share the engine at the same time.
@@ -80,6 +81,15 @@ def docker_engine() -> str:
 
 @pytest.fixture(scope="session")
 def docker_image(docker_engine) -> str:
+    """The test image as a server definition names it: `~` (Wings' local-only mark), so no start
+    tries a registry first (this machine's resolver sometimes takes 5 s to say docker.io does not
+    exist). A Dockerfile's FROM or a tag needs the engine's name: `docker_base_image`."""
+    return "~" + TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def docker_base_image(docker_engine) -> str:
+    """The test image by the engine's own name (a FROM line, a tag, an inspect)."""
     return TEST_IMAGE
 
 

@@ -44,13 +44,13 @@ def context(base: str, declaration: str) -> io.BytesIO:
 
 
 @pytest.fixture(params=sorted(DECLARED))
-def yolk(request, docker_engine, docker_image, docker_uuids):
+def yolk(request, docker_engine, docker_base_image, docker_uuids):
     """(tag, how it declares its entrypoint): a yolk-like image, removed after the test with the
     containers of the test's servers (they use it)."""
     declaration = DECLARED[request.param][0]
     client = docker.DockerClient(base_url=docker_engine, version="auto", timeout=120)
     tag = f"local/wingman-yolk-test:{uuidlib.uuid4().hex[:10]}"
-    client.images.build(fileobj=context(docker_image, declaration), custom_context=True, tag=tag, rm=True)
+    client.images.build(fileobj=context(docker_base_image, declaration), custom_context=True, tag=tag, rm=True)
     yield tag, request.param
     for uuid in docker_uuids.issued:
         remove_server_container(docker_engine, uuid)

@@ -218,14 +218,14 @@ async def test_restart_of_a_container_that_ignores_the_stop(engine_harness, dock
         await h.outcome(await h.act(uuid, "kill"), WAIT)
 
 
-async def test_native_stop_uses_the_images_stopsignal(engine_harness, docker_uuids, docker_image, docker_engine):
+async def test_native_stop_uses_the_images_stopsignal(engine_harness, docker_uuids, docker_base_image, docker_engine):
     uuid = docker_uuids.new()
     image = f"local/wingman-stopsignal:{uuid[:12]}"  # the test image with `STOPSIGNAL SIGINT`
 
     def build():
         client = sdk(docker_engine)
         try:  # a local build FROM the test image: no registry involved
-            dockerfile = f"FROM {docker_image}\nSTOPSIGNAL SIGINT\n".encode()
+            dockerfile = f"FROM {docker_base_image}\nSTOPSIGNAL SIGINT\n".encode()
             for chunk in client.build(fileobj=io.BytesIO(dockerfile), tag=image, rm=True, forcerm=True,
                                       pull=False, decode=True):
                 assert "error" not in chunk, chunk

@@ -147,9 +147,9 @@ def registry(tmp_path):
 
 
 @pytest.fixture
-def pushed(docker_engine, docker_image):
+def pushed(docker_engine, docker_base_image):
     api = docker.APIClient(base_url=docker_engine, version="auto", timeout=60)
-    images_ = PushedImages(api, docker_image)
+    images_ = PushedImages(api, docker_base_image)
     yield images_
     images_.clean()
     api.close()
@@ -271,12 +271,12 @@ def spec_for(tmp_path, uuid: str, image: str) -> LaunchSpec:
 
 @pytest.mark.docker
 async def test_a_registry_that_never_answers_runs_into_the_pull_timeout(
-        tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine):
+        tmp_path, docker_runtime, docker_uuids, docker_base_image, docker_engine):
     silent = SilentRegistry()
     api = docker.APIClient(base_url=docker_engine, version="auto", timeout=60)
     image = f"{silent.host}/hangs/image:1"
     repository, tag = image.rsplit(":", 1)
-    api.tag(docker_image, repository, tag)  # a local copy to fall back to
+    api.tag(docker_base_image, repository, tag)  # a local copy to fall back to
     try:
         rt = await docker_runtime(docker_config=DockerConfig(image_pull_timeout=1))
         notes = []
@@ -292,10 +292,10 @@ async def test_a_registry_that_never_answers_runs_into_the_pull_timeout(
 
 
 @pytest.mark.docker
-async def test_a_local_only_image_is_never_pulled(tmp_path, docker_runtime, docker_uuids, docker_image):
+async def test_a_local_only_image_is_never_pulled(tmp_path, docker_runtime, docker_uuids, docker_base_image):
     rt = await docker_runtime()
     notes = []
-    await rt.prepare(spec_for(tmp_path, docker_uuids.new(), "~" + docker_image), notes.append)
+    await rt.prepare(spec_for(tmp_path, docker_uuids.new(), "~" + docker_base_image), notes.append)
     assert notes == []  # not even Wings' lines: nothing is pulled (docker.io is not asked)
 
 

@@ -166,7 +166,7 @@ def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node,
     assert started["data"]["reinstall"] is False and started["data"]["runtime"] == "docker"
     [succeeded] = events(daemon, uuid, "install.succeeded")
     data = succeeded["data"]
-    assert data["exit_code"] == 0 and data["image"] == docker_image and data["entrypoint"] == "sh"
+    assert data["exit_code"] == 0 and data["image"] == docker_image.lstrip("~") and data["entrypoint"] == "sh"
     assert data["last_lines"][-3:] == ["line one", "line two", "done"] and data["install_id"] == started["data"]["install_id"]
     assert "installing into /mnt/server as 0" in data["last_lines"][0]  # root in the installer, as Wings
     assert history(daemon, uuid) == [("offline", "install", "installing"), ("installing", "installed", "offline")]
@@ -184,7 +184,7 @@ def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node,
     log = folder / LOG_NAME
     assert stat.S_IMODE(log.stat().st_mode) == 0o600 and data["log_file"] == str(log)
     text = log.read_text()
-    assert f"Server UUID:          {uuid}" in text and f"Container Image:      {docker_image}" in text
+    assert f"Server UUID:          {uuid}" in text and f"Container Image:      {docker_image.lstrip('~')}" in text
     assert f"P_SERVER_UUID={uuid}" in text and "line one\nline two\ndone\n" in text
     # Nothing is left of the installer.
     assert installer(docker_engine, uuid) is None and not script_folder.exists()
