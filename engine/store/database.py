@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.backends import WRITE_TRANSACTION, backend_for
 
-__all__ = ["MIGRATIONS_DIR", "WRITE_TRANSACTION", "create_engine", "declared_head", "is_sqlite", "sqlite_url",
-           "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "WRITE_TRANSACTION", "create_engine", "declared_head", "sqlite_url", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -23,10 +22,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 def sqlite_url(root_directory: Path) -> str:
     """The default database: wingman.db in the daemon's root folder."""
     return f"sqlite+aiosqlite:///{Path(root_directory).resolve() / 'wingman.db'}"
-
-
-def is_sqlite(url: str) -> bool:
-    return backend_for(url).name == "sqlite"
 
 
 def create_engine(url: str) -> AsyncEngine:
