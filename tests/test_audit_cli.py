@@ -259,3 +259,37 @@ def test_state_table_shows_what_an_operator_reads(db):
     assert "bench-" in r.stdout and '"settings"' not in r.stdout and "--format json" in r.stdout
     doc = json.loads(cli("state", ids[0], "-d", str(path), "-F", "json").stdout)
     assert doc["configuration"]["settings"]["uuid"] == ids[0]  # the whole configuration, as JSON
+
+
+def greedy_breaks(lines: list[str], start: int, width: int) -> list[tuple[str, str]]:
+    """Consecutive lines of one text wrapped at the width where the next line's first word would have
+    fit on the line before: a break the text itself brought (a docstring's), not the wrapping."""
+    bad = []
+    for a, b in zip(lines, lines[1:]):
+        if a[:start].strip() and not b[:start].strip() or not a[:start].strip() and not b[:start].strip():
+            words = b[start:].split()
+            if a[start:].strip() and words and len(a.rstrip()) + 1 + len(words[0]) <= width:
+                bad.append((a, b))
+    return bad
+
+
+@pytest.mark.parametrize("module, args", [
+    ("api.cli.audit", ["--help"]), ("api.cli.audit", ["verify", "--help"]), ("api.cli.audit", ["history", "--help"]),
+    ("api.cli.audit", ["prove", "--help"]), ("api.cli.diagram", ["--help"]),
+    ("api.cli.diagram", ["statechart", "--help"]), ("api.cli.diagram", ["check", "--help"]),
+])
+def test_help_reads_at_80_columns(module, args):
+    """Help at 80 columns: choices and defaults whole, and no docstring line break shown."""
+    r = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "COLUMNS": "80", "TERM": "dumb"})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "…" not in out and "cs v" not in out
+    lines = out.splitlines()
+    prose = [line for line in lines if line and line[0] not in "│╭╰"]
+    assert not greedy_breaks(prose, 0, 80 - 1)
+    if "╭─ Commands" in out:
+        box = lines[lines.index(next(x for x in lines if x.startswith("╭─ Commands"))) + 1:]
+        box = [x[1:-1] for x in box[:next(i for i, x in enumerate(box) if x.startswith("╰"))]]
+        start = len(box[0]) - len(box[0][1:].lstrip().split(" ", 1)[1].lstrip()) if box else 0
+        assert not greedy_breaks(box, start, len(box[0]) - 1)

@@ -54,6 +54,12 @@ def test_first_serve_writes_a_config_with_a_demo_server_that_starts(tmp_path):
         out, _ = proc.communicate(timeout=60)
         kill_leftovers(tmp_path)  # the demo server outlives the daemon, as servers do (adopted at the next boot)
     assert token in out  # shown once, on first run
+    # Into a log file (not a terminal), each start-up line is whole, not wrapped at 80 columns.
+    lines = out.splitlines()
+    wrote = next(line for line in lines if line.startswith("Wrote a default config to "))
+    assert wrote.endswith(f"with a demo server {demo}.") and len(wrote) > 80, out
+    listening = next(line for line in lines if line.startswith("wingman listening on "))
+    assert listening.endswith("wingman.db)"), out
     assert proc.returncode == 0
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.cli.output import (
-    EXIT_FINDINGS, ExportFmt, Fmt, ReportFmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, time_of,
+    EXIT_FINDINGS, ExportFmt, Fmt, ReportFmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, tidy_help, time_of,
 )
 from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
 from engine.audit.describe import describe
@@ -266,6 +266,9 @@ def timeline(
         return 0
 
     run(database, config, job)
+
+
+tidy_help(audit_app)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ config or the command line), one HTTP client, and errors said whole on one line 
 (1: the daemon refused, 2: it cannot be reached or the input is wrong)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +13,9 @@ from rich.console import Console
 
 from engine.config import ConfigError, DaemonConfig, load_config
 
-out = Console()
+# Text wraps to a terminal's width; written to a file or a pipe (the daemon's start-up into a log,
+# say), each line stays whole. Tables are drawn to the width either way.
+out = Console(soft_wrap=not sys.stdout.isatty())
 err = Console(stderr=True, soft_wrap=True)  # errors whole on one line: scripts grep them
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")

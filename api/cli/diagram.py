@@ -16,7 +16,7 @@ from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.cli.audit import ConfigOpt, DatabaseOpt
-from api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, time_of
+from api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, tidy_help, time_of
 from engine.diagrams import formats as F
 from engine.diagrams.exported import DEFAULT_CHART, read_chart, refresh as refresh_exports, stale_exports
 from engine.diagrams.formats import BadDiagramRequest
@@ -44,7 +44,7 @@ UntilOpt = Annotated[str | None, typer.Option(help="Window end, an RFC 3339 time
 
 
 def formats_help(formats: tuple[str, ...]) -> str:
-    return f"{', '.join(formats[:-1])} or {formats[-1]} (default: {F.DEFAULT_FORMAT})."
+    return f"{', '.join(formats[:-1])} or {formats[-1]}."
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
@@ -167,6 +167,9 @@ def timeline(
         return 0
 
     run(database, config, job)
+
+
+tidy_help(diagram_app)
 
 
 if __name__ == "__main__":

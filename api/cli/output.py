@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import inspect
 import json
 import os
 import sys
@@ -149,6 +150,34 @@ async def known(engine: AsyncEngine, server: str) -> str:
     if not await stream_exists(engine, server):
         raise Stop(f"no server {server} in this log")
     return server
+
+
+# -- help ------------------------------------------------------------------------------------------
+
+def tidy_help(app: typer.Typer) -> typer.Typer:
+    """Each paragraph of each command's help on one line, for the help to wrap it at the terminal's
+    width: the docstrings' own line breaks would otherwise show (typer keeps them), in `--help` and
+    in its group's command list. Lines that start a list item (`- `) keep their break."""
+    def tidy(text: str) -> str:
+        paragraphs = []
+        for para in inspect.cleandoc(text).split("\n\n"):
+            lines: list[str] = []
+            for line in para.splitlines():
+                if lines and not line.lstrip().startswith(("- ", "* ", "\b")):
+                    lines[-1] += " " + line.strip()
+                else:
+                    lines.append(line.rstrip())
+            paragraphs.append("\n".join(lines))
+        return "\n\n".join(paragraphs)
+
+    for info in app.registered_commands:
+        doc = info.help or (inspect.getdoc(info.callback) if info.callback else None)
+        if doc:
+            info.help = tidy(doc)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            tidy_help(group.typer_instance)
+    return app
 
 
 # -- output ----------------------------------------------------------------------------------------
