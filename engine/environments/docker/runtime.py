@@ -31,7 +31,6 @@ import functools
 import os
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,12 +50,13 @@ from engine.environments.base import (
 )
 from engine.environments.docker.attach import take_attach_socket
 from engine.environments.docker.clearing import OldContainers, clear
-from engine.environments.docker.handle import REMOVED, DockerHandle
+from engine.environments.docker.found import reap, running_to_adopt, wingman_containers
+from engine.environments.docker.handle import DockerHandle
 from engine.environments.docker.images import ImagePuller, local_name
 from engine.environments.docker.limits import container_resources, discarded, unenforced
 from engine.environments.docker.network import Networks
 from engine.environments.docker.spec import (
-    ATTACH, LABEL, container_name, container_spec, image_config, missing_image, quiet)
+    ATTACH, container_name, container_spec, image_config, missing_image, quiet)
 from engine.environments.docker.watcher import EventsWatcher
 from engine.config_docker import DockerConfig
 from engine.servers.definition import ServerConfig
@@ -339,56 +339,18 @@ class DockerRuntime(Runtime):
 
     async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
                     last_started: dict | None = None) -> ProcessHandle | None:
-        def find(api):
-            try:
-                state = api.inspect_container(container_name(config.uuid))
-            except NotFound:
-                return None
-            if not state["State"].get("Running"):
-                return None
-            sock, leftover = take_attach_socket(api.attach_socket(state["Id"], ATTACH))
-            return state, sock, leftover
-
-        found = await self._call(find)
+        found = await self._call(running_to_adopt, container_name(config.uuid))
         if found is None:
             return None
         return self._register(*found, console, adopted=True)
 
     async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
-        def reap(api):
-            try:
-                state = api.inspect_container(container_name(config.uuid))
-            except NotFound:
-                return REMOVED
-            started_id = (last_started or {}).get("container_id")
-            if started_id and started_id != state["Id"]:
-                return REMOVED  # the container we started was replaced by another one
-            if state["State"].get("Running"):
-                quiet(api.kill, state["Id"])  # not adopted: it must not run unsupervised
-                for _ in range(50):  # the kill is asynchronous on some engine versions
-                    state = api.inspect_container(state["Id"])
-                    if not state["State"].get("Running"):
-                        break
-                    time.sleep(0.1)
-            st = state["State"]
-            return ExitInfo(st.get("ExitCode"), oom_killed=bool(st.get("OOMKilled")))
-
-        return await self._call(reap)
+        return await self._call(reap, container_name(config.uuid), (last_started or {}).get("container_id"))
 
     async def container_states(self) -> dict[str, dict]:
         """uuid -> {"running", "exit_code", "oom_killed"} for every wingman container, for the
         engine's reconciliation after the engine comes back."""
-        def states(api):
-            out = {}
-            for summary in api.containers(all=True, filters={"label": LABEL}):
-                uuid = (summary.get("Labels") or {}).get(LABEL)
-                if not uuid or summary.get("Names", [""])[0].lstrip("/") != container_name(uuid):
-                    continue
-                running = summary.get("State") == "running"
-                out[uuid] = {"running": running, "exit_code": None, "oom_killed": False, "id": summary["Id"]}
-            return out
-
-        found = await self._call(states)
+        found = await self._call(wingman_containers)
         stopped = [s for s in found.values() if not s["running"]]
         details = await asyncio.gather(*(self.container_state(s["id"]) for s in stopped))
         for entry, state in zip(stopped, details):
