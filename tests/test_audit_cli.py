@@ -277,6 +277,7 @@ def greedy_breaks(lines: list[str], start: int, width: int) -> list[tuple[str, s
     ("api.cli.audit", ["--help"]), ("api.cli.audit", ["verify", "--help"]), ("api.cli.audit", ["history", "--help"]),
     ("api.cli.audit", ["prove", "--help"]), ("api.cli.diagram", ["--help"]),
     ("api.cli.diagram", ["statechart", "--help"]), ("api.cli.diagram", ["check", "--help"]),
+    ("api.cli", ["--help"]), ("api.cli", ["events", "--help"]), ("api.cli", ["rotate-key", "--help"]),
 ])
 def test_help_reads_at_80_columns(module, args):
     """Help at 80 columns: choices and defaults whole, and no docstring line break shown."""

@@ -19,6 +19,7 @@ from api.cli.client import (
     ConfigOption, TokenOption, UrlOption, call, daemon_client, err, out, read_config,
 )
 from api.cli.events import events as events_command
+from api.cli.output import tidy_help
 from api.cli.console import console as console_command, logs as logs_command
 from api.cli.follow import follow_hint, follow_operation, open_feed, operation as operation_command, report
 from engine.servers.operations import FINISHED_STATUSES
@@ -208,6 +209,7 @@ app.command("configure")(configure_command)
 app.command("console")(console_command)
 app.command("logs")(logs_command)
 app.command("operation")(operation_command)
+tidy_help(app)  # each paragraph of every command's help on one line, wrapped at the terminal's width
 
 
 def main() -> None:
