@@ -17,6 +17,7 @@ from engine.environments.docker.on_demand import OnDemandDockerRuntime
 from engine.environments.install_runner import InstallRunner, OnDemandRunner
 from engine.environments.local.runtime import ProcessRuntime
 from engine.environments.server_users import ServerUsers
+from engine.event_types import Cause
 from engine.events import Event, Metadata
 from engine.install.feed import InstallFeed
 from engine.install.recovery import InstallRecovery
@@ -46,7 +47,7 @@ from engine.store.database import create_engine, upgrade
 from engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.daemon")
-FROM_CONFIG = Metadata(actor="daemon", channel="config", cause="config_file")
+FROM_CONFIG = Metadata(actor="daemon", channel="config", cause=Cause.CONFIG_FILE)
 CONFIG_BATCH = 500  # servers from the config file recorded at once (the store's largest group)
 
 

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.event_types import Cause, EventType
+
 PowerAction = Literal["start", "stop", "restart", "kill"]
 ACTIONS: tuple[str, ...] = get_args(PowerAction)  # the one spelling of the four actions
 
@@ -27,19 +29,23 @@ class Metadata(BaseModel):
     source_ip: str | None = None
     request_id: str | None = None
     operation_id: str | None = None
-    cause: str | None = None  # operator | panel | crash_handler | boot_recovery | process_exit ...
+    cause: str | None = None  # a Cause (engine.event_types): operator, boot_recovery, exited ...
 
 
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: ClassVar[str]
+    type: ClassVar[EventType]
 
 
-_REGISTRY: dict[str, type[Event]] = {}
+_REGISTRY: dict[EventType, type[Event]] = {}
 
 
-def event(type_name: str):
+def event(type_name: EventType):
+    """The class of the records of one event type (each type has one class)."""
+    type_name = EventType(type_name)
+
     def register(cls: type[Event]) -> type[Event]:
+        assert type_name not in _REGISTRY, f"{type_name} has a class already"
         cls.type = type_name
         _REGISTRY[type_name] = cls
         return cls
@@ -47,44 +53,45 @@ def event(type_name: str):
     return register
 
 
-def event_class(type_name: str) -> type[Event]:
+def event_class(type_name: EventType | str) -> type[Event]:
+    """The class of an event type (a member or its string; KeyError for an unknown type)."""
     return _REGISTRY[type_name]
 
 
 # -- servers -------------------------------------------------------------------------------------
 
 
-@event("server.registered")
+@event(EventType.SERVER_REGISTERED)
 class ServerRegistered(Event):
     definition: dict[str, Any]
 
 
-@event("server.configuration_changed")
+@event(EventType.CONFIGURATION_CHANGED)
 class ConfigurationChanged(Event):
     definition: dict[str, Any]
     changed_keys: list[str] = Field(default_factory=list)
 
 
-@event("server.suspended")
+@event(EventType.SERVER_SUSPENDED)
 class ServerSuspended(Event):
     pass
 
 
-@event("server.unsuspended")
+@event(EventType.SERVER_UNSUSPENDED)
 class ServerUnsuspended(Event):
     pass
 
 
-@event("server.deleted")
+@event(EventType.SERVER_DELETED)
 class ServerDeleted(Event):
     pass
 
 
 # The cause of every step of a server's deletion (engine.power.deletion), its kill included.
-CAUSE_DELETE = "delete"
+CAUSE_DELETE = Cause.DELETE
 
 
-@event("server.environment_destroyed")
+@event(EventType.ENVIRONMENT_DESTROYED)
 class EnvironmentDestroyed(Event):
     """A step of a delete: what the server's runtime kept for it is gone (Wings' Destroy). `removed`
     names each thing (Docker: its container; a local process: the folder of its console file, stdin
@@ -94,7 +101,7 @@ class EnvironmentDestroyed(Event):
     removed: list[str] = Field(default_factory=list)
 
 
-@event("server.files_removed")
+@event(EventType.FILES_REMOVED)
 class FilesRemoved(Event):
     """After `server.deleted`, from the background: the server's folder is gone (`existed` is false
     when it never had one)."""
@@ -103,7 +110,7 @@ class FilesRemoved(Event):
     existed: bool = True
 
 
-@event("server.files_removal_failed")
+@event(EventType.FILES_REMOVAL_FAILED)
 class FilesRemovalFailed(Event):
     """After `server.deleted`, from the background: the server's folder could not be removed, or not
     all of it. What is left is under `left_at` (None: the folder was not moved), for the operator."""
@@ -113,7 +120,7 @@ class FilesRemovalFailed(Event):
     problems: list[str] = Field(min_length=1)
 
 
-@event("server.websocket_tokens_denied")
+@event(EventType.WEBSOCKET_TOKENS_DENIED)
 class WebsocketTokensDenied(Event):
     """From now on, websocket tokens with one of these `jti`s issued up to this event are refused
     (the Panel calls POST /api/servers/{uuid}/ws/deny when a user's access changes)."""
@@ -121,7 +128,7 @@ class WebsocketTokensDenied(Event):
     jtis: list[str] = Field(min_length=1)
 
 
-@event("console.command")
+@event(EventType.CONSOLE_COMMAND)
 class ConsoleCommand(Event):
     """A websocket user sent this line to the server's console. Recorded (the user and their IP
     in the metadata) before the console is written, so the Panel's activity log hears of every
@@ -133,10 +140,10 @@ class ConsoleCommand(Event):
 # What the Panel's activity log is told of: actions taken over this channel (api.websocket.session
 # records them so), and what set an entry aside.
 WEBSOCKET_CHANNEL = "websocket"
-CAUSE_PANEL_REFUSED_ACTIVITY = "panel_refused_activity"
+CAUSE_PANEL_REFUSED_ACTIVITY = Cause.PANEL_REFUSED_ACTIVITY
 
 
-@event("panel.activity_refused")
+@event(EventType.ACTIVITY_REFUSED)
 class ActivityRefused(Event):
     """The Panel refused this activity entry on its own (a 4xx for a batch of one), so it is set
     aside and not sent again: the queue goes on behind it (engine.remote.activity)."""
@@ -150,14 +157,14 @@ class ActivityRefused(Event):
 # -- power operations ----------------------------------------------------------------------------
 
 
-@event("power.requested")
+@event(EventType.POWER_REQUESTED)
 class PowerRequested(Event):
     operation_id: str
     action: PowerAction
     wait_seconds: int
 
 
-@event("power.started")
+@event(EventType.POWER_STARTED)
 class PowerStarted(Event):
     """The operation took the power lock (or, for kill, went ahead without it)."""
 
@@ -166,28 +173,28 @@ class PowerStarted(Event):
     lock_acquired: bool = True
 
 
-@event("power.rejected")
+@event(EventType.POWER_REJECTED)
 class PowerRejected(Event):
     operation_id: str
     action: PowerAction
     reason: str
 
 
-@event("power.succeeded")
+@event(EventType.POWER_SUCCEEDED)
 class PowerSucceeded(Event):
     operation_id: str
     action: PowerAction
     detail: str | None = None
 
 
-@event("power.failed")
+@event(EventType.POWER_FAILED)
 class PowerFailed(Event):
     operation_id: str
     action: PowerAction
     reason: str
 
 
-@event("power.cancelled")
+@event(EventType.POWER_CANCELLED)
 class PowerCancelled(Event):
     operation_id: str
     action: PowerAction
@@ -195,7 +202,7 @@ class PowerCancelled(Event):
     reason: str
 
 
-@event("power.interrupted")
+@event(EventType.POWER_INTERRUPTED)
 class PowerInterrupted(Event):
     """The daemon stopped while the operation was in flight; recorded at the next boot."""
 
@@ -204,7 +211,7 @@ class PowerInterrupted(Event):
     reason: str = "the daemon restarted while the operation was in flight"
 
 
-@event("power.stop_timed_out")
+@event(EventType.STOP_TIMED_OUT)
 class StopTimedOut(Event):
     operation_id: str | None = None
     timeout_seconds: float
@@ -213,7 +220,7 @@ class StopTimedOut(Event):
 # -- state and process ---------------------------------------------------------------------------
 
 
-@event("state.changed")
+@event(EventType.STATE_CHANGED)
 class StateChanged(Event):
     from_state: str
     to_state: str
@@ -222,7 +229,7 @@ class StateChanged(Event):
     operation_id: str | None = None
 
 
-@event("process.started")
+@event(EventType.PROCESS_STARTED)
 class ProcessStarted(Event):
     runtime: str
     pid: int | None = None
@@ -238,7 +245,7 @@ class ProcessStarted(Event):
                    start_ticks=handle.start_ticks, boot_id=handle.boot_id)
 
 
-@event("process.exited")
+@event(EventType.PROCESS_EXITED)
 class ProcessExited(Event):
     exit_code: int | None = None
     signal: str | None = None
@@ -251,7 +258,7 @@ class ProcessExited(Event):
     observed_at: datetime | None = None
 
 
-@event("server.crashed")
+@event(EventType.SERVER_CRASHED)
 class ServerCrashed(Event):
     """The process exited from `starting` or `running` without an operator's stop or kill (or
     was gone when the daemon came back). What the crash handler decided follows as `crash.decided`."""
@@ -265,7 +272,7 @@ class ServerCrashed(Event):
     streak_reset: bool = False  # it ran long enough (restart_policy.reset_after) to start a new count
 
 
-@event("crash.decided")
+@event(EventType.CRASH_DECIDED)
 class CrashDecided(Event):
     """What the crash handler does about a crash (or a server found down at boot), and why; also
     a pending restart that an operator's action cancelled."""
@@ -276,7 +283,7 @@ class CrashDecided(Event):
     crash_event_id: str | None = None
 
 
-@event("preboot.check_failed")
+@event(EventType.PREBOOT_CHECK_FAILED)
 class PrebootCheckFailed(Event):
     check: str  # sync | suspension | environment | disk | config_files | permissions
     reason: str
@@ -290,14 +297,15 @@ class PrebootCheckFailed(Event):
 # does not fold it into one. A server's stream id is its normalised UUID, which this never is.
 NODE_STREAM = "node"
 
-# The causes of what the Panel brings about, as recorded in the events' metadata.
-CAUSE_PANEL_INVENTORY = "panel_inventory"  # the boot inventory registered, updated or refused a server
-CAUSE_PANEL_UNLISTED = "panel_unlisted"  # the Panel's inventory no longer lists the server: removed
-CAUSE_PANEL_CREATE = "panel_create"  # Wings' create: POST /api/servers {"uuid": ...}
-CAUSE_PANEL_SYNC = "panel_sync"  # POST /api/servers/{uuid}/sync
+# The causes of what the Panel brings about, as recorded in the events' metadata (the old names of
+# engine.event_types.Cause's members, kept for the modules that import them).
+CAUSE_PANEL_INVENTORY = Cause.PANEL_INVENTORY  # the boot inventory registered, updated or refused a server
+CAUSE_PANEL_UNLISTED = Cause.PANEL_UNLISTED  # the Panel's inventory no longer lists the server: removed
+CAUSE_PANEL_CREATE = Cause.PANEL_CREATE  # Wings' create: POST /api/servers {"uuid": ...}
+CAUSE_PANEL_SYNC = Cause.PANEL_SYNC  # POST /api/servers/{uuid}/sync
 
 
-@event("panel.inventory_failed")
+@event(EventType.INVENTORY_FAILED)
 class InventoryFailed(Event):
     """An inventory of the Panel's servers could not be taken (on NODE_STREAM). The node goes on
     with the definitions it last recorded; the inventory is tried again after `retry_in_seconds`.
@@ -309,7 +317,7 @@ class InventoryFailed(Event):
     servers_recorded: int  # the servers the node goes on with meanwhile
 
 
-@event("panel.inventory_reconciled")
+@event(EventType.INVENTORY_RECONCILED)
 class InventoryReconciled(Event):
     """The Panel listed its servers for this node and the node now holds them (on NODE_STREAM)."""
 
@@ -325,7 +333,7 @@ class InventoryReconciled(Event):
     reset_error: str | None = None  # why POST /api/remote/servers/reset failed, when it did
 
 
-@event("panel.server_refused")
+@event(EventType.PANEL_SERVER_REFUSED)
 class PanelServerRefused(Event):
     """A server the Panel sent that the node cannot take (on NODE_STREAM): no uuid, a uuid that is
     not one, a definition without `settings`, an invalid one. Nothing else changed."""
@@ -335,7 +343,7 @@ class PanelServerRefused(Event):
     source: str  # inventory | create | sync
 
 
-@event("panel.server_unlisted")
+@event(EventType.PANEL_SERVER_UNLISTED)
 class PanelServerUnlisted(Event):
     """The Panel no longer lists this server but it is not offline: it is not stopped behind
     anyone's back. It stays manageable, and is removed once an inventory finds it offline."""
@@ -343,7 +351,7 @@ class PanelServerUnlisted(Event):
     state: str
 
 
-@event("panel.install_reported")
+@event(EventType.INSTALL_REPORTED)
 class InstallReported(Event):
     """What the node told the Panel of a server's installation (POST .../install)."""
 

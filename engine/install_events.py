@@ -15,17 +15,18 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from engine.event_types import Cause, EventType
 from engine.events import Event, event
 
 # Causes, in the metadata of the install's events and its state changes.
-CAUSE_REINSTALL = "reinstall"  # POST /api/servers/{uuid}/reinstall: its stop, then its install
-INSTALL_SUCCEEDED, INSTALL_FAILED, INSTALL_INTERRUPTED = "install_succeeded", "install_failed", "install_interrupted"
+CAUSE_REINSTALL = Cause.REINSTALL  # POST /api/servers/{uuid}/reinstall: its stop, then its install
+INSTALL_SUCCEEDED, INSTALL_FAILED, INSTALL_INTERRUPTED = Cause.INSTALL_SUCCEEDED, Cause.INSTALL_FAILED, Cause.INSTALL_INTERRUPTED
 
 LAST_LINES = 20  # lines of the script's output kept in an outcome
 LINE_CHARS = 500  # characters of one of those lines
 
 
-@event("install.started")
+@event(EventType.INSTALL_STARTED)
 class InstallStarted(Event):
     """An install began: the server is `installing` from this commit on, its power lock held."""
 
@@ -35,7 +36,7 @@ class InstallStarted(Event):
     runtime: str  # docker: the egg's script runs; process: nothing can run it (see install.succeeded)
 
 
-@event("install.adopted")
+@event(EventType.INSTALL_ADOPTED)
 class InstallAdopted(Event):
     """Boot recovery found the installer container of an install that had no outcome: the install
     goes on from it (its exit, its output as Docker kept them), and ends as any install does."""
@@ -54,7 +55,7 @@ class _Outcome(Event):
     log_file: str | None = None  # the install log, in the server's folder (None: not written)
 
 
-@event("install.succeeded")
+@event(EventType.INSTALL_SUCCEEDED)
 class InstallSucceeded(_Outcome):
     """The script exited 0 (or, for a `process` server, no script could run: `script_ran` false and
     `detail` says why), and the server's folder belongs to its user."""
@@ -63,7 +64,7 @@ class InstallSucceeded(_Outcome):
     detail: str | None = None
 
 
-@event("install.failed")
+@event(EventType.INSTALL_FAILED)
 class InstallFailed(_Outcome):
     """The install did not succeed: the script exited non-zero or was killed, the Panel's script or
     definition could not be had, the image or the container could not be, or it was cancelled (the
@@ -73,7 +74,7 @@ class InstallFailed(_Outcome):
     oom_killed: bool = False
 
 
-@event("install.interrupted")
+@event(EventType.INSTALL_INTERRUPTED)
 class InstallInterrupted(_Outcome):
     """Boot recovery found an install without an outcome and nothing left of it to finish (its
     installer container gone, or a `process` server's install cut short): it failed."""

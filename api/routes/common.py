@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sanic import Request
 
+from engine.event_types import Cause
 from engine.events import Metadata
 from engine.servers.operations import Operation
 
@@ -15,7 +16,7 @@ def metadata_for(request: Request) -> Metadata:
         channel=request.headers.get("x-wingman-channel", "http")[:32],
         source_ip=request.remote_addr or request.ip,
         request_id=request.ctx.request_id,
-        cause="operator",
+        cause=Cause.OPERATOR,
     )
 
 

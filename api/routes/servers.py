@@ -11,7 +11,7 @@ from api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, Ser
 from api.requests import CommandsBody, json_body, parse, query_int
 from api.routes.common import metadata_for
 from engine.environments.base import RuntimeFailure, RuntimeUnavailable
-from engine.events import CAUSE_DELETE
+from engine.event_types import Cause
 from engine.power.outcomes import Rejected
 from engine.power.processes import NotRunning
 from engine.remote.client import PanelError
@@ -106,7 +106,7 @@ async def _create_from_panel(request: Request, body: PanelCreateBody):
      errors=(409, 502, 503), answers={204: Answer("Deleted: stopped, its container and console files removed; "
                                                   "its folder is being removed")})
 async def delete_server(request: Request, uuid: str):
-    meta = metadata_for(request).model_copy(update={"cause": CAUSE_DELETE})
+    meta = metadata_for(request).model_copy(update={"cause": Cause.DELETE})
     try:
         await node(request).delete(uuid, meta)
     except Rejected as exc:

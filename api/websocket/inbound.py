@@ -14,6 +14,7 @@ from api.websocket import frames
 from api.websocket import permissions as perms
 from api.websocket.hub import SocketHub
 from engine.environments.base import RuntimeFailure
+from engine.event_types import EventType
 from engine.events import ACTIONS
 from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 from engine.node import Node
@@ -44,7 +45,7 @@ class Session(Protocol):
 LOCK_BUSY = "another power action is currently being processed for this server, please try again later"
 HANDOVER_WAIT = 1  # seconds a socket's power action may wait for a lock whose holder only records its outcome
 NOT_RUNNING = "Cannot send commands to a stopped server instance."
-REJECTED = OUTCOME_TYPES["power.rejected"]
+REJECTED = OUTCOME_TYPES[EventType.POWER_REJECTED]
 
 
 class Answer(Exception):

@@ -32,6 +32,7 @@ from api.websocket.outbox import OVERFLOW_CODE, Outbox
 from api.websocket.tokens import EXPIRED, NO_JWT, JwtRefused, SocketToken
 from engine.config import Rate
 from engine.console.buffer import DAEMON, OUTPUT
+from engine.event_types import Cause, EventType
 from engine.events import Metadata, RecordedEvent
 from engine.install import feed as said
 from engine.servers.registry import UnknownServer
@@ -222,13 +223,13 @@ class Session:
         task.add_done_callback(done)
 
     def _on_event(self, ev: RecordedEvent) -> None:
-        if ev.type == "state.changed":
+        if ev.type == EventType.STATE_CHANGED:
             # As a Panel knows states (the chart's `panel_status`): `installing` is `offline` to it,
             # so a change into or out of it is no `status` frame (`install started` says the rest).
             chart = self.node.chart
             if chart.panel_status(ev.data["to_state"]) != chart.panel_status(ev.data["from_state"]):
                 self.deliver(self.hub.status_frame(ev), hold=True)
-        elif ev.type == "server.deleted":
+        elif ev.type == EventType.SERVER_DELETED:
             self.close(1001, "server deleted", drain=True)
 
     def _on_console(self, kind: str, text: str) -> None:
@@ -327,4 +328,4 @@ class Session:
     def metadata(self) -> Metadata:
         """Who asked, for the events a socket's request causes: the token's user, over the websocket."""
         return Metadata(actor=self.token.user if self.token else "anonymous", channel="websocket",
-                        source_ip=self.remote_ip, request_id=self.id, cause="operator")
+                        source_ip=self.remote_ip, request_id=self.id, cause=Cause.OPERATOR)

@@ -10,28 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.store.points import iso
+from engine.event_types import Cause, EventType
 from engine.events import RecordedEvent
 
-CAUSES = {
-    "operator": "an operator asked for it",
-    "panel": "the Panel asked for it",
-    "process_ready": "the server printed its ready line",
-    "process_exit": "the process exited",
-    "exited": "the process exited on its own",
-    "stopped": "it was stopped",
-    "killed": "it was killed",
-    "crash_handler": "the crash handler decided",
-    "boot_recovery": "the daemon found it so at boot",
-    "preboot_failed": "a pre-boot check failed",
-    "launch_failed": "the process could not be launched",
-    "cancelled": "the start was cancelled",
-    "no_process": "no process was running",
-    "panel_create": "the Panel created it",
-    "reinstall": "a reinstall asked for it",
-    "install_succeeded": "its install script succeeded",
-    "install_failed": "its install failed",
-    "install_interrupted": "its install was found interrupted at boot",
-}
+# Each cause in words, as engine.event_types spells them (a cause not there is shown as it is stored).
+CAUSES: dict[str, str] = {cause: cause.words for cause in Cause}
 
 
 @dataclass
@@ -82,52 +65,81 @@ def _process_started(d):
     return ("found the process already running, adopted it" if d.get("adopted") else "process started") + f" ({d.get('runtime')}, {where})"
 
 
+# What each event type did, in words, from its data (tests/test_event_types.py: every type has them).
 _WHAT: dict[str, Callable[[dict], str]] = {
-    "server.registered": _registered,
-    "server.configuration_changed": _changed,
-    "server.suspended": lambda d: "server suspended",
-    "server.unsuspended": lambda d: "server unsuspended",
-    "server.deleted": lambda d: "server deleted",
-    "server.websocket_tokens_denied": lambda d: f"websocket tokens refused from now on: {len(d['jtis'])} jti(s)",
-    "power.requested": lambda d: f"asked to {d['action']}{_op(d)}" + (
+    EventType.SERVER_REGISTERED: _registered,
+    EventType.CONFIGURATION_CHANGED: _changed,
+    EventType.SERVER_SUSPENDED: lambda d: "server suspended",
+    EventType.SERVER_UNSUSPENDED: lambda d: "server unsuspended",
+    EventType.SERVER_DELETED: lambda d: "server deleted",
+    EventType.WEBSOCKET_TOKENS_DENIED: lambda d: f"websocket tokens refused from now on: {len(d['jtis'])} jti(s)",
+    EventType.POWER_REQUESTED: lambda d: f"asked to {d['action']}{_op(d)}" + (
         ", without waiting for the power lock" if d["action"] == "kill"  # a kill never waits for it
         else f", waiting up to {d['wait_seconds']} s for the power lock"),
-    "power.started": lambda d: (f"{d['action']} began{_op(d)}" if d.get("lock_acquired", True)
+    EventType.POWER_STARTED: lambda d: (f"{d['action']} began{_op(d)}" if d.get("lock_acquired", True)
                                 else f"{d['action']} went ahead without the power lock{_op(d)}"),
-    "power.succeeded": lambda d: f"{d['action']} succeeded{_op(d)}" + (f": {d['detail']}" if d.get("detail") else ""),
-    "power.failed": lambda d: f"{d['action']} failed{_op(d)}",
-    "power.rejected": lambda d: f"{d['action']} rejected{_op(d)}",
-    "power.cancelled": lambda d: f"{d['action']} cancelled{_op(d)}",
-    "power.interrupted": lambda d: f"{d['action']} interrupted{_op(d)}",
-    "power.stop_timed_out": lambda d: f"stop timed out after {d['timeout_seconds']:g} s; killing the server",
-    "state.changed": lambda d: f"state {d['from_state']} → {d['to_state']} ({d['trigger']})",
-    "process.started": _process_started,
-    "process.exited": lambda d: "the process " + _exit(d),
-    "preboot.check_failed": lambda d: f"pre-boot check '{d['check']}' failed",
-    "install.started": lambda d: f"{'reinstall' if d.get('reinstall') else 'install'} began ({d['runtime']})",
-    "install.adopted": lambda d: (f"install adopted at boot: its installer {str(d['container_id'])[:12]} "
+    EventType.POWER_SUCCEEDED: lambda d: f"{d['action']} succeeded{_op(d)}" + (f": {d['detail']}" if d.get("detail") else ""),
+    EventType.POWER_FAILED: lambda d: f"{d['action']} failed{_op(d)}",
+    EventType.POWER_REJECTED: lambda d: f"{d['action']} rejected{_op(d)}",
+    EventType.POWER_CANCELLED: lambda d: f"{d['action']} cancelled{_op(d)}",
+    EventType.POWER_INTERRUPTED: lambda d: f"{d['action']} interrupted{_op(d)}",
+    EventType.STOP_TIMED_OUT: lambda d: f"stop timed out after {d['timeout_seconds']:g} s; killing the server",
+    EventType.STATE_CHANGED: lambda d: f"state {d['from_state']} → {d['to_state']} ({d['trigger']})",
+    EventType.PROCESS_STARTED: _process_started,
+    EventType.PROCESS_EXITED: lambda d: "the process " + _exit(d),
+    EventType.PREBOOT_CHECK_FAILED: lambda d: f"pre-boot check '{d['check']}' failed",
+    EventType.INSTALL_STARTED: lambda d: f"{'reinstall' if d.get('reinstall') else 'install'} began ({d['runtime']})",
+    EventType.INSTALL_ADOPTED: lambda d: (f"install adopted at boot: its installer {str(d['container_id'])[:12]} "
                                   + ("still ran" if d.get("running") else "had exited")),
-    "install.succeeded": lambda d: "install succeeded" + (
+    EventType.INSTALL_SUCCEEDED: lambda d: "install succeeded" + (
         f" (exit code {d['exit_code']})" if d.get("script_ran", True) else ": no script ran"),
-    "install.failed": lambda d: "install failed" + (f" (exit code {d['exit_code']})" if d.get("exit_code") is not None else ""),
-    "install.interrupted": lambda d: "install interrupted",
+    EventType.INSTALL_FAILED: lambda d: "install failed" + (f" (exit code {d['exit_code']})" if d.get("exit_code") is not None else ""),
+    EventType.INSTALL_INTERRUPTED: lambda d: "install interrupted",
+    EventType.ENVIRONMENT_DESTROYED: lambda d: f"its {d['runtime']} environment destroyed" + (
+        f": {', '.join(d['removed'])}" if d.get("removed") else ", nothing was left"),
+    EventType.FILES_REMOVED: lambda d: f"its folder {d['folder']} " + ("removed" if d.get("existed", True) else "never existed"),
+    EventType.FILES_REMOVAL_FAILED: lambda d: f"its folder {d['folder']} could not be removed" + (
+        f", what is left is under {d['left_at']}" if d.get("left_at") else ""),
+    EventType.CONSOLE_COMMAND: lambda d: f"console command sent: {d['command']}",
+    EventType.ACTIVITY_REFUSED: lambda d: f"the Panel refused the activity {d['activity']} (HTTP {d['status']}): set aside",
+    EventType.SERVER_CRASHED: lambda d: "server crashed: the process " + _exit(d) + (
+        f" after {d['uptime_seconds']:g} s" if d.get("uptime_seconds") else ""),
+    EventType.CRASH_DECIDED: lambda d: ("the crash handler restarts the server" + (
+        f" in {d['delay_seconds']:g} s" if d.get("delay_seconds") else "")) if d["restart"] else "the crash handler leaves it down",
+    EventType.INVENTORY_FAILED: lambda d: (f"the Panel's inventory failed (attempt {d['attempt']}), tried again in "
+                                           f"{d['retry_in_seconds']:g} s; going on with {d['servers_recorded']} server(s)"),
+    EventType.INVENTORY_RECONCILED: lambda d: (f"the Panel's inventory taken: {d['listed']} listed, {d['registered']} registered, "
+                                               f"{d['updated']} updated, {d['removed']} removed, {d['refused']} refused"),
+    EventType.PANEL_SERVER_REFUSED: lambda d: f"a server from the Panel's {d['source']} refused: {d.get('uuid') or 'no uuid'}",
+    EventType.PANEL_SERVER_UNLISTED: lambda d: f"the Panel no longer lists the server; it is {d['state']}: removed once offline",
+    EventType.INSTALL_REPORTED: lambda d: (f"the Panel {'was' if d['reported'] else 'could not be'} told the "
+                                           f"{'reinstall' if d.get('reinstall') else 'install'} "
+                                           + ("succeeded" if d["successful"] else "failed")),
 }
+
+# The events whose own data says why (their `reason`), before any cause in their metadata.
+_REASONED = frozenset({
+    EventType.POWER_FAILED, EventType.POWER_REJECTED, EventType.POWER_CANCELLED, EventType.POWER_INTERRUPTED,
+    EventType.PREBOOT_CHECK_FAILED, EventType.INSTALL_FAILED, EventType.INSTALL_INTERRUPTED, EventType.CRASH_DECIDED,
+    EventType.ACTIVITY_REFUSED, EventType.INVENTORY_FAILED, EventType.PANEL_SERVER_REFUSED,
+})
 
 
 def _why(ev: RecordedEvent) -> str:
     d, m = ev.data, ev.metadata
-    if ev.type in ("power.failed", "power.rejected", "power.cancelled", "power.interrupted", "preboot.check_failed",
-                   "install.failed", "install.interrupted"):
+    if ev.type in _REASONED:
         why = d.get("reason") or ""
         if d.get("cancelled_by"):
             why += f" (operation {d['cancelled_by'][:8]})"
         return why
-    if ev.type == "process.exited" and d.get("reason"):
+    if ev.type in (EventType.PROCESS_EXITED, EventType.SERVER_CRASHED, EventType.INSTALL_REPORTED) and d.get("reason"):
         return d["reason"]
-    cause = d.get("cause") if ev.type == "state.changed" else m.get("cause")
+    if ev.type == EventType.FILES_REMOVAL_FAILED:
+        return "; ".join(d.get("problems") or ())
+    cause = d.get("cause") if ev.type == EventType.STATE_CHANGED else m.get("cause")
     if cause:
         return CAUSES.get(cause, cause.replace("_", " "))
-    if ev.type == "power.requested":
+    if ev.type == EventType.POWER_REQUESTED:
         return f"requested by {m.get('actor') or 'someone'} via {m.get('channel') or 'an unknown channel'}"
     return ""
 

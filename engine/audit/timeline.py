@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.audit.describe import CAUSES
+from engine.event_types import EventType
 from engine.store.points import iso
 from engine.store.queries import stream_exists, stream_versions
 from engine.servers.replay import UnknownStream, fold_step
@@ -71,7 +72,7 @@ async def timeline(engine: AsyncEngine, stream_id: str) -> AsyncIterator[Interva
             # The server exists from its first event (or re-registration); facts recorded after its
             # deletion (its files removed, from the background) do not bring it back.
             start = ev.recorded_at
-        if ev.type == "state.changed":
+        if ev.type == EventType.STATE_CHANGED:
             moment = max(start, changed_at(view, ev))  # never before the interval it ends began
             yield Interval(before, start, moment, _ending(ev, ev.data["trigger"], ev.data["cause"]))
             start = moment

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
+from engine.event_types import EventType
 from engine.store.points import iso
 from engine.servers.operations import OUTCOME_TYPES
 from engine.store.lenient_rows import is_intact
@@ -192,11 +193,11 @@ class _Checker:
 
     def _operations(self, st: _Stream, ev: RecordedEvent) -> None:
         t, op = ev.type, ev.data.get("operation_id")
-        if t == "power.requested":
+        if t == EventType.POWER_REQUESTED:
             if op in st.requested or op in st.finished:
                 self.add(ev, "operation", f"operation {op} is requested a second time")
             st.requested[op] = ev.version
-        elif t == "power.started":
+        elif t == EventType.POWER_STARTED:
             if op not in st.requested and op not in st.finished:
                 self.add(ev, "operation", f"operation {op} starts but was never requested before")
             elif op in st.finished:
@@ -222,7 +223,7 @@ class _Checker:
             apply(view, ev, self.chart)
             view.prune()
         except LogError as exc:
-            self.add(ev, "transition" if ev.type == "state.changed" else "fold", exc.problem)
+            self.add(ev, "transition" if ev.type == EventType.STATE_CHANGED else "fold", exc.problem)
             to = ev.data.get("to_state")
             if to in self.chart.states:  # resynchronise to what the log claims, to find the next problem
                 view.power = ChartPosition(self.chart, to)
@@ -283,7 +284,7 @@ async def _open_operations(engine: AsyncEngine, checker: _Checker, in_hand: Call
             events, _ = await page(engine, EventFilter(stream_id=uuid, operation_id=op), 0, 100)
             if any(e.type in OUTCOME_TYPES for e in events):
                 continue
-            request = next((e for e in events if e.type == "power.requested"), None)
+            request = next((e for e in events if e.type == EventType.POWER_REQUESTED), None)
             what = (request.data.get("action") if request is not None and isinstance(request.data, dict) else None) or "power"
             checker.add(request, "operation", f"operation {op} ({what}, requested at v{version}) has no outcome, "
                                               "and the daemon is not running it: it was dropped", stream_id=uuid)

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from engine.config import UtilizationConfig
+from engine.event_types import EventType
 from engine.events import RecordedEvent
 from engine.live.disk import DiskUsage
 from engine.live.feed import EventFeed
@@ -130,10 +131,10 @@ class UtilizationMonitor:
     # -- sampling ------------------------------------------------------------------------------
 
     def _on_event(self, ev: RecordedEvent) -> None:
-        if ev.type == "process.started":
+        if ev.type == EventType.PROCESS_STARTED:
             self._started[ev.stream_id] = ev.recorded_at.timestamp()
             self._sample_now(ev.stream_id)
-        elif ev.type == "state.changed" and ev.data.get("trigger") == Trigger.READY:
+        elif ev.type == EventType.STATE_CHANGED and ev.data.get("trigger") == Trigger.READY:
             # A `stats` beside `running` at once, without reading /proc again when there is a
             # reading (from the start's own sample or a round since): each read walks every
             # process of the machine in the sampler's thread, and a second one per start showed
@@ -144,14 +145,14 @@ class UtilizationMonitor:
                 self._publish(ev.stream_id)
             else:
                 self._sample_now(ev.stream_id)
-        elif ev.type == "state.changed" and ev.data.get("to_state") == self.registry.chart.initial:
+        elif ev.type == EventType.STATE_CHANGED and ev.data.get("to_state") == self.registry.chart.initial:
             # The zeros of a stopped server go out once its stop is in the log, so they say
             # offline: the process is gone a moment before its exit is committed, and zeros sent
             # by the sampler in that moment said `running` beside them.
             self._readings.pop(ev.stream_id, None)
             self._cpu.pop(ev.stream_id, None)
             self._publish(ev.stream_id)
-        elif ev.type == "server.deleted":
+        elif ev.type == EventType.SERVER_DELETED:
             self._started.pop(ev.stream_id, None)
             self._readings.pop(ev.stream_id, None)
             self._cpu.pop(ev.stream_id, None)

@@ -12,6 +12,7 @@ import structlog
 
 from engine.console.readiness import DoneMatcher
 from engine.environments.base import ProcessHandle, RuntimeFailure
+from engine.event_types import Cause
 from engine.events import Metadata, PrebootCheckFailed, ProcessStarted, StopTimedOut
 from engine.power.journal import Journal
 from engine.power.outcomes import Failed, Rejected, describe_exit
@@ -37,7 +38,7 @@ class PowerActions:
     async def start(self, uuid: str, op_id: str, meta: Metadata) -> str:
         if not self.registry.may_fire(uuid, Trigger.START):
             raise Rejected(f"server is {self.registry.state(uuid)}")
-        await self.journal.transition(uuid, Trigger.START, meta.cause or "operator", meta, op_id)
+        await self.journal.transition(uuid, Trigger.START, meta.cause or Cause.OPERATOR, meta, op_id)
         handle: ProcessHandle | None = None
         try:
             prepared = await self.starter.prepare(uuid, op_id, meta)
@@ -51,7 +52,7 @@ class PowerActions:
                 if handle is not None:
                     self.processes.track(uuid, handle)
                 raise
-            self.processes.expect_exit(uuid, "exited", op_id)  # an exit before ready is this start's
+            self.processes.expect_exit(uuid, Cause.EXITED, op_id)  # an exit before ready is this start's
             self.processes.track(uuid, handle)
             await self.journal.record(uuid, ProcessStarted.of(handle), meta=meta)
             if not self.registry.may_fire(uuid, Trigger.READY):
@@ -63,21 +64,21 @@ class PowerActions:
                 exit_info = self.processes.watcher(uuid).result()
                 raise Failed(f"the server process exited before it was ready ({describe_exit(exit_info)})")
             self.processes.forget_exit(uuid, op_id)
-            if not await self.journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", meta, op_id):
+            if not await self.journal.transition_if_allowed(uuid, Trigger.READY, Cause.PROCESS_READY, meta, op_id):
                 await self._abandon(uuid, handle, op_id)
                 raise Failed(ABORTED_WHILE_LAUNCHING)
             return self.registry.state(uuid)  # the state `ready` led to, as power.yaml names it
         except PrebootFailure as exc:
             self.processes.note(uuid, f"Pre-boot check '{exc.check}' failed: {exc.reason}")
             failed = PrebootCheckFailed(check=exc.check, reason=exc.reason, operation_id=op_id)
-            await self.journal.transition(uuid, Trigger.ABORT, "preboot_failed", meta, op_id, before=(failed,))
+            await self.journal.transition(uuid, Trigger.ABORT, Cause.PREBOOT_FAILED, meta, op_id, before=(failed,))
             raise Failed(str(exc)) from None
         except RuntimeFailure as exc:
-            await self.journal.transition(uuid, Trigger.ABORT, "launch_failed", meta, op_id)
+            await self.journal.transition(uuid, Trigger.ABORT, Cause.LAUNCH_FAILED, meta, op_id)
             raise Failed(f"could not launch the server: {exc}") from None
         except asyncio.CancelledError:
             if handle is None:  # nothing runs: the start ends here, and the kill finds it offline
-                await asyncio.shield(self.journal.transition_if_allowed(uuid, Trigger.ABORT, "cancelled", meta, op_id))
+                await asyncio.shield(self.journal.transition_if_allowed(uuid, Trigger.ABORT, Cause.CANCELLED, meta, op_id))
             raise
 
     async def _abandon(self, uuid: str, handle: ProcessHandle, op_id: str) -> None:
@@ -85,7 +86,7 @@ class PowerActions:
         recorded. A kill that finds no process while a start is launching one takes the server
         offline ("start aborted"); the process launched a moment later must not outlive that, or
         it would run untracked once the next start launches another."""
-        self.processes.expect_exit(uuid, "killed", op_id)  # not a crash: no restart policy applies
+        self.processes.expect_exit(uuid, Cause.KILLED, op_id)  # not a crash: no restart policy applies
         await handle.kill()
         await self.processes.exited(uuid)
 
@@ -93,9 +94,9 @@ class PowerActions:
         handle = self.processes.handle(uuid)
         if handle is None:
             # Nothing runs: a state left behind (should not happen after boot recovery) is closed.
-            await self.journal.transition_if_allowed(uuid, Trigger.EXITED, "no_process", meta, op_id)
+            await self.journal.transition_if_allowed(uuid, Trigger.EXITED, Cause.NO_PROCESS, meta, op_id)
             return "the server was not running"
-        await self.stop_process(uuid, handle, self.registry.config(uuid).stop_timeout, "stopped", meta, op_id)
+        await self.stop_process(uuid, handle, self.registry.config(uuid).stop_timeout, Cause.STOPPED, meta, op_id)
         return "stopped"
 
     async def stop_process(self, uuid: str, handle: ProcessHandle, timeout: float, cause: str,
@@ -130,11 +131,11 @@ class PowerActions:
     async def kill(self, uuid: str, op_id: str, meta: Metadata) -> str:
         handle = self.processes.handle(uuid)
         if handle is not None:
-            self.processes.expect_exit(uuid, "killed", op_id)
+            self.processes.expect_exit(uuid, Cause.KILLED, op_id)
             await handle.kill()
             await self.processes.exited(uuid)
             return "killed"
-        if await self.journal.transition_if_allowed(uuid, Trigger.ABORT, "killed", meta, op_id):
+        if await self.journal.transition_if_allowed(uuid, Trigger.ABORT, Cause.KILLED, meta, op_id):
             return "start aborted"
         return NOTHING_TO_KILL
 

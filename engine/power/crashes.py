@@ -28,6 +28,7 @@ import structlog
 
 from engine.config import CrashDetection
 from engine.environments.base import ExitInfo
+from engine.event_types import Cause
 from engine.events import CrashDecided, Event, Metadata, ServerCrashed
 from engine.power.journal import Journal
 from engine.power.outcomes import describe_exit
@@ -39,7 +40,7 @@ from engine.servers.registry import ServerRegistry, UnknownServer
 log = structlog.get_logger("wingman.crashes")
 
 CRASH_ACTOR = "system:crash-handler"
-CRASH_CAUSE = "crash"
+CRASH_CAUSE = Cause.CRASH
 LAST_LINES = 20
 HANDLER = Metadata(actor=CRASH_ACTOR, channel="internal", cause=CRASH_CAUSE)
 
@@ -205,7 +206,7 @@ class CrashHandler:
         if not enabled or view.suspended or policy not in ("always", "unless-stopped"):
             return
         last = view.last_transition or {}
-        stopped_by_operator = last.get("cause") in ("stopped", "killed")
+        stopped_by_operator = last.get("cause") in (Cause.STOPPED, Cause.KILLED)
         if policy == "unless-stopped" and (stopped_by_operator or last == {}):
             return
         if last == {}:

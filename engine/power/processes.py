@@ -18,6 +18,7 @@ import structlog
 from engine.console.buffer import ConsoleBuffer
 from engine.console.readiness import DoneMatcher
 from engine.environments.base import ExitInfo, ProcessHandle
+from engine.event_types import Cause
 from engine.events import Metadata, ProcessExited
 from engine.power.journal import Journal
 from engine.statechart import Trigger
@@ -32,7 +33,7 @@ class NotRunning(Exception):
 
 # Told of every exit once it is recorded: (server, how it ended, whose exit it was, operation).
 ExitListener = Callable[[str, ExitInfo, str, "str | None"], Awaitable[None]]
-UNCLAIMED = "exited"  # the cause of an exit nobody asked for (no stop, kill or shutdown)
+UNCLAIMED = Cause.EXITED  # the cause of an exit nobody asked for (no stop, kill or shutdown)
 
 
 class ProcessTracker:

@@ -24,6 +24,7 @@ import structlog
 
 from engine.console.readiness import DoneMatcher
 from engine.environments.base import ExitInfo, Runtime, RuntimeUnavailable
+from engine.event_types import Cause
 from engine.events import Metadata, PowerInterrupted, ProcessExited, ProcessStarted
 from engine.power.crashes import CrashHandler
 from engine.power.journal import Journal
@@ -38,7 +39,7 @@ class InstallRecoverer(Protocol):
 
 
 log = structlog.get_logger("wingman.recovery")
-BOOT = Metadata(actor="daemon", channel="boot", cause="boot_recovery")
+BOOT = Metadata(actor="daemon", channel="boot", cause=Cause.BOOT_RECOVERY)
 RETRY_SECONDS = (1, 2, 5, 10)
 PENDING, RESTORED, DEFERRED = "pending", "restored", "deferred"  # a server's recovery status
 
@@ -160,11 +161,11 @@ class BootRecovery:
                 # Still booting, or done while we were away (its recent output was read back on
                 # adoption): it is running once its done-line is seen, as after a start.
                 if matcher.empty or ready.is_set() or handle.runtime == "docker":
-                    await self.journal.transition(uuid, Trigger.READY, "boot_recovery", BOOT)
+                    await self.journal.transition(uuid, Trigger.READY, Cause.BOOT_RECOVERY, BOOT)
                 else:
                     self._background(self._ready_when_done(uuid, ready), name=f"adopted-boot-{uuid}")
             elif not self.registry.may_fire(uuid, Trigger.STOP):  # it was stopping: stopped, as asked
-                self.processes.expect_exit(uuid, "boot_recovery")
+                self.processes.expect_exit(uuid, Cause.BOOT_RECOVERY)
                 await handle.kill()
             return "adopted"
         try:
@@ -176,7 +177,7 @@ class BootRecovery:
 
     async def _ready_when_done(self, uuid: str, ready: asyncio.Event) -> None:
         if await self.processes.ready_or_exited(uuid, ready):
-            await self.journal.transition_if_allowed(uuid, Trigger.READY, "boot_recovery", BOOT)
+            await self.journal.transition_if_allowed(uuid, Trigger.READY, Cause.BOOT_RECOVERY, BOOT)
 
     async def _record_gone(self, uuid: str, info: ExitInfo | None, why: str | None) -> str:
         was = self.registry.state(uuid)
@@ -187,7 +188,7 @@ class BootRecovery:
         )
         exited = ProcessExited(exit_code=exit_info.exit_code, signal=exit_info.signal,
                                oom_killed=exit_info.oom_killed, reason=exit_info.reason)
-        await self.journal.transition(uuid, Trigger.EXITED, "boot_recovery", BOOT, before=(exited,))
+        await self.journal.transition(uuid, Trigger.EXITED, Cause.BOOT_RECOVERY, BOOT, before=(exited,))
         # It was up and nobody stopped it: to its restart policy, that is a crash. One that was
         # being stopped when the daemon went down is simply stopped.
         if self.registry.chart.allows(Trigger.STOP, was):

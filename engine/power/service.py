@@ -40,6 +40,7 @@ from typing import Protocol
 import structlog
 
 from engine.environments.base import Runtime
+from engine.event_types import Cause, EventType
 from engine.events import (
     ACTIONS, Event, Metadata, PowerCancelled, PowerFailed, PowerRejected, PowerRequested, PowerStarted, PowerSucceeded,
     RecordedEvent, new_id,
@@ -65,7 +66,7 @@ SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemo
 PREEMPTIBLE = ("start", "restart")  # what a kill cancels
 # The committed event that ends each action's work (see the module doc): a process exit, or a
 # state change by this trigger.
-_WORK_ENDS_WITH = {"stop": "process.exited", "kill": "process.exited", "start": Trigger.READY, "restart": Trigger.READY}
+_WORK_ENDS_WITH = {"stop": EventType.PROCESS_EXITED, "kill": EventType.PROCESS_EXITED, "start": Trigger.READY, "restart": Trigger.READY}
 
 
 class RequestWatcher(Protocol):
@@ -182,9 +183,9 @@ class PowerService:
         """Subscribed to the store: note the lock holders whose work the commit ended (see the
         module doc)."""
         for ev in events:
-            if ev.type == "process.exited":
+            if ev.type == EventType.PROCESS_EXITED:
                 ending = ev.type
-            elif ev.type == "state.changed" and ev.data.get("trigger") == Trigger.READY:
+            elif ev.type == EventType.STATE_CHANGED and ev.data.get("trigger") == Trigger.READY:
                 ending = Trigger.READY
             else:
                 continue
@@ -363,10 +364,10 @@ class PowerService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        meta = Metadata(actor="daemon", channel="internal", cause="daemon_shutdown")
+        meta = Metadata(actor="daemon", channel="internal", cause=Cause.DAEMON_SHUTDOWN)
         stops = [
             self.actions.stop_process(uuid, handle, min(self.registry.config(uuid).stop_timeout, stop_limit),
-                                      "daemon_shutdown", meta)
+                                      Cause.DAEMON_SHUTDOWN, meta)
             for uuid, handle in self.processes.running() if handle.runtime not in detachable
         ]
         for result in await asyncio.gather(*stops, return_exceptions=True):

@@ -11,6 +11,7 @@ import structlog
 
 from engine.environments.base import ConsoleSink, ProcessHandle, Runtime, RuntimeFailure
 from engine.environments.server_users import ServerUsers
+from engine.event_types import Cause
 from engine.events import Event, Metadata, PrebootCheckFailed
 from engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
 from engine.preboot.sources import DefinitionSource, SyncFailed
@@ -55,7 +56,7 @@ class Starter:
             raise PrebootFailure("sync", str(exc)) from None
         if definition is not None:
             try:
-                await self.registry.update(uuid, definition, meta.model_copy(update={"cause": "sync"}))
+                await self.registry.update(uuid, definition, meta.model_copy(update={"cause": Cause.SYNC}))
             except InvalidDefinition as exc:
                 raise PrebootFailure("sync", f"the server definition is not valid: {exc}") from None
         return self.registry.config(uuid)

@@ -28,7 +28,8 @@ import asyncio
 
 import structlog
 
-from engine.events import CAUSE_PANEL_REFUSED_ACTIVITY, ActivityRefused, Metadata, NewEvent
+from engine.event_types import Cause
+from engine.events import ActivityRefused, Metadata, NewEvent
 from engine.remote.activity_entries import Entry, pending
 from engine.remote.client import PanelClient, PanelError
 from engine.remote.outbox import Outbox
@@ -40,7 +41,7 @@ ACTIVITY_PATH = "/api/remote/activity"
 CURSOR_NAME = "panel_activity"
 # Refusals that say nothing about the entries sent: retried as they are, never split or set aside.
 RETRY_LATER = frozenset({401, 403, 404, 405, 407, 408, 409, 423, 425, 429})
-REFUSED = Metadata(actor="daemon", channel="internal", cause=CAUSE_PANEL_REFUSED_ACTIVITY)
+REFUSED = Metadata(actor="daemon", channel="internal", cause=Cause.PANEL_REFUSED_ACTIVITY)
 
 
 def refuses_the_entries(exc: PanelError) -> bool:

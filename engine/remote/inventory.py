@@ -22,8 +22,9 @@ import orjson
 import structlog
 
 from engine import heap
+from engine.event_types import Cause
 from engine.events import (
-    CAUSE_PANEL_INVENTORY, CAUSE_PANEL_UNLISTED, NODE_STREAM, Event, InventoryFailed, InventoryReconciled,
+    NODE_STREAM, Event, InventoryFailed, InventoryReconciled,
     Metadata, PanelServerRefused, PanelServerUnlisted,
 )
 from engine.remote.client import PanelClient, PanelError
@@ -39,8 +40,8 @@ BATCH = 500  # servers recorded at once (the store's largest group, as for the c
 REFUSALS_RECORDED = 100  # per inventory: a Panel sending 10,000 bad entries gets a count, not 10,000 events
 RETRY_FIRST = 1.0
 REMOVAL_CHECK_SECONDS = 5.0  # how often servers awaiting removal are looked at again
-INVENTORY = Metadata(actor="panel", channel="panel", cause=CAUSE_PANEL_INVENTORY)
-UNLISTED = Metadata(actor="panel", channel="panel", cause=CAUSE_PANEL_UNLISTED)
+INVENTORY = Metadata(actor="panel", channel="panel", cause=Cause.PANEL_INVENTORY)
+UNLISTED = Metadata(actor="panel", channel="panel", cause=Cause.PANEL_UNLISTED)
 
 Recorder = Callable[..., Awaitable[object]]  # Journal.record(stream, *events, meta=...)
 HasProcess = Callable[[str], bool]  # whether something of the server still runs (ProcessTracker.handle)

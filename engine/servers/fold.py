@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from engine.event_types import EventType
 from engine.events import RecordedEvent
 from engine.servers.definition import ServerConfig, parse_definition
 from engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
@@ -119,36 +120,36 @@ def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None) 
     if ev.version != view.version + 1:
         raise LogError(ev, f"expected version {view.version + 1}, found {ev.version}")
     d, t = ev.data, ev.type
-    if t in ("server.registered", "server.configuration_changed"):
+    if t in (EventType.SERVER_REGISTERED, EventType.CONFIGURATION_CHANGED):
         view.config = parse_definition(d["definition"])
         view.suspended = view.config.suspended
         view.deleted = False
-    elif t == "server.suspended":
+    elif t == EventType.SERVER_SUSPENDED:
         view.suspended = True
-    elif t == "server.unsuspended":
+    elif t == EventType.SERVER_UNSUSPENDED:
         view.suspended = False
-    elif t == "server.deleted":
+    elif t == EventType.SERVER_DELETED:
         view.deleted = True
-    elif t == "state.changed":
+    elif t == EventType.STATE_CHANGED:
         _change_state(view, ev, chart)
-    elif t == "process.started":
+    elif t == EventType.PROCESS_STARTED:
         view.last_process = dict(d)
-    elif t == "process.exited":
+    elif t == EventType.PROCESS_EXITED:
         view.last_exit = {**d, "version": ev.version}  # the version tells changed_at it is the change's own
-    elif t == "power.started":
+    elif t == EventType.POWER_STARTED:
         view.operation_in_flight = d["operation_id"]
         track_operation(view.operations, view.uuid, ev)
     elif t in OUTCOME_TYPES:
         if view.operation_in_flight == d["operation_id"]:
             view.operation_in_flight = None
         track_operation(view.operations, view.uuid, ev)
-    elif t == "power.requested":
+    elif t == EventType.POWER_REQUESTED:
         track_operation(view.operations, view.uuid, ev)
         view.pending_restart = None  # whoever asks for an action now, an automatic restart is moot
-    elif t == "server.crashed":
+    elif t == EventType.SERVER_CRASHED:
         at = crashed_at(view, ev)
         view.crash_streak = [at] if d.get("streak_reset") else [*view.crash_streak, at][-CRASH_MEMORY:]
-    elif t == "crash.decided":
+    elif t == EventType.CRASH_DECIDED:
         view.pending_restart = None
         if d["restart"]:
             due = ev.recorded_at + timedelta(seconds=d.get("delay_seconds") or 0)

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.event_types import EventType
 from engine.events import RecordedEvent
 
 # The outcome event types and the status each one gives its operation.
 OUTCOME_TYPES = {
-    "power.succeeded": "succeeded",
-    "power.failed": "failed",
-    "power.rejected": "rejected",
-    "power.cancelled": "cancelled",
-    "power.interrupted": "interrupted",
+    EventType.POWER_SUCCEEDED: "succeeded",
+    EventType.POWER_FAILED: "failed",
+    EventType.POWER_REJECTED: "rejected",
+    EventType.POWER_CANCELLED: "cancelled",
+    EventType.POWER_INTERRUPTED: "interrupted",
 }
 QUEUED, RUNNING = "queued", "running"
 OPEN_STATUSES = frozenset({QUEUED, RUNNING})  # no outcome yet
@@ -51,7 +52,7 @@ class Operation:
 def track_operation(operations: dict[str, Operation], server: str, ev: RecordedEvent) -> None:
     """Fold one power.* event into the operations it concerns."""
     d = ev.data
-    if ev.type == "power.requested":
+    if ev.type == EventType.POWER_REQUESTED:
         operations[d["operation_id"]] = Operation(
             id=d["operation_id"], server=server, action=d["action"], wait_seconds=d["wait_seconds"],
             requested_at=ev.recorded_at, actor=ev.metadata.get("actor"), channel=ev.metadata.get("channel"),
@@ -60,7 +61,7 @@ def track_operation(operations: dict[str, Operation], server: str, ev: RecordedE
     op = operations.get(d.get("operation_id"))
     if op is None:
         return
-    if ev.type == "power.started":
+    if ev.type == EventType.POWER_STARTED:
         op.status = RUNNING
     elif ev.type in OUTCOME_TYPES:
         op.status = OUTCOME_TYPES[ev.type]

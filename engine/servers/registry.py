@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import structlog
 
+from engine.event_types import EventType
 from engine.events import (
     NODE_STREAM, ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
     ServerSuspended, ServerUnsuspended,
@@ -124,16 +125,16 @@ class ServerRegistry:
         if view is None:
             view = self._all[ev.stream_id] = new_view(ev.stream_id, power=self.machine.model(ev.stream_id))
             self.views[ev.stream_id] = view
-        elif view.deleted and ev.type == "server.registered":
+        elif view.deleted and ev.type == EventType.SERVER_REGISTERED:
             # A re-registered stream: its machine model starts where the log left the server.
             view.power = self.machine.model(ev.stream_id, view.state)
             self.views[ev.stream_id] = view
         apply(view, ev, self.chart)
-        if ev.type == "power.requested":
+        if ev.type == EventType.POWER_REQUESTED:
             self._open[ev.data["operation_id"]] = view.operations[ev.data["operation_id"]]
         elif ev.type in OUTCOME_TYPES:
             self._finish(view, ev.data["operation_id"])
-        elif ev.type == "server.deleted":
+        elif ev.type == EventType.SERVER_DELETED:
             self._forget(view)
 
     def _forget(self, view: ServerView) -> None:
