@@ -103,7 +103,7 @@ def test_cli_writes_each_format(tmp_path, fmt):
         assert {g["title"] for g in svg_groups(body).values()} >= set(STATES)
     else:
         assert body == export(CHART, fmt)  # the same bytes as the API and the committed files
-    stdout = wingman("diagram", "statechart", "-f", fmt)  # piped: the diagram on standard output
+    stdout = wingman("diagram", "statechart", "-F", fmt)  # piped: the diagram on standard output
     assert stdout.returncode == 0 and stdout.stdout == body
 
 
@@ -112,7 +112,7 @@ def test_cli_draws_another_chart_for_a_review(tmp_path):
     doc["states"].append({"name": "crashed", "description": "The process died; waiting to restart."})
     doc["transitions"].append({"trigger": "crash", "source": ["running"], "dest": "crashed"})
     (tmp_path / "proposed.yaml").write_text(yaml.safe_dump(doc))
-    r = wingman("diagram", "statechart", "-f", "scxml", "--chart", str(tmp_path / "proposed.yaml"))
+    r = wingman("diagram", "statechart", "-F", "scxml", "--chart", str(tmp_path / "proposed.yaml"))
     assert r.returncode == 0, r.stderr
     _, states, arrows = scxml_transitions(r.stdout)
     assert states == STATES + ["crashed"] and arrows == ARROWS | {("running", "crash", "crashed")}
@@ -141,7 +141,7 @@ def test_cli_bad_input_is_exit_2_and_writes_nothing(tmp_path, args, words):
 def test_cli_refuses_to_print_a_png_on_a_terminal():
     controller, terminal = pty.openpty()  # standard output is a terminal, as in a shell
     try:
-        r = subprocess.run([sys.executable, "-m", "api.cli", "diagram", "statechart", "-f", "png"], cwd=REPO,
+        r = subprocess.run([sys.executable, "-m", "api.cli", "diagram", "statechart", "-F", "png"], cwd=REPO,
                            stdout=terminal, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=120)
     finally:
         os.close(terminal)
