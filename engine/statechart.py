@@ -1,4 +1,5 @@
-"""Load the power statechart and build the one shared `transitions` machine from it.
+"""Load the power statechart, build its `transitions` machine, and answer "may this fire, and where
+does it go" from that machine.
 
 The YAML file in statecharts/ is the only place states and transitions are spelled. Everything
 else (guards, diagrams, the audit's legality check) asks this module. The engine's side of the
@@ -6,19 +7,29 @@ contract is `Trigger`: the triggers it fires, by meaning. Building the machine c
 chart defines every one of them, so a trigger renamed in the YAML stops the daemon at start with
 a clear message instead of silently no longer recording that change.
 
-A server's position in the chart has one holder: a `PowerModel` (a `transitions` model on the
-shared machine) for live servers, a `ChartPosition` (the same chart, without the machine's
-per-model bookkeeping) for replays of the log. Both refuse an illegal trigger the same way.
+Legality is decided in one place. `transitions` builds the chart's machine (`Statechart.machine`,
+one per chart, with no models); its events and transitions are compiled once into a table,
+(trigger, source) -> destination (`Statechart.table`), so every question, live or replayed, is a
+dict lookup derived from the very machine, not a second reading of the YAML. A transition the
+table could not represent exactly (one with conditions or callbacks, or a state with enter/exit
+callbacks: `transitions` features the chart does not use today) is refused when the table is
+compiled, with a message saying so, rather than answered differently from the machine.
+
+A server's position in the chart has one type, `ChartPosition`, the same for a live server (the
+registry's views), a replay of the log, a snapshot and the audit. The live path asks its question
+once: the journal takes the destination from the position before it appends a change
+(`ChartPosition.destination`, IllegalTransition when it may not fire), and the fold moves the
+position to the destination the event names after the same lookup.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
-from transitions import Machine, MachineError
+from transitions import Machine
 
 STATECHART_PATH = Path(__file__).resolve().parent.parent / "statecharts" / "power.yaml"
 
@@ -68,13 +79,23 @@ class Statechart:
 
     def destination(self, trigger: str, source: str) -> str:
         """Where `trigger` leads from `source`; IllegalTransition when it may not fire there."""
-        for t in self.transitions:
-            if t.trigger == trigger and source in t.sources:
-                return t.dest
-        raise IllegalTransition(trigger, source)
+        try:
+            return self.table[trigger, source]
+        except KeyError:
+            raise IllegalTransition(trigger, source) from None
 
     def allows(self, trigger: str, source: str) -> bool:
-        return any(t.trigger == trigger and source in t.sources for t in self.transitions)
+        return (trigger, source) in self.table
+
+    @cached_property
+    def machine(self) -> Machine:
+        """The chart's `transitions` machine (built once per chart; it holds no models)."""
+        return build_machine(self)
+
+    @cached_property
+    def table(self) -> dict[tuple[str, str], str]:
+        """(trigger, source) -> destination, compiled once from `machine` (see compile_table)."""
+        return compile_table(self.machine)
 
     def triggers(self) -> list[str]:
         return sorted({t.trigger for t in self.transitions})
@@ -124,9 +145,50 @@ def check_vocabulary(chart: Statechart) -> None:
             f"Restore them in {STATECHART_PATH.name} or change the engine with it.")
 
 
+def build_machine(chart: Statechart) -> Machine:
+    """The `transitions` machine of the chart: its states and transitions, no model."""
+    return Machine(
+        model=None,
+        states=list(chart.states),
+        transitions=[{"trigger": t.trigger, "source": list(t.sources), "dest": t.dest} for t in chart.transitions],
+        initial=chart.initial,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+        send_event=False,
+    )
+
+
+def compile_table(machine: Machine) -> dict[tuple[str, str], str]:
+    """The machine's transitions as (trigger, source) -> destination: the first transition the
+    machine would take for the trigger from the source (the one it always takes, as none has
+    conditions). Refuses (StatechartError) a machine the table would answer differently from:
+    conditions, callbacks, internal transitions."""
+    machine_callbacks = [machine.prepare_event, machine.before_state_change, machine.after_state_change,
+                         machine.finalize_event, machine.on_exception]
+    if any(machine_callbacks):
+        raise StatechartError("the power machine has machine-level callbacks; positions are moved by a table "
+                              "compiled from its transitions, which cannot run them (engine/statechart.py)")
+    for state in machine.states.values():
+        if state.on_enter or state.on_exit:
+            raise StatechartError(f"state {state.name!r} has enter/exit callbacks; positions are moved by a "
+                                  f"table compiled from the machine's transitions, which cannot run them")
+    table: dict[tuple[str, str], str] = {}
+    for trigger, event in machine.events.items():
+        for source, candidates in event.transitions.items():
+            for t in candidates:
+                if t.conditions or t.prepare or t.before or t.after or t.dest is None:
+                    raise StatechartError(
+                        f"transition {trigger!r} from {source!r} has conditions, callbacks or no destination; "
+                        f"positions are moved by a table compiled from the machine's transitions, which "
+                        f"cannot evaluate them (engine/statechart.py compile_table)")
+            table[trigger, source] = candidates[0].dest
+    return table
+
+
 class ChartPosition:
-    """A server's position in the chart, moved by the chart alone: what a replay of the log uses
-    (cheap enough to fold millions of events, and bound to no machine)."""
+    """A server's position in the chart: the one type, for live servers and replays alike. Its
+    answers come from the chart's compiled table (a dict lookup: cheap enough to fold millions of
+    events), and it holds nothing but the chart and the state."""
 
     __slots__ = ("chart", "state")
 
@@ -134,128 +196,33 @@ class ChartPosition:
         self.chart = chart
         self.state = state or chart.initial
 
-    def may(self, trigger: str) -> bool:
-        return self.chart.allows(trigger, self.state)
-
-    def fire(self, trigger: str) -> str:
-        self.state = self.chart.destination(trigger, self.state)
-        return self.state
-
-
-class PowerModel:
-    """A live server's position in the chart: a `transitions` model of the shared machine, which
-    is the runtime guard. `state`, `trigger` and `may_trigger` are added by the machine."""
-
-    def __init__(self, uuid: str, chart: Statechart):
-        self.uuid = uuid
-        self.chart = chart
-
-    def may(self, trigger: str) -> bool:
-        return trigger in self.chart.triggers() and self.may_trigger(trigger)
-
-    def fire(self, trigger: str) -> str:
+    def destination(self, trigger: str) -> str:
+        """Where `trigger` leads from here; IllegalTransition when it may not fire now."""
         try:
-            self.trigger(trigger)
-        except (MachineError, AttributeError) as exc:
-            raise IllegalTransition(trigger, self.state) from exc
-        return self.state
-
-
-class LivePower:
-    """A live server's position, with its `transitions` model made on first need.
-
-    The model (about 4 KB each, with the methods the machine binds to it) is the runtime guard:
-    it is made the first time the engine asks whether a trigger may fire (`may`), and from then
-    on holds the state and moves it. Until then the position is moved by the chart, after the
-    same check the fold has already made: a node of 10,000 servers booting from its log, most of
-    them untouched this run, carries no machine models for them."""
-
-    __slots__ = ("_machine", "uuid", "_state", "_model")
-
-    def __init__(self, machine: "PowerMachine", uuid: str, state: str):
-        self._machine, self.uuid, self._state, self._model = machine, uuid, state, None
-
-    @property
-    def state(self) -> str:
-        return self._model.state if self._model is not None else self._state
-
-    @property
-    def materialized(self) -> bool:
-        return self._model is not None
-
-    def model(self) -> PowerModel:
-        if self._model is None:
-            self._model = self._machine.attach(self.uuid, self._state)
-        return self._model
+            return self.chart.table[trigger, self.state]
+        except KeyError:
+            raise IllegalTransition(trigger, self.state) from None
 
     def may(self, trigger: str) -> bool:
-        return self.model().may(trigger)
+        return (trigger, self.state) in self.chart.table
 
     def fire(self, trigger: str) -> str:
-        if self._model is not None:
-            return self._model.fire(trigger)
-        self._state = self._machine.chart.destination(trigger, self._state)
-        return self._state
-
-
-class _Models(list):
-    """The machine's model list with constant-time membership: `Machine.add_model` checks
-    `model not in self.models`, which on a plain list makes registering N servers O(N^2)."""
-
-    def __init__(self):
-        super().__init__()
-        self._ids: set[int] = set()
-
-    def __contains__(self, model) -> bool:
-        return id(model) in self._ids
-
-    def append(self, model) -> None:
-        self._ids.add(id(model))
-        super().append(model)
-
-    def remove(self, model) -> None:
-        super().remove(model)
-        self._ids.discard(id(model))
+        self.state = self.destination(trigger)
+        return self.state
 
 
 class PowerMachine:
-    """One shared `transitions` machine built from the chart; each live server is a model of it.
-
-    Refuses a chart without every trigger the engine fires (StatechartError)."""
+    """The chart's `transitions` machine, as the registry holds it: it refuses a chart without
+    every trigger the engine fires (StatechartError) and hands out positions."""
 
     def __init__(self, chart: Statechart | None = None):
         self.chart = chart or load_statechart()
         check_vocabulary(self.chart)
-        self._machine = Machine(
-            model=None,
-            states=list(self.chart.states),
-            transitions=[
-                {"trigger": t.trigger, "source": list(t.sources), "dest": t.dest}
-                for t in self.chart.transitions
-            ],
-            initial=self.chart.initial,
-            auto_transitions=False,
-            ignore_invalid_triggers=False,
-            send_event=False,
-        )
-        self._machine.models = _Models()
+        self.machine = self.chart.machine
+        self.chart.table  # compiled now: a chart the table cannot represent stops the daemon at start
 
-    def model(self, uuid: str, state: str | None = None) -> LivePower:
-        """A live position for a server, at `state` (the initial state when None); its machine
-        model is added on first need (see LivePower)."""
+    def model(self, uuid: str, state: str | None = None) -> ChartPosition:
+        """A server's position, at `state` (the initial state when None)."""
         if state is not None and state not in self.chart.states:
             raise IllegalTransition("(restore)", state)
-        return LivePower(self, uuid, state or self.chart.initial)
-
-    def attach(self, uuid: str, state: str) -> PowerModel:
-        model = PowerModel(uuid, self.chart)
-        self._machine.add_model(model, initial=state)
-        return model
-
-    def discard(self, power: LivePower) -> None:
-        if power.materialized:
-            self._machine.remove_model(power.model())
-
-    @property
-    def model_count(self) -> int:
-        return len(self._machine.models)
+        return ChartPosition(self.chart, state)

@@ -59,9 +59,8 @@ class Journal:
         try, as `append_now` (a request not answered yet: StoreUnavailable goes to its caller)."""
         async with self._ordering.setdefault(uuid, asyncio.Lock()):
             view = self._registry.get(uuid)
-            if not view.power.may(trigger):
-                raise IllegalTransition(trigger, view.state)
-            await self._record_change(uuid, trigger, cause, meta, op_id, before, now)
+            dest = view.power.destination(trigger)  # IllegalTransition, nothing written, when it may not fire
+            await self._record_change(uuid, view.state, trigger, dest, cause, meta, op_id, before, now)
             return view.state
 
     async def transition_if_allowed(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
@@ -69,18 +68,20 @@ class Journal:
         """Like `transition`, but when the chart does not allow it now only `before` is written
         and False comes back."""
         async with self._ordering.setdefault(uuid, asyncio.Lock()):
-            if not self._registry.may_fire(uuid, trigger):
+            view = self._registry.get(uuid)
+            try:
+                dest = view.power.destination(trigger)
+            except IllegalTransition:
                 if before:
                     await _to_the_end(self.record(uuid, *before, meta=meta))
                 return False
-            await self._record_change(uuid, trigger, cause, meta, op_id, before)
+            await self._record_change(uuid, view.state, trigger, dest, cause, meta, op_id, before)
             return True
 
-    async def _record_change(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
-                             op_id: str | None, before: tuple[Event, ...], now: bool = False) -> None:
-        source = self._registry.state(uuid)
-        change = StateChanged(from_state=source, to_state=self._registry.chart.destination(trigger, source),
-                              trigger=trigger, cause=cause, operation_id=op_id)
+    async def _record_change(self, uuid: str, source: str, trigger: Trigger, dest: str, cause: str,
+                             meta: Metadata, op_id: str | None, before: tuple[Event, ...], now: bool = False) -> None:
+        """Append the change from `source` to `dest`, both as the position answered under the ordering."""
+        change = StateChanged(from_state=source, to_state=dest, trigger=trigger, cause=cause, operation_id=op_id)
         meta = meta.model_copy(update={"cause": cause})
         await _to_the_end(self.append_now(uuid, [*before, change], meta) if now
                           else self.record(uuid, *before, change, meta=meta))

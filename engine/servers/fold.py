@@ -2,9 +2,9 @@
 
 `ServerView` is what one stream's history says about a server at its last event: the same fold
 serves the live registry and the audit's point-in-time replay, so the two cannot disagree. The
-power state has one holder, `view.power` (engine.statechart): a `transitions` model for a live
-server, a chart position for a replay. A `state.changed` event that is not legal from the folded
-state is an error in the log, never silently applied.
+power state has one holder, `view.power`, an engine.statechart.ChartPosition, live or replayed.
+A `state.changed` event that is not legal from the folded state is an error in the log, never
+silently applied.
 """
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from engine.statechart import ChartPosition, IllegalTransition, Statechart, Trig
 
 
 class PowerState(Protocol):
-    """What holds a server's position in the chart (LivePower or ChartPosition)."""
+    """What holds a server's position in the chart (engine.statechart.ChartPosition)."""
 
     state: str
+
+    def destination(self, trigger: str) -> str: ...
 
     def may(self, trigger: str) -> bool: ...
 
@@ -165,12 +167,12 @@ def _change_state(view: ServerView, ev: RecordedEvent, chart: Statechart) -> Non
     if d["from_state"] != view.state:
         raise LogError(ev, f"state change from {d['from_state']!r} but the server was {view.state!r}")
     try:
-        dest = chart.destination(d["trigger"], view.state)
+        dest = view.power.destination(d["trigger"])  # the chart's one answer (engine.statechart)
     except IllegalTransition as exc:
         raise LogError(ev, str(exc)) from None
     if dest != d["to_state"]:
         raise LogError(ev, f"trigger {d['trigger']!r} leads to {dest!r}, not {d['to_state']!r}")
-    view.power.fire(d["trigger"])  # checked against the chart above: the holder moves, nothing else
+    view.power.state = dest  # the position moves where that answer said, without asking again
     if d["trigger"] == Trigger.READY:
         view.running_since = ev.recorded_at
     elif dest == chart.initial:

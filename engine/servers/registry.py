@@ -1,10 +1,10 @@
 """The live servers: one ServerView per stream, kept current by folding each committed event.
 
 The registry subscribes to the store, so the only way to change a server is to append an event.
-Each live view's power state is held by its `transitions` model (engine.statechart.PowerModel,
-made when the engine first asks about the server: engine.statechart.LivePower), which the fold
-fires when a `state.changed` event is committed; nothing else writes it. Callers ask `may_fire`
-(under their own per-server ordering) before they append a state change.
+Each view's power state is held by its position in the chart (engine.statechart.ChartPosition),
+which the fold moves when a `state.changed` event is committed; nothing else writes it. Callers
+ask `may_fire` (under their own per-server ordering) before they append a state change; the
+answer is the chart's one (its table compiled from the `transitions` machine).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from engine.servers.fold import ServerView, apply, new_view
 from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
 from engine.servers.replay import state_at
 from engine.servers.snapshot_cache import SnapshotCache
-from engine.statechart import ChartPosition, PowerMachine
+from engine.statechart import PowerMachine
 from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
 from engine.store.points import END
 from engine.store.queries import stream_versions
@@ -99,7 +99,7 @@ class ServerRegistry:
         return True
 
     def _install(self, view: ServerView) -> None:
-        """A view replayed elsewhere joins the registry: a live model takes over its position."""
+        """A view replayed elsewhere joins the registry, its position checked against the chart."""
         self._all[view.uuid] = view
         self._open.update(view.operations)
         if not view.deleted:
@@ -126,7 +126,7 @@ class ServerRegistry:
             view = self._all[ev.stream_id] = new_view(ev.stream_id, power=self.machine.model(ev.stream_id))
             self.views[ev.stream_id] = view
         elif view.deleted and ev.type == EventType.SERVER_REGISTERED:
-            # A re-registered stream: its machine model starts where the log left the server.
+            # A re-registered stream: its position starts where the log left the server.
             view.power = self.machine.model(ev.stream_id, view.state)
             self.views[ev.stream_id] = view
         apply(view, ev, self.chart)
@@ -138,10 +138,8 @@ class ServerRegistry:
             self._forget(view)
 
     def _forget(self, view: ServerView) -> None:
-        """A deleted server leaves the live set; its view keeps a position, not a machine model."""
+        """A deleted server leaves the live set; its view keeps its position."""
         self.views.pop(view.uuid, None)
-        self.machine.discard(view.power)
-        view.power = ChartPosition(self.chart, view.state)
         for op_id in view.operations:
             self._open.pop(op_id, None)
         view.operations.clear()
