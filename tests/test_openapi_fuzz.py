@@ -246,6 +246,11 @@ def test_the_fuzzer_reached_the_power_paths():
             # tests/test_panel_create.py's and tests/test_install.py's.
             assert 409 in statuses, statuses
             continue
+        if "not provided" in schema.find_operation_by_label(label).definition.raw.get("tags", ()):
+            # A Wings route wingman does not provide never succeeds; its 501 for a real server is
+            # tests/test_not_provided.py's (the fuzzer's uuids are mostly unknown: 404).
+            assert not any(200 <= s < 300 for s in statuses), statuses
+            continue
         assert any(200 <= s < 300 for s in statuses), f"{label} never succeeded: {statuses}"
     total = sum(n for statuses in SEEN.values() for n in statuses.values())
     print(f"fuzzing: {len(SEEN)} operations, {total} cases, {len(ACCEPTED)} power requests accepted")

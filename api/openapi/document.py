@@ -92,7 +92,8 @@ def _models_of(d: OperationDoc) -> list[type[BaseModel]]:
 
 def _operation(path: str, method: str, d: OperationDoc, route, refs: dict, public: tuple[str, ...]) -> dict[str, Any]:
     websocket = bool(getattr(route.extra, "websocket", False))
-    secured = not path.startswith(public) and not websocket
+    # api/auth.py asks a token of /api/ paths only (Wings' signed-URL routes, /download and /upload, are outside it).
+    secured = path.startswith("/api/") and not path.startswith(public) and not websocket
     read_only = bool(getattr(route.ctx, "read_only", False))
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
               for name in re.findall(r"{(\w+)}", path)]
