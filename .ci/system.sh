@@ -21,6 +21,7 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -f /usr/include/stdio.h ] || need+=(libc6-dev)
 command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)  # a delete test makes a file immutable
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies deploy/wingman.service
 # The image pull tests push the test image to a real registry of their own on 127.0.0.1 (Docker
 # pulls from loopback registries without TLS), one of them behind htpasswd credentials.
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
