@@ -101,7 +101,6 @@ class Daemon:
         )
         actions = PowerActions(self.journal, self.registry, self.processes, self.starter)
         self.power = PowerService(self.journal, self.registry, actions, self.processes, self.runtimes)
-        self.store.subscribe(self.power.on_commit)  # after the registry's: it sees the exit's state
         self.crashes = CrashHandler(self.journal, self.registry, self.processes, config.system.crash_detection,
                                     request_restart=self._restart_after_crash, settled=self.power.settled)
         self.power.watch_requests(self.crashes)
@@ -150,6 +149,11 @@ class Daemon:
         return self.recovery.counts
 
     async def start(self) -> None:
+        """Boot. The store's subscribers hear each commit in the order they subscribe here, all
+        before any append: the checkpointer (the tree follows every commit), the registry (the
+        views fold it), the power service (its lock holders' work ends with it; it reads only the
+        events), the feed (its watchers read views that already hold the commit: the websocket,
+        the event stream, the Panel's outboxes), then the snapshot writer."""
         phases: dict[str, float] = {}  # seconds each step of the boot took, logged when ready
         mark = time.perf_counter()
 
@@ -170,6 +174,7 @@ class Daemon:
         done("checkpoint_tree")
         await self.registry.load(self.snapshot_cache)
         done("registry")
+        self.store.subscribe(self.power.on_commit)
         self.feed.start()  # after the registry: a watcher handed an event reads views that hold it
         self.denylist.start()
         for runtime in self.runtimes.values():
