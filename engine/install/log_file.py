@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.environments.base import ServerUser
+from engine.preboot.folderfiles import create_fresh
 from engine.install_events import LAST_LINES, LINE_CHARS
 
 LOG_NAME = ".wingman-install.log"
@@ -24,15 +25,7 @@ CUT = "…"
 
 def open_log(folder: Path, user: ServerUser | None) -> BinaryIO:
     """The log, new and empty, open for writing. Blocking; OSError when it cannot be written."""
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        try:
-            os.unlink(LOG_NAME, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        fd = os.open(LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
+    fd = create_fresh(folder, LOG_NAME)
     try:
         if user is not None:
             os.fchown(fd, user.uid, user.gid)

@@ -17,6 +17,7 @@ import structlog
 from engine.environments.base import LaunchSpec, Runtime, RuntimeFailure, ServerUser
 from engine.environments.server_users import FOLDER_MODE, ServerUsers, take_over
 from engine.preboot.configfiles import apply_config_files
+from engine.preboot.folderfiles import create_fresh
 from engine.servers.definition import ServerConfig
 from engine.servers.environment import server_environment
 
@@ -88,19 +89,9 @@ WRITE_PROBE = ".wingman-write-test"
 
 
 def _probe_writable(folder: Path) -> None:
-    """Create and remove a file in the folder. The folder is the server's, so the name may already
-    be a link it planted (to /etc/shadow, say): the probe is removed first (unlinking a link leaves
-    its target alone) and created new without following anything."""
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        try:
-            os.unlink(WRITE_PROBE, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        os.close(os.open(WRITE_PROBE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd))
-        os.unlink(WRITE_PROBE, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Create and remove a file in the folder, never following a link the server planted there."""
+    os.close(create_fresh(folder, WRITE_PROBE))
+    os.unlink(folder / WRITE_PROBE)  # the entry itself: a link there would be removed, not followed
 
 
 async def run_preboot(

@@ -13,6 +13,20 @@ from typing import Any
 MAX_FILE_SIZE = 64 * 1024 * 1024  # Wings parser.go maxConfigFileSize: these files are untrusted input
 
 
+def create_fresh(folder: pathlib.Path, name: str, mode: int = 0o600) -> int:
+    """A new, empty file `name` right in the server's folder, open for writing (its descriptor).
+    The folder is the server's, so the name may already be a link it planted (to /etc/shadow,
+    say): whatever is there is unlinked first (unlinking a link leaves its target alone) and the
+    file is created new without following anything. A folder planted there stays: OSError."""
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class FolderFileError(Exception):
     """A path or file that may not be touched; the message says why."""
 
