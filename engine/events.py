@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.event_types import Cause, EventType
+from engine.event_types import EventType
 
 PowerAction = Literal["start", "stop", "restart", "kill"]
 ACTIONS: tuple[str, ...] = get_args(PowerAction)  # the one spelling of the four actions
@@ -87,10 +87,6 @@ class ServerDeleted(Event):
     pass
 
 
-# The cause of every step of a server's deletion (engine.power.deletion), its kill included.
-CAUSE_DELETE = Cause.DELETE
-
-
 @event(EventType.ENVIRONMENT_DESTROYED)
 class EnvironmentDestroyed(Event):
     """A step of a delete: what the server's runtime kept for it is gone (Wings' Destroy). `removed`
@@ -140,7 +136,6 @@ class ConsoleCommand(Event):
 # What the Panel's activity log is told of: actions taken over this channel (api.websocket.session
 # records them so), and what set an entry aside.
 WEBSOCKET_CHANNEL = "websocket"
-CAUSE_PANEL_REFUSED_ACTIVITY = Cause.PANEL_REFUSED_ACTIVITY
 
 
 @event(EventType.ACTIVITY_REFUSED)
@@ -291,78 +286,6 @@ class PrebootCheckFailed(Event):
     operation_id: str | None = None
 
 
-# -- the Panel (engine.remote) -------------------------------------------------------------------
-
-# Node-wide facts (the Panel's inventory) go to this stream: it is no server's, and the registry
-# does not fold it into one. A server's stream id is its normalised UUID, which this never is.
-NODE_STREAM = "node"
-
-# The causes of what the Panel brings about, as recorded in the events' metadata (the old names of
-# engine.event_types.Cause's members, kept for the modules that import them).
-CAUSE_PANEL_INVENTORY = Cause.PANEL_INVENTORY  # the boot inventory registered, updated or refused a server
-CAUSE_PANEL_UNLISTED = Cause.PANEL_UNLISTED  # the Panel's inventory no longer lists the server: removed
-CAUSE_PANEL_CREATE = Cause.PANEL_CREATE  # Wings' create: POST /api/servers {"uuid": ...}
-CAUSE_PANEL_SYNC = Cause.PANEL_SYNC  # POST /api/servers/{uuid}/sync
-
-
-@event(EventType.INVENTORY_FAILED)
-class InventoryFailed(Event):
-    """An inventory of the Panel's servers could not be taken (on NODE_STREAM). The node goes on
-    with the definitions it last recorded; the inventory is tried again after `retry_in_seconds`.
-    Recorded for the first failure and whenever the reason changes, not for every retry."""
-
-    attempt: int = Field(ge=1)
-    reason: str
-    retry_in_seconds: float
-    servers_recorded: int  # the servers the node goes on with meanwhile
-
-
-@event(EventType.INVENTORY_RECONCILED)
-class InventoryReconciled(Event):
-    """The Panel listed its servers for this node and the node now holds them (on NODE_STREAM)."""
-
-    attempts: int = Field(ge=1)
-    pages: int
-    listed: int
-    registered: int
-    updated: int
-    unchanged: int
-    removed: int
-    removal_pending: int  # running servers it no longer lists: removed once they stop
-    refused: int  # entries the node could not take (see panel.server_refused)
-    reset_error: str | None = None  # why POST /api/remote/servers/reset failed, when it did
-
-
-@event(EventType.PANEL_SERVER_REFUSED)
-class PanelServerRefused(Event):
-    """A server the Panel sent that the node cannot take (on NODE_STREAM): no uuid, a uuid that is
-    not one, a definition without `settings`, an invalid one. Nothing else changed."""
-
-    uuid: str | None = Field(None, max_length=200)  # as the Panel sent it (cut short)
-    reason: str
-    source: str  # inventory | create | sync
-
-
-@event(EventType.PANEL_SERVER_UNLISTED)
-class PanelServerUnlisted(Event):
-    """The Panel no longer lists this server but it is not offline: it is not stopped behind
-    anyone's back. It stays manageable, and is removed once an inventory finds it offline."""
-
-    state: str
-
-
-@event(EventType.INSTALL_REPORTED)
-class InstallReported(Event):
-    """What the node told the Panel of a server's installation (POST .../install)."""
-
-    successful: bool
-    reason: str | None = None  # why it failed
-    reported: bool  # the Panel took the report
-    report_error: str | None = None
-    reinstall: bool = False  # what the Panel was told, with `successful`
-    install_id: str | None = None  # the install reported (engine.install_events), when one ran
-
-
 # -- recorded form -------------------------------------------------------------------------------
 
 
@@ -456,6 +379,7 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-# The install's events live in a module of their own; imported here so that `event_class` knows
+# The install's and the Panel's events live in modules of their own; imported here so that `event_class` knows
 # them wherever events are read back (a reader need not know which module spelled a type).
 from engine import install_events as _install_events  # noqa: E402,F401
+from engine import panel_events as _panel_events  # noqa: E402,F401

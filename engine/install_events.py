@@ -15,12 +15,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from engine.event_types import Cause, EventType
+from engine.event_types import EventType
 from engine.events import Event, event
-
-# Causes, in the metadata of the install's events and its state changes.
-CAUSE_REINSTALL = Cause.REINSTALL  # POST /api/servers/{uuid}/reinstall: its stop, then its install
-INSTALL_SUCCEEDED, INSTALL_FAILED, INSTALL_INTERRUPTED = Cause.INSTALL_SUCCEEDED, Cause.INSTALL_FAILED, Cause.INSTALL_INTERRUPTED
 
 LAST_LINES = 20  # lines of the script's output kept in an outcome
 LINE_CHARS = 500  # characters of one of those lines

@@ -27,14 +27,18 @@ from pathlib import Path
 
 import structlog
 
-from engine.events import Event, InstallReported, Metadata, new_id
-from engine.install import feed as said
 from engine.environments.install_runner import InstallRunner, RunningInstall
+from engine.event_types import Cause
+from engine.events import Event, Metadata, new_id
+from engine.install import feed as said
 from engine.install.work import InstallSource, InstallWork, Surroundings
 from engine.install_events import (
-    CAUSE_REINSTALL, INSTALL_FAILED, INSTALL_INTERRUPTED, INSTALL_SUCCEEDED, InstallFailed, InstallInterrupted,
-    InstallStarted, InstallSucceeded,
+    InstallFailed,
+    InstallInterrupted,
+    InstallStarted,
+    InstallSucceeded,
 )
+from engine.panel_events import InstallReported
 from engine.power.journal import Journal
 from engine.power.outcomes import SuspendedServer
 from engine.power.service import PowerService
@@ -45,7 +49,8 @@ log = structlog.get_logger("wingman.install")
 
 REINSTALL_BUSY = "Cannot execute server reinstall event while another power action is running."  # Wings' words
 LOCK_WAIT = 30.0  # seconds an install waits for the power lock (its holder is recording an outcome, or a stop)
-CAUSES = {InstallSucceeded: INSTALL_SUCCEEDED, InstallFailed: INSTALL_FAILED, InstallInterrupted: INSTALL_INTERRUPTED}
+CAUSES = {InstallSucceeded: Cause.INSTALL_SUCCEEDED, InstallFailed: Cause.INSTALL_FAILED,
+          InstallInterrupted: Cause.INSTALL_INTERRUPTED}
 
 
 class InstallRefused(Exception):
@@ -88,7 +93,7 @@ class InstallService:
         if power.lock_busy(uuid) or power.installs.installing(uuid):
             raise InstallRefused(REINSTALL_BUSY)
         install_id = new_id()
-        meta = meta.model_copy(update={"cause": CAUSE_REINSTALL})
+        meta = meta.model_copy(update={"cause": Cause.REINSTALL})
         try:
             if not self.registry.chart.allows(Trigger.INSTALL, self.registry.state(uuid)):
                 stop = await power.request(uuid, "stop", None, meta, for_install=install_id)
@@ -117,7 +122,7 @@ class InstallService:
         started = InstallStarted(install_id=install_id, reinstall=reinstall, start_on_completion=start_on_completion,
                                  runtime=self.registry.config(uuid).runtime)
         try:
-            await self.journal.transition(uuid, Trigger.INSTALL, meta.cause or "install", meta, before=(started,),
+            await self.journal.transition(uuid, Trigger.INSTALL, meta.cause or Cause.INSTALL, meta, before=(started,),
                                           now=now)
         except IllegalTransition:
             return False

@@ -21,11 +21,18 @@ from typing import Any
 
 import structlog
 
-from engine.events import CAUSE_PANEL_CREATE, CAUSE_PANEL_SYNC, NODE_STREAM, Metadata, PanelServerRefused
+from engine.event_types import Cause
+from engine.events import Metadata
 from engine.install.script import InstallSourceError
 from engine.install.service import InstallService
+from engine.panel_events import NODE_STREAM, PanelServerRefused
 from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import BadPanelDocument, definition_from, server_uuid, with_runtime
+from engine.remote.documents import (
+    BadPanelDocument,
+    definition_from,
+    server_uuid,
+    with_runtime,
+)
 from engine.remote.inventory import Inventory, Recorder
 from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
 from engine.servers.fold import ServerView
@@ -56,7 +63,7 @@ class PanelServers:
         """Register the server the Panel defines as `uuid` (PanelError: the Panel could not be
         asked; PanelRefused: what it answered cannot be taken; ServerExists), then install it in
         the background."""
-        meta = meta.model_copy(update={"cause": CAUSE_PANEL_CREATE})
+        meta = meta.model_copy(update={"cause": Cause.PANEL_CREATE})
         try:
             cfg = await self.fetch(uuid, "create", meta)
         except PanelRefused:
@@ -71,7 +78,7 @@ class PanelServers:
     async def sync(self, uuid: str, meta: Metadata) -> list[str]:
         """Record the Panel's current definition of a server of this node; the keys that changed."""
         self.registry.get(uuid)
-        meta = meta.model_copy(update={"cause": CAUSE_PANEL_SYNC})
+        meta = meta.model_copy(update={"cause": Cause.PANEL_SYNC})
         cfg = await self.fetch(uuid, "sync", meta)
         if self._inventory is not None:
             self._inventory.listed_again(cfg.uuid)

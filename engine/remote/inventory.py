@@ -23,9 +23,13 @@ import structlog
 
 from engine import heap
 from engine.event_types import Cause
-from engine.events import (
-    NODE_STREAM, Event, InventoryFailed, InventoryReconciled,
-    Metadata, PanelServerRefused, PanelServerUnlisted,
+from engine.events import Event, Metadata
+from engine.panel_events import (
+    NODE_STREAM,
+    InventoryFailed,
+    InventoryReconciled,
+    PanelServerRefused,
+    PanelServerUnlisted,
 )
 from engine.remote.client import PanelClient, PanelError
 from engine.remote.documents import BadPanelDocument, with_runtime

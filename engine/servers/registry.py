@@ -15,9 +15,16 @@ import structlog
 
 from engine.event_types import EventType
 from engine.events import (
-    NODE_STREAM, ConfigurationChanged, Metadata, NewEvent, RecordedEvent, ServerDeleted, ServerRegistered,
-    ServerSuspended, ServerUnsuspended,
+    ConfigurationChanged,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+    ServerDeleted,
+    ServerRegistered,
+    ServerSuspended,
+    ServerUnsuspended,
 )
+from engine.panel_events import NODE_STREAM
 from engine.servers.definition import ServerConfig, changed_keys, parse_definition
 from engine.servers.fold import ServerView, apply, new_view
 from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
