@@ -23,9 +23,6 @@ class RuntimeUnavailable(RuntimeFailure):
     """The runtime itself is unreachable (for example the Docker engine is down)."""
 
 
-# The old name, kept only while work begun under it is merged (issue 27): use RuntimeFailure.
-EnvironmentError_ = RuntimeFailure
-
 
 @dataclass(frozen=True)
 class ExitInfo:
