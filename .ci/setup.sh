@@ -2,7 +2,7 @@
 # Python side of the set-up: a virtual environment in .venv with wingman.
 #   bash .ci/setup.sh          runtime only (what `.ci/serve.sh` needs to run the daemon)
 #   bash .ci/setup.sh test     runtime and the test tools (what `.ci/test.sh` needs)
-# Re-runs pip only when pyproject.toml changed since the last install of that kind.
+# Re-runs pip only when pyproject.toml or setup.py changed since the last install of that kind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=".venv/.wingman-installed-$kind"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     echo "setup: installing wingman ($kind) into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e "$target"

@@ -5,17 +5,17 @@ from __future__ import annotations
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
-from api import auth, errors
-from api.context import node_of
-from api.openapi.describe import Answer, doc
-from api.openapi.document import build as build_openapi
-from api.routes import audit, diagrams, not_provided, power, servers, stream, system
-from api.websocket import routes as websocket
-from api.websocket.protocol import SocketProtocol
-from engine.config import DaemonConfig
-from engine.daemon import Daemon
-from engine.node import Node
-from engine.events import new_id
+from wingman.api import auth, errors
+from wingman.api.context import node_of
+from wingman.api.openapi.describe import Answer, doc
+from wingman.api.openapi.document import build as build_openapi
+from wingman.api.routes import audit, diagrams, not_provided, power, servers, stream, system
+from wingman.api.websocket import routes as websocket
+from wingman.api.websocket.protocol import SocketProtocol
+from wingman.engine.config import DaemonConfig
+from wingman.engine.daemon import Daemon
+from wingman.engine.node import Node
+from wingman.engine.events import new_id
 
 MAX_BODY = 64 * 1024
 # What to serve the app with (`protocol=` of `app.run` and `app.create_server`): Sanic's default

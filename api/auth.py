@@ -11,8 +11,8 @@ import hmac
 
 from sanic import Request, Sanic
 
-from api.context import node
-from api.errors import json_error
+from wingman.api.context import node
+from wingman.api.errors import json_error
 
 PUBLIC_PATHS = ("/api/openapi.json",)
 

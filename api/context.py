@@ -6,7 +6,7 @@ from typing import Any
 
 from sanic import Request, Sanic
 
-from engine.node import Node
+from wingman.engine.node import Node
 
 
 def node_of(app: Sanic[Any, Any]) -> Node:

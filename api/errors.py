@@ -7,8 +7,8 @@ from sanic import Request, Sanic
 from sanic.exceptions import PayloadTooLarge, SanicException
 from sanic.response import JSONResponse, json
 
-from engine.servers.registry import UnknownServer
-from engine.store.event_store import StoreClosed, StoreUnavailable
+from wingman.engine.servers.registry import UnknownServer
+from wingman.engine.store.event_store import StoreClosed, StoreUnavailable
 
 log = structlog.get_logger("wingman.api")
 

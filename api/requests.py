@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 from sanic import Request
 
-from api.errors import ApiError
-from engine.events import ACTIONS
-from engine.servers.definition import CONSOLE_LINE
-from engine.servers.patterns import console_line_problem
-from engine.store.points import END, MAX_POSITION, BadPoint, Point, parse_time
+from wingman.api.errors import ApiError
+from wingman.engine.events import ACTIONS
+from wingman.engine.servers.definition import CONSOLE_LINE
+from wingman.engine.servers.patterns import console_line_problem
+from wingman.engine.store.points import END, MAX_POSITION, BadPoint, Point, parse_time
 
 Model = TypeVar("Model", bound=BaseModel)
 POWER_ACTION_ERROR = 'The power action provided was not valid, should be one of "stop", "start", "restart", "kill"'

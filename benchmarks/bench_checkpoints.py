@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.audit.verify import verify, verify_everything  # noqa: E402
-from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings  # noqa: E402
-from engine.checkpoints.proofs import prove_consistency, prove_inclusion  # noqa: E402
-from engine.checkpoints.verify import verify_checkpoints  # noqa: E402
-from engine.store.database import create_engine, upgrade  # noqa: E402
-from engine.store.event_store import EventStore  # noqa: E402
+from wingman.engine.audit.verify import verify, verify_everything  # noqa: E402
+from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings  # noqa: E402
+from wingman.engine.checkpoints.proofs import prove_consistency, prove_inclusion  # noqa: E402
+from wingman.engine.checkpoints.verify import verify_checkpoints  # noqa: E402
+from wingman.engine.store.database import create_engine, upgrade  # noqa: E402
+from wingman.engine.store.event_store import EventStore  # noqa: E402
 from tests.synthetic_log import build_log  # noqa: E402
 
 

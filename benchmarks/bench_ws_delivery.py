@@ -43,8 +43,8 @@ HERE = Path(__file__).resolve()
 def serve_wingman(port: int, folder: Path, server_doc: dict) -> None:
     from sanic.response import json as json_response
 
-    from api.app import PROTOCOL, create_app
-    from engine.config import parse_config
+    from wingman.api.app import PROTOCOL, create_app
+    from wingman.engine.config import parse_config
 
     config = parse_config({
         "token": TOKEN, "api": {"host": "127.0.0.1", "port": port},

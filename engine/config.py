@@ -12,11 +12,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from engine.config_docker import DockerConfig
-from engine.config_keys import UnknownKeys, sort_keys
-from engine.config_servers import ServerDocs
-from engine.store.database import sqlite_url
-from engine.store.hashing import json_loads
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.config_keys import UnknownKeys, sort_keys
+from wingman.engine.config_servers import ServerDocs
+from wingman.engine.store.database import sqlite_url
+from wingman.engine.store.hashing import json_loads
 
 DEFAULT_CONFIG_PATH = Path("wingman.yml")
 # A node id: this node in a fleet database and in every checkpoint it signs.

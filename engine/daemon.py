@@ -8,43 +8,43 @@ import time
 
 import structlog
 
-from engine import heap, private_files
-from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
-from engine.config import DaemonConfig
-from engine.config_servers import ServerDocs
-from engine.environments.base import Runtime
-from engine.environments.docker.on_demand import OnDemandDockerRuntime
-from engine.environments.install_runner import InstallRunner, OnDemandRunner
-from engine.environments.local.runtime import ProcessRuntime
-from engine.environments.server_users import ServerUsers
-from engine.event_types import Cause
-from engine.events import Event, Metadata
-from engine.install.feed import InstallFeed
-from engine.install.recovery import InstallRecovery
-from engine.install.service import InstallService
-from engine.install.work import Surroundings
-from engine.live.denylist import TokenDenylist
-from engine.live.feed import EventFeed
-from engine.live.utilization import UtilizationMonitor
-from engine.power.actions import PowerActions
-from engine.power.crashes import CrashHandler
-from engine.power.journal import Journal
-from engine.power.processes import ProcessTracker
-from engine.power.recovery import BOOT, BootRecovery
-from engine.power.service import PowerService
-from engine.preboot.sources import DefinitionSource
-from engine.preboot.starter import Starter
-from engine.remote.activity_outboxes import panel_outboxes
-from engine.remote.panel import panel_side
-from engine.servers.definition import ServerConfig
-from engine.servers.from_config import latest_definitions
-from engine.servers.host_addresses import HostAddresses
-from engine.servers.registry import ServerRegistry
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.servers.snapshot_writer import SnapshotWriter
-from engine.statechart import PowerMachine, Statechart
-from engine.store.database import create_engine, upgrade
-from engine.store.event_store import EventStore
+from wingman.engine import heap, private_files
+from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
+from wingman.engine.config import DaemonConfig
+from wingman.engine.config_servers import ServerDocs
+from wingman.engine.environments.base import Runtime
+from wingman.engine.environments.docker.on_demand import OnDemandDockerRuntime
+from wingman.engine.environments.install_runner import InstallRunner, OnDemandRunner
+from wingman.engine.environments.local.runtime import ProcessRuntime
+from wingman.engine.environments.server_users import ServerUsers
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Event, Metadata
+from wingman.engine.install.feed import InstallFeed
+from wingman.engine.install.recovery import InstallRecovery
+from wingman.engine.install.service import InstallService
+from wingman.engine.install.work import Surroundings
+from wingman.engine.live.denylist import TokenDenylist
+from wingman.engine.live.feed import EventFeed
+from wingman.engine.live.utilization import UtilizationMonitor
+from wingman.engine.power.actions import PowerActions
+from wingman.engine.power.crashes import CrashHandler
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.processes import ProcessTracker
+from wingman.engine.power.recovery import BOOT, BootRecovery
+from wingman.engine.power.service import PowerService
+from wingman.engine.preboot.sources import DefinitionSource
+from wingman.engine.preboot.starter import Starter
+from wingman.engine.remote.activity_outboxes import panel_outboxes
+from wingman.engine.remote.panel import panel_side
+from wingman.engine.servers.definition import ServerConfig
+from wingman.engine.servers.from_config import latest_definitions
+from wingman.engine.servers.host_addresses import HostAddresses
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.servers.snapshot_writer import SnapshotWriter
+from wingman.engine.statechart import PowerMachine, Statechart
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.daemon")
 FROM_CONFIG = Metadata(actor="daemon", channel="config", cause=Cause.CONFIG_FILE)
@@ -135,7 +135,7 @@ class Daemon:
         await self.journal.record(uuid, record, meta=meta)
 
     async def _docker_installer(self) -> InstallRunner:
-        from engine.environments.docker.installer import DockerInstaller  # the SDK, loaded on first need
+        from wingman.engine.environments.docker.installer import DockerInstaller  # the SDK, loaded on first need
 
         docker = self.runtimes["docker"]
         return DockerInstaller(await docker.connected() if isinstance(docker, OnDemandDockerRuntime) else docker)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.event_types import EventType
+from wingman.engine.event_types import EventType
 
 PowerAction = Literal["start", "stop", "restart", "kill"]
 ACTIONS: tuple[str, ...] = get_args(PowerAction)  # the one spelling of the four actions
@@ -381,5 +381,5 @@ def new_id() -> str:
 
 # The install's and the Panel's events live in modules of their own; imported here so that `event_class` knows
 # them wherever events are read back (a reader need not know which module spelled a type).
-from engine import install_events as _install_events  # noqa: E402,F401
-from engine import panel_events as _panel_events  # noqa: E402,F401
+from wingman.engine import install_events as _install_events  # noqa: E402,F401
+from wingman.engine import panel_events as _panel_events  # noqa: E402,F401

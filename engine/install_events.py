@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from engine.event_types import EventType
-from engine.events import Event, event
+from wingman.engine.event_types import EventType
+from wingman.engine.events import Event, event
 
 LAST_LINES = 20  # lines of the script's output kept in an outcome
 LINE_CHARS = 500  # characters of one of those lines

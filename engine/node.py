@@ -12,23 +12,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.verify import Report, verify_everything
-from engine.checkpoints.checkpointer import Checkpointer
-from engine.checkpoints.verify import CheckpointReport
-from engine.config import DaemonConfig
-from engine.console.buffer import Listener as ConsoleListener
-from engine.daemon import Daemon
-from engine.events import ConsoleCommand, Metadata, RecordedEvent
-from engine.install.feed import Listener as InstallListener
-from engine.live.feed import Listener as EventListener
-from engine.live.follow import follow
-from engine.live.utilization import Document, StatsListener
-from engine.servers.fold import ServerView
-from engine.servers.operations import Operation
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.statechart import Statechart
-from engine.store.backends import backend_for
-from engine.store.queries import EventFilter, stream_exists
+from wingman.engine.audit.verify import Report, verify_everything
+from wingman.engine.checkpoints.checkpointer import Checkpointer
+from wingman.engine.checkpoints.verify import CheckpointReport
+from wingman.engine.config import DaemonConfig
+from wingman.engine.console.buffer import Listener as ConsoleListener
+from wingman.engine.daemon import Daemon
+from wingman.engine.events import ConsoleCommand, Metadata, RecordedEvent
+from wingman.engine.install.feed import Listener as InstallListener
+from wingman.engine.live.feed import Listener as EventListener
+from wingman.engine.live.follow import follow
+from wingman.engine.live.utilization import Document, StatsListener
+from wingman.engine.servers.fold import ServerView
+from wingman.engine.servers.operations import Operation
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.statechart import Statechart
+from wingman.engine.store.backends import backend_for
+from wingman.engine.store.queries import EventFilter, stream_exists
 
 Unsubscribe = Callable[[], None]
 

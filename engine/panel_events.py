@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from engine.event_types import EventType
-from engine.events import Event, event
+from wingman.engine.event_types import EventType
+from wingman.engine.events import Event, event
 
 # Node-wide facts (the Panel's inventory) go to this stream: it is no server's, and the registry
 # does not fold it into one. A server's stream id is its normalised UUID, which this never is.

@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from engine.store.schema import metadata
+from wingman.engine.store.schema import metadata
 
 target_metadata = metadata
 

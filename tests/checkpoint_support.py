@@ -14,12 +14,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from api.cli.main import app
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.store.hashing import event_hash
+from wingman.api.cli.main import app
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.store.hashing import event_hash
 from tests.support import TOKEN
-from engine.events import NewEvent
+from wingman.engine.events import NewEvent
 from tests.synthetic_log import server_ids, server_steps
 
 runner = CliRunner()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.events import Metadata
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.events import Metadata
 from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 
 pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support", "tests.served_daemon"]

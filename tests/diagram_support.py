@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from engine.diagrams.render import SVG_NS, parse_dot
+from wingman.engine.diagrams.render import SVG_NS, parse_dot
 from tests.conftest import TEST_META, EngineHarness
 from tests.support import REPO, definition, kill_leftovers
 
@@ -26,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def wingman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in a subprocess; stdout as bytes (a PNG is binary)."""
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wingman.api.cli", *args], cwd=REPO, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import docker
 
-from engine.environments.docker.spec import container_name
+from wingman.engine.environments.docker.spec import container_name
 from tests.docker_support import inspect_server_container
 from tests.support import definition
 

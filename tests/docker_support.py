@@ -134,7 +134,7 @@ def docker_uuids(docker_engine):
 @pytest.fixture
 async def docker_runtime(docker_engine):
     """`rt = await docker_runtime(max_workers=4)`: an opened DockerRuntime, closed afterwards."""
-    from engine.environments.docker.runtime import DockerRuntime
+    from wingman.engine.environments.docker.runtime import DockerRuntime
 
     opened: list[DockerRuntime] = []
 
@@ -191,7 +191,7 @@ class SocketProxy:
 
 def inspect_server_container(url: str, uuid: str) -> dict | None:
     """The server's container as the engine sees it (blocking), or None when there is none."""
-    from engine.environments.docker.spec import container_name
+    from wingman.engine.environments.docker.spec import container_name
 
     client = docker.APIClient(base_url=url, version="auto", timeout=60)
     try:

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import PROTOCOL, create_app
-from engine.config import parse_config
-from engine.daemon import Daemon
+from wingman.api.app import PROTOCOL, create_app
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
 from tests.support import TOKEN, free_port, kill_leftovers
 
 _apps = 0

@@ -116,7 +116,7 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
         self.log = open(self.folder / "daemon.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(self.config_path)],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
@@ -147,7 +147,7 @@ class DaemonProcess:
 
     def config(self):
         """The daemon's configuration, as it reads its file."""
-        from engine.config import load_config
+        from wingman.engine.config import load_config
 
         return load_config(self.config_path)
 
@@ -229,8 +229,8 @@ def kill_leftovers(folder: Path) -> None:
 @asynccontextmanager
 async def opened_store(url: str):
     """An EventStore on a migrated database at `url`, closed (and its engine disposed) after."""
-    from engine.store.database import create_engine, upgrade
-    from engine.store.event_store import EventStore
+    from wingman.engine.store.database import create_engine, upgrade
+    from wingman.engine.store.event_store import EventStore
 
     engine = create_engine(url)
     await upgrade(engine)

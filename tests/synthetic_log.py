@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.database import WRITE_TRANSACTION
-from engine.store.hashing import GENESIS, event_hash
-from engine.store.schema import events as events_table
+from wingman.engine.store.database import WRITE_TRANSACTION
+from wingman.engine.store.hashing import GENESIS, event_hash
+from wingman.engine.store.schema import events as events_table
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -136,7 +136,7 @@ async def _insert(engine: AsyncEngine, rows: list[dict]) -> None:
 async def append_through_store(store, total: int, servers: int = 2, seed: int = 0) -> list[str]:
     """The same histories, appended one event per commit through a real EventStore (slow; for
     tests that want the store's own hashes, times and positions)."""
-    from engine.events import NewEvent
+    from wingman.engine.events import NewEvent
 
     rng = random.Random(seed)
     ids = server_ids(servers, seed)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from engine.store.hashing import event_hash
+from wingman.engine.store.hashing import event_hash
 from tests.support import AUDIT_TOKEN, REPO, TOKEN, definition
 from tests.http_support import WINGS_NOT_FOUND, assert_json_error, database_path
 
@@ -163,7 +163,7 @@ def _sql(daemon, *statements) -> None:
 
 
 def _cli_first(daemon, *scope) -> dict:
-    r = subprocess.run([sys.executable, "-m", "api.cli", "audit", "verify", *scope, "--format", "json",
+    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "verify", *scope, "--format", "json",
                         "--config", str(daemon.config_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
     return json.loads(r.stdout)["first_problem"]

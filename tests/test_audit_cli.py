@@ -14,9 +14,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli.audit import audit_app
+from wingman.api.cli.audit import audit_app
 from tests.synthetic_log import build_log
-from engine.store.database import create_engine, upgrade
+from wingman.engine.store.database import create_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -153,12 +153,12 @@ def test_missing_or_wrong_database_exits_2(tmp_path):
 
 def test_as_a_process_and_through_the_main_cli(db):
     path, ids = db
-    r = subprocess.run([sys.executable, "-m", "api.cli", "audit", "state", ids[0], "--at", "5", "--database", str(path)],
+    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "state", ids[0], "--at", "5", "--database", str(path)],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["at"] == {"position": 5}
     # A reader that stops early (`| head`) is not an error.
-    p = subprocess.Popen([sys.executable, "-m", "api.cli", "audit", "export", "--database", str(path)],
+    p = subprocess.Popen([sys.executable, "-m", "wingman.api.cli", "audit", "export", "--database", str(path)],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert json.loads(p.stdout.readline())["position"] == 1
     p.stdout.close()
@@ -173,7 +173,7 @@ BORDERS = str.maketrans({c: " " for c in "│┃┏┓┗┛┡┩┠┨━─�
 
 def audit(*args: str, columns: int) -> str:
     """`wingman audit ...` as a process, its table at a terminal this wide."""
-    r = subprocess.run([sys.executable, "-m", "api.cli.audit", *args], cwd=ROOT, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "wingman.api.cli.audit", *args], cwd=ROOT, capture_output=True, text=True,
                        timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": str(columns), "TERM": "dumb"})
     assert r.returncode == 0, r.stderr
     return r.stdout
@@ -213,7 +213,7 @@ def test_a_terminal_is_paged_only_when_asked(db, tmp_path):
 
     def on_a_terminal(*extra: str) -> int:
         master, slave = pty.openpty()
-        p = subprocess.Popen([sys.executable, "-m", "api.cli.audit", "history", ids[0], "-d", str(path), *extra],
+        p = subprocess.Popen([sys.executable, "-m", "wingman.api.cli.audit", "history", ids[0], "-d", str(path), *extra],
                              cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
                              env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "TERM": "dumb",
                                   "PAGER": f"cat > {marker}"})
@@ -274,10 +274,10 @@ def greedy_breaks(lines: list[str], start: int, width: int) -> list[tuple[str, s
 
 
 @pytest.mark.parametrize("module, args", [
-    ("api.cli.audit", ["--help"]), ("api.cli.audit", ["verify", "--help"]), ("api.cli.audit", ["history", "--help"]),
-    ("api.cli.audit", ["prove", "--help"]), ("api.cli.diagram", ["--help"]),
-    ("api.cli.diagram", ["statechart", "--help"]), ("api.cli.diagram", ["check", "--help"]),
-    ("api.cli", ["--help"]), ("api.cli", ["events", "--help"]), ("api.cli", ["rotate-key", "--help"]),
+    ("wingman.api.cli.audit", ["--help"]), ("wingman.api.cli.audit", ["verify", "--help"]), ("wingman.api.cli.audit", ["history", "--help"]),
+    ("wingman.api.cli.audit", ["prove", "--help"]), ("wingman.api.cli.diagram", ["--help"]),
+    ("wingman.api.cli.diagram", ["statechart", "--help"]), ("wingman.api.cli.diagram", ["check", "--help"]),
+    ("wingman.api.cli", ["--help"]), ("wingman.api.cli", ["events", "--help"]), ("wingman.api.cli", ["rotate-key", "--help"]),
 ])
 def test_help_reads_at_80_columns(module, args):
     """Help at 80 columns: choices and defaults whole, and no docstring line break shown."""

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit.export import read_csv, read_ndjson
+from wingman.engine.audit.export import read_csv, read_ndjson
 from tests.synthetic_log import build_log
-from engine.store.database import create_engine, upgrade
-from engine.store.hashing import event_hash
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.hashing import event_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG, SMALL = 100_000, 20_000
@@ -24,7 +24,7 @@ MEASURED = (
     "import resource, runpy, sys\n"
     "sys.argv = ['wingman-audit'] + sys.argv[1:]\n"
     "try:\n"
-    "    runpy.run_module('api.cli.audit', run_name='__main__')\n"
+    "    runpy.run_module('wingman.api.cli.audit', run_name='__main__')\n"
     "except SystemExit as exc:\n"
     "    code = exc.code\n"
     "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
@@ -91,7 +91,7 @@ def test_csv_and_ndjson_read_back_equal_and_match_the_database(logs):
 
 def test_export_since_only_newer_events(logs, tmp_path):
     out = tmp_path / "since.ndjson"
-    r = subprocess.run([sys.executable, "-m", "api.cli", "audit", "export", "--database", str(logs / "small.db"),
+    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "export", "--database", str(logs / "small.db"),
                         "--since", "2026-01-01T01:00:00Z"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     out.write_text(r.stdout)

@@ -8,14 +8,14 @@ import random
 import pytest
 from sqlalchemy import text
 
-from engine.audit.export import export, read_csv, read_ndjson
-from engine.audit.verify import verify
-from engine.servers.replay import state_at
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.store.database import create_engine, upgrade
-from engine.store.event_store import EventStore
-from engine.store.points import Point
-from engine.store.queries import EventFilter, page
+from wingman.engine.audit.export import export, read_csv, read_ndjson
+from wingman.engine.audit.verify import verify
+from wingman.engine.servers.replay import state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.points import Point
+from wingman.engine.store.queries import EventFilter, page
 from tests.synthetic_log import append_through_store, build_log
 
 pytestmark = pytest.mark.postgres

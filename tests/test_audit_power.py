@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from engine.audit.timeline import timeline
-from engine.audit.verify import verify
-from engine.servers.replay import state_at
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.statechart import ChartPosition
-from engine.store.points import Point
+from wingman.engine.audit.timeline import timeline
+from wingman.engine.audit.verify import verify
+from wingman.engine.servers.replay import state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.statechart import ChartPosition
+from wingman.engine.store.points import Point
 from tests.support import definition
 
 EXPECTED = [  # (to_state, trigger, cause) of every state change, in order

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from engine.store.queries import EventFilter, iterate, page
+from wingman.engine.store.queries import EventFilter, iterate, page
 from tests.synthetic_log import BASE_TIME, build_log
-from engine.store.database import create_engine, upgrade
+from wingman.engine.store.database import create_engine, upgrade
 
 EVENTS = 1500
 

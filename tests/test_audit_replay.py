@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from engine.servers.fold import LogError, fold
-from engine.servers.replay import UnknownStream, state_at
-from engine.servers.snapshot_cache import SnapshotCache, snapshots
-from engine.store.database import create_engine, upgrade
-from engine.store.event_store import EventStore
-from engine.store.points import Point, parse_point
+from wingman.engine.servers.fold import LogError, fold
+from wingman.engine.servers.replay import UnknownStream, state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache, snapshots
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.points import Point, parse_point
 from tests.synthetic_log import BASE_TIME, build_log
 
 EVENTS, SERVERS, EVERY = 3000, 3, 40
@@ -180,7 +180,7 @@ async def test_a_gap_in_the_log_is_refused_not_guessed(log):
 async def test_integers_beyond_64_bits_replay_exactly(tmp_path):
     """JSON integers too long for orjson (it reads them as floats) come back from a replay as
     the exact integers the store wrote, folded from the log and from a snapshot alike."""
-    from engine.events import NewEvent
+    from wingman.engine.events import NewEvent
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wingman.db'}")
     await upgrade(engine)
@@ -209,7 +209,7 @@ def test_stored_times_read_as_the_general_parse_reads_them():
     leaves every other text (an offset, a Z, an edit) to it."""
     from datetime import datetime, timezone
 
-    from engine.store.lenient_rows import _time
+    from wingman.engine.store.lenient_rows import _time
 
     def general(raw):
         try:

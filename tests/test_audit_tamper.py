@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic_log import append_through_store
-from engine.audit.verify import verify
-from engine.store.database import create_engine, upgrade
-from engine.store.hashing import event_hash
-from engine.store.event_store import EventStore
+from wingman.engine.audit.verify import verify
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.hashing import event_hash
+from wingman.engine.store.event_store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def engine_verdict(path: Path, server: str | None = None):
 
 
 def cli_verdict(path: Path, *extra: str) -> tuple[int, dict, str]:
-    cmd = [sys.executable, "-m", "api.cli", "audit", "verify", *extra, "--database", str(path)]
+    cmd = [sys.executable, "-m", "wingman.api.cli", "audit", "verify", *extra, "--database", str(path)]
     js = subprocess.run([*cmd, "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     text = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert js.returncode == text.returncode, (js.stderr, text.stderr)

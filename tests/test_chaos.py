@@ -85,7 +85,7 @@ def check_round(d: DaemonProcess, ids: list[str], accepted: list[str], label: st
             events = c.get(f"/api/operations/{op_id}").json()["events"]
             outcomes = [e["type"] for e in events if e["type"] in OUTCOMES]
             assert len(outcomes) == 1, f"{label}: operation {op_id} has outcomes {outcomes}"
-    verify = subprocess.run([sys.executable, "-m", "api.cli", "audit", "verify", "--config", str(d.config_path)],
+    verify = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--config", str(d.config_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0, f"{label}: audit verify: {verify.stdout}{verify.stderr}"
     volumes = d.folder / "var" / "volumes"

@@ -41,7 +41,7 @@ def db_size(d) -> tuple[int, int]:
 
 
 def cli_verify(d, key: str) -> tuple[int, str, dict]:
-    base = [sys.executable, "-m", "api.cli", "audit", "verify", "--database", str(d.folder / "var" / "wingman.db"),
+    base = [sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--database", str(d.folder / "var" / "wingman.db"),
             "--key", key, "--checkpoints", str(d.folder / "var" / "checkpoints.jsonl")]
     text = subprocess.run(base, cwd=REPO, capture_output=True, text=True, timeout=120)
     js = subprocess.run([*base, "--format", "json"], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -124,7 +124,7 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
                 auditor.get("/api/audit/key").json())
             wait_for(covered, what="a checkpoint signed on the timer")
             run_cycle(d, server["settings"]["uuid"])
-            rotated = subprocess.run([sys.executable, "-m", "api.cli", "rotate-key", "--config", str(d.config_path)],
+            rotated = subprocess.run([sys.executable, "-m", "wingman.api.cli", "rotate-key", "--config", str(d.config_path)],
                                      cwd=REPO, capture_output=True, text=True, timeout=60)
             assert rotated.returncode == 0, rotated.stderr
             new_key = auditor.get("/api/audit/key").json()["public_key"]

@@ -7,11 +7,11 @@ import json
 import pytest
 from sqlalchemy import text
 
-from engine.audit.verify import verify_everything
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.store.database import create_engine
-from engine.store.hashing import event_hash
+from wingman.engine.audit.verify import verify_everything
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.store.database import create_engine
+from wingman.engine.store.hashing import event_hash
 from tests.checkpoint_support import build_signed_log, daemon_config
 
 pytestmark = pytest.mark.postgres

@@ -12,7 +12,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from api.cli.main import app
+from wingman.api.cli.main import app
 from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, runner, sql
 
 

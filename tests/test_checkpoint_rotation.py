@@ -8,11 +8,11 @@ import stat
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from engine.checkpoints import keys
-from engine.checkpoints.format import encode_key, sign
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.events import Metadata, NewEvent, ServerSuspended, ServerUnsuspended
+from wingman.engine.checkpoints import keys
+from wingman.engine.checkpoints.format import encode_key, sign
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.events import Metadata, NewEvent, ServerSuspended, ServerUnsuspended
 from tests.checkpoint_support import SignedLog, averdict, checkpoint_rows, daemon_config, sql
 
 META = Metadata(actor="test")

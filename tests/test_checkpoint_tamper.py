@@ -10,7 +10,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from engine.checkpoints.format import canonical, encode_key, sign
+from wingman.engine.checkpoints.format import canonical, encode_key, sign
 from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, rows, sql, verdict
 
 
@@ -192,7 +192,7 @@ def test_signed_format_is_what_the_readme_says(log):
 
 
 def test_bad_key_or_checkpoint_file_is_bad_input(log, tmp_path):
-    from api.cli.main import app
+    from wingman.api.cli.main import app
     from tests.checkpoint_support import runner
 
     for args, words in ((["--key", "not-a-key"], "--key"), (["--key", "AAAA"], "--key"),

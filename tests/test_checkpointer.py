@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.events import Metadata, NewEvent, ServerSuspended
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.events import Metadata, NewEvent, ServerSuspended
 from tests.checkpoint_support import (
     SignedLog, averdict, build_signed_log, checkpoint_rows, daemon_config, forge_actor, sql,
 )
@@ -69,7 +69,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path):
 
     import yaml
 
-    from engine.checkpoints.keys import load_or_create
+    from wingman.engine.checkpoints.keys import load_or_create
     from tests.support import REPO
 
     key_file = tmp_path / "var" / "checkpoint-key.pem"
@@ -77,7 +77,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path):
     key_file.chmod(0o644)
     config = tmp_path / "wingman.yml"
     config.write_text(yaml.safe_dump(daemon_config(tmp_path)))
-    r = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--config", str(config)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(config)], cwd=REPO,
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and "chmod 600" in r.stderr, (r.stdout, r.stderr)
     assert not (tmp_path / "var" / "wingman.db").exists()

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import yaml
 
-from api.cli.defaults import write_default_config
+from wingman.api.cli.defaults import write_default_config
 from tests.support import REPO, TOKEN, free_port, kill_leftovers
 
-WINGMAN = [sys.executable, "-m", "api.cli"]
+WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
 
 
 def run(args, cwd, **kw):
@@ -115,7 +115,7 @@ def test_a_config_file_in_json_is_read_as_yaml_reads_it(tmp_path):
     """A generated config in JSON (which is YAML) takes the JSON parser; the result is the same."""
     import json
 
-    from engine.config import load_config
+    from wingman.engine.config import load_config
 
     doc = {"token": TOKEN, "api": {"port": 8123}, "servers": [{"settings": {"uuid": "u1", "environment": {"A": "é"}}}]}
     as_json, as_yaml = tmp_path / "a.yml", tmp_path / "b.yml"

@@ -7,10 +7,10 @@ import uuid as uuidlib
 import pytest
 from structlog.testing import capture_logs
 
-from engine.config import ConfigError, DaemonConfig, parse_config
-from engine.config_servers import ServerDocs
-from engine.servers.definition import InvalidDefinition, parse_definition
-from engine.servers.from_config import latest_definitions
+from wingman.engine.config import ConfigError, DaemonConfig, parse_config
+from wingman.engine.config_servers import ServerDocs
+from wingman.engine.servers.definition import InvalidDefinition, parse_definition
+from wingman.engine.servers.from_config import latest_definitions
 from tests.conftest import TEST_META
 from tests.support import TOKEN, definition
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from engine.preboot.configfiles import ConfigFileResult, apply_config_files
+from wingman.engine.preboot.configfiles import ConfigFileResult, apply_config_files
 
 SETTINGS = {
     "uuid": "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11",

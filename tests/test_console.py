@@ -1,8 +1,8 @@
 """Done-line matching (Wings' `startup.done`) and the bounded console buffer."""
 from hypothesis import given, strategies as st
 
-from engine.console.buffer import ConsoleBuffer
-from engine.console.readiness import DoneMatcher
+from wingman.engine.console.buffer import ConsoleBuffer
+from wingman.engine.console.readiness import DoneMatcher
 
 
 def test_substring_and_regex_done_lines():

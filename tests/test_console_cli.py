@@ -31,7 +31,7 @@ def env() -> dict:
 
 
 def spawn(daemon, *args: str):
-    child = pexpect.spawn(sys.executable, ["-m", "api.cli", *args, "--url", daemon.url, "--token", TOKEN],
+    child = pexpect.spawn(sys.executable, ["-m", "wingman.api.cli", *args, "--url", daemon.url, "--token", TOKEN],
                           cwd=str(REPO), env=env(), encoding="utf-8", codec_errors="replace", timeout=DEADLINE,
                           dimensions=(40, 120))
     return child
@@ -39,7 +39,7 @@ def spawn(daemon, *args: str):
 
 def wingman(daemon, *args: str) -> subprocess.CompletedProcess:
     """Piped: stdout and stderr are pipes, stdin is empty."""
-    return subprocess.run([sys.executable, "-m", "api.cli", *args, "--url", daemon.url, "--token", TOKEN],
+    return subprocess.run([sys.executable, "-m", "wingman.api.cli", *args, "--url", daemon.url, "--token", TOKEN],
                           cwd=REPO, env=env(), capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
 
 
@@ -180,8 +180,8 @@ def test_ctrl_c_while_following_leaves_the_operation_running_and_says_how_to_fol
 
 
 def test_a_game_servers_escape_sequences_do_not_reach_the_terminal_but_its_colours_do():
-    from api.cli.feed import note_text, printable
-    from api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
+    from wingman.api.cli.feed import note_text, printable
+    from wingman.api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
 
     hostile = "\x1b]0;owned\x07\x1b[2J\x1b[Hred \x1b[31mtext\x1b[0m\rback\x08\x00\x9b end"
     assert printable(hostile, colour=True) == "red \x1b[31mtext\x1b[0mback end\x1b[0m"
@@ -192,7 +192,7 @@ def test_a_game_servers_escape_sequences_do_not_reach_the_terminal_but_its_colou
 
 
 def test_the_line_editor_sends_whole_lines_and_leaves_on_ctrl_d_on_an_empty_line(monkeypatch, capfd):
-    from api.cli.console import LineEditor, Screen
+    from wingman.api.cli.console import LineEditor, Screen
 
     screen = Screen(editing=True)
     editor = LineEditor(screen)

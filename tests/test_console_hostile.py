@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from engine.console.buffer import DEFAULT_BYTES
-from engine.console.lines import MAX_LINE
+from wingman.engine.console.buffer import DEFAULT_BYTES
+from wingman.engine.console.lines import MAX_LINE
 from tests.http_support import logs, power, wait_for
 from tests.support import SERVER_PYTHON, definition
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.power.crashes import CRASH_ACTOR
+from wingman.engine.power.crashes import CRASH_ACTOR
 from tests.docker_power_support import WAIT, docker_server, of_type
 
 pytestmark = pytest.mark.docker

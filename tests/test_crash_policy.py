@@ -8,7 +8,7 @@ import os
 import signal
 from datetime import datetime, timedelta, timezone
 
-from engine.power.crashes import CRASH_ACTOR
+from wingman.engine.power.crashes import CRASH_ACTOR
 from tests.support import definition
 
 NO_TIMEOUT = {"crash_detection": {"timeout": 0}}  # Wings' 60 s guard off, so crashes can come quickly

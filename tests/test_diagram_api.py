@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from engine.diagrams.statechart import export
-from engine.statechart import load_statechart
-from engine.store.points import iso
+from wingman.engine.diagrams.statechart import export
+from wingman.engine.statechart import load_statechart
+from wingman.engine.store.points import iso
 from tests.diagram_support import (
     ARROW_ID, counts_of, decoded_png, dot_edges, mermaid_counts, scxml_transitions, stored_events, svg_groups,
 )

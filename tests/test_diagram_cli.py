@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from engine.audit.describe import CAUSES
-from engine.diagrams.timeline import MAX_CHANGES, when
-from engine.diagrams.window import Window
-from engine.store.database import create_engine, upgrade
-from engine.store.points import iso
+from wingman.engine.audit.describe import CAUSES
+from wingman.engine.diagrams.timeline import MAX_CHANGES, when
+from wingman.engine.diagrams.window import Window
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.points import iso
 from tests.diagram_support import (
     counts_of, decoded_png, dot_edges, drive_server, mermaid_counts, stored_events, svg_groups, wingman,
 )

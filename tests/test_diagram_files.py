@@ -8,10 +8,10 @@ import shutil
 
 import yaml
 
-from engine.diagrams.exported import DEFAULT_CHART, export_paths, stale_exports
-from engine.diagrams.render import svg_content
-from engine.diagrams.statechart import export
-from engine.statechart import STATECHART_PATH, parse_statechart
+from wingman.engine.diagrams.exported import DEFAULT_CHART, export_paths, stale_exports
+from wingman.engine.diagrams.render import svg_content
+from wingman.engine.diagrams.statechart import export
+from wingman.engine.statechart import STATECHART_PATH, parse_statechart
 from tests.diagram_support import scxml_transitions, wingman
 
 COMMITTED = {"mermaid": "power.mmd", "svg": "power.svg", "scxml": "power.scxml"}

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from engine.audit.describe import CAUSES
-from engine.diagrams.history import FADED_FILL, history_diagram
-from engine.diagrams.render import parse_dot
-from engine.diagrams.timeline import keep_intervals, timeline_diagram, when
-from engine.diagrams.window import Window, passage
-from engine.statechart import load_statechart
-from engine.store.database import create_engine
+from wingman.engine.audit.describe import CAUSES
+from wingman.engine.diagrams.history import FADED_FILL, history_diagram
+from wingman.engine.diagrams.render import parse_dot
+from wingman.engine.diagrams.timeline import keep_intervals, timeline_diagram, when
+from wingman.engine.diagrams.window import Window, passage
+from wingman.engine.statechart import load_statechart
+from wingman.engine.store.database import create_engine
 from tests.diagram_support import (
     MERMAID_UNTAKEN, counts_of, decoded_png, dot_edges, drive_server, mermaid_counts, stored_events, svg_groups,
 )

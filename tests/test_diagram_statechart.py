@@ -12,9 +12,9 @@ import sys
 import pytest
 import yaml
 
-from engine.diagrams.render import parse_dot
-from engine.diagrams.statechart import export, to_mermaid
-from engine.statechart import STATECHART_PATH, parse_statechart
+from wingman.engine.diagrams.render import parse_dot
+from wingman.engine.diagrams.statechart import export, to_mermaid
+from wingman.engine.statechart import STATECHART_PATH, parse_statechart
 from tests.diagram_support import decoded_png, dot_edges, scxml_transitions, svg_groups, wingman
 from tests.support import REPO
 
@@ -141,7 +141,7 @@ def test_cli_bad_input_is_exit_2_and_writes_nothing(tmp_path, args, words):
 def test_cli_refuses_to_print_a_png_on_a_terminal():
     controller, terminal = pty.openpty()  # standard output is a terminal, as in a shell
     try:
-        r = subprocess.run([sys.executable, "-m", "api.cli", "diagram", "statechart", "-F", "png"], cwd=REPO,
+        r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "diagram", "statechart", "-F", "png"], cwd=REPO,
                            stdout=terminal, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=120)
     finally:
         os.close(terminal)

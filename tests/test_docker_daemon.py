@@ -12,7 +12,7 @@ import time
 import docker
 import pytest
 
-from engine.environments.docker.spec import container_name
+from wingman.engine.environments.docker.spec import container_name
 from tests.docker_support import inspect_server_container
 from tests.support import definition
 

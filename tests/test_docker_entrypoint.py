@@ -12,7 +12,7 @@ import uuid as uuidlib
 import docker
 import pytest
 
-from engine.environments.docker.spec import runs_own_command
+from wingman.engine.environments.docker.spec import runs_own_command
 from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, remove_server_container, \
     started_running
 from tests.test_docker_limits import DockerHarness

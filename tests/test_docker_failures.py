@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
-from engine.environments.docker.spec import container_name
-from engine.events import Metadata
+from wingman.engine.environments.docker.spec import container_name
+from wingman.engine.events import Metadata
 from tests.docker_power_support import (
     ECHO, TRAP, WAIT, docker_server, inspect, not_running, of_type, sdk, started_running,
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.environments.docker.policy import DROPPED_CAPABILITIES
-from engine.environments.docker.spec import WORKDIR
+from wingman.engine.environments.docker.policy import DROPPED_CAPABILITIES
+from wingman.engine.environments.docker.spec import WORKDIR
 from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, started_running
 
 pytestmark = pytest.mark.docker

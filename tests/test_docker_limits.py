@@ -10,11 +10,11 @@ import docker
 import pytest
 from structlog.testing import capture_logs
 
-from engine.config import parse_config
-from engine.config_docker import DockerConfig
-from engine.daemon import Daemon
-from engine.environments.docker.limits import container_resources, discarded, unenforced
-from engine.servers.definition import parse_definition
+from wingman.engine.config import parse_config
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.daemon import Daemon
+from wingman.engine.environments.docker.limits import container_resources, discarded, unenforced
+from wingman.engine.servers.definition import parse_definition
 from tests.conftest import EngineHarness
 from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, of_type, sdk, started_running
 from tests.support import TOKEN
@@ -105,7 +105,7 @@ async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
 @pytest.mark.docker
 async def test_pre_boot_warns_of_an_oom_killer_disabled_without_a_memory_limit(
         tmp_path, docker_runtime, docker_uuids, docker_image):
-    from engine.environments.base import LaunchSpec
+    from wingman.engine.environments.base import LaunchSpec
 
     rt = await docker_runtime(docker_config=DockerConfig(network={"network_mode": "none"}))
     config = parse_definition({"settings": {"uuid": docker_uuids.new(), "invocation": "true", "runtime": "docker",

@@ -27,12 +27,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from engine.config_docker import DockerConfig
-from engine.environments.base import LaunchSpec, RuntimeFailure
-from engine.environments.docker.network import Networks, container_network, port_taken, published
-from engine.environments.docker.spec import container_name
-from engine.servers.definition import parse_definition
-from engine.servers.host_addresses import AddressNotOnHost, HostAddresses
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.base import LaunchSpec, RuntimeFailure
+from wingman.engine.environments.docker.network import Networks, container_network, port_taken, published
+from wingman.engine.environments.docker.spec import container_name
+from wingman.engine.servers.definition import parse_definition
+from wingman.engine.servers.host_addresses import AddressNotOnHost, HostAddresses
 from tests.docker_support import inspect_server_container
 from tests.http_support import assert_json_error, total_events
 from tests.panel_support import PanelStandIn

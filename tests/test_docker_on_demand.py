@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from engine.environments.base import RuntimeUnavailable
-from engine.environments.docker.on_demand import OnDemandDockerRuntime
+from wingman.engine.environments.base import RuntimeUnavailable
+from wingman.engine.environments.docker.on_demand import OnDemandDockerRuntime
 from tests.support import REPO
 from tests.test_docker_runtime import Console, spec_for
 
@@ -15,7 +15,7 @@ UNREACHABLE = "unix:///nonexistent/wingman/docker.sock"
 
 
 def test_the_daemon_does_not_load_the_docker_sdk_until_a_server_needs_it():
-    sdk = ("docker", "requests", "engine.environments.docker.runtime")
+    sdk = ("docker", "requests", "wingman.engine.environments.docker.runtime")
     code = f"import sys, api.app, api.cli.main, engine.daemon; print(sorted(m for m in {sdk!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

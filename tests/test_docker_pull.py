@@ -17,13 +17,13 @@ import asyncio
 import docker
 import pytest
 
-from api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
-from engine.config_docker import DockerConfig
-from engine.environments.base import LaunchSpec
-from engine.environments.docker import images
-from engine.environments.docker.images import (
+from wingman.api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.base import LaunchSpec
+from wingman.engine.environments.docker import images
+from wingman.engine.environments.docker.images import (
     PULL_FINISHED, PULL_STARTED, ImagePuller, ProgressLines, PullResult, local_name, messages)
-from engine.servers.definition import parse_definition
+from wingman.engine.servers.definition import parse_definition
 from tests.docker_power_support import ECHO, docker_server
 from tests.http_support import power
 from tests.registry_support import PushedImages, SilentRegistry, SlowProxy, registries

@@ -14,9 +14,9 @@ import pytest
 
 from tests.docker_support import SocketProxy
 
-from engine.environments.base import ExitInfo, LaunchSpec, RuntimeFailure, RuntimeUnavailable
-from engine.environments.docker.runtime import DockerRuntime, container_name
-from engine.servers.definition import parse_definition
+from wingman.engine.environments.base import ExitInfo, LaunchSpec, RuntimeFailure, RuntimeUnavailable
+from wingman.engine.environments.docker.runtime import DockerRuntime, container_name
+from wingman.engine.servers.definition import parse_definition
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
 

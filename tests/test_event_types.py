@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit.describe import _WHAT, CAUSES, describe
-from engine.event_types import DOCS, Cause, EventType, docs_tables, documented
-from engine.events import _REGISTRY, RecordedEvent, event_class
+from wingman.engine.audit.describe import _WHAT, CAUSES, describe
+from wingman.engine.event_types import DOCS, Cause, EventType, docs_tables, documented
+from wingman.engine.events import _REGISTRY, RecordedEvent, event_class
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,9 +74,9 @@ def test_the_audit_has_words_for_every_cause():
 
 def test_the_docs_tables_are_the_enumerations():
     """docs/audit.md lists every event type and cause, with their words, exactly as the code has
-    them: after a change, `python -m engine.event_types --write`."""
+    them: after a change, `python -m wingman.engine.event_types --write`."""
     text = DOCS.read_text()
-    assert documented(text) == docs_tables(), "run: python -m engine.event_types --write"
+    assert documented(text) == docs_tables(), "run: python -m wingman.engine.event_types --write"
     for t in EventType:
         assert f"| `{t.value}` |" in text
     for c in Cause:

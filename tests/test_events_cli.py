@@ -19,7 +19,7 @@ WAIT = 60
 
 
 def wingman(d, *args: str, token: str = TOKEN) -> list[str]:
-    return [sys.executable, "-m", "api.cli", "events", "--url", d.url, "--token", token, *args]
+    return [sys.executable, "-m", "wingman.api.cli", "events", "--url", d.url, "--token", token, *args]
 
 
 def deny(d, *jtis: str) -> None:
@@ -104,7 +104,7 @@ def test_a_state_change_reads_from_to_at_any_width(columns):
 
     from rich.console import Console
 
-    from api.cli.events import EventsFormat, Printer
+    from wingman.api.cli.events import EventsFormat, Printer
 
     buf = io.StringIO()
     printer = Printer(EventsFormat.table, Console(file=buf, width=columns, force_terminal=False))

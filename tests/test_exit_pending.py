@@ -19,7 +19,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-from engine.power.crashes import CRASH_ACTOR
+from wingman.engine.power.crashes import CRASH_ACTOR
 from tests.http_support import processes_under, wait_for
 from tests.support import REPO, definition, kill_leftovers
 from tests.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
@@ -85,7 +85,7 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             assert crash["data"]["uptime_seconds"] == round((observed - at(ready["recorded_at"])).total_seconds(), 3)
 
         # The audit's timeline: `running` ended when the process did, and `offline` began then.
-        out = subprocess.run([sys.executable, "-m", "api.cli", "audit", "timeline", uuid,
+        out = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "timeline", uuid,
                               "--database", str(tiny_disk / "wingman.db"), "--format", "json"],
                              cwd=REPO, capture_output=True, text=True, timeout=60,
                              env={k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")})

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.store.hashing import (
+from wingman.engine.store.hashing import (
     canonical_json, canonical_time, event_hash, hash_of_parts, json_loads, standard_event_hash,
 )
 
@@ -100,7 +100,7 @@ def test_new_ids_are_time_ordered_uuids():
     spelled as uuid.UUID spells them, never repeated."""
     import time as clock
 
-    from engine.events import new_id
+    from wingman.engine.events import new_id
 
     before = int(clock.time() * 1000)
     ids = [new_id() for _ in range(5000)]

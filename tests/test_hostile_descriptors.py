@@ -15,8 +15,8 @@ import httpx
 import pytest
 import uvloop
 
-from engine.config import parse_config
-from engine.daemon import Daemon
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
 from tests.conftest import TEST_META
 from tests.http_support import power, processes_under, wait_for
 from tests.support import TOKEN, DaemonProcess, definition, kill_leftovers

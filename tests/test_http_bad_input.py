@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from engine.servers.definition import InvalidDefinition, parse_definition
+from wingman.engine.servers.definition import InvalidDefinition, parse_definition
 from tests.http_support import assert_json_error, logs, power, total_events, wait_for
 from tests.support import definition
 

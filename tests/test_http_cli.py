@@ -10,7 +10,7 @@ import uuid as uuidlib
 
 import pytest
 
-from engine.statechart import load_statechart
+from wingman.engine.statechart import load_statechart
 from tests.support import REPO, TOKEN, definition, free_port
 from tests.http_support import WINGS_BAD_ACTION, WINGS_NOT_FOUND
 
@@ -26,7 +26,7 @@ def daemon(module_daemon):
 
 def wingman(*args: str, url: str, token: str = TOKEN, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}, "COLUMNS": "80", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "api.cli", *args, "--url", url, "--token", token],
+    return subprocess.run([sys.executable, "-m", "wingman.api.cli", *args, "--url", url, "--token", token],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from engine.environments.docker.installer import installer_name
-from engine.install.log_file import LOG_NAME
+from wingman.engine.environments.docker.installer import installer_name
+from wingman.engine.install.log_file import LOG_NAME
 from tests.conftest import TEST_META
 from tests.panel_support import PanelStandIn
 from tests.support import definition

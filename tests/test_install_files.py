@@ -8,10 +8,10 @@ import stat
 
 import pytest
 
-from engine.environments.base import ServerUser
-from engine.install.log_file import LOG_NAME, header, last_lines, open_log
-from engine.install.script import InstallSourceError, parse_script, remove_script_folder, write_script_folder
-from engine.install_events import LAST_LINES, LINE_CHARS
+from wingman.engine.environments.base import ServerUser
+from wingman.engine.install.log_file import LOG_NAME, header, last_lines, open_log
+from wingman.engine.install.script import InstallSourceError, parse_script, remove_script_folder, write_script_folder
+from wingman.engine.install_events import LAST_LINES, LINE_CHARS
 
 
 def test_the_script_is_written_private_with_lf_line_ends(tmp_path):

@@ -7,10 +7,10 @@ import asyncio
 import random
 from contextlib import aclosing
 
-from engine.events import NewEvent
-from engine.live.feed import EventFeed
-from engine.live.follow import follow
-from engine.store.queries import EventFilter
+from wingman.engine.events import NewEvent
+from wingman.engine.live.feed import EventFeed
+from wingman.engine.live.follow import follow
+from wingman.engine.store.queries import EventFilter
 from tests.support import opened_store
 
 STREAMS = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(4)]

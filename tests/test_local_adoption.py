@@ -9,8 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from engine.environments.local.identity import boot_id, identify
-from engine.events import Metadata, NewEvent, ProcessStarted
+from wingman.engine.environments.local.identity import boot_id, identify
+from wingman.engine.events import Metadata, NewEvent, ProcessStarted
 from tests.http_support import processes_under
 from tests.support import definition
 

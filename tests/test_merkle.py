@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from engine.checkpoints.tree import (
+from wingman.engine.checkpoints.tree import (
     EMPTY_ROOT, CompactRange, ProofError, consistency_proof, consistent, inclusion_proof, leaf_hash,
     node_hash, root_from_inclusion, tree_root,
 )

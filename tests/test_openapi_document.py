@@ -10,10 +10,10 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from api.app import create_app
-from api.openapi.describe import doc
-from api.openapi.document import Undocumented, build
-from engine.config import parse_config
+from wingman.api.app import create_app
+from wingman.api.openapi.describe import doc
+from wingman.api.openapi.document import Undocumented, build
+from wingman.engine.config import parse_config
 from tests.support import TOKEN
 
 

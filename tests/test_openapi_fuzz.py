@@ -42,11 +42,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
-from api.app import DESCRIPTION, create_app
-from api.auth import PUBLIC_PATHS
-from api.openapi.document import build as build_openapi
-from engine.config import parse_config
-from engine.power.outcomes import SUSPENDED_MESSAGE
+from wingman.api.app import DESCRIPTION, create_app
+from wingman.api.auth import PUBLIC_PATHS
+from wingman.api.openapi.document import build as build_openapi
+from wingman.engine.config import parse_config
+from wingman.engine.power.outcomes import SUSPENDED_MESSAGE
 from tests.http_support import database_path, power
 from tests.support import AUDIT_TOKEN, TOKEN, definition
 
@@ -113,7 +113,7 @@ def load_schema():
 
 
 def _inverted(since: str, until: str) -> bool:
-    from engine.store.points import BadPoint, parse_time
+    from wingman.engine.store.points import BadPoint, parse_time
     try:
         return parse_time(since) > parse_time(until)
     except BadPoint:

@@ -8,9 +8,9 @@ import random
 import httpx
 import pytest
 
-from engine.audit.verify import verify
-from engine.events import Metadata, NewEvent, PowerRequested
-from engine.statechart import Trigger
+from wingman.engine.audit.verify import verify
+from wingman.engine.events import Metadata, NewEvent, PowerRequested
+from wingman.engine.statechart import Trigger
 from tests.conftest import TEST_META
 from tests.http_support import processes_under, wait_for
 from tests.support import definition

@@ -16,10 +16,10 @@ import httpx
 import pytest
 import yaml
 
-from engine.config import parse_config
+from wingman.engine.config import parse_config
 from tests.support import REPO, free_port, kill_leftovers
 
-WINGMAN = [sys.executable, "-m", "api.cli"]
+WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
 API_KEY = "ptla_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
 NODE_UUID = "5f1c9a4e-2b7d-4c3e-9f80-6a1b2c3d4e5f"
 NODE_TOKEN = "Xq3v9Lk2Pw8Zr5Tn7Bm4Hc6Jd1Fg0Sa2Qe5Wr8Ty3Ui7Op9As4Df6Gh1Jk3Lz5Xc"

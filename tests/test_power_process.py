@@ -2,8 +2,8 @@
 import asyncio
 import os
 
-from engine.console.readiness import DoneMatcher
-from engine.statechart import Trigger
+from wingman.engine.console.readiness import DoneMatcher
+from wingman.engine.statechart import Trigger
 from tests.conftest import TEST_META
 from tests.http_support import processes_under
 from tests.support import definition
@@ -252,7 +252,7 @@ async def test_kill_does_not_wait_for_a_busy_lock(engine_harness):
 
 
 async def test_suspended_server_start_is_refused_and_recorded(engine_harness):
-    from engine.power.outcomes import SuspendedServer
+    from wingman.engine.power.outcomes import SuspendedServer
     import pytest
 
     d = definition(suspended=True)

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from engine.audit.verify import verify
-from engine.power.processes import NotRunning
+from wingman.engine.audit.verify import verify
+from wingman.engine.power.processes import NotRunning
 from tests.conftest import EngineHarness
 from tests.http_support import processes_under
 from tests.support import definition, kill_leftovers

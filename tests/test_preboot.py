@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from engine.environments import server_users
+from wingman.engine.environments import server_users
 from tests.support import TOKEN, definition
 
 

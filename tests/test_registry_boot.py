@@ -2,9 +2,9 @@
 with the same answer either way; finished operations leave memory and are read back by id."""
 import pytest
 
-from engine.servers.registry import ServerRegistry
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.statechart import PowerMachine
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.statechart import PowerMachine
 from tests.conftest import TEST_META
 from tests.support import definition, opened_store
 

@@ -3,9 +3,9 @@ chart that lacks a trigger the engine fires stops the daemon at start."""
 import pytest
 import yaml
 
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.statechart import (
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.statechart import (
     STATECHART_PATH, ChartPosition, IllegalTransition, PowerMachine, StatechartError, Trigger, load_statechart,
     parse_statechart,
 )
@@ -92,7 +92,7 @@ def test_the_table_is_the_transitions_machine_compiled():
 def test_a_chart_the_table_cannot_answer_for_is_refused():
     """A `transitions` feature the compiled table would answer differently from (a condition, a
     callback) is refused when the table is compiled, not silently ignored."""
-    from engine.statechart import compile_table
+    from wingman.engine.statechart import compile_table
     from transitions import Machine
 
     conditional = Machine(model=None, states=["a", "b"], initial="a", auto_transitions=False,

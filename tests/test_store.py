@@ -4,10 +4,10 @@ SQLite file and on a real PostgreSQL server."""
 import asyncio
 import pytest
 
-from engine.store.database import sqlite_url
-from engine.events import Metadata, NewEvent, ServerSuspended
-from engine.store.hashing import GENESIS
-from engine.store.event_store import StoreRefused
+from wingman.engine.store.database import sqlite_url
+from wingman.engine.events import Metadata, NewEvent, ServerSuspended
+from wingman.engine.store.hashing import GENESIS
+from wingman.engine.store.event_store import StoreRefused
 from tests.support import opened_store
 
 
@@ -50,7 +50,7 @@ async def test_appends_wait_for_other_writers_of_the_database(store):
     store's writer waits for their write transactions rather than failing with "locked"."""
     from sqlalchemy import text
 
-    from engine.store.database import WRITE_TRANSACTION
+    from wingman.engine.store.database import WRITE_TRANSACTION
 
     async def other_writer():
         for _ in range(30):
@@ -77,7 +77,7 @@ async def test_a_row_another_writer_added_moves_the_log_and_the_next_group_follo
 
     from sqlalchemy import insert
 
-    from engine.store.schema import events
+    from wingman.engine.store.schema import events
 
     first = await store.append("a", [ev(), ev()])
     async with store.engine.begin() as conn:
@@ -95,13 +95,13 @@ def test_the_declared_head_is_alembics():
     head must be the one alembic itself finds."""
     from alembic.script import ScriptDirectory
 
-    from engine.store.database import _alembic_config, declared_head
+    from wingman.engine.store.database import _alembic_config, declared_head
 
     assert declared_head() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 async def test_a_current_database_is_not_migrated_again(tmp_path):
-    from engine.store.database import create_engine, declared_head, upgrade
+    from wingman.engine.store.database import create_engine, declared_head, upgrade
 
     engine = create_engine(sqlite_url(tmp_path))
     try:
@@ -118,8 +118,8 @@ async def test_stream_pages_read_back_every_event_and_a_refused_read_is_sqlalche
     SQLAlchemy's error, as every other read does, not the driver's own."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from engine.store.lenient_rows import to_events
-    from engine.store.queries import stream_pages
+    from wingman.engine.store.lenient_rows import to_events
+    from wingman.engine.store.queries import stream_pages
 
     written = []
     for _ in range(7):
@@ -146,10 +146,10 @@ async def test_a_fold_walks_every_page_and_lets_other_reads_in_between(store):
 
     from sqlalchemy import func, select
 
-    from engine.store.backends import backend_of
-    from engine.store.lenient_rows import to_events
-    from engine.store.queries import fold_stream
-    from engine.store.schema import events
+    from wingman.engine.store.backends import backend_of
+    from wingman.engine.store.lenient_rows import to_events
+    from wingman.engine.store.queries import fold_stream
+    from wingman.engine.store.schema import events
 
     written = []
     for _ in range(5):

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from engine.events import Metadata, NewEvent, RecordedEvent, ServerSuspended, ServerUnsuspended
-from engine.store.backends import backend_for, backend_of
-from engine.store.database import sqlite_url
-from engine.store.event_store import ANY_VERSION, NO_STREAM, ConcurrencyError, EventStore, StoreRefused
-from engine.store.hashing import GENESIS, event_hash
-from engine.store.lenient_rows import to_events
-from engine.store.queries import EventFilter, iterate, page, stream_pages
-from engine.store.schema import events as events_table
+from wingman.engine.events import Metadata, NewEvent, RecordedEvent, ServerSuspended, ServerUnsuspended
+from wingman.engine.store.backends import backend_for, backend_of
+from wingman.engine.store.database import sqlite_url
+from wingman.engine.store.event_store import ANY_VERSION, NO_STREAM, ConcurrencyError, EventStore, StoreRefused
+from wingman.engine.store.hashing import GENESIS, event_hash
+from wingman.engine.store.lenient_rows import to_events
+from wingman.engine.store.queries import EventFilter, iterate, page, stream_pages
+from wingman.engine.store.schema import events as events_table
 from tests.support import opened_store
 
 

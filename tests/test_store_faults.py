@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from engine.events import Metadata, NewEvent, ServerSuspended
-from engine.power.journal import Journal
-from engine.store.database import sqlite_url
-from engine.store.event_store import StoreRefused
+from wingman.engine.events import Metadata, NewEvent, ServerSuspended
+from wingman.engine.power.journal import Journal
+from wingman.engine.store.database import sqlite_url
+from wingman.engine.store.event_store import StoreRefused
 from tests.support import definition, opened_store
 
 
@@ -62,7 +62,7 @@ async def test_a_refusing_database_is_not_retried_for_ever(store, tmp_path):
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql(
             "CREATE TRIGGER no_more BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END")
-    from engine.servers.registry import ServerRegistry
+    from wingman.engine.servers.registry import ServerRegistry
 
     journal = Journal(store, ServerRegistry(store))
     with pytest.raises(StoreRefused, match="refused"):

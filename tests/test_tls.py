@@ -30,7 +30,7 @@ from websockets.asyncio.client import connect
 from tests.support import REPO, SHARED, TOKEN, DaemonProcess, definition, kill_leftovers, unavailable
 from tests.ws_support import FRAME_TIMEOUT, Socket, token
 
-WINGMAN = [sys.executable, "-m", "api.cli"]
+WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
 
 
 # --- certificates made here: a CA the clients trust, and leaf certificates it signs ---------------
@@ -241,7 +241,7 @@ def test_serve_refuses_a_missing_unreadable_or_mismatched_certificate_or_key(tmp
 
 def test_a_key_this_user_cannot_read_is_refused_by_name(tmp_path, pki):
     """As root every file is readable: the check runs as another user (nobody), in a forked child."""
-    from api.tls import TLSError, read_pair
+    from wingman.api.tls import TLSError, read_pair
 
     if os.geteuid() != 0:
         unavailable("needs root to become another user")

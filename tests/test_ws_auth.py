@@ -172,7 +172,7 @@ async def test_send_command_needs_control_console(daemon, unchanged):
 
 
 async def test_star_grants_every_action_but_not_admin_errors(daemon):
-    from api.websocket.permissions import granted
+    from wingman.api.websocket.permissions import granted
     assert granted(["*"], "control.start") and granted(["*"], "control.console")
     assert not granted(["*"], "admin.websocket.errors")
 

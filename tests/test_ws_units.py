@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.defaults import write_default_config
-from engine.servers.definition import RestartPolicy, parse_definition
-from api.websocket import frames
-from api.websocket.limits import InboundLimiter, SocketCount, TokenBucket
-from api.websocket.origin import normalize, origin_allowed
-from api.websocket.tokens import DENYLISTED, EXPIRED, JwtRefused, TokenChecker
-from engine.config import ConfigError, DaemonConfig, Rate, load_config, parse_config
+from wingman.api.cli.defaults import write_default_config
+from wingman.engine.servers.definition import RestartPolicy, parse_definition
+from wingman.api.websocket import frames
+from wingman.api.websocket.limits import InboundLimiter, SocketCount, TokenBucket
+from wingman.api.websocket.origin import normalize, origin_allowed
+from wingman.api.websocket.tokens import DENYLISTED, EXPIRED, JwtRefused, TokenChecker
+from wingman.engine.config import ConfigError, DaemonConfig, Rate, load_config, parse_config
 from tests.support import TOKEN
 from tests.ws_support import token
 

@@ -17,17 +17,17 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.cli.output import (
+from wingman.api.cli.output import (
     EXIT_FINDINGS, ExportFmt, Fmt, ReportFmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, tidy_help, time_of,
 )
-from api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
-from engine.audit.describe import describe
-from engine.audit.export import export as export_log
-from engine.audit.timeline import timeline as timeline_of
-from engine.audit.verify import verify_everything
-from engine.servers.replay import UnknownStream, state_at
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.store.queries import EventFilter, iterate
+from wingman.api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
+from wingman.engine.audit.describe import describe
+from wingman.engine.audit.export import export as export_log
+from wingman.engine.audit.timeline import timeline as timeline_of
+from wingman.engine.audit.verify import verify_everything
+from wingman.engine.servers.replay import UnknownStream, state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.store.queries import EventFilter, iterate
 
 audit_app = typer.Typer(
     help="Audit the event log: history, state at any moment, verification, export and timelines. "

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.cli.output import EXIT_FINDINGS, Stop, run
-from engine.checkpoints.format import BadKey, decode_key, encode_key
-from engine.checkpoints.proofs import LogDisagrees, NoProof, prove_consistency, prove_inclusion
-from engine.checkpoints.verify import CheckpointReport
-from engine.config import ConfigError, load_config
+from wingman.api.cli.output import EXIT_FINDINGS, Stop, run
+from wingman.engine.checkpoints.format import BadKey, decode_key, encode_key
+from wingman.engine.checkpoints.proofs import LogDisagrees, NoProof, prove_consistency, prove_inclusion
+from wingman.engine.checkpoints.verify import CheckpointReport
+from wingman.engine.config import ConfigError, load_config
 
 KeyOpt = Annotated[str | None, typer.Option(
     "--key", "-k", help="The daemon's Ed25519 public key (base64, hex, PEM, or a file holding one), from its "

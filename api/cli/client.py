@@ -11,7 +11,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from engine.config import ConfigError, DaemonConfig, load_config
+from wingman.engine.config import ConfigError, DaemonConfig, load_config
 
 # Text wraps to a terminal's width; written to a file or a pipe (the daemon's start-up into a log,
 # say), each line stays whole. Tables are drawn to the width either way.

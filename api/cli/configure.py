@@ -14,9 +14,9 @@ import httpx
 import typer
 import yaml
 
-from api.cli.client import ConfigOption, err, out
-from api.cli.defaults import write_private_file
-from engine.config import ConfigError, parse_config
+from wingman.api.cli.client import ConfigOption, err, out
+from wingman.api.cli.defaults import write_private_file
+from wingman.engine.config import ConfigError, parse_config
 
 
 def configure(panel_url: str = typer.Option(..., "--panel-url", "-p", help="The Panel's base URL."),

@@ -30,8 +30,8 @@ from typing import Optional
 import typer
 from websockets.exceptions import ConnectionClosed
 
-from api.cli.client import ConfigOption, TokenOption, UrlOption, call, daemon_client, err
-from api.cli.feed import FeedError, ServerFeed, address, printable
+from wingman.api.cli.client import ConfigOption, TokenOption, UrlOption, call, daemon_client, err
+from wingman.api.cli.feed import FeedError, ServerFeed, address, printable
 
 PROMPT = "> "
 

@@ -8,8 +8,8 @@ import tempfile
 import uuid as uuidlib
 from pathlib import Path
 
-import engine.demo.gameserver as demo
-from engine.config import new_token
+import wingman.engine.demo.gameserver as demo
+from wingman.engine.config import new_token
 
 TEMPLATE = """\
 # wingman daemon configuration (Wings-like names; every key optional except `token`).

@@ -15,16 +15,16 @@ import typer
 from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.cli.audit import ConfigOpt, DatabaseOpt
-from api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, tidy_help, time_of
-from engine.diagrams import formats as F
-from engine.diagrams.exported import DEFAULT_CHART, read_chart, refresh as refresh_exports, stale_exports
-from engine.diagrams.formats import BadDiagramRequest
-from engine.diagrams.history import history_diagram
-from engine.diagrams.statechart import export
-from engine.diagrams.timeline import keep_intervals, timeline_diagram
-from engine.diagrams.window import Window, passage
-from engine.statechart import load_statechart
+from wingman.api.cli.audit import ConfigOpt, DatabaseOpt
+from wingman.api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, tidy_help, time_of
+from wingman.engine.diagrams import formats as F
+from wingman.engine.diagrams.exported import DEFAULT_CHART, read_chart, refresh as refresh_exports, stale_exports
+from wingman.engine.diagrams.formats import BadDiagramRequest
+from wingman.engine.diagrams.history import history_diagram
+from wingman.engine.diagrams.statechart import export
+from wingman.engine.diagrams.timeline import keep_intervals, timeline_diagram
+from wingman.engine.diagrams.window import Window, passage
+from wingman.engine.statechart import load_statechart
 
 diagram_app = typer.Typer(
     help="State diagrams: the statechart, and what a server went through. Server diagrams read the "

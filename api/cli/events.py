@@ -22,8 +22,8 @@ from typing import Annotated
 import httpx
 import typer
 
-from api.cli.client import call, daemon_client, err, out, refused
-from engine.event_types import EventType
+from wingman.api.cli.client import call, daemon_client, err, out, refused
+from wingman.engine.event_types import EventType
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table

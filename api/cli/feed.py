@@ -22,7 +22,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
-from api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
+from wingman.api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
 
 TOKEN_SECONDS = 900  # a token's life; the daemon says `token expiring` a minute before, and the feed signs a new one
 OPEN_TIMEOUT = 15

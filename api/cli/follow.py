@@ -24,9 +24,9 @@ from rich.markup import escape
 from rich.text import Text
 from websockets.exceptions import ConnectionClosed
 
-from api.cli.client import ConfigOption, TokenOption, UrlOption, call, daemon_client, out
-from api.cli.feed import FeedError, ServerFeed, address, note_text, printable
-from engine.servers.operations import FINISHED_STATUSES
+from wingman.api.cli.client import ConfigOption, TokenOption, UrlOption, call, daemon_client, out
+from wingman.api.cli.feed import FeedError, ServerFeed, address, note_text, printable
+from wingman.engine.servers.operations import FINISHED_STATUSES
 
 POLL_SECONDS = 0.25
 PIPED_CONSOLE_SECONDS = 5.0

@@ -12,19 +12,19 @@ import structlog
 import typer
 from rich.table import Column, Table
 
-from api.cli.audit import audit_app
-from api.cli.diagram import diagram_app
-from api.cli.configure import configure as configure_command
-from api.cli.client import (
+from wingman.api.cli.audit import audit_app
+from wingman.api.cli.diagram import diagram_app
+from wingman.api.cli.configure import configure as configure_command
+from wingman.api.cli.client import (
     ConfigOption, TokenOption, UrlOption, call, daemon_client, err, out, read_config,
 )
-from api.cli.events import events as events_command
-from api.cli.output import tidy_help
-from api.cli.console import console as console_command, logs as logs_command
-from api.cli.follow import follow_hint, follow_operation, open_feed, operation as operation_command, report
-from engine.servers.operations import FINISHED_STATUSES
-from engine.checkpoints.keys import KeyFileError
-from engine.statechart import StatechartError
+from wingman.api.cli.events import events as events_command
+from wingman.api.cli.output import tidy_help
+from wingman.api.cli.console import console as console_command, logs as logs_command
+from wingman.api.cli.follow import follow_hint, follow_operation, open_feed, operation as operation_command, report
+from wingman.engine.servers.operations import FINISHED_STATUSES
+from wingman.engine.checkpoints.keys import KeyFileError
+from wingman.engine.statechart import StatechartError
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
 db_app = typer.Typer(help="The event database.", no_args_is_help=True)
@@ -33,10 +33,10 @@ app.add_typer(db_app, name="db")
 def serve(config: Optional[Path] = ConfigOption,
           port: Optional[int] = typer.Option(None, help="Override api.port.")):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
-    from api.app import PROTOCOL, create_app
-    from api.context import node_of
-    from api.cli.defaults import place_demo_script, write_default_config
-    from api.logging import setup_logging
+    from wingman.api.app import PROTOCOL, create_app
+    from wingman.api.context import node_of
+    from wingman.api.cli.defaults import place_demo_script, write_default_config
+    from wingman.api.logging import setup_logging
 
     # Whatever the daemon creates (its database, logs, snapshots) is its own alone: its servers run
     # as other users (engine.private_files), and their own files get the same mask from it.
@@ -70,7 +70,7 @@ def serve(config: Optional[Path] = ConfigOption,
     scheme = "https" if served else "http"
     out.print(f"wingman listening on {scheme}://{cfg.api.host}:{cfg.api.port} (database: {cfg.database_url})")
     if served:
-        from api.tls import describe, reload_on_hangup
+        from wingman.api.tls import describe, reload_on_hangup
 
         out.print(f"TLS with {cfg.ssl_cert_path} ({describe(served.certificate)}); send SIGHUP to load a renewed "
                   "certificate", soft_wrap=True)
@@ -89,7 +89,7 @@ def served_certificate(cfg):
     certificate or key ends the command with a clear message (exit 2)."""
     if not cfg.api.ssl.enabled:
         return None
-    from api.tls import ServedCertificate, TLSError
+    from wingman.api.tls import ServedCertificate, TLSError
 
     try:
         return ServedCertificate(cfg.ssl_cert_path, cfg.ssl_key_path)
@@ -182,7 +182,7 @@ def rotate_key(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOp
 @db_app.command("upgrade")
 def db_upgrade(config: Optional[Path] = ConfigOption):
     """Create or migrate the event database's schema."""
-    from engine.store.database import create_engine, upgrade
+    from wingman.engine.store.database import create_engine, upgrade
 
     cfg = read_config(config)
     cfg.root_directory.mkdir(parents=True, exist_ok=True)

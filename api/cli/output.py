@@ -24,11 +24,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.points import BadPoint, Point, parse_point, parse_time
-from engine.store.queries import stream_exists
-from engine.config import ConfigError, load_config
-from engine.store.database import create_engine
-from engine.servers.fold import LogError
+from wingman.engine.store.points import BadPoint, Point, parse_point, parse_time
+from wingman.engine.store.queries import stream_exists
+from wingman.engine.config import ConfigError, load_config
+from wingman.engine.store.database import create_engine
+from wingman.engine.servers.fold import LogError
 
 EXIT_FINDINGS, EXIT_USAGE = 1, 2
 err = Console(stderr=True, soft_wrap=True)

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from engine.store.points import MAX_POSITION
+from wingman.engine.store.points import MAX_POSITION
 
 ERROR_STATUSES = {
     400: "The request is malformed or not valid here; the error says why.",

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sanic import Sanic
 
-from api.openapi.describe import ERROR_STATUSES, Answer, OperationDoc
-from api.openapi.schemas import MODELS, ErrorBody
+from wingman.api.openapi.describe import ERROR_STATUSES, Answer, OperationDoc
+from wingman.api.openapi.schemas import MODELS, ErrorBody
 
 REF = "#/components/schemas/{model}"
 HTTP_LAYER = (413, 414, 431)  # any request can get these before a handler runs

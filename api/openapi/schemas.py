@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from engine.events import PowerAction
-from engine.servers.definition import ServerDefinition
-from engine.servers.operations import FINISHED_STATUSES, OPEN_STATUSES
-from engine.statechart import load_statechart
+from wingman.engine.events import PowerAction
+from wingman.engine.servers.definition import ServerDefinition
+from wingman.engine.servers.operations import FINISHED_STATUSES, OPEN_STATUSES
+from wingman.engine.statechart import load_statechart
 
 
 

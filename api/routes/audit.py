@@ -14,20 +14,20 @@ from sanic.response import json
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.context import node
-from api.errors import ApiError
-from api.openapi.describe import EVENT_FILTERS, KEY, LIMIT, POSITION, SERVER, TIME, Answer, Param, doc
-from api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
-from api.requests import query_int, query_point, query_time
-from engine.audit.describe import describe
-from engine.checkpoints.checkpointer import RotationFailed
-from engine.checkpoints.format import BadKey, encode_key, key_of
-from engine.events import RecordedEvent
-from engine.servers.fold import LogError
-from engine.servers.replay import UnknownStream, state_at
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.store.points import iso
-from engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
+from wingman.api.context import node
+from wingman.api.errors import ApiError
+from wingman.api.openapi.describe import EVENT_FILTERS, KEY, LIMIT, POSITION, SERVER, TIME, Answer, Param, doc
+from wingman.api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
+from wingman.api.requests import query_int, query_point, query_time
+from wingman.engine.audit.describe import describe
+from wingman.engine.checkpoints.checkpointer import RotationFailed
+from wingman.engine.checkpoints.format import BadKey, encode_key, key_of
+from wingman.engine.events import RecordedEvent
+from wingman.engine.servers.fold import LogError
+from wingman.engine.servers.replay import UnknownStream, state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.store.points import iso
+from wingman.engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 
 bp = Blueprint("audit")
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sanic import Request
 
-from engine.event_types import Cause
-from engine.events import Metadata
-from engine.servers.operations import Operation
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Metadata
+from wingman.engine.servers.operations import Operation
 
 
 def metadata_for(request: Request) -> Metadata:

@@ -11,20 +11,20 @@ from sanic import Blueprint, Request
 from sanic.exceptions import NotFound
 from sanic.response import HTTPResponse, raw
 
-from api.context import node
-from api.errors import ApiError
-from api.openapi.describe import SINCE, UNTIL, Answer, Param, doc
-from api.requests import query_time
-from engine.diagrams.formats import (
+from wingman.api.context import node
+from wingman.api.errors import ApiError
+from wingman.api.openapi.describe import SINCE, UNTIL, Answer, Param, doc
+from wingman.api.requests import query_time
+from wingman.engine.diagrams.formats import (
     HISTORY_FORMATS, MEDIA_TYPES, STATECHART_FORMATS, SUFFIXES, TIMELINE_FORMATS, BadDiagramRequest, checked_format,
 )
-from engine.diagrams.history import history_diagram
-from engine.diagrams.statechart import export
-from engine.diagrams.timeline import keep_intervals, timeline_diagram
-from engine.diagrams.window import Window, passage
-from engine.servers.fold import LogError
-from engine.servers.replay import UnknownStream
-from engine.statechart import load_statechart
+from wingman.engine.diagrams.history import history_diagram
+from wingman.engine.diagrams.statechart import export
+from wingman.engine.diagrams.timeline import keep_intervals, timeline_diagram
+from wingman.engine.diagrams.window import Window, passage
+from wingman.engine.servers.fold import LogError
+from wingman.engine.servers.replay import UnknownStream
+from wingman.engine.statechart import load_statechart
 
 bp = Blueprint("diagrams")
 

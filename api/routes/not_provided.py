@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.context import node
-from api.errors import ApiError
-from api.openapi.describe import doc
+from wingman.api.context import node
+from wingman.api.errors import ApiError
+from wingman.api.openapi.describe import doc
 
 bp = Blueprint("not_provided")
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
-from api.openapi.describe import Answer, doc
-from api.openapi.schemas import OperationBody, OperationWithEvents
+from wingman.api.openapi.describe import Answer, doc
+from wingman.api.openapi.schemas import OperationBody, OperationWithEvents
 
-from api.context import node
-from api.errors import ApiError, json_error
-from api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
-from api.routes.common import metadata_for, operation_body
-from engine.events import ACTIONS
-from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
+from wingman.api.context import node
+from wingman.api.errors import ApiError, json_error
+from wingman.api.requests import POWER_ACTION_ERROR, PowerBody, json_body, parse
+from wingman.api.routes.common import metadata_for, operation_body
+from wingman.engine.events import ACTIONS
+from wingman.engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 
 bp = Blueprint("power")
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import empty, json
 
-from api.context import node
-from api.errors import ApiError
-from api.openapi.describe import Answer, Param, doc
-from api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, ServerBody, ServerList
-from api.requests import CommandsBody, json_body, parse, query_int
-from api.routes.common import metadata_for
-from engine.environments.base import RuntimeFailure, RuntimeUnavailable
-from engine.event_types import Cause
-from engine.power.outcomes import Rejected
-from engine.power.processes import NotRunning
-from engine.remote.client import PanelError
-from engine.install.service import InstallRefused
-from engine.node import NoPanel
-from engine.remote.installs import PanelRefused
-from engine.servers.definition import InvalidDefinition, ServerDefinition
-from engine.servers.registry import ServerExists
+from wingman.api.context import node
+from wingman.api.errors import ApiError
+from wingman.api.openapi.describe import Answer, Param, doc
+from wingman.api.openapi.schemas import CreateServerBody, LogsBody, PanelCreateBody, ServerBody, ServerList
+from wingman.api.requests import CommandsBody, json_body, parse, query_int
+from wingman.api.routes.common import metadata_for
+from wingman.engine.environments.base import RuntimeFailure, RuntimeUnavailable
+from wingman.engine.event_types import Cause
+from wingman.engine.power.outcomes import Rejected
+from wingman.engine.power.processes import NotRunning
+from wingman.engine.remote.client import PanelError
+from wingman.engine.install.service import InstallRefused
+from wingman.engine.node import NoPanel
+from wingman.engine.remote.installs import PanelRefused
+from wingman.engine.servers.definition import InvalidDefinition, ServerDefinition
+from wingman.engine.servers.registry import ServerExists
 
 bp = Blueprint("servers")
 MAX_LOG_LINES = 1000

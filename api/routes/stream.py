@@ -15,10 +15,10 @@ from contextlib import aclosing
 
 from sanic import Blueprint, Request, Sanic
 
-from api.context import node
-from api.openapi.describe import EVENT_FILTERS, POSITION, SERVER, Answer, Param, doc
-from api.requests import query_int, whole_number
-from api.routes.audit import _filter, _server, event_body
+from wingman.api.context import node
+from wingman.api.openapi.describe import EVENT_FILTERS, POSITION, SERVER, Answer, Param, doc
+from wingman.api.requests import query_int, whole_number
+from wingman.api.routes.audit import _filter, _server, event_body
 
 bp = Blueprint("stream")
 

@@ -8,9 +8,9 @@ from importlib.metadata import version
 
 from sanic import Blueprint, Request
 from sanic.response import json
-from api.context import node
-from api.openapi.describe import Answer, doc
-from api.openapi.schemas import SystemBody
+from wingman.api.context import node
+from wingman.api.openapi.describe import Answer, doc
+from wingman.api.openapi.schemas import SystemBody
 
 bp = Blueprint("system")
 

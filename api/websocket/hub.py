@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from api.websocket import frames
+from wingman.api.websocket import frames
 
-from api.websocket.admission import Admissions
-from api.websocket.limits import SocketCount
-from api.websocket.tokens import TokenChecker
-from engine.config import WebsocketConfig
-from engine.node import Node
+from wingman.api.websocket.admission import Admissions
+from wingman.api.websocket.limits import SocketCount
+from wingman.api.websocket.tokens import TokenChecker
+from wingman.engine.config import WebsocketConfig
+from wingman.engine.node import Node
 
 
 @dataclass

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from api.requests import POWER_ACTION_ERROR
-from api.websocket import frames
-from api.websocket import permissions as perms
-from api.websocket.hub import SocketHub
-from engine.environments.base import RuntimeFailure
-from engine.event_types import EventType
-from engine.events import ACTIONS
-from engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
-from engine.node import Node
-from engine.power.processes import NotRunning
-from engine.servers.operations import OUTCOME_TYPES
-from engine.servers.patterns import console_line_problem
+from wingman.api.requests import POWER_ACTION_ERROR
+from wingman.api.websocket import frames
+from wingman.api.websocket import permissions as perms
+from wingman.api.websocket.hub import SocketHub
+from wingman.engine.environments.base import RuntimeFailure
+from wingman.engine.event_types import EventType
+from wingman.engine.events import ACTIONS
+from wingman.engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
+from wingman.engine.node import Node
+from wingman.engine.power.processes import NotRunning
+from wingman.engine.servers.operations import OUTCOME_TYPES
+from wingman.engine.servers.patterns import console_line_problem
 
 
 class Session(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from engine.config import Rate
+from wingman.engine.config import Rate
 
 GLOBAL = "global"
 

@@ -12,15 +12,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 from sanic import Blueprint, Request, Sanic
 from sanic.response import empty
-from api.openapi.describe import Answer, doc
+from wingman.api.openapi.describe import Answer, doc
 
-from api.context import node, node_of
-from api.errors import json_error
-from api.requests import json_body, parse
-from api.routes.common import metadata_for
-from api.websocket.hub import SocketHub
-from api.websocket.origin import origin_allowed
-from api.websocket.session import Session
+from wingman.api.context import node, node_of
+from wingman.api.errors import json_error
+from wingman.api.requests import json_body, parse
+from wingman.api.routes.common import metadata_for
+from wingman.api.websocket.hub import SocketHub
+from wingman.api.websocket.origin import origin_allowed
+from wingman.api.websocket.session import Session
 
 bp = Blueprint("websocket")
 

@@ -23,19 +23,19 @@ from collections.abc import Callable
 import structlog
 from websockets.exceptions import ConnectionClosed
 
-from api.websocket import frames
-from api.websocket import permissions as perms
-from api.websocket.hub import SocketHub
-from api.websocket.inbound import HANDLERS, Answer
-from api.websocket.limits import InboundLimiter, TokenBucket
-from api.websocket.outbox import OVERFLOW_CODE, Outbox
-from api.websocket.tokens import EXPIRED, NO_JWT, JwtRefused, SocketToken
-from engine.config import Rate
-from engine.console.buffer import DAEMON, OUTPUT
-from engine.event_types import Cause, EventType
-from engine.events import Metadata, RecordedEvent
-from engine.install import feed as said
-from engine.servers.registry import UnknownServer
+from wingman.api.websocket import frames
+from wingman.api.websocket import permissions as perms
+from wingman.api.websocket.hub import SocketHub
+from wingman.api.websocket.inbound import HANDLERS, Answer
+from wingman.api.websocket.limits import InboundLimiter, TokenBucket
+from wingman.api.websocket.outbox import OVERFLOW_CODE, Outbox
+from wingman.api.websocket.tokens import EXPIRED, NO_JWT, JwtRefused, SocketToken
+from wingman.engine.config import Rate
+from wingman.engine.console.buffer import DAEMON, OUTPUT
+from wingman.engine.event_types import Cause, EventType
+from wingman.engine.events import Metadata, RecordedEvent
+from wingman.engine.install import feed as said
+from wingman.engine.servers.registry import UnknownServer
 
 log = structlog.get_logger("wingman.websocket")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
-from api.websocket import permissions as perms
+from wingman.api.websocket import permissions as perms
 
 # The node token signs the JWTs, whatever its length (the Panel generates 64 characters); the
 # config asks for 8 at least. PyJWT's warning would be printed on every token checked.

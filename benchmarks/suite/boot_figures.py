@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.suite.figures import Figure
-from engine.store.database import create_engine, sqlite_url, upgrade
+from wingman.engine.store.database import create_engine, sqlite_url, upgrade
 from tests.support import REPO, TOKEN, free_port
 from tests.synthetic_log import build_log
 
@@ -37,7 +37,7 @@ def _serve(folder: Path, servers: list[dict], **extra) -> tuple[subprocess.Popen
     # In JSON (YAML too), which the daemon reads with a JSON parser: see engine.config.read_document.
     (folder / "wingman.yml").write_text(json.dumps(cfg, indent=1))
     log = open(folder / "daemon.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--config", str(folder / "wingman.yml")],
+    proc = subprocess.Popen([sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(folder / "wingman.yml")],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"
 

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
-from engine.config import parse_config
-from engine.daemon import Daemon
-from engine.events import Metadata
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
+from wingman.engine.events import Metadata
 from tests.support import TOKEN, definition
 
 META = Metadata(actor="bench", channel="bench", cause="operator")
@@ -113,9 +113,9 @@ def _baseline_kwargs(sdk, daemon: Daemon, uuid: str) -> dict:
     """`create_container` arguments for the SDK's side: the very container wingman creates for the
     server (its network mode, limits, user, mounts, tmpfs, log driver, hardening), under no name and
     without wingman's label, so the comparison is Docker's work for the same container."""
-    from engine.environments.base import LaunchSpec
-    from engine.environments.docker.spec import LABEL, container_spec
-    from engine.servers.environment import server_environment
+    from wingman.engine.environments.base import LaunchSpec
+    from wingman.engine.environments.docker.spec import LABEL, container_spec
+    from wingman.engine.servers.environment import server_environment
 
     config, cfg = daemon.registry.config(uuid), daemon.config
     spec = LaunchSpec(config=config, folder=daemon.starter.folder(uuid),

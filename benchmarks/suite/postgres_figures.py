@@ -20,8 +20,8 @@ import asyncpg
 
 from benchmarks.suite.figures import Figure
 from benchmarks.suite.store_figures import EVENT, _close, _store, many_callers
-from engine.events import new_id
-from engine.store.hashing import canonical_json
+from wingman.engine.events import new_id
+from wingman.engine.store.hashing import canonical_json
 from tests.pg_support import _as_postgres, _bindir
 from tests.support import free_port
 

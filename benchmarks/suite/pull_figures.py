@@ -28,9 +28,9 @@ CURRENT_PER_FRESH = 5  # rounds of the already-current pull for each fresh one
 async def _rounds(rounds: int, layer: int) -> dict[str, list[float]]:
     import docker
 
-    from engine.environments.base import LaunchSpec
-    from engine.environments.docker.runtime import DockerRuntime
-    from engine.servers.definition import parse_definition
+    from wingman.engine.environments.base import LaunchSpec
+    from wingman.engine.environments.docker.runtime import DockerRuntime
+    from wingman.engine.servers.definition import parse_definition
     from tests.registry_support import PushedImages, Registry, registry_tools_missing
 
     missing = registry_tools_missing()

@@ -18,11 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
-from engine import heap
-from engine.servers.replay import build_snapshots, state_at
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.store.database import create_engine, upgrade
-from engine.store.points import Point
+from wingman.engine import heap
+from wingman.engine.servers.replay import build_snapshots, state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.points import Point
 from tests.synthetic_log import BASE_TIME, build_log
 
 

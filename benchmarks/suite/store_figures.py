@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
-from engine.events import Metadata, NewEvent, ServerSuspended, new_id
-from engine.store.database import create_engine, sqlite_url, upgrade
-from engine.store.event_store import EventStore
-from engine.store.hashing import canonical_json
+from wingman.engine.events import Metadata, NewEvent, ServerSuspended, new_id
+from wingman.engine.store.database import create_engine, sqlite_url, upgrade
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.hashing import canonical_json
 
 EVENT = NewEvent.of(ServerSuspended(), Metadata(actor="bench"))
 _INSERT = ("INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash)"
@@ -183,7 +183,7 @@ def sqlite_figures(smoke: bool) -> list[Figure]:
 async def _with_audit(setup: str, events: int, callers: int) -> float:
     """Grouped appends/s on a fresh SQLite file with the store alone, or with the daemon's whole
     checkpointer (the Merkle tree kept from commits, signed checkpoints to table and file)."""
-    from engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
+    from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 
     folder = Path(tempfile.mkdtemp(prefix="wingman-bench-audit-"))
     store = await _store(sqlite_url(folder))

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.store.points import iso
-from engine.event_types import Cause, EventType
-from engine.events import RecordedEvent
+from wingman.engine.store.points import iso
+from wingman.engine.event_types import Cause, EventType
+from wingman.engine.events import RecordedEvent
 
 # Each cause in words, as engine.event_types spells them (a cause not there is shown as it is stored).
 CAUSES: dict[str, str] = {cause: cause.words for cause in Cause}

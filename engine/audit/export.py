@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.queries import EventFilter, iterate
-from engine.events import RecordedEvent
-from engine.store.hashing import canonical_time
+from wingman.engine.store.queries import EventFilter, iterate
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.hashing import canonical_time
 
 FIELDS = ("position", "stream_id", "version", "event_id", "type", "recorded_at", "data", "metadata",
           "prev_hash", "hash")

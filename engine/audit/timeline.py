@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.describe import CAUSES
-from engine.event_types import EventType
-from engine.store.points import iso
-from engine.store.queries import stream_exists, stream_versions
-from engine.servers.replay import UnknownStream, fold_step
-from engine.events import RecordedEvent
-from engine.servers.fold import changed_at, new_view
-from engine.statechart import load_statechart
+from wingman.engine.audit.describe import CAUSES
+from wingman.engine.event_types import EventType
+from wingman.engine.store.points import iso
+from wingman.engine.store.queries import stream_exists, stream_versions
+from wingman.engine.servers.replay import UnknownStream, fold_step
+from wingman.engine.events import RecordedEvent
+from wingman.engine.servers.fold import changed_at, new_view
+from wingman.engine.statechart import load_statechart
 
 
 @dataclass

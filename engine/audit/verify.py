@@ -29,16 +29,16 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
-from engine.event_types import EventType
-from engine.store.points import iso
-from engine.servers.operations import OUTCOME_TYPES
-from engine.store.lenient_rows import is_intact
-from engine.store.queries import EventFilter, high_water, iterate, page, stream_versions
-from engine.events import RecordedEvent, event_class
-from engine.store.hashing import GENESIS, event_hash
-from engine.servers.fold import LogError, ServerView, apply, new_view
-from engine.statechart import ChartPosition, Statechart, load_statechart
+from wingman.engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
+from wingman.engine.event_types import EventType
+from wingman.engine.store.points import iso
+from wingman.engine.servers.operations import OUTCOME_TYPES
+from wingman.engine.store.lenient_rows import is_intact
+from wingman.engine.store.queries import EventFilter, high_water, iterate, page, stream_versions
+from wingman.engine.events import RecordedEvent, event_class
+from wingman.engine.store.hashing import GENESIS, event_hash
+from wingman.engine.servers.fold import LogError, ServerView, apply, new_view
+from wingman.engine.statechart import ChartPosition, Statechart, load_statechart
 
 MAX_FINDINGS = 100
 MAX_WARNINGS = 20

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.checkpoints import storage
-from engine.checkpoints.format import SignedCheckpoint
-from engine.checkpoints.tree import CompactRange, ProofError
+from wingman.engine.checkpoints import storage
+from wingman.engine.checkpoints.format import SignedCheckpoint
+from wingman.engine.checkpoints.tree import CompactRange, ProofError
 
 MAX_FINDINGS = 100
 

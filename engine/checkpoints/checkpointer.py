@@ -22,14 +22,14 @@ from pathlib import Path
 
 import structlog
 
-from engine.checkpoints import keys, storage
-from engine.checkpoints.format import SignedCheckpoint, encode_key, make_body, sign
-from engine.checkpoints.resume import Resumed, resume_tree
-from engine.checkpoints.tree import CompactRange, leaf_hash
-from engine.checkpoints.witness import Witness
-from engine.events import RecordedEvent
-from engine.store.event_store import EventStore
-from engine.store.points import iso
+from wingman.engine.checkpoints import keys, storage
+from wingman.engine.checkpoints.format import SignedCheckpoint, encode_key, make_body, sign
+from wingman.engine.checkpoints.resume import Resumed, resume_tree
+from wingman.engine.checkpoints.tree import CompactRange, leaf_hash
+from wingman.engine.checkpoints.witness import Witness
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.points import iso
 
 log = structlog.get_logger("wingman.checkpoints")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.checkpoints.chain import Entry, load_chain
-from engine.checkpoints.tree import consistency_proof, inclusion_proof, leaf_hash, tree_root
-from engine.events import RecordedEvent
-from engine.store.hashing import canonical_time, leaf_of
-from engine.store.queries import EventFilter, iterate
+from wingman.engine.checkpoints.chain import Entry, load_chain
+from wingman.engine.checkpoints.tree import consistency_proof, inclusion_proof, leaf_hash, tree_root
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.hashing import canonical_time, leaf_of
+from wingman.engine.store.queries import EventFilter, iterate
 
 INCLUSION = "wingman-inclusion-proof/1"
 CONSISTENCY = "wingman-consistency-proof/1"

@@ -23,12 +23,12 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.checkpoints import storage
-from engine.checkpoints.format import SignedCheckpoint
-from engine.checkpoints.tree import CompactRange, ProofError
-from engine.store.hashing import leaf_of
-from engine.store.queries import EventFilter, iterate
-from engine.store.schema import events as E
+from wingman.engine.checkpoints import storage
+from wingman.engine.checkpoints.format import SignedCheckpoint
+from wingman.engine.checkpoints.tree import CompactRange, ProofError
+from wingman.engine.store.hashing import leaf_of
+from wingman.engine.store.queries import EventFilter, iterate
+from wingman.engine.store.schema import events as E
 
 log = structlog.get_logger("wingman.checkpoints")
 

@@ -16,11 +16,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.checkpoints.format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
-from engine.store.schema import checkpoints as C
+from wingman.engine.checkpoints.format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
+from wingman.engine.store.schema import checkpoints as C
 
 if TYPE_CHECKING:
-    from engine.store.event_store import EventStore
+    from wingman.engine.store.event_store import EventStore
 
 HASH_BYTES = 32
 

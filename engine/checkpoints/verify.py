@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.checkpoints.chain import MAX_FINDINGS, Chain, CheckpointFinding, Entry, load_chain
-from engine.checkpoints.tree import CompactRange, leaf_hash
-from engine.events import RecordedEvent
-from engine.store.hashing import leaf_of
-from engine.store.queries import EventFilter, high_water, iterate
+from wingman.engine.checkpoints.chain import MAX_FINDINGS, Chain, CheckpointFinding, Entry, load_chain
+from wingman.engine.checkpoints.tree import CompactRange, leaf_hash
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.hashing import leaf_of
+from wingman.engine.store.queries import EventFilter, high_water, iterate
 
 
 @dataclass

@@ -13,7 +13,7 @@ import asyncio
 import httpx
 import structlog
 
-from engine.checkpoints.format import SignedCheckpoint
+from wingman.engine.checkpoints.format import SignedCheckpoint
 
 log = structlog.get_logger("wingman.checkpoints")
 MAX_QUEUED = 1000  # beyond this the oldest undelivered checkpoints are dropped

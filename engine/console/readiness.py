@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from engine.servers.patterns import REGEX_PREFIX, compile_pattern
+from wingman.engine.servers.patterns import REGEX_PREFIX, compile_pattern
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # no nested repetition: linear on any input
 

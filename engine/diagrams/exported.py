@@ -14,10 +14,10 @@ from xml.etree.ElementTree import ParseError
 
 import yaml
 
-from engine.diagrams.formats import MERMAID, SCXML, SUFFIXES, SVG, BadDiagramRequest
-from engine.diagrams.render import svg_content
-from engine.diagrams.statechart import export
-from engine.statechart import STATECHART_PATH, Statechart, parse_statechart
+from wingman.engine.diagrams.formats import MERMAID, SCXML, SUFFIXES, SVG, BadDiagramRequest
+from wingman.engine.diagrams.render import svg_content
+from wingman.engine.diagrams.statechart import export
+from wingman.engine.statechart import STATECHART_PATH, Statechart, parse_statechart
 
 EXPORTED_FORMATS = (MERMAID, SVG, SCXML)
 DEFAULT_CHART = STATECHART_PATH  # the statechart the runtime loads

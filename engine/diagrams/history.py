@@ -12,12 +12,12 @@ import math
 
 from typing import TYPE_CHECKING
 
-from engine.diagrams import mermaid as mm
-from engine.diagrams.formats import DOT, HISTORY_FORMATS, MERMAID, PNG, SVG
-from engine.diagrams.render import draw
-from engine.diagrams.statechart import INITIAL_NODE, arrows, chart_graph, edge_key, state_label
-from engine.diagrams.window import Passage
-from engine.statechart import Statechart
+from wingman.engine.diagrams import mermaid as mm
+from wingman.engine.diagrams.formats import DOT, HISTORY_FORMATS, MERMAID, PNG, SVG
+from wingman.engine.diagrams.render import draw
+from wingman.engine.diagrams.statechart import INITIAL_NODE, arrows, chart_graph, edge_key, state_label
+from wingman.engine.diagrams.window import Passage
+from wingman.engine.statechart import Statechart
 
 if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
     import pygraphviz

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 from typing import TYPE_CHECKING
 
-from engine.diagrams.formats import DOT, PNG, SVG
+from wingman.engine.diagrams.formats import DOT, PNG, SVG
 
 if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
     import pygraphviz

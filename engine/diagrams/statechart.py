@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 
 from typing import TYPE_CHECKING
 
-from engine.diagrams import mermaid as mm
-from engine.diagrams.formats import DOT, MARKDOWN, MERMAID, PNG, SCXML, STATECHART_FORMATS, SVG
-from engine.diagrams.render import draw, html_text, new_graph
-from engine.statechart import Statechart
+from wingman.engine.diagrams import mermaid as mm
+from wingman.engine.diagrams.formats import DOT, MARKDOWN, MERMAID, PNG, SCXML, STATECHART_FORMATS, SVG
+from wingman.engine.diagrams.render import draw, html_text, new_graph
+from wingman.engine.statechart import Statechart
 
 if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
     import pygraphviz

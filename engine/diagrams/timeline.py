@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 
 from typing import TYPE_CHECKING
 
-from engine.audit.timeline import Interval
-from engine.diagrams import mermaid as mm
-from engine.diagrams.formats import MERMAID, PNG, SVG, TIMELINE_FORMATS, BadDiagramRequest
-from engine.diagrams.render import draw, html_text, new_graph
-from engine.diagrams.window import Passage
-from engine.statechart import Statechart
+from wingman.engine.audit.timeline import Interval
+from wingman.engine.diagrams import mermaid as mm
+from wingman.engine.diagrams.formats import MERMAID, PNG, SVG, TIMELINE_FORMATS, BadDiagramRequest
+from wingman.engine.diagrams.render import draw, html_text, new_graph
+from wingman.engine.diagrams.window import Passage
+from wingman.engine.statechart import Statechart
 
 if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the daemon (~10 MB)
     import pygraphviz

@@ -14,9 +14,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.audit.timeline import Interval, timeline
-from engine.diagrams.formats import BadDiagramRequest
-from engine.store.points import iso
+from wingman.engine.audit.timeline import Interval, timeline
+from wingman.engine.diagrams.formats import BadDiagramRequest
+from wingman.engine.store.points import iso
 
 
 @dataclass(frozen=True)

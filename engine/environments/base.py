@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.servers.definition import ServerConfig
+from wingman.engine.servers.definition import ServerConfig
 
 ConsoleSink = Callable[[str], None]  # called with each console line (no trailing newline)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from engine.environments.base import ExitInfo
-from engine.servers.definition import ServerConfig
+from wingman.engine.environments.base import ExitInfo
+from wingman.engine.servers.definition import ServerConfig
 
 LineSink = Callable[[str], None]  # each line the script prints, as it prints it
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.base import RuntimeFailure, ServerUser
+from wingman.engine.environments.base import RuntimeFailure, ServerUser
 
 log = structlog.get_logger("wingman.server_users")
 

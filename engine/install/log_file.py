@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.environments.base import ServerUser
-from engine.preboot.folderfiles import create_fresh
-from engine.install_events import LAST_LINES, LINE_CHARS
+from wingman.engine.environments.base import ServerUser
+from wingman.engine.preboot.folderfiles import create_fresh
+from wingman.engine.install_events import LAST_LINES, LINE_CHARS
 
 LOG_NAME = ".wingman-install.log"
 MAX_OUTPUT_BYTES = 20 * 1024 * 1024  # of the script's output kept in the log (Docker's default log driver keeps 5 MB)

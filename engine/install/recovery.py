@@ -19,12 +19,12 @@ import asyncio
 
 import structlog
 
-from engine.environments.base import RuntimeUnavailable
-from engine.events import Metadata, new_id
-from engine.install.service import InstallService
-from engine.install.work import InstallWork
-from engine.install.script import remove_script_folder
-from engine.install_events import InstallAdopted, InstallInterrupted, InstallStarted
+from wingman.engine.environments.base import RuntimeUnavailable
+from wingman.engine.events import Metadata, new_id
+from wingman.engine.install.service import InstallService
+from wingman.engine.install.work import InstallWork
+from wingman.engine.install.script import remove_script_folder
+from wingman.engine.install_events import InstallAdopted, InstallInterrupted, InstallStarted
 
 log = structlog.get_logger("wingman.install")
 

@@ -27,23 +27,23 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.install_runner import InstallRunner, RunningInstall
-from engine.event_types import Cause
-from engine.events import Event, Metadata, new_id
-from engine.install import feed as said
-from engine.install.work import InstallSource, InstallWork, Surroundings
-from engine.install_events import (
+from wingman.engine.environments.install_runner import InstallRunner, RunningInstall
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Event, Metadata, new_id
+from wingman.engine.install import feed as said
+from wingman.engine.install.work import InstallSource, InstallWork, Surroundings
+from wingman.engine.install_events import (
     InstallFailed,
     InstallInterrupted,
     InstallStarted,
     InstallSucceeded,
 )
-from engine.panel_events import InstallReported
-from engine.power.journal import Journal
-from engine.power.outcomes import SuspendedServer
-from engine.power.service import PowerService
-from engine.servers.registry import ServerRegistry, UnknownServer
-from engine.statechart import IllegalTransition, Trigger
+from wingman.engine.panel_events import InstallReported
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.outcomes import SuspendedServer
+from wingman.engine.power.service import PowerService
+from wingman.engine.servers.registry import ServerRegistry, UnknownServer
+from wingman.engine.statechart import IllegalTransition, Trigger
 
 log = structlog.get_logger("wingman.install")
 

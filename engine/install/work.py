@@ -23,19 +23,19 @@ from typing import Any, Protocol
 
 import structlog
 
-from engine.environments.base import RuntimeFailure, ServerUser
-from engine.environments.server_users import ServerUsers, take_over
-from engine.events import Event, Metadata
-from engine.install import feed as said
-from engine.install.feed import InstallFeed
-from engine.install.log_file import LOG_NAME, MAX_OUTPUT_BYTES, header, last_lines, open_log
-from engine.environments.install_runner import InstallJob, InstallRunner, RunningInstall
-from engine.install.script import InstallScript, InstallSourceError, parse_script, remove_script_folder, write_script_folder
-from engine.install_events import LAST_LINES, InstallFailed, InstallSucceeded
-from engine.power.outcomes import describe_exit
-from engine.preboot.checks import PrebootFailure, check_permissions
-from engine.servers.definition import ServerConfig
-from engine.servers.environment import server_environment
+from wingman.engine.environments.base import RuntimeFailure, ServerUser
+from wingman.engine.environments.server_users import ServerUsers, take_over
+from wingman.engine.events import Event, Metadata
+from wingman.engine.install import feed as said
+from wingman.engine.install.feed import InstallFeed
+from wingman.engine.install.log_file import LOG_NAME, MAX_OUTPUT_BYTES, header, last_lines, open_log
+from wingman.engine.environments.install_runner import InstallJob, InstallRunner, RunningInstall
+from wingman.engine.install.script import InstallScript, InstallSourceError, parse_script, remove_script_folder, write_script_folder
+from wingman.engine.install_events import LAST_LINES, InstallFailed, InstallSucceeded
+from wingman.engine.power.outcomes import describe_exit
+from wingman.engine.preboot.checks import PrebootFailure, check_permissions
+from wingman.engine.servers.definition import ServerConfig
+from wingman.engine.servers.environment import server_environment
 
 log = structlog.get_logger("wingman.install")
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.events import Metadata, NewEvent, RecordedEvent, WebsocketTokensDenied
-from engine.live.feed import EventFeed
-from engine.store.event_store import EventStore
+from wingman.engine.events import Metadata, NewEvent, RecordedEvent, WebsocketTokensDenied
+from wingman.engine.live.feed import EventFeed
+from wingman.engine.store.event_store import EventStore
 
 
 class TokenDenylist:

@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 import structlog
 
-from engine.events import RecordedEvent
-from engine.store.event_store import EventStore
-from engine.store.queries import EventFilter
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.queries import EventFilter
 
 log = structlog.get_logger("wingman.live")
 

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.events import RecordedEvent
-from engine.live.feed import EventFeed, TailOverflowed
-from engine.store.queries import EventFilter, page
+from wingman.engine.events import RecordedEvent
+from wingman.engine.live.feed import EventFeed, TailOverflowed
+from wingman.engine.store.queries import EventFilter, page
 
 PAGE = 500  # events per read of the log while catching up
 

@@ -26,15 +26,15 @@ from typing import Any
 
 import structlog
 
-from engine.config import UtilizationConfig
-from engine.event_types import EventType
-from engine.events import RecordedEvent
-from engine.live.disk import DiskUsage
-from engine.live.feed import EventFeed
-from engine.live.sampling import Reading, cpu_percent, group_members, host_memory, network_namespace, read
-from engine.power.processes import ProcessTracker
-from engine.servers.registry import ServerRegistry
-from engine.statechart import Trigger
+from wingman.engine.config import UtilizationConfig
+from wingman.engine.event_types import EventType
+from wingman.engine.events import RecordedEvent
+from wingman.engine.live.disk import DiskUsage
+from wingman.engine.live.feed import EventFeed
+from wingman.engine.live.sampling import Reading, cpu_percent, group_members, host_memory, network_namespace, read
+from wingman.engine.power.processes import ProcessTracker
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.statechart import Trigger
 
 log = structlog.get_logger("wingman.live")
 

@@ -10,17 +10,17 @@ import asyncio
 
 import structlog
 
-from engine.console.readiness import DoneMatcher
-from engine.environments.base import ProcessHandle, RuntimeFailure
-from engine.event_types import Cause
-from engine.events import Metadata, PrebootCheckFailed, ProcessStarted, StopTimedOut
-from engine.power.journal import Journal
-from engine.power.outcomes import Failed, Rejected, describe_exit
-from engine.power.processes import ProcessTracker
-from engine.preboot.checks import PrebootFailure
-from engine.preboot.starter import Starter
-from engine.servers.registry import ServerRegistry
-from engine.statechart import Trigger
+from wingman.engine.console.readiness import DoneMatcher
+from wingman.engine.environments.base import ProcessHandle, RuntimeFailure
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Metadata, PrebootCheckFailed, ProcessStarted, StopTimedOut
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.outcomes import Failed, Rejected, describe_exit
+from wingman.engine.power.processes import ProcessTracker
+from wingman.engine.preboot.checks import PrebootFailure
+from wingman.engine.preboot.starter import Starter
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.statechart import Trigger
 
 log = structlog.get_logger("wingman.power")
 

@@ -26,16 +26,16 @@ from datetime import datetime, timezone
 
 import structlog
 
-from engine.config import CrashDetection
-from engine.environments.base import ExitInfo
-from engine.event_types import Cause
-from engine.events import CrashDecided, Event, Metadata, ServerCrashed
-from engine.power.journal import Journal
-from engine.power.outcomes import describe_exit
-from engine.power.processes import UNCLAIMED, ProcessTracker
-from engine.servers.definition import boot_restart_settings
-from engine.servers.fold import ServerView, crashed_at
-from engine.servers.registry import ServerRegistry, UnknownServer
+from wingman.engine.config import CrashDetection
+from wingman.engine.environments.base import ExitInfo
+from wingman.engine.event_types import Cause
+from wingman.engine.events import CrashDecided, Event, Metadata, ServerCrashed
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.outcomes import describe_exit
+from wingman.engine.power.processes import UNCLAIMED, ProcessTracker
+from wingman.engine.servers.definition import boot_restart_settings
+from wingman.engine.servers.fold import ServerView, crashed_at
+from wingman.engine.servers.registry import ServerRegistry, UnknownServer
 
 log = structlog.get_logger("wingman.crashes")
 

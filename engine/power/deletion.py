@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from engine.events import (
+from wingman.engine.events import (
     EnvironmentDestroyed, FilesRemovalFailed, FilesRemoved, Metadata, ServerDeleted, ServerSuspended, new_id,
 )
-from engine.power.outcomes import Rejected
-from engine.servers.folder_removal import remove, set_aside
+from wingman.engine.power.outcomes import Rejected
+from wingman.engine.servers.folder_removal import remove, set_aside
 
 if TYPE_CHECKING:
-    from engine.power.service import PowerService
+    from wingman.engine.power.service import PowerService
 
 log = structlog.get_logger("wingman.delete")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.power.locks import PowerLock
-from engine.servers.registry import ServerRegistry
-from engine.statechart import Trigger
+from wingman.engine.power.locks import PowerLock
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.statechart import Trigger
 
 
 class InstallDoor:

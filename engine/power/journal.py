@@ -20,10 +20,10 @@ from collections.abc import Iterable
 
 import structlog
 
-from engine.events import Event, Metadata, NewEvent, RecordedEvent, StateChanged
-from engine.servers.registry import ServerRegistry
-from engine.statechart import IllegalTransition, Trigger
-from engine.store.event_store import EventStore, StoreUnavailable
+from wingman.engine.events import Event, Metadata, NewEvent, RecordedEvent, StateChanged
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.statechart import IllegalTransition, Trigger
+from wingman.engine.store.event_store import EventStore, StoreUnavailable
 
 log = structlog.get_logger("wingman.power")
 

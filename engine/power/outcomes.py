@@ -1,8 +1,8 @@
 """How a power action ends when it does not succeed, and exits said in words."""
 from __future__ import annotations
 
-from engine.environments.base import ExitInfo
-from engine.servers.operations import Operation
+from wingman.engine.environments.base import ExitInfo
+from wingman.engine.servers.operations import Operation
 
 SUSPENDED_MESSAGE = "Cannot start or restart a server that is suspended."
 INSTALLING_MESSAGE = "server is currently installing"  # Wings' words (server/errors.go ErrServerIsInstalling)

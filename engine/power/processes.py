@@ -15,14 +15,14 @@ from typing import Any
 
 import structlog
 
-from engine.console.buffer import ConsoleBuffer
-from engine.console.readiness import DoneMatcher
-from engine.environments.base import ExitInfo, ProcessHandle
-from engine.event_types import Cause
-from engine.events import Metadata, ProcessExited
-from engine.power.journal import Journal
-from engine.statechart import Trigger
-from engine.store.event_store import StoreClosed
+from wingman.engine.console.buffer import ConsoleBuffer
+from wingman.engine.console.readiness import DoneMatcher
+from wingman.engine.environments.base import ExitInfo, ProcessHandle
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Metadata, ProcessExited
+from wingman.engine.power.journal import Journal
+from wingman.engine.statechart import Trigger
+from wingman.engine.store.event_store import StoreClosed
 
 log = structlog.get_logger("wingman.power")
 

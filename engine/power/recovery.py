@@ -22,15 +22,15 @@ from typing import Protocol
 
 import structlog
 
-from engine.console.readiness import DoneMatcher
-from engine.environments.base import ExitInfo, Runtime, RuntimeUnavailable
-from engine.event_types import Cause
-from engine.events import Metadata, PowerInterrupted, ProcessExited, ProcessStarted
-from engine.power.crashes import CrashHandler
-from engine.power.journal import Journal
-from engine.power.processes import ProcessTracker
-from engine.servers.registry import ServerRegistry, UnknownServer
-from engine.statechart import Trigger
+from wingman.engine.console.readiness import DoneMatcher
+from wingman.engine.environments.base import ExitInfo, Runtime, RuntimeUnavailable
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Metadata, PowerInterrupted, ProcessExited, ProcessStarted
+from wingman.engine.power.crashes import CrashHandler
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.processes import ProcessTracker
+from wingman.engine.servers.registry import ServerRegistry, UnknownServer
+from wingman.engine.statechart import Trigger
 
 class InstallRecoverer(Protocol):
     """Installs left without an outcome (engine.install.recovery): adopted or interrupted."""

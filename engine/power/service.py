@@ -39,24 +39,24 @@ from typing import Protocol
 
 import structlog
 
-from engine.environments.base import Runtime
-from engine.event_types import Cause, EventType
-from engine.events import (
+from wingman.engine.environments.base import Runtime
+from wingman.engine.event_types import Cause, EventType
+from wingman.engine.events import (
     ACTIONS, Event, Metadata, PowerCancelled, PowerFailed, PowerRejected, PowerRequested, PowerStarted, PowerSucceeded,
     RecordedEvent, new_id,
 )
-from engine.power.journal import Journal
-from engine.power.locks import PowerLock
-from engine.power.actions import NOTHING_TO_KILL, PowerActions
-from engine.power.deletion import ServerDeletion
-from engine.power.install_door import InstallDoor
-from engine.power.outcomes import (
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.locks import PowerLock
+from wingman.engine.power.actions import NOTHING_TO_KILL, PowerActions
+from wingman.engine.power.deletion import ServerDeletion
+from wingman.engine.power.install_door import InstallDoor
+from wingman.engine.power.outcomes import (
     INSTALLING_MESSAGE, SUSPENDED_MESSAGE, Failed, Rejected, ServerInstalling, SuspendedServer,
 )
-from engine.power.processes import ProcessTracker
-from engine.servers.operations import Operation
-from engine.servers.registry import ServerRegistry
-from engine.statechart import Trigger
+from wingman.engine.power.processes import ProcessTracker
+from wingman.engine.servers.operations import Operation
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.statechart import Trigger
 
 log = structlog.get_logger("wingman.power")
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.base import LaunchSpec, Runtime, RuntimeFailure, ServerUser
-from engine.environments.server_users import FOLDER_MODE, ServerUsers, take_over
-from engine.preboot.configfiles import apply_config_files
-from engine.preboot.folderfiles import create_fresh
-from engine.servers.definition import ServerConfig
-from engine.servers.environment import server_environment
+from wingman.engine.environments.base import LaunchSpec, Runtime, RuntimeFailure, ServerUser
+from wingman.engine.environments.server_users import FOLDER_MODE, ServerUsers, take_over
+from wingman.engine.preboot.configfiles import apply_config_files
+from wingman.engine.preboot.folderfiles import create_fresh
+from wingman.engine.servers.definition import ServerConfig
+from wingman.engine.servers.environment import server_environment
 
 log = structlog.get_logger("wingman.preboot")
 

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import yaml
 
-from engine.servers.patterns import BadPattern, compile_pattern
-from engine.preboot.folderfiles import FolderFileError, locate, read_text, write_text
+from wingman.engine.servers.patterns import BadPattern, compile_pattern
+from wingman.engine.preboot.folderfiles import FolderFileError, locate, read_text, write_text
 
 _MISSING = object()
 

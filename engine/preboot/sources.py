@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from engine.config import read_document
-from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import with_runtime
+from wingman.engine.config import read_document
+from wingman.engine.remote.client import PanelClient, PanelError
+from wingman.engine.remote.documents import with_runtime
 
 
 class SyncFailed(Exception):

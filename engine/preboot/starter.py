@@ -9,14 +9,14 @@ from pathlib import Path
 
 import structlog
 
-from engine.environments.base import ConsoleSink, ProcessHandle, Runtime, RuntimeFailure
-from engine.environments.server_users import ServerUsers
-from engine.event_types import Cause
-from engine.events import Event, Metadata, PrebootCheckFailed
-from engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
-from engine.preboot.sources import DefinitionSource, SyncFailed
-from engine.servers.definition import InvalidDefinition, ServerConfig
-from engine.servers.registry import ServerRegistry
+from wingman.engine.environments.base import ConsoleSink, ProcessHandle, Runtime, RuntimeFailure
+from wingman.engine.environments.server_users import ServerUsers
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Event, Metadata, PrebootCheckFailed
+from wingman.engine.preboot.checks import PrebootFailure, PrebootResult, run_preboot
+from wingman.engine.preboot.sources import DefinitionSource, SyncFailed
+from wingman.engine.servers.definition import InvalidDefinition, ServerConfig
+from wingman.engine.servers.registry import ServerRegistry
 
 log = structlog.get_logger("wingman.preboot")
 

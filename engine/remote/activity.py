@@ -28,12 +28,12 @@ import asyncio
 
 import structlog
 
-from engine.event_types import Cause
-from engine.events import ActivityRefused, Metadata, NewEvent
-from engine.remote.activity_entries import Entry, pending
-from engine.remote.client import PanelClient, PanelError
-from engine.remote.outbox import Outbox
-from engine.store.event_store import EventStore
+from wingman.engine.event_types import Cause
+from wingman.engine.events import ActivityRefused, Metadata, NewEvent
+from wingman.engine.remote.activity_entries import Entry, pending
+from wingman.engine.remote.client import PanelClient, PanelError
+from wingman.engine.remote.outbox import Outbox
+from wingman.engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.activity")
 

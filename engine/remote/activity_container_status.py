@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import structlog
 
-from engine.events import StateChanged
-from engine.remote.activity import refuses_the_entries
-from engine.remote.client import PanelClient, PanelError
-from engine.remote.outbox import Outbox
-from engine.statechart import load_statechart
-from engine.store.event_store import EventStore
-from engine.store.queries import EventFilter, page
+from wingman.engine.events import StateChanged
+from wingman.engine.remote.activity import refuses_the_entries
+from wingman.engine.remote.client import PanelClient, PanelError
+from wingman.engine.remote.outbox import Outbox
+from wingman.engine.statechart import load_statechart
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.queries import EventFilter, page
 
 log = structlog.get_logger("wingman.container_status")
 

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import insert, select, update
 
-from engine.store.event_store import EventStore
-from engine.store.schema import outbox_cursors as C
+from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.schema import outbox_cursors as C
 
 
 class OutboxCursor:

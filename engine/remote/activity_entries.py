@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.events import WEBSOCKET_CHANNEL, ConsoleCommand, PowerRequested, RecordedEvent
-from engine.store.queries import EventFilter, page
+from wingman.engine.events import WEBSOCKET_CHANNEL, ConsoleCommand, PowerRequested, RecordedEvent
+from wingman.engine.store.queries import EventFilter, page
 
 POWER_PREFIX = "server:power."
 CONSOLE_COMMAND = "server:console.command"

@@ -3,9 +3,9 @@
 (engine.remote.activity_container_status). Nothing for a standalone node."""
 from __future__ import annotations
 
-from engine.remote.activity import activity_outbox
-from engine.remote.activity_container_status import container_status_outbox
-from engine.store.event_store import EventStore
+from wingman.engine.remote.activity import activity_outbox
+from wingman.engine.remote.activity_container_status import container_status_outbox
+from wingman.engine.store.event_store import EventStore
 
 
 class PanelOutboxes:

@@ -21,22 +21,22 @@ from typing import Any
 
 import structlog
 
-from engine.event_types import Cause
-from engine.events import Metadata
-from engine.install.script import InstallSourceError
-from engine.install.service import InstallService
-from engine.panel_events import NODE_STREAM, PanelServerRefused
-from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import (
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Metadata
+from wingman.engine.install.script import InstallSourceError
+from wingman.engine.install.service import InstallService
+from wingman.engine.panel_events import NODE_STREAM, PanelServerRefused
+from wingman.engine.remote.client import PanelClient, PanelError
+from wingman.engine.remote.documents import (
     BadPanelDocument,
     definition_from,
     server_uuid,
     with_runtime,
 )
-from engine.remote.inventory import Inventory, Recorder
-from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
-from engine.servers.fold import ServerView
-from engine.servers.registry import ServerRegistry
+from wingman.engine.remote.inventory import Inventory, Recorder
+from wingman.engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
+from wingman.engine.servers.fold import ServerView
+from wingman.engine.servers.registry import ServerRegistry
 
 log = structlog.get_logger("wingman.panel")
 

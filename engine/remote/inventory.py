@@ -21,22 +21,22 @@ from collections.abc import Awaitable, Callable
 import orjson
 import structlog
 
-from engine import heap
-from engine.event_types import Cause
-from engine.events import Event, Metadata
-from engine.panel_events import (
+from wingman.engine import heap
+from wingman.engine.event_types import Cause
+from wingman.engine.events import Event, Metadata
+from wingman.engine.panel_events import (
     NODE_STREAM,
     InventoryFailed,
     InventoryReconciled,
     PanelServerRefused,
     PanelServerUnlisted,
 )
-from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import BadPanelDocument, with_runtime
-from engine.remote.listing import Listing, ListingFailed, list_servers
-from engine.servers.definition import InvalidDefinition, parse_definition
-from engine.servers.registry import ServerRegistry
-from engine.store.event_store import ConcurrencyError
+from wingman.engine.remote.client import PanelClient, PanelError
+from wingman.engine.remote.documents import BadPanelDocument, with_runtime
+from wingman.engine.remote.listing import Listing, ListingFailed, list_servers
+from wingman.engine.servers.definition import InvalidDefinition, parse_definition
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.store.event_store import ConcurrencyError
 
 log = structlog.get_logger("wingman.panel")
 RESET_PATH = "/api/remote/servers/reset"

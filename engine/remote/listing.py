@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from engine.remote.client import PanelClient, PanelError
-from engine.remote.documents import BadPanelDocument, definition_from, server_uuid
+from wingman.engine.remote.client import PanelClient, PanelError
+from wingman.engine.remote.documents import BadPanelDocument, definition_from, server_uuid
 
 SERVERS_PATH = "/api/remote/servers"
 PAGES_AT_ONCE = 4  # Wings asks for every page at once; a few at a time is as quick and kinder to a Panel

@@ -9,9 +9,9 @@ from typing import Any
 
 import structlog
 
-from engine.remote.activity_cursor import OutboxCursor
-from engine.remote.client import PanelClient
-from engine.store.event_store import EventStore
+from wingman.engine.remote.activity_cursor import OutboxCursor
+from wingman.engine.remote.client import PanelClient
+from wingman.engine.store.event_store import EventStore
 
 STOP_GRACE = 5.0  # seconds a batch in flight at shutdown may take to be answered (and its cursor committed)
 

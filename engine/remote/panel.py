@@ -7,14 +7,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.config import DaemonConfig
-from engine.install.service import InstallService
-from engine.power.journal import Journal
-from engine.power.processes import ProcessTracker
-from engine.remote.client import PanelClient
-from engine.remote.installs import PanelInstallSource, PanelServers
-from engine.remote.inventory import Inventory
-from engine.servers.registry import ServerRegistry
+from wingman.engine.config import DaemonConfig
+from wingman.engine.install.service import InstallService
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.processes import ProcessTracker
+from wingman.engine.remote.client import PanelClient
+from wingman.engine.remote.installs import PanelInstallSource, PanelServers
+from wingman.engine.remote.inventory import Inventory
+from wingman.engine.servers.registry import ServerRegistry
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
-from engine.servers.patterns import check_done_pattern, console_line_problem
-from engine.signals import parse_signal
+from wingman.engine.servers.patterns import check_done_pattern, console_line_problem
+from wingman.engine.signals import parse_signal
 
 DEFAULT_STOP_TIMEOUT = 600.0
 # Upper bounds that keep every limit representable where it is applied (RLIMIT_AS and Docker

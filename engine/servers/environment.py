@@ -3,7 +3,7 @@
 the node sets and the definition cannot override."""
 from __future__ import annotations
 
-from engine.servers.definition import ServerConfig
+from wingman.engine.servers.definition import ServerConfig
 
 
 def server_environment(config: ServerConfig, timezone: str) -> dict[str, str]:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from engine.event_types import EventType
-from engine.events import RecordedEvent
-from engine.servers.definition import ServerConfig, parse_definition
-from engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
-from engine.store.hashing import json_loads
-from engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
+from wingman.engine.event_types import EventType
+from wingman.engine.events import RecordedEvent
+from wingman.engine.servers.definition import ServerConfig, parse_definition
+from wingman.engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
+from wingman.engine.store.hashing import json_loads
+from wingman.engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
 
 
 class PowerState(Protocol):

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
+from wingman.engine.servers.definition import InvalidDefinition, ServerConfig, parse_definition
 
 log = structlog.get_logger("wingman.daemon")  # the boot messages they always were
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
-from engine.config_docker import DockerConfig
-from engine.servers.definition import InvalidDefinition, ServerConfig
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.servers.definition import InvalidDefinition, ServerConfig
 
 FRESH_SECONDS = 30.0  # an address removed from the host is still accepted for at most this long
 MISS_RETRY_SECONDS = 1.0  # a refused address re-reads the host's at most this often (an inventory of many)

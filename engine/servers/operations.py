@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.event_types import EventType
-from engine.events import RecordedEvent
+from wingman.engine.event_types import EventType
+from wingman.engine.events import RecordedEvent
 
 # The outcome event types and the status each one gives its operation.
 OUTCOME_TYPES = {

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import structlog
 
-from engine.event_types import EventType
-from engine.events import (
+from wingman.engine.event_types import EventType
+from wingman.engine.events import (
     ConfigurationChanged,
     Metadata,
     NewEvent,
@@ -24,16 +24,16 @@ from engine.events import (
     ServerSuspended,
     ServerUnsuspended,
 )
-from engine.panel_events import NODE_STREAM
-from engine.servers.definition import ServerConfig, changed_keys, parse_definition
-from engine.servers.fold import ServerView, apply, new_view
-from engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
-from engine.servers.replay import state_at
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.statechart import PowerMachine
-from engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
-from engine.store.points import END
-from engine.store.queries import stream_versions
+from wingman.engine.panel_events import NODE_STREAM
+from wingman.engine.servers.definition import ServerConfig, changed_keys, parse_definition
+from wingman.engine.servers.fold import ServerView, apply, new_view
+from wingman.engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
+from wingman.engine.servers.replay import state_at
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.statechart import PowerMachine
+from wingman.engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
+from wingman.engine.store.points import END
+from wingman.engine.store.queries import stream_versions
 
 log = structlog.get_logger("wingman.registry")
 

@@ -13,15 +13,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.events import RecordedEvent
-from engine.servers.fold import LogError, ServerView, apply, new_view
-from engine.servers.operations import OUTCOME_TYPES, QUEUED
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.statechart import Statechart, load_statechart
-from engine.store.lenient_rows import EventRow, is_intact, to_rows, to_rows_until
-from engine.store.points import END, Point, iso
-from engine.store.queries import PAGE, fold_stream, stream_exists
-from engine.store.schema import events as E
+from wingman.engine.events import RecordedEvent
+from wingman.engine.servers.fold import LogError, ServerView, apply, new_view
+from wingman.engine.servers.operations import OUTCOME_TYPES, QUEUED
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.statechart import Statechart, load_statechart
+from wingman.engine.store.lenient_rows import EventRow, is_intact, to_rows, to_rows_until
+from wingman.engine.store.points import END, Point, iso
+from wingman.engine.store.queries import PAGE, fold_stream, stream_exists
+from wingman.engine.store.schema import events as E
 
 
 class UnknownStream(LookupError):

@@ -24,16 +24,16 @@ from sqlalchemy import String, delete, func, insert, select, tuple_, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.servers import definition as definition_module
-from engine.servers import fold as fold_module
-from engine.servers import operations as operations_module
-from engine.servers.fold import ServerView
-from engine.servers.operations import OPEN_STATUSES, Operation
-from engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
-from engine.store.hashing import canonical_json, json_loads
-from engine.store.schema import events as E
-from engine.store.schema import snapshots
-from engine.store.backends import AsyncWriter, Statements
+from wingman.engine.servers import definition as definition_module
+from wingman.engine.servers import fold as fold_module
+from wingman.engine.servers import operations as operations_module
+from wingman.engine.servers.fold import ServerView
+from wingman.engine.servers.operations import OPEN_STATUSES, Operation
+from wingman.engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
+from wingman.engine.store.hashing import canonical_json, json_loads
+from wingman.engine.store.schema import events as E
+from wingman.engine.store.schema import snapshots
+from wingman.engine.store.backends import AsyncWriter, Statements
 
 WriteBeside = Callable[[Statements], Awaitable[None]]
 

@@ -14,11 +14,11 @@ import asyncio
 
 import structlog
 
-from engine.events import RecordedEvent
-from engine.servers.registry import ServerRegistry
-from engine.servers.replay import build_snapshots
-from engine.servers.snapshot_cache import SnapshotCache
-from engine.store.event_store import EventStore
+from wingman.engine.events import RecordedEvent
+from wingman.engine.servers.registry import ServerRegistry
+from wingman.engine.servers.replay import build_snapshots
+from wingman.engine.servers.snapshot_cache import SnapshotCache
+from wingman.engine.store.event_store import EventStore
 
 log = structlog.get_logger("wingman.audit")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.backends import WRITE_TRANSACTION, backend_for
+from wingman.engine.store.backends import WRITE_TRANSACTION, backend_for
 
 __all__ = ["MIGRATIONS_DIR", "WRITE_TRANSACTION", "create_engine", "declared_head", "sqlite_url", "upgrade"]
 

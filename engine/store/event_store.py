@@ -26,10 +26,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.events import NewEvent, RecordedEvent, new_id
-from engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
-from engine.store.schema import events as events_table
-from engine.store.backends import AsyncWriter, Statements, backend_of
+from wingman.engine.events import NewEvent, RecordedEvent, new_id
+from wingman.engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
+from wingman.engine.store.schema import events as events_table
+from wingman.engine.store.backends import AsyncWriter, Statements, backend_of
 
 log = structlog.get_logger("wingman.store")
 

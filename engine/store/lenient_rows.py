@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 from pydantic_core import from_json as _from_json  # json_loads' parser, without its fallback (see to_rows)
 
-from engine.events import RecordedEvent
-from engine.store.hashing import json_loads
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.hashing import json_loads
 
 
 def _json(raw):

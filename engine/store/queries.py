@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from engine.events import RecordedEvent
-from engine.store.backends import Backend, backend_of
-from engine.store.lenient_rows import to_event, to_events
-from engine.store.schema import events as E
+from wingman.engine.events import RecordedEvent
+from wingman.engine.store.backends import Backend, backend_of
+from wingman.engine.store.lenient_rows import to_event, to_events
+from wingman.engine.store.schema import events as E
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

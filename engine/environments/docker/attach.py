@@ -10,8 +10,8 @@ import socket
 
 import structlog
 
-from engine.console.lines import LineSplitter
-from engine.environments.base import ConsoleSink
+from wingman.engine.console.lines import LineSplitter
+from wingman.engine.environments.base import ConsoleSink
 
 log = structlog.get_logger("wingman.docker")
 

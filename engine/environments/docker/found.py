@@ -9,10 +9,10 @@ import time
 import docker
 from docker.errors import NotFound
 
-from engine.environments.base import ExitInfo
-from engine.environments.docker.attach import take_attach_socket
-from engine.environments.docker.handle import REMOVED
-from engine.environments.docker.spec import ATTACH, LABEL, container_name, quiet
+from wingman.engine.environments.base import ExitInfo
+from wingman.engine.environments.docker.attach import take_attach_socket
+from wingman.engine.environments.docker.handle import REMOVED
+from wingman.engine.environments.docker.spec import ATTACH, LABEL, container_name, quiet
 
 KILL_CHECKS = 50  # inspections, 0.1 s apart, that a reaped container's kill gets to take effect
 

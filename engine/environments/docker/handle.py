@@ -15,10 +15,10 @@ from typing import Protocol
 
 import structlog
 
-from engine.console.lines import OutputThrottle
-from engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure, RuntimeUnavailable
-from engine.environments.docker.attach import ConsoleDemux
-from engine.signals import parse_signal
+from wingman.engine.console.lines import OutputThrottle
+from wingman.engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure, RuntimeUnavailable
+from wingman.engine.environments.docker.attach import ConsoleDemux
+from wingman.engine.signals import parse_signal
 
 log = structlog.get_logger("wingman.docker")
 

@@ -33,8 +33,8 @@ import structlog
 import urllib3
 from docker.errors import ImageNotFound
 
-from engine.config_docker import DockerConfig
-from engine.environments.base import RuntimeFailure
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.base import RuntimeFailure
 
 log = structlog.get_logger("wingman.docker")
 

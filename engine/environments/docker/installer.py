@@ -30,15 +30,15 @@ import docker
 import structlog
 from docker.errors import APIError, NotFound
 
-from engine.environments.base import ExitInfo
-from engine.environments.docker.attach import take_attach_socket
-from engine.environments.docker.handle import DockerHandle
-from engine.environments.docker.images import local_name, pull
-from engine.environments.docker.limits import installer_resources
-from engine.environments.docker.network import joins_no_network
-from engine.environments.docker.runtime import DockerRuntime
-from engine.environments.docker.spec import LABEL, log_config
-from engine.environments.install_runner import SCRIPT_MOUNT, SCRIPT_PATH, SERVER_MOUNT, InstallJob, LineSink
+from wingman.engine.environments.base import ExitInfo
+from wingman.engine.environments.docker.attach import take_attach_socket
+from wingman.engine.environments.docker.handle import DockerHandle
+from wingman.engine.environments.docker.images import local_name, pull
+from wingman.engine.environments.docker.limits import installer_resources
+from wingman.engine.environments.docker.network import joins_no_network
+from wingman.engine.environments.docker.runtime import DockerRuntime
+from wingman.engine.environments.docker.spec import LABEL, log_config
+from wingman.engine.environments.install_runner import SCRIPT_MOUNT, SCRIPT_PATH, SERVER_MOUNT, InstallJob, LineSink
 
 log = structlog.get_logger("wingman.docker")
 

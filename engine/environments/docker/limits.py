@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.config_docker import DockerConfig
-from engine.servers.definition import ServerConfig
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.servers.definition import ServerConfig
 
 MB = 1_000_000
 CPU_PERIOD_US = 100_000

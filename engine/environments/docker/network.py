@@ -38,9 +38,9 @@ import structlog
 from docker.errors import APIError, NotFound
 from docker.types import IPAMConfig, IPAMPool
 
-from engine.config_docker import DockerConfig
-from engine.environments.base import RuntimeFailure
-from engine.servers.definition import ServerConfig
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.base import RuntimeFailure
+from wingman.engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
 

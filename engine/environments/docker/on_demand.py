@@ -14,12 +14,12 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeUnavailable
-from engine.config_docker import DockerConfig
-from engine.servers.definition import ServerConfig
+from wingman.engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeUnavailable
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.servers.definition import ServerConfig
 
 if TYPE_CHECKING:
-    from engine.environments.docker.runtime import DockerRuntime
+    from wingman.engine.environments.docker.runtime import DockerRuntime
 
 
 class OnDemandDockerRuntime(Runtime):
@@ -41,7 +41,7 @@ class OnDemandDockerRuntime(Runtime):
                 if self._closed:  # shutting down: a late caller must not leave a connection behind
                     raise RuntimeUnavailable("the daemon is shutting down")
                 if self.runtime is None:
-                    from engine.environments.docker.runtime import DockerRuntime
+                    from wingman.engine.environments.docker.runtime import DockerRuntime
 
                     runtime = DockerRuntime(base_url=self.base_url, docker_config=self.docker_config,
                                             max_workers=self.max_workers)

@@ -39,7 +39,7 @@ import requests
 import structlog
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from engine.environments.base import (
+from wingman.engine.environments.base import (
     ConsoleSink,
     RuntimeFailure,
     ExitInfo,
@@ -48,18 +48,18 @@ from engine.environments.base import (
     Runtime,
     RuntimeUnavailable,
 )
-from engine.environments.docker.attach import take_attach_socket
-from engine.environments.docker.clearing import OldContainers, clear
-from engine.environments.docker.found import reap, running_to_adopt, wingman_containers
-from engine.environments.docker.handle import DockerHandle
-from engine.environments.docker.images import ImagePuller, local_name
-from engine.environments.docker.limits import container_resources, discarded, unenforced
-from engine.environments.docker.network import Networks
-from engine.environments.docker.spec import (
+from wingman.engine.environments.docker.attach import take_attach_socket
+from wingman.engine.environments.docker.clearing import OldContainers, clear
+from wingman.engine.environments.docker.found import reap, running_to_adopt, wingman_containers
+from wingman.engine.environments.docker.handle import DockerHandle
+from wingman.engine.environments.docker.images import ImagePuller, local_name
+from wingman.engine.environments.docker.limits import container_resources, discarded, unenforced
+from wingman.engine.environments.docker.network import Networks
+from wingman.engine.environments.docker.spec import (
     ATTACH, container_name, container_spec, image_config, missing_image, quiet)
-from engine.environments.docker.watcher import EventsWatcher
-from engine.config_docker import DockerConfig
-from engine.servers.definition import ServerConfig
+from wingman.engine.environments.docker.watcher import EventsWatcher
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
 

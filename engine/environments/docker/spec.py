@@ -40,13 +40,13 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.types import LogConfig
 
-from engine.environments.base import LaunchSpec
-from engine.config_docker import DockerConfig
-from engine.environments.docker.images import local_name
-from engine.environments.docker.limits import container_resources
-from engine.environments.docker.network import container_network, joins_no_network, published
-from engine.environments.docker.policy import DROPPED_CAPABILITIES
-from engine.servers.definition import ServerConfig
+from wingman.engine.environments.base import LaunchSpec
+from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.docker.images import local_name
+from wingman.engine.environments.docker.limits import container_resources
+from wingman.engine.environments.docker.network import container_network, joins_no_network, published
+from wingman.engine.environments.docker.policy import DROPPED_CAPABILITIES
+from wingman.engine.servers.definition import ServerConfig
 
 LABEL = "wingman.server"  # value: the server's uuid; the events watcher filters on it
 WORKDIR = "/home/container"  # where the server's folder is mounted, as in Wings

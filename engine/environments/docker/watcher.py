@@ -16,7 +16,7 @@ import requests
 import structlog
 from docker.errors import DockerException
 
-from engine.environments.docker.spec import LABEL
+from wingman.engine.environments.docker.spec import LABEL
 
 log = structlog.get_logger("wingman.docker")
 

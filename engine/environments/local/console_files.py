@@ -24,7 +24,7 @@ from collections.abc import Callable
 import structlog
 from inotify_simple import INotify, flags
 
-from engine.console.lines import LineSplitter, OutputThrottle
+from wingman.engine.console.lines import LineSplitter, OutputThrottle
 
 log = structlog.get_logger("wingman.process")
 

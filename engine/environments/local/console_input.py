@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from engine.environments.base import RuntimeFailure
+from wingman.engine.environments.base import RuntimeFailure
 
 BACKLOG = 64 * 1024  # bytes waiting here at most: a server that reads nothing gets no more
 

@@ -17,11 +17,11 @@ import signal as signals
 import subprocess
 from pathlib import Path
 
-from engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure
-from engine.environments.local.console_files import ConsoleFiles, FollowedFile
-from engine.environments.local.console_input import ConsoleInput
-from engine.environments.local.identity import ProcessIdentity
-from engine.signals import parse_signal
+from wingman.engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure
+from wingman.engine.environments.local.console_files import ConsoleFiles, FollowedFile
+from wingman.engine.environments.local.console_input import ConsoleInput
+from wingman.engine.environments.local.identity import ProcessIdentity
+from wingman.engine.signals import parse_signal
 
 UNKNOWN_EXIT = "exited while adopted, and left no exit status"
 

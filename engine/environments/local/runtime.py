@@ -38,12 +38,12 @@ import stat
 import subprocess
 from pathlib import Path
 
-from engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeFailure
-from engine.environments.local.console_files import RECENT_ON_ADOPTION, ConsoleFiles
-from engine.environments.local.handle import LocalProcess, decode_status
-from engine.environments.local.identity import ProcessIdentity, boot_id, identify, still_running
-from engine.environments.server_users import privilege_drop
-from engine.servers.definition import ServerConfig
+from wingman.engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeFailure
+from wingman.engine.environments.local.console_files import RECENT_ON_ADOPTION, ConsoleFiles
+from wingman.engine.environments.local.handle import LocalProcess, decode_status
+from wingman.engine.environments.local.identity import ProcessIdentity, boot_id, identify, still_running
+from wingman.engine.environments.server_users import privilege_drop
+from wingman.engine.servers.definition import ServerConfig
 
 # The wrapper stays the daemon's user: the files it writes (identity, exit status) are what a later
 # daemon trusts, so the server must not be able to forge them. It runs with LAUNCH_ENVIRONMENT, not

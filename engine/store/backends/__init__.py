@@ -14,12 +14,12 @@ from importlib import import_module
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.backends.async_engine import AsyncWriter
-from engine.store.backends.protocol import WRITE_TRANSACTION, Backend, GroupWriter, Statements
+from wingman.engine.store.backends.async_engine import AsyncWriter
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Backend, GroupWriter, Statements
 
 __all__ = ["WRITE_TRANSACTION", "AsyncWriter", "Backend", "GroupWriter", "Statements", "backend_for", "backend_of"]
 
-_MODULES = {"sqlite": "engine.store.backends.sqlite", "postgresql": "engine.store.backends.postgres"}
+_MODULES = {"sqlite": "wingman.engine.store.backends.sqlite", "postgresql": "wingman.engine.store.backends.postgres"}
 _loaded: dict[str, Backend] = {}
 
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.backends.protocol import WRITE_TRANSACTION, Statements, T
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Statements, T
 
 
 class AsyncWriter:

@@ -18,11 +18,11 @@ from sqlalchemy import Column, ColumnElement, Text, bindparam, cast, func, inser
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from engine.store.backends import async_engine
-from engine.store.backends.async_engine import AsyncWriter
-from engine.store.backends.protocol import WRITE_TRANSACTION
-from engine.store.hashing import json_loads
-from engine.store.schema import events as E
+from wingman.engine.store.backends import async_engine
+from wingman.engine.store.backends.async_engine import AsyncWriter
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION
+from wingman.engine.store.hashing import json_loads
+from wingman.engine.store.schema import events as E
 
 _LAST_POSITION = select(func.max(E.c.position))
 

@@ -23,11 +23,11 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from engine.store.backends import async_engine
-from engine.store.backends.protocol import T
-from engine.store.backends.sqlite_reader_thread import reader_for
-from engine.store.backends.sqlite_writer_thread import ThreadWriter
-from engine.store.hashing import json_loads
+from wingman.engine.store.backends import async_engine
+from wingman.engine.store.backends.protocol import T
+from wingman.engine.store.backends.sqlite_reader_thread import reader_for
+from wingman.engine.store.backends.sqlite_writer_thread import ThreadWriter
+from wingman.engine.store.hashing import json_loads
 
 _IN_MEMORY = (None, "", ":memory:")
 

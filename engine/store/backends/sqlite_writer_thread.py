@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.backends.protocol import WRITE_TRANSACTION, Statements
-from engine.store.schema import events as E
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Statements
+from wingman.engine.store.schema import events as E
 
 _LAST_POSITION = select(func.max(E.c.position))
 _COLUMNS = ("stream_id", "version", "event_id", "type", "prev_hash", "hash")
