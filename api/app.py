@@ -1,5 +1,6 @@
 """The Sanic application. Built by a factory (one app per daemon, and per test), run in a single
 process: power locks and state machines live in this process's memory."""
+
 from __future__ import annotations
 
 from sanic import Request, Sanic
@@ -14,8 +15,8 @@ from wingman.api.websocket import routes as websocket
 from wingman.api.websocket.protocol import SocketProtocol
 from wingman.engine.config import DaemonConfig
 from wingman.engine.daemon import Daemon
-from wingman.engine.node import Node
 from wingman.engine.events import new_id
+from wingman.engine.node import Node
 
 MAX_BODY = 64 * 1024
 # What to serve the app with (`protocol=` of `app.run` and `app.create_server`): Sanic's default
@@ -23,7 +24,8 @@ MAX_BODY = 64 * 1024
 PROTOCOL = SocketProtocol
 DESCRIPTION = (
     "Event-sourced power daemon for game servers, compatible with the Pterodactyl Wings power API. "
-    "Authenticate with `Authorization: Bearer <node token>` (or an audit token, on the read-only endpoints).")
+    "Authenticate with `Authorization: Bearer <node token>` (or an audit token, on the read-only endpoints)."
+)
 
 
 def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | None = None) -> Sanic:
@@ -42,8 +44,10 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     websocket.install(app)  # the Wings websocket: its blueprint and frame size limit
 
     @app.get("/api/openapi.json")
-    @doc("This document (OpenAPI 3.1)", answers={200: Answer("The OpenAPI document",
-                                                               content={"application/json": {"type": "object"}})})
+    @doc(
+        "This document (OpenAPI 3.1)",
+        answers={200: Answer("The OpenAPI document", content={"application/json": {"type": "object"}})},
+    )
     async def openapi_document(request: Request):
         # Routes do not change at run time: the document is built once, on first request.
         if not hasattr(request.app.ctx, "openapi"):

@@ -5,6 +5,7 @@ declared with `ctx_read_only=True`. Tokens are compared in constant time and nev
 Websocket routes are not checked here: browsers cannot send the header on a websocket, and the
 socket authenticates with a JWT in its first frame instead (api/websocket).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -43,8 +44,11 @@ def install(app: Sanic) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return json_error(401, "The required authorization heads were not present in the request.",
-                              headers={"WWW-Authenticate": "Bearer"})
+            return json_error(
+                401,
+                "The required authorization heads were not present in the request.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         config = node(request).config
         role = role_for(token.strip(), config.token, config.audit_tokens)
         if role is None:

@@ -1,5 +1,6 @@
 """The API's typed way to the engine: every route, the websocket and the event stream reach the
 node through `node(request)` (engine.node.Node), never through an untyped `app.ctx` attribute."""
+
 from __future__ import annotations
 
 from typing import Any

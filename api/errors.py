@@ -1,5 +1,6 @@
 """Every error the API answers is JSON: `{"error": "..."}` with the right status, never HTML or a
 bare 500. Handlers raise these (or Sanic's own exceptions) and the app renders them here."""
+
 from __future__ import annotations
 
 import structlog
@@ -30,7 +31,9 @@ def _too_large(request: Request, exc: PayloadTooLarge) -> JSONResponse:
     """Sanic says 413 for a body over the limit and for a head over it: tell them apart, and the
     request line (414) from the header fields (431)."""
     if "header" not in str(exc).lower():
-        return json_error(413, f"The request body is too large (the limit is {request.app.config.REQUEST_MAX_SIZE // 1024} KiB).")
+        return json_error(
+            413, f"The request body is too large (the limit is {request.app.config.REQUEST_MAX_SIZE // 1024} KiB)."
+        )
     limit = request.app.config.REQUEST_MAX_HEADER_SIZE
     head = bytes(getattr(getattr(request, "stream", None), "recv_buffer", b"") or b"")
     line_end = head.find(b"\r\n")

@@ -1,4 +1,5 @@
 """structlog set-up for the daemon: key=value lines on a terminal, JSON lines otherwise."""
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ header): a Panel or script that sends `text/plain` keeps working. A key given tw
 "last one wins" would let `{"action": "bogus", "action": "kill"}` mean something a log reader
 cannot see.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,19 @@ class PowerBody(BaseModel):
     # A string (anything else is a 400); one of the four, or Wings' 422: the enum is documented, not
     # validated here, so an unknown action reaches the route and gets Wings' own message.
     action: StrictStr = Field(json_schema_extra={"enum": list(ACTIONS)})
-    wait_seconds: StrictInt | None = Field(None, description="seconds to wait for the power lock; 30 when absent or outside 0..300")
+    wait_seconds: StrictInt | None = Field(
+        None, description="seconds to wait for the power lock; 30 when absent or outside 0..300"
+    )
 
 
 class CommandsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    commands: list[StrictStr] = Field(min_length=1, max_length=100, description="one line of text each",
-                                      json_schema_extra={"items": {"type": "string", "pattern": CONSOLE_LINE}})
+    commands: list[StrictStr] = Field(
+        min_length=1,
+        max_length=100,
+        description="one line of text each",
+        json_schema_extra={"items": {"type": "string", "pattern": CONSOLE_LINE}},
+    )
 
     @field_validator("commands")
     @classmethod
@@ -95,7 +102,9 @@ def parse(model: type[Model], data: Any) -> Model:
 # for the `T` and spaces around the time, none of which JSON Schema's `integer` or `date-time`
 # allows.
 _DIGITS = re.compile(r"[0-9]+")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 EXAMPLE_TIME = "2026-11-28T03:12:00Z"
 
 
@@ -133,6 +142,9 @@ def query_point(request: Request, name: str) -> Point:
     if _DIGITS.fullmatch(raw):
         return Point(position=whole_number(raw, name))
     if not _DATE_TIME.fullmatch(raw):
-        raise ApiError(400, f"`{name}` {raw!r} is neither a log position (a whole number) nor an RFC 3339 time "
-                            f"with a time zone, e.g. {EXAMPLE_TIME}")
+        raise ApiError(
+            400,
+            f"`{name}` {raw!r} is neither a log position (a whole number) nor an RFC 3339 time "
+            f"with a time zone, e.g. {EXAMPLE_TIME}",
+        )
     return Point(time=query_time(request, name))

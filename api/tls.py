@@ -11,6 +11,7 @@ itself would be unsafe: certbot swaps the two files one after the other, and Ope
 certificate that does not match the loaded key, drops the key, leaving a context that cannot
 complete a handshake. Here a bad or half-renewed pair is refused and the old one served on.
 Connections already open are untouched, so requests in flight carry on."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,14 +42,17 @@ def read_pair(cert_path: Path, key_path: Path) -> x509.Certificate:
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:
-        raise TLSError(f"api.ssl.key: {key_path} is encrypted with a password; give an unencrypted key "
-                       "(certbot's privkey.pem is)") from None
+        raise TLSError(
+            f"api.ssl.key: {key_path} is encrypted with a password; give an unencrypted key (certbot's privkey.pem is)"
+        ) from None
     except (ValueError, serialization.UnsupportedAlgorithm):
         raise TLSError(f"api.ssl.key: {key_path} holds no PEM private key") from None
     served = chain[0]
     if _public(served.public_key()) != _public(key.public_key()):
-        raise TLSError(f"api.ssl.key: {key_path} does not match the certificate {cert_path} "
-                       f"({describe(served)}): they are not a pair (a renewal half done, or the wrong files?)")
+        raise TLSError(
+            f"api.ssl.key: {key_path} does not match the certificate {cert_path} "
+            f"({describe(served)}): they are not a pair (a renewal half done, or the wrong files?)"
+        )
     return served
 
 
@@ -72,8 +76,10 @@ def _public(public_key) -> bytes:
 def describe(cert: x509.Certificate) -> str:
     """What an operator recognises a certificate by: its subject, expiry and SHA-256 fingerprint."""
     fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    return (f"{cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
-            f"sha256 {fingerprint[:16]}")
+    return (
+        f"{cert.subject.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
+        f"sha256 {fingerprint[:16]}"
+    )
 
 
 def _context(cert_path: Path, key_path: Path) -> ssl.SSLContext:

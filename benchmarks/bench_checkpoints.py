@@ -11,6 +11,7 @@ measures
 
     .venv/bin/python benchmarks/bench_checkpoints.py --events 1000000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.synthetic_log import build_log  # noqa: E402
 from wingman.engine.audit.verify import verify, verify_everything  # noqa: E402
 from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings  # noqa: E402
 from wingman.engine.checkpoints.proofs import prove_consistency, prove_inclusion  # noqa: E402
 from wingman.engine.checkpoints.verify import verify_checkpoints  # noqa: E402
 from wingman.engine.store.database import create_engine, upgrade  # noqa: E402
 from wingman.engine.store.event_store import EventStore  # noqa: E402
-from tests.synthetic_log import build_log  # noqa: E402
 
 
 async def timed(coro):
@@ -41,8 +42,9 @@ async def timed(coro):
 async def boot(engine, folder: Path) -> tuple[Checkpointer, EventStore, float]:
     store = EventStore(engine)
     await store.open()
-    cp = Checkpointer(store, CheckpointSettings(key_file=folder / "key.pem", checkpoint_file=folder / "cp.jsonl",
-                                                node_id="bench"))
+    cp = Checkpointer(
+        store, CheckpointSettings(key_file=folder / "key.pem", checkpoint_file=folder / "cp.jsonl", node_id="bench")
+    )
     _, t = await timed(cp.start())
     return cp, store, t
 
@@ -63,24 +65,35 @@ async def main(args) -> None:
     print(f"build:     {n:,} events over {args.servers} servers in {t:.1f} s; file {db.stat().st_size / 2**20:.0f} MiB")
 
     cp, store, t = await boot(engine, folder)
-    print(f"boot, no checkpoint yet: tree folded from every event in {t:.1f} s ({n / t:,.0f} events/s), "
-          f"how={cp.resumed.how}")
+    print(
+        f"boot, no checkpoint yet: tree folded from every event in {t:.1f} s ({n / t:,.0f} events/s), "
+        f"how={cp.resumed.how}"
+    )
     t = await shutdown(cp, store)
     print(f"shutdown checkpoint over {n:,} events (signed, table + file): {t * 1e3:.0f} ms")
     key = cp.public_key
     cp, store, t = await boot(engine, folder)
-    print(f"boot from the checkpoint: tree resumed in {t * 1e3:.0f} ms, how={cp.resumed.how}, "
-          f"events read {cp.resumed.folded}")
+    print(
+        f"boot from the checkpoint: tree resumed in {t * 1e3:.0f} ms, how={cp.resumed.how}, "
+        f"events read {cp.resumed.folded}"
+    )
     await shutdown(cp, store)
 
     report, t_plain = await timed(verify(engine))
-    print(f"verify, per-stream checks only:   {t_plain:6.1f} s ({report.events_checked / t_plain:,.0f} events/s), ok={report.ok}")
+    print(
+        f"verify, per-stream checks only:   {t_plain:6.1f} s "
+        f"({report.events_checked / t_plain:,.0f} events/s), ok={report.ok}"
+    )
     cpr, t = await timed(verify_checkpoints(engine, key, folder / "cp.jsonl"))
-    print(f"verify, checkpoint checks only:   {t:6.1f} s ({cpr.log_size / t:,.0f} events/s), ok={cpr.ok}, "
-          f"checkpoints {cpr.believed}")
+    print(
+        f"verify, checkpoint checks only:   {t:6.1f} s ({cpr.log_size / t:,.0f} events/s), ok={cpr.ok}, "
+        f"checkpoints {cpr.believed}"
+    )
     (report, cpr), t = await timed(verify_everything(engine, None, key, folder / "cp.jsonl"))
-    print(f"verify --key, both in one pass:   {t:6.1f} s ({cpr.log_size / t:,.0f} events/s), ok={report.ok and cpr.ok}; "
-          f"{t / t_plain:.2f}x the per-stream checks alone")
+    print(
+        f"verify --key, both in one pass:   {t:6.1f} s ({cpr.log_size / t:,.0f} events/s), ok={report.ok and cpr.ok}; "
+        f"{t / t_plain:.2f}x the per-stream checks alone"
+    )
     _, t = await timed(prove_inclusion(engine, n // 2, key))
     print(f"prove {n // 2} (inclusion against the checkpoint of {n:,}): {t:.1f} s")
     _, t = await timed(prove_consistency(engine, n, n, key))

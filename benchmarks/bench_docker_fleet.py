@@ -5,6 +5,7 @@ them all through the power endpoint, then measures `GET /api/servers/{uuid}` lat
 console round trip while they run, and the daemon's thread count (from /proc). The baseline is
 the same GET on the same daemon before any container runs. Removes every container it made.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,16 @@ def main() -> None:
     p.add_argument("--servers", type=int, default=200)
     p.add_argument("--image", default="local/busybox:test")
     args = p.parse_args()
-    servers = [definition(invocation=LOOP, done=("ready",), runtime="docker", container={"image": args.image},
-                          stop={"type": "command", "value": "stop"}) for _ in range(args.servers)]
+    servers = [
+        definition(
+            invocation=LOOP,
+            done=("ready",),
+            runtime="docker",
+            container={"image": args.image},
+            stop={"type": "command", "value": "stop"},
+        )
+        for _ in range(args.servers)
+    ]
     uuids = [s["settings"]["uuid"] for s in servers]
     daemon = DaemonProcess(Path(tempfile.mkdtemp()), servers=servers).start(timeout=120)
     sdk = docker.APIClient(base_url="unix:///var/run/docker.sock", version="auto")
@@ -77,8 +86,10 @@ def main() -> None:
             print(f"{args.servers} docker servers started through the API in {started:.1f} s")
             print(f"GET /api/servers/{{uuid}}, no container running (baseline): {describe(idle)}")
             print(f"GET while {args.servers} starts were in flight: {describe(during)}")
-            print(f"GET with {args.servers} containers running: {describe(busy)}; "
-                  f"p50 ratio to baseline {statistics.median(busy) / statistics.median(idle):.2f}")
+            print(
+                f"GET with {args.servers} containers running: {describe(busy)}; "
+                f"p50 ratio to baseline {statistics.median(busy) / statistics.median(idle):.2f}"
+            )
             print(f"a command to every server and every answer in the logs: {echo:.2f} s")
             print(f"daemon threads: {idle_threads} idle, {running_threads} with {args.servers} containers running")
             for u in uuids:

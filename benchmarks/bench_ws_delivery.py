@@ -14,6 +14,7 @@ Latency = client receive time - server commit (or send) time, on the machine's o
 round waits until every socket has its frame before the next change, so the figures are per-change
 fan-out latency, not a throughput test. Printed: p50, p99 and max of both, and the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,21 +41,27 @@ HERE = Path(__file__).resolve()
 
 # -- the two servers (run as `bench_ws_delivery.py serve-wingman|serve-baseline PORT DIR`) --------
 
+
 def serve_wingman(port: int, folder: Path, server_doc: dict) -> None:
     from sanic.response import json as json_response
 
     from wingman.api.app import PROTOCOL, create_app
     from wingman.engine.config import parse_config
 
-    config = parse_config({
-        "token": TOKEN, "api": {"host": "127.0.0.1", "port": port},
-        "system": {"root_directory": str(folder / "var")}, "servers": [server_doc],
-        "websocket": {"max_sockets_per_server": 5000},
-    })
+    config = parse_config(
+        {
+            "token": TOKEN,
+            "api": {"host": "127.0.0.1", "port": port},
+            "system": {"root_directory": str(folder / "var")},
+            "servers": [server_doc],
+            "websocket": {"max_sockets_per_server": 5000},
+        }
+    )
     app = create_app(config, name="wingman_bench")
     commits: list[float] = []
     app.ctx.node.daemon.store.subscribe(
-        lambda events: commits.extend(time.time() for ev in events if ev.type == "state.changed"))
+        lambda events: commits.extend(time.time() for ev in events if ev.type == "state.changed")
+    )
 
     @app.get("/bench/times")
     async def times(request):
@@ -97,8 +104,11 @@ def serve_baseline(port: int) -> None:
 
 
 def spawn(kind: str, port: int, folder: Path, extra: str = "") -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HERE), kind, str(port), str(folder), extra],
-                            stdout=subprocess.DEVNULL, stderr=open(folder / f"{kind}.log", "wb"))
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE), kind, str(port), str(folder), extra],
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / f"{kind}.log", "wb"),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -111,6 +121,7 @@ def spawn(kind: str, port: int, folder: Path, extra: str = "") -> subprocess.Pop
 
 
 # -- the clients ---------------------------------------------------------------------------------
+
 
 class Clients:
     def __init__(self, count: int):
@@ -147,7 +158,7 @@ async def open_sockets(url: str, count: int, auth: str | None, clients: Clients,
 
     async def one():
         async with gate:
-            ws = await connect(url, open_timeout=60, max_size=2 ** 22, ping_interval=None)
+            ws = await connect(url, open_timeout=60, max_size=2**22, ping_interval=None)
             if auth is not None:
                 await ws.send(json.dumps({"event": "auth", "args": [auth]}))
                 while '"auth success"' not in await ws.recv():
@@ -162,11 +173,13 @@ async def open_sockets(url: str, count: int, auth: str | None, clients: Clients,
 async def run_wingman(port: int, uuid: str, sockets: int, cycles: int) -> list[float]:
     clients = Clients(sockets)
     jwt_token = token(uuid, issued=time.time() + 1)  # after the daemon's start, whatever the clock's second
-    ws_list, tasks = await open_sockets(f"ws://127.0.0.1:{port}/api/servers/{uuid}/ws", sockets, jwt_token, clients,
-                                        first_is_initial=True)
+    ws_list, tasks = await open_sockets(
+        f"ws://127.0.0.1:{port}/api/servers/{uuid}/ws", sockets, jwt_token, clients, first_is_initial=True
+    )
     k = 0
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"},
-                                 timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+    ) as http:
         for _ in range(cycles):
             for action, changes in (("start", 2), ("kill", 1)):
                 r = await http.post(f"/api/servers/{uuid}/power", json={"action": action})
@@ -200,14 +213,16 @@ async def close(ws_list, tasks) -> None:
 
 def latencies(origins: list[float], received: list[list[float]]) -> list[float]:
     assert len(origins) >= len(received), (len(origins), len(received))
-    return [(t - origin) * 1000 for origin, got in zip(origins, received) for t in got]
+    return [(t - origin) * 1000 for origin, got in zip(origins, received, strict=False) for t in got]
 
 
 def summary(name: str, ms: list[float]) -> dict:
     q = statistics.quantiles(ms, n=100, method="inclusive")
     figures = {"p50": statistics.median(ms), "p99": q[98], "max": max(ms)}
-    print(f"{name:>9}: p50 {figures['p50']:7.2f} ms   p99 {figures['p99']:7.2f} ms   max {figures['max']:7.2f} ms"
-          f"   ({len(ms):,} deliveries)")
+    print(
+        f"{name:>9}: p50 {figures['p50']:7.2f} ms   p99 {figures['p99']:7.2f} ms   max {figures['max']:7.2f} ms"
+        f"   ({len(ms):,} deliveries)"
+    )
     return figures
 
 

@@ -11,6 +11,7 @@ differ). The suite redraws the plot after it appends a row.
 Exit status: 0, or 1 when a line of the history is not a row (each is reported by its number,
 and the plot is drawn from the others), or 2 when there is nothing to draw.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,17 @@ def series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for index, row in enumerate(rows):
         for f in row["figures"]:
-            s = found.setdefault(f["name"], {"name": f["name"], "unit": f.get("unit") or "", "target_ratio": None,
-                                             "target_value": None, "lower_is_better": False, "runs": []})
+            s = found.setdefault(
+                f["name"],
+                {
+                    "name": f["name"],
+                    "unit": f.get("unit") or "",
+                    "target_ratio": None,
+                    "target_value": None,
+                    "lower_is_better": False,
+                    "runs": [],
+                },
+            )
             for key in ("target_ratio", "target_value"):
                 if f.get(key) is not None:
                     s[key] = f[key]
@@ -62,8 +72,16 @@ def series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 points.append((index, float(y), met))
         if not points or (target is None and len(points) < 2):
             continue
-        drawn.append({"name": s["name"], "kind": kind, "unit": s["unit"], "target": target,
-                      "lower_is_better": s["lower_is_better"], "points": points})
+        drawn.append(
+            {
+                "name": s["name"],
+                "kind": kind,
+                "unit": s["unit"],
+                "target": target,
+                "lower_is_better": s["lower_is_better"],
+                "points": points,
+            }
+        )
     return drawn
 
 
@@ -81,7 +99,7 @@ def draw(rows: list[dict[str, Any]], out: Path) -> int:
     lines = math.ceil(len(panels) / COLUMNS)
     fig, axes = plt.subplots(lines, COLUMNS, figsize=(4.6 * COLUMNS, 3.1 * lines + 0.8), squeeze=False)
     ticks = [_tick(r) for r in rows]
-    for ax, p in zip(axes.flat, panels):
+    for ax, p in zip(axes.flat, panels, strict=False):
         xs = [x for x, _, _ in p["points"]]
         ys = [y for _, y, _ in p["points"]]
         ax.plot(xs, ys, color="#4878a8", linewidth=1, zorder=1)
@@ -99,12 +117,15 @@ def draw(rows: list[dict[str, Any]], out: Path) -> int:
         ax.set_xticklabels(ticks, rotation=90, fontsize=6)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     times = [r["time"] for r in rows if r.get("time")] or ["?"]
     first, last = times[0], times[-1]
-    fig.suptitle(f"wingman benchmark history: {len(rows)} runs, {first[:10]} to {last[:10]} "
-                 "(green: met, red: missed, dashed: the target)", fontsize=10)
+    fig.suptitle(
+        f"wingman benchmark history: {len(rows)} runs, {first[:10]} to {last[:10]} "
+        "(green: met, red: missed, dashed: the target)",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)

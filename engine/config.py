@@ -1,5 +1,6 @@
 """The daemon's configuration: one typed place, read from a Wings-like YAML file plus environment
 variables (WINGMAN_TOKEN, WINGMAN_DATABASE_URL, WINGMAN_API_HOST, WINGMAN_API_PORT override it)."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ class SslConfig(BaseModel):
     key: Path | None = None  # its private key, PEM, unencrypted (certbot: privkey.pem)
 
     @model_validator(mode="after")
-    def _both_when_enabled(self) -> "SslConfig":
+    def _both_when_enabled(self) -> SslConfig:
         if self.enabled and not (self.cert and self.key):
             raise ValueError("api.ssl.enabled is true: api.ssl.cert and api.ssl.key must both be set")
         return self
@@ -126,8 +127,9 @@ class AuditConfig(BaseModel):
     @classmethod
     def _node_id(cls, v: str | None) -> str | None:
         if v is not None and not NODE_ID.match(v):
-            raise ValueError("node_id must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a "
-                             "letter or digit")
+            raise ValueError(
+                "node_id must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+            )
         return v
 
     @field_validator("witness_url")
@@ -136,6 +138,8 @@ class AuditConfig(BaseModel):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("witness_url must be an http:// or https:// URL")
         return v
+
+
 class Rate(BaseModel):
     """A token bucket: up to `burst` messages at once, one more every `every` seconds."""
 
@@ -200,7 +204,9 @@ class RemoteQueryConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     timeout: float = Field(30, gt=0, le=3600)  # seconds per request to the Panel
     boot_servers_per_page: int = Field(50, ge=1, le=10_000)  # servers per page of the boot inventory
-    retry_max_seconds: float = Field(60, ge=1, le=3600)  # wingman: the longest wait between tries of a Panel that is down
+    retry_max_seconds: float = Field(
+        60, ge=1, le=3600
+    )  # wingman: the longest wait between tries of a Panel that is down
 
 
 def _valid_node_id(v: str | None) -> str | None:
@@ -358,9 +364,10 @@ def load_config(path: Path | str | None = None) -> DaemonConfig:
 
 
 def read_document(text: str) -> Any:
-    """The config file's content (also what a start reads again for its server's definition). A file in JSON (which is YAML too: tools that generate a node's
-    config often write it) is read by a JSON parser: YAML's constructor costs about 0.4 ms per
-    server definition, 4 s for a node of 10,000 servers, where JSON takes a few milliseconds."""
+    """The config file's content (also what a start reads again for its server's definition). A file
+    in JSON (which is YAML too: tools that generate a node's config often write it) is read by a
+    JSON parser: YAML's constructor costs about 0.4 ms per server definition, 4 s for a node of
+    10,000 servers, where JSON takes a few milliseconds."""
     if text.lstrip().startswith("{"):
         try:
             return json_loads(text)

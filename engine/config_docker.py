@@ -4,6 +4,7 @@ config/config_docker.go), and wingman's few keys beside them.
 Every key here is applied to every container of the node (engine.environments.docker): the
 network it joins, the registries it is pulled from, the memory overhead, the log driver, /tmp.
 A server's own limits come from its definition's `build` (engine.servers.definition)."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -126,4 +127,3 @@ class DockerConfig(BaseModel):
             if image.startswith(prefix):
                 return registry
         return None
-

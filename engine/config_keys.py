@@ -5,6 +5,7 @@ node's file holds keys wingman has no use for (`system.sftp`, `api.upload_limit`
 `allowed_mounts`...). Those are taken out and named, so the operator sees once what is ignored. A
 key that is neither Wings' nor wingman's is a mistake (a typo silently ignored is a setting that
 never applies): it is refused, with the closest known key suggested."""
+
 from __future__ import annotations
 
 import difflib
@@ -18,21 +19,71 @@ from pydantic import BaseModel
 # wingman models too are simply its own; the rest are ignored. Sections wingman does not model at
 # all (throttles, system.sftp...) are ignored whole, so their inner keys need no list.
 WINGS_KEYS: dict[tuple[str, ...], frozenset[str]] = {
-    (): frozenset({"debug", "app_name", "uuid", "token_id", "token", "api", "system", "docker", "throttles",
-                   "remote", "remote_query", "allowed_mounts", "allowed_origins", "allow_cors_private_network",
-                   "ignore_panel_config_updates"}),
+    (): frozenset(
+        {
+            "debug",
+            "app_name",
+            "uuid",
+            "token_id",
+            "token",
+            "api",
+            "system",
+            "docker",
+            "throttles",
+            "remote",
+            "remote_query",
+            "allowed_mounts",
+            "allowed_origins",
+            "allow_cors_private_network",
+            "ignore_panel_config_updates",
+        }
+    ),
     ("api",): frozenset({"host", "port", "ssl", "disable_remote_download", "upload_limit", "trusted_proxies"}),
     ("api", "ssl"): frozenset({"enabled", "cert", "key"}),
     ("remote_query",): frozenset({"timeout", "boot_servers_per_page"}),
-    ("system",): frozenset({"root_directory", "log_directory", "data", "archive_directory", "backup_directory",
-                            "tmp_directory", "username", "timezone", "user", "passwd", "machine_id",
-                            "disk_check_interval", "activity_send_interval", "activity_send_count",
-                            "check_permissions_on_boot", "enable_log_rotate", "websocket_log_count", "sftp",
-                            "crash_detection", "backups", "transfers", "openat_mode"}),
+    ("system",): frozenset(
+        {
+            "root_directory",
+            "log_directory",
+            "data",
+            "archive_directory",
+            "backup_directory",
+            "tmp_directory",
+            "username",
+            "timezone",
+            "user",
+            "passwd",
+            "machine_id",
+            "disk_check_interval",
+            "activity_send_interval",
+            "activity_send_count",
+            "check_permissions_on_boot",
+            "enable_log_rotate",
+            "websocket_log_count",
+            "sftp",
+            "crash_detection",
+            "backups",
+            "transfers",
+            "openat_mode",
+        }
+    ),
     ("system", "crash_detection"): frozenset({"enabled", "detect_clean_exit_as_crash", "timeout"}),
-    ("docker",): frozenset({"network", "domainname", "registries", "tmpfs_size", "container_pid_limit",
-                            "installer_limits", "overhead", "use_performant_inspect", "userns_mode", "log_config"}),
+    ("docker",): frozenset(
+        {
+            "network",
+            "domainname",
+            "registries",
+            "tmpfs_size",
+            "container_pid_limit",
+            "installer_limits",
+            "overhead",
+            "use_performant_inspect",
+            "userns_mode",
+            "log_config",
+        }
+    ),
 }
+
 
 class UnknownKeys(Exception):
     """Keys neither Wings' nor wingman's; the message names each with a suggestion."""
@@ -49,8 +100,9 @@ def sort_keys(raw: dict[str, Any], model: type[BaseModel]) -> tuple[dict[str, An
     return kept, ignored
 
 
-def _sort(raw: dict[str, Any], model: type[BaseModel], path: tuple[str, ...],
-          ignored: list[str], unknown: list[str]) -> dict[str, Any]:
+def _sort(
+    raw: dict[str, Any], model: type[BaseModel], path: tuple[str, ...], ignored: list[str], unknown: list[str]
+) -> dict[str, Any]:
     fields = {(f.alias or name): f for name, f in model.model_fields.items() if not f.exclude}
     wings = WINGS_KEYS.get(path, frozenset())
     kept: dict[str, Any] = {}

@@ -13,6 +13,7 @@ Each document is pickled on its own, so one can be read back without reading the
 buffer never leaves the process and is only ever read by this module: pickle here is a private,
 exact copy (YAML's dates, bytes and big integers come back as they went in), not a file format.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -51,7 +52,7 @@ class ServerDocs(Sequence[dict[str, Any]]):
         if not 0 <= index < n:
             raise IndexError("server document index out of range")
         start = self._ends[index - 1] if index else 0
-        return pickle.loads(memoryview(self._blob)[start:self._ends[index]])
+        return pickle.loads(memoryview(self._blob)[start : self._ends[index]])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         start = 0

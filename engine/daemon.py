@@ -1,5 +1,6 @@
 """The daemon's engine side, assembled from the config: database, store, registry, runtimes,
 power service. The API holds one of these; the CLI's offline commands use the store alone."""
+
 from __future__ import annotations
 
 import asyncio
@@ -65,15 +66,21 @@ def checkpoint_settings(config: DaemonConfig) -> CheckpointSettings:
     a = config.audit
     # A witness gets the same credentials the daemon shows a Panel.
     auth = {"Authorization": f"Bearer {config.token_id}.{config.token}"} if a.witness_url and config.token_id else {}
-    return CheckpointSettings(key_file=config.checkpoint_key_path, checkpoint_file=config.checkpoint_file_path,
-                              node_id=config.node_id, every_events=a.checkpoint_every_events,
-                              every_seconds=a.checkpoint_every_seconds, witness_url=a.witness_url,
-                              witness_headers=auth)
+    return CheckpointSettings(
+        key_file=config.checkpoint_key_path,
+        checkpoint_file=config.checkpoint_file_path,
+        node_id=config.node_id,
+        every_events=a.checkpoint_every_events,
+        every_seconds=a.checkpoint_every_seconds,
+        witness_url=a.witness_url,
+        witness_headers=auth,
+    )
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, runtimes: dict[str, Runtime] | None = None,
-                 chart: Statechart | None = None):
+    def __init__(
+        self, config: DaemonConfig, runtimes: dict[str, Runtime] | None = None, chart: Statechart | None = None
+    ):
         self.config = config
         self.started_at = time.time()
         self.settled = asyncio.Event()  # boot is over: recovery done and the heap settled
@@ -81,31 +88,56 @@ class Daemon:
         self.store = EventStore(self.db)
         # Building the machine checks the statechart against the engine's triggers: a chart the
         # engine cannot run on stops the daemon here, before anything is written.
-        self.registry = ServerRegistry(self.store, PowerMachine(chart),
-                                       admit=HostAddresses.for_node(config.docker).admit)
+        self.registry = ServerRegistry(
+            self.store, PowerMachine(chart), admit=HostAddresses.for_node(config.docker).admit
+        )
         self.runtimes = runtimes if runtimes is not None else build_runtimes(config)
         self.journal = Journal(self.store, self.registry)
         self.processes = ProcessTracker(self.journal)
-        source = DefinitionSource(config.remote, config.token_id, config.token, config.source,
-                                  remote_runtime=config.remote_runtime)
-        self.server_users = ServerUsers(config.data_directory, config.system.server_users.first_uid,
-                                        config.system.server_users.count,
-                                        insecure_as_daemon_user=config.system.insecure_run_servers_as_daemon_user)
+        source = DefinitionSource(
+            config.remote, config.token_id, config.token, config.source, remote_runtime=config.remote_runtime
+        )
+        self.server_users = ServerUsers(
+            config.data_directory,
+            config.system.server_users.first_uid,
+            config.system.server_users.count,
+            insecure_as_daemon_user=config.system.insecure_run_servers_as_daemon_user,
+        )
         self.starter = Starter(
-            self.registry, self.runtimes, source, config.data_directory, self.server_users,
+            self.registry,
+            self.runtimes,
+            source,
+            config.data_directory,
+            self.server_users,
             # What {{config.*}} placeholders may show server owners ({{config.docker.network.interface}},
             # as with Wings): nothing secret, so never the registries' credentials.
-            daemon_config={"docker": config.docker.model_dump(mode="json", exclude={"host", "registries"}),
-                           "system": {"timezone": config.system.timezone}},
-            record=self._record, note=self.processes.note,
+            daemon_config={
+                "docker": config.docker.model_dump(mode="json", exclude={"host", "registries"}),
+                "system": {"timezone": config.system.timezone},
+            },
+            record=self._record,
+            note=self.processes.note,
         )
         actions = PowerActions(self.journal, self.registry, self.processes, self.starter)
         self.power = PowerService(self.journal, self.registry, actions, self.processes, self.runtimes)
-        self.crashes = CrashHandler(self.journal, self.registry, self.processes, config.system.crash_detection,
-                                    request_restart=self._restart_after_crash, settled=self.power.settled)
+        self.crashes = CrashHandler(
+            self.journal,
+            self.registry,
+            self.processes,
+            config.system.crash_detection,
+            request_restart=self._restart_after_crash,
+            settled=self.power.settled,
+        )
         self.power.watch_requests(self.crashes)
-        self.recovery = BootRecovery(self.journal, self.registry, self.processes, self.runtimes, self.starter.folder,
-                                     self.crashes, concurrency=config.system.boot_concurrency)
+        self.recovery = BootRecovery(
+            self.journal,
+            self.registry,
+            self.processes,
+            self.runtimes,
+            self.starter.folder,
+            self.crashes,
+            concurrency=config.system.boot_concurrency,
+        )
         self.power.wait_for_restore(self.recovery)
         self.snapshot_cache = SnapshotCache(self.db, write_beside=self.store.write_beside)
         self.snapshots = SnapshotWriter(self.store, self.registry, self.snapshot_cache)
@@ -114,21 +146,25 @@ class Daemon:
         # Live state for watchers (websockets, the event stream), derived from commits.
         self.feed = EventFeed(self.store)
         self.denylist = TokenDenylist(self.store, self.feed)
-        self.utilization = UtilizationMonitor(self.registry, self.processes, self.starter.folder, config.utilization,
-                                              self.feed)
+        self.utilization = UtilizationMonitor(
+            self.registry, self.processes, self.starter.folder, config.utilization, self.feed
+        )
         # Eggs' install scripts (engine.install): an install holds its server's power lock, a delete
         # ends it, boot recovery adopts one left running; the Panel gives them their scripts.
         runners = {"docker": OnDemandRunner(self._docker_installer)} if "docker" in self.runtimes else {}
         self.installs = InstallService(
-            self.journal, self.registry, self.power, self.starter.folder,
+            self.journal,
+            self.registry,
+            self.power,
+            self.starter.folder,
             Surroundings(InstallFeed(), self.server_users, config.system.tmp_directory, config.system.timezone),
-            runners)
+            runners,
+        )
         self.power.install_control = self.installs
         self.recovery.installs = InstallRecovery(self.installs, BOOT)
         # With a Panel, its list of servers is the truth once it answers: taken after boot
         # recovery, in the background, so a Panel that is down never keeps the API from serving.
-        self.panel = panel_side(config, self.registry, self.journal, self.processes, self.installs,
-                                self.recovery.done)
+        self.panel = panel_side(config, self.registry, self.journal, self.processes, self.installs, self.recovery.done)
         self.activity = panel_outboxes(config, self.store)  # None for a standalone node
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
@@ -190,27 +226,38 @@ class Daemon:
         self.utilization.start()
         if self.activity:
             await self.activity.start()
-        log.info("daemon ready; restoring servers in the background", servers=len(self.registry.views),
-                 boot_seconds=phases, from_snapshots=len(self.registry.snapshot_versions))
+        log.info(
+            "daemon ready; restoring servers in the background",
+            servers=len(self.registry.views),
+            boot_seconds=phases,
+            from_snapshots=len(self.registry.snapshot_versions),
+        )
 
     def _keep_files_private(self) -> None:
         """The modes that keep the daemon's files from its servers (engine.private_files), set at
         every start, and a word on what only the operator can fix."""
         c = self.config
-        private_files.secure(c.root_directory, c.data_directory, c.run_directory,
-                             [c.checkpoint_key_path, c.checkpoint_file_path])
+        private_files.secure(
+            c.root_directory, c.data_directory, c.run_directory, [c.checkpoint_key_path, c.checkpoint_file_path]
+        )
         for warning in (private_files.readable_by_others(c.source), private_files.closed_above(c.data_directory)):
             if warning:
                 log.warning(warning)
         if c.system.user:
-            log.warning("system.user is not used: every server runs as an unprivileged user of its own "
-                        "(system.server_users)", user=c.system.user)
+            log.warning(
+                "system.user is not used: every server runs as an unprivileged user of its own (system.server_users)",
+                user=c.system.user,
+            )
         if os.geteuid() == 0 and c.system.insecure_run_servers_as_daemon_user:
-            log.warning("system.insecure_run_servers_as_daemon_user is ignored: the daemon runs as root, and "
-                        "a server never does")
+            log.warning(
+                "system.insecure_run_servers_as_daemon_user is ignored: the daemon runs as root, and "
+                "a server never does"
+            )
         elif os.geteuid() != 0 and not c.system.insecure_run_servers_as_daemon_user:
-            log.warning("the daemon is not root, so it cannot run servers as users of their own: starts will be "
-                        "refused (see system.insecure_run_servers_as_daemon_user)")
+            log.warning(
+                "the daemon is not root, so it cannot run servers as users of their own: starts will be "
+                "refused (see system.insecure_run_servers_as_daemon_user)"
+            )
 
     async def _release_boot_memory(self) -> None:
         """Once boot recovery is done, settle the heap (engine.heap): the memory boot freed goes
@@ -241,13 +288,20 @@ class Daemon:
         self.config.servers = ServerDocs()
 
     async def _record_configs(self, batch: list[ServerConfig]) -> None:
-        results = await asyncio.gather(*(
-            self.registry.update_to(cfg, FROM_CONFIG) if cfg.uuid in self.registry.views
-            else self.registry.register_config(cfg, FROM_CONFIG) for cfg in batch), return_exceptions=True)
-        for cfg, result in zip(batch, results):
+        results = await asyncio.gather(
+            *(
+                self.registry.update_to(cfg, FROM_CONFIG)
+                if cfg.uuid in self.registry.views
+                else self.registry.register_config(cfg, FROM_CONFIG)
+                for cfg in batch
+            ),
+            return_exceptions=True,
+        )
+        for cfg, result in zip(batch, results, strict=False):
             if isinstance(result, Exception):
-                log.error("a server in the config file could not be recorded; skipped", server=cfg.uuid,
-                          problem=str(result))
+                log.error(
+                    "a server in the config file could not be recorded; skipped", server=cfg.uuid, problem=str(result)
+                )
 
     async def stop(self) -> None:
         if self.activity:

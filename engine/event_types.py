@@ -7,6 +7,7 @@ meaning beside it: an event type what it records (`summary`), a cause its wordin
 (engine.events, engine.install_events), and the table of both in docs/audit.md is generated from
 here (`python -m wingman.engine.event_types --write`); tests/test_event_types.py fails when they differ.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ class EventType(StrEnum):
 
     summary: str
 
-    def __new__(cls, value: str, summary: str) -> "EventType":
+    def __new__(cls, value: str, summary: str) -> EventType:
         member = str.__new__(cls, value)
         member._value_ = value
         member.summary = summary
@@ -33,8 +34,14 @@ class EventType(StrEnum):
     SERVER_DELETED = "server.deleted", "the server was deleted (its history stays)"
     ENVIRONMENT_DESTROYED = "server.environment_destroyed", "a delete removed what the server's runtime kept for it"
     FILES_REMOVED = "server.files_removed", "a delete removed the server's folder"
-    FILES_REMOVAL_FAILED = "server.files_removal_failed", "a delete could not remove the server's folder, or not all of it"
-    WEBSOCKET_TOKENS_DENIED = "server.websocket_tokens_denied", "websocket tokens with these ids are refused from now on"
+    FILES_REMOVAL_FAILED = (
+        "server.files_removal_failed",
+        "a delete could not remove the server's folder, or not all of it",
+    )
+    WEBSOCKET_TOKENS_DENIED = (
+        "server.websocket_tokens_denied",
+        "websocket tokens with these ids are refused from now on",
+    )
     CONSOLE_COMMAND = "console.command", "a websocket user sent a line to the server's console"
     ACTIVITY_REFUSED = "panel.activity_refused", "the Panel refused an activity entry: it is set aside"
     # power operations
@@ -72,7 +79,7 @@ class Cause(StrEnum):
 
     words: str
 
-    def __new__(cls, value: str, words: str) -> "Cause":
+    def __new__(cls, value: str, words: str) -> Cause:
         member = str.__new__(cls, value)
         member._value_ = value
         member.words = words
@@ -135,7 +142,7 @@ def docs_tables() -> str:
 def documented(text: str) -> str | None:
     """The generated part of a document (markers included), or None when it has none."""
     start, end = text.find(BEGIN), text.find(END)
-    return text[start:end + len(END)] if start >= 0 and end > start else None
+    return text[start : end + len(END)] if start >= 0 and end > start else None
 
 
 def write_docs(path: Path = DOCS) -> bool:

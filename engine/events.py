@@ -3,6 +3,7 @@
 An event is a type name plus a JSON object of data; metadata (who, through which channel, why)
 travels beside it. Each record class validates its data, so nothing untyped reaches the store.
 """
+
 from __future__ import annotations
 
 import os
@@ -234,10 +235,15 @@ class ProcessStarted(Event):
     boot_id: str | None = None  # never taken for this process by a later daemon
 
     @classmethod
-    def of(cls, handle, adopted: bool | None = None) -> "ProcessStarted":
-        return cls(runtime=handle.runtime, pid=handle.pid, container_id=handle.container_id,
-                   adopted=handle.adopted if adopted is None else adopted,
-                   start_ticks=handle.start_ticks, boot_id=handle.boot_id)
+    def of(cls, handle, adopted: bool | None = None) -> ProcessStarted:
+        return cls(
+            runtime=handle.runtime,
+            pid=handle.pid,
+            container_id=handle.container_id,
+            adopted=handle.adopted if adopted is None else adopted,
+            start_ticks=handle.start_ticks,
+            boot_id=handle.boot_id,
+        )
 
 
 @event(EventType.PROCESS_EXITED)
@@ -307,7 +313,7 @@ class RecordedEvent(BaseModel):
         return event_class(self.type).model_validate(self.data)
 
     @classmethod
-    def trusted(cls, **values: Any) -> "RecordedEvent":
+    def trusted(cls, **values: Any) -> RecordedEvent:
         """An event from values that are already valid (the writer's own rows), without
         validation: the store builds one per event committed, and pydantic's `model_construct`
         costs several times this. Every field must be given."""
@@ -331,19 +337,19 @@ class NewEvent(BaseModel):
     metadata: dict[str, Any]
 
     @classmethod
-    def of(cls, record: Event, meta: Metadata | None = None, **meta_overrides: Any) -> "NewEvent":
+    def of(cls, record: Event, meta: Metadata | None = None, **meta_overrides: Any) -> NewEvent:
         md = (meta or Metadata()).model_copy(update=meta_overrides) if meta_overrides else (meta or Metadata())
         return cls.trusted(record.type, record.model_dump(mode="json"), md.model_dump(mode="json"))
 
     @classmethod
-    def all_of(cls, records: Iterable[Event], meta: Metadata) -> list["NewEvent"]:
+    def all_of(cls, records: Iterable[Event], meta: Metadata) -> list[NewEvent]:
         """`of` for several records under one metadata, dumped once: the events share that dict
         (nothing changes an event's metadata once it is made)."""
         md = meta.model_dump(mode="json")
         return [cls.trusted(r.type, r.model_dump(mode="json"), md) for r in records]
 
     @classmethod
-    def trusted(cls, type: str, data: dict[str, Any], metadata: dict[str, Any]) -> "NewEvent":
+    def trusted(cls, type: str, data: dict[str, Any], metadata: dict[str, Any]) -> NewEvent:
         """A NewEvent from a typed record's own dump (valid by construction), without
         validating it again: every power request makes a few of these."""
         ev = _new(cls)

@@ -13,6 +13,7 @@ benchmark, which measures a replay as the daemon runs one).
   full collection every second or two, 10-40 ms each. Rarer young collections let those objects
   die young instead.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -11,6 +11,7 @@ recovery decided for an install the daemon was running when it stopped. The Pane
 engine.events imports this module at its end, so `event_class` knows these types wherever events
 are read back.
 """
+
 from __future__ import annotations
 
 from pydantic import Field

@@ -3,6 +3,7 @@ the event stream call (issue 27). Each method delegates to the daemon's parts (e
 the API never reaches past it, so a request can be followed, by a reader or by mypy, from its
 route into the engine. Grouped as the ways in use it: settings, servers, power, console, live
 subscriptions, the Panel, audit, the node's facts. engine/ never imports api/."""
+
 from __future__ import annotations
 
 import time
@@ -69,8 +70,11 @@ class Node:
         """What a server's document adds to its folded state: Wings' utilization (the last
         sample), boot recovery's word on it, an exit seen but not in the log yet."""
         d = self.daemon
-        return {"utilization": d.utilization.document(uuid), "recovery": d.recovery.status(uuid),
-                "exit_pending": d.processes.exit_pending(uuid)}
+        return {
+            "utilization": d.utilization.document(uuid),
+            "recovery": d.recovery.status(uuid),
+            "exit_pending": d.processes.exit_pending(uuid),
+        }
 
     async def register(self, definition: dict[str, Any], meta: Metadata) -> ServerView:
         return await self.daemon.registry.register(definition, meta)
@@ -140,8 +144,9 @@ class Node:
     def subscribe_install(self, uuid: str, listener: InstallListener) -> Unsubscribe:
         return self.daemon.installs.feed.listen(uuid, listener)
 
-    def follow(self, flt: EventFilter, after: int, capacity: int, idle: float | None
-               ) -> AsyncGenerator[list[RecordedEvent], None]:
+    def follow(
+        self, flt: EventFilter, after: int, capacity: int, idle: float | None
+    ) -> AsyncGenerator[list[RecordedEvent], None]:
         """Every matching event after `after`, stored then live (engine.live.follow)."""
         return follow(self.daemon.feed, self.daemon.db, flt, after, capacity, idle)
 
@@ -188,8 +193,9 @@ class Node:
         """Verify the log (or one server's stream) against `key`, the checkpoint file and the live state."""
         d = self.daemon
         file: Path = d.config.checkpoint_file_path
-        return await verify_everything(d.db, stream, key, file if file.is_file() else None,
-                                       live=d.registry.views, in_hand=d.power.in_hand)
+        return await verify_everything(
+            d.db, stream, key, file if file.is_file() else None, live=d.registry.views, in_hand=d.power.in_hand
+        )
 
     # -- the node's facts ----------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The events of a node under a Panel (engine.remote): its inventory of the Panel's servers, the
 servers it refused or that the Panel stopped listing, and what it told the Panel of an install.
 Registered with engine.events' `event_class`, which imports this module."""
+
 from __future__ import annotations
 
 from pydantic import Field

@@ -12,6 +12,7 @@ sets them at every start, whoever created the files (an older version, an operat
 The config file is the operator's: a config that others may read while it holds the token gets a
 warning, not a change.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,10 @@ def readable_by_others(config_file: Path | None) -> str | None:
     except FileNotFoundError:
         return None
     if mode & 0o077:
-        return (f"the config file {config_file} holds the node token and is mode {mode:04o}: anyone on this "
-                f"machine who can read it can drive the node; run `chmod 600 {config_file}`")
+        return (
+            f"the config file {config_file} holds the node token and is mode {mode:04o}: anyone on this "
+            f"machine who can read it can drive the node; run `chmod 600 {config_file}`"
+        )
     return None
 
 
@@ -65,9 +68,11 @@ def closed_above(data: Path) -> str | None:
     for folder in data.resolve().parents:
         try:
             if not os.stat(folder).st_mode & stat.S_IXOTH:
-                return (f"{folder} is closed to other users (no o+x), so game servers, which run as users of "
-                        f"their own, cannot reach their folders under {data} by absolute path; put the data "
-                        f"directory (system.data) where every folder above it is traversable")
+                return (
+                    f"{folder} is closed to other users (no o+x), so game servers, which run as users of "
+                    f"their own, cannot reach their folders under {data} by absolute path; put the data "
+                    f"directory (system.data) where every folder above it is traversable"
+                )
         except FileNotFoundError:
             return None
     return None

@@ -1,4 +1,5 @@
 """Signal names as server definitions spell them (Wings' stop signals)."""
+
 from __future__ import annotations
 
 import signal as signals

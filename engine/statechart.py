@@ -21,6 +21,7 @@ once: the journal takes the destination from the position before it appends a ch
 (`ChartPosition.destination`, IllegalTransition when it may not fire), and the fold moves the
 position to the destination the event names after the same lookup.
 """
+
 from __future__ import annotations
 
 import enum
@@ -117,7 +118,9 @@ def parse_statechart(text: str) -> Statechart:
         transitions.append(Transition(t["trigger"], tuple(sources), t["dest"], t.get("description", "")))
     for s in doc["states"]:
         if s.get("panel_status") and s["panel_status"] not in states:
-            raise StatechartError(f"statechart state {s['name']!r}: panel_status names unknown state {s['panel_status']!r}")
+            raise StatechartError(
+                f"statechart state {s['name']!r}: panel_status names unknown state {s['panel_status']!r}"
+            )
     if doc["initial"] not in states:
         raise StatechartError(f"statechart initial state {doc['initial']!r} is not a state")
     return Statechart(
@@ -142,7 +145,8 @@ def check_vocabulary(chart: Statechart) -> None:
         raise StatechartError(
             f"the statechart {chart.name!r} has no transition for the trigger(s) {', '.join(missing)}, "
             f"which the engine fires (engine/statechart.py Trigger); it defines {', '.join(chart.triggers())}. "
-            f"Restore them in {STATECHART_PATH.name} or change the engine with it.")
+            f"Restore them in {STATECHART_PATH.name} or change the engine with it."
+        )
 
 
 def build_machine(chart: Statechart) -> Machine:
@@ -163,15 +167,24 @@ def compile_table(machine: Machine) -> dict[tuple[str, str], str]:
     machine would take for the trigger from the source (the one it always takes, as none has
     conditions). Refuses (StatechartError) a machine the table would answer differently from:
     conditions, callbacks, internal transitions."""
-    machine_callbacks = [machine.prepare_event, machine.before_state_change, machine.after_state_change,
-                         machine.finalize_event, machine.on_exception]
+    machine_callbacks = [
+        machine.prepare_event,
+        machine.before_state_change,
+        machine.after_state_change,
+        machine.finalize_event,
+        machine.on_exception,
+    ]
     if any(machine_callbacks):
-        raise StatechartError("the power machine has machine-level callbacks; positions are moved by a table "
-                              "compiled from its transitions, which cannot run them (engine/statechart.py)")
+        raise StatechartError(
+            "the power machine has machine-level callbacks; positions are moved by a table "
+            "compiled from its transitions, which cannot run them (engine/statechart.py)"
+        )
     for state in machine.states.values():
         if state.on_enter or state.on_exit:
-            raise StatechartError(f"state {state.name!r} has enter/exit callbacks; positions are moved by a "
-                                  f"table compiled from the machine's transitions, which cannot run them")
+            raise StatechartError(
+                f"state {state.name!r} has enter/exit callbacks; positions are moved by a "
+                f"table compiled from the machine's transitions, which cannot run them"
+            )
     table: dict[tuple[str, str], str] = {}
     for trigger, event in machine.events.items():
         for source, candidates in event.transitions.items():
@@ -180,7 +193,8 @@ def compile_table(machine: Machine) -> dict[tuple[str, str], str]:
                     raise StatechartError(
                         f"transition {trigger!r} from {source!r} has conditions, callbacks or no destination; "
                         f"positions are moved by a table compiled from the machine's transitions, which "
-                        f"cannot evaluate them (engine/statechart.py compile_table)")
+                        f"cannot evaluate them (engine/statechart.py compile_table)"
+                    )
             table[trigger, source] = candidates[0].dest
     return table
 
@@ -219,7 +233,7 @@ class PowerMachine:
         self.chart = chart or load_statechart()
         check_vocabulary(self.chart)
         self.machine = self.chart.machine
-        self.chart.table  # compiled now: a chart the table cannot represent stops the daemon at start
+        _ = self.chart.table  # compiled now: a chart the table cannot represent stops the daemon at start
 
     def model(self, uuid: str, state: str | None = None) -> ChartPosition:
         """A server's position, at `state` (the initial state when None)."""

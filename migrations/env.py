@@ -1,5 +1,6 @@
 """Alembic environment. The daemon hands it a live connection (config.attributes["connection"]);
 `alembic` on the command line gets a plain engine from WINGMAN_DATABASE_URL."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Helpers for the checkpoint tests (this module holds no tests): a real database file written by
 a real Daemon with many checkpoints, raw SQL edits as an attacker who can write the database makes
 them, and the CLI's verdict."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,18 +10,18 @@ import random
 import shutil
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.support import TOKEN
+from tests.synthetic_log import server_ids, server_steps
 from wingman.api.cli.main import app
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
-from wingman.engine.store.hashing import event_hash
-from tests.support import TOKEN
 from wingman.engine.events import NewEvent
-from tests.synthetic_log import server_ids, server_steps
+from wingman.engine.store.hashing import event_hash
 
 runner = CliRunner()
 
@@ -43,21 +44,36 @@ class SignedLog:
     def key_file(self) -> Path:
         return self.folder / "var" / "checkpoint-key.pem"
 
-    def copy(self, dst: Path) -> "SignedLog":
+    def copy(self, dst: Path) -> SignedLog:
         """A copy of the folder (database, checkpoint file, key), as an auditor is handed."""
         shutil.copytree(self.folder / "var", dst / "var")
         return SignedLog(dst, self.ids, self.key)
 
 
-def daemon_config(folder: Path, every_events: int = 25, every_seconds: float = 3600, database_url: str | None = None,
-                  **audit) -> dict:
-    return {"token": TOKEN, "system": {"root_directory": str(folder / "var")}, "database": {"url": database_url},
-            "audit": {"checkpoint_every_events": every_events, "checkpoint_every_seconds": every_seconds,
-                      "node_id": "test-node", **audit}}
+def daemon_config(
+    folder: Path, every_events: int = 25, every_seconds: float = 3600, database_url: str | None = None, **audit
+) -> dict:
+    return {
+        "token": TOKEN,
+        "system": {"root_directory": str(folder / "var")},
+        "database": {"url": database_url},
+        "audit": {
+            "checkpoint_every_events": every_events,
+            "checkpoint_every_seconds": every_seconds,
+            "node_id": "test-node",
+            **audit,
+        },
+    }
 
 
-async def build_signed_log(folder: Path, total: int = 300, servers: int = 3, every_events: int = 25,
-                           seed: int = 3, database_url: str | None = None) -> SignedLog:
+async def build_signed_log(
+    folder: Path,
+    total: int = 300,
+    servers: int = 3,
+    every_events: int = 25,
+    seed: int = 3,
+    database_url: str | None = None,
+) -> SignedLog:
     daemon = Daemon(parse_config(daemon_config(folder, every_events, database_url=database_url)), runtimes={})
     await daemon.start()
     cp = daemon.checkpointer
@@ -78,9 +94,11 @@ async def build_signed_log(folder: Path, total: int = 300, servers: int = 3, eve
 
 async def until(fact, timeout: float = 30) -> None:
     """Wait for a fact (not for a time): yield to the loop until it holds."""
+
     async def poll():
         while not fact():
             await asyncio.sleep(0.001)
+
     await asyncio.wait_for(poll(), timeout)
 
 
@@ -105,7 +123,7 @@ def sql(db: Path, *statements: tuple[str, tuple]) -> None:
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def rehash_stream_from(db: Path, stream: str, version: int) -> None:
@@ -115,9 +133,16 @@ def rehash_stream_from(db: Path, stream: str, version: int) -> None:
     prev_hash = prev[0]["hash"] if prev else "0" * 64
     updates = []
     for ev in evs:
-        h = event_hash(stream_id=stream, version=ev["version"], event_id=ev["event_id"], type=ev["type"],
-                       data=json.loads(ev["data"]), metadata=json.loads(ev["metadata"]),
-                       recorded_at=_time(ev["recorded_at"]), prev_hash=prev_hash)
+        h = event_hash(
+            stream_id=stream,
+            version=ev["version"],
+            event_id=ev["event_id"],
+            type=ev["type"],
+            data=json.loads(ev["data"]),
+            metadata=json.loads(ev["metadata"]),
+            recorded_at=_time(ev["recorded_at"]),
+            prev_hash=prev_hash,
+        )
         updates.append(("UPDATE events SET prev_hash = ?, hash = ? WHERE position = ?", (prev_hash, h, ev["position"])))
         prev_hash = h
     sql(db, *updates)

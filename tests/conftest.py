@@ -1,5 +1,6 @@
 """Fixtures: a real daemon subprocess over a real socket, and an in-process engine on a real
 SQLite file. Docker fixtures live in tests/docker_support.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata
-from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 
 pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support", "tests.served_daemon"]
 
@@ -35,11 +36,17 @@ class EngineHarness:
 
     def __init__(self, folder: Path, servers: list[dict], database_url: str | None = None, system: dict | None = None):
         self.folder = folder
-        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var"), **(system or {})},
-                                    "database": {"url": database_url}, "servers": servers})
+        self.config = parse_config(
+            {
+                "token": TOKEN,
+                "system": {"root_directory": str(folder / "var"), **(system or {})},
+                "database": {"url": database_url},
+                "servers": servers,
+            }
+        )
         self.daemon = Daemon(self.config)
 
-    async def __aenter__(self) -> "EngineHarness":
+    async def __aenter__(self) -> EngineHarness:
         await self.daemon.start()
         await asyncio.wait_for(self.daemon.recovery.done.wait(), 120)  # boot recovery runs in the background
         return self
@@ -63,9 +70,11 @@ class EngineHarness:
 
     async def outcome(self, op, timeout: float = 60):
         """Wait for an operation's outcome (the Operation object is updated by the registry)."""
+
         async def until_done():
             while op.status not in TERMINAL:
                 await asyncio.sleep(0.02)
+
         await asyncio.wait_for(until_done(), timeout)
         return op
 
@@ -73,6 +82,7 @@ class EngineHarness:
         async def until():
             while self.state(uuid) != state:
                 await asyncio.sleep(0.02)
+
         await asyncio.wait_for(until(), timeout)
 
     async def events(self, uuid: str):
@@ -83,18 +93,21 @@ class EngineHarness:
 
     async def until_event(self, uuid: str, predicate, timeout: float = 60):
         """The first event of the server's stream that `predicate` accepts, once there is one."""
+
         async def poll():
             while True:
                 for ev in await self.events(uuid):
                     if predicate(ev):
                         return ev
                 await asyncio.sleep(0.05)
+
         return await asyncio.wait_for(poll(), timeout)
 
 
 @pytest.fixture
 async def engine_harness(tmp_path):
     """A factory: `async with engine_harness([definition(...)]) as h:`."""
+
     def make(servers: list[dict], database_url: str | None = None, system: dict | None = None) -> EngineHarness:
         return EngineHarness(tmp_path, servers, database_url, system)
 

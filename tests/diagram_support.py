@@ -1,5 +1,6 @@
 """Helpers shared by the tests/test_diagram_*.py modules (no tests here): reading each diagram
 format back with a real parser, and the transitions a server's stored events hold."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,14 +12,14 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image
 
-from wingman.engine.diagrams.render import SVG_NS, parse_dot
 from tests.conftest import TEST_META, EngineHarness
 from tests.support import REPO, definition, kill_leftovers
+from wingman.engine.diagrams.render import SVG_NS, parse_dot
 
 SCXML = "{http://www.w3.org/2005/07/scxml}"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,8 +27,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def wingman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in a subprocess; stdout as bytes (a PNG is binary)."""
-    return subprocess.run([sys.executable, "-m", "wingman.api.cli", *args], cwd=REPO, capture_output=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def scxml_transitions(text: bytes | str) -> tuple[str, list[str], set[tuple[str, str, str]]]:
@@ -35,8 +41,11 @@ def scxml_transitions(text: bytes | str) -> tuple[str, list[str], set[tuple[str,
     root = ET.fromstring(text)
     assert root.tag == f"{SCXML}scxml", root.tag
     states = [s.get("id") for s in root.findall(f"{SCXML}state")]
-    arrows = {(s.get("id"), t.get("event"), t.get("target"))
-              for s in root.findall(f"{SCXML}state") for t in s.findall(f"{SCXML}transition")}
+    arrows = {
+        (s.get("id"), t.get("event"), t.get("target"))
+        for s in root.findall(f"{SCXML}state")
+        for t in s.findall(f"{SCXML}transition")
+    }
     return root.get("initial"), states, arrows
 
 
@@ -53,8 +62,11 @@ def svg_groups(svg: bytes) -> dict[str, dict]:
     out = {}
     for g in root.iter(f"{SVG_NS}g"):
         if g.get("class") in ("node", "edge"):
-            out[g.get("id")] = {"class": g.get("class"), "title": g.findtext(f"{SVG_NS}title"),
-                                "texts": [" ".join("".join(t.itertext()).split()) for t in g.iter(f"{SVG_NS}text")]}
+            out[g.get("id")] = {
+                "class": g.get("class"),
+                "title": g.findtext(f"{SVG_NS}title"),
+                "texts": [" ".join("".join(t.itertext()).split()) for t in g.iter(f"{SVG_NS}text")],
+            }
     return out
 
 
@@ -81,8 +93,11 @@ def mermaid_counts(text: str) -> Counter:
 
 def counts_of(events: list[dict]) -> Counter:
     """How many times each (from, trigger, to) transition is in these stored events."""
-    return Counter((e["data"]["from_state"], e["data"]["trigger"], e["data"]["to_state"])
-                   for e in events if e["type"] == "state.changed")
+    return Counter(
+        (e["data"]["from_state"], e["data"]["trigger"], e["data"]["to_state"])
+        for e in events
+        if e["type"] == "state.changed"
+    )
 
 
 # -- a server driven through the real engine -------------------------------------------------------
@@ -94,15 +109,24 @@ def stored_events(db: Path, uuid: str) -> list[dict]:
     """The server's stream straight from the SQLite file, times as aware UTC datetimes."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        rows = conn.execute("SELECT version, type, data, metadata, recorded_at FROM events WHERE stream_id = ? "
-                            "ORDER BY version", (uuid,)).fetchall()
+        rows = conn.execute(
+            "SELECT version, type, data, metadata, recorded_at FROM events WHERE stream_id = ? ORDER BY version",
+            (uuid,),
+        ).fetchall()
     finally:
         conn.close()
     out = []
     for version, type_, data, meta, at in rows:
         ts = datetime.fromisoformat(at)
-        out.append({"version": version, "type": type_, "data": json.loads(data), "metadata": json.loads(meta),
-                    "at": ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)})
+        out.append(
+            {
+                "version": version,
+                "type": type_,
+                "data": json.loads(data),
+                "metadata": json.loads(meta),
+                "at": ts if ts.tzinfo else ts.replace(tzinfo=UTC),
+            }
+        )
     return out
 
 
@@ -125,12 +149,14 @@ def drive_server(folder: Path) -> tuple[Path, str]:
             async def door_open():  # the install's lock is let go just after its outcome's commit
                 while h.daemon.power.installs.installing(uuid):
                     await asyncio.sleep(0.01)
+
             await asyncio.wait_for(door_open(), 60)
             ballast = h.daemon.starter.folder(uuid) / "ballast.bin"
             ballast.write_bytes(b"\0" * (3 * 1024 * 1024))  # over the 1 MiB limit: pre-boot fails
             op = await h.outcome(await h.act(uuid, "start"))
             assert op.status == "failed" and "disk" in op.reason
             ballast.unlink()
+
     try:
         asyncio.run(go())
     finally:

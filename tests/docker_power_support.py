@@ -1,27 +1,30 @@
 """Shared by the Docker power tests: the shell scripts PID 1 runs in each container, server
 definitions for them, and small waits on the engine harness and the real Docker engine."""
+
 from __future__ import annotations
 
 import asyncio
 
 import docker
 
-from wingman.engine.environments.docker.spec import container_name
 from tests.docker_support import inspect_server_container
 from tests.support import definition
+from wingman.engine.environments.docker.spec import container_name
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
 
 # PID 1 of each container is busybox sh running one of these.
-TRAP = ("trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 0' INT; echo ready; "
-        "while true; do sleep 1 & wait $!; done")
+TRAP = (
+    "trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 0' INT; echo ready; "
+    "while true; do sleep 1 & wait $!; done"
+)
 ECHO = 'echo ready; while read line; do [ "$line" = stop ] && { echo bye; exit 0; }; echo "echo $line"; done'
 # Sees TERM (the trap proves it was delivered) and carries on: only SIGKILL ends it.
 STUBBORN = "trap 'echo ignoring TERM' TERM; echo ready; while true; do sleep 1 & wait $!; done"
 
+
 def docker_server(uuid: str, image: str, invocation: str, *, done=("ready",), **settings) -> dict:
-    return definition(uuid, invocation=invocation, done=done, runtime="docker", container={"image": image},
-                      **settings)
+    return definition(uuid, invocation=invocation, done=done, runtime="docker", container={"image": image}, **settings)
 
 
 def sdk(url: str) -> docker.APIClient:
@@ -44,6 +47,7 @@ async def console_shows(h, uuid: str, text: str, timeout: float = WAIT) -> None:
     async def seen():
         while not any(text in line for line in lines):
             await asyncio.sleep(0.05)
+
     try:
         await asyncio.wait_for(seen(), timeout)
     except TimeoutError:

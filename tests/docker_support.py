@@ -14,6 +14,7 @@
 
 Mark tests that need the engine with `@pytest.mark.docker`.
 """
+
 from __future__ import annotations
 
 import asyncio

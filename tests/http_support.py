@@ -3,6 +3,7 @@
 A module-scoped daemon factory (one real `wingman serve` per test module where the tests do not
 interfere), JSON-error assertions, and a read-only look into the daemon's SQLite event store.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,9 @@ def stored_events(d: DaemonProcess, uuid: str, db: Path | None = None) -> list[d
         ).fetchall()
     finally:
         conn.close()
-    return [{"version": v, "type": t, "data": json.loads(data), "metadata": json.loads(meta)}
-            for v, t, data, meta in rows]
+    return [
+        {"version": v, "type": t, "data": json.loads(data), "metadata": json.loads(meta)} for v, t, data, meta in rows
+    ]
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str = "condition"):

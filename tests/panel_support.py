@@ -19,15 +19,17 @@ What it answers:
 
 `stop()` then `start()` again reopens the same port: a Panel that was down and came back.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support import free_port
@@ -67,7 +69,7 @@ class PanelStandIn:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> "PanelStandIn":
+    def start(self) -> PanelStandIn:
         panel = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,7 +98,7 @@ class PanelStandIn:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "PanelStandIn":
+    def __enter__(self) -> PanelStandIn:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -108,8 +110,9 @@ class PanelStandIn:
         with self._lock:
             return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
 
-    def wait_for(self, predicate: Callable[[PanelRequest], bool], timeout: float = 30,
-                 count: int = 1) -> list[PanelRequest]:
+    def wait_for(
+        self, predicate: Callable[[PanelRequest], bool], timeout: float = 30, count: int = 1
+    ) -> list[PanelRequest]:
         """The recorded requests matching `predicate`, once there are `count` of them."""
         deadline = time.monotonic() + timeout
         while True:
@@ -118,8 +121,10 @@ class PanelStandIn:
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
-                raise AssertionError(f"the Panel got {len(found)} matching request(s), not {count}, in "
-                                     f"{timeout} s; it got: {[(r.method, r.path, r.query) for r in self.requests]}")
+                raise AssertionError(
+                    f"the Panel got {len(found)} matching request(s), not {count}, in "
+                    f"{timeout} s; it got: {[(r.method, r.path, r.query) for r in self.requests]}"
+                )
             time.sleep(0.02)
 
     # -- answering ---------------------------------------------------------------------------------
@@ -132,8 +137,14 @@ class PanelStandIn:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        request = PanelRequest(method, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                               h.headers.get("Authorization"), dict(h.headers.items()), body)
+        request = PanelRequest(
+            method,
+            parts.path,
+            {k: v[-1] for k, v in parse_qs(parts.query).items()},
+            h.headers.get("Authorization"),
+            dict(h.headers.items()),
+            body,
+        )
         with self._lock:
             self.requests.append(request)
         status, payload = self._answer(request)
@@ -152,23 +163,38 @@ class PanelStandIn:
             return self._page(r.query)
         if r.method == "POST" and r.path == RESET_PATH:
             return 204, None
-        rest = r.path[len(SERVERS_PATH) + 1:] if r.path.startswith(SERVERS_PATH + "/") else ""
+        rest = r.path[len(SERVERS_PATH) + 1 :] if r.path.startswith(SERVERS_PATH + "/") else ""
         if r.method == "GET" and rest and "/" not in rest:
             doc = self.servers.get(rest)
             if doc is None:
-                return 404, {"errors": [{"code": "NotFoundHttpException", "status": "404",
-                                         "detail": "The requested resource could not be found on the server."}]}
+                return 404, {
+                    "errors": [
+                        {
+                            "code": "NotFoundHttpException",
+                            "status": "404",
+                            "detail": "The requested resource could not be found on the server.",
+                        }
+                    ]
+                }
             return 200, {"settings": doc.get("settings"), "process_configuration": doc.get("process_configuration")}
         if r.method == "POST" and rest.endswith("/install"):
             return 204, None
         if r.method == "GET" and rest.endswith("/install") and rest.count("/") == 1:
             uuid = rest.split("/")[0]
             if uuid not in self.servers:
-                return 404, {"errors": [{"code": "NotFoundHttpException", "status": "404",
-                                         "detail": "The requested resource could not be found on the server."}]}
+                return 404, {
+                    "errors": [
+                        {
+                            "code": "NotFoundHttpException",
+                            "status": "404",
+                            "detail": "The requested resource could not be found on the server.",
+                        }
+                    ]
+                }
             # The Panel's ServerInstallController: the egg's copy_script_* (a new egg's defaults otherwise).
-            return 200, self.install_scripts.get(uuid, {"container_image": "ghcr.io/pterodactyl/installers:alpine",
-                                                         "entrypoint": "ash", "script": ""})
+            return 200, self.install_scripts.get(
+                uuid, {"container_image": "ghcr.io/pterodactyl/installers:alpine", "entrypoint": "ash", "script": ""}
+            )
         return 404, {"errors": [{"code": "NotFoundHttpException", "status": "404", "detail": "No such route."}]}
 
     def _page(self, query: dict[str, str]) -> tuple[int, Any]:
@@ -184,10 +210,22 @@ class PanelStandIn:
         if page in self.page_bodies:
             return 200, self.page_bodies[page]
         docs = list(self.servers.values())
-        chunk = docs[(page - 1) * per_page: page * per_page]
-        meta = {"current_page": page, "last_page": max(1, math.ceil(len(docs) / per_page)), "per_page": per_page,
-                "total": len(docs), "from": (page - 1) * per_page + 1 if chunk else None,
-                "to": (page - 1) * per_page + len(chunk) if chunk else None, **self.meta_override}
-        data = [{"uuid": d["settings"]["uuid"], "settings": d.get("settings"),
-                 "process_configuration": d.get("process_configuration")} for d in chunk]
+        chunk = docs[(page - 1) * per_page : page * per_page]
+        meta = {
+            "current_page": page,
+            "last_page": max(1, math.ceil(len(docs) / per_page)),
+            "per_page": per_page,
+            "total": len(docs),
+            "from": (page - 1) * per_page + 1 if chunk else None,
+            "to": (page - 1) * per_page + len(chunk) if chunk else None,
+            **self.meta_override,
+        }
+        data = [
+            {
+                "uuid": d["settings"]["uuid"],
+                "settings": d.get("settings"),
+                "process_configuration": d.get("process_configuration"),
+            }
+            for d in chunk
+        ]
         return 200, {"data": data, "links": {}, "meta": meta}

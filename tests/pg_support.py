@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL cluster for the tests: initdb in a temp folder, a free port, a socket
 in the same folder, run as the `postgres` system user (PostgreSQL refuses to run as root).
 Installed by .ci/system.sh; under CI a missing server fails the tests instead of skipping them."""
+
 from __future__ import annotations
 
 import glob
@@ -43,11 +44,21 @@ def pg_cluster():
         os.chown(folder, pw.pw_uid, pw.pw_gid)
     port = free_port()
     _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"])
-    _as_postgres([
-        str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60",
-        "-o", f"-p {port} -k {folder} -c listen_addresses='' -c fsync=off",
-        "start",
-    ])
+    _as_postgres(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses='' -c fsync=off",
+            "start",
+        ]
+    )
     try:
         yield {"host": str(folder), "port": port, "bindir": bindir}
     finally:
@@ -59,6 +70,17 @@ def pg_cluster():
 def pg_url(pg_cluster):
     """A fresh database in the session's cluster, as an asyncpg URL."""
     name = "t_" + uuidlib.uuid4().hex[:12]
-    _as_postgres(["psql", "-h", pg_cluster["host"], "-p", str(pg_cluster["port"]), "-U", "postgres",
-                  "-c", f"CREATE DATABASE {name}"])
+    _as_postgres(
+        [
+            "psql",
+            "-h",
+            pg_cluster["host"],
+            "-p",
+            str(pg_cluster["port"]),
+            "-U",
+            "postgres",
+            "-c",
+            f"CREATE DATABASE {name}",
+        ]
+    )
     return f"postgresql+asyncpg://postgres@/{name}?host={pg_cluster['host']}&port={pg_cluster['port']}"

@@ -6,6 +6,7 @@ pulls from 127.0.0.0/8 registries without TLS. .ci/system.sh installs `docker-re
 
 Images pushed to it are built by `push_unique_image`: the test image plus one layer of random
 bytes, so that a pull has a layer to download (the test image's own layer is always local)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,9 +51,12 @@ class Registry:
         return None
 
     def _config(self) -> dict:
-        config = {"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
-                  "storage": {"filesystem": {"rootdirectory": str(self.folder / "data")}},
-                  "http": {"addr": self.host}}
+        config = {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.folder / "data")}},
+            "http": {"addr": self.host},
+        }
         if self.users:
             lines = []
             for user, password in self.users.items():  # bcrypt: the only scheme the registry takes
@@ -62,13 +66,17 @@ class Registry:
             config["auth"] = {"htpasswd": {"realm": "wingman-tests", "path": str(self.folder / "htpasswd")}}
         return config
 
-    def start(self) -> "Registry":
+    def start(self) -> Registry:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "config.yml"
         config.write_text(yaml.safe_dump(self._config()))
         self.log = open(self.folder / "registry.log", "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + START_WITHIN
         while True:
             if self.proc.poll() is not None:
@@ -146,8 +154,10 @@ class PushedImages:
         self.names.append(name)
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
-            for member, data in (("Dockerfile", f"FROM {self.base}\nCOPY marker /marker\n".encode()),
-                                 ("marker", os.urandom(size))):
+            for member, data in (
+                ("Dockerfile", f"FROM {self.base}\nCOPY marker /marker\n".encode()),
+                ("marker", os.urandom(size)),
+            ):
                 info = tarfile.TarInfo(member)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -230,7 +240,7 @@ class SlowProxy:
         self._server = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> "SlowProxy":
+    async def start(self) -> SlowProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.host = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
         return self

@@ -2,6 +2,7 @@
 
 For tests that must reach into the engine (hold a step back, count calls) while a real HTTP
 client talks to the daemon over a socket, as a Panel would."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import TOKEN, free_port, kill_leftovers
 from wingman.api.app import PROTOCOL, create_app
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
-from tests.support import TOKEN, free_port, kill_leftovers
 
 _apps = 0
 
@@ -22,8 +23,9 @@ class ServedDaemon:
     def __init__(self, folder: Path, servers: list[dict], system: dict | None = None):
         global _apps
         _apps += 1
-        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var"), **(system or {})},
-                                    "servers": servers})
+        self.config = parse_config(
+            {"token": TOKEN, "system": {"root_directory": str(folder / "var"), **(system or {})}, "servers": servers}
+        )
         self.daemon = Daemon(self.config)  # built first, so a test can change it before it starts
         self.app = create_app(self.config, name=f"served{_apps}", daemon=self.daemon)
         self.port = free_port()
@@ -31,9 +33,10 @@ class ServedDaemon:
         self._server = None
         self._task: asyncio.Task | None = None
 
-    async def start(self) -> "ServedDaemon":
-        self._server = await self.app.create_server(host="127.0.0.1", port=self.port, return_asyncio_server=True,
-                                                    protocol=PROTOCOL)
+    async def start(self) -> ServedDaemon:
+        self._server = await self.app.create_server(
+            host="127.0.0.1", port=self.port, return_asyncio_server=True, protocol=PROTOCOL
+        )
         await self._server.startup()
         await self._server.before_start()  # starts the daemon (api.app's listener)
         await self._server.after_start()

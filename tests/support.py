@@ -1,4 +1,5 @@
 """Helpers the tests share: free ports, server definitions, a real daemon in a subprocess."""
+
 from __future__ import annotations
 
 import atexit
@@ -44,8 +45,9 @@ def shared_file(name: str, text: str) -> Path:
 GAMESERVER = shared_file("gameserver.py", (REPO / "engine" / "demo" / "gameserver.py").read_text())
 # The Python a game server runs with: the system's, which every user may run (the venv's python
 # lives under a private home).
-SERVER_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)),
-                     sys.executable)
+SERVER_PYTHON = next(
+    (p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)), sys.executable
+)
 TOKEN = "test-node-token-0123456789"
 AUDIT_TOKEN = "test-audit-token-0123456789"
 TERMINAL = {"succeeded", "failed", "rejected", "cancelled", "interrupted"}
@@ -57,16 +59,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def definition(uuid: str | None = None, *, invocation: str | None = None, done=("Server started",),
-               stop: dict | None = None, env: dict | None = None, stop_timeout: float = 20,
-               suspended: bool = False, restart_policy: dict | None = {"policy": "no"}, **settings) -> dict:
+NO_RESTART = {"policy": "no"}  # definition()'s default, copied into each definition
+
+
+def definition(
+    uuid: str | None = None,
+    *,
+    invocation: str | None = None,
+    done=("Server started",),
+    stop: dict | None = None,
+    env: dict | None = None,
+    stop_timeout: float = 20,
+    suspended: bool = False,
+    restart_policy: dict | None = NO_RESTART,
+    **settings,
+) -> dict:
     """A server definition running the demo game server (or `invocation`) as a local process.
 
     Its restart policy is `no` unless given: a test about something else must not see the crash
     handler restart a server that failed on purpose. `restart_policy=None` leaves the key out
     (the product's default policy applies)."""
     if restart_policy is not None:
-        settings["restart_policy"] = restart_policy
+        settings["restart_policy"] = dict(restart_policy)
     return {
         "settings": {
             "uuid": uuid or str(uuidlib.uuid4()),
@@ -103,21 +117,28 @@ class DaemonProcess:
 
     def write_config(self) -> None:
         cfg = {
-            "token": TOKEN, "token_id": "test", "audit_tokens": [AUDIT_TOKEN],
+            "token": TOKEN,
+            "token_id": "test",
+            "audit_tokens": [AUDIT_TOKEN],
             "api": {"host": "127.0.0.1", "port": self.port},
             "system": {"root_directory": str(self.folder / "var")},
-            "servers": self.servers, **self.extra_config,
+            "servers": self.servers,
+            **self.extra_config,
         }
         self.config_path.write_text(yaml.safe_dump(cfg))
 
-    def start(self, timeout: float = 30) -> "DaemonProcess":
+    def start(self, timeout: float = 30) -> DaemonProcess:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
         self.log = open(self.folder / "daemon.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(self.config_path)],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,12 +5,13 @@ store's group commit would take minutes, a bulk insert takes seconds. Each serve
 realistic cycles (start, stop, kill, crash, failed pre-boot, configuration change) that the
 statechart allows, with one clock that advances a fixed step per event.
 """
+
 from __future__ import annotations
 
 import random
 import uuid as uuidlib
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,25 +20,40 @@ from wingman.engine.store.database import WRITE_TRANSACTION
 from wingman.engine.store.hashing import GENESIS, event_hash
 from wingman.engine.store.schema import events as events_table
 
-BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 Step = tuple[str, dict, dict]  # type, data, metadata
 
 
 def definition(uuid: str, n: int = 0) -> dict:
-    return {"settings": {"uuid": uuid, "meta": {"name": f"bench-{uuid[:8]}"}, "invocation": f"game --port {25565 + n}",
-                         "environment": {"N": str(n)}},
-            "process_configuration": {"startup": {"done": ["ready"]}, "stop": {"type": "command", "value": "stop"}}}
+    return {
+        "settings": {
+            "uuid": uuid,
+            "meta": {"name": f"bench-{uuid[:8]}"},
+            "invocation": f"game --port {25565 + n}",
+            "environment": {"N": str(n)},
+        },
+        "process_configuration": {"startup": {"done": ["ready"]}, "stop": {"type": "command", "value": "stop"}},
+    }
 
 
 def _meta(op: str | None = None, cause: str | None = None, actor: str = "node-token") -> dict:
-    return {"actor": actor, "channel": "http" if actor == "node-token" else "internal", "source_ip": None,
-            "request_id": None, "operation_id": op, "cause": cause}
+    return {
+        "actor": actor,
+        "channel": "http" if actor == "node-token" else "internal",
+        "source_ip": None,
+        "request_id": None,
+        "operation_id": op,
+        "cause": cause,
+    }
 
 
 def _sc(op, frm, to, trigger, cause, actor="node-token") -> Step:
-    return ("state.changed", {"from_state": frm, "to_state": to, "trigger": trigger, "cause": cause,
-                              "operation_id": op}, _meta(op, cause, actor))
+    return (
+        "state.changed",
+        {"from_state": frm, "to_state": to, "trigger": trigger, "cause": cause, "operation_id": op},
+        _meta(op, cause, actor),
+    )
 
 
 def server_steps(uuid: str, rng: random.Random) -> Iterator[Step]:
@@ -52,14 +68,23 @@ def server_steps(uuid: str, rng: random.Random) -> Iterator[Step]:
             yield "power.started", {"operation_id": op, "action": "start", "lock_acquired": True}, _meta(op)
             yield _sc(op, "offline", "starting", "start", "operator")
             if roll < 0.1:
-                yield ("preboot.check_failed", {"check": "disk", "reason": "disk full", "fatal": True,
-                                                "operation_id": op}, _meta(op))
+                yield (
+                    "preboot.check_failed",
+                    {"check": "disk", "reason": "disk full", "fatal": True, "operation_id": op},
+                    _meta(op),
+                )
                 yield _sc(op, "starting", "offline", "abort", "preboot_failed")
-                yield ("power.failed", {"operation_id": op, "action": "start", "reason": "pre-boot: disk full"},
-                       _meta(op))
+                yield (
+                    "power.failed",
+                    {"operation_id": op, "action": "start", "reason": "pre-boot: disk full"},
+                    _meta(op),
+                )
                 continue
-            yield ("process.started", {"runtime": "process", "pid": rng.randint(100, 60000), "container_id": None,
-                                       "adopted": False}, _meta(op))
+            yield (
+                "process.started",
+                {"runtime": "process", "pid": rng.randint(100, 60000), "container_id": None, "adopted": False},
+                _meta(op),
+            )
             yield _sc(op, "starting", "running", "ready", "process_ready")
             yield "power.succeeded", {"operation_id": op, "action": "start", "detail": "running"}, _meta(op)
             state = "running"
@@ -67,28 +92,40 @@ def server_steps(uuid: str, rng: random.Random) -> Iterator[Step]:
             yield "power.requested", {"operation_id": op, "action": "stop", "wait_seconds": 30}, _meta(op)
             yield "power.started", {"operation_id": op, "action": "stop", "lock_acquired": True}, _meta(op)
             yield _sc(op, "running", "stopping", "stop", "operator")
-            yield ("process.exited", {"exit_code": 0, "signal": None, "oom_killed": False, "reason": None},
-                   _meta(op, "stopped", "daemon"))
+            yield (
+                "process.exited",
+                {"exit_code": 0, "signal": None, "oom_killed": False, "reason": None},
+                _meta(op, "stopped", "daemon"),
+            )
             yield _sc(op, "stopping", "offline", "exited", "stopped", "daemon")
             yield "power.succeeded", {"operation_id": op, "action": "stop", "detail": "stopped"}, _meta(op)
             state = "offline"
         elif roll < 0.8:
             yield "power.requested", {"operation_id": op, "action": "kill", "wait_seconds": 30}, _meta(op)
             yield "power.started", {"operation_id": op, "action": "kill", "lock_acquired": True}, _meta(op)
-            yield ("process.exited", {"exit_code": None, "signal": "SIGKILL", "oom_killed": False, "reason": None},
-                   _meta(op, "killed", "daemon"))
+            yield (
+                "process.exited",
+                {"exit_code": None, "signal": "SIGKILL", "oom_killed": False, "reason": None},
+                _meta(op, "killed", "daemon"),
+            )
             yield _sc(op, "running", "offline", "exited", "killed", "daemon")
             yield "power.succeeded", {"operation_id": op, "action": "kill", "detail": "killed"}, _meta(op)
             state = "offline"
         elif roll < 0.9:
-            yield ("process.exited", {"exit_code": 1, "signal": None, "oom_killed": False, "reason": None},
-                   _meta(None, "exited", "daemon"))
+            yield (
+                "process.exited",
+                {"exit_code": 1, "signal": None, "oom_killed": False, "reason": None},
+                _meta(None, "exited", "daemon"),
+            )
             yield _sc(None, "running", "offline", "exited", "exited", "daemon")
             state = "offline"
         else:
             n += 1
-            yield ("server.configuration_changed", {"definition": definition(uuid, n), "changed_keys":
-                   ["settings.environment.N", "settings.invocation"]}, _meta(actor="node-token"))
+            yield (
+                "server.configuration_changed",
+                {"definition": definition(uuid, n), "changed_keys": ["settings.environment.N", "settings.invocation"]},
+                _meta(actor="node-token"),
+            )
 
 
 def server_ids(count: int, seed: int = 0) -> list[str]:
@@ -96,8 +133,15 @@ def server_ids(count: int, seed: int = 0) -> list[str]:
     return [str(uuidlib.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count)]
 
 
-async def build_log(engine: AsyncEngine, total: int, servers: int = 10, seed: int = 0, batch: int = 20000,
-                    start: datetime = BASE_TIME, step: timedelta = timedelta(seconds=1)) -> list[str]:
+async def build_log(
+    engine: AsyncEngine,
+    total: int,
+    servers: int = 10,
+    seed: int = 0,
+    batch: int = 20000,
+    start: datetime = BASE_TIME,
+    step: timedelta = timedelta(seconds=1),
+) -> list[str]:
     """Append `total` events over `servers` servers (interleaved at random); returns the server ids.
     The events table must be empty of these servers (the chains start at version 1)."""
     rng = random.Random(seed)
@@ -112,10 +156,29 @@ async def build_log(engine: AsyncEngine, total: int, servers: int = 10, seed: in
         version, prev = heads[sid]
         version += 1
         event_id = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
-        h = event_hash(stream_id=sid, version=version, event_id=event_id, type=typ, data=data, metadata=meta,
-                       recorded_at=t, prev_hash=prev)
-        rows.append(dict(stream_id=sid, version=version, event_id=event_id, type=typ, data=data, metadata=meta,
-                         recorded_at=t, prev_hash=prev, hash=h))
+        h = event_hash(
+            stream_id=sid,
+            version=version,
+            event_id=event_id,
+            type=typ,
+            data=data,
+            metadata=meta,
+            recorded_at=t,
+            prev_hash=prev,
+        )
+        rows.append(
+            dict(
+                stream_id=sid,
+                version=version,
+                event_id=event_id,
+                type=typ,
+                data=data,
+                metadata=meta,
+                recorded_at=t,
+                prev_hash=prev,
+                hash=h,
+            )
+        )
         heads[sid] = (version, h)
         t += step
         if len(rows) >= batch:

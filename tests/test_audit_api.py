@@ -1,20 +1,21 @@
 """The audit API on a real daemon over a real socket: paging and filters, point-in-time state,
 verification (including tampering done with raw SQL while the daemon runs, found by the API and by
 the CLI at the same event), and audit tokens that may read but not act."""
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from wingman.engine.store.hashing import event_hash
-from tests.support import AUDIT_TOKEN, REPO, TOKEN, definition
 from tests.http_support import WINGS_NOT_FOUND, assert_json_error, database_path
+from tests.support import AUDIT_TOKEN, REPO, TOKEN, definition
+from wingman.engine.store.hashing import event_hash
 
 SERVERS = [definition() for _ in range(5)]
 UUIDS = [s["settings"]["uuid"] for s in SERVERS]
@@ -96,25 +97,30 @@ def test_state_at_positions_and_times(auditor):
     assert now["state"] == "offline" and now["version"] == events[-1]["version"]
 
 
-@pytest.mark.parametrize("path, params, words", [
-    (f"/api/servers/{CLEAN}/state", {"at": "yesterday"}, "RFC 3339"),
-    (f"/api/servers/{CLEAN}/state", {"at": "2026-01-01T00:00:00"}, "time zone"),
-    (f"/api/servers/{CLEAN}/events", {"limit": "0"}, "`limit`"),
-    (f"/api/servers/{CLEAN}/events", {"limit": "5000"}, "`limit`"),
-    (f"/api/servers/{CLEAN}/events", {"after": "-1"}, "`after`"),
-    ("/api/events", {"after": "x"}, "`after`"),
-    ("/api/events", {"after": str(2**64)}, "`after`"),  # past any position a database can hold
-    (f"/api/servers/{CLEAN}/events", {"after": str(2**63)}, "`after`"),
-    (f"/api/servers/{CLEAN}/state", {"at": str(2**64)}, "at most"),
-    ("/api/events", {"since": "soon"}, "`since`"),
-    ("/api/events", {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "after"),
-])
+@pytest.mark.parametrize(
+    "path, params, words",
+    [
+        (f"/api/servers/{CLEAN}/state", {"at": "yesterday"}, "RFC 3339"),
+        (f"/api/servers/{CLEAN}/state", {"at": "2026-01-01T00:00:00"}, "time zone"),
+        (f"/api/servers/{CLEAN}/events", {"limit": "0"}, "`limit`"),
+        (f"/api/servers/{CLEAN}/events", {"limit": "5000"}, "`limit`"),
+        (f"/api/servers/{CLEAN}/events", {"after": "-1"}, "`after`"),
+        ("/api/events", {"after": "x"}, "`after`"),
+        ("/api/events", {"after": str(2**64)}, "`after`"),  # past any position a database can hold
+        (f"/api/servers/{CLEAN}/events", {"after": str(2**63)}, "`after`"),
+        (f"/api/servers/{CLEAN}/state", {"at": str(2**64)}, "at most"),
+        ("/api/events", {"since": "soon"}, "`since`"),
+        ("/api/events", {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "after"),
+    ],
+)
 def test_bad_query_is_400(auditor, path, params, words):
     assert words in assert_json_error(auditor.get(path, params=params), 400)
 
 
-@pytest.mark.parametrize("path", ["/api/servers/{u}/events", "/api/servers/{u}/state", "/api/events?server={u}",
-                                  "/api/audit/verify?server={u}"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/servers/{u}/events", "/api/servers/{u}/state", "/api/events?server={u}", "/api/audit/verify?server={u}"],
+)
 @pytest.mark.parametrize("u", ["00000000-0000-4000-8000-000000000000", "not-a-uuid"])
 def test_unknown_server_is_404(auditor, path, u):
     assert_json_error(auditor.get(path.format(u=u)), 404, WINGS_NOT_FOUND)
@@ -146,6 +152,7 @@ def test_tokens_are_never_logged(daemon):
 
 # -- tampering while the daemon runs ---------------------------------------------------------------
 
+
 def _rows(daemon, stream) -> list[dict]:
     con = sqlite3.connect(database_path(daemon))
     con.row_factory = sqlite3.Row
@@ -163,8 +170,24 @@ def _sql(daemon, *statements) -> None:
 
 
 def _cli_first(daemon, *scope) -> dict:
-    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "verify", *scope, "--format", "json",
-                        "--config", str(daemon.config_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wingman.api.cli",
+            "audit",
+            "verify",
+            *scope,
+            "--format",
+            "json",
+            "--config",
+            str(daemon.config_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1, r.stderr
     return json.loads(r.stdout)["first_problem"]
 
@@ -177,8 +200,13 @@ def test_verify_clean_then_tampered(daemon, auditor):
     rows = _rows(daemon, BYTE)  # one byte of an event's data
     ev = rows[len(rows) // 2]
     i = ev["data"].index('"', ev["data"].index(":")) + 1
-    _sql(daemon, ("UPDATE events SET data = substr(data, 1, ?) || 'Z' || substr(data, ?) WHERE position = ?",
-                  (i, i + 2, ev["position"])))
+    _sql(
+        daemon,
+        (
+            "UPDATE events SET data = substr(data, 1, ?) || 'Z' || substr(data, ?) WHERE position = ?",
+            (i, i + 2, ev["position"]),
+        ),
+    )
     expected[BYTE] = (ev["version"], ev["position"], "hash")
 
     rows = _rows(daemon, DELETED)  # an event deleted in the middle
@@ -188,22 +216,36 @@ def test_verify_clean_then_tampered(daemon, auditor):
 
     rows = _rows(daemon, SWAPPED)  # two events swapped
     a, b = rows[4], rows[5]
-    _sql(daemon, ("UPDATE events SET position = -1 WHERE position = ?", (a["position"],)),
-         ("UPDATE events SET position = ? WHERE position = ?", (a["position"], b["position"])),
-         ("UPDATE events SET position = ? WHERE position = -1", (b["position"],)))
+    _sql(
+        daemon,
+        ("UPDATE events SET position = -1 WHERE position = ?", (a["position"],)),
+        ("UPDATE events SET position = ? WHERE position = ?", (a["position"], b["position"])),
+        ("UPDATE events SET position = ? WHERE position = -1", (b["position"],)),
+    )
     expected[SWAPPED] = (b["version"], a["position"], "sequence")
 
     rows = _rows(daemon, FORGED)  # a forged event appended with a wrong hash
     head = rows[-1]
-    _sql(daemon, ("INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash) "
-                  "VALUES (?, ?, 'f0f0f0f0-0000-4000-8000-00000000000f', 'server.suspended', '{}', '{}', "
-                  "'2030-01-01 00:00:00.000000', ?, ?)", (FORGED, head["version"] + 1, head["hash"], "0" * 64)))
+    _sql(
+        daemon,
+        (
+            "INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash) "
+            "VALUES (?, ?, 'f0f0f0f0-0000-4000-8000-00000000000f', 'server.suspended', '{}', '{}', "
+            "'2030-01-01 00:00:00.000000', ?, ?)",
+            (FORGED, head["version"] + 1, head["hash"], "0" * 64),
+        ),
+    )
     forged = _rows(daemon, FORGED)[-1]
     expected[FORGED] = (forged["version"], forged["position"], "hash")
 
     for stream, (version, position, check) in expected.items():
         first = auditor.get("/api/audit/verify", params={"server": stream}).json()["first_problem"]
-        assert (first["stream"], first["version"], first["position"], first["check"]) == (stream, version, position, check)
+        assert (first["stream"], first["version"], first["position"], first["check"]) == (
+            stream,
+            version,
+            position,
+            check,
+        )
         cli = _cli_first(daemon, stream)
         assert (cli["stream"], cli["version"], cli["position"], cli["check"]) == (stream, version, position, check)
 
@@ -222,14 +264,27 @@ def test_live_state_that_differs_from_the_log_is_found(daemon, auditor):
     the daemon's live view no longer equals a replay of the log."""
     rows = _rows(daemon, CLEAN)
     head = rows[-1]
-    at = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2030, 1, 1, tzinfo=UTC)
     meta = {"actor": "node-token", "channel": "http"}
     event_id = "f0f0f0f0-0000-4000-8000-0000000000aa"
-    h = event_hash(stream_id=CLEAN, version=head["version"] + 1, event_id=event_id, type="server.suspended",
-                   data={}, metadata=meta, recorded_at=at, prev_hash=head["hash"])
-    _sql(daemon, ("INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash) "
-                  "VALUES (?, ?, ?, 'server.suspended', '{}', ?, '2030-01-01 00:00:00.000000', ?, ?)",
-                  (CLEAN, head["version"] + 1, event_id, json.dumps(meta), head["hash"], h)))
+    h = event_hash(
+        stream_id=CLEAN,
+        version=head["version"] + 1,
+        event_id=event_id,
+        type="server.suspended",
+        data={},
+        metadata=meta,
+        recorded_at=at,
+        prev_hash=head["hash"],
+    )
+    _sql(
+        daemon,
+        (
+            "INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash) "
+            "VALUES (?, ?, ?, 'server.suspended', '{}', ?, '2030-01-01 00:00:00.000000', ?, ?)",
+            (CLEAN, head["version"] + 1, event_id, json.dumps(meta), head["hash"], h),
+        ),
+    )
     report = auditor.get("/api/audit/verify", params={"server": CLEAN}).json()
     assert not report["ok"]
     first = report["first_problem"]

@@ -1,4 +1,5 @@
 """`wingman audit ...` on a real database file: formats, options, and clear errors with exit codes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from wingman.api.cli.audit import audit_app
 from tests.synthetic_log import build_log
+from wingman.api.cli.audit import audit_app
 from wingman.engine.store.database import create_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,7 @@ def db(tmp_path_factory) -> tuple[Path, list[str]]:
         ids = await build_log(engine, 1200, servers=2, seed=2)
         await engine.dispose()
         return ids
+
     return path, asyncio.run(go())
 
 
@@ -60,8 +62,20 @@ def test_history_is_machine_output_when_piped(db):
 
 def test_history_formats_and_filters(db):
     path, ids = db
-    r = cli("history", ids[1], "-d", str(path), "--format", "csv", "--type", "state.changed",
-            "--since", "2026-01-01T00:05:00Z", "--until", "2026-01-01T00:10:00+00:00")
+    r = cli(
+        "history",
+        ids[1],
+        "-d",
+        str(path),
+        "--format",
+        "csv",
+        "--type",
+        "state.changed",
+        "--since",
+        "2026-01-01T00:05:00Z",
+        "--until",
+        "2026-01-01T00:10:00+00:00",
+    )
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert rows and all(row["type"] == "state.changed" for row in rows)
@@ -96,7 +110,7 @@ def test_timeline_intervals_follow_each_other(db):
     assert r.exit_code == 0, r.output
     rows = ndjson(r.stdout)
     assert rows[0]["state"] == "offline" and rows[-1]["ongoing"] and rows[-1]["to"] is None
-    for a, b in zip(rows, rows[1:]):
+    for a, b in zip(rows, rows[1:], strict=False):
         assert a["to"] == b["from"] and a["ended_by"]["trigger"]
     r = cli("timeline", ids[1], "-d", str(path), "--format", "table")
     assert "why it ended" in r.stdout and "so far" in r.stdout
@@ -124,14 +138,17 @@ def test_database_from_config_file_env_and_url(db, tmp_path):
     assert cli("verify", "--config", str(other), "--database", str(path)).exit_code == 0
 
 
-@pytest.mark.parametrize("args, words", [
-    (["history", "00000000-0000-4000-8000-000000000000"], "no server"),
-    (["state", "{server}", "--at", "yesterday"], "RFC 3339"),
-    (["state", "{server}", "--at", "2026-01-01T00:00:00"], "time zone"),
-    (["history", "{server}", "--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "after"),
-    (["timeline", "nope"], "no server"),
-    (["export", "--since", "soon"], "RFC 3339"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["history", "00000000-0000-4000-8000-000000000000"], "no server"),
+        (["state", "{server}", "--at", "yesterday"], "RFC 3339"),
+        (["state", "{server}", "--at", "2026-01-01T00:00:00"], "time zone"),
+        (["history", "{server}", "--since", "2026-02-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "after"),
+        (["timeline", "nope"], "no server"),
+        (["export", "--since", "soon"], "RFC 3339"),
+    ],
+)
 def test_bad_input_exits_2_with_a_message(db, args, words):
     path, ids = db
     r = cli(*[a.replace("{server}", ids[0]) for a in args], "--database", str(path))
@@ -153,13 +170,22 @@ def test_missing_or_wrong_database_exits_2(tmp_path):
 
 def test_as_a_process_and_through_the_main_cli(db):
     path, ids = db
-    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "state", ids[0], "--at", "5", "--database", str(path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli", "audit", "state", ids[0], "--at", "5", "--database", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["at"] == {"position": 5}
     # A reader that stops early (`| head`) is not an error.
-    p = subprocess.Popen([sys.executable, "-m", "wingman.api.cli", "audit", "export", "--database", str(path)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "wingman.api.cli", "audit", "export", "--database", str(path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert json.loads(p.stdout.readline())["position"] == 1
     p.stdout.close()
     assert p.wait(timeout=60) == 0
@@ -173,26 +199,39 @@ BORDERS = str.maketrans({c: " " for c in "│┃┏┓┗┛┡┩┠┨━─�
 
 def audit(*args: str, columns: int) -> str:
     """`wingman audit ...` as a process, its table at a terminal this wide."""
-    r = subprocess.run([sys.executable, "-m", "wingman.api.cli.audit", *args], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": str(columns), "TERM": "dumb"})
+    r = subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli.audit", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": str(columns), "TERM": "dumb"},
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-@pytest.mark.parametrize("command, whole, text", [
-    ("history", ("time", "actor", "channel"), ("what", "why")),
-    ("timeline", ("from", "to", "state"), ("why_it_ended",)),
-])
+@pytest.mark.parametrize(
+    "command, whole, text",
+    [
+        ("history", ("time", "actor", "channel"), ("what", "why")),
+        ("timeline", ("from", "to", "state"), ("why_it_ended",)),
+    ],
+)
 def test_tables_keep_words_whole_at_any_width(db, command, whole, text, columns):
     """No word is broken mid-word, and the columns read whole (times, actors, channels) are on one line."""
     path, ids = db
     shown = audit(command, ids[0], "-d", str(path), "-F", "table", columns=columns)
     rows = ndjson(audit(command, ids[0], "-d", str(path), "-F", "ndjson", columns=columns))
     words = {w.rstrip(":") for row in rows for k in text for w in str(row.get(k) or "").split()}
-    words |= {w for row in rows for k in whole for w in str(row.get(k) or "").replace("T", " ").replace("Z", "").split()}
-    words |= set("History Timeline of time (UTC) actor channel what happened why from to state how long it ended "
-                 "so far now".split()) | {ids[0]}
+    words |= {
+        w for row in rows for k in whole for w in str(row.get(k) or "").replace("T", " ").replace("Z", "").split()
+    }
+    words |= set(
+        "History Timeline of time (UTC) actor channel what happened why from to state how long it ended "
+        "so far now".split()
+    ) | {ids[0]}
     lines = shown.translate(BORDERS).splitlines()
     assert max(len(line.rstrip()) for line in lines) <= columns
     broken = {w for line in lines for w in line.split() if w.rstrip(":") not in words and not w[0].isdigit()}
@@ -208,15 +247,20 @@ def test_a_terminal_is_paged_only_when_asked(db, tmp_path):
     import os
     import pty
     import select
+
     path, ids = db
     marker = tmp_path / "paged"
 
     def on_a_terminal(*extra: str) -> int:
         master, slave = pty.openpty()
-        p = subprocess.Popen([sys.executable, "-m", "wingman.api.cli.audit", "history", ids[0], "-d", str(path), *extra],
-                             cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
-                             env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "TERM": "dumb",
-                                  "PAGER": f"cat > {marker}"})
+        p = subprocess.Popen(
+            [sys.executable, "-m", "wingman.api.cli.audit", "history", ids[0], "-d", str(path), *extra],
+            cwd=ROOT,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "TERM": "dumb", "PAGER": f"cat > {marker}"},
+        )
         os.close(slave)
         while True:  # read what it prints, so it never blocks on a full terminal
             ready, _, _ = select.select([master], [], [], 60)
@@ -265,7 +309,7 @@ def greedy_breaks(lines: list[str], start: int, width: int) -> list[tuple[str, s
     """Consecutive lines of one text wrapped at the width where the next line's first word would have
     fit on the line before: a break the text itself brought (a docstring's), not the wrapping."""
     bad = []
-    for a, b in zip(lines, lines[1:]):
+    for a, b in zip(lines, lines[1:], strict=False):
         if a[:start].strip() and not b[:start].strip() or not a[:start].strip() and not b[:start].strip():
             words = b[start:].split()
             if a[start:].strip() and words and len(a.rstrip()) + 1 + len(words[0]) <= width:
@@ -273,16 +317,31 @@ def greedy_breaks(lines: list[str], start: int, width: int) -> list[tuple[str, s
     return bad
 
 
-@pytest.mark.parametrize("module, args", [
-    ("wingman.api.cli.audit", ["--help"]), ("wingman.api.cli.audit", ["verify", "--help"]), ("wingman.api.cli.audit", ["history", "--help"]),
-    ("wingman.api.cli.audit", ["prove", "--help"]), ("wingman.api.cli.diagram", ["--help"]),
-    ("wingman.api.cli.diagram", ["statechart", "--help"]), ("wingman.api.cli.diagram", ["check", "--help"]),
-    ("wingman.api.cli", ["--help"]), ("wingman.api.cli", ["events", "--help"]), ("wingman.api.cli", ["rotate-key", "--help"]),
-])
+@pytest.mark.parametrize(
+    "module, args",
+    [
+        ("wingman.api.cli.audit", ["--help"]),
+        ("wingman.api.cli.audit", ["verify", "--help"]),
+        ("wingman.api.cli.audit", ["history", "--help"]),
+        ("wingman.api.cli.audit", ["prove", "--help"]),
+        ("wingman.api.cli.diagram", ["--help"]),
+        ("wingman.api.cli.diagram", ["statechart", "--help"]),
+        ("wingman.api.cli.diagram", ["check", "--help"]),
+        ("wingman.api.cli", ["--help"]),
+        ("wingman.api.cli", ["events", "--help"]),
+        ("wingman.api.cli", ["rotate-key", "--help"]),
+    ],
+)
 def test_help_reads_at_80_columns(module, args):
     """Help at 80 columns: choices and defaults whole, and no docstring line break shown."""
-    r = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                       env={"PATH": "/usr/bin:/bin", "COLUMNS": "80", "TERM": "dumb"})
+    r = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "80", "TERM": "dumb"},
+    )
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "…" not in out and "cs v" not in out
@@ -290,7 +349,7 @@ def test_help_reads_at_80_columns(module, args):
     prose = [line for line in lines if line and line[0] not in "│╭╰"]
     assert not greedy_breaks(prose, 0, 80 - 1)
     if "╭─ Commands" in out:
-        box = lines[lines.index(next(x for x in lines if x.startswith("╭─ Commands"))) + 1:]
-        box = [x[1:-1] for x in box[:next(i for i, x in enumerate(box) if x.startswith("╰"))]]
+        box = lines[lines.index(next(x for x in lines if x.startswith("╭─ Commands"))) + 1 :]
+        box = [x[1:-1] for x in box[: next(i for i, x in enumerate(box) if x.startswith("╰"))]]
         start = len(box[0]) - len(box[0][1:].lstrip().split(" ", 1)[1].lstrip()) if box else 0
         assert not greedy_breaks(box, start, len(box[0]) - 1)

@@ -1,5 +1,6 @@
 """Export streams the whole log in constant memory (measured on the real CLI process), and CSV and
 NDJSON read back to the same records, which are the stored events (hashes re-check from them)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wingman.engine.audit.export import read_csv, read_ndjson
 from tests.synthetic_log import build_log
+from wingman.engine.audit.export import read_csv, read_ndjson
 from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.hashing import event_hash
 
@@ -38,13 +39,19 @@ def make_log(path: Path, events: int) -> None:
         await upgrade(engine)
         await build_log(engine, events, servers=20, seed=11)
         await engine.dispose()
+
     asyncio.run(go())
 
 
 def export(db: Path, out: Path, fmt: str) -> int:
     """Export through the CLI; returns the child's peak RSS in KiB."""
-    r = subprocess.run([sys.executable, "-c", MEASURED, "export", "--database", str(db), "--format", fmt,
-                        "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", MEASURED, "export", "--database", str(db), "--format", fmt, "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     return int(r.stderr.split("MAXRSS_KB")[1].split()[0])
 
@@ -73,17 +80,36 @@ def test_csv_and_ndjson_read_back_equal_and_match_the_database(logs):
         export(db, logs / "big.ndjson", "ndjson")
         export(db, logs / "big.csv", "csv")
     con = sqlite3.connect(db)
-    stored = con.execute("SELECT position, stream_id, version, event_id, type, prev_hash, hash FROM events ORDER BY position")
+    stored = con.execute(
+        "SELECT position, stream_id, version, event_id, type, prev_hash, hash FROM events ORDER BY position"
+    )
     count = 0
     with open(logs / "big.ndjson", encoding="utf-8") as nd, open(logs / "big.csv", encoding="utf-8", newline="") as cs:
         for a, b, row in zip(read_ndjson(nd), read_csv(cs), stored, strict=True):
             assert a == b
-            assert (a["position"], a["stream_id"], a["version"], a["event_id"], a["type"], a["prev_hash"],
-                    a["hash"]) == row
+            assert (
+                a["position"],
+                a["stream_id"],
+                a["version"],
+                a["event_id"],
+                a["type"],
+                a["prev_hash"],
+                a["hash"],
+            ) == row
             if count % 997 == 0:  # the export alone is enough to re-check the chain's hashes
-                assert event_hash(stream_id=a["stream_id"], version=a["version"], event_id=a["event_id"],
-                                  type=a["type"], data=a["data"], metadata=a["metadata"],
-                                  recorded_at=datetime.fromisoformat(a["recorded_at"]), prev_hash=a["prev_hash"]) == a["hash"]
+                assert (
+                    event_hash(
+                        stream_id=a["stream_id"],
+                        version=a["version"],
+                        event_id=a["event_id"],
+                        type=a["type"],
+                        data=a["data"],
+                        metadata=a["metadata"],
+                        recorded_at=datetime.fromisoformat(a["recorded_at"]),
+                        prev_hash=a["prev_hash"],
+                    )
+                    == a["hash"]
+                )
             count += 1
     con.close()
     assert count == BIG
@@ -91,8 +117,23 @@ def test_csv_and_ndjson_read_back_equal_and_match_the_database(logs):
 
 def test_export_since_only_newer_events(logs, tmp_path):
     out = tmp_path / "since.ndjson"
-    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "export", "--database", str(logs / "small.db"),
-                        "--since", "2026-01-01T01:00:00Z"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wingman.api.cli",
+            "audit",
+            "export",
+            "--database",
+            str(logs / "small.db"),
+            "--since",
+            "2026-01-01T01:00:00Z",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     out.write_text(r.stdout)
     records = list(read_ndjson(r.stdout.splitlines()))

@@ -1,5 +1,6 @@
 """The audit on PostgreSQL: the same reader, filters (JSON operators differ), snapshots, tamper
 detection and export as on SQLite."""
+
 from __future__ import annotations
 
 import io
@@ -8,6 +9,7 @@ import random
 import pytest
 from sqlalchemy import text
 
+from tests.synthetic_log import append_through_store, build_log
 from wingman.engine.audit.export import export, read_csv, read_ndjson
 from wingman.engine.audit.verify import verify
 from wingman.engine.servers.replay import state_at
@@ -16,7 +18,6 @@ from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.points import Point
 from wingman.engine.store.queries import EventFilter, page
-from tests.synthetic_log import append_through_store, build_log
 
 pytestmark = pytest.mark.postgres
 
@@ -53,8 +54,9 @@ async def test_replay_filters_and_export_on_postgres(pg):
     other = next(e.position for e in everything[900:] if e.stream_id != ids[1])
     for after in (0, mine[len(mine) // 2].position, other):
         got, _ = await page(pg, EventFilter(stream_id=ids[1], types=["power.*", "state.changed"]), after, 1000)
-        assert got == [e for e in mine
-                       if e.position > after and (e.type.startswith("power.") or e.type == "state.changed")]
+        assert got == [
+            e for e in mine if e.position > after and (e.type.startswith("power.") or e.type == "state.changed")
+        ]
     nd, cs = io.StringIO(), io.StringIO()
     assert await export(pg, nd, "ndjson") == await export(pg, cs, "csv") == 2000
     assert list(read_ndjson(nd.getvalue().splitlines())) == list(read_csv(io.StringIO(cs.getvalue())))
@@ -67,11 +69,20 @@ async def test_tampering_found_on_postgres(pg):
     await store.close()
     assert (await verify(pg)).ok
     async with pg.begin() as conn:
-        row = (await conn.execute(text("SELECT position, version FROM events WHERE stream_id = :s AND version = 7"),
-                                  {"s": ids[0]})).one()
-        await conn.execute(text("UPDATE events SET data = CAST(:d AS JSON) WHERE position = :p"),
-                           {"d": '{"edited": true}', "p": row.position})
+        row = (
+            await conn.execute(
+                text("SELECT position, version FROM events WHERE stream_id = :s AND version = 7"), {"s": ids[0]}
+            )
+        ).one()
+        await conn.execute(
+            text("UPDATE events SET data = CAST(:d AS JSON) WHERE position = :p"),
+            {"d": '{"edited": true}', "p": row.position},
+        )
     report = await verify(pg)
     assert not report.ok
     assert (report.first.stream_id, report.first.version, report.first.position, report.first.check) == (
-        ids[0], 7, row.position, "hash")
+        ids[0],
+        7,
+        row.position,
+        "hash",
+    )

@@ -2,27 +2,34 @@
 start, stop, start, restart, kill, and a start that fails its pre-boot disk check. At every event
 and between events, the replayed state is what the daemon itself showed; the log verifies, with
 the live views equal to a fresh replay."""
+
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
 
+from tests.support import definition
 from wingman.engine.audit.timeline import timeline
 from wingman.engine.audit.verify import verify
 from wingman.engine.servers.replay import state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.statechart import ChartPosition
 from wingman.engine.store.points import Point
-from tests.support import definition
 
 EXPECTED = [  # (to_state, trigger, cause) of every state change, in order
-    ("starting", "start", "operator"), ("running", "ready", "process_ready"),            # start
-    ("stopping", "stop", "operator"), ("offline", "exited", "stopped"),                  # stop
-    ("starting", "start", "operator"), ("running", "ready", "process_ready"),            # start
-    ("stopping", "stop", "operator"), ("offline", "exited", "stopped"),                  # restart: stop
-    ("starting", "start", "operator"), ("running", "ready", "process_ready"),            #          start
-    ("offline", "exited", "killed"),                                                     # kill
-    ("starting", "start", "operator"), ("offline", "abort", "preboot_failed"),           # failed pre-boot
+    ("starting", "start", "operator"),
+    ("running", "ready", "process_ready"),  # start
+    ("stopping", "stop", "operator"),
+    ("offline", "exited", "stopped"),  # stop
+    ("starting", "start", "operator"),
+    ("running", "ready", "process_ready"),  # start
+    ("stopping", "stop", "operator"),
+    ("offline", "exited", "stopped"),  # restart: stop
+    ("starting", "start", "operator"),
+    ("running", "ready", "process_ready"),  #          start
+    ("offline", "exited", "killed"),  # kill
+    ("starting", "start", "operator"),
+    ("offline", "abort", "preboot_failed"),  # failed pre-boot
 ]
 KEYS = ("state", "version", "position", "is_suspended", "operation_in_flight", "last_transition", "configuration")
 
@@ -33,10 +40,15 @@ def live_copy(h, uuid):
 
 
 def same(answer: dict, live: dict) -> None:
-    mine = {"state": answer["state"], "version": answer["version"], "position": answer["position"],
-            "is_suspended": answer["suspended"], "last_transition": answer["last_transition"],
-            "configuration": answer["configuration"],
-            "operation_in_flight": (answer["operation_in_flight"] or {}).get("id")}
+    mine = {
+        "state": answer["state"],
+        "version": answer["version"],
+        "position": answer["position"],
+        "is_suspended": answer["suspended"],
+        "last_transition": answer["last_transition"],
+        "configuration": answer["configuration"],
+        "operation_in_flight": (answer["operation_in_flight"] or {}).get("id"),
+    }
     assert mine == {k: live[k] for k in KEYS}
 
 
@@ -78,15 +90,20 @@ async def test_replay_matches_what_the_engine_did(engine_harness):
                 a = (await state_at(engine, uuid, point, cache)).as_dict()
                 assert a["state"] == ev.data["to_state"]
                 lt = a["last_transition"]
-                assert (lt["trigger"], lt["cause"], lt["actor"]) == (ev.data["trigger"], ev.data["cause"],
-                                                                     ev.metadata["actor"])
+                assert (lt["trigger"], lt["cause"], lt["actor"]) == (
+                    ev.data["trigger"],
+                    ev.data["cause"],
+                    ev.metadata["actor"],
+                )
                 if ev.data["operation_id"] and ev.data["to_state"] != "offline":
                     assert a["operation_in_flight"]["id"] == ev.data["operation_id"]
                     assert a["operation_in_flight"]["action"] in ("start", "stop", "restart", "kill")
 
         # Just before the first start the server was offline and nothing was in flight.
         first = changes[0]
-        before = (await state_at(engine, uuid, Point(time=first.recorded_at - timedelta(microseconds=1)), cache)).as_dict()
+        before = (
+            await state_at(engine, uuid, Point(time=first.recorded_at - timedelta(microseconds=1)), cache)
+        ).as_dict()
         assert before["state"] == "offline" and before["last_transition"] is None
         # The failed pre-boot is in the log before the abort, the server still starting at that point.
         check = next(e for e in events if e.type == "preboot.check_failed")

@@ -1,4 +1,5 @@
 """Filtered paging of the log: by position, type (exact or prefix), actor, operation and time."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -7,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from wingman.engine.store.queries import EventFilter, iterate, page
 from tests.synthetic_log import BASE_TIME, build_log
 from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.queries import EventFilter, iterate, page
 
 EVENTS = 1500
 
@@ -98,8 +99,14 @@ async def test_a_server_page_starts_after_any_position(log):
     everything = await collect(engine, EventFilter())
     mine = [e for e in everything if e.stream_id == ids[2]]
     others = [e.position for e in everything if e.stream_id != ids[2]]
-    for after in (0, mine[0].position, mine[len(mine) // 2].position, others[len(others) // 3], others[-1],
-                  EVENTS + 10):
+    for after in (
+        0,
+        mine[0].position,
+        mine[len(mine) // 2].position,
+        others[len(others) // 3],
+        others[-1],
+        EVENTS + 10,
+    ):
         got, _ = await page(engine, EventFilter(stream_id=ids[2]), after, 1000)
         assert [e.position for e in got] == [e.position for e in mine if e.position > after], after
     typed, _ = await page(engine, EventFilter(stream_id=ids[2], types=["power.*"]), others[len(others) // 2], 1000)
@@ -118,8 +125,11 @@ async def test_a_server_page_searches_an_index(log):
 
     event.listen(engine.sync_engine, "before_cursor_execute", keep)
     mine = await collect(engine, EventFilter(stream_id=ids[0]), limit=50)
-    for flt in (EventFilter(stream_id=ids[0], types=["state.changed"]), EventFilter(stream_id=ids[0], actor="daemon"),
-                EventFilter(stream_id=ids[0], types=["power.*"], since=BASE_TIME)):
+    for flt in (
+        EventFilter(stream_id=ids[0], types=["state.changed"]),
+        EventFilter(stream_id=ids[0], actor="daemon"),
+        EventFilter(stream_id=ids[0], types=["power.*"], since=BASE_TIME),
+    ):
         await page(engine, flt, mine[3].position, 50)
         await page(engine, flt, mine[3].position + 1, 50)  # not one of its events
     event.remove(engine.sync_engine, "before_cursor_execute", keep)
@@ -142,8 +152,11 @@ async def test_a_log_from_before_migration_0005_pages_the_same_after_it(tmp_path
     try:
         await upgrade(engine, "0004_checkpoints")
         ids = await build_log(engine, 600, servers=3, seed=9)
-        filters = [EventFilter(), *(EventFilter(stream_id=s) for s in ids),
-                   EventFilter(stream_id=ids[0], types=["power.*"])]
+        filters = [
+            EventFilter(),
+            *(EventFilter(stream_id=s) for s in ids),
+            EventFilter(stream_id=ids[0], types=["power.*"]),
+        ]
         before = [await collect(engine, flt, limit=41) for flt in filters]
         await upgrade(engine)
         con = sqlite3.connect(path)

@@ -1,23 +1,24 @@
 """Point-in-time replay: the answer with snapshots equals a fold of the log's prefix, at random
 positions and times, exactly on events and between them; snapshots that do not match the log
 are ignored and rebuilt; an old database without the table still answers."""
+
 from __future__ import annotations
 
 import json
 import random
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
+from tests.synthetic_log import BASE_TIME, build_log
 from wingman.engine.servers.fold import LogError, fold
 from wingman.engine.servers.replay import UnknownStream, state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache, snapshots
 from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.points import Point, parse_point
-from tests.synthetic_log import BASE_TIME, build_log
 
 EVENTS, SERVERS, EVERY = 3000, 3, 40
 
@@ -67,7 +68,13 @@ async def test_random_points_match_the_plain_fold(log):
         ref = await reference(store, server, point)
         v = warm.view
         assert (v.state, v.version, v.position, v.suspended, v.operation_in_flight, v.last_transition) == (
-            ref.state, ref.version, ref.position, ref.suspended, ref.operation_in_flight, ref.last_transition)
+            ref.state,
+            ref.version,
+            ref.position,
+            ref.suspended,
+            ref.operation_in_flight,
+            ref.last_transition,
+        )
         assert v.config == ref.config
     assert await snapshot_count(engine) > 0
     used = [await state_at(engine, ids[0], Point(position=EVENTS), cache) for _ in range(2)]
@@ -115,12 +122,15 @@ async def test_edited_snapshot_is_ignored_and_rebuilt(log):
     truth = strip(await state_at(engine, ids[0], point, cache))
     con = sqlite3.connect(path)
     with con:
-        for version, state in con.execute("SELECT version, state FROM snapshots WHERE stream_id = ?", (ids[0],)).fetchall():
+        for version, state in con.execute(
+            "SELECT version, state FROM snapshots WHERE stream_id = ?", (ids[0],)
+        ).fetchall():
             doc = json.loads(state)
             doc["state"] = "running" if doc["state"] != "running" else "offline"
             doc["suspended"] = not doc["suspended"]
-            con.execute("UPDATE snapshots SET state = ? WHERE stream_id = ? AND version = ?",
-                        (json.dumps(doc), ids[0], version))
+            con.execute(
+                "UPDATE snapshots SET state = ? WHERE stream_id = ? AND version = ?", (json.dumps(doc), ids[0], version)
+            )
     con.close()
     again = await state_at(engine, ids[0], point, cache)
     assert strip(again) == truth
@@ -186,11 +196,18 @@ async def test_integers_beyond_64_bits_replay_exactly(tmp_path):
     await upgrade(engine)
     store = EventStore(engine)
     await store.open()
-    data = {"runtime": "process", "pid": 2**70 + 1, "start_ticks": 18446744073709551616, "container_id": None,
-            "adopted": False, "boot_id": "-9223372036854775809"}
+    data = {
+        "runtime": "process",
+        "pid": 2**70 + 1,
+        "start_ticks": 18446744073709551616,
+        "container_id": None,
+        "adopted": False,
+        "boot_id": "-9223372036854775809",
+    }
     try:
-        await store.append("big", [NewEvent(type="process.started", data=data,
-                                            metadata={"actor": "daemon", "ticket": -(2**80)})])
+        await store.append(
+            "big", [NewEvent(type="process.started", data=data, metadata={"actor": "daemon", "ticket": -(2**80)})]
+        )
         await store.append("big", [NewEvent(type="server.suspended", data={}, metadata={"actor": "cli"})])
     finally:
         await store.close()
@@ -207,7 +224,7 @@ async def test_integers_beyond_64_bits_replay_exactly(tmp_path):
 def test_stored_times_read_as_the_general_parse_reads_them():
     """The reader's one-call parse of the stored spelling gives what the general path gives, and
     leaves every other text (an offset, a Z, an edit) to it."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from wingman.engine.store.lenient_rows import _time
 
@@ -216,11 +233,19 @@ def test_stored_times_read_as_the_general_parse_reads_them():
             ts = datetime.fromisoformat(raw)
         except ValueError:
             return raw
-        return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
-    texts = ["2026-01-01 00:00:20.000000", "2026-01-01T00:00:20.000001", "2026-01-01 00:00:20.000+01",
-             "2026-01-01 00:00:20.00000Z", "2026-01-01 00:00:20+01:00:0", "2026-13-01 00:00:20.000000",
-             "not a time at all, 26 ch.", "2026-01-01 00:00:20.123456+02:00", "2026-01-01 00:00:20"]
+    texts = [
+        "2026-01-01 00:00:20.000000",
+        "2026-01-01T00:00:20.000001",
+        "2026-01-01 00:00:20.000+01",
+        "2026-01-01 00:00:20.00000Z",
+        "2026-01-01 00:00:20+01:00:0",
+        "2026-13-01 00:00:20.000000",
+        "not a time at all, 26 ch.",
+        "2026-01-01 00:00:20.123456+02:00",
+        "2026-01-01 00:00:20",
+    ]
     for raw in texts:
         assert repr(_time(raw)) == repr(general(raw)), raw
 
@@ -233,24 +258,34 @@ async def test_an_unreadable_time_is_refused_from_the_point_where_it_is_read(log
     con = sqlite3.connect(path)
     with con:
         con.execute("UPDATE events SET recorded_at = 'yesterday-ish' WHERE stream_id = ? AND version = 30", (ids[0],))
-        at = dict(con.execute("SELECT version, position FROM events WHERE stream_id = ? AND version IN (28, 29, 30)",
-                              (ids[0],)).fetchall())
+        at = dict(
+            con.execute(
+                "SELECT version, position FROM events WHERE stream_id = ? AND version IN (28, 29, 30)", (ids[0],)
+            ).fetchall()
+        )
     con.close()
     assert (await state_at(engine, ids[0], Point(position=at[28]), None)).view.version == 28
-    for point in (Point(position=at[29]), Point(position=at[30]), Point(time=BASE_TIME + timedelta(seconds=EVENTS)),
-                  Point()):
+    for point in (
+        Point(position=at[29]),
+        Point(position=at[30]),
+        Point(time=BASE_TIME + timedelta(seconds=EVENTS)),
+        Point(),
+    ):
         with pytest.raises(LogError, match="is not a valid time") as refused:
             await state_at(engine, ids[0], point, None)
         assert type(refused.value.event).__name__ == "RecordedEvent" and refused.value.event.version == 30
 
 
-@pytest.mark.parametrize("column, text_, read_as, problem", [
-    ("data", "not json", "not json", "its data is not a JSON object"),
-    ("data", '{"cut": "sh', '{"cut": "sh', "its data is not a JSON object"),
-    # (malformed metadata cannot be written: the operation index reads it; a non-object can)
-    ("metadata", "[1, 2]", [1, 2], "its metadata is not a JSON object"),
-    ("recorded_at", "2026-13-01 00:00:20.000000", "2026-13-01 00:00:20.000000", "is not a valid time"),
-])
+@pytest.mark.parametrize(
+    "column, text_, read_as, problem",
+    [
+        ("data", "not json", "not json", "its data is not a JSON object"),
+        ("data", '{"cut": "sh', '{"cut": "sh', "its data is not a JSON object"),
+        # (malformed metadata cannot be written: the operation index reads it; a non-object can)
+        ("metadata", "[1, 2]", [1, 2], "its metadata is not a JSON object"),
+        ("recorded_at", "2026-13-01 00:00:20.000000", "2026-13-01 00:00:20.000000", "is not a valid time"),
+    ],
+)
 async def test_a_full_replay_refuses_an_edited_row_and_names_it(log, column, text_, read_as, problem):
     """The full replay's decoding (a million rows: its fast path is spelled out) reads an edited
     column as the text it holds when it does not parse, and the fold refuses that row by name."""

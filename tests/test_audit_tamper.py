@@ -1,5 +1,6 @@
 """Tamper detection on a real SQLite file: each edit made with raw SQL is found at the right event
 (stream, version, position) by the engine's verification and by `wingman audit verify`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ import pytest
 from tests.synthetic_log import append_through_store
 from wingman.engine.audit.verify import verify
 from wingman.engine.store.database import create_engine, upgrade
-from wingman.engine.store.hashing import event_hash
 from wingman.engine.store.event_store import EventStore
+from wingman.engine.store.hashing import event_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +73,7 @@ def engine_verdict(path: Path, server: str | None = None):
             return await verify(engine, server)
         finally:
             await engine.dispose()
+
     return asyncio.run(run())
 
 
@@ -114,8 +117,13 @@ def test_one_byte_of_data_changed(db, pristine):
     data = ev["data"]
     i = data.index('"', data.index(":")) + 1  # the first character inside the first string value
     new = "Q" if data[i] != "Q" else "R"
-    sql(db, ("UPDATE events SET data = substr(data, 1, ?) || ? || substr(data, ?) WHERE position = ?",
-             (i, new, i + 2, ev["position"])))
+    sql(
+        db,
+        (
+            "UPDATE events SET data = substr(data, 1, ?) || ? || substr(data, ?) WHERE position = ?",
+            (i, new, i + 2, ev["position"]),
+        ),
+    )
     assert rows(db, "position = ?", (ev["position"],))[0]["data"] != data
     assert_found(db, ev["stream_id"], ev["version"], ev["position"], "hash", "does not match its contents")
 
@@ -138,9 +146,12 @@ def test_two_events_swapped(db, pristine):
     stream = pristine[1][1]
     a = middle_event(db, stream)
     b = rows(db, "stream_id = ? AND version = ?", (stream, a["version"] + 1))[0]
-    sql(db, ("UPDATE events SET position = -1 WHERE position = ?", (a["position"],)),
+    sql(
+        db,
+        ("UPDATE events SET position = -1 WHERE position = ?", (a["position"],)),
         ("UPDATE events SET position = ? WHERE position = ?", (a["position"], b["position"])),
-        ("UPDATE events SET position = ? WHERE position = -1", (b["position"],)))
+        ("UPDATE events SET position = ? WHERE position = -1", (b["position"],)),
+    )
     # The first out-of-place event is b's, now at a's position; a comes back after it.
     assert_found(db, stream, b["version"], a["position"], "sequence", "missing")
     second = engine_verdict(db).findings[1]
@@ -156,19 +167,51 @@ def test_two_events_swapped(db, pristine):
 def _append_forged(path: Path, stream: str, type_: str, data: dict, meta: dict, good_hash: bool) -> int:
     head = rows(path, "stream_id = ?", (stream,))[-1]
     version, at = head["version"] + 1, "2030-01-01 00:00:00.000000"
-    from datetime import datetime, timezone
-    h = event_hash(stream_id=stream, version=version, event_id="f0f0f0f0-0000-4000-8000-000000000001", type=type_,
-                   data=data, metadata=meta, recorded_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
-                   prev_hash=head["hash"]) if good_hash else "f" * 64
-    sql(path, ("INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (stream, version, "f0f0f0f0-0000-4000-8000-000000000001", type_, json.dumps(data), json.dumps(meta),
-                at, head["hash"], h)))
+    from datetime import datetime
+
+    h = (
+        event_hash(
+            stream_id=stream,
+            version=version,
+            event_id="f0f0f0f0-0000-4000-8000-000000000001",
+            type=type_,
+            data=data,
+            metadata=meta,
+            recorded_at=datetime(2030, 1, 1, tzinfo=UTC),
+            prev_hash=head["hash"],
+        )
+        if good_hash
+        else "f" * 64
+    )
+    sql(
+        path,
+        (
+            "INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stream,
+                version,
+                "f0f0f0f0-0000-4000-8000-000000000001",
+                type_,
+                json.dumps(data),
+                json.dumps(meta),
+                at,
+                head["hash"],
+                h,
+            ),
+        ),
+    )
     return rows(path, "event_id = ?", ("f0f0f0f0-0000-4000-8000-000000000001",))[0]["position"]
 
 
-META = {"actor": "node-token", "channel": "http", "source_ip": None, "request_id": None, "operation_id": None,
-        "cause": None}
+META = {
+    "actor": "node-token",
+    "channel": "http",
+    "source_ip": None,
+    "request_id": None,
+    "operation_id": None,
+    "cause": None,
+}
 
 
 def test_forged_event_with_a_wrong_hash(db, pristine):
@@ -188,9 +231,14 @@ def test_forged_illegal_transition_with_a_good_hash(db, pristine):
     stream = pristine[1][1]
     state = _state_of(db, stream)
     wrong_from = "running" if state != "running" else "offline"
-    pos = _append_forged(db, stream, "state.changed",
-                         {"from_state": wrong_from, "to_state": "offline", "trigger": "exited", "cause": "exited",
-                          "operation_id": None}, META, good_hash=True)
+    pos = _append_forged(
+        db,
+        stream,
+        "state.changed",
+        {"from_state": wrong_from, "to_state": "offline", "trigger": "exited", "cause": "exited", "operation_id": None},
+        META,
+        good_hash=True,
+    )
     version = rows(db, "position = ?", (pos,))[0]["version"]
     assert_found(db, stream, version, pos, "transition", f"the server was {state!r}")
 
@@ -199,8 +247,14 @@ def test_forged_second_outcome(db, pristine):
     stream = pristine[1][0]
     done = [r for r in rows(db, "stream_id = ? AND type = 'power.succeeded'", (stream,))][0]
     op = json.loads(done["data"])["operation_id"]
-    pos = _append_forged(db, stream, "power.failed", {"operation_id": op, "action": "start", "reason": "forged"},
-                         META | {"operation_id": op}, good_hash=True)
+    pos = _append_forged(
+        db,
+        stream,
+        "power.failed",
+        {"operation_id": op, "action": "start", "reason": "forged"},
+        META | {"operation_id": op},
+        good_hash=True,
+    )
     version = rows(db, "position = ?", (pos,))[0]["version"]
     assert_found(db, stream, version, pos, "operation", "second outcome")
 
@@ -208,14 +262,26 @@ def test_forged_second_outcome(db, pristine):
 def test_forged_outcome_without_request(db, pristine):
     stream = pristine[1][0]
     op = "0badc0de-0000-4000-8000-000000000000"
-    pos = _append_forged(db, stream, "power.succeeded", {"operation_id": op, "action": "kill", "detail": None},
-                         META | {"operation_id": op}, good_hash=True)
+    pos = _append_forged(
+        db,
+        stream,
+        "power.succeeded",
+        {"operation_id": op, "action": "kill", "detail": None},
+        META | {"operation_id": op},
+        good_hash=True,
+    )
     version = rows(db, "position = ?", (pos,))[0]["version"]
     assert_found(db, stream, version, pos, "operation", "not requested before it")
 
 
 def test_verify_ignores_snapshots(db, pristine):
     """Verification trusts nothing but the log: a wrecked snapshots table changes nothing."""
-    sql(db, ("INSERT INTO snapshots (stream_id, version, position, recorded_at, event_hash, fingerprint, state, "
-             "state_hash) VALUES (?, 1, 1, '2026-01-01 00:00:00.000000', 'x', 'x', '{}', 'x')", (pristine[1][0],)))
+    sql(
+        db,
+        (
+            "INSERT INTO snapshots (stream_id, version, position, recorded_at, event_hash, fingerprint, state, "
+            "state_hash) VALUES (?, 1, 1, '2026-01-01 00:00:00.000000', 'x', 'x', '{}', 'x')",
+            (pristine[1][0],),
+        ),
+    )
     assert engine_verdict(db).ok

@@ -1,5 +1,6 @@
 """Boot recovery runs in the background, a few servers at a time: the API answers from the
 first moment, a server not restored yet says so, and its power actions wait for it."""
+
 from __future__ import annotations
 
 import asyncio

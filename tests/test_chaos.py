@@ -7,6 +7,7 @@ started again, round after round. After every round, nothing is lost:
 
 Bounded for CI (ROUNDS rounds of a second or so of load each). CHAOS_SEED replays a run's
 choices (the interleavings themselves depend on timing, so a failure names the round and seed)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -61,11 +62,13 @@ async def storm(d: DaemonProcess, ids: list[str], rng: random.Random, seconds: f
 def settle(d: DaemonProcess, ids: list[str]) -> dict[str, dict]:
     """Wait until the restarted daemon has no operation in flight and every server is at rest."""
     with d.client() as c:
+
         def at_rest():
             if c.get("/api/audit/verify").json()["open_operations"]:
                 return None
             views = {u: c.get(f"/api/servers/{u}").json() for u in ids}
             return views if all(v["state"] in ("offline", "running") for v in views.values()) else None
+
         return wait_for(at_rest, timeout=120, what="the servers to come to rest")
 
 
@@ -85,15 +88,22 @@ def check_round(d: DaemonProcess, ids: list[str], accepted: list[str], label: st
             events = c.get(f"/api/operations/{op_id}").json()["events"]
             outcomes = [e["type"] for e in events if e["type"] in OUTCOMES]
             assert len(outcomes) == 1, f"{label}: operation {op_id} has outcomes {outcomes}"
-    verify = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--config", str(d.config_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    verify = subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--config", str(d.config_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert verify.returncode == 0, f"{label}: audit verify: {verify.stdout}{verify.stderr}"
     volumes = d.folder / "var" / "volumes"
     for uuid in ids:
         groups = process_groups(volumes / uuid)
         if views[uuid]["state"] == "running":
             started = [e for e in stored_events(d, uuid) if e["type"] == "process.started"][-1]
-            assert groups == {started["data"]["pid"]}, f"{label}: {uuid} is running as {groups}, recorded {started['data']}"
+            assert groups == {started["data"]["pid"]}, (
+                f"{label}: {uuid} is running as {groups}, recorded {started['data']}"
+            )
         else:
             assert groups == set(), f"{label}: {uuid} is offline, but processes run: {groups}\n" + history(d, uuid)
 

@@ -2,6 +2,7 @@
 checkpoint at a clean shutdown and every T seconds, a daemon killed between two checkpoints leaving
 a log that verifies with its uncovered events counted, the tree resumed at the next boot, key
 rotation from the CLI, and a witness that receives every checkpoint."""
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,19 @@ def db_size(d) -> tuple[int, int]:
 
 
 def cli_verify(d, key: str) -> tuple[int, str, dict]:
-    base = [sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--database", str(d.folder / "var" / "wingman.db"),
-            "--key", key, "--checkpoints", str(d.folder / "var" / "checkpoints.jsonl")]
+    base = [
+        sys.executable,
+        "-m",
+        "wingman.api.cli",
+        "audit",
+        "verify",
+        "--database",
+        str(d.folder / "var" / "wingman.db"),
+        "--key",
+        key,
+        "--checkpoints",
+        str(d.folder / "var" / "checkpoints.jsonl"),
+    ]
     text = subprocess.run(base, cwd=REPO, capture_output=True, text=True, timeout=120)
     js = subprocess.run([*base, "--format", "json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert text.returncode == js.returncode, (text.stderr, js.stderr)
@@ -87,7 +99,11 @@ def test_killed_between_two_checkpoints(daemon_process, tmp_path):
 
     third = daemon_process(servers=servers, folder=folder, audit=QUIET)
     ready = [json.loads(line) for line in third.read_log().splitlines() if "checkpoints: tree ready" in line][-1]
-    assert (ready["how"], ready["not_yet_covered"], ready["events_read"]) == ("resumed", events - covered, events - covered)
+    assert (ready["how"], ready["not_yet_covered"], ready["events_read"]) == (
+        "resumed",
+        events - covered,
+        events - covered,
+    )
     with third.client() as c:
         doc = c.get("/api/audit/verify").json()
     assert doc["ok"] and doc["checkpoints"]["not_yet_covered"] >= events - covered
@@ -115,17 +131,28 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
     threading.Thread(target=witness.serve_forever, daemon=True).start()
     try:
         server = definition()
-        d = daemon_process(servers=[server], audit={
-            "checkpoint_every_events": 100000, "checkpoint_every_seconds": 0.2,
-            "witness_url": f"http://127.0.0.1:{witness.server_port}/checkpoints"})
+        d = daemon_process(
+            servers=[server],
+            audit={
+                "checkpoint_every_events": 100000,
+                "checkpoint_every_seconds": 0.2,
+                "witness_url": f"http://127.0.0.1:{witness.server_port}/checkpoints",
+            },
+        )
         with d.client(AUDIT_TOKEN) as auditor:
             first_key = auditor.get("/api/audit/key").json()["public_key"]
             covered = lambda: (lambda b: b["latest_checkpoint"] and b["not_yet_covered"] == 0)(  # noqa: E731
-                auditor.get("/api/audit/key").json())
+                auditor.get("/api/audit/key").json()
+            )
             wait_for(covered, what="a checkpoint signed on the timer")
             run_cycle(d, server["settings"]["uuid"])
-            rotated = subprocess.run([sys.executable, "-m", "wingman.api.cli", "rotate-key", "--config", str(d.config_path)],
-                                     cwd=REPO, capture_output=True, text=True, timeout=60)
+            rotated = subprocess.run(
+                [sys.executable, "-m", "wingman.api.cli", "rotate-key", "--config", str(d.config_path)],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert rotated.returncode == 0, rotated.stderr
             new_key = auditor.get("/api/audit/key").json()["public_key"]
             assert new_key != first_key and new_key in rotated.stdout
@@ -139,8 +166,10 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
         code, text, doc = cli_verify(d, first_key)
         assert code == 0 and "1 key rotation(s) followed" in text, text
         # The witness got every checkpoint, with the node's credentials, each signed.
-        got = wait_for(lambda: [b for _, b in _Witness.received if b["checkpoint"]["size"] == events],
-                       what="the shutdown checkpoint at the witness")
+        got = wait_for(
+            lambda: [b for _, b in _Witness.received if b["checkpoint"]["size"] == events],
+            what="the shutdown checkpoint at the witness",
+        )
         assert got
         assert {auth for auth, _ in _Witness.received} == {f"Bearer test.{TOKEN}"}
         seqs = [b["checkpoint"]["seq"] for _, b in _Witness.received]
@@ -149,6 +178,7 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
             body = b["checkpoint"]
             message = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
             Ed25519PublicKey.from_public_bytes(base64.b64decode(body["key"])).verify(
-                base64.b64decode(b["signature"]), message)
+                base64.b64decode(b["signature"]), message
+            )
     finally:
         witness.shutdown()

@@ -1,5 +1,6 @@
 """Checkpoints on PostgreSQL: the same table (JSON compact range, BYTEA leaves), the tree resumed at
 boot from it, and verification finding a forged event with recomputed chains and a cut tail."""
+
 from __future__ import annotations
 
 import json
@@ -7,12 +8,12 @@ import json
 import pytest
 from sqlalchemy import text
 
+from tests.checkpoint_support import build_signed_log, daemon_config
 from wingman.engine.audit.verify import verify_everything
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.store.database import create_engine
 from wingman.engine.store.hashing import event_hash
-from tests.checkpoint_support import build_signed_log, daemon_config
 
 pytestmark = pytest.mark.postgres
 
@@ -20,8 +21,11 @@ pytestmark = pytest.mark.postgres
 async def _forge(engine, stream: str) -> int:
     """The actor of a power.requested changed, and every later hash of its stream recomputed."""
     async with engine.begin() as conn:
-        evs = (await conn.execute(text("SELECT * FROM events WHERE stream_id = :s ORDER BY version"),
-                                  {"s": stream})).mappings().all()
+        evs = (
+            (await conn.execute(text("SELECT * FROM events WHERE stream_id = :s ORDER BY version"), {"s": stream}))
+            .mappings()
+            .all()
+        )
         requests = [e for e in evs if e["type"] == "power.requested"]
         target = requests[len(requests) // 2]
         prev = next((e["hash"] for e in evs if e["version"] == target["version"] - 1), "0" * 64)
@@ -31,11 +35,20 @@ async def _forge(engine, stream: str) -> int:
             meta = dict(e["metadata"])
             if e["position"] == target["position"]:
                 meta["actor"] = "panel-admin-alice"
-            h = event_hash(stream_id=stream, version=e["version"], event_id=e["event_id"], type=e["type"], data=e["data"],
-                           metadata=meta, recorded_at=e["recorded_at"], prev_hash=prev)
-            await conn.execute(text("UPDATE events SET metadata = CAST(:m AS JSON), prev_hash = :p, hash = :h "
-                                    "WHERE position = :pos"), {"m": json.dumps(meta), "p": prev, "h": h,
-                                                               "pos": e["position"]})
+            h = event_hash(
+                stream_id=stream,
+                version=e["version"],
+                event_id=e["event_id"],
+                type=e["type"],
+                data=e["data"],
+                metadata=meta,
+                recorded_at=e["recorded_at"],
+                prev_hash=prev,
+            )
+            await conn.execute(
+                text("UPDATE events SET metadata = CAST(:m AS JSON), prev_hash = :p, hash = :h WHERE position = :pos"),
+                {"m": json.dumps(meta), "p": prev, "h": h, "pos": e["position"]},
+            )
             prev = h
     return target["position"]
 

@@ -1,6 +1,7 @@
 """`wingman audit prove`: inclusion and consistency proofs checked by an independent verifier written
 here from RFC 9162 and the README with hashlib and cryptography alone (none of the code under test),
 on a real database file a real daemon signed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,11 +13,11 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from wingman.api.cli.main import app
 from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, runner, sql
-
+from wingman.api.cli.main import app
 
 # -- the independent verifier: what a third party writes from the README ------------------------
+
 
 def node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
@@ -25,7 +26,9 @@ def node(left: bytes, right: bytes) -> bytes:
 def signed_body(signed: dict, public_key: str) -> dict:
     body = signed["checkpoint"]
     message = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key)).verify(base64.b64decode(signed["signature"]), message)
+    Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key)).verify(
+        base64.b64decode(signed["signature"]), message
+    )
     assert body["key"] == public_key
     return body
 
@@ -90,6 +93,7 @@ def check_consistency(doc: dict, public_key: str) -> bool:
 
 
 # -- the tests ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):

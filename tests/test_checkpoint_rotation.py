@@ -1,6 +1,7 @@
 """Key rotation on a real daemon's database: a checkpoint signed with the old key announces the new
 one, verification follows it from either key, an announcement not signed by the key in force is
 refused, and a rotation cut short by a crash is finished or forgotten at the next boot."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,12 @@ import stat
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.checkpoint_support import SignedLog, averdict, checkpoint_rows, daemon_config, sql
 from wingman.engine.checkpoints import keys
 from wingman.engine.checkpoints.format import encode_key, sign
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended, ServerUnsuspended
-from tests.checkpoint_support import SignedLog, averdict, checkpoint_rows, daemon_config, sql
 
 META = Metadata(actor="test")
 
@@ -72,10 +73,22 @@ async def test_an_announcement_signed_by_another_key_is_refused(tmp_path):
     attacker = Ed25519PrivateKey.generate()
     last = checkpoint_rows(log.db)[-1]
     body = json.loads(last["body"])
-    announce = sign(attacker, body | {"seq": body["seq"] + 1, "key": encode_key(attacker.public_key()),
-                                      "next_key": encode_key(attacker.public_key())})
-    sql(log.db, ("INSERT INTO checkpoints (seq, size, body, signature, frontier, leaves) VALUES (?, ?, ?, ?, ?, ?)",
-                 (announce.seq, announce.size, json.dumps(announce.body), announce.signature, last["frontier"], b"")))
+    announce = sign(
+        attacker,
+        body
+        | {
+            "seq": body["seq"] + 1,
+            "key": encode_key(attacker.public_key()),
+            "next_key": encode_key(attacker.public_key()),
+        },
+    )
+    sql(
+        log.db,
+        (
+            "INSERT INTO checkpoints (seq, size, body, signature, frontier, leaves) VALUES (?, ?, ?, ?, ?, ?)",
+            (announce.seq, announce.size, json.dumps(announce.body), announce.signature, last["frontier"], b""),
+        ),
+    )
     code, doc, _ = await averdict(log, key=log.key)
     assert code == 1
     problem = doc["checkpoints"]["first_problem"]

@@ -1,6 +1,7 @@
 """Tampering by someone who can write the database, on real files a real daemon wrote with many
 signed checkpoints: each edit is found by `wingman audit verify --key`, which names the first bad
 position, where the per-stream hash chains alone say nothing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wingman.engine.checkpoints.format import canonical, encode_key, sign
 from tests.checkpoint_support import build_signed_log, checkpoint_rows, forge_actor, rows, sql, verdict
+from wingman.engine.checkpoints.format import canonical, encode_key, sign
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,11 @@ def test_tail_deleted_with_its_checkpoints_is_found_by_the_file(log):
     """The attacker also drops the checkpoints that cover the tail: the file outside the
     database still holds them."""
     last = checkpoint_rows(log.db)[-2]
-    sql(log.db, ("DELETE FROM events WHERE position > ?", (last["size"],)),
-        ("DELETE FROM checkpoints WHERE seq > ?", (last["seq"],)))
+    sql(
+        log.db,
+        ("DELETE FROM events WHERE position > ?", (last["size"],)),
+        ("DELETE FROM checkpoints WHERE seq > ?", (last["seq"],)),
+    )
     code, doc, _ = verdict(log, key=log.key)
     assert code == 0, "without the file, the cut is invisible: only not-yet-covered events are gone"
     code, doc, text = verdict(log, key=log.key, with_file=True)
@@ -90,9 +94,12 @@ def test_whole_stream_deleted_and_positions_renumbered(log):
     gone = log.ids[2]
     first = rows(log.db, "stream_id = ?", (gone,))[0]
     keep = [r["position"] for r in rows(log.db, "stream_id != ?", (gone,))]
-    sql(log.db, ("DELETE FROM events WHERE stream_id = ?", (gone,)),
+    sql(
+        log.db,
+        ("DELETE FROM events WHERE stream_id = ?", (gone,)),
         *[("UPDATE events SET position = ? WHERE position = ?", (-(i + 1), p)) for i, p in enumerate(keep)],
-        ("UPDATE events SET position = -position", ()))
+        ("UPDATE events SET position = -position", ()),
+    )
     code, doc, _ = verdict(log, key=log.key)
     assert code == 1 and doc["hash_chains_ok"]
     assert doc["checkpoints"]["first_bad_position"] == first["position"]
@@ -103,9 +110,12 @@ def test_two_events_of_different_servers_swapped(log):
     evs = rows(log.db)
     i = next(i for i in range(100, 299) if evs[i]["stream_id"] != evs[i + 1]["stream_id"])
     a, b = evs[i], evs[i + 1]
-    sql(log.db, ("UPDATE events SET position = -1 WHERE position = ?", (a["position"],)),
+    sql(
+        log.db,
+        ("UPDATE events SET position = -1 WHERE position = ?", (a["position"],)),
         ("UPDATE events SET position = ? WHERE position = ?", (a["position"], b["position"])),
-        ("UPDATE events SET position = ? WHERE position = -1", (b["position"],)))
+        ("UPDATE events SET position = ? WHERE position = -1", (b["position"],)),
+    )
     code, doc, _ = verdict(log, key=log.key)
     assert doc["hash_chains_ok"], "each stream's order is unchanged"
     assert code == 1 and doc["checkpoints"]["first_bad_position"] == a["position"]
@@ -118,8 +128,12 @@ def _resign_table(db, key: Ed25519PrivateKey) -> None:
     for cp in checkpoint_rows(db):
         body = json.loads(cp["body"]) | {"key": encode_key(key.public_key())}
         signed = sign(key, body)
-        updates.append(("UPDATE checkpoints SET body = ?, signature = ? WHERE seq = ?",
-                        (json.dumps(signed.body), signed.signature, cp["seq"])))
+        updates.append(
+            (
+                "UPDATE checkpoints SET body = ?, signature = ? WHERE seq = ?",
+                (json.dumps(signed.body), signed.signature, cp["seq"]),
+            )
+        )
     sql(db, *updates)
 
 
@@ -141,7 +155,9 @@ def test_edited_checkpoint_row_is_refused(log):
     cp = checkpoint_rows(log.db)[3]
     body = json.loads(cp["body"])
     body["size"] -= 1
-    sql(log.db, ("UPDATE checkpoints SET body = ?, size = ? WHERE seq = ?", (json.dumps(body), body["size"], cp["seq"])))
+    sql(
+        log.db, ("UPDATE checkpoints SET body = ?, size = ? WHERE seq = ?", (json.dumps(body), body["size"], cp["seq"]))
+    )
     code, doc, _ = verdict(log, key=log.key)
     assert code == 1
     assert any(p["check"] == "signature" and p["checkpoint_seq"] == cp["seq"] for p in doc["checkpoints"]["problems"])
@@ -153,8 +169,13 @@ def test_unannounced_rotation_is_refused(log):
     intruder = Ed25519PrivateKey.generate()
     body = json.loads(last["body"]) | {"seq": last["seq"] + 1, "key": encode_key(intruder.public_key())}
     signed = sign(intruder, body)
-    sql(log.db, ("INSERT INTO checkpoints (seq, size, body, signature, frontier, leaves) VALUES (?, ?, ?, ?, ?, ?)",
-                 (signed.seq, signed.size, json.dumps(signed.body), signed.signature, last["frontier"], b"")))
+    sql(
+        log.db,
+        (
+            "INSERT INTO checkpoints (seq, size, body, signature, frontier, leaves) VALUES (?, ?, ?, ?, ?, ?)",
+            (signed.seq, signed.size, json.dumps(signed.body), signed.signature, last["frontier"], b""),
+        ),
+    )
     code, doc, _ = verdict(log, key=log.key)
     assert code == 1
     refused = [p for p in doc["checkpoints"]["problems"] if p["check"] == "key"]
@@ -171,7 +192,9 @@ def test_forged_history_and_forged_kept_leaves(log):
     prev = 0
     updates = []
     for cp in checkpoint_rows(log.db):
-        updates.append(("UPDATE checkpoints SET leaves = ? WHERE seq = ?", (b"".join(leaves[prev:cp["size"]]), cp["seq"])))
+        updates.append(
+            ("UPDATE checkpoints SET leaves = ? WHERE seq = ?", (b"".join(leaves[prev : cp["size"]]), cp["seq"]))
+        )
         prev = cp["size"]
     sql(log.db, *updates)
     code, doc, _ = verdict(log, key=log.key)
@@ -192,11 +215,14 @@ def test_signed_format_is_what_the_readme_says(log):
 
 
 def test_bad_key_or_checkpoint_file_is_bad_input(log, tmp_path):
-    from wingman.api.cli.main import app
     from tests.checkpoint_support import runner
+    from wingman.api.cli.main import app
 
-    for args, words in ((["--key", "not-a-key"], "--key"), (["--key", "AAAA"], "--key"),
-                        (["--checkpoints", str(tmp_path / "missing.jsonl")], "does not exist")):
+    for args, words in (
+        (["--key", "not-a-key"], "--key"),
+        (["--key", "AAAA"], "--key"),
+        (["--checkpoints", str(tmp_path / "missing.jsonl")], "does not exist"),
+    ):
         r = runner.invoke(app, ["audit", "verify", "--database", str(log.db), *args])
         assert r.exit_code == 2 and words in r.output, r.output
     garbage = tmp_path / "garbage.jsonl"

@@ -1,17 +1,24 @@
 """The daemon's checkpointer on real files: a restart after tampering does not launder the log, a
 checkpoint file that cannot be written costs nothing but its copy, and the file catches up at boot
 with checkpoints the table holds."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 
+from tests.checkpoint_support import (
+    SignedLog,
+    averdict,
+    build_signed_log,
+    checkpoint_rows,
+    daemon_config,
+    forge_actor,
+    sql,
+)
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
-from tests.checkpoint_support import (
-    SignedLog, averdict, build_signed_log, checkpoint_rows, daemon_config, forge_actor, sql,
-)
 
 
 async def _restart(folder, **audit) -> Daemon:
@@ -46,8 +53,9 @@ async def test_an_unwritable_checkpoint_file_costs_only_its_copy(tmp_path):
         await daemon.store.append("s1", [NewEvent.of(ServerSuspended(), Metadata(actor="t"))])
     await daemon.stop()
     assert len(checkpoint_rows(tmp_path / "var" / "wingman.db")) >= 1
-    code, doc, text = await averdict(SignedLog(tmp_path, [], daemon.checkpointer.public_key),
-                                     key=daemon.checkpointer.public_key)
+    code, doc, text = await averdict(
+        SignedLog(tmp_path, [], daemon.checkpointer.public_key), key=daemon.checkpointer.public_key
+    )
     assert code == 0 and doc["checkpoints"]["not_yet_covered"] == 0, text
 
 
@@ -69,16 +77,22 @@ def test_a_key_file_others_may_read_is_refused(tmp_path):
 
     import yaml
 
-    from wingman.engine.checkpoints.keys import load_or_create
     from tests.support import REPO
+    from wingman.engine.checkpoints.keys import load_or_create
 
     key_file = tmp_path / "var" / "checkpoint-key.pem"
     load_or_create(key_file)
     key_file.chmod(0o644)
     config = tmp_path / "wingman.yml"
     config.write_text(yaml.safe_dump(daemon_config(tmp_path)))
-    r = subprocess.run([sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(config)], cwd=REPO,
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 2 and "chmod 600" in r.stderr, (r.stdout, r.stderr)
     assert not (tmp_path / "var" / "wingman.db").exists()
 
@@ -91,9 +105,13 @@ async def test_checkpoints_are_committed_by_the_logs_own_writer(tmp_path):
 
     daemon = await _restart(tmp_path)
     write_transactions: list[str] = []
-    event.listen(daemon.store.engine.sync_engine, "begin",
-                 lambda conn: write_transactions.append(  # what the SQLite backend's begin hook reads
-                     "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_transaction") else "BEGIN"))
+    event.listen(
+        daemon.store.engine.sync_engine,
+        "begin",
+        lambda conn: write_transactions.append(  # what the SQLite backend's begin hook reads
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get("write_transaction") else "BEGIN"
+        ),
+    )
 
     async def appender(n: int) -> None:
         for _ in range(30):

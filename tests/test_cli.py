@@ -1,4 +1,5 @@
 """The `wingman` command as a user runs it: first run, db upgrade, errors with exit codes."""
+
 import os
 import signal
 import sqlite3
@@ -10,21 +11,34 @@ import httpx
 import pytest
 import yaml
 
-from wingman.api.cli.defaults import write_default_config
 from tests.support import REPO, TOKEN, free_port, kill_leftovers
+from wingman.api.cli.defaults import write_default_config
 
 WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
 
 
 def run(args, cwd, **kw):
-    return subprocess.run([*WINGMAN, *args], cwd=cwd, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}, **kw)
+    return subprocess.run(
+        [*WINGMAN, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        **kw,
+    )
 
 
 def test_first_serve_writes_a_config_with_a_demo_server_that_starts(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([*WINGMAN, "serve", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [*WINGMAN, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     try:
         config = tmp_path / "wingman.yml"
         url = f"http://127.0.0.1:{port}"
@@ -106,8 +120,18 @@ def test_missing_or_bad_config_is_a_clear_error(tmp_path):
 
 
 def test_power_against_no_daemon_says_so(tmp_path):
-    result = run(["power", "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11", "start", "--url",
-                  f"http://127.0.0.1:{free_port()}", "--token", "x"], tmp_path)
+    result = run(
+        [
+            "power",
+            "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11",
+            "start",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+            "--token",
+            "x",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 2 and "cannot reach the daemon" in result.stderr
 
 

@@ -1,5 +1,6 @@
 """The config file's `servers:` list: held packed (engine.config_servers), and the definitions boot
 records from it (engine.servers.from_config) are the ones the rule says, a few parsed at a time."""
+
 import datetime
 import random
 import uuid as uuidlib
@@ -7,17 +8,20 @@ import uuid as uuidlib
 import pytest
 from structlog.testing import capture_logs
 
+from tests.conftest import TEST_META
+from tests.support import TOKEN, definition
 from wingman.engine.config import ConfigError, DaemonConfig, parse_config
 from wingman.engine.config_servers import ServerDocs
 from wingman.engine.servers.definition import InvalidDefinition, parse_definition
 from wingman.engine.servers.from_config import latest_definitions
-from tests.conftest import TEST_META
-from tests.support import TOKEN, definition
 
 
 def test_documents_come_back_exactly_as_they_went_in():
-    docs = [definition(), {"settings": {"uuid": "x", "when": datetime.date(2026, 12, 1), "blob": b"\x00",
-                                        "big": 10**30, "tags": {"a"}}}, {}]
+    docs = [
+        definition(),
+        {"settings": {"uuid": "x", "when": datetime.date(2026, 12, 1), "blob": b"\x00", "big": 10**30, "tags": {"a"}}},
+        {},
+    ]
     held = parse_config({"token": TOKEN, "servers": docs}).servers
     assert isinstance(held, ServerDocs)
     assert len(held) == 3 and list(held) == docs and held == docs
@@ -28,11 +32,14 @@ def test_documents_come_back_exactly_as_they_went_in():
     assert DaemonConfig(token=TOKEN, servers=held).servers == docs
 
 
-@pytest.mark.parametrize("servers,message", [
-    ([1], "config: servers.0: Input should be a valid dictionary"),
-    ("x", "config: servers: Input should be a valid list"),
-    ([{"a": 1}, 3], "config: servers.1: Input should be a valid dictionary"),
-])
+@pytest.mark.parametrize(
+    "servers,message",
+    [
+        ([1], "config: servers.0: Input should be a valid dictionary"),
+        ("x", "config: servers: Input should be a valid list"),
+        ([{"a": 1}, 3], "config: servers.1: Input should be a valid dictionary"),
+    ],
+)
 def test_a_servers_list_that_is_not_a_list_of_mappings_is_refused_as_before(servers, message):
     with pytest.raises(ConfigError) as err:
         parse_config({"token": TOKEN, "servers": servers})
@@ -72,7 +79,8 @@ def test_each_server_is_recorded_once_with_its_last_valid_definition_at_its_firs
         valid_uuids = [parse_definition(d).uuid for d in docs if not _invalid(d)]
         assert [e["event"] for e in logs].count("invalid server in the config file; skipped") == invalid
         assert sorted(e["server"] for e in logs if "defined twice" in e["event"]) == sorted(
-            u for i, u in enumerate(valid_uuids) if u in valid_uuids[:i])
+            u for i, u in enumerate(valid_uuids) if u in valid_uuids[:i]
+        )
 
 
 def _invalid(doc) -> bool:

@@ -1,4 +1,5 @@
 """Pre-boot step 5 against real files: every parser, placeholders, creation, failures, safety."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ import stat
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from wingman.engine.preboot.configfiles import ConfigFileResult, apply_config_files
 
@@ -26,8 +29,7 @@ def apply(folder, *configs, settings=SETTINGS, env=ENV, daemon=DAEMON) -> list[C
 
 
 def entry(file, parser, **replace):
-    return {"file": file, "parser": parser,
-            "replace": [{"match": k, "replace_with": v} for k, v in replace.items()]}
+    return {"file": file, "parser": parser, "replace": [{"match": k, "replace_with": v} for k, v in replace.items()]}
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -45,13 +47,20 @@ max-players = 10
 
 def test_properties_replaces_values_and_keeps_comments_and_order(tmp_path):
     (tmp_path / "server.properties").write_text(PROPS)
-    [r] = apply(tmp_path, {"file": "server.properties", "parser": "properties", "replace": [
-        {"match": "server-port", "replace_with": "{{server.build.default.port}}"},
-        {"match": "server-ip", "replace_with": "0.0.0.0"},
-        {"match": "motd", "replace_with": "{{env.MOTD}} §a wörld"},
-        {"match": "max-players", "replace_with": 42},
-        {"match": "enable-query", "replace_with": True},
-    ]})
+    [r] = apply(
+        tmp_path,
+        {
+            "file": "server.properties",
+            "parser": "properties",
+            "replace": [
+                {"match": "server-port", "replace_with": "{{server.build.default.port}}"},
+                {"match": "server-ip", "replace_with": "0.0.0.0"},
+                {"match": "motd", "replace_with": "{{env.MOTD}} §a wörld"},
+                {"match": "max-players", "replace_with": 42},
+                {"match": "enable-query", "replace_with": True},
+            ],
+        },
+    )
     assert r == ConfigFileResult("server.properties", ok=True, changed=True)
     assert (tmp_path / "server.properties").read_text() == (
         "#Minecraft server properties\n#Mon Jan 01 00:00:00 UTC 2024\n\n"
@@ -63,12 +72,19 @@ def test_properties_replaces_values_and_keeps_comments_and_order(tmp_path):
 
 def test_properties_if_value_and_continuation_lines(tmp_path):
     (tmp_path / "a.properties").write_text("level-name=world\nlong = one \\\n    two\nip=127.0.0.1\n")
-    apply(tmp_path, {"file": "a.properties", "parser": "properties", "replace": [
-        {"match": "ip", "if_value": "127.0.0.1", "replace_with": "0.0.0.0"},
-        {"match": "level-name", "if_value": "other", "replace_with": "nope"},
-        {"match": "absent", "if_value": "x", "replace_with": "nope"},
-        {"match": "long", "replace_with": "short"},
-    ]})
+    apply(
+        tmp_path,
+        {
+            "file": "a.properties",
+            "parser": "properties",
+            "replace": [
+                {"match": "ip", "if_value": "127.0.0.1", "replace_with": "0.0.0.0"},
+                {"match": "level-name", "if_value": "other", "replace_with": "nope"},
+                {"match": "absent", "if_value": "x", "replace_with": "nope"},
+                {"match": "long", "replace_with": "short"},
+            ],
+        },
+    )
     assert (tmp_path / "a.properties").read_text() == "level-name=world\nlong = short\nip=0.0.0.0\n"
 
 
@@ -81,17 +97,26 @@ def test_properties_malformed_escape_reports_the_line(tmp_path):
 
 # --- yaml / json ------------------------------------------------------------------------------
 
+
 def test_yaml_paths_types_and_other_keys_kept(tmp_path):
     (tmp_path / "config.yml").write_text(
         "listeners:\n- host: 0.0.0.0:25577\n  motd: old\n- host: 0.0.0.0:25578\n"
-        "settings:\n  bungeecord: false\n  name: x\nother: [1, 2]\n")
-    [r] = apply(tmp_path, {"file": "config.yml", "parser": "yaml", "replace": [
-        {"match": "listeners[0].host", "replace_with": "0.0.0.0:{{server.build.default.port}}"},
-        {"match": "listeners.*.motd", "replace_with": "{{env.MOTD}}"},
-        {"match": "settings.bungeecord", "replace_with": True},
-        {"match": "settings.port", "replace_with": "{{server.build.default.port}}"},
-        {"match": "new.nested.key", "replace_with": "{{env.MAX_PLAYERS}}"},
-    ]})
+        "settings:\n  bungeecord: false\n  name: x\nother: [1, 2]\n"
+    )
+    [r] = apply(
+        tmp_path,
+        {
+            "file": "config.yml",
+            "parser": "yaml",
+            "replace": [
+                {"match": "listeners[0].host", "replace_with": "0.0.0.0:{{server.build.default.port}}"},
+                {"match": "listeners.*.motd", "replace_with": "{{env.MOTD}}"},
+                {"match": "settings.bungeecord", "replace_with": True},
+                {"match": "settings.port", "replace_with": "{{server.build.default.port}}"},
+                {"match": "new.nested.key", "replace_with": "{{env.MAX_PLAYERS}}"},
+            ],
+        },
+    )
     assert r.ok and r.changed, r
     assert yaml.safe_load((tmp_path / "config.yml").read_text()) == {
         "listeners": [{"host": "0.0.0.0:25565", "motd": "hello"}, {"host": "0.0.0.0:25578", "motd": "hello"}],
@@ -103,18 +128,28 @@ def test_yaml_paths_types_and_other_keys_kept(tmp_path):
 
 def test_json_types_follow_wings(tmp_path):
     (tmp_path / "cfg.json").write_text(json.dumps({"a": {"b": "x"}, "keep": [1, {"z": None}], "ip": "127.0.0.1"}))
-    apply(tmp_path, {"file": "cfg.json", "parser": "json", "replace": [
-        {"match": "a.b", "replace_with": "{{server.build.memory}}"},  # legacy name → memory_limit
-        {"match": "a.flag", "replace_with": False},
-        {"match": "a.ratio", "replace_with": 0.5},
-        {"match": "a.text", "replace_with": "007x"},
-        {"match": "a.signed", "replace_with": "-12"},
-        {"match": "keep.1.z", "replace_with": "set"},
-        {"match": "ip", "if_value": "regex:^127\\.0\\.0\\.(\\d+)$", "replace_with": "10.0.0.$1"},
-    ]})
+    apply(
+        tmp_path,
+        {
+            "file": "cfg.json",
+            "parser": "json",
+            "replace": [
+                {"match": "a.b", "replace_with": "{{server.build.memory}}"},  # legacy name → memory_limit
+                {"match": "a.flag", "replace_with": False},
+                {"match": "a.ratio", "replace_with": 0.5},
+                {"match": "a.text", "replace_with": "007x"},
+                {"match": "a.signed", "replace_with": "-12"},
+                {"match": "keep.1.z", "replace_with": "set"},
+                {"match": "ip", "if_value": "regex:^127\\.0\\.0\\.(\\d+)$", "replace_with": "10.0.0.$1"},
+            ],
+        },
+    )
     data = json.loads((tmp_path / "cfg.json").read_text())
-    assert data == {"a": {"b": 1024, "flag": False, "ratio": 0.5, "text": "007x", "signed": -12},
-                    "keep": [1, {"z": "set"}], "ip": "10.0.0.1"}
+    assert data == {
+        "a": {"b": 1024, "flag": False, "ratio": 0.5, "text": "007x", "signed": -12},
+        "keep": [1, {"z": "set"}],
+        "ip": "10.0.0.1",
+    }
     assert (tmp_path / "cfg.json").read_text().startswith('{\n    "a"')  # Wings' 4-space indent
 
 
@@ -126,44 +161,74 @@ def test_json_path_through_a_scalar_fails_only_that_file(tmp_path):
 
 
 def test_json_wildcard_over_an_object_and_an_unusable_regex(tmp_path):
-    (tmp_path / "velocity.json").write_text('{"servers": {"lobby": {"address": "x"}, "pvp": {"address": "y"}, "try": ["lobby"]}}')
-    [r] = apply(tmp_path, {"file": "velocity.json", "parser": "json", "replace": [
-        {"match": "servers.*.address", "replace_with": "127.0.0.1:{{server.build.default.port}}"},
-        {"match": "servers.try", "if_value": "regex:(", "replace_with": "x"},
-    ]})
+    (tmp_path / "velocity.json").write_text(
+        '{"servers": {"lobby": {"address": "x"}, "pvp": {"address": "y"}, "try": ["lobby"]}}'
+    )
+    [r] = apply(
+        tmp_path,
+        {
+            "file": "velocity.json",
+            "parser": "json",
+            "replace": [
+                {"match": "servers.*.address", "replace_with": "127.0.0.1:{{server.build.default.port}}"},
+                {"match": "servers.try", "if_value": "regex:(", "replace_with": "x"},
+            ],
+        },
+    )
     assert r.ok and r.warnings and "if_value regex is unusable" in r.warnings[0]
     assert json.loads((tmp_path / "velocity.json").read_text())["servers"] == {
-        "lobby": {"address": "127.0.0.1:25565"}, "pvp": {"address": "127.0.0.1:25565"}, "try": ["lobby"]}
+        "lobby": {"address": "127.0.0.1:25565"},
+        "pvp": {"address": "127.0.0.1:25565"},
+        "try": ["lobby"],
+    }
 
 
 # --- ini / file ------------------------------------------------------------------------------
 
+
 def test_ini_sections_default_keys_and_new_sections(tmp_path):
     (tmp_path / "game.ini").write_text(
-        "top = 1\n\n; comment kept\n[Server]\nPort=7777\nName = \"My server\"  \n\n[Other.Sub]\nx: 1\n")
-    [r] = apply(tmp_path, {"file": "game.ini", "parser": "ini", "replace": [
-        {"match": "Server.Port", "replace_with": "{{server.build.default.port}}"},
-        {"match": "Server.MaxPlayers", "replace_with": "{{env.MAX_PLAYERS}}"},
-        {"match": "top", "replace_with": "2"},
-        {"match": "[Other.Sub].x", "replace_with": "3"},
-        {"match": "New.a.b", "replace_with": "yes"},
-    ]})
+        'top = 1\n\n; comment kept\n[Server]\nPort=7777\nName = "My server"  \n\n[Other.Sub]\nx: 1\n'
+    )
+    [r] = apply(
+        tmp_path,
+        {
+            "file": "game.ini",
+            "parser": "ini",
+            "replace": [
+                {"match": "Server.Port", "replace_with": "{{server.build.default.port}}"},
+                {"match": "Server.MaxPlayers", "replace_with": "{{env.MAX_PLAYERS}}"},
+                {"match": "top", "replace_with": "2"},
+                {"match": "[Other.Sub].x", "replace_with": "3"},
+                {"match": "New.a.b", "replace_with": "yes"},
+            ],
+        },
+    )
     assert r.ok and r.changed
     assert (tmp_path / "game.ini").read_text() == (
-        "top = 2\n\n; comment kept\n[Server]\nPort=25565\nName = \"My server\"  \nMaxPlayers = 20\n\n"
-        "[Other.Sub]\nx: 3\n\n[New]\na.b = yes\n")
+        'top = 2\n\n; comment kept\n[Server]\nPort=25565\nName = "My server"  \nMaxPlayers = 20\n\n'
+        "[Other.Sub]\nx: 3\n\n[New]\na.b = yes\n"
+    )
 
 
 def test_file_parser_replaces_whole_lines_by_prefix(tmp_path):
     (tmp_path / "start.cfg").write_bytes(b"hostname old\r\nport 1\r\nkeep me\r\nport2 x")
-    apply(tmp_path, {"file": "start.cfg", "parser": "file", "replace": [
-        {"match": "hostname", "replace_with": "hostname {{env.MOTD}}"},
-        {"match": "port", "replace_with": "port {{server.build.default.port}}"},
-    ]})
+    apply(
+        tmp_path,
+        {
+            "file": "start.cfg",
+            "parser": "file",
+            "replace": [
+                {"match": "hostname", "replace_with": "hostname {{env.MOTD}}"},
+                {"match": "port", "replace_with": "port {{server.build.default.port}}"},
+            ],
+        },
+    )
     assert (tmp_path / "start.cfg").read_bytes() == b"hostname hello\r\nport 25565\r\nkeep me\r\nport 25565"
 
 
 # --- missing files ----------------------------------------------------------------------------
+
 
 def test_missing_files_are_created_except_for_the_file_parser(tmp_path):
     results = apply(
@@ -184,22 +249,31 @@ def test_missing_files_are_created_except_for_the_file_parser(tmp_path):
 
 # --- placeholders -----------------------------------------------------------------------------
 
+
 def test_placeholders_resolve_like_panel_and_wings(tmp_path):
-    [r] = apply(tmp_path, {"file": "p.properties", "parser": "properties", "replace": [
-        {"match": "mem", "replace_with": "{{server.build.memory}}M/{{server.build.memory_limit}}"},
-        {"match": "cpu", "replace_with": "{{server.build.cpu}}"},
-        {"match": "uuid", "replace_with": "{{server.uuid}}"},
-        {"match": "port", "replace_with": "{{env.SERVER_PORT}}"},  # legacy → the allocation port
-        {"match": "iface", "replace_with": "{{config.docker.interface}}"},
-        {"match": "api", "replace_with": "{{ config.api.port }}"},
-        {"match": "tok", "replace_with": "[{{config.token}}]"},
-        {"match": "unknown", "replace_with": "a{{server.build.nope}}b{{env.NOPE}}c"},
-        {"match": "game", "replace_with": "{{player.name}}"},
-    ]})
+    [r] = apply(
+        tmp_path,
+        {
+            "file": "p.properties",
+            "parser": "properties",
+            "replace": [
+                {"match": "mem", "replace_with": "{{server.build.memory}}M/{{server.build.memory_limit}}"},
+                {"match": "cpu", "replace_with": "{{server.build.cpu}}"},
+                {"match": "uuid", "replace_with": "{{server.uuid}}"},
+                {"match": "port", "replace_with": "{{env.SERVER_PORT}}"},  # legacy → the allocation port
+                {"match": "iface", "replace_with": "{{config.docker.interface}}"},
+                {"match": "api", "replace_with": "{{ config.api.port }}"},
+                {"match": "tok", "replace_with": "[{{config.token}}]"},
+                {"match": "unknown", "replace_with": "a{{server.build.nope}}b{{env.NOPE}}c"},
+                {"match": "game", "replace_with": "{{player.name}}"},
+            ],
+        },
+    )
     assert r.ok
     assert (tmp_path / "p.properties").read_text() == (
         "mem=1024M/1024\ncpu=200\nuuid=0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11\nport=25565\n"
-        "iface=172.18.0.1\napi=8080\ntok=[]\nunknown=abc\ngame={{player.name}}\n")
+        "iface=172.18.0.1\napi=8080\ntok=[]\nunknown=abc\ngame={{player.name}}\n"
+    )
     assert r.warnings == [
         "{{config.token}} is not exposed to server files; wrote ''",
         "unknown placeholder {{server.build.nope}} replaced with ''",
@@ -209,15 +283,23 @@ def test_placeholders_resolve_like_panel_and_wings(tmp_path):
 
 def test_legacy_value_key_and_if_value_in_yaml(tmp_path):
     (tmp_path / "c.yml").write_text("ip: 127.0.0.1\nother: 1.2.3.4\n")
-    apply(tmp_path, {"file": "c.yml", "parser": "yml", "replace": [
-        {"match": "ip", "if_value": "127.0.0.1", "value": "0.0.0.0"},
-        {"match": "other", "if_value": "127.0.0.1", "value": "0.0.0.0"},
-        {"match": "missing", "if_value": "127.0.0.1", "value": "0.0.0.0"},
-    ]})
+    apply(
+        tmp_path,
+        {
+            "file": "c.yml",
+            "parser": "yml",
+            "replace": [
+                {"match": "ip", "if_value": "127.0.0.1", "value": "0.0.0.0"},
+                {"match": "other", "if_value": "127.0.0.1", "value": "0.0.0.0"},
+                {"match": "missing", "if_value": "127.0.0.1", "value": "0.0.0.0"},
+            ],
+        },
+    )
     assert yaml.safe_load((tmp_path / "c.yml").read_text()) == {"ip": "0.0.0.0", "other": "1.2.3.4"}
 
 
 # --- failures and safety ---------------------------------------------------------------------
+
 
 def test_a_broken_file_is_reported_and_the_others_still_apply(tmp_path):
     (tmp_path / "broken.json").write_text('{\n  "a": 1,\n  "b": \n}')
@@ -241,8 +323,16 @@ def test_a_broken_file_is_reported_and_the_others_still_apply(tmp_path):
     assert not (tmp_path / "x.conf").exists() and not (tmp_path / "y.conf").exists()
 
 
-@pytest.mark.parametrize("name", ["../outside.properties", "a/../../outside.properties",
-                                  "/tmp/outside.properties", "link/outside.properties", "filelink"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../outside.properties",
+        "a/../../outside.properties",
+        "/tmp/outside.properties",
+        "link/outside.properties",
+        "filelink",
+    ],
+)
 def test_paths_leaving_the_folder_are_refused(tmp_path, name):
     folder, outside = tmp_path / "server", tmp_path / "elsewhere"
     folder.mkdir()
@@ -289,6 +379,7 @@ def test_a_fifo_is_refused_without_hanging(tmp_path):
 
 # --- idempotence ------------------------------------------------------------------------------
 
+
 def test_applying_twice_gives_the_same_content_and_no_change(tmp_path):
     (tmp_path / "server.properties").write_text(PROPS)
     (tmp_path / "c.yml").write_text("# comment\na:\n  b: 1\n")
@@ -330,14 +421,21 @@ _other = st.one_of(
 def test_properties_rewrite_keeps_unrelated_lines(tmp_path, before, after, value):
     def unrelated(lines):
         return [line for line in lines if not line.startswith("target=")]
+
     before, after = unrelated(before), unrelated(after)
     path = tmp_path / "p.properties"
     path.write_text("\n".join([*before, "target=old", *after]) + "\n")
     [r] = apply(tmp_path, entry("p.properties", "properties", target=value))
     assert r.ok, r
     lines = path.read_text().split("\n")
-    assert lines[:len(before)] == before and lines[len(before) + 1:-1] == after
+    assert lines[: len(before)] == before and lines[len(before) + 1 : -1] == after
     # reading the line back (as the game would) gives exactly the value we set
-    [r2] = apply(tmp_path, {"file": "p.properties", "parser": "properties",
-                            "replace": [{"match": "target", "if_value": value, "replace_with": "seen"}]})
+    [r2] = apply(
+        tmp_path,
+        {
+            "file": "p.properties",
+            "parser": "properties",
+            "replace": [{"match": "target", "if_value": value, "replace_with": "seen"}],
+        },
+    )
     assert path.read_text().split("\n")[len(before)] == "target=seen"

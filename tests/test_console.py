@@ -1,5 +1,7 @@
 """Done-line matching (Wings' `startup.done`) and the bounded console buffer."""
-from hypothesis import given, strategies as st
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wingman.engine.console.buffer import ConsoleBuffer
 from wingman.engine.console.readiness import DoneMatcher

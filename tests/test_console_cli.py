@@ -2,6 +2,7 @@
 a real pseudo-terminal (pexpect) where a terminal matters: what is typed reaches the game server
 (the demo server echoes `say X` as `[Server] X`), its output arrives, state changes are shown, and
 Ctrl-D / Ctrl-C leave cleanly. No sleeps: each `expect` has a timeout that is only a deadline."""
+
 from __future__ import annotations
 
 import os
@@ -26,21 +27,38 @@ def daemon(module_daemon):
 
 
 def env() -> dict:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}, "COLUMNS": "120",
-            "TERM": "xterm-256color"}
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")},
+        "COLUMNS": "120",
+        "TERM": "xterm-256color",
+    }
 
 
 def spawn(daemon, *args: str):
-    child = pexpect.spawn(sys.executable, ["-m", "wingman.api.cli", *args, "--url", daemon.url, "--token", TOKEN],
-                          cwd=str(REPO), env=env(), encoding="utf-8", codec_errors="replace", timeout=DEADLINE,
-                          dimensions=(40, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "wingman.api.cli", *args, "--url", daemon.url, "--token", TOKEN],
+        cwd=str(REPO),
+        env=env(),
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=DEADLINE,
+        dimensions=(40, 120),
+    )
     return child
 
 
 def wingman(daemon, *args: str) -> subprocess.CompletedProcess:
     """Piped: stdout and stderr are pipes, stdin is empty."""
-    return subprocess.run([sys.executable, "-m", "wingman.api.cli", *args, "--url", daemon.url, "--token", TOKEN],
-                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli", *args, "--url", daemon.url, "--token", TOKEN],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def finished(child) -> int:

@@ -1,6 +1,7 @@
 """What a server prints cannot hurt the daemon: a flood with no newline keeps its memory bounded
 and it answers throughout; a backtracking done-line pattern against hostile output cannot stall
 it. Against the real daemon (`wingman serve`) and real server processes."""
+
 from __future__ import annotations
 
 import time
@@ -8,14 +9,14 @@ from pathlib import Path
 
 import httpx
 
-from wingman.engine.console.buffer import DEFAULT_BYTES
-from wingman.engine.console.lines import MAX_LINE
 from tests.http_support import logs, power, wait_for
 from tests.support import SERVER_PYTHON, definition
+from wingman.engine.console.buffer import DEFAULT_BYTES
+from wingman.engine.console.lines import MAX_LINE
 
 FLOOD_MIB = 32
 FLOOD = (
-    f"{SERVER_PYTHON} -c \"import sys, time; w = sys.stdout.buffer; "
+    f'{SERVER_PYTHON} -c "import sys, time; w = sys.stdout.buffer; '
     f"[w.write(b'x' * 65536) for _ in range({FLOOD_MIB * 16})]; "
     "w.write(b'\\nflood done\\n'); w.flush(); time.sleep(1000)\""
 )
@@ -59,8 +60,10 @@ def test_a_flood_without_newlines_keeps_the_daemon_small_and_answering(daemon_pr
     assert lines[-1] == "flood done"
     # 32 MiB went through; the old line-bounded buffer kept all of it.
     assert peak - baseline < 48 * 1024 * 1024, f"RSS grew by {(peak - baseline) / 1048576:.1f} MiB"
-    print(f"flood: {FLOOD_MIB} MiB, RSS {baseline / 1048576:.0f} -> peak {peak / 1048576:.0f} MiB, "
-          f"{answers} answers during it")
+    print(
+        f"flood: {FLOOD_MIB} MiB, RSS {baseline / 1048576:.0f} -> peak {peak / 1048576:.0f} MiB, "
+        f"{answers} answers during it"
+    )
 
 
 def test_a_backtracking_done_pattern_cannot_stall_the_daemon(daemon_process):
@@ -70,8 +73,10 @@ def test_a_backtracking_done_pattern_cannot_stall_the_daemon(daemon_process):
     d = daemon_process(servers=[server])
     start = power(d, uuid, "start")
     with httpx.Client(base_url=d.url, headers=d.headers, timeout=15) as c:
-        wait_for(lambda: "a" * 40 + "!" in c.get(f"/api/servers/{uuid}/logs").json()["data"],
-                 what="the hostile line in the console")
+        wait_for(
+            lambda: "a" * 40 + "!" in c.get(f"/api/servers/{uuid}/logs").json()["data"],
+            what="the hostile line in the console",
+        )
         worst = 0.0
         for _ in range(10):
             t0 = time.monotonic()

@@ -1,15 +1,16 @@
 """Crash handling with real processes: what counts as a crash, what each restart policy does,
 the backoff, the crash-loop limit, Wings' crash timeout, an operator cancelling a pending
 restart, and decisions that survive a daemon restart. Intervals are short; waits are on events."""
+
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from wingman.engine.power.crashes import CRASH_ACTOR
 from tests.support import definition
+from wingman.engine.power.crashes import CRASH_ACTOR
 
 NO_TIMEOUT = {"crash_detection": {"timeout": 0}}  # Wings' 60 s guard off, so crashes can come quickly
 FAST = {"backoff_initial": 0.1, "backoff_max": 0.4}
@@ -36,19 +37,25 @@ async def until_nth(h, uuid: str, kind: str, nth: int, timeout: float = 60):
             if len(found) >= nth:
                 return found[nth - 1]
             await asyncio.sleep(0.05)
+
     return await asyncio.wait_for(poll(), timeout)
 
 
 async def restarted(h, uuid: str, nth: int = 1):
     """The nth automatic restart, once it has its outcome."""
     requests = []
+
     async def poll():
         while True:
-            requests[:] = [e for e in await h.events(uuid)
-                           if e.type == "power.requested" and e.metadata.get("actor") == CRASH_ACTOR]
+            requests[:] = [
+                e
+                for e in await h.events(uuid)
+                if e.type == "power.requested" and e.metadata.get("actor") == CRASH_ACTOR
+            ]
             if len(requests) >= nth:
                 return requests[nth - 1]
             await asyncio.sleep(0.05)
+
     request = await asyncio.wait_for(poll(), 60)
     op = h.daemon.registry.operation_in_memory(request.data["operation_id"])
     return request, await h.outcome(op)
@@ -66,8 +73,12 @@ async def test_a_crash_is_recorded_with_its_exit_and_last_lines_and_restarted(en
         assert (crashed.data["exit_code"], crashed.data["signal"]) == (139, "SIGSEGV")
         assert "Segmentation fault (simulated)" in crashed.data["last_lines"]
         assert crashed.data["uptime_seconds"] > 0
-        assert decided.data == {**decided.data, "restart": True, "delay_seconds": 0.1,
-                                "crash_event_id": crashed.event_id}
+        assert decided.data == {
+            **decided.data,
+            "restart": True,
+            "delay_seconds": 0.1,
+            "crash_event_id": crashed.event_id,
+        }
         assert decided.data["reason"] == "restarting in 0.1 s, crash 1 of 5 in 10 min"
         request, op = await restarted(h, uuid)
         assert (request.data["action"], request.metadata["cause"]) == ("restart", "crash")
@@ -95,8 +106,10 @@ async def test_policy_no_and_disabled_detection_record_the_crash_and_do_not_rest
     no = definition(restart_policy={"policy": "no"})
     off = definition(restart_policy=policy(), crash_detection_enabled=False)
     async with engine_harness([no, off], system=NO_TIMEOUT) as h:
-        for doc, reason in ((no, "not restarting: the restart policy is no"),
-                            (off, "not restarting: crash detection is disabled for this server")):
+        for doc, reason in (
+            (no, "not restarting: the restart policy is no"),
+            (off, "not restarting: crash detection is disabled for this server"),
+        ):
             uuid = doc["settings"]["uuid"]
             await h.outcome(await h.act(uuid, "start"))
             decided = await crash(h, uuid)
@@ -137,7 +150,10 @@ async def test_backoff_doubles_up_to_its_cap_and_the_loop_limit_gives_up(engine_
         delays = []
         for nth in range(1, 5):
             decided = await crash(h, uuid, nth)
-            assert decided.data["reason"] == f"restarting in {decided.data['delay_seconds']:g} s, crash {nth} of 4 in 10 min"
+            assert (
+                decided.data["reason"]
+                == f"restarting in {decided.data['delay_seconds']:g} s, crash {nth} of 4 in 10 min"
+            )
             delays.append(decided.data["delay_seconds"])
             request, op = await restarted(h, uuid, nth)
             # Backoff is a lower bound: the restart is requested no sooner than the delay.
@@ -159,7 +175,7 @@ async def test_a_healthy_uptime_starts_the_count_afresh(engine_harness):
         await restarted(h, uuid)
         ready = [e for e in await h.events(uuid) if e.type == "state.changed" and e.data["to_state"] == "running"][-1]
         # What is under test is a duration: wait until it has run for reset_after (1 s).
-        while datetime.now(timezone.utc) < ready.recorded_at + timedelta(seconds=1.05):
+        while datetime.now(UTC) < ready.recorded_at + timedelta(seconds=1.05):
             await asyncio.sleep(0.05)
         second = await crash(h, uuid, nth=2)  # crash 1 again, not 2 of 1
         crashed = [e for e in await h.events(uuid) if e.type == "server.crashed"][-1]
@@ -191,7 +207,10 @@ async def test_an_operators_stop_cancels_a_pending_restart(engine_harness):
         assert h.daemon.crashes.pending(uuid) and h.daemon.registry.get(uuid).pending_restart
         stop = await h.outcome(await h.act(uuid, "stop"))
         cancelled = (await decisions(h, uuid))[-1]
-        assert (cancelled.data["restart"], cancelled.data["reason"]) == (False, "not restarting: an operator stopped it")
+        assert (cancelled.data["restart"], cancelled.data["reason"]) == (
+            False,
+            "not restarting: an operator stopped it",
+        )
         # In the same commit as the stop's request: no moment where the log has one without the other.
         request = [e for e in await h.events(uuid) if e.metadata.get("operation_id") == stop.id][0]
         assert request.type == "power.requested" and cancelled.version == request.version + 1
@@ -209,8 +228,9 @@ async def test_a_restart_pending_when_the_daemon_stops_is_resumed_by_the_next(en
     await first.outcome(await first.act(uuid, "start"))
     assert (await crash(first, uuid)).data["restart"] is True
     await first.daemon.stop()  # within the 1 s backoff: the restart was not requested yet
-    assert not [e for e in await first.events(uuid) if e.metadata.get("actor") == CRASH_ACTOR
-                and e.type == "power.requested"]
+    assert not [
+        e for e in await first.events(uuid) if e.metadata.get("actor") == CRASH_ACTOR and e.type == "power.requested"
+    ]
     async with engine_harness([d], system=NO_TIMEOUT) as second:
         _, op = await restarted(second, uuid)
         assert op.status == "succeeded" and second.state(uuid) == "running"
@@ -241,6 +261,7 @@ async def test_policies_at_daemon_start(engine_harness):
             return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
         except FileNotFoundError:
             return True
+
     while not dead():
         await asyncio.sleep(0.05)
     async with engine_harness([always, unless, gone], system=NO_TIMEOUT) as second:

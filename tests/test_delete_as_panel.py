@@ -6,6 +6,7 @@ through the power engine (an operation with its outcome), its container or conso
 deleted, and its folder removed in the background without following the symlinks its server made;
 its history still reads back afterwards.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,14 @@ from tests.support import SHARED, TOKEN, definition, unavailable
 
 WAIT = 60
 STEPS = ["server.suspended", "server.environment_destroyed", "server.deleted"]
-DELETE_SETTLE = {"power.requested", "power.started", "process.exited", "state.changed", "power.succeeded",
-                 "power.cancelled"}
+DELETE_SETTLE = {
+    "power.requested",
+    "power.started",
+    "process.exited",
+    "state.changed",
+    "power.succeeded",
+    "power.cancelled",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +57,10 @@ def outside(tmp_path_factory) -> Path:
 
 def hostile(outside: Path) -> str:
     """Shell lines a game server runs to leave symlinks to what is not its own in its folder."""
-    return (f"mkdir -p data/sub && ln -s {outside} escape && ln -s {outside}/keep.txt escape_file && "
-            f"ln -s {outside} data/sub/deeper && echo world > data/level.dat")
+    return (
+        f"mkdir -p data/sub && ln -s {outside} escape && ln -s {outside}/keep.txt escape_file && "
+        f"ln -s {outside} data/sub/deeper && echo world > data/level.dat"
+    )
 
 
 def folder_of(daemon, uuid: str) -> Path:
@@ -70,8 +79,11 @@ def events(client, uuid: str) -> list[dict]:
 
 def files_outcome(client, uuid: str) -> dict:
     """The files' step, once it is in the log (it runs after the answer)."""
-    return wait_for(lambda: next((e for e in events(client, uuid) if e["type"].startswith("server.files_")), None),
-                    WAIT, what="the files' removal recorded")
+    return wait_for(
+        lambda: next((e for e in events(client, uuid) if e["type"].startswith("server.files_")), None),
+        WAIT,
+        what="the files' removal recorded",
+    )
 
 
 def add_and_start(daemon, client, doc: dict) -> str:
@@ -103,8 +115,11 @@ def assert_steps(written: list[dict], request_id: str | None = None) -> dict | N
         assert kills[0]["metadata"]["cause"] == "delete"
         # The kill happened between the suspension and the container's removal.
         types = [e["type"] for e in written]
-        assert types.index("server.suspended") < types.index("power.requested") < types.index(
-            "server.environment_destroyed")
+        assert (
+            types.index("server.suspended")
+            < types.index("power.requested")
+            < types.index("server.environment_destroyed")
+        )
     return kills[0] if kills else None
 
 
@@ -118,7 +133,8 @@ def assert_gone_but_remembered(client, uuid: str) -> None:
 
 
 def test_a_running_local_server_is_killed_deleted_and_its_files_removed_without_following_links(
-        daemon, client, outside):
+    daemon, client, outside
+):
     doc = definition(invocation=f"{hostile(outside)} && exec {definition()['settings']['invocation']}")
     uuid = add_and_start(daemon, client, doc)
     folder = folder_of(daemon, uuid)
@@ -136,8 +152,11 @@ def test_a_running_local_server_is_killed_deleted_and_its_files_removed_without_
     assert (exited["data"]["from_state"], exited["data"]["to_state"]) == ("running", "offline")
     destroyed = next(e for e in written if e["type"] == "server.environment_destroyed")
     assert destroyed["data"]["runtime"] == "process" and destroyed["data"]["removed"]
-    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids), WAIT,
-             what="the server's processes gone")
+    wait_for(
+        lambda: not any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids),
+        WAIT,
+        what="the server's processes gone",
+    )
     assert_gone_but_remembered(client, uuid)
 
     removed = files_outcome(client, uuid)
@@ -237,12 +256,13 @@ def test_a_folder_that_cannot_be_removed_is_recorded_and_the_delete_still_succee
 
 @pytest.mark.docker
 def test_a_running_container_is_killed_removed_and_its_files_removed(
-        daemon, client, outside, docker_uuids, docker_image, docker_engine):
+    daemon, client, outside, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
-    invocation = f"ln -s {outside} escape; mkdir -p data; echo world > data/level.dat; echo ready; " \
-                 "while read line; do :; done"
-    doc = definition(uuid, invocation=invocation, done=("ready",), runtime="docker",
-                     container={"image": docker_image})
+    invocation = (
+        f"ln -s {outside} escape; mkdir -p data; echo world > data/level.dat; echo ready; while read line; do :; done"
+    )
+    doc = definition(uuid, invocation=invocation, done=("ready",), runtime="docker", container={"image": docker_image})
     add_and_start(daemon, client, doc)
     folder = folder_of(daemon, uuid)
     assert (folder / "escape").is_symlink() and (folder / "data" / "level.dat").exists()
@@ -283,8 +303,9 @@ def test_two_deletes_at_once_end_as_one(daemon, client):
     before = len(events(client, uuid))
 
     async def both():
-        async with httpx.AsyncClient(base_url=daemon.url, headers={"Authorization": f"Bearer {TOKEN}"},
-                                     timeout=30) as c:
+        async with httpx.AsyncClient(
+            base_url=daemon.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as c:
             return await asyncio.gather(c.delete(f"/api/servers/{uuid}"), c.delete(f"/api/servers/{uuid}"))
 
     answers = asyncio.run(both())

@@ -1,6 +1,7 @@
 """The exports committed beside statecharts/power.yaml are what the exporter makes from it now; a
 changed chart makes the check fail until `wingman diagram refresh` runs (shown on a copy in a temp
 folder: the real power.yaml is never modified by a test)."""
+
 from __future__ import annotations
 
 import re
@@ -8,11 +9,11 @@ import shutil
 
 import yaml
 
+from tests.diagram_support import scxml_transitions, wingman
 from wingman.engine.diagrams.exported import DEFAULT_CHART, export_paths, stale_exports
 from wingman.engine.diagrams.render import svg_content
 from wingman.engine.diagrams.statechart import export
 from wingman.engine.statechart import STATECHART_PATH, parse_statechart
-from tests.diagram_support import scxml_transitions, wingman
 
 COMMITTED = {"mermaid": "power.mmd", "svg": "power.svg", "scxml": "power.scxml"}
 
@@ -53,8 +54,14 @@ def test_a_changed_chart_is_stale_until_refresh(tmp_path):
 
     doc = yaml.safe_load(chart.read_text())
     doc["states"].append({"name": "crashed", "description": "The process died; the crash handler decides."})
-    doc["transitions"].append({"trigger": "crash", "source": ["running"], "dest": "crashed",
-                               "description": "The process exited without being asked to."})
+    doc["transitions"].append(
+        {
+            "trigger": "crash",
+            "source": ["running"],
+            "dest": "crashed",
+            "description": "The process exited without being asked to.",
+        }
+    )
     chart.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     stale = stale_exports(chart)
@@ -68,7 +75,9 @@ def test_a_changed_chart_is_stale_until_refresh(tmp_path):
 
     r = wingman("diagram", "refresh", "--chart", str(chart))
     assert r.returncode == 0, r.stderr
-    assert sorted(re.findall(r"wrote (\S+)", r.stdout.decode())) == sorted(str(tmp_path / n) for n in COMMITTED.values())
+    assert sorted(re.findall(r"wrote (\S+)", r.stdout.decode())) == sorted(
+        str(tmp_path / n) for n in COMMITTED.values()
+    )
     assert stale_exports(chart) == []
     assert wingman("diagram", "check", "--chart", str(chart)).returncode == 0
     _, states, arrows = scxml_transitions((tmp_path / "power.scxml").read_bytes())
@@ -87,7 +96,9 @@ def test_a_missing_or_edited_export_is_stale(tmp_path):
     scxml = tmp_path / "power.scxml"
     scxml.write_text(scxml.read_text().replace('event="ready"', 'event="go"'))
     assert {(s.path.name, s.reason) for s in stale_exports(chart)} == {
-        ("power.mmd", "missing"), ("power.scxml", "differs from the YAML")}
+        ("power.mmd", "missing"),
+        ("power.scxml", "differs from the YAML"),
+    }
 
 
 def test_svg_comparison_ignores_layout_but_not_content(tmp_path):
@@ -95,8 +106,13 @@ def test_svg_comparison_ignores_layout_but_not_content(tmp_path):
     svg = tmp_path / "power.svg"
     original = svg.read_text()
     # Another machine's fonts move everything: every coordinate shifted is still current.
-    svg.write_text(re.sub(r'(?<![\w-])(points|cx|cy|rx|ry|x|y|d|width|height|viewBox|transform)="([^"]*)"',
-                          lambda m: f'{m[1]}="{re.sub(r"[0-9]+", lambda n: str(int(n[0]) + 1), m[2])}"', original))
+    svg.write_text(
+        re.sub(
+            r'(?<![\w-])(points|cx|cy|rx|ry|x|y|d|width|height|viewBox|transform)="([^"]*)"',
+            lambda m: f'{m[1]}="{re.sub(r"[0-9]+", lambda n: str(int(n[0]) + 1), m[2])}"',
+            original,
+        )
+    )
     assert svg.read_text() != original and stale_exports(chart) == []
     # A label that says something else is stale.
     assert "> ready <" in original

@@ -1,6 +1,7 @@
 """History and timeline diagrams of a server driven through the real power engine (a real local
 process: start, stop, start, restart, kill, a reinstall, a start that fails pre-boot) show exactly the
 transitions, counts, causes and actors of its stored events, in every format and in any window."""
+
 from __future__ import annotations
 
 import re
@@ -9,6 +10,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tests.diagram_support import (
+    MERMAID_UNTAKEN,
+    counts_of,
+    decoded_png,
+    dot_edges,
+    drive_server,
+    mermaid_counts,
+    stored_events,
+    svg_groups,
+)
 from wingman.engine.audit.describe import CAUSES
 from wingman.engine.diagrams.history import FADED_FILL, history_diagram
 from wingman.engine.diagrams.render import parse_dot
@@ -16,18 +27,23 @@ from wingman.engine.diagrams.timeline import keep_intervals, timeline_diagram, w
 from wingman.engine.diagrams.window import Window, passage
 from wingman.engine.statechart import load_statechart
 from wingman.engine.store.database import create_engine
-from tests.diagram_support import (
-    MERMAID_UNTAKEN, counts_of, decoded_png, dot_edges, drive_server, mermaid_counts, stored_events, svg_groups,
-)
 
 CHART = load_statechart()
 ALL_ARROWS = {(s, t.trigger, t.dest) for t in CHART.transitions for s in t.sources}
 # What that drive does, by the statechart: a restart is a stop and a start, a kill of a running
 # server is its exit, a reinstall goes through installing, a failed pre-boot aborts the start.
-EXPECTED = Counter({("offline", "start", "starting"): 4, ("starting", "ready", "running"): 3,
-                    ("running", "stop", "stopping"): 2, ("stopping", "exited", "offline"): 2,
-                    ("running", "exited", "offline"): 1, ("starting", "abort", "offline"): 1,
-                    ("offline", "install", "installing"): 1, ("installing", "installed", "offline"): 1})
+EXPECTED = Counter(
+    {
+        ("offline", "start", "starting"): 4,
+        ("starting", "ready", "running"): 3,
+        ("running", "stop", "stopping"): 2,
+        ("stopping", "exited", "offline"): 2,
+        ("running", "exited", "offline"): 1,
+        ("starting", "abort", "offline"): 1,
+        ("offline", "install", "installing"): 1,
+        ("installing", "installed", "offline"): 1,
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +71,12 @@ def happened(events, change: dict) -> datetime:
     when the daemon saw the exit (the `observed_at` of the `process.exited` just before it), else
     at its commit."""
     before = next((e for e in events if e["version"] == change["version"] - 1), None)
-    if change["data"]["trigger"] == "exited" and before and before["type"] == "process.exited" \
-            and before["data"].get("observed_at"):
+    if (
+        change["data"]["trigger"] == "exited"
+        and before
+        and before["type"] == "process.exited"
+        and before["data"].get("observed_at")
+    ):
         return min(datetime.fromisoformat(before["data"]["observed_at"]), change["at"])
     return change["at"]
 
@@ -90,7 +110,9 @@ async def test_history_mermaid_svg_and_png_say_the_same(driven):
     mermaid = (await draw(driven, "history", "mermaid")).decode()
     assert mermaid_counts(mermaid) == truth
     assert {(s, t, d) for s, t, d in MERMAID_UNTAKEN.findall(mermaid)} == ALL_ARROWS - set(truth)
-    assert re.search(r"^\s*class offline current$", mermaid, re.M) and "unvisited\n" not in mermaid.split("classDef")[-1]
+    assert (
+        re.search(r"^\s*class offline current$", mermaid, re.M) and "unvisited\n" not in mermaid.split("classDef")[-1]
+    )
 
     groups = svg_groups(await draw(driven, "history", "svg"))
     for (source, trigger, dest), n in truth.items():
@@ -106,10 +128,14 @@ async def test_a_window_counts_only_its_changes_and_fades_what_it_never_visited(
     failed_start = changes(events)[-2]  # the start whose pre-boot failed, then its abort
     assert failed_start["data"]["trigger"] == "start"
     window = Window(since=failed_start["at"])
-    assert counts_of(changes(events, window)) == {("offline", "start", "starting"): 1,
-                                                  ("starting", "abort", "offline"): 1}
+    assert counts_of(changes(events, window)) == {
+        ("offline", "start", "starting"): 1,
+        ("starting", "abort", "offline"): 1,
+    }
     text = (await draw(driven, "history", "dot", window)).decode()
-    counted = {(s, label.split(" ×")[0], d): int(label.split(" ×")[1]) for s, label, d in dot_edges(text) if "×" in label}
+    counted = {
+        (s, label.split(" ×")[0], d): int(label.split(" ×")[1]) for s, label, d in dot_edges(text) if "×" in label
+    }
     assert counted == counts_of(changes(events, window))
     g = parse_dot(text)
     faded = {s for s in CHART.states if g.get_node(s).attr.get("fillcolor") == FADED_FILL}
@@ -146,14 +172,27 @@ async def test_timeline_mermaid_has_each_change_with_time_cause_and_actor(driven
     text = (await draw(driven, "timeline", "mermaid")).decode()
     assert text.split("---\n")[2].startswith("sequenceDiagram\n")
     drawn = ARROW.findall(text)
-    expected = [(e["data"]["from_state"], e["data"]["to_state"], when(happened(events, e)), e["data"]["trigger"],
-                 CAUSES[e["data"]["cause"]], e["metadata"]["actor"], e["metadata"]["channel"]) for e in changes(events)]
+    expected = [
+        (
+            e["data"]["from_state"],
+            e["data"]["to_state"],
+            when(happened(events, e)),
+            e["data"]["trigger"],
+            CAUSES[e["data"]["cause"]],
+            e["metadata"]["actor"],
+            e["metadata"]["channel"],
+        )
+        for e in changes(events)
+    ]
     assert drawn == expected
     assert {actor for *_, actor, _ in drawn} == {"test", "daemon"}  # the operator and the daemon's own exits
 
     window = Window(since=changes(events)[-2]["at"])
     windowed = ARROW.findall((await draw(driven, "timeline", "mermaid", window)).decode())
-    assert [(a[0], a[3], a[1]) for a in windowed] == [("offline", "start", "starting"), ("starting", "abort", "offline")]
+    assert [(a[0], a[3], a[1]) for a in windowed] == [
+        ("offline", "start", "starting"),
+        ("starting", "abort", "offline"),
+    ]
 
 
 async def test_timeline_svg_is_one_box_per_state_interval(driven):

@@ -5,6 +5,7 @@ start clearly without taking the daemon down.
 Every container is named after a uuid from `docker_uuids`, so it is removed after the test
 whatever happens. Timeouts are upper bounds for waiting, never speed assertions.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,9 +13,9 @@ import time
 import docker
 import pytest
 
-from wingman.engine.environments.docker.spec import container_name
 from tests.docker_support import inspect_server_container
 from tests.support import definition
+from wingman.engine.environments.docker.spec import container_name
 
 WAIT = 60
 
@@ -24,8 +25,14 @@ pytestmark = pytest.mark.docker
 
 
 def docker_server(uuid: str, image: str, invocation: str = ECHO) -> dict:
-    return definition(uuid, invocation=invocation, done=("ready",), runtime="docker", container={"image": image},
-                      stop={"type": "command", "value": "stop"})
+    return definition(
+        uuid,
+        invocation=invocation,
+        done=("ready",),
+        runtime="docker",
+        container={"image": image},
+        stop={"type": "command", "value": "stop"},
+    )
 
 
 inspect = inspect_server_container
@@ -86,7 +93,7 @@ def test_a_restarted_daemon_adopts_a_running_container(daemon_process, docker_uu
     second = daemon_process(servers=servers, folder=first.folder)  # same config, same event store
     body = second.wait_state(uuid, "running", WAIT)
     assert body["state"] == "running"
-    after = events(second, uuid)[len(before):]
+    after = events(second, uuid)[len(before) :]
     # No fresh container: the same one, recorded as adopted at boot, and nothing else changed.
     assert inspect(docker_engine, uuid)["Id"] == container_id
     started_again = [e for e in after if e["type"] == "process.started"]
@@ -145,7 +152,9 @@ def test_an_unreachable_docker_engine_fails_the_start_clearly(daemon_process, do
 
 
 @pytest.mark.parametrize("gone", ["exited", "removed"])
-def test_a_container_that_ended_while_the_daemon_was_down_is_recorded_at_boot(daemon_process, docker_uuids, docker_image, docker_engine, gone):
+def test_a_container_that_ended_while_the_daemon_was_down_is_recorded_at_boot(
+    daemon_process, docker_uuids, docker_image, docker_engine, gone
+):
     uuid = docker_uuids.new()
     servers = [docker_server(uuid, docker_image)]
     first = daemon_process(servers=servers)
@@ -176,7 +185,9 @@ def test_a_container_that_ended_while_the_daemon_was_down_is_recorded_at_boot(da
     assert power(second, uuid, "kill")["status"] == "succeeded"
 
 
-def test_a_start_interrupted_by_a_daemon_restart_ends_running(daemon_process, docker_uuids, docker_image, docker_engine):
+def test_a_start_interrupted_by_a_daemon_restart_ends_running(
+    daemon_process, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     servers = [docker_server(uuid, docker_image, "sleep 8; " + ECHO)]  # a slow done-line
     first = daemon_process(servers=servers)
@@ -206,11 +217,20 @@ def test_a_start_interrupted_by_a_daemon_restart_ends_running(daemon_process, do
     second.wait_state(uuid, "offline", WAIT)
 
 
-def test_a_stop_interrupted_by_a_daemon_restart_is_finished_at_boot(daemon_process, docker_uuids, docker_image, docker_engine):
+def test_a_stop_interrupted_by_a_daemon_restart_is_finished_at_boot(
+    daemon_process, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     stubborn = "trap 'echo ignoring TERM' TERM; echo ready; while true; do sleep 1 & wait $!; done"
-    d = definition(uuid, invocation=stubborn, done=("ready",), runtime="docker", container={"image": docker_image},
-                   stop={"type": "signal", "value": "SIGTERM"}, stop_timeout=120)
+    d = definition(
+        uuid,
+        invocation=stubborn,
+        done=("ready",),
+        runtime="docker",
+        container={"image": docker_image},
+        stop={"type": "signal", "value": "SIGTERM"},
+        stop_timeout=120,
+    )
     first = daemon_process(servers=[d])
     assert power(first, uuid, "start")["status"] == "succeeded"
     with first.client() as c:

@@ -3,6 +3,7 @@ says when wingman runs `/bin/sh -c` instead). The image is built here, FROM the 
 entrypoint.sh doing what the yolks' does: cd into /home/container, turn `{{VAR}}` into `${VAR}`,
 echo the command and eval it. Yolks declare it either way: behind an ENTRYPOINT, or as their CMD
 (java_*, without an ENTRYPOINT)."""
+
 from __future__ import annotations
 
 import io
@@ -12,10 +13,17 @@ import uuid as uuidlib
 import docker
 import pytest
 
-from wingman.engine.environments.docker.spec import runs_own_command
-from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, remove_server_container, \
-    started_running
+from tests.docker_power_support import (
+    ECHO,
+    WAIT,
+    console_shows,
+    docker_server,
+    inspect,
+    remove_server_container,
+    started_running,
+)
 from tests.test_docker_limits import DockerHarness
+from wingman.engine.environments.docker.spec import runs_own_command
 
 ENTRYPOINT_SH = b"""#!/bin/sh
 cd /home/container || exit 1
@@ -64,13 +72,21 @@ async def test_a_yolk_boots_from_startup_through_its_own_entrypoint(tmp_path, yo
     uuid = docker_uuids.new()
     invocation = "echo listening on {{SERVER_PORT}} as {{GAME_MODE}} in $(pwd); " + ECHO
     # `~`: Wings' local-only image, never pulled (there is no registry for it), run by its own name.
-    d = docker_server(uuid, f"~{tag}", invocation, done=("listening on 27015",), env={"GAME_MODE": "survival"},
-                      allocations={"default": {"ip": "127.0.0.1", "port": 27015}, "mappings": {}})
+    d = docker_server(
+        uuid,
+        f"~{tag}",
+        invocation,
+        done=("listening on 27015",),
+        env={"GAME_MODE": "survival"},
+        allocations={"default": {"ip": "127.0.0.1", "port": 27015}, "mappings": {}},
+    )
     async with DockerHarness(tmp_path, [d], {"network": {"network_mode": "none"}, "log_config": {"type": ""}}) as h:
         await started_running(h, uuid)  # its done-line is the substituted one
         await console_shows(h, uuid, "listening on 27015 as survival in /home/container")
-        assert ":/home/container$ echo listening on ${SERVER_PORT} as ${GAME_MODE} in $(pwd); " + ECHO \
-            in h.processes.console(uuid).lines  # the entrypoint's echo: STARTUP came through untouched
+        assert (
+            ":/home/container$ echo listening on ${SERVER_PORT} as ${GAME_MODE} in $(pwd); " + ECHO
+            in h.processes.console(uuid).lines
+        )  # the entrypoint's echo: STARTUP came through untouched
         await h.processes.send_command(uuid, "hello")
         await console_shows(h, uuid, "echo hello")  # stdin reaches the server behind the entrypoint
 
@@ -85,13 +101,16 @@ async def test_a_yolk_boots_from_startup_through_its_own_entrypoint(tmp_path, yo
         assert (await h.outcome(await h.act(uuid, "stop"), WAIT)).status == "succeeded"
 
 
-@pytest.mark.parametrize("image_config, own", [
-    ({"Entrypoint": ["/usr/bin/tini", "-g", "--"], "Cmd": ["/entrypoint.sh"]}, True),  # a yolk behind tini
-    ({"Entrypoint": None, "Cmd": ["/bin/bash", "/entrypoint.sh"]}, True),  # java_* yolks
-    ({"Entrypoint": None, "Cmd": None}, False),  # an imported busybox: Docker would refuse to create it
-    ({"Entrypoint": None, "Cmd": ["/bin/sh"]}, False),  # alpine: a shell reading stdin, never STARTUP
-    ({"Cmd": ["bash"]}, False),  # debian
-    (None, False),
-])
+@pytest.mark.parametrize(
+    "image_config, own",
+    [
+        ({"Entrypoint": ["/usr/bin/tini", "-g", "--"], "Cmd": ["/entrypoint.sh"]}, True),  # a yolk behind tini
+        ({"Entrypoint": None, "Cmd": ["/bin/bash", "/entrypoint.sh"]}, True),  # java_* yolks
+        ({"Entrypoint": None, "Cmd": None}, False),  # an imported busybox: Docker would refuse to create it
+        ({"Entrypoint": None, "Cmd": ["/bin/sh"]}, False),  # alpine: a shell reading stdin, never STARTUP
+        ({"Cmd": ["bash"]}, False),  # debian
+        (None, False),
+    ],
+)
 def test_when_the_image_runs_its_own_command(image_config, own):
     assert runs_own_command(image_config) is own

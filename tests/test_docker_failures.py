@@ -5,17 +5,26 @@ missing image, a container removed or killed behind the daemon's back, and a del
 Every container is named after a uuid from `docker_uuids`, so it is removed after the test
 whatever happens. Timeouts are upper bounds for waiting, never speed assertions.
 """
+
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
+from tests.docker_power_support import (
+    ECHO,
+    TRAP,
+    WAIT,
+    docker_server,
+    inspect,
+    not_running,
+    of_type,
+    sdk,
+    started_running,
+)
 from wingman.engine.environments.docker.spec import container_name
 from wingman.engine.events import Metadata
-from tests.docker_power_support import (
-    ECHO, TRAP, WAIT, docker_server, inspect, not_running, of_type, sdk, started_running,
-)
 
 pytestmark = pytest.mark.docker
 
@@ -24,8 +33,7 @@ async def test_out_of_memory_is_recorded_and_fails_the_start(engine_harness, doc
     uuid = docker_uuids.new()
     # `tail` keeps the whole 64 MiB "line" of zeros in memory; the OOM killer ends it, and the
     # shell (PID 1) exits with its status before the done-line.
-    d = docker_server(uuid, docker_image, "echo booting; head -c 64m /dev/zero | tail",
-                      build={"memory_limit": 16})
+    d = docker_server(uuid, docker_image, "echo booting; head -c 64m /dev/zero | tail", build={"memory_limit": 16})
     async with engine_harness([d]) as h:
         op = await h.outcome(await h.act(uuid, "start"), WAIT)
         assert op.status == "failed"
@@ -69,6 +77,7 @@ async def test_container_removed_behind_the_daemons_back(engine_harness, docker_
                 client.remove_container(started.data["container_id"], force=True)
             finally:
                 client.close()
+
         await asyncio.to_thread(remove)
 
         await h.wait_state(uuid, "offline", WAIT)
@@ -88,8 +97,9 @@ async def test_container_removed_behind_the_daemons_back(engine_harness, docker_
 
 async def test_out_of_memory_after_ready_takes_the_server_offline(engine_harness, docker_uuids, docker_image):
     uuid = docker_uuids.new()
-    d = docker_server(uuid, docker_image, "echo ready; sleep 1; head -c 64m /dev/zero | tail",
-                      build={"memory_limit": 16})
+    d = docker_server(
+        uuid, docker_image, "echo ready; sleep 1; head -c 64m /dev/zero | tail", build={"memory_limit": 16}
+    )
     async with engine_harness([d]) as h:
         await started_running(h, uuid)
         await h.wait_state(uuid, "offline", WAIT)
@@ -100,7 +110,9 @@ async def test_out_of_memory_after_ready_takes_the_server_offline(engine_harness
         assert change.data["from_state"] == "running" and change.data["cause"] == "exited"
 
 
-async def test_container_killed_behind_the_daemons_back_is_a_crash(engine_harness, docker_uuids, docker_image, docker_engine):
+async def test_container_killed_behind_the_daemons_back_is_a_crash(
+    engine_harness, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     async with engine_harness([docker_server(uuid, docker_image, TRAP)]) as h:
         await started_running(h, uuid)
@@ -111,6 +123,7 @@ async def test_container_killed_behind_the_daemons_back_is_a_crash(engine_harnes
                 client.kill(container_name(uuid), signal="SIGKILL")
             finally:
                 client.close()
+
         await asyncio.to_thread(kill)
 
         await h.wait_state(uuid, "offline", WAIT)
@@ -122,7 +135,9 @@ async def test_container_killed_behind_the_daemons_back_is_a_crash(engine_harnes
         assert h.processes.handle(uuid) is None
 
 
-async def test_deleting_a_server_removes_its_container_and_keeps_its_history(engine_harness, docker_uuids, docker_image, docker_engine):
+async def test_deleting_a_server_removes_its_container_and_keeps_its_history(
+    engine_harness, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     async with engine_harness([docker_server(uuid, docker_image, ECHO)]) as h:
         await started_running(h, uuid)

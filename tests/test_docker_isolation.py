@@ -1,13 +1,14 @@
 """A hostile game server in a real container: it runs as its own unprivileged user with Wings'
 hardening, as `docker inspect` shows, and from inside finds no capability, no way back to root,
 no writable root filesystem and nothing of the daemon; it can use its own folder and /tmp."""
+
 from __future__ import annotations
 
 import pytest
 
+from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, started_running
 from wingman.engine.environments.docker.policy import DROPPED_CAPABILITIES
 from wingman.engine.environments.docker.spec import WORKDIR
-from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, started_running
 
 pytestmark = pytest.mark.docker
 
@@ -17,18 +18,20 @@ PROBE = (
     "touch /planted 2>/dev/null && echo 'root: writable' || echo 'root: read-only'; "
     "echo x > /tmp/scratch && echo 'tmp: writable'; "
     "echo mine > /home/container/mine.txt && echo 'folder: writable'; "
-    "for p in /var/run/docker.sock {private}; do [ -e $p ] && echo \"visible: $p\"; done; "
+    'for p in /var/run/docker.sock {private}; do [ -e $p ] && echo "visible: $p"; done; '
     "echo probed; "
 )
 
 
 async def test_a_container_runs_as_its_own_user_with_wings_hardening_and_reaches_nothing(
-        engine_harness, docker_uuids, docker_image, docker_engine, tmp_path):
+    engine_harness, docker_uuids, docker_image, docker_engine, tmp_path
+):
     uuid = docker_uuids.new()
     root = tmp_path / "var"  # the harness's root directory: the daemon's database and key live there
     private = " ".join(str(p) for p in (root, root / "wingman.db", root / "checkpoint-key.pem"))
-    async with engine_harness([docker_server(uuid, docker_image, PROBE.format(private=private) + ECHO,
-                                                 done=("probed",))]) as h:
+    async with engine_harness(
+        [docker_server(uuid, docker_image, PROBE.format(private=private) + ECHO, done=("probed",))]
+    ) as h:
         await started_running(h, uuid)
         await console_shows(h, uuid, "probed")
         container = await inspect(docker_engine, uuid)
@@ -43,7 +46,8 @@ async def test_a_container_runs_as_its_own_user_with_wings_hardening_and_reaches
         assert {c.lower().removeprefix("cap_") for c in host["CapDrop"]} == set(DROPPED_CAPABILITIES)
         folder = h.daemon.starter.folder(uuid)
         assert [(m["Type"], m["Source"], m["Destination"]) for m in container["Mounts"]] == [
-            ("bind", str(folder.resolve()), WORKDIR)]
+            ("bind", str(folder.resolve()), WORKDIR)
+        ]
 
         lines = list(h.processes.console(uuid).lines)
         assert f"ids {uid}:{gid} groups {gid}" in lines

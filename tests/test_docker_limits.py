@@ -2,6 +2,7 @@
 shows each as Wings maps it (environment/settings.go AsContainerResources, container.go Create),
 and the kernel enforces what this machine can: memory (an OOM kill, recorded as the crash it is)
 and pids (a fork loop stops). What the engine cannot apply is said at pre-boot."""
+
 from __future__ import annotations
 
 import uuid as uuidlib
@@ -10,14 +11,14 @@ import docker
 import pytest
 from structlog.testing import capture_logs
 
+from tests.conftest import EngineHarness
+from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, of_type, sdk, started_running
+from tests.support import TOKEN
 from wingman.engine.config import parse_config
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.daemon import Daemon
 from wingman.engine.environments.docker.limits import container_resources, discarded, unenforced
 from wingman.engine.servers.definition import parse_definition
-from tests.conftest import EngineHarness
-from tests.docker_power_support import ECHO, WAIT, console_shows, docker_server, inspect, of_type, sdk, started_running
-from tests.support import TOKEN
 
 # Every limit a definition can ask for; oom_disabled is set where the test needs it.
 EVERY_LIMIT = {"memory_limit": 64, "swap": 32, "cpu_limit": 50, "threads": "0", "io_weight": 300, "pids_limit": 64}
@@ -30,8 +31,14 @@ class DockerHarness(EngineHarness):
 
     def __init__(self, folder, servers: list[dict], docker_section: dict, system: dict | None = None):
         self.folder = folder
-        self.config = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var"), **(system or {})},
-                                    "docker": docker_section, "servers": servers})
+        self.config = parse_config(
+            {
+                "token": TOKEN,
+                "system": {"root_directory": str(folder / "var"), **(system or {})},
+                "docker": docker_section,
+                "servers": servers,
+            }
+        )
         self.daemon = Daemon(self.config)
 
 
@@ -54,18 +61,28 @@ def bridge(docker_engine):
 
 
 def on_bridge(name: str, gateway: str) -> dict:
-    return {"network": {"name": name, "network_mode": name, "interface": gateway, "dns": DNS},
-            "domainname": "games.example", "userns_mode": "host"}
+    return {
+        "network": {"name": name, "network_mode": name, "interface": gateway, "dns": DNS},
+        "domainname": "games.example",
+        "userns_mode": "host",
+    }
 
 
 @pytest.mark.docker
 async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
-        tmp_path, docker_uuids, docker_image, docker_engine, bridge):
+    tmp_path, docker_uuids, docker_image, docker_engine, bridge
+):
     name, gateway = bridge
     uuid = docker_uuids.new()
     probe = 'echo "ip $SERVER_IP port $SERVER_PORT host $(hostname)"; ' + ECHO
-    d = docker_server(uuid, docker_image, probe, build={**EVERY_LIMIT, "oom_disabled": True}, allocations=ALLOCATION,
-                      labels={"owner": "team-a", "Service": "not-pterodactyl"})
+    d = docker_server(
+        uuid,
+        docker_image,
+        probe,
+        build={**EVERY_LIMIT, "oom_disabled": True},
+        allocations=ALLOCATION,
+        labels={"owner": "team-a", "Service": "not-pterodactyl"},
+    )
     async with DockerHarness(tmp_path, [d], on_bridge(name, gateway)) as h:
         await started_running(h, uuid)
         await console_shows(h, uuid, f"ip {gateway} port 25565 host {uuid}")
@@ -83,8 +100,12 @@ async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
         assert config["Hostname"] == uuid and config["Domainname"] == "games.example"
         assert host["Dns"] == DNS and host["NetworkMode"] == name and host["UsernsMode"] == "host"
         assert host["LogConfig"] == {"Type": "local", "Config": DockerConfig().log_config.config}
-        labels = {"owner": "team-a", "Service": "Pterodactyl", "ContainerType": "server_process",
-                  "wingman.server": uuid}
+        labels = {
+            "owner": "team-a",
+            "Service": "Pterodactyl",
+            "ContainerType": "server_process",
+            "wingman.server": uuid,
+        }
         assert labels.items() <= config["Labels"].items()  # beside the image's own labels
         assert f"SERVER_IP={gateway}" in config["Env"] and "SERVER_PORT=25565" in config["Env"]
         assert config["Cmd"] == ["/bin/sh", "-c", probe]  # the test image declares nothing to run
@@ -104,12 +125,22 @@ async def test_every_limit_and_wings_housekeeping_as_docker_inspect_shows_them(
 
 @pytest.mark.docker
 async def test_pre_boot_warns_of_an_oom_killer_disabled_without_a_memory_limit(
-        tmp_path, docker_runtime, docker_uuids, docker_image):
+    tmp_path, docker_runtime, docker_uuids, docker_image
+):
     from wingman.engine.environments.base import LaunchSpec
 
     rt = await docker_runtime(docker_config=DockerConfig(network={"network_mode": "none"}))
-    config = parse_definition({"settings": {"uuid": docker_uuids.new(), "invocation": "true", "runtime": "docker",
-                                            "container": {"image": docker_image}, "build": {"oom_disabled": True}}})
+    config = parse_definition(
+        {
+            "settings": {
+                "uuid": docker_uuids.new(),
+                "invocation": "true",
+                "runtime": "docker",
+                "container": {"image": docker_image},
+                "build": {"oom_disabled": True},
+            }
+        }
+    )
     warnings = await rt.check_limits(LaunchSpec(config=config, folder=tmp_path, environment={}))
     assert any(w.startswith("oom_disabled without a memory_limit") for w in warnings), warnings
 
@@ -120,7 +151,8 @@ HUNGRY = "echo ready; read x; head -c 64m /dev/zero | tail"
 
 @pytest.mark.docker
 async def test_a_server_beyond_its_memory_is_oom_killed_and_its_history_says_so(
-        tmp_path, docker_uuids, docker_image, docker_engine):
+    tmp_path, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     build = {**EVERY_LIMIT, "memory_limit": 16, "swap": 0, "oom_disabled": False}
     d = docker_server(uuid, docker_image, HUNGRY, build=build)
@@ -154,17 +186,46 @@ async def test_a_fork_loop_beyond_the_pids_limit_fails_to_fork(tmp_path, docker_
 
 def test_what_an_engine_cannot_apply_is_warned_of_for_what_the_definition_asks():
     """The kernels this machine does not have: `docker info` saying no, a HostConfig that lost some."""
-    cfg = parse_definition({"settings": {"uuid": str(uuidlib.uuid4()), "invocation": "x", "runtime": "docker",
-                                         "container": {"image": "i"}, "build": EVERY_LIMIT}})
+    cfg = parse_definition(
+        {
+            "settings": {
+                "uuid": str(uuidlib.uuid4()),
+                "invocation": "x",
+                "runtime": "docker",
+                "container": {"image": "i"},
+                "build": EVERY_LIMIT,
+            }
+        }
+    )
     resources = container_resources(cfg, DockerConfig())
-    assert unenforced(cfg, resources, {k: True for k in ("MemoryLimit", "SwapLimit", "CpuCfsQuota", "CpuCfsPeriod",
-                                                          "CPUShares", "CPUSet", "PidsLimit")}, set()) == []
+    assert (
+        unenforced(
+            cfg,
+            resources,
+            {
+                k: True
+                for k in ("MemoryLimit", "SwapLimit", "CpuCfsQuota", "CpuCfsPeriod", "CPUShares", "CPUSet", "PidsLimit")
+            },
+            set(),
+        )
+        == []
+    )
     said = unenforced(cfg, resources, {"MemoryLimit": False, "CPUSet": False, "CpuCfsQuota": False}, {"blkio_weight"})
-    assert sorted(w.split("; ")[1] for w in said) == [f"{name} is not enforced" for name in
-                                                      ("cpu_limit", "io_weight", "memory_limit", "threads")]
+    assert sorted(w.split("; ")[1] for w in said) == [
+        f"{name} is not enforced" for name in ("cpu_limit", "io_weight", "memory_limit", "threads")
+    ]
     # Docker's HostConfig after a create on a kernel without blkio weight nor oom_kill_disable:
-    kept = {"Memory": 73_600_000, "MemoryReservation": 64_000_000, "MemorySwap": 105_600_000, "CpuQuota": 50_000,
-            "CpuPeriod": 100_000, "CpuShares": 1024, "CpusetCpus": "0", "BlkioWeight": 0, "PidsLimit": 64}
+    kept = {
+        "Memory": 73_600_000,
+        "MemoryReservation": 64_000_000,
+        "MemorySwap": 105_600_000,
+        "CpuQuota": 50_000,
+        "CpuPeriod": 100_000,
+        "CpuShares": 1024,
+        "CpusetCpus": "0",
+        "BlkioWeight": 0,
+        "PidsLimit": 64,
+    }
     oom = container_resources(cfg.model_copy(update={"oom_disabled": True}), DockerConfig())
     assert discarded(oom, {**kept, "OomKillDisable": False}) == {"blkio_weight", "oom_kill_disable"}
     assert discarded(resources, {**kept, "BlkioWeight": 300, "OomKillDisable": False}) == set()

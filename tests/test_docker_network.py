@@ -11,6 +11,7 @@ Networks a test makes for itself have names of their own and are removed afterwa
 `pterodactyl_nw` may be in use by other suites at the same time and is left. Timeouts are upper
 bounds for waiting, never speed assertions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,17 +28,17 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.docker_support import inspect_server_container
+from tests.http_support import assert_json_error, total_events
+from tests.panel_support import PanelStandIn
+from tests.support import definition, free_port, unavailable
+from tests.test_panel_inventory import panel_events, wait_events, with_panel
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.environments.base import LaunchSpec, RuntimeFailure
 from wingman.engine.environments.docker.network import Networks, container_network, port_taken, published
 from wingman.engine.environments.docker.spec import container_name
 from wingman.engine.servers.definition import parse_definition
 from wingman.engine.servers.host_addresses import AddressNotOnHost, HostAddresses
-from tests.docker_support import inspect_server_container
-from tests.http_support import assert_json_error, total_events
-from tests.panel_support import PanelStandIn
-from tests.support import definition, free_port, unavailable
-from tests.test_panel_inventory import panel_events, wait_events, with_panel
 
 WAIT = 60
 FOREIGN = "203.0.113.7"  # TEST-NET-3: never an address of this host
@@ -51,8 +52,9 @@ def game(tmp_path_factory) -> Path:
         unavailable("a C compiler is needed (.ci/system.sh installs gcc)")
     folder = tmp_path_factory.mktemp("game")
     source = Path(__file__).with_name("net_gameserver.c")
-    done = subprocess.run([compiler, "-static", "-O2", "-o", str(folder / "game"), str(source)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [compiler, "-static", "-O2", "-o", str(folder / "game"), str(source)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         unavailable(f"the game server does not build statically (libc6-dev?): {done.stderr[-2000:]}")
     return folder / "game"
@@ -63,9 +65,15 @@ def allocations(port: int, ip: str = "127.0.0.1", **extra) -> dict:
 
 
 def game_server(uuid: str, image: str, port: int, ip: str = "127.0.0.1") -> dict:
-    return definition(uuid, invocation=f"exec ./game {port}", done=("game listening",), runtime="docker",
-                      container={"image": image}, allocations=allocations(port, ip),
-                      stop={"type": "command", "value": "stop"})
+    return definition(
+        uuid,
+        invocation=f"exec ./game {port}",
+        done=("game listening",),
+        runtime="docker",
+        container={"image": image},
+        allocations=allocations(port, ip),
+        stop={"type": "command", "value": "stop"},
+    )
 
 
 def place_game(game: Path, folder: Path) -> None:
@@ -125,9 +133,11 @@ def sdk(url: str) -> docker.APIClient:
 
 # -- the whole daemon ---------------------------------------------------------------------------
 
+
 @pytest.mark.docker
-def test_a_player_on_the_host_reaches_the_server_over_tcp_and_udp(daemon_process, docker_uuids, docker_image,
-                                                                  docker_engine, game):
+def test_a_player_on_the_host_reaches_the_server_over_tcp_and_udp(
+    daemon_process, docker_uuids, docker_image, docker_engine, game
+):
     d = daemon_process()
     port = free_port()
     uuid = add(d, game_server(docker_uuids.new(), docker_image, port))
@@ -148,8 +158,10 @@ def test_a_player_on_the_host_reaches_the_server_over_tcp_and_udp(daemon_process
 
     network = sdk(docker_engine).inspect_network("pterodactyl_nw")  # Wings' settings
     assert (network["Driver"], network["Internal"], network["EnableIPv6"]) == ("bridge", False, True)
-    assert network["IPAM"]["Config"] == [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"},
-                                         {"Subnet": "fdba:17c8:6c94::/64", "Gateway": "fdba:17c8:6c94::1011"}]
+    assert network["IPAM"]["Config"] == [
+        {"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"},
+        {"Subnet": "fdba:17c8:6c94::/64", "Gateway": "fdba:17c8:6c94::1011"},
+    ]
     options = network["Options"]
     assert options["com.docker.network.bridge.name"] == "pterodactyl0"
     assert options["com.docker.network.bridge.enable_icc"] == "true"
@@ -159,8 +171,9 @@ def test_a_player_on_the_host_reaches_the_server_over_tcp_and_udp(daemon_process
 
 
 @pytest.mark.docker
-def test_a_port_the_host_holds_fails_the_start_with_the_allocation_named(daemon_process, docker_uuids, docker_image,
-                                                                        game):
+def test_a_port_the_host_holds_fails_the_start_with_the_allocation_named(
+    daemon_process, docker_uuids, docker_image, game
+):
     d = daemon_process()
     for kind, proto in ((socket.SOCK_STREAM, "tcp"), (socket.SOCK_DGRAM, "udp")):
         with socket.socket(socket.AF_INET, kind) as held:
@@ -193,6 +206,7 @@ def test_network_mode_none_publishes_nothing(daemon_process, docker_uuids, docke
 
 
 # -- the door: an allocation IP the host does not have --------------------------------------------
+
 
 def test_an_ip_that_is_not_the_hosts_is_a_422_and_nothing_is_recorded(daemon_process):
     port = free_port()
@@ -253,10 +267,17 @@ def test_the_door_check_is_the_hosts_and_parsing_stays_pure():
 
 # -- what is published where --------------------------------------------------------------------
 
+
 def test_publishing_rules():
-    doc = {"settings": {"uuid": str(uuidlib.uuid4()), "allocations": {
-        "default": {"ip": "127.0.0.1", "port": 25565},
-        "mappings": {"127.0.0.1": [25565], "192.0.2.2": [27015, 27015]}}}}
+    doc = {
+        "settings": {
+            "uuid": str(uuidlib.uuid4()),
+            "allocations": {
+                "default": {"ip": "127.0.0.1", "port": 25565},
+                "mappings": {"127.0.0.1": [25565], "192.0.2.2": [27015, 27015]},
+            },
+        }
+    }
     cfg = parse_definition(doc)
     node = DockerConfig()
     exposed, bindings = published(cfg, node, container_network(cfg, node))
@@ -270,39 +291,67 @@ def test_publishing_rules():
         assert container_network(cfg, quiet) == mode and published(cfg, quiet, mode) == ([], {})
     legacy = DockerConfig(network_mode="none")  # a wingman config of before: still wins
     assert container_network(cfg, legacy) == "none"
-    forced = parse_definition({"settings": {**doc["settings"], "allocations": {
-        **doc["settings"]["allocations"], "force_outgoing_ip": True}}})
+    forced = parse_definition(
+        {"settings": {**doc["settings"], "allocations": {**doc["settings"]["allocations"], "force_outgoing_ip": True}}}
+    )
     assert container_network(forced, node) == "ip-127-0-0-1"
     assert container_network(forced, DockerConfig(network={"network_mode": "none"})) == "none"
 
 
 def test_docker_refusals_for_a_taken_port_read_as_the_allocation():
-    assert port_taken("driver failed programming external connectivity on endpoint wingman-x (ab12): Error starting "
-                      "userland proxy: listen tcp4 127.0.0.1:25565: bind: address already in use") \
+    assert (
+        port_taken(
+            "driver failed programming external connectivity on endpoint wingman-x (ab12): Error starting "
+            "userland proxy: listen tcp4 127.0.0.1:25565: bind: address already in use"
+        )
         == "allocation 127.0.0.1:25565/tcp is already in use on this host"
-    assert port_taken("failed to bind port [::1]:25565/udp: Error starting userland proxy: listen udp6 [::1]:25565: "
-                      "bind: address already in use") == "allocation [::1]:25565/udp is already in use on this host"
-    assert port_taken("Bind for 0.0.0.0:8080 failed: port is already allocated") \
+    )
+    assert (
+        port_taken(
+            "failed to bind port [::1]:25565/udp: Error starting userland proxy: listen udp6 [::1]:25565: "
+            "bind: address already in use"
+        )
+        == "allocation [::1]:25565/udp is already in use on this host"
+    )
+    assert (
+        port_taken("Bind for 0.0.0.0:8080 failed: port is already allocated")
         == "allocation 0.0.0.0:8080 is already in use on this host (by another container)"
+    )
     assert port_taken("network pterodactyl_nw not found") is None
 
 
 # -- the runtime by itself: networks of the test's own ------------------------------------------
 
+
 def own_network() -> DockerConfig:
     """A node network no other test uses: its own name and subnets."""
     a, b = random.randrange(200, 250), random.randrange(0, 256)
     name = f"wm-test-{uuidlib.uuid4().hex[:10]}"
-    return DockerConfig(network={
-        "name": name, "network_mode": name, "interface": f"10.{a}.{b}.1",
-        "interfaces": {"v4": {"subnet": f"10.{a}.{b}.0/24", "gateway": f"10.{a}.{b}.1"},
-                       "v6": {"subnet": f"fd{a:02x}:{b:02x}::/64", "gateway": f"fd{a:02x}:{b:02x}::1"}}})
+    return DockerConfig(
+        network={
+            "name": name,
+            "network_mode": name,
+            "interface": f"10.{a}.{b}.1",
+            "interfaces": {
+                "v4": {"subnet": f"10.{a}.{b}.0/24", "gateway": f"10.{a}.{b}.1"},
+                "v6": {"subnet": f"fd{a:02x}:{b:02x}::/64", "gateway": f"fd{a:02x}:{b:02x}::1"},
+            },
+        }
+    )
 
 
 def spec(tmp_path: Path, uuid: str, image: str, game: Path, port: int, **alloc) -> LaunchSpec:
-    config = parse_definition({"settings": {"uuid": uuid, "invocation": f"exec ./game {port}", "runtime": "docker",
-                                            "container": {"image": image},
-                                            "allocations": allocations(port, **alloc)}})
+    config = parse_definition(
+        {
+            "settings": {
+                "uuid": uuid,
+                "invocation": f"exec ./game {port}",
+                "runtime": "docker",
+                "container": {"image": image},
+                "allocations": allocations(port, **alloc),
+            }
+        }
+    )
     place_game(game, tmp_path / uuid)
     return LaunchSpec(config=config, folder=tmp_path / uuid, environment={})
 
@@ -337,15 +386,18 @@ async def test_two_creators_at_once_both_succeed_and_make_one_network(docker_eng
         assert results == [name, name]
         found = [n for n in sdk(docker_engine).networks(names=[name]) if n["Name"] == name]
         assert len(found) == 1
-        assert found[0]["IPAM"]["Config"][0] == {"Subnet": node.network.interfaces.v4.subnet,
-                                                 "Gateway": node.network.interfaces.v4.gateway}
+        assert found[0]["IPAM"]["Config"][0] == {
+            "Subnet": node.network.interfaces.v4.subnet,
+            "Gateway": node.network.interfaces.v4.gateway,
+        }
     finally:
         remove_network(docker_engine, name)
 
 
 @pytest.mark.docker
-async def test_a_deleted_network_is_made_again_at_the_next_start(tmp_path, docker_runtime, docker_uuids, docker_image,
-                                                                docker_engine, game):
+async def test_a_deleted_network_is_made_again_at_the_next_start(
+    tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine, game
+):
     node = own_network()
     name = node.network.name
     rt = await docker_runtime(docker_config=node)
@@ -370,18 +422,23 @@ async def test_a_deleted_network_is_made_again_at_the_next_start(tmp_path, docke
 
 
 @pytest.mark.docker
-async def test_a_named_network_that_does_not_exist_is_a_clear_refusal(tmp_path, docker_runtime, docker_uuids,
-                                                                     docker_image, game):
+async def test_a_named_network_that_does_not_exist_is_a_clear_refusal(
+    tmp_path, docker_runtime, docker_uuids, docker_image, game
+):
     missing = f"wm-missing-{uuidlib.uuid4().hex[:10]}"
     rt = await docker_runtime(docker_config=DockerConfig(network={"network_mode": missing}))
-    with pytest.raises(RuntimeFailure, match=rf"the Docker network '{missing}' \(docker.network.network_mode\) "
-                                                r"does not exist"):
+    with pytest.raises(
+        RuntimeFailure,
+        match=rf"the Docker network '{missing}' \(docker.network.network_mode\) "
+        r"does not exist",
+    ):
         await rt.launch(spec(tmp_path, docker_uuids.new(), docker_image, game, free_port()), Console())
 
 
 @pytest.mark.docker
-async def test_force_outgoing_ip_joins_wings_bridge_of_that_ip(tmp_path, docker_runtime, docker_uuids, docker_image,
-                                                              docker_engine, game):
+async def test_force_outgoing_ip_joins_wings_bridge_of_that_ip(
+    tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine, game
+):
     rt = await docker_runtime()
     uuid, port = docker_uuids.new(), free_port()
     try:

@@ -1,15 +1,16 @@
 """The daemon's Docker runtime loads the docker SDK and connects when a server first needs it
 (engine.environments.docker.on_demand); against a real engine, see test_docker_daemon.py and
 test_docker_recovery.py, which go through it."""
+
 import subprocess
 import sys
 
 import pytest
 
-from wingman.engine.environments.base import RuntimeUnavailable
-from wingman.engine.environments.docker.on_demand import OnDemandDockerRuntime
 from tests.support import REPO
 from tests.test_docker_runtime import Console, spec_for
+from wingman.engine.environments.base import RuntimeUnavailable
+from wingman.engine.environments.docker.on_demand import OnDemandDockerRuntime
 
 UNREACHABLE = "unix:///nonexistent/wingman/docker.sock"
 
@@ -26,7 +27,7 @@ async def test_first_use_connects_and_reports_an_unreachable_engine(tmp_path):
     await rt.open()
     assert rt.runtime is None
     with pytest.raises(AttributeError, match="not connected yet"):
-        rt.container_states
+        _ = rt.container_states
     rt.base_url = UNREACHABLE  # still changeable: nothing is connected
     spec = spec_for(tmp_path, "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11", "true", "local/busybox:test")
     try:

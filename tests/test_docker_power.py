@@ -5,6 +5,7 @@ Failures and things done behind the daemon's back are in test_docker_failures.py
 Every container is named after a uuid from `docker_uuids`, so it is removed after the test
 whatever happens. Timeouts are upper bounds for waiting, never speed assertions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,14 +15,26 @@ import docker
 import pytest
 
 from tests.docker_power_support import (
-    ECHO, STUBBORN, TRAP, WAIT, console_shows, docker_server, inspect, not_running, of_type,
-    remove_server_container, sdk, started_running,
+    ECHO,
+    STUBBORN,
+    TRAP,
+    WAIT,
+    console_shows,
+    docker_server,
+    inspect,
+    not_running,
+    of_type,
+    remove_server_container,
+    sdk,
+    started_running,
 )
 
 pytestmark = pytest.mark.docker
 
 
-async def test_start_reaches_running_on_the_done_line_in_a_container(engine_harness, docker_uuids, docker_image, docker_engine):
+async def test_start_reaches_running_on_the_done_line_in_a_container(
+    engine_harness, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     invocation = "echo booting; sleep 1; echo ready; " + ECHO
     async with engine_harness([docker_server(uuid, docker_image, invocation)]) as h:
@@ -60,7 +73,9 @@ async def test_stop_by_signal_delivers_sigint_for_caret_c(engine_harness, docker
         assert await not_running(docker_engine, uuid)
 
 
-async def test_stop_by_command_writes_to_the_containers_stdin(engine_harness, docker_uuids, docker_image, docker_engine):
+async def test_stop_by_command_writes_to_the_containers_stdin(
+    engine_harness, docker_uuids, docker_image, docker_engine
+):
     uuid = docker_uuids.new()
     d = docker_server(uuid, docker_image, ECHO, stop={"type": "command", "value": "stop"})
     async with engine_harness([d]) as h:
@@ -78,7 +93,9 @@ async def test_stop_by_command_writes_to_the_containers_stdin(engine_harness, do
 
 
 @pytest.mark.parametrize("spelling", ["native", "stop"])  # wingman's name, and Wings' name
-async def test_native_stop_sends_the_containers_stop_signal(engine_harness, docker_uuids, docker_image, docker_engine, spelling):
+async def test_native_stop_sends_the_containers_stop_signal(
+    engine_harness, docker_uuids, docker_image, docker_engine, spelling
+):
     uuid = docker_uuids.new()
     d = docker_server(uuid, docker_image, TRAP, stop={"type": spelling})
     async with engine_harness([d]) as h:
@@ -126,8 +143,12 @@ async def test_restart_runs_a_new_container_and_ends_running(engine_harness, doc
         assert h.state(uuid) == "running"
         events = await h.events(uuid)
         mine = [e for e in events if e.metadata.get("operation_id") == op.id]
-        assert [e.data["to_state"] for e in mine if e.type == "state.changed"] == \
-               ["stopping", "offline", "starting", "running"]
+        assert [e.data["to_state"] for e in mine if e.type == "state.changed"] == [
+            "stopping",
+            "offline",
+            "starting",
+            "running",
+        ]
         started = [e for e in events if e.type == "process.started"]
         assert len(started) == 2 and started[1].metadata["operation_id"] == op.id
         assert started[1].data["container_id"] != first.data["container_id"]
@@ -155,15 +176,19 @@ async def test_kill_is_sigkill_now(engine_harness, docker_uuids, docker_image, d
 
 
 @pytest.mark.parametrize("when", ["container_up", "at_once"])
-async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_harness, docker_uuids, docker_image, docker_engine, when):
+async def test_kill_during_starting_cancels_the_start_and_stays_offline(
+    engine_harness, docker_uuids, docker_image, docker_engine, when
+):
     uuid = docker_uuids.new()
     async with engine_harness([docker_server(uuid, docker_image, "sleep 5; " + TRAP)]) as h:
         start = await h.act(uuid, "start")
         await h.wait_state(uuid, "starting", WAIT)
         if when == "container_up":  # the kill finds a container to kill
+
             async def launched():
                 while h.processes.handle(uuid) is None:
                     await asyncio.sleep(0.05)
+
             await asyncio.wait_for(launched(), WAIT)
         # at_once: the kill lands during pre-boot or while Docker creates the container
         kill = await h.outcome(await h.act(uuid, "kill"), WAIT)
@@ -226,8 +251,9 @@ async def test_native_stop_uses_the_images_stopsignal(engine_harness, docker_uui
         client = sdk(docker_engine)
         try:  # a local build FROM the test image: no registry involved
             dockerfile = f"FROM {docker_base_image}\nSTOPSIGNAL SIGINT\n".encode()
-            for chunk in client.build(fileobj=io.BytesIO(dockerfile), tag=image, rm=True, forcerm=True,
-                                      pull=False, decode=True):
+            for chunk in client.build(
+                fileobj=io.BytesIO(dockerfile), tag=image, rm=True, forcerm=True, pull=False, decode=True
+            ):
                 assert "error" not in chunk, chunk
         finally:
             client.close()

@@ -10,6 +10,7 @@ bounds on what reaches the console are checked on made-up streams, without an en
 
 Timeouts are upper bounds for waiting, never speed assertions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,22 +18,30 @@ import asyncio
 import docker
 import pytest
 
+from tests.docker_power_support import ECHO, docker_server
+from tests.http_support import power
+from tests.registry_support import PushedImages, SilentRegistry, SlowProxy, registries
+from tests.ws_support import authed
 from wingman.api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.environments.base import LaunchSpec
 from wingman.engine.environments.docker import images
 from wingman.engine.environments.docker.images import (
-    PULL_FINISHED, PULL_STARTED, ImagePuller, ProgressLines, PullResult, local_name, messages)
+    PULL_FINISHED,
+    PULL_STARTED,
+    ImagePuller,
+    ProgressLines,
+    PullResult,
+    local_name,
+    messages,
+)
 from wingman.engine.servers.definition import parse_definition
-from tests.docker_power_support import ECHO, docker_server
-from tests.http_support import power
-from tests.registry_support import PushedImages, SilentRegistry, SlowProxy, registries
-from tests.ws_support import authed
 
 WAIT = 120  # seconds: the longest a start (with its pull) may take before the test fails
 
 
 # -- the stream and the console lines, on made-up streams ---------------------------------------
+
 
 class Clock:
     def __init__(self):
@@ -45,9 +54,11 @@ class Clock:
 def test_one_line_per_layer_status_and_few_progress_ticks():
     shown, clock = [], Clock()
     lines = ProgressLines(shown.append, clock, every=5)
-    feed = [{"status": "Pulling from yolks", "id": "java_17"},
-            {"status": "Pulling fs layer", "progressDetail": {}, "id": "aaa"},
-            {"status": "Pulling fs layer", "progressDetail": {}, "id": "bbb"}]
+    feed = [
+        {"status": "Pulling from yolks", "id": "java_17"},
+        {"status": "Pulling fs layer", "progressDetail": {}, "id": "aaa"},
+        {"status": "Pulling fs layer", "progressDetail": {}, "id": "bbb"},
+    ]
     for message in feed:
         assert lines.feed(message) is None
     for i in range(1, 1001):  # a large layer: a thousand byte-progress ticks over 20 s
@@ -62,8 +73,13 @@ def test_one_line_per_layer_status_and_few_progress_ticks():
     assert ticks[0] == "aaa: Downloading [=> ] 1MB/1000MB"  # the status change, with its progress
     assert len(ticks) == 1 + 4  # then one tick every 5 s of the 20
     assert shown[:3] == ["java_17: Pulling from yolks", "aaa: Pulling fs layer", "bbb: Pulling fs layer"]
-    assert shown[-5:] == ["aaa: Download complete", "aaa: Pull complete", "bbb: Already exists",
-                          "Digest: sha256:0123", "Status: Downloaded newer image for ghcr.io/pterodactyl/yolks:java_17"]
+    assert shown[-5:] == [
+        "aaa: Download complete",
+        "aaa: Pull complete",
+        "bbb: Already exists",
+        "Digest: sha256:0123",
+        "Status: Downloaded newer image for ghcr.io/pterodactyl/yolks:java_17",
+    ]
 
 
 def test_an_endless_stream_is_cut_short_and_escapes_are_dropped():
@@ -84,19 +100,26 @@ def test_an_error_in_the_stream_is_the_reason():
 
 
 def test_the_stream_is_parsed_whatever_its_chunks_and_garbage():
-    stream = (b'{"status":"Pulling fs layer","id":"aaa"}\r\n'
-              b'not json at all\r\n'
-              b'["a", "list"]\r\n'
-              b'\r\n'
-              b'{"status":"Downloading","id":"aaa"}\r\n'
-              + b'{"status":"' + b"y" * (images.MAX_MESSAGE + 10) + b'"}\r\n'
-              + b'{"error":"boom","errorDetail":{"message":"boom"}}\r\n'
-              + b'{"status":"no newline at the end"}')
+    stream = (
+        b'{"status":"Pulling fs layer","id":"aaa"}\r\n'
+        b"not json at all\r\n"
+        b'["a", "list"]\r\n'
+        b"\r\n"
+        b'{"status":"Downloading","id":"aaa"}\r\n'
+        + b'{"status":"'
+        + b"y" * (images.MAX_MESSAGE + 10)
+        + b'"}\r\n'
+        + b'{"error":"boom","errorDetail":{"message":"boom"}}\r\n'
+        + b'{"status":"no newline at the end"}'
+    )
     for size in (1, 7, 4096, len(stream)):  # the same stream cut every way
-        chunks = (stream[i:i + size] for i in range(0, len(stream), size))
+        chunks = (stream[i : i + size] for i in range(0, len(stream), size))
         assert list(messages(chunks)) == [
-            {"status": "Pulling fs layer", "id": "aaa"}, {"status": "Downloading", "id": "aaa"},
-            {"error": "boom", "errorDetail": {"message": "boom"}}, {"status": "no newline at the end"}], size
+            {"status": "Pulling fs layer", "id": "aaa"},
+            {"status": "Downloading", "id": "aaa"},
+            {"error": "boom", "errorDetail": {"message": "boom"}},
+            {"status": "no newline at the end"},
+        ], size
 
 
 def test_local_names():
@@ -141,6 +164,7 @@ async def test_starts_of_one_image_share_its_pull_and_the_last_to_go_gives_it_up
 
 # -- against a real engine and a real registry ------------------------------------------------
 
+
 @pytest.fixture
 def registry(tmp_path):
     yield from registries(lambda n: tmp_path / f"registry{n}")
@@ -161,7 +185,7 @@ def daemon_lines(frames: list[dict]) -> list[str]:
     for frame in frames:
         text = (frame.get("args") or [""])[0]
         if frame["event"] == "console output" and text.startswith(DAEMON_NOTE_PREFIX):
-            out.append(text[len(DAEMON_NOTE_PREFIX):].removesuffix(DAEMON_NOTE_SUFFIX))
+            out.append(text[len(DAEMON_NOTE_PREFIX) :].removesuffix(DAEMON_NOTE_SUFFIX))
     return out
 
 
@@ -182,12 +206,13 @@ def kill(d, uuid: str) -> None:
 def pull_lines(notes: list[str]) -> list[str]:
     """The notes from Wings' first pull line to its last, both included."""
     first = notes.index(PULL_STARTED)
-    return notes[first:notes.index(PULL_FINISHED, first) + 1]
+    return notes[first : notes.index(PULL_FINISHED, first) + 1]
 
 
 @pytest.mark.docker
 async def test_a_start_pulls_its_image_falls_back_to_the_local_copy_and_fails_without_one(
-        daemon_process, docker_uuids, registry, pushed):
+    daemon_process, docker_uuids, registry, pushed
+):
     reg = registry()
     image = pushed.push(reg, "wingman-tests/pulled")
     assert not pushed.present(image)
@@ -203,7 +228,8 @@ async def test_a_start_pulls_its_image_falls_back_to_the_local_copy_and_fails_wi
     assert not [line for line in notes if "could not be pulled" in line], notes
     # Wings' order: the pull is done before the permissions step.
     assert notes.index(PULL_FINISHED) < notes.index(
-        "Ensuring file permissions are set correctly, this could take a few seconds..."), notes
+        "Ensuring file permissions are set correctly, this could take a few seconds..."
+    ), notes
 
     # The registry goes away; the image is still here: the start goes on with it, and says so.
     kill(d, uuid)
@@ -223,7 +249,7 @@ async def test_a_start_pulls_its_image_falls_back_to_the_local_copy_and_fails_wi
     assert outcome["status"] == "failed", outcome
     assert f"image {image} could not be pulled (" in outcome["reason"], outcome
     assert "connection refused" in outcome["reason"] and "is not on this node" in outcome["reason"], outcome
-    assert PULL_STARTED in notes and PULL_FINISHED not in notes[notes.index(PULL_STARTED):], notes
+    assert PULL_STARTED in notes and PULL_FINISHED not in notes[notes.index(PULL_STARTED) :], notes
     assert any(line.startswith("Pre-boot check 'environment' failed: image ") for line in notes), notes
     with d.client() as c:
         events = c.get(f"/api/servers/{uuid}/events", params={"limit": 1000}).json()["events"]
@@ -232,23 +258,30 @@ async def test_a_start_pulls_its_image_falls_back_to_the_local_copy_and_fails_wi
 
 
 @pytest.mark.docker
-async def test_registry_credentials_are_sent_by_image_prefix(
-        daemon_process, docker_uuids, registry, pushed):
+async def test_registry_credentials_are_sent_by_image_prefix(daemon_process, docker_uuids, registry, pushed):
     reg = registry(users={"wingman": "s3cret-pass"})
     right = pushed.push(reg, "right/image")
     wrong = pushed.push(reg, "wrong/image")
     anonymous = pushed.push(reg, "anonymous/image")
     uuids = {name: docker_uuids.new() for name in ("right", "wrong", "anonymous")}
-    servers = [docker_server(uuids["right"], right, ECHO), docker_server(uuids["wrong"], wrong, ECHO),
-               docker_server(uuids["anonymous"], anonymous, ECHO)]
+    servers = [
+        docker_server(uuids["right"], right, ECHO),
+        docker_server(uuids["wrong"], wrong, ECHO),
+        docker_server(uuids["anonymous"], anonymous, ECHO),
+    ]
     # Prefixes that do not overlap: the order of overlapping ones is the config file's (Wings' is
     # Go's random map order), and the test daemon's config file is written with sorted keys.
     right_creds = {"username": "wingman", "password": "s3cret-pass"}
-    d = daemon_process(servers=servers, docker={"registries": {
-        "example.invalid/": {"username": "someone", "password": "else"},  # another registry's: never sent here
-        f"{reg.host}/right/": right_creds,
-        f"{reg.host}/wrong/": {"username": "wingman", "password": "not-the-password"},
-    }})  # anonymous/ matches none: no credentials are sent
+    d = daemon_process(
+        servers=servers,
+        docker={
+            "registries": {
+                "example.invalid/": {"username": "someone", "password": "else"},  # another registry's: never sent here
+                f"{reg.host}/right/": right_creds,
+                f"{reg.host}/wrong/": {"username": "wingman", "password": "not-the-password"},
+            }
+        },
+    )  # anonymous/ matches none: no credentials are sent
 
     outcome, notes = await start_and_watch(d, uuids["right"])
     assert outcome["status"] == "succeeded", outcome
@@ -264,14 +297,16 @@ async def test_registry_credentials_are_sent_by_image_prefix(
 
 
 def spec_for(tmp_path, uuid: str, image: str) -> LaunchSpec:
-    config = parse_definition({"settings": {"uuid": uuid, "invocation": ECHO, "runtime": "docker",
-                                            "container": {"image": image}}})
+    config = parse_definition(
+        {"settings": {"uuid": uuid, "invocation": ECHO, "runtime": "docker", "container": {"image": image}}}
+    )
     return LaunchSpec(config=config, folder=tmp_path / uuid, environment={})
 
 
 @pytest.mark.docker
 async def test_a_registry_that_never_answers_runs_into_the_pull_timeout(
-        tmp_path, docker_runtime, docker_uuids, docker_base_image, docker_engine):
+    tmp_path, docker_runtime, docker_uuids, docker_base_image, docker_engine
+):
     silent = SilentRegistry()
     api = docker.APIClient(base_url=docker_engine, version="auto", timeout=60)
     image = f"{silent.host}/hangs/image:1"
@@ -312,6 +347,7 @@ async def test_a_start_given_up_mid_pull_gives_the_pull_up(tmp_path, docker_runt
         async def downloading():
             while not any(": Downloading" in line for line in notes):
                 await asyncio.sleep(0.05)
+
         await asyncio.wait_for(downloading(), WAIT)
         flight = rt._images._flights[image]
         start.cancel()  # as a kill cancels the start it preempts
@@ -326,6 +362,7 @@ async def test_a_start_given_up_mid_pull_gives_the_pull_up(tmp_path, docker_runt
         async def dropped():  # the engine gives its download up once its client has gone
             while not proxy.closed:
                 await asyncio.sleep(0.05)
+
         await asyncio.wait_for(dropped(), WAIT)
     finally:
         await proxy.close()

@@ -1,5 +1,6 @@
 """Boot recovery against a real Docker engine that is out of reach when the daemon boots: the
 server is not written off; it is reconciled from the container's facts once the engine is back."""
+
 import asyncio
 
 import pytest
@@ -8,13 +9,21 @@ from tests.docker_support import SocketProxy
 from tests.support import definition
 
 pytestmark = pytest.mark.docker
-READY_LOOP = "echo ready; while read line; do [ \"$line\" = stop ] && exit 0; echo \"said $line\"; done"
+READY_LOOP = 'echo ready; while read line; do [ "$line" = stop ] && exit 0; echo "said $line"; done'
 
 
-async def test_engine_down_at_boot_defers_then_adopts(engine_harness, docker_engine, docker_image, docker_uuids, tmp_path):
+async def test_engine_down_at_boot_defers_then_adopts(
+    engine_harness, docker_engine, docker_image, docker_uuids, tmp_path
+):
     uuid = docker_uuids.new()
-    d = definition(uuid, invocation=READY_LOOP, done=("ready",), runtime="docker",
-                   container={"image": docker_image}, stop={"type": "command", "value": "stop"})
+    d = definition(
+        uuid,
+        invocation=READY_LOOP,
+        done=("ready",),
+        runtime="docker",
+        container={"image": docker_image},
+        stop={"type": "command", "value": "stop"},
+    )
     proxy = SocketProxy(docker_engine.removeprefix("unix://"))
     await proxy.up()
     d_via_proxy = {"url": f"unix://{proxy.path}"}
@@ -43,9 +52,11 @@ async def test_engine_down_at_boot_defers_then_adopts(engine_harness, docker_eng
             assert adopted.data["container_id"] == started.data["container_id"]
             assert h.processes.handle(uuid) is not None
             await h.processes.handle(uuid).send_command("hello")
+
             async def echoed():
                 while "said hello" not in h.processes.console(uuid).lines:
                     await asyncio.sleep(0.05)
+
             await asyncio.wait_for(echoed(), 30)
             assert (await h.outcome(await h.act(uuid, "stop"))).status == "succeeded"
             assert h.state(uuid) == "offline"

@@ -2,6 +2,7 @@
 
 Timeouts here are upper bounds for waiting, never speed assertions: the machine is noisy.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,16 +14,17 @@ import docker
 import pytest
 
 from tests.docker_support import SocketProxy
-
 from wingman.engine.environments.base import ExitInfo, LaunchSpec, RuntimeFailure, RuntimeUnavailable
 from wingman.engine.environments.docker.runtime import DockerRuntime, container_name
 from wingman.engine.servers.definition import parse_definition
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
 
-TRAP = "trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 3' INT; echo ready; " \
-       "while true; do sleep 1 & wait $!; done"
-ECHO = "echo ready; while read line; do echo \"cmd: $line\"; [ \"$line\" = stop ] && exit 0; done"
+TRAP = (
+    "trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 3' INT; echo ready; "
+    "while true; do sleep 1 & wait $!; done"
+)
+ECHO = 'echo ready; while read line; do echo "cmd: $line"; [ "$line" = stop ] && exit 0; done'
 SLEEPER = "echo ready; while true; do sleep 1; done"
 
 
@@ -42,17 +44,26 @@ class Console:
             while not any(text in line for line in self.lines):
                 self._changed.clear()
                 await self._changed.wait()
+
         try:
             await asyncio.wait_for(seen(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"{text!r} not seen on the console within {timeout}s: {self.lines}") from None
 
 
 def spec_for(tmp_path: Path, uuid: str, invocation: str, image: str, **build) -> LaunchSpec:
-    config = parse_definition({"settings": {
-        "uuid": uuid, "invocation": invocation, "runtime": "docker", "container": {"image": image},
-        "environment": {"MOTD": "hello"}, "build": build,
-    }})
+    config = parse_definition(
+        {
+            "settings": {
+                "uuid": uuid,
+                "invocation": invocation,
+                "runtime": "docker",
+                "container": {"image": image},
+                "environment": {"MOTD": "hello"},
+                "build": build,
+            }
+        }
+    )
     folder = tmp_path / uuid
     folder.mkdir(parents=True, exist_ok=True)
     return LaunchSpec(config=config, folder=folder, environment=dict(config.environment))
@@ -67,11 +78,15 @@ def sdk(url: str) -> docker.APIClient:
 
 
 @pytest.mark.docker
-async def test_launch_streams_console_applies_config_and_limits(tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine):
+async def test_launch_streams_console_applies_config_and_limits(
+    tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine
+):
     rt = await docker_runtime()
     uuid = docker_uuids.new()
-    script = ("echo \"motd $MOTD\"; pwd; echo on-disk > marker; printf 'crlf\\r\\nbad \\377 byte\\n'; "
-              "echo to-stderr >&2; printf 'no newline at the end'; echo; echo 'Server started'; " + SLEEPER)
+    script = (
+        "echo \"motd $MOTD\"; pwd; echo on-disk > marker; printf 'crlf\\r\\nbad \\377 byte\\n'; "
+        "echo to-stderr >&2; printf 'no newline at the end'; echo; echo 'Server started'; " + SLEEPER
+    )
     spec = spec_for(tmp_path, uuid, script, docker_image, memory_limit=64, cpu_limit=50, pids_limit=100)
     assert isinstance(await rt.check_limits(spec), list)  # warnings depend on the kernel
     console = Console()
@@ -206,7 +221,8 @@ async def test_launch_replaces_an_exited_container(tmp_path, docker_runtime, doc
 
 @pytest.mark.docker
 async def test_a_start_clears_the_old_container_before_its_launch_and_never_a_running_one(
-        tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine):
+    tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine
+):
     rt = await docker_runtime()
     spec = spec_for(tmp_path, docker_uuids.new(), "echo once; exit 3", docker_image)
     first = await rt.launch(spec, Console())
@@ -241,7 +257,9 @@ async def test_a_start_clears_the_old_container_before_its_launch_and_never_a_ru
 
 
 @pytest.mark.docker
-async def test_container_removed_behind_the_runtimes_back(tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine):
+async def test_container_removed_behind_the_runtimes_back(
+    tmp_path, docker_runtime, docker_uuids, docker_image, docker_engine
+):
     rt = await docker_runtime()
     console = Console()
     handle = await rt.launch(spec_for(tmp_path, docker_uuids.new(), SLEEPER, docker_image), console)
@@ -289,7 +307,10 @@ async def test_unreachable_engine_is_reported_not_crashed(tmp_path):
         assert rt.unavailable and "not reachable" in rt.unavailable
         spec = spec_for(tmp_path, "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11", "true", "local/busybox:test")
         for attempt in (rt.launch(spec, Console()), rt.check_limits(spec), rt.container_states()):
-            with pytest.raises(RuntimeUnavailable, match=r"Docker engine at unix:///nonexistent/wingman/docker.sock is not reachable \(.+\)"):
+            with pytest.raises(
+                RuntimeUnavailable,
+                match=r"Docker engine at unix:///nonexistent/wingman/docker.sock is not reachable \(.+\)",
+            ):
                 await attempt
     finally:
         await rt.close()
@@ -301,7 +322,7 @@ async def test_threads_stay_bounded_with_many_containers(tmp_path, docker_runtim
     rt = await docker_runtime(max_workers=4)
     consoles = [Console() for _ in range(30)]
     specs = [spec_for(tmp_path, docker_uuids.new(), ECHO, docker_image) for _ in consoles]
-    handles = await asyncio.gather(*(rt.launch(s, c) for s, c in zip(specs, consoles)))
+    handles = await asyncio.gather(*(rt.launch(s, c) for s, c in zip(specs, consoles, strict=False)))
     await asyncio.gather(*(c.wait_for("ready") for c in consoles))
     # The runtime's own executor (4) + the events watcher; nothing per container.
     assert threading.active_count() <= before + 4 + 1
@@ -337,9 +358,11 @@ async def test_engine_going_away_and_coming_back(tmp_path, docker_uuids, docker_
         await proxy.up()
         # The watcher reconnects, finds the exit by inspection, and re-attaches the survivor.
         assert (await finished(victim)).exit_code == 137
+
         async def reattached():
             while not survivor.console_attached:
                 await asyncio.sleep(0.05)
+
         await asyncio.wait_for(reattached(), WAIT)
         assert rt.unavailable is None
         await survivor.send_command("still here")

@@ -1,6 +1,7 @@
 """The documentation: the MkDocs site under docs/ builds with --strict (a page left out of the nav,
 or a link to a page or an anchor that is not there, fails it: see mkdocs.yml's `validation`), and
 the README stays a first screen that starts with the two commands and points into docs/."""
+
 from __future__ import annotations
 
 import os
@@ -29,11 +30,16 @@ def test_the_site_builds_strict(tmp_path: Path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # mkdocs-material's banner: noise in a failure
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     if done.returncode != 0:
-        pytest.fail(f"mkdocs build --strict failed (exit {done.returncode}):\n{done.stdout}{done.stderr}",
-                    pytrace=False)
+        pytest.fail(
+            f"mkdocs build --strict failed (exit {done.returncode}):\n{done.stdout}{done.stderr}", pytrace=False
+        )
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "architecture" / "index.html").is_file()
 
@@ -42,7 +48,8 @@ def test_the_readme_is_a_first_screen():
     text = README.read_text(encoding="utf-8")
     lines = text.splitlines()
     assert len(lines) <= README_MAX_LINES, (
-        f"README.md has {len(lines)} lines; at most {README_MAX_LINES}: the manual goes in docs/")
+        f"README.md has {len(lines)} lines; at most {README_MAX_LINES}: the manual goes in docs/"
+    )
     assert text.startswith(README_START), "README.md must start with the two commands:\n" + README_START
 
 

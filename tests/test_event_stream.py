@@ -2,6 +2,7 @@
 same JSON as `GET /api/events`; resume with `?after` or `Last-Event-ID` after a disconnect while
 another task appends as fast as it can, with no gap and no duplicate; filters; heartbeats;
 tokens; bad input is a JSON 4xx."""
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,18 @@ def sse(resp: httpx.Response):
             ident, data = None, []
 
 
-def read_events(d, count: int, token: str = TOKEN, headers: dict | None = None, until_idle: bool = False,
-                **params) -> list[tuple[int, dict]]:
+def read_events(
+    d, count: int, token: str = TOKEN, headers: dict | None = None, until_idle: bool = False, **params
+) -> list[tuple[int, dict]]:
     """Up to `count` events (fewer when `until_idle` and a heartbeat says the stream is idle)."""
     got = []
-    with httpx.stream("GET", d.url + "/api/events/stream", params=params, timeout=60,
-                      headers={"Authorization": f"Bearer {token}", **(headers or {})}) as resp:
+    with httpx.stream(
+        "GET",
+        d.url + "/api/events/stream",
+        params=params,
+        timeout=60,
+        headers={"Authorization": f"Bearer {token}", **(headers or {})},
+    ) as resp:
         assert resp.status_code == 200, resp.read()
         assert resp.headers["content-type"].startswith("text/event-stream")
         for ident, data in sse(resp):
@@ -119,7 +126,10 @@ def test_last_event_id_wins_over_after(daemon):
 def test_server_and_type_filters_as_in_the_events_endpoint(daemon):
     with daemon.client() as c:
         for i in range(3):
-            assert c.post(f"/api/servers/{OTHER['settings']['uuid']}/ws/deny", json={"jtis": [f"other-{i}"]}).status_code == 204
+            assert (
+                c.post(f"/api/servers/{OTHER['settings']['uuid']}/ws/deny", json={"jtis": [f"other-{i}"]}).status_code
+                == 204
+            )
     expected = all_events(daemon, server=OTHER["settings"]["uuid"], type="server.*")
     got = read_events(daemon, len(expected), server=OTHER["settings"]["uuid"], type="server.*")
     assert [p for p, _ in got] == [e["position"] for e in expected]
@@ -130,10 +140,16 @@ def test_server_and_type_filters_as_in_the_events_endpoint(daemon):
         with daemon.client() as c:
             c.post(f"/api/servers/{UUID}/ws/deny", json={"jtis": ["not-this-server"]})
             c.post(f"/api/servers/{OTHER['settings']['uuid']}/ws/deny", json={"jtis": ["live-one"]})
+
     timer = threading.Timer(0.3, later)
     timer.start()
-    live = read_events(daemon, 1, after=expected[-1]["position"], server=OTHER["settings"]["uuid"],
-                       type="server.websocket_tokens_denied")
+    live = read_events(
+        daemon,
+        1,
+        after=expected[-1]["position"],
+        server=OTHER["settings"]["uuid"],
+        type="server.websocket_tokens_denied",
+    )
     timer.join()
     assert live[0][1]["data"] == {"jtis": ["live-one"]}
 
@@ -141,8 +157,13 @@ def test_server_and_type_filters_as_in_the_events_endpoint(daemon):
 def test_an_idle_stream_gets_heartbeat_comments(daemon):
     last = all_events(daemon)[-1]["position"]
     comments = []
-    with httpx.stream("GET", daemon.url + "/api/events/stream", params={"after": last + 10_000}, timeout=60,
-                      headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+    with httpx.stream(
+        "GET",
+        daemon.url + "/api/events/stream",
+        params={"after": last + 10_000},
+        timeout=60,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as resp:
         assert resp.headers.get("cache-control") == "no-cache"
         for ident, text in sse(resp):
             if ident == "comment":
@@ -156,21 +177,36 @@ def test_an_audit_token_may_follow_the_stream(daemon):
     assert read_events(daemon, 1, token=AUDIT_TOKEN)[0][0] == 1
 
 
-@pytest.mark.parametrize("params,headers,status", [
-    ({"after": "-1"}, {}, 400), ({"after": "x"}, {}, 400), ({}, {"Last-Event-ID": "abc"}, 400),
-    ({"after": str(2**64)}, {}, 400), ({}, {"Last-Event-ID": str(2**64)}, 400),
-    ({"since": "yesterday"}, {}, 400), ({"server": "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"}, {}, 404),
-])
+@pytest.mark.parametrize(
+    "params,headers,status",
+    [
+        ({"after": "-1"}, {}, 400),
+        ({"after": "x"}, {}, 400),
+        ({}, {"Last-Event-ID": "abc"}, 400),
+        ({"after": str(2**64)}, {}, 400),
+        ({}, {"Last-Event-ID": str(2**64)}, 400),
+        ({"since": "yesterday"}, {}, 400),
+        ({"server": "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"}, {}, 404),
+    ],
+)
 def test_bad_input_is_a_json_error(daemon, params, headers, status):
-    resp = httpx.get(daemon.url + "/api/events/stream", params=params, timeout=30,
-                     headers={"Authorization": f"Bearer {TOKEN}", **headers})
+    resp = httpx.get(
+        daemon.url + "/api/events/stream",
+        params=params,
+        timeout=30,
+        headers={"Authorization": f"Bearer {TOKEN}", **headers},
+    )
     assert_json_error(resp, status)
 
 
 def test_the_stream_needs_a_token(daemon):
     assert_json_error(httpx.get(daemon.url + "/api/events/stream", timeout=30), 401)
-    assert_json_error(httpx.get(daemon.url + "/api/events/stream", timeout=30,
-                                headers={"Authorization": "Bearer wrong-token-0123456789"}), 403)
+    assert_json_error(
+        httpx.get(
+            daemon.url + "/api/events/stream", timeout=30, headers={"Authorization": "Bearer wrong-token-0123456789"}
+        ),
+        403,
+    )
 
 
 def test_a_daemon_with_open_streams_stops_promptly(daemon_process):
@@ -179,8 +215,9 @@ def test_a_daemon_with_open_streams_stops_promptly(daemon_process):
 
     def follow():
         try:
-            with httpx.stream("GET", d.url + "/api/events/stream", timeout=60,
-                              headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            with httpx.stream(
+                "GET", d.url + "/api/events/stream", timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as resp:
                 opened.set()
                 for _ in resp.iter_lines():
                     pass

@@ -1,5 +1,6 @@
 """Event types and causes are spelled once (engine.event_types), and everything reads them there:
 the event classes, the audit's words and the tables in docs/audit.md."""
+
 from __future__ import annotations
 
 import ast
@@ -26,8 +27,10 @@ def test_every_event_type_has_one_class_and_every_class_a_type():
 
 def test_members_are_their_strings():
     assert EventType.STATE_CHANGED == "state.changed" and Cause.PROCESS_READY == "process_ready"
-    assert json.dumps({"type": EventType.POWER_REQUESTED, "cause": Cause.OPERATOR}) == \
-        '{"type": "power.requested", "cause": "operator"}'
+    assert (
+        json.dumps({"type": EventType.POWER_REQUESTED, "cause": Cause.OPERATOR})
+        == '{"type": "power.requested", "cause": "operator"}'
+    )
     assert f"{EventType.PROCESS_EXITED}" == "process.exited" and str(Cause.KILLED) == "killed"
     assert EventType("crash.decided") is EventType.CRASH_DECIDED and Cause("delete") is Cause.DELETE
 
@@ -43,8 +46,13 @@ def _sample(schema: dict, defs: dict):
     kind = schema.get("type")
     if kind == "string":
         return "2026-12-01T00:00:00Z" if schema.get("format") == "date-time" else "x"
-    return {"integer": 3, "number": 2.5, "boolean": True, "object": {},
-            "array": [_sample(schema.get("items", {"type": "string"}), defs)]}[kind]
+    return {
+        "integer": 3,
+        "number": 2.5,
+        "boolean": True,
+        "object": {},
+        "array": [_sample(schema.get("items", {"type": "string"}), defs)],
+    }[kind]
 
 
 def _example(t: EventType) -> dict:
@@ -57,9 +65,18 @@ def _example(t: EventType) -> dict:
 @pytest.mark.parametrize("t", list(EventType), ids=str)
 def test_the_audit_has_words_for_every_event_type(t):
     assert t in _WHAT
-    ev = RecordedEvent(position=1, stream_id="s", version=1, event_id="e", type=t.value, data=_example(t),
-                       metadata={"actor": "daemon", "channel": "internal", "cause": Cause.OPERATOR.value},
-                       recorded_at=datetime.now(UTC), prev_hash="0", hash="1")
+    ev = RecordedEvent(
+        position=1,
+        stream_id="s",
+        version=1,
+        event_id="e",
+        type=t.value,
+        data=_example(t),
+        metadata={"actor": "daemon", "channel": "internal", "cause": Cause.OPERATOR.value},
+        recorded_at=datetime.now(UTC),
+        prev_hash="0",
+        hash="1",
+    )
     line = describe(ev)
     assert line.what and t.value not in line.what, line.what  # its words, not its raw type and data
     assert line.why

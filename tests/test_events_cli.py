@@ -1,6 +1,7 @@
 """`wingman events` against `wingman serve`: the log as NDJSON when piped and as a table when asked;
 `--follow` prints live events as they commit, filtered, and goes on after the daemon restarts
 with no gap and no duplicate."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ class Lines:
         try:
             return self._lines.get(timeout=WAIT)
         except queue.Empty:
-            raise AssertionError(f"no line after {WAIT} s; stderr: {self.proc.stderr.read() if self.proc.poll() is not None else ''}")
+            raise AssertionError(
+                f"no line after {WAIT} s; stderr: {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+            ) from None
 
     def stop(self):
         self.proc.terminate()
@@ -54,21 +57,38 @@ class Lines:
 def test_events_without_follow_print_ndjson_when_piped_and_exit(daemon_process):
     d = daemon_process(servers=[SERVER])
     deny(d, "a", "b")
-    done = subprocess.run(wingman(d, "--server", UUID, token=AUDIT_TOKEN), cwd=REPO, capture_output=True, text=True, timeout=WAIT)
+    done = subprocess.run(
+        wingman(d, "--server", UUID, token=AUDIT_TOKEN), cwd=REPO, capture_output=True, text=True, timeout=WAIT
+    )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["type"] for r in rows] == ["server.registered", "server.websocket_tokens_denied", "server.websocket_tokens_denied"]
+    assert [r["type"] for r in rows] == [
+        "server.registered",
+        "server.websocket_tokens_denied",
+        "server.websocket_tokens_denied",
+    ]
     assert rows == sorted(rows, key=lambda r: r["position"])
 
-    table = subprocess.run(wingman(d, "--format", "table", "--type", "server.websocket_tokens_denied"), cwd=REPO,
-                           capture_output=True, text=True, timeout=WAIT, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+    table = subprocess.run(
+        wingman(d, "--format", "table", "--type", "server.websocket_tokens_denied"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+    )
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:3] == ["position", "time", "server"]
     assert len(lines) == 3 and all("websocket tokens refused" in line for line in lines[1:])
 
-    bad = subprocess.run(wingman(d, "--server", "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"), cwd=REPO, capture_output=True,
-                         text=True, timeout=WAIT)
+    bad = subprocess.run(
+        wingman(d, "--server", "0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     assert bad.returncode == 1 and "404" in bad.stderr
 
 
@@ -108,8 +128,14 @@ def test_a_state_change_reads_from_to_at_any_width(columns):
 
     buf = io.StringIO()
     printer = Printer(EventsFormat.table, Console(file=buf, width=columns, force_terminal=False))
-    ev = {"position": 7, "recorded_at": "2026-01-01T00:00:10.250000Z", "server": UUID, "type": "state.changed",
-          "metadata": {"actor": "node-token"}, "data": {"from_state": "offline", "to_state": "starting"}}
+    ev = {
+        "position": 7,
+        "recorded_at": "2026-01-01T00:00:10.250000Z",
+        "server": UUID,
+        "type": "state.changed",
+        "metadata": {"actor": "node-token"},
+        "data": {"from_state": "offline", "to_state": "starting"},
+    }
     printer.show(ev)  # as an older daemon sends it: no `what`
     printer.show(ev | {"what": "state offline → starting (start)", "why": "an operator asked for it"})
     lines = buf.getvalue().splitlines()

@@ -9,6 +9,7 @@ audit's timeline and the crash's uptime go by.
 A real daemon, a real game server process and a real full disk: the store lives on a 2 MiB tmpfs
 (mounting needs root, as tests/test_http_store_full.py does; if it fails, the test fails).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,13 +18,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from wingman.engine.power.crashes import CRASH_ACTOR
 from tests.http_support import processes_under, wait_for
 from tests.support import REPO, definition, kill_leftovers
 from tests.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
-
+from wingman.engine.power.crashes import CRASH_ACTOR
 
 STUCK = 2.5  # seconds the store cannot commit after the exit, in the crash-timing test
 
@@ -33,7 +33,10 @@ def at(text: str) -> datetime:
 
 
 def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_moment(
-        tiny_disk, tmp_path, daemon_process):  # noqa: F811 - tiny_disk is the imported fixture
+    tiny_disk,  # noqa: F811 - the imported fixture
+    tmp_path,
+    daemon_process,
+):
     server = definition()
     uuid = server["settings"]["uuid"]
     volumes = tmp_path / "volumes"
@@ -47,12 +50,14 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             assert body["state"] == "running" and body["exit_pending"] is None, body
 
             filler = fill(tiny_disk)
-            before_exit = datetime.now(timezone.utc)
+            before_exit = datetime.now(UTC)
             # The game server crashes on its own (a console command writes nothing to the log).
             assert c.post(f"/api/servers/{uuid}/commands", json={"commands": ["crash"]}).status_code == 204
-            body = wait_for(lambda: (lambda b: b if b["exit_pending"] else None)(c.get(f"/api/servers/{uuid}").json()),
-                            what="the exit to be shown as pending")
-            shown = datetime.now(timezone.utc)
+            body = wait_for(
+                lambda: (lambda b: b if b["exit_pending"] else None)(c.get(f"/api/servers/{uuid}").json()),
+                what="the exit to be shown as pending",
+            )
+            shown = datetime.now(UTC)
             assert not processes_under(volumes), "pending means the process is gone"
             pending = body["exit_pending"]
             assert body["state"] == "running", "the log has no exit yet: the state says what the log says"
@@ -65,10 +70,13 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             body = c.get(f"/api/servers/{uuid}").json()
             assert (body["state"], body["exit_pending"]) == ("running", pending), body
 
-            space_back = datetime.now(timezone.utc)
+            space_back = datetime.now(UTC)
             filler.unlink()
-            body = wait_for(lambda: (lambda b: b if b["state"] == "offline" else None)(c.get(f"/api/servers/{uuid}").json()),
-                            timeout=30, what="the exit to be committed")
+            body = wait_for(
+                lambda: (lambda b: b if b["state"] == "offline" else None)(c.get(f"/api/servers/{uuid}").json()),
+                timeout=30,
+                what="the exit to be committed",
+            )
             assert body["exit_pending"] is None, body
 
             events = c.get(f"/api/servers/{uuid}/events", params={"limit": 1000}).json()["events"]
@@ -85,10 +93,25 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             assert crash["data"]["uptime_seconds"] == round((observed - at(ready["recorded_at"])).total_seconds(), 3)
 
         # The audit's timeline: `running` ended when the process did, and `offline` began then.
-        out = subprocess.run([sys.executable, "-m", "wingman.api.cli", "audit", "timeline", uuid,
-                              "--database", str(tiny_disk / "wingman.db"), "--format", "json"],
-                             cwd=REPO, capture_output=True, text=True, timeout=60,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wingman.api.cli",
+                "audit",
+                "timeline",
+                uuid,
+                "--database",
+                str(tiny_disk / "wingman.db"),
+                "--format",
+                "json",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")},
+        )
         assert out.returncode == 0, out.stderr
         intervals = json.loads(out.stdout)
         running = [iv for iv in intervals if iv["state"] == "running"]
@@ -110,8 +133,12 @@ async def test_crashes_are_timed_by_their_exits_not_by_their_late_commits(engine
         await h.processes.send_command(uuid, "crash")
         first = await h.until_event(uuid, lambda e: e.type == "crash.decided")
         assert first.data["restart"] is True, first.data
-        await h.until_event(uuid, lambda e: e.type == "state.changed" and e.data["trigger"] == "ready"
-                            and e.metadata.get("actor") == CRASH_ACTOR)
+        await h.until_event(
+            uuid,
+            lambda e: (
+                e.type == "state.changed" and e.data["trigger"] == "ready" and e.metadata.get("actor") == CRASH_ACTOR
+            ),
+        )
 
         blocker = sqlite3.connect(h.daemon.db.url.database, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the second exit's commit waits behind this
@@ -122,10 +149,11 @@ async def test_crashes_are_timed_by_their_exits_not_by_their_late_commits(engine
                 while (pending := h.processes.exit_pending(uuid)) is None:
                     await asyncio.sleep(0.02)
                 return pending
+
             pending = await asyncio.wait_for(seen(), 60)
             assert h.state(uuid) == "running" and pending["exit_code"] == 139
             # The store stays stuck for a while after the exit: the experiment, not a wait.
-            while datetime.now(timezone.utc) < at(pending["observed_at"]) + timedelta(seconds=STUCK):
+            while datetime.now(UTC) < at(pending["observed_at"]) + timedelta(seconds=STUCK):
                 await asyncio.sleep(0.05)
         finally:
             blocker.execute("ROLLBACK")
@@ -141,5 +169,8 @@ async def test_crashes_are_timed_by_their_exits_not_by_their_late_commits(engine
         between_commits = (crashes[1].recorded_at - crashes[0].recorded_at).total_seconds()
         assert between_commits >= between_exits + STUCK - 0.5, "the second crash was committed late"
         assert refused.data["restart"] is False
-        assert refused.data["reason"].startswith(f"not restarting: the last crash was {between_exits:.0f} s ago"), \
-            (refused.data["reason"], between_exits, between_commits)
+        assert refused.data["reason"].startswith(f"not restarting: the last crash was {between_exits:.0f} s ago"), (
+            refused.data["reason"],
+            between_exits,
+            between_commits,
+        )

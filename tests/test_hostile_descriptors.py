@@ -4,6 +4,7 @@ and the daemon can always come back on its port while servers an earlier daemon 
 
 Its three streams are its own: its stdin FIFO and its console file, under
 `<run directory>/<uuid>/` (files, so that the server outlives the daemon)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,11 +16,11 @@ import httpx
 import pytest
 import uvloop
 
-from wingman.engine.config import parse_config
-from wingman.engine.daemon import Daemon
 from tests.conftest import TEST_META
 from tests.http_support import power, processes_under, wait_for
 from tests.support import TOKEN, DaemonProcess, definition, kill_leftovers
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
 
 # Ready once its own command runs: before that, the server's shell still holds descriptor 3 for
 # a moment, the server's own variables (engine.environments.local.runtime), which it closes first.

@@ -1,12 +1,13 @@
 """Bearer authentication over a real socket: 401 (with `WWW-Authenticate: Bearer`) without a
 Bearer token, 403 with a wrong one, for every authenticated route; refusals write nothing."""
+
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from tests.support import AUDIT_TOKEN, TOKEN, definition
 from tests.http_support import assert_json_error, server_version, total_events
+from tests.support import AUDIT_TOKEN, TOKEN, definition
 
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]
@@ -73,7 +74,9 @@ def test_wrong_token_is_403(daemon, unchanged, method, path, body, token):
     assert_json_error(resp, 403)
 
 
-@pytest.mark.parametrize("method,path,body", WRITES, ids=[i for i, r in zip(IDS, ROUTES) if r[0] != "GET"])
+@pytest.mark.parametrize(
+    "method,path,body", WRITES, ids=[i for i, r in zip(IDS, ROUTES, strict=False) if r[0] != "GET"]
+)
 def test_audit_token_cannot_change_the_node(daemon, unchanged, method, path, body):
     resp = call(daemon, method, path, body, {"Authorization": f"Bearer {AUDIT_TOKEN}"})
     assert_json_error(resp, 403)
@@ -95,8 +98,13 @@ def test_auth_is_checked_before_the_server_lookup(daemon, unchanged):
     """An unknown server does not tell an anonymous caller anything: 401, not 404."""
     resp = call(daemon, "POST", "/api/servers/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11/power", {"action": "start"}, {})
     assert_json_error(resp, 401)
-    resp = call(daemon, "POST", "/api/servers/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11/power", {"action": "start"},
-                {"Authorization": "Bearer wrong-token-0123456789"})
+    resp = call(
+        daemon,
+        "POST",
+        "/api/servers/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11/power",
+        {"action": "start"},
+        {"Authorization": "Bearer wrong-token-0123456789"},
+    )
     assert_json_error(resp, 403)
 
 

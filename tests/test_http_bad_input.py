@@ -1,6 +1,7 @@
 """Bad input gets a clear 4xx and changes nothing: console commands that are not one line of text,
 definitions that could never start, heads too large for the server, keys given twice.
 Against the real daemon over a real socket; `unchanged` checks that nothing was written."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import socket
 
 import pytest
 
-from wingman.engine.servers.definition import InvalidDefinition, parse_definition
 from tests.http_support import assert_json_error, logs, power, total_events, wait_for
 from tests.support import definition
+from wingman.engine.servers.definition import InvalidDefinition, parse_definition
 
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]
@@ -44,7 +45,7 @@ def test_a_command_that_is_not_one_line_of_text_is_400_and_never_sent(daemon, cl
     # A later good command is the first thing the server hears: the bad one never reached it.
     assert client.post(f"/api/servers/{UUID}/commands", json={"commands": ["say after"]}).status_code == 204
     wait_for(lambda: "[Server] after" in logs(daemon, UUID), what="the good command's echo")
-    heard = logs(daemon, UUID)[len(before):]
+    heard = logs(daemon, UUID)[len(before) :]
     assert heard == ["[Server] after"], heard
 
 
@@ -55,6 +56,7 @@ def test_tabs_and_unicode_are_text(daemon, client):
 
 
 # -- definitions that could never start are refused at the door ------------------------------
+
 
 def _with(settings: dict | None = None, startup: dict | None = None, stop: dict | None = None) -> dict:
     doc = definition()
@@ -106,6 +108,7 @@ def test_a_launch_the_kernel_refuses_is_a_clear_failure_not_an_internal_error(da
 
 # -- heads the server will not read ----------------------------------------------------------
 
+
 def _raw(daemon, head: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=30) as s:
         s.sendall(head)
@@ -138,11 +141,15 @@ def test_a_100_kb_header_is_431(daemon, unchanged):
 
 # -- JSON keys given twice ------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    '{"action": "bogus", "action": "kill"}',
-    '{"action": "kill", "action": "kill"}',
-    '{"action": "start", "wait_seconds": 1, "wait_seconds": 2}',
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"action": "bogus", "action": "kill"}',
+        '{"action": "kill", "action": "kill"}',
+        '{"action": "start", "wait_seconds": 1, "wait_seconds": 2}',
+    ],
+)
 def test_a_key_given_twice_is_400_not_last_one_wins(daemon, client, unchanged, body):
     resp = client.post(f"/api/servers/{UUID}/power", content=body, headers={"Content-Type": "application/json"})
     assert "more than once" in assert_json_error(resp, 400)
@@ -150,8 +157,9 @@ def test_a_key_given_twice_is_400_not_last_one_wins(daemon, client, unchanged, b
 
 def test_text_plain_is_read_as_json_as_wings_does(daemon, client):
     before = total_events(daemon)
-    resp = client.post(f"/api/servers/{UUID}/power", content='{"action": "restart"}',
-                       headers={"Content-Type": "text/plain"})
+    resp = client.post(
+        f"/api/servers/{UUID}/power", content='{"action": "restart"}', headers={"Content-Type": "text/plain"}
+    )
     assert resp.status_code == 202, resp.text
     assert daemon.wait_operation(resp.json()["id"])["status"] == "succeeded"
     assert total_events(daemon) > before

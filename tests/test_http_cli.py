@@ -1,5 +1,6 @@
 """The `wingman` CLI against a real daemon: `power ... --follow`, errors with exit codes, and
 `servers`. Run as a subprocess with an 80-column terminal (COLUMNS=80), as in a pipe or CI log."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import uuid as uuidlib
 
 import pytest
 
-from wingman.engine.statechart import load_statechart
-from tests.support import REPO, TOKEN, definition, free_port
 from tests.http_support import WINGS_BAD_ACTION, WINGS_NOT_FOUND
+from tests.support import REPO, TOKEN, definition, free_port
+from wingman.engine.statechart import load_statechart
 
 OK = definition()
 OK["settings"]["meta"] = {"name": "alpha"}
@@ -26,8 +27,14 @@ def daemon(module_daemon):
 
 def wingman(*args: str, url: str, token: str = TOKEN, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}, "COLUMNS": "80", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "wingman.api.cli", *args, "--url", url, "--token", token],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "wingman.api.cli", *args, "--url", url, "--token", token],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_power_start_follow_exits_0_and_prints_succeeded(daemon):

@@ -1,12 +1,13 @@
 """The per-server power lock seen from the API: while one action holds it, another with
 `wait_seconds: 0` is rejected (the reason names the lock) and one that may wait runs after it.
 `kill` does not wait for the lock, and cancels the starts waiting for it."""
+
 from __future__ import annotations
 
 import pytest
 
-from tests.support import definition
 from tests.http_support import operation, power, wait_for
+from tests.support import definition
 
 # A stop never ends by itself: only a kill frees the lock, so no timing is involved.
 DEAF = definition(env={"IGNORE_STOP": "1"}, stop_timeout=600)
@@ -21,8 +22,10 @@ def daemon(module_daemon):
 
 def running(daemon, op_id: str) -> dict:
     """Wait until the operation holds the lock (it recorded power.started)."""
-    return wait_for(lambda: (lambda op: op if op["status"] == "running" else None)(operation(daemon, op_id)),
-                    what=f"operation {op_id} to take the lock")
+    return wait_for(
+        lambda: (lambda op: op if op["status"] == "running" else None)(operation(daemon, op_id)),
+        what=f"operation {op_id} to take the lock",
+    )
 
 
 def test_a_held_lock_rejects_no_wait_and_a_kill_cancels_the_start_waiting_behind_it(daemon):
@@ -76,8 +79,11 @@ def test_a_booting_server_holds_the_lock(daemon):
     assert daemon.wait_operation(start["id"])["status"] == "succeeded"
     assert daemon.wait_operation(stop["id"])["status"] == "succeeded"
     # The stop ran after the start finished: it saw a running server and took it down.
-    changes = [(e["data"]["from_state"], e["data"]["to_state"])
-               for e in operation(daemon, stop["id"])["events"] if e["type"] == "state.changed"]
+    changes = [
+        (e["data"]["from_state"], e["data"]["to_state"])
+        for e in operation(daemon, stop["id"])["events"]
+        if e["type"] == "state.changed"
+    ]
     assert changes == [("running", "stopping"), ("stopping", "offline")]
     daemon.wait_state(uuid, "offline")
 

@@ -2,6 +2,7 @@
 
 Malformed and deeply nested JSON, bodies over 64 KiB (declared or chunked), unknown routes, wrong
 methods, and a request line that is not HTTP at all."""
+
 from __future__ import annotations
 
 import socket
@@ -9,8 +10,8 @@ import socket
 import httpx
 import pytest
 
-from tests.support import definition
 from tests.http_support import assert_json_error
+from tests.support import definition
 
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]
@@ -72,10 +73,21 @@ def test_a_body_just_under_the_limit_is_read(client, daemon):
     daemon.wait_operation(resp.json()["id"])
 
 
-@pytest.mark.parametrize("path", [
-    "/", "/nope", "/api", "/api/", "/api/nope", "/api/servers/x/y/z", f"/api/servers/{UUID}/nope",
-    "/api/operations", "/api/servers/%2e%2e/%2e%2e/etc/passwd", "/api/servers/" + "a" * 5000,
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/nope",
+        "/api",
+        "/api/",
+        "/api/nope",
+        "/api/servers/x/y/z",
+        f"/api/servers/{UUID}/nope",
+        "/api/operations",
+        "/api/servers/%2e%2e/%2e%2e/etc/passwd",
+        "/api/servers/" + "a" * 5000,
+    ],
+)
 def test_unknown_routes_are_a_json_404(client, unchanged, path):
     resp = client.get(path)
     assert_json_error(resp, 404)
@@ -86,17 +98,20 @@ def test_unknown_routes_are_404_without_a_token_too(daemon):
     assert_json_error(resp, 404)
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", f"/api/servers/{UUID}/power"),
-    ("PUT", f"/api/servers/{UUID}/power"),
-    ("DELETE", f"/api/servers/{UUID}/power"),
-    ("PATCH", f"/api/servers/{UUID}"),
-    ("PUT", "/api/servers"),
-    ("DELETE", "/api/system"),
-    ("POST", "/api/system"),
-    ("POST", "/api/operations/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"),
-    ("GET", f"/api/servers/{UUID}/commands"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", f"/api/servers/{UUID}/power"),
+        ("PUT", f"/api/servers/{UUID}/power"),
+        ("DELETE", f"/api/servers/{UUID}/power"),
+        ("PATCH", f"/api/servers/{UUID}"),
+        ("PUT", "/api/servers"),
+        ("DELETE", "/api/system"),
+        ("POST", "/api/system"),
+        ("POST", "/api/operations/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11"),
+        ("GET", f"/api/servers/{UUID}/commands"),
+    ],
+)
 def test_wrong_method_is_a_json_405(client, unchanged, method, path):
     resp = client.request(method, path, json={"action": "start"} if method != "GET" else None)
     assert_json_error(resp, 405)

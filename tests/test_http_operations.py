@@ -1,16 +1,23 @@
 """`GET /api/operations/{id}` reports what really happened: a start that succeeded (with its
 events), a boot that failed (with the exit in the reason), a start cancelled by a kill (and the
 server stays down), and 404 for ids it does not know."""
+
 from __future__ import annotations
 
 import uuid as uuidlib
 
 import pytest
 
-from tests.support import definition
 from tests.http_support import (
-    assert_json_error, logs, operation, power, processes_under, stored_events, wait_for,
+    assert_json_error,
+    logs,
+    operation,
+    power,
+    processes_under,
+    stored_events,
+    wait_for,
 )
+from tests.support import definition
 
 OK = definition()
 FAILS = definition(env={"FAIL_AT_BOOT": "1"})
@@ -39,8 +46,9 @@ def test_a_start_succeeds_and_lists_its_events(daemon):
     assert "process.started" in types
     changes = [(e["data"]["from_state"], e["data"]["to_state"]) for e in op["events"] if e["type"] == "state.changed"]
     assert changes == [("offline", "starting"), ("starting", "running")]
-    assert all(e["data"].get("operation_id") == op["id"] or e["metadata"].get("operation_id") == op["id"]
-               for e in op["events"])
+    assert all(
+        e["data"].get("operation_id") == op["id"] or e["metadata"].get("operation_id") == op["id"] for e in op["events"]
+    )
     versions = [e["version"] for e in op["events"]]
     assert versions == sorted(versions)
     assert daemon.client().get(f"/api/servers/{uuid}").json()["state"] == "running"
@@ -74,7 +82,12 @@ def test_a_restart_goes_down_and_up_under_one_operation(daemon):
     op = daemon.wait_operation(power(daemon, uuid, "restart")["id"])
     assert op["status"] == "succeeded", op
     changes = [(e["data"]["from_state"], e["data"]["to_state"]) for e in op["events"] if e["type"] == "state.changed"]
-    assert changes == [("running", "stopping"), ("stopping", "offline"), ("offline", "starting"), ("starting", "running")]
+    assert changes == [
+        ("running", "stopping"),
+        ("stopping", "offline"),
+        ("offline", "starting"),
+        ("starting", "running"),
+    ]
     assert daemon.wait_operation(power(daemon, uuid, "kill")["id"])["status"] == "succeeded"
     daemon.wait_state(uuid, "offline")
 
@@ -88,7 +101,9 @@ def test_a_failing_boot_is_failed_with_the_exit_in_the_reason(daemon):
     assert op["events"][-1]["type"] == "power.failed"
     # The exit is recorded (with cause `exited`, not tied to the operation) before the outcome.
     stream = stored_events(daemon, uuid)
-    failed_at = next(e["version"] for e in stream if e["type"] == "power.failed" and e["data"]["operation_id"] == op["id"])
+    failed_at = next(
+        e["version"] for e in stream if e["type"] == "power.failed" and e["data"]["operation_id"] == op["id"]
+    )
     before = [e for e in stream if e["version"] < failed_at]
     assert before[-2]["type"] == "process.exited" and before[-2]["data"]["exit_code"] == 3, before[-2:]
     assert before[-1]["type"] == "state.changed"
@@ -138,7 +153,9 @@ def test_a_kill_during_a_restart_cancels_it_and_the_server_stays_down(daemon):
         assert c.get("/api/audit/verify", params={"server": uuid}).json()["open_operations"] == 0
         assert c.get(f"/api/servers/{uuid}").json()["state"] == "offline"
     assert processes_under(daemon.folder / "var" / "volumes" / uuid) == []
-    changes = [(e["data"]["from_state"], e["data"]["to_state"]) for e in cancelled["events"] if e["type"] == "state.changed"]
+    changes = [
+        (e["data"]["from_state"], e["data"]["to_state"]) for e in cancelled["events"] if e["type"] == "state.changed"
+    ]
     assert ("offline", "starting") not in changes, changes
 
 

@@ -1,15 +1,21 @@
 """The Wings power endpoint's contract table (DESIGN.md), row by row, over a real socket:
 404 / 400 / 422 / suspended 400 / 202, X-Request-Id everywhere, and refusals that write nothing."""
+
 from __future__ import annotations
 
 import uuid as uuidlib
 
 import pytest
 
-from tests.support import definition
 from tests.http_support import (
-    WINGS_BAD_ACTION, WINGS_NOT_FOUND, WINGS_SUSPENDED, assert_json_error, server_version, stored_events,
+    WINGS_BAD_ACTION,
+    WINGS_NOT_FOUND,
+    WINGS_SUSPENDED,
+    assert_json_error,
+    server_version,
+    stored_events,
 )
+from tests.support import definition
 
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]
@@ -24,6 +30,7 @@ def daemon(module_daemon):
 
 
 # -- 404 -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("server", [str(uuidlib.uuid4()), "not-a-uuid", UUID.upper(), "0"])
 def test_unknown_server_is_404_with_the_wings_message(client, unchanged, server):
@@ -75,6 +82,7 @@ def test_bad_body_is_400(client, unchanged, body):
 
 # -- 422 -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("action", ["jump", "", "START", "Start", " start", "start ", "reboot", "kil"])
 def test_unknown_action_is_422_with_the_wings_message(client, unchanged, action):
     resp = client.post(POWER, json={"action": action})
@@ -83,6 +91,7 @@ def test_unknown_action_is_422_with_the_wings_message(client, unchanged, action)
 
 
 # -- suspended -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("action", ["start", "restart"])
 def test_start_or_restart_of_a_suspended_server_is_400_and_recorded(daemon, client, action):
@@ -114,6 +123,7 @@ def test_stop_and_kill_are_accepted_on_a_suspended_server(daemon, client, action
 
 # -- 202 -------------------------------------------------------------------------------------------
 
+
 def test_accepted_is_202_with_the_operation_and_its_location(daemon, client):
     before = server_version(daemon, UUID)
     resp = client.post(POWER, json={"action": "kill"})  # kill of an offline server: harmless
@@ -127,8 +137,10 @@ def test_accepted_is_202_with_the_operation_and_its_location(daemon, client):
     assert resp.headers["location"] == f"/api/operations/{op['id']}"
     assert op["links"]["self"] == f"/api/operations/{op['id']}"
     # Durable before acknowledged: the request is in the store when the 202 arrives.
-    assert any(e["type"] == "power.requested" and e["data"]["operation_id"] == op["id"]
-               for e in stored_events(daemon, UUID)[before:])
+    assert any(
+        e["type"] == "power.requested" and e["data"]["operation_id"] == op["id"]
+        for e in stored_events(daemon, UUID)[before:]
+    )
     follow = client.get(resp.headers["location"])
     assert follow.status_code == 200 and follow.json()["id"] == op["id"]
     assert daemon.wait_operation(op["id"])["status"] == "succeeded"
@@ -142,9 +154,20 @@ def test_extra_keys_in_the_body_are_ignored(daemon, client):
 
 # -- wait_seconds ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("given,expected", [
-    (None, 30), (-1, 30), (-300, 30), (301, 30), (10**30, 30), (0, 0), (1, 1), (300, 300),
-])
+
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        (None, 30),
+        (-1, 30),
+        (-300, 30),
+        (301, 30),
+        (10**30, 30),
+        (0, 0),
+        (1, 1),
+        (300, 300),
+    ],
+)
 def test_wait_seconds_defaults_to_30_when_absent_or_out_of_range(daemon, client, given, expected):
     body = {"action": "kill"} if given is None else {"action": "kill", "wait_seconds": given}
     resp = client.post(POWER, json=body)
@@ -204,7 +227,9 @@ def test_the_request_id_is_recorded_with_the_request(daemon, client):
     assert requested[0]["metadata"]["request_id"] == "trace-me-7"
 
 
-@pytest.mark.parametrize("given", ["0042", "ABCDEF00-2B7C-4D0E-9A51-3C2A1B0D9E11", "{9b2f6c1e-8d4a-4f0b-a1c3-5e7d9f2b4a60}"])
+@pytest.mark.parametrize(
+    "given", ["0042", "ABCDEF00-2B7C-4D0E-9A51-3C2A1B0D9E11", "{9b2f6c1e-8d4a-4f0b-a1c3-5e7d9f2b4a60}"]
+)
 def test_a_client_request_id_is_echoed_verbatim(client, given):
     """Sanic casts the header to a UUID or an int (`0042` -> `42`, upper case -> lower case);
     a tracing client must get back exactly what it sent."""

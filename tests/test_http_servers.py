@@ -1,6 +1,7 @@
 """The servers API over a real socket: add (201/409/422), list, read, console commands (502 when
 stopped, visible in the logs when running), delete (204 whatever the state), plus
 `/api/system` and the OpenAPI document."""
+
 from __future__ import annotations
 
 import copy
@@ -9,10 +10,16 @@ import uuid as uuidlib
 import httpx
 import pytest
 
-from tests.support import definition
 from tests.http_support import (
-    WINGS_NOT_FOUND, assert_json_error, logs, power, processes_under, total_events, wait_for,
+    WINGS_NOT_FOUND,
+    assert_json_error,
+    logs,
+    power,
+    processes_under,
+    total_events,
+    wait_for,
 )
+from tests.support import definition
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +138,10 @@ def test_commands_reach_a_running_server_and_show_in_its_logs(daemon, client):
     resp = client.post(f"/api/servers/{uuid}/commands", json={"commands": ["say hi", "list"]})
     assert resp.status_code == 204, resp.text
     assert resp.headers.get("x-request-id")
-    lines = wait_for(lambda: (lambda ls: ls if any("[Server] hi" in line for line in ls) else None)(logs(daemon, uuid)),
-                     what="'[Server] hi' in the logs")
+    lines = wait_for(
+        lambda: (lambda ls: ls if any("[Server] hi" in line for line in ls) else None)(logs(daemon, uuid)),
+        what="'[Server] hi' in the logs",
+    )
     wait_for(lambda: any("players online" in line for line in logs(daemon, uuid)), what="the `list` answer")
     assert any("Server started" in line for line in lines)
     # `size` bounds the tail.

@@ -4,6 +4,7 @@ works again without a restart.
 
 The store lives on a 2 MiB tmpfs mounted for the test (CI runs as root: if mounting fails, the
 test fails rather than skips)."""
+
 from __future__ import annotations
 
 import errno
@@ -13,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import definition, kill_leftovers
 from tests.http_support import assert_json_error, processes_under, stored_events, total_events, wait_for
+from tests.support import definition, kill_leftovers
 
 
 @pytest.fixture
 def tiny_disk(tmp_path):
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     assert result.returncode == 0, f"cannot mount a tmpfs (this test needs root): {result.stderr}"
     try:
         yield mount_point
@@ -80,7 +82,10 @@ def test_a_full_store_answers_503_and_nothing_starts(tiny_disk, tmp_path, daemon
             resp = c.post(f"/api/servers/{uuid}/power", json={"action": "start"})
             assert resp.status_code == 202, resp.text
             assert d.wait_operation(resp.json()["id"])["status"] == "succeeded"
-            assert d.wait_operation(c.post(f"/api/servers/{uuid}/power", json={"action": "kill"}).json()["id"])["status"] == "succeeded"
+            assert (
+                d.wait_operation(c.post(f"/api/servers/{uuid}/power", json={"action": "kill"}).json()["id"])["status"]
+                == "succeeded"
+            )
             d.wait_state(uuid, "offline")
         assert "event store unavailable" in d.read_log()
     finally:
@@ -104,8 +109,10 @@ def test_an_outcome_the_full_store_could_not_take_is_recorded_once_space_is_back
             d.wait_state(uuid, "starting")
             wait_for(lambda: processes_under(volumes), what="the server process")
             filler = fill(tiny_disk)  # the boot is still sleeping: its `ready` cannot be recorded
-            wait_for(lambda: "Server started" in "\n".join(c.get(f"/api/servers/{uuid}/logs").json()["data"]),
-                     what="the server to be ready")
+            wait_for(
+                lambda: "Server started" in "\n".join(c.get(f"/api/servers/{uuid}/logs").json()["data"]),
+                what="the server to be ready",
+            )
             filler.unlink()
             op = d.wait_operation(op_id, timeout=30)
             state = c.get(f"/api/servers/{uuid}").json()["state"]

@@ -7,6 +7,7 @@ SIGKILLed in the middle adopts the install at its next boot (or records it inter
 The scripts wait on facts the test controls (a file it creates in the server's folder), never on
 the clock; every wait has a deadline.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,13 +20,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from wingman.engine.environments.docker.installer import installer_name
-from wingman.engine.install.log_file import LOG_NAME
 from tests.conftest import TEST_META
 from tests.panel_support import PanelStandIn
 from tests.support import definition
 from tests.test_panel_inventory import wait_events, with_panel
 from tests.ws_support import authed
+from wingman.engine.environments.docker.installer import installer_name
+from wingman.engine.install.log_file import LOG_NAME
 
 WAIT = 60
 INSTALLING = {"error": "server is currently installing"}
@@ -49,8 +50,13 @@ def install_doc(image: str, script: str, entrypoint: str = "sh") -> dict:
 
 def panel_server(uuid: str, image: str) -> dict:
     """A server as a Panel defines it: no `runtime` (the node's remote_runtime, docker, applies)."""
-    return definition(uuid, invocation="echo ready; exec sleep 1000", done=("ready",), container={"image": image},
-                      stop={"type": "signal", "value": "SIGKILL"})
+    return definition(
+        uuid,
+        invocation="echo ready; exec sleep 1000",
+        done=("ready",),
+        container={"image": image},
+        stop={"type": "signal", "value": "SIGKILL"},
+    )
 
 
 @pytest.fixture
@@ -60,8 +66,10 @@ def node(daemon_process, docker_image, tmp_path):
     folder = tmp_path / "node"
     system = {"root_directory": str(folder / "var"), "tmp_directory": str(tmp_path / "install-tmp")}
 
-    daemon = daemon_process(folder=folder, **with_panel(panel, remote_runtime="docker", system=system,
-                                                        docker={"network": {"network_mode": "none"}}))
+    daemon = daemon_process(
+        folder=folder,
+        **with_panel(panel, remote_runtime="docker", system=system, docker={"network": {"network_mode": "none"}}),
+    )
     wait_events(daemon, "panel.inventory_reconciled")
     yield panel, daemon, tmp_path
     panel.stop()
@@ -87,8 +95,12 @@ def wait_event(daemon, uuid: str, kind: str, count: int = 1, timeout: float = WA
 
 
 def reports(panel: PanelStandIn, uuid: str, count: int = 1) -> list:
-    return [r.body for r in panel.wait_for(
-        lambda r: r.path == f"/api/remote/servers/{uuid}/install" and r.method == "POST", timeout=WAIT, count=count)]
+    return [
+        r.body
+        for r in panel.wait_for(
+            lambda r: r.path == f"/api/remote/servers/{uuid}/install" and r.method == "POST", timeout=WAIT, count=count
+        )
+    ]
 
 
 def folder_of(daemon, uuid: str) -> Path:
@@ -102,8 +114,10 @@ def create(daemon, uuid: str, start_on_completion: bool = False) -> None:
 
 
 def history(daemon, uuid: str) -> list[tuple[str, str, str]]:
-    return [(e["data"]["from_state"], e["data"]["trigger"], e["data"]["to_state"])
-            for e in events(daemon, uuid, "state.changed")]
+    return [
+        (e["data"]["from_state"], e["data"]["trigger"], e["data"]["to_state"])
+        for e in events(daemon, uuid, "state.changed")
+    ]
 
 
 def installer(engine_url: str, uuid: str) -> dict | None:
@@ -125,14 +139,17 @@ def wait_for_installer(engine_url: str, uuid: str) -> dict:
 
 
 def outcome_types(daemon, uuid: str) -> list[str]:
-    return [e["type"] for e in events(daemon, uuid, "install.*")
-            if e["type"] in ("install.succeeded", "install.failed", "install.interrupted")]
-
+    return [
+        e["type"]
+        for e in events(daemon, uuid, "install.*")
+        if e["type"] in ("install.succeeded", "install.failed", "install.interrupted")
+    ]
 
 
 @pytest.mark.docker
-def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node, docker_uuids, docker_image,
-                                                                          docker_engine):
+def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(
+    node, docker_uuids, docker_image, docker_engine
+):
     panel, daemon, tmp = node
     uuid = docker_uuids.new()
     panel.servers[uuid] = panel_server(uuid, docker_image)
@@ -167,7 +184,10 @@ def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node,
     [succeeded] = events(daemon, uuid, "install.succeeded")
     data = succeeded["data"]
     assert data["exit_code"] == 0 and data["image"] == docker_image.lstrip("~") and data["entrypoint"] == "sh"
-    assert data["last_lines"][-3:] == ["line one", "line two", "done"] and data["install_id"] == started["data"]["install_id"]
+    assert (
+        data["last_lines"][-3:] == ["line one", "line two", "done"]
+        and data["install_id"] == started["data"]["install_id"]
+    )
     assert "installing into /mnt/server as 0" in data["last_lines"][0]  # root in the installer, as Wings
     assert history(daemon, uuid) == [("offline", "install", "installing"), ("installing", "installed", "offline")]
     [reported] = events(daemon, uuid, "panel.install_reported")
@@ -192,8 +212,9 @@ def test_create_runs_the_egg_script_and_the_server_is_installing_meanwhile(node,
 
 
 @pytest.mark.docker
-def test_a_failing_script_reports_failure_and_leaves_the_server_offline(node, docker_uuids, docker_image,
-                                                                        docker_engine):
+def test_a_failing_script_reports_failure_and_leaves_the_server_offline(
+    node, docker_uuids, docker_image, docker_engine
+):
     panel, daemon, _ = node
     uuid = docker_uuids.new()
     panel.servers[uuid] = panel_server(uuid, docker_image)
@@ -208,11 +229,14 @@ def test_a_failing_script_reports_failure_and_leaves_the_server_offline(node, do
     assert installer(docker_engine, uuid) is None
 
 
-@pytest.mark.parametrize("problem, words", [
-    ("panel", "install script could not be fetched"),
-    ("image", "could not be pulled"),
-    ("entrypoint", "installer could not be run"),
-])
+@pytest.mark.parametrize(
+    "problem, words",
+    [
+        ("panel", "install script could not be fetched"),
+        ("image", "could not be pulled"),
+        ("entrypoint", "installer could not be run"),
+    ],
+)
 @pytest.mark.docker
 def test_what_the_install_cannot_have_fails_it_with_the_reason(node, docker_uuids, docker_image, problem, words):
     panel, daemon, _ = node
@@ -257,8 +281,10 @@ async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node
         assert statuses == ["stopping", "offline"], seen
         assert [f["event"] for f in seen if f["event"].startswith("install")][:1] == ["install started"]
         assert {"event": "install started", "args": [""]} in seen
-        assert {"event": "daemon message",
-                "args": ["Starting installation process, this could take a few minutes..."]} in seen
+        assert {
+            "event": "daemon message",
+            "args": ["Starting installation process, this could take a few minutes..."],
+        } in seen
         # Meanwhile: the socket's power actions and a second reinstall are refused.
         await s.send("set state", "start")
         refusal = await s.until("daemon error")
@@ -276,16 +302,21 @@ async def test_reinstall_stops_the_server_and_a_websocket_hears_the_install(node
     assert target.read_text() == "keep me\n" and not log.is_symlink() and "line two\ndone\n" in log.read_text()
     [stop] = [e for e in events(daemon, uuid, "power.requested") if e["data"]["action"] == "stop"]
     assert stop["metadata"]["cause"] == "reinstall"
-    assert history(daemon, uuid)[-4:] == [("running", "stop", "stopping"), ("stopping", "exited", "offline"),
-                                          ("offline", "install", "installing"), ("installing", "installed", "offline")]
+    assert history(daemon, uuid)[-4:] == [
+        ("running", "stop", "stopping"),
+        ("stopping", "exited", "offline"),
+        ("offline", "install", "installing"),
+        ("installing", "installed", "offline"),
+    ]
     started = events(daemon, uuid, "install.started")
     assert [e["data"]["reinstall"] for e in started] == [False, True]
     assert outcome_types(daemon, uuid) == ["install.succeeded", "install.succeeded"]
 
 
 @pytest.mark.docker
-async def test_a_socket_without_the_install_permission_hears_the_install_but_not_its_output(node, docker_uuids,
-                                                                                          docker_image):
+async def test_a_socket_without_the_install_permission_hears_the_install_but_not_its_output(
+    node, docker_uuids, docker_image
+):
     panel, daemon, _ = node
     uuid = docker_uuids.new()
     panel.servers[uuid] = panel_server(uuid, docker_image)
@@ -319,8 +350,9 @@ def test_a_delete_ends_the_install_first(node, docker_uuids, docker_image, docke
 
 @pytest.mark.docker
 @pytest.mark.parametrize("installer_left", [True, False], ids=["adopted", "interrupted"])
-def test_a_daemon_killed_mid_install_finishes_or_fails_it_at_boot(node, docker_uuids, docker_image, docker_engine,
-                                                                   installer_left):
+def test_a_daemon_killed_mid_install_finishes_or_fails_it_at_boot(
+    node, docker_uuids, docker_image, docker_engine, installer_left
+):
     panel, daemon, _ = node
     uuid = docker_uuids.new()
     panel.servers[uuid] = panel_server(uuid, docker_image)

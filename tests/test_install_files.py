@@ -1,6 +1,7 @@
 """The files an install writes on the host, where others may have put things first: the script's
 folder under `system.tmp_directory` (shared /tmp by default), and the install log in the server's
 own folder (the server's code is hostile). Nothing planted there is followed."""
+
 from __future__ import annotations
 
 import os
@@ -55,9 +56,11 @@ def test_the_log_replaces_a_planted_link_and_is_the_servers_own(tmp_path):
     assert target.read_text() == "secret\n" and not log.is_symlink()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600 and log.stat().st_uid == user.uid
     text = log.read_text()
-    assert "Server UUID:          u" in text and "  A=1\n" in text and text.endswith("| Script Output\n"
-                                                                                    "| ------------------------------\n"
-                                                                                    "output\n")
+    assert (
+        "Server UUID:          u" in text
+        and "  A=1\n" in text
+        and text.endswith("| Script Output\n| ------------------------------\noutput\n")
+    )
 
 
 def test_a_folder_planted_as_the_log_is_left_alone(tmp_path):
@@ -71,9 +74,12 @@ def test_a_folder_planted_as_the_log_is_left_alone(tmp_path):
 def test_the_panels_install_document_is_checked():
     script = parse_script({"container_image": " img ", "entrypoint": "bash", "script": None})
     assert (script.image, script.entrypoint, script.script) == ("img", "bash", "")
-    for bad, words in [([], "not an object"), ({"entrypoint": "sh"}, "no `container_image`"),
-                       ({"container_image": "i", "entrypoint": "a\0b"}, "not a name"),
-                       ({"container_image": "i", "entrypoint": "sh", "script": 5}, "not text")]:
+    for bad, words in [
+        ([], "not an object"),
+        ({"entrypoint": "sh"}, "no `container_image`"),
+        ({"container_image": "i", "entrypoint": "a\0b"}, "not a name"),
+        ({"container_image": "i", "entrypoint": "sh", "script": 5}, "not text"),
+    ]:
         with pytest.raises(InstallSourceError, match=words):
             parse_script(bad)
 

@@ -1,17 +1,18 @@
 """Following the log across the switch from stored to live events, on a real SQLite store, while
 other tasks append as fast as they can: no gap, no duplicate, in order, whether the follower keeps
 up, falls behind its tail's capacity, or disconnects and resumes from its last position."""
+
 from __future__ import annotations
 
 import asyncio
 import random
 from contextlib import aclosing
 
+from tests.support import opened_store
 from wingman.engine.events import NewEvent
 from wingman.engine.live.feed import EventFeed
 from wingman.engine.live.follow import follow
 from wingman.engine.store.queries import EventFilter
-from tests.support import opened_store
 
 STREAMS = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
 
@@ -23,8 +24,13 @@ def event(kind: str, i: int) -> NewEvent:
 async def append_fast(store, stream: str, count: int, batch: int = 7) -> None:
     """One appender: as fast as the store takes it (alternating two event types)."""
     for start in range(0, count, batch):
-        await store.append(stream, [event("test.even" if (start + k) % 2 == 0 else "test.odd", start + k)
-                                    for k in range(min(batch, count - start))])
+        await store.append(
+            stream,
+            [
+                event("test.even" if (start + k) % 2 == 0 else "test.odd", start + k)
+                for k in range(min(batch, count - start))
+            ],
+        )
 
 
 async def collect(feed, db, flt, after, want, capacity, cut_every=None) -> list[int]:

@@ -1,6 +1,7 @@
 """Local servers outlive the daemon: a daemon that stops (or dies) leaves them running, and the
 next one adopts them, console and all, by their recorded identity (pid, start time, boot). A pid
 that now belongs to another process is never taken for the server, and never killed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from wingman.engine.environments.local.identity import boot_id, identify
-from wingman.engine.events import Metadata, NewEvent, ProcessStarted
 from tests.http_support import processes_under
 from tests.support import definition
+from wingman.engine.environments.local.identity import boot_id, identify
+from wingman.engine.events import Metadata, NewEvent, ProcessStarted
 
 
 def alive(pid: int) -> bool:
@@ -26,6 +27,7 @@ async def until(predicate, timeout: float = 30):
     async def poll():
         while not predicate():
             await asyncio.sleep(0.02)
+
     await asyncio.wait_for(poll(), timeout)
 
 
@@ -107,9 +109,17 @@ async def test_a_pid_that_now_belongs_to_another_process_is_not_adopted_nor_kill
         # What the log says of the server's process, as if the kernel had since given its pid to
         # the stranger: the stranger's pid, with a start time the stranger does not have.
         other = identify(stranger.pid)
-        await first.daemon.store.append(uuid, [NewEvent.of(ProcessStarted(
-            runtime="process", pid=stranger.pid, start_ticks=other.start_ticks - 1, boot_id=boot_id()),
-            Metadata(actor="test", channel="test"))])
+        await first.daemon.store.append(
+            uuid,
+            [
+                NewEvent.of(
+                    ProcessStarted(
+                        runtime="process", pid=stranger.pid, start_ticks=other.start_ticks - 1, boot_id=boot_id()
+                    ),
+                    Metadata(actor="test", channel="test"),
+                )
+            ],
+        )
         # The daemon dies, and the server with it.
         await first.daemon.store.close()
         await first.daemon.db.dispose()

@@ -1,6 +1,7 @@
 """Wings' routes that wingman does not provide (files, backups, transfers, downloads, config
 update) answer a 501 naming what is missing, over a real socket: a Panel's file manager pointed
 at the node shows a reason instead of hanging. Nothing is recorded."""
+
 from __future__ import annotations
 
 import uuid as uuidlib
@@ -49,8 +50,15 @@ def test_an_unknown_server_is_still_a_404_and_a_missing_token_a_401(daemon):
     assert_json_error(resp, 401)
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/download/file?token=x"), ("POST", "/upload/file?token=x"),
-                                         ("POST", "/api/transfers"), ("POST", "/api/update")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/download/file?token=x"),
+        ("POST", "/upload/file?token=x"),
+        ("POST", "/api/transfers"),
+        ("POST", "/api/update"),
+    ],
+)
 def test_node_routes_of_wings_get_a_501_too(daemon, method, path):
     with daemon.client() as c:
         error = assert_json_error(c.request(method, path, json={}), 501)

@@ -1,6 +1,7 @@
 """The OpenAPI document the daemon serves is complete and valid: OpenAPI 3.1 by the spec's own
 validator, every route of the app in it, every reference resolving, who may call what said with
 security schemes, every query parameter and error a route can answer documented."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,11 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from tests.support import TOKEN
 from wingman.api.app import create_app
 from wingman.api.openapi.describe import doc
 from wingman.api.openapi.document import Undocumented, build
 from wingman.engine.config import parse_config
-from tests.support import TOKEN
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,12 @@ def test_every_reference_resolves_from_the_document_root(served):
 def test_every_route_of_the_app_is_in_it(served):
     app = create_app(parse_config({"token": TOKEN}), name="doc-routes")
     app.router.finalize()
-    routes = {("/" + re.sub(r"<(\w+)(?::[^>]*)?>", r"{\1}", r.path.strip("/")), m.lower())
-              for r in app.router.routes for m in r.methods if m not in ("HEAD", "OPTIONS")}
+    routes = {
+        ("/" + re.sub(r"<(\w+)(?::[^>]*)?>", r"{\1}", r.path.strip("/")), m.lower())
+        for r in app.router.routes
+        for m in r.methods
+        if m not in ("HEAD", "OPTIONS")
+    }
     documented = {(path, method) for path, item in served["paths"].items() for method in item}
     assert documented == routes
 
@@ -73,7 +78,8 @@ def test_security_says_who_may_call_what(served):
             assert {"401", "403"} <= set(op["responses"]), (path, method)
             for status in ("401", "403"):
                 assert op["responses"][status]["content"]["application/json"]["schema"] == {
-                    "$ref": "#/components/schemas/ErrorBody"}
+                    "$ref": "#/components/schemas/ErrorBody"
+                }
 
 
 def test_query_parameters_and_answers_are_documented(served):
@@ -89,7 +95,8 @@ def test_query_parameters_and_answers_are_documented(served):
     power = served["paths"]["/api/servers/{uuid}/power"]["post"]
     assert {"202", "400", "404", "422", "503"} <= set(power["responses"])
     assert power["responses"]["202"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/OperationBody"}
+        "$ref": "#/components/schemas/OperationBody"
+    }
     body = served["components"]["schemas"]["PowerBody"]
     assert body["properties"]["action"]["enum"] == ["start", "stop", "restart", "kill"]
 

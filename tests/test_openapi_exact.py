@@ -1,13 +1,14 @@
 """The document and the server agree, value by value, on the inputs schemathesis found them to
 disagree on: each value below is judged by the served document's own schema (formats checked) and
 sent to a real daemon, and the two verdicts must be the same."""
+
 from __future__ import annotations
 
 import httpx
 import jsonschema_rs
 import pytest
 
-from tests.support import TOKEN, definition
+from tests.support import definition
 
 SERVER = definition(invocation="exec sleep 1000", done=())
 UUID = SERVER["settings"]["uuid"]
@@ -33,26 +34,29 @@ def _allowed(schema: dict, value) -> bool:
     return jsonschema_rs.validator_for(schema, validate_formats=True).is_valid(value)
 
 
-@pytest.mark.parametrize("path, name, value, as_number", [
-    ("/api/events", "since", "2026-11-28T03:12:00Z", False),
-    ("/api/events", "since", "2026-11-28t03:12:00.123456789+05:30", False),
-    ("/api/events", "since", "0001-01-01T00:00:00+05:00", False),  # before Python's first instant: a bound still
-    ("/api/events", "until", "2016-12-31T23:59:60Z", False),  # a leap second
-    ("/api/events", "since", "2026-11-28 03:12:00Z", False),  # a space for the T: not RFC 3339's date-time
-    ("/api/events", "since", " 2026-11-28T03:12:00Z", False),
-    ("/api/events", "since", "2026-13-28T03:12:00Z", False),
-    ("/api/events", "after", "5", True),
-    ("/api/events", "after", "+5", False),
-    ("/api/events", "after", "5_0", False),
-    ("/api/events", "after", str(2**63), True),
-    ("/api/servers/{uuid}/state", "at", "12", True),
-    ("/api/servers/{uuid}/state", "at", "2026-11-28T03:12:00Z", False),
-    ("/api/servers/{uuid}/state", "at", "٣", False),  # a digit, of another script
-    ("/api/audit/verify", "key", KEY, False),
-    ("/api/audit/verify", "key", KEY.replace("A", " ", 1), False),  # a `+` left unescaped reads as a space
-    ("/api/audit/verify", "key", "A" * 42 + "==", False),  # 31 bytes
-    ("/api/audit/verify", "key", "A" * 44, False),
-])
+@pytest.mark.parametrize(
+    "path, name, value, as_number",
+    [
+        ("/api/events", "since", "2026-11-28T03:12:00Z", False),
+        ("/api/events", "since", "2026-11-28t03:12:00.123456789+05:30", False),
+        ("/api/events", "since", "0001-01-01T00:00:00+05:00", False),  # before Python's first instant: a bound still
+        ("/api/events", "until", "2016-12-31T23:59:60Z", False),  # a leap second
+        ("/api/events", "since", "2026-11-28 03:12:00Z", False),  # a space for the T: not RFC 3339's date-time
+        ("/api/events", "since", " 2026-11-28T03:12:00Z", False),
+        ("/api/events", "since", "2026-13-28T03:12:00Z", False),
+        ("/api/events", "after", "5", True),
+        ("/api/events", "after", "+5", False),
+        ("/api/events", "after", "5_0", False),
+        ("/api/events", "after", str(2**63), True),
+        ("/api/servers/{uuid}/state", "at", "12", True),
+        ("/api/servers/{uuid}/state", "at", "2026-11-28T03:12:00Z", False),
+        ("/api/servers/{uuid}/state", "at", "٣", False),  # a digit, of another script
+        ("/api/audit/verify", "key", KEY, False),
+        ("/api/audit/verify", "key", KEY.replace("A", " ", 1), False),  # a `+` left unescaped reads as a space
+        ("/api/audit/verify", "key", "A" * 42 + "==", False),  # 31 bytes
+        ("/api/audit/verify", "key", "A" * 44, False),
+    ],
+)
 def test_a_query_value_is_taken_exactly_when_the_document_allows_it(daemon, served, path, name, value, as_number):
     allowed = _allowed(_param_schema(served, path, name), int(value) if as_number else value)
     with daemon.client() as c:
@@ -61,15 +65,18 @@ def test_a_query_value_is_taken_exactly_when_the_document_allows_it(daemon, serv
     assert (status == 200) == allowed, (name, value, status, allowed)
 
 
-@pytest.mark.parametrize("path", ["/api/statechart", f"/api/servers/{UUID}/diagram", "/api/events",
-                                  f"/api/servers/{UUID}/logs"])
+@pytest.mark.parametrize(
+    "path", ["/api/statechart", f"/api/servers/{UUID}/diagram", "/api/events", f"/api/servers/{UUID}/logs"]
+)
 def test_an_empty_query_value_is_the_default_as_documented(daemon, served, path):
     templated = path.replace(UUID, "{uuid}")
-    assert all(p.get("allowEmptyValue") for p in served["paths"][templated]["get"]["parameters"]
-               if p["in"] == "query")
+    assert all(p.get("allowEmptyValue") for p in served["paths"][templated]["get"]["parameters"] if p["in"] == "query")
     with daemon.client() as c:
-        empty = c.get(path + "?" + "&".join(f"{p['name']}=" for p in served["paths"][templated]["get"]["parameters"]
-                                             if p["in"] == "query"))
+        empty = c.get(
+            path
+            + "?"
+            + "&".join(f"{p['name']}=" for p in served["paths"][templated]["get"]["parameters"] if p["in"] == "query")
+        )
         absent = c.get(path)
     assert empty.status_code == absent.status_code == 200
     assert empty.headers["content-type"] == absent.headers["content-type"]
@@ -84,21 +91,24 @@ def _component(served: dict, name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}", "components": served["components"]}
 
 
-@pytest.mark.parametrize("change", [
-    {"process_configuration": {"startup": {"strip_ansi": 0}}},  # Wings' Go decoder refuses 0 for a bool
-    {"process_configuration": {"startup": {"strip_ansi": True}}},
-    {"settings": {"suspended": "false"}},
-    {"settings": {"runtime": "docker"}},  # no image
-    {"settings": {"runtime": "docker", "container": {"image": ""}}},
-    {"settings": {"environment": {"BAD NAME": "x"}}},
-    {"settings": {"environment": {"OK": "a\u0000b"}}},
-    {"settings": {"build": {"memory_limit": True}}},
-    {"process_configuration": {"stop": {"type": "command"}}},  # the default value is a signal's
-    {"process_configuration": {"stop": {"type": "command", "value": "say\nbye"}}},
-    {"process_configuration": {"stop": {"type": "signal", "value": "sigterm"}}},
-    {"process_configuration": {"stop": {"type": "signal", "value": "SIGNOPE"}}},
-    {"process_configuration": {"startup": {"done": "one line"}}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"process_configuration": {"startup": {"strip_ansi": 0}}},  # Wings' Go decoder refuses 0 for a bool
+        {"process_configuration": {"startup": {"strip_ansi": True}}},
+        {"settings": {"suspended": "false"}},
+        {"settings": {"runtime": "docker"}},  # no image
+        {"settings": {"runtime": "docker", "container": {"image": ""}}},
+        {"settings": {"environment": {"BAD NAME": "x"}}},
+        {"settings": {"environment": {"OK": "a\u0000b"}}},
+        {"settings": {"build": {"memory_limit": True}}},
+        {"process_configuration": {"stop": {"type": "command"}}},  # the default value is a signal's
+        {"process_configuration": {"stop": {"type": "command", "value": "say\nbye"}}},
+        {"process_configuration": {"stop": {"type": "signal", "value": "sigterm"}}},
+        {"process_configuration": {"stop": {"type": "signal", "value": "SIGNOPE"}}},
+        {"process_configuration": {"startup": {"done": "one line"}}},
+    ],
+)
 def test_a_definition_is_accepted_exactly_when_the_document_allows_it(daemon, served, change):
     body = definition(invocation="exec sleep 1000", done=())
     for section, values in change.items():

@@ -28,6 +28,7 @@ checks act only in schemathesis' stateful phase (`use_after_free`, `ensure_resou
 they run here but find nothing to judge; the CLI's stateful phase, which infers the links between
 operations from the answers, is where they bite (the state machine of the Python API finds no link in
 the document to follow)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,13 +43,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
+from tests.http_support import database_path, power
+from tests.support import AUDIT_TOKEN, TOKEN, definition
 from wingman.api.app import DESCRIPTION, create_app
 from wingman.api.auth import PUBLIC_PATHS
 from wingman.api.openapi.document import build as build_openapi
 from wingman.engine.config import parse_config
 from wingman.engine.power.outcomes import SUSPENDED_MESSAGE
-from tests.http_support import database_path, power
-from tests.support import AUDIT_TOKEN, TOKEN, definition
 
 EXAMPLES = 25
 STREAM_SECONDS = 1.0  # an event stream never ends: schemathesis reads it this long (or 20 events)
@@ -64,29 +65,36 @@ HISTORY = r"^/api/servers/\{uuid\}/(state|events|diagram|diagram/timeline)$"
 EXCLUDED_CHECKS: dict[str, dict[str, str]] = {
     ".*": {
         "not_a_server_error": "it counts every 5xx; Wings answers 502 to a command for a stopped server, and 503 says "
-                              "the event store cannot record: no_undocumented_server_error below allows those two "
-                              "where documented, and nothing else",
+        "the event store cannot record: no_undocumented_server_error below allows those two "
+        "where documented, and nothing else",
     },
     f"^{re.escape(WEBSOCKET)}$": {
         "positive_data_acceptance": "a websocket opens with an upgrade handshake no HTTP client makes; every plain "
-                                    "request is the documented 426 (test_ws_* open real sockets)",
+        "request is the documented 426 (test_ws_* open real sockets)",
     },
     HISTORY: {
         "use_after_free": "a deleted server's history stays in the log: its state, events and diagrams answer 200, "
-                          "as their descriptions say",
+        "as their descriptions say",
     },
 }
 
 
 def hook_config() -> SchemathesisConfig:
     """The configuration both fuzz tests share: every check, and the exclusions above."""
-    return SchemathesisConfig.from_dict({
-        "generation": {"allow-extra-parameters": False, "max-examples": EXAMPLES},
-        "checks": {"negative_data_rejection": {"expected-statuses": [
-            400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, 431]}},
-        "operations": [{"include-path-regex": path, "checks": {name: {"enabled": False} for name in checks}}
-                       for path, checks in EXCLUDED_CHECKS.items()],
-    })
+    return SchemathesisConfig.from_dict(
+        {
+            "generation": {"allow-extra-parameters": False, "max-examples": EXAMPLES},
+            "checks": {
+                "negative_data_rejection": {
+                    "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, 431]
+                }
+            },
+            "operations": [
+                {"include-path-regex": path, "checks": {name: {"enabled": False} for name in checks}}
+                for path, checks in EXCLUDED_CHECKS.items()
+            ],
+        }
+    )
 
 
 def document() -> dict:
@@ -114,6 +122,7 @@ def load_schema():
 
 def _inverted(since: str, until: str) -> bool:
     from wingman.engine.store.points import BadPoint, parse_time
+
     try:
         return parse_time(since) > parse_time(until)
     except BadPoint:
@@ -179,14 +188,16 @@ def no_undocumented_server_error(response, case) -> None:
     status = response.status_code
     documented = case.operation.definition.raw.get("responses", {})
     assert status < 500 or (status in (501, 502, 503) and str(status) in documented), (
-        f"{case.method} {case.formatted_path}: {status} {response.text[:300]}")
+        f"{case.method} {case.formatted_path}: {status} {response.text[:300]}"
+    )
 
 
 def _events_of_request(path, request_id: str) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        return conn.execute("SELECT count(*) FROM events WHERE json_extract(metadata, '$.request_id') = ?",
-                            (request_id,)).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM events WHERE json_extract(metadata, '$.request_id') = ?", (request_id,)
+        ).fetchone()[0]
     finally:
         conn.close()
 
@@ -204,8 +215,11 @@ def test_every_check_runs_but_the_listed_ones():
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_the_api_keeps_its_documented_promises(case, fuzz_daemon):
     _steer(case)
     request_id = str(uuidlib.uuid4())
@@ -228,7 +242,8 @@ def test_the_api_keeps_its_documented_promises(case, fuzz_daemon):
             body = {}
         if not isinstance(body, dict) or body.get("error") != SUSPENDED_MESSAGE:
             assert _events_of_request(database_path(fuzz_daemon), request_id) == 0, (
-                f"{case.method} {case.formatted_path} was refused with {response.status_code} but wrote events")
+                f"{case.method} {case.formatted_path} was refused with {response.status_code} but wrote events"
+            )
 
 
 def test_the_fuzzer_reached_the_power_paths():

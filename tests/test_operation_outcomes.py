@@ -1,5 +1,6 @@
 """Every accepted operation gets exactly one outcome, under any interleaving of starts and kills,
 and verification against the live daemon names an operation that was dropped without one."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +9,12 @@ import random
 import httpx
 import pytest
 
-from wingman.engine.audit.verify import verify
-from wingman.engine.events import Metadata, NewEvent, PowerRequested
-from wingman.engine.statechart import Trigger
 from tests.conftest import TEST_META
 from tests.http_support import processes_under, wait_for
 from tests.support import definition
+from wingman.engine.audit.verify import verify
+from wingman.engine.events import Metadata, NewEvent, PowerRequested
+from wingman.engine.statechart import Trigger
 
 SLEEPER = dict(invocation="exec sleep 1000", done=(), stop={"type": "signal", "value": "SIGTERM"})
 SERVERS, CLIENTS, PAIRS = 10, 40, 800  # bounded for CI; the issue's load was 20 / 40 / 2,000
@@ -42,6 +43,7 @@ def test_start_kill_storm_leaves_every_operation_with_one_outcome(daemon_process
     assert len(accepted) == 2 * (PAIRS // CLIENTS) * CLIENTS
 
     with d.client() as c:
+
         def all_finished():
             report = c.get("/api/audit/verify").json()
             return report if report["open_operations"] == 0 else None
@@ -51,8 +53,12 @@ def test_start_kill_storm_leaves_every_operation_with_one_outcome(daemon_process
         statuses = {}
         for op_id in accepted:
             body = c.get(f"/api/operations/{op_id}").json()
-            outcomes = [e for e in body["events"] if e["type"] in (
-                "power.succeeded", "power.failed", "power.rejected", "power.cancelled", "power.interrupted")]
+            outcomes = [
+                e
+                for e in body["events"]
+                if e["type"]
+                in ("power.succeeded", "power.failed", "power.rejected", "power.cancelled", "power.interrupted")
+            ]
             assert len(outcomes) == 1, body
             statuses[body["status"]] = statuses.get(body["status"], 0) + 1
         # The last word on every server was a kill: every one is down, with no process left.
@@ -99,8 +105,12 @@ async def test_a_kill_cancels_a_start_waiting_behind_a_stop(engine_harness):
     """A stop holds the lock (TERM is ignored, so it waits); a start queues behind it; then a
     kill: the stop ends (the process is gone), and the start that gets the lock next is cancelled
     instead of bringing the server back."""
-    server = definition(invocation="trap '' TERM; exec sleep 1000", done=(),
-                        stop={"type": "signal", "value": "SIGTERM"}, stop_timeout=120)
+    server = definition(
+        invocation="trap '' TERM; exec sleep 1000",
+        done=(),
+        stop={"type": "signal", "value": "SIGTERM"},
+        stop_timeout=120,
+    )
     uuid = server["settings"]["uuid"]
     async with engine_harness([server]) as h:
         await h.outcome(await h.act(uuid, "start"))
@@ -122,8 +132,9 @@ async def test_verify_names_an_operation_the_daemon_dropped(engine_harness):
     async with engine_harness([server]) as h:
         # An operation recorded as requested that no task runs: what the lost operations looked like.
         meta = Metadata(actor="test", channel="test", operation_id="dropped-op")
-        await h.daemon.store.append(uuid, [NewEvent.of(PowerRequested(operation_id="dropped-op", action="start",
-                                                                      wait_seconds=30), meta)])
+        await h.daemon.store.append(
+            uuid, [NewEvent.of(PowerRequested(operation_id="dropped-op", action="start", wait_seconds=30), meta)]
+        )
         report = await verify(h.daemon.db, live=h.daemon.registry.views, in_hand=h.daemon.power.in_hand)
         assert not report.ok
         assert report.first.check == "operation" and "dropped-op" in report.first.message
@@ -135,8 +146,12 @@ async def test_verify_names_an_operation_the_daemon_dropped(engine_harness):
 
 
 async def test_verify_does_not_flag_an_operation_in_flight(engine_harness):
-    server = definition(invocation="trap '' TERM; exec sleep 1000", done=(),
-                        stop={"type": "signal", "value": "SIGTERM"}, stop_timeout=120)
+    server = definition(
+        invocation="trap '' TERM; exec sleep 1000",
+        done=(),
+        stop={"type": "signal", "value": "SIGTERM"},
+        stop_timeout=120,
+    )
     uuid = server["settings"]["uuid"]
     async with engine_harness([server]) as h:
         await h.outcome(await h.act(uuid, "start"))
@@ -147,7 +162,6 @@ async def test_verify_does_not_flag_an_operation_in_flight(engine_harness):
         await h.outcome(await h.act(uuid, "kill"))
         await h.outcome(stop)
         assert stop.status == "succeeded"
-
 
 
 async def test_a_kill_with_nothing_to_do_is_settled_in_its_request_commit(engine_harness):
@@ -202,6 +216,7 @@ async def test_a_cancelled_state_change_holds_the_ordering_until_it_is_committed
             async def later():
                 await release.wait()
                 return await original(stream, events, expected_version)
+
             return await asyncio.shield(asyncio.ensure_future(later()))  # in flight, whatever its caller does
 
         store.append = park_ready_then_append
@@ -220,5 +235,8 @@ async def test_a_cancelled_state_change_holds_the_ordering_until_it_is_committed
         store.append = original
         changes = [e.data for e in await h.events(uuid) if e.type == "state.changed"]
         assert [(c["from_state"], c["to_state"]) for c in changes] == [
-            ("offline", "starting"), ("starting", "running"), ("running", "offline")]
+            ("offline", "starting"),
+            ("starting", "running"),
+            ("running", "offline"),
+        ]
         assert h.state(uuid) == "offline"

@@ -6,6 +6,7 @@ A real daemon subprocess with `remote:` pointing at a small real Panel (tests/pa
 that answers the activity route as Pterodactyl's ActivityProcessingController does: its request
 rules (ActivityEventRequest), its timestamp parse, 204 once taken. Actions are taken over a real
 websocket with Panel-made JWTs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -117,8 +118,11 @@ def daemons(tmp_path):
 
 
 def activity_config(panel: PanelStandIn, **system) -> dict:
-    return {"remote": panel.url, "remote_runtime": "process",  # the tests' servers are local processes
-            "system": {"activity_send_interval": INTERVAL, **system}}
+    return {
+        "remote": panel.url,
+        "remote_runtime": "process",  # the tests' servers are local processes
+        "system": {"activity_send_interval": INTERVAL, **system},
+    }
 
 
 def start(daemons, folder, server, panel, flavor: str = "pterodactyl", **system) -> DaemonProcess:
@@ -202,9 +206,14 @@ def test_entries_not_sent_when_the_daemon_is_sigkilled_arrive_after_the_restart(
     d2 = start(daemons, folder, definition(uuid), panel)
     taken = panel.wait_taken(7)
     # The server may still run (adopted after the kill); one more command proves the queue flows on.
-    assert activity_of(taken) == ([("server:power.start", None), ("server:console.command", "accepted 1"),
-                                   ("server:console.command", "accepted 2")]
-                                  + [("server:console.command", c) for c in later])
+    assert activity_of(taken) == (
+        [
+            ("server:power.start", None),
+            ("server:console.command", "accepted 1"),
+            ("server:console.command", "accepted 2"),
+        ]
+        + [("server:console.command", c) for c in later]
+    )
     d2.wait_state(uuid, "running")
     asyncio.run(act(d2, uuid, ["after restart"]))
     taken = panel.wait_taken(8)
@@ -218,8 +227,11 @@ def test_an_entry_the_panel_refuses_is_set_aside_recorded_and_the_queue_goes_on(
     asyncio.run(act(d, uuid, ["before", "refused", "after"], power=["start"]))
 
     taken = panel.wait_taken(3)
-    assert activity_of(taken) == [("server:power.start", None), ("server:console.command", "before"),
-                                  ("server:console.command", "after")]
+    assert activity_of(taken) == [
+        ("server:power.start", None),
+        ("server:console.command", "before"),
+        ("server:console.command", "after"),
+    ]
     with d.client() as c:
         deadline = time.monotonic() + 30
         while True:

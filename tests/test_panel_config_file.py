@@ -1,5 +1,6 @@
 """The config.yml a Panel writes for a node: fetched by `wingman configure` from a Panel (a small
 real HTTP server here) as `wings configure` does, and taken as it is by `wingman serve`."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from wingman.engine.config import parse_config
 from tests.support import REPO, free_port, kill_leftovers
+from wingman.engine.config import parse_config
 
 WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
 API_KEY = "ptla_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
@@ -39,11 +40,31 @@ class Panel:
                 if self.path.startswith("/api/remote/servers"):
                     return self.answer(200, {"data": [], "meta": {"current_page": 1, "last_page": 1, "total": 0}})
                 if self.headers.get("Authorization") != f"Bearer {API_KEY}":
-                    return self.answer(403, {"errors": [{"code": "AccessDeniedHttpException", "status": "403",
-                                                         "detail": "This action is unauthorized."}]})
+                    return self.answer(
+                        403,
+                        {
+                            "errors": [
+                                {
+                                    "code": "AccessDeniedHttpException",
+                                    "status": "403",
+                                    "detail": "This action is unauthorized.",
+                                }
+                            ]
+                        },
+                    )
                 if self.path != "/api/application/nodes/7/configuration":
-                    return self.answer(404, {"errors": [{"code": "NotFoundHttpException", "status": "404",
-                                                         "detail": "The requested resource could not be found on the server."}]})
+                    return self.answer(
+                        404,
+                        {
+                            "errors": [
+                                {
+                                    "code": "NotFoundHttpException",
+                                    "status": "404",
+                                    "detail": "The requested resource could not be found on the server.",
+                                }
+                            ]
+                        },
+                    )
                 return self.answer(200, panel.configuration)
 
             def do_POST(self):  # noqa: N802
@@ -69,10 +90,16 @@ class Panel:
             "uuid": NODE_UUID,
             "token_id": "q8XkZ2vN4mB7cL1p",
             "token": NODE_TOKEN,
-            "api": {"host": "0.0.0.0", "port": self.daemon_port,
-                    "ssl": {"enabled": False, "cert": "/etc/letsencrypt/live/node.example.com/fullchain.pem",
-                            "key": "/etc/letsencrypt/live/node.example.com/privkey.pem"},
-                    "upload_limit": 100},
+            "api": {
+                "host": "0.0.0.0",
+                "port": self.daemon_port,
+                "ssl": {
+                    "enabled": False,
+                    "cert": "/etc/letsencrypt/live/node.example.com/fullchain.pem",
+                    "key": "/etc/letsencrypt/live/node.example.com/privkey.pem",
+                },
+                "upload_limit": 100,
+            },
             "system": {"data": str(folder / "volumes"), "sftp": {"bind_port": 2022}},
             "allowed_mounts": [],
             "remote": self.url,
@@ -96,10 +123,22 @@ def wingman(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*WINGMAN, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
 
 
-def configure(panel: Panel, config: Path, *extra: str, token: str = API_KEY, node: str = "7",
-              url: str | None = None) -> subprocess.CompletedProcess:
-    return wingman("configure", "--panel-url", url or panel.url, "--token", token, "--node", node,
-                   "--config", str(config), *extra, cwd=config.parent)
+def configure(
+    panel: Panel, config: Path, *extra: str, token: str = API_KEY, node: str = "7", url: str | None = None
+) -> subprocess.CompletedProcess:
+    return wingman(
+        "configure",
+        "--panel-url",
+        url or panel.url,
+        "--token",
+        token,
+        "--node",
+        node,
+        "--config",
+        str(config),
+        *extra,
+        cwd=config.parent,
+    )
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -118,8 +157,14 @@ def test_configure_writes_the_panels_file_0600_and_serve_takes_it_as_it_is(tmp_p
 
     log = open(tmp_path / "daemon.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
-    proc = subprocess.Popen([*WINGMAN, "serve", "--config", str(config)], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*WINGMAN, "serve", "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{panel.daemon_port}"  # api.host 0.0.0.0: every address, loopback too
     headers = {"Authorization": f"Bearer {NODE_TOKEN}"}  # the token the Panel gave
     try:
@@ -148,14 +193,29 @@ def test_configure_writes_the_panels_file_0600_and_serve_takes_it_as_it_is(tmp_p
     assert (tmp_path / "var" / "wingman.db").exists()  # root_directory: ./var beside the file
 
 
-@pytest.mark.parametrize("case, code, message", [
-    ("a key the Panel refuses", 1, r"error \(403\): the Panel refused the API key .*: This action is unauthorized\."),
-    ("a node the Panel does not have", 1, r"error \(404\): the Panel has no such node: The requested resource"),
-    ("a node id that is not a number", 2, r"--node must be the node's numeric id in the Panel, not 'node-7'"),
-    ("a Panel URL without a scheme", 2, r"--panel-url must be the Panel's http:// or https:// URL, not 'panel.example.com'"),
-    ("a Panel that does not answer", 2, r"cannot reach the Panel at http://127.0.0.1:\d+/api/application/nodes/7/configuration"),
-    ("a file there already", 2, r"config.yml already exists; pass --override to replace it"),
-])
+@pytest.mark.parametrize(
+    "case, code, message",
+    [
+        (
+            "a key the Panel refuses",
+            1,
+            r"error \(403\): the Panel refused the API key .*: This action is unauthorized\.",
+        ),
+        ("a node the Panel does not have", 1, r"error \(404\): the Panel has no such node: The requested resource"),
+        ("a node id that is not a number", 2, r"--node must be the node's numeric id in the Panel, not 'node-7'"),
+        (
+            "a Panel URL without a scheme",
+            2,
+            r"--panel-url must be the Panel's http:// or https:// URL, not 'panel.example.com'",
+        ),
+        (
+            "a Panel that does not answer",
+            2,
+            r"cannot reach the Panel at http://127.0.0.1:\d+/api/application/nodes/7/configuration",
+        ),
+        ("a file there already", 2, r"config.yml already exists; pass --override to replace it"),
+    ],
+)
 def test_configure_refuses_bad_input_clearly_and_writes_nothing(tmp_path, panel, case, code, message):
     config = tmp_path / "config.yml"
     kwargs = {

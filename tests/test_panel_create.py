@@ -1,5 +1,6 @@
 """Wings' create and sync against a small real Panel (tests/panel_support.py): the daemon fetches
 the definition, registers the server, reports its installation, and starts it when asked."""
+
 from __future__ import annotations
 
 import uuid as uuidlib

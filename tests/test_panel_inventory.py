@@ -1,5 +1,6 @@
 """A node with a Panel takes its servers from it: the boot inventory, page by page, against a small
 real Panel (tests/panel_support.py) and a real daemon over a real socket."""
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,12 @@ PANEL_AUTH = f"Bearer test.{TOKEN}"  # token_id "test" (tests/support.py), as Wi
 def with_panel(panel: PanelStandIn, per_page: int = 50, **extra) -> dict:
     # The tests' servers are local processes (tests.support.definition names no runtime): a
     # Panel's server that names none is a Docker one unless the node says otherwise.
-    return {"remote": panel.url, "remote_query": {"boot_servers_per_page": per_page, "retry_max_seconds": 1},
-            "remote_runtime": "process", **extra}
+    return {
+        "remote": panel.url,
+        "remote_query": {"boot_servers_per_page": per_page, "retry_max_seconds": 1},
+        "remote_runtime": "process",
+        **extra,
+    }
 
 
 def panel_events(daemon, kind: str) -> list[dict]:
@@ -98,12 +103,18 @@ def test_panel_down_at_boot_then_back(daemon_process, tmp_path):
     del panel.answers[("GET", SERVERS_PATH)]
     [done] = wait_events(daemon, "panel.inventory_reconciled", count=2)[1:]
     assert {k: done["data"][k] for k in ("registered", "updated", "removed", "removal_pending")} == {
-        "registered": 1, "updated": 1, "removed": 1, "removal_pending": 1}
+        "registered": 1,
+        "updated": 1,
+        "removed": 1,
+        "removal_pending": 1,
+    }
     ids = server_ids(daemon)
     assert ids == {kept["settings"]["uuid"], added["settings"]["uuid"], running["settings"]["uuid"]}
     with daemon.client() as c:
-        assert c.get(f"/api/servers/{kept['settings']['uuid']}").json()["configuration"]["settings"]["environment"][
-            "MOTD"] == "changed on the Panel"
+        assert (
+            c.get(f"/api/servers/{kept['settings']['uuid']}").json()["configuration"]["settings"]["environment"]["MOTD"]
+            == "changed on the Panel"
+        )
         # The dropped server's history is kept.
         history = c.get(f"/api/servers/{dropped['settings']['uuid']}/events").json()["events"]
         assert history[-1]["type"] == "server.deleted" and history[-1]["metadata"]["cause"] == "panel_unlisted"
@@ -131,10 +142,17 @@ def test_bad_entries_are_refused_one_by_one_and_change_nothing_else(daemon_proce
         before = c.get(f"/api/servers/{r}").json()["configuration"]
     daemon.stop()
     # The Panel now lists the recorded server without its settings, and an entry whose uuid is not one.
-    panel.answers[("GET", SERVERS_PATH)] = (200, {
-        "data": [{"uuid": good["settings"]["uuid"], **good}, {"uuid": r, "process_configuration": {}},
-                 {"uuid": "not-a-uuid", **definition()}],
-        "meta": {"current_page": 1, "last_page": 1, "per_page": 50, "total": 3}})
+    panel.answers[("GET", SERVERS_PATH)] = (
+        200,
+        {
+            "data": [
+                {"uuid": good["settings"]["uuid"], **good},
+                {"uuid": r, "process_configuration": {}},
+                {"uuid": "not-a-uuid", **definition()},
+            ],
+            "meta": {"current_page": 1, "last_page": 1, "per_page": 50, "total": 3},
+        },
+    )
     daemon.start()
     done = wait_events(daemon, "panel.inventory_reconciled", count=2)[1]["data"]
     assert (done["listed"], done["refused"], done["removed"], done["unchanged"]) == (2, 2, 0, 1)
@@ -149,10 +167,13 @@ def test_bad_entries_are_refused_one_by_one_and_change_nothing_else(daemon_proce
     panel.stop()
 
 
-@pytest.mark.parametrize("bad, says", [
-    ("page_not_json", "not JSON"),
-    ("last_page_huge", "meta.last_page is 1000000000"),
-])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("page_not_json", "not JSON"),
+        ("last_page_huge", "meta.last_page is 1000000000"),
+    ],
+)
 def test_a_bad_page_fails_the_whole_inventory_and_changes_nothing(daemon_process, bad, says):
     docs = [definition() for _ in range(5)]
     panel = PanelStandIn(docs[:4]).start()

@@ -1,4 +1,5 @@
 """The whole engine on PostgreSQL (the fleet option): power actions and a restart of the daemon."""
+
 import pytest
 
 from tests.support import definition

@@ -1,12 +1,13 @@
 """The power engine with real child processes (the demo game server) on a real SQLite file."""
+
 import asyncio
 import os
 
-from wingman.engine.console.readiness import DoneMatcher
-from wingman.engine.statechart import Trigger
 from tests.conftest import TEST_META
 from tests.http_support import processes_under
 from tests.support import definition
+from wingman.engine.console.readiness import DoneMatcher
+from wingman.engine.statechart import Trigger
 
 
 async def test_start_reaches_running_on_the_done_line(engine_harness):
@@ -17,7 +18,9 @@ async def test_start_reaches_running_on_the_done_line(engine_harness):
         assert op.status == "succeeded"
         assert h.state(uuid) == "running"
         assert "Server started" in h.processes.console(uuid).lines
-        changes = [(e.data["from_state"], e.data["to_state"]) for e in await h.events(uuid) if e.type == "state.changed"]
+        changes = [
+            (e.data["from_state"], e.data["to_state"]) for e in await h.events(uuid) if e.type == "state.changed"
+        ]
         assert changes == [("offline", "starting"), ("starting", "running")]
         started = [e for e in await h.events(uuid) if e.type == "process.started"][0]
         assert os.getpgid(started.data["pid"]) == started.data["pid"]  # its own process group
@@ -98,6 +101,7 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
 async def test_kill_during_preboot_aborts_without_a_process(engine_harness, tmp_path):
     # A Panel that never answers keeps pre-boot's sync step busy: the kill lands in pre-boot.
     import socket
+
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -169,8 +173,11 @@ async def test_a_start_aborted_while_its_process_boots_kills_it_at_the_done_line
                 if not aborts and matcher.matches(line):
                     # Queued before the start sees its done-line: the abort takes the server's
                     # ordering lock first, so `ready` finds the server offline.
-                    aborts.append(asyncio.ensure_future(h.daemon.journal.transition_if_allowed(
-                        uuid, Trigger.ABORT, "killed", TEST_META, None)))
+                    aborts.append(
+                        asyncio.ensure_future(
+                            h.daemon.journal.transition_if_allowed(uuid, Trigger.ABORT, "killed", TEST_META, None)
+                        )
+                    )
                 console(line)
 
             return await real_launch(prepared, sink)
@@ -252,8 +259,9 @@ async def test_kill_does_not_wait_for_a_busy_lock(engine_harness):
 
 
 async def test_suspended_server_start_is_refused_and_recorded(engine_harness):
-    from wingman.engine.power.outcomes import SuspendedServer
     import pytest
+
+    from wingman.engine.power.outcomes import SuspendedServer
 
     d = definition(suspended=True)
     uuid = d["settings"]["uuid"]
@@ -297,6 +305,7 @@ async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness)
             events = await read(operation_id)
             await h.outcome(op)
             return events
+
         store.events_for_operation = read_then_let_the_start_finish
         found, events = await h.daemon.registry.find_operation(op.id)
         assert op.status == "succeeded"  # the live view has moved on

@@ -6,6 +6,7 @@ processes. After every step:
   replay equals the live state (verification against the live daemon);
 and at the end, once everything has settled, every operation has exactly one outcome and every
 server's state matches its real process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,11 +18,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from wingman.engine.audit.verify import verify
-from wingman.engine.power.processes import NotRunning
 from tests.conftest import EngineHarness
 from tests.http_support import processes_under
 from tests.support import definition, kill_leftovers
+from wingman.engine.audit.verify import verify
+from wingman.engine.power.processes import NotRunning
 
 SERVERS = 2
 NON_KILL = ("start", "stop", "restart")
@@ -47,8 +48,11 @@ class PowerEngine(RuleBasedStateMachine):
 
     # -- rules -------------------------------------------------------------------------------------
 
-    @rule(server=st.integers(0, SERVERS - 1), action=st.sampled_from(["start", "stop", "restart", "kill"]),
-          wait=st.sampled_from([0, 1, 5]))
+    @rule(
+        server=st.integers(0, SERVERS - 1),
+        action=st.sampled_from(["start", "stop", "restart", "kill"]),
+        wait=st.sampled_from([0, 1, 5]),
+    )
     def act(self, server, action, wait):
         op = self.run(self.harness.act(self.ids[server], action, wait))
         self.operations.append(op.id)
@@ -77,8 +81,11 @@ class PowerEngine(RuleBasedStateMachine):
     @invariant()
     def one_operation_at_a_time_besides_kills(self):
         for uuid in self.ids:
-            running = [op for op in self.harness.daemon.registry.open_operations(uuid)
-                       if op.status == "running" and op.action in NON_KILL]
+            running = [
+                op
+                for op in self.harness.daemon.registry.open_operations(uuid)
+                if op.status == "running" and op.action in NON_KILL
+            ]
             assert len(running) <= 1, running
 
     @invariant()
@@ -94,9 +101,11 @@ class PowerEngine(RuleBasedStateMachine):
             d = self.harness.daemon
 
             async def settled():
-                while any(d.registry.open_operations(u) for u in self.ids) or \
-                        any(d.registry.state(u) not in ("offline", "running") for u in self.ids):
+                while any(d.registry.open_operations(u) for u in self.ids) or any(
+                    d.registry.state(u) not in ("offline", "running") for u in self.ids
+                ):
                     await asyncio.sleep(0.05)
+
             self.run(settled(), timeout=120)
             for op_id in self.operations:
                 # From the log: a daemon booted from snapshots holds only this run's operations.
@@ -110,12 +119,15 @@ class PowerEngine(RuleBasedStateMachine):
             async def agreed():
                 deadline = self.loop.time() + 30
                 while True:
-                    seen.update({u: (d.registry.state(u), processes_under(d.config.data_directory / u))
-                                 for u in self.ids})
-                    if self.loop.time() > deadline or all(bool(alive) == (state == "running")
-                                                           for state, alive in seen.values()):
+                    seen.update(
+                        {u: (d.registry.state(u), processes_under(d.config.data_directory / u)) for u in self.ids}
+                    )
+                    if self.loop.time() > deadline or all(
+                        bool(alive) == (state == "running") for state, alive in seen.values()
+                    ):
                         return
                     await asyncio.sleep(0.05)
+
             self.run(agreed())
             for uuid, (state, alive) in seen.items():
                 assert bool(alive) == (state == "running"), (uuid, state, alive)
@@ -129,7 +141,9 @@ class PowerEngine(RuleBasedStateMachine):
 
 
 PowerEngine.TestCase.settings = settings(
-    max_examples=10, stateful_step_count=30, deadline=None,
+    max_examples=10,
+    stateful_step_count=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestPowerEngine = PowerEngine.TestCase

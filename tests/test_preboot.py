@@ -1,12 +1,13 @@
 """Pre-boot steps with real folders and a real (small) Panel over HTTP."""
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from wingman.engine.environments import server_users
 from tests.support import TOKEN, definition
+from wingman.engine.environments import server_users
 
 
 class FakePanel:
@@ -154,8 +155,9 @@ async def test_a_daemon_that_is_not_root_refuses_to_start_a_server(engine_harnes
 
 
 async def test_environment_variables_reach_the_process(engine_harness):
-    d = definition(invocation="echo motd=$MOTD uuid=$P_SERVER_UUID; echo Server started; sleep 30",
-                   env={"MOTD": "hi there"})
+    d = definition(
+        invocation="echo motd=$MOTD uuid=$P_SERVER_UUID; echo Server started; sleep 30", env={"MOTD": "hi there"}
+    )
     uuid = d["settings"]["uuid"]
     async with engine_harness([d]) as h:
         await h.outcome(await h.act(uuid, "start"))
@@ -166,8 +168,11 @@ async def test_environment_variables_reach_the_process(engine_harness):
 async def test_config_files_are_rewritten_and_a_broken_one_does_not_stop_the_boot(engine_harness):
     d = definition(env={"SERVER_PORT": "27015"})
     d["process_configuration"]["configs"] = [
-        {"file": "server.properties", "parser": "properties",
-         "replace": [{"match": "server-port", "replace_with": "{{env.SERVER_PORT}}"}]},
+        {
+            "file": "server.properties",
+            "parser": "properties",
+            "replace": [{"match": "server-port", "replace_with": "{{env.SERVER_PORT}}"}],
+        },
         {"file": "broken.json", "parser": "json", "replace": [{"match": "a.b", "replace_with": 1}]},
     ]
     uuid = d["settings"]["uuid"]

@@ -1,12 +1,13 @@
 """The daemon's boot fold: from replay snapshots when streams are long, from event 1 otherwise,
 with the same answer either way; finished operations leave memory and are read back by id."""
+
 import pytest
 
+from tests.conftest import TEST_META
+from tests.support import definition, opened_store
 from wingman.engine.servers.registry import ServerRegistry
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.statechart import PowerMachine
-from tests.conftest import TEST_META
-from tests.support import definition, opened_store
 
 
 def comparable(view):
@@ -44,7 +45,11 @@ async def test_snapshot_boot_equals_a_full_fold(engine_harness, servers):
         await from_snapshots.load(cache)
         assert from_snapshots.snapshot_versions  # the snapshot path really ran
         for uuid in uuids:
-            assert comparable(from_snapshots.get(uuid)) == comparable(full.get(uuid)) == comparable(h.daemon.registry.get(uuid))
+            assert (
+                comparable(from_snapshots.get(uuid))
+                == comparable(full.get(uuid))
+                == comparable(h.daemon.registry.get(uuid))
+            )
             assert from_snapshots.state(uuid) == h.daemon.registry.state(uuid)
         full.close()
         from_snapshots.close()
@@ -83,8 +88,9 @@ async def test_after_a_clean_stop_every_server_boots_from_its_snapshot(engine_ha
         for uuid in uuids:
             assert comparable(booted.get(uuid)) == comparable(full.get(uuid))
         # One more event on one server: the next boot folds just that one, on top of its snapshot.
-        await full.update(uuids[1], {**servers[1], "settings": {**servers[1]["settings"], "suspended": True}},
-                          TEST_META)
+        await full.update(
+            uuids[1], {**servers[1], "settings": {**servers[1]["settings"], "suspended": True}}, TEST_META
+        )
         again = ServerRegistry(store, PowerMachine())
         await again.load(SnapshotCache(store.engine))
         assert again.get(uuids[1]).suspended and again.get(uuids[1]).version == full.get(uuids[1]).version

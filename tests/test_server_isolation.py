@@ -7,6 +7,7 @@ program. It can use its own folder.
 The node's folders here are world-readable on purpose (0755 parents, as an operator might leave
 them): what keeps the server out is the daemon's own modes and the server's own user, not a
 private test folder above everything."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ import pytest
 from tests.http_support import logs, power, processes_under, wait_for
 from tests.support import SERVER_PYTHON, DaemonProcess, definition, kill_leftovers, shared_file
 
-HOSTILE = r'''
+HOSTILE = r"""
 import json, os, subprocess, sys
 
 print("Server started", flush=True)
@@ -75,7 +76,7 @@ print("PROBE " + json.dumps(found, sort_keys=True), flush=True)
 for line in sys.stdin:
     if line.strip() == "stop":
         break
-'''
+"""
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def setuid_id(open_node):
 
 def probe_result(d: DaemonProcess, uuid: str) -> dict:
     line = wait_for(lambda: next((x for x in logs(d, uuid) if x.startswith("PROBE ")), None), what="the probe")
-    return json.loads(line[len("PROBE "):])
+    return json.loads(line[len("PROBE ") :])
 
 
 def send(d: DaemonProcess, uuid: str, line: str) -> None:
@@ -108,8 +109,9 @@ def send(d: DaemonProcess, uuid: str, line: str) -> None:
 
 
 def test_a_hostile_local_server_reaches_nothing_of_the_daemon_or_its_neighbours(open_node, setuid_id):
-    hostile = definition(invocation=f"{SERVER_PYTHON} -u {shared_file('hostile.py', HOSTILE)}",
-                         stop={"type": "command", "value": "stop"})
+    hostile = definition(
+        invocation=f"{SERVER_PYTHON} -u {shared_file('hostile.py', HOSTILE)}", stop={"type": "command", "value": "stop"}
+    )
     neighbour = definition()
     uuid, other = hostile["settings"]["uuid"], neighbour["settings"]["uuid"]
     d = DaemonProcess(open_node / "node", servers=[hostile, neighbour]).start()
@@ -129,8 +131,13 @@ def test_a_hostile_local_server_reaches_nothing_of_the_daemon_or_its_neighbours(
         targets = {
             "read": [str(p) for p in private] + [f"/proc/{d.proc.pid}/environ", str(secret)],
             "write": [str(p) for p in private] + [str(var / "volumes" / other / "planted")],
-            "list": [f"/proc/{d.proc.pid}/cwd", f"/proc/{d.proc.pid}/root", str(var), str(var / "volumes"),
-                     str(var / "volumes" / other)],
+            "list": [
+                f"/proc/{d.proc.pid}/cwd",
+                f"/proc/{d.proc.pid}/root",
+                str(var),
+                str(var / "volumes"),
+                str(var / "volumes" / other),
+            ],
             "pids": {"daemon": d.proc.pid, "neighbour": neighbour_pids[-1]},
             "setuid_id": str(setuid_id),
         }
@@ -185,8 +192,10 @@ def test_a_folder_left_by_an_older_version_is_taken_over_and_nothing_outside_it(
     linked = open_node / "linked"
     linked.write_text("root's too")
     linked.chmod(0o600)
-    server = definition(invocation="cat world/level.dat; echo Server started; echo new > world/written; sleep 1000",
-                        stop={"type": "signal", "value": "SIGTERM"})
+    server = definition(
+        invocation="cat world/level.dat; echo Server started; echo new > world/written; sleep 1000",
+        stop={"type": "signal", "value": "SIGTERM"},
+    )
     uuid = server["settings"]["uuid"]
     folder = open_node / "node" / "var" / "volumes" / uuid
     (folder / "world").mkdir(parents=True)
@@ -222,7 +231,7 @@ def test_a_data_directory_closed_above_is_named_at_start(tmp_path):
         d.stop()
 
 
-LOADER_PROBE = r'''
+LOADER_PROBE = r"""
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,7 +244,7 @@ __attribute__((constructor)) static void loaded(void) {
              (int)geteuid());
     close(open(path, O_WRONLY | O_CREAT, 0644));
 }
-'''
+"""
 
 
 def test_the_servers_loader_variables_never_reach_a_process_that_holds_root(open_node):
@@ -248,8 +257,12 @@ def test_the_servers_loader_variables_never_reach_a_process_that_holds_root(open
     probes = open_node / "probes"
     probes.mkdir()
     probes.chmod(0o777)
-    server = definition(invocation="echo Server started; sleep 1000", stop={"type": "signal", "value": "SIGTERM"},
-                        env={"LD_PRELOAD": "./planted.so", "PROBE_DIR": str(probes)}, build={"memory_limit": 512})
+    server = definition(
+        invocation="echo Server started; sleep 1000",
+        stop={"type": "signal", "value": "SIGTERM"},
+        env={"LD_PRELOAD": "./planted.so", "PROBE_DIR": str(probes)},
+        build={"memory_limit": 512},
+    )
     uuid = server["settings"]["uuid"]
     folder = open_node / "node" / "var" / "volumes" / uuid
     folder.mkdir(parents=True)

@@ -1,15 +1,22 @@
 """The statechart file drives the machine: legal triggers move, illegal ones are refused, and a
 chart that lacks a trigger the engine fires stops the daemon at start."""
+
 import pytest
 import yaml
 
+from tests.support import TOKEN
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.statechart import (
-    STATECHART_PATH, ChartPosition, IllegalTransition, PowerMachine, StatechartError, Trigger, load_statechart,
+    STATECHART_PATH,
+    ChartPosition,
+    IllegalTransition,
+    PowerMachine,
+    StatechartError,
+    Trigger,
+    load_statechart,
     parse_statechart,
 )
-from tests.support import TOKEN
 
 
 def _chart_without(trigger: str):
@@ -92,15 +99,26 @@ def test_the_table_is_the_transitions_machine_compiled():
 def test_a_chart_the_table_cannot_answer_for_is_refused():
     """A `transitions` feature the compiled table would answer differently from (a condition, a
     callback) is refused when the table is compiled, not silently ignored."""
-    from wingman.engine.statechart import compile_table
     from transitions import Machine
 
-    conditional = Machine(model=None, states=["a", "b"], initial="a", auto_transitions=False,
-                          transitions=[{"trigger": "go", "source": "a", "dest": "b", "conditions": "ready"}])
+    from wingman.engine.statechart import compile_table
+
+    conditional = Machine(
+        model=None,
+        states=["a", "b"],
+        initial="a",
+        auto_transitions=False,
+        transitions=[{"trigger": "go", "source": "a", "dest": "b", "conditions": "ready"}],
+    )
     with pytest.raises(StatechartError, match="conditions"):
         compile_table(conditional)
-    entering = Machine(model=None, states=[{"name": "a"}, {"name": "b", "on_enter": "hello"}], initial="a",
-                       auto_transitions=False, transitions=[{"trigger": "go", "source": "a", "dest": "b"}])
+    entering = Machine(
+        model=None,
+        states=[{"name": "a"}, {"name": "b", "on_enter": "hello"}],
+        initial="a",
+        auto_transitions=False,
+        transitions=[{"trigger": "go", "source": "a", "dest": "b"}],
+    )
     with pytest.raises(StatechartError, match="enter/exit"):
         compile_table(entering)
 

@@ -1,14 +1,17 @@
 """The event store beyond what every backend must do (tests/test_store_conformance.py): failures
 inside a group, other writers of the database, migrations, and the replay's page reads, on a real
 SQLite file and on a real PostgreSQL server."""
+
 import asyncio
+from datetime import UTC
+
 import pytest
 
-from wingman.engine.store.database import sqlite_url
-from wingman.engine.events import Metadata, NewEvent, ServerSuspended
-from wingman.engine.store.hashing import GENESIS
-from wingman.engine.store.event_store import StoreRefused
 from tests.support import opened_store
+from wingman.engine.events import Metadata, NewEvent, ServerSuspended
+from wingman.engine.store.database import sqlite_url
+from wingman.engine.store.event_store import StoreRefused
+from wingman.engine.store.hashing import GENESIS
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -73,7 +76,7 @@ async def test_a_row_another_writer_added_moves_the_log_and_the_next_group_follo
     """The writer remembers where the log ends; a row that another connection committed meanwhile
     is not overwritten or collided with: the next group goes after it."""
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import insert
 
@@ -81,13 +84,28 @@ async def test_a_row_another_writer_added_moves_the_log_and_the_next_group_follo
 
     first = await store.append("a", [ev(), ev()])
     async with store.engine.begin() as conn:
-        await conn.execute(insert(events).values(
-            position=3, stream_id="elsewhere", version=1, event_id=str(uuid.uuid4()), type="server.suspended",
-            data={}, metadata={}, recorded_at=datetime.now(timezone.utc), prev_hash=GENESIS, hash="f" * 64))
+        await conn.execute(
+            insert(events).values(
+                position=3,
+                stream_id="elsewhere",
+                version=1,
+                event_id=str(uuid.uuid4()),
+                type="server.suspended",
+                data={},
+                metadata={},
+                recorded_at=datetime.now(UTC),
+                prev_hash=GENESIS,
+                hash="f" * 64,
+            )
+        )
     after = await store.append("a", [ev()], expected_version=2)
     assert [e.position for e in first + after] == [1, 2, 4]
     assert [(e.position, e.stream_id) for e in await store.read_all()] == [
-        (1, "a"), (2, "a"), (3, "elsewhere"), (4, "a")]
+        (1, "a"),
+        (2, "a"),
+        (3, "elsewhere"),
+        (4, "a"),
+    ]
 
 
 def test_the_declared_head_is_alembics():

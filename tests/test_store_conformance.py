@@ -6,6 +6,7 @@ Append; expected versions; group commit; the hash chain, and a tampered row foun
 position; subscribers; and positions without gaps as readers see them, while many appenders and a
 second writer of the same database commit. A new backend passes this file first.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from tests.support import opened_store
 from wingman.engine.events import Metadata, NewEvent, RecordedEvent, ServerSuspended, ServerUnsuspended
 from wingman.engine.store.backends import backend_for, backend_of
 from wingman.engine.store.database import sqlite_url
@@ -23,7 +25,6 @@ from wingman.engine.store.hashing import GENESIS, event_hash
 from wingman.engine.store.lenient_rows import to_events
 from wingman.engine.store.queries import EventFilter, iterate, page, stream_pages
 from wingman.engine.store.schema import events as events_table
-from tests.support import opened_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -47,8 +48,16 @@ def chain_breaks(events: list[RecordedEvent]) -> list[int]:
     last: dict[str, str] = {}
     broken = []
     for e in events:
-        expected = event_hash(stream_id=e.stream_id, version=e.version, event_id=e.event_id, type=e.type,
-                              data=e.data, metadata=e.metadata, recorded_at=e.recorded_at, prev_hash=e.prev_hash)
+        expected = event_hash(
+            stream_id=e.stream_id,
+            version=e.version,
+            event_id=e.event_id,
+            type=e.type,
+            data=e.data,
+            metadata=e.metadata,
+            recorded_at=e.recorded_at,
+            prev_hash=e.prev_hash,
+        )
         if e.prev_hash != last.get(e.stream_id, GENESIS) or e.hash != expected:
             broken.append(e.position)
         last[e.stream_id] = e.hash
@@ -56,6 +65,7 @@ def chain_breaks(events: list[RecordedEvent]) -> list[int]:
 
 
 # -- the backend is chosen from the URL, in one place -------------------------------------------
+
 
 def test_the_backend_is_chosen_from_the_url():
     assert backend_for("sqlite+aiosqlite:////var/lib/wingman/wingman.db").name == "sqlite"
@@ -68,8 +78,11 @@ def test_no_module_of_the_engine_asks_which_database_it_runs_on():
     """The differences live in engine/store/backends/: nothing else reads the dialect."""
     engine_dir = Path(__file__).resolve().parents[1] / "engine"
     backends = engine_dir / "store" / "backends"
-    asking = [str(p.relative_to(engine_dir)) for p in engine_dir.rglob("*.py")
-              if backends not in p.parents and "dialect" in p.read_text()]
+    asking = [
+        str(p.relative_to(engine_dir))
+        for p in engine_dir.rglob("*.py")
+        if backends not in p.parents and "dialect" in p.read_text()
+    ]
     assert asking == []
 
 
@@ -79,13 +92,13 @@ async def test_the_store_runs_on_the_backend_of_its_url(store, url):
 
 # -- append ---------------------------------------------------------------------------------------
 
+
 async def test_appended_events_read_back_exactly_as_returned(store):
     data = {"motd": "héllo ✓ 😀", "n": 3, "nested": {"b": [1, None, True], "a": "x"}}
     a = await store.append("a", [ev(), ev(ServerUnsuspended)], expected_version=NO_STREAM)
     b = await store.append("b", [NewEvent(type="server.registered", data=data, metadata={"actor": "ü"})])
     a += await store.append("a", [ev(actor="again")])
-    assert [(e.stream_id, e.version, e.position) for e in a + b] == [
-        ("a", 1, 1), ("a", 2, 2), ("a", 3, 4), ("b", 1, 3)]
+    assert [(e.stream_id, e.version, e.position) for e in a + b] == [("a", 1, 1), ("a", 2, 2), ("a", 3, 4), ("b", 1, 3)]
     assert (b[0].data, b[0].metadata) == (data, {"actor": "ü"})
     assert await store.read_stream("a") == a
     assert await store.read_stream("b") == b
@@ -109,6 +122,7 @@ async def test_a_reopened_store_continues_every_stream(store):
 
 # -- expected version -----------------------------------------------------------------------------
 
+
 async def test_an_append_at_the_wrong_version_is_a_conflict_and_writes_nothing(store):
     await store.append("a", [ev()], expected_version=NO_STREAM)
     with pytest.raises(ConcurrencyError, match="stream a is at version 1, but the append expected version 0"):
@@ -129,7 +143,8 @@ async def test_in_one_group_a_conflict_fails_only_its_caller_and_one_of_two_race
         store.append("x", [ev()], expected_version=NO_STREAM),  # stale
         store.append("z", [ev()], expected_version=NO_STREAM),  # two callers create the same stream:
         store.append("z", [ev()], expected_version=NO_STREAM),  # the first in the group wins
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     assert all(isinstance(o, list) for o in outcome[:5])
     assert isinstance(outcome[5], ConcurrencyError)
     assert isinstance(outcome[6], list) and isinstance(outcome[7], ConcurrencyError)
@@ -139,10 +154,12 @@ async def test_in_one_group_a_conflict_fails_only_its_caller_and_one_of_two_race
 
 # -- group commit ---------------------------------------------------------------------------------
 
+
 async def test_concurrent_appends_land_in_few_commits_all_acknowledged_in_order(store):
     before, appends = store.commits, 600
-    results = await asyncio.gather(*[store.append(f"s{i % 6}", [ev(actor=f"caller{i}")] * (1 + i % 3))
-                                     for i in range(appends)])
+    results = await asyncio.gather(
+        *[store.append(f"s{i % 6}", [ev(actor=f"caller{i}")] * (1 + i % 3)) for i in range(appends)]
+    )
     assert store.commits - before <= appends // 10  # grouped: far fewer transactions than appends
     for i, recorded in enumerate(results):  # each caller gets its own events back
         assert [e.metadata["actor"] for e in recorded] == [f"caller{i}"] * (1 + i % 3)
@@ -152,7 +169,8 @@ async def test_concurrent_appends_land_in_few_commits_all_acknowledged_in_order(
         stream = await store.read_stream(f"s{s}")
         assert [e.version for e in stream] == list(range(1, len(stream) + 1))
         assert [e.metadata["actor"] for e in stream] == [
-            f"caller{i}" for i in range(s, appends, 6) for _ in range(1 + i % 3)]
+            f"caller{i}" for i in range(s, appends, 6) for _ in range(1 + i % 3)
+        ]
 
 
 async def test_groups_of_any_size_get_the_next_positions(store):
@@ -166,6 +184,7 @@ async def test_groups_of_any_size_get_the_next_positions(store):
 
 # -- the hash chain -------------------------------------------------------------------------------
 
+
 async def test_the_hash_chain_holds_and_a_tampered_row_is_found(store):
     rng = random.Random(7)
     for i in range(60):
@@ -177,12 +196,14 @@ async def test_the_hash_chain_holds_and_a_tampered_row_is_found(store):
 
     victim = log[37]
     async with store.engine.begin() as conn:  # an edit in the database, by hand
-        await conn.execute(update(events_table).where(events_table.c.position == victim.position)
-                           .values(data={"edited": True}))
+        await conn.execute(
+            update(events_table).where(events_table.c.position == victim.position).values(data={"edited": True})
+        )
     assert chain_breaks([e async for e in iterate(store.engine)]) == [victim.position]
 
 
 # -- reads after a position -----------------------------------------------------------------------
+
 
 async def test_reads_after_a_position_return_exactly_what_follows_it(store):
     written = []
@@ -205,6 +226,7 @@ async def test_reads_after_a_position_return_exactly_what_follows_it(store):
 
 
 # -- subscribers ----------------------------------------------------------------------------------
+
 
 async def test_a_subscriber_hears_every_committed_event_once_in_order_before_its_appender_resumes(store):
     heard: list[RecordedEvent] = []
@@ -241,20 +263,25 @@ async def test_a_subscriber_hears_every_committed_event_once_in_order_before_its
 
 # -- positions without gaps, as a reader tailing the log sees them --------------------------------
 
+
 def _by_page(engine):
     """The auditors' and followers' read: a page of the log after a position."""
+
     async def read_after(last: int):
         batch, _ = await page(engine, EventFilter(), last, 50)
         return [e.position for e in batch], batch
+
     return read_after
 
 
 def _by_position(engine):
     """The plainest read: the positions after one, in order."""
+
     async def read_after(last: int):
         q = select(events_table.c.position).where(events_table.c.position > last).order_by(events_table.c.position)
         async with engine.connect() as conn:
             return [r[0] for r in (await conn.execute(q.limit(50))).all()], []
+
     return read_after
 
 
@@ -287,10 +314,14 @@ async def test_a_tail_reader_never_skips_a_position_while_many_appenders_commit(
             out += await store.append(f"t{n}", [ev(actor=f"{n}-{k}")] * (1 + (n + k) % 3))
         return out
 
-    results, _, _ = await asyncio.wait_for(asyncio.gather(
-        asyncio.gather(*[appender(n) for n in range(appenders)]),
-        _tail(_by_page(store.engine), seen, lambda: total),
-        _tail(_by_position(store.engine), [], lambda: total)), 120)
+    results, _, _ = await asyncio.wait_for(
+        asyncio.gather(
+            asyncio.gather(*[appender(n) for n in range(appenders)]),
+            _tail(_by_page(store.engine), seen, lambda: total),
+            _tail(_by_position(store.engine), [], lambda: total),
+        ),
+        120,
+    )
     acknowledged = sorted((e for r in results for e in r), key=lambda e: e.position)
     assert seen == acknowledged == await store.read_all()
 
@@ -306,6 +337,7 @@ async def test_a_second_writer_of_the_database_never_makes_a_tail_reader_skip(st
     acknowledged: list[RecordedEvent] = []
     refused: list[str] = []
     async with opened_store(url) as other:
+
         async def appender(s: EventStore, n: int):
             for k in range(30):
                 try:
@@ -316,8 +348,12 @@ async def test_a_second_writer_of_the_database_never_makes_a_tail_reader_skip(st
 
         writing = asyncio.gather(*[appender(store if n % 2 else other, n) for n in range(8)])
         end = lambda: max(e.position for e in acknowledged) if writing.done() else None  # noqa: E731
-        await asyncio.wait_for(asyncio.gather(writing, _tail(_by_page(store.engine), seen, end),
-                                              _tail(_by_position(other.engine), [], end)), 120)
+        await asyncio.wait_for(
+            asyncio.gather(
+                writing, _tail(_by_page(store.engine), seen, end), _tail(_by_position(other.engine), [], end)
+            ),
+            120,
+        )
     assert seen == sorted(acknowledged, key=lambda e: e.position) == await store.read_all()
     assert len(acknowledged) > 100
     if store.backend.name == "sqlite":

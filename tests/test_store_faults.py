@@ -1,17 +1,18 @@
 """A subscriber, or a bug, cannot wedge the event store: every caller gets its answer and the
 writer goes on. `StoreUnavailable` means only that the database could not commit, so nothing else
 is retried for ever."""
+
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
+from tests.support import definition, opened_store
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
 from wingman.engine.power.journal import Journal
 from wingman.engine.store.database import sqlite_url
 from wingman.engine.store.event_store import StoreRefused
-from tests.support import definition, opened_store
 
 
 @pytest.fixture
@@ -49,8 +50,9 @@ async def test_a_group_the_writer_cannot_encode_fails_alone(store):
     """A value that is not JSON (a bug upstream) fails that append with StoreRefused; the
     appends around it are committed and the writer keeps writing."""
     bad = NewEvent(type="server.suspended", data={"oops": {1, 2}}, metadata={})
-    results = await asyncio.gather(store.append("a", [ev("one")]), store.append("b", [bad]),
-                                   store.append("a", [ev("two")]), return_exceptions=True)
+    results = await asyncio.gather(
+        store.append("a", [ev("one")]), store.append("b", [bad]), store.append("a", [ev("two")]), return_exceptions=True
+    )
     assert [type(r).__name__ for r in results] == ["list", "StoreRefused", "list"]
     assert (await store.append("a", [ev("three")]))[0].metadata["actor"] == "three"
     assert "b" not in {e.stream_id for e in await store.read_all()}
@@ -61,7 +63,8 @@ async def test_a_refusing_database_is_not_retried_for_ever(store, tmp_path):
     reaches it at once instead of looping."""
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql(
-            "CREATE TRIGGER no_more BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            "CREATE TRIGGER no_more BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
     from wingman.engine.servers.registry import ServerRegistry
 
     journal = Journal(store, ServerRegistry(store))

@@ -1,5 +1,6 @@
 """deploy/wingman.service, the unit docs/install.md installs: systemd's own checker accepts it,
 and it keeps what a node needs (servers outliving a daemon restart, /run/wingman kept)."""
+
 from __future__ import annotations
 
 import configparser

@@ -1,5 +1,6 @@
 """HTTPS and WSS with Wings' `api.ssl` files: a real daemon serving a certificate made here, clients
 that trust it and one that does not, refusals of bad files, and a renewal taken up on SIGHUP."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,6 +36,7 @@ WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
 
 # --- certificates made here: a CA the clients trust, and leaf certificates it signs ---------------
 
+
 def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
@@ -48,24 +50,39 @@ class Authority:
     key: ec.EllipticCurvePrivateKey = field(default_factory=_key)
 
     def __post_init__(self):
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.cert = (x509.CertificateBuilder().subject_name(_name("wingman test CA")).issuer_name(_name("wingman test CA"))
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("wingman test CA"))
+            .issuer_name(_name("wingman test CA"))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
 
-    def issue(self, folder: Path, name: str) -> "Leaf":
+    def issue(self, folder: Path, name: str) -> Leaf:
         """A certificate for 127.0.0.1 and localhost, written as certbot writes them (fullchain, privkey)."""
         key = _key()
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(self.cert.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                               critical=False)
-                .sign(self.key, hashes.SHA256()))
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
         return Leaf(cert, key)
 
     def client_context(self) -> ssl.SSLContext:
@@ -83,12 +100,19 @@ class Leaf:
         return self.cert.public_bytes(serialization.Encoding.DER)
 
     def write_cert(self, path: Path, authority: Authority) -> None:
-        _replace(path, self.cert.public_bytes(serialization.Encoding.PEM)
-                 + authority.cert.public_bytes(serialization.Encoding.PEM))
+        _replace(
+            path,
+            self.cert.public_bytes(serialization.Encoding.PEM)
+            + authority.cert.public_bytes(serialization.Encoding.PEM),
+        )
 
     def write_key(self, path: Path) -> None:
-        _replace(path, self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
+        _replace(
+            path,
+            self.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
 
     def write(self, folder: Path, authority: Authority) -> tuple[Path, Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -123,16 +147,23 @@ class TLSDaemon(DaemonProcess):
         return f"https://127.0.0.1:{self.port}"
 
     def client(self, token: str = TOKEN) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                            verify=self.verify)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30, verify=self.verify
+        )
 
-    def start(self, timeout: float = 30) -> "TLSDaemon":
+    def start(self, timeout: float = 30) -> TLSDaemon:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
         self.log = open(self.folder / "daemon.log", "ab")
-        self.proc = subprocess.Popen([*WINGMAN, "serve", "--config", str(self.config_path)], cwd=REPO, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [*WINGMAN, "serve", "--config", str(self.config_path)],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"daemon exited with {self.proc.returncode}:\n{self.read_log()[-4000:]}"
@@ -162,8 +193,9 @@ def tls_daemon(tmp_path, pki):
         authority, _leaf, cert, key = pki
         d = TLSDaemon(tmp_path / "daemon", servers=servers or [])
         d.verify = authority.client_context()
-        d.extra_config = {"api": {"host": "127.0.0.1", "port": d.port,
-                                  "ssl": {"enabled": True, "cert": str(cert), "key": str(key)}}}
+        d.extra_config = {
+            "api": {"host": "127.0.0.1", "port": d.port, "ssl": {"enabled": True, "cert": str(cert), "key": str(key)}}
+        }
         started.append(d)
         return d.start()
 
@@ -206,23 +238,42 @@ def test_https_and_wss_are_served_with_the_certificate_and_a_client_that_does_no
 def refused_serve(tmp_path: Path, ssl_settings: dict) -> subprocess.CompletedProcess:
     config = tmp_path / "node" / "config.yml"
     config.parent.mkdir(exist_ok=True)
-    config.write_text(yaml.safe_dump({"token": TOKEN, "api": {"host": "127.0.0.1", "port": 1, "ssl": ssl_settings},
-                                      "system": {"root_directory": "./var"}}))
-    result = subprocess.run([*WINGMAN, "serve", "--config", str(config)], cwd=REPO, capture_output=True, text=True,
-                            timeout=60, env={k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")})
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "token": TOKEN,
+                "api": {"host": "127.0.0.1", "port": 1, "ssl": ssl_settings},
+                "system": {"root_directory": "./var"},
+            }
+        )
+    )
+    result = subprocess.run(
+        [*WINGMAN, "serve", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")},
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert sorted(p.name for p in config.parent.iterdir()) == ["config.yml"]  # no database, no key: nothing made
     return result
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing certificate", r"api.ssl.cert: the certificate file \S+/live/gone.pem does not exist"),
-    ("missing key", r"api.ssl.key: the private key file \S+/live/gone.pem does not exist"),
-    ("key of another certificate", r"api.ssl.key: \S+/other/privkey.pem does not match the certificate \S+/live/fullchain.pem"),
-    ("a folder for a key", r"api.ssl.key: \S+/live is a folder, not the private key file"),
-    ("no certificate in the file", r"api.ssl.cert: \S+/live/privkey.pem holds no PEM certificate"),
-    ("not enabled fully", r"api.ssl.enabled is true: api.ssl.cert and api.ssl.key must both be set"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing certificate", r"api.ssl.cert: the certificate file \S+/live/gone.pem does not exist"),
+        ("missing key", r"api.ssl.key: the private key file \S+/live/gone.pem does not exist"),
+        (
+            "key of another certificate",
+            r"api.ssl.key: \S+/other/privkey.pem does not match the certificate \S+/live/fullchain.pem",
+        ),
+        ("a folder for a key", r"api.ssl.key: \S+/live is a folder, not the private key file"),
+        ("no certificate in the file", r"api.ssl.cert: \S+/live/privkey.pem holds no PEM certificate"),
+        ("not enabled fully", r"api.ssl.enabled is true: api.ssl.cert and api.ssl.key must both be set"),
+    ],
+)
 def test_serve_refuses_a_missing_unreadable_or_mismatched_certificate_or_key(tmp_path, pki, case, expected):
     authority, _leaf, cert, key = pki
     other_cert, other_key = authority.issue(tmp_path, "other").write(tmp_path / "other", authority)
@@ -316,7 +367,10 @@ def test_sighup_serves_a_renewed_certificate_without_dropping_power_requests(tls
 
             # The start asked for before the reload finishes, seen over the connection opened before it.
             deadline = time.monotonic() + 60
-            while (body := kept.get(f"/api/operations/{op.json()['id']}").json())["status"] not in ("succeeded", "failed"):
+            while (body := kept.get(f"/api/operations/{op.json()['id']}").json())["status"] not in (
+                "succeeded",
+                "failed",
+            ):
                 assert time.monotonic() < deadline, body
                 time.sleep(0.05)
             assert body["status"] == "succeeded", body

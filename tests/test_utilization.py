@@ -2,6 +2,7 @@
 whole process group counted) and a running container on the real Docker engine show non-zero
 memory and uptime; an offline server shows zeros beside its state; `GET /api/servers` carries it
 for each server; the folder's size is measured in the background."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,7 +50,12 @@ def test_an_offline_server_shows_zeros_beside_its_state(daemon):
     uuid = add(daemon, definition(build={"memory_limit": 256}))
     u = utilization(daemon, uuid)
     assert u["state"] == "offline"
-    assert (u["memory_bytes"], u["cpu_absolute"], u["uptime"], u["network"]) == (0, 0, 0, {"rx_bytes": 0, "tx_bytes": 0})
+    assert (u["memory_bytes"], u["cpu_absolute"], u["uptime"], u["network"]) == (
+        0,
+        0,
+        0,
+        {"rx_bytes": 0, "tx_bytes": 0},
+    )
     assert u["memory_limit_bytes"] == 256 * MIB
 
 
@@ -57,11 +63,14 @@ def test_a_running_process_has_memory_and_uptime_and_goes_back_to_zeros(daemon):
     uuid = add(daemon, definition())
     op = power(daemon, uuid, "start")
     assert daemon.wait_operation(op["id"])["status"] == "succeeded"
-    u = wait_for(lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(daemon, uuid)),
-                 what="memory and uptime of the running server")
+    u = wait_for(
+        lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(daemon, uuid)),
+        what="memory and uptime of the running server",
+    )
     assert u["state"] == "running" and u["cpu_absolute"] >= 0
-    later = wait_for(lambda: (lambda v: v if v["uptime"] > u["uptime"] else None)(utilization(daemon, uuid)),
-                     what="uptime growing")
+    later = wait_for(
+        lambda: (lambda v: v if v["uptime"] > u["uptime"] else None)(utilization(daemon, uuid)), what="uptime growing"
+    )
     assert later["memory_bytes"] > 0
     with daemon.client() as c:
         listed = {s["uuid"]: s for s in c.get("/api/servers").json()}
@@ -75,8 +84,12 @@ def test_a_running_process_has_memory_and_uptime_and_goes_back_to_zeros(daemon):
 def test_the_whole_process_group_is_counted(daemon):
     uuid = add(daemon, definition(invocation=PARENT_AND_CHILD, stop={"type": "signal", "value": "SIGKILL"}))
     power(daemon, uuid, "start")
-    u = wait_for(lambda: (lambda u: u if u["memory_bytes"] >= 64 * MIB and u["cpu_absolute"] > 1 else None)(
-        utilization(daemon, uuid)), what="the child's memory and CPU counted with the server")
+    u = wait_for(
+        lambda: (lambda u: u if u["memory_bytes"] >= 64 * MIB and u["cpu_absolute"] > 1 else None)(
+            utilization(daemon, uuid)
+        ),
+        what="the child's memory and CPU counted with the server",
+    )
     assert u["state"] == "running"
     power(daemon, uuid, "kill")
     daemon.wait_state(uuid, "offline")
@@ -122,15 +135,25 @@ async def test_stats_frames_come_while_running_and_zeros_after(daemon):
 @pytest.mark.docker
 def test_a_running_container_has_memory_and_uptime(daemon_process, docker_uuids, docker_image):
     uuid = docker_uuids.new()
-    doc = definition(uuid, invocation="echo ready; exec sleep 600", done=("ready",), runtime="docker",
-                     container={"image": docker_image}, build={"memory_limit": 64},
-                     stop={"type": "signal", "value": "SIGKILL"})
+    doc = definition(
+        uuid,
+        invocation="echo ready; exec sleep 600",
+        done=("ready",),
+        runtime="docker",
+        container={"image": docker_image},
+        build={"memory_limit": 64},
+        stop={"type": "signal", "value": "SIGKILL"},
+    )
     # network_mode none: a container on the bridge may send (IPv6 router solicitations) on its own.
-    d = daemon_process(servers=[doc], utilization={"interval_seconds": 0.3}, docker={"network": {"network_mode": "none"}})
+    d = daemon_process(
+        servers=[doc], utilization={"interval_seconds": 0.3}, docker={"network": {"network_mode": "none"}}
+    )
     op = power(d, uuid, "start")
     assert d.wait_operation(op["id"])["status"] == "succeeded", d.read_log()[-3000:]
-    u = wait_for(lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(d, uuid)),
-                 what="the container's memory and uptime")
+    u = wait_for(
+        lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(d, uuid)),
+        what="the container's memory and uptime",
+    )
     assert u["state"] == "running" and u["memory_limit_bytes"] == 64 * MIB
     # network_mode none: the container has its own namespace with only a loopback, so no traffic.
     assert u["network"] == {"rx_bytes": 0, "tx_bytes": 0}
@@ -160,6 +183,7 @@ async def test_zeros_never_say_running_while_the_exit_waits_for_its_commit(engin
             async def gone():
                 while any(u == uuid for u, _ in h.processes.running()):
                     await asyncio.sleep(0.02)
+
             await asyncio.wait_for(gone(), 60)
             assert h.state(uuid) == "running"  # not committed yet
             await monitor.sample()

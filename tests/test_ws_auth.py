@@ -2,6 +2,7 @@
 an expired one, one for another server, a denylisted one, one issued before the daemon started,
 a missing permission for each action, messages before auth, re-auth, Origins, and the deny endpoint.
 A refused token writes nothing and changes nothing."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ from tests.ws_support import authed, socket, token
 SERVER = definition()
 UUID = SERVER["settings"]["uuid"]
 OTHER = definition()
-GENEROUS = {name: {"burst": 1000, "every": 0.001} for name in
-            ("global", "auth", "set state", "send command", "send logs", "send stats")}
+GENEROUS = {
+    name: {"burst": 1000, "every": 0.001}
+    for name in ("global", "auth", "set state", "send command", "send logs", "send stats")
+}
 REMOTE = "https://panel.example.com"
 ALLOWED = "https://admin.example.org:8443"
 
@@ -29,8 +32,13 @@ DENYLISTED = "jwt: created too far in past (denylist)"
 
 @pytest.fixture(scope="module")
 def daemon(module_daemon):
-    return module_daemon(servers=[SERVER, OTHER], remote=REMOTE, allowed_origins=[ALLOWED],
-                         websocket={"rate_limits": GENEROUS}, utilization={"interval_seconds": 0.5})
+    return module_daemon(
+        servers=[SERVER, OTHER],
+        remote=REMOTE,
+        allowed_origins=[ALLOWED],
+        websocket={"rate_limits": GENEROUS},
+        utilization={"interval_seconds": 0.5},
+    )
 
 
 @pytest.fixture
@@ -57,7 +65,15 @@ async def test_a_good_token_gets_auth_success_then_status_then_stats(daemon):
     assert got[0] == {"event": "auth success"}
     assert got[1] == {"event": "status", "args": ["offline"]}
     stats = json.loads(got[2]["args"][0])
-    assert set(stats) == {"memory_bytes", "memory_limit_bytes", "cpu_absolute", "network", "uptime", "state", "disk_bytes"}
+    assert set(stats) == {
+        "memory_bytes",
+        "memory_limit_bytes",
+        "cpu_absolute",
+        "network",
+        "uptime",
+        "state",
+        "disk_bytes",
+    }
     assert stats["state"] == "offline" and stats["memory_bytes"] == 0 and stats["uptime"] == 0
 
 
@@ -89,7 +105,9 @@ async def test_a_token_without_iat_is_refused_as_denylisted(daemon, unchanged):
 
 
 async def test_a_token_signed_with_another_key_is_refused(daemon, unchanged):
-    await refused_with(daemon, "jwt: HMAC verification failed", token(UUID, secret="not-the-node-token-at-all-0000000000"))
+    await refused_with(
+        daemon, "jwt: HMAC verification failed", token(UUID, secret="not-the-node-token-at-all-0000000000")
+    )
 
 
 async def test_garbage_and_empty_tokens_are_refused(daemon, unchanged):
@@ -117,8 +135,10 @@ async def test_a_token_not_valid_yet_is_refused(daemon, unchanged):
     await refused_with(daemon, "jwt: nbf claim is invalid", token(UUID, nbf=int(time.time()) + 3600))
 
 
-@pytest.mark.parametrize("event,args", [("set state", ["start"]), ("send command", ["say hi"]), ("send logs", []),
-                                        ("send stats", []), ("bogus", [])])
+@pytest.mark.parametrize(
+    "event,args",
+    [("set state", ["start"]), ("send command", ["say hi"]), ("send logs", []), ("send stats", []), ("bogus", [])],
+)
 async def test_every_message_before_auth_is_refused(daemon, unchanged, event, args):
     async with socket(daemon, UUID) as s:
         await s.send(event, *args)
@@ -154,8 +174,10 @@ async def test_token_expiring_then_expired_then_a_refreshed_token(daemon):
         assert await s.quiet() == []
 
 
-@pytest.mark.parametrize("action,permission", [("start", "control.start"), ("stop", "control.stop"),
-                                               ("restart", "control.restart"), ("kill", "control.stop")])
+@pytest.mark.parametrize(
+    "action,permission",
+    [("start", "control.start"), ("stop", "control.stop"), ("restart", "control.restart"), ("kill", "control.stop")],
+)
 async def test_a_power_action_needs_its_permission(daemon, unchanged, action, permission):
     others = [p for p in ("control.start", "control.stop", "control.restart", "control.console") if p != permission]
     async with authed(daemon, UUID, permissions=["websocket.connect", *others]) as s:
@@ -173,6 +195,7 @@ async def test_send_command_needs_control_console(daemon, unchanged):
 
 async def test_star_grants_every_action_but_not_admin_errors(daemon):
     from wingman.api.websocket.permissions import granted
+
     assert granted(["*"], "control.start") and granted(["*"], "control.console")
     assert not granted(["*"], "admin.websocket.errors")
 
@@ -213,8 +236,9 @@ async def test_a_denylisted_jti_is_refused_and_open_sockets_are_told(daemon):
     assert denied[-1]["data"] == {"jtis": [jti]} and denied[-1]["metadata"]["actor"] == "node-token"
 
 
-@pytest.mark.parametrize("body", [None, b"nope", {"jtis": "abc"}, {"jtis": [1]}, {"jtis": [""]}, {}, [],
-                                  {"jtis": ["x" * 256]}])
+@pytest.mark.parametrize(
+    "body", [None, b"nope", {"jtis": "abc"}, {"jtis": [1]}, {"jtis": [""]}, {}, [], {"jtis": ["x" * 256]}]
+)
 def test_the_deny_endpoint_refuses_bad_bodies_and_writes_nothing(daemon, unchanged, body):
     kwargs = {"content": body} if isinstance(body, bytes) else ({"json": body} if body is not None else {})
     with daemon.client() as c:
@@ -227,5 +251,7 @@ def test_the_deny_endpoint_needs_the_node_token_and_a_known_server(daemon, uncha
     assert_json_error(httpx.post(url, json={"jtis": ["a"]}), 401)
     assert_json_error(httpx.post(url, json={"jtis": ["a"]}, headers={"Authorization": f"Bearer {AUDIT_TOKEN}"}), 403)
     with daemon.client() as c:
-        assert_json_error(c.post("/api/servers/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11/ws/deny", json={"jtis": ["a"]}), 404)
+        assert_json_error(
+            c.post("/api/servers/0b8e1f7c-1d9e-4f7a-9a51-3c2a1b0d9e11/ws/deny", json={"jtis": ["a"]}), 404
+        )
         assert c.post(f"/api/servers/{UUID}/ws/deny", json={"jtis": []}).status_code == 204  # denies nothing

@@ -8,6 +8,7 @@ The Panel's client (pterodactyl/panel, resources/scripts/plugins/Websocket.ts) s
 without a payload carries `"args":[null]`. Wings decodes frames into `{Event string; Args
 []string}` with goccy/go-json, which reads that `null` as `""`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,10 @@ import pytest
 from tests.http_support import add_server, power, stored_events, wait_for
 from tests.ws_support import FRAME_TIMEOUT, socket, token
 
-GENEROUS = {name: {"burst": 1000, "every": 0.001} for name in
-            ("global", "auth", "set state", "send command", "send logs", "send stats")}
+GENEROUS = {
+    name: {"burst": 1000, "every": 0.001}
+    for name in ("global", "auth", "set state", "send command", "send logs", "send stats")
+}
 # Wings' note envelope (server/console.go, through colorstring): yellow, bold, default colour, reset.
 NOTE = re.compile(r"\x1b\[33m\x1b\[1m\[Pterodactyl Daemon\]:\x1b\[39m (.*)\x1b\[0m", re.S)
 ERROR = re.compile(r"Error Event \[[0-9a-f-]{36}\]: (.*)", re.S)
@@ -32,15 +35,15 @@ def panel_frames(first_jwt: str, word: str, refresh_jwt: str) -> list[tuple[str,
     """What the Panel sends over a console page's life, byte for byte, with where it sends it."""
     return [
         # WebsocketHandler.tsx: socket.setToken(token).connect(url); on open, Websocket.authenticate()
-        ("auth", '{"event":"auth","args":["%s"]}' % first_jwt),
+        ("auth", f'{{"event":"auth","args":["{first_jwt}"]}}'),
         # Console.tsx, once connected: instance.send(SocketRequest.SEND_LOGS)
         ("send logs", '{"event":"send logs","args":[null]}'),
         # ServerDetailsBlock.tsx, once connected: instance.send(SocketRequest.SEND_STATS)
         ("send stats", '{"event":"send stats","args":[null]}'),
         # Console.tsx, on Enter: instance.send('send command', command)
-        ("send command", '{"event":"send command","args":["say %s"]}' % word),
+        ("send command", f'{{"event":"send command","args":["say {word}"]}}'),
         # WebsocketHandler.tsx, on `token expiring`: socket.setToken(token, true) -> authenticate()
-        ("refresh auth", '{"event":"auth","args":["%s"]}' % refresh_jwt),
+        ("refresh auth", f'{{"event":"auth","args":["{refresh_jwt}"]}}'),
         # PowerButtons.tsx: instance.send('set state', action === 'kill-confirmed' ? 'kill' : action)
         ("set state", '{"event":"set state","args":["stop"]}'),
     ]
@@ -102,13 +105,16 @@ async def test_a_console_page_gets_history_stats_output_and_power_from_the_panel
         assert errors(got) == [], (name, got)
     assert errors(after) == [], after
     requests = [e for e in stored_events(daemon, uuid) if e["type"] == "power.requested"]
-    assert [(e["data"]["action"], e["metadata"]["channel"]) for e in requests] == [("start", "http"), ("stop", "websocket")]
+    assert [(e["data"]["action"], e["metadata"]["channel"]) for e in requests] == [
+        ("start", "http"),
+        ("stop", "websocket"),
+    ]
 
 
 @pytest.mark.parametrize("args_text", ["absent", "null", "[]", "[null]", "[null,null]"])
 async def test_a_request_without_a_payload_is_answered_whatever_shape_its_args_take(daemon, args_text):
     uuid = add_server(daemon)
-    raw = '{"event":"send stats"}' if args_text == "absent" else '{"event":"send stats","args":%s}' % args_text
+    raw = '{"event":"send stats"}' if args_text == "absent" else f'{{"event":"send stats","args":{args_text}}}'
     async with socket(daemon, uuid) as s:
         await s.auth(token(uuid))
         await s.ws.send(raw)
@@ -125,21 +131,24 @@ async def test_a_null_among_the_args_is_an_empty_string_as_wings_reads_it(daemon
         await s.ws.send('{"event":"set state","args":[null,"sta",null,"rt"]}')  # joined, as Wings joins
         await s.until("status", "running")
         # Keys in any case, as goccy/go-json matches them; the null is "" between the two parts.
-        await s.ws.send('{"Event":"send command","ARGS":["say ",null,"%s"]}' % word)
+        await s.ws.send(f'{{"Event":"send command","ARGS":["say ",null,"{word}"]}}')
         got = await s.until("console output", f"[Server] {word}")
         assert errors(got) == [], got
         await s.send("set state", "kill")
         await s.until("status", "offline")
 
 
-@pytest.mark.parametrize("raw, what", [
-    ('{"event":"send command","args":[5]}', "a number"),
-    ('{"event":"send command","args":[1.5]}', "a number"),
-    ('{"event":"send command","args":[true]}', "a boolean"),
-    ('{"event":"send command","args":["say hi",false]}', "a boolean"),
-    ('{"event":"send command","args":[{"text":"say hi"}]}', "an object"),
-    ('{"event":"send command","args":[["say hi"]]}', "a list"),
-])
+@pytest.mark.parametrize(
+    "raw, what",
+    [
+        ('{"event":"send command","args":[5]}', "a number"),
+        ('{"event":"send command","args":[1.5]}', "a number"),
+        ('{"event":"send command","args":[true]}', "a boolean"),
+        ('{"event":"send command","args":["say hi",false]}', "a boolean"),
+        ('{"event":"send command","args":[{"text":"say hi"}]}', "an object"),
+        ('{"event":"send command","args":[["say hi"]]}', "a list"),
+    ],
+)
 async def test_what_wings_cannot_decode_is_refused_with_the_reason_and_nothing_runs(daemon, raw, what):
     uuid = add_server(daemon)
     async with socket(daemon, uuid) as s:
@@ -175,11 +184,18 @@ async def test_start_of_a_running_server_is_refused_in_words_and_changes_nothing
         await s.until("status", "offline")
 
     def outcomes():  # the kill's outcome is recorded a moment after `offline`
-        found = [(e["type"], e["data"]["action"]) for e in stored_events(daemon, uuid)
-                 if e["type"] in ("power.succeeded", "power.rejected", "power.failed")]
+        found = [
+            (e["type"], e["data"]["action"])
+            for e in stored_events(daemon, uuid)
+            if e["type"] in ("power.succeeded", "power.rejected", "power.failed")
+        ]
         return found if len(found) == 3 else None
+
     assert await asyncio.to_thread(wait_for, outcomes, what="three outcomes") == [
-        ("power.succeeded", "start"), ("power.rejected", "start"), ("power.succeeded", "kill")]
+        ("power.succeeded", "start"),
+        ("power.rejected", "start"),
+        ("power.succeeded", "kill"),
+    ]
 
 
 async def test_figures_come_as_soon_as_the_process_runs_not_at_the_next_round(daemon):
@@ -188,8 +204,7 @@ async def test_figures_come_as_soon_as_the_process_runs_not_at_the_next_round(da
         await s.auth(token(uuid))
         await s.send("set state", "start")
         started = time.monotonic()
-        seen = await frames_until(
-            s, lambda f: f["event"] == "stats" and json.loads(f["args"][0])["state"] == "running")
+        seen = await frames_until(s, lambda f: f["event"] == "stats" and json.loads(f["args"][0])["state"] == "running")
         # The next sampling round is a minute away: these figures are the server's first sample.
         assert time.monotonic() - started < 50
         first = json.loads(seen[-1]["args"][0])

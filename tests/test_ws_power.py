@@ -2,6 +2,7 @@
 committed state changes (start, stop, restart, kill, and rapid actions from HTTP and the socket
 mixed), power actions over the socket are recorded with the token's user, lock contention, console
 commands and output, errors with ids, deletion closing the socket, and the socket limits."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,20 +15,25 @@ from websockets.exceptions import InvalidStatus
 from tests.http_support import add_server, power, stored_events, wait_for
 from tests.ws_support import authed, socket, token
 
-GENEROUS = {name: {"burst": 1000, "every": 0.001} for name in
-            ("global", "auth", "set state", "send command", "send logs", "send stats")}
+GENEROUS = {
+    name: {"burst": 1000, "every": 0.001}
+    for name in ("global", "auth", "set state", "send command", "send logs", "send stats")
+}
 USER = "5d2c9a1e-0b3f-4c7d-8e9f-a1b2c3d4e5f6"
 
 
 @pytest.fixture(scope="module")
 def daemon(module_daemon):
-    return module_daemon(websocket={"rate_limits": GENEROUS, "max_sockets_per_server": 3},
-                         utilization={"interval_seconds": 0.5})
+    return module_daemon(
+        websocket={"rate_limits": GENEROUS, "max_sockets_per_server": 3}, utilization={"interval_seconds": 0.5}
+    )
 
 
 def changes_after(d, uuid: str, version: int) -> list[str]:
     """The to_state of every state.changed the log holds after `version`: the truth to compare to."""
-    return [e["data"]["to_state"] for e in stored_events(d, uuid) if e["version"] > version and e["type"] == "state.changed"]
+    return [
+        e["data"]["to_state"] for e in stored_events(d, uuid) if e["version"] > version and e["type"] == "state.changed"
+    ]
 
 
 def version(d, uuid: str) -> int:
@@ -36,12 +42,20 @@ def version(d, uuid: str) -> int:
 
 async def settle(d, uuid: str) -> None:
     """Wait (without a fixed sleep) until no operation of the server is open."""
+
     def idle():
         with d.client() as c:
             return c.get(f"/api/servers/{uuid}").json()["operation_in_flight"] is None and not [
-                e for e in stored_events(d, uuid) if e["type"] == "power.requested"
-                and not any(o["type"] in ("power.succeeded", "power.failed", "power.rejected", "power.cancelled")
-                            and o["data"]["operation_id"] == e["data"]["operation_id"] for o in stored_events(d, uuid))]
+                e
+                for e in stored_events(d, uuid)
+                if e["type"] == "power.requested"
+                and not any(
+                    o["type"] in ("power.succeeded", "power.failed", "power.rejected", "power.cancelled")
+                    and o["data"]["operation_id"] == e["data"]["operation_id"]
+                    for o in stored_events(d, uuid)
+                )
+            ]
+
     await asyncio.to_thread(wait_for, idle, 120, 0.05, "the server to settle")
 
 
@@ -89,8 +103,12 @@ async def test_the_next_action_sent_the_moment_the_state_arrives_is_taken(daemon
     hand-over at its outcome instead of being refused with "another power action is being
     processed" (which the socket answers while an operation's work is still going on)."""
     uuid = add_server(daemon)
-    expected = {"start": ["starting", "running"], "stop": ["stopping", "offline"], "kill": ["offline"],
-                "restart": ["stopping", "offline", "starting", "running"]}
+    expected = {
+        "start": ["starting", "running"],
+        "stop": ["stopping", "offline"],
+        "kill": ["offline"],
+        "restart": ["stopping", "offline", "starting", "running"],
+    }
     plan = ["start", "stop", "start", "kill", "start", "restart", "stop", "start", "restart", "kill"]
     async with authed(daemon, uuid) as s:
         for action in plan:
@@ -100,8 +118,11 @@ async def test_the_next_action_sent_the_moment_the_state_arrives_is_taken(daemon
             assert await s.statuses(len(expected[action]) - 1) == expected[action][1:], action
     await settle(daemon, uuid)
     log = stored_events(daemon, uuid)
-    outcomes = [(e["type"], e["data"]["action"]) for e in log
-                if e["type"].startswith("power.") and e["type"] not in ("power.requested", "power.started")]
+    outcomes = [
+        (e["type"], e["data"]["action"])
+        for e in log
+        if e["type"].startswith("power.") and e["type"] not in ("power.requested", "power.started")
+    ]
     assert sorted(outcomes) == sorted(("power.succeeded", a) for a in plan), outcomes
     # The lock still changed hands only at outcomes: in the log, no operation takes it between
     # another's power.started and that one's outcome.
@@ -119,7 +140,20 @@ async def test_rapid_actions_from_http_and_the_socket_mixed_are_each_seen_once_i
     uuid = add_server(daemon, env={"BOOT_SECONDS": "0.05"})
     async with authed(daemon, uuid) as watcher, authed(daemon, uuid) as actor:
         start = version(daemon, uuid)
-        plan = ["start", "kill", "start", "restart", "kill", "start", "stop", "start", "kill", "start", "restart", "kill"]
+        plan = [
+            "start",
+            "kill",
+            "start",
+            "restart",
+            "kill",
+            "start",
+            "stop",
+            "start",
+            "kill",
+            "start",
+            "restart",
+            "kill",
+        ]
         for i, action in enumerate(plan):
             if i % 2:
                 await actor.send("set state", action)
@@ -144,8 +178,11 @@ async def test_lock_contention_over_the_socket_is_refused_at_once_and_a_kill_sti
         for action in ("stop", "restart", "start"):
             await s.send("set state", action)
             f = await s.until("daemon error")
-            assert re.fullmatch(r"Error Event \[[0-9a-f-]{36}\]: another power action is currently being processed "
-                                r"for this server, please try again later", f[-1]["args"][0]), f
+            assert re.fullmatch(
+                r"Error Event \[[0-9a-f-]{36}\]: another power action is currently being processed "
+                r"for this server, please try again later",
+                f[-1]["args"][0],
+            ), f
         assert len([e for e in stored_events(daemon, uuid) if e["type"] == "power.requested"]) == before
         await s.send("set state", "kill")  # a kill needs no lock: it preempts the start
         assert await s.statuses(1) == ["offline"]
@@ -157,8 +194,9 @@ async def test_send_command_reaches_the_process_and_its_output_comes_back(daemon
     async with authed(daemon, uuid) as s:
         await s.send("set state", "start")
         seen = await s.until("status", "running")
-        assert any(f["event"] == "console output" and "[Pterodactyl Daemon]:" in f["args"][0] for f in seen), \
+        assert any(f["event"] == "console output" and "[Pterodactyl Daemon]:" in f["args"][0] for f in seen), (
             "pre-boot notes go out as Wings sends them: console output, prefixed"
+        )
         assert {"event": "console output", "args": ["Server started"]} in seen
         word = uuidlib.uuid4().hex
         await s.send("send command", f"say {word}")
@@ -221,10 +259,12 @@ async def test_sockets_per_server_are_limited_before_the_upgrade(daemon):
             async with socket(daemon, uuid):
                 pass
         assert refused.value.response.status_code == 429
+
     # The slots are given back when the sockets close.
     async def opens():
         async with socket(daemon, uuid) as s:
             await s.auth(token(uuid))
+
     await opens()
 
 

@@ -1,5 +1,6 @@
 """A websocket client that stops reading: its bounded outbox overflows and it is closed with the
 reason, while appends go on and another socket on the same server gets every frame."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,10 @@ async def test_a_slow_reader_is_closed_without_stalling_appends_or_other_sockets
     # A fixed window (no autotuning up to tens of MiB), larger than loopback's segment size so that
     # reading it later is quick: what the client does not read backs up to the daemon soon.
     raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 256 * 1024)
-    async with connect(ws_url(d, uuid), sock=raw, max_queue=1, open_timeout=FRAME_TIMEOUT) as slow_ws, \
-            authed(d, uuid) as good:
+    async with (
+        connect(ws_url(d, uuid), sock=raw, max_queue=1, open_timeout=FRAME_TIMEOUT) as slow_ws,
+        authed(d, uuid) as good,
+    ):
         slow = Socket(slow_ws, uuid)
         await slow.auth(token(uuid))
         power(d, uuid, "start")
@@ -49,21 +52,27 @@ async def test_a_slow_reader_is_closed_without_stalling_appends_or_other_sockets
 
         async def good_reads_everything():
             frames = await good.until("console output", "flood done")
-            return [int(f["args"][0].split()[0]) for f in frames
-                    if f["event"] == "console output" and f["args"][0] != "flood done"]
+            return [
+                int(f["args"][0].split()[0])
+                for f in frames
+                if f["event"] == "console output" and f["args"][0] != "flood done"
+            ]
 
         async def slow_is_closed():
-            await asyncio.to_thread(wait_for, lambda: "reads too slowly" in d.read_log(), 120, 0.05,
-                                    "the slow socket to be closed")
+            await asyncio.to_thread(
+                wait_for, lambda: "reads too slowly" in d.read_log(), 120, 0.05, "the slow socket to be closed"
+            )
             return await slow.closed()
 
         def appends_go_on():
             with d.client() as c:
-                return [c.post(f"/api/servers/{uuid}/ws/deny", json={"jtis": [f"jti-{i}"]}).status_code
-                        for i in range(20)]
+                return [
+                    c.post(f"/api/servers/{uuid}/ws/deny", json={"jtis": [f"jti-{i}"]}).status_code for i in range(20)
+                ]
 
-        numbers, closed, statuses = await asyncio.gather(good_reads_everything(), slow_is_closed(),
-                                                         asyncio.to_thread(appends_go_on))
+        numbers, closed, statuses = await asyncio.gather(
+            good_reads_everything(), slow_is_closed(), asyncio.to_thread(appends_go_on)
+        )
         assert numbers == list(range(LINES)), "the other socket got every line"
         assert statuses == [204] * 20
         assert len([e for e in stored_events(d, uuid) if e["type"] == "server.websocket_tokens_denied"]) == 20

@@ -8,6 +8,7 @@ closed them all must be within a few MiB of what it was after the warm-up (BOUND
 protocol kept some 18 KB of each closed websocket (api.websocket.protocol): 3,000 of them grew the
 RSS by about 50 MiB, and it stayed grown.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,9 +33,11 @@ def node(daemon_process):
     return d, server["settings"]["uuid"]
 
 
-@pytest.mark.parametrize("kind", [churn.authenticated_socket, churn.unauthenticated_socket, churn.keepalive_http],
-                         ids=["authenticated websockets", "websockets that never authenticate",
-                              "HTTP keep-alive connections"])
+@pytest.mark.parametrize(
+    "kind",
+    [churn.authenticated_socket, churn.unauthenticated_socket, churn.keepalive_http],
+    ids=["authenticated websockets", "websockets that never authenticate", "HTTP keep-alive connections"],
+)
 def test_closed_connections_leave_the_daemons_memory_where_it_was(node, kind):
     d, uuid = node
     kept = churn.retained(d, uuid, kind, warm=WARM, count=SOAK)

@@ -1,6 +1,7 @@
 """The websocket's small parts on their own: frames, Origins, token buckets, the token checker's
 order of refusals, and the config keys (the default template reads back as the defaults; bad
 values are refused with the key named)."""
+
 from __future__ import annotations
 
 import time
@@ -8,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import TOKEN
+from tests.ws_support import token
 from wingman.api.cli.defaults import write_default_config
-from wingman.engine.servers.definition import RestartPolicy, parse_definition
 from wingman.api.websocket import frames
 from wingman.api.websocket.limits import InboundLimiter, SocketCount, TokenBucket
 from wingman.api.websocket.origin import normalize, origin_allowed
 from wingman.api.websocket.tokens import DENYLISTED, EXPIRED, JwtRefused, TokenChecker
 from wingman.engine.config import ConfigError, DaemonConfig, Rate, load_config, parse_config
-from tests.support import TOKEN
-from tests.ws_support import token
+from wingman.engine.servers.definition import RestartPolicy, parse_definition
 
 # The tests' node token is shorter than PyJWT recommends (the daemon silences this in its process).
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -42,11 +43,20 @@ def test_a_shared_frame_is_encoded_once_per_object():
     assert shared({"a": 1}) == frames.encode_json("stats", doc) and len(calls) == 2  # another object: encoded again
 
 
-@pytest.mark.parametrize("origin,ok", [
-    (None, True), ("https://panel.example.com", True), ("https://PANEL.example.com:443", True),
-    ("http://panel.example.com", False), ("https://panel.example.com:8443", False),
-    ("https://admin.example.org:8443", True), ("null", False), ("https://evil.example", False), ("garbage", False),
-])
+@pytest.mark.parametrize(
+    "origin,ok",
+    [
+        (None, True),
+        ("https://panel.example.com", True),
+        ("https://PANEL.example.com:443", True),
+        ("http://panel.example.com", False),
+        ("https://panel.example.com:8443", False),
+        ("https://admin.example.org:8443", True),
+        ("null", False),
+        ("https://evil.example", False),
+        ("garbage", False),
+    ],
+)
 def test_origins_are_compared_as_origins(origin, ok):
     assert origin_allowed(origin, "https://panel.example.com/some/path/", ["https://admin.example.org:8443"]) is ok
 
@@ -66,8 +76,9 @@ def test_token_buckets_refill_on_their_clock():
 
 def test_the_global_bucket_is_drawn_first():
     now = [0.0]
-    limiter = InboundLimiter({"global": Rate(burst=3, every=10), "send stats": Rate(burst=1, every=10)},
-                             clock=lambda: now[0])
+    limiter = InboundLimiter(
+        {"global": Rate(burst=3, every=10), "send stats": Rate(burst=1, every=10)}, clock=lambda: now[0]
+    )
     assert [limiter.refuse("send stats") for _ in range(2)] == [None, "send stats"]
     assert limiter.refuse("anything") is None
     assert limiter.refuse("anything") == "global"
@@ -108,13 +119,16 @@ def test_the_default_config_template_reads_back_as_the_defaults(tmp_path: Path):
     assert demo.restart_policy == RestartPolicy()  # the template shows the policy's own defaults
 
 
-@pytest.mark.parametrize("raw,key", [
-    ({"websocket": {"rate_limits": {"dance": {"burst": 1, "every": 1}}}}, "websocket.rate_limits"),
-    ({"websocket": {"queue_frames": 1}}, "websocket.queue_frames"),
-    ({"websocket": {"typo": 1}}, "websocket.typo"),
-    ({"utilization": {"interval_seconds": 0}}, "utilization.interval_seconds"),
-    ({"event_stream": {"heartbeat_seconds": -1}}, "event_stream.heartbeat_seconds"),
-])
+@pytest.mark.parametrize(
+    "raw,key",
+    [
+        ({"websocket": {"rate_limits": {"dance": {"burst": 1, "every": 1}}}}, "websocket.rate_limits"),
+        ({"websocket": {"queue_frames": 1}}, "websocket.queue_frames"),
+        ({"websocket": {"typo": 1}}, "websocket.typo"),
+        ({"utilization": {"interval_seconds": 0}}, "utilization.interval_seconds"),
+        ({"event_stream": {"heartbeat_seconds": -1}}, "event_stream.heartbeat_seconds"),
+    ],
+)
 def test_bad_live_settings_are_refused_naming_the_key(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config({"token": TOKEN, **raw})

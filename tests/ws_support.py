@@ -1,12 +1,13 @@
 """Helpers for the websocket tests (this module holds no tests): Panel-like tokens and a real
 websocket client (the `websockets` package) that waits on frames, never on the clock."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-import warnings
 import uuid as uuidlib
+import warnings
 from contextlib import asynccontextmanager
 
 import jwt
@@ -19,14 +20,29 @@ from tests.support import TOKEN, DaemonProcess
 FRAME_TIMEOUT = 60  # seconds a test waits for a frame it expects: waiting only, never a measure
 
 
-def token(server: str, *, permissions=("*",), user: str | None = "8f3a0c2e-5b1d-4e6f-9a7b-0c1d2e3f4a5b",
-          issued: float | None = None, expires_in: float = 600, jti: str | None = None, secret: str = TOKEN,
-          **claims) -> str:
+def token(
+    server: str,
+    *,
+    permissions=("*",),
+    user: str | None = "8f3a0c2e-5b1d-4e6f-9a7b-0c1d2e3f4a5b",
+    issued: float | None = None,
+    expires_in: float = 600,
+    jti: str | None = None,
+    secret: str = TOKEN,
+    **claims,
+) -> str:
     """A websocket JWT shaped as the Panel makes it (HS256 with the node token)."""
     now = int(time.time()) if issued is None else int(issued)
-    payload = {"iss": "https://panel.example.com", "aud": ["http://127.0.0.1"], "jti": jti or uuidlib.uuid4().hex,
-               "iat": now, "nbf": now - 300, "exp": int(time.time() + expires_in),
-               "server_uuid": server, "permissions": list(permissions)}
+    payload = {
+        "iss": "https://panel.example.com",
+        "aud": ["http://127.0.0.1"],
+        "jti": jti or uuidlib.uuid4().hex,
+        "iat": now,
+        "nbf": now - 300,
+        "exp": int(time.time() + expires_in),
+        "server_uuid": server,
+        "permissions": list(permissions),
+    }
     if user is not None:
         payload["user_uuid"] = user
     payload.update(claims)

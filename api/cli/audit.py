@@ -4,6 +4,7 @@ run), so an auditor can work on a copy of the database file.
 Exit codes: 0 done (verify: the log checks out), 1 verify found a problem or a server's log cannot
 be replayed, 2 bad input (unknown server, bad time, missing database or config).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,24 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.api.cli.output import (
-    EXIT_FINDINGS, ExportFmt, Fmt, ReportFmt, Stop, chosen, duration, emit, err, known, point_of, run, short_time, tidy_help, time_of,
-)
 from wingman.api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
+from wingman.api.cli.output import (
+    EXIT_FINDINGS,
+    ExportFmt,
+    Fmt,
+    ReportFmt,
+    Stop,
+    chosen,
+    duration,
+    emit,
+    err,
+    known,
+    point_of,
+    run,
+    short_time,
+    tidy_help,
+    time_of,
+)
 from wingman.engine.audit.describe import describe
 from wingman.engine.audit.export import export as export_log
 from wingman.engine.audit.timeline import timeline as timeline_of
@@ -31,15 +46,35 @@ from wingman.engine.store.queries import EventFilter, iterate
 
 audit_app = typer.Typer(
     help="Audit the event log: history, state at any moment, verification, export and timelines. "
-         "Reads the database directly; the daemon need not run.",
+    "Reads the database directly; the daemon need not run.",
     no_args_is_help=True,
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Daemon config file (default: $WINGMAN_CONFIG or ./wingman.yml).")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database", "-d", help="Database URL or path of a .db file; overrides the config.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Daemon config file (default: $WINGMAN_CONFIG or ./wingman.yml).")
+]
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database", "-d", help="Database URL or path of a .db file; overrides the config.")
+]
 ServerArg = Annotated[str, typer.Argument(help="The server's UUID.")]
-FormatOpt = Annotated[Fmt, typer.Option("--format", "-F", metavar="FORMAT", help="auto (a table on a terminal, ndjson when piped), table, json, ndjson or csv.")]
-ReportFormatOpt = Annotated[ReportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="auto (a table on a terminal, ndjson when piped), table, json or ndjson.")]
+FormatOpt = Annotated[
+    Fmt,
+    typer.Option(
+        "--format",
+        "-F",
+        metavar="FORMAT",
+        help="auto (a table on a terminal, ndjson when piped), table, json, ndjson or csv.",
+    ),
+]
+ReportFormatOpt = Annotated[
+    ReportFmt,
+    typer.Option(
+        "--format",
+        "-F",
+        metavar="FORMAT",
+        help="auto (a table on a terminal, ndjson when piped), table, json or ndjson.",
+    ),
+]
 PagerOpt = Annotated[bool, typer.Option("--pager", help="Page the table with less -FRX (or $PAGER) on a terminal.")]
 
 
@@ -48,7 +83,9 @@ def history(
     server: ServerArg,
     since: Annotated[str | None, typer.Option(help="Only events at or after this RFC 3339 time.")] = None,
     until: Annotated[str | None, typer.Option(help="Only events at or before this RFC 3339 time.")] = None,
-    type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Event type, e.g. power.requested or power.* (repeatable).")] = None,
+    type: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Event type, e.g. power.requested or power.* (repeatable).")
+    ] = None,
     actor: Annotated[str | None, typer.Option(help="Only events by this actor.")] = None,
     operation: Annotated[str | None, typer.Option(help="Only events of this operation id.")] = None,
     format: FormatOpt = Fmt.auto,
@@ -57,9 +94,16 @@ def history(
     database: DatabaseOpt = None,
 ) -> None:
     """One line per event of SERVER in plain words: time, actor, channel, what happened, why."""
+
     async def job(engine: AsyncEngine) -> int:
-        flt = EventFilter(stream_id=await known(engine, server), types=type or [], actor=actor,
-                          operation_id=operation, since=time_of(since, "--since"), until=time_of(until, "--until"))
+        flt = EventFilter(
+            stream_id=await known(engine, server),
+            types=type or [],
+            actor=actor,
+            operation_id=operation,
+            since=time_of(since, "--since"),
+            until=time_of(until, "--until"),
+        )
         if flt.since and flt.until and flt.since > flt.until:
             raise Stop("--since is after --until")
 
@@ -72,13 +116,31 @@ def history(
                     row["time"] = short_time(row["time"])
                 yield row
 
-        cols = [("time", "time (UTC)"), ("actor", "actor"), ("channel", "channel"), ("what", "what happened"),
-                ("why", "why")]
+        cols = [
+            ("time", "time (UTC)"),
+            ("actor", "actor"),
+            ("channel", "channel"),
+            ("what", "what happened"),
+            ("why", "why"),
+        ]
         if fmt != Fmt.table:
-            cols = [(k, k) for k in ("position", "version", "time", "server", "type", "actor", "channel", "what",
-                                     "why", "operation_id", "source_ip")]
-        await emit(rows(), fmt, cols, f"History of {server}",
-                   nowrap=("time", "actor", "channel"), pager=pager)
+            cols = [
+                (k, k)
+                for k in (
+                    "position",
+                    "version",
+                    "time",
+                    "server",
+                    "type",
+                    "actor",
+                    "channel",
+                    "what",
+                    "why",
+                    "operation_id",
+                    "source_ip",
+                )
+            ]
+        await emit(rows(), fmt, cols, f"History of {server}", nowrap=("time", "actor", "channel"), pager=pager)
         return 0
 
     run(database, config, job)
@@ -96,6 +158,7 @@ def state(
 
     Its power state, suspension, the operation in flight, the last transition (with its cause and
     actor) and the configuration an operator reads: name, runtime, command, limits, allocations."""
+
     async def job(engine: AsyncEngine) -> int:
         point = point_of(at, "--at")
         try:
@@ -116,10 +179,22 @@ def state(
         lt = answer["last_transition"] or {}
         op = answer["operation_in_flight"]
         for label, value in [
-            ("power state", answer["state"]), ("suspended", "yes" if answer["suspended"] else "no"),
+            ("power state", answer["state"]),
+            ("suspended", "yes" if answer["suspended"] else "no"),
             ("deleted", "yes" if answer["deleted"] else "no"),
-            ("operation in flight", f"{op.get('action', '?')} {op['id']} (asked by {op.get('actor')} via {op.get('channel')})" if op else "none"),
-            ("last transition", f"{lt.get('from')} → {lt.get('to')} ({lt.get('trigger')}) at {lt.get('at')}, cause {lt.get('cause')}, by {lt.get('actor')}" if lt else "none yet"),
+            (
+                "operation in flight",
+                f"{op.get('action', '?')} {op['id']} (asked by {op.get('actor')} via {op.get('channel')})"
+                if op
+                else "none",
+            ),
+            (
+                "last transition",
+                f"{lt.get('from')} → {lt.get('to')} ({lt.get('trigger')}) at {lt.get('at')}, "
+                f"cause {lt.get('cause')}, by {lt.get('actor')}"
+                if lt
+                else "none yet",
+            ),
             ("last event", f"v{answer['version']} at position {answer['position']}, {answer['as_of']}"),
         ] + configuration_rows(answer["configuration"]):
             t.add_row(label, escape(str(value)))
@@ -141,14 +216,18 @@ def configuration_rows(cfg: dict | None) -> list[tuple[str, str]]:
     def limit(value, unit: str) -> str:
         return "unlimited" if not value else f"{value} {unit}"
 
-    rows = [("name", (st.get("meta") or {}).get("name") or "-"),
-            ("runtime", st.get("runtime") or "-")]
+    rows = [("name", (st.get("meta") or {}).get("name") or "-"), ("runtime", st.get("runtime") or "-")]
     image = (st.get("container") or {}).get("image")
     if image:
         rows.append(("image", image))
-    rows += [("command", st.get("invocation") or "-"),
-             ("limits", f"memory {limit(build.get('memory_limit'), 'MiB')}, cpu {limit(build.get('cpu_limit'), '%')}, "
-                        f"disk {limit(build.get('disk_space'), 'MiB')}")]
+    rows += [
+        ("command", st.get("invocation") or "-"),
+        (
+            "limits",
+            f"memory {limit(build.get('memory_limit'), 'MiB')}, cpu {limit(build.get('cpu_limit'), '%')}, "
+            f"disk {limit(build.get('disk_space'), 'MiB')}",
+        ),
+    ]
     alloc = st.get("allocations") or {}
     default = alloc.get("default") or {}
     if default:
@@ -165,7 +244,10 @@ def verify(
     server: Annotated[str | None, typer.Argument(help="Only this server's stream (default: the whole log).")] = None,
     key: KeyOpt = None,
     checkpoints: CheckpointsOpt = None,
-    format: Annotated[ReportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="auto or table (text), json or ndjson (one line).")] = ReportFmt.auto,
+    format: Annotated[
+        ReportFmt,
+        typer.Option("--format", "-F", metavar="FORMAT", help="auto or table (text), json or ndjson (one line)."),
+    ] = ReportFmt.auto,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -173,6 +255,7 @@ def verify(
 
     Checkpoints: signatures with --key, roots, consistency, truncation. Exit 0 when it all checks
     out, 1 naming the first bad event or position and what is wrong."""
+
     async def job(engine: AsyncEngine) -> int:
         if server is not None:
             await known(engine, server)
@@ -180,17 +263,24 @@ def verify(
         report, cp = await verify_everything(engine, server, trusted, file)
         ok = report.ok and (cp is None or cp.ok)
         if format in (ReportFmt.json, ReportFmt.ndjson):
-            doc = report.as_dict() | {"ok": ok, "hash_chains_ok": report.ok,
-                                      "checkpoints": cp.as_dict() if cp is not None else None}
+            doc = report.as_dict() | {
+                "ok": ok,
+                "hash_chains_ok": report.ok,
+                "checkpoints": cp.as_dict() if cp is not None else None,
+            }
             print(json.dumps(doc, ensure_ascii=False, indent=2 if format == ReportFmt.json else None))
             return 0 if ok else EXIT_FINDINGS
         scope = f"server {server}" if server else "the log"
         if report.ok and (cp is None or cp.ok):
-            print(f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
-                  "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only).")
+            print(
+                f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
+                "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only)."
+            )
         elif report.ok:
-            print(f"The hash chains, versions, transitions and operations of {report.events_checked} events in "
-                  f"{report.streams_checked} streams check out, but the log does not match its signed checkpoints:")
+            print(
+                f"The hash chains, versions, transitions and operations of {report.events_checked} events in "
+                f"{report.streams_checked} streams check out, but the log does not match its signed checkpoints:"
+            )
         else:
             print(f"PROBLEM: {report.findings_total} problem(s) in {scope}; the first bad event:")
             print(f"  {report.first}")
@@ -214,13 +304,18 @@ audit_app.command()(prove)
 
 @audit_app.command()
 def export(
-    format: Annotated[ExportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="ndjson or csv.")] = ExportFmt.ndjson,
+    format: Annotated[
+        ExportFmt, typer.Option("--format", "-F", metavar="FORMAT", help="ndjson or csv.")
+    ] = ExportFmt.ndjson,
     since: Annotated[str | None, typer.Option(help="Only events at or after this RFC 3339 time.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
+    ] = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Stream the whole log (every event as stored, with its hashes) in constant memory."""
+
     async def job(engine: AsyncEngine) -> int:
         flt = EventFilter(since=time_of(since, "--since"))
         if output is None:
@@ -244,6 +339,7 @@ def timeline(
     database: DatabaseOpt = None,
 ) -> None:
     """SERVER's state intervals: from, to, state, how long, and why each one ended."""
+
     async def job(engine: AsyncEngine) -> int:
         await known(engine, server)
 
@@ -257,12 +353,16 @@ def timeline(
                     row["from"], row["to"] = short_time(row["from"]), short_time(row["to"]) or "now"
                 yield row
 
-        cols = [("from", "from (UTC)"), ("to", "to (UTC)"), ("state", "state"), ("how_long", "how long"),
-                ("why_it_ended", "why it ended")]
+        cols = [
+            ("from", "from (UTC)"),
+            ("to", "to (UTC)"),
+            ("state", "state"),
+            ("how_long", "how long"),
+            ("why_it_ended", "why it ended"),
+        ]
         if fmt != Fmt.table:
             cols = [(k, k) for k in ("from", "to", "state", "seconds", "ongoing", "why_it_ended", "ended_by")]
-        await emit(rows(), fmt, cols, f"Timeline of {server}",
-                   nowrap=("from", "to", "state", "how_long"), pager=pager)
+        await emit(rows(), fmt, cols, f"Timeline of {server}", nowrap=("from", "to", "state", "how_long"), pager=pager)
         return 0
 
     run(database, config, job)

@@ -1,5 +1,6 @@
 """The checkpoint side of `wingman audit`: the trusted key and checkpoint file options, the text of
 a verification's checkpoint results, and `wingman audit prove`."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,23 @@ from wingman.engine.checkpoints.proofs import LogDisagrees, NoProof, prove_consi
 from wingman.engine.checkpoints.verify import CheckpointReport
 from wingman.engine.config import ConfigError, load_config
 
-KeyOpt = Annotated[str | None, typer.Option(
-    "--key", "-k", help="The daemon's Ed25519 public key (base64, hex, PEM, or a file holding one), from its "
-                        "start-up output or GET /api/audit/key. Without it nothing shows the log was not rewritten.")]
-CheckpointsOpt = Annotated[Path | None, typer.Option(
-    "--checkpoints", help="The checkpoint file (JSON lines) kept out of the database's reach "
-                          "(default: audit.checkpoint_file of --config, when the database comes from it).")]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        "-k",
+        help="The daemon's Ed25519 public key (base64, hex, PEM, or a file holding one), from its "
+        "start-up output or GET /api/audit/key. Without it nothing shows the log was not rewritten.",
+    ),
+]
+CheckpointsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        help="The checkpoint file (JSON lines) kept out of the database's reach "
+        "(default: audit.checkpoint_file of --config, when the database comes from it).",
+    ),
+]
 
 
 def trusted_key(text: str | None) -> str | None:
@@ -51,8 +63,10 @@ def print_checkpoints(cp: CheckpointReport) -> None:
         if cp.believed:
             key = cp.trusted_key or (cp.keys[-1]["key"] if cp.keys else "?")
             rotations = f", {len(cp.keys) - 1} key rotation(s) followed" if len(cp.keys) > 1 else ""
-            print(f"OK: checkpoints: {cp.believed} signed checkpoint(s) (key {key}{rotations}); the log reproduces "
-                  f"every one; positions 1 to {cp.covered} are covered.")
+            print(
+                f"OK: checkpoints: {cp.believed} signed checkpoint(s) (key {key}{rotations}); the log reproduces "
+                f"every one; positions 1 to {cp.covered} are covered."
+            )
         if cp.not_yet_covered:
             print(f"{cp.not_yet_covered} events not yet covered (after position {cp.covered}, the last checkpoint).")
     else:
@@ -72,10 +86,19 @@ def print_checkpoints(cp: CheckpointReport) -> None:
 
 def prove(
     position: Annotated[int | None, typer.Argument(help="The log position of the event to prove.", min=1)] = None,
-    consistency: Annotated[tuple[int, int] | None, typer.Option(
-        "--consistency", help="OLD NEW: prove that the checkpoint of NEW events extends the one of OLD events.")] = None,
-    checkpoint: Annotated[int | None, typer.Option("--checkpoint", help="Prove against the checkpoint with this "
-                                                   "seq (default: the latest that covers the event).")] = None,
+    consistency: Annotated[
+        tuple[int, int] | None,
+        typer.Option(
+            "--consistency", help="OLD NEW: prove that the checkpoint of NEW events extends the one of OLD events."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint",
+            help="Prove against the checkpoint with this seq (default: the latest that covers the event).",
+        ),
+    ] = None,
     key: KeyOpt = None,
     checkpoints: CheckpointsOpt = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Daemon config file.")] = None,
@@ -84,6 +107,7 @@ def prove(
     """Print, as JSON, an inclusion proof of the event at POSITION against a signed checkpoint, or
     with --consistency OLD NEW a consistency proof between two checkpoints (tree sizes). A third
     party checks either with the public key alone (the format is in the README)."""
+
     async def job(engine: AsyncEngine) -> int:
         if (position is None) == (consistency is None):
             raise Stop("give either a POSITION or --consistency OLD NEW")

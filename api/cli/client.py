@@ -1,11 +1,11 @@
 """What the commands that talk to a running daemon share: its address and token (from the
 config or the command line), one HTTP client, and errors said whole on one line with an exit code
 (1: the daemon refused, 2: it cannot be reached or the input is wrong)."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import typer
@@ -21,7 +21,7 @@ err = Console(stderr=True, soft_wrap=True)  # errors whole on one line: scripts 
 ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $WINGMAN_CONFIG or ./wingman.yml).")
 
 
-def read_config(path: Optional[Path]) -> DaemonConfig:
+def read_config(path: Path | None) -> DaemonConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -29,15 +29,16 @@ def read_config(path: Optional[Path]) -> DaemonConfig:
         raise typer.Exit(2) from None
 
 
-def daemon_client(config: Optional[Path], url: Optional[str], token: Optional[str]) -> httpx.Client:
+def daemon_client(config: Path | None, url: str | None, token: str | None) -> httpx.Client:
     if url and token:
         base, secret = url, token
     else:
         cfg = read_config(config)
         base = url or f"http://{cfg.api.host}:{cfg.api.port}"
         secret = token or cfg.token
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}", "X-Wingman-Channel": "cli"},
-                        timeout=30)
+    return httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {secret}", "X-Wingman-Channel": "cli"}, timeout=30
+    )
 
 
 def call(client: httpx.Client, method: str, path: str, **kw) -> httpx.Response:

@@ -4,11 +4,12 @@ The Panel serves a node's configuration on its *application* API
 (`GET /api/application/nodes/{id}/configuration`, `app/Models/Node.php` getConfiguration), to an
 administrator's API key: that is not the node's own token, so this talks HTTP itself rather than
 through engine.remote's client of the Panel's remote API."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import typer
@@ -19,12 +20,15 @@ from wingman.api.cli.defaults import write_private_file
 from wingman.engine.config import ConfigError, parse_config
 
 
-def configure(panel_url: str = typer.Option(..., "--panel-url", "-p", help="The Panel's base URL."),
-              token: str = typer.Option(..., "--token", "-t", help="A Panel application API key (ptla_...) "
-                                        "allowed to read nodes."),
-              node: str = typer.Option(..., "--node", "-n", help="The node's numeric id in the Panel."),
-              config: Optional[Path] = ConfigOption,
-              override: bool = typer.Option(False, "--override", help="Replace an existing config file.")):
+def configure(
+    panel_url: str = typer.Option(..., "--panel-url", "-p", help="The Panel's base URL."),
+    token: str = typer.Option(
+        ..., "--token", "-t", help="A Panel application API key (ptla_...) allowed to read nodes."
+    ),
+    node: str = typer.Option(..., "--node", "-n", help="The node's numeric id in the Panel."),
+    config: Path | None = ConfigOption,
+    override: bool = typer.Option(False, "--override", help="Replace an existing config file."),
+):
     """Fetch this node's configuration from the Panel and write it (mode 0600) as the config file."""
     path = Path(config or os.environ.get("WINGMAN_CONFIG") or "wingman.yml")
     if not panel_url.startswith(("http://", "https://")) or not httpx.URL(panel_url).host:
@@ -49,8 +53,11 @@ def configure(panel_url: str = typer.Option(..., "--panel-url", "-p", help="The 
         write_private_file(path, yaml.safe_dump(document, sort_keys=False), replace=override)
     except FileExistsError:
         _bad_input(f"{path} already exists; pass --override to replace it")
-    out.print(f"Wrote node {node}'s configuration (uuid {document.get('uuid')}) from {panel_url} to "
-              f"[bold]{path}[/bold] (mode 0600). Run it with: wingman serve --config {path}", soft_wrap=True)
+    out.print(
+        f"Wrote node {node}'s configuration (uuid {document.get('uuid')}) from {panel_url} to "
+        f"[bold]{path}[/bold] (mode 0600). Run it with: wingman serve --config {path}",
+        soft_wrap=True,
+    )
 
 
 def _fetch(url: str, token: str) -> dict[str, Any]:
@@ -71,8 +78,10 @@ def _fetch(url: str, token: str) -> dict[str, Any]:
     except ValueError:
         document = None
     if not isinstance(document, dict) or "token" not in document:
-        err.print(f"[red]error:[/red] {url} did not answer with a node configuration (a JSON object with a token); "
-                  "is --panel-url the Panel's address?")
+        err.print(
+            f"[red]error:[/red] {url} did not answer with a node configuration (a JSON object with a token); "
+            "is --panel-url the Panel's address?"
+        )
         raise typer.Exit(1)
     return document
 

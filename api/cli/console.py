@@ -14,6 +14,7 @@ output (`> ...`); with stdin piped, each line read is a command and the end of t
 A game server's lines are written to the terminal with their colours and nothing else: every other
 escape sequence or control character is dropped (api.cli.feed.printable); piped, colours go too.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -25,7 +26,6 @@ import termios
 import threading
 import tty
 from pathlib import Path
-from typing import Optional
 
 import typer
 from websockets.exceptions import ConnectionClosed
@@ -54,7 +54,7 @@ class Screen:
     def _write(self, text: str) -> None:
         data = text.encode("utf-8", "replace")
         while data:
-            data = data[os.write(self.fd, data):]
+            data = data[os.write(self.fd, data) :]
 
     def _prompt(self) -> str:
         room = max(8, shutil.get_terminal_size().columns - len(PROMPT) - 1)
@@ -148,7 +148,7 @@ class LineEditor:
                 s.typed = ""
             elif ch == "\x17":
                 s.typed = s.typed.rstrip()
-                s.typed = s.typed[:s.typed.rfind(" ") + 1] if " " in s.typed else ""
+                s.typed = s.typed[: s.typed.rfind(" ") + 1] if " " in s.typed else ""
             elif ch == "\t" or ch >= " ":
                 s.typed += ch
         s.redraw()
@@ -183,9 +183,13 @@ def _typed(feed: ServerFeed, screen: Screen, ended: threading.Event) -> None:
             feed.send_command(line)
 
 
-def console(server: str = typer.Argument(..., help="Server uuid."),
-            no_input: bool = typer.Option(False, "--no-input", help="Only follow: read nothing from stdin."),
-            config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+def console(
+    server: str = typer.Argument(..., help="Server uuid."),
+    no_input: bool = typer.Option(False, "--no-input", help="Only follow: read nothing from stdin."),
+    config: Path | None = ConfigOption,
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+):
     """A server's console: its last lines, then live with its state changes; type commands (Ctrl-D or Ctrl-C leaves)."""
     with daemon_client(config, url, token) as client:
         call(client, "GET", f"/api/servers/{server}")  # an unknown server: the daemon's words, exit 1
@@ -229,9 +233,13 @@ def console(server: str = typer.Argument(..., help="Server uuid."),
     screen.leave()
 
 
-def logs(server: str = typer.Argument(..., help="Server uuid."),
-         lines: int = typer.Option(100, "--lines", "-n", min=1, max=1000, help="How many lines (1..1000)."),
-         config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+def logs(
+    server: str = typer.Argument(..., help="Server uuid."),
+    lines: int = typer.Option(100, "--lines", "-n", min=1, max=1000, help="How many lines (1..1000)."),
+    config: Path | None = ConfigOption,
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+):
     """Print a server's last console lines and exit."""
     with daemon_client(config, url, token) as client:
         data = call(client, "GET", f"/api/servers/{server}/logs", params={"size": lines}).json()["data"]

@@ -1,4 +1,5 @@
 """The documented default config written on first run, with a demo server."""
+
 from __future__ import annotations
 
 import os
@@ -149,7 +150,8 @@ servers:
       runtime: process
       stop_timeout: 30
       # After a crash: no | on-failure | always | unless-stopped, at most max_restarts in window s.
-      restart_policy: {{policy: on-failure, max_restarts: 5, window: 600, backoff_initial: 2, backoff_max: 300, reset_after: 600}}
+      restart_policy: {{policy: on-failure, max_restarts: 5, window: 600,
+                       backoff_initial: 2, backoff_max: 300, reset_after: 600}}
     process_configuration:
       startup: {{done: ["Server started"], strip_ansi: false}}
       stop: {{type: command, value: stop}}
@@ -161,7 +163,11 @@ def write_default_config(path: Path, port: int = 8080) -> tuple[str, str]:
     token = new_token()
     server = str(uuidlib.uuid4())
     text = TEMPLATE.format(
-        token=token, token_id=uuidlib.uuid4().hex[:16], port=port, uuid=server, python=server_python(),
+        token=token,
+        token_id=uuidlib.uuid4().hex[:16],
+        port=port,
+        uuid=server,
+        python=server_python(),
         insecure="false" if os.geteuid() == 0 else "true",
     )
     path.parent.mkdir(parents=True, exist_ok=True)

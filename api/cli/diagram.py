@@ -4,6 +4,7 @@ diagrams of what one server went through (read straight from the database, like 
 Exit codes: 0 done, 1 `check` found stale exports (or a server's log cannot be replayed), 2 bad
 input (unknown format, server or chart, bad time, since after until); bad input writes nothing.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wingman.api.cli.audit import ConfigOpt, DatabaseOpt
 from wingman.api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, tidy_help, time_of
 from wingman.engine.diagrams import formats as F
-from wingman.engine.diagrams.exported import DEFAULT_CHART, read_chart, refresh as refresh_exports, stale_exports
+from wingman.engine.diagrams.exported import DEFAULT_CHART, read_chart, stale_exports
+from wingman.engine.diagrams.exported import refresh as refresh_exports
 from wingman.engine.diagrams.formats import BadDiagramRequest
 from wingman.engine.diagrams.history import history_diagram
 from wingman.engine.diagrams.statechart import export
@@ -28,7 +30,7 @@ from wingman.engine.statechart import load_statechart
 
 diagram_app = typer.Typer(
     help="State diagrams: the statechart, and what a server went through. Server diagrams read the "
-         "database directly; the daemon need not run.",
+    "database directly; the daemon need not run.",
     no_args_is_help=True,
 )
 
@@ -36,10 +38,15 @@ StatechartFmt = Enum("StatechartFmt", {f: f for f in F.STATECHART_FORMATS}, type
 HistoryFmt = Enum("HistoryFmt", {f: f for f in F.HISTORY_FORMATS}, type=str)
 TimelineFmt = Enum("TimelineFmt", {f: f for f in F.TIMELINE_FORMATS}, type=str)
 
-ChartOpt = Annotated[Path, typer.Option("--chart", show_default=False, help="The statechart YAML (default: the one the daemon enforces).")]
+ChartOpt = Annotated[
+    Path,
+    typer.Option("--chart", show_default=False, help="The statechart YAML (default: the one the daemon enforces)."),
+]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")]
 ServerArg = Annotated[str, typer.Argument(help="The server's UUID.")]
-SinceOpt = Annotated[str | None, typer.Option(help="Window start, an RFC 3339 time (inclusive; default: the first event).")]
+SinceOpt = Annotated[
+    str | None, typer.Option(help="Window start, an RFC 3339 time (inclusive; default: the first event).")
+]
 UntilOpt = Annotated[str | None, typer.Option(help="Window end, an RFC 3339 time (inclusive; default: now).")]
 
 
@@ -76,7 +83,9 @@ def _window(since: str | None, until: str | None) -> Window:
 
 @diagram_app.command()
 def statechart(
-    format: Annotated[StatechartFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.STATECHART_FORMATS))] = F.DEFAULT_FORMAT,
+    format: Annotated[
+        StatechartFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.STATECHART_FORMATS))
+    ] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     chart: ChartOpt = DEFAULT_CHART,
 ) -> None:
@@ -127,7 +136,9 @@ def history(
     server: ServerArg,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    format: Annotated[HistoryFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.HISTORY_FORMATS))] = F.DEFAULT_FORMAT,
+    format: Annotated[
+        HistoryFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.HISTORY_FORMATS))
+    ] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
@@ -136,6 +147,7 @@ def history(
 
     Transitions taken in the window heavier, with a count; states never visited faded; the end state marked.
     """
+
     async def job(engine: AsyncEngine) -> int:
         window = _window(since, until)
         p = await passage(engine, await known(engine, server), window)
@@ -150,12 +162,15 @@ def timeline(
     server: ServerArg,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    format: Annotated[TimelineFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.TIMELINE_FORMATS))] = F.DEFAULT_FORMAT,
+    format: Annotated[
+        TimelineFmt, typer.Option("--format", "-F", metavar="FORMAT", help=formats_help(F.TIMELINE_FORMATS))
+    ] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
     """SERVER's states over time, each change labelled with when, its cause and its actor."""
+
     async def job(engine: AsyncEngine) -> int:
         window = _window(since, until)
         p = await passage(engine, await known(engine, server), window, keep_intervals())

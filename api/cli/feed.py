@@ -6,6 +6,7 @@ order the daemon sent them and re-authenticates by itself when the daemon says t
 expiring; `send_command` writes one console line. `printable` makes a line the game server wrote
 safe for a terminal (only colour sequences kept, and only when the output is one).
 """
+
 from __future__ import annotations
 
 import getpass
@@ -49,8 +50,15 @@ def sign(secret: str, server: str) -> str:
         user = getpass.getuser()
     except Exception:  # no name for this uid
         user = "unknown"
-    claims = {"server_uuid": server, "user_uuid": f"cli:{user}", "permissions": ["*"], "iat": now, "nbf": now,
-              "exp": now + TOKEN_SECONDS, "jti": uuidlib.uuid4().hex}
+    claims = {
+        "server_uuid": server,
+        "user_uuid": f"cli:{user}",
+        "permissions": ["*"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + TOKEN_SECONDS,
+        "jti": uuidlib.uuid4().hex,
+    }
     with warnings.catch_warnings():  # a node token shorter than PyJWT recommends is still the node's
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)
         return jwt.encode(claims, secret, algorithm="HS256")
@@ -67,8 +75,9 @@ class ServerFeed:
             self._ws = connect(socket_url(base, server), open_timeout=OPEN_TIMEOUT, max_size=None)
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise FeedError(f"the daemon refused the console socket ({status})"
-                            + (": no such server" if status == 404 else "")) from None
+            raise FeedError(
+                f"the daemon refused the console socket ({status})" + (": no such server" if status == 404 else "")
+            ) from None
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise FeedError(f"cannot reach the daemon's console socket at {socket_url(base, server)}: {exc}") from None
         self._pending: list[tuple[str, list[str]]] = []
@@ -90,8 +99,10 @@ class ServerFeed:
             except ConnectionClosed as exc:
                 raise FeedError(f"the daemon closed the console socket ({exc})") from None
             if event == "jwt error":
-                raise FeedError(f"the daemon refused the console token ({args[0] if args else ''}): "
-                                "the console needs the node token")
+                raise FeedError(
+                    f"the daemon refused the console token ({args[0] if args else ''}): "
+                    "the console needs the node token"
+                )
             if event == "status" and args:
                 self.state = args[0]
             elif event != "auth success" and event != "stats":
@@ -125,7 +136,7 @@ class ServerFeed:
         except Exception:
             pass
 
-    def __enter__(self) -> "ServerFeed":
+    def __enter__(self) -> ServerFeed:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -142,7 +153,7 @@ def note_text(line: str) -> str | None:
     the line is the server's own."""
     if not line.startswith(DAEMON_NOTE_PREFIX):
         return None
-    return line[len(DAEMON_NOTE_PREFIX):].removesuffix(DAEMON_NOTE_SUFFIX)
+    return line[len(DAEMON_NOTE_PREFIX) :].removesuffix(DAEMON_NOTE_SUFFIX)
 
 
 def printable(line: str, colour: bool) -> str:
@@ -152,7 +163,7 @@ def printable(line: str, colour: bool) -> str:
     kept: list[str] = []
     pos = 0
     for m in ANY_ESCAPE.finditer(line):
-        kept.append(CONTROL.sub("", line[pos:m.start()]))
+        kept.append(CONTROL.sub("", line[pos : m.start()]))
         if colour and SGR.fullmatch(m.group(0)):
             kept.append(m.group(0))
         pos = m.end()

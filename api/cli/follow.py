@@ -9,6 +9,7 @@ status line under the lines already printed; piped, plain lines (a state change 
 the console's last line at most every PIPED_CONSOLE_SECONDS). Ctrl-C leaves the operation running
 and says how to follow it again (exit 130).
 """
+
 from __future__ import annotations
 
 import queue
@@ -16,7 +17,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import typer
@@ -53,8 +53,9 @@ def _read(feed: ServerFeed, into: queue.Queue) -> None:
         pass
 
 
-def follow_operation(client: httpx.Client, op: dict, feed: ServerFeed | None, hint: str,
-                     started: float | None = None) -> dict:
+def follow_operation(
+    client: httpx.Client, op: dict, feed: ServerFeed | None, hint: str, started: float | None = None
+) -> dict:
     """Wait for `op`'s outcome showing progress; returns the finished operation. `hint` is the
     command that follows it again (said on Ctrl-C)."""
     started = time.monotonic() if started is None else started
@@ -72,9 +73,16 @@ def follow_operation(client: httpx.Client, op: dict, feed: ServerFeed | None, hi
 
     def emit(kind: str, text: str) -> None:
         if tty:
-            out.print(f"[dim]{elapsed():6.1f}s[/dim] " + ("state [bold cyan]" + escape(text) + "[/bold cyan]"
-                                                         if kind == "state" else "[yellow]" + escape(text) + "[/yellow]"),
-                      soft_wrap=True, highlight=False)
+            out.print(
+                f"[dim]{elapsed():6.1f}s[/dim] "
+                + (
+                    "state [bold cyan]" + escape(text) + "[/bold cyan]"
+                    if kind == "state"
+                    else "[yellow]" + escape(text) + "[/yellow]"
+                ),
+                soft_wrap=True,
+                highlight=False,
+            )
         else:
             sys.stdout.write(f"[{elapsed():6.1f}s] {'state: ' if kind == 'state' else 'daemon: '}{text}\n")
             sys.stdout.flush()
@@ -101,7 +109,7 @@ def follow_operation(client: httpx.Client, op: dict, feed: ServerFeed | None, hi
         text = Text(head, style="bold")
         if last_line:
             room = max(10, out.width - len(head) - 8)
-            text.append("  " + (last_line if len(last_line) <= room else last_line[:room - 1] + "…"), style="dim")
+            text.append("  " + (last_line if len(last_line) <= room else last_line[: room - 1] + "…"), style="dim")
         return text
 
     try:
@@ -131,8 +139,11 @@ def follow_operation(client: httpx.Client, op: dict, feed: ServerFeed | None, hi
             if status:
                 status.stop()
     except KeyboardInterrupt:
-        out.print(f"\n{escape(op['action'])} goes on (operation {op['id']}); follow it with: "
-                  f"[bold]{escape(hint)}[/bold]", soft_wrap=True, highlight=False)
+        out.print(
+            f"\n{escape(op['action'])} goes on (operation {op['id']}); follow it with: [bold]{escape(hint)}[/bold]",
+            soft_wrap=True,
+            highlight=False,
+        )
         raise typer.Exit(130) from None
     finally:
         if feed is not None:
@@ -153,9 +164,13 @@ def follow_hint(operation_id: str, url: str | None, config: Path | None) -> str:
     return f"wingman operation {operation_id} --follow{where}"
 
 
-def operation(operation_id: str = typer.Argument(..., help="Operation id (as `wingman power` prints it)."),
-              follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the outcome, showing progress."),
-              config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+def operation(
+    operation_id: str = typer.Argument(..., help="Operation id (as `wingman power` prints it)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the outcome, showing progress."),
+    config: Path | None = ConfigOption,
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+):
     """Show a power operation; with --follow, wait for its outcome (exit 0 when it succeeded)."""
     with daemon_client(config, url, token) as client:
         op = call(client, "GET", f"/api/operations/{operation_id}").json()

@@ -1,4 +1,5 @@
 """The `wingman` command: run the daemon, and talk to it (or to its database) from a shell."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,36 +7,44 @@ import json as jsonlib
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import structlog
 import typer
 from rich.table import Column, Table
 
 from wingman.api.cli.audit import audit_app
-from wingman.api.cli.diagram import diagram_app
-from wingman.api.cli.configure import configure as configure_command
 from wingman.api.cli.client import (
-    ConfigOption, TokenOption, UrlOption, call, daemon_client, err, out, read_config,
+    ConfigOption,
+    TokenOption,
+    UrlOption,
+    call,
+    daemon_client,
+    err,
+    out,
+    read_config,
 )
+from wingman.api.cli.configure import configure as configure_command
+from wingman.api.cli.console import console as console_command
+from wingman.api.cli.console import logs as logs_command
+from wingman.api.cli.diagram import diagram_app
 from wingman.api.cli.events import events as events_command
+from wingman.api.cli.follow import follow_hint, follow_operation, open_feed, report
+from wingman.api.cli.follow import operation as operation_command
 from wingman.api.cli.output import tidy_help
-from wingman.api.cli.console import console as console_command, logs as logs_command
-from wingman.api.cli.follow import follow_hint, follow_operation, open_feed, operation as operation_command, report
-from wingman.engine.servers.operations import FINISHED_STATUSES
 from wingman.engine.checkpoints.keys import KeyFileError
 from wingman.engine.statechart import StatechartError
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
 db_app = typer.Typer(help="The event database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
 @app.command()
-def serve(config: Optional[Path] = ConfigOption,
-          port: Optional[int] = typer.Option(None, help="Override api.port.")):
+def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(None, help="Override api.port.")):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
     from wingman.api.app import PROTOCOL, create_app
-    from wingman.api.context import node_of
     from wingman.api.cli.defaults import place_demo_script, write_default_config
+    from wingman.api.context import node_of
     from wingman.api.logging import setup_logging
 
     # Whatever the daemon creates (its database, logs, snapshots) is its own alone: its servers run
@@ -61,7 +70,8 @@ def serve(config: Optional[Path] = ConfigOption,
     setup_logging()
     if cfg.ignored_keys:
         structlog.get_logger("wingman.config").info(
-            "config keys ignored: Wings' keys that wingman does not use", keys=cfg.ignored_keys, file=str(path))
+            "config keys ignored: Wings' keys that wingman does not use", keys=cfg.ignored_keys, file=str(path)
+        )
     try:
         sanic_app = create_app(cfg)
     except (StatechartError, KeyFileError) as exc:
@@ -72,16 +82,28 @@ def serve(config: Optional[Path] = ConfigOption,
     if served:
         from wingman.api.tls import describe, reload_on_hangup
 
-        out.print(f"TLS with {cfg.ssl_cert_path} ({describe(served.certificate)}); send SIGHUP to load a renewed "
-                  "certificate", soft_wrap=True)
+        out.print(
+            f"TLS with {cfg.ssl_cert_path} ({describe(served.certificate)}); send SIGHUP to load a renewed certificate",
+            soft_wrap=True,
+        )
         sanic_app.before_server_start(lambda _app: reload_on_hangup(served))
     checkpointer = node_of(sanic_app).checkpointer
     made = " (new key, created now)" if checkpointer.key_created else ""
-    out.print(f"checkpoints signed with Ed25519 public key [bold]{checkpointer.public_key}[/bold]{made}: "
-              f"give it to auditors (wingman audit verify --key ...); key file {cfg.checkpoint_key_path}, "
-              f"checkpoint file {cfg.checkpoint_file_path}", soft_wrap=True)
-    sanic_app.run(host=cfg.api.host, port=cfg.api.port, single_process=True, access_log=False, motd=False,
-                  protocol=PROTOCOL, ssl=served.context if served else None)
+    out.print(
+        f"checkpoints signed with Ed25519 public key [bold]{checkpointer.public_key}[/bold]{made}: "
+        f"give it to auditors (wingman audit verify --key ...); key file {cfg.checkpoint_key_path}, "
+        f"checkpoint file {cfg.checkpoint_file_path}",
+        soft_wrap=True,
+    )
+    sanic_app.run(
+        host=cfg.api.host,
+        port=cfg.api.port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+        protocol=PROTOCOL,
+        ssl=served.context if served else None,
+    )
 
 
 def served_certificate(cfg):
@@ -99,8 +121,12 @@ def served_certificate(cfg):
 
 
 @app.command()
-def servers(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption,
-            as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+def servers(
+    config: Path | None = ConfigOption,
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+):
     """List the servers on the node with their state."""
     with daemon_client(config, url, token) as client:
         data = call(client, "GET", "/api/servers").json()
@@ -121,9 +147,16 @@ def servers_table(data: list[dict], width: int) -> Table:
     rows = []
     for s in data:
         settings = (s.get("configuration") or {}).get("settings", {})
-        rows.append({"uuid": s["uuid"], "state": s["state"], "name": (settings.get("meta") or {}).get("name") or "",
-                     "runtime": settings.get("runtime", ""), "suspended": "yes" if s["is_suspended"] else "no",
-                     "version": str(s["version"])})
+        rows.append(
+            {
+                "uuid": s["uuid"],
+                "state": s["state"],
+                "name": (settings.get("meta") or {}).get("name") or "",
+                "runtime": settings.get("runtime", ""),
+                "suspended": "yes" if s["is_suspended"] else "no",
+                "version": str(s["version"]),
+            }
+        )
     shown = list(SERVER_COLUMNS)
 
     def needed(cols: list[str]) -> int:  # each column: its widest cell and 3 of border and padding
@@ -135,19 +168,31 @@ def servers_table(data: list[dict], width: int) -> Table:
         if needed(shown) <= width:
             break
         shown.remove(column)
-    table = Table(*[Column(c, no_wrap=True, min_width=max([len(c), *(len(r[c]) for r in rows)]))
-                    if c in ("uuid", "state") else Column(c, no_wrap=True, overflow="ellipsis") for c in shown])
+    table = Table(
+        *[
+            Column(c, no_wrap=True, min_width=max([len(c), *(len(r[c]) for r in rows)]))
+            if c in ("uuid", "state")
+            else Column(c, no_wrap=True, overflow="ellipsis")
+            for c in shown
+        ]
+    )
     for r in rows:
         table.add_row(*[r[c] for c in shown])
     return table
 
 
 @app.command()
-def power(server: str = typer.Argument(..., help="Server uuid."),
-          action: str = typer.Argument(..., help="start | stop | restart | kill"),
-          wait: Optional[int] = typer.Option(None, "--wait", help="Seconds to wait for the power lock (0..300)."),
-          follow: bool = typer.Option(False, "--follow", "-f", help="Wait for the outcome, showing progress (Ctrl-C stops only the waiting)."),
-          config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+def power(
+    server: str = typer.Argument(..., help="Server uuid."),
+    action: str = typer.Argument(..., help="start | stop | restart | kill"),
+    wait: int | None = typer.Option(None, "--wait", help="Seconds to wait for the power lock (0..300)."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Wait for the outcome, showing progress (Ctrl-C stops only the waiting)."
+    ),
+    config: Path | None = ConfigOption,
+    url: str | None = UrlOption,
+    token: str | None = TokenOption,
+):
     """Ask the daemon to start, stop, restart or kill a server."""
     body: dict = {"action": action}
     if wait is not None:
@@ -170,17 +215,20 @@ def power(server: str = typer.Argument(..., help="Server uuid."),
 
 
 @app.command("rotate-key")
-def rotate_key(config: Optional[Path] = ConfigOption, url: Optional[str] = UrlOption, token: Optional[str] = TokenOption):
+def rotate_key(config: Path | None = ConfigOption, url: str | None = UrlOption, token: str | None = TokenOption):
     """Rotate the running daemon's checkpoint key: a checkpoint signed with the old key announces
     the new one, and the checkpoints after it are signed with the new key."""
     with daemon_client(config, url, token) as client:
         body = call(client, "POST", "/api/audit/key/rotate").json()
-    out.print(f"old key {body['old_key']}\nnew key [bold]{body['new_key']}[/bold] (announced by a checkpoint "
-              "signed with the old one)", soft_wrap=True)
+    out.print(
+        f"old key {body['old_key']}\nnew key [bold]{body['new_key']}[/bold] (announced by a checkpoint "
+        "signed with the old one)",
+        soft_wrap=True,
+    )
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: Optional[Path] = ConfigOption):
+def db_upgrade(config: Path | None = ConfigOption):
     """Create or migrate the event database's schema."""
     from wingman.engine.store.database import create_engine, upgrade
 

@@ -1,5 +1,6 @@
 """Plumbing of `wingman audit`: opening the database an auditor names, exit codes and clear
 errors, and printing rows as a paged table on a terminal or as clean machine output when piped."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,13 +10,13 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.cells import cell_len
+from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
@@ -24,17 +25,17 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.config import ConfigError, load_config
+from wingman.engine.servers.fold import LogError
+from wingman.engine.store.database import create_engine
 from wingman.engine.store.points import BadPoint, Point, parse_point, parse_time
 from wingman.engine.store.queries import stream_exists
-from wingman.engine.config import ConfigError, load_config
-from wingman.engine.store.database import create_engine
-from wingman.engine.servers.fold import LogError
 
 EXIT_FINDINGS, EXIT_USAGE = 1, 2
 err = Console(stderr=True, soft_wrap=True)
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     auto = "auto"
     table = "table"
     json = "json"
@@ -42,15 +43,16 @@ class Fmt(str, Enum):
     csv = "csv"
 
 
-class ReportFmt(str, Enum):
+class ReportFmt(StrEnum):
     """A state or a report: one document, so no CSV."""
+
     auto = "auto"
     table = "table"
     json = "json"
     ndjson = "ndjson"
 
 
-class ExportFmt(str, Enum):
+class ExportFmt(StrEnum):
     ndjson = "ndjson"
     csv = "csv"
 
@@ -63,6 +65,7 @@ class Stop(Exception):
 
 # -- the database ----------------------------------------------------------------------------------
 
+
 def database_url(database: str | None, config: Path | None) -> str:
     """The URL to read: --database (a URL or a file path), else the config's database."""
     if database:
@@ -72,10 +75,13 @@ def database_url(database: str | None, config: Path | None) -> str:
                 raise Stop(f"database file {path} does not exist")
             return f"sqlite+aiosqlite:///{path.resolve()}"
         url = database
-        for plain, driver in (("sqlite://", "sqlite+aiosqlite://"), ("postgresql://", "postgresql+asyncpg://"),
-                              ("postgres://", "postgresql+asyncpg://")):
+        for plain, driver in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
             if url.startswith(plain):
-                url = driver + url[len(plain):]
+                url = driver + url[len(plain) :]
     else:
         try:
             url = load_config(config).database_url
@@ -110,6 +116,7 @@ async def open_database(url: str) -> AsyncEngine:
 
 def run(database: str | None, config: Path | None, job: Callable[[AsyncEngine], Awaitable[int]]) -> None:
     """Open the database, run the job, close, and exit with its code (or a clear error)."""
+
     async def main() -> int:
         engine = await open_database(database_url(database, config))
         try:
@@ -123,8 +130,11 @@ def run(database: str | None, config: Path | None, job: Callable[[AsyncEngine], 
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(exc.code) from None
     except LogError as exc:
-        err.print(f"[bold red]error:[/] the log cannot be replayed here: {escape(str(exc))} "
-                  f"(run `wingman audit verify {exc.event.stream_id}`)", highlight=False)
+        err.print(
+            f"[bold red]error:[/] the log cannot be replayed here: {escape(str(exc))} "
+            f"(run `wingman audit verify {exc.event.stream_id}`)",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_FINDINGS) from None
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -154,10 +164,12 @@ async def known(engine: AsyncEngine, server: str) -> str:
 
 # -- help ------------------------------------------------------------------------------------------
 
+
 def tidy_help(app: typer.Typer) -> typer.Typer:
     """Each paragraph of each command's help on one line, for the help to wrap it at the terminal's
     width: the docstrings' own line breaks would otherwise show (typer keeps them), in `--help` and
     in its group's command list. Lines that start a list item (`- `) keep their break."""
+
     def tidy(text: str) -> str:
         paragraphs = []
         for para in inspect.cleandoc(text).split("\n\n"):
@@ -189,8 +201,14 @@ def chosen(fmt: Fmt | ReportFmt) -> Fmt:
     return Fmt(fmt.value)
 
 
-async def emit(rows: AsyncIterator[dict[str, Any]], fmt: Fmt, columns: list[tuple[str, str]], title: str,
-               nowrap: tuple[str, ...] = (), pager: bool = False) -> int:
+async def emit(
+    rows: AsyncIterator[dict[str, Any]],
+    fmt: Fmt,
+    columns: list[tuple[str, str]],
+    title: str,
+    nowrap: tuple[str, ...] = (),
+    pager: bool = False,
+) -> int:
     """Write rows as a table (terminal) or as clean machine output, streaming.
 
     The columns in `nowrap` are read whole: they are never wrapped nor cut. The others are text,
@@ -240,8 +258,12 @@ async def emit(rows: AsyncIterator[dict[str, Any]], fmt: Fmt, columns: list[tupl
         elif fmt == Fmt.ndjson:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            writer.writerow(["" if row.get(k) is None else (json.dumps(row[k]) if isinstance(row[k], (dict, list))
-                                                             else row[k]) for k, _ in columns])
+            writer.writerow(
+                [
+                    "" if row.get(k) is None else (json.dumps(row[k]) if isinstance(row[k], (dict, list)) else row[k])
+                    for k, _ in columns
+                ]
+            )
         count += 1
     if fmt == Fmt.json:
         out.write("\n]\n")
@@ -252,8 +274,9 @@ async def emit(rows: AsyncIterator[dict[str, Any]], fmt: Fmt, columns: list[tupl
 TEXT_MIN = 24  # a text column narrower than this is not worth reading in a table
 
 
-def _print_rows(console: Console, cells: list[list[str]], columns: list[tuple[str, str]], title: str | None,
-                nowrap: tuple[str, ...]) -> None:
+def _print_rows(
+    console: Console, cells: list[list[str]], columns: list[tuple[str, str]], title: str | None, nowrap: tuple[str, ...]
+) -> None:
     """Rows as a table when the terminal is wide enough, else one block per row (see `emit`)."""
     whole = [i for i, (k, _) in enumerate(columns) if k in nowrap]
     text = [i for i, (k, _) in enumerate(columns) if k not in nowrap]
@@ -268,7 +291,7 @@ def _print_rows(console: Console, cells: list[list[str]], columns: list[tuple[st
     # a heavy-head table: a border before, between and after the columns, one space of padding each side
     if sum(need.values()) + 3 * len(columns) + 1 <= console.width:
         table = Table(title=escape(title) if title else None)
-        for i, (key, label) in enumerate(columns):
+        for i, (_key, label) in enumerate(columns):
             if i in whole:
                 table.add_column(label, no_wrap=True, min_width=need[i])
             else:
@@ -282,7 +305,7 @@ def _print_rows(console: Console, cells: list[list[str]], columns: list[tuple[st
     widths = {i: widest(i) for i in whole}
 
     def line(values: list[str]) -> str:
-        return "  ".join(v + " " * (widths[i] - cell_len(v)) for i, v in zip(whole, values)).rstrip()
+        return "  ".join(v + " " * (widths[i] - cell_len(v)) for i, v in zip(whole, values, strict=False)).rstrip()
 
     console.print(Text(line([columns[i][1] for i in whole]), style="bold"), no_wrap=True, overflow="ignore")
     for r in cells:

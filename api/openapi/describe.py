@@ -1,8 +1,9 @@
 """What a route says about itself for the OpenAPI document: `@doc(...)` on the handler."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -63,11 +64,28 @@ class OperationDoc:
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def doc(summary: str, description: str = "", *, params: Any = (), body: Any = None, answers: Any = None,
-        errors: Any = (), tags: Any = (), **extensions: Any) -> Callable[[Handler], Handler]:
+def doc(
+    summary: str,
+    description: str = "",
+    *,
+    params: Any = (),
+    body: Any = None,
+    answers: Any = None,
+    errors: Any = (),
+    tags: Any = (),
+    **extensions: Any,
+) -> Callable[[Handler], Handler]:
     """Describe a handler for the OpenAPI document. `extensions` become `x-wingman-*` keys."""
-    described = OperationDoc(summary, description, tuple(params), body, dict(answers or {}), tuple(errors),
-                             tuple(tags), {f"x-wingman-{k.replace('_', '-')}": v for k, v in extensions.items()})
+    described = OperationDoc(
+        summary,
+        description,
+        tuple(params),
+        body,
+        dict(answers or {}),
+        tuple(errors),
+        tuple(tags),
+        {f"x-wingman-{k.replace('_', '-')}": v for k, v in extensions.items()},
+    )
 
     def mark(handler: Handler) -> Handler:
         handler.__openapi__ = described  # type: ignore[attr-defined]
@@ -89,7 +107,11 @@ TYPES = Param("type", {"type": "string"}, "Event types, comma-separated; `power.
 ACTOR = Param("actor", {"type": "string"}, "Only events with this actor in their metadata.")
 OPERATION = Param("operation", {"type": "string"}, "Only events of this operation.")
 SINCE = Param("since", TIME, "From this RFC 3339 time with a zone (inclusive).")
-UNTIL = Param("until", TIME, "Up to this RFC 3339 time with a zone (inclusive); not before `since` "
-                              "(a 400: an inverted window is a mistake, not an empty answer).")
+UNTIL = Param(
+    "until",
+    TIME,
+    "Up to this RFC 3339 time with a zone (inclusive); not before `since` "
+    "(a 400: an inverted window is a mistake, not an empty answer).",
+)
 SERVER = Param("server", {"type": "string"}, "Only this server (its uuid).")
 EVENT_FILTERS = (AFTER, TYPES, ACTOR, OPERATION, SINCE, UNTIL)

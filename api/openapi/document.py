@@ -11,6 +11,7 @@ socket authenticates with a JWT in its first frame. It documents 426, the answer
 is not a websocket handshake. Every optional query parameter allows an empty value: Sanic drops
 blank query values, so `?format=` is the same as no `format` (the default).
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,10 @@ REF = "#/components/schemas/{model}"
 HTTP_LAYER = (413, 414, 431)  # any request can get these before a handler runs
 NODE, AUDIT = "nodeToken", "auditToken"
 # What JSON Schema cannot say (it counts 5.0 as an integer), said in words.
-WHOLE_NUMBERS = (" An integer in a JSON body is written without a fraction (`5`, not `5.0`), as Wings' Go decoder "
-                 "reads it; `5.0` where an integer belongs is a 400 (422 in a server definition).")
+WHOLE_NUMBERS = (
+    " An integer in a JSON body is written without a fraction (`5`, not `5.0`), as Wings' Go decoder "
+    "reads it; `5.0` where an integer belongs is a 400 (422 in a server definition)."
+)
 
 
 class Undocumented(Exception):
@@ -51,10 +54,16 @@ def build(app: Sanic, title: str, version: str, description: str, public: tuple[
         "components": {
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
-                NODE: {"type": "http", "scheme": "bearer",
-                       "description": "The node token (config `token`): every endpoint."},
-                AUDIT: {"type": "http", "scheme": "bearer",
-                        "description": "An audit token (config `audit_tokens`): the read-only endpoints only."},
+                NODE: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The node token (config `token`): every endpoint.",
+                },
+                AUDIT: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An audit token (config `audit_tokens`): the read-only endpoints only.",
+                },
             },
         },
     }
@@ -95,11 +104,21 @@ def _operation(path: str, method: str, d: OperationDoc, route, refs: dict, publi
     # api/auth.py asks a token of /api/ paths only (Wings' signed-URL routes, /download and /upload, are outside it).
     secured = path.startswith("/api/") and not path.startswith(public) and not websocket
     read_only = bool(getattr(route.ctx, "read_only", False))
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-              for name in re.findall(r"{(\w+)}", path)]
-    params += [{"name": p.name, "in": p.where, "required": p.required, "description": p.description,
-                "schema": p.schema, **({"allowEmptyValue": True} if p.where == "query" and not p.required else {})}
-               for p in d.params]
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    params += [
+        {
+            "name": p.name,
+            "in": p.where,
+            "required": p.required,
+            "description": p.description,
+            "schema": p.schema,
+            **({"allowEmptyValue": True} if p.where == "query" and not p.required else {}),
+        }
+        for p in d.params
+    ]
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{route.name.split('.')[-1]}",
         "summary": d.summary,
@@ -131,6 +150,7 @@ def _response(answer: Answer, refs: dict) -> dict[str, Any]:
     elif answer.content:
         out["content"] = {media: {"schema": schema} for media, schema in answer.content.items()}
     if answer.headers:
-        out["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                          for name, text in answer.headers.items()}
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in answer.headers.items()
+        }
     return out

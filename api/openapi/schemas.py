@@ -4,6 +4,7 @@ They describe the JSON the routes build (they are not used to build it), and the
 check every answer against them. Fields the API always sends are required; objects allow more
 keys than listed (a newer daemon may add some), as clients of a JSON API expect.
 """
+
 from __future__ import annotations
 
 import uuid as uuidlib
@@ -15,7 +16,6 @@ from wingman.engine.events import PowerAction
 from wingman.engine.servers.definition import ServerDefinition
 from wingman.engine.servers.operations import FINISHED_STATUSES, OPEN_STATUSES
 from wingman.engine.statechart import load_statechart
-
 
 
 def server_uuid_text(v: str) -> str:
@@ -115,8 +115,9 @@ class ServerBody(_Body):
     recovery: Literal["pending", "restored", "deferred"]
     exit_pending: ExitPending | None = Field(
         description="The process's exit, seen but not committed to the log yet (the store cannot write: "
-                    "disk full); null once it is committed, or when nothing exited. `state` stays what "
-                    "the log says until then.")
+        "disk full); null once it is committed, or when nothing exited. `state` stays what "
+        "the log says until then."
+    )
 
 
 class ServerList(RootModel[list[ServerBody]]):
@@ -161,8 +162,10 @@ class DaemonFacts(_Body):
     database: Literal["sqlite", "postgresql"]
     events: int
     boot_recovery: BootRecovery
-    settled: bool = Field(description="Boot is over: recovery is done and the memory boot used is handed back "
-                                      "(the daemon's last full garbage collection of its boot is behind it).")
+    settled: bool = Field(
+        description="Boot is over: recovery is done and the memory boot used is handed back "
+        "(the daemon's last full garbage collection of its boot is behind it)."
+    )
 
 
 class SystemBody(_Body):
@@ -241,6 +244,16 @@ class RotationBody(_Body):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
-    ErrorBody, OperationBody, OperationWithEvents, ServerBody, ServerList, LogsBody, SystemBody, EventsPage, StateAt,
-    VerifyReport, KeyBody, RotationBody,
+    ErrorBody,
+    OperationBody,
+    OperationWithEvents,
+    ServerBody,
+    ServerList,
+    LogsBody,
+    SystemBody,
+    EventsPage,
+    StateAt,
+    VerifyReport,
+    KeyBody,
+    RotationBody,
 )

@@ -1,4 +1,5 @@
 """Small pieces the route modules share."""
+
 from __future__ import annotations
 
 from sanic import Request

@@ -3,6 +3,7 @@
 Read-only (`ctx_read_only=True`): audit tokens may fetch them. Every diagram is drawn from the
 parsed statechart and the log (engine.diagrams); bad input is a JSON 400 and touches nothing.
 """
+
 from __future__ import annotations
 
 import uuid as uuidlib
@@ -16,7 +17,13 @@ from wingman.api.errors import ApiError
 from wingman.api.openapi.describe import SINCE, UNTIL, Answer, Param, doc
 from wingman.api.requests import query_time
 from wingman.engine.diagrams.formats import (
-    HISTORY_FORMATS, MEDIA_TYPES, STATECHART_FORMATS, SUFFIXES, TIMELINE_FORMATS, BadDiagramRequest, checked_format,
+    HISTORY_FORMATS,
+    MEDIA_TYPES,
+    STATECHART_FORMATS,
+    SUFFIXES,
+    TIMELINE_FORMATS,
+    BadDiagramRequest,
+    checked_format,
 )
 from wingman.engine.diagrams.history import history_diagram
 from wingman.engine.diagrams.statechart import export
@@ -28,18 +35,23 @@ from wingman.engine.statechart import load_statechart
 
 bp = Blueprint("diagrams")
 
-WINDOW_DOC = ("`since` and `until`: RFC 3339 times with a zone (inclusive); absent, the window runs from "
-              "the server's first event to now. A deleted server is drawn too: its history stays in the log.")
+WINDOW_DOC = (
+    "`since` and `until`: RFC 3339 times with a zone (inclusive); absent, the window runs from "
+    "the server's first event to now. A deleted server is drawn too: its history stays in the log."
+)
 
 
 def _format_param(formats: tuple[str, ...]) -> Param:
-    return Param("format", {"type": "string", "enum": list(formats)}, f"One of {', '.join(formats)} (absent or empty: mermaid).")
+    return Param(
+        "format", {"type": "string", "enum": list(formats)}, f"One of {', '.join(formats)} (absent or empty: mermaid)."
+    )
 
 
 def _media(formats: tuple[str, ...]) -> dict[str, dict]:
     """Each format's media type, with what its body is (PNG is binary, the others text)."""
-    return {MEDIA_TYPES[f]: {"type": "string", **({"contentEncoding": "binary"} if f == "png" else {})}
-            for f in formats}
+    return {
+        MEDIA_TYPES[f]: {"type": "string", **({"contentEncoding": "binary"} if f == "png" else {})} for f in formats
+    }
 
 
 def _format(request: Request, allowed: tuple[str, ...], what: str) -> str:
@@ -68,8 +80,11 @@ async def _server(request: Request, uuid: str) -> str:
 
 
 def _diagram(body: bytes, fmt: str, name: str) -> HTTPResponse:
-    return raw(body, content_type=MEDIA_TYPES[fmt],
-               headers={"Content-Disposition": f'inline; filename="{name}.{SUFFIXES[fmt]}"'})
+    return raw(
+        body,
+        content_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'inline; filename="{name}.{SUFFIXES[fmt]}"'},
+    )
 
 
 async def _passage(request: Request, uuid: str, window: Window, keep: int = 0):
@@ -83,11 +98,14 @@ async def _passage(request: Request, uuid: str, window: Window, keep: int = 0):
 
 
 @bp.get("/api/statechart", ctx_read_only=True)
-@doc("The power statechart as a diagram",
-     "Every state with its description, every transition labelled with its trigger, the initial state marked; "
-     "drawn from the statechart file the daemon enforces.",
-     params=[_format_param(STATECHART_FORMATS)], errors=(400,),
-     answers={200: Answer("The diagram", content=_media(STATECHART_FORMATS))})
+@doc(
+    "The power statechart as a diagram",
+    "Every state with its description, every transition labelled with its trigger, the initial state marked; "
+    "drawn from the statechart file the daemon enforces.",
+    params=[_format_param(STATECHART_FORMATS)],
+    errors=(400,),
+    answers={200: Answer("The diagram", content=_media(STATECHART_FORMATS))},
+)
 async def statechart_diagram(request: Request):
     fmt = _format(request, STATECHART_FORMATS, "the statechart")
     chart = load_statechart()
@@ -95,11 +113,14 @@ async def statechart_diagram(request: Request):
 
 
 @bp.get("/api/servers/<uuid:str>/diagram", ctx_read_only=True)
-@doc("What a server went through, drawn over the statechart",
-     "Transitions taken in the window are drawn heavier and labelled with how many times; states never "
-     "visited are faded; the state at the window's end is marked. " + WINDOW_DOC,
-     params=[_format_param(HISTORY_FORMATS), SINCE, UNTIL], errors=(400, 409),
-     answers={200: Answer("The diagram", content=_media(HISTORY_FORMATS))})
+@doc(
+    "What a server went through, drawn over the statechart",
+    "Transitions taken in the window are drawn heavier and labelled with how many times; states never "
+    "visited are faded; the state at the window's end is marked. " + WINDOW_DOC,
+    params=[_format_param(HISTORY_FORMATS), SINCE, UNTIL],
+    errors=(400, 409),
+    answers={200: Answer("The diagram", content=_media(HISTORY_FORMATS))},
+)
 async def history(request: Request, uuid: str):
     fmt = _format(request, HISTORY_FORMATS, "a history diagram")
     p = await _passage(request, uuid, _window(request))
@@ -107,10 +128,13 @@ async def history(request: Request, uuid: str):
 
 
 @bp.get("/api/servers/<uuid:str>/diagram/timeline", ctx_read_only=True)
-@doc("A server's states over time, each change with its cause and actor",
-     WINDOW_DOC + " A window with more changes than a timeline can show is a 400 that says so.",
-     params=[_format_param(TIMELINE_FORMATS), SINCE, UNTIL], errors=(400, 409),
-     answers={200: Answer("The diagram", content=_media(TIMELINE_FORMATS))})
+@doc(
+    "A server's states over time, each change with its cause and actor",
+    WINDOW_DOC + " A window with more changes than a timeline can show is a 400 that says so.",
+    params=[_format_param(TIMELINE_FORMATS), SINCE, UNTIL],
+    errors=(400, 409),
+    answers={200: Answer("The diagram", content=_media(TIMELINE_FORMATS))},
+)
 async def timeline(request: Request, uuid: str):
     fmt = _format(request, TIMELINE_FORMATS, "a timeline")
     p = await _passage(request, uuid, _window(request), keep_intervals())

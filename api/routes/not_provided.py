@@ -6,6 +6,7 @@ A Panel pointed at a wingman node still calls them: its file manager lists a fol
 button posts one. Each answers a 501 that names what is missing, so the Panel shows a reason
 instead of waiting on a route nobody serves (a 404 would read as "no such server"). The server is
 looked up first, as on every server route, so an unknown server is still a 404."""
+
 from __future__ import annotations
 
 from sanic import Blueprint, Request
@@ -58,6 +59,7 @@ def _server_route(reason: str):
     async def handler(request: Request, uuid: str, **_ids: str):
         node(request).server(uuid)  # an unknown server is a 404, as on every server route
         raise ApiError(501, reason)
+
     return handler
 
 
@@ -65,6 +67,7 @@ def _node_route(reason: str):
     @doc("Not provided by wingman (a Wings route)", reason, errors=(501,), tags=("not provided",))
     async def handler(request: Request, **_ids: str):
         raise ApiError(501, reason)
+
     return handler
 
 

@@ -7,6 +7,7 @@ the stored events after that position, then live ones as they commit, with no ga
 across the switch (engine.live.follow). Heartbeat comments keep proxies from closing an idle stream.
 Read-only: audit tokens may follow it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,11 @@ SSE_EVENT = {
     "properties": {
         "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's log position."},
         "event": {"const": "message", "description": "The default type: every event is a `message`."},
-        "data": {"type": "string", "contentMediaType": "application/json",
-                 "contentSchema": {"$ref": "#/components/schemas/EventBody"}},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/EventBody"},
+        },
         "retry": {"type": "integer", "description": "Milliseconds before a client reconnects (sent once, first)."},
     },
 }
@@ -46,8 +50,10 @@ def _start(request: Request) -> int:
 
 
 def _frames(events) -> str:
-    return "".join(f"id: {ev.position}\ndata: {json.dumps(event_body(ev), ensure_ascii=False, separators=(',', ':'))}\n\n"
-                   for ev in events)
+    return "".join(
+        f"id: {ev.position}\ndata: {json.dumps(event_body(ev), ensure_ascii=False, separators=(',', ':'))}\n\n"
+        for ev in events
+    )
 
 
 @bp.before_server_start
@@ -63,16 +69,25 @@ async def end_streams(app: Sanic) -> None:
 
 
 @bp.get("/api/events/stream", ctx_read_only=True)
-@doc("The log as Server-Sent Events: stored events after a position, then live ones",
-     "Resume with `after` (a position) or the `Last-Event-ID` header. Filters: `server`, `type` "
-     "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
-     "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
-     "`: heartbeat` comments while idle. The stream does not end by itself.",
-     params=[*EVENT_FILTERS, SERVER, Param("Last-Event-ID", POSITION,
-                                           "Resume after this position (wins over `after`).", where="header")],
-     errors=(400,), stream=True,
-     answers={200: Answer("The events, stored then live (the schema is one event's)",
-                          content={"text/event-stream": SSE_EVENT})})
+@doc(
+    "The log as Server-Sent Events: stored events after a position, then live ones",
+    "Resume with `after` (a position) or the `Last-Event-ID` header. Filters: `server`, `type` "
+    "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
+    "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
+    "`: heartbeat` comments while idle. The stream does not end by itself.",
+    params=[
+        *EVENT_FILTERS,
+        SERVER,
+        Param("Last-Event-ID", POSITION, "Resume after this position (wins over `after`).", where="header"),
+    ],
+    errors=(400,),
+    stream=True,
+    answers={
+        200: Answer(
+            "The events, stored then live (the schema is one event's)", content={"text/event-stream": SSE_EVENT}
+        )
+    },
+)
 async def event_stream(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
@@ -82,13 +97,13 @@ async def event_stream(request: Request):
     settings = the_node.config.event_stream
     response = await request.respond(
         content_type="text/event-stream; charset=utf-8",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
     task = asyncio.current_task()
     request.app.ctx.event_streams.add(task)
     try:
         await response.send(f"retry: 1000\n: following the log after position {after}\n\n")
-        async with aclosing(the_node.follow(flt, after, settings.queue_events,
-                                           settings.heartbeat_seconds)) as batches:
+        async with aclosing(the_node.follow(flt, after, settings.queue_events, settings.heartbeat_seconds)) as batches:
             async for batch in batches:
                 await response.send(_frames(batch) if batch else ": heartbeat\n\n")
     finally:

@@ -7,6 +7,7 @@ anything else: a `GET /api/system` that arrived meanwhile waited behind 500 of t
 own steps (p99 53-96 ms). Here they wait their turn in arrival order, `per_turn` at a time, and
 whatever else is ready runs between two batches.
 """
+
 from __future__ import annotations
 
 import asyncio

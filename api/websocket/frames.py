@@ -3,6 +3,7 @@
 `args` is left out when empty, and every arg is a string (the Panel's client spreads `args` into
 its handlers); a structured payload, such as `stats`, travels as a JSON string in `args[0]`.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,12 +1,12 @@
 """What every socket of the app shares: the node (engine.node), the websocket settings, the token checker, the
 count of open sockets per server and the turns of authentications. One per app, made when the
 server starts."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from wingman.api.websocket import frames
-
 from wingman.api.websocket.admission import Admissions
 from wingman.api.websocket.limits import SocketCount
 from wingman.api.websocket.tokens import TokenChecker
@@ -29,10 +29,11 @@ class SocketHub:
     def __post_init__(self) -> None:
         chart = self.node.chart
         self.status_frame = frames.SharedFrame(
-            lambda ev: frames.encode(frames.STATUS, chart.panel_status(ev.data["to_state"])))
+            lambda ev: frames.encode(frames.STATUS, chart.panel_status(ev.data["to_state"]))
+        )
 
     @classmethod
-    def for_node(cls, node: Node) -> "SocketHub":
+    def for_node(cls, node: Node) -> SocketHub:
         settings = node.config.websocket
         checker = TokenChecker(node.config.token, node.started_at, node.token_denied_at)
         return cls(node=node, settings=settings, checker=checker, count=SocketCount(settings.max_sockets_per_server))

@@ -5,6 +5,7 @@ lock, a suspended server, a command that is not one line): its text goes to the 
 its permissions, as Wings sends its lock message. Any other exception is an unexpected error,
 reported with an id (see Session.fail).
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -16,8 +17,8 @@ from wingman.api.websocket.hub import SocketHub
 from wingman.engine.environments.base import RuntimeFailure
 from wingman.engine.event_types import EventType
 from wingman.engine.events import ACTIONS
-from wingman.engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 from wingman.engine.node import Node
+from wingman.engine.power.outcomes import INSTALLING_MESSAGE, SUSPENDED_MESSAGE, ServerInstalling, SuspendedServer
 from wingman.engine.power.processes import NotRunning
 from wingman.engine.servers.operations import OUTCOME_TYPES
 from wingman.engine.servers.patterns import console_line_problem
@@ -52,12 +53,12 @@ class Answer(Exception):
     """A refusal meant for the client, in words it can act on."""
 
 
-def _needs(session: "Session", permission: str, what: str) -> None:
+def _needs(session: Session, permission: str, what: str) -> None:
     if not session.token.allows(permission):
         raise Answer(f"You do not have permission to {what}: the token does not grant {permission}.")
 
 
-async def set_state(session: "Session", args: list[str]) -> None:
+async def set_state(session: Session, args: list[str]) -> None:
     action = "".join(args).strip()
     if action not in ACTIONS:
         raise Answer(POWER_ACTION_ERROR)
@@ -81,7 +82,7 @@ async def set_state(session: "Session", args: list[str]) -> None:
     session.background(_report_refusal(session, op.id, action))
 
 
-async def _report_refusal(session: "Session", op_id: str, action: str) -> None:
+async def _report_refusal(session: Session, op_id: str, action: str) -> None:
     """Wings answers an action it will not carry out (a `start` of a running server: "server is
     running") with a `daemon error`. Here the engine decides in the background, so the socket
     waits for the operation's outcome and, when it is a refusal, says why, in Wings' envelope."""
@@ -91,18 +92,18 @@ async def _report_refusal(session: "Session", op_id: str, action: str) -> None:
         session.answer(f"The {action} action was refused: {op.reason}.")
 
 
-async def send_logs(session: "Session", args: list[str]) -> None:
+async def send_logs(session: Session, args: list[str]) -> None:
     if session.node.installing(session.uuid):
         return  # as Wings: nothing while it installs (no server runs; the install's lines come live)
     for line in session.node.console_tail(session.uuid, session.hub.settings.log_lines):
         session.deliver(frames.encode(frames.CONSOLE_OUTPUT, line))
 
 
-async def send_stats(session: "Session", args: list[str]) -> None:
+async def send_stats(session: Session, args: list[str]) -> None:
     session.deliver(frames.encode_json(frames.STATS, session.node.utilization(session.uuid)))
 
 
-async def send_command(session: "Session", args: list[str]) -> None:
+async def send_command(session: Session, args: list[str]) -> None:
     _needs(session, perms.CONSOLE, "send console commands")
     command = "".join(args)
     problem = console_line_problem(command)

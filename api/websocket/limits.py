@@ -6,6 +6,7 @@ before `auth` included. A message over a limit is dropped and answered with
 `{"event": "throttled", "args": ["<event>"]}` (`"global"` for the global bucket); the socket stays
 open. The frame size limit is the websocket layer's (`websocket.max_frame_bytes`, close code 1009).
 """
+
 from __future__ import annotations
 
 import time

@@ -6,6 +6,7 @@ A request without an Origin header is not from a browser page (browsers always s
 websocket upgrade): such clients (scripts, tools, the tests) authenticate with the token like any
 other, and cross-site hijacking, which the check exists to stop, needs a browser.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit

@@ -6,6 +6,7 @@ client that reads slowly holds up nobody but itself; when it falls `capacity` fr
 outbox drops what is waiting and asks for the socket to be closed with the reason (the client
 reconnects and authenticates again, and gets the current state at once).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,7 @@ OVERFLOW_CODE = 1013  # "try again later": the client may reconnect at once
 
 
 class Outbox:
-    def __init__(self, send: Callable[[str], Awaitable[None]], capacity: int,
-                 on_overflow: Callable[[int, str], None]):
+    def __init__(self, send: Callable[[str], Awaitable[None]], capacity: int, on_overflow: Callable[[int, str], None]):
         self._send = send
         self.capacity = capacity
         self._on_overflow = on_overflow

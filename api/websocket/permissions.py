@@ -3,6 +3,7 @@
 `*` grants every permission but the `admin.` ones (Wings' rule): a Panel administrator's token
 lists those explicitly.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

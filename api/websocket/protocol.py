@@ -22,6 +22,7 @@ Here a lost websocket connection cancels its timeout check and lets go of its tr
 Sanic's own `_async_protocol_transport_close` does for a plain HTTP connection: the websocket
 layer schedules no abort for a protocol without a transport (each of its uses is guarded).
 """
+
 from __future__ import annotations
 
 from sanic.exceptions import RequestCancelled

@@ -5,6 +5,7 @@ set one on a websocket), so the app's Bearer check lets it through (api/auth.py)
 blueprint's own check runs before the upgrade: a foreign Origin (403), an unknown server (404) or a
 server at its socket limit (429) are refused with a JSON error before any frame.
 """
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -12,10 +13,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints
 from sanic import Blueprint, Request, Sanic
 from sanic.response import empty
-from wingman.api.openapi.describe import Answer, doc
 
 from wingman.api.context import node, node_of
 from wingman.api.errors import json_error
+from wingman.api.openapi.describe import Answer, doc
 from wingman.api.requests import json_body, parse
 from wingman.api.routes.common import metadata_for
 from wingman.api.websocket.hub import SocketHub
@@ -29,7 +30,8 @@ class DenyBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     # Taken as sent (a token's `jti` is compared as it is): 1 to 255 characters each.
     jtis: list[Annotated[StrictStr, StringConstraints(min_length=1, max_length=255)]] = Field(
-        max_length=1000, description="the `jti` of each token to refuse from now on")
+        max_length=1000, description="the `jti` of each token to refuse from now on"
+    )
 
 
 def install(app: Sanic) -> None:
@@ -59,20 +61,26 @@ async def before_upgrade(request: Request):
 
 
 @bp.websocket("/api/servers/<uuid:str>/ws")
-@doc("The Wings websocket: state, console and stats of one server (Wings-compatible)",
-     "Upgrade to a websocket, then send `{\"event\": \"auth\", \"args\": [\"<jwt>\"]}` with a JWT signed HS256 "
-     "with the node token. No Bearer header. Refused before the upgrade: a foreign `Origin` (403), an unknown "
-     "server (404), too many sockets (429). See the README's Websocket section.",
-     errors=(400, 403, 429), websocket=True,
-     answers={101: Answer("Switching to the websocket protocol")})
+@doc(
+    "The Wings websocket: state, console and stats of one server (Wings-compatible)",
+    'Upgrade to a websocket, then send `{"event": "auth", "args": ["<jwt>"]}` with a JWT signed HS256 '
+    "with the node token. No Bearer header. Refused before the upgrade: a foreign `Origin` (403), an unknown "
+    "server (404), too many sockets (429). See the README's Websocket section.",
+    errors=(400, 403, 429),
+    websocket=True,
+    answers={101: Answer("Switching to the websocket protocol")},
+)
 async def server_socket(request: Request, ws, uuid: str):
     await Session(request.app.ctx.sockets, ws, uuid, request.remote_addr or request.ip).run()
 
 
 @bp.post("/api/servers/<uuid:str>/ws/deny")
-@doc("Refuse websocket tokens with these jti's issued up to now (Wings-compatible)",
-     body=DenyBody, errors=(400, 503),
-     answers={204: Answer("Denied; recorded as a server.websocket_tokens_denied event")})
+@doc(
+    "Refuse websocket tokens with these jti's issued up to now (Wings-compatible)",
+    body=DenyBody,
+    errors=(400, 503),
+    answers={204: Answer("Denied; recorded as a server.websocket_tokens_denied event")},
+)
 async def deny_tokens(request: Request, uuid: str):
     the_node = node(request)
     the_node.server(uuid)

@@ -13,6 +13,7 @@ order. While the token may not be used (it expired, or its `jti` was denied), co
 stats are dropped, as Wings drops them, but `status` frames are held, up to the outbox's capacity,
 and sent after the renewed `auth`: a Panel that refreshes its token misses no state change.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,11 @@ output_frame = frames.SharedFrame(lambda text: frames.encode(frames.CONSOLE_OUTP
 note_frame = frames.SharedFrame(frames.daemon_note)
 install_frame = frames.SharedFrame(lambda text: frames.encode(frames.INSTALL_OUTPUT, text))
 # An install as a websocket hears it (engine.install.feed): each kind is the frame's event.
-INSTALL_FRAMES = {said.STARTED: frames.INSTALL_STARTED, said.MESSAGE: frames.DAEMON_MESSAGE,
-                  said.COMPLETED: frames.INSTALL_COMPLETED}
+INSTALL_FRAMES = {
+    said.STARTED: frames.INSTALL_STARTED,
+    said.MESSAGE: frames.DAEMON_MESSAGE,
+    said.COMPLETED: frames.INSTALL_COMPLETED,
+}
 
 
 class Session:
@@ -81,8 +85,10 @@ class Session:
     async def run(self) -> None:
         settings = self.hub.settings
         if not self.hub.count.take(self.uuid):
-            self.ws.end_connection(OVERFLOW_CODE, f"too many websockets are open for this server "
-                                                  f"(the limit is {settings.max_sockets_per_server})")
+            self.ws.end_connection(
+                OVERFLOW_CODE,
+                f"too many websockets are open for this server (the limit is {settings.max_sockets_per_server})",
+            )
             return
         self.hub.sessions.add(self)
         writer = asyncio.create_task(self.outbox.run(), name=f"ws-writer-{self.id}")
@@ -91,8 +97,12 @@ class Session:
         try:
             await asyncio.wait({writer, reader, self._ending}, return_when=asyncio.FIRST_COMPLETED)
             for task in (reader, writer):
-                if task.done() and not task.cancelled() and task.exception() is not None \
-                        and not isinstance(task.exception(), ConnectionClosed):
+                if (
+                    task.done()
+                    and not task.cancelled()
+                    and task.exception() is not None
+                    and not isinstance(task.exception(), ConnectionClosed)
+                ):
                     self.log.error("websocket task failed", error=repr(task.exception()))
             if self._ending.done():
                 code, reason, drain = self._ending.result()
@@ -237,9 +247,12 @@ class Session:
             if not self._console_budget.allow():
                 if not self._skipping:
                     self._skipping = True
-                    self.deliver(frames.daemon_note(
-                        f"The server prints more than {self.hub.settings.console_lines_per_second} lines a second; "
-                        "lines are skipped on this console (the server's logs keep them)."))
+                    self.deliver(
+                        frames.daemon_note(
+                            f"The server prints more than {self.hub.settings.console_lines_per_second} lines a second; "
+                            "lines are skipped on this console (the server's logs keep them)."
+                        )
+                    )
                 return
             self._skipping = False
             self.deliver(output_frame(text))
@@ -306,8 +319,10 @@ class Session:
             if self.token is token:
                 self._tell(self.token_problem() or EXPIRED)
 
-        self._timers = [loop.call_later(max(0.0, left - EXPIRING_SECONDS), expiring),
-                        loop.call_later(max(0.0, left), expired)]
+        self._timers = [
+            loop.call_later(max(0.0, left - EXPIRING_SECONDS), expiring),
+            loop.call_later(max(0.0, left), expired),
+        ]
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -320,12 +335,24 @@ class Session:
     def fail(self, event: str, exc: Exception) -> None:
         """An unexpected error: its text only for tokens with admin.websocket.errors, the id for all."""
         error_id = str(uuidlib.uuid4())
-        self.log.error("error handling a websocket event", websocket_event=event, error_id=error_id,
-                       error=str(exc) or type(exc).__name__, exc_info=exc)
-        shown = (str(exc) or type(exc).__name__) if self.token and self.token.allows(perms.ADMIN_ERRORS) else GENERIC_ERROR
+        self.log.error(
+            "error handling a websocket event",
+            websocket_event=event,
+            error_id=error_id,
+            error=str(exc) or type(exc).__name__,
+            exc_info=exc,
+        )
+        shown = (
+            (str(exc) or type(exc).__name__) if self.token and self.token.allows(perms.ADMIN_ERRORS) else GENERIC_ERROR
+        )
         self.outbox.put(frames.encode(frames.DAEMON_ERROR, f"Error Event [{error_id}]: {shown}"))
 
     def metadata(self) -> Metadata:
         """Who asked, for the events a socket's request causes: the token's user, over the websocket."""
-        return Metadata(actor=self.token.user if self.token else "anonymous", channel="websocket",
-                        source_ip=self.remote_ip, request_id=self.id, cause=Cause.OPERATOR)
+        return Metadata(
+            actor=self.token.user if self.token else "anonymous",
+            channel="websocket",
+            source_ip=self.remote_ip,
+            request_id=self.id,
+            cause=Cause.OPERATOR,
+        )

@@ -16,6 +16,7 @@ to the nanosecond a time the token only gives in seconds, and refuses it); a tok
 same second as a denial of its `jti` is refused, as in Wings (it may have been issued just before).
 `nbf` is checked, with 30 s of leeway for clocks that differ (Wings ignores it).
 """
+
 from __future__ import annotations
 
 import re
@@ -92,10 +93,21 @@ class TokenChecker:
         if not raw:
             raise JwtRefused(NO_JWT)
         try:
-            claims = jwt.decode(raw, self._secret, algorithms=["HS256"], options={
-                # Signature only: the claims are checked below, with Wings' texts and our clock.
-                "verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
-                "verify_iss": False, "verify_sub": False, "verify_jti": False})
+            claims = jwt.decode(
+                raw,
+                self._secret,
+                algorithms=["HS256"],
+                options={
+                    # Signature only: the claims are checked below, with Wings' texts and our clock.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_sub": False,
+                    "verify_jti": False,
+                },
+            )
         except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
             raise JwtRefused(BAD_SIGNATURE) from None
         except jwt.PyJWTError:
@@ -122,8 +134,14 @@ class TokenChecker:
         user = claims.get("user_uuid") or claims.get("user_id")
         if not isinstance(user, (str, int)) or isinstance(user, bool) or str(user).strip() == "":
             raise JwtRefused(NO_USER)
-        return SocketToken(server_uuid=server_uuid, user=str(user), permissions=permissions, issued_at=issued,
-                           expires_at=expires, jti=jti)
+        return SocketToken(
+            server_uuid=server_uuid,
+            user=str(user),
+            permissions=permissions,
+            issued_at=issued,
+            expires_at=expires,
+            jti=jti,
+        )
 
     def problem(self, token: SocketToken, now: float | None = None) -> str | None:
         """Why an admitted token may no longer be used (it expired, or was revoked since), or None."""

@@ -10,6 +10,7 @@ redraws its plot, docs/benchmarks-history.png (benchmarks/plot.py).
 Exit status: 0 when every figure was produced (whether or not it meets its target: speed is
 reported, never asserted), 1 when one could not be measured.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="small sizes: checks every figure is produced")
     p.add_argument("--only", default="", help=f"comma-separated groups: {', '.join(GROUPS)}")
     p.add_argument("--json", type=Path, default=None, help="where to write the JSON (default: benchmarks/results/)")
-    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
-                   help="append a row to the history file and redraw its plot (default: for a full run only)")
+    p.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="append a row to the history file and redraw its plot (default: for a full run only)",
+    )
     p.add_argument("--history", type=Path, default=history.HISTORY, help="the history file (default: %(default)s)")
     p.add_argument("--plot", type=Path, default=history.PLOT, help="the history's plot (default: %(default)s)")
     args = p.parse_args(argv)
@@ -76,16 +81,27 @@ def main(argv: list[str] | None = None) -> int:
     figures = [f for name in groups for f in results[name]]
     print_table(figures, smoke=args.smoke)
     path = args.json or Path(__file__).resolve().parents[1] / "results" / (
-        f"{'smoke' if args.smoke else 'full'}-{started.replace(':', '')}.json")
+        f"{'smoke' if args.smoke else 'full'}-{started.replace(':', '')}.json"
+    )
     facts = machine()
-    write_json(path, {"started": started, "smoke": args.smoke, "machine": facts, "durations_s": durations,
-                      "groups": {name: [f.as_dict() for f in results[name]] for name in groups}})
+    write_json(
+        path,
+        {
+            "started": started,
+            "smoke": args.smoke,
+            "machine": facts,
+            "durations_s": durations,
+            "groups": {name: [f.as_dict() for f in results[name]] for name in groups},
+        },
+    )
     print(f"\nraw figures, machine and versions: {path}")
     record = history.full_run(groups, GROUPS, args.smoke) if args.record is None else args.record
     if record:  # the history: one row per full run (benchmarks/README.md, "History")
-        history.record(args.history, args.plot,
-                       history.suite_row(started, {name: results[name] for name in groups}, facts, durations,
-                                         args.smoke))
+        history.record(
+            args.history,
+            args.plot,
+            history.suite_row(started, {name: results[name] for name in groups}, facts, durations, args.smoke),
+        )
     failed = [f.name for f in figures if f.error is not None and not f.error.startswith("not measured: skipped")]
     return 1 if failed else 0
 

@@ -7,6 +7,7 @@ Opens SOCKETS websockets to SERVER, prints `open`, waits for a line on stdin, th
 on every socket at once and waits for each to get `auth success`, `status` and `stats`; prints
 `done <seconds>` and closes them all.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,7 @@ async def main(port: int, server: str, sockets: int) -> None:
     print("open", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     t0 = time.perf_counter()
-    await asyncio.gather(*(_authenticated(ws, jwt) for ws, jwt in zip(opened, tokens)))
+    await asyncio.gather(*(_authenticated(ws, jwt) for ws, jwt in zip(opened, tokens, strict=False)))
     print(f"done {time.perf_counter() - t0:.3f}", flush=True)
     await asyncio.gather(*(ws.close() for ws in opened))
 

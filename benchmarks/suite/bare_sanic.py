@@ -3,6 +3,7 @@ process, uvloop, no access log), so that wrk measures what Sanic itself allows o
 
     python -m benchmarks.suite.bare_sanic PORT
 """
+
 from __future__ import annotations
 
 import sys

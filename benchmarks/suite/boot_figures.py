@@ -7,6 +7,7 @@ API's first answer (`GET /api/system`; boot recovery goes on in the background a
   on it (no checkpoint, no snapshots yet) and the second (what every later boot is), with the
   daemon's resident memory at rest after the second.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,23 +23,32 @@ from pathlib import Path
 import httpx
 
 from benchmarks.suite.figures import Figure
-from wingman.engine.store.database import create_engine, sqlite_url, upgrade
 from tests.support import REPO, TOKEN, free_port
 from tests.synthetic_log import build_log
+from wingman.engine.store.database import create_engine, upgrade
 
 NO_RESTART = {"policy": "no"}  # the synthetic servers' commands do not exist: no crash loops
 
 
 def _serve(folder: Path, servers: list[dict], **extra) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cfg = {"token": TOKEN, "api": {"host": "127.0.0.1", "port": port},
-           "system": {"root_directory": str(folder / "var"), "run_directory": str(folder / "run")},
-           "servers": servers, **extra}
+    cfg = {
+        "token": TOKEN,
+        "api": {"host": "127.0.0.1", "port": port},
+        "system": {"root_directory": str(folder / "var"), "run_directory": str(folder / "run")},
+        "servers": servers,
+        **extra,
+    }
     # In JSON (YAML too), which the daemon reads with a JSON parser: see engine.config.read_document.
     (folder / "wingman.yml").write_text(json.dumps(cfg, indent=1))
     log = open(folder / "daemon.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(folder / "wingman.yml")],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(folder / "wingman.yml")],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -134,7 +144,8 @@ def _definitions_in_log(db: Path) -> list[dict]:
     rows = conn.execute(
         "SELECT e.data FROM events e JOIN (SELECT stream_id, max(version) AS v FROM events"
         " WHERE type IN ('server.registered', 'server.configuration_changed') GROUP BY stream_id) last"
-        " ON e.stream_id = last.stream_id AND e.version = last.v").fetchall()
+        " ON e.stream_id = last.stream_id AND e.version = last.v"
+    ).fetchall()
     conn.close()
     docs = [json.loads(r[0])["definition"] for r in rows]
     for d in docs:
@@ -152,8 +163,9 @@ async def _build(db: Path, events: int, servers: int) -> None:
 def _groups(db: Path) -> tuple[int, int]:
     """(servers registered, distinct commit times among their registrations)."""
     conn = sqlite3.connect(db)
-    n, groups = conn.execute("SELECT count(*), count(DISTINCT recorded_at) FROM events"
-                             " WHERE type = 'server.registered'").fetchone()
+    n, groups = conn.execute(
+        "SELECT count(*), count(DISTINCT recorded_at) FROM events WHERE type = 'server.registered'"
+    ).fetchone()
     conn.close()
     return n, groups
 
@@ -166,6 +178,7 @@ def boot_figures(smoke: bool) -> list[Figure]:
         reg = root / "register"
         reg.mkdir()
         from tests.synthetic_log import definition, server_ids
+
         docs = [definition(u) for u in server_ids(servers, seed=3)]
         for d in docs:
             d["settings"]["restart_policy"] = NO_RESTART
@@ -185,6 +198,7 @@ def boot_figures(smoke: bool) -> list[Figure]:
 
         # The same number of servers listed by a Panel (tests/panel_support.py, in this process).
         from tests.panel_support import PanelStandIn
+
         listed = [definition(u) for u in server_ids(servers, seed=5)]
         for d in listed:
             d["settings"]["restart_policy"] = NO_RESTART
@@ -197,23 +211,66 @@ def boot_figures(smoke: bool) -> list[Figure]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return [
-        Figure(f"first boot, {servers:,} servers registered from the config file", first["ready_s"], None, "s",
-               baseline_label=f"{registered:,} registered in {groups} commits",
-               raw={**first, "registered": registered, "commits": groups},
-               error=None if groups < max(2, registered // 20) else f"{groups} commits for {registered} servers"),
-        Figure(f"first boot on {events:,} events over {servers:,} servers (start -> API ready)",
-               log_first["ready_s"], None, "s", raw={**log_first, "log_built_s": built}),
-        Figure(f"second boot on that log (start -> API ready)", log_second["ready_s"], None, "s",
-               baseline_label=f"boot recovery done at {log_second['recovered_s']:.1f} s", target_value=5,
-               lower_is_better=True, raw=log_second),
-        Figure("  daemon RSS at rest after the second boot", log_second["rss_mib"], None, "MiB",
-               target_value=150 / 1.048576, lower_is_better=True, baseline_label="target 150 MB"),
-        Figure(f"first boot, {servers:,} servers listed by a Panel (start -> reconciled)", panel_first["reconciled_s"],
-               None, "s", baseline_label=f"API ready at {panel_first['ready_s']:.1f} s; {pages} pages in two boots",
-               raw={**panel_first, "pages_both_boots": pages}),
-        Figure("second boot, the same Panel (start -> API ready)", panel_second["ready_s"], None, "s",
-               baseline_label=f"reconciled at {panel_second['reconciled_s']:.1f} s", target_value=5,
-               lower_is_better=True, raw=panel_second),
-        Figure("  daemon RSS at rest after it reconciled", panel_second["rss_mib"], None, "MiB",
-               target_value=150 / 1.048576, lower_is_better=True, baseline_label="target 150 MB"),
+        Figure(
+            f"first boot, {servers:,} servers registered from the config file",
+            first["ready_s"],
+            None,
+            "s",
+            baseline_label=f"{registered:,} registered in {groups} commits",
+            raw={**first, "registered": registered, "commits": groups},
+            error=None if groups < max(2, registered // 20) else f"{groups} commits for {registered} servers",
+        ),
+        Figure(
+            f"first boot on {events:,} events over {servers:,} servers (start -> API ready)",
+            log_first["ready_s"],
+            None,
+            "s",
+            raw={**log_first, "log_built_s": built},
+        ),
+        Figure(
+            "second boot on that log (start -> API ready)",
+            log_second["ready_s"],
+            None,
+            "s",
+            baseline_label=f"boot recovery done at {log_second['recovered_s']:.1f} s",
+            target_value=5,
+            lower_is_better=True,
+            raw=log_second,
+        ),
+        Figure(
+            "  daemon RSS at rest after the second boot",
+            log_second["rss_mib"],
+            None,
+            "MiB",
+            target_value=150 / 1.048576,
+            lower_is_better=True,
+            baseline_label="target 150 MB",
+        ),
+        Figure(
+            f"first boot, {servers:,} servers listed by a Panel (start -> reconciled)",
+            panel_first["reconciled_s"],
+            None,
+            "s",
+            baseline_label=f"API ready at {panel_first['ready_s']:.1f} s; {pages} pages in two boots",
+            raw={**panel_first, "pages_both_boots": pages},
+        ),
+        Figure(
+            "second boot, the same Panel (start -> API ready)",
+            panel_second["ready_s"],
+            None,
+            "s",
+            baseline_label=f"reconciled at {panel_second['reconciled_s']:.1f} s",
+            target_value=5,
+            lower_is_better=True,
+            raw=panel_second,
+        ),
+        Figure(
+            "  daemon RSS at rest after it reconciled",
+            panel_second["rss_mib"],
+            None,
+            "MiB",
+            target_value=150 / 1.048576,
+            lower_is_better=True,
+            baseline_label="target 150 MB",
+        ),
     ]

@@ -11,6 +11,7 @@ instead of measuring nothing.
 churn's size) and again after the measured churn, each time once the daemon has closed every
 client connection. Used by the suite's `sockets` group and by tests/test_ws_soak.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,13 @@ async def unauthenticated_socket(d: DaemonProcess, server: str) -> None:
 
 
 async def keepalive_http(d: DaemonProcess, server: str) -> None:
-    async with httpx.AsyncClient(base_url=d.url, headers={"Authorization": f"Bearer {TOKEN}"}, verify=_TLS,
-                                 limits=httpx.Limits(max_connections=1), timeout=DRAIN_SECONDS) as client:
+    async with httpx.AsyncClient(
+        base_url=d.url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        verify=_TLS,
+        limits=httpx.Limits(max_connections=1),
+        timeout=DRAIN_SECONDS,
+    ) as client:
         for _ in range(3):  # one connection, kept alive between the requests
             (await client.get("/api/system")).raise_for_status()
 
@@ -73,8 +79,11 @@ async def churn(d: DaemonProcess, server: str, one: Churn, count: int, concurren
 
 def client_connections(d: DaemonProcess) -> int:
     """The daemon's open TCP connections on its API port (its listening socket aside)."""
-    return sum(1 for c in psutil.Process(d.proc.pid).net_connections("tcp")
-               if c.laddr and c.laddr.port == d.port and c.status != psutil.CONN_LISTEN)
+    return sum(
+        1
+        for c in psutil.Process(d.proc.pid).net_connections("tcp")
+        if c.laddr and c.laddr.port == d.port and c.status != psutil.CONN_LISTEN
+    )
 
 
 def drained_rss(d: DaemonProcess, staying: int = 0) -> int:
@@ -102,8 +111,10 @@ class Retained:
         return self.grown / self.connections
 
     def describe(self) -> str:
-        return (f"RSS {self.rss_before / 2**20:.1f} -> {self.rss_after / 2**20:.1f} MiB over {self.connections} "
-                f"connections ({self.per_connection:+.0f} bytes each)")
+        return (
+            f"RSS {self.rss_before / 2**20:.1f} -> {self.rss_after / 2**20:.1f} MiB over {self.connections} "
+            f"connections ({self.per_connection:+.0f} bytes each)"
+        )
 
 
 def retained(d: DaemonProcess, server: str, one: Churn, *, warm: int, count: int, concurrency: int = 50) -> Retained:

@@ -1,4 +1,5 @@
 """One measured figure against its baseline, and whether it meets its target."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,6 +49,15 @@ class Figure:
         return value <= bound if self.lower_is_better else value >= bound
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ours": self.ours, "baseline": self.baseline, "unit": self.unit,
-                "baseline_label": self.baseline_label, "ratio": self.ratio, "target": self.target,
-                "met": self.met, "raw": self.raw, "error": self.error}
+        return {
+            "name": self.name,
+            "ours": self.ours,
+            "baseline": self.baseline,
+            "unit": self.unit,
+            "baseline_label": self.baseline_label,
+            "ratio": self.ratio,
+            "target": self.target,
+            "met": self.met,
+            "raw": self.raw,
+            "error": self.error,
+        }

@@ -8,6 +8,7 @@ A row is written with one `write` on a file opened with O_APPEND, so two runs th
 cannot interleave their lines, and a row that follows a torn line (a run killed mid-write) starts
 on a line of its own. Reading reports each line that is not a row by its number, and goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,10 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from benchmarks.suite.figures import Figure
 
@@ -27,13 +29,50 @@ HISTORY = ROOT / "benchmarks" / "results.jsonl"
 PLOT = ROOT / "docs" / "benchmarks-history.png"
 
 # The machine facts copied from `report.machine()` into a row, each under the same key.
-MACHINE_KEYS = ("cpu", "cores", "memory_mib", "kernel", "load_average", "python", "sqlite", "postgresql", "docker",
-                "wrk", "packages")
+MACHINE_KEYS = (
+    "cpu",
+    "cores",
+    "memory_mib",
+    "kernel",
+    "load_average",
+    "python",
+    "sqlite",
+    "postgresql",
+    "docker",
+    "wrk",
+    "packages",
+)
 # Every row has these keys (null when unknown), in this order; every figure in it has FIGURE_KEYS.
-ROW_KEYS = ("schema", "time", "source", "label", "commit", "dirty", "recorded_in", "smoke", "groups", "duration_s",
-            *MACHINE_KEYS, "note", "figures")
-FIGURE_KEYS = ("group", "name", "value", "unit", "baseline", "ratio", "target", "target_ratio", "target_value",
-               "lower_is_better", "met", "error", "note")
+ROW_KEYS = (
+    "schema",
+    "time",
+    "source",
+    "label",
+    "commit",
+    "dirty",
+    "recorded_in",
+    "smoke",
+    "groups",
+    "duration_s",
+    *MACHINE_KEYS,
+    "note",
+    "figures",
+)
+FIGURE_KEYS = (
+    "group",
+    "name",
+    "value",
+    "unit",
+    "baseline",
+    "ratio",
+    "target",
+    "target_ratio",
+    "target_value",
+    "lower_is_better",
+    "met",
+    "error",
+    "note",
+)
 
 
 def _number(x: Any) -> float | int | None:
@@ -48,14 +87,32 @@ def _number(x: Any) -> float | int | None:
     return float(f"{x:.6g}")
 
 
-def figure_row(group: str, name: str, value: float | None, unit: str, baseline: float | None = None,
-               ratio: float | None = None, target_ratio: float | None = None, target_value: float | None = None,
-               lower_is_better: bool = False, error: str | None = None, note: str | None = None,
-               met: bool | None = None) -> dict[str, Any]:
+def figure_row(
+    group: str,
+    name: str,
+    value: float | None,
+    unit: str,
+    baseline: float | None = None,
+    ratio: float | None = None,
+    target_ratio: float | None = None,
+    target_value: float | None = None,
+    lower_is_better: bool = False,
+    error: str | None = None,
+    note: str | None = None,
+    met: bool | None = None,
+) -> dict[str, Any]:
     """One figure of a row. `target` and `met` follow `Figure`'s rules; `met` may be given where
     the value is not known (a backfilled row whose text says only "met")."""
-    f = Figure(name, value, baseline, unit, target_ratio=target_ratio, target_value=target_value,
-               lower_is_better=lower_is_better, error=error)
+    f = Figure(
+        name,
+        value,
+        baseline,
+        unit,
+        target_ratio=target_ratio,
+        target_value=target_value,
+        lower_is_better=lower_is_better,
+        error=error,
+    )
     if ratio is None:
         ratio = f.ratio
     if met is None and (value is not None or ratio is not None or error is not None):
@@ -65,15 +122,37 @@ def figure_row(group: str, name: str, value: float | None, unit: str, baseline: 
             met = False
         elif bound is not None and measured is not None:
             met = measured <= bound if lower_is_better else measured >= bound
-    return {"group": group, "name": name.strip(), "value": _number(value), "unit": unit,
-            "baseline": _number(baseline), "ratio": _number(ratio), "target": f.target,
-            "target_ratio": _number(target_ratio), "target_value": _number(target_value),
-            "lower_is_better": lower_is_better, "met": met, "error": error, "note": note}
+    return {
+        "group": group,
+        "name": name.strip(),
+        "value": _number(value),
+        "unit": unit,
+        "baseline": _number(baseline),
+        "ratio": _number(ratio),
+        "target": f.target,
+        "target_ratio": _number(target_ratio),
+        "target_value": _number(target_value),
+        "lower_is_better": lower_is_better,
+        "met": met,
+        "error": error,
+        "note": note,
+    }
 
 
 def from_figure(group: str, f: Figure) -> dict[str, Any]:
-    return figure_row(group, f.name, f.ours, f.unit, f.baseline, f.ratio, f.target_ratio, f.target_value,
-                      f.lower_is_better, f.error, f.baseline_label or None)
+    return figure_row(
+        group,
+        f.name,
+        f.ours,
+        f.unit,
+        f.baseline,
+        f.ratio,
+        f.target_ratio,
+        f.target_value,
+        f.lower_is_better,
+        f.error,
+        f.baseline_label or None,
+    )
 
 
 def _git(*args: str) -> str | None:
@@ -88,22 +167,44 @@ def commit_and_dirty() -> tuple[str | None, bool | None]:
     """HEAD's short hash, and whether tracked files differ from it (the history file and its plot,
     which every run changes, left out)."""
     head = _git("rev-parse", "--short", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                  ":(exclude)benchmarks/results.jsonl", ":(exclude)docs/benchmarks-history.png")
+    status = _git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)benchmarks/results.jsonl",
+        ":(exclude)docs/benchmarks-history.png",
+    )
     return (head.strip() if head else None), (None if status is None else bool(status.strip()))
 
 
-def suite_row(started: str, groups: dict[str, list[Figure]], machine: dict, durations: dict[str, float],
-              smoke: bool, note: str | None = None) -> dict[str, Any]:
+def suite_row(
+    started: str,
+    groups: dict[str, list[Figure]],
+    machine: dict,
+    durations: dict[str, float],
+    smoke: bool,
+    note: str | None = None,
+) -> dict[str, Any]:
     """The row for a run of the suite: `groups` maps each group run to its figures, in order."""
     commit, dirty = commit_and_dirty()
     row = {key: None for key in ROW_KEYS}
     row.update({key: machine.get(key) for key in MACHINE_KEYS})
     if isinstance(row["load_average"], (list, tuple)):
         row["load_average"] = [_number(x) for x in row["load_average"]]
-    row.update(schema=SCHEMA, time=started, source="suite", commit=commit or machine.get("commit"), dirty=dirty,
-               smoke=smoke, groups=list(groups), duration_s=_number(sum(durations.values())), note=note,
-               figures=[from_figure(group, f) for group, figures in groups.items() for f in figures])
+    row.update(
+        schema=SCHEMA,
+        time=started,
+        source="suite",
+        commit=commit or machine.get("commit"),
+        dirty=dirty,
+        smoke=smoke,
+        groups=list(groups),
+        duration_s=_number(sum(durations.values())),
+        note=note,
+        figures=[from_figure(group, f) for group, figures in groups.items() for f in figures],
+    )
     return row
 
 

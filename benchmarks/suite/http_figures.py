@@ -1,6 +1,7 @@
 """Accepted power requests over HTTP: `kill` on a daemon with many servers (each 202 only after
 its `power.requested` is durable), against a bare Sanic JSON POST, the same wrk settings, in the
 same run. The daemon and the baseline each run in their own process, as does wrk."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,8 +19,13 @@ from tests.support import REPO, TOKEN, DaemonProcess, definition, free_port
 
 def _bare_sanic(seconds: float, connections: int) -> wrk.WrkResult:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.suite.bare_sanic", str(port)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.suite.bare_sanic", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -29,7 +35,7 @@ def _bare_sanic(seconds: float, connections: int) -> wrk.WrkResult:
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the bare Sanic app did not start")
+                    raise RuntimeError("the bare Sanic app did not start") from None
                 time.sleep(0.1)
         return wrk.run(url, [f"/api/servers/{i}/power" for i in range(100)], 1, connections, seconds)
     finally:
@@ -62,13 +68,32 @@ def http_figures(smoke: bool) -> list[Figure]:
     settings = f"wrk -t1 -c{connections} -d{seconds}s"
     raw = lambda r: {**r.__dict__, "rate": r.rate}  # noqa: E731
     figures = [
-        Figure(f"accepted kill requests/s, {big} servers ({settings})", ours.rate, baseline, "requests/s",
-               baseline_label="bare Sanic JSON POST, same wrk", target_ratio=0.35,
-               raw={"wingman": raw(ours), "baseline_before": raw(base), "baseline_after": raw(base_after)}),
-        Figure(f"  p99 of the 202 at that load", ours.p99_us / 1000, base.p99_us / 1000, "ms",
-               baseline_label="bare Sanic p99", target_value=25, lower_is_better=True),
-        Figure(f"accepted kill requests/s, {small} servers ({settings})", ours_small.rate, baseline, "requests/s",
-               baseline_label="bare Sanic JSON POST, same wrk", raw={"wingman": raw(ours_small)}),
+        Figure(
+            f"accepted kill requests/s, {big} servers ({settings})",
+            ours.rate,
+            baseline,
+            "requests/s",
+            baseline_label="bare Sanic JSON POST, same wrk",
+            target_ratio=0.35,
+            raw={"wingman": raw(ours), "baseline_before": raw(base), "baseline_after": raw(base_after)},
+        ),
+        Figure(
+            "  p99 of the 202 at that load",
+            ours.p99_us / 1000,
+            base.p99_us / 1000,
+            "ms",
+            baseline_label="bare Sanic p99",
+            target_value=25,
+            lower_is_better=True,
+        ),
+        Figure(
+            f"accepted kill requests/s, {small} servers ({settings})",
+            ours_small.rate,
+            baseline,
+            "requests/s",
+            baseline_label="bare Sanic JSON POST, same wrk",
+            raw={"wingman": raw(ours_small)},
+        ),
     ]
     for f, r in ((figures[0], ours), (figures[2], ours_small)):
         if r.http_errors or r.socket_errors or not r.requests:

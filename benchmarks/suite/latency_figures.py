@@ -9,6 +9,7 @@ the same command in the same run, rounds interleaved so both sides see the same 
   docker.spec builds both: image, command, network mode `none` on both sides, limits, user,
   mounts, log driver; needs a Docker engine and the test image: .ci/docker.sh).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,10 +20,10 @@ import time
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
+from tests.support import TOKEN, definition
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata
-from tests.support import TOKEN, definition
 
 META = Metadata(actor="bench", channel="bench", cause="operator")
 COMMAND = "exec sleep 600"
@@ -57,8 +58,9 @@ class _Committed:
 
 
 async def _engine(folder: Path, servers: list[dict], docker: dict | None = None) -> Daemon:
-    cfg = parse_config({"token": TOKEN, "system": {"root_directory": str(folder / "var")}, "servers": servers,
-                        "docker": docker or {}})
+    cfg = parse_config(
+        {"token": TOKEN, "system": {"root_directory": str(folder / "var")}, "servers": servers, "docker": docker or {}}
+    )
     daemon = Daemon(cfg)
     await daemon.start()
     await asyncio.wait_for(daemon.recovery.done.wait(), 120)
@@ -76,9 +78,15 @@ async def _timed_action(daemon: Daemon, seen: _Committed, uuid: str, action: str
 
 async def _bare_start() -> tuple[float, asyncio.subprocess.Process]:
     t0 = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", COMMAND, start_new_session=True,
-                                                stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        COMMAND,
+        start_new_session=True,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0, proc
 
 
@@ -118,9 +126,12 @@ def _baseline_kwargs(sdk, daemon: Daemon, uuid: str) -> dict:
     from wingman.engine.servers.environment import server_environment
 
     config, cfg = daemon.registry.config(uuid), daemon.config
-    spec = LaunchSpec(config=config, folder=daemon.starter.folder(uuid),
-                      environment=server_environment(config, cfg.system.timezone),
-                      user=daemon.starter.users.for_server(uuid))
+    spec = LaunchSpec(
+        config=config,
+        folder=daemon.starter.folder(uuid),
+        environment=server_environment(config, cfg.system.timezone),
+        user=daemon.starter.users.for_server(uuid),
+    )
     kwargs = container_spec(sdk, spec, cfg.docker)
     kwargs["labels"] = {k: v for k, v in kwargs["labels"].items() if k != LABEL}
     kwargs.pop("name")
@@ -135,8 +146,13 @@ async def _docker(rounds: int) -> dict[str, list[float]]:
     folder = Path(tempfile.mkdtemp(prefix="wingman-bench-docker-"))
     # `~`: local-only, as a node without a registry for its image names it; otherwise every start
     # would first try (and fail) to pull it. Pulls have figures of their own (pull_figures).
-    doc = definition(invocation=COMMAND, done=(), runtime="docker", container={"image": f"~{IMAGE}"},
-                     stop={"type": "signal", "value": "SIGKILL"})
+    doc = definition(
+        invocation=COMMAND,
+        done=(),
+        runtime="docker",
+        container={"image": f"~{IMAGE}"},
+        stop={"type": "signal", "value": "SIGKILL"},
+    )
     uuid = doc["settings"]["uuid"]
     daemon = await _engine(folder, [doc], DOCKER)
     seen = _Committed(daemon)
@@ -181,24 +197,53 @@ def latency_figures(smoke: bool) -> list[Figure]:
     ms = {k: [x * 1000 for x in v] for k, v in r.items()}
     start, bare_start = statistics.median(ms["start"]), statistics.median(ms["bare_start"])
     figures = [
-        Figure("start latency, local process, median, minus bare (request -> running)", start - bare_start,
-               None, "ms", baseline_label=f"bare create_subprocess_exec median {bare_start:.2f} ms",
-               target_value=10, lower_is_better=True,
-               raw={"wingman_ms": ms["start"], "bare_ms": ms["bare_start"], "wingman_median": start}),
-        Figure("kill latency, local process, p99 (request -> offline committed)", _p(ms["kill"], 0.99),
-               _p(ms["bare_kill"], 0.99), "ms", baseline_label="bare SIGKILL + wait p99", target_value=20,
-               lower_is_better=True, raw={"wingman_ms": ms["kill"], "bare_ms": ms["bare_kill"],
-                                          "wingman_median": statistics.median(ms["kill"])}),
+        Figure(
+            "start latency, local process, median, minus bare (request -> running)",
+            start - bare_start,
+            None,
+            "ms",
+            baseline_label=f"bare create_subprocess_exec median {bare_start:.2f} ms",
+            target_value=10,
+            lower_is_better=True,
+            raw={"wingman_ms": ms["start"], "bare_ms": ms["bare_start"], "wingman_median": start},
+        ),
+        Figure(
+            "kill latency, local process, p99 (request -> offline committed)",
+            _p(ms["kill"], 0.99),
+            _p(ms["bare_kill"], 0.99),
+            "ms",
+            baseline_label="bare SIGKILL + wait p99",
+            target_value=20,
+            lower_is_better=True,
+            raw={"wingman_ms": ms["kill"], "bare_ms": ms["bare_kill"], "wingman_median": statistics.median(ms["kill"])},
+        ),
     ]
     rounds = 3 if smoke else DOCKER_ROUNDS
     try:
         d = asyncio.run(_docker(rounds))
         ours, base = statistics.median(d["start"]) * 1000, statistics.median(d["bare_start"]) * 1000
-        figures.append(Figure("Docker start latency, median (request -> running)", ours, base, "ms",
-                              baseline_label="docker SDK create + start of the same container, median",
-                              target_ratio=1.1, lower_is_better=True, raw={k: [x * 1000 for x in v] for k, v in d.items()}))
+        figures.append(
+            Figure(
+                "Docker start latency, median (request -> running)",
+                ours,
+                base,
+                "ms",
+                baseline_label="docker SDK create + start of the same container, median",
+                target_ratio=1.1,
+                lower_is_better=True,
+                raw={k: [x * 1000 for x in v] for k, v in d.items()},
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - no engine or no image: the table says so
-        figures.append(Figure("Docker start latency, median (request -> running)", None, None, "ms",
-                              target_ratio=1.1, lower_is_better=True,
-                              error=f"not measured: {type(exc).__name__}: {str(exc)[:200]}"))
+        figures.append(
+            Figure(
+                "Docker start latency, median (request -> running)",
+                None,
+                None,
+                "ms",
+                target_ratio=1.1,
+                lower_is_better=True,
+                error=f"not measured: {type(exc).__name__}: {str(exc)[:200]}",
+            )
+        )
     return figures

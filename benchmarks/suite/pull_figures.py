@@ -9,6 +9,7 @@ the SDK's `pull` of the same image in a thread, rounds interleaved:
 - fresh: the image is not on the node (the layer is downloaded and extracted);
 - current: it is, and the registry's is the same (what every start of a pulled image pays).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,10 +29,10 @@ CURRENT_PER_FRESH = 5  # rounds of the already-current pull for each fresh one
 async def _rounds(rounds: int, layer: int) -> dict[str, list[float]]:
     import docker
 
+    from tests.registry_support import PushedImages, Registry, registry_tools_missing
     from wingman.engine.environments.base import LaunchSpec
     from wingman.engine.environments.docker.runtime import DockerRuntime
     from wingman.engine.servers.definition import parse_definition
-    from tests.registry_support import PushedImages, Registry, registry_tools_missing
 
     missing = registry_tools_missing()
     if missing is not None:
@@ -47,8 +48,16 @@ async def _rounds(rounds: int, layer: int) -> dict[str, list[float]]:
     try:
         image = await asyncio.to_thread(pushed.push, registry, "wingman-bench/pull", layer)
         repository, tag = image.rsplit(":", 1)
-        config = parse_definition({"settings": {"uuid": str(uuidlib.uuid4()), "invocation": "true",
-                                                "runtime": "docker", "container": {"image": image}}})
+        config = parse_definition(
+            {
+                "settings": {
+                    "uuid": str(uuidlib.uuid4()),
+                    "invocation": "true",
+                    "runtime": "docker",
+                    "container": {"image": image},
+                }
+            }
+        )
         spec = LaunchSpec(config=config, folder=folder, environment={})
         lines: list[str] = []
 
@@ -80,15 +89,26 @@ async def _rounds(rounds: int, layer: int) -> dict[str, list[float]]:
 
 def pull_figures(smoke: bool) -> list[Figure]:
     rounds, layer = (2, 1 << 20) if smoke else (15, LAYER)
-    names = (f"image pull, fresh ({layer >> 20} MiB layer from a registry on 127.0.0.1), median",
-             "image pull, already current (each start of a pulled image), median")
+    names = (
+        f"image pull, fresh ({layer >> 20} MiB layer from a registry on 127.0.0.1), median",
+        "image pull, already current (each start of a pulled image), median",
+    )
     try:
         r = asyncio.run(_rounds(rounds, layer))
     except Exception as exc:  # noqa: BLE001 - no engine, image or registry: the table says so
         error = f"not measured: {type(exc).__name__}: {str(exc)[:200]}"
         return [Figure(name, None, None, "ms", target_ratio=1.1, lower_is_better=True, error=error) for name in names]
     ms = {k: [x * 1000 for x in v] for k, v in r.items()}
-    return [Figure(name, statistics.median(ms[kind]), statistics.median(ms[f"bare_{kind}"]), "ms",
-                   baseline_label="docker SDK pull of the same image, median", target_ratio=1.1,
-                   lower_is_better=True, raw={"wingman_ms": ms[kind], "bare_ms": ms[f"bare_{kind}"]})
-            for name, kind in zip(names, ("fresh", "current"))]
+    return [
+        Figure(
+            name,
+            statistics.median(ms[kind]),
+            statistics.median(ms[f"bare_{kind}"]),
+            "ms",
+            baseline_label="docker SDK pull of the same image, median",
+            target_ratio=1.1,
+            lower_is_better=True,
+            raw={"wingman_ms": ms[kind], "bare_ms": ms[f"bare_{kind}"]},
+        )
+        for name, kind in zip(names, ("fresh", "current"), strict=False)
+    ]

@@ -5,6 +5,7 @@ once snapshots are there.
 The log is synthetic but legal (tests.synthetic_log: real hash chains, bulk-inserted), 1,000,000
 events over 10 servers by default.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,12 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
+from tests.synthetic_log import BASE_TIME, build_log
 from wingman.engine import heap
 from wingman.engine.servers.replay import build_snapshots, state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.points import Point
-from tests.synthetic_log import BASE_TIME, build_log
 
 
 def raw_scan(db: Path) -> float:
@@ -68,9 +69,16 @@ async def _measure(db: Path, events: int, servers: int, queries: int) -> dict:
     await engine.dispose()
     gc.unfreeze()  # the groups measured after this one find the collector as it was
     gc.set_threshold(*young)
-    return {"build_s": built, "replay_s": replay, "folded": folded, "raw_scan_s": (raw_before + raw_after) / 2,
-            "raw_scan_before_s": raw_before, "raw_scan_after_s": raw_after,
-            "at_position_ms": [x * 1000 for x in at_position], "at_time_ms": [x * 1000 for x in at_time]}
+    return {
+        "build_s": built,
+        "replay_s": replay,
+        "folded": folded,
+        "raw_scan_s": (raw_before + raw_after) / 2,
+        "raw_scan_before_s": raw_before,
+        "raw_scan_after_s": raw_after,
+        "at_position_ms": [x * 1000 for x in at_position],
+        "at_time_ms": [x * 1000 for x in at_time],
+    }
 
 
 def _p(values: list[float], q: float) -> float:
@@ -88,10 +96,23 @@ def replay_figures(smoke: bool) -> list[Figure]:
     ours, raw = r["folded"] / r["replay_s"], r["folded"] / r["raw_scan_s"]
     points = r["at_position_ms"] + r["at_time_ms"]
     return [
-        Figure(f"full replay of {events:,} events (every event folded)", ours, raw, "events/s",
-               baseline_label="raw sqlite3 SELECT of the same rows", target_ratio=0.3,
-               raw={k: v for k, v in r.items() if not k.startswith("at_")}),
-        Figure(f"state at a random point of that log, p99 ({len(points)} queries)", _p(points, 0.99), None, "ms",
-               baseline_label=f"p50 {_p(points, 0.5):.1f} ms, max {max(points):.1f} ms", target_value=20,
-               lower_is_better=True, raw={"at_position_ms": r["at_position_ms"], "at_time_ms": r["at_time_ms"]}),
+        Figure(
+            f"full replay of {events:,} events (every event folded)",
+            ours,
+            raw,
+            "events/s",
+            baseline_label="raw sqlite3 SELECT of the same rows",
+            target_ratio=0.3,
+            raw={k: v for k, v in r.items() if not k.startswith("at_")},
+        ),
+        Figure(
+            f"state at a random point of that log, p99 ({len(points)} queries)",
+            _p(points, 0.99),
+            None,
+            "ms",
+            baseline_label=f"p50 {_p(points, 0.5):.1f} ms, max {max(points):.1f} ms",
+            target_value=20,
+            lower_is_better=True,
+            raw={"at_position_ms": r["at_position_ms"], "at_time_ms": r["at_time_ms"]},
+        ),
     ]

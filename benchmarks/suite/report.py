@@ -1,4 +1,5 @@
 """The suite's output: the table on the terminal, and the JSON file with the machine it ran on."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ from pathlib import Path
 
 from benchmarks.suite.figures import Figure
 
-PACKAGES = ("sanic", "sqlalchemy", "aiosqlite", "asyncpg", "alembic", "orjson", "uvloop", "pydantic", "transitions",
-            "docker")
+PACKAGES = (
+    "sanic",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "orjson",
+    "uvloop",
+    "pydantic",
+    "transitions",
+    "docker",
+)
 
 
 def _run(*cmd: str) -> str:
@@ -25,10 +36,22 @@ def _run(*cmd: str) -> str:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), None)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        None,
+    )
     versions = {}
     for name in PACKAGES:
         try:
@@ -37,9 +60,15 @@ def machine() -> dict:
             versions[name] = None
     pg = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "kernel": platform.release(),
-        "load_average": os.getloadavg(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-        "packages": versions, "wrk": _run("wrk", "--version") if shutil.which("wrk") else "absent",
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mib": mem,
+        "kernel": platform.release(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": versions,
+        "wrk": _run("wrk", "--version") if shutil.which("wrk") else "absent",
         "postgresql": _run(str(pg[-1]), "--version") if pg else "absent",
         "docker": _run("docker", "version", "--format", "{{.Server.Version}}") if shutil.which("docker") else "absent",
         "commit": _run("git", "-C", str(Path(__file__).resolve().parents[2]), "rev-parse", "--short", "HEAD"),
@@ -57,14 +86,22 @@ def print_table(figures: list[Figure], smoke: bool) -> None:
     rows = [("figure", "ours", "baseline", "ratio", "target", "")]
     for f in figures:
         verdict = "ERROR" if f.error else {True: "met", False: "MISSED", None: ""}[f.met]
-        rows.append((f.name, _num(f.ours, f.unit), _num(f.baseline, f.unit if f.baseline is not None else ""),
-                     "-" if f.ratio is None else f"{f.ratio:.2f}", f.target, verdict))
+        rows.append(
+            (
+                f.name,
+                _num(f.ours, f.unit),
+                _num(f.baseline, f.unit if f.baseline is not None else ""),
+                "-" if f.ratio is None else f"{f.ratio:.2f}",
+                f.target,
+                verdict,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
     if smoke:
         print("SMOKE RUN: small sizes; these figures say that each was produced, not how fast the daemon is.")
     for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=False))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
     notes = [(f.name, f.baseline_label) for f in figures if f.baseline_label]

@@ -13,6 +13,7 @@ at once.
   all send `auth` at once; the p99 over the rounds. The baseline is the same client against the
   same daemon with the same sockets open and idle, just before.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -22,15 +23,15 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 from benchmarks.suite import churn
 from benchmarks.suite.figures import Figure
 from tests.support import REPO, DaemonProcess, definition
 
-KINDS = (("authenticated websockets", churn.authenticated_socket),
-         ("websockets that never authenticate", churn.unauthenticated_socket),
-         ("HTTP keep-alive connections", churn.keepalive_http))
+KINDS = (
+    ("authenticated websockets", churn.authenticated_socket),
+    ("websockets that never authenticate", churn.unauthenticated_socket),
+    ("HTTP keep-alive connections", churn.keepalive_http),
+)
 
 
 class _Asker(threading.Thread):
@@ -60,8 +61,13 @@ def _p99(samples: list[float]) -> float:
 
 def _storm_round(d: DaemonProcess, server: str, sockets: int, asker: _Asker) -> tuple[list[float], list[float], float]:
     """(latencies while idle, latencies while authenticating, the storm's seconds)."""
-    storm = subprocess.Popen([sys.executable, "-m", "benchmarks.suite.auth_storm", str(d.port), server, str(sockets)],
-                             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    storm = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.suite.auth_storm", str(d.port), server, str(sockets)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         if storm.stdout.readline().strip() != "open":
             raise RuntimeError("the sockets did not open")
@@ -85,8 +91,11 @@ def _storm_round(d: DaemonProcess, server: str, sockets: int, asker: _Asker) -> 
 def auth_storm_figures(sockets: int, rounds: int) -> list[Figure]:
     server = definition()
     uuid = server["settings"]["uuid"]
-    d = DaemonProcess(Path(tempfile.mkdtemp(prefix="wingman-bench-storm-")), servers=[server],
-                      extra_config={"websocket": {"max_sockets_per_server": sockets + 100}}).start(timeout=120)
+    d = DaemonProcess(
+        Path(tempfile.mkdtemp(prefix="wingman-bench-storm-")),
+        servers=[server],
+        extra_config={"websocket": {"max_sockets_per_server": sockets + 100}},
+    ).start(timeout=120)
     asker = _Asker(d)
     asker.start()
     idle, busy, storms = [], [], []
@@ -103,25 +112,47 @@ def auth_storm_figures(sockets: int, rounds: int) -> list[Figure]:
         d.stop()
     if not busy or not idle:
         raise RuntimeError("no request was answered during a round")
-    return [Figure(f"p99 of GET /api/system while {sockets} sockets authenticate", _p99(busy), _p99(idle), "ms",
-                   baseline_label="the same, the sockets open and idle", target_value=25, lower_is_better=True,
-                   raw={"requests_while_authenticating": len(busy), "requests_idle": len(idle),
-                        "max_ms": max(busy) * 1000, "storm_seconds": storms})]
+    return [
+        Figure(
+            f"p99 of GET /api/system while {sockets} sockets authenticate",
+            _p99(busy),
+            _p99(idle),
+            "ms",
+            baseline_label="the same, the sockets open and idle",
+            target_value=25,
+            lower_is_better=True,
+            raw={
+                "requests_while_authenticating": len(busy),
+                "requests_idle": len(idle),
+                "max_ms": max(busy) * 1000,
+                "storm_seconds": storms,
+            },
+        )
+    ]
 
 
 def retained_figures(warm: int, count: int) -> list[Figure]:
     figures = []
     for label, kind in KINDS:
         server = definition()
-        d = DaemonProcess(Path(tempfile.mkdtemp(prefix="wingman-bench-churn-")), servers=[server],
-                          extra_config=churn.DAEMON_CONFIG).start(timeout=120)
+        d = DaemonProcess(
+            Path(tempfile.mkdtemp(prefix="wingman-bench-churn-")), servers=[server], extra_config=churn.DAEMON_CONFIG
+        ).start(timeout=120)
         try:
             kept = churn.retained(d, server["settings"]["uuid"], kind, warm=warm, count=count)
         finally:
             d.stop()
-        figures.append(Figure(f"bytes retained per closed connection, {count} {label}", kept.per_connection, None,
-                              "bytes", target_value=1024, lower_is_better=True,
-                              raw={"rss_before": kept.rss_before, "rss_after": kept.rss_after, "warm": warm}))
+        figures.append(
+            Figure(
+                f"bytes retained per closed connection, {count} {label}",
+                kept.per_connection,
+                None,
+                "bytes",
+                target_value=1024,
+                lower_is_better=True,
+                raw={"rss_before": kept.rss_before, "rss_after": kept.rss_after, "warm": warm},
+            )
+        )
     return figures
 
 

@@ -8,6 +8,7 @@ size in one transaction each: what SQLite itself allows on this disk, which boun
 commit figure whatever the store does. PostgreSQL: both sides on the same throwaway cluster
 (fsync on, as in production), the baseline through asyncpg.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,6 @@ import hashlib
 import itertools
 import shutil
 import sqlite3
-
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +28,10 @@ from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.hashing import canonical_json
 
 EVENT = NewEvent.of(ServerSuspended(), Metadata(actor="bench"))
-_INSERT = ("INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash)"
-           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT = (
+    "INSERT INTO events (stream_id, version, event_id, type, data, metadata, recorded_at, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _plain_streams = itertools.count()
 GROWN_ROUNDS = 3  # group runs of the same servers before the grown-log figure
 
@@ -39,9 +41,20 @@ def _plain_rows(count: int, streams: int) -> list[tuple]:
     callers do: the indexes see the same spread), ids drawn as the store draws them, fresh
     streams each run, ready-made hashes."""
     run, meta = next(_plain_streams), canonical_json(EVENT.metadata)
-    return [(f"plain{run}-{i % streams}", i // streams + 1, new_id(), EVENT.type, "{}", meta,
-             "2026-01-01 00:00:00.000000", "0" * 64, hashlib.sha256(str(i).encode()).hexdigest())
-            for i in range(count)]
+    return [
+        (
+            f"plain{run}-{i % streams}",
+            i // streams + 1,
+            new_id(),
+            EVENT.type,
+            "{}",
+            meta,
+            "2026-01-01 00:00:00.000000",
+            "0" * 64,
+            hashlib.sha256(str(i).encode()).hexdigest(),
+        )
+        for i in range(count)
+    ]
 
 
 def _plain_connection(db: Path) -> sqlite3.Connection:
@@ -70,7 +83,7 @@ def plain_sqlite_groups(db: Path, count: int, size: int) -> float:
     t0 = time.perf_counter()
     for i in range(0, count, size):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT, rows[i:i + size])
+        conn.executemany(_INSERT, rows[i : i + size])
         conn.execute("COMMIT")
     rate = count / (time.perf_counter() - t0)
     conn.close()
@@ -159,24 +172,56 @@ def sqlite_figures(smoke: bool) -> list[Figure]:
     ceiling = plain_sqlite_groups(plain, n_group, max(1, n_group // max(commits, 1)))
     shutil.rmtree(folder, ignore_errors=True)
     return [
-        Figure("one append, one caller (SQLite)", one, base, "events/s", target_ratio=0.5,
-               baseline_label="sqlite3: one committed INSERT per event",
-               raw={"baseline_before": base_one, "baseline_after": base_after, "events": n_one}),
-        Figure("  the same against sqlite3 plus one empty thread round trip per event", one,
-               1 / (1 / base + round_trip), "events/s",
-               baseline_label=f"sqlite3 as above, plus the loop's hand-off to a thread and back "
-                              f"({round_trip * 1e6:.0f} us)",
-               raw={"thread_round_trip_us": round_trip * 1e6}),
-        Figure(f"group commit, {callers} appenders (SQLite)", grouped, base, "events/s", target_ratio=10,
-               baseline_label="sqlite3: one committed INSERT per event",
-               raw={"events": n_group, "transactions": commits, "sqlite3_same_groups": ceiling}),
-        Figure(f"  the same against sqlite3 inserting groups of that size", grouped, ceiling, "events/s",
-               baseline_label="sqlite3: the same groups, one transaction each (SQLite's ceiling)"),
-        Figure("group commit, 32 appenders (SQLite)", g32, base, "events/s",
-               baseline_label="sqlite3: one committed INSERT per event", raw={"events": n_group // 2}),
-        Figure(f"group commit, {callers} appenders, on a log of {held:,} events (SQLite)", grown, base, "events/s",
-               baseline_label="sqlite3: one committed INSERT per event",
-               raw={"events": n_group, "events_before": held}),
+        Figure(
+            "one append, one caller (SQLite)",
+            one,
+            base,
+            "events/s",
+            target_ratio=0.5,
+            baseline_label="sqlite3: one committed INSERT per event",
+            raw={"baseline_before": base_one, "baseline_after": base_after, "events": n_one},
+        ),
+        Figure(
+            "  the same against sqlite3 plus one empty thread round trip per event",
+            one,
+            1 / (1 / base + round_trip),
+            "events/s",
+            baseline_label=f"sqlite3 as above, plus the loop's hand-off to a thread and back "
+            f"({round_trip * 1e6:.0f} us)",
+            raw={"thread_round_trip_us": round_trip * 1e6},
+        ),
+        Figure(
+            f"group commit, {callers} appenders (SQLite)",
+            grouped,
+            base,
+            "events/s",
+            target_ratio=10,
+            baseline_label="sqlite3: one committed INSERT per event",
+            raw={"events": n_group, "transactions": commits, "sqlite3_same_groups": ceiling},
+        ),
+        Figure(
+            "  the same against sqlite3 inserting groups of that size",
+            grouped,
+            ceiling,
+            "events/s",
+            baseline_label="sqlite3: the same groups, one transaction each (SQLite's ceiling)",
+        ),
+        Figure(
+            "group commit, 32 appenders (SQLite)",
+            g32,
+            base,
+            "events/s",
+            baseline_label="sqlite3: one committed INSERT per event",
+            raw={"events": n_group // 2},
+        ),
+        Figure(
+            f"group commit, {callers} appenders, on a log of {held:,} events (SQLite)",
+            grown,
+            base,
+            "events/s",
+            baseline_label="sqlite3: one committed INSERT per event",
+            raw={"events": n_group, "events_before": held},
+        ),
     ]
 
 
@@ -189,8 +234,12 @@ async def _with_audit(setup: str, events: int, callers: int) -> float:
     store = await _store(sqlite_url(folder))
     checkpointer = None
     if setup == "checkpoints":
-        checkpointer = Checkpointer(store, CheckpointSettings(
-            key_file=folder / "key.pem", checkpoint_file=folder / "checkpoints.jsonl", node_id="bench"))
+        checkpointer = Checkpointer(
+            store,
+            CheckpointSettings(
+                key_file=folder / "key.pem", checkpoint_file=folder / "checkpoints.jsonl", node_id="bench"
+            ),
+        )
         await checkpointer.start()
     try:
         rate, _ = await many_callers(store, events, callers)
@@ -214,5 +263,13 @@ def checkpoint_cost_figures(smoke: bool) -> list[Figure]:
         for setup in runs:
             runs[setup].append(asyncio.run(_with_audit(setup, events, callers)))
     base, ours = statistics.median(runs["store"]), statistics.median(runs["checkpoints"])
-    return [Figure(f"group commit with the Merkle tree and signed checkpoints ({callers} appenders)", ours, base,
-                   "events/s", baseline_label="the same load, store alone", raw=runs)]
+    return [
+        Figure(
+            f"group commit with the Merkle tree and signed checkpoints ({callers} appenders)",
+            ours,
+            base,
+            "events/s",
+            baseline_label="the same load, store alone",
+            raw=runs,
+        )
+    ]

@@ -1,5 +1,6 @@
 """wrk as the HTTP load generator, in its own process (a Python client tops out near 1,100
 requests/s here and would hide the server's own speed). Installed by .ci/system.sh."""
+
 from __future__ import annotations
 
 import json
@@ -51,16 +52,22 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, paths: list[str], threads: int, connections: int, seconds: float,
-        token: str | None = None) -> WrkResult:
+def run(
+    url: str, paths: list[str], threads: int, connections: int, seconds: float, token: str | None = None
+) -> WrkResult:
     auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
     script = _SCRIPT % {"paths": ", ".join(f'"{p}"' for p in paths), "auth": auth}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
-                             capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        ).stdout
     finally:
         Path(f.name).unlink(missing_ok=True)
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
-    return WrkResult(**json.loads(line[len("WRK_JSON "):]))
+    return WrkResult(**json.loads(line[len("WRK_JSON ") :]))

@@ -3,15 +3,16 @@
 The words are derived from the event's type and data only; the raw event stays beside them in
 every machine format, so nothing here needs to be parsed back.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wingman.engine.store.points import iso
 from wingman.engine.event_types import Cause, EventType
 from wingman.engine.events import RecordedEvent
+from wingman.engine.store.points import iso
 
 # Each cause in words, as engine.event_types spells them (a cause not there is shown as it is stored).
 CAUSES: dict[str, str] = {cause: cause.words for cause in Cause}
@@ -52,7 +53,9 @@ def _exit(d: dict) -> str:
 def _registered(d):
     s = (d.get("definition") or {}).get("settings") or {}
     name = ((s.get("meta") or {}).get("name")) or s.get("uuid", "")
-    return f"server registered: {name}, runtime {s.get('runtime', 'process')}" + (", suspended" if s.get("suspended") else "")
+    return f"server registered: {name}, runtime {s.get('runtime', 'process')}" + (
+        ", suspended" if s.get("suspended") else ""
+    )
 
 
 def _changed(d):
@@ -62,7 +65,9 @@ def _changed(d):
 
 def _process_started(d):
     where = f"pid {d['pid']}" if d.get("pid") else f"container {str(d.get('container_id') or '')[:12]}"
-    return ("found the process already running, adopted it" if d.get("adopted") else "process started") + f" ({d.get('runtime')}, {where})"
+    return (
+        "found the process already running, adopted it" if d.get("adopted") else "process started"
+    ) + f" ({d.get('runtime')}, {where})"
 
 
 # What each event type did, in words, from its data (tests/test_event_types.py: every type has them).
@@ -73,12 +78,22 @@ _WHAT: dict[str, Callable[[dict], str]] = {
     EventType.SERVER_UNSUSPENDED: lambda d: "server unsuspended",
     EventType.SERVER_DELETED: lambda d: "server deleted",
     EventType.WEBSOCKET_TOKENS_DENIED: lambda d: f"websocket tokens refused from now on: {len(d['jtis'])} jti(s)",
-    EventType.POWER_REQUESTED: lambda d: f"asked to {d['action']}{_op(d)}" + (
-        ", without waiting for the power lock" if d["action"] == "kill"  # a kill never waits for it
-        else f", waiting up to {d['wait_seconds']} s for the power lock"),
-    EventType.POWER_STARTED: lambda d: (f"{d['action']} began{_op(d)}" if d.get("lock_acquired", True)
-                                else f"{d['action']} went ahead without the power lock{_op(d)}"),
-    EventType.POWER_SUCCEEDED: lambda d: f"{d['action']} succeeded{_op(d)}" + (f": {d['detail']}" if d.get("detail") else ""),
+    EventType.POWER_REQUESTED: lambda d: (
+        f"asked to {d['action']}{_op(d)}"
+        + (
+            ", without waiting for the power lock"
+            if d["action"] == "kill"  # a kill never waits for it
+            else f", waiting up to {d['wait_seconds']} s for the power lock"
+        )
+    ),
+    EventType.POWER_STARTED: lambda d: (
+        f"{d['action']} began{_op(d)}"
+        if d.get("lock_acquired", True)
+        else f"{d['action']} went ahead without the power lock{_op(d)}"
+    ),
+    EventType.POWER_SUCCEEDED: lambda d: (
+        f"{d['action']} succeeded{_op(d)}" + (f": {d['detail']}" if d.get("detail") else "")
+    ),
     EventType.POWER_FAILED: lambda d: f"{d['action']} failed{_op(d)}",
     EventType.POWER_REJECTED: lambda d: f"{d['action']} rejected{_op(d)}",
     EventType.POWER_CANCELLED: lambda d: f"{d['action']} cancelled{_op(d)}",
@@ -89,40 +104,78 @@ _WHAT: dict[str, Callable[[dict], str]] = {
     EventType.PROCESS_EXITED: lambda d: "the process " + _exit(d),
     EventType.PREBOOT_CHECK_FAILED: lambda d: f"pre-boot check '{d['check']}' failed",
     EventType.INSTALL_STARTED: lambda d: f"{'reinstall' if d.get('reinstall') else 'install'} began ({d['runtime']})",
-    EventType.INSTALL_ADOPTED: lambda d: (f"install adopted at boot: its installer {str(d['container_id'])[:12]} "
-                                  + ("still ran" if d.get("running") else "had exited")),
-    EventType.INSTALL_SUCCEEDED: lambda d: "install succeeded" + (
-        f" (exit code {d['exit_code']})" if d.get("script_ran", True) else ": no script ran"),
-    EventType.INSTALL_FAILED: lambda d: "install failed" + (f" (exit code {d['exit_code']})" if d.get("exit_code") is not None else ""),
+    EventType.INSTALL_ADOPTED: lambda d: (
+        f"install adopted at boot: its installer {str(d['container_id'])[:12]} "
+        + ("still ran" if d.get("running") else "had exited")
+    ),
+    EventType.INSTALL_SUCCEEDED: lambda d: (
+        "install succeeded" + (f" (exit code {d['exit_code']})" if d.get("script_ran", True) else ": no script ran")
+    ),
+    EventType.INSTALL_FAILED: lambda d: (
+        "install failed" + (f" (exit code {d['exit_code']})" if d.get("exit_code") is not None else "")
+    ),
     EventType.INSTALL_INTERRUPTED: lambda d: "install interrupted",
-    EventType.ENVIRONMENT_DESTROYED: lambda d: f"its {d['runtime']} environment destroyed" + (
-        f": {', '.join(d['removed'])}" if d.get("removed") else ", nothing was left"),
-    EventType.FILES_REMOVED: lambda d: f"its folder {d['folder']} " + ("removed" if d.get("existed", True) else "never existed"),
-    EventType.FILES_REMOVAL_FAILED: lambda d: f"its folder {d['folder']} could not be removed" + (
-        f", what is left is under {d['left_at']}" if d.get("left_at") else ""),
+    EventType.ENVIRONMENT_DESTROYED: lambda d: (
+        f"its {d['runtime']} environment destroyed"
+        + (f": {', '.join(d['removed'])}" if d.get("removed") else ", nothing was left")
+    ),
+    EventType.FILES_REMOVED: lambda d: (
+        f"its folder {d['folder']} " + ("removed" if d.get("existed", True) else "never existed")
+    ),
+    EventType.FILES_REMOVAL_FAILED: lambda d: (
+        f"its folder {d['folder']} could not be removed"
+        + (f", what is left is under {d['left_at']}" if d.get("left_at") else "")
+    ),
     EventType.CONSOLE_COMMAND: lambda d: f"console command sent: {d['command']}",
-    EventType.ACTIVITY_REFUSED: lambda d: f"the Panel refused the activity {d['activity']} (HTTP {d['status']}): set aside",
-    EventType.SERVER_CRASHED: lambda d: "server crashed: the process " + _exit(d) + (
-        f" after {d['uptime_seconds']:g} s" if d.get("uptime_seconds") else ""),
-    EventType.CRASH_DECIDED: lambda d: ("the crash handler restarts the server" + (
-        f" in {d['delay_seconds']:g} s" if d.get("delay_seconds") else "")) if d["restart"] else "the crash handler leaves it down",
-    EventType.INVENTORY_FAILED: lambda d: (f"the Panel's inventory failed (attempt {d['attempt']}), tried again in "
-                                           f"{d['retry_in_seconds']:g} s; going on with {d['servers_recorded']} server(s)"),
-    EventType.INVENTORY_RECONCILED: lambda d: (f"the Panel's inventory taken: {d['listed']} listed, {d['registered']} registered, "
-                                               f"{d['updated']} updated, {d['removed']} removed, {d['refused']} refused"),
-    EventType.PANEL_SERVER_REFUSED: lambda d: f"a server from the Panel's {d['source']} refused: {d.get('uuid') or 'no uuid'}",
-    EventType.PANEL_SERVER_UNLISTED: lambda d: f"the Panel no longer lists the server; it is {d['state']}: removed once offline",
-    EventType.INSTALL_REPORTED: lambda d: (f"the Panel {'was' if d['reported'] else 'could not be'} told the "
-                                           f"{'reinstall' if d.get('reinstall') else 'install'} "
-                                           + ("succeeded" if d["successful"] else "failed")),
+    EventType.ACTIVITY_REFUSED: lambda d: (
+        f"the Panel refused the activity {d['activity']} (HTTP {d['status']}): set aside"
+    ),
+    EventType.SERVER_CRASHED: lambda d: (
+        "server crashed: the process "
+        + _exit(d)
+        + (f" after {d['uptime_seconds']:g} s" if d.get("uptime_seconds") else "")
+    ),
+    EventType.CRASH_DECIDED: lambda d: (
+        ("the crash handler restarts the server" + (f" in {d['delay_seconds']:g} s" if d.get("delay_seconds") else ""))
+        if d["restart"]
+        else "the crash handler leaves it down"
+    ),
+    EventType.INVENTORY_FAILED: lambda d: (
+        f"the Panel's inventory failed (attempt {d['attempt']}), tried again in "
+        f"{d['retry_in_seconds']:g} s; going on with {d['servers_recorded']} server(s)"
+    ),
+    EventType.INVENTORY_RECONCILED: lambda d: (
+        f"the Panel's inventory taken: {d['listed']} listed, {d['registered']} registered, "
+        f"{d['updated']} updated, {d['removed']} removed, {d['refused']} refused"
+    ),
+    EventType.PANEL_SERVER_REFUSED: lambda d: (
+        f"a server from the Panel's {d['source']} refused: {d.get('uuid') or 'no uuid'}"
+    ),
+    EventType.PANEL_SERVER_UNLISTED: lambda d: (
+        f"the Panel no longer lists the server; it is {d['state']}: removed once offline"
+    ),
+    EventType.INSTALL_REPORTED: lambda d: (
+        f"the Panel {'was' if d['reported'] else 'could not be'} told the "
+        f"{'reinstall' if d.get('reinstall') else 'install'} " + ("succeeded" if d["successful"] else "failed")
+    ),
 }
 
 # The events whose own data says why (their `reason`), before any cause in their metadata.
-_REASONED = frozenset({
-    EventType.POWER_FAILED, EventType.POWER_REJECTED, EventType.POWER_CANCELLED, EventType.POWER_INTERRUPTED,
-    EventType.PREBOOT_CHECK_FAILED, EventType.INSTALL_FAILED, EventType.INSTALL_INTERRUPTED, EventType.CRASH_DECIDED,
-    EventType.ACTIVITY_REFUSED, EventType.INVENTORY_FAILED, EventType.PANEL_SERVER_REFUSED,
-})
+_REASONED = frozenset(
+    {
+        EventType.POWER_FAILED,
+        EventType.POWER_REJECTED,
+        EventType.POWER_CANCELLED,
+        EventType.POWER_INTERRUPTED,
+        EventType.PREBOOT_CHECK_FAILED,
+        EventType.INSTALL_FAILED,
+        EventType.INSTALL_INTERRUPTED,
+        EventType.CRASH_DECIDED,
+        EventType.ACTIVITY_REFUSED,
+        EventType.INVENTORY_FAILED,
+        EventType.PANEL_SERVER_REFUSED,
+    }
+)
 
 
 def _why(ev: RecordedEvent) -> str:
@@ -158,7 +211,14 @@ def describe(ev: RecordedEvent) -> Line:
         what = f"{ev.type}: {d}"
     return Line(
         time=iso(ev.recorded_at) if not isinstance(ev.recorded_at, str) else ev.recorded_at,
-        server=ev.stream_id, position=ev.position, version=ev.version, type=ev.type,
-        actor=m.get("actor"), channel=m.get("channel"), what=what, why=why,
-        operation_id=m.get("operation_id") or d.get("operation_id"), source_ip=m.get("source_ip"),
+        server=ev.stream_id,
+        position=ev.position,
+        version=ev.version,
+        type=ev.type,
+        actor=m.get("actor"),
+        channel=m.get("channel"),
+        what=what,
+        why=why,
+        operation_id=m.get("operation_id") or d.get("operation_id"),
+        source_ip=m.get("source_ip"),
     )

@@ -4,6 +4,7 @@ and readers that give the same records back from either format.
 A record is the event exactly as stored, times in the hash's canonical spelling, so an exported
 log can be re-verified without the database.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,20 +16,39 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.store.queries import EventFilter, iterate
 from wingman.engine.events import RecordedEvent
 from wingman.engine.store.hashing import canonical_time
+from wingman.engine.store.queries import EventFilter, iterate
 
-FIELDS = ("position", "stream_id", "version", "event_id", "type", "recorded_at", "data", "metadata",
-          "prev_hash", "hash")
+FIELDS = (
+    "position",
+    "stream_id",
+    "version",
+    "event_id",
+    "type",
+    "recorded_at",
+    "data",
+    "metadata",
+    "prev_hash",
+    "hash",
+)
 FORMATS = ("ndjson", "csv")
 
 
 def to_record(ev: RecordedEvent) -> dict[str, Any]:
     t = ev.recorded_at
-    return {"position": ev.position, "stream_id": ev.stream_id, "version": ev.version, "event_id": ev.event_id,
-            "type": ev.type, "recorded_at": canonical_time(t) if isinstance(t, datetime) else t,
-            "data": ev.data, "metadata": ev.metadata, "prev_hash": ev.prev_hash, "hash": ev.hash}
+    return {
+        "position": ev.position,
+        "stream_id": ev.stream_id,
+        "version": ev.version,
+        "event_id": ev.event_id,
+        "type": ev.type,
+        "recorded_at": canonical_time(t) if isinstance(t, datetime) else t,
+        "data": ev.data,
+        "metadata": ev.metadata,
+        "prev_hash": ev.prev_hash,
+        "hash": ev.hash,
+    }
 
 
 def _compact(value: Any) -> str:
@@ -59,8 +79,9 @@ class _Writer:
         self.buffer.truncate()
 
 
-async def export(engine: AsyncEngine, out: TextIO, fmt: str = "ndjson", flt: EventFilter | None = None,
-                 page_size: int = 1000) -> int:
+async def export(
+    engine: AsyncEngine, out: TextIO, fmt: str = "ndjson", flt: EventFilter | None = None, page_size: int = 1000
+) -> int:
     """Write every matching event to `out`; returns how many."""
     writer = _Writer(out, fmt)
     count = 0
@@ -87,7 +108,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     if tuple(header) != FIELDS:
         raise ValueError(f"not a wingman CSV export: the header is {header}")
     for row in reader:
-        rec: dict[str, Any] = dict(zip(FIELDS, row))
+        rec: dict[str, Any] = dict(zip(FIELDS, row, strict=False))
         rec["position"], rec["version"] = int(rec["position"]), int(rec["version"])
         rec["data"], rec["metadata"] = json.loads(rec["data"]), json.loads(rec["metadata"])
         yield rec

@@ -5,23 +5,24 @@ long history never sits in memory. A change by the process's exit happened when 
 exit, which can be well before its commit (the store could not write for a while): intervals end
 and begin there (engine.servers.fold.changed_at).
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.audit.describe import CAUSES
 from wingman.engine.event_types import EventType
-from wingman.engine.store.points import iso
-from wingman.engine.store.queries import stream_exists, stream_versions
-from wingman.engine.servers.replay import UnknownStream, fold_step
 from wingman.engine.events import RecordedEvent
 from wingman.engine.servers.fold import changed_at, new_view
+from wingman.engine.servers.replay import UnknownStream, fold_step
 from wingman.engine.statechart import load_statechart
+from wingman.engine.store.points import iso
+from wingman.engine.store.queries import stream_exists, stream_versions
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Interval:
     ended_by: dict[str, Any] | None  # the event that ended it: trigger, cause, actor, operation, ...
 
     def seconds(self, now: datetime | None = None) -> float:
-        end = self.end or now or datetime.now(timezone.utc)
+        end = self.end or now or datetime.now(UTC)
         return max(0.0, (end - self.start).total_seconds())
 
     @property
@@ -46,15 +47,27 @@ class Interval:
         return f"{e['trigger']}: {words}" + (f" (by {e['actor']})" if e.get("actor") else "")
 
     def as_dict(self, now: datetime | None = None) -> dict[str, Any]:
-        return {"state": self.state, "from": iso(self.start), "to": iso(self.end),
-                "seconds": round(self.seconds(now), 6), "ongoing": self.end is None,
-                "why_it_ended": self.why, "ended_by": self.ended_by}
+        return {
+            "state": self.state,
+            "from": iso(self.start),
+            "to": iso(self.end),
+            "seconds": round(self.seconds(now), 6),
+            "ongoing": self.end is None,
+            "why_it_ended": self.why,
+            "ended_by": self.ended_by,
+        }
 
 
 def _ending(ev: RecordedEvent, trigger: str | None, cause: str) -> dict[str, Any]:
-    return {"trigger": trigger, "cause": cause, "actor": ev.metadata.get("actor"),
-            "channel": ev.metadata.get("channel"), "operation_id": ev.data.get("operation_id"),
-            "version": ev.version, "position": ev.position}
+    return {
+        "trigger": trigger,
+        "cause": cause,
+        "actor": ev.metadata.get("actor"),
+        "channel": ev.metadata.get("channel"),
+        "operation_id": ev.data.get("operation_id"),
+        "version": ev.version,
+        "position": ev.position,
+    }
 
 
 async def timeline(engine: AsyncEngine, stream_id: str) -> AsyncIterator[Interval]:

@@ -17,6 +17,7 @@ dropped without an outcome is a finding; read from a file alone, such operations
 open, since a daemon may still be running them or the next boot records them as interrupted).
 Snapshots are not used: verification trusts nothing but the log.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,14 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
 from wingman.engine.event_types import EventType
-from wingman.engine.store.points import iso
-from wingman.engine.servers.operations import OUTCOME_TYPES
-from wingman.engine.store.lenient_rows import is_intact
-from wingman.engine.store.queries import EventFilter, high_water, iterate, page, stream_versions
 from wingman.engine.events import RecordedEvent, event_class
-from wingman.engine.store.hashing import GENESIS, event_hash
 from wingman.engine.servers.fold import LogError, ServerView, apply, new_view
+from wingman.engine.servers.operations import OUTCOME_TYPES
 from wingman.engine.statechart import ChartPosition, Statechart, load_statechart
+from wingman.engine.store.hashing import GENESIS, event_hash
+from wingman.engine.store.lenient_rows import is_intact
+from wingman.engine.store.points import iso
+from wingman.engine.store.queries import EventFilter, high_water, iterate, page, stream_versions
 
 MAX_FINDINGS = 100
 MAX_WARNINGS = 20
@@ -55,8 +56,15 @@ class Finding:
     type: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream_id, "version": self.version, "position": self.position,
-                "event_id": self.event_id, "type": self.type, "check": self.check, "problem": self.message}
+        return {
+            "stream": self.stream_id,
+            "version": self.version,
+            "position": self.position,
+            "event_id": self.event_id,
+            "type": self.type,
+            "check": self.check,
+            "problem": self.message,
+        }
 
     def __str__(self) -> str:
         at = f"v{self.version} at position {self.position}" if self.version is not None else "live state"
@@ -85,11 +93,16 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "server": self.scope, "checked_up_to_position": self.high_water,
-            "events_checked": self.events_checked, "streams_checked": self.streams_checked,
+            "ok": self.ok,
+            "server": self.scope,
+            "checked_up_to_position": self.high_water,
+            "events_checked": self.events_checked,
+            "streams_checked": self.streams_checked,
             "first_problem": self.first.as_dict() if self.first else None,
-            "problems": [f.as_dict() for f in self.findings], "problems_total": self.findings_total,
-            "warnings": self.warnings, "live_state_checked": self.live_checked,
+            "problems": [f.as_dict() for f in self.findings],
+            "problems_total": self.findings_total,
+            "warnings": self.warnings,
+            "live_state_checked": self.live_checked,
             "open_operations": self.open_operations,
         }
 
@@ -119,10 +132,17 @@ class _Checker:
         if ev is not None:
             self.streams[ev.stream_id].broken = True
         if len(r.findings) < MAX_FINDINGS:
-            r.findings.append(Finding(
-                stream_id=ev.stream_id if ev else stream_id, version=ev.version if ev else None,
-                position=ev.position if ev else None, check=check, message=message,
-                event_id=ev.event_id if ev else None, type=ev.type if ev else None))
+            r.findings.append(
+                Finding(
+                    stream_id=ev.stream_id if ev else stream_id,
+                    version=ev.version if ev else None,
+                    position=ev.position if ev else None,
+                    check=check,
+                    message=message,
+                    event_id=ev.event_id if ev else None,
+                    type=ev.type if ev else None,
+                )
+            )
 
     def warn(self, text: str) -> None:
         if len(self.report.warnings) < MAX_WARNINGS:
@@ -145,8 +165,10 @@ class _Checker:
             st.view.version = ev.version
             return
         if st.last_time and ev.recorded_at < st.last_time:
-            self.warn(f"server {ev.stream_id} v{ev.version} (position {ev.position}) is recorded at "
-                      f"{iso(ev.recorded_at)}, before the previous event ({iso(st.last_time)}): the clock went back")
+            self.warn(
+                f"server {ev.stream_id} v{ev.version} (position {ev.position}) is recorded at "
+                f"{iso(ev.recorded_at)}, before the previous event ({iso(st.last_time)}): the clock went back"
+            )
         st.last_time = ev.recorded_at
         if self._fits_type(ev):
             self._operations(st, ev)
@@ -155,12 +177,23 @@ class _Checker:
             st.view.version = ev.version
 
     def _hash(self, ev: RecordedEvent) -> None:
-        expected = event_hash(stream_id=ev.stream_id, version=ev.version, event_id=ev.event_id, type=ev.type,
-                              data=ev.data, metadata=ev.metadata, recorded_at=ev.recorded_at, prev_hash=ev.prev_hash)
+        expected = event_hash(
+            stream_id=ev.stream_id,
+            version=ev.version,
+            event_id=ev.event_id,
+            type=ev.type,
+            data=ev.data,
+            metadata=ev.metadata,
+            recorded_at=ev.recorded_at,
+            prev_hash=ev.prev_hash,
+        )
         self.recomputed = expected
         if expected != ev.hash:
-            self.add(ev, "hash", "its stored hash does not match its contents: the event was changed after it "
-                                 "was written (or forged)")
+            self.add(
+                ev,
+                "hash",
+                "its stored hash does not match its contents: the event was changed after it was written (or forged)",
+            )
 
     def _sequence(self, st: _Stream, ev: RecordedEvent) -> None:
         want = st.version + 1
@@ -168,15 +201,27 @@ class _Checker:
             missing = f"version {want} is" if ev.version == want + 1 else f"versions {want} to {ev.version - 1} are"
             self.add(ev, "sequence", f"{missing} missing before it (events deleted?)")
         elif ev.version < want:
-            self.add(ev, "sequence", f"version {ev.version} comes after version {st.version} in log order "
-                                     "(events reordered, swapped or duplicated?)")
+            self.add(
+                ev,
+                "sequence",
+                f"version {ev.version} comes after version {st.version} in log order "
+                "(events reordered, swapped or duplicated?)",
+            )
         elif ev.position < st.position:  # only one server's pass can see this: it reads in version order
-            self.add(ev, "sequence", f"version {ev.version} follows version {st.version} but sits before it in "
-                                     f"the log, at position {ev.position} (events reordered or swapped?)")
+            self.add(
+                ev,
+                "sequence",
+                f"version {ev.version} follows version {st.version} but sits before it in "
+                f"the log, at position {ev.position} (events reordered or swapped?)",
+            )
         elif ev.prev_hash != st.head:
             what = "the start of the chain" if st.version == 0 else f"the hash of version {st.version}"
-            self.add(ev, "chain", f"its prev_hash is not {what}: the chain is broken here "
-                                  "(an event before it was changed, removed or inserted)")
+            self.add(
+                ev,
+                "chain",
+                f"its prev_hash is not {what}: the chain is broken here "
+                "(an event before it was changed, removed or inserted)",
+            )
 
     def _fits_type(self, ev: RecordedEvent) -> bool:
         try:
@@ -186,8 +231,12 @@ class _Checker:
             return False
         except ValidationError as exc:
             first = exc.errors()[0]
-            self.add(ev, "format", f"its data does not fit a {ev.type} event: "
-                                   f"{'.'.join(map(str, first['loc'])) or 'data'}: {first['msg']}")
+            self.add(
+                ev,
+                "format",
+                f"its data does not fit a {ev.type} event: "
+                f"{'.'.join(map(str, first['loc'])) or 'data'}: {first['msg']}",
+            )
             return False
         return True
 
@@ -201,8 +250,11 @@ class _Checker:
             if op not in st.requested and op not in st.finished:
                 self.add(ev, "operation", f"operation {op} starts but was never requested before")
             elif op in st.finished:
-                self.add(ev, "operation", f"operation {op} starts after its outcome "
-                                          f"({st.finished[op][1]} at v{st.finished[op][0]})")
+                self.add(
+                    ev,
+                    "operation",
+                    f"operation {op} starts after its outcome ({st.finished[op][1]} at v{st.finished[op][0]})",
+                )
             elif op in st.started:
                 self.add(ev, "operation", f"operation {op} starts a second time")
             st.started.add(op)
@@ -230,10 +282,15 @@ class _Checker:
             view.version, view.position, view.updated_at = ev.version, ev.position, ev.recorded_at
 
 
-async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str, ServerView] | None = None,
-                 chart: Statechart | None = None, page_size: int = 1000,
-                 in_hand: Callable[[str], bool] | None = None,
-                 watch: Callable[[RecordedEvent, str | None], None] | None = None) -> Report:
+async def verify(
+    engine: AsyncEngine,
+    server: str | None = None,
+    live: dict[str, ServerView] | None = None,
+    chart: Statechart | None = None,
+    page_size: int = 1000,
+    in_hand: Callable[[str], bool] | None = None,
+    watch: Callable[[RecordedEvent, str | None], None] | None = None,
+) -> Report:
     """Check the whole log (or one server's stream) up to its current end; see the module doc.
     `watch` sees every event read, in the same pass, with its hash recomputed from its contents
     (None when they do not read): the checkpoint checks ride along without hashing it again."""
@@ -257,9 +314,13 @@ async def verify(engine: AsyncEngine, server: str | None = None, live: dict[str,
     return report
 
 
-async def verify_everything(engine: AsyncEngine, server: str | None = None, trusted_key: str | None = None,
-                            checkpoint_file: Path | None = None, **verify_options
-                            ) -> tuple[Report, CheckpointReport | None]:
+async def verify_everything(
+    engine: AsyncEngine,
+    server: str | None = None,
+    trusted_key: str | None = None,
+    checkpoint_file: Path | None = None,
+    **verify_options,
+) -> tuple[Report, CheckpointReport | None]:
     """`verify` and, for the whole log, the checks against the signed checkpoints
     (engine.checkpoints.verify) in the same pass. Returns (Report, CheckpointReport, or None for one
     server's stream: checkpoints vouch for the whole log, and one stream alone cannot reproduce them)."""
@@ -285,15 +346,26 @@ async def _open_operations(engine: AsyncEngine, checker: _Checker, in_hand: Call
             if any(e.type in OUTCOME_TYPES for e in events):
                 continue
             request = next((e for e in events if e.type == EventType.POWER_REQUESTED), None)
-            what = (request.data.get("action") if request is not None and isinstance(request.data, dict) else None) or "power"
-            checker.add(request, "operation", f"operation {op} ({what}, requested at v{version}) has no outcome, "
-                                              "and the daemon is not running it: it was dropped", stream_id=uuid)
+            what = (
+                request.data.get("action") if request is not None and isinstance(request.data, dict) else None
+            ) or "power"
+            checker.add(
+                request,
+                "operation",
+                f"operation {op} ({what}, requested at v{version}) has no outcome, "
+                "and the daemon is not running it: it was dropped",
+                stream_id=uuid,
+            )
     if in_hand is None and checker.report.open_operations:
-        checker.warn(f"{checker.report.open_operations} operation(s) have no outcome yet: in flight in a running "
-                     "daemon, or interrupted (the next boot records that)")
+        checker.warn(
+            f"{checker.report.open_operations} operation(s) have no outcome yet: in flight in a running "
+            "daemon, or interrupted (the next boot records that)"
+        )
 
 
-async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, ServerView], server: str | None) -> None:
+async def _compare_live(
+    engine: AsyncEngine, checker: _Checker, live: dict[str, ServerView], server: str | None
+) -> None:
     chart = checker.chart
     names = [server] if server else sorted(set(live) | set(checker.streams))
     for uuid in names:
@@ -301,16 +373,18 @@ async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, 
         current = live.get(uuid)
         if st is None:
             if current is not None:
-                checker.add(None, "live", "the daemon holds this server live, but the log has no event of it",
-                            stream_id=uuid)
+                checker.add(
+                    None, "live", "the daemon holds this server live, but the log has no event of it", stream_id=uuid
+                )
             continue
         if st.broken:
             continue  # its findings say more than a comparison would
         replayed = st.view  # the scan is over: the checker's own view may be folded on
         if current is None:
             if not replayed.deleted:
-                checker.add(None, "live", "the log says this server exists, but the daemon does not hold it",
-                            stream_id=uuid)
+                checker.add(
+                    None, "live", "the log says this server exists, but the daemon does not hold it", stream_id=uuid
+                )
             continue
         mine = current.frozen(chart)  # a copy taken now: the live view moves on
         for _ in range(50):  # the daemon folds a commit just after it lands: let it catch up
@@ -319,9 +393,14 @@ async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, 
             await asyncio.sleep(0.01)
             mine = current.frozen(chart)
         if mine.version < replayed.version:
-            checker.add(None, "live", f"the log holds v{mine.version + 1} to v{replayed.version} of this server, "
-                                      f"which the daemon never folded (its live view is at v{mine.version}): "
-                                      "events were written behind the daemon's back", stream_id=uuid)
+            checker.add(
+                None,
+                "live",
+                f"the log holds v{mine.version + 1} to v{replayed.version} of this server, "
+                f"which the daemon never folded (its live view is at v{mine.version}): "
+                "events were written behind the daemon's back",
+                stream_id=uuid,
+            )
             continue
         try:  # the daemon may have folded events appended after verification began
             async for ev in stream_versions(engine, uuid, replayed.version):
@@ -335,5 +414,6 @@ async def _compare_live(engine: AsyncEngine, checker: _Checker, live: dict[str, 
         diff = [k for k in a if a[k] != b[k]]
         if diff:
             detail = "; ".join(f"{k}: live {a[k]!r}, replay {b[k]!r}" for k in diff[:4])
-            checker.add(None, "live", f"the live state differs from a fresh replay of the log: {detail}",
-                        stream_id=uuid)
+            checker.add(
+                None, "live", f"the live state differs from a fresh replay of the log: {detail}", stream_id=uuid
+            )

@@ -8,6 +8,7 @@ with the key before it). The key the auditor trusts must be in that chain; check
 another key, a rotation that the previous key did not announce, and a seq missing from every copy
 are findings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,8 +80,9 @@ class Chain:
         return [e for e in self.entries if e.believed]
 
 
-def _read(table: list[storage.StoredCheckpoint], file: list[storage.StoredCheckpoint] | None,
-          findings: list, warnings: list) -> list[Entry]:
+def _read(
+    table: list[storage.StoredCheckpoint], file: list[storage.StoredCheckpoint] | None, findings: list, warnings: list
+) -> list[Entry]:
     by_seq: dict[int, list[Entry]] = {}
     for source, stored_list in (("table", table), ("file", file or [])):
         for i, st in enumerate(stored_list):
@@ -102,8 +104,9 @@ def _read(table: list[storage.StoredCheckpoint], file: list[storage.StoredCheckp
     return [e for seq in sorted(by_seq) for e in by_seq[seq]]
 
 
-def build_chain(table: list[storage.StoredCheckpoint], file: list[storage.StoredCheckpoint] | None,
-                trusted_key: str | None) -> Chain:
+def build_chain(
+    table: list[storage.StoredCheckpoint], file: list[storage.StoredCheckpoint] | None, trusted_key: str | None
+) -> Chain:
     findings: list[CheckpointFinding] = []
     warnings: list[str] = []
     entries = _read(table, file, findings, warnings)
@@ -114,23 +117,39 @@ def build_chain(table: list[storage.StoredCheckpoint], file: list[storage.Stored
     for e in entries:
         cp = e.signed
         if not cp.signature_ok():
-            findings.append(CheckpointFinding("signature", f"checkpoint {cp.seq} ({', '.join(e.sources)}): its signature "
-                                              "does not check: it was edited, or signed by someone else", seq=cp.seq))
+            findings.append(
+                CheckpointFinding(
+                    "signature",
+                    f"checkpoint {cp.seq} ({', '.join(e.sources)}): its signature "
+                    "does not check: it was edited, or signed by someone else",
+                    seq=cp.seq,
+                )
+            )
             continue
         if current is None:
             current = cp.key
         if cp.key != current:
-            findings.append(CheckpointFinding(
-                "key", f"checkpoint {cp.seq} is signed by key {cp.key}, but the key in force there is {current}: "
-                f"a key change that the previous key did not announce is refused", seq=cp.seq))
+            findings.append(
+                CheckpointFinding(
+                    "key",
+                    f"checkpoint {cp.seq} is signed by key {cp.key}, but the key in force there is {current}: "
+                    f"a key change that the previous key did not announce is refused",
+                    seq=cp.seq,
+                )
+            )
             continue
         if chain.keys and chain.keys[-1]["key"] == cp.key:
             chain.keys[-1]["last_seq"] = cp.seq
         else:
             chain.keys.append({"key": cp.key, "first_seq": cp.seq, "last_seq": cp.seq})
         if last_good is not None and last_good.seq == cp.seq:
-            findings.append(CheckpointFinding("consistency", f"two different checkpoints are signed with seq {cp.seq}: "
-                                              "the signer told two stories", seq=cp.seq))
+            findings.append(
+                CheckpointFinding(
+                    "consistency",
+                    f"two different checkpoints are signed with seq {cp.seq}: the signer told two stories",
+                    seq=cp.seq,
+                )
+            )
         e.believed, last_good = True, e
         if cp.next_key:
             current = cp.next_key
@@ -144,25 +163,35 @@ def _anchor(chain: Chain, trusted_key: str | None) -> None:
     if not believed:
         return
     if trusted_key is None:
-        chain.warnings.append("no key given: the checkpoints were checked against the key they name themselves, which "
-                              "proves nothing against someone who can write the database; pass the daemon's public key")
+        chain.warnings.append(
+            "no key given: the checkpoints were checked against the key they name themselves, which "
+            "proves nothing against someone who can write the database; pass the daemon's public key"
+        )
         return
     keys = [k["key"] for k in chain.keys]
     announced = [e.signed.next_key for e in believed if e.signed.next_key]
     if trusted_key not in keys and trusted_key not in announced:
         first = chain.keys[0]["key"]
-        chain.findings.append(CheckpointFinding(
-            "key", f"no checkpoint is signed by the key you trust ({trusted_key}); they are signed by {first}"
-            + (" and the keys it announced" if len(keys) > 1 else "") + ": none of them can be believed",
-            position=1, seq=believed[0].seq))
+        chain.findings.append(
+            CheckpointFinding(
+                "key",
+                f"no checkpoint is signed by the key you trust ({trusted_key}); they are signed by {first}"
+                + (" and the keys it announced" if len(keys) > 1 else "")
+                + ": none of them can be believed",
+                position=1,
+                seq=believed[0].seq,
+            )
+        )
         for e in believed:
             e.believed = False
         return
     if keys[0] != trusted_key:
         trusted_at = keys.index(trusted_key) if trusted_key in keys else len(keys)
         before = [e.seq for e in believed if keys.index(e.signed.key) < trusted_at]
-        chain.warnings.append(f"checkpoints {before[0]} to {before[-1]} are signed by earlier keys of the chain, "
-                              "linked to the key you trust only by the rotations they announce")
+        chain.warnings.append(
+            f"checkpoints {before[0]} to {before[-1]} are signed by earlier keys of the chain, "
+            "linked to the key you trust only by the rotations they announce"
+        )
 
 
 def _copies(chain: Chain, have_file: bool) -> None:
@@ -172,15 +201,26 @@ def _copies(chain: Chain, have_file: bool) -> None:
     in_file = {e.seq for e in chain.entries if "file" in e.sources}
     agreed = {e.seq for e in chain.entries if len(e.sources) > 1}
     for seq in sorted(in_file - in_table)[:10]:
-        chain.findings.append(CheckpointFinding("copies", f"checkpoint {seq} is in the checkpoint file but not in the "
-                                                "database: it was removed from the checkpoints table", seq=seq))
+        chain.findings.append(
+            CheckpointFinding(
+                "copies",
+                f"checkpoint {seq} is in the checkpoint file but not in the "
+                "database: it was removed from the checkpoints table",
+                seq=seq,
+            )
+        )
     for seq in sorted((in_file & in_table) - agreed)[:10]:
-        chain.findings.append(CheckpointFinding("copies", f"checkpoint {seq} in the database differs from the one in "
-                                                "the checkpoint file", seq=seq))
+        chain.findings.append(
+            CheckpointFinding(
+                "copies", f"checkpoint {seq} in the database differs from the one in the checkpoint file", seq=seq
+            )
+        )
     only_table = sorted(in_table - in_file)
     if only_table:
-        chain.warnings.append(f"{len(only_table)} checkpoint(s) are in the database but not in the file (seq "
-                              f"{only_table[0]}..{only_table[-1]}): the file lags, or the daemon stopped between the two")
+        chain.warnings.append(
+            f"{len(only_table)} checkpoint(s) are in the database but not in the file (seq "
+            f"{only_table[0]}..{only_table[-1]}): the file lags, or the daemon stopped between the two"
+        )
 
 
 def _gaps(chain: Chain) -> None:
@@ -189,8 +229,9 @@ def _gaps(chain: Chain) -> None:
     for seq in seqs:
         if seq > expected:
             span = f"{expected}" if seq == expected + 1 else f"{expected} to {seq - 1}"
-            chain.findings.append(CheckpointFinding("gap", f"checkpoint(s) {span} are missing from every copy "
-                                                    "(removed?)", seq=expected))
+            chain.findings.append(
+                CheckpointFinding("gap", f"checkpoint(s) {span} are missing from every copy (removed?)", seq=expected)
+            )
         expected = seq + 1
 
 

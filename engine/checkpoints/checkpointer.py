@@ -12,12 +12,13 @@ table (with the tree's compact range and the leaves it added), then to the check
 (fsynced), then to the witness if one is configured. A copy that fails is retried with the next
 checkpoint; signing never waits for a copy.
 """
+
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -92,8 +93,14 @@ class Checkpointer:
             await self._catch_up_file(file_seq)
         self._unsubscribe = self.store.subscribe(self._on_commit)
         self._task = asyncio.create_task(self._run(), name="checkpointer")
-        log.info("checkpoints: tree ready", size=self.tree.size, how=r.how, events_read=r.folded,
-                 not_yet_covered=len(self._uncovered), public_key=self.public_key)
+        log.info(
+            "checkpoints: tree ready",
+            size=self.tree.size,
+            how=r.how,
+            events_read=r.folded,
+            not_yet_covered=len(self._uncovered),
+            public_key=self.public_key,
+        )
 
     async def stop(self) -> None:
         """Sign a last checkpoint over everything committed. Call after the store's writer has
@@ -152,7 +159,7 @@ class Checkpointer:
     async def _pause(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     # -- signing and copies -------------------------------------------------------------------
@@ -160,9 +167,15 @@ class Checkpointer:
     def _cut(self, next_key=None) -> SignedCheckpoint:
         """Sign the tree as it stands (no await in here: the subscriber cannot move it meanwhile)."""
         self._seq += 1
-        body = make_body(seq=self._seq, size=self.tree.size, root=self.tree.root(),
-                         time=iso(datetime.now(timezone.utc)), node=self.settings.node_id,
-                         key=self.key.public_key(), next_key=next_key)
+        body = make_body(
+            seq=self._seq,
+            size=self.tree.size,
+            root=self.tree.root(),
+            time=iso(datetime.now(UTC)),
+            node=self.settings.node_id,
+            key=self.key.public_key(),
+            next_key=next_key,
+        )
         signed = sign(self.key, body)
         self._to_table.append(storage.row(signed, self.tree.to_hex(), b"".join(self._uncovered)))
         self._to_file.append(signed)
@@ -177,19 +190,25 @@ class Checkpointer:
             rows = list(self._to_table)
             try:
                 await storage.save(self.store, rows)
-                del self._to_table[:len(rows)]
+                del self._to_table[: len(rows)]
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows and go on signing
-                log.error("checkpoints could not be written to the database; retrying with the next",
-                          error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__, pending=len(rows))
+                log.error(
+                    "checkpoints could not be written to the database; retrying with the next",
+                    error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    pending=len(rows),
+                )
                 ok = False
         if self._to_file and self.settings.checkpoint_file is not None:
             lines = list(self._to_file)
             try:
                 await asyncio.to_thread(storage.append_lines, self.settings.checkpoint_file, lines)
-                del self._to_file[:len(lines)]
+                del self._to_file[: len(lines)]
             except OSError as exc:
-                log.error("checkpoints could not be appended to the checkpoint file; retrying with the next",
-                          file=str(self.settings.checkpoint_file), error=exc.strerror or str(exc))
+                log.error(
+                    "checkpoints could not be appended to the checkpoint file; retrying with the next",
+                    file=str(self.settings.checkpoint_file),
+                    error=exc.strerror or str(exc),
+                )
             if self._witness is not None:
                 self._witness.send(lines)
         elif self._to_file:
@@ -200,8 +219,11 @@ class Checkpointer:
 
     async def _catch_up_file(self, file_seq: int) -> None:
         """Checkpoints the table holds but the file lacks (the daemon died between the two)."""
-        missing = [s.signed for s in await storage.load(self.store.engine, with_leaves=False)
-                   if s.signed is not None and s.problem is None and s.signed.seq > file_seq]
+        missing = [
+            s.signed
+            for s in await storage.load(self.store.engine, with_leaves=False)
+            if s.signed is not None and s.problem is None and s.signed.seq > file_seq
+        ]
         try:
             await asyncio.to_thread(storage.append_lines, self.settings.checkpoint_file, missing)
         except OSError as exc:
@@ -236,7 +258,11 @@ class Checkpointer:
             return
         announced = encode_key(nxt.public_key())
         latest = await storage.latest(self.store.engine)
-        if latest is not None and latest.signed is not None and announced in (latest.signed.next_key, latest.signed.key):
+        if (
+            latest is not None
+            and latest.signed is not None
+            and announced in (latest.signed.next_key, latest.signed.key)
+        ):
             keys.commit_next(self.settings.key_file)
             self.key = nxt
             log.info("checkpoint key rotation completed at boot", new_key=announced)

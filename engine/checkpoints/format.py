@@ -15,6 +15,7 @@ values (whole numbers and ASCII strings that need no escaping, checked here) is 
 `{"checkpoint": body, "signature": "<base64>"}`: one line of the checkpoint file, one row of the
 checkpoints table, one piece of a proof.
 """
+
 from __future__ import annotations
 
 import base64
@@ -118,10 +119,25 @@ class SignedCheckpoint:
         return True
 
 
-def make_body(*, seq: int, size: int, root: bytes, time: str, node: str, key: Ed25519PublicKey,
-              next_key: Ed25519PublicKey | None = None) -> dict[str, Any]:
-    body = {"format": FORMAT, "seq": seq, "size": size, "root": root.hex(), "time": time, "node": node,
-            "key": encode_key(key)}
+def make_body(
+    *,
+    seq: int,
+    size: int,
+    root: bytes,
+    time: str,
+    node: str,
+    key: Ed25519PublicKey,
+    next_key: Ed25519PublicKey | None = None,
+) -> dict[str, Any]:
+    body = {
+        "format": FORMAT,
+        "seq": seq,
+        "size": size,
+        "root": root.hex(),
+        "time": time,
+        "node": node,
+        "key": encode_key(key),
+    }
     if next_key is not None:
         body["next_key"] = encode_key(next_key)
     return body

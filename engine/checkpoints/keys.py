@@ -7,6 +7,7 @@ replace the old one. A crash at any step leaves either the old key in force (the
 never stored: the next file is discarded at boot) or the announcement stored with the new key
 waiting (the rotation is completed at boot), never checkpoints a verifier cannot follow.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ class KeyFileError(Exception):
 
 
 def _write_new(path: Path, key: Ed25519PrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
     # Created 0600 from the start (O_EXCL: never over an existing key), not chmod-ed afterwards.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -50,8 +50,9 @@ def read_key(path: Path) -> Ed25519PrivateKey:
     except OSError as exc:
         raise KeyFileError(f"cannot read the checkpoint key {path}: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"the checkpoint key {path} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
-                           "run chmod 600 on it")
+        raise KeyFileError(
+            f"the checkpoint key {path} may be read by other users (mode {stat.S_IMODE(mode):04o}); run chmod 600 on it"
+        )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

@@ -8,6 +8,7 @@ recomputed from the rows. An inclusion proof is given only for an event whose ro
 the leaf that was signed, and only against a checkpoint the leaves reproduce: a proof that would
 not check is refused with the reason.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,10 @@ async def _leaves(engine: AsyncEngine, size: int) -> list[bytes]:
     """The leaf hashes of positions 1..size, recomputed from the rows."""
     hashes = [leaf_hash(leaf_of(ev)) async for ev in iterate(engine, EventFilter(upto_position=size))]
     if len(hashes) < size:
-        raise LogDisagrees(f"the log holds {len(hashes)} events up to position {size}, fewer than the {size} the "
-                           "checkpoint signed (run `wingman audit verify`)")
+        raise LogDisagrees(
+            f"the log holds {len(hashes)} events up to position {size}, fewer than the {size} the "
+            "checkpoint signed (run `wingman audit verify`)"
+        )
     return hashes
 
 
@@ -69,26 +72,44 @@ async def _believed(engine: AsyncEngine, trusted_key: str | None, file: Path | N
     chain = await load_chain(engine, trusted_key, file)
     believed = chain.believed
     if not believed:
-        raise NoProof("no signed checkpoint can be believed" + (f" with key {trusted_key}" if trusted_key else "")
-                      + ": there is nothing to prove against")
+        raise NoProof(
+            "no signed checkpoint can be believed"
+            + (f" with key {trusted_key}" if trusted_key else "")
+            + ": there is nothing to prove against"
+        )
     return believed
 
 
 def event_document(ev: RecordedEvent) -> dict[str, Any]:
     """The event as its hash covers it (engine.store.hashing.event_hash), plus where it is."""
-    return {"position": ev.position, "stream_id": ev.stream_id, "version": ev.version, "event_id": ev.event_id,
-            "type": ev.type, "data": ev.data, "metadata": ev.metadata,
-            "recorded_at": canonical_time(ev.recorded_at), "prev_hash": ev.prev_hash}
+    return {
+        "position": ev.position,
+        "stream_id": ev.stream_id,
+        "version": ev.version,
+        "event_id": ev.event_id,
+        "type": ev.type,
+        "data": ev.data,
+        "metadata": ev.metadata,
+        "recorded_at": canonical_time(ev.recorded_at),
+        "prev_hash": ev.prev_hash,
+    }
 
 
 def _checked(hashes: list[bytes], e: Entry) -> None:
     if tree_root(hashes, 0, e.size).hex() != e.signed.root:
-        raise LogDisagrees(f"the log no longer reproduces checkpoint {e.seq} (size {e.size}): no proof against it "
-                           "would check (run `wingman audit verify`)")
+        raise LogDisagrees(
+            f"the log no longer reproduces checkpoint {e.seq} (size {e.size}): no proof against it "
+            "would check (run `wingman audit verify`)"
+        )
 
 
-async def prove_inclusion(engine: AsyncEngine, position: int, trusted_key: str | None = None,
-                          checkpoint_file: Path | None = None, seq: int | None = None) -> dict[str, Any]:
+async def prove_inclusion(
+    engine: AsyncEngine,
+    position: int,
+    trusted_key: str | None = None,
+    checkpoint_file: Path | None = None,
+    seq: int | None = None,
+) -> dict[str, Any]:
     """The event at `position` against checkpoint `seq`, or the latest believed one covering it."""
     believed = await _believed(engine, trusted_key, checkpoint_file)
     if seq is not None:
@@ -105,19 +126,33 @@ async def prove_inclusion(engine: AsyncEngine, position: int, trusted_key: str |
         raise NoProof(f"there is no event at position {position}")
     index = position - 1  # a log written by the daemon has positions 1..N: leaf index = position - 1
     if index >= chosen.size:
-        raise NoProof(f"position {position} is not covered by checkpoint {chosen.seq} (size {chosen.size})"
-                      + ("; it is not yet covered by any checkpoint" if seq is None else ""))
+        raise NoProof(
+            f"position {position} is not covered by checkpoint {chosen.seq} (size {chosen.size})"
+            + ("; it is not yet covered by any checkpoint" if seq is None else "")
+        )
     if leaf_hash(leaf_of(target)) != hashes[index]:
-        raise LogDisagrees(f"the event at position {position} is not the one checkpoint {chosen.seq} signed (it was "
-                           "changed, moved or replaced: run `wingman audit verify`)")
-    return {"proof": INCLUSION, "leaf_index": index, "tree_size": chosen.size,
-            "event": event_document(target), "event_hash": leaf_of(target).hex(),
-            "path": [h.hex() for h in inclusion_proof(hashes, index, chosen.size)],
-            "checkpoint": chosen.signed.as_dict()}
+        raise LogDisagrees(
+            f"the event at position {position} is not the one checkpoint {chosen.seq} signed (it was "
+            "changed, moved or replaced: run `wingman audit verify`)"
+        )
+    return {
+        "proof": INCLUSION,
+        "leaf_index": index,
+        "tree_size": chosen.size,
+        "event": event_document(target),
+        "event_hash": leaf_of(target).hex(),
+        "path": [h.hex() for h in inclusion_proof(hashes, index, chosen.size)],
+        "checkpoint": chosen.signed.as_dict(),
+    }
 
 
-async def prove_consistency(engine: AsyncEngine, old_size: int, new_size: int, trusted_key: str | None = None,
-                            checkpoint_file: Path | None = None) -> dict[str, Any]:
+async def prove_consistency(
+    engine: AsyncEngine,
+    old_size: int,
+    new_size: int,
+    trusted_key: str | None = None,
+    checkpoint_file: Path | None = None,
+) -> dict[str, Any]:
     """That the checkpoint of `new_size` events extends the one of `old_size` (the latest believed
     checkpoint of each size)."""
     if not 0 < old_size <= new_size:
@@ -134,6 +169,11 @@ async def prove_consistency(engine: AsyncEngine, old_size: int, new_size: int, t
 
     old, new = of(old_size), of(new_size)
     hashes = await _tree_leaves(engine, believed, old, new)
-    return {"proof": CONSISTENCY, "old_size": old.size, "new_size": new.size,
-            "path": [h.hex() for h in consistency_proof(hashes, old.size, new.size)],
-            "old": old.signed.as_dict(), "new": new.signed.as_dict()}
+    return {
+        "proof": CONSISTENCY,
+        "old_size": old.size,
+        "new_size": new.size,
+        "path": [h.hex() for h in consistency_proof(hashes, old.size, new.size)],
+        "old": old.signed.as_dict(),
+        "new": new.signed.as_dict(),
+    }

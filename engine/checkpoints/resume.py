@@ -14,6 +14,7 @@ live subscriber folds the writer's own: reading one column keeps boot fast. Veri
 must not trust that column, recomputes every leaf from the row; a row whose content no longer
 matches its stored hash is a finding there either way.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -113,9 +114,12 @@ async def resume_tree(engine: AsyncEngine, keys: set[str], file_seq: int = 0) ->
     if latest is None and tree.size == 0:
         out.how = "empty"
     if problem is not None:
-        log.error("the log does not agree with the latest checkpoint; the tree was rebuilt from every event "
-                  "(run `wingman audit verify --key ...`)", seq=latest.signed.seq if latest.signed else None,
-                  problem=problem)
+        log.error(
+            "the log does not agree with the latest checkpoint; the tree was rebuilt from every event "
+            "(run `wingman audit verify --key ...`)",
+            seq=latest.signed.seq if latest.signed else None,
+            problem=problem,
+        )
     return out
 
 

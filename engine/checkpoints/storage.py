@@ -4,6 +4,7 @@ that can live out of the database's reach (another disk, a mount only the daemon
 Reading is lenient, like the store's reader of events: a row or a line an attacker edited into nonsense is
 returned with the reason it cannot be read, so verification can name it instead of failing.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.checkpoints.format import BadCheckpoint, SignedCheckpoint, parse_body, parse_signed
@@ -39,15 +40,21 @@ class StoredCheckpoint:
     def leaf_list(self) -> list[bytes] | None:
         if self.leaves is None or len(self.leaves) % HASH_BYTES:
             return None
-        return [self.leaves[i:i + HASH_BYTES] for i in range(0, len(self.leaves), HASH_BYTES)]
+        return [self.leaves[i : i + HASH_BYTES] for i in range(0, len(self.leaves), HASH_BYTES)]
 
 
 def row(signed: SignedCheckpoint, frontier: list[str], leaves: bytes) -> dict:
-    return {"seq": signed.seq, "size": signed.size, "body": json.dumps(signed.body, sort_keys=True, separators=(",", ":")),
-            "signature": signed.signature, "frontier": frontier, "leaves": leaves}
+    return {
+        "seq": signed.seq,
+        "size": signed.size,
+        "body": json.dumps(signed.body, sort_keys=True, separators=(",", ":")),
+        "signature": signed.signature,
+        "frontier": frontier,
+        "leaves": leaves,
+    }
 
 
-async def save(store: "EventStore", rows: list[dict]) -> None:
+async def save(store: EventStore, rows: list[dict]) -> None:
     """Insert checkpoints in one transaction, through the log's writer (EventStore.write_beside)."""
     if rows:
         await store.write_beside([(insert(C), rows)])
@@ -104,7 +111,7 @@ def append_lines(path: Path, signed: list[SignedCheckpoint]) -> None:
         data = "".join(cp.line() for cp in signed).encode("ascii")
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -10,6 +10,7 @@ the Certificate Transparency reference implementation (tests/test_merkle.py).
 
 Everything here is pure computation over bytes: no database, no clock, no I/O.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,10 @@ class CompactRange:
 
     def __init__(self, size: int = 0, nodes: Sequence[bytes] = ()):
         if size < 0 or len(nodes) != bin(size).count("1") or any(len(n) != 32 for n in nodes):
-            raise ProofError(f"a compact range of {size} leaves has {bin(max(size, 0)).count('1')} "
-                             f"nodes of 32 bytes, not {len(nodes)}")
+            raise ProofError(
+                f"a compact range of {size} leaves has {bin(max(size, 0)).count('1')} "
+                f"nodes of 32 bytes, not {len(nodes)}"
+            )
         self.size = size
         self.nodes = list(nodes)
 
@@ -74,14 +77,14 @@ class CompactRange:
             root = node_hash(node, root)
         return root
 
-    def copy(self) -> "CompactRange":
+    def copy(self) -> CompactRange:
         return CompactRange(self.size, self.nodes)
 
     def to_hex(self) -> list[str]:
         return [n.hex() for n in self.nodes]
 
     @classmethod
-    def from_hex(cls, size: int, nodes: Sequence[str]) -> "CompactRange":
+    def from_hex(cls, size: int, nodes: Sequence[str]) -> CompactRange:
         try:
             raw = [bytes.fromhex(n) for n in nodes]
         except (TypeError, ValueError):

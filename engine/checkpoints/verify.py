@@ -19,6 +19,7 @@ leaves since the last checkpoint):
   covers beyond the previous one).
 Events after the last believed checkpoint are counted as not yet covered.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,14 +62,23 @@ class CheckpointReport:
 
     def as_dict(self) -> dict[str, Any]:
         first = self.first
-        return {"ok": self.ok, "trusted_key": self.trusted_key, "log_size": self.log_size,
-                "checkpoints": self.checkpoints, "checkpoints_believed": self.believed,
-                "in_table": self.table, "in_file": self.file, "covered_up_to_position": self.covered,
-                "not_yet_covered": self.not_yet_covered, "keys": self.keys,
-                "first_bad_position": first.position if first else None,
-                "first_problem": first.as_dict() if first else None,
-                "problems": [f.as_dict() for f in self.findings], "problems_total": self.findings_total,
-                "warnings": self.warnings}
+        return {
+            "ok": self.ok,
+            "trusted_key": self.trusted_key,
+            "log_size": self.log_size,
+            "checkpoints": self.checkpoints,
+            "checkpoints_believed": self.believed,
+            "in_table": self.table,
+            "in_file": self.file,
+            "covered_up_to_position": self.covered,
+            "not_yet_covered": self.not_yet_covered,
+            "keys": self.keys,
+            "first_bad_position": first.position if first else None,
+            "first_problem": first.as_dict() if first else None,
+            "problems": [f.as_dict() for f in self.findings],
+            "problems_total": self.findings_total,
+            "warnings": self.warnings,
+        }
 
 
 class CheckpointVerifier:
@@ -102,14 +112,25 @@ class CheckpointVerifier:
     def feed(self, ev: RecordedEvent, recomputed: str | None = None) -> None:
         """One event, in position order; `recomputed` is its hash from its contents, if known."""
         if ev.position != self._expected and not self._gap_reported:
-            span = f"position {self._expected} is" if ev.position == self._expected + 1 else \
-                f"positions {self._expected} to {ev.position - 1} are"
+            span = (
+                f"position {self._expected} is"
+                if ev.position == self._expected + 1
+                else f"positions {self._expected} to {ev.position - 1} are"
+            )
             if ev.position > self._expected:
-                self._add(CheckpointFinding("gap", f"{span} missing from the log: events were deleted",
-                                            position=self._expected))
+                self._add(
+                    CheckpointFinding(
+                        "gap", f"{span} missing from the log: events were deleted", position=self._expected
+                    )
+                )
             else:
-                self._add(CheckpointFinding("gap", f"position {ev.position} comes after {self._expected - 1}: the "
-                                            "log's order was changed", position=ev.position))
+                self._add(
+                    CheckpointFinding(
+                        "gap",
+                        f"position {ev.position} comes after {self._expected - 1}: the log's order was changed",
+                        position=ev.position,
+                    )
+                )
             self._gap_reported = True  # one is enough: the roots below say the rest
         self._expected = ev.position + 1
         data = bytes.fromhex(recomputed) if recomputed is not None else leaf_of(ev)
@@ -141,13 +162,19 @@ class CheckpointVerifier:
             probe = base.copy()
             probe.extend(kept)
             if probe.root().hex() == e.signed.root and self._last_range.size == base.size:
-                first = next((i for i, (a, b) in enumerate(zip(kept, self._since)) if a != b), None)
+                first = next((i for i, (a, b) in enumerate(zip(kept, self._since, strict=False)) if a != b), None)
                 if first is None:
                     return  # the events it added are the ones it signed: an earlier finding explains it
                 position, how = base.size + first + 1, "the event there is not the one it signed"
-        self._add(CheckpointFinding("root", f"the log no longer reproduces checkpoint {e.seq} (size {e.size}, signed "
-                                    f"{e.signed.time}): {how} (edited, replaced, swapped or deleted)",
-                                    position=position, seq=e.seq))
+        self._add(
+            CheckpointFinding(
+                "root",
+                f"the log no longer reproduces checkpoint {e.seq} (size {e.size}, signed "
+                f"{e.signed.time}): {how} (edited, replaced, swapped or deleted)",
+                position=position,
+                seq=e.seq,
+            )
+        )
 
     def _previous(self, e: Entry) -> Entry | None:
         """The believed checkpoint just before `e` in the chain (the one its kept leaves start at)."""
@@ -169,29 +196,51 @@ class CheckpointVerifier:
         beyond = [e for e in believed if e.size > r.log_size]
         if beyond:
             e = max(beyond, key=lambda x: x.size)
-            self._add(CheckpointFinding(
-                "truncation", f"the log holds {r.log_size} events, but checkpoint {e.seq} (signed {e.signed.time}) "
-                f"covers {e.size}: positions {r.log_size + 1} to {e.size} were removed", position=r.log_size + 1,
-                seq=e.seq))
+            self._add(
+                CheckpointFinding(
+                    "truncation",
+                    f"the log holds {r.log_size} events, but checkpoint {e.seq} (signed {e.signed.time}) "
+                    f"covers {e.size}: positions {r.log_size + 1} to {e.size} were removed",
+                    position=r.log_size + 1,
+                    seq=e.seq,
+                )
+            )
         self._consistency(believed)
         if not believed and r.log_size:
-            r.warnings.append(f"no checkpoint can be believed: none of the {r.log_size} events is covered by a "
-                              "signature, so nothing shows the log was not rewritten")
+            r.warnings.append(
+                f"no checkpoint can be believed: none of the {r.log_size} events is covered by a "
+                "signature, so nothing shows the log was not rewritten"
+            )
         return r
 
     def _consistency(self, believed: list[Entry]) -> None:
-        for a, b in zip(believed, believed[1:]):
+        for a, b in zip(believed, believed[1:], strict=False):
             if b.size < a.size:
-                self._add(CheckpointFinding("consistency", f"checkpoint {b.seq} signs {b.size} events after checkpoint "
-                                            f"{a.seq} signed {a.size}: the signed history went back",
-                                            position=b.size + 1, seq=b.seq))
+                self._add(
+                    CheckpointFinding(
+                        "consistency",
+                        f"checkpoint {b.seq} signs {b.size} events after checkpoint "
+                        f"{a.seq} signed {a.size}: the signed history went back",
+                        position=b.size + 1,
+                        seq=b.seq,
+                    )
+                )
             elif b.reproduced and a.reproduced is False:
-                self._add(CheckpointFinding("consistency", f"checkpoints {a.seq} and {b.seq} fork: the log reproduces "
-                                            f"{b.seq}, whose first {a.size} events are not the ones {a.seq} signed "
-                                            "(the history was rewritten between them)", position=None, seq=b.seq))
+                self._add(
+                    CheckpointFinding(
+                        "consistency",
+                        f"checkpoints {a.seq} and {b.seq} fork: the log reproduces "
+                        f"{b.seq}, whose first {a.size} events are not the ones {a.seq} signed "
+                        "(the history was rewritten between them)",
+                        position=None,
+                        seq=b.seq,
+                    )
+                )
             elif not b.reproduced and not self._kept_leaves_extend(a, b):
-                self.report.warnings.append(f"checkpoints {a.seq} -> {b.seq}: neither the log nor the leaves kept with "
-                                            f"{b.seq} show that {b.seq} extends {a.seq}")
+                self.report.warnings.append(
+                    f"checkpoints {a.seq} -> {b.seq}: neither the log nor the leaves kept with "
+                    f"{b.seq} show that {b.seq} extends {a.seq}"
+                )
 
     @staticmethod
     def _kept_leaves_extend(a: Entry, b: Entry) -> bool:
@@ -205,8 +254,9 @@ class CheckpointVerifier:
         return probe.root().hex() == b.signed.root
 
 
-async def verify_checkpoints(engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None = None,
-                             page_size: int = 1000) -> CheckpointReport:
+async def verify_checkpoints(
+    engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None = None, page_size: int = 1000
+) -> CheckpointReport:
     """The checkpoint checks alone, in a pass of their own (engine.audit.verify.verify_everything
     runs them in the pass of the per-stream checks)."""
     v = CheckpointVerifier(engine, trusted_key, checkpoint_file)

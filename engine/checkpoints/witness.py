@@ -6,6 +6,7 @@ Pushes run in the background, in order, one at a time, each with a short timeout
 that could not be delivered are not retried (the checkpoint file and the table still hold them,
 and each later checkpoint vouches for everything before it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,15 +42,19 @@ class Witness:
                 resp.raise_for_status()
                 self.delivered += 1
             except httpx.HTTPError as exc:
-                log.warning("the checkpoint witness did not take a checkpoint", url=self.url, seq=cp.seq,
-                            error=str(exc) or type(exc).__name__)
+                log.warning(
+                    "the checkpoint witness did not take a checkpoint",
+                    url=self.url,
+                    seq=cp.seq,
+                    error=str(exc) or type(exc).__name__,
+                )
 
     async def close(self, timeout: float = 5.0) -> None:
         """Give the last pushes (the shutdown checkpoint's among them) a moment, then stop."""
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         await self._client.aclose()

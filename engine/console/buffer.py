@@ -8,6 +8,7 @@ and `DAEMON` (the daemon's own notes about the server: pre-boot steps, a stop th
 crash and what is done about it), which Wings' websocket sends as `console output` prefixed
 `[Pterodactyl Daemon]:` and which, as in Wings, are not part of the server's logs.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -9,6 +9,7 @@ fast as the pipe allows.
   waits before it reads again, so a flooding server is slowed by its own full pipe instead of
   keeping the daemon's loop busy.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,7 +37,7 @@ class LineSplitter:
             end = len(data) if newline < 0 else newline
             if not self._cutting:
                 room = self._max - len(self._partial)
-                self._partial += data[start:min(end, start + room)]
+                self._partial += data[start : min(end, start + room)]
                 if end - start > room:
                     self._emit(bytes(self._partial), cut=True)
                     self._partial.clear()

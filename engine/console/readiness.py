@@ -1,6 +1,7 @@
 """When a starting server is ready: the done-lines of its egg (Wings' `startup.done`) matched
 against each console line it prints.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ class DoneMatcher:
         self._regexes = []
         for p in patterns:
             if p.startswith(REGEX_PREFIX):
-                self._regexes.append(compile_pattern(p[len(REGEX_PREFIX):]))
+                self._regexes.append(compile_pattern(p[len(REGEX_PREFIX) :]))
             elif p:
                 self._subs.append(p)
 

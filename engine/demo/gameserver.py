@@ -4,6 +4,7 @@ It behaves like the real ones where the daemon cares: prints a few boot lines, t
 after a moment; answers console commands on stdin (`say`, `list`, `crash`, `hang`); exits
 cleanly on `stop` (and on SIGTERM/SIGINT), printing what it got.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ Mermaid and SCXML are compared byte for byte. An SVG is compared in its normaliz
 depend on the fonts of the machine that drew it; refresh rewrites only the files that differ, so
 drawing on another machine does not churn the committed SVG.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The formats a diagram comes in, what each one is on the wire, and which diagram offers which."""
+
 from __future__ import annotations
 
 MERMAID, DOT, SVG, PNG, SCXML, MARKDOWN = "mermaid", "dot", "svg", "png", "scxml", "markdown"

@@ -5,11 +5,11 @@ are dashed and pale; states it never visited are faded; the state it was in at t
 is marked. A transition the log holds but the statechart no longer has (the chart changed since)
 is drawn in red rather than dropped: the diagram shows the log, the chart is only its backdrop.
 """
+
 from __future__ import annotations
 
 import json
 import math
-
 from typing import TYPE_CHECKING
 
 from wingman.engine.diagrams import mermaid as mm
@@ -52,28 +52,51 @@ def history_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
     strangers = sorted({s for k in _off_chart(chart, p) for s in (k[0], k[2])} - set(chart.states))
     for name in list(chart.states) + strangers:
         if not g.has_node(name):
-            g.add_node(name, shape="box", style="rounded,filled", color=OFF_CHART, fillcolor="#fdecea",
-                       label=state_label(name, "not a state of the statechart now"))
+            g.add_node(
+                name,
+                shape="box",
+                style="rounded,filled",
+                color=OFF_CHART,
+                fillcolor="#fdecea",
+                label=state_label(name, "not a state of the statechart now"),
+            )
         node = g.get_node(name)
         if name == p.final_state:
-            node.attr.update(color=CURRENT, penwidth="3", fillcolor="#fdf1e4",
-                             label=state_label(name, chart.state_descriptions.get(name, ""), current_words(p)))
+            node.attr.update(
+                color=CURRENT,
+                penwidth="3",
+                fillcolor="#fdf1e4",
+                label=state_label(name, chart.state_descriptions.get(name, ""), current_words(p)),
+            )
         elif name not in p.visited:
-            node.attr.update(style="rounded,filled,dashed", fillcolor=FADED_FILL, color=FADED_LINE,
-                             fontcolor=FADED_TEXT)
+            node.attr.update(
+                style="rounded,filled,dashed", fillcolor=FADED_FILL, color=FADED_LINE, fontcolor=FADED_TEXT
+            )
     for source, trigger, dest, _ in arrows(chart):
         edge = g.get_edge(source, dest, key=edge_key(source, trigger, dest))
         n = p.counts.get((source, trigger, dest), 0)
         if n:
-            edge.attr.update(label=f" {trigger} {times(n)} ", color=TAKEN, fontcolor=TAKEN,
-                             penwidth=f"{min(6.0, 2.0 + math.log2(n)):.2f}", fontname="Helvetica-Bold")
+            edge.attr.update(
+                label=f" {trigger} {times(n)} ",
+                color=TAKEN,
+                fontcolor=TAKEN,
+                penwidth=f"{min(6.0, 2.0 + math.log2(n)):.2f}",
+                fontname="Helvetica-Bold",
+            )
         else:
             edge.attr.update(color=UNTAKEN, fontcolor=FADED_TEXT, style="dashed")
     for source, trigger, dest in _off_chart(chart, p):
         n = p.counts[(source, trigger, dest)]
-        g.add_edge(source, dest, key=edge_key(source, trigger, dest), id=f"t_{source}_{trigger}_{dest}",
-                   label=f" {trigger} {times(n)} (not in the statechart now) ", color=OFF_CHART,
-                   fontcolor=OFF_CHART, penwidth="2")
+        g.add_edge(
+            source,
+            dest,
+            key=edge_key(source, trigger, dest),
+            id=f"t_{source}_{trigger}_{dest}",
+            label=f" {trigger} {times(n)} (not in the statechart now) ",
+            color=OFF_CHART,
+            fontcolor=OFF_CHART,
+            penwidth="2",
+        )
     if chart.initial not in p.visited:
         g.get_edge(INITIAL_NODE, chart.initial, key="initial").attr.update(color=UNTAKEN)
     return g
@@ -82,10 +105,15 @@ def history_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
 def history_mermaid(chart: Statechart, p: Passage) -> str:
     """A Mermaid flowchart (state diagrams cannot style one arrow): taken transitions are thick
     arrows labelled with their count, the others dotted; classes fade and mark the states."""
-    lines = ["---", f"title: {json.dumps(title(p), ensure_ascii=False)}", "---", "flowchart TB",
-             "    %% Drawn from the server's events over its statechart: thick arrows were taken (×count), "
-             "dotted ones were not.",
-             "    __initial__(( )) --> " + mm.ident(chart.initial)]
+    lines = [
+        "---",
+        f"title: {json.dumps(title(p), ensure_ascii=False)}",
+        "---",
+        "flowchart TB",
+        "    %% Drawn from the server's events over its statechart: thick arrows were taken (×count), "
+        "dotted ones were not.",
+        "    __initial__(( )) --> " + mm.ident(chart.initial),
+    ]
     off = _off_chart(chart, p)
     states = list(chart.states) + sorted({s for k in off for s in (k[0], k[2])} - set(chart.states))
     for name in states:
@@ -100,9 +128,11 @@ def history_mermaid(chart: Statechart, p: Passage) -> str:
             label = mm.text(f"{trigger} {times(n)} (not in the statechart now)")
         arrow = "==>" if n else "-.->"
         lines.append(f'    {mm.ident(source)} {arrow}|"{label}"| {mm.ident(dest)}')
-    lines += [f"    classDef unvisited fill:{FADED_FILL},stroke:{FADED_LINE},color:{FADED_TEXT},stroke-dasharray:4 3",
-              f"    classDef current fill:#fdf1e4,stroke:{CURRENT},stroke-width:3px",
-              f"    classDef offchart fill:#fdecea,stroke:{OFF_CHART}"]
+    lines += [
+        f"    classDef unvisited fill:{FADED_FILL},stroke:{FADED_LINE},color:{FADED_TEXT},stroke-dasharray:4 3",
+        f"    classDef current fill:#fdf1e4,stroke:{CURRENT},stroke-width:3px",
+        f"    classDef offchart fill:#fdecea,stroke:{OFF_CHART}",
+    ]
     unvisited = [mm.ident(s) for s in chart.states if s not in p.visited and s != p.final_state]
     if unvisited:
         lines.append(f"    class {','.join(unvisited)} unvisited")

@@ -4,6 +4,7 @@ Mermaid replaces entity codes (`#59;`, `#quot;`) before it parses a diagram, so 
 escape that works in every diagram type: a raw `;` ends a statement, a raw `"` a quoted label, and
 in a state diagram a raw `:` ends a description.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,13 +12,42 @@ import re
 
 # Words some Mermaid grammar reserves: a state named `end` would close a flowchart block.
 _RESERVED = {
-    "end", "graph", "flowchart", "subgraph", "state", "note", "class", "classdef", "style", "linkstyle",
-    "click", "default", "direction", "participant", "actor", "loop", "alt", "else", "opt", "par", "and",
-    "rect", "critical", "break", "title", "box", "activate", "deactivate", "autonumber", "create", "destroy",
+    "end",
+    "graph",
+    "flowchart",
+    "subgraph",
+    "state",
+    "note",
+    "class",
+    "classdef",
+    "style",
+    "linkstyle",
+    "click",
+    "default",
+    "direction",
+    "participant",
+    "actor",
+    "loop",
+    "alt",
+    "else",
+    "opt",
+    "par",
+    "and",
+    "rect",
+    "critical",
+    "break",
+    "title",
+    "box",
+    "activate",
+    "deactivate",
+    "autonumber",
+    "create",
+    "destroy",
 }
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;",
-                           "\n": " ", "\r": " "})
+_ENTITIES = str.maketrans(
+    {"#": "#35;", ";": "#59;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;", "\n": " ", "\r": " "}
+)
 _COLON = str.maketrans({":": "#58;"})
 
 

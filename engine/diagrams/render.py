@@ -5,12 +5,12 @@ The pygraphviz wheel bundles the Graphviz libraries and plugins, so this needs n
 package. Layout runs in the calling thread and holds the GIL (~0.1 s for a 500-node chain here):
 callers keep their graphs small (see timeline.MAX_CHANGES).
 """
+
 from __future__ import annotations
 
 import html
 import re
 import xml.etree.ElementTree as ET
-
 from typing import TYPE_CHECKING
 
 from wingman.engine.diagrams.formats import DOT, PNG, SVG
@@ -94,8 +94,9 @@ def svg_content(svg: bytes | str) -> list[tuple]:
             elif tag == "a" and el.get(XLINK_TITLE):  # a tooltip
                 texts.append(el.get(XLINK_TITLE))
             elif tag in ("polygon", "ellipse", "path", "polyline"):
-                paints.append((tag, el.get("fill"), el.get("stroke"), el.get("stroke-width"),
-                               el.get("stroke-dasharray")))
+                paints.append(
+                    (tag, el.get("fill"), el.get("stroke"), el.get("stroke-width"), el.get("stroke-dasharray"))
+                )
             elif tag == "g" and el is not g and el.get("class") in ("node", "edge"):
                 break
         content.append((kind, g.get("id"), title, tuple(texts), tuple(paints)))

@@ -2,11 +2,11 @@
 Markdown page for runbooks. Everything comes from the parsed statechart file; nothing here names
 a state.
 """
+
 from __future__ import annotations
 
 import textwrap
 import xml.etree.ElementTree as ET
-
 from typing import TYPE_CHECKING
 
 from wingman.engine.diagrams import mermaid as mm
@@ -48,17 +48,31 @@ def chart_graph(chart: Statechart) -> pygraphviz.AGraph:
     """The statechart as a Graphviz graph: a rounded box per state with its description, an arrow
     per transition and source labelled with its trigger, and a dot pointing at the initial state."""
     g = new_graph(chart.name, label=f"{chart.name} statechart", labelloc="t", rankdir="TB", nodesep="0.6")
-    g.add_node(INITIAL_NODE, shape="point", width="0.18", label="", id="initial",
-               tooltip=f"initial state: {chart.initial}")
+    g.add_node(
+        INITIAL_NODE, shape="point", width="0.18", label="", id="initial", tooltip=f"initial state: {chart.initial}"
+    )
     for name in chart.states:
-        g.add_node(name, id=f"state_{name}", shape="box", style="rounded,filled", fillcolor="#eef3fb",
-                   color="#4a6fa5", label=state_label(name, chart.state_descriptions.get(name, "")),
-                   tooltip=chart.state_descriptions.get(name, "") or name)
+        g.add_node(
+            name,
+            id=f"state_{name}",
+            shape="box",
+            style="rounded,filled",
+            fillcolor="#eef3fb",
+            color="#4a6fa5",
+            label=state_label(name, chart.state_descriptions.get(name, "")),
+            tooltip=chart.state_descriptions.get(name, "") or name,
+        )
     g.add_edge(INITIAL_NODE, chart.initial, key="initial", id="initial_arrow")
     for source, trigger, dest, description in arrows(chart):
-        g.add_edge(source, dest, key=edge_key(source, trigger, dest), id=f"t_{source}_{trigger}_{dest}",
-                   label=f" {trigger} ", tooltip=f"{trigger}: {description}" if description else trigger,
-                   color="#4a6fa5")
+        g.add_edge(
+            source,
+            dest,
+            key=edge_key(source, trigger, dest),
+            id=f"t_{source}_{trigger}_{dest}",
+            label=f" {trigger} ",
+            tooltip=f"{trigger}: {description}" if description else trigger,
+            color="#4a6fa5",
+        )
     return g
 
 
@@ -101,16 +115,30 @@ def _cell(text: str) -> str:
 def to_markdown(chart: Statechart) -> str:
     """A page for a runbook or a review: the diagram (Mermaid renders in most Markdown viewers),
     then every state and every transition in words."""
-    out = [f"# The `{chart.name}` statechart", "", f"<!-- {NOTICE} -->", "",
-           f"Initial state: **{chart.initial}**.", "", "```mermaid", to_mermaid(chart).rstrip("\n"), "```", "",
-           "## States", "", "| state | description |", "| --- | --- |"]
+    out = [
+        f"# The `{chart.name}` statechart",
+        "",
+        f"<!-- {NOTICE} -->",
+        "",
+        f"Initial state: **{chart.initial}**.",
+        "",
+        "```mermaid",
+        to_mermaid(chart).rstrip("\n"),
+        "```",
+        "",
+        "## States",
+        "",
+        "| state | description |",
+        "| --- | --- |",
+    ]
     for name in chart.states:
         mark = " (initial)" if name == chart.initial else ""
         out.append(f"| **{_cell(name)}**{mark} | {_cell(chart.state_descriptions.get(name, ''))} |")
     out += ["", "## Transitions", "", "| trigger | from | to | description |", "| --- | --- | --- | --- |"]
     for t in chart.transitions:
-        out.append(f"| `{_cell(t.trigger)}` | {', '.join(map(_cell, t.sources))} | {_cell(t.dest)} | "
-                   f"{_cell(t.description)} |")
+        out.append(
+            f"| `{_cell(t.trigger)}` | {', '.join(map(_cell, t.sources))} | {_cell(t.dest)} | {_cell(t.description)} |"
+        )
     return "\n".join(out) + "\n"
 
 

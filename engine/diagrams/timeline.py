@@ -5,12 +5,12 @@ Mermaid gets a sequence diagram (one lifeline per state, one arrow per change, a
 long each state lasted); SVG a Graphviz strip of the same intervals, top to bottom, coloured by
 state. Both read the same Passage (engine.diagrams.window), so they show the same changes.
 """
+
 from __future__ import annotations
 
 import json
 import textwrap
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from wingman.engine.audit.timeline import Interval
@@ -37,7 +37,7 @@ def keep_intervals() -> int:
 def when(ts: datetime | None) -> str:
     if ts is None:
         return "now"
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def how_long(seconds: float) -> str:
@@ -63,7 +63,8 @@ def _checked(p: Passage) -> list[Interval]:
     if p.intervals_total - 1 > MAX_CHANGES:
         raise BadDiagramRequest(
             f"the window holds {p.intervals_total - 1} state changes; a timeline draws at most {MAX_CHANGES}: "
-            "narrow it with since and until")
+            "narrow it with since and until"
+        )
     return p.intervals
 
 
@@ -71,9 +72,12 @@ def _span(iv: Interval, p: Passage) -> tuple[str, str]:
     """When the interval began (or that it began before the window), and how long it lasted."""
     began = when(iv.start) + (" (before the window)" if p.window.since and iv.start < p.window.since else "")
     if iv.end is None:
-        end = p.window.until or datetime.now(timezone.utc)
-        lasted = f"{how_long(iv.seconds(end))} so far" if p.window.until is None else \
-            f"{how_long(iv.seconds(end))} up to the window's end, and on"
+        end = p.window.until or datetime.now(UTC)
+        lasted = (
+            f"{how_long(iv.seconds(end))} so far"
+            if p.window.until is None
+            else f"{how_long(iv.seconds(end))} up to the window's end, and on"
+        )
     elif p.window.until and iv.end > p.window.until:
         lasted = f"{how_long(iv.seconds())}, until {when(iv.end)} (after the window)"
     else:
@@ -87,8 +91,13 @@ def title(p: Passage) -> str:
 
 def timeline_mermaid(chart: Statechart, p: Passage) -> str:
     intervals = _checked(p)
-    lines = ["---", f"title: {json.dumps(title(p), ensure_ascii=False)}", "---", "sequenceDiagram",
-             "    %% One lifeline per state; each arrow is a change (time, trigger, cause, actor, channel)."]
+    lines = [
+        "---",
+        f"title: {json.dumps(title(p), ensure_ascii=False)}",
+        "---",
+        "sequenceDiagram",
+        "    %% One lifeline per state; each arrow is a change (time, trigger, cause, actor, channel).",
+    ]
     names = list(chart.states) + sorted({iv.state for iv in intervals} - set(chart.states))
     for name in names:
         lines.append(f"    participant {mm.ident(name)} as {mm.text(name)}")
@@ -121,19 +130,32 @@ def timeline_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
         g.add_node("empty", shape="plaintext", label="the server has no events in this window")
     for i, iv in enumerate(intervals):
         began, lasted = _span(iv, p)
-        g.add_node(f"i{i}", id=f"interval_{i}", shape="box", style="rounded,filled", color="#5b6b80",
-                   fillcolor=colour.get(iv.state, "#fdecea"), tooltip=f"{iv.state} from {began}",
-                   label=f'<<B>{html_text(iv.state)}</B><BR/><FONT POINT-SIZE="10">from {html_text(began)}'
-                         f'<BR/>for {html_text(lasted)}</FONT>>')
+        g.add_node(
+            f"i{i}",
+            id=f"interval_{i}",
+            shape="box",
+            style="rounded,filled",
+            color="#5b6b80",
+            fillcolor=colour.get(iv.state, "#fdecea"),
+            tooltip=f"{iv.state} from {began}",
+            label=f'<<B>{html_text(iv.state)}</B><BR/><FONT POINT-SIZE="10">from {html_text(began)}'
+            f"<BR/>for {html_text(lasted)}</FONT>>",
+        )
         if i == 0:
             continue
         before = intervals[i - 1]
         changed = bool((before.ended_by or {}).get("trigger"))
-        g.add_edge(f"i{i - 1}", f"i{i}", id=f"change_{i}", style="solid" if changed else "dashed",
-                   label=f'<<FONT POINT-SIZE="10"><B>{html_text(when(before.end))}</B><BR/>'
-                         f'{_wrap(change_words(before))}</FONT>>' if changed else
-                   f'<<FONT POINT-SIZE="10">{html_text(when(before.end))}<BR/>{_wrap(change_words(before))}'
-                   f'<BR/>registered again {html_text(when(iv.start))}</FONT>>')
+        g.add_edge(
+            f"i{i - 1}",
+            f"i{i}",
+            id=f"change_{i}",
+            style="solid" if changed else "dashed",
+            label=f'<<FONT POINT-SIZE="10"><B>{html_text(when(before.end))}</B><BR/>'
+            f"{_wrap(change_words(before))}</FONT>>"
+            if changed
+            else f'<<FONT POINT-SIZE="10">{html_text(when(before.end))}<BR/>{_wrap(change_words(before))}'
+            f"<BR/>registered again {html_text(when(iv.start))}</FONT>>",
+        )
     last = intervals[-1] if intervals else None
     if last is not None and last.end is not None and not (p.window.until and last.end > p.window.until):
         g.add_node("deleted", shape="plaintext", label=f"{when(last.end)}: {change_words(last)}")

@@ -6,6 +6,7 @@ It reads the audit's timeline (engine.audit.timeline: the daemon's own fold over
 a diagram says exactly what replay and verification say. Times are inclusive, like the audit's
 `since`/`until` filters: a change recorded at `until` is in the window.
 """
+
 from __future__ import annotations
 
 from collections import Counter

@@ -3,6 +3,7 @@
 A *runtime* (local processes, Docker) launches servers and hands back a *handle* per running
 process or container. The engine never imports a runtime's SDK; it calls these methods only.
 """
+
 from __future__ import annotations
 
 import abc
@@ -21,7 +22,6 @@ class RuntimeFailure(Exception):
 
 class RuntimeUnavailable(RuntimeFailure):
     """The runtime itself is unreachable (for example the Docker engine is down)."""
-
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,9 @@ class Runtime(abc.ABC):
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
         """Start the server; console lines go to `console` from the first byte on."""
 
-    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
-                    last_started: dict | None = None) -> ProcessHandle | None:
+    async def adopt(
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+    ) -> ProcessHandle | None:
         """A handle on a server that is already running (after a daemon restart), or None.
         `last_started` is the data of its last `process.started` event."""
         return None

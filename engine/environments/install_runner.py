@@ -3,6 +3,7 @@ run the egg's script in an installer, find one again at boot, and hand back its 
 and its removal. Docker's is engine.environments.docker.installer; a `process` server has none
 (no script can run for it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

@@ -24,6 +24,7 @@ A daemon that does not run as root cannot switch users: it refuses to start a se
 node opted in to `system.insecure_run_servers_as_daemon_user` (a demo on one's own machine; the
 server can then read everything the daemon can, its token included).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,10 +45,20 @@ def privilege_drop(user: ServerUser) -> list[str]:
     """The command that runs what follows it as `user`, with nothing of root left."""
     setpriv = shutil.which("setpriv") or ("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else None)
     if setpriv is None:
-        raise RuntimeFailure("running servers as users of their own needs the `setpriv` program (util-linux), "
-                                "which is not installed")
-    return [setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
-            "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        raise RuntimeFailure(
+            "running servers as users of their own needs the `setpriv` program (util-linux), which is not installed"
+        )
+    return [
+        setpriv,
+        f"--reuid={user.uid}",
+        f"--regid={user.gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]
 
 
 class ServerUsers:
@@ -76,7 +87,8 @@ class ServerUsers:
                 f"the daemon runs as uid {os.geteuid()}, not root, so it cannot run this server as a user of its "
                 "own, and the server would reach everything the daemon can (its token, its database, its keys). "
                 "Run the daemon as root (each server then runs as an unprivileged user of its own), or, for a "
-                "demo on your own machine only, set system.insecure_run_servers_as_daemon_user: true")
+                "demo on your own machine only, set system.insecure_run_servers_as_daemon_user: true"
+            )
         uid = self._by_server.get(uuid)
         if uid is None:
             uid = self._assign(uuid)
@@ -113,8 +125,9 @@ class ServerUsers:
                 owners[uid] = uuid
                 self._by_server[uuid] = uid
                 return uid
-        raise RuntimeFailure(f"every uid of system.server_users ({self.count} from {self.first_uid}) is taken: "
-                                "widen the range")
+        raise RuntimeFailure(
+            f"every uid of system.server_users ({self.count} from {self.first_uid}) is taken: widen the range"
+        )
 
 
 def take_over(folder: Path, user: ServerUser) -> int:
@@ -166,8 +179,7 @@ def _take_over_below(dir_fd: int, user: ServerUser) -> int:
         if (st.st_uid, st.st_gid) == (user.uid, user.gid):
             continue
         if not stat.S_ISLNK(st.st_mode) and st.st_nlink > 1:
-            log.warning("a file with several links in a server folder is left to its owner", file=name,
-                        owner=st.st_uid)
+            log.warning("a file with several links in a server folder is left to its owner", file=name, owner=st.st_uid)
             continue
         try:
             os.chown(name, user.uid, user.gid, dir_fd=dir_fd, follow_symlinks=False)

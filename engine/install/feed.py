@@ -6,6 +6,7 @@ started`, then each line the script prints (`install output`) and the daemon's m
 Only listeners hear it: nothing is kept (a socket that connects in the middle hears the rest, as
 with Wings, whose `send logs` sends nothing while a server installs).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -8,6 +8,7 @@ and the new one created relative to the folder's descriptor, without following a
 and owned by the server's user. A folder planted under the name is left alone, and no log is
 written (the outcome says so).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from wingman.engine.environments.base import ServerUser
-from wingman.engine.preboot.folderfiles import create_fresh
 from wingman.engine.install_events import LAST_LINES, LINE_CHARS
+from wingman.engine.preboot.folderfiles import create_fresh
 
 LOG_NAME = ".wingman-install.log"
 MAX_OUTPUT_BYTES = 20 * 1024 * 1024  # of the script's output kept in the log (Docker's default log driver keeps 5 MB)
@@ -52,4 +53,4 @@ def header(uuid: str, image: str | None, entrypoint: str | None, environment: di
 
 def last_lines(lines: list[str]) -> list[str]:
     """What an outcome keeps of the output: its last LAST_LINES lines, each cut to LINE_CHARS."""
-    return [line if len(line) <= LINE_CHARS else line[:LINE_CHARS - 1] + CUT for line in lines[-LAST_LINES:]]
+    return [line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + CUT for line in lines[-LAST_LINES:]]

@@ -13,6 +13,7 @@ Either way the server ends offline, with exactly one outcome. The power lock is 
 decision on, before the server counts as restored, so no power action runs meanwhile. A Docker
 engine that does not answer defers the decision (boot recovery asks again once it does).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,9 +22,9 @@ import structlog
 
 from wingman.engine.environments.base import RuntimeUnavailable
 from wingman.engine.events import Metadata, new_id
+from wingman.engine.install.script import remove_script_folder
 from wingman.engine.install.service import InstallService
 from wingman.engine.install.work import InstallWork
-from wingman.engine.install.script import remove_script_folder
 from wingman.engine.install_events import InstallAdopted, InstallInterrupted, InstallStarted
 
 log = structlog.get_logger("wingman.install")
@@ -54,8 +55,9 @@ class InstallRecovery:
             running = await runner.find(uuid, work.say_line) if runner is not None else None
         except RuntimeUnavailable as exc:
             door.end(uuid, install_id)
-            log.warning("an install left by the daemon cannot be looked at yet; will retry", server=uuid,
-                        reason=str(exc))
+            log.warning(
+                "an install left by the daemon cannot be looked at yet; will retry", server=uuid, reason=str(exc)
+            )
             return DEFERRED
         except BaseException:
             door.end(uuid, install_id)
@@ -71,15 +73,24 @@ class InstallRecovery:
             await svc.tell(uuid, outcome, reinstall, self.meta)
             return INTERRUPTED
         try:
-            await svc.journal.record(uuid, InstallAdopted(install_id=install_id, container_id=running.container_id,
-                                                          running=running.running), meta=self.meta)
+            await svc.journal.record(
+                uuid,
+                InstallAdopted(install_id=install_id, container_id=running.container_id, running=running.running),
+                meta=self.meta,
+            )
         except BaseException:
             door.end(uuid, install_id)
             raise
-        log.info("an install left by the daemon is adopted", server=uuid, install=install_id,
-                 container=running.container_id, running=running.running)
-        svc.adopted(uuid, install_id, work, running, reinstall, bool(started and started.start_on_completion),
-                    self.meta)
+        log.info(
+            "an install left by the daemon is adopted",
+            server=uuid,
+            install=install_id,
+            container=running.container_id,
+            running=running.running,
+        )
+        svc.adopted(
+            uuid, install_id, work, running, reinstall, bool(started and started.start_on_completion), self.meta
+        )
         return ADOPTED
 
     async def _last_start(self, uuid: str) -> InstallStarted | None:

@@ -9,6 +9,7 @@ real folder of the daemon's own user that nobody else may write, so no other use
 server among them) can swap a script that runs as root in the installer with another server's
 folder mounted beside it. Nothing in it is followed.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ def parse_script(doc: Any) -> InstallScript:
     for key in ("container_image", "entrypoint"):
         value = doc.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise InstallSourceError(f"the Panel's install document has no `{key}` (the egg's install "
-                                     f"{'image' if key == 'container_image' else 'entrypoint'})")
+            raise InstallSourceError(
+                f"the Panel's install document has no `{key}` (the egg's install "
+                f"{'image' if key == 'container_image' else 'entrypoint'})"
+            )
         if "\0" in value or len(value) > MAX_NAME:
             raise InstallSourceError(f"the Panel's install document has a `{key}` that is not a name")
         values[key] = value.strip()
@@ -70,8 +73,10 @@ def _private_root(root: Path) -> int:
     st = os.fstat(fd)
     if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         os.close(fd)
-        raise PermissionError(f"{root} belongs to uid {st.st_uid} or may be written by others (mode "
-                              f"{stat.S_IMODE(st.st_mode):o}): an install script is not put there")
+        raise PermissionError(
+            f"{root} belongs to uid {st.st_uid} or may be written by others (mode "
+            f"{stat.S_IMODE(st.st_mode):o}): an install script is not put there"
+        )
     return fd
 
 

@@ -19,6 +19,7 @@ killed and removed, and the install failed). A daemon that stops mid-install rec
 leaves the installer running: the next boot adopts it or records the install interrupted
 (engine.install.recovery).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,11 @@ log = structlog.get_logger("wingman.install")
 
 REINSTALL_BUSY = "Cannot execute server reinstall event while another power action is running."  # Wings' words
 LOCK_WAIT = 30.0  # seconds an install waits for the power lock (its holder is recording an outcome, or a stop)
-CAUSES = {InstallSucceeded: Cause.INSTALL_SUCCEEDED, InstallFailed: Cause.INSTALL_FAILED,
-          InstallInterrupted: Cause.INSTALL_INTERRUPTED}
+CAUSES = {
+    InstallSucceeded: Cause.INSTALL_SUCCEEDED,
+    InstallFailed: Cause.INSTALL_FAILED,
+    InstallInterrupted: Cause.INSTALL_INTERRUPTED,
+}
 
 
 class InstallRefused(Exception):
@@ -58,8 +62,16 @@ class InstallRefused(Exception):
 
 
 class InstallService:
-    def __init__(self, journal: Journal, registry: ServerRegistry, power: PowerService, folder: Callable[[str], Path],
-                 around: Surroundings, runners: dict[str, InstallRunner], source: InstallSource | None = None):
+    def __init__(
+        self,
+        journal: Journal,
+        registry: ServerRegistry,
+        power: PowerService,
+        folder: Callable[[str], Path],
+        around: Surroundings,
+        runners: dict[str, InstallRunner],
+        source: InstallSource | None = None,
+    ):
         self.journal = journal
         self.registry = registry
         self.power = power
@@ -113,17 +125,23 @@ class InstallService:
         self._tasks[uuid] = task
         task.add_done_callback(lambda t: self._tasks.pop(uuid, None) if self._tasks.get(uuid) is t else None)
 
-    async def _begin(self, uuid: str, install_id: str, reinstall: bool, start_on_completion: bool, meta: Metadata,
-                     now: bool = False) -> bool:
+    async def _begin(
+        self, uuid: str, install_id: str, reinstall: bool, start_on_completion: bool, meta: Metadata, now: bool = False
+    ) -> bool:
         """Take the lock and record the start with the `install` change; False when the lock could
         not be had or the server is not offline (nothing recorded)."""
         if not await self.power.installs.lock(uuid, install_id, LOCK_WAIT):
             return False
-        started = InstallStarted(install_id=install_id, reinstall=reinstall, start_on_completion=start_on_completion,
-                                 runtime=self.registry.config(uuid).runtime)
+        started = InstallStarted(
+            install_id=install_id,
+            reinstall=reinstall,
+            start_on_completion=start_on_completion,
+            runtime=self.registry.config(uuid).runtime,
+        )
         try:
-            await self.journal.transition(uuid, Trigger.INSTALL, meta.cause or Cause.INSTALL, meta, before=(started,),
-                                          now=now)
+            await self.journal.transition(
+                uuid, Trigger.INSTALL, meta.cause or Cause.INSTALL, meta, before=(started,), now=now
+            )
         except IllegalTransition:
             return False
         self.feed.tell(uuid, said.STARTED)
@@ -131,16 +149,34 @@ class InstallService:
 
     # -- the install ----------------------------------------------------------------------------
 
-    def adopted(self, uuid: str, install_id: str, work: InstallWork, running: RunningInstall, reinstall: bool,
-                start_on_completion: bool, meta: Metadata) -> None:
+    def adopted(
+        self,
+        uuid: str,
+        install_id: str,
+        work: InstallWork,
+        running: RunningInstall,
+        reinstall: bool,
+        start_on_completion: bool,
+        meta: Metadata,
+    ) -> None:
         """Boot recovery adopted the server's installer (engine.install.recovery): the install,
         begun and holding the lock, ends in the background from it."""
-        self._spawn(uuid, self._install(uuid, install_id, reinstall, start_on_completion, meta, begun=True,
-                                        adopted=(work, running)))
+        self._spawn(
+            uuid,
+            self._install(uuid, install_id, reinstall, start_on_completion, meta, begun=True, adopted=(work, running)),
+        )
 
-    async def _install(self, uuid: str, install_id: str, reinstall: bool, start_on_completion: bool, meta: Metadata,
-                       stop_id: str | None = None, begun: bool = False,
-                       adopted: tuple[InstallWork, RunningInstall] | None = None) -> None:
+    async def _install(
+        self,
+        uuid: str,
+        install_id: str,
+        reinstall: bool,
+        start_on_completion: bool,
+        meta: Metadata,
+        stop_id: str | None = None,
+        begun: bool = False,
+        adopted: tuple[InstallWork, RunningInstall] | None = None,
+    ) -> None:
         outcome: Event | None = None
         recorded = False
         try:
@@ -181,8 +217,15 @@ class InstallService:
         if start_on_completion and isinstance(outcome, InstallSucceeded):
             await self._start(uuid, meta)
 
-    async def _before(self, uuid: str, install_id: str, reinstall: bool, start_on_completion: bool, meta: Metadata,
-                      stop_id: str | None) -> str | None:
+    async def _before(
+        self,
+        uuid: str,
+        install_id: str,
+        reinstall: bool,
+        start_on_completion: bool,
+        meta: Metadata,
+        stop_id: str | None,
+    ) -> str | None:
         """The reinstall's stop, then the start; why the install could not begin, or None."""
         if stop_id is not None:
             await self.power.settled(stop_id)
@@ -191,19 +234,28 @@ class InstallService:
                 ended = f"{op.status}: {op.reason}" if op is not None else "without an outcome"
                 return f"the server could not be stopped for its reinstall (its stop ended {ended})"
         if not await self._begin(uuid, install_id, reinstall, start_on_completion, meta):
-            return (f"the server's power lock could not be had within {LOCK_WAIT:g} s, or it was not offline "
-                    f"(it is {self.registry.state(uuid)})")
+            return (
+                f"the server's power lock could not be had within {LOCK_WAIT:g} s, or it was not offline "
+                f"(it is {self.registry.state(uuid)})"
+            )
         return None
 
-    async def _work(self, uuid: str, install_id: str, reinstall: bool, meta: Metadata,
-                    adopted: tuple[InstallWork, RunningInstall] | None) -> Event:
+    async def _work(
+        self,
+        uuid: str,
+        install_id: str,
+        reinstall: bool,
+        meta: Metadata,
+        adopted: tuple[InstallWork, RunningInstall] | None,
+    ) -> Event:
         if adopted is not None:
             work, running = adopted
             step = work.finish(running)
         else:
             config = self.registry.config(uuid)
-            work = InstallWork(uuid, install_id, config, self.folder(uuid), self.around,
-                               self.runners.get(config.runtime), self.source)
+            work = InstallWork(
+                uuid, install_id, config, self.folder(uuid), self.around, self.runners.get(config.runtime), self.source
+            )
             step = work.run(reinstall, meta, lambda: self.registry.config(uuid))
         self._works[uuid] = work
         try:
@@ -218,24 +270,41 @@ class InstallService:
     async def record_outcome(self, uuid: str, outcome: Event, meta: Metadata) -> None:
         """The outcome, with the `installed` change. A fact whatever the state: it is recorded
         even if the change is not allowed."""
-        await self.journal.transition_if_allowed(uuid, Trigger.INSTALLED, CAUSES[type(outcome)], meta,
-                                                 before=(outcome,))
+        await self.journal.transition_if_allowed(
+            uuid, Trigger.INSTALLED, CAUSES[type(outcome)], meta, before=(outcome,)
+        )
         log.info("install ended", server=uuid, outcome=outcome.type, reason=getattr(outcome, "reason", None))
 
     async def tell(self, uuid: str, outcome: Event, reinstall: bool, meta: Metadata) -> None:
         """Once the outcome is recorded: the Panel, then the websockets (`install completed`)."""
-        await self._report(uuid, outcome.install_id, isinstance(outcome, InstallSucceeded),
-                           getattr(outcome, "reason", None), reinstall, meta)
+        await self._report(
+            uuid,
+            outcome.install_id,
+            isinstance(outcome, InstallSucceeded),
+            getattr(outcome, "reason", None),
+            reinstall,
+            meta,
+        )
         self.feed.tell(uuid, said.COMPLETED)
 
-    async def _report(self, uuid: str, install_id: str | None, successful: bool, reason: str | None, reinstall: bool,
-                      meta: Metadata) -> None:
+    async def _report(
+        self, uuid: str, install_id: str | None, successful: bool, reason: str | None, reinstall: bool, meta: Metadata
+    ) -> None:
         if self.source is None:
             return
         error = await self.source.report(uuid, successful, reinstall)
-        await self.journal.record(uuid, InstallReported(successful=successful, reason=reason, reported=error is None,
-                                                        report_error=error, reinstall=reinstall, install_id=install_id),
-                                  meta=meta)
+        await self.journal.record(
+            uuid,
+            InstallReported(
+                successful=successful,
+                reason=reason,
+                reported=error is None,
+                report_error=error,
+                reinstall=reinstall,
+                install_id=install_id,
+            ),
+            meta=meta,
+        )
 
     async def _start(self, uuid: str, meta: Metadata) -> None:
         try:

@@ -13,6 +13,7 @@ folder at /mnt/server, and root in it): the folder is prepared, and the outcome 
 Every path ends in an outcome, never an exception, but a cancellation: the service decides what a
 cancelled install leaves (engine.install.service).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,13 +25,19 @@ from typing import Any, Protocol
 import structlog
 
 from wingman.engine.environments.base import RuntimeFailure, ServerUser
+from wingman.engine.environments.install_runner import InstallJob, InstallRunner, RunningInstall
 from wingman.engine.environments.server_users import ServerUsers, take_over
 from wingman.engine.events import Event, Metadata
 from wingman.engine.install import feed as said
 from wingman.engine.install.feed import InstallFeed
 from wingman.engine.install.log_file import LOG_NAME, MAX_OUTPUT_BYTES, header, last_lines, open_log
-from wingman.engine.environments.install_runner import InstallJob, InstallRunner, RunningInstall
-from wingman.engine.install.script import InstallScript, InstallSourceError, parse_script, remove_script_folder, write_script_folder
+from wingman.engine.install.script import (
+    InstallScript,
+    InstallSourceError,
+    parse_script,
+    remove_script_folder,
+    write_script_folder,
+)
 from wingman.engine.install_events import LAST_LINES, InstallFailed, InstallSucceeded
 from wingman.engine.power.outcomes import describe_exit
 from wingman.engine.preboot.checks import PrebootFailure, check_permissions
@@ -39,8 +46,10 @@ from wingman.engine.servers.environment import server_environment
 
 log = structlog.get_logger("wingman.install")
 
-NO_SCRIPT = ("no install script runs for a server whose runtime is `process`: an egg's script expects a "
-             "container with the server's folder at /mnt/server; the folder was prepared")
+NO_SCRIPT = (
+    "no install script runs for a server whose runtime is `process`: an egg's script expects a "
+    "container with the server's folder at /mnt/server; the folder was prepared"
+)
 
 
 class InstallSource(Protocol):
@@ -67,8 +76,16 @@ class Surroundings:
 
 
 class InstallWork:
-    def __init__(self, uuid: str, install_id: str, config: ServerConfig, folder: Path, around: Surroundings,
-                 runner: InstallRunner | None, source: InstallSource | None):
+    def __init__(
+        self,
+        uuid: str,
+        install_id: str,
+        config: ServerConfig,
+        folder: Path,
+        around: Surroundings,
+        runner: InstallRunner | None,
+        source: InstallSource | None,
+    ):
         self.uuid = uuid
         self.install_id = install_id
         self.config = config
@@ -87,8 +104,11 @@ class InstallWork:
         """The whole install; `refresh_config()` gives the definition once a reinstall synced it."""
         if self.runner is None:
             user, problem = await self._prepare_folder()
-            return self._failed(problem) if problem else InstallSucceeded(
-                install_id=self.install_id, script_ran=False, detail=NO_SCRIPT)
+            return (
+                self._failed(problem)
+                if problem
+                else InstallSucceeded(install_id=self.install_id, script_ran=False, detail=NO_SCRIPT)
+            )
         if self.source is None:
             return self._failed("this node has no Panel to take the egg's install script from")
         try:
@@ -106,8 +126,14 @@ class InstallWork:
             script_folder = await asyncio.to_thread(write_script_folder, root, self.uuid, self._script.script)
         except OSError as exc:
             return self._failed(f"the install script could not be written to {root}: {exc.strerror or exc}")
-        job = InstallJob(config=self.config, image=self._script.image, entrypoint=self._script.entrypoint,
-                         script_folder=script_folder, server_folder=self.folder, environment=self._environment())
+        job = InstallJob(
+            config=self.config,
+            image=self._script.image,
+            entrypoint=self._script.entrypoint,
+            script_folder=script_folder,
+            server_folder=self.folder,
+            environment=self._environment(),
+        )
         self._starting = asyncio.ensure_future(self.runner.run(job, self.say_line))
         try:
             self.running = await asyncio.shield(self._starting)
@@ -133,14 +159,24 @@ class InstallWork:
             try:
                 await asyncio.to_thread(take_over, self.folder, user)
             except OSError as exc:  # the next start's pre-boot tries again, and fails clearly if it must
-                log.warning("the files the install wrote could not all be given to the server's user", server=self.uuid,
-                            problem=str(exc))
-        common = dict(install_id=self.install_id, image=running.image, entrypoint=running.entrypoint,
-                      exit_code=info.exit_code, last_lines=lines, log_file=log_file)
+                log.warning(
+                    "the files the install wrote could not all be given to the server's user",
+                    server=self.uuid,
+                    problem=str(exc),
+                )
+        common = dict(
+            install_id=self.install_id,
+            image=running.image,
+            entrypoint=running.entrypoint,
+            exit_code=info.exit_code,
+            last_lines=lines,
+            log_file=log_file,
+        )
         if info.exit_code == 0 and not info.signal and not info.oom_killed and not info.reason:
             return InstallSucceeded(**common)
-        return InstallFailed(reason=f"the install script failed ({describe_exit(info)})", oom_killed=info.oom_killed,
-                             **common)
+        return InstallFailed(
+            reason=f"the install script failed ({describe_exit(info)})", oom_killed=info.oom_killed, **common
+        )
 
     async def discard(self) -> None:
         """Remove the installer (killed if it runs) and the script's folder: after the install, or
@@ -208,5 +244,10 @@ class InstallWork:
 
     def _failed(self, reason: str) -> InstallFailed:
         script = self._script
-        return InstallFailed(install_id=self.install_id, reason=reason, image=script.image if script else None,
-                             entrypoint=script.entrypoint if script else None, last_lines=last_lines(list(self._lines)))
+        return InstallFailed(
+            install_id=self.install_id,
+            reason=reason,
+            image=script.image if script else None,
+            entrypoint=script.entrypoint if script else None,
+            last_lines=last_lines(list(self._lines)),
+        )

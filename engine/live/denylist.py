@@ -10,6 +10,7 @@ projection of those events, fed by their commits: there is no second place it is
 only the denials of this run of the daemon, which is all it needs: a token issued before the daemon
 started is refused anyway (see api/websocket/tokens.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -6,6 +6,7 @@ delays the utilization samples), and requests read the last figure. Sizes are ap
 (what `du --apparent-size` and Wings count), each file once however many hard links it has,
 symbolic links not followed, nothing outside the folder.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -14,6 +14,7 @@ consumer bounds itself:
 
 A consumer that raises is logged and kept: one faulty watcher must not cost the others their events.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -132,5 +133,9 @@ class EventFeed:
                 try:
                     listener(ev)
                 except Exception:  # noqa: BLE001 - isolated: see the module doc
-                    log.exception("a live consumer failed on an event; it is kept and the others go on",
-                                  stream=ev.stream_id, position=ev.position, type=ev.type)
+                    log.exception(
+                        "a live consumer failed on an event; it is kept and the others go on",
+                        stream=ev.stream_id,
+                        position=ev.position,
+                        type=ev.type,
+                    )

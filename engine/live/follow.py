@@ -9,6 +9,7 @@ on the last position read is enough to skip what was already sent. When the foll
 behind and the tail overflows, it simply goes back to reading the log from its cursor with a fresh
 tail: a slow reader costs memory only up to the tail's capacity and never slows the writer.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
@@ -23,8 +24,14 @@ from wingman.engine.store.queries import EventFilter, page
 PAGE = 500  # events per read of the log while catching up
 
 
-async def follow(feed: EventFeed, db: AsyncEngine, flt: EventFilter, after: int = 0, capacity: int = 10_000,
-                 idle: float | None = None) -> AsyncGenerator[list[RecordedEvent], None]:
+async def follow(
+    feed: EventFeed,
+    db: AsyncEngine,
+    flt: EventFilter,
+    after: int = 0,
+    capacity: int = 10_000,
+    idle: float | None = None,
+) -> AsyncGenerator[list[RecordedEvent], None]:
     """Yield every matching event after position `after`, in batches, in position order, forever.
     Yields an empty batch when `idle` seconds passed without an event (the caller's chance to
     send a heartbeat). A batch is a page of the log or what the tail held: one write for many."""

@@ -14,6 +14,7 @@ Network counters are those of the main process's network namespace when it has o
 container); a local process shares the host's namespace, whose counters are not its own, so it
 reports zeros rather than a number that means something else.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,15 @@ def read(pid: int, group: set[int], host_netns: str | None) -> Reading | None:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     rx, tx = namespace_traffic(pid, host_netns)
-    return Reading(pid=pid, taken_at=time.monotonic(), memory_bytes=memory, cpu=cpu, rx_bytes=rx, tx_bytes=tx,
-                   started_at=started_at)
+    return Reading(
+        pid=pid,
+        taken_at=time.monotonic(),
+        memory_bytes=memory,
+        cpu=cpu,
+        rx_bytes=rx,
+        tx_bytes=tx,
+        started_at=started_at,
+    )
 
 
 def network_namespace(pid: int | str = "self") -> str | None:

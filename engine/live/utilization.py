@@ -8,13 +8,14 @@ last sample; `uptime` alone is computed at the moment it is asked for, from the 
 time. A server whose process has just started is read at once (on its `process.started`), and again
 when it is ready (the `ready` transition, so that a `stats` beside the new state goes out at once),
 not at the next round: its first figures come within moments of the start, as Wings has them,
-instead of zeros beside `running` for up to one interval. Listeners of a server (its websockets) are handed each new document as it is made, and one
-document of zeros once its stop is in the log.
+instead of zeros beside `running` for up to one interval. Listeners of a server (its websockets) are
+handed each new document as it is made, and one document of zeros once its stop is in the log.
 
 When a server has no live process, its figures are zeros beside its state, as in Wings: memory,
 CPU, network and uptime; `memory_limit_bytes` (configuration) and `disk_bytes` (the folder does
 not go away with the process) keep their values, as Wings keeps them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,14 @@ def _read_all(running: list[tuple[str, int]], host_netns: str | None) -> dict[st
 
 
 class UtilizationMonitor:
-    def __init__(self, registry: ServerRegistry, processes: ProcessTracker, folder: Callable[[str], Path],
-                 config: UtilizationConfig, feed: EventFeed):
+    def __init__(
+        self,
+        registry: ServerRegistry,
+        processes: ProcessTracker,
+        folder: Callable[[str], Path],
+        config: UtilizationConfig,
+        feed: EventFeed,
+    ):
         self.registry = registry
         self.processes = processes
         self.interval = config.interval_seconds
@@ -96,9 +103,13 @@ class UtilizationMonitor:
         view = self.registry.get(uuid)
         limit_mib = view.config.memory_limit if view.config is not None else 0
         doc: Document = {
-            "memory_bytes": 0, "memory_limit_bytes": limit_mib * MIB if limit_mib else self._host_memory,
-            "cpu_absolute": 0.0, "network": {"rx_bytes": 0, "tx_bytes": 0}, "uptime": 0,
-            "state": view.state, "disk_bytes": self.disk.size(uuid),
+            "memory_bytes": 0,
+            "memory_limit_bytes": limit_mib * MIB if limit_mib else self._host_memory,
+            "cpu_absolute": 0.0,
+            "network": {"rx_bytes": 0, "tx_bytes": 0},
+            "uptime": 0,
+            "state": view.state,
+            "disk_bytes": self.disk.size(uuid),
         }
         handle = self.processes.handle(uuid)
         if handle is None:
@@ -171,8 +182,9 @@ class UtilizationMonitor:
             return
         task = asyncio.create_task(self._first_sample(uuid), name=f"utilization-first-{uuid}")
         self._first_samples[uuid] = task
-        task.add_done_callback(lambda done: self._first_samples.pop(uuid, None)
-                               if self._first_samples.get(uuid) is done else None)
+        task.add_done_callback(
+            lambda done: self._first_samples.pop(uuid, None) if self._first_samples.get(uuid) is done else None
+        )
 
     async def _first_sample(self, uuid: str) -> None:
         try:

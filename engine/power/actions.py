@@ -4,6 +4,7 @@ holds the locks, the preemption by kills and the outcomes).
 Each action returns a detail for its `power.succeeded`, or raises `Rejected` / `Failed` with the
 reason. Every state change goes through the journal, checked against the statechart.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,7 +79,9 @@ class PowerActions:
             raise Failed(f"could not launch the server: {exc}") from None
         except asyncio.CancelledError:
             if handle is None:  # nothing runs: the start ends here, and the kill finds it offline
-                await asyncio.shield(self.journal.transition_if_allowed(uuid, Trigger.ABORT, Cause.CANCELLED, meta, op_id))
+                await asyncio.shield(
+                    self.journal.transition_if_allowed(uuid, Trigger.ABORT, Cause.CANCELLED, meta, op_id)
+                )
             raise
 
     async def _abandon(self, uuid: str, handle: ProcessHandle, op_id: str) -> None:
@@ -99,8 +102,9 @@ class PowerActions:
         await self.stop_process(uuid, handle, self.registry.config(uuid).stop_timeout, Cause.STOPPED, meta, op_id)
         return "stopped"
 
-    async def stop_process(self, uuid: str, handle: ProcessHandle, timeout: float, cause: str,
-                           meta: Metadata, op_id: str | None = None) -> None:
+    async def stop_process(
+        self, uuid: str, handle: ProcessHandle, timeout: float, cause: str, meta: Metadata, op_id: str | None = None
+    ) -> None:
         """The configured stop, then SIGKILL after `timeout`; returns once the exit is recorded."""
         config = self.registry.config(uuid)
         await self.journal.transition_if_allowed(uuid, Trigger.STOP, meta.cause or cause, meta, op_id)

@@ -18,11 +18,12 @@ An automatic restart is an ordinary power operation, with actor `system:crash-ha
 crash as its cause. An operator's action on the server while a restart is pending cancels it,
 in the same commit as the operator's request.
 """
+
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 
@@ -62,8 +63,15 @@ def span(seconds: float) -> str:
 
 
 class CrashHandler:
-    def __init__(self, journal: Journal, registry: ServerRegistry, processes: ProcessTracker,
-                 settings: CrashDetection, request_restart, settled):
+    def __init__(
+        self,
+        journal: Journal,
+        registry: ServerRegistry,
+        processes: ProcessTracker,
+        settings: CrashDetection,
+        request_restart,
+        settled,
+    ):
         self.journal = journal
         self.registry = registry
         self.processes = processes
@@ -89,17 +97,31 @@ class CrashHandler:
             return Decision(False, "the server is gone")
         uptime = view.last_uptime
         reset = bool(view.config and uptime >= view.config.restart_policy.reset_after > 0)
-        crash = ServerCrashed(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed,
-                              reason=info.reason, uptime_seconds=round(uptime, 3), streak_reset=reset,
-                              last_lines=self.processes.console_tail(uuid, LAST_LINES))
+        crash = ServerCrashed(
+            exit_code=info.exit_code,
+            signal=info.signal,
+            oom_killed=info.oom_killed,
+            reason=info.reason,
+            uptime_seconds=round(uptime, 3),
+            streak_reset=reset,
+            last_lines=self.processes.console_tail(uuid, LAST_LINES),
+        )
         [recorded] = await self.journal.record(uuid, crash, meta=meta)
         view = self.registry.get(uuid)
         # Judged at the moment of the exit, like the streak's earlier crashes (engine.servers.fold
         # crashed_at): a store that could not write for a while must not bunch crashes together.
         decision = self.decide(view, info, crashed_at(view, recorded))
-        await self._apply(uuid, decision, recorded.event_id, meta,
-                          notes=["---------- Detected server process in a crashed state! ----------",
-                                 f"Exit: {describe_exit(info)}", f"Out of memory: {str(info.oom_killed).lower()}"])
+        await self._apply(
+            uuid,
+            decision,
+            recorded.event_id,
+            meta,
+            notes=[
+                "---------- Detected server process in a crashed state! ----------",
+                f"Exit: {describe_exit(info)}",
+                f"Out of memory: {str(info.oom_killed).lower()}",
+            ],
+        )
         return decision
 
     def decide(self, view: ServerView, info: ExitInfo, now: datetime) -> Decision:
@@ -121,21 +143,36 @@ class CrashHandler:
         if self.settings.timeout and len(streak) >= 2:
             since = (now - streak[-2]).total_seconds()
             if since < self.settings.timeout:
-                return Decision(False, f"not restarting: the last crash was {since:.0f} s ago, less than "
-                                       f"crash_detection.timeout ({span(self.settings.timeout)})")
+                return Decision(
+                    False,
+                    f"not restarting: the last crash was {since:.0f} s ago, less than "
+                    f"crash_detection.timeout ({span(self.settings.timeout)})",
+                )
         crashes = sum(1 for t in streak if (now - t).total_seconds() <= policy.window)
         if crashes > policy.max_restarts:
-            return Decision(False, f"not restarting: {crashes} crashes in {span(policy.window)} "
-                                   f"(restart_policy.max_restarts is {policy.max_restarts})")
+            return Decision(
+                False,
+                f"not restarting: {crashes} crashes in {span(policy.window)} "
+                f"(restart_policy.max_restarts is {policy.max_restarts})",
+            )
         delay = min(policy.backoff_initial * 2 ** (max(crashes, 1) - 1), policy.backoff_max)
-        return Decision(True, f"restarting in {delay:g} s, crash {crashes} of {policy.max_restarts} "
-                              f"in {span(policy.window)}", delay)
+        return Decision(
+            True, f"restarting in {delay:g} s, crash {crashes} of {policy.max_restarts} in {span(policy.window)}", delay
+        )
 
-    async def _apply(self, uuid: str, decision: Decision, crash_event_id: str | None, meta: Metadata,
-                     notes: list[str] = ()) -> None:
-        await self.journal.record(uuid, CrashDecided(restart=decision.restart, reason=decision.reason,
-                                                     delay_seconds=decision.delay, crash_event_id=crash_event_id),
-                                  meta=meta)
+    async def _apply(
+        self, uuid: str, decision: Decision, crash_event_id: str | None, meta: Metadata, notes: list[str] = ()
+    ) -> None:
+        await self.journal.record(
+            uuid,
+            CrashDecided(
+                restart=decision.restart,
+                reason=decision.reason,
+                delay_seconds=decision.delay,
+                crash_event_id=crash_event_id,
+            ),
+            meta=meta,
+        )
         for text in [*notes, decision.reason[:1].upper() + decision.reason[1:] + "."]:
             self.processes.note(uuid, text)
         log.info("crash decision", server=uuid, restart=decision.restart, reason=decision.reason)
@@ -146,8 +183,9 @@ class CrashHandler:
 
     def _schedule(self, uuid: str, delay: float, crash_event_id: str | None) -> None:
         self._cancel(uuid)
-        self._pending[uuid] = asyncio.create_task(self._restart_later(uuid, delay, crash_event_id),
-                                                  name=f"crash-restart-{uuid}")
+        self._pending[uuid] = asyncio.create_task(
+            self._restart_later(uuid, delay, crash_event_id), name=f"crash-restart-{uuid}"
+        )
 
     async def _restart_later(self, uuid: str, delay: float, crash_event_id: str | None) -> None:
         await asyncio.sleep(delay)
@@ -197,7 +235,7 @@ class CrashHandler:
             return
         if view.pending_restart is not None:
             due = datetime.fromisoformat(view.pending_restart["due_at"])
-            left = max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
+            left = max(0.0, (due - datetime.now(UTC)).total_seconds())
             self.processes.note(uuid, f"Resuming the automatic restart that was pending ({left:.0f} s left).")
             self._schedule(uuid, left, view.pending_restart.get("crash_event_id"))
             return
@@ -211,8 +249,12 @@ class CrashHandler:
             return
         if last == {}:
             return  # never started: nothing to bring back
-        await self._apply(uuid, Decision(True, f"starting: the restart policy {policy} brings it back at daemon start", 0.0),
-                          None, meta)
+        await self._apply(
+            uuid,
+            Decision(True, f"starting: the restart policy {policy} brings it back at daemon start", 0.0),
+            None,
+            meta,
+        )
 
     async def close(self) -> None:
         tasks = list(self._pending.values())

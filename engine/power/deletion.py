@@ -25,6 +25,7 @@ A delete that cannot stop the server (its kill failed: the Docker engine is gone
 and leaves it suspended, as Wings leaves it when its Destroy fails; the runtime's own errors
 (RuntimeUnavailable, RuntimeFailure) reach the caller the same way.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from wingman.engine.events import (
-    EnvironmentDestroyed, FilesRemovalFailed, FilesRemoved, Metadata, ServerDeleted, ServerSuspended, new_id,
+    EnvironmentDestroyed,
+    FilesRemovalFailed,
+    FilesRemoved,
+    Metadata,
+    ServerDeleted,
+    ServerSuspended,
+    new_id,
 )
 from wingman.engine.power.outcomes import Rejected
 from wingman.engine.servers.folder_removal import remove, set_aside
@@ -63,7 +70,9 @@ class ServerDeletion:
         task = self._under_way.get(uuid)
         if task is None:
             task = self._under_way[uuid] = self._power.background(self._delete(uuid, meta), name=f"delete-{uuid}")
-            task.add_done_callback(lambda t: self._under_way.pop(uuid, None) if self._under_way.get(uuid) is t else None)
+            task.add_done_callback(
+                lambda t: self._under_way.pop(uuid, None) if self._under_way.get(uuid) is t else None
+            )
         await asyncio.shield(task)
 
     async def _delete(self, uuid: str, meta: Metadata) -> None:
@@ -98,8 +107,9 @@ class ServerDeletion:
         try:
             await asyncio.wait_for(asyncio.gather(*waits), self._left(deadline))
         except TimeoutError:
-            raise Rejected(f"a power action was still in progress after {SETTLE_SECONDS:g} s; "
-                           "the server stays, suspended") from None
+            raise Rejected(
+                f"a power action was still in progress after {SETTLE_SECONDS:g} s; the server stays, suspended"
+            ) from None
 
     async def _remove(self, uuid: str, meta: Metadata) -> None:
         """Steps 3 to 5, under the server's power lock, the server down and nothing in hand."""
@@ -119,8 +129,9 @@ class ServerDeletion:
         power.journal.forget(uuid)
         power.background(self._remove_files(uuid, folder, trash, problem, meta), name=f"delete-files-{uuid}")
 
-    async def _remove_files(self, uuid: str, folder: Path, trash: Path | None, problem: str | None,
-                            meta: Metadata) -> None:
+    async def _remove_files(
+        self, uuid: str, folder: Path, trash: Path | None, problem: str | None, meta: Metadata
+    ) -> None:
         try:
             if problem is not None:
                 outcome = FilesRemovalFailed(folder=str(folder), left_at=str(folder), problems=[problem])
@@ -128,11 +139,18 @@ class ServerDeletion:
                 outcome = FilesRemoved(folder=str(folder), existed=False)
             else:
                 problems = await asyncio.to_thread(remove, trash)
-                outcome = (FilesRemovalFailed(folder=str(folder), left_at=str(trash), problems=problems) if problems
-                           else FilesRemoved(folder=str(folder)))
+                outcome = (
+                    FilesRemovalFailed(folder=str(folder), left_at=str(trash), problems=problems)
+                    if problems
+                    else FilesRemoved(folder=str(folder))
+                )
             if isinstance(outcome, FilesRemovalFailed):
-                log.warning("a deleted server's files could not all be removed", server=uuid,
-                            left_at=outcome.left_at, problems=outcome.problems)
+                log.warning(
+                    "a deleted server's files could not all be removed",
+                    server=uuid,
+                    left_at=outcome.left_at,
+                    problems=outcome.problems,
+                )
             await self._power.journal.record(uuid, outcome, meta=meta)
         except Exception:  # noqa: BLE001 - in the background: nobody to raise it at
             log.exception("a deleted server's files removal could not be recorded", server=uuid)

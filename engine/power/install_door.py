@@ -7,6 +7,7 @@ rejected with the same words.
 A reinstall of a server that runs stops it first, through a power operation of its own: that
 stop is the one operation an install lets through.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

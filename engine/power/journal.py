@@ -13,6 +13,7 @@
   cancels a start in the middle of its `ready`): the append goes on to the log regardless, and a
   change checked before it landed (the process's exit, from `starting`) would contradict it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,13 +48,25 @@ class Journal:
                 return await self._store.append(uuid, NewEvent.all_of(records, meta))
             except StoreUnavailable as exc:
                 if delay == RETRY_FIRST:
-                    log.error("event store unavailable; retrying until it takes the events", server=uuid,
-                              reason=str(exc), types=[r.type for r in records])
+                    log.error(
+                        "event store unavailable; retrying until it takes the events",
+                        server=uuid,
+                        reason=str(exc),
+                        types=[r.type for r in records],
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
 
-    async def transition(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
-                         op_id: str | None = None, before: tuple[Event, ...] = (), now: bool = False) -> str:
+    async def transition(
+        self,
+        uuid: str,
+        trigger: Trigger,
+        cause: str,
+        meta: Metadata,
+        op_id: str | None = None,
+        before: tuple[Event, ...] = (),
+        now: bool = False,
+    ) -> str:
         """Append a legal state change (after `before`, in the same commit); returns the new state.
         IllegalTransition, with nothing written, when the chart does not allow it now. `now`: one
         try, as `append_now` (a request not answered yet: StoreUnavailable goes to its caller)."""
@@ -63,8 +76,15 @@ class Journal:
             await self._record_change(uuid, view.state, trigger, dest, cause, meta, op_id, before, now)
             return view.state
 
-    async def transition_if_allowed(self, uuid: str, trigger: Trigger, cause: str, meta: Metadata,
-                                    op_id: str | None = None, before: tuple[Event, ...] = ()) -> bool:
+    async def transition_if_allowed(
+        self,
+        uuid: str,
+        trigger: Trigger,
+        cause: str,
+        meta: Metadata,
+        op_id: str | None = None,
+        before: tuple[Event, ...] = (),
+    ) -> bool:
         """Like `transition`, but when the chart does not allow it now only `before` is written
         and False comes back."""
         async with self._ordering.setdefault(uuid, asyncio.Lock()):
@@ -78,13 +98,24 @@ class Journal:
             await self._record_change(uuid, view.state, trigger, dest, cause, meta, op_id, before)
             return True
 
-    async def _record_change(self, uuid: str, source: str, trigger: Trigger, dest: str, cause: str,
-                             meta: Metadata, op_id: str | None, before: tuple[Event, ...], now: bool = False) -> None:
+    async def _record_change(
+        self,
+        uuid: str,
+        source: str,
+        trigger: Trigger,
+        dest: str,
+        cause: str,
+        meta: Metadata,
+        op_id: str | None,
+        before: tuple[Event, ...],
+        now: bool = False,
+    ) -> None:
         """Append the change from `source` to `dest`, both as the position answered under the ordering."""
         change = StateChanged(from_state=source, to_state=dest, trigger=trigger, cause=cause, operation_id=op_id)
         meta = meta.model_copy(update={"cause": cause})
-        await _to_the_end(self.append_now(uuid, [*before, change], meta) if now
-                          else self.record(uuid, *before, change, meta=meta))
+        await _to_the_end(
+            self.append_now(uuid, [*before, change], meta) if now else self.record(uuid, *before, change, meta=meta)
+        )
 
     def forget(self, uuid: str) -> None:
         self._ordering.pop(uuid, None)

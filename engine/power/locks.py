@@ -5,6 +5,7 @@ waiter on release (there is no moment when it looks free while a waiter is about
 `try_acquire` never waits: it fails while the lock is held or promised. A kill, which must not
 wait behind the operations it preempts, relies on that.
 """
+
 from __future__ import annotations
 
 import asyncio

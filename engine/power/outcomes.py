@@ -1,4 +1,5 @@
 """How a power action ends when it does not succeed, and exits said in words."""
+
 from __future__ import annotations
 
 from wingman.engine.environments.base import ExitInfo

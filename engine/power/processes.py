@@ -6,11 +6,12 @@ kill and crashes share one path: the power engine awaits the watcher to know the
 An exit seen but not committed yet (the store cannot write: disk full) is an `exit_pending`, with
 the moment it was seen: the state stays what the log says until the commit, and this says why.
 """
+
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -138,8 +139,13 @@ class ProcessTracker:
 
     async def _watch(self, uuid: str, handle: ProcessHandle) -> ExitInfo:
         info = await handle.wait()
-        exited = ProcessExited(exit_code=info.exit_code, signal=info.signal, oom_killed=info.oom_killed,
-                               reason=info.reason, observed_at=datetime.now(timezone.utc))
+        exited = ProcessExited(
+            exit_code=info.exit_code,
+            signal=info.signal,
+            oom_killed=info.oom_killed,
+            reason=info.reason,
+            observed_at=datetime.now(UTC),
+        )
         self._exits_pending[uuid] = exited
         cause, operation_id = self._exit_cause.pop(uuid, (UNCLAIMED, None))
         try:
@@ -168,7 +174,6 @@ class ProcessTracker:
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
-
 
 
 async def _told(listener: ExitListener, uuid: str, info: ExitInfo, cause: str, operation_id: str | None) -> None:

@@ -13,6 +13,7 @@ reconciled from the container's facts once the engine is back.
 Servers are restored `concurrency` at a time, in the background. Until a server is restored,
 its power operations wait (`restored`), and the API says it is not restored yet (`status`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,6 +33,7 @@ from wingman.engine.power.processes import ProcessTracker
 from wingman.engine.servers.registry import ServerRegistry, UnknownServer
 from wingman.engine.statechart import Trigger
 
+
 class InstallRecoverer(Protocol):
     """Installs left without an outcome (engine.install.recovery): adopted or interrupted."""
 
@@ -45,9 +47,16 @@ PENDING, RESTORED, DEFERRED = "pending", "restored", "deferred"  # a server's re
 
 
 class BootRecovery:
-    def __init__(self, journal: Journal, registry: ServerRegistry, processes: ProcessTracker,
-                 runtimes: dict[str, Runtime], folder: Callable[[str], Path], crashes: CrashHandler,
-                 concurrency: int = 16):
+    def __init__(
+        self,
+        journal: Journal,
+        registry: ServerRegistry,
+        processes: ProcessTracker,
+        runtimes: dict[str, Runtime],
+        folder: Callable[[str], Path],
+        crashes: CrashHandler,
+        concurrency: int = 16,
+    ):
         self.journal = journal
         self.registry = registry
         self.processes = processes
@@ -182,12 +191,17 @@ class BootRecovery:
     async def _record_gone(self, uuid: str, info: ExitInfo | None, why: str | None) -> str:
         was = self.registry.state(uuid)
         exit_info = ExitInfo(
-            exit_code=info.exit_code if info else None, signal=info.signal if info else None,
+            exit_code=info.exit_code if info else None,
+            signal=info.signal if info else None,
             oom_killed=info.oom_killed if info else False,
             reason=(info.reason if info else None) or why or "gone when the daemon restarted",
         )
-        exited = ProcessExited(exit_code=exit_info.exit_code, signal=exit_info.signal,
-                               oom_killed=exit_info.oom_killed, reason=exit_info.reason)
+        exited = ProcessExited(
+            exit_code=exit_info.exit_code,
+            signal=exit_info.signal,
+            oom_killed=exit_info.oom_killed,
+            reason=exit_info.reason,
+        )
         await self.journal.transition(uuid, Trigger.EXITED, Cause.BOOT_RECOVERY, BOOT, before=(exited,))
         # It was up and nobody stopped it: to its restart policy, that is a crash. One that was
         # being stopped when the daemon went down is simply stopped.

@@ -30,6 +30,7 @@ only its outcome is left to record, and `lock_busy` says no. A Panel that sends 
 over the socket the moment it shows the state is then not refused (the socket refuses while the
 lock is busy, as Wings does): its operation waits the moment it takes for that outcome.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,16 +43,30 @@ import structlog
 from wingman.engine.environments.base import Runtime
 from wingman.engine.event_types import Cause, EventType
 from wingman.engine.events import (
-    ACTIONS, Event, Metadata, PowerCancelled, PowerFailed, PowerRejected, PowerRequested, PowerStarted, PowerSucceeded,
-    RecordedEvent, new_id,
+    ACTIONS,
+    Event,
+    Metadata,
+    PowerCancelled,
+    PowerFailed,
+    PowerRejected,
+    PowerRequested,
+    PowerStarted,
+    PowerSucceeded,
+    RecordedEvent,
+    new_id,
 )
-from wingman.engine.power.journal import Journal
-from wingman.engine.power.locks import PowerLock
 from wingman.engine.power.actions import NOTHING_TO_KILL, PowerActions
 from wingman.engine.power.deletion import ServerDeletion
 from wingman.engine.power.install_door import InstallDoor
+from wingman.engine.power.journal import Journal
+from wingman.engine.power.locks import PowerLock
 from wingman.engine.power.outcomes import (
-    INSTALLING_MESSAGE, SUSPENDED_MESSAGE, Failed, Rejected, ServerInstalling, SuspendedServer,
+    INSTALLING_MESSAGE,
+    SUSPENDED_MESSAGE,
+    Failed,
+    Rejected,
+    ServerInstalling,
+    SuspendedServer,
 )
 from wingman.engine.power.processes import ProcessTracker
 from wingman.engine.servers.operations import Operation
@@ -66,7 +81,12 @@ SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemo
 PREEMPTIBLE = ("start", "restart")  # what a kill cancels
 # The committed event that ends each action's work (see the module doc): a process exit, or a
 # state change by this trigger.
-_WORK_ENDS_WITH = {"stop": EventType.PROCESS_EXITED, "kill": EventType.PROCESS_EXITED, "start": Trigger.READY, "restart": Trigger.READY}
+_WORK_ENDS_WITH = {
+    "stop": EventType.PROCESS_EXITED,
+    "kill": EventType.PROCESS_EXITED,
+    "start": Trigger.READY,
+    "restart": Trigger.READY,
+}
 
 
 class RequestWatcher(Protocol):
@@ -101,8 +121,14 @@ def normalize_wait(value: int | None) -> int:
 
 
 class PowerService:
-    def __init__(self, journal: Journal, registry: ServerRegistry, actions: PowerActions,
-                 processes: ProcessTracker, runtimes: dict[str, Runtime]):
+    def __init__(
+        self,
+        journal: Journal,
+        registry: ServerRegistry,
+        actions: PowerActions,
+        processes: ProcessTracker,
+        runtimes: dict[str, Runtime],
+    ):
         self.journal = journal
         self.registry = registry
         self.actions = actions
@@ -132,8 +158,9 @@ class PowerService:
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def request(self, uuid: str, action: str, wait_seconds: int | None, meta: Metadata,
-                      for_install: str | None = None) -> Operation:
+    async def request(
+        self, uuid: str, action: str, wait_seconds: int | None, meta: Metadata, for_install: str | None = None
+    ) -> Operation:
         """Record the request (durably: StoreUnavailable goes to the caller) and start the
         operation in the background. ServerInstalling while the server installs, but for the
         stop its reinstall asks for itself (`for_install`)."""
@@ -191,8 +218,12 @@ class PowerService:
                 continue
             op_id = ev.metadata.get("operation_id")
             lock = self._locks.get(ev.stream_id)
-            if (lock is not None and op_id is not None and lock.holder == op_id
-                    and _WORK_ENDS_WITH.get(self._actions.get(op_id)) == ending):
+            if (
+                lock is not None
+                and op_id is not None
+                and lock.holder == op_id
+                and _WORK_ENDS_WITH.get(self._actions.get(op_id)) == ending
+            ):
                 self._work_done.add(op_id)
 
     def _nothing_to_kill(self, uuid: str, lock_holder: str | None = None) -> bool:
@@ -201,13 +232,13 @@ class PowerService:
         if self._gate is not None and not self._gate.is_restored(uuid):
             return False
         lock = self._locks.get(uuid)
-        if lock is not None and not lock.idle and (lock_holder is None or lock.holder != lock_holder
-                                                   or lock.waiting()):
+        if lock is not None and not lock.idle and (lock_holder is None or lock.holder != lock_holder or lock.waiting()):
             return False
         # Asked of the chart, not of the server's machine: nothing fires here, and a server only
         # ever killed needs no machine model.
-        return self.processes.handle(uuid) is None and not self.registry.chart.allows(Trigger.ABORT,
-                                                                                      self.registry.state(uuid))
+        return self.processes.handle(uuid) is None and not self.registry.chart.allows(
+            Trigger.ABORT, self.registry.state(uuid)
+        )
 
     def _lock(self, uuid: str) -> PowerLock:
         lock = self._locks.get(uuid)  # (setdefault would build a lock on every call to throw away)
@@ -244,7 +275,9 @@ class PowerService:
                 if by is None:  # daemon shutdown: the next boot records it as interrupted
                     raise
                 _uncancel()
-                outcome = PowerCancelled(operation_id=op_id, action=action, cancelled_by=by, reason="cancelled by a kill")
+                outcome = PowerCancelled(
+                    operation_id=op_id, action=action, cancelled_by=by, reason="cancelled by a kill"
+                )
             except Exception as exc:  # never leave an operation without an outcome
                 log.exception("power operation crashed", server=uuid, operation=op_id)
                 outcome = PowerFailed(operation_id=op_id, action=action, reason=f"internal error: {exc}")
@@ -269,8 +302,9 @@ class PowerService:
             if action == "kill":
                 acquired = lock.try_acquire(op_id)
                 try:
-                    await self.journal.record(uuid, PowerStarted(operation_id=op_id, action=action,
-                                                                 lock_acquired=acquired), meta=meta)
+                    await self.journal.record(
+                        uuid, PowerStarted(operation_id=op_id, action=action, lock_acquired=acquired), meta=meta
+                    )
                     await self._preempt(uuid, op_id, lock)
                     return await self._work(uuid, op_id, action, meta)
                 finally:
@@ -278,13 +312,20 @@ class PowerService:
                         lock.release(op_id)
             acquired = await lock.acquire(op_id, wait)
             if not acquired:
-                return PowerRejected(operation_id=op_id, action=action, reason=(
-                    f"another power action holds the server's lock; gave up after waiting {wait} s"))
+                return PowerRejected(
+                    operation_id=op_id,
+                    action=action,
+                    reason=(f"another power action holds the server's lock; gave up after waiting {wait} s"),
+                )
             try:
                 by = self._preempted.get(op_id)
                 if by is not None:  # a kill came while this waited: it must not bring the server back
-                    return PowerCancelled(operation_id=op_id, action=action, cancelled_by=by,
-                                          reason="cancelled by a kill while waiting for the lock")
+                    return PowerCancelled(
+                        operation_id=op_id,
+                        action=action,
+                        cancelled_by=by,
+                        reason="cancelled by a kill while waiting for the lock",
+                    )
                 if self.installs.bars(uuid, op_id):  # an install began while this waited
                     return PowerRejected(operation_id=op_id, action=action, reason=INSTALLING_MESSAGE)
                 if action in PREEMPTIBLE:
@@ -302,8 +343,12 @@ class PowerService:
             self._work_done.discard(op_id)
 
     async def _work(self, uuid: str, op_id: str, action: str, meta: Metadata) -> Event:
-        work = {"start": self.actions.start, "stop": self.actions.stop, "restart": self.actions.restart,
-                "kill": self.actions.kill}[action]
+        work = {
+            "start": self.actions.start,
+            "stop": self.actions.stop,
+            "restart": self.actions.restart,
+            "kill": self.actions.kill,
+        }[action]
         try:
             detail = await work(uuid, op_id, meta)
         except Rejected as exc:
@@ -330,7 +375,8 @@ class PowerService:
         """Nothing to kill, and no operation of the server in hand (the power lock idle or held by
         `lock_holder`)."""
         return self._nothing_to_kill(uuid, lock_holder) and not any(
-            op.id in self._in_hand for op in self.registry.open_operations(uuid))
+            op.id in self._in_hand for op in self.registry.open_operations(uuid)
+        )
 
     @asynccontextmanager
     async def holding_lock(self, uuid: str, holder: str, wait: float) -> AsyncIterator[bool]:
@@ -366,9 +412,11 @@ class PowerService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         meta = Metadata(actor="daemon", channel="internal", cause=Cause.DAEMON_SHUTDOWN)
         stops = [
-            self.actions.stop_process(uuid, handle, min(self.registry.config(uuid).stop_timeout, stop_limit),
-                                      Cause.DAEMON_SHUTDOWN, meta)
-            for uuid, handle in self.processes.running() if handle.runtime not in detachable
+            self.actions.stop_process(
+                uuid, handle, min(self.registry.config(uuid).stop_timeout, stop_limit), Cause.DAEMON_SHUTDOWN, meta
+            )
+            for uuid, handle in self.processes.running()
+            if handle.runtime not in detachable
         ]
         for result in await asyncio.gather(*stops, return_exceptions=True):
             if isinstance(result, Exception):

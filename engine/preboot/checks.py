@@ -4,6 +4,7 @@ Each step either passes or raises `PrebootFailure` naming the step, which the po
 as a `preboot.check_failed` event. Configuration files (step 5) are the exception, as in Wings: a
 failure there is recorded but the boot goes on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,7 +79,9 @@ def check_permissions(folder: Path, user: ServerUser | None) -> None:
         else:
             os.chmod(folder, FOLDER_MODE)
     except OSError as exc:
-        raise PrebootFailure("permissions", f"cannot give {folder} to the server's user: {exc.strerror or exc}") from None
+        raise PrebootFailure(
+            "permissions", f"cannot give {folder} to the server's user: {exc.strerror or exc}"
+        ) from None
     try:
         _probe_writable(folder)
     except OSError as exc:

@@ -3,19 +3,21 @@
 {{server.*}} and {{env.*}} before Wings sees the list (panel EggConfigurationService.php); a
 standalone wingman has no Panel in front of it, so that happens here too, with the Panel's names.
 Where Wings is known to go wrong we do better, and the comment at the spot says so."""
+
 from __future__ import annotations
 
 import errno
 import json
 import pathlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from wingman.engine.servers.patterns import BadPattern, compile_pattern
 from wingman.engine.preboot.folderfiles import FolderFileError, locate, read_text, write_text
+from wingman.engine.servers.patterns import BadPattern, compile_pattern
 
 _MISSING = object()
 
@@ -37,12 +39,16 @@ class ConfigFileError(FolderFileError):
 # Only server./env./config. keys are expanded (as the Panel does); other {{...}} are the game's.
 _PLACEHOLDER = re.compile(r"{{\s?((?:server|env|config)\.[\w.-]+)\s?}}", re.ASCII)
 # EggConfigurationService::replaceLegacyModifiers: the old daemon's SERVER_* variables.
-_LEGACY_ENV = {"SERVER_MEMORY": "build.memory", "SERVER_IP": "build.default.ip",
-               "SERVER_PORT": "build.default.port"}
+_LEGACY_ENV = {"SERVER_MEMORY": "build.memory", "SERVER_IP": "build.default.ip", "SERVER_PORT": "build.default.port"}
 # ServerConfigurationStructureService::returnLegacyFormat names, onto today's `settings` keys.
-_LEGACY_SERVER = {"build.memory": "build.memory_limit", "build.io": "build.io_weight",
-                  "build.cpu": "build.cpu_limit", "build.disk": "build.disk_space",
-                  "build.image": "container.image", "build.default": "allocations.default"}
+_LEGACY_SERVER = {
+    "build.memory": "build.memory_limit",
+    "build.io": "build.io_weight",
+    "build.cpu": "build.cpu_limit",
+    "build.disk": "build.disk_space",
+    "build.image": "container.image",
+    "build.default": "allocations.default",
+}
 # Wings exposes only docker.interface from its own config. We expose the caller's dict, minus
 # anything that looks secret: server owners can read every file written here.
 _SECRET = re.compile(r"token|secret|passw|database|key", re.I)
@@ -68,7 +74,7 @@ def _expander(settings: dict, env: dict, config: dict, warn: list[str]) -> Calla
     def server(path: str) -> Any:
         for old, new in _LEGACY_SERVER.items():
             if path == old or path.startswith(old + "."):
-                if (v := _get(settings, (new + path[len(old):]).split("."))) is not _MISSING:
+                if (v := _get(settings, (new + path[len(old) :]).split("."))) is not _MISSING:
                     return v
         return _get(settings, path.split("."))
 
@@ -91,6 +97,7 @@ def _expander(settings: dict, env: dict, config: dict, warn: list[str]) -> Calla
             warn.append(f"unknown placeholder {{{{{m.group(1)}}}}} replaced with ''")
             return ""
         return _text(value)
+
     return lambda s: _PLACEHOLDER.sub(one, s)
 
 
@@ -137,7 +144,7 @@ def _conditional(current: str | None, rule: _Rule, warn: list[str]) -> str | Non
     if current is None or not rule.if_value.startswith("regex:"):
         return rule.text if current == rule.if_value else None
     try:  # RE2, as Go's regexp in Wings: file contents are untrusted and must not backtrack
-        pattern = compile_pattern(rule.if_value[len("regex:"):])
+        pattern = compile_pattern(rule.if_value[len("regex:") :])
     except BadPattern as e:  # Wings logs a warning and skips the replacement
         warn.append(f"{rule.match}: if_value regex is unusable ({e}); replacement skipped")
         return None
@@ -157,7 +164,7 @@ def _lines(text: str) -> list[str]:
 
 def _body(line: str) -> tuple[str, str]:
     body = line.rstrip("\r\n")
-    return body, line[len(body):]
+    return body, line[len(body) :]
 
 
 _CONTINUED = re.compile(r"(?<!\\)(?:\\\\)*\\\Z")  # an odd number of trailing backslashes
@@ -171,6 +178,7 @@ def _unescape(s: str, lineno: int) -> str:
                 raise ConfigFileError(f"line {lineno}: malformed \\uXXXX escape")
             return chr(int(c[1:], 16))
         return {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}.get(c, c)
+
     text = re.sub(r"\\(u.{0,4}|.|$)", one, s, flags=re.S)
     try:  # join escaped UTF-16 surrogate pairs (\ud83d\ude00) into one character
         return text.encode("utf-16", "surrogatepass").decode("utf-16")
@@ -180,6 +188,7 @@ def _unescape(s: str, lineno: int) -> str:
 
 def _escape(s: str, key: bool = False) -> str:
     """Non-ASCII is written as \\uXXXX on purpose, as Wings does (pterodactyl/panel#2308)."""
+
     def one(i: int, c: str) -> str:
         if c in "\\\t\n\r\f" or (c == " " and (key or i == 0)) or (key and c in "=:#!"):
             return "\\" + {"\t": "t", "\n": "n", "\r": "r", "\f": "f"}.get(c, c)
@@ -187,6 +196,7 @@ def _escape(s: str, key: bool = False) -> str:
             return c
         b = c.encode("utf-16-be", "surrogatepass")
         return "".join(f"\\u{b[j] << 8 | b[j + 1]:04x}" for j in range(0, len(b), 2))
+
     return "".join(one(i, c) for i, c in enumerate(s))
 
 
@@ -205,7 +215,7 @@ def _prop_entries(lines: list[str]):
         # key: up to an unescaped separator; then blanks, at most one of = or :, blanks
         m = re.match(r"((?:\\.|[^=:\\ \t\f])*)([ \t\f]*[=:]?[ \t\f]*)", logical, re.S)
         j, first = m.end(), len(lead) - bool(_CONTINUED.search(lead))
-        prefix = body[:len(body) - len(lead) + j] if m.group(2) and j <= first else None
+        prefix = body[: len(body) - len(lead) + j] if m.group(2) and j <= first else None
         yield start, min(i, len(lines)), _unescape(m.group(1), start + 1), _unescape(logical[j:], start + 1), prefix
 
 
@@ -217,7 +227,9 @@ def _properties(text: str, rules: list[_Rule], warn: list[str]) -> str:
         lines = _lines(text)
         hits = [e for e in _prop_entries(lines) if e[2] == rule.match]
         if not hits and rule.if_value is None:  # a missing key is appended, as p.Set does
-            text += (eol if text and not text.endswith("\n") else "") + f"{_escape(rule.match, True)}={_escape(rule.text)}{eol}"
+            text += (
+                eol if text and not text.endswith("\n") else ""
+            ) + f"{_escape(rule.match, True)}={_escape(rule.text)}{eol}"
         for start, end, _, current, prefix in reversed(hits):  # every duplicate, so none disagrees
             new = _conditional(current, rule, warn)
             if new is not None and new != current:
@@ -242,10 +254,12 @@ def _ini_path(match: str) -> tuple[str, str]:
 def _ini(text: str, rules: list[_Rule], warn: list[str]) -> str:
     """Line edits too: go-ini rewrites the whole file. Values are compared as go-ini reads them
     (quotes and inline comments removed) and written as given."""
+
     def value(raw: str) -> str:
         raw = raw.strip()
-        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"`"
+        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in '"`'
         return raw[1:-1] if quoted else re.sub(r"\s+[;#].*$", "", raw)
+
     eol = "\r\n" if "\r\n" in text else "\n"
     for rule in rules:
         section, key = _ini_path(rule.match)
@@ -371,8 +385,13 @@ def _apply_one(folder: pathlib.Path, entry: Any, expand: Callable[[str], str], w
     return True
 
 
-def apply_config_files(folder: pathlib.Path, configs: list[dict], settings: dict,
-                       environment: dict[str, str], daemon_config: dict | None = None) -> list[ConfigFileResult]:
+def apply_config_files(
+    folder: pathlib.Path,
+    configs: list[dict],
+    settings: dict,
+    environment: dict[str, str],
+    daemon_config: dict | None = None,
+) -> list[ConfigFileResult]:
     """Apply each entry of process_configuration.configs, in order; one result per entry.
     A failing file is reported and never stops the others (Wings logs it and boots anyway)."""
     results = []

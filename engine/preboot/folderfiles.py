@@ -1,6 +1,7 @@
 """Reading and writing files inside a server's folder without ever leaving it: paths are resolved
 and checked against the folder, then opened step by step with O_NOFOLLOW (so a symlink swapped in
 after the check fails), FIFOs cannot hang a read, and writes are atomic (temp file + rename)."""
+
 from __future__ import annotations
 
 import contextlib

@@ -5,6 +5,7 @@ With a Panel (`remote`), this is Wings' `GET {remote}/api/remote/servers/{uuid}`
 read again (so an operator's edit takes effect at the next start); a server added through the API
 keeps its recorded definition.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,15 @@ class SyncFailed(Exception):
 
 
 class DefinitionSource:
-    def __init__(self, remote: str | None, token_id: str | None, token: str, config_file: Path | None,
-                 timeout: float = 15.0, remote_runtime: str = "docker"):
+    def __init__(
+        self,
+        remote: str | None,
+        token_id: str | None,
+        token: str,
+        config_file: Path | None,
+        timeout: float = 15.0,
+        remote_runtime: str = "docker",
+    ):
         self.remote = remote.rstrip("/") if remote else None
         self.remote_runtime = remote_runtime  # of a Panel's server whose definition names none
         self.token_id = token_id
@@ -48,8 +56,10 @@ class DefinitionSource:
             await client.aclose()
         if not isinstance(doc, dict) or "settings" not in doc:
             raise SyncFailed("the Panel's answer has no `settings`")
-        return with_runtime({"settings": doc["settings"], "process_configuration": doc.get("process_configuration") or {}},
-                            self.remote_runtime)
+        return with_runtime(
+            {"settings": doc["settings"], "process_configuration": doc.get("process_configuration") or {}},
+            self.remote_runtime,
+        )
 
     def _from_config_file(self, uuid: str) -> dict[str, Any] | None:
         if not self.config_file or not self.config_file.exists():
@@ -62,4 +72,3 @@ class DefinitionSource:
             if isinstance(doc, dict) and str((doc.get("settings") or {}).get("uuid")) == uuid:
                 return doc
         return None
-

@@ -2,6 +2,7 @@
 
 Kept apart from engine.power so that the power engine deals only in locks, states and outcomes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -27,9 +28,17 @@ Notifier = Callable[[str, str], None]
 
 
 class Starter:
-    def __init__(self, registry: ServerRegistry, runtimes: dict[str, Runtime], source: DefinitionSource,
-                 data_directory: Path, users: ServerUsers, daemon_config: dict, record: Recorder,
-                 note: Notifier = lambda uuid, text: None):
+    def __init__(
+        self,
+        registry: ServerRegistry,
+        runtimes: dict[str, Runtime],
+        source: DefinitionSource,
+        data_directory: Path,
+        users: ServerUsers,
+        daemon_config: dict,
+        record: Recorder,
+        note: Notifier = lambda uuid, text: None,
+    ):
         self.registry = registry
         self.runtimes = runtimes
         self.source = source
@@ -63,7 +72,9 @@ class Starter:
 
     async def prepare(self, uuid: str, op_id: str, meta: Metadata) -> PrebootResult:
         async def soft_failure(check: str, reason: str) -> None:
-            await self._record(uuid, PrebootCheckFailed(check=check, reason=reason, fatal=False, operation_id=op_id), meta)
+            await self._record(
+                uuid, PrebootCheckFailed(check=check, reason=reason, fatal=False, operation_id=op_id), meta
+            )
 
         config = await self.sync(uuid, meta)
         prepared = await run_preboot(

@@ -22,6 +22,7 @@ Panel accepted. So:
   credentials; 404: a Panel without the route; 408, 429...), a 5xx, or no answer at all is retried
   at the next interval, for as long as it takes: those entries are not the Panel's to refuse.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,8 +63,9 @@ class ActivityOutbox(Outbox):
         """Send everything after the cursor, batch after batch; the entries the Panel accepted."""
         sent = 0
         while True:
-            entries, covers = await pending(self._store.engine, self.cursor.position, self._store.last_position,
-                                            self.count)
+            entries, covers = await pending(
+                self._store.engine, self.cursor.position, self._store.last_position, self.count
+            )
             if not entries:
                 await self.cursor.advance(covers)  # past events that were not activity: not read again
                 return sent
@@ -105,13 +107,23 @@ class ActivityOutbox(Outbox):
             self.failing_since = asyncio.get_running_loop().time()
         (log.warning if first else log.info)(
             "the Panel did not take activity; kept, and sent again at the next interval",
-            status=exc.status, reason=exc.reason, entries=waiting, retry_in_seconds=self.interval)
+            status=exc.status,
+            reason=exc.reason,
+            entries=waiting,
+            retry_in_seconds=self.interval,
+        )
 
     async def _set_aside(self, entry: Entry, exc: PanelError) -> None:
-        log.warning("the Panel refused an activity entry on its own; set aside, the queue goes on",
-                    server=entry.stream_id, activity=entry.activity, status=exc.status, reason=exc.reason)
-        record = ActivityRefused(source_event_id=entry.event_id, activity=entry.activity,
-                                 status=exc.status or 0, reason=exc.reason)
+        log.warning(
+            "the Panel refused an activity entry on its own; set aside, the queue goes on",
+            server=entry.stream_id,
+            activity=entry.activity,
+            status=exc.status,
+            reason=exc.reason,
+        )
+        record = ActivityRefused(
+            source_event_id=entry.event_id, activity=entry.activity, status=exc.status or 0, reason=exc.reason
+        )
         await self._store.append(entry.stream_id, [NewEvent.of(record, REFUSED)])
 
 

@@ -10,6 +10,7 @@ changes waiting for one server only the last is sent (a Panel back after an hour
 an hour of flapping). A 4xx for one server (a server the Panel does not know: 404) is logged and
 skipped: a status is not worth holding the others back, and the next change says it again.
 """
+
 from __future__ import annotations
 
 import structlog
@@ -57,11 +58,16 @@ class ContainerStatusOutbox(Outbox):
                     await self._client.post_json(status_path(uuid), body)
                 except PanelError as exc:
                     if not refuses_the_entries(exc) and exc.status != 404:
-                        log.warning("the Panel did not take a state change; sent again at the next interval",
-                                    server=uuid, status=exc.status, reason=exc.reason)
+                        log.warning(
+                            "the Panel did not take a state change; sent again at the next interval",
+                            server=uuid,
+                            status=exc.status,
+                            reason=exc.reason,
+                        )
                         return  # the cursor stays: those already sent go again (a status is idempotent)
-                    log.warning("the Panel refused a state change; skipped", server=uuid, status=exc.status,
-                                reason=exc.reason)
+                    log.warning(
+                        "the Panel refused a state change; skipped", server=uuid, status=exc.status, reason=exc.reason
+                    )
             await self.cursor.advance(events[-1].position if next_after is not None else upto)
             if next_after is None:
                 return

@@ -6,9 +6,10 @@ happened; it says only how much of it has been delivered. It moves forward only 
 so), and it is written through the store's writer (`write_beside`), so on SQLite it never contends
 with the log's own commits for the write lock.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
 
@@ -34,10 +35,13 @@ class OutboxCursor:
         """Durably record that everything up to `position` was accepted (returns once committed)."""
         if position <= self.position:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if self._row_exists:
-            statement = (update(C).where(C.c.name == self.name, C.c.position < position)
-                         .values(position=position, updated_at=now))
+            statement = (
+                update(C)
+                .where(C.c.name == self.name, C.c.position < position)
+                .values(position=position, updated_at=now)
+            )
         else:
             statement = insert(C).values(name=self.name, position=position, updated_at=now)
         await self._store.write_beside([(statement, None)])

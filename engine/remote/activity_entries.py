@@ -7,11 +7,12 @@ What is activity, as Wings records it (`router/websocket/websocket.go`):
 - `console.command` over the websocket: `server:console.command`, metadata `{"command": ...}`.
 The user is the JWT's `user_uuid` (the session's metadata `actor`), the IP the client's.
 """
+
 from __future__ import annotations
 
 import uuid as uuidlib
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,14 +48,19 @@ def entry_of(ev: RecordedEvent) -> Entry | None:
         activity, details = CONSOLE_COMMAND, {"command": ev.data.get("command")}
     else:
         return None
-    return Entry(ev.position, ev.stream_id, ev.event_id, {
-        "event": activity,
-        "user": _user_uuid(meta.get("actor")),
-        "server": ev.stream_id,
-        "metadata": details,
-        "ip": meta.get("source_ip") or None,  # the Panel takes a valid IP or null, never ""
-        "timestamp": ev.recorded_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-    })
+    return Entry(
+        ev.position,
+        ev.stream_id,
+        ev.event_id,
+        {
+            "event": activity,
+            "user": _user_uuid(meta.get("actor")),
+            "server": ev.stream_id,
+            "metadata": details,
+            "ip": meta.get("source_ip") or None,  # the Panel takes a valid IP or null, never ""
+            "timestamp": ev.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        },
+    )
 
 
 def _user_uuid(actor: Any) -> str | None:

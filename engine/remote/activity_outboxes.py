@@ -1,6 +1,7 @@
 """What the node sends its Panel from the log, started and stopped together: activity always
 (engine.remote.activity), container status for a Pelican Panel
 (engine.remote.activity_container_status). Nothing for a standalone node."""
+
 from __future__ import annotations
 
 from wingman.engine.remote.activity import activity_outbox

@@ -1,6 +1,7 @@
 """The Panel's remote API, as Wings calls it (`remote/http.go` in pterodactyl/wings): every request
 carries `Authorization: Bearer <token_id>.<token>` and Pterodactyl's `Accept` type, and every
 failure is a `PanelError` that names the URL, the status and the Panel's own `errors[].detail`."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,13 +28,21 @@ class PanelError(Exception):
 
 
 class PanelClient:
-    def __init__(self, remote: str, token_id: str | None, token: str, timeout: float = 15.0,
-                 transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        remote: str,
+        token_id: str | None,
+        token: str,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.remote = remote.rstrip("/")
         self._client = httpx.AsyncClient(
-            base_url=self.remote, timeout=timeout, transport=transport,
-            headers={"Authorization": f"Bearer {token_id}.{token}", "Accept": ACCEPT,
-                     "User-Agent": "wingman"})
+            base_url=self.remote,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token_id}.{token}", "Accept": ACCEPT, "User-Agent": "wingman"},
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

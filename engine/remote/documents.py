@@ -5,6 +5,7 @@ document (`GET /api/remote/servers/{uuid}`: `settings`, `process_configuration`)
 A Panel is trusted with what it says, not with its shape: an entry without a uuid, with one that
 is not a UUID, or without `settings` is refused here with a reason a log line can carry, before
 it reaches the registry (which then parses the definition itself: engine.servers.definition)."""
+
 from __future__ import annotations
 
 import uuid as uuidlib
@@ -26,12 +27,16 @@ class BadPanelDocument(ValueError):
 def server_uuid(value: Any) -> str:
     """`value` as a server's UUID (normalised as the registry spells it); BadPanelDocument if it is not one."""
     if not isinstance(value, str):
-        raise BadPanelDocument(f"the server's uuid is {type(value).__name__}, not a UUID text",
-                               None if value is None else str(value)[:SHOWN_CHARS])
+        raise BadPanelDocument(
+            f"the server's uuid is {type(value).__name__}, not a UUID text",
+            None if value is None else str(value)[:SHOWN_CHARS],
+        )
     try:
         return str(uuidlib.UUID(value))
     except ValueError:
-        raise BadPanelDocument(f"the server's uuid {value[:SHOWN_CHARS]!r} is not a UUID", value[:SHOWN_CHARS]) from None
+        raise BadPanelDocument(
+            f"the server's uuid {value[:SHOWN_CHARS]!r} is not a UUID", value[:SHOWN_CHARS]
+        ) from None
 
 
 def definition_from(doc: Any, uuid: str) -> dict[str, Any]:

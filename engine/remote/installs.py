@@ -15,6 +15,7 @@ A definition the Panel serves that names no `runtime` gets the node's `remote_ru
 default, as Wings runs every server). A definition the node cannot take is `panel.server_refused`,
 and the Panel is told its installation failed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,8 +51,15 @@ def install_path(uuid: str) -> str:
 
 
 class PanelServers:
-    def __init__(self, client: PanelClient, registry: ServerRegistry, record: Recorder, installs: InstallService,
-                 remote_runtime: str, inventory: Inventory | None = None):
+    def __init__(
+        self,
+        client: PanelClient,
+        registry: ServerRegistry,
+        record: Recorder,
+        installs: InstallService,
+        remote_runtime: str,
+        inventory: Inventory | None = None,
+    ):
         self.client = client
         self.registry = registry
         self._record = record
@@ -92,8 +100,9 @@ class PanelServers:
             return self.registry.admit(parse_definition(definition))  # its IPs: this host's
         except (BadPanelDocument, InvalidDefinition) as exc:
             reason = f"the Panel's definition of server {uuid} cannot be taken: {exc}"
-            log.error("a server the Panel sent was refused; nothing of it changed", server=uuid, reason=reason,
-                      source=source)
+            log.error(
+                "a server the Panel sent was refused; nothing of it changed", server=uuid, reason=reason, source=source
+            )
             await self._record(NODE_STREAM, PanelServerRefused(uuid=uuid, reason=reason, source=source), meta=meta)
             raise PanelRefused(reason) from None
 

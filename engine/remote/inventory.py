@@ -13,6 +13,7 @@
 
 The list is read and checked whole before anything changes (engine.remote.listing); an entry
 the node cannot take is `panel.server_refused` and changes nothing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,9 +53,18 @@ HasProcess = Callable[[str], bool]  # whether something of the server still runs
 
 
 class Inventory:
-    def __init__(self, client: PanelClient, registry: ServerRegistry, record: Recorder, has_process: HasProcess,
-                 per_page: int, max_servers: int, retry_max: float, may_record: asyncio.Event,
-                 remote_runtime: str = "docker"):
+    def __init__(
+        self,
+        client: PanelClient,
+        registry: ServerRegistry,
+        record: Recorder,
+        has_process: HasProcess,
+        per_page: int,
+        max_servers: int,
+        retry_max: float,
+        may_record: asyncio.Event,
+        remote_runtime: str = "docker",
+    ):
         self.client = client
         self.remote_runtime = remote_runtime  # of a listed server whose definition names none
         self.registry = registry
@@ -79,11 +89,22 @@ class Inventory:
             except ListingFailed as exc:
                 delay = min(self.retry_max, RETRY_FIRST * 2 ** min(attempt - 1, 30))
                 if exc.reason != last_reason:
-                    log.warning("the Panel's server list could not be read; going on with the servers last "
-                                "recorded, and trying again", reason=exc.reason, attempt=attempt,
-                                retry_in_seconds=delay, servers=len(self.registry.views))
-                    await self._note(InventoryFailed(attempt=attempt, reason=exc.reason, retry_in_seconds=delay,
-                                                     servers_recorded=len(self.registry.views)))
+                    log.warning(
+                        "the Panel's server list could not be read; going on with the servers last "
+                        "recorded, and trying again",
+                        reason=exc.reason,
+                        attempt=attempt,
+                        retry_in_seconds=delay,
+                        servers=len(self.registry.views),
+                    )
+                    await self._note(
+                        InventoryFailed(
+                            attempt=attempt,
+                            reason=exc.reason,
+                            retry_in_seconds=delay,
+                            servers_recorded=len(self.registry.views),
+                        )
+                    )
                 last_reason = exc.reason
                 await asyncio.sleep(delay)
         await self._may_record.wait()
@@ -104,8 +125,16 @@ class Inventory:
         self.awaiting_removal.discard(uuid)
 
     async def reconcile(self, listing: Listing) -> dict[str, int]:
-        counts = {"pages": listing.pages, "listed": len(listing.servers), "registered": 0, "updated": 0,
-                  "unchanged": 0, "removed": 0, "removal_pending": 0, "refused": len(listing.refused)}
+        counts = {
+            "pages": listing.pages,
+            "listed": len(listing.servers),
+            "registered": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "removed": 0,
+            "removal_pending": 0,
+            "refused": len(listing.refused),
+        }
         refusals = list(listing.refused)
         batch: list[tuple[str, bytes]] = []
         for uuid, raw in listing.servers.items():
@@ -116,17 +145,21 @@ class Inventory:
                 batch = []
         await self._record_batch(batch, counts, refusals)
         for problem in refusals[:REFUSALS_RECORDED]:
-            log.error("a server the Panel listed was refused; nothing of it changed", server=problem.uuid,
-                      reason=problem.reason)
+            log.error(
+                "a server the Panel listed was refused; nothing of it changed",
+                server=problem.uuid,
+                reason=problem.reason,
+            )
             await self._note(PanelServerRefused(uuid=problem.uuid, reason=problem.reason, source="inventory"))
         unlisted = [uuid for uuid in self.registry.views if uuid not in listing.servers]
         for i in range(0, len(unlisted), BATCH):
-            for removed in await asyncio.gather(*(self._unlist(u) for u in unlisted[i:i + BATCH])):
+            for removed in await asyncio.gather(*(self._unlist(u) for u in unlisted[i : i + BATCH])):
                 counts["removed" if removed else "removal_pending"] += 1
         return counts
 
-    async def _record_batch(self, batch: list[tuple[str, bytes]], counts: dict[str, int],
-                            refusals: list[BadPanelDocument]) -> None:
+    async def _record_batch(
+        self, batch: list[tuple[str, bytes]], counts: dict[str, int], refusals: list[BadPanelDocument]
+    ) -> None:
         configs = []
         for uuid, raw in batch:
             try:
@@ -135,10 +168,16 @@ class Inventory:
             except InvalidDefinition as exc:
                 refusals.append(BadPanelDocument(f"the server's definition is not valid: {exc}", uuid))
                 counts["refused"] += 1
-        results = await asyncio.gather(*(
-            self.registry.update_to(cfg, INVENTORY) if cfg.uuid in self.registry.views
-            else self.registry.register_config(cfg, INVENTORY) for cfg in configs), return_exceptions=True)
-        for cfg, result in zip(configs, results):
+        results = await asyncio.gather(
+            *(
+                self.registry.update_to(cfg, INVENTORY)
+                if cfg.uuid in self.registry.views
+                else self.registry.register_config(cfg, INVENTORY)
+                for cfg in configs
+            ),
+            return_exceptions=True,
+        )
+        for cfg, result in zip(configs, results, strict=False):
             if isinstance(result, Exception):
                 log.error("a server the Panel listed could not be recorded", server=cfg.uuid, problem=str(result))
                 refusals.append(BadPanelDocument(f"could not be recorded: {result}", cfg.uuid))
@@ -154,8 +193,9 @@ class Inventory:
             return True
         view = self.registry.views.get(uuid)
         if view is not None:
-            log.warning("the Panel lists this server no more; it is removed once it is offline", server=uuid,
-                        state=view.state)
+            log.warning(
+                "the Panel lists this server no more; it is removed once it is offline", server=uuid, state=view.state
+            )
             await self._record(uuid, PanelServerUnlisted(state=view.state), meta=UNLISTED)
         return False
 

@@ -11,6 +11,7 @@ shaped as a page, or a `last_page` beyond what a node can hold fails the listing
 Each entry is held as its definition's compact JSON, not as parsed objects: 10,000 definitions
 as dicts hold some 60 MiB, and a peak that size fragments the heap for the daemon's life (see
 engine.servers.from_config)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,12 +56,14 @@ async def list_servers(client: PanelClient, per_page: int, max_servers: int) -> 
     _take(listing, first, per_page)
     pages = list(range(current + 1, last + 1))
     for i in range(0, len(pages), PAGES_AT_ONCE):
-        for body in await asyncio.gather(*(_page(client, p, per_page) for p in pages[i:i + PAGES_AT_ONCE])):
+        for body in await asyncio.gather(*(_page(client, p, per_page) for p in pages[i : i + PAGES_AT_ONCE])):
             _meta(body, max_pages, per_page)
             _take(listing, body, per_page)
         if len(listing.servers) > max_servers:
-            raise ListingFailed(f"the Panel lists more than {max_servers} servers for this node, more than it can "
-                                "hold (system.server_users.count)")
+            raise ListingFailed(
+                f"the Panel lists more than {max_servers} servers for this node, more than it can "
+                "hold (system.server_users.count)"
+            )
     listing.pages = 1 + len(pages)
     return listing
 
@@ -82,13 +85,16 @@ def _meta(body: dict[str, Any], max_pages: int, per_page: int) -> tuple[int, int
         if type(value) is not int or value < 1:
             raise ListingFailed(f"the server list's meta.{name} is {value!r}, not a page number")
     if last > max_pages:
-        raise ListingFailed(f"the server list's meta.last_page is {last}: more than {max_pages} pages of {per_page} "
-                            "is more servers than this node can hold (system.server_users.count)")
+        raise ListingFailed(
+            f"the server list's meta.last_page is {last}: more than {max_pages} pages of {per_page} "
+            "is more servers than this node can hold (system.server_users.count)"
+        )
     if current > last:
         raise ListingFailed(f"the server list's meta.current_page {current} is past its last_page {last}")
     if len(body["data"]) > per_page:
-        raise ListingFailed(f"page {current} of the server list holds {len(body['data'])} servers, more than the "
-                            f"{per_page} asked for")
+        raise ListingFailed(
+            f"page {current} of the server list holds {len(body['data'])} servers, more than the {per_page} asked for"
+        )
     return current, last
 
 

@@ -2,6 +2,7 @@
 status: engine.remote.activity_container_status): a durable cursor in the log, loaded at start,
 and a loop that sends what lies after it every `interval` seconds. A failed round is logged and
 the next one tries again: the Panel's troubles never reach the writer or the API."""
+
 from __future__ import annotations
 
 import asyncio

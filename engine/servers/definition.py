@@ -4,6 +4,7 @@
 The same document comes from the config file, from `POST /api/servers`, and from a Panel's
 `GET /api/remote/servers/{uuid}`. Unknown keys are kept (Panels send many) but not interpreted.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -41,8 +42,9 @@ class Build(_Open):
     cpu_limit: int = Field(0, ge=0, le=MAX_CPU_PERCENT, description="percent of one core; 0 = unlimited")
     pids_limit: int = Field(0, ge=0, le=MAX_PIDS, description="0 = unlimited")
     io_weight: int = Field(500, ge=10, le=1000, description="docker only: the block I/O weight")
-    threads: str | None = Field(None, description="docker only: the CPUs it may run on, as `0-1,3`",
-                                json_schema_extra={"pattern": CPUSET})
+    threads: str | None = Field(
+        None, description="docker only: the CPUs it may run on, as `0-1,3`", json_schema_extra={"pattern": CPUSET}
+    )
     oom_disabled: bool = Field(False, description="docker only: the kernel's OOM killer spares it")
 
     @field_validator("threads")
@@ -65,7 +67,8 @@ class Allocations(_Open):
     force_outgoing_ip: bool = False
     default: DefaultAllocation = Field(default_factory=DefaultAllocation)
     mappings: dict[str, list[Annotated[int, Field(ge=1, le=65535)]]] = Field(
-        default_factory=dict, json_schema_extra={"propertyNames": {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}})
+        default_factory=dict, json_schema_extra={"propertyNames": {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}}
+    )
 
     @field_validator("mappings")
     @classmethod
@@ -112,9 +115,12 @@ NO_NUL = r"^[^\x00]*$"
 # parse_definition refuses.
 _DOCKER_NEEDS_AN_IMAGE = {
     "if": {"properties": {"runtime": {"const": "docker"}}, "required": ["runtime"]},
-    "then": {"properties": {"container": {"properties": {"image": {"type": "string", "minLength": 1}},
-                                          "required": ["image"]}},
-             "required": ["container"]},
+    "then": {
+        "properties": {
+            "container": {"properties": {"image": {"type": "string", "minLength": 1}}, "required": ["image"]}
+        },
+        "required": ["container"],
+    },
 }
 
 
@@ -125,10 +131,15 @@ class Settings(_Open):
     meta: Meta = Field(default_factory=Meta)
     suspended: bool = False
     invocation: str = Field("", json_schema_extra={"pattern": NO_NUL})
-    environment: dict[str, Any] = Field(default_factory=dict, json_schema_extra={
-        "propertyNames": {"pattern": ENV_NAME},
-        "additionalProperties": {"anyOf": [{"type": "string", "pattern": NO_NUL},
-                                           {"type": ["number", "boolean", "null"]}]}})
+    environment: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {"pattern": ENV_NAME},
+            "additionalProperties": {
+                "anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": ["number", "boolean", "null"]}]
+            },
+        },
+    )
     build: Build = Field(default_factory=Build)
     allocations: Allocations | None = None  # none: a server no player dials (a local test, a demo)
     container: Container = Field(default_factory=Container)
@@ -169,8 +180,9 @@ class Settings(_Open):
 
 class Startup(_Open):
     # One done-line or several (Wings takes both); `regex:` lines must compile in RE2, which no schema says.
-    done: Annotated[list[str], WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})] = (
-        Field(default_factory=list))
+    done: Annotated[
+        list[str], WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+    ] = Field(default_factory=list)
     strip_ansi: bool = False
 
     @field_validator("done", mode="before")
@@ -193,16 +205,28 @@ def _any_case(word: str) -> str:
 # The names parse_signal takes (`SIGTERM`, `term`, `C`, `^C`), in any ASCII case, as a pattern: JSON
 # Schema has no case-insensitive flag.
 SIGNAL_NAME = "^(?:{sig})?(?:{names})$|^\\^?[Cc]$".format(
-    sig=_any_case("SIG"), names="|".join(_any_case(n[3:]) for n in sorted(signal.Signals.__members__)))
+    sig=_any_case("SIG"), names="|".join(_any_case(n[3:]) for n in sorted(signal.Signals.__members__))
+)
 # What console_line_problem refuses, as JSON Schema can say it: line breaks, NUL and the other C0
 # controls but tab, and DEL. (A lone surrogate, which it refuses too, cannot be said portably.)
 CONSOLE_LINE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
-_STOP_VALUE_BY_TYPE = {"allOf": [
-    {"if": {"properties": {"type": {"const": "command"}}, "required": ["type"]},
-     "then": {"properties": {"value": {"type": "string", "minLength": 1, "pattern": CONSOLE_LINE}}, "required": ["value"]}},
-    {"if": {"anyOf": [{"not": {"required": ["type"]}}, {"properties": {"type": {"const": "signal"}}}]},
-     "then": {"properties": {"value": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": SIGNAL_NAME}]}}}},
-]}
+_STOP_VALUE_BY_TYPE = {
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": "command"}}, "required": ["type"]},
+            "then": {
+                "properties": {"value": {"type": "string", "minLength": 1, "pattern": CONSOLE_LINE}},
+                "required": ["value"],
+            },
+        },
+        {
+            "if": {"anyOf": [{"not": {"required": ["type"]}}, {"properties": {"type": {"const": "signal"}}}]},
+            "then": {
+                "properties": {"value": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": SIGNAL_NAME}]}}
+            },
+        },
+    ]
+}
 
 
 class Stop(_Open):
@@ -212,7 +236,7 @@ class Stop(_Open):
     value: str | None = "SIGTERM"
 
     @model_validator(mode="after")
-    def _check(self) -> "Stop":
+    def _check(self) -> Stop:
         if self.type == "stop":  # Wings spells Docker's own stop "stop"
             self.type = "native"
         if self.type == "signal" and self.value is not None and not re.fullmatch(SIGNAL_NAME, self.value):
@@ -338,8 +362,10 @@ def boot_restart_settings(definition: dict[str, Any]) -> tuple[str, bool | None]
     definition (a `parse_definition` dump, every default filled in) without parsing it again:
     boot asks this of every offline server, and a node has thousands."""
     settings = definition.get("settings") or {}
-    return ((settings.get("restart_policy") or {}).get("policy") or RestartPolicy().policy,
-            settings.get("crash_detection_enabled"))
+    return (
+        (settings.get("restart_policy") or {}).get("policy") or RestartPolicy().policy,
+        settings.get("crash_detection_enabled"),
+    )
 
 
 def _env_value(v: Any) -> str:

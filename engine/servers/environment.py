@@ -1,6 +1,7 @@
 """The variables a server's process or container gets, as Wings gives them
 (server/server.go GetEnvironmentVariables): its own definition's `environment`, beside five that
 the node sets and the definition cannot override."""
+
 from __future__ import annotations
 
 from wingman.engine.servers.definition import ServerConfig

@@ -6,6 +6,7 @@ power state has one holder, `view.power`, an engine.statechart.ChartPosition, li
 A `state.changed` event that is not legal from the folded state is an error in the log, never
 silently applied.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -15,9 +16,9 @@ from typing import Any, Protocol
 from wingman.engine.event_types import EventType
 from wingman.engine.events import RecordedEvent
 from wingman.engine.servers.definition import ServerConfig, parse_definition
-from wingman.engine.servers.operations import OUTCOME_TYPES, OPEN_STATUSES, Operation, track_operation
-from wingman.engine.store.hashing import json_loads
+from wingman.engine.servers.operations import OPEN_STATUSES, OUTCOME_TYPES, Operation, track_operation
 from wingman.engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
+from wingman.engine.store.hashing import json_loads
 
 
 class PowerState(Protocol):
@@ -77,12 +78,16 @@ class ServerView:
             return None if self.config_source is None else json_loads(self.config_source)
         return self._config.definition
 
-    def frozen(self, chart: Statechart) -> "ServerView":
+    def frozen(self, chart: Statechart) -> ServerView:
         """A copy that later folding does not change (its own position in the chart)."""
-        return replace(self, power=ChartPosition(chart, self.state), operations=dict(self.operations),
-                       crash_streak=list(self.crash_streak))
+        return replace(
+            self,
+            power=ChartPosition(chart, self.state),
+            operations=dict(self.operations),
+            crash_streak=list(self.crash_streak),
+        )
 
-    def prune(self) -> "ServerView":
+    def prune(self) -> ServerView:
         """Drop finished operations (their outcome is in the log; a replay needs only open ones)."""
         if any(op.status not in OPEN_STATUSES for op in self.operations.values()):
             self.operations = {k: op for k, op in self.operations.items() if op.status in OPEN_STATUSES}
@@ -90,9 +95,14 @@ class ServerView:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "uuid": self.uuid, "state": self.state, "version": self.version, "position": self.position,
-            "is_suspended": self.suspended, "deleted": self.deleted,
-            "operation_in_flight": self.operation_in_flight, "last_transition": self.last_transition,
+            "uuid": self.uuid,
+            "state": self.state,
+            "version": self.version,
+            "position": self.position,
+            "is_suspended": self.suspended,
+            "deleted": self.deleted,
+            "operation_in_flight": self.operation_in_flight,
+            "last_transition": self.last_transition,
             "configuration": self.definition,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "pending_restart": self.pending_restart,
@@ -179,9 +189,14 @@ def _change_state(view: ServerView, ev: RecordedEvent, chart: Statechart) -> Non
         since, view.running_since = view.running_since, None
         view.last_uptime = max(0.0, (changed_at(view, ev) - since).total_seconds()) if since else 0.0
     view.last_transition = {
-        "from": d["from_state"], "to": dest, "trigger": d["trigger"], "cause": d["cause"],
-        "operation_id": d.get("operation_id"), "actor": ev.metadata.get("actor"),
-        "at": ev.recorded_at.isoformat(), "version": ev.version,
+        "from": d["from_state"],
+        "to": dest,
+        "trigger": d["trigger"],
+        "cause": d["cause"],
+        "operation_id": d.get("operation_id"),
+        "actor": ev.metadata.get("actor"),
+        "at": ev.recorded_at.isoformat(),
+        "version": ev.version,
     }
 
 
@@ -191,8 +206,12 @@ def changed_at(view: ServerView, ev: RecordedEvent) -> datetime:
     the same commit): the commit itself can come seconds later, when the store could not write.
     Otherwise (any other change, an exit without a seen moment) the commit's time."""
     seen = view.last_exit
-    if (ev.data.get("trigger") != Trigger.EXITED or not seen or seen.get("version") != ev.version - 1
-            or not seen.get("observed_at")):
+    if (
+        ev.data.get("trigger") != Trigger.EXITED
+        or not seen
+        or seen.get("version") != ev.version - 1
+        or not seen.get("observed_at")
+    ):
         return ev.recorded_at
     return min(datetime.fromisoformat(seen["observed_at"]), ev.recorded_at)  # never after its commit
 

@@ -12,6 +12,7 @@ The folder's content was written by the game server, so it may be hostile: symli
   (`shutil.rmtree.avoids_symlink_attacks`). It goes on past what it cannot remove and says what
   that was, so a failure is recorded rather than raised at anyone.
 """
+
 from __future__ import annotations
 
 import os

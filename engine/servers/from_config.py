@@ -12,6 +12,7 @@ document's `settings.uuid` is read as the parser will read it (engine.servers.de
 normalises it with `uuid.UUID`); only the documents of a server defined more than once are parsed
 ahead, when the first of them comes up.
 """
+
 from __future__ import annotations
 
 import uuid as uuidlib

@@ -10,6 +10,7 @@ Allowed: the host's addresses (psutil.net_if_addrs), the whole loopback range, t
 (0.0.0.0 and ::), and the addresses of the node's Docker network, whose bridge may not exist yet
 (it is made at the first Docker start: engine.environments.docker.network).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -63,7 +64,7 @@ class HostAddresses:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_node(cls, docker: DockerConfig) -> "HostAddresses":
+    def for_node(cls, docker: DockerConfig) -> HostAddresses:
         return cls(node_addresses(docker))
 
     def admit(self, cfg: ServerConfig) -> ServerConfig:
@@ -74,7 +75,8 @@ class HostAddresses:
             if not self.is_local(ip):
                 raise AddressNotOnHost(
                     f"settings.allocations: {ip} is not an address of this host, so no player could reach the "
-                    f"server there (use one of the host's addresses, 0.0.0.0 or ::)")
+                    f"server there (use one of the host's addresses, 0.0.0.0 or ::)"
+                )
         return cfg
 
     def is_local(self, text: str) -> bool:

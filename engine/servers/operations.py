@@ -1,5 +1,6 @@
 """Power operations as the log tells them: one `Operation` per `power.requested`, moved on by
 its `power.started` and closed by its one outcome. The statuses are spelled here and only here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,13 @@ class Operation:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "server": self.server, "action": self.action, "status": self.status,
-            "reason": self.reason, "wait_seconds": self.wait_seconds, "actor": self.actor,
+            "id": self.id,
+            "server": self.server,
+            "action": self.action,
+            "status": self.status,
+            "reason": self.reason,
+            "wait_seconds": self.wait_seconds,
+            "actor": self.actor,
             "channel": self.channel,
             "requested_at": self.requested_at.isoformat() if self.requested_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -54,8 +60,13 @@ def track_operation(operations: dict[str, Operation], server: str, ev: RecordedE
     d = ev.data
     if ev.type == EventType.POWER_REQUESTED:
         operations[d["operation_id"]] = Operation(
-            id=d["operation_id"], server=server, action=d["action"], wait_seconds=d["wait_seconds"],
-            requested_at=ev.recorded_at, actor=ev.metadata.get("actor"), channel=ev.metadata.get("channel"),
+            id=d["operation_id"],
+            server=server,
+            action=d["action"],
+            wait_seconds=d["wait_seconds"],
+            requested_at=ev.recorded_at,
+            actor=ev.metadata.get("actor"),
+            channel=ev.metadata.get("channel"),
         )
         return
     op = operations.get(d.get("operation_id"))

@@ -7,6 +7,7 @@ matches in time linear in the input and cannot be made to backtrack, and whose s
 `regexp`, the one Wings uses for the same fields. A pattern RE2 cannot compile (backreferences,
 lookarounds, a stray parenthesis) is refused when the definition is accepted, not at boot.
 """
+
 from __future__ import annotations
 
 import re2
@@ -32,7 +33,7 @@ def compile_pattern(pattern: str):
 def check_done_pattern(pattern: str) -> None:
     """A startup done-line: a plain substring, or `regex:` and an RE2 expression."""
     if pattern.startswith(REGEX_PREFIX):
-        compile_pattern(pattern[len(REGEX_PREFIX):])
+        compile_pattern(pattern[len(REGEX_PREFIX) :])
 
 
 def console_line_problem(text: str) -> str | None:

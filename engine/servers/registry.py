@@ -6,6 +6,7 @@ which the fold moves when a `state.changed` event is committed; nothing else wri
 ask `may_fire` (under their own per-server ordering) before they append a state change; the
 answer is the chart's one (its table compiled from the `transitions` machine).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -58,8 +59,12 @@ class ServerExists(Exception):
 
 
 class ServerRegistry:
-    def __init__(self, store: EventStore, machine: PowerMachine | None = None,
-                 admit: Callable[[ServerConfig], ServerConfig] | None = None):
+    def __init__(
+        self,
+        store: EventStore,
+        machine: PowerMachine | None = None,
+        admit: Callable[[ServerConfig], ServerConfig] | None = None,
+    ):
         self.store = store
         # What this host checks of a definition before recording it (the daemon's: its allocations'
         # IPs are the host's, engine.servers.host_addresses); never applied to the log's replay.
@@ -122,8 +127,7 @@ class ServerRegistry:
             try:
                 self._apply(ev)
             except Exception:  # noqa: BLE001 - one bad event must not stop the others being folded
-                log.exception("could not fold a committed event", stream=ev.stream_id, version=ev.version,
-                              type=ev.type)
+                log.exception("could not fold a committed event", stream=ev.stream_id, version=ev.version, type=ev.type)
 
     def _apply(self, ev: RecordedEvent) -> None:
         if ev.stream_id == NODE_STREAM:  # the node's own facts: no server
@@ -221,8 +225,11 @@ class ServerRegistry:
                 raise ServerExists(f"server {cfg.uuid} already exists")
             version = self.store.version(cfg.uuid)
             try:
-                await self.store.append(cfg.uuid, [NewEvent.of(ServerRegistered(definition=cfg.definition), meta)],
-                                        expected_version=version or NO_STREAM)
+                await self.store.append(
+                    cfg.uuid,
+                    [NewEvent.of(ServerRegistered(definition=cfg.definition), meta)],
+                    expected_version=version or NO_STREAM,
+                )
                 return self.views[cfg.uuid]
             except ConcurrencyError:
                 attempts += 1

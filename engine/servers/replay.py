@@ -5,6 +5,7 @@ events up to the point, starting from the latest usable snapshot before it (engi
 instead of from the first event when there is one. Finished operations are dropped while folding:
 a replay needs the operations still in flight, not the whole history, and this keeps snapshots small.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ def fold_step(view: ServerView, ev: RecordedEvent | EventRow, chart: Statechart)
             raise
         raise LogError(_recorded(ev), exc.problem) from None
     except Exception as exc:  # a row whose data does not fit its type
-        raise LogError(_recorded(ev), f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
+        raise LogError(
+            _recorded(ev), f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})"
+        ) from None
     # Only an outcome finishes an operation: the other events leave nothing to drop.
     return view.prune() if ev.type in OUTCOME_TYPES else view
 
@@ -70,19 +73,30 @@ class PointInTime:
             op = v.operations.get(v.operation_in_flight)
             in_flight = op.as_dict() if op else {"id": v.operation_in_flight}
         out |= {
-            "state": v.state, "suspended": v.suspended, "deleted": v.deleted,
+            "state": v.state,
+            "suspended": v.suspended,
+            "deleted": v.deleted,
             "configuration": v.definition,
             "operation_in_flight": in_flight,
             "queued_operations": [op.as_dict() for op in v.operations.values() if op.status == QUEUED],
-            "last_transition": v.last_transition, "last_process": v.last_process, "last_exit": v.last_exit,
-            "version": v.version, "position": v.position, "as_of": iso(v.updated_at),
+            "last_transition": v.last_transition,
+            "last_process": v.last_process,
+            "last_exit": v.last_exit,
+            "version": v.version,
+            "position": v.position,
+            "as_of": iso(v.updated_at),
             "replay": {"from_snapshot_version": self.snapshot_version, "events_folded": self.events_folded},
         }
         return out
 
 
-async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
-                   cache: SnapshotCache | None = None, chart: Statechart | None = None) -> PointInTime:
+async def state_at(
+    engine: AsyncEngine,
+    stream_id: str,
+    point: Point = END,
+    cache: SnapshotCache | None = None,
+    chart: Statechart | None = None,
+) -> PointInTime:
     """The server's state after every event of its stream at or before `point`.
 
     Raises UnknownStream when the log has no event of this server at all, and LogError when the
@@ -115,8 +129,7 @@ async def state_at(engine: AsyncEngine, stream_id: str, point: Point = END,
     folded = view.version - start  # each event folded moves the version on by exactly one
     if pending:
         await cache.save(pending)
-    return PointInTime(stream_id, point, view if view.version > 0 else None,
-                       snap.version if snap else None, folded)
+    return PointInTime(stream_id, point, view if view.version > 0 else None, snap.version if snap else None, folded)
 
 
 async def streams(engine: AsyncEngine, at_least: int = 0) -> list[str]:

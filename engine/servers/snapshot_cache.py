@@ -10,6 +10,7 @@ A snapshot is used only when
 Anything else is ignored, deleted and rebuilt from the log. When the table does not exist (an old
 database) or cannot be written (a read-only copy), replay simply folds from the start.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,10 +31,10 @@ from wingman.engine.servers import operations as operations_module
 from wingman.engine.servers.fold import ServerView
 from wingman.engine.servers.operations import OPEN_STATUSES, Operation
 from wingman.engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
+from wingman.engine.store.backends import AsyncWriter, Statements
 from wingman.engine.store.hashing import canonical_json, json_loads
 from wingman.engine.store.schema import events as E
 from wingman.engine.store.schema import snapshots
-from wingman.engine.store.backends import AsyncWriter, Statements
 
 WriteBeside = Callable[[Statements], Awaitable[None]]
 
@@ -55,6 +56,7 @@ def fingerprint() -> str:
 
 # -- the view as JSON ------------------------------------------------------------------------------
 
+
 def _t(ts: datetime | None) -> str | None:
     return ts.isoformat() if ts else None
 
@@ -66,18 +68,33 @@ def _dt(text: str | None) -> datetime | None:
 def view_to_json(view: ServerView) -> dict:
     """The view with its open operations (finished ones are in the log, not in a snapshot)."""
     return {
-        "uuid": view.uuid, "state": view.state, "version": view.version, "position": view.position,
-        "definition": view.definition, "suspended": view.suspended,
-        "deleted": view.deleted, "operation_in_flight": view.operation_in_flight,
-        "last_transition": view.last_transition, "last_process": view.last_process, "last_exit": view.last_exit,
+        "uuid": view.uuid,
+        "state": view.state,
+        "version": view.version,
+        "position": view.position,
+        "definition": view.definition,
+        "suspended": view.suspended,
+        "deleted": view.deleted,
+        "operation_in_flight": view.operation_in_flight,
+        "last_transition": view.last_transition,
+        "last_process": view.last_process,
+        "last_exit": view.last_exit,
         "updated_at": _t(view.updated_at),
-        "running_since": _t(view.running_since), "last_uptime": view.last_uptime, "crash_streak": [_t(t) for t in view.crash_streak],
+        "running_since": _t(view.running_since),
+        "last_uptime": view.last_uptime,
+        "crash_streak": [_t(t) for t in view.crash_streak],
         "pending_restart": view.pending_restart,
         "operations": [
-            {**{k: getattr(op, k) for k in ("id", "server", "action", "wait_seconds", "status", "reason",
-                                             "actor", "channel")},
-             "requested_at": _t(op.requested_at), "finished_at": _t(op.finished_at)}
-            for op in view.operations.values() if op.status in OPEN_STATUSES
+            {
+                **{
+                    k: getattr(op, k)
+                    for k in ("id", "server", "action", "wait_seconds", "status", "reason", "actor", "channel")
+                },
+                "requested_at": _t(op.requested_at),
+                "finished_at": _t(op.finished_at),
+            }
+            for op in view.operations.values()
+            if op.status in OPEN_STATUSES
         ],
     }
 
@@ -88,13 +105,22 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
         o = dict(o, requested_at=_dt(o["requested_at"]), finished_at=_dt(o["finished_at"]))
         ops[o["id"]] = Operation(**o)
     return ServerView(
-        uuid=doc["uuid"], power=ChartPosition(chart or load_statechart(), doc["state"]),
-        version=doc["version"], position=doc["position"],
+        uuid=doc["uuid"],
+        power=ChartPosition(chart or load_statechart(), doc["state"]),
+        version=doc["version"],
+        position=doc["position"],
         config_source=None if doc["definition"] is None else canonical_json(doc["definition"]),
-        suspended=doc["suspended"], deleted=doc["deleted"], operation_in_flight=doc["operation_in_flight"],
-        last_transition=doc["last_transition"], last_process=doc["last_process"], last_exit=doc["last_exit"],
-        updated_at=_dt(doc["updated_at"]), operations=ops,
-        running_since=_dt(doc["running_since"]), last_uptime=doc["last_uptime"], crash_streak=[_dt(t) for t in doc["crash_streak"]],
+        suspended=doc["suspended"],
+        deleted=doc["deleted"],
+        operation_in_flight=doc["operation_in_flight"],
+        last_transition=doc["last_transition"],
+        last_process=doc["last_process"],
+        last_exit=doc["last_exit"],
+        updated_at=_dt(doc["updated_at"]),
+        operations=ops,
+        running_since=_dt(doc["running_since"]),
+        last_uptime=doc["last_uptime"],
+        crash_streak=[_dt(t) for t in doc["crash_streak"]],
         pending_restart=doc["pending_restart"],
     )
 
@@ -105,6 +131,7 @@ def state_digest(doc: dict, event_hash: str) -> str:
 
 
 # -- the cache -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Snapshot:
@@ -118,8 +145,13 @@ class SnapshotCache:
     """Find the best usable snapshot before a point; save new ones. Never raises for the cache's
     own sake: a broken or missing cache only costs speed."""
 
-    def __init__(self, engine: AsyncEngine, every: int = DEFAULT_EVERY, write: bool = True,
-                 write_beside: WriteBeside | None = None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        every: int = DEFAULT_EVERY,
+        write: bool = True,
+        write_beside: WriteBeside | None = None,
+    ):
         """`write_beside`: how snapshots are committed; the daemon passes its store's (through the
         log's own writer, so the two never contend for SQLite's write lock), tools on a file
         alone write straight through the engine."""
@@ -143,10 +175,23 @@ class SnapshotCache:
         if not await self.available():
             return None
         s = snapshots.c
-        q = (select(s.version, s.position, s.recorded_at, s.event_hash, s.fingerprint,
-                    type_coerce(s.state, String).label("state"), s.state_hash, E.c.hash, E.c.position.label("event_position"))
-             .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version))
-             .where(s.stream_id == stream_id).order_by(s.version.desc()).limit(8))
+        q = (
+            select(
+                s.version,
+                s.position,
+                s.recorded_at,
+                s.event_hash,
+                s.fingerprint,
+                type_coerce(s.state, String).label("state"),
+                s.state_hash,
+                E.c.hash,
+                E.c.position.label("event_position"),
+            )
+            .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version))
+            .where(s.stream_id == stream_id)
+            .order_by(s.version.desc())
+            .limit(8)
+        )
         if position is not None:
             q = q.where(s.position <= position)
         if time is not None:
@@ -157,7 +202,7 @@ class SnapshotCache:
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(q)).all()
             for r in rows:
-                usable = (r.fingerprint == fingerprint() and r.hash == r.event_hash and r.event_position == r.position)
+                usable = r.fingerprint == fingerprint() and r.hash == r.event_hash and r.event_position == r.position
                 view = _load(r.state, r.event_hash, r.state_hash) if usable else None
                 if view is None or view.version != r.version:
                     stale.append(r.version)
@@ -178,10 +223,21 @@ class SnapshotCache:
             return {}
         s = snapshots.c
         latest = select(s.stream_id, func.max(s.version).label("v")).group_by(s.stream_id).subquery()
-        q = (select(s.stream_id, s.version, s.position, s.fingerprint, type_coerce(s.state, String).label("state"),
-                    s.state_hash, s.event_hash, E.c.hash, E.c.position.label("event_position"))
-             .join(latest, (latest.c.stream_id == s.stream_id) & (latest.c.v == s.version))
-             .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version)))
+        q = (
+            select(
+                s.stream_id,
+                s.version,
+                s.position,
+                s.fingerprint,
+                type_coerce(s.state, String).label("state"),
+                s.state_hash,
+                s.event_hash,
+                E.c.hash,
+                E.c.position.label("event_position"),
+            )
+            .join(latest, (latest.c.stream_id == s.stream_id) & (latest.c.v == s.version))
+            .outerjoin(E, (E.c.stream_id == s.stream_id) & (E.c.version == s.version))
+        )
         try:
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(q)).all()
@@ -203,9 +259,16 @@ class SnapshotCache:
     def row(self, view: ServerView, event_hash: str) -> dict:
         """A snapshot of the view as it is now (serialised at once: later folding mutates views)."""
         doc = view_to_json(view)
-        return dict(stream_id=view.uuid, version=view.version, position=view.position,
-                    recorded_at=view.updated_at, event_hash=event_hash, fingerprint=fingerprint(),
-                    state=doc, state_hash=state_digest(doc, event_hash))
+        return dict(
+            stream_id=view.uuid,
+            version=view.version,
+            position=view.position,
+            recorded_at=view.updated_at,
+            event_hash=event_hash,
+            fingerprint=fingerprint(),
+            state=doc,
+            state_hash=state_digest(doc, event_hash),
+        )
 
     async def save(self, rows: list[dict], heads: bool = False) -> None:
         """Save snapshots. `heads`: these are streams' latest states (saved at shutdown, off the
@@ -216,11 +279,12 @@ class SnapshotCache:
         s = snapshots.c
         statements: Statements = []
         for i in range(0, len(keys), 200):
-            chunk = keys[i:i + 200]
+            chunk = keys[i : i + 200]
             statements.append((delete(snapshots).where(tuple_(s.stream_id, s.version).in_(chunk)), None))
             if heads and self.every > 0:
-                statements.append((delete(snapshots).where(
-                    s.stream_id.in_([k[0] for k in chunk]), s.version % self.every != 0), None))
+                statements.append(
+                    (delete(snapshots).where(s.stream_id.in_([k[0] for k in chunk]), s.version % self.every != 0), None)
+                )
         statements.append((insert(snapshots), rows))
         try:
             await self._commit(statements)
@@ -232,8 +296,9 @@ class SnapshotCache:
         if not self.write:
             return
         try:
-            await self._commit([(delete(snapshots).where(snapshots.c.stream_id == stream_id,
-                                                         snapshots.c.version.in_(versions)), None)])
+            await self._commit(
+                [(delete(snapshots).where(snapshots.c.stream_id == stream_id, snapshots.c.version.in_(versions)), None)]
+            )
         except Exception as exc:  # noqa: BLE001
             log.info("stale replay snapshots not deleted", error=str(exc))
             self.write = False

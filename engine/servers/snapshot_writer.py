@@ -8,6 +8,7 @@ every stream that moved since its last snapshot gets one of where it stands (its
 boot starts each server from there and folds nothing. Snapshots stay a cache: replay and the
 registry check each one against the log before they trust it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,12 @@ class SnapshotWriter:
         rows = []
         for view in self.registry.all_views():
             version, head_hash = self.store.head(view.uuid)
-            if view.version == version and version > 0 and have.get(view.uuid) != version \
-                    and not self.cache.due(version):  # on the grid: saved as it was committed
+            if (
+                view.version == version
+                and version > 0
+                and have.get(view.uuid) != version
+                and not self.cache.due(version)
+            ):  # on the grid: saved as it was committed
                 rows.append(self.cache.row(view, head_hash))
         await self.cache.save(rows, heads=True)
         for r in rows:

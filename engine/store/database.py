@@ -4,6 +4,7 @@ How each database is set up (SQLite's pragmas and BEGIN IMMEDIATE, PostgreSQL's 
 backend's (engine.store.backends), chosen from the URL; this module holds what is the same on
 both: the migrations.
 """
+
 from __future__ import annotations
 
 import re

@@ -14,12 +14,13 @@ Subscribers are called with each committed group before its appenders resume. Th
 one that raises is logged with its traceback and the writer goes on, so no subscriber can leave a
 caller unanswered or stop the store.
 """
+
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import exc as sa_exc
@@ -27,9 +28,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.events import NewEvent, RecordedEvent, new_id
+from wingman.engine.store.backends import AsyncWriter, Statements, backend_of
 from wingman.engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
 from wingman.engine.store.schema import events as events_table
-from wingman.engine.store.backends import AsyncWriter, Statements, backend_of
 
 log = structlog.get_logger("wingman.store")
 
@@ -39,9 +40,7 @@ NO_STREAM = 0  # expected_version of a stream that must not exist yet
 
 class ConcurrencyError(Exception):
     def __init__(self, stream_id: str, expected: int, actual: int):
-        super().__init__(
-            f"stream {stream_id} is at version {actual}, but the append expected version {expected}"
-        )
+        super().__init__(f"stream {stream_id} is at version {actual}, but the append expected version {expected}")
         self.stream_id, self.expected, self.actual = stream_id, expected, actual
 
 
@@ -60,8 +59,14 @@ class StoreRefused(Exception):
 
 
 # Errors that say the database cannot take writes now, as opposed to refusing these rows.
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
-                OSError, TimeoutError)
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    OSError,
+    TimeoutError,
+)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -102,16 +107,21 @@ class EventStore:
         """Load every stream's head (version and hash) and start the writer."""
         async with self.engine.connect() as conn:
             latest = (
-                select(events_table.c.stream_id, func.max(events_table.c.version).label("v"),
-                       func.min(events_table.c.position).label("first"))
+                select(
+                    events_table.c.stream_id,
+                    func.max(events_table.c.version).label("v"),
+                    func.min(events_table.c.position).label("first"),
+                )
                 .group_by(events_table.c.stream_id)
                 .subquery()
             )
             rows = await conn.execute(
-                select(events_table.c.stream_id, events_table.c.version, events_table.c.hash).join(
+                select(events_table.c.stream_id, events_table.c.version, events_table.c.hash)
+                .join(
                     latest,
                     (latest.c.stream_id == events_table.c.stream_id) & (latest.c.v == events_table.c.version),
-                ).order_by(latest.c.first)
+                )
+                .order_by(latest.c.first)
             )
             # In the order the streams first appear in the log (what a fold of the log meets).
             self._heads = {r.stream_id: (r.version, r.hash) for r in rows}
@@ -194,7 +204,7 @@ class EventStore:
         heads: dict[str, tuple[int, str]] = {}  # this group's tentative heads; kept only on success
         rows: list[dict] = []
         accepted: list[tuple[_Append, int, int]] = []  # request, first row index, row count
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         now_text = canonical_time(now)
         for req in group:
             version, prev = heads.get(req.stream_id) or self._heads.get(req.stream_id, (0, GENESIS))
@@ -227,24 +237,37 @@ class EventStore:
         self._heads.update(heads)
         self.commits += 1
         # Built without validation: each row was made from a validated NewEvent just above.
-        recorded = [RecordedEvent.trusted(
-            position=p, stream_id=r["stream_id"], version=r["version"], event_id=r["event_id"], type=r["type"],
-            data=r["data"], metadata=r["metadata"], recorded_at=r["recorded_at"], prev_hash=r["prev_hash"],
-            hash=r["hash"]) for p, r in zip(positions, rows)]
+        recorded = [
+            RecordedEvent.trusted(
+                position=p,
+                stream_id=r["stream_id"],
+                version=r["version"],
+                event_id=r["event_id"],
+                type=r["type"],
+                data=r["data"],
+                metadata=r["metadata"],
+                recorded_at=r["recorded_at"],
+                prev_hash=r["prev_hash"],
+                hash=r["hash"],
+            )
+            for p, r in zip(positions, rows, strict=False)
+        ]
         self.last_position = max(self.last_position, positions[-1])
         self._notify(recorded)
         for req, start, count in accepted:
             if not req.future.done():
-                req.future.set_result(recorded[start:start + count])
+                req.future.set_result(recorded[start : start + count])
 
     def _notify(self, recorded: list[RecordedEvent]) -> None:
         for listener in list(self._listeners):
             try:
                 listener(recorded)
             except Exception:  # noqa: BLE001 - isolated: see the module doc
-                log.exception("an event store subscriber failed; it is isolated and the writer goes on",
-                              subscriber=getattr(listener, "__qualname__", repr(listener)),
-                              positions=[recorded[0].position, recorded[-1].position])
+                log.exception(
+                    "an event store subscriber failed; it is isolated and the writer goes on",
+                    subscriber=getattr(listener, "__qualname__", repr(listener)),
+                    positions=[recorded[0].position, recorded[-1].position],
+                )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -254,7 +277,9 @@ class EventStore:
             row = (await conn.execute(select(func.count(), func.count(events_table.c.stream_id.distinct())))).one()
             return row[0], row[1]
 
-    async def read_stream(self, stream_id: str, from_version: int = 1, to_version: int | None = None) -> list[RecordedEvent]:
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
         q = select(events_table).where(events_table.c.stream_id == stream_id, events_table.c.version >= from_version)
         if to_version is not None:
             q = q.where(events_table.c.version <= to_version)
@@ -281,8 +306,7 @@ class EventStore:
 
     async def events_for_operation(self, operation_id: str) -> list[RecordedEvent]:
         """Every event recorded for one operation, in log order (indexed: see migration 0003)."""
-        q = (select(events_table).where(self.backend.operation_id() == operation_id)
-             .order_by(events_table.c.position))
+        q = select(events_table).where(self.backend.operation_id() == operation_id).order_by(events_table.c.position)
         async with self.engine.connect() as conn:
             return [_recorded(r) for r in await conn.execute(q)]
 
@@ -299,11 +323,31 @@ def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -
         data_json = canonical_json(ev.data)
         if ev.metadata is not last_metadata:
             last_metadata, metadata_json = ev.metadata, canonical_json(ev.metadata)
-        h = hash_of_parts(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
-                          data_json=data_json, metadata_json=metadata_json, recorded_at=now_text, prev_hash=prev)
-        rows.append(dict(stream_id=req.stream_id, version=version, event_id=event_id, type=ev.type,
-                         data=ev.data, metadata=ev.metadata, recorded_at=now, prev_hash=prev, hash=h,
-                         data_json=data_json, metadata_json=metadata_json))
+        h = hash_of_parts(
+            stream_id=req.stream_id,
+            version=version,
+            event_id=event_id,
+            type=ev.type,
+            data_json=data_json,
+            metadata_json=metadata_json,
+            recorded_at=now_text,
+            prev_hash=prev,
+        )
+        rows.append(
+            dict(
+                stream_id=req.stream_id,
+                version=version,
+                event_id=event_id,
+                type=ev.type,
+                data=ev.data,
+                metadata=ev.metadata,
+                recorded_at=now,
+                prev_hash=prev,
+                hash=h,
+                data_json=data_json,
+                metadata_json=metadata_json,
+            )
+        )
         prev = h
     return rows
 
@@ -315,10 +359,19 @@ def _recorded(row) -> RecordedEvent:
     # SQLite hands times back naive (they are stored as UTC): make them aware, so an event read
     # back equals the one the writer returned and views folded either way agree.
     if recorded_at.tzinfo is None:
-        recorded_at = recorded_at.replace(tzinfo=timezone.utc)
-    return RecordedEvent.trusted(position=position, stream_id=stream_id, version=version, event_id=event_id,
-                                 type=type_, data=data, metadata=metadata, recorded_at=recorded_at,
-                                 prev_hash=prev_hash, hash=hash_)
+        recorded_at = recorded_at.replace(tzinfo=UTC)
+    return RecordedEvent.trusted(
+        position=position,
+        stream_id=stream_id,
+        version=version,
+        event_id=event_id,
+        type=type_,
+        data=data,
+        metadata=metadata,
+        recorded_at=recorded_at,
+        prev_hash=prev_hash,
+        hash=hash_,
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,11 +10,12 @@ tests/test_hashing.py holds the two spellings to each other.
 
 The same hash, recomputed from a row's contents, is the row's leaf in the Merkle tree over the
 whole log (engine.checkpoints.tree): see `leaf_of`."""
+
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -96,21 +97,32 @@ def canonical_time(ts: datetime | str) -> str:
     if isinstance(ts, str):
         return ts
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def hash_of_parts(*, stream_id: str, version: int, event_id: str, type: str, data_json: str, metadata_json: str,
-                  recorded_at: str, prev_hash: str) -> str:
+def hash_of_parts(
+    *,
+    stream_id: str,
+    version: int,
+    event_id: str,
+    type: str,
+    data_json: str,
+    metadata_json: str,
+    recorded_at: str,
+    prev_hash: str,
+) -> str:
     """The event hash from its data and metadata already in canonical JSON (the writer stores
     those same texts) and its time already spelled by `canonical_time`.
 
     The document's keys in sorted order are data, event_id, metadata, recorded_at, stream_id,
     type, version: with compact separators the canonical text of the whole document is these
     parts joined, byte for byte."""
-    canonical = (f'{{"data":{data_json},"event_id":{_text(event_id)},"metadata":{metadata_json},'
-                 f'"recorded_at":{_text(recorded_at)},"stream_id":{_text(stream_id)},'
-                 f'"type":{_text(type)},"version":{version if version.__class__ is int else canonical_json(version)}}}')
+    canonical = (
+        f'{{"data":{data_json},"event_id":{_text(event_id)},"metadata":{metadata_json},'
+        f'"recorded_at":{_text(recorded_at)},"stream_id":{_text(stream_id)},'
+        f'"type":{_text(type)},"version":{version if version.__class__ is int else canonical_json(version)}}}'
+    )
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
@@ -125,19 +137,44 @@ def event_hash(
     recorded_at: datetime,
     prev_hash: str,
 ) -> str:
-    return hash_of_parts(stream_id=stream_id, version=version, event_id=event_id, type=type,
-                         data_json=canonical_json(data), metadata_json=canonical_json(metadata),
-                         recorded_at=canonical_time(recorded_at), prev_hash=prev_hash)
+    return hash_of_parts(
+        stream_id=stream_id,
+        version=version,
+        event_id=event_id,
+        type=type,
+        data_json=canonical_json(data),
+        metadata_json=canonical_json(metadata),
+        recorded_at=canonical_time(recorded_at),
+        prev_hash=prev_hash,
+    )
 
 
-def standard_event_hash(*, stream_id: str, version: int, event_id: str, type: str, data: Any, metadata: Any,
-                        recorded_at: datetime | str, prev_hash: str) -> str:
+def standard_event_hash(
+    *,
+    stream_id: str,
+    version: int,
+    event_id: str,
+    type: str,
+    data: Any,
+    metadata: Any,
+    recorded_at: datetime | str,
+    prev_hash: str,
+) -> str:
     """The definition of the hash, spelled with the standard library alone: what `event_hash`
     must always equal (the tests compare them), and what a third-party verifier implements."""
     canonical = json.dumps(
-        {"stream_id": stream_id, "version": version, "event_id": event_id, "type": type, "data": data,
-         "metadata": metadata, "recorded_at": canonical_time(recorded_at)},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        {
+            "stream_id": stream_id,
+            "version": version,
+            "event_id": event_id,
+            "type": type,
+            "data": data,
+            "metadata": metadata,
+            "recorded_at": canonical_time(recorded_at),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
@@ -147,6 +184,15 @@ def leaf_of(ev) -> bytes:
     contents and its prev_hash), as 32 bytes. Never the stored `hash` column, which an editor of
     the database can rewrite along with the contents. Works on a row the lenient reader returned
     with unreadable JSON or time: that row simply gets a leaf nobody signed."""
-    return bytes.fromhex(event_hash(stream_id=ev.stream_id, version=ev.version, event_id=ev.event_id, type=ev.type,
-                                    data=ev.data, metadata=ev.metadata, recorded_at=ev.recorded_at,
-                                    prev_hash=str(ev.prev_hash)))
+    return bytes.fromhex(
+        event_hash(
+            stream_id=ev.stream_id,
+            version=ev.version,
+            event_id=ev.event_id,
+            type=ev.type,
+            data=ev.data,
+            metadata=ev.metadata,
+            recorded_at=ev.recorded_at,
+            prev_hash=str(ev.prev_hash),
+        )
+    )

@@ -5,10 +5,11 @@ whole read failing (`is_intact` says what is wrong with one).
 
 The rows are those of engine.store.queries (data, metadata and time selected as the stored text).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pydantic_core import from_json as _from_json  # json_loads' parser, without its fallback (see to_rows)
@@ -39,20 +40,27 @@ def _time(raw):
         except ValueError:
             pass
     if isinstance(raw, datetime):
-        return raw if raw.tzinfo else raw.replace(tzinfo=timezone.utc)
+        return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
     try:
         ts = datetime.fromisoformat(str(raw))
     except ValueError:
         return raw  # kept as text: verification reports it
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def to_event(row) -> RecordedEvent:
     """A row as a RecordedEvent without validation (the reader must not reject a tampered row)."""
     position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row
     return RecordedEvent.trusted(
-        position=position, stream_id=stream_id, version=version, event_id=event_id, type=type_,
-        data=_json(data), metadata=_json(metadata), recorded_at=_time(recorded_at), prev_hash=prev_hash,
+        position=position,
+        stream_id=stream_id,
+        version=version,
+        event_id=event_id,
+        type=type_,
+        data=_json(data),
+        metadata=_json(metadata),
+        recorded_at=_time(recorded_at),
+        prev_hash=prev_hash,
         hash=hash_,
     )
 
@@ -110,6 +118,7 @@ def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[list],
     """`to_rows` for a point of the log: rows past the point (`includes` says no) are not decoded,
     and the page ends there. A row whose time does not read ends it too, kept for the caller
     to refuse (where such a row falls against the point cannot be told)."""
+
     def convert(rows) -> list[EventRow]:
         out = []
         for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows:
@@ -117,11 +126,16 @@ def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[list],
             readable = isinstance(at, datetime)
             if readable and not includes(position, at):
                 break
-            out.append(_row(EventRow, (position, stream_id, version, event_id, type_, _json(data), _json(metadata),
-                                       at, prev_hash, hash_)))
+            out.append(
+                _row(
+                    EventRow,
+                    (position, stream_id, version, event_id, type_, _json(data), _json(metadata), at, prev_hash, hash_),
+                )
+            )
             if not readable:
                 break
         return out
+
     return convert
 
 

@@ -3,11 +3,12 @@
 A point is inclusive: "the state at 03:12:00" is what every event recorded at or before that instant
 made of the server; "at position 1200" includes the event at position 1200.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
@@ -22,9 +23,7 @@ def parse_time(text: str, name: str = "time") -> datetime:
     """An RFC 3339 time with an offset (`2026-11-28T03:12:00Z`, `...+01:00`), as aware UTC."""
     m = _RFC3339.match(text.strip()) if isinstance(text, str) else None
     if m is None:
-        raise BadPoint(
-            f"{name} {text!r} is not an RFC 3339 time with a time zone, e.g. 2026-11-28T03:12:00Z"
-        )
+        raise BadPoint(f"{name} {text!r} is not an RFC 3339 time with a time zone, e.g. 2026-11-28T03:12:00Z")
     frac = (m["frac"] or "")[:7]  # Python keeps microseconds; finer digits are dropped
     tz = "+00:00" if m["tz"] in ("Z", "z") else m["tz"]
     clock = m["time"]
@@ -35,9 +34,9 @@ def parse_time(text: str, name: str = "time") -> datetime:
     except ValueError as exc:
         raise BadPoint(f"{name} {text!r} is not a valid time: {exc}") from None
     try:
-        return ts.astimezone(timezone.utc)
+        return ts.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first instant Python holds: as a bound, the same
-        return (datetime.min if ts.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
+        return (datetime.min if ts.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 MAX_POSITION = 2**63 - 1  # the largest position either database holds (a 64-bit integer)
@@ -101,5 +100,5 @@ def iso(ts: datetime | None) -> str | None:
     if ts is None:
         return None
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

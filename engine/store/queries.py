@@ -4,6 +4,7 @@
 leniently (engine.store.lenient_rows), and read the way the backend reads best
 (engine.store.backends: on SQLite a page is read and decoded on its reader thread).
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,9 +25,16 @@ PAGE = 1000  # rows per round trip when iterating
 
 # Data and metadata come back as the stored text, parsed leniently (engine.store.lenient_rows).
 _COLUMNS = (
-    E.c.position, E.c.stream_id, E.c.version, E.c.event_id, E.c.type,
-    type_coerce(E.c.data, String).label("data"), type_coerce(E.c.metadata, String).label("metadata"),
-    type_coerce(E.c.recorded_at, String).label("recorded_at"), E.c.prev_hash, E.c.hash,
+    E.c.position,
+    E.c.stream_id,
+    E.c.version,
+    E.c.event_id,
+    E.c.type,
+    type_coerce(E.c.data, String).label("data"),
+    type_coerce(E.c.metadata, String).label("metadata"),
+    type_coerce(E.c.recorded_at, String).label("recorded_at"),
+    E.c.prev_hash,
+    E.c.hash,
 )
 
 
@@ -57,8 +65,12 @@ class EventFilter:
         if self.actor is not None:
             out.append(backend.json_text(E.c.metadata, "actor") == self.actor)
         if self.operation_id is not None:
-            out.append(or_(backend.json_text(E.c.metadata, "operation_id") == self.operation_id,
-                           backend.json_text(E.c.data, "operation_id") == self.operation_id))
+            out.append(
+                or_(
+                    backend.json_text(E.c.metadata, "operation_id") == self.operation_id,
+                    backend.json_text(E.c.data, "operation_id") == self.operation_id,
+                )
+            )
         if self.since is not None:
             out.append(E.c.recorded_at >= self.since)
         if self.until is not None:
@@ -72,14 +84,16 @@ class EventFilter:
         stream that switches from reading the log to following commits keeps one meaning."""
         if self.stream_id is not None and ev.stream_id != self.stream_id:
             return False
-        if self.types and not any(ev.type.startswith(t[:-1]) if t.endswith(".*") else ev.type == t
-                                  for t in self.types):
+        if self.types and not any(ev.type.startswith(t[:-1]) if t.endswith(".*") else ev.type == t for t in self.types):
             return False
         meta = ev.metadata if isinstance(ev.metadata, dict) else {}
         data = ev.data if isinstance(ev.data, dict) else {}
         if self.actor is not None and meta.get("actor") != self.actor:
             return False
-        if self.operation_id is not None and self.operation_id not in (meta.get("operation_id"), data.get("operation_id")):
+        if self.operation_id is not None and self.operation_id not in (
+            meta.get("operation_id"),
+            data.get("operation_id"),
+        ):
             return False
         if self.since is not None and ev.recorded_at < self.since:
             return False
@@ -92,12 +106,14 @@ class EventFilter:
 # of the server's own events (every `next_after` of a server's page is; one probe of the log's
 # key), else after the server's last version at or before the cursor.
 _VERSION_AT = select(E.c.version).where(E.c.position == bindparam("position"), E.c.stream_id == bindparam("stream_id"))
-_LAST_VERSION_UPTO = select(func.max(E.c.version)).where(E.c.stream_id == bindparam("stream_id"),
-                                                         E.c.position <= bindparam("position"))
+_LAST_VERSION_UPTO = select(func.max(E.c.version)).where(
+    E.c.stream_id == bindparam("stream_id"), E.c.position <= bindparam("position")
+)
 
 
-async def page(engine: AsyncEngine, flt: EventFilter, after: int = 0, limit: int = DEFAULT_LIMIT
-               ) -> tuple[list[RecordedEvent], int | None]:
+async def page(
+    engine: AsyncEngine, flt: EventFilter, after: int = 0, limit: int = DEFAULT_LIMIT
+) -> tuple[list[RecordedEvent], int | None]:
     """Up to `limit` matching events after position `after`, and the `after` of the next page
     (None when this page is the last).
 
@@ -130,8 +146,9 @@ async def _version_after(conn: AsyncConnection, stream_id: str, after: int) -> i
     return version or 0
 
 
-async def iterate(engine: AsyncEngine, flt: EventFilter | None = None, after: int = 0, page_size: int = PAGE
-                  ) -> AsyncIterator[RecordedEvent]:
+async def iterate(
+    engine: AsyncEngine, flt: EventFilter | None = None, after: int = 0, page_size: int = PAGE
+) -> AsyncIterator[RecordedEvent]:
     """Every matching event in `page`'s order, a page at a time (flat memory over any log)."""
     flt = flt or EventFilter()
     while True:
@@ -143,8 +160,9 @@ async def iterate(engine: AsyncEngine, flt: EventFilter | None = None, after: in
         after = nxt
 
 
-async def stream_versions(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE
-                          ) -> AsyncIterator[RecordedEvent]:
+async def stream_versions(
+    engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE
+) -> AsyncIterator[RecordedEvent]:
     """One stream's events in version order from `after_version` + 1 (for replays)."""
     async for events in stream_pages(engine, stream_id, after_version, page_size):
         for ev in events:
@@ -152,12 +170,21 @@ async def stream_versions(engine: AsyncEngine, stream_id: str, after_version: in
 
 
 # Built once: on SQLite each page is then the same compiled statement (its reader thread prepares it once).
-_STREAM_PAGE = (select(*_COLUMNS).where(E.c.stream_id == bindparam("stream_id"), E.c.version > bindparam("after_version"))
-                .order_by(E.c.version).limit(bindparam("page_size")))
+_STREAM_PAGE = (
+    select(*_COLUMNS)
+    .where(E.c.stream_id == bindparam("stream_id"), E.c.version > bindparam("after_version"))
+    .order_by(E.c.version)
+    .limit(bindparam("page_size"))
+)
 
 
-async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE,
-                       convert: Callable[[list], list] = to_events) -> AsyncIterator[list]:
+async def stream_pages(
+    engine: AsyncEngine,
+    stream_id: str,
+    after_version: int,
+    page_size: int = PAGE,
+    convert: Callable[[list], list] = to_events,
+) -> AsyncIterator[list]:
     """The same events a page at a time, each page `convert`ed from rows (`to_rows`: EventRows,
     for a fold that keeps none of them). A caller that iterates pages pays no step of an async
     generator per event, and on SQLite a page is read and converted in one hand-off (its reader
@@ -172,19 +199,31 @@ async def stream_pages(engine: AsyncEngine, stream_id: str, after_version: int, 
         after_version = events[-1].version
 
 
-def fold_stream(engine: AsyncEngine, stream_id: str, after_version: int, page_size: int,
-                convert: Callable[[list], list], take: Callable[[list], None]) -> Awaitable[None]:
+def fold_stream(
+    engine: AsyncEngine,
+    stream_id: str,
+    after_version: int,
+    page_size: int,
+    convert: Callable[[list], list],
+    take: Callable[[list], None],
+) -> Awaitable[None]:
     """`stream_pages` for a fold: each page goes to `take` where it is read, on SQLite the
     reader's thread (see Backend.walk). An error `take` raises ends the walk and reaches
     whoever awaits it."""
+
     def next_page(events: list) -> dict | None:
         take(events)
         if len(events) < page_size:
             return None
         return {"stream_id": stream_id, "after_version": events[-1].version, "page_size": page_size}
 
-    return backend_of(engine).walk(engine, _STREAM_PAGE, {"stream_id": stream_id, "after_version": after_version,
-                                                          "page_size": page_size}, convert, next_page)
+    return backend_of(engine).walk(
+        engine,
+        _STREAM_PAGE,
+        {"stream_id": stream_id, "after_version": after_version, "page_size": page_size},
+        convert,
+        next_page,
+    )
 
 
 async def stream_exists(engine: AsyncEngine, stream_id: str) -> bool:

@@ -1,10 +1,21 @@
 """The tables as SQLAlchemy Core sees them: the event log, the replay snapshots that cache it, and
 the signed checkpoints over the log.
 Alembic's migrations create them (and autogenerate compares against this metadata); this only maps them."""
+
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
 )
 
 # Alembic needs stable constraint names to ALTER on SQLite (batch mode).

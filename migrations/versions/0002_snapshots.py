@@ -10,6 +10,7 @@ Revision ID: 0002_snapshots
 Revises: 0001_events
 Create Date: 2026-11-28
 """
+
 import sqlalchemy as sa
 from alembic import op
 

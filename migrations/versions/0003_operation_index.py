@@ -7,6 +7,7 @@ Revision ID: 0003_operation_index
 Revises: 0002_snapshots
 Create Date: 2026-11-28
 """
+
 from alembic import op
 
 revision = "0003_operation_index"

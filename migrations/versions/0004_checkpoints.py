@@ -6,6 +6,7 @@ Revision ID: 0004_checkpoints
 Revises: 0003_operation_index
 Create Date: 2026-12-01
 """
+
 import sqlalchemy as sa
 from alembic import op
 

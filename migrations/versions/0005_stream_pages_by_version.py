@@ -11,6 +11,7 @@ Revision ID: 0005_stream_pages_by_version
 Revises: 0004_checkpoints
 Create Date: 2026-12-01
 """
+
 from alembic import op
 
 revision = "0005_stream_pages_by_version"

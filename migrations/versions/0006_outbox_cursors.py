@@ -10,6 +10,7 @@ Revision ID: 0006_outbox_cursors
 Revises: 0005_stream_pages_by_version
 Create Date: 2026-12-10
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -4,6 +4,7 @@ The SDK hijacks the HTTP connection in a worker thread (`take_attach_socket` tur
 non-blocking socket the loop owns), and the multiplexed stream (tty=False: 8-byte frame headers)
 is split here into lines, stdout and stderr apart, each bounded by engine.console.lines.
 """
+
 from __future__ import annotations
 
 import socket

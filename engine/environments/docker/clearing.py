@@ -5,6 +5,7 @@ next starts. The launch used to remove it first, on its own path: about 8 ms of 
 here, in every restart. The start now asks for the removal as pre-boot begins; the launch, and a
 delete, wait for it instead of racing it (Docker answers 409 to a container being removed).
 """
+
 from __future__ import annotations
 
 import asyncio

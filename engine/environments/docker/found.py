@@ -2,6 +2,7 @@
 runtime's executor): a running one to adopt, one to reap (stopped, or killed here because it may
 not run unsupervised), and every wingman container's facts for the reconciliation that follows
 the engine coming back."""
+
 from __future__ import annotations
 
 import time

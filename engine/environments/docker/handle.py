@@ -7,6 +7,7 @@ stream ending; both paths end in `check`, which asks the engine for the containe
 resolves `wait()`. The handle talks to the engine only through `ContainerEngine`, which the
 runtime implements. See runtime.py for the whole picture.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,9 @@ class ContainerEngine(Protocol):
 
     async def container_state(self, container_id: str) -> dict | None: ...
 
-    async def reattach(self, handle: "DockerHandle") -> None: ...
+    async def reattach(self, handle: DockerHandle) -> None: ...
 
-    def forget(self, handle: "DockerHandle") -> None: ...
+    def forget(self, handle: DockerHandle) -> None: ...
 
 
 class DockerHandle(ProcessHandle):

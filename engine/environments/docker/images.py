@@ -15,6 +15,7 @@ Wings does (pterodactyl/wings environment/docker/container.go, `ensureImageExist
 `pull` blocks (a worker thread) and knows nothing of servers, so the installer can pull its
 install image with it. `ImagePuller` is the runtime's side of it, on the event loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,7 +58,7 @@ def local_only(image: str) -> bool:
 
 def local_name(image: str) -> str:
     """The name the engine knows the image by: a local-only image's without its `~`."""
-    return image[len(LOCAL_ONLY):] if local_only(image) else image
+    return image[len(LOCAL_ONLY) :] if local_only(image) else image
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ class ProgressLines:
     (Digest, Status), and of the byte-progress ticks within a status at most one every `every`
     seconds for the whole pull (a slow pull still shows it moves). At most MAX_LINES lines."""
 
-    def __init__(self, report: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
-                 every: float = PROGRESS_EVERY):
+    def __init__(
+        self, report: Callable[[str], None], clock: Callable[[], float] = time.monotonic, every: float = PROGRESS_EVERY
+    ):
         self._report = report
         self._clock = clock
         self._every = every
@@ -228,8 +230,14 @@ def _stream(response: requests.Response, deadline: float, clock: Callable[[], fl
         yield chunk
 
 
-def pull(api: docker.APIClient, image: str, docker_config: DockerConfig, report: Callable[[str], None],
-         cancel: PullCancel | None = None, clock: Callable[[], float] = time.monotonic) -> PullResult:
+def pull(
+    api: docker.APIClient,
+    image: str,
+    docker_config: DockerConfig,
+    report: Callable[[str], None],
+    cancel: PullCancel | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PullResult:
     """Pull `image` (blocking): its progress and, when the local copy is used instead, that fact,
     as lines to `report` (called in this thread). Raises PullFailed when the image cannot be
     pulled and is not on this node, PullCancelled when `cancel` was used, and requests'
@@ -243,10 +251,13 @@ def pull(api: docker.APIClient, image: str, docker_config: DockerConfig, report:
     repository, tag = docker.utils.parse_repository_tag(name)
     reason = None
     try:
-        response = api.post(f"{api.base_url}/v{api.api_version}/images/create",
-                            params={"fromImage": repository, "tag": tag or "latest"},
-                            headers=_auth_header(name, docker_config), stream=True,
-                            timeout=(CONNECT_TIMEOUT, timeout))
+        response = api.post(
+            f"{api.base_url}/v{api.api_version}/images/create",
+            params={"fromImage": repository, "tag": tag or "latest"},
+            headers=_auth_header(name, docker_config),
+            stream=True,
+            timeout=(CONNECT_TIMEOUT, timeout),
+        )
     except requests.exceptions.ReadTimeout:
         reason = f"the registry did not answer within {timeout:g} s"
     else:
@@ -299,8 +310,12 @@ class ImagePuller:
     its threads at a time, so that kills and inspections always find one free. Starts of the
     same image at the same time share one pull, and each of their consoles hears it."""
 
-    def __init__(self, run: Callable[[Callable[[docker.APIClient], PullResult]], Awaitable[PullResult]],
-                 docker_config: DockerConfig, max_workers: int):
+    def __init__(
+        self,
+        run: Callable[[Callable[[docker.APIClient], PullResult]], Awaitable[PullResult]],
+        docker_config: DockerConfig,
+        max_workers: int,
+    ):
         self._run = run
         self._config = docker_config
         self._slots = asyncio.Semaphore(max(1, max_workers // 2))

@@ -20,6 +20,7 @@ starts (on the event loop, as a server's console: DockerHandle), its exit comes 
 watcher, and its whole output is read back from Docker's log afterwards (for the install log).
 This module talks to the runtime it belongs to through the runtime's own executor and handles.
 """
+
 from __future__ import annotations
 
 import socket
@@ -67,17 +68,33 @@ def _start(api: docker.APIClient, job: InstallJob, runtime: DockerRuntime) -> tu
     _remove(api, name)
     network = runtime.networks.ensure(api)  # the node's network, made when missing (as for servers)
     host_config = api.create_host_config(
-        binds={str(Path(job.server_folder).resolve()): {"bind": SERVER_MOUNT, "mode": "rw"},
-               str(Path(job.script_folder).resolve()): {"bind": SCRIPT_MOUNT, "mode": "rw"}},
-        tmpfs={"/tmp": f"rw,exec,nosuid,size={dc.tmpfs_size}M"}, network_mode=network,
-        dns=None if joins_no_network(network) else list(dc.network.dns), log_config=log_config(dc),
-        security_opt=["no-new-privileges"], cap_drop=list(DROPPED), **installer_resources(cfg, dc))
+        binds={
+            str(Path(job.server_folder).resolve()): {"bind": SERVER_MOUNT, "mode": "rw"},
+            str(Path(job.script_folder).resolve()): {"bind": SCRIPT_MOUNT, "mode": "rw"},
+        },
+        tmpfs={"/tmp": f"rw,exec,nosuid,size={dc.tmpfs_size}M"},
+        network_mode=network,
+        dns=None if joins_no_network(network) else list(dc.network.dns),
+        log_config=log_config(dc),
+        security_opt=["no-new-privileges"],
+        cap_drop=list(DROPPED),
+        **installer_resources(cfg, dc),
+    )
     if dc.userns_mode:  # the SDK knows only "host"; the engine judges the others
         host_config["UsernsMode"] = dc.userns_mode
     created = api.create_container(
-        image=local_name(job.image), command=[job.entrypoint, SCRIPT_PATH], name=name, hostname="installer",
-        labels={**LABELS, LABEL: cfg.uuid}, environment=dict(job.environment), host_config=host_config,
-        stdin_open=False, tty=False, detach=True, use_config_proxy=False)
+        image=local_name(job.image),
+        command=[job.entrypoint, SCRIPT_PATH],
+        name=name,
+        hostname="installer",
+        labels={**LABELS, LABEL: cfg.uuid},
+        environment=dict(job.environment),
+        host_config=host_config,
+        stdin_open=False,
+        tty=False,
+        detach=True,
+        use_config_proxy=False,
+    )
     cid = created["Id"]
     try:
         # Attached before it starts: its first line is in the socket when we read it.
@@ -129,7 +146,7 @@ class DockerInstall:
             try:
                 for chunk in api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=False):
                     if written + len(chunk) > limit:
-                        out.write(chunk[:limit - written])
+                        out.write(chunk[: limit - written])
                         return f"the rest of the output is not kept here: it is over {limit // 1048576} MiB"
                     out.write(chunk)
                     written += len(chunk)
@@ -138,6 +155,7 @@ class DockerInstall:
             except APIError as exc:  # a log driver Docker cannot read back (`none`, syslog...)
                 return f"Docker kept no output of it that can be read back ({exc.explanation or exc})"
             return None
+
         return await self._rt._call(copy)
 
     async def tail(self, lines: int) -> list[str] | None:
@@ -147,6 +165,7 @@ class DockerInstall:
             except (NotFound, APIError):
                 return None
             return text.decode("utf-8", "replace").splitlines()[-lines:]
+
         return await self._rt._call(read)
 
     async def remove(self) -> None:
@@ -169,8 +188,9 @@ class DockerInstaller:
             return None
         return self._adopt(*found, on_line, adopted=True)
 
-    def _adopt(self, state: dict, sock: socket.socket | None, leftover: bytes, on_line: LineSink,
-               adopted: bool) -> DockerInstall:
+    def _adopt(
+        self, state: dict, sock: socket.socket | None, leftover: bytes, on_line: LineSink, adopted: bool
+    ) -> DockerInstall:
         """Its handle joins the runtime's (the events watcher resolves its exit), reading its output."""
         if sock is not None:
             handle = self._rt._register(state, sock, leftover, on_line, adopted)

@@ -10,6 +10,7 @@ AsContainerResources; server/install.go resourceLimits for an install container)
 - `threads`: the CPUs it may run on; `io_weight`: the block I/O weight; `oom_disabled`;
 - pids: the server's own `pids_limit`, else the node's docker.container_pid_limit (wingman lets a
   server ask for fewer; Wings has only the node's)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,14 @@ def bounded_memory(memory_mb: int, docker: DockerConfig) -> int:
     return round(memory_mb * docker.overhead.multiplier(memory_mb) * MB)
 
 
-def container_resources(cfg: ServerConfig, docker: DockerConfig, *, memory_mb: int | None = None,
-                        cpu_limit: int | None = None, pids: bool = True) -> dict[str, Any]:
+def container_resources(
+    cfg: ServerConfig,
+    docker: DockerConfig,
+    *,
+    memory_mb: int | None = None,
+    cpu_limit: int | None = None,
+    pids: bool = True,
+) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_host_config`. `memory_mb`/`cpu_limit` replace the
     server's own (an install container's); `pids=False` leaves the count unlimited (Wings' installer)."""
     memory = cfg.memory_limit if memory_mb is None else memory_mb
@@ -52,16 +59,28 @@ def container_resources(cfg: ServerConfig, docker: DockerConfig, *, memory_mb: i
 # What each resource of `container_resources` is called in the container's HostConfig (where the
 # engine says what it kept), and in the definition (what a warning names).
 FIELDS = {
-    "mem_limit": ("Memory", "memory_limit"), "mem_reservation": ("MemoryReservation", "memory_limit"),
-    "memswap_limit": ("MemorySwap", "swap"), "cpu_quota": ("CpuQuota", "cpu_limit"),
-    "cpu_period": ("CpuPeriod", "cpu_limit"), "cpu_shares": ("CpuShares", "cpu_limit"),
-    "cpuset_cpus": ("CpusetCpus", "threads"), "blkio_weight": ("BlkioWeight", "io_weight"),
-    "oom_kill_disable": ("OomKillDisable", "oom_disabled"), "pids_limit": ("PidsLimit", "pids_limit"),
+    "mem_limit": ("Memory", "memory_limit"),
+    "mem_reservation": ("MemoryReservation", "memory_limit"),
+    "memswap_limit": ("MemorySwap", "swap"),
+    "cpu_quota": ("CpuQuota", "cpu_limit"),
+    "cpu_period": ("CpuPeriod", "cpu_limit"),
+    "cpu_shares": ("CpuShares", "cpu_limit"),
+    "cpuset_cpus": ("CpusetCpus", "threads"),
+    "blkio_weight": ("BlkioWeight", "io_weight"),
+    "oom_kill_disable": ("OomKillDisable", "oom_disabled"),
+    "pids_limit": ("PidsLimit", "pids_limit"),
 }
 # `docker info` flags that say the engine can apply a resource (absent from info: blkio weight).
-ENGINE_CAN = {"mem_limit": "MemoryLimit", "memswap_limit": "SwapLimit", "cpu_quota": "CpuCfsQuota",
-              "cpu_period": "CpuCfsPeriod", "cpu_shares": "CPUShares", "cpuset_cpus": "CPUSet",
-              "oom_kill_disable": "OomKillDisable", "pids_limit": "PidsLimit"}
+ENGINE_CAN = {
+    "mem_limit": "MemoryLimit",
+    "memswap_limit": "SwapLimit",
+    "cpu_quota": "CpuCfsQuota",
+    "cpu_period": "CpuCfsPeriod",
+    "cpu_shares": "CPUShares",
+    "cpuset_cpus": "CPUSet",
+    "oom_kill_disable": "OomKillDisable",
+    "pids_limit": "PidsLimit",
+}
 
 
 def _asked(resources: dict[str, Any]) -> list[str]:

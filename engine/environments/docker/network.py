@@ -25,6 +25,7 @@ is done as Wings does it. The SNAT is an iptables rule Docker writes only when i
 under `dockerd --iptables=false` (the CI here) the network is made and the server reached through
 it, but its outgoing traffic leaves with whatever address the host's own rules give it.
 """
+
 from __future__ import annotations
 
 import re
@@ -72,8 +73,9 @@ def container_network(cfg: ServerConfig, docker_config: DockerConfig) -> str:
     return mode
 
 
-def published(cfg: ServerConfig, docker_config: DockerConfig,
-              network: str) -> tuple[list[tuple[int, str]], dict[str, list[tuple[str, int]]]]:
+def published(
+    cfg: ServerConfig, docker_config: DockerConfig, network: str
+) -> tuple[list[tuple[int, str]], dict[str, list[tuple[str, int]]]]:
     """`ports` (exposed) for `create_container` and `port_bindings` for `create_host_config`."""
     if joins_no_network(network):
         return [], {}
@@ -185,7 +187,8 @@ class Networks:
         else:
             raise RuntimeFailure(
                 f"the Docker network {name!r} (docker.network.network_mode) does not exist: create it, or "
-                f"use {self.config.network.name!r} (docker.network.name), which wingman creates")
+                f"use {self.config.network.name!r} (docker.network.name), which wingman creates"
+            )
         try:
             create(api, name)
         except APIError as exc:
@@ -212,9 +215,15 @@ class Networks:
         pools = [IPAMPool(subnet=v4.subnet, gateway=v4.gateway), IPAMPool(subnet=v6.subnet, gateway=v6.gateway)]
 
         def create(with_v6: bool) -> None:
-            api.create_network(name, driver=net.driver, options=options, internal=net.is_internal,
-                               ipam=IPAMConfig(pool_configs=pools if with_v6 else pools[:1]),
-                               enable_ipv6=with_v6, check_duplicate=True)
+            api.create_network(
+                name,
+                driver=net.driver,
+                options=options,
+                internal=net.is_internal,
+                ipam=IPAMConfig(pool_configs=pools if with_v6 else pools[:1]),
+                enable_ipv6=with_v6,
+                check_duplicate=True,
+            )
 
         try:
             create(True)  # IPv6 as Wings: checked to work under this CI's dockerd
@@ -222,19 +231,29 @@ class Networks:
             if "ipv6" not in (exc.explanation or str(exc)).lower() or _exists(api, name):
                 raise
             # A host whose kernel has IPv6 off: servers are still reachable over IPv4.
-            log.warning("the Docker network is created without IPv6, which the engine refused", network=name,
-                        reason=exc.explanation)
+            log.warning(
+                "the Docker network is created without IPv6, which the engine refused",
+                network=name,
+                reason=exc.explanation,
+            )
             create(False)
 
 
 def _outgoing_network_creator(ip: str) -> Callable[[docker.APIClient, str], None]:
     """Wings' bridge for a server forcing its outgoing IP: Docker SNATs what leaves it to `ip`."""
+
     def create(api: docker.APIClient, name: str) -> None:
-        api.create_network(name, driver="bridge", check_duplicate=True, options={
-            "encryption": "false",
-            "com.docker.network.bridge.default_bridge": "false",
-            "com.docker.network.host_ipv4": ip,
-        })
+        api.create_network(
+            name,
+            driver="bridge",
+            check_duplicate=True,
+            options={
+                "encryption": "false",
+                "com.docker.network.bridge.default_bridge": "false",
+                "com.docker.network.host_ipv4": ip,
+            },
+        )
+
     return create
 
 

@@ -8,14 +8,22 @@ start's checks, a launch, boot recovery adopting or reaping a container, a delet
 call after that goes straight to it. A node with Docker servers up at boot connects during boot
 recovery, as before; one without any never loads the SDK.
 """
+
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wingman.engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeUnavailable
 from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.base import (
+    ConsoleSink,
+    ExitInfo,
+    LaunchSpec,
+    ProcessHandle,
+    Runtime,
+    RuntimeUnavailable,
+)
 from wingman.engine.servers.definition import ServerConfig
 
 if TYPE_CHECKING:
@@ -43,8 +51,9 @@ class OnDemandDockerRuntime(Runtime):
                 if self.runtime is None:
                     from wingman.engine.environments.docker.runtime import DockerRuntime
 
-                    runtime = DockerRuntime(base_url=self.base_url, docker_config=self.docker_config,
-                                            max_workers=self.max_workers)
+                    runtime = DockerRuntime(
+                        base_url=self.base_url, docker_config=self.docker_config, max_workers=self.max_workers
+                    )
                     await runtime.open()
                     self.runtime = runtime
         return self.runtime
@@ -73,8 +82,9 @@ class OnDemandDockerRuntime(Runtime):
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
         return await (await self.connected()).launch(spec, console)
 
-    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
-                    last_started: dict | None = None) -> ProcessHandle | None:
+    async def adopt(
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+    ) -> ProcessHandle | None:
         return await (await self.connected()).adopt(config, folder, console, last_started)
 
     async def destroy(self, config: ServerConfig) -> list[str]:

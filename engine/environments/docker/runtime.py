@@ -24,6 +24,7 @@ the daemon responsive):
 
 Only `unix://` and plain `tcp://` engines are supported for attach (the socket is used raw).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,13 +40,14 @@ import requests
 import structlog
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from wingman.engine.config_docker import DockerConfig
 from wingman.engine.environments.base import (
     ConsoleSink,
-    RuntimeFailure,
     ExitInfo,
     LaunchSpec,
     ProcessHandle,
     Runtime,
+    RuntimeFailure,
     RuntimeUnavailable,
 )
 from wingman.engine.environments.docker.attach import take_attach_socket
@@ -56,9 +58,14 @@ from wingman.engine.environments.docker.images import ImagePuller, local_name
 from wingman.engine.environments.docker.limits import container_resources, discarded, unenforced
 from wingman.engine.environments.docker.network import Networks
 from wingman.engine.environments.docker.spec import (
-    ATTACH, container_name, container_spec, image_config, missing_image, quiet)
+    ATTACH,
+    container_name,
+    container_spec,
+    image_config,
+    missing_image,
+    quiet,
+)
 from wingman.engine.environments.docker.watcher import EventsWatcher
-from wingman.engine.config_docker import DockerConfig
 from wingman.engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
@@ -93,8 +100,9 @@ class DockerRuntime(Runtime):
 
     # -- connection --------------------------------------------------------------------------
     def _client(self) -> docker.APIClient:
-        return docker.APIClient(base_url=self.base_url, version="auto", timeout=REQUEST_TIMEOUT,
-                                max_pool_size=self.max_workers + 2)
+        return docker.APIClient(
+            base_url=self.base_url, version="auto", timeout=REQUEST_TIMEOUT, max_pool_size=self.max_workers + 2
+        )
 
     def _ensure_api(self) -> docker.APIClient:
         with self._api_lock:
@@ -107,8 +115,11 @@ class DockerRuntime(Runtime):
 
     def _unavailable_error(self, exc: BaseException) -> RuntimeUnavailable:
         found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-        why = found[-1].strip() if found else (
-            "timed out" if isinstance(exc, requests.exceptions.Timeout) else str(exc) or type(exc).__name__)
+        why = (
+            found[-1].strip()
+            if found
+            else ("timed out" if isinstance(exc, requests.exceptions.Timeout) else str(exc) or type(exc).__name__)
+        )
         err = RuntimeUnavailable(f"the Docker engine at {self.base_url} is not reachable ({why})")
         self.unavailable = str(err)
         return err
@@ -184,11 +195,13 @@ class DockerRuntime(Runtime):
 
     async def container_state(self, container_id: str) -> dict | None:
         """The container's `State` (inspect), or None when it no longer exists."""
+
         def inspect(api):
             try:
                 return api.inspect_container(container_id)["State"]
             except NotFound:
                 return None
+
         return await self._call(inspect)
 
     async def signal(self, container_id: str, signame: str) -> None:
@@ -200,12 +213,14 @@ class DockerRuntime(Runtime):
             except APIError as exc:
                 if exc.status_code != 409:  # 409: not running any more, the exit is on its way
                     raise RuntimeFailure(f"Docker could not signal the container: {exc.explanation}") from None
+
         await self._call(kill)
 
     async def reattach(self, handle: DockerHandle) -> None:
         try:
             sock, leftover = await self._call(
-                lambda api: take_attach_socket(api.attach_socket(handle.container_id, ATTACH)))
+                lambda api: take_attach_socket(api.attach_socket(handle.container_id, ATTACH))
+            )
         except RuntimeUnavailable:
             raise
         except RuntimeFailure as exc:  # it stopped meanwhile: its `die` event triggers a check
@@ -248,7 +263,8 @@ class DockerRuntime(Runtime):
         await self._old.cleared(container_name(spec.config.uuid))
         image = self._image_configs.pop(spec.config.uuid, None)  # its Config, inspected by pre-boot
         fut = asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(self._invoke, self._launch_blocking, spec, image))
+            self._pool, functools.partial(self._invoke, self._launch_blocking, spec, image)
+        )
         self._track(fut)
         try:
             state, sock, leftover, adopted = await asyncio.shield(fut)
@@ -337,8 +353,9 @@ class DockerRuntime(Runtime):
 
         return await self._call(remove)
 
-    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
-                    last_started: dict | None = None) -> ProcessHandle | None:
+    async def adopt(
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+    ) -> ProcessHandle | None:
         found = await self._call(running_to_adopt, container_name(config.uuid))
         if found is None:
             return None
@@ -353,7 +370,7 @@ class DockerRuntime(Runtime):
         found = await self._call(wingman_containers)
         stopped = [s for s in found.values() if not s["running"]]
         details = await asyncio.gather(*(self.container_state(s["id"]) for s in stopped))
-        for entry, state in zip(stopped, details):
+        for entry, state in zip(stopped, details, strict=False):
             if state is not None:
                 entry["exit_code"] = state.get("ExitCode")
                 entry["oom_killed"] = bool(state.get("OOMKilled"))
@@ -366,4 +383,3 @@ class DockerRuntime(Runtime):
         if not config.image:
             raise RuntimeFailure("settings.container.image is required to run a server under Docker")
         return config.image
-

@@ -30,6 +30,7 @@ Wings' list of dropped capabilities, a pids limit, and nothing mounted but the s
 Docker gives the tmpfs the mode of the image's own /tmp (1777 in every yolk; a `mode=` option is
 overridden by that copy), so an image whose /tmp is 0755 leaves the server no /tmp, as under Wings.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,8 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.types import LogConfig
 
-from wingman.engine.environments.base import LaunchSpec
 from wingman.engine.config_docker import DockerConfig
+from wingman.engine.environments.base import LaunchSpec
 from wingman.engine.environments.docker.images import local_name
 from wingman.engine.environments.docker.limits import container_resources
 from wingman.engine.environments.docker.network import container_network, joins_no_network, published
@@ -94,8 +95,9 @@ def log_config(docker_config: DockerConfig) -> LogConfig | None:
     return LogConfig(type=kind, config=dict(docker_config.log_config.config)) if kind else None
 
 
-def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: DockerConfig,
-                   image: dict | None = None) -> dict[str, Any]:
+def container_spec(
+    api: docker.APIClient, spec: LaunchSpec, docker_config: DockerConfig, image: dict | None = None
+) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_container`. `image`: the image's `Config` (its
     Entrypoint and Cmd decide the command) when pre-boot inspected it already; else inspected here."""
     cfg = spec.config
@@ -105,11 +107,17 @@ def container_spec(api: docker.APIClient, spec: LaunchSpec, docker_config: Docke
     network = container_network(cfg, docker_config)  # engine.environments.docker.network
     exposed, bindings = published(cfg, docker_config, network)
     host_config = api.create_host_config(
-        binds={folder: {"bind": WORKDIR, "mode": "rw"}}, network_mode=network, port_bindings=bindings,
-        read_only=True, tmpfs={"/tmp": f"rw,exec,nosuid,size={docker_config.tmpfs_size}M"},
-        security_opt=["no-new-privileges"], cap_drop=list(DROPPED_CAPABILITIES),
+        binds={folder: {"bind": WORKDIR, "mode": "rw"}},
+        network_mode=network,
+        port_bindings=bindings,
+        read_only=True,
+        tmpfs={"/tmp": f"rw,exec,nosuid,size={docker_config.tmpfs_size}M"},
+        security_opt=["no-new-privileges"],
+        cap_drop=list(DROPPED_CAPABILITIES),
         dns=None if joins_no_network(network) else list(docker_config.network.dns),
-        log_config=log_config(docker_config), **container_resources(cfg, docker_config))
+        log_config=log_config(docker_config),
+        **container_resources(cfg, docker_config),
+    )
     if docker_config.userns_mode:  # the SDK knows only "host"; the engine judges the others
         host_config["UsernsMode"] = docker_config.userns_mode
     # A daemon that is not root, and opted in to running servers as itself, has no user to give.

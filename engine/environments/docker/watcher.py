@@ -6,6 +6,7 @@ Events are handed to the event loop with `call_soon_threadsafe`. When the engine
 thread retries with backoff; once subscribed again it says so on the loop, and the runtime asks
 every live handle to check its container (exits missed while away are found by inspection).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,14 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 
 
 class EventsWatcher:
-    def __init__(self, client: Callable, loop: asyncio.AbstractEventLoop, on_event: Callable[[dict], None],
-                 on_subscribed: Callable[[], None], on_lost: Callable[[BaseException | str], str]):
+    def __init__(
+        self,
+        client: Callable,
+        loop: asyncio.AbstractEventLoop,
+        on_event: Callable[[dict], None],
+        on_subscribed: Callable[[], None],
+        on_lost: Callable[[BaseException | str], str],
+    ):
         self._client = client  # makes an SDK client of its own: the stream holds a connection for good
         self._loop = loop
         self._on_event = on_event  # called on the loop with each event
@@ -85,7 +92,9 @@ class EventsWatcher:
             if self._stop.is_set():
                 return
             # Say it once per outage: a node without Docker would otherwise log this forever.
-            (log.warning if backoff == BACKOFF_FIRST else log.debug)("docker events stream lost; retrying", reason=reason)
+            (log.warning if backoff == BACKOFF_FIRST else log.debug)(
+                "docker events stream lost; retrying", reason=reason
+            )
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, BACKOFF_MAX)

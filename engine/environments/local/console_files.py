@@ -15,6 +15,7 @@ Memory and disk stay bounded whatever the server prints:
 - each wakeup reads at most `READ_BUDGET` bytes of one file, and `OutputThrottle` spaces reads
   of a server that prints faster than the daemon wants to read.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,7 +47,7 @@ def _line_start(fd: int, at: int, size: int) -> int:
 class FollowedFile:
     """One server's console file as the daemon reads it."""
 
-    def __init__(self, owner: "ConsoleFiles", fd: int, path: str, sink: Callable[[str], None], offset: int):
+    def __init__(self, owner: ConsoleFiles, fd: int, path: str, sink: Callable[[str], None], offset: int):
         self._owner = owner
         self.fd = fd
         self.path = path

@@ -4,6 +4,7 @@ sees an end of input when a daemon goes away. (asyncio's pipe transports cannot 
 descriptor: they take it being readable, which our own unread commands make it, for the other
 end closing.) Writes are non-blocking; what the FIFO cannot take at once waits here, up to a bound.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,7 @@ class ConsoleInput:
             raise RuntimeFailure("the server is not reading its console input; the command was not sent")
         if not self._pending:
             try:
-                data = data[os.write(self._fd, data):]
+                data = data[os.write(self._fd, data) :]
             except BlockingIOError:
                 pass
         if data:
@@ -40,7 +41,7 @@ class ConsoleInput:
 
     def _flush(self) -> None:
         try:
-            del self._pending[:os.write(self._fd, self._pending)]
+            del self._pending[: os.write(self._fd, self._pending)]
         except BlockingIOError:
             return
         if not self._pending:

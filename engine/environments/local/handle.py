@@ -9,6 +9,7 @@ launched it or adopted it after a restart.
   *and* writing, so it never sees an end of input while no daemon is there.
 - Stop signals and kill go to its whole process group.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,9 @@ class LocalProcess(ProcessHandle):
         self._console: FollowedFile | None = None
         self._pidfd: int | None = None
 
-    async def attach(self, console_fd: int, stdin_fd: int, files: ConsoleFiles, sink: ConsoleSink,
-                     recent: int = 0) -> "LocalProcess":
+    async def attach(
+        self, console_fd: int, stdin_fd: int, files: ConsoleFiles, sink: ConsoleSink, recent: int = 0
+    ) -> LocalProcess:
         """Watch the process's exit, follow its console (taking `console_fd`) and open its stdin
         (taking `stdin_fd`). Raises ProcessLookupError when the process is already gone."""
         loop = asyncio.get_running_loop()

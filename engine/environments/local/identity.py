@@ -3,6 +3,7 @@ process is known by its pid, the time it started (in clock ticks since boot, fro
 /proc/<pid>/stat) and the boot it started in (/proc/sys/kernel/random/boot_id). The three are
 recorded when a server's process starts, so a later daemon adopts that process, and only that
 one, however long it was away."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ def start_ticks(pid: int) -> int | None:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[19])  # field 22 of the whole line: starttime
 
 
@@ -55,4 +56,4 @@ def _zombie(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return True
-    return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+    return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")

@@ -26,6 +26,7 @@ really uses) and `build.pids_limit` RLIMIT_NPROC (counted per user, not per serv
 which is unsafe in a threaded daemon. CPU and IO limits cannot be applied to a plain process and
 are reported as warnings by pre-boot.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,15 +68,18 @@ read -r __wingman_stat < /proc/$$/stat
 read -r __wingman_boot < /proc/sys/kernel/random/boot_id
 __wingman_field22() { __wingman_ticks="${20}"; }
 __wingman_field22 ${__wingman_stat##*) }
-printf '{"pid": %s, "start_ticks": %s, "boot_id": "%s"}\\n' "$$" "$__wingman_ticks" "$__wingman_boot" > "$__wingman_identity"
+printf '{"pid": %s, "start_ticks": %s, "boot_id": "%s"}\\n' "$$" "$__wingman_ticks" "$__wingman_boot" \\
+    > "$__wingman_identity"
 trap : TERM INT QUIT HUP
 trap 'printf "%s\\n" "$?" > "$__wingman_exit"' EXIT
 (exec 3< "$__wingman_env"; exec "$@" /bin/sh -c "$__wingman_inner" wingman-server "$__wingman_run")
 """
 # The server's own shell ($1: the invocation; its variables on descriptor 3): takes its variables,
 # closes the descriptor, and runs the invocation as its own shell would.
-INNER = ('__wingman_env=$(/bin/cat <&3) || exit 126; exec 3<&-; eval "$__wingman_env"; unset __wingman_env; '
-         '__wingman_run=$1; set --; eval "$__wingman_run"')
+INNER = (
+    '__wingman_env=$(/bin/cat <&3) || exit 126; exec 3<&-; eval "$__wingman_env"; unset __wingman_env; '
+    '__wingman_run=$1; set --; eval "$__wingman_run"'
+)
 # What the processes that still hold root's powers (the wrapper, prlimit, setpriv) run with.
 LAUNCH_ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
@@ -118,15 +122,29 @@ class ProcessRuntime(Runtime):
         drop = privilege_drop(spec.user) if spec.user is not None else []
         _fits_exec(env, spec.config.invocation)
         _write_variables(run_dir / "environment", env)
-        argv = [*_limit_prefix(spec.config), "/bin/sh", "-c", WRAPPER, "wingman-server",
-                spec.config.invocation, str(run_dir / "exit"), str(run_dir / "identity.json"),
-                str(run_dir / "environment"), INNER, *drop]
+        argv = [
+            *_limit_prefix(spec.config),
+            "/bin/sh",
+            "-c",
+            WRAPPER,
+            "wingman-server",
+            spec.config.invocation,
+            str(run_dir / "exit"),
+            str(run_dir / "identity.json"),
+            str(run_dir / "environment"),
+            INNER,
+            *drop,
+        ]
         console_fd = os.open(run_dir / "console.log", os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
         stdin_fd = os.open(run_dir / "stdin", os.O_RDWR)  # the server's end: never an end of input
         writer = os.open(run_dir / "stdin", os.O_RDWR | os.O_NONBLOCK)  # ours (see console_input)
         try:
             proc = subprocess.Popen(
-                argv, cwd=spec.folder, env=LAUNCH_ENVIRONMENT, stdin=stdin_fd, stdout=console_fd,
+                argv,
+                cwd=spec.folder,
+                env=LAUNCH_ENVIRONMENT,
+                stdin=stdin_fd,
+                stdout=console_fd,
                 stderr=console_fd,
                 close_fds=True,  # nothing of the daemon but the three streams: see the module doc
                 start_new_session=True,  # own session and process group: signals reach the whole server
@@ -183,8 +201,9 @@ class ProcessRuntime(Runtime):
         await asyncio.to_thread(shutil.rmtree, run_dir, ignore_errors=True)
         return [f"run directory {run_dir} (console file, stdin FIFO, exit status)"]
 
-    async def adopt(self, config: ServerConfig, folder: Path, console: ConsoleSink,
-                    last_started: dict | None = None) -> ProcessHandle | None:
+    async def adopt(
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+    ) -> ProcessHandle | None:
         """The server's process from before the daemon restarted, when it is still that very
         process (same pid, start time and boot); None otherwise. The one the log records comes
         first; then the one the run directory names (launched, but the daemon died before it
@@ -262,8 +281,10 @@ def _fits_exec(env: dict[str, str], invocation: str) -> None:
     size += len(invocation.encode()) + 1 + 8
     limit = os.sysconf("SC_ARG_MAX")
     if size > limit:
-        raise RuntimeFailure(f"could not start the server process: {os.strerror(errno.E2BIG)} (its variables "
-                                f"and command take {size} bytes; the kernel's limit for one exec is {limit})")
+        raise RuntimeFailure(
+            f"could not start the server process: {os.strerror(errno.E2BIG)} (its variables "
+            f"and command take {size} bytes; the kernel's limit for one exec is {limit})"
+        )
 
 
 def _write_variables(path: Path, env: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ The backend is chosen here, from the URL's database name, and nowhere else: the 
 set-up, writer and readers ask `backend_for(url)` or `backend_of(engine)` and call it. A backend's
 module is imported when first asked for (a command that only reads the config loads neither).
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -27,8 +28,10 @@ def _named(name: str) -> Backend:
     backend = _loaded.get(name)
     if backend is None:
         if name not in _MODULES:
-            raise ValueError(f"the event store runs on SQLite or PostgreSQL, not {name!r} (database url "
-                             "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB)")
+            raise ValueError(
+                f"the event store runs on SQLite or PostgreSQL, not {name!r} (database url "
+                "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB)"
+            )
         backend = _loaded[name] = import_module(_MODULES[name]).BACKEND
     return backend
 

@@ -1,6 +1,7 @@
 """The database through SQLAlchemy's async engine, one round trip per statement: how PostgreSQL
 reads and writes everything, and how SQLite writes beside the log while its writer thread is not
 open and reads a database held in memory (a second engine would open a second, empty one)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,13 +44,15 @@ def read(engine: AsyncEngine, query: Executable, convert: Callable[[list], T], p
     return asyncio.get_running_loop().create_task(_read(engine, query, params, convert))
 
 
-async def _walk(engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
-                take: Callable[[T], dict | None]) -> None:
+async def _walk(
+    engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T], take: Callable[[T], dict | None]
+) -> None:
     while params is not None:
         params = take(await _read(engine, query, params, convert))
 
 
-def walk(engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
-         take: Callable[[T], dict | None]) -> Awaitable[None]:
+def walk(
+    engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T], take: Callable[[T], dict | None]
+) -> Awaitable[None]:
     """Backend.walk through the async engine: each page read, then taken on the loop."""
     return asyncio.get_running_loop().create_task(_walk(engine, query, params, convert, take))

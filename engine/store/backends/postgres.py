@@ -12,6 +12,7 @@ trip each (engine.store.backends.async_engine).
   order (a BIGSERIAL is drawn before commit: see engine.store.backends.protocol);
 - JSON: `->>` on the json columns (the server refuses malformed JSON: no row needs guarding).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import Column, ColumnElement, Text, bindparam, cast, func, insert, literal_column, select
@@ -27,14 +28,28 @@ from wingman.engine.store.schema import events as E
 _LAST_POSITION = select(func.max(E.c.position))
 
 # A group as one statement over one array per column (see the module doc).
-_ROW_COLUMNS = ("position", "stream_id", "version", "event_id", "type", "data", "metadata", "recorded_at",
-                "prev_hash", "hash")
+_ROW_COLUMNS = (
+    "position",
+    "stream_id",
+    "version",
+    "event_id",
+    "type",
+    "data",
+    "metadata",
+    "recorded_at",
+    "prev_hash",
+    "hash",
+)
 _AS_TEXT = {"data": "data_json", "metadata": "metadata_json"}  # the canonical texts, cast to json
-_GROUP_ROWS = func.unnest(*[
-    bindparam(c, type_=ARRAY(Text if c in _AS_TEXT else E.c[c].type)) for c in _ROW_COLUMNS
-]).table_valued(*_ROW_COLUMNS).render_derived(name="group_rows")
-_GROUP_INSERT = insert(E).from_select(list(_ROW_COLUMNS), select(*[
-    cast(_GROUP_ROWS.c[c], E.c[c].type) if c in _AS_TEXT else _GROUP_ROWS.c[c] for c in _ROW_COLUMNS]))
+_GROUP_ROWS = (
+    func.unnest(*[bindparam(c, type_=ARRAY(Text if c in _AS_TEXT else E.c[c].type)) for c in _ROW_COLUMNS])
+    .table_valued(*_ROW_COLUMNS)
+    .render_derived(name="group_rows")
+)
+_GROUP_INSERT = insert(E).from_select(
+    list(_ROW_COLUMNS),
+    select(*[cast(_GROUP_ROWS.c[c], E.c[c].type) if c in _AS_TEXT else _GROUP_ROWS.c[c] for c in _ROW_COLUMNS]),
+)
 
 
 def _group_arrays(rows: list[dict], positions: list[int]) -> dict[str, list]:

@@ -18,6 +18,7 @@ database):
   (serializing the writers of a fleet is the backend's to do: issue 27, the fleet work);
 - data and metadata are stored as the canonical JSON texts the hash was made of.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -60,14 +61,21 @@ class Backend(Protocol):
     def group_writer(self, engine: AsyncEngine) -> GroupWriter:
         """What commits the log's groups on this database (see GroupWriter)."""
 
-    def read(self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T],
-             params: dict | None) -> Awaitable[T]:
+    def read(
+        self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T], params: dict | None
+    ) -> Awaitable[T]:
         """Start reading `query` now; what is returned will hold `convert(rows)`. With `params`,
         the statement is one built once and read many times; its rows may then be the driver's
         plain tuples."""
 
-    def walk(self, engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
-             take: Callable[[T], dict | None]) -> Awaitable[None]:
+    def walk(
+        self,
+        engine: AsyncEngine,
+        query: Executable,
+        params: dict,
+        convert: Callable[[list], T],
+        take: Callable[[T], dict | None],
+    ) -> Awaitable[None]:
         """Read `query` page after page: each page `convert`ed and handed to `take`, which
         returns the next page's parameters, or None to stop. Where `take` runs is the backend's
         choice (SQLite: its reader thread), so `take` must touch nothing the event loop changes."""

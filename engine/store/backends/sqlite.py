@@ -13,6 +13,7 @@
   would open a second, empty database);
 - JSON: `json_extract`, guarded by `json_valid` in auditors' filters (see `json_text`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,9 @@ def sync_engine(engine: AsyncEngine) -> Engine:
     """A synchronous engine on the same SQLite file, set up like the async one, for the threads
     that own a connection (the store's writer, the log's page reader): one thread hand-off per
     group or page instead of aiosqlite's several per statement."""
-    sync = create_sync_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
-                              json_deserializer=json_loads)
+    sync = create_sync_engine(
+        engine.url.set(drivername="sqlite"), connect_args={"timeout": 30}, json_deserializer=json_loads
+    )
     _set_up(sync)
     return sync
 
@@ -74,23 +76,31 @@ class SQLiteBackend:
     def group_writer(self, engine: AsyncEngine) -> ThreadWriter:
         return ThreadWriter(engine, sync_engine)
 
-    def read(self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T],
-             params: dict | None) -> Awaitable[T]:
+    def read(
+        self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T], params: dict | None
+    ) -> Awaitable[T]:
         if _on_file(engine):
             reader = reader_for(engine, sync_engine)
             return asyncio.get_running_loop().run_in_executor(reader.thread, reader.run, query, params, convert)
         return async_engine.read(engine, query, convert, params)
 
-    def walk(self, engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T],
-             take: Callable[[T], dict | None]) -> Awaitable[None]:
+    def walk(
+        self,
+        engine: AsyncEngine,
+        query: Executable,
+        params: dict,
+        convert: Callable[[list], T],
+        take: Callable[[T], dict | None],
+    ) -> Awaitable[None]:
         if _on_file(engine):
             return reader_for(engine, sync_engine).walk(asyncio.get_running_loop(), query, params, convert, take)
         return async_engine.walk(engine, query, params, convert, take)
 
     def json_text(self, column: Column, key: str) -> ColumnElement:
         # json_extract fails the whole query on one malformed row; skip such rows instead.
-        return case((func.json_valid(type_coerce(column, String)) == 1, func.json_extract(column, f"$.{key}")),
-                    else_=None)
+        return case(
+            (func.json_valid(type_coerce(column, String)) == 1, func.json_extract(column, f"$.{key}")), else_=None
+        )
 
     def operation_id(self) -> ColumnElement:
         return literal_column("json_extract(metadata, '$.operation_id')")

@@ -18,6 +18,7 @@ a third of what reading the row costs SQLite. Driver errors are wrapped back int
 (Reading the next page ahead while the caller folds this one was measured: no gain, the GIL is
 the limit.)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,8 +57,14 @@ class ThreadReader:
                 rows = self._driver_rows(conn, compiled, params)
         return convert(rows)
 
-    def walk(self, loop: asyncio.AbstractEventLoop, query: Executable, params: dict,
-             convert: Callable[[list], T], take: Callable[[T], dict | None]) -> asyncio.Future:
+    def walk(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        query: Executable,
+        params: dict,
+        convert: Callable[[list], T],
+        take: Callable[[T], dict | None],
+    ) -> asyncio.Future:
         """Backend.walk on this thread: the whole walk, `take` included, runs here, from one
         page to the next without the loop. Each page is a task of the thread's own queue, put
         there by the page before it: a read another caller queued meanwhile runs between two
@@ -91,7 +98,8 @@ class ThreadReader:
             compiled = query.compile(dialect=dialect)
             plain = compiled.positiontup is not None and all(  # positional (pysqlite's qmark)
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) is None
-                for name in compiled.positiontup)
+                for name in compiled.positiontup
+            )
             entry = self._prepared[id(query)] = (query, compiled if plain else None)
         return entry[1]
 
@@ -102,8 +110,9 @@ class ThreadReader:
         try:
             return cursor.execute(compiled.string, values).fetchall()
         except self._driver_error as exc:
-            raise DBAPIError.instance(compiled.string, values, exc, self._driver_error,
-                                      dialect=self.sync.dialect) from exc
+            raise DBAPIError.instance(
+                compiled.string, values, exc, self._driver_error, dialect=self.sync.dialect
+            ) from exc
         finally:
             cursor.close()
 

@@ -8,6 +8,7 @@ Why it is built this way, with the measurements behind each choice, is in docs/w
 ("The write path"): a design read without the code belongs with the docs. The notes beside the
 code below keep the figure each line answers to; change the page when a choice here changes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,11 +35,23 @@ _COLUMNS = ("stream_id", "version", "event_id", "type", "prev_hash", "hash")
 # driver as plain tuples through SQLAlchemy's connection (exec_driver_sql: transaction, events and
 # error wrapping as usual). Building SQLAlchemy's per-row parameter dicts held the GIL long enough
 # on the writer thread to stall the event loop's socket writes behind it.
-_SQLITE_ORDER = ("position", "stream_id", "version", "event_id", "type", "data_json", "metadata_json",
-                 "recorded_at_text", "prev_hash", "hash")  # the table's column order
+_SQLITE_ORDER = (
+    "position",
+    "stream_id",
+    "version",
+    "event_id",
+    "type",
+    "data_json",
+    "metadata_json",
+    "recorded_at_text",
+    "prev_hash",
+    "hash",
+)  # the table's column order
 _SQLITE_INSERT = insert(E).values(
-    position=bindparam("position"), **{c: bindparam(c) for c in _COLUMNS},
-    data=bindparam("data_json", type_=Text), metadata=bindparam("metadata_json", type_=Text),
+    position=bindparam("position"),
+    **{c: bindparam(c) for c in _COLUMNS},
+    data=bindparam("data_json", type_=Text),
+    metadata=bindparam("metadata_json", type_=Text),
     recorded_at=bindparam("recorded_at_text", type_=Text),
 )
 
@@ -64,8 +77,10 @@ _HANDOVER_WAIT = 0.0005  # s the loop waits at most for the writer thread to sta
 
 def _guarded_insert_sql(slots: int) -> str:
     head, _, one_row = _SQLITE_INSERT_SQL.partition(" VALUES ")
-    return (f"{head} SELECT * FROM (VALUES {', '.join([one_row] * slots)}) "
-            f"WHERE column1 IS NOT NULL AND coalesce(({_SQLITE_LAST_POSITION_SQL}), 0) = ?")
+    return (
+        f"{head} SELECT * FROM (VALUES {', '.join([one_row] * slots)}) "
+        f"WHERE column1 IS NOT NULL AND coalesce(({_SQLITE_LAST_POSITION_SQL}), 0) = ?"
+    )
 
 
 _SQLITE_GUARDED_SQL = {1 << k: _guarded_insert_sql(1 << k) for k in range(_SQLITE_GUARDED_MAX_ROWS.bit_length())}
@@ -171,7 +186,7 @@ class ThreadWriter:
             last = cursor.execute(statement).fetchone()[0] or 0
             positions = list(range(last + 1, last + 1 + len(rows)))
             values = self._row_values(rows, positions)
-            params = [values[i:i + _COLUMN_COUNT] for i in range(0, len(values), _COLUMN_COUNT)]
+            params = [values[i : i + _COLUMN_COUNT] for i in range(0, len(values), _COLUMN_COUNT)]
             statement = _SQLITE_INSERT_SQL
             if len(params) == 1:  # a lone caller: a plain execute, executemany costs more for one
                 cursor.execute(statement, params[0])
@@ -194,10 +209,19 @@ class ThreadWriter:
         times: dict = {}  # a group's rows share one time: spell it once
         spell = self._time_text
         values: list = []
-        for r, p in zip(rows, positions):
-            values += (p, r["stream_id"], r["version"], r["event_id"], r["type"], r["data_json"], r["metadata_json"],
-                       times.get(r["recorded_at"]) or times.setdefault(r["recorded_at"], spell(r["recorded_at"])),
-                       r["prev_hash"], r["hash"])
+        for r, p in zip(rows, positions, strict=False):
+            values += (
+                p,
+                r["stream_id"],
+                r["version"],
+                r["event_id"],
+                r["type"],
+                r["data_json"],
+                r["metadata_json"],
+                times.get(r["recorded_at"]) or times.setdefault(r["recorded_at"], spell(r["recorded_at"])),
+                r["prev_hash"],
+                r["hash"],
+            )
         return values
 
     def _cursor(self):
@@ -206,9 +230,15 @@ class ThreadWriter:
         return self._driver_cursor
 
     def _wrapped(self, statement: str, params, exc: Exception) -> Exception:
-        return DBAPIError.instance(statement, params, exc, self._driver_error, hide_parameters=True,
-                                   dialect=self._engine.dialect,
-                                   ismulti=bool(params) and isinstance(params[0], list))
+        return DBAPIError.instance(
+            statement,
+            params,
+            exc,
+            self._driver_error,
+            hide_parameters=True,
+            dialect=self._engine.dialect,
+            ismulti=bool(params) and isinstance(params[0], list),
+        )
 
     def _disconnect(self) -> None:
         conn, self._conn, self._driver_cursor, self._log_end = self._conn, None, None, None
