@@ -1,6 +1,6 @@
 """The audit checkpoints on a large log: boot, verification and proofs.
 
-Builds a synthetic legal log (tests.synthetic_log, bulk-inserted) in a temporary SQLite file, then
+Builds a synthetic legal log (tests.support.synthetic_log, bulk-inserted) in a temporary SQLite file, then
 measures
 - boot without a checkpoint: the tree folded from every event (leaves recomputed from the rows),
   and the checkpoint signed over it at shutdown;
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.synthetic_log import build_log  # noqa: E402
+from tests.support.synthetic_log import build_log  # noqa: E402
 from wingman.engine.audit.verify import verify, verify_everything  # noqa: E402
 from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings  # noqa: E402
 from wingman.engine.checkpoints.proofs import prove_consistency, prove_inclusion  # noqa: E402

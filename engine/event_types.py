@@ -5,7 +5,7 @@ is exactly the value (`EventType.STATE_CHANGED == "state.changed"`). Each member
 meaning beside it: an event type what it records (`summary`), a cause its wording in the audit
 (`words`, read by engine.audit.describe). The event classes take their type from here
 (engine.events, engine.install_events), and the table of both in docs/audit.md is generated from
-here (`python -m wingman.engine.event_types --write`); tests/test_event_types.py fails when they differ.
+here (`python -m wingman.engine.event_types --write`); tests/system/test_event_types.py fails when they differ.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Fixtures: a real daemon subprocess over a real socket, and an in-process engine on a real
-SQLite file. Docker fixtures live in tests/docker_support.py."""
+SQLite file. Docker fixtures live in tests/support/docker_engine.py."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.support import TERMINAL, TOKEN, daemon_factory, kill_leftovers
+from tests.support.daemon import TERMINAL, TOKEN, daemon_factory, kill_leftovers
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata
 
-pytest_plugins = ["tests.pg_support", "tests.docker_support", "tests.http_support", "tests.served_daemon"]
+pytest_plugins = [
+    "tests.support.postgres",
+    "tests.support.docker_engine",
+    "tests.support.http",
+    "tests.support.served_daemon",
+]
 
 TEST_META = Metadata(actor="test", channel="test", cause="operator")
 

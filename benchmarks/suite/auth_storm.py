@@ -17,7 +17,7 @@ import time
 
 from websockets.asyncio.client import connect
 
-from tests.ws_support import frame, token
+from tests.support.websocket import frame, token
 
 TIMEOUT = 120  # waiting only
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 from benchmarks.suite.figures import Figure
-from tests.support import REPO, TOKEN, free_port
-from tests.synthetic_log import build_log
+from tests.support.daemon import REPO, TOKEN, free_port
+from tests.support.synthetic_log import build_log
 from wingman.engine.store.database import create_engine, upgrade
 
 NO_RESTART = {"policy": "no"}  # the synthetic servers' commands do not exist: no crash loops
@@ -177,7 +177,7 @@ def boot_figures(smoke: bool) -> list[Figure]:
         # Registration on an empty database.
         reg = root / "register"
         reg.mkdir()
-        from tests.synthetic_log import definition, server_ids
+        from tests.support.synthetic_log import definition, server_ids
 
         docs = [definition(u) for u in server_ids(servers, seed=3)]
         for d in docs:
@@ -196,8 +196,8 @@ def boot_figures(smoke: bool) -> list[Figure]:
         (big / "daemon.log").rename(big / "daemon-first.log")
         log_second = boot(big, docs)
 
-        # The same number of servers listed by a Panel (tests/panel_support.py, in this process).
-        from tests.panel_support import PanelStandIn
+        # The same number of servers listed by a Panel (tests/support/panel.py, in this process).
+        from tests.support.panel import PanelStandIn
 
         listed = [definition(u) for u in server_ids(servers, seed=5)]
         for d in listed:

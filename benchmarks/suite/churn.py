@@ -9,7 +9,7 @@ instead of measuring nothing.
 
 `retained` measures the daemon's RSS after a warm-up round (the allocator's pools grown to the
 churn's size) and again after the measured churn, each time once the daemon has closed every
-client connection. Used by the suite's `sockets` group and by tests/test_ws_soak.py.
+client connection. Used by the suite's `sockets` group and by tests/websocket/test_ws_soak.py.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import httpx
 import psutil
 from websockets.asyncio.client import connect
 
-from tests.support import TOKEN, DaemonProcess
-from tests.ws_support import frame, token, ws_url
+from tests.support.daemon import TOKEN, DaemonProcess
+from tests.support.websocket import frame, token, ws_url
 
 # The daemon's per-server socket limit must let `concurrency` sockets in while the daemon is still
 # releasing those just closed: the soak's daemons are configured with this.

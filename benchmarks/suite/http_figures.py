@@ -14,7 +14,7 @@ import httpx
 
 from benchmarks.suite import wrk
 from benchmarks.suite.figures import Figure
-from tests.support import REPO, TOKEN, DaemonProcess, definition, free_port
+from tests.support.daemon import REPO, TOKEN, DaemonProcess, definition, free_port
 
 
 def _bare_sanic(seconds: float, connections: int) -> wrk.WrkResult:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
-from tests.support import TOKEN, definition
+from tests.support.daemon import TOKEN, definition
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata

@@ -21,8 +21,8 @@ import asyncpg
 
 from benchmarks.suite.figures import Figure
 from benchmarks.suite.store_figures import EVENT, _close, _store, many_callers
-from tests.pg_support import _as_postgres, _bindir
-from tests.support import free_port
+from tests.support.daemon import free_port
+from tests.support.postgres import _as_postgres, _bindir
 from wingman.engine.events import new_id
 from wingman.engine.store.hashing import canonical_json
 

@@ -1,7 +1,7 @@
 """Image pulls (engine.environments.docker.images), beside the Docker start latency, which never
 includes one (its server's image is local-only): what a pull adds to a start.
 
-A real registry on 127.0.0.1 (Debian's `docker-registry`, tests/registry_support.py) holds the
+A real registry on 127.0.0.1 (Debian's `docker-registry`, tests/support/registry.py) holds the
 test image plus one layer of random bytes. Each figure is the runtime's pre-boot pull
 (`DockerRuntime.prepare`: the executor, the stream read and shaped into console lines) against
 the SDK's `pull` of the same image in a thread, rounds interleaved:
@@ -29,7 +29,7 @@ CURRENT_PER_FRESH = 5  # rounds of the already-current pull for each fresh one
 async def _rounds(rounds: int, layer: int) -> dict[str, list[float]]:
     import docker
 
-    from tests.registry_support import PushedImages, Registry, registry_tools_missing
+    from tests.support.registry import PushedImages, Registry, registry_tools_missing
     from wingman.engine.environments.base import LaunchSpec
     from wingman.engine.environments.docker.runtime import DockerRuntime
     from wingman.engine.servers.definition import parse_definition

@@ -2,7 +2,7 @@
 against a raw SELECT of the same rows through sqlite3, and the state at random points of the log
 once snapshots are there.
 
-The log is synthetic but legal (tests.synthetic_log: real hash chains, bulk-inserted), 1,000,000
+The log is synthetic but legal (tests.support.synthetic_log: real hash chains, bulk-inserted), 1,000,000
 events over 10 servers by default.
 """
 
@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks.suite.figures import Figure
-from tests.synthetic_log import BASE_TIME, build_log
+from tests.support.synthetic_log import BASE_TIME, build_log
 from wingman.engine import heap
 from wingman.engine.servers.replay import build_snapshots, state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from benchmarks.suite.figures import Figure
-from tests.support import REPO
+from tests.support.daemon import REPO
 
 
 def _script(name: str, *args: str, timeout: float = 1800) -> str:

@@ -4,7 +4,7 @@ at once.
 
 - Retained bytes per closed connection: the daemon's RSS after a warm-up round of as many
   connections, and after the measured ones, once it has closed them all (benchmarks/suite/churn.py,
-  which tests/test_ws_soak.py also uses). The figure is the growth divided by the connections.
+  which tests/websocket/test_ws_soak.py also uses). The figure is the growth divided by the connections.
   The allocator moves the RSS in steps of 1-4 MiB on its own, now and then (the count of live
   objects does not grow): up to 2.5 KB a connection at the full size, more at the smoke size.
   Sanic's own protocol kept about 18 KB.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.suite import churn
 from benchmarks.suite.figures import Figure
-from tests.support import REPO, DaemonProcess, definition
+from tests.support.daemon import REPO, DaemonProcess, definition
 
 KINDS = (
     ("authenticated websockets", churn.authenticated_socket),

@@ -70,7 +70,7 @@ def _process_started(d):
     ) + f" ({d.get('runtime')}, {where})"
 
 
-# What each event type did, in words, from its data (tests/test_event_types.py: every type has them).
+# What each event type did, in words, from its data (tests/system/test_event_types.py: every type has them).
 _WHAT: dict[str, Callable[[dict], str]] = {
     EventType.SERVER_REGISTERED: _registered,
     EventType.CONFIGURATION_CHANGED: _changed,

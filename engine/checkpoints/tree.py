@@ -6,7 +6,7 @@ below n. Written here rather than taken from a library because the daemon needs 
 range (the O(log n) roots of the perfect subtrees that make up the tree, RFC 9162's "frontier"
 in all but name) to keep the root current at each commit, and verification needs the proofs over
 leaves it recomputes from rows; the functions are small and are held to the RFC test vectors of
-the Certificate Transparency reference implementation (tests/test_merkle.py).
+the Certificate Transparency reference implementation (tests/audit/test_merkle.py).
 
 Everything here is pure computation over bytes: no database, no clock, no I/O.
 """

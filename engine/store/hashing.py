@@ -6,7 +6,7 @@ of the event's seven fields, UTF-8 encoded; that exact byte string is part of th
 whenever orjson is known to write the same bytes as the standard library: values made only of
 dicts with text keys, lists, text, bools, None and 64-bit integers (floats, which orjson writes
 differently in exponent form, and anything unusual take the standard library's path).
-tests/test_hashing.py holds the two spellings to each other.
+tests/store/test_hashing.py holds the two spellings to each other.
 
 The same hash, recomputed from a row's contents, is the row's leaf in the Merkle tree over the
 whole log (engine.checkpoints.tree): see `leaf_of`."""
@@ -71,7 +71,7 @@ def canonical_json(value: Any) -> str:
 # float and needed a scan of every text for long digit runs before it could be trusted (the scan
 # cost half as much as the parse). Where jiter refuses a text that the standard library reads
 # (a lone surrogate, nesting deeper than 200) or refuses it with its own error, the
-# standard library reads it and says what it says. tests/test_hashing.py holds the two readers
+# standard library reads it and says what it says. tests/store/test_hashing.py holds the two readers
 # to each other.
 def json_loads(text: str | bytes) -> Any:
     """JSON text to Python values exactly as `json.loads` gives them (and its errors)."""

@@ -5,7 +5,7 @@ One module implements the protocol per database (`sqlite`, `postgres`), and
 `engine.store.backends.backend_for` picks one from the URL, in one place: nothing outside those
 modules asks which database it runs on.
 
-What every backend keeps the same (tests/test_store_conformance.py holds each to it, on the real
+What every backend keeps the same (tests/store/test_store_conformance.py holds each to it, on the real
 database):
 - a group of appends is one transaction: all of its rows are committed, or none;
 - positions are handed out by the group's writer inside its write transaction, from the log's end
