@@ -4,5 +4,6 @@ that protocol. Beside them, what both use: `server_users` (the user each server 
 `install_runner` (the protocol of what runs an install script).
 
 May import: `engine.servers.definition` (a server's configuration), `engine.signals`,
-`engine.console.lines` (each runtime cuts its servers' output into console lines).
+`engine.console.lines` (each runtime cuts its servers' output into console lines), `engine.config_docker`
+(the daemon's Docker keys); never `engine.power` (checked: pyproject's [tool.importlinter]).
 """

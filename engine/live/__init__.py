@@ -11,5 +11,6 @@ from the running processes, never a second record of the truth.
 - `disk`: the size of each server's folder, measured in the background.
 
 May import: `engine.store`, `engine.servers`, `engine.power`, `engine.environments.base`,
-`engine.events`, `engine.config`. Nothing in the engine below `daemon` imports this package.
+`engine.events`, `engine.event_types`, `engine.config`, `engine.statechart` (checked: pyproject's
+[tool.importlinter]). Nothing in the engine below `daemon` imports this package.
 """

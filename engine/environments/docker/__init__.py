@@ -4,5 +4,5 @@ one running container, `watcher` the single events stream that reports exits. Th
 `on_demand`'s stand-in, which loads all of this when a server first needs Docker.
 
 May import: `engine.environments.base`, `engine.servers.definition`, `engine.signals`,
-`engine.console.lines` (the attach stream cut into console lines).
+`engine.console.lines` (the attach stream cut into console lines), `engine.config_docker`.
 """
