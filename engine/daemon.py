@@ -19,6 +19,7 @@ from wingman.engine.environments.install_runner import InstallRunner, OnDemandRu
 from wingman.engine.environments.local.runtime import ProcessRuntime
 from wingman.engine.environments.server_users import ServerUsers
 from wingman.engine.event_types import Cause
+from wingman.engine.fleet.node_lock import NodeLock, hold_node_lock
 from wingman.engine.events import Event, Metadata
 from wingman.engine.install.feed import InstallFeed
 from wingman.engine.install.recovery import InstallRecovery
@@ -26,6 +27,7 @@ from wingman.engine.install.service import InstallService
 from wingman.engine.install.work import Surroundings
 from wingman.engine.live.denylist import TokenDenylist
 from wingman.engine.live.feed import EventFeed
+from wingman.engine.live.operation_log import OperationLog
 from wingman.engine.live.utilization import UtilizationMonitor
 from wingman.engine.power.actions import PowerActions
 from wingman.engine.power.crashes import CrashHandler
@@ -85,7 +87,8 @@ class Daemon:
         self.started_at = time.time()
         self.settled = asyncio.Event()  # boot is over: recovery done and the heap settled
         self.db = create_engine(config.database_url)
-        self.store = EventStore(self.db)
+        self.store = EventStore(self.db, node_id=config.node_id)
+        self.node_lock: NodeLock | None = None
         # Building the machine checks the statechart against the engine's triggers: a chart the
         # engine cannot run on stops the daemon here, before anything is written.
         self.registry = ServerRegistry(
@@ -200,6 +203,8 @@ class Daemon:
             mark = now
 
         self.config.root_directory.mkdir(parents=True, exist_ok=True)
+        # Before anything else: a second daemon with this node id stops here (NodeTaken names the first).
+        self.node_lock = await hold_node_lock(self.config.database_url, self.config.node_id)
         self.config.data_directory.mkdir(parents=True, exist_ok=True)
         await upgrade(self.db)
         done("migrations")
@@ -211,6 +216,7 @@ class Daemon:
         await self.registry.load(self.snapshot_cache)
         done("registry")
         self.store.subscribe(self.power.on_commit)
+        self.store.subscribe(OperationLog())  # a log line per operation accepted and settled
         self.feed.start()  # after the registry: a watcher handed an event reads views that hold it
         self.denylist.start()
         for runtime in self.runtimes.values():
@@ -320,3 +326,5 @@ class Daemon:
         await self.store.close()
         await self.checkpointer.stop()  # the writer has drained: this one covers every event
         await self.db.dispose()
+        if self.node_lock is not None:
+            await self.node_lock.release()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json as jsonlib
 import os
 import time
@@ -26,6 +25,7 @@ from wingman.api.cli.client import (
 from wingman.api.cli.configure import configure as configure_command
 from wingman.api.cli.console import console as console_command
 from wingman.api.cli.console import logs as logs_command
+from wingman.api.cli.db import db_app
 from wingman.api.cli.diagram import diagram_app
 from wingman.api.cli.events import events as events_command
 from wingman.api.cli.follow import follow_hint, follow_operation, open_feed, report
@@ -35,7 +35,6 @@ from wingman.engine.checkpoints.keys import KeyFileError
 from wingman.engine.statechart import StatechartError
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
-db_app = typer.Typer(help="The event database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
@@ -104,6 +103,18 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
         protocol=PROTOCOL,
         ssl=served.context if served else None,
     )
+    say_what_is_left(node_of(sanic_app).daemon)
+
+
+def say_what_is_left(daemon) -> None:
+    """On the way out (SIGINT or SIGTERM): the game servers the daemon leaves running, which it
+    does on purpose (their runtimes outlive it), so an operator is not left wondering."""
+    left = len(daemon.processes.running())  # after its stop: only the servers it did not stop
+    if left:
+        servers = "1 game server" if left == 1 else f"{left} game servers"
+        out.print(f"wingman stopped; {servers} left running: the next start adopts them", soft_wrap=True)
+    else:
+        out.print("wingman stopped; no game server was running", soft_wrap=True)
 
 
 def served_certificate(cfg):
@@ -225,29 +236,6 @@ def rotate_key(config: Path | None = ConfigOption, url: str | None = UrlOption, 
         "signed with the old one)",
         soft_wrap=True,
     )
-
-
-@db_app.command("upgrade")
-def db_upgrade(config: Path | None = ConfigOption):
-    """Create or migrate the event database's schema."""
-    from wingman.engine.store.database import create_engine, upgrade
-
-    cfg = read_config(config)
-    cfg.root_directory.mkdir(parents=True, exist_ok=True)
-
-    async def run() -> str | None:
-        engine = create_engine(cfg.database_url)
-        try:
-            return await upgrade(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        revision = asyncio.run(run())
-    except Exception as exc:
-        err.print(f"[red]error:[/red] could not upgrade {cfg.database_url}: {exc}")
-        raise typer.Exit(1) from None
-    out.print(f"database at revision [bold]{revision}[/bold]")
 
 
 app.add_typer(audit_app, name="audit")
