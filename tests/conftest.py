@@ -4,6 +4,7 @@ SQLite file. Docker fixtures live in tests/support/docker_engine.py."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from pathlib import Path
 
@@ -74,21 +75,16 @@ class EngineHarness:
         return await self.daemon.power.request(uuid, action, wait, TEST_META)
 
     async def outcome(self, op, timeout: float = 60):
-        """Wait for an operation's outcome (the Operation object is updated by the registry)."""
-
-        async def until_done():
-            while op.status not in TERMINAL:
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(until_done(), timeout)
+        """The operation, once its outcome is durable (the registry updates the object in place)."""
+        try:
+            await asyncio.wait_for(self.daemon.power.settled(op.id), timeout)
+        except TimeoutError:
+            raise AssertionError(f"never happened within {timeout} s: {op.action} {op.id} settled; {op}") from None
+        assert op.status in TERMINAL, f"{op.action} {op.id} settled without an outcome: {op}"
         return op
 
     async def wait_state(self, uuid: str, state: str, timeout: float = 60) -> None:
-        async def until():
-            while self.state(uuid) != state:
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(until(), timeout)
+        await self.after_commits(lambda: self.state(uuid) == state, timeout, f"server {uuid} to be {state}")
 
     async def events(self, uuid: str):
         return await self.daemon.store.read_stream(uuid)
@@ -99,14 +95,31 @@ class EngineHarness:
     async def until_event(self, uuid: str, predicate, timeout: float = 60):
         """The first event of the server's stream that `predicate` accepts, once there is one."""
 
-        async def poll():
-            while True:
-                for ev in await self.events(uuid):
-                    if predicate(ev):
-                        return ev
-                await asyncio.sleep(0.05)
+        async def found():
+            return next((ev for ev in await self.events(uuid) if predicate(ev)), None)
 
-        return await asyncio.wait_for(poll(), timeout)
+        return await self.after_commits(found, timeout, f"an event of server {uuid} that {predicate} accepts")
+
+    async def after_commits(self, fact, timeout: float, what: str):
+        """`fact()`'s first truthy value (awaited if it gives an awaitable), asked now and after
+        each commit to the store: what the tests wait for here follows from what is written."""
+        committed = asyncio.Event()
+        unsubscribe = self.daemon.store.subscribe(lambda events: committed.set())
+        value = None
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    committed.clear()  # before asking: a commit while `fact` reads is not missed
+                    value = fact()
+                    if inspect.isawaitable(value):
+                        value = await value
+                    if value:
+                        return value
+                    await committed.wait()
+        except TimeoutError:
+            raise AssertionError(f"never happened within {timeout} s: {what}; last value seen: {value!r}") from None
+        finally:
+            unsubscribe()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tests.support.daemon import AUDIT_TOKEN, REPO, TOKEN, definition, free_port
-from tests.support.http import wait_for
+from tests.support.waiting import eventually
 
 QUIET = {"checkpoint_every_events": 100000, "checkpoint_every_seconds": 3600}  # only the shutdown one
 
@@ -144,7 +144,7 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
             covered = lambda: (lambda b: b["latest_checkpoint"] and b["not_yet_covered"] == 0)(  # noqa: E731
                 auditor.get("/api/audit/key").json()
             )
-            wait_for(covered, what="a checkpoint signed on the timer")
+            eventually(covered, what="a checkpoint signed on the timer")
             run_cycle(d, server["settings"]["uuid"])
             rotated = subprocess.run(
                 [sys.executable, "-m", "wingman.api.cli", "rotate-key", "--config", str(d.config_path)],
@@ -157,7 +157,7 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
             new_key = auditor.get("/api/audit/key").json()["public_key"]
             assert new_key != first_key and new_key in rotated.stdout
             run_cycle(d, server["settings"]["uuid"])
-            wait_for(covered, what="a checkpoint after the rotation")
+            eventually(covered, what="a checkpoint after the rotation")
             verified = auditor.get("/api/audit/verify").json()
             assert verified["ok"] and [k["key"] for k in verified["checkpoints"]["keys"]] == [first_key, new_key]
         d.stop()
@@ -166,7 +166,7 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
         code, text, doc = cli_verify(d, first_key)
         assert code == 0 and "1 key rotation(s) followed" in text, text
         # The witness got every checkpoint, with the node's credentials, each signed.
-        got = wait_for(
+        got = eventually(
             lambda: [b for _, b in _Witness.received if b["checkpoint"]["size"] == events],
             what="the shutdown checkpoint at the witness",
         )

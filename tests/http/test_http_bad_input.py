@@ -10,7 +10,8 @@ import socket
 import pytest
 
 from tests.support.daemon import definition
-from tests.support.http import assert_json_error, logs, power, total_events, wait_for
+from tests.support.http import assert_json_error, logs, power, total_events
+from tests.support.waiting import eventually
 from wingman.engine.servers.definition import InvalidDefinition, parse_definition
 
 SERVER = definition()
@@ -44,7 +45,7 @@ def test_a_command_that_is_not_one_line_of_text_is_400_and_never_sent(daemon, cl
     assert "command" in error
     # A later good command is the first thing the server hears: the bad one never reached it.
     assert client.post(f"/api/servers/{UUID}/commands", json={"commands": ["say after"]}).status_code == 204
-    wait_for(lambda: "[Server] after" in logs(daemon, UUID), what="the good command's echo")
+    eventually(lambda: "[Server] after" in logs(daemon, UUID), what="the good command's echo")
     heard = logs(daemon, UUID)[len(before) :]
     assert heard == ["[Server] after"], heard
 
@@ -52,7 +53,7 @@ def test_a_command_that_is_not_one_line_of_text_is_400_and_never_sent(daemon, cl
 def test_tabs_and_unicode_are_text(daemon, client):
     resp = client.post(f"/api/servers/{UUID}/commands", json={"commands": ["say héllo\twörld ✓"]})
     assert resp.status_code == 204
-    wait_for(lambda: "[Server] héllo\twörld ✓" in logs(daemon, UUID), what="the echo")
+    eventually(lambda: "[Server] héllo\twörld ✓" in logs(daemon, UUID), what="the echo")
 
 
 # -- definitions that could never start are refused at the door ------------------------------

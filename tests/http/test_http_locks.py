@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.daemon import definition
-from tests.support.http import operation, power, wait_for
+from tests.support.http import operation, power
+from tests.support.waiting import eventually
 
 # A stop never ends by itself: only a kill frees the lock, so no timing is involved.
 DEAF = definition(env={"IGNORE_STOP": "1"}, stop_timeout=600)
@@ -22,7 +23,7 @@ def daemon(module_daemon):
 
 def running(daemon, op_id: str) -> dict:
     """Wait until the operation holds the lock (it recorded power.started)."""
-    return wait_for(
+    return eventually(
         lambda: (lambda op: op if op["status"] == "running" else None)(operation(daemon, op_id)),
         what=f"operation {op_id} to take the lock",
     )

@@ -16,8 +16,8 @@ from tests.support.http import (
     power,
     processes_under,
     stored_events,
-    wait_for,
 )
+from tests.support.waiting import eventually
 
 OK = definition()
 FAILS = definition(env={"FAIL_AT_BOOT": "1"})
@@ -116,7 +116,7 @@ def test_a_kill_during_starting_cancels_the_start_and_the_server_stays_down(daem
     uuid = uuid_of(SLOW)
     start = power(daemon, uuid, "start")
     daemon.wait_state(uuid, "starting")
-    wait_for(lambda: any("Loading world" in line for line in logs(daemon, uuid)), what="the process to boot")
+    eventually(lambda: any("Loading world" in line for line in logs(daemon, uuid)), what="the process to boot")
     kill = daemon.wait_operation(power(daemon, uuid, "kill")["id"])
     assert kill["status"] == "succeeded", kill
 

@@ -18,8 +18,8 @@ from tests.support.http import (
     power,
     processes_under,
     total_events,
-    wait_for,
 )
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +138,11 @@ def test_commands_reach_a_running_server_and_show_in_its_logs(daemon, client):
     resp = client.post(f"/api/servers/{uuid}/commands", json={"commands": ["say hi", "list"]})
     assert resp.status_code == 204, resp.text
     assert resp.headers.get("x-request-id")
-    lines = wait_for(
+    lines = eventually(
         lambda: (lambda ls: ls if any("[Server] hi" in line for line in ls) else None)(logs(daemon, uuid)),
         what="'[Server] hi' in the logs",
     )
-    wait_for(lambda: any("players online" in line for line in logs(daemon, uuid)), what="the `list` answer")
+    eventually(lambda: any("players online" in line for line in logs(daemon, uuid)), what="the `list` answer")
     assert any("Server started" in line for line in lines)
     # `size` bounds the tail.
     assert len(client.get(f"/api/servers/{uuid}/logs", params={"size": 1}).json()["data"]) == 1

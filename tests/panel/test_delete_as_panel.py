@@ -20,7 +20,8 @@ import pytest
 
 from tests.support.daemon import SHARED, TOKEN, definition, unavailable
 from tests.support.docker_engine import inspect_server_container
-from tests.support.http import WINGS_NOT_FOUND, assert_json_error, power, processes_under, wait_for
+from tests.support.http import WINGS_NOT_FOUND, assert_json_error, power, processes_under
+from tests.support.waiting import eventually
 
 WAIT = 60
 STEPS = ["server.suspended", "server.environment_destroyed", "server.deleted"]
@@ -79,7 +80,7 @@ def events(client, uuid: str) -> list[dict]:
 
 def files_outcome(client, uuid: str) -> dict:
     """The files' step, once it is in the log (it runs after the answer)."""
-    return wait_for(
+    return eventually(
         lambda: next((e for e in events(client, uuid) if e["type"].startswith("server.files_")), None),
         WAIT,
         what="the files' removal recorded",
@@ -152,7 +153,7 @@ def test_a_running_local_server_is_killed_deleted_and_its_files_removed_without_
     assert (exited["data"]["from_state"], exited["data"]["to_state"]) == ("running", "offline")
     destroyed = next(e for e in written if e["type"] == "server.environment_destroyed")
     assert destroyed["data"]["runtime"] == "process" and destroyed["data"]["removed"]
-    wait_for(
+    eventually(
         lambda: not any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids),
         WAIT,
         what="the server's processes gone",

@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx
 
 from tests.support.daemon import REPO, DaemonProcess, definition, free_port, kill_leftovers
-from tests.support.http import processes_under, stored_events, wait_for
+from tests.support.http import processes_under, stored_events
+from tests.support.waiting import eventually
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "20"))
 SERVERS = 4
@@ -69,7 +70,7 @@ def settle(d: DaemonProcess, ids: list[str]) -> dict[str, dict]:
             views = {u: c.get(f"/api/servers/{u}").json() for u in ids}
             return views if all(v["state"] in ("offline", "running") for v in views.values()) else None
 
-        return wait_for(at_rest, timeout=120, what="the servers to come to rest")
+        return eventually(at_rest, timeout=120, what="the servers to come to rest")
 
 
 def history(d: DaemonProcess, uuid: str, last: int = 25) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from tests.support.daemon import SERVER_PYTHON, definition
-from tests.support.http import logs, power, wait_for
+from tests.support.http import logs, power
+from tests.support.waiting import eventually
 from wingman.engine.console.buffer import DEFAULT_BYTES
 from wingman.engine.console.lines import MAX_LINE
 
@@ -73,7 +74,7 @@ def test_a_backtracking_done_pattern_cannot_stall_the_daemon(daemon_process):
     d = daemon_process(servers=[server])
     start = power(d, uuid, "start")
     with httpx.Client(base_url=d.url, headers=d.headers, timeout=15) as c:
-        wait_for(
+        eventually(
             lambda: "a" * 40 + "!" in c.get(f"/api/servers/{uuid}/logs").json()["data"],
             what="the hostile line in the console",
         )

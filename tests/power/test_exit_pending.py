@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from tests.store.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
 from tests.support.daemon import REPO, definition, kill_leftovers
-from tests.support.http import processes_under, wait_for
+from tests.support.http import processes_under
+from tests.support.waiting import eventually
 from wingman.engine.power.crashes import CRASH_ACTOR
 
 STUCK = 2.5  # seconds the store cannot commit after the exit, in the crash-timing test
@@ -53,7 +54,7 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             before_exit = datetime.now(UTC)
             # The game server crashes on its own (a console command writes nothing to the log).
             assert c.post(f"/api/servers/{uuid}/commands", json={"commands": ["crash"]}).status_code == 204
-            body = wait_for(
+            body = eventually(
                 lambda: (lambda b: b if b["exit_pending"] else None)(c.get(f"/api/servers/{uuid}").json()),
                 what="the exit to be shown as pending",
             )
@@ -66,13 +67,13 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             assert before_exit <= observed <= shown, (before_exit, observed, shown)
 
             # The daemon tried to commit it and could not; it is still pending, the state unchanged.
-            wait_for(lambda: "event store unavailable" in d.read_log(), what="a failed commit of the exit")
+            eventually(lambda: "event store unavailable" in d.read_log(), what="a failed commit of the exit")
             body = c.get(f"/api/servers/{uuid}").json()
             assert (body["state"], body["exit_pending"]) == ("running", pending), body
 
             space_back = datetime.now(UTC)
             filler.unlink()
-            body = wait_for(
+            body = eventually(
                 lambda: (lambda b: b if b["state"] == "offline" else None)(c.get(f"/api/servers/{uuid}").json()),
                 timeout=30,
                 what="the exit to be committed",

@@ -18,7 +18,8 @@ import uvloop
 
 from tests.conftest import TEST_META
 from tests.support.daemon import TOKEN, DaemonProcess, definition, kill_leftovers
-from tests.support.http import power, processes_under, wait_for
+from tests.support.http import power, processes_under
+from tests.support.waiting import eventually
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 
@@ -56,7 +57,7 @@ def test_a_server_of_the_real_daemon_holds_only_its_three_streams(daemon_process
         for uuid in ids:
             assert d.wait_operation(power(d, uuid, "start")["id"])["status"] == "succeeded"
         volumes = d.folder / "var" / "volumes"
-        pids = {uuid: wait_for(lambda u=uuid: processes_under(volumes / u), what="a server process") for uuid in ids}
+        pids = {uuid: eventually(lambda u=uuid: processes_under(volumes / u), what="a server process") for uuid in ids}
         for uuid in ids:
             for pid in pids[uuid]:
                 assert_only_standard_streams(pid, d.config().run_directory, uuid)
@@ -106,7 +107,7 @@ def test_the_daemon_comes_back_on_its_port_while_its_servers_run(tmp_path):
     try:
         assert first.wait_operation(power(first, uuid, "start")["id"])["status"] == "succeeded"
         # The launch wrapper and the server it runs as its own user.
-        pids = wait_for(lambda: processes_under(first.folder / "var" / "volumes" / uuid), what="the server")
+        pids = eventually(lambda: processes_under(first.folder / "var" / "volumes" / uuid), what="the server")
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(30)
         assert all(Path(f"/proc/{pid}").exists() for pid in pids), "the server must outlive the daemon here"

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import TEST_META
 from tests.support.daemon import definition
-from tests.support.http import processes_under, wait_for
+from tests.support.http import processes_under
+from tests.support.waiting import eventually
 from wingman.engine.audit.verify import verify
 from wingman.engine.events import Metadata, NewEvent, PowerRequested
 from wingman.engine.statechart import Trigger
@@ -48,7 +49,7 @@ def test_start_kill_storm_leaves_every_operation_with_one_outcome(daemon_process
             report = c.get("/api/audit/verify").json()
             return report if report["open_operations"] == 0 else None
 
-        report = wait_for(all_finished, timeout=120, what="every operation to have its outcome")
+        report = eventually(all_finished, timeout=120, what="every operation to have its outcome")
         assert report["ok"], report["first_problem"]
         statuses = {}
         for op_id in accepted:

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import SERVER_PYTHON, DaemonProcess, definition, kill_leftovers, shared_file
-from tests.support.http import logs, power, processes_under, wait_for
+from tests.support.http import logs, power, processes_under
+from tests.support.waiting import eventually
 
 HOSTILE = r"""
 import json, os, subprocess, sys
@@ -99,7 +100,7 @@ def setuid_id(open_node):
 
 
 def probe_result(d: DaemonProcess, uuid: str) -> dict:
-    line = wait_for(lambda: next((x for x in logs(d, uuid) if x.startswith("PROBE ")), None), what="the probe")
+    line = eventually(lambda: next((x for x in logs(d, uuid) if x.startswith("PROBE ")), None), what="the probe")
     return json.loads(line[len("PROBE ") :])
 
 
@@ -123,11 +124,11 @@ def test_a_hostile_local_server_reaches_nothing_of_the_daemon_or_its_neighbours(
         assert d.wait_operation(power(d, other, "start")["id"])["status"] == "succeeded"
         secret = var / "volumes" / other / "world.dat"
         secret.write_text("the neighbour's world")
-        neighbour_pids = wait_for(lambda: processes_under(var / "volumes" / other), what="the neighbour")
+        neighbour_pids = eventually(lambda: processes_under(var / "volumes" / other), what="the neighbour")
         assert d.wait_operation(power(d, uuid, "start")["id"])["status"] == "succeeded"
 
         private = [d.config_path, var / "wingman.db", var / "checkpoint-key.pem", var / "checkpoints.jsonl"]
-        wait_for(lambda: all(p.exists() for p in private), what="every file the server must not reach")
+        eventually(lambda: all(p.exists() for p in private), what="every file the server must not reach")
         targets = {
             "read": [str(p) for p in private] + [f"/proc/{d.proc.pid}/environ", str(secret)],
             "write": [str(p) for p in private] + [str(var / "volumes" / other / "planted")],
@@ -176,7 +177,7 @@ def test_an_isolated_server_starts_stops_and_is_adopted_by_the_next_daemon(open_
         with d.client() as c:
             assert c.get(f"/api/servers/{uuid}").json()["state"] == "running"
         send(d, uuid, "say still here")
-        wait_for(lambda: "[Server] still here" in logs(d, uuid), what="the adopted server's answer")
+        eventually(lambda: "[Server] still here" in logs(d, uuid), what="the adopted server's answer")
         assert d.wait_operation(power(d, uuid, "stop")["id"])["status"] == "succeeded"
         assert not processes_under(d.folder / "var" / "volumes" / uuid)
     finally:
@@ -208,7 +209,7 @@ def test_a_folder_left_by_an_older_version_is_taken_over_and_nothing_outside_it(
     try:
         assert d.wait_operation(power(d, uuid, "start")["id"])["status"] == "succeeded"
         assert "level from before" in logs(d, uuid)
-        wait_for(lambda: (folder / "world" / "written").exists(), what="the server's write into its folder")
+        eventually(lambda: (folder / "world" / "written").exists(), what="the server's write into its folder")
         uid = folder.stat().st_uid
         assert uid != 0
         for path in (folder / "world", folder / "world" / "level.dat", folder / "world" / "written"):
@@ -273,7 +274,7 @@ def test_the_servers_loader_variables_never_reach_a_process_that_holds_root(open
     try:
         assert d.wait_operation(power(d, uuid, "start")["id"])["status"] == "succeeded"
         uid = folder.stat().st_uid
-        wait_for(lambda: (probes / f"loaded-as-{uid}").exists(), what="the server loading its own library")
+        eventually(lambda: (probes / f"loaded-as-{uid}").exists(), what="the server loading its own library")
         assert not (probes / "loaded-as-0").exists(), "a process holding root loaded the server's library"
     finally:
         d.stop()

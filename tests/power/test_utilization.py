@@ -14,7 +14,8 @@ import sqlite3
 import pytest
 
 from tests.support.daemon import SERVER_PYTHON, definition
-from tests.support.http import power, wait_for
+from tests.support.http import power
+from tests.support.waiting import eventually
 from tests.support.websocket import authed
 
 KEYS = {"memory_bytes", "memory_limit_bytes", "cpu_absolute", "network", "uptime", "state", "disk_bytes"}
@@ -63,12 +64,12 @@ def test_a_running_process_has_memory_and_uptime_and_goes_back_to_zeros(daemon):
     uuid = add(daemon, definition())
     op = power(daemon, uuid, "start")
     assert daemon.wait_operation(op["id"])["status"] == "succeeded"
-    u = wait_for(
+    u = eventually(
         lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(daemon, uuid)),
         what="memory and uptime of the running server",
     )
     assert u["state"] == "running" and u["cpu_absolute"] >= 0
-    later = wait_for(
+    later = eventually(
         lambda: (lambda v: v if v["uptime"] > u["uptime"] else None)(utilization(daemon, uuid)), what="uptime growing"
     )
     assert later["memory_bytes"] > 0
@@ -84,7 +85,7 @@ def test_a_running_process_has_memory_and_uptime_and_goes_back_to_zeros(daemon):
 def test_the_whole_process_group_is_counted(daemon):
     uuid = add(daemon, definition(invocation=PARENT_AND_CHILD, stop={"type": "signal", "value": "SIGKILL"}))
     power(daemon, uuid, "start")
-    u = wait_for(
+    u = eventually(
         lambda: (lambda u: u if u["memory_bytes"] >= 64 * MIB and u["cpu_absolute"] > 1 else None)(
             utilization(daemon, uuid)
         ),
@@ -99,7 +100,7 @@ def test_the_folder_size_is_measured_in_the_background(daemon):
     doc = definition(invocation="head -c 300000 /dev/zero > blob.bin; echo 'Server started'; exec sleep 600")
     uuid = add(daemon, doc)
     power(daemon, uuid, "start")
-    wait_for(lambda: utilization(daemon, uuid)["disk_bytes"] >= 300_000, what="the folder's size")
+    eventually(lambda: utilization(daemon, uuid)["disk_bytes"] >= 300_000, what="the folder's size")
     power(daemon, uuid, "kill")
     daemon.wait_state(uuid, "offline")
     assert utilization(daemon, uuid)["disk_bytes"] >= 300_000  # the folder stays with the server, as in Wings
@@ -150,7 +151,7 @@ def test_a_running_container_has_memory_and_uptime(daemon_process, docker_uuids,
     )
     op = power(d, uuid, "start")
     assert d.wait_operation(op["id"])["status"] == "succeeded", d.read_log()[-3000:]
-    u = wait_for(
+    u = eventually(
         lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(d, uuid)),
         what="the container's memory and uptime",
     )

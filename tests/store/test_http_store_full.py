@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import definition, kill_leftovers
-from tests.support.http import assert_json_error, processes_under, stored_events, total_events, wait_for
+from tests.support.http import assert_json_error, processes_under, stored_events, total_events
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -107,9 +108,9 @@ def test_an_outcome_the_full_store_could_not_take_is_recorded_once_space_is_back
             assert resp.status_code == 202, resp.text
             op_id = resp.json()["id"]
             d.wait_state(uuid, "starting")
-            wait_for(lambda: processes_under(volumes), what="the server process")
+            eventually(lambda: processes_under(volumes), what="the server process")
             filler = fill(tiny_disk)  # the boot is still sleeping: its `ready` cannot be recorded
-            wait_for(
+            eventually(
                 lambda: "Server started" in "\n".join(c.get(f"/api/servers/{uuid}/logs").json()["data"]),
                 what="the server to be ready",
             )

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from tests.support.daemon import TOKEN
 from tests.support.synthetic_log import server_ids, server_steps
+from tests.support.waiting import eventually_async
 from wingman.api.cli.main import app
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
@@ -93,13 +94,8 @@ async def build_signed_log(
 
 
 async def until(fact, timeout: float = 30) -> None:
-    """Wait for a fact (not for a time): yield to the loop until it holds."""
-
-    async def poll():
-        while not fact():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), timeout)
+    """Wait for a fact (not for a time): yield to the loop, briefly, until it holds."""
+    await eventually_async(fact, timeout, "the checkpointer to catch up", interval=0.001)
 
 
 # -- the attacker's side ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid as uuidlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -140,20 +141,23 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def answering() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.read_log()[-6000:]}")
-            try:
-                resp = httpx.get(self.url + "/api/system", headers=self.headers, timeout=1)
-                # Answering already; ready for a test once boot recovery has restored every server
-                # and the daemon has settled its heap (that last full collection stops the loop).
-                if resp.status_code == 200 and resp.json()["wingman"]["settled"]:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"daemon did not answer within {timeout} s:\n{self.read_log()[-6000:]}")
+            resp = httpx.get(self.url + "/api/system", headers=self.headers, timeout=1)
+            # Answering already; ready for a test once boot recovery has restored every server
+            # and the daemon has settled its heap (that last full collection stops the loop).
+            return resp.status_code == 200 and resp.json()["wingman"]["settled"]
+
+        eventually(
+            answering,
+            timeout,
+            lambda: f"the daemon to answer, settled:\n{self.read_log()[-6000:]}",
+            interval=0.1,
+            ignoring=(httpx.HTTPError,),
+        )
+        return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         if self.proc and self.proc.poll() is None:
@@ -184,25 +188,24 @@ class DaemonProcess:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     def wait_operation(self, operation_id: str, timeout: float = 60) -> dict:
-        """Poll the operation until it has an outcome; returns its body."""
-        deadline = time.monotonic() + timeout
+        """The operation's body, once it has an outcome."""
         with self.client() as c:
-            while time.monotonic() < deadline:
-                body = c.get(f"/api/operations/{operation_id}").json()
-                if body["status"] in TERMINAL:
-                    return body
-                time.sleep(0.05)
-        raise AssertionError(f"operation {operation_id} had no outcome after {timeout} s: {body}")
+            return eventually(
+                lambda: c.get(f"/api/operations/{operation_id}").json(),
+                timeout,
+                f"operation {operation_id} to have an outcome",
+                until=lambda body: body["status"] in TERMINAL,
+            )
 
     def wait_state(self, server: str, state: str, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
+        """The server's body, once it is in `state`."""
         with self.client() as c:
-            while time.monotonic() < deadline:
-                body = c.get(f"/api/servers/{server}").json()
-                if body["state"] == state:
-                    return body
-                time.sleep(0.05)
-        raise AssertionError(f"server {server} not {state} after {timeout} s: {body}")
+            return eventually(
+                lambda: c.get(f"/api/servers/{server}").json(),
+                timeout,
+                f"server {server} to be {state}",
+                until=lambda body: body["state"] == state,
+            )
 
 
 def daemon_factory(make_folder):

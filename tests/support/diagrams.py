@@ -19,6 +19,7 @@ from PIL import Image
 
 from tests.conftest import TEST_META, EngineHarness
 from tests.support.daemon import REPO, definition, kill_leftovers
+from tests.support.waiting import eventually_async
 from wingman.engine.diagrams.render import SVG_NS, parse_dot
 
 SCXML = "{http://www.w3.org/2005/07/scxml}"
@@ -146,11 +147,10 @@ def drive_server(folder: Path) -> tuple[Path, str]:
             await h.daemon.installs.reinstall(uuid, TEST_META)
             await h.until_event(uuid, lambda e: e.type == "install.succeeded")
 
-            async def door_open():  # the install's lock is let go just after its outcome's commit
-                while h.daemon.power.installs.installing(uuid):
-                    await asyncio.sleep(0.01)
-
-            await asyncio.wait_for(door_open(), 60)
+            # The install's lock is let go just after its outcome's commit.
+            await eventually_async(
+                lambda: not h.daemon.power.installs.installing(uuid), 60, "the install's lock let go", interval=0.01
+            )
             ballast = h.daemon.starter.folder(uuid) / "ballast.bin"
             ballast.write_bytes(b"\0" * (3 * 1024 * 1024))  # over the 1 MiB limit: pre-boot fails
             op = await h.outcome(await h.act(uuid, "start"))

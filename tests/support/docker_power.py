@@ -9,6 +9,7 @@ import docker
 
 from tests.support.daemon import definition
 from tests.support.docker_engine import inspect_server_container
+from tests.support.waiting import eventually_async
 from wingman.engine.environments.docker.spec import container_name
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
@@ -43,15 +44,9 @@ async def not_running(url: str, uuid: str) -> bool:
 
 async def console_shows(h, uuid: str, text: str, timeout: float = WAIT) -> None:
     lines = h.processes.console(uuid).lines
-
-    async def seen():
-        while not any(text in line for line in lines):
-            await asyncio.sleep(0.05)
-
-    try:
-        await asyncio.wait_for(seen(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"{text!r} not on the console within {timeout} s: {list(lines)}") from None
+    await eventually_async(
+        lambda: any(text in line for line in lines), timeout, lambda: f"{text!r} on the console: {list(lines)}"
+    )
 
 
 async def of_type(h, uuid: str, kind: str) -> list:

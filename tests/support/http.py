@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
@@ -87,18 +86,6 @@ def stored_events(d: DaemonProcess, uuid: str, db: Path | None = None) -> list[d
     return [
         {"version": v, "type": t, "data": json.loads(data), "metadata": json.loads(meta)} for v, t, data, meta in rows
     ]
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str = "condition"):
-    """Poll until `predicate()` is truthy; returns its value. Generous timeouts: waiting only."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met after {timeout} s")
-        time.sleep(interval)
 
 
 def operation(d: DaemonProcess, operation_id: str) -> dict:

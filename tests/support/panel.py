@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.daemon import free_port
+from tests.support.waiting import eventually
 
 SERVERS_PATH = "/api/remote/servers"
 RESET_PATH = "/api/remote/servers/reset"
@@ -106,6 +107,11 @@ class PanelStandIn:
 
     # -- what the tests read ---------------------------------------------------------------------
 
+    def seen(self) -> list[tuple[str, str, dict]]:
+        """What the Panel was asked, in short (for a failure's message)."""
+        with self._lock:
+            return [(r.method, r.path, r.query) for r in self.requests]
+
     def requests_to(self, path: str, method: str | None = None) -> list[PanelRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
@@ -114,18 +120,18 @@ class PanelStandIn:
         self, predicate: Callable[[PanelRequest], bool], timeout: float = 30, count: int = 1
     ) -> list[PanelRequest]:
         """The recorded requests matching `predicate`, once there are `count` of them."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def matching() -> list[PanelRequest]:
             with self._lock:
-                found = [r for r in self.requests if predicate(r)]
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the Panel got {len(found)} matching request(s), not {count}, in "
-                    f"{timeout} s; it got: {[(r.method, r.path, r.query) for r in self.requests]}"
-                )
-            time.sleep(0.02)
+                return [r for r in self.requests if predicate(r)]
+
+        return eventually(
+            matching,
+            timeout,
+            lambda: f"{count} matching request(s) at the Panel; it got: {self.seen()}",
+            interval=0.02,
+            until=lambda found: len(found) >= count,
+        )
 
     # -- answering ---------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import tarfile
 import threading
-import time
 import uuid as uuidlib
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import httpx
 import yaml
 
 from tests.support.daemon import free_port, unavailable
+from tests.support.waiting import eventually
 
 START_WITHIN = 30  # seconds the registry may take to answer; waiting only, never a measure
 
@@ -77,18 +77,20 @@ class Registry:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + START_WITHIN
-        while True:
+
+        def answering() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited with {self.proc.returncode}: {self.read_log()[-3000:]}")
-            try:  # any answer will do: an open registry says 200, one behind htpasswd 401
-                httpx.get(f"http://{self.host}/v2/", timeout=1)
-                return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"docker-registry did not answer within {START_WITHIN} s: {self.read_log()[-3000:]}")
-            time.sleep(0.05)
+            httpx.get(f"http://{self.host}/v2/", timeout=1)  # any answer will do: open 200, behind htpasswd 401
+            return True
+
+        eventually(
+            answering,
+            START_WITHIN,
+            lambda: f"docker-registry to answer: {self.read_log()[-3000:]}",
+            ignoring=(httpx.HTTPError,),
+        )
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -261,7 +263,7 @@ class SlowProxy:
                     dst.write(data)
                     await dst.drain()
                     if slow and len(data) == self.rate // 8:
-                        await asyncio.sleep(1 / 8)
+                        await asyncio.sleep(1 / 8)  # deliberate: the pacing that makes `rate` bytes a second
             except (ConnectionError, OSError):
                 pass
             finally:

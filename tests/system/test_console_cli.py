@@ -15,7 +15,8 @@ import pexpect  # the `test` extra: missing, the module fails to collect rather 
 import pytest
 
 from tests.support.daemon import REPO, TOKEN
-from tests.support.http import WINGS_NOT_FOUND, add_server, logs, power, wait_for
+from tests.support.http import WINGS_NOT_FOUND, add_server, logs, power
+from tests.support.waiting import eventually
 
 DEADLINE = 60  # seconds an expect may wait: a deadline, never a measure
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -138,7 +139,7 @@ def test_logs_prints_the_last_n_lines(daemon):
     daemon.wait_operation(power(daemon, uuid, "start")["id"])
     with daemon.client() as c:
         c.post(f"/api/servers/{uuid}/commands", json={"commands": [f"say line {i}" for i in range(8)]})
-    wait_for(lambda: "[Server] line 7" in logs(daemon, uuid), what="the echo of the last command")
+    eventually(lambda: "[Server] line 7" in logs(daemon, uuid), what="the echo of the last command")
     child = spawn(daemon, "logs", uuid, "-n", "5")
     assert finished(child) == 0
     printed = [ANSI.sub("", ln) for ln in child.before.splitlines()]

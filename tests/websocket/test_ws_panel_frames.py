@@ -19,7 +19,8 @@ import uuid as uuidlib
 
 import pytest
 
-from tests.support.http import add_server, power, stored_events, wait_for
+from tests.support.http import add_server, power, stored_events
+from tests.support.waiting import eventually
 from tests.support.websocket import FRAME_TIMEOUT, socket, token
 
 GENEROUS = {
@@ -191,7 +192,7 @@ async def test_start_of_a_running_server_is_refused_in_words_and_changes_nothing
         ]
         return found if len(found) == 3 else None
 
-    assert await asyncio.to_thread(wait_for, outcomes, what="three outcomes") == [
+    assert await asyncio.to_thread(eventually, outcomes, what="three outcomes") == [
         ("power.succeeded", "start"),
         ("power.rejected", "start"),
         ("power.succeeded", "kill"),

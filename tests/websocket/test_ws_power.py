@@ -12,7 +12,8 @@ import uuid as uuidlib
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.support.http import add_server, power, stored_events, wait_for
+from tests.support.http import add_server, power, stored_events
+from tests.support.waiting import eventually
 from tests.support.websocket import authed, socket, token
 
 GENEROUS = {
@@ -56,7 +57,7 @@ async def settle(d, uuid: str) -> None:
                 )
             ]
 
-    await asyncio.to_thread(wait_for, idle, 120, 0.05, "the server to settle")
+    await asyncio.to_thread(eventually, idle, 120, "the server to settle")
 
 
 async def test_start_stop_restart_kill_as_exact_status_sequences(daemon):
@@ -237,7 +238,7 @@ async def test_an_unexpected_error_has_an_id_and_its_text_only_for_admins(daemon
             assert "did not take the command" in m[2]
         else:
             assert m[2] == "an unexpected error was encountered while handling this request"
-        wait_for(lambda: m[1] in daemon.read_log(), what="the error id in the daemon's log")
+        eventually(lambda: m[1] in daemon.read_log(), what="the error id in the daemon's log")
         await s.send("set state", "kill")
         await s.statuses(1)
 

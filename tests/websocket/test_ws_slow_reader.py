@@ -10,7 +10,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.support.daemon import SERVER_PYTHON, definition, shared_file
-from tests.support.http import power, stored_events, wait_for
+from tests.support.http import power, stored_events
+from tests.support.waiting import eventually
 from tests.support.websocket import FRAME_TIMEOUT, Socket, authed, token, ws_url
 
 LINES = 1500  # 12 MB: under the local console's skip-ahead bound (16 MiB behind), so nothing is skipped
@@ -60,7 +61,7 @@ async def test_a_slow_reader_is_closed_without_stalling_appends_or_other_sockets
 
         async def slow_is_closed():
             await asyncio.to_thread(
-                wait_for, lambda: "reads too slowly" in d.read_log(), 120, 0.05, "the slow socket to be closed"
+                eventually, lambda: "reads too slowly" in d.read_log(), 120, "the slow socket to be closed"
             )
             return await slow.closed()
 
