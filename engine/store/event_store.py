@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wingman.engine.events import NewEvent, RecordedEvent, new_id
 from wingman.engine.store.backends import AsyncWriter, Statements, backend_of
 from wingman.engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
+from wingman.engine.store.ownership import OwnedElsewhere
+from wingman.engine.store.schema import EVENT_COLUMNS
 from wingman.engine.store.schema import events as events_table
 
 log = structlog.get_logger("wingman.store")
@@ -87,9 +89,10 @@ Listener = Callable[[list[RecordedEvent]], None]
 
 
 class EventStore:
-    def __init__(self, engine: AsyncEngine, max_group: int = 500):
+    def __init__(self, engine: AsyncEngine, max_group: int = 500, node_id: str | None = None):
         self.engine = engine
         self.max_group = max_group
+        self.node_id = node_id  # recorded on every event this store writes (docs/fleet.md)
         self.backend = backend_of(engine)
         self._rows_writer = self.backend.group_writer(engine)
         self._rows_open = False
@@ -212,7 +215,7 @@ class EventStore:
                 req.future.set_exception(ConcurrencyError(req.stream_id, req.expected_version, version))
                 continue
             try:
-                mine = _rows(req, version, prev, now, now_text)
+                mine = _rows(req, version, prev, now, now_text, self.node_id)
             except (TypeError, ValueError) as exc:  # not storable (a bug upstream): this caller alone fails
                 log.error("an append could not be encoded", stream=req.stream_id, error=str(exc))
                 req.future.set_exception(StoreRefused(f"the events cannot be stored: {exc}"))
@@ -224,6 +227,17 @@ class EventStore:
             return
         try:
             positions = await self._rows_writer.insert(rows)
+        except OwnedElsewhere as exc:  # those streams' callers are refused; the others commit without them
+            refused = [req for req, _, _ in accepted if req.stream_id in exc.owners]
+            for req in refused:
+                req.future.set_exception(StoreRefused(str(exc)))
+            rest = [req for req, _, _ in accepted if not req.future.done()]
+            if refused and rest:
+                await self._commit_group(rest)
+            elif rest:  # not these streams (cannot happen): never retried, all told
+                for req in rest:
+                    req.future.set_exception(StoreRefused(str(exc)))
+            return
         except Exception as exc:  # any failure fails the whole group, with the reason
             if _unavailable(exc):
                 reason: Exception = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
@@ -280,7 +294,7 @@ class EventStore:
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
-        q = select(events_table).where(events_table.c.stream_id == stream_id, events_table.c.version >= from_version)
+        q = select(*EVENT_COLUMNS).where(events_table.c.stream_id == stream_id, events_table.c.version >= from_version)
         if to_version is not None:
             q = q.where(events_table.c.version <= to_version)
         async with self.engine.connect() as conn:
@@ -288,7 +302,7 @@ class EventStore:
             return [_recorded(r) for r in rows]
 
     async def read_all(self, after: int = 0, limit: int | None = None) -> list[RecordedEvent]:
-        q = select(events_table).where(events_table.c.position > after).order_by(events_table.c.position)
+        q = select(*EVENT_COLUMNS).where(events_table.c.position > after).order_by(events_table.c.position)
         if limit is not None:
             q = q.limit(limit)
         async with self.engine.connect() as conn:
@@ -306,12 +320,12 @@ class EventStore:
 
     async def events_for_operation(self, operation_id: str) -> list[RecordedEvent]:
         """Every event recorded for one operation, in log order (indexed: see migration 0003)."""
-        q = select(events_table).where(self.backend.operation_id() == operation_id).order_by(events_table.c.position)
+        q = select(*EVENT_COLUMNS).where(self.backend.operation_id() == operation_id).order_by(events_table.c.position)
         async with self.engine.connect() as conn:
             return [_recorded(r) for r in await conn.execute(q)]
 
 
-def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -> list[dict]:
+def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str, node_id: str | None) -> list[dict]:
     """The rows of one append, each hashed onto the one before it. The canonical JSON of data and
     metadata is made once, for the hash, and is also the text the writer stores; the events
     of one append usually share one metadata dict, spelled once for all of them."""
@@ -346,6 +360,7 @@ def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str) -
                 hash=h,
                 data_json=data_json,
                 metadata_json=metadata_json,
+                node_id=node_id,
             )
         )
         prev = h

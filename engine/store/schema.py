@@ -1,5 +1,5 @@
-"""The tables as SQLAlchemy Core sees them: the event log, the replay snapshots that cache it, and
-the signed checkpoints over the log.
+"""The tables as SQLAlchemy Core sees them: the event log, the replay snapshots that cache it, the
+signed checkpoints over the log, and (in a fleet's shared database) which node each stream belongs to.
 Alembic's migrations create them (and autogenerate compares against this metadata); this only maps them."""
 
 from __future__ import annotations
@@ -45,8 +45,16 @@ events = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # The node that wrote the event (config `node_id`; docs/fleet.md). NULL on the events written
+    # before migration 0007, which no one can attribute for sure. Not in the event's hash: the
+    # hashes of the log written before stay valid, and a node's own checkpoints bind its events.
+    Column("node_id", String(128), nullable=True),
     UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
 )
+
+# The columns an event is made of (engine.events.RecordedEvent), in the order the store reads them:
+# the table's own columns but the node.
+EVENT_COLUMNS = tuple(c for c in events.c if c.name != "node_id")
 
 
 # Replay snapshots (engine.servers.snapshot_cache): a server's folded state every N events, a cache of
@@ -92,4 +100,16 @@ outbox_cursors = Table(
     Column("name", String(64), primary_key=True),
     Column("position", Position, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Which node a stream (a server) belongs to, in a database that several nodes write
+# (engine.store.ownership, docs/fleet.md): claimed by the node's first write to the stream, and
+# only ever changed by a handover. Another node's write to the stream is refused.
+stream_owners = Table(
+    "stream_owners",
+    metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("node_id", String(128), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
 )

@@ -10,15 +10,24 @@ trip each (engine.store.backends.async_engine).
   parameters gone from the client). Data and metadata go in as the canonical JSON texts made for
   the hash, cast to json by the server. The positions are the writer's, gapless and in commit
   order (a BIGSERIAL is drawn before commit: see engine.store.backends.protocol);
+- several writers (the nodes of a fleet, docs/fleet.md): each group's transaction first takes one
+  transaction-level advisory lock, the log's, held to its commit, and only then reads the log's
+  end: groups of every node are one after the other, each numbered after the last committed one,
+  so a reader of "after position N" never meets a smaller position committing later, and no
+  group loses a race for a position. Then the node's first write to a stream claims it
+  (engine.store.ownership): a write to another node's stream is refused, and the group with it;
 - JSON: `->>` on the json columns (the server refuses malformed JSON: no row needs guarding).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Column, ColumnElement, Text, bindparam, cast, func, insert, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from wingman.engine.store import ownership
 from wingman.engine.store.backends import async_engine
 from wingman.engine.store.backends.async_engine import AsyncWriter
 from wingman.engine.store.backends.protocol import WRITE_TRANSACTION
@@ -26,6 +35,11 @@ from wingman.engine.store.hashing import json_loads
 from wingman.engine.store.schema import events as E
 
 _LAST_POSITION = select(func.max(E.c.position))
+
+# The log's lock: one 64-bit advisory key, the same for every writer of the database ("wingmlog"
+# in ASCII; a node's own lock, engine.fleet.node_lock, is keyed from its node id).
+LOG_LOCK_KEY = int.from_bytes(b"wingmlog", "big")
+_SERIALIZE = select(func.pg_advisory_xact_lock(LOG_LOCK_KEY))
 
 # A group as one statement over one array per column (see the module doc).
 _ROW_COLUMNS = (
@@ -39,6 +53,7 @@ _ROW_COLUMNS = (
     "recorded_at",
     "prev_hash",
     "hash",
+    "node_id",
 )
 _AS_TEXT = {"data": "data_json", "metadata": "metadata_json"}  # the canonical texts, cast to json
 _GROUP_ROWS = (
@@ -52,20 +67,31 @@ _GROUP_INSERT = insert(E).from_select(
 )
 
 
-def _group_arrays(rows: list[dict], positions: list[int]) -> dict[str, list]:
-    arrays = {c: [r[_AS_TEXT.get(c, c)] for r in rows] for c in _ROW_COLUMNS[1:]}
+def _group_arrays(rows: list[dict[str, Any]], positions: list[int]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {c: [r.get(_AS_TEXT.get(c, c)) for r in rows] for c in _ROW_COLUMNS[1:]}
     arrays["position"] = positions
     return arrays
 
 
 class PostgresWriter(AsyncWriter):
-    async def insert(self, rows: list[dict]) -> list[int]:
+    def __init__(self, engine: AsyncEngine):
+        super().__init__(engine)
+        # (node, stream) pairs this writer has claimed or found already claimed: asked once each
+        # (a handover happens while the old node is stopped: engine.store.ownership.hand_over).
+        self._owned: set[tuple[str, str]] = set()
+
+    async def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        unclaimed = {(r["node_id"], r["stream_id"]) for r in rows if r.get("node_id")} - self._owned
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(**WRITE_TRANSACTION)
             async with conn.begin():
-                last = (await conn.execute(_LAST_POSITION)).scalar() or 0
+                await conn.execute(_SERIALIZE)  # held to the commit: see the module doc
+                for node in {n for n, _ in unclaimed}:
+                    await ownership.claim(conn, node, [s for n, s in unclaimed if n == node])
+                last: int = (await conn.execute(_LAST_POSITION)).scalar() or 0
                 positions = list(range(last + 1, last + 1 + len(rows)))
                 await conn.execute(_GROUP_INSERT, _group_arrays(rows, positions))
+        self._owned |= unclaimed
         return positions
 
 
@@ -81,10 +107,11 @@ class PostgresBackend:
     read = staticmethod(async_engine.read)
     walk = staticmethod(async_engine.walk)
 
-    def json_text(self, column: Column, key: str) -> ColumnElement:
-        return column[key].as_string()
+    def json_text(self, column: Column[Any], key: str) -> ColumnElement[str]:
+        text: ColumnElement[str] = column[key].as_string()
+        return text
 
-    def operation_id(self) -> ColumnElement:
+    def operation_id(self) -> ColumnElement[str]:
         return literal_column("(metadata->>'operation_id')")
 
 

@@ -13,9 +13,8 @@ database):
   never skips a row committed later with a smaller number (a database sequence, PostgreSQL's
   BIGSERIAL, is drawn before commit and would let it);
 - a second writer of the same log (another connection, another daemon) never interleaves with a
-  group: SQLite's write lock makes it wait its turn; on PostgreSQL today a group that raced
-  another for the same positions is refused by the position's key, and its callers are told
-  (serializing the writers of a fleet is the backend's to do: issue 27, the fleet work);
+  group: SQLite's write lock makes it wait its turn, and on PostgreSQL the log's advisory lock,
+  taken first in every group's transaction and held to its commit (docs/fleet.md);
 - data and metadata are stored as the canonical JSON texts the hash was made of.
 """
 

@@ -26,7 +26,7 @@ from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Statements
 from wingman.engine.store.schema import events as E
 
 _LAST_POSITION = select(func.max(E.c.position))
-_COLUMNS = ("stream_id", "version", "event_id", "type", "prev_hash", "hash")
+_COLUMNS = ("stream_id", "version", "event_id", "type", "prev_hash", "hash", "node_id")
 
 
 # The JSON columns take the canonical texts as they are, and the time the text SQLAlchemy's
@@ -46,6 +46,7 @@ _SQLITE_ORDER = (
     "recorded_at_text",
     "prev_hash",
     "hash",
+    "node_id",
 )  # the table's column order
 _SQLITE_INSERT = insert(E).values(
     position=bindparam("position"),
@@ -221,6 +222,7 @@ class ThreadWriter:
                 times.get(r["recorded_at"]) or times.setdefault(r["recorded_at"], spell(r["recorded_at"])),
                 r["prev_hash"],
                 r["hash"],
+                r.get("node_id"),
             )
         return values
 
