@@ -1,0 +1,163 @@
+"""Failover under load: a daemon on a primary with a synchronous standby, through a multi-host
+URL (`target_session_attrs=read-write`), takes power requests at about 200 a second from a real
+HTTP client while the primary is SIGKILLed and the standby promoted (as Patroni would).
+
+What an operator relies on: every request answered 202 is in the promoted database with exactly
+one outcome; during the gap the API says 503 (never another 5xx); the daemon carries on, without
+a restart, on the new primary; the log verifies. The seconds without service are measured and
+printed, not asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.support.daemon import TOKEN, definition
+
+pytestmark = pytest.mark.postgres
+
+RATE = 200  # requests a second
+BEFORE, AFTER = 2.0, 2.0  # seconds of load before the kill, and after service is back
+OUTCOMES = ("power.succeeded", "power.failed", "power.rejected", "power.cancelled", "power.interrupted")
+
+
+@dataclass
+class Sent:
+    at: float  # monotonic, when sent
+    status: int  # 0: no answer (the client gave up)
+    operation: str | None
+    seconds: float = 0.0  # until the answer
+
+
+async def request(client: httpx.AsyncClient, server: str, action: str, log: list[Sent]) -> None:
+    at = time.monotonic()
+    try:
+        resp = await client.post(f"/api/servers/{server}/power", json={"action": action, "wait_seconds": 0})
+    except httpx.HTTPError:
+        log.append(Sent(at, 0, None, time.monotonic() - at))
+        return
+    operation = resp.json().get("id") if resp.status_code == 202 else None
+    log.append(Sent(at, resp.status_code, operation, time.monotonic() - at))
+
+
+async def drive(url: str, servers: list[str], failover, log: list[Sent]) -> tuple[float, float]:
+    """Requests at RATE until service has been back for AFTER seconds; `failover` runs (in a
+    thread) BEFORE seconds in. Returns when the primary was killed and when the load stopped."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10, limits=limits) as client:
+        tasks: set[asyncio.Task] = set()
+        start = time.monotonic()
+        killed_at: float | None = None
+        failing: asyncio.Task | None = None
+        promoted_at: float | None = None
+        n = 0
+        deadline = start + 40  # bounded whatever happens
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if failing is None and now - start >= BEFORE:
+                killed_at = now
+                failing = asyncio.create_task(asyncio.to_thread(failover))
+            if failing is not None and failing.done() and promoted_at is None:
+                promoted_at = now
+                failing.result()  # the kill and the promotion themselves must have worked
+            if promoted_at is not None:
+                back = [s.at for s in log if s.at > promoted_at and s.status == 202]
+                if back and now - min(back) >= AFTER:
+                    break
+            server, action = servers[n % len(servers)], ("kill", "stop")[n // len(servers) % 2]
+            task = asyncio.create_task(request(client, server, action, log))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+            await asyncio.sleep(max(0.0, start + n / RATE - time.monotonic()))
+        await asyncio.gather(*tasks)
+    assert killed_at is not None
+    return killed_at, time.monotonic()
+
+
+async def outcomes(url: str, operations: set[str], timeout: float = 30) -> dict[str, list[str]]:
+    """Each operation's outcome events in the database, once every operation has one."""
+    u = make_url(url)
+    conn = await asyncpg.connect(host=u.query["host"], port=int(u.query["port"]), user="postgres", database=u.database)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = await conn.fetch(
+                "SELECT metadata->>'operation_id' AS op, type FROM events WHERE type = ANY($1::text[])", list(OUTCOMES)
+            )
+            found: dict[str, list[str]] = {}
+            for r in rows:
+                found.setdefault(r["op"], []).append(r["type"])
+            if operations <= found.keys() or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+def gap(log: list[Sent], killed_at: float) -> float:
+    """Seconds without service: the longest time, from a second before the kill on, in which no
+    client received a 202 (whether its requests were refused, or waited)."""
+    acknowledged = sorted(s.at + s.seconds for s in log if s.status == 202 and s.at + s.seconds >= killed_at - 1)
+    return max((b - a for a, b in zip(acknowledged, acknowledged[1:], strict=False)), default=0.0)
+
+
+async def test_a_failover_under_load_loses_no_acknowledged_request(pg_replicated, daemon_process):
+    pair = pg_replicated
+    pair.create_database("wingman")
+    servers = [definition() for _ in range(10)]
+    ids = [s["settings"]["uuid"] for s in servers]
+    daemon = await asyncio.to_thread(daemon_process, servers=servers, database={"url": pair.url("wingman")})
+
+    def failover() -> None:
+        pair.kill_primary()
+        pair.promote()
+
+    log: list[Sent] = []
+    killed_at, stopped_at = await drive(daemon.url, ids, failover, log)
+
+    statuses: dict[int, int] = {}
+    for s in log:
+        statuses[s.status] = statuses.get(s.status, 0) + 1
+    accepted = {s.operation for s in log if s.status == 202 and s.operation}
+    seconds = gap(log, killed_at)
+    print(
+        f"\nfailover under load: {len(log)} requests in {stopped_at - log[0].at:.1f} s "
+        f"({len(log) / (stopped_at - log[0].at):.0f}/s), answers {statuses}; "
+        f"{len(accepted)} acknowledged; {seconds:.2f} s without service; slowest answer "
+        f"{max(s.seconds for s in log):.2f} s, median {sorted(s.seconds for s in log)[len(log) // 2] * 1000:.0f} ms"
+    )
+    assert not {code for code in statuses if code >= 500 and code != 503}, statuses
+    assert statuses.get(0, 0) == 0, f"requests the daemon never answered: {statuses}"
+    assert [s for s in log if s.at > killed_at and s.status == 202], "no request acknowledged after the kill"
+
+    promoted = pair.url_of("standby", "wingman")
+    found = await outcomes(promoted, accepted)
+    missing = accepted - found.keys()
+    assert not missing, f"{len(missing)} acknowledged operations without an outcome in the promoted database"
+    twice = {op: kinds for op, kinds in found.items() if op in accepted and len(kinds) != 1}
+    assert not twice, f"operations with more than one outcome: {list(twice.items())[:5]}"
+
+    verify = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--database", promoted],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    # The same daemon, never restarted, still takes requests on the new primary.
+    assert daemon.proc.poll() is None
+    async with httpx.AsyncClient(base_url=daemon.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        resp = await client.post(f"/api/servers/{ids[0]}/power", json={"action": "kill"})
+    assert resp.status_code == 202, resp.text
