@@ -2,13 +2,16 @@
 so an incident reads at a glance and pastes into a ticket.
 
 Mermaid gets a sequence diagram (one lifeline per state, one arrow per change, a note with how
-long each state lasted); SVG a Graphviz strip of the same intervals, top to bottom, coloured by
-state. Both read the same Passage (engine.diagrams.window), so they show the same changes.
+long each state lasted); SVG and PNG a Graphviz strip of the same intervals, top to bottom,
+coloured by state, each box as tall as its interval was long on a log scale (a 7 ms state and a
+10-minute one do not look alike, and a day still fits on a screen) and saying how long in words.
+Both read the same Passage (engine.diagrams.window), so they show the same changes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -26,6 +29,9 @@ if TYPE_CHECKING:  # Graphviz is loaded when a diagram is drawn, not with the da
 # A timeline longer than this is not read at a glance (and Graphviz's layout of it holds the
 # event loop for tens of milliseconds): narrowing the window is the answer.
 MAX_CHANGES = 200
+# A box's height in inches: MIN_HEIGHT for a millisecond or less (its three lines of text), then
+# PER_DECADE more for each tenfold of duration (7 ms: 0.85, 1 s: 1.5, 10 min: 2.3, a day: 3.0).
+MIN_HEIGHT, PER_DECADE, MAX_HEIGHT = 0.6, 0.3, 3.6
 PALETTE = ("#e3e8ef", "#fdf0d5", "#dcefdc", "#fbe3d6", "#e6def3", "#d9edf2", "#f3dde6", "#ececd8")
 
 
@@ -52,11 +58,17 @@ def how_long(seconds: float) -> str:
     return " ".join(part for part in (f"{d}d" if d else "", f"{h}h" if d or h else "", f"{m}m", f"{s}s") if part)
 
 
+def box_height(seconds: float) -> float:
+    """How tall an interval's box is drawn, in inches: see MIN_HEIGHT."""
+    decades = math.log10(max(seconds * 1000, 1.0))
+    return round(min(MIN_HEIGHT + PER_DECADE * decades, MAX_HEIGHT), 3)
+
+
 def change_words(iv: Interval) -> str:
-    """The change that ended `iv`: its trigger, its cause in words, the actor and channel."""
-    why = iv.why
-    channel = (iv.ended_by or {}).get("channel")
-    return why + (f" via {channel}" if channel and (iv.ended_by or {}).get("trigger") else "")
+    """The change that ended `iv`: its trigger, its cause in words, who asked for it (the operator
+    of the operation it belongs to, else what recorded it) and through which channel."""
+    e = iv.ended_by or {}
+    return iv.why + (f" via {e['channel']}" if e.get("channel") and e.get("actor") else "")
 
 
 def _checked(p: Passage) -> list[Interval]:
@@ -68,21 +80,24 @@ def _checked(p: Passage) -> list[Interval]:
     return p.intervals
 
 
-def _span(iv: Interval, p: Passage) -> tuple[str, str]:
-    """When the interval began (or that it began before the window), and how long it lasted."""
+def _span(iv: Interval, p: Passage) -> tuple[str, str, float]:
+    """When the interval began (or that it began before the window), how long it lasted in words,
+    and in seconds (an ongoing one: up to the window's end, or now)."""
     began = when(iv.start) + (" (before the window)" if p.window.since and iv.start < p.window.since else "")
     if iv.end is None:
-        end = p.window.until or datetime.now(UTC)
+        seconds = iv.seconds(p.window.until or datetime.now(UTC))
         lasted = (
-            f"{how_long(iv.seconds(end))} so far"
+            f"{how_long(seconds)} so far"
             if p.window.until is None
-            else f"{how_long(iv.seconds(end))} up to the window's end, and on"
+            else f"{how_long(seconds)} up to the window's end, and on"
         )
     elif p.window.until and iv.end > p.window.until:
-        lasted = f"{how_long(iv.seconds())}, until {when(iv.end)} (after the window)"
+        seconds = iv.seconds()
+        lasted = f"{how_long(seconds)}, until {when(iv.end)} (after the window)"
     else:
-        lasted = how_long(iv.seconds())
-    return began, lasted
+        seconds = iv.seconds()
+        lasted = how_long(seconds)
+    return began, lasted, seconds
 
 
 def title(p: Passage) -> str:
@@ -105,7 +120,7 @@ def timeline_mermaid(chart: Statechart, p: Passage) -> str:
         lines.append(f"    Note over {mm.ident(chart.initial)}: {mm.text('the server has no events in this window')}")
     for i, iv in enumerate(intervals):
         sid = mm.ident(iv.state)
-        began, lasted = _span(iv, p)
+        began, lasted, _ = _span(iv, p)
         note = f"in {iv.state} since {began}, for {lasted}" if i == 0 else f"for {lasted}"
         lines.append(f"    Note over {sid}: {mm.text(note)}")
         if iv.ended_by is None or iv.end is None or (p.window.until and iv.end > p.window.until):
@@ -119,17 +134,23 @@ def timeline_mermaid(chart: Statechart, p: Passage) -> str:
 
 
 def _wrap(text: str, width: int = 44) -> str:
-    return "<BR/>".join(html_text(line) for line in textwrap.wrap(text, width))
+    return "<BR/>".join(html_text(line) for line in textwrap.wrap(text, width, break_on_hyphens=False))
 
 
 def timeline_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
     intervals = _checked(p)
-    g = new_graph(f"timeline {p.server}", label=title(p), labelloc="t", rankdir="TB", ranksep="0.35")
+    g = new_graph(
+        f"timeline {p.server}",
+        label=f"{title(p)}\nA box is as tall as the state lasted (log scale: each step up is ten times longer)",
+        labelloc="t",
+        rankdir="TB",
+        ranksep="0.35",
+    )
     colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(chart.states)}
     if not intervals:
         g.add_node("empty", shape="plaintext", label="the server has no events in this window")
     for i, iv in enumerate(intervals):
-        began, lasted = _span(iv, p)
+        began, lasted, seconds = _span(iv, p)
         g.add_node(
             f"i{i}",
             id=f"interval_{i}",
@@ -137,9 +158,10 @@ def timeline_graph(chart: Statechart, p: Passage) -> pygraphviz.AGraph:
             style="rounded,filled",
             color="#5b6b80",
             fillcolor=colour.get(iv.state, "#fdecea"),
-            tooltip=f"{iv.state} from {began}",
-            label=f'<<B>{html_text(iv.state)}</B><BR/><FONT POINT-SIZE="10">from {html_text(began)}'
-            f"<BR/>for {html_text(lasted)}</FONT>>",
+            height=str(box_height(seconds)),
+            tooltip=f"{iv.state} for {lasted}, from {began}",
+            label=f'<<B>{html_text(iv.state)}</B><BR/><FONT POINT-SIZE="11"><B>for {html_text(lasted)}</B></FONT>'
+            f'<BR/><FONT POINT-SIZE="10">from {html_text(began)}</FONT>>',
         )
         if i == 0:
             continue

@@ -134,7 +134,7 @@ def test_timeline(reader, events, fmt):
     if fmt == "mermaid":
         arrows = [line.split(": ", 1)[0].strip() for line in r.text.splitlines() if "->>" in line]
         assert arrows == [f"{e['data']['from_state']}->>{e['data']['to_state']}" for e in changes]
-        assert "(by node-token) via http" in r.text  # the actor and channel of the HTTP requests
+        assert "(restart asked by node-token) via http" in r.text  # the actor and channel of the HTTP requests
     else:
         groups = svg_groups(r.content)
         assert len([g for g in groups if g.startswith("change_")]) == len(changes)
@@ -177,8 +177,8 @@ def test_a_deleted_server_keeps_its_diagrams(reader):
     assert "(deleted)" in r.text and "current state" not in r.text  # it has no state any more
     assert "(deleted)" in reader.get(f"/api/servers/{gone}/diagram").text.splitlines()[1]  # the Mermaid title
     timeline = reader.get(f"/api/servers/{gone}/diagram/timeline").text
-    assert timeline.rstrip().endswith("the server was deleted")
-    assert "running->>offline" in timeline and "it was killed (by daemon)" in timeline
+    assert timeline.rstrip().endswith("the server was deleted (by node-token) via http")
+    assert "running->>offline" in timeline and "it was killed (kill asked by node-token) via http" in timeline
 
 
 def test_diagrams_need_a_token_and_are_in_the_openapi_document(daemon):

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.audit.test_diagram_history import happened  # an exit's change is drawn when the exit was seen
+from tests.audit.test_diagram_history import credit, happened  # an exit's change is drawn when the exit was seen
 from tests.support.diagrams import (
     counts_of,
     decoded_png,
@@ -29,7 +29,9 @@ from wingman.engine.diagrams.window import Window
 from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.points import iso
 
-TIMELINE_ARROW = re.compile(r"^\s*(\S+)->>(\S+): (\S+ \S+) (\w+): (.+?) \(by (\S+)\)(?: via (\S+))?$", re.M)
+TIMELINE_ARROW = re.compile(
+    r"^\s*(\S+)->>(\S+): (\S+ \S+) (\w+): (.+?) \((?:(\w+) asked )?by (\S+)\)(?: via (\S+))?$", re.M
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +92,7 @@ def test_timeline_of_the_engines_server(driven, tmp_path):
             when(happened(events, e)),
             e["data"]["trigger"],
             CAUSES[e["data"]["cause"]],
-            e["metadata"]["actor"],
-            e["metadata"]["channel"],
+            *credit(events, e),
         )
         for e in changes(events)
     ]

@@ -164,7 +164,17 @@ async def test_a_closed_window_marks_the_state_at_its_end(driven):
     assert all(g.get_node(s).attr.get("fillcolor") == FADED_FILL for s in CHART.states)
 
 
-ARROW = re.compile(r"^\s*(\S+)->>(\S+): (\S+ \S+) (\w+): (.+?) \(by (\S+)\) via (\S+)$", re.M)
+ARROW = re.compile(r"^\s*(\S+)->>(\S+): (\S+ \S+) (\w+): (.+?) \((?:(\w+) asked )?by (\S+)\) via (\S+)$", re.M)
+
+
+def credit(events, change: dict) -> tuple[str, str, str]:
+    """(action, actor, channel) the timeline credits a change to: whoever asked for its operation
+    (its power.requested), else what recorded the change (no action)."""
+    op = change["data"].get("operation_id")
+    asked = next((e for e in events if e["type"] == "power.requested" and op and e["data"]["operation_id"] == op), None)
+    if asked:
+        return asked["data"]["action"], asked["metadata"]["actor"], asked["metadata"]["channel"]
+    return "", change["metadata"]["actor"], change["metadata"]["channel"]
 
 
 async def test_timeline_mermaid_has_each_change_with_time_cause_and_actor(driven):
@@ -179,13 +189,14 @@ async def test_timeline_mermaid_has_each_change_with_time_cause_and_actor(driven
             when(happened(events, e)),
             e["data"]["trigger"],
             CAUSES[e["data"]["cause"]],
-            e["metadata"]["actor"],
-            e["metadata"]["channel"],
+            *credit(events, e),
         )
         for e in changes(events)
     ]
     assert drawn == expected
-    assert {actor for *_, actor, _ in drawn} == {"test", "daemon"}  # the operator and the daemon's own exits
+    # every change was asked for by the test (the stops' and the kill's exits, seen by the daemon, too)
+    assert {actor for *_, actor, _ in drawn} == {"test"}
+    assert [a[5] for a in drawn if a[3] == "exited"] == ["stop", "restart", "kill"]
 
     window = Window(since=changes(events)[-2]["at"])
     windowed = ARROW.findall((await draw(driven, "timeline", "mermaid", window)).decode())
@@ -205,5 +216,6 @@ async def test_timeline_svg_is_one_box_per_state_interval(driven):
         assert groups[f"interval_{i}"]["texts"][0] == e["data"]["to_state"]
         words = " ".join(arrows[i]["texts"])
         assert when(happened(events, e)) in words and f"{e['data']['trigger']}: {CAUSES[e['data']['cause']]}" in words
-        assert f"(by {e['metadata']['actor']})" in words
+        action, actor, _ = credit(events, e)
+        assert (f"({action} asked by {actor})" if action else f"(by {actor})") in words
     assert groups["interval_0"]["texts"][0] == "offline"
