@@ -7,13 +7,17 @@ process or container. The engine never imports a runtime's SDK; it calls these m
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wingman.engine.servers.definition import ServerConfig
 
 ConsoleSink = Callable[[str], None]  # called with each console line (no trailing newline)
+# The data of a server's last `process.started` event (engine.events.ProcessStarted) as the log
+# keeps it: JSON, read back by the runtime that started the process (pid, container_id, ...).
+StartedData = Mapping[str, Any]
 
 
 class RuntimeFailure(Exception):
@@ -129,7 +133,7 @@ class Runtime(abc.ABC):
         """Start the server; console lines go to `console` from the first byte on."""
 
     async def adopt(
-        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: StartedData | None = None
     ) -> ProcessHandle | None:
         """A handle on a server that is already running (after a daemon restart), or None.
         `last_started` is the data of its last `process.started` event."""
@@ -140,7 +144,7 @@ class Runtime(abc.ABC):
         if it runs); returns what was removed, each in words (empty: nothing was left)."""
         return []
 
-    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+    async def reap_orphan(self, config: ServerConfig, last_started: StartedData) -> ExitInfo | None:
         """At boot, for a server the log says is up but that cannot be adopted: make sure nothing is
         left running, and say how it ended (None when it was already gone)."""
         return None

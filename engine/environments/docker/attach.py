@@ -13,11 +13,12 @@ import structlog
 
 from wingman.engine.console.lines import LineSplitter
 from wingman.engine.environments.base import ConsoleSink
+from wingman.engine.environments.docker.sdk import SdkSocket
 
 log = structlog.get_logger("wingman.docker")
 
 
-def take_attach_socket(sdk_sock) -> tuple[socket.socket, bytes]:
+def take_attach_socket(sdk_sock: SdkSocket) -> tuple[socket.socket, bytes]:
     """Turn the SDK's attach socket into a plain non-blocking socket the event loop owns.
 
     Runs in a worker thread. The SDK reads the HTTP upgrade response through a buffered file, which
@@ -25,14 +26,15 @@ def take_attach_socket(sdk_sock) -> tuple[socket.socket, bytes]:
     returned with the socket so nothing is lost. The socket is dup()ed so closing the SDK's
     response objects (which we must not keep alive) leaves our connection open.
     """
-    raw = getattr(sdk_sock, "_sock", sdk_sock)
-    ours = raw.dup()
+    raw = sdk_sock._sock if hasattr(sdk_sock, "_sock") else sdk_sock
+    ours: socket.socket = raw.dup()
     # O_NONBLOCK is shared with the SDK's descriptor, so peeking at its buffer cannot block.
     ours.setblocking(False)
     leftover = b""
-    response = getattr(sdk_sock, "_response", None)
+    response = sdk_sock._response if hasattr(sdk_sock, "_response") else None
     try:
-        leftover = bytes(response.raw._fp.fp.peek())
+        if response is not None:
+            leftover = bytes(response.raw._fp.fp.peek())
     except Exception:  # noqa: BLE001 - an SDK without that buffer simply has nothing left over
         pass
     try:

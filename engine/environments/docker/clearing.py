@@ -14,10 +14,12 @@ from collections.abc import Callable
 import structlog
 from docker.errors import APIError, NotFound
 
+from wingman.engine.environments.docker.sdk import DockerAPI
+
 log = structlog.get_logger("wingman.docker")
 
 
-def clear(api, name: str) -> None:
+def clear(api: DockerAPI, name: str) -> None:
     """In a worker thread: remove the container `name` unless it runs (the launch adopts that)."""
     try:
         current = api.inspect_container(name)
@@ -32,9 +34,9 @@ def clear(api, name: str) -> None:
 class OldContainers:
     """The removals under way, by container name."""
 
-    def __init__(self, run: Callable[[str], asyncio.Future]):
+    def __init__(self, run: Callable[[str], asyncio.Future[None]]):
         self._run = run  # starts `clear` for a name on the runtime's executor; returns its future
-        self._pending: dict[str, asyncio.Future] = {}
+        self._pending: dict[str, asyncio.Future[None]] = {}
 
     def clear(self, name: str) -> None:
         """Begin removing the container (once, however many starts ask); returns at once."""
@@ -42,7 +44,7 @@ class OldContainers:
             return
         fut = self._pending[name] = self._run(name)
 
-        def done(f: asyncio.Future) -> None:
+        def done(f: asyncio.Future[None]) -> None:
             if self._pending.get(name) is f:
                 del self._pending[name]
             if not f.cancelled() and f.exception() is not None:  # e.g. the engine went away

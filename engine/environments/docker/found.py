@@ -5,20 +5,31 @@ the engine coming back."""
 
 from __future__ import annotations
 
+import socket
 import time
+from typing import NotRequired, TypedDict
 
-import docker
 from docker.errors import NotFound
 
 from wingman.engine.environments.base import ExitInfo
 from wingman.engine.environments.docker.attach import take_attach_socket
 from wingman.engine.environments.docker.handle import REMOVED
+from wingman.engine.environments.docker.sdk import ContainerInspect, DockerAPI
 from wingman.engine.environments.docker.spec import ATTACH, LABEL, container_name, quiet
 
 KILL_CHECKS = 50  # inspections, 0.1 s apart, that a reaped container's kill gets to take effect
 
 
-def running_to_adopt(api: docker.APIClient, name: str):
+class ContainerFacts(TypedDict):
+    """A wingman container's facts for the reconciliation after the engine comes back."""
+
+    running: bool
+    exit_code: int | None
+    oom_killed: bool
+    id: NotRequired[str]  # the caller's, to inspect the stopped ones; gone from what it hands on
+
+
+def running_to_adopt(api: DockerAPI, name: str) -> tuple[ContainerInspect, socket.socket, bytes] | None:
     """(state, attach socket, bytes already read) of the running container `name`, else None."""
     try:
         state = api.inspect_container(name)
@@ -30,7 +41,7 @@ def running_to_adopt(api: docker.APIClient, name: str):
     return state, sock, leftover
 
 
-def reap(api: docker.APIClient, name: str, started_id: str | None) -> ExitInfo:
+def reap(api: DockerAPI, name: str, started_id: str | None) -> ExitInfo:
     """How the container a server last started ended; killed first when it still runs."""
     try:
         state = api.inspect_container(name)
@@ -49,10 +60,10 @@ def reap(api: docker.APIClient, name: str, started_id: str | None) -> ExitInfo:
     return ExitInfo(st.get("ExitCode"), oom_killed=bool(st.get("OOMKilled")))
 
 
-def wingman_containers(api: docker.APIClient) -> dict[str, dict]:
+def wingman_containers(api: DockerAPI) -> dict[str, ContainerFacts]:
     """uuid -> {"running", "exit_code", "oom_killed", "id"} for each container named and labelled
     as a wingman server's (exit facts filled in by the caller for the stopped ones)."""
-    out = {}
+    out: dict[str, ContainerFacts] = {}
     for summary in api.containers(all=True, filters={"label": LABEL}):
         uuid = (summary.get("Labels") or {}).get(LABEL)
         if not uuid or summary.get("Names", [""])[0].lstrip("/") != container_name(uuid):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Mapping
 from typing import Protocol
 
 import structlog
@@ -19,6 +20,7 @@ import structlog
 from wingman.engine.console.lines import OutputThrottle
 from wingman.engine.environments.base import ConsoleSink, ExitInfo, ProcessHandle, RuntimeFailure, RuntimeUnavailable
 from wingman.engine.environments.docker.attach import ConsoleDemux
+from wingman.engine.environments.docker.sdk import ContainerInspect, ContainerStatus
 from wingman.engine.signals import parse_signal
 
 log = structlog.get_logger("wingman.docker")
@@ -34,7 +36,7 @@ class ContainerEngine(Protocol):
 
     async def signal(self, container_id: str, signame: str) -> None: ...
 
-    async def container_state(self, container_id: str) -> dict | None: ...
+    async def container_state(self, container_id: str) -> ContainerStatus | None: ...
 
     async def reattach(self, handle: DockerHandle) -> None: ...
 
@@ -43,8 +45,9 @@ class ContainerEngine(Protocol):
 
 class DockerHandle(ProcessHandle):
     runtime = "docker"
+    container_id: str  # always: a handle is one container's
 
-    def __init__(self, rt: ContainerEngine, state: dict, console: ConsoleSink, adopted: bool):
+    def __init__(self, rt: ContainerEngine, state: ContainerInspect, console: ConsoleSink, adopted: bool):
         self._rt = rt
         self.container_id = state["Id"]
         self.name = state["Name"].lstrip("/")
@@ -56,8 +59,8 @@ class DockerHandle(ProcessHandle):
         self._demux = ConsoleDemux(console)
         self._done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
         self._sock: socket.socket | None = None
-        self._pump: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._pump: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._oom_seen = False
         self._removed = False
         self._die_code: int | None = None
@@ -145,13 +148,13 @@ class DockerHandle(ProcessHandle):
         return not self._done.done()
 
     # -- exit ------------------------------------------------------------------------------
-    def on_event(self, action: str, attrs: dict) -> None:
+    def on_event(self, action: str, attrs: Mapping[str, str]) -> None:
         """Called on the loop by the runtime's events watcher."""
         if action == "oom":
             self._oom_seen = True
         elif action == "die":
             code = attrs.get("exitCode")
-            self._die_code = int(code) if code not in (None, "") else None
+            self._die_code = int(code) if code else None  # None and "": no code given
             self.schedule_check()
         elif action == "destroy":
             self._removed = True

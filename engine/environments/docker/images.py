@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 import docker
 import requests
@@ -36,6 +36,7 @@ from docker.errors import ImageNotFound
 
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.environments.base import RuntimeFailure
+from wingman.engine.environments.docker.sdk import DockerAPI
 
 log = structlog.get_logger("wingman.docker")
 
@@ -49,6 +50,8 @@ MAX_SHOWN = 300  # characters of one line: texts come from the registry too
 MAX_MESSAGE = 1 << 20  # bytes of one stream line; longer is not the engine's JSON and is dropped
 CONNECT_TIMEOUT = 60  # seconds to reach the engine (the pull's own time runs after that)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # no escapes from a registry reach a terminal
+
+Message: TypeAlias = dict[str, object]  # one JSON object of the pull stream, as the engine sent it
 
 
 def local_only(image: str) -> bool:
@@ -81,7 +84,7 @@ class PullCancel:
     wakes the read blocked on it, and the engine drops the pull when its client goes. A pull
     still waiting for the engine's first answer is given up when that answer comes."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self.cancelled = False
@@ -105,7 +108,7 @@ class PullCancel:
                 pass  # closed already: the pull is over
 
 
-def _clean(text: Any) -> str:
+def _clean(text: object) -> str:
     return _CONTROL.sub("", str(text)).strip()[:MAX_SHOWN]
 
 
@@ -125,7 +128,7 @@ class ProgressLines:
         self._last_tick = clock()
         self.shown = 0
 
-    def feed(self, message: dict) -> str | None:
+    def feed(self, message: Message) -> str | None:
         """Show what `message` says, if anything; returns the error it reports, if it is one."""
         if message.get("error") or message.get("errorDetail"):
             detail = message.get("errorDetail")
@@ -154,7 +157,7 @@ class ProgressLines:
             self._report("(the rest of the pull's progress is not shown)")
 
 
-def messages(chunks: Iterator[bytes]) -> Iterator[dict]:
+def messages(chunks: Iterator[bytes]) -> Iterator[Message]:
     """The JSON objects of a pull stream, one a line, whatever way the chunks cut them (each
     chunk is split once: a long line in small chunks costs no more than its length). What is not
     a JSON object (a garbled line, an over-long one) is skipped."""
@@ -179,7 +182,7 @@ def messages(chunks: Iterator[bytes]) -> Iterator[dict]:
             yield message
 
 
-def _message(line: bytes) -> dict | None:
+def _message(line: bytes) -> Message | None:
     if not line.strip():
         return None
     try:
@@ -231,7 +234,7 @@ def _stream(response: requests.Response, deadline: float, clock: Callable[[], fl
 
 
 def pull(
-    api: docker.APIClient,
+    api: DockerAPI,
     image: str,
     docker_config: DockerConfig,
     report: Callable[[str], None],
@@ -297,7 +300,7 @@ class _Flight:
 
     notes: list[Callable[[str], None]] = field(default_factory=list)
     cancel: PullCancel = field(default_factory=PullCancel)
-    task: asyncio.Future | None = None
+    task: asyncio.Future[PullResult] = field(init=False)  # set as soon as the flight is made
 
     def tell(self, line: str) -> None:
         for note in list(self.notes):
@@ -312,7 +315,7 @@ class ImagePuller:
 
     def __init__(
         self,
-        run: Callable[[Callable[[docker.APIClient], PullResult]], Awaitable[PullResult]],
+        run: Callable[[Callable[[DockerAPI], PullResult]], Awaitable[PullResult]],
         docker_config: DockerConfig,
         max_workers: int,
     ):

@@ -27,17 +27,17 @@ import socket
 from pathlib import Path
 from typing import BinaryIO
 
-import docker
 import structlog
 from docker.errors import APIError, NotFound
 
-from wingman.engine.environments.base import ExitInfo
+from wingman.engine.environments.base import ExitInfo, Runtime
 from wingman.engine.environments.docker.attach import take_attach_socket
 from wingman.engine.environments.docker.handle import DockerHandle
 from wingman.engine.environments.docker.images import local_name, pull
 from wingman.engine.environments.docker.limits import installer_resources
 from wingman.engine.environments.docker.network import joins_no_network
 from wingman.engine.environments.docker.runtime import DockerRuntime
+from wingman.engine.environments.docker.sdk import ContainerInspect, DockerAPI
 from wingman.engine.environments.docker.spec import LABEL, log_config
 from wingman.engine.environments.install_runner import SCRIPT_MOUNT, SCRIPT_PATH, SERVER_MOUNT, InstallJob, LineSink
 
@@ -53,14 +53,14 @@ def installer_name(uuid: str) -> str:
     return f"{uuid}_installer"  # Wings' name
 
 
-def _remove(api: docker.APIClient, name: str) -> None:
+def _remove(api: DockerAPI, name: str) -> None:
     try:
         api.remove_container(name, force=True, v=True)
     except NotFound:
         pass
 
 
-def _start(api: docker.APIClient, job: InstallJob, runtime: DockerRuntime) -> tuple[dict, socket.socket, bytes]:
+def _start(api: DockerAPI, job: InstallJob, runtime: DockerRuntime) -> tuple[ContainerInspect, socket.socket, bytes]:
     """In a worker thread: pull, clear, create, attach, start. Its state, attach socket, leftover."""
     cfg, dc = job.config, runtime.docker_config
     pull(api, job.image, dc, lambda line: log.debug("install image pull", server=cfg.uuid, line=line))
@@ -110,7 +110,7 @@ def _start(api: docker.APIClient, job: InstallJob, runtime: DockerRuntime) -> tu
         raise
 
 
-def _find(api: docker.APIClient, uuid: str) -> tuple[dict, socket.socket | None, bytes] | None:
+def _find(api: DockerAPI, uuid: str) -> tuple[ContainerInspect, socket.socket | None, bytes] | None:
     """In a worker thread: the server's installer as a daemon that stopped left it, or None."""
     try:
         state = api.inspect_container(installer_name(uuid))
@@ -128,20 +128,21 @@ def _find(api: docker.APIClient, uuid: str) -> tuple[dict, socket.socket | None,
 class DockerInstall:
     """One installer container (engine.environments.install_runner.RunningInstall)."""
 
-    def __init__(self, runtime: DockerRuntime, handle: DockerHandle, state: dict):
+    def __init__(self, runtime: DockerRuntime, handle: DockerHandle, state: ContainerInspect):
         self._rt = runtime
         self._handle = handle
         self.container_id = state["Id"]
         config = state.get("Config") or {}
         self.image = config.get("Image")
-        self.entrypoint = (config.get("Cmd") or [None])[0]
+        command = config.get("Cmd")
+        self.entrypoint = command[0] if command else None
         self.running = bool(state["State"].get("Running"))
 
     async def wait(self) -> ExitInfo:
         return await self._handle.wait()
 
     async def save_output(self, out: BinaryIO, limit: int) -> str | None:
-        def copy(api: docker.APIClient) -> str | None:
+        def copy(api: DockerAPI) -> str | None:
             written = 0
             try:
                 for chunk in api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=False):
@@ -159,7 +160,7 @@ class DockerInstall:
         return await self._rt._call(copy)
 
     async def tail(self, lines: int) -> list[str] | None:
-        def read(api: docker.APIClient) -> list[str] | None:
+        def read(api: DockerAPI) -> list[str] | None:
             try:
                 text = api.logs(self.container_id, stdout=True, stderr=True, tail=lines)
             except (NotFound, APIError):
@@ -175,7 +176,10 @@ class DockerInstall:
 class DockerInstaller:
     """Docker's installs (engine.environments.install_runner.InstallRunner), on a connected runtime."""
 
-    def __init__(self, runtime: DockerRuntime):
+    def __init__(self, runtime: Runtime):
+        # The daemon holds its runtimes as `Runtime`s: this one is the Docker runtime, connected.
+        if not isinstance(runtime, DockerRuntime):
+            raise TypeError(f"Docker's installs run on the Docker runtime, not {type(runtime).__name__}")
         self._rt = runtime
 
     async def run(self, job: InstallJob, on_line: LineSink) -> DockerInstall:
@@ -189,7 +193,7 @@ class DockerInstaller:
         return self._adopt(*found, on_line, adopted=True)
 
     def _adopt(
-        self, state: dict, sock: socket.socket | None, leftover: bytes, on_line: LineSink, adopted: bool
+        self, state: ContainerInspect, sock: socket.socket | None, leftover: bytes, on_line: LineSink, adopted: bool
     ) -> DockerInstall:
         """Its handle joins the runtime's (the events watcher resolves its exit), reading its output."""
         if sock is not None:

@@ -13,7 +13,7 @@ AsContainerResources; server/install.go resourceLimits for an install container)
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.servers.definition import ServerConfig
@@ -34,12 +34,12 @@ def container_resources(
     memory_mb: int | None = None,
     cpu_limit: int | None = None,
     pids: bool = True,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Keyword arguments for `APIClient.create_host_config`. `memory_mb`/`cpu_limit` replace the
     server's own (an install container's); `pids=False` leaves the count unlimited (Wings' installer)."""
     memory = cfg.memory_limit if memory_mb is None else memory_mb
     cpu = cfg.cpu_limit if cpu_limit is None else cpu_limit
-    out: dict[str, Any] = {"blkio_weight": cfg.io_weight, "oom_kill_disable": cfg.oom_disabled}
+    out: dict[str, object] = {"blkio_weight": cfg.io_weight, "oom_kill_disable": cfg.oom_disabled}
     if memory > 0:
         hard = bounded_memory(memory, docker)
         out["mem_limit"] = hard
@@ -83,12 +83,14 @@ ENGINE_CAN = {
 }
 
 
-def _asked(resources: dict[str, Any]) -> list[str]:
+def _asked(resources: dict[str, object]) -> list[str]:
     """The resources set to something (a False oom_kill_disable, a -1 swap ask nothing of the kernel)."""
     return [key for key, value in resources.items() if key in FIELDS and value not in (False, 0, -1, None)]
 
 
-def unenforced(cfg: ServerConfig, resources: dict[str, Any], info: dict, discarded: set[str]) -> list[str]:
+def unenforced(
+    cfg: ServerConfig, resources: dict[str, object], info: Mapping[str, object], discarded: set[str]
+) -> list[str]:
     """Pre-boot warnings: what the definition asks that this engine cannot apply, from `docker
     info`, and from what the engine `discarded` on an earlier create (blkio weight: info says
     nothing of it; Docker drops it, with a warning, where the kernel has no blkio/io weight)."""
@@ -106,13 +108,13 @@ def unenforced(cfg: ServerConfig, resources: dict[str, Any], info: dict, discard
     return out
 
 
-def discarded(resources: dict[str, Any], host_config: dict) -> set[str]:
+def discarded(resources: dict[str, object], host_config: Mapping[str, object]) -> set[str]:
     """The resources asked for that a created container's HostConfig does not hold: the engine
     dropped them (it says so in the create's `Warnings`)."""
     return {key for key in _asked(resources) if host_config.get(FIELDS[key][0]) != resources[key]}
 
 
-def installer_resources(cfg: ServerConfig, docker: DockerConfig) -> dict[str, Any]:
+def installer_resources(cfg: ServerConfig, docker: DockerConfig) -> dict[str, object]:
     """An install container's: at least docker.installer_limits, the server's own when larger;
     an installer cpu of 0 lifts the CPU limit; no pids limit (package managers fork a lot)."""
     least = docker.installer_limits

@@ -34,13 +34,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import docker
 import structlog
 from docker.errors import APIError, NotFound
 from docker.types import IPAMConfig, IPAMPool
 
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.environments.base import RuntimeFailure
+from wingman.engine.environments.docker.sdk import CreatedContainer, DockerAPI
 from wingman.engine.servers.definition import ServerConfig
 
 log = structlog.get_logger("wingman.docker")
@@ -133,7 +133,7 @@ class Networks:
         self._ready: set[str] = set()
         self._lock = threading.Lock()  # one create at a time; the others then find it made
 
-    def ensure(self, api: docker.APIClient, name: str | None = None, outgoing_ip: str | None = None) -> str:
+    def ensure(self, api: DockerAPI, name: str | None = None, outgoing_ip: str | None = None) -> str:
         """The network `name` (default: the node's `docker.network` mode) exists; its name back.
         `outgoing_ip`: the IP whose `ip-...` bridge `name` is, when it may be created."""
         name = name or self.config.mode
@@ -145,16 +145,16 @@ class Networks:
                 self._ready.add(name)
         return name
 
-    def ensure_for(self, api: docker.APIClient, cfg: ServerConfig) -> str:
+    def ensure_for(self, api: DockerAPI, cfg: ServerConfig) -> str:
         """The network of the server's container exists; its name back."""
         name = container_network(cfg, self.config)
         a = cfg.allocations
         return self.ensure(api, name, a.default.ip if a.force_outgoing_ip else None)
 
-    def create_container(self, api: docker.APIClient, kwargs: dict, cfg: ServerConfig) -> dict:
+    def create_container(self, api: DockerAPI, kwargs: dict[str, object], cfg: ServerConfig) -> CreatedContainer:
         return self._joining(api, cfg, lambda: api.create_container(**kwargs))
 
-    def start_container(self, api: docker.APIClient, container_id: str, cfg: ServerConfig) -> None:
+    def start_container(self, api: DockerAPI, container_id: str, cfg: ServerConfig) -> None:
         """Start it; an allocation held on the host is refused with its address, not Docker's words."""
         try:
             self._joining(api, cfg, lambda: api.start(container_id))
@@ -164,7 +164,7 @@ class Networks:
                 raise
             raise RuntimeFailure(taken) from None
 
-    def _joining(self, api: docker.APIClient, cfg: ServerConfig, call: Callable[[], T]) -> T:
+    def _joining(self, api: DockerAPI, cfg: ServerConfig, call: Callable[[], T]) -> T:
         """`call` once the server's network exists; again, once, if the network was deleted meanwhile."""
         name = self.ensure_for(api, cfg)
         try:
@@ -177,9 +177,10 @@ class Networks:
         self.ensure_for(api, cfg)
         return call()
 
-    def _make_sure(self, api: docker.APIClient, name: str, outgoing_ip: str | None) -> None:
+    def _make_sure(self, api: DockerAPI, name: str, outgoing_ip: str | None) -> None:
         if _exists(api, name):
             return
+        create: Callable[[DockerAPI, str], None]
         if name == self.config.network.name:
             create = self._create_node_network
         elif outgoing_ip is not None and name == outgoing_network(outgoing_ip):
@@ -197,7 +198,7 @@ class Networks:
             raise RuntimeFailure(f"Docker could not create the network {name}: {exc.explanation or exc}") from None
         log.info("created the Docker network", network=name)
 
-    def _create_node_network(self, api: docker.APIClient, name: str) -> None:
+    def _create_node_network(self, api: DockerAPI, name: str) -> None:
         net = self.config.network
         options = {
             "encryption": "false",
@@ -239,10 +240,10 @@ class Networks:
             create(False)
 
 
-def _outgoing_network_creator(ip: str) -> Callable[[docker.APIClient, str], None]:
+def _outgoing_network_creator(ip: str) -> Callable[[DockerAPI, str], None]:
     """Wings' bridge for a server forcing its outgoing IP: Docker SNATs what leaves it to `ip`."""
 
-    def create(api: docker.APIClient, name: str) -> None:
+    def create(api: DockerAPI, name: str) -> None:
         api.create_network(
             name,
             driver="bridge",
@@ -257,7 +258,7 @@ def _outgoing_network_creator(ip: str) -> Callable[[docker.APIClient, str], None
     return create
 
 
-def _made_by_a_twin(api: docker.APIClient, name: str, exc: APIError) -> bool:
+def _made_by_a_twin(api: DockerAPI, name: str, exc: APIError) -> bool:
     """Whether the create failed because another daemon made the network at the same moment: its
     name taken (409), or its subnet or bridge name. Seen here: the loser is told "Pool overlaps"
     before the winner's network can be inspected, so it is looked for a little while."""
@@ -272,7 +273,7 @@ def _made_by_a_twin(api: docker.APIClient, name: str, exc: APIError) -> bool:
     return True
 
 
-def _exists(api: docker.APIClient, name: str) -> bool:
+def _exists(api: DockerAPI, name: str) -> bool:
     try:
         api.inspect_network(name)
     except NotFound:

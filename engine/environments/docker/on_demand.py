@@ -23,6 +23,7 @@ from wingman.engine.environments.base import (
     ProcessHandle,
     Runtime,
     RuntimeUnavailable,
+    StartedData,
 )
 from wingman.engine.servers.definition import ServerConfig
 
@@ -83,14 +84,14 @@ class OnDemandDockerRuntime(Runtime):
         return await (await self.connected()).launch(spec, console)
 
     async def adopt(
-        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: StartedData | None = None
     ) -> ProcessHandle | None:
         return await (await self.connected()).adopt(config, folder, console, last_started)
 
     async def destroy(self, config: ServerConfig) -> list[str]:
         return await (await self.connected()).destroy(config)
 
-    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+    async def reap_orphan(self, config: ServerConfig, last_started: StartedData) -> ExitInfo | None:
         return await (await self.connected()).reap_orphan(config, last_started)
 
     def __getattr__(self, name: str) -> Any:

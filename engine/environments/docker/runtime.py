@@ -31,9 +31,12 @@ import asyncio
 import functools
 import os
 import re
+import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeAlias, TypeVar, TypeVarTuple
 
 import docker
 import requests
@@ -49,14 +52,22 @@ from wingman.engine.environments.base import (
     Runtime,
     RuntimeFailure,
     RuntimeUnavailable,
+    StartedData,
 )
 from wingman.engine.environments.docker.attach import take_attach_socket
 from wingman.engine.environments.docker.clearing import OldContainers, clear
-from wingman.engine.environments.docker.found import reap, running_to_adopt, wingman_containers
+from wingman.engine.environments.docker.found import ContainerFacts, reap, running_to_adopt, wingman_containers
 from wingman.engine.environments.docker.handle import DockerHandle
 from wingman.engine.environments.docker.images import ImagePuller, local_name
 from wingman.engine.environments.docker.limits import container_resources, discarded, unenforced
 from wingman.engine.environments.docker.network import Networks
+from wingman.engine.environments.docker.sdk import (
+    ContainerInspect,
+    ContainerStatus,
+    DockerAPI,
+    DockerEvent,
+    ImageConfig,
+)
 from wingman.engine.environments.docker.spec import (
     ATTACH,
     container_name,
@@ -64,6 +75,7 @@ from wingman.engine.environments.docker.spec import (
     image_config,
     missing_image,
     quiet,
+    server_image,
 )
 from wingman.engine.environments.docker.watcher import EventsWatcher
 from wingman.engine.servers.definition import ServerConfig
@@ -71,6 +83,11 @@ from wingman.engine.servers.definition import ServerConfig
 log = structlog.get_logger("wingman.docker")
 
 REQUEST_TIMEOUT = 60  # seconds for one control call; a hung engine surfaces as unavailable
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+# A launch's worker thread hands back: the container's state, attach socket, bytes read, adopted.
+Launched: TypeAlias = tuple[ContainerInspect, socket.socket, bytes, bool]
 
 
 class DockerRuntime(Runtime):
@@ -80,31 +97,33 @@ class DockerRuntime(Runtime):
     def __init__(self, base_url: str | None = None, docker_config: DockerConfig | None = None, max_workers: int = 8):
         # docker 7.2 follows the CLI's current context unless told where to go: always pass it.
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.docker_config = docker_config or DockerConfig()
+        self.docker_config = docker_config or DockerConfig.model_validate({})  # every default
         self.networks = Networks(self.docker_config)  # made when missing, once (installers join it too)
         self.max_workers = max_workers
         self.unavailable: str | None = None  # why the engine does not answer; None when it does
         self.closing = False
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wingman-docker")
-        self._api: docker.APIClient | None = None
+        self._api: DockerAPI | None = None
         self._api_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handles: dict[str, DockerHandle] = {}  # container id -> live handle
         self._watcher: EventsWatcher | None = None
-        self._launches: set[asyncio.Future] = set()  # launch calls (and their clean-ups) in the executor
+        self._launches: set[asyncio.Future[Any]] = set()  # launch calls (and their clean-ups) in the executor
         self._old = OldContainers(self._clear)  # old containers removed while pre-boot runs
         self._images = ImagePuller(self._call, self.docker_config, max_workers)  # pulls, as Wings at each start
-        self._info: dict | None = None
-        self._image_configs: dict[str, dict] = {}  # uuid -> its image's Config, from pre-boot to launch
+        self._info: dict[str, object] | None = None
+        self._image_configs: dict[str, ImageConfig] = {}  # uuid -> its image's Config, from pre-boot to launch
         self._discarded: set[str] = set()  # resources the engine dropped from a create (limits.discarded)
 
     # -- connection --------------------------------------------------------------------------
-    def _client(self) -> docker.APIClient:
-        return docker.APIClient(
+    def _client(self) -> DockerAPI:
+        # The SDK has no types: its client is taken as what engine.environments.docker.sdk says of it.
+        client: DockerAPI = docker.APIClient(
             base_url=self.base_url, version="auto", timeout=REQUEST_TIMEOUT, max_pool_size=self.max_workers + 2
         )
+        return client
 
-    def _ensure_api(self) -> docker.APIClient:
+    def _ensure_api(self) -> DockerAPI:
         with self._api_lock:
             if self._api is None:
                 try:
@@ -124,7 +143,7 @@ class DockerRuntime(Runtime):
         self.unavailable = str(err)
         return err
 
-    def _invoke(self, fn, *args):
+    def _invoke(self, fn: Callable[[DockerAPI, *Ts], T], *args: *Ts) -> T:
         """In a worker thread: run one SDK call, turning 'cannot reach the engine' into
         RuntimeUnavailable and any refusal `fn` did not explain itself into RuntimeFailure."""
         api = self._ensure_api()
@@ -137,16 +156,16 @@ class DockerRuntime(Runtime):
         self.unavailable = None
         return result
 
-    async def _call(self, fn, *args):
+    async def _call(self, fn: Callable[[DockerAPI, *Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(self._invoke, fn, *args))
 
     async def open(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         try:
             await self._call(lambda api: api.ping())
         except RuntimeUnavailable as exc:
             log.warning("docker engine not reachable; docker servers cannot start until it is", error=str(exc))
-        self._watcher = EventsWatcher(self._client, self._loop, self._on_event, self._on_subscribed, self._on_lost)
+        self._watcher = EventsWatcher(self._client, loop, self._on_event, self._on_subscribed, self._on_lost)
         self._watcher.start()
 
     async def close(self) -> None:
@@ -157,7 +176,7 @@ class DockerRuntime(Runtime):
             self._watcher.stop()
         for handle in list(self._handles.values()):
             handle.detach()
-        if self._watcher is not None:
+        if self._watcher is not None and self._loop is not None:  # opened: the watcher is the loop's
             await self._loop.run_in_executor(self._pool, self._watcher.join, 10)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._api is not None:
@@ -176,14 +195,16 @@ class DockerRuntime(Runtime):
         self.unavailable = self.unavailable or f"the Docker engine at {self.base_url} went away ({why})"
         return why
 
-    def _on_event(self, event: dict) -> None:
+    def _on_event(self, event: DockerEvent) -> None:
         handle = self._handles.get(event.get("id", ""))
         if handle is not None:
             action = event.get("Action") or event.get("status") or ""
             handle.on_event(action, (event.get("Actor") or {}).get("Attributes") or {})
 
     # -- handles ---------------------------------------------------------------------------
-    def _register(self, state: dict, sock, leftover: bytes, console: ConsoleSink, adopted: bool) -> DockerHandle:
+    def _register(
+        self, state: ContainerInspect, sock: socket.socket, leftover: bytes, console: ConsoleSink, adopted: bool
+    ) -> DockerHandle:
         handle = DockerHandle(self, state, console, adopted)
         self._handles[handle.container_id] = handle
         handle.start_console(sock, leftover)
@@ -193,10 +214,10 @@ class DockerRuntime(Runtime):
         if self._handles.get(handle.container_id) is handle:
             del self._handles[handle.container_id]
 
-    async def container_state(self, container_id: str) -> dict | None:
+    async def container_state(self, container_id: str) -> ContainerStatus | None:
         """The container's `State` (inspect), or None when it no longer exists."""
 
-        def inspect(api):
+        def inspect(api: DockerAPI) -> ContainerStatus | None:
             try:
                 return api.inspect_container(container_id)["State"]
             except NotFound:
@@ -205,7 +226,7 @@ class DockerRuntime(Runtime):
         return await self._call(inspect)
 
     async def signal(self, container_id: str, signame: str) -> None:
-        def kill(api):
+        def kill(api: DockerAPI) -> None:
             try:
                 api.kill(container_id, signal=signame)
             except NotFound:
@@ -238,14 +259,14 @@ class DockerRuntime(Runtime):
         self._old.clear(container_name(config.uuid))
 
     async def prepare(self, spec: LaunchSpec, note: ConsoleSink) -> None:
-        await self._images.ensure(self._image(spec.config), note)  # engine.environments.docker.images
+        await self._images.ensure(server_image(spec.config), note)  # engine.environments.docker.images
 
     async def check_limits(self, spec: LaunchSpec) -> list[str]:
         """The image is there (its Config, which decides the command, is kept for the launch) and
         the engine can apply the limits (engine.environments.docker.limits.unenforced)."""
-        image = self._image(spec.config)
+        image = server_image(spec.config)
 
-        def check(api):
+        def check(api: DockerAPI) -> tuple[ImageConfig, dict[str, object]]:
             try:
                 found = image_config(api, local_name(image))
             except ImageNotFound:
@@ -259,7 +280,7 @@ class DockerRuntime(Runtime):
         return unenforced(spec.config, resources, info, self._discarded)
 
     async def launch(self, spec: LaunchSpec, console: ConsoleSink) -> ProcessHandle:
-        self._image(spec.config)
+        server_image(spec.config)
         await self._old.cleared(container_name(spec.config.uuid))
         image = self._image_configs.pop(spec.config.uuid, None)  # its Config, inspected by pre-boot
         fut = asyncio.get_running_loop().run_in_executor(
@@ -278,7 +299,7 @@ class DockerRuntime(Runtime):
             handle.schedule_check()
         return handle
 
-    def _kill_abandoned(self, fut) -> None:
+    def _kill_abandoned(self, fut: asyncio.Future[Launched]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         state, sock, _, _ = fut.result()
@@ -288,12 +309,12 @@ class DockerRuntime(Runtime):
         except RuntimeError:  # the runtime is closing: nothing left to do it with
             log.warning("a cancelled launch left its container running", container=state["Name"])
 
-    def _clear(self, name: str) -> asyncio.Future:
+    def _clear(self, name: str) -> asyncio.Future[None]:
         fut = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(self._invoke, clear, name))
         self._track(fut)  # a shutdown's settle() waits for it too
         return fut
 
-    def _track(self, fut: asyncio.Future) -> None:
+    def _track(self, fut: asyncio.Future[Any]) -> None:
         self._launches.add(fut)
         fut.add_done_callback(self._launches.discard)
 
@@ -303,7 +324,7 @@ class DockerRuntime(Runtime):
         while self._launches:
             await asyncio.wait(set(self._launches))
 
-    def _launch_blocking(self, api: docker.APIClient, spec: LaunchSpec, image: dict | None):
+    def _launch_blocking(self, api: DockerAPI, spec: LaunchSpec, image: ImageConfig | None) -> Launched:
         cfg = spec.config
         name = container_name(cfg.uuid)
         try:
@@ -344,7 +365,7 @@ class DockerRuntime(Runtime):
         name = container_name(config.uuid)
         await self._old.cleared(name)
 
-        def remove(api) -> list[str]:
+        def remove(api: DockerAPI) -> list[str]:
             try:
                 api.remove_container(name, force=True)  # forced: Wings' Destroy kills a running one too
             except NotFound:
@@ -354,17 +375,17 @@ class DockerRuntime(Runtime):
         return await self._call(remove)
 
     async def adopt(
-        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: StartedData | None = None
     ) -> ProcessHandle | None:
         found = await self._call(running_to_adopt, container_name(config.uuid))
         if found is None:
             return None
         return self._register(*found, console, adopted=True)
 
-    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+    async def reap_orphan(self, config: ServerConfig, last_started: StartedData) -> ExitInfo | None:
         return await self._call(reap, container_name(config.uuid), (last_started or {}).get("container_id"))
 
-    async def container_states(self) -> dict[str, dict]:
+    async def container_states(self) -> dict[str, ContainerFacts]:
         """uuid -> {"running", "exit_code", "oom_killed"} for every wingman container, for the
         engine's reconciliation after the engine comes back."""
         found = await self._call(wingman_containers)
@@ -377,9 +398,3 @@ class DockerRuntime(Runtime):
         for entry in found.values():
             del entry["id"]
         return found
-
-    @staticmethod
-    def _image(config: ServerConfig) -> str:
-        if not config.image:
-            raise RuntimeFailure("settings.container.image is required to run a server under Docker")
-        return config.image

@@ -34,19 +34,20 @@ overridden by that copy), so an image whose /tmp is 0755 leaves the server no /t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVarTuple
 
-import docker
 from docker.errors import APIError, NotFound
 from docker.types import LogConfig
 
 from wingman.engine.config_docker import DockerConfig
-from wingman.engine.environments.base import LaunchSpec
+from wingman.engine.environments.base import LaunchSpec, RuntimeFailure
 from wingman.engine.environments.docker.images import local_name
 from wingman.engine.environments.docker.limits import container_resources
 from wingman.engine.environments.docker.network import container_network, joins_no_network, published
 from wingman.engine.environments.docker.policy import DROPPED_CAPABILITIES
+from wingman.engine.environments.docker.sdk import DockerAPI, ImageConfig
 from wingman.engine.servers.definition import ServerConfig
 
 LABEL = "wingman.server"  # value: the server's uuid; the events watcher filters on it
@@ -54,17 +55,26 @@ WORKDIR = "/home/container"  # where the server's folder is mounted, as in Wings
 ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}  # no `logs`: only what comes next
 SHELLS = {"sh", "bash", "ash", "dash", "zsh"}  # a CMD of one of these alone runs nothing of STARTUP
 
+Ts = TypeVarTuple("Ts")
+
 
 def container_name(uuid: str) -> str:
     return f"wingman-{uuid}"
 
 
-def image_config(api: docker.APIClient, image: str) -> dict:
+def server_image(config: ServerConfig) -> str:
+    """The server's image; a definition without one cannot run under Docker."""
+    if not config.image:
+        raise RuntimeFailure("settings.container.image is required to run a server under Docker")
+    return config.image
+
+
+def image_config(api: DockerAPI, image: str) -> ImageConfig:
     """The image's `Config` (Entrypoint, Cmd, ...); ImageNotFound when the engine has no such image."""
     return api.inspect_image(image).get("Config") or {}
 
 
-def runs_own_command(image_config: dict | None) -> bool:
+def runs_own_command(image_config: ImageConfig | None) -> bool:
     """Whether the image declares something to run that may read STARTUP (the module's docstring)."""
     if not image_config:
         return False
@@ -96,13 +106,14 @@ def log_config(docker_config: DockerConfig) -> LogConfig | None:
 
 
 def container_spec(
-    api: docker.APIClient, spec: LaunchSpec, docker_config: DockerConfig, image: dict | None = None
-) -> dict[str, Any]:
+    api: DockerAPI, spec: LaunchSpec, docker_config: DockerConfig, image: ImageConfig | None = None
+) -> dict[str, object]:
     """Keyword arguments for `APIClient.create_container`. `image`: the image's `Config` (its
     Entrypoint and Cmd decide the command) when pre-boot inspected it already; else inspected here."""
     cfg = spec.config
+    name = local_name(server_image(cfg))  # Wings' `~` (never pulled) is no part of the engine's name
     if image is None:
-        image = image_config(api, local_name(cfg.image))
+        image = image_config(api, name)
     folder = str(Path(spec.folder).resolve())
     network = container_network(cfg, docker_config)  # engine.environments.docker.network
     exposed, bindings = published(cfg, docker_config, network)
@@ -123,7 +134,7 @@ def container_spec(
     # A daemon that is not root, and opted in to running servers as itself, has no user to give.
     user = spec.user.docker_user if spec.user is not None else f"{os.getuid()}:{os.getgid()}"
     return dict(
-        image=local_name(cfg.image),  # Wings' `~` (never pulled) is no part of the engine's name
+        image=name,
         user=user,
         command=None if runs_own_command(image) else ["/bin/sh", "-c", cfg.invocation],
         name=container_name(cfg.uuid),
@@ -145,7 +156,7 @@ def missing_image(image: str | None) -> str:
     return f"image {image} is not present on this node"
 
 
-def quiet(fn, *args) -> None:
+def quiet(fn: Callable[[*Ts], object], *args: *Ts) -> None:
     """A kill that may race with the container's own exit: 'not running' is success."""
     try:
         fn(*args)

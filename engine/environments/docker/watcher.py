@@ -17,6 +17,7 @@ import requests
 import structlog
 from docker.errors import DockerException
 
+from wingman.engine.environments.docker.sdk import DockerAPI, DockerEvent, EventStream
 from wingman.engine.environments.docker.spec import LABEL
 
 log = structlog.get_logger("wingman.docker")
@@ -28,9 +29,9 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 class EventsWatcher:
     def __init__(
         self,
-        client: Callable,
+        client: Callable[[], DockerAPI],
         loop: asyncio.AbstractEventLoop,
-        on_event: Callable[[dict], None],
+        on_event: Callable[[DockerEvent], None],
         on_subscribed: Callable[[], None],
         on_lost: Callable[[BaseException | str], str],
     ):
@@ -40,7 +41,7 @@ class EventsWatcher:
         self._on_subscribed = on_subscribed  # called on the loop once (re)subscribed
         self._on_lost = on_lost  # called in the thread with why the stream was lost; returns the words
         self._stop = threading.Event()
-        self._stream = None  # the current stream, closed by stop() to end the thread
+        self._stream: EventStream | None = None  # the current stream, closed by stop() to end the thread
         self._stream_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="wingman-docker-events", daemon=True)
 
@@ -63,7 +64,7 @@ class EventsWatcher:
 
     def _run(self) -> None:
         backoff = BACKOFF_FIRST
-        api = None
+        api: DockerAPI | None = None
         while not self._stop.is_set():
             try:
                 api = api or self._client()

@@ -121,7 +121,7 @@ class FollowedFile:
 class ConsoleFiles:
     """Every followed console file of one runtime, behind one inotify descriptor."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._inotify: INotify | None = None
         self._by_wd: dict[int, FollowedFile] = {}
 
@@ -146,11 +146,14 @@ class ConsoleFiles:
         if followed.wd is not None and self._by_wd.get(followed.wd) is followed:
             del self._by_wd[followed.wd]
             try:
-                self._inotify.rm_watch(followed.wd)
+                if self._inotify is not None:  # it is, while a file is followed
+                    self._inotify.rm_watch(followed.wd)
             except OSError:  # the file is gone, and its watch with it
                 pass
 
     def _on_events(self) -> None:
+        if self._inotify is None:  # closed: close() took the reader away with it
+            return
         try:
             events = self._inotify.read(timeout=0)
         except BlockingIOError:

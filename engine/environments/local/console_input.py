@@ -40,12 +40,15 @@ class ConsoleInput:
             self._pending += data
 
     def _flush(self) -> None:
+        fd = self._fd
+        if fd is None:  # closed: close() took the writer away with it
+            return
         try:
-            del self._pending[: os.write(self._fd, self._pending)]
+            del self._pending[: os.write(fd, self._pending)]
         except BlockingIOError:
             return
         if not self._pending:
-            asyncio.get_running_loop().remove_writer(self._fd)
+            asyncio.get_running_loop().remove_writer(fd)
 
     def close(self) -> None:
         if self._fd is None:

@@ -29,8 +29,9 @@ UNKNOWN_EXIT = "exited while adopted, and left no exit status"
 
 class LocalProcess(ProcessHandle):
     runtime = "process"
+    pid: int  # always: a handle is one process's
 
-    def __init__(self, identity: ProcessIdentity, run_dir: Path, child: subprocess.Popen | None = None):
+    def __init__(self, identity: ProcessIdentity, run_dir: Path, child: subprocess.Popen[bytes] | None = None):
         self.identity = identity
         self.pid = identity.pid
         self.start_ticks = identity.start_ticks
@@ -57,12 +58,12 @@ class LocalProcess(ProcessHandle):
             os.close(self._pidfd)
             self._pidfd = None
             raise
-        loop.add_reader(self._pidfd, self._on_exit)
+        loop.add_reader(self._pidfd, self._on_exit, self._pidfd)
         return self
 
-    def _on_exit(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._pidfd)
-        os.close(self._pidfd)
+    def _on_exit(self, pidfd: int) -> None:
+        asyncio.get_running_loop().remove_reader(pidfd)
+        os.close(pidfd)
         self._pidfd = None
         info = self._exit_info()
         if self._console is not None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from wingman.engine.environments.base import StartedData
+
 
 @dataclass(frozen=True)
 class ProcessIdentity:
@@ -17,7 +19,7 @@ class ProcessIdentity:
     start_ticks: int
     boot_id: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int | str]:
         return {"pid": self.pid, "start_ticks": self.start_ticks, "boot_id": self.boot_id}
 
 
@@ -42,7 +44,7 @@ def identify(pid: int) -> ProcessIdentity | None:
     return ProcessIdentity(pid, ticks, boot_id()) if ticks is not None else None
 
 
-def still_running(recorded: dict) -> bool:
+def still_running(recorded: StartedData) -> bool:
     """Whether the process recorded as {pid, start_ticks, boot_id} is the one alive now under that
     pid (not a later process that reused the number, not one from another boot)."""
     pid, ticks, boot = recorded.get("pid"), recorded.get("start_ticks"), recorded.get("boot_id")

@@ -37,9 +37,18 @@ import shlex
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-from wingman.engine.environments.base import ConsoleSink, ExitInfo, LaunchSpec, ProcessHandle, Runtime, RuntimeFailure
+from wingman.engine.environments.base import (
+    ConsoleSink,
+    ExitInfo,
+    LaunchSpec,
+    ProcessHandle,
+    Runtime,
+    RuntimeFailure,
+    StartedData,
+)
 from wingman.engine.environments.local.console_files import RECENT_ON_ADOPTION, ConsoleFiles
 from wingman.engine.environments.local.handle import LocalProcess, decode_status
 from wingman.engine.environments.local.identity import ProcessIdentity, boot_id, identify, still_running
@@ -91,7 +100,7 @@ class ProcessRuntime(Runtime):
     def __init__(self, run_directory: Path):
         self.run_directory = Path(run_directory)
         self._consoles = ConsoleFiles()
-        self._handles: dict[LocalProcess, asyncio.Task] = {}  # live handles, each with its exit watch
+        self._handles: dict[LocalProcess, asyncio.Task[ExitInfo]] = {}  # live handles, each with its exit watch
 
     def _run_dir(self, uuid: str) -> Path:
         return self.run_directory / uuid
@@ -202,7 +211,7 @@ class ProcessRuntime(Runtime):
         return [f"run directory {run_dir} (console file, stdin FIFO, exit status)"]
 
     async def adopt(
-        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: dict | None = None
+        self, config: ServerConfig, folder: Path, console: ConsoleSink, last_started: StartedData | None = None
     ) -> ProcessHandle | None:
         """The server's process from before the daemon restarted, when it is still that very
         process (same pid, start time and boot); None otherwise. The one the log records comes
@@ -238,7 +247,7 @@ class ProcessRuntime(Runtime):
         self._keep(handle)
         return handle
 
-    async def reap_orphan(self, config: ServerConfig, last_started: dict) -> ExitInfo | None:
+    async def reap_orphan(self, config: ServerConfig, last_started: StartedData) -> ExitInfo | None:
         """A server the log says is up but that could not be adopted. Its recorded process is gone
         (or its pid now belongs to someone else, who is left alone): say how it ended."""
         status = self._run_dir(config.uuid) / "exit"
@@ -255,7 +264,7 @@ class ProcessRuntime(Runtime):
         return ExitInfo(None, reason="gone while the daemon was down")
 
 
-def _open_stream(pid: int, fd: int, mode: int, kind) -> int:
+def _open_stream(pid: int, fd: int, mode: int, kind: Callable[[int], bool]) -> int:
     """Open what `pid` has as its descriptor `fd` (through /proc), checking its type."""
     opened = os.open(f"/proc/{pid}/fd/{fd}", mode)
     if not kind(os.fstat(opened).st_mode):
@@ -264,7 +273,7 @@ def _open_stream(pid: int, fd: int, mode: int, kind) -> int:
     return opened
 
 
-def _read_identity(run_dir: Path) -> dict:
+def _read_identity(run_dir: Path) -> StartedData:
     try:
         found = json.loads((run_dir / "identity.json").read_text())
     except (FileNotFoundError, ValueError):
