@@ -26,11 +26,14 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies deploy
 # pulls from loopback registries without TLS), one of them behind htpasswd credentials.
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+# The metrics tests: promtool checks the exposition and the alerting rules, and a real Prometheus
+# scrapes a daemon (tests/system/test_prometheus.py).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 else
-    echo "system: docker.io, busybox-static, postgresql, wrk, docker-registry and the rest are present"
+    echo "system: docker.io, busybox-static, postgresql, wrk, docker-registry, prometheus and the rest are present"
 fi

@@ -10,7 +10,7 @@ from wingman.api import auth, errors
 from wingman.api.context import node_of
 from wingman.api.openapi.describe import Answer, doc
 from wingman.api.openapi.document import build as build_openapi
-from wingman.api.routes import audit, diagrams, not_provided, power, servers, stream, system
+from wingman.api.routes import audit, diagrams, metrics, not_provided, power, servers, stream, system
 from wingman.api.websocket import routes as websocket
 from wingman.api.websocket.protocol import SocketProtocol
 from wingman.engine.config import DaemonConfig
@@ -71,6 +71,8 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     @app.after_server_stop
     async def stop_daemon(app: Sanic):
         await node_of(app).daemon.stop()
+
+    metrics.install(app)  # after the daemon's listener: the metrics read its store once it is open
 
     return app
 

@@ -1,4 +1,4 @@
-"""Bearer authentication for /api routes.
+"""Bearer authentication for /api routes and /metrics.
 
 The node token may call everything. Audit tokens (config `audit_tokens`) may call only routes
 declared with `ctx_read_only=True`. Tokens are compared in constant time and never logged.
@@ -16,6 +16,9 @@ from wingman.api.context import node
 from wingman.api.errors import json_error
 
 PUBLIC_PATHS = ("/api/openapi.json",)
+# Outside /api, what needs a token all the same: the metrics (a separate listener, when the config
+# names one, serves them without a token: api/routes/metrics.py).
+GUARDED_PATHS = ("/metrics",)
 
 
 def _matches(given: str, expected: str) -> bool:
@@ -35,7 +38,8 @@ def role_for(token: str, node_token: str, audit_tokens: list[str]) -> str | None
 def install(app: Sanic) -> None:
     @app.on_request(priority=10)
     async def authenticate(request: Request):
-        if not request.path.startswith("/api/") or request.path.startswith(PUBLIC_PATHS):
+        guarded = request.path.startswith("/api/") or request.path in GUARDED_PATHS
+        if not guarded or request.path.startswith(PUBLIC_PATHS):
             return None
         if request.route is None:  # unknown route: the 404 handler answers, nothing leaks
             return None

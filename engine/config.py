@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.config_keys import UnknownKeys, sort_keys
+from wingman.engine.config_metrics import MetricsConfig
 from wingman.engine.config_servers import ServerDocs
 from wingman.engine.store.database import sqlite_url
 from wingman.engine.store.hashing import json_loads
@@ -239,6 +240,7 @@ class DaemonConfig(BaseModel):
     system: SystemConfig = Field(default_factory=SystemConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     websocket: WebsocketConfig = Field(default_factory=WebsocketConfig)
     utilization: UtilizationConfig = Field(default_factory=UtilizationConfig)

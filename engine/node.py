@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.audit.verify import Report, verify_everything
@@ -24,6 +26,7 @@ from wingman.engine.install.feed import Listener as InstallListener
 from wingman.engine.live.feed import Listener as EventListener
 from wingman.engine.live.follow import follow
 from wingman.engine.live.utilization import Document, StatsListener
+from wingman.engine.metrics.node_metrics import NodeMetrics, Sources
 from wingman.engine.servers.fold import ServerView
 from wingman.engine.servers.operations import Operation
 from wingman.engine.servers.snapshot_cache import SnapshotCache
@@ -211,3 +214,26 @@ class Node:
             "boot_recovery": {**d.recovered, "restoring": d.recovery.pending, "done": d.recovery.done.is_set()},
             "settled": d.settled.is_set(),
         }
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> NodeMetrics:
+        """The node's Prometheus families (engine.metrics); the app starts them and scrapes them."""
+        d = self.daemon
+        url = make_url(d.config.database_url)
+        outboxes = d.activity.outboxes if d.activity is not None else []
+        return NodeMetrics(
+            Sources(
+                db=d.db,
+                subscribe=d.store.subscribe,
+                servers=lambda: d.registry.views,
+                states=list(d.registry.chart.states),
+                utilization=d.utilization,
+                checkpoints=d.checkpointer,
+                outbox_positions=lambda: {o.task_name: o.cursor.position for o in outboxes},
+                failed_commits=lambda: d.store.failed_commits,
+                database_file=Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None,
+                per_server=d.config.metrics.per_server,
+            )
+        )

@@ -21,6 +21,7 @@ class SocketHub:
     checker: TokenChecker
     count: SocketCount
     sessions: set = field(default_factory=set)  # the open sessions (for the benchmark and tests)
+    slow_readers_dropped: int = 0  # sockets closed because their client read too slowly (metrics)
     admissions: Admissions = field(default_factory=Admissions)  # `auth` frames take turns
     # A state change's `status` frame, encoded once for every socket of its server, the state as a
     # Panel knows it (the statechart's `panel_status`).

@@ -78,3 +78,7 @@ class SocketCount:
 
     def open(self, uuid: str) -> int:
         return self._open.get(uuid, 0)
+
+    def total(self) -> int:
+        """Open sockets on the node (the metrics' gauge)."""
+        return sum(self._open.values())

@@ -71,7 +71,7 @@ class Session:
         lines = hub.settings.console_lines_per_second
         self._console_budget = TokenBucket(Rate(burst=lines, every=1 / lines))
         self._skipping = False  # console lines are being skipped (said once per episode)
-        self.outbox = Outbox(ws.send, hub.settings.queue_frames, self.close)
+        self.outbox = Outbox(ws.send, hub.settings.queue_frames, self._too_slow)
         self._held: list[str] = []  # status frames waiting for a renewed token
         self._told: str | None = None  # the token problem the client was told of
         self._follows: list[Callable[[], None]] = []
@@ -121,6 +121,10 @@ class Session:
         self.ws.end_connection(code, reason)
         if code != 1000:
             self.log.info("websocket closed", code=code, reason=reason)
+
+    def _too_slow(self, code: int, reason: str) -> None:
+        self.hub.slow_readers_dropped += 1
+        self.close(code, reason)
 
     def close(self, code: int, reason: str, drain: bool = False) -> None:
         """Ask for the connection to end (from anywhere, without waiting)."""

@@ -126,6 +126,15 @@ class UtilizationMonitor:
             doc["uptime"] = max(0, int((time.time() - started) * 1000))
         return doc
 
+    def cpu_seconds(self, uuid: str) -> float:
+        """CPU time (user and system) of the server's processes at the last sample (0 without
+        a process), for the metrics' counter."""
+        handle = self.processes.handle(uuid)
+        reading = self._readings.get(uuid)
+        if handle is None or reading is None or reading.pid != handle.pid:
+            return 0.0
+        return sum(reading.cpu.values())
+
     def listen(self, uuid: str, listener: StatsListener) -> Callable[[], None]:
         """Hand `listener` each new document of this server; it must only enqueue."""
         bucket = self._listeners.setdefault(uuid, [])

@@ -103,6 +103,7 @@ class EventStore:
         self._listeners: list[Listener] = []
         self.commits = 0  # transactions committed, for the benchmark and tests of grouping
         self.last_position = 0
+        self.failed_commits = 0  # groups the database did not commit (the metrics' counter)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -239,6 +240,7 @@ class EventStore:
                     req.future.set_exception(StoreRefused(str(exc)))
             return
         except Exception as exc:  # any failure fails the whole group, with the reason
+            self.failed_commits += 1
             if _unavailable(exc):
                 reason: Exception = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
             else:
