@@ -7,18 +7,17 @@ session is gone, and no row is left behind claiming otherwise. That connection i
 process (`application_name`: "wingman pid PID on HOST"), so a second daemon with the same node id
 reads from pg_locks and pg_stat_activity which process holds it, and says so.
 
-On SQLite the database is one file on one host, and the same is done with an exclusive flock(2)
-on a file beside it, which names its holder inside.
+SQLite is one node's own file, and there is no lock: nothing stopped two daemons on one SQLite
+file before either (docs/fleet.md says so). A file lock there would also hold against a daemon
+restarted in the same process after a simulated crash, which the tests of boot recovery do.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import socket
-from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import text
@@ -108,40 +107,11 @@ class PostgresNodeLock:
         await self._engine.dispose()
 
 
-class FileNodeLock:
-    def __init__(self, path: Path, node_id: str):
-        self.path, self.node_id = path, node_id
-        self._fd: int | None = None
-
-    async def take(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another daemon"
-            os.close(fd)
-            raise NodeTaken(self.node_id, holder) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{process_name()}, node id {self.node_id}\n".encode(), 0)
-        self._fd = fd
-
-    async def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing lets go of the flock; the file stays, naming the last holder
-            self._fd = None
-
-
 async def hold_node_lock(database_url: str, node_id: str) -> NodeLock | None:
     """Take this node id on the database for the daemon's life, or raise NodeTaken naming the
-    holder. None for a database held in memory (no other daemon can open it)."""
-    url = make_url(database_url)
-    lock: PostgresNodeLock | FileNodeLock
-    if url.get_backend_name() == "postgresql":
-        lock = PostgresNodeLock(database_url, node_id)
-    elif url.database and url.database != ":memory:" and not url.database.startswith("file::memory:"):
-        lock = FileNodeLock(Path(f"{url.database}.daemon-lock"), node_id)
-    else:
+    holder. None on SQLite (see the module doc)."""
+    if make_url(database_url).get_backend_name() != "postgresql":
         return None
+    lock = PostgresNodeLock(database_url, node_id)
     await lock.take()
     return lock
