@@ -22,8 +22,9 @@ from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wingman.engine.store.database import create_engine
 
 
 class NodeTaken(Exception):
@@ -68,9 +69,9 @@ _HOLDER = text(
 class PostgresNodeLock:
     def __init__(self, url: str, node_id: str):
         self.node_id, self.key = node_id, lock_key(node_id)
-        self._engine: AsyncEngine = create_async_engine(
-            url, poolclass=NullPool, connect_args={"server_settings": {"application_name": process_name()}}
-        )
+        # An engine of its own, made as the store's is (the URL's hosts, timeouts and pool checks),
+        # of which this lock uses one connection for the daemon's life.
+        self._engine: AsyncEngine = create_engine(url)
         self._conn: AsyncConnection | None = None
 
     async def take(self) -> None:
@@ -78,6 +79,7 @@ class PostgresNodeLock:
         try:
             # Outside any transaction: a session lock must not be undone by a rollback.
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("SELECT set_config('application_name', :name, false)"), {"name": process_name()})
             taken = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})).scalar()
             if not taken:
                 raise NodeTaken(self.node_id, await self._holder(conn))
