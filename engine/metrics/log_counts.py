@@ -21,13 +21,12 @@ import asyncio
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, String, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.event_types import EventType
-from wingman.engine.events import RecordedEvent
-from wingman.engine.store.queries import EventFilter, page
 from wingman.engine.store.schema import events as E
 
 OUTCOMES = {
@@ -37,8 +36,24 @@ OUTCOMES = {
     EventType.POWER_CANCELLED: "cancelled",
     EventType.POWER_INTERRUPTED: "interrupted",
 }
-READ = [EventType.POWER_REQUESTED, EventType.POWER_STARTED, *OUTCOMES, EventType.SERVER_CRASHED]
-READ.append(EventType.CRASH_DECIDED)
+READ = [
+    EventType.POWER_REQUESTED,
+    EventType.POWER_STARTED,
+    *OUTCOMES,
+    EventType.SERVER_CRASHED,
+    EventType.CRASH_DECIDED,
+]
+# What a later reading takes of each event: the fields counted, extracted by the database.
+_FIELDS = (
+    E.c.position,
+    E.c.stream_id,
+    E.c.type,
+    type_coerce(E.c.recorded_at, String).label("recorded_at"),
+    E.c.data["action"].as_string().label("action"),
+    E.c.data["operation_id"].as_string().label("operation_id"),
+    E.c.data["restart"].as_string().label("restart"),
+    E.c.metadata["cause"].as_string().label("cause"),
+)
 PAGE = 1000
 # Operations waiting for their outcome, for the histograms. An operation whose outcome never
 # comes (the daemon died; the next boot records `interrupted`) is forgotten past this many.
@@ -138,38 +153,49 @@ class LogCounts:
                 self.restarts[why or "unknown"] += n
 
     async def _read(self, upto: int) -> None:
-        """The events after the last reading, up to `upto`, one page at a time."""
-        flt = EventFilter(types=[str(t) for t in READ], upto_position=upto)
-        after: int | None = self.position
-        while after is not None:
-            batch, after = await page(self.db, flt, after, PAGE)
-            for ev in batch:
-                self._count(ev)
+        """The events after the last reading, up to `upto`, a page at a time. The database hands
+        over the few fields counted (no event is parsed here): a scrape costs the event loop
+        little while the node is busy."""
+        after = self.position
+        while after < upto:
+            query = (
+                select(*_FIELDS)
+                .where(E.c.position > after, E.c.position <= upto, E.c.type.in_(READ))
+                .order_by(E.c.position)
+                .limit(PAGE)
+            )
+            async with self.db.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            for row in rows:
+                self._count(row)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1].position
 
-    def _count(self, ev: RecordedEvent) -> None:
-        kind = ev.type
+    def _count(self, row: Row[Any]) -> None:
+        kind = row.type
         if kind == EventType.POWER_REQUESTED:
-            action = str(ev.data.get("action"))
-            self._open[str(ev.data.get("operation_id"))] = _Open(action, ev.recorded_at)
+            action = str(row.action)
+            self._open[str(row.operation_id)] = _Open(action, _when(row.recorded_at))
             if len(self._open) > OPEN_OPERATIONS:
                 self._open.popitem(last=False)
             if action == "restart":
-                self.restarts[str(ev.metadata.get("cause") or "unknown")] += 1
+                self.restarts[str(row.cause or "unknown")] += 1
         elif kind == EventType.POWER_STARTED:
-            opened = self._open.get(str(ev.data.get("operation_id")))
+            opened = self._open.get(str(row.operation_id))
             if opened is not None:
-                self.lock_waits.observe(_seconds(opened.requested_at, ev.recorded_at))
+                self.lock_waits.observe(_seconds(opened.requested_at, _when(row.recorded_at)))
         elif kind in OUTCOMES:
-            action = str(ev.data.get("action"))
+            action = str(row.action)
             self.operations[action, OUTCOMES[EventType(kind)]] += 1
-            opened = self._open.pop(str(ev.data.get("operation_id")), None)
+            opened = self._open.pop(str(row.operation_id), None)
             if opened is not None:
                 buckets = self.durations.setdefault(action, Buckets(DURATION_BUCKETS))
-                buckets.observe(_seconds(opened.requested_at, ev.recorded_at))
+                buckets.observe(_seconds(opened.requested_at, _when(row.recorded_at)))
         elif kind == EventType.SERVER_CRASHED:
-            self.crashes[ev.stream_id] += 1
+            self.crashes[row.stream_id] += 1
         elif kind == EventType.CRASH_DECIDED:
-            self.decisions[_decision(bool(ev.data.get("restart")))] += 1
+            self.decisions[_decision(_truthy(row.restart))] += 1
 
 
 def _decision(restart: bool) -> str:
@@ -178,3 +204,13 @@ def _decision(restart: bool) -> str:
 
 def _seconds(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds())
+
+
+def _when(value: datetime | str) -> datetime:
+    """A row's `recorded_at`: a datetime from PostgreSQL, the stored text from SQLite."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _truthy(value: object) -> bool:
+    # JSON's true as each database extracts it: True, 1, or the text "true".
+    return value in (True, 1, "true", "1")
