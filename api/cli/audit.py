@@ -36,8 +36,10 @@ from wingman.api.cli.output import (
     tidy_help,
     time_of,
 )
+from wingman.api.cli.progress import progress_bar, wanted
 from wingman.engine.audit.describe import describe
 from wingman.engine.audit.export import export as export_log
+from wingman.engine.audit.export import how_many
 from wingman.engine.audit.timeline import timeline as timeline_of
 from wingman.engine.audit.verify import verify_everything
 from wingman.engine.servers.replay import UnknownStream, state_at
@@ -260,7 +262,10 @@ def verify(
         if server is not None:
             await known(engine, server)
         trusted, file = trusted_key(key), checkpoint_file(checkpoints, database, config)
-        report, cp = await verify_everything(engine, server, trusted, file)
+        show = wanted()
+        total = await how_many(engine, EventFilter(stream_id=server)) if show else None
+        with progress_bar(f"verifying {f'server {server}' if server else 'the log'}", total, show) as tell:
+            report, cp = await verify_everything(engine, server, trusted, file, progress=tell)
         ok = report.ok and (cp is None or cp.ok)
         if format in (ReportFmt.json, ReportFmt.ndjson):
             doc = report.as_dict() | {
@@ -318,11 +323,14 @@ def export(
 
     async def job(engine: AsyncEngine) -> int:
         flt = EventFilter(since=time_of(since, "--since"))
-        if output is None:
-            n = await export_log(engine, sys.stdout, format.value, flt)
-        else:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                n = await export_log(engine, fh, format.value, flt)
+        show = wanted(output_is_stdout=output is None)
+        total = await how_many(engine, flt) if show else None
+        with progress_bar("exporting", total, show) as tell:
+            if output is None:
+                n = await export_log(engine, sys.stdout, format.value, flt, progress=tell)
+            else:
+                with open(output, "w", encoding="utf-8", newline="") as fh:
+                    n = await export_log(engine, fh, format.value, flt, progress=tell)
         if output is not None:
             err.print(f"exported {n} events to {escape(str(output))}", highlight=False)
         return 0

@@ -10,15 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.events import RecordedEvent
+from wingman.engine.store.backends import backend_of
 from wingman.engine.store.hashing import canonical_time
 from wingman.engine.store.queries import EventFilter, iterate
+from wingman.engine.store.schema import events as events_table
+
+Progress = Callable[[int], None]  # told how many events are done, once a page
 
 FIELDS = (
     "position",
@@ -79,8 +84,21 @@ class _Writer:
         self.buffer.truncate()
 
 
+async def how_many(engine: AsyncEngine, flt: EventFilter | None = None) -> int:
+    """How many events match (one count: for a progress bar's total)."""
+    clauses = (flt or EventFilter()).clauses(backend_of(engine))
+    async with engine.connect() as conn:
+        count: int = (await conn.execute(select(func.count()).select_from(events_table).where(*clauses))).scalar_one()
+    return count
+
+
 async def export(
-    engine: AsyncEngine, out: TextIO, fmt: str = "ndjson", flt: EventFilter | None = None, page_size: int = 1000
+    engine: AsyncEngine,
+    out: TextIO,
+    fmt: str = "ndjson",
+    flt: EventFilter | None = None,
+    page_size: int = 1000,
+    progress: Progress | None = None,
 ) -> int:
     """Write every matching event to `out`; returns how many."""
     writer = _Writer(out, fmt)
@@ -90,7 +108,11 @@ async def export(
         count += 1
         if count % page_size == 0:
             writer.flush()
+            if progress is not None:
+                progress(count)
     writer.flush()
+    if progress is not None:
+        progress(count)
     return count
 
 

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.audit.report import Finding, Report
 from wingman.engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
 from wingman.engine.event_types import EventType
 from wingman.engine.events import RecordedEvent, event_class
@@ -43,68 +43,6 @@ from wingman.engine.store.queries import EventFilter, high_water, iterate, page,
 
 MAX_FINDINGS = 100
 MAX_WARNINGS = 20
-
-
-@dataclass
-class Finding:
-    stream_id: str
-    version: int | None
-    position: int | None
-    check: str  # format | hash | sequence | chain | transition | operation | live
-    message: str
-    event_id: str | None = None
-    type: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "stream": self.stream_id,
-            "version": self.version,
-            "position": self.position,
-            "event_id": self.event_id,
-            "type": self.type,
-            "check": self.check,
-            "problem": self.message,
-        }
-
-    def __str__(self) -> str:
-        at = f"v{self.version} at position {self.position}" if self.version is not None else "live state"
-        return f"server {self.stream_id}, {at} ({self.type or '-'}): [{self.check}] {self.message}"
-
-
-@dataclass
-class Report:
-    scope: str | None
-    high_water: int
-    events_checked: int = 0
-    streams_checked: int = 0
-    findings: list[Finding] = field(default_factory=list)
-    findings_total: int = 0
-    warnings: list[str] = field(default_factory=list)
-    live_checked: bool = False
-    open_operations: int = 0  # requested, no outcome yet, and not known to be dropped
-
-    @property
-    def ok(self) -> bool:
-        return self.findings_total == 0
-
-    @property
-    def first(self) -> Finding | None:
-        return self.findings[0] if self.findings else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "server": self.scope,
-            "checked_up_to_position": self.high_water,
-            "events_checked": self.events_checked,
-            "streams_checked": self.streams_checked,
-            "first_problem": self.first.as_dict() if self.first else None,
-            "problems": [f.as_dict() for f in self.findings],
-            "problems_total": self.findings_total,
-            "warnings": self.warnings,
-            "live_state_checked": self.live_checked,
-            "open_operations": self.open_operations,
-        }
 
 
 @dataclass
@@ -290,10 +228,12 @@ async def verify(
     page_size: int = 1000,
     in_hand: Callable[[str], bool] | None = None,
     watch: Callable[[RecordedEvent, str | None], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Check the whole log (or one server's stream) up to its current end; see the module doc.
     `watch` sees every event read, in the same pass, with its hash recomputed from its contents
-    (None when they do not read): the checkpoint checks ride along without hashing it again."""
+    (None when they do not read): the checkpoint checks ride along without hashing it again.
+    `progress` is told how many events are read, once a page."""
     chart = chart or load_statechart()
     report = Report(scope=server, high_water=await high_water(engine))
     checker = _Checker(report, chart)
@@ -305,7 +245,11 @@ async def verify(
             watch(ev, checker.recomputed)
         count += 1
         if count % page_size == 0:
+            if progress is not None:
+                progress(count)
             await asyncio.sleep(0)  # let the daemon breathe during a long verification
+    if progress is not None:
+        progress(count)
     report.streams_checked = len(checker.streams)
     await _open_operations(engine, checker, in_hand)
     if live is not None:
