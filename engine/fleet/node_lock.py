@@ -5,7 +5,9 @@ connection of its own for its whole life: the lock goes when the session goes, s
 died (even by SIGKILL, or with its host) frees its node id as soon as the server notices the
 session is gone, and no row is left behind claiming otherwise. That connection is named after the
 process (`application_name`: "wingman pid PID on HOST"), so a second daemon with the same node id
-reads from pg_locks and pg_stat_activity which process holds it, and says so.
+reads from pg_locks and pg_stat_activity which process holds it, and says so. When that session
+ends under a running daemon (the database restarted, a standby promoted), the daemon takes its
+node id again as soon as the database answers; if another daemon took it meanwhile, it says so.
 
 SQLite is one node's own file, and there is no lock: nothing stopped two daemons on one SQLite
 file before either (docs/fleet.md says so). A file lock there would also hold against a daemon
@@ -14,17 +16,21 @@ restarted in the same process after a simulated crash, which the tests of boot r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import socket
 from typing import Protocol
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wingman.engine.store.database import create_engine
+
+log = structlog.get_logger("wingman.fleet")
 
 
 class NodeTaken(Exception):
@@ -67,14 +73,25 @@ _HOLDER = text(
 
 
 class PostgresNodeLock:
-    def __init__(self, url: str, node_id: str):
-        self.node_id, self.key = node_id, lock_key(node_id)
+    def __init__(self, url: str, node_id: str, check_every: float = 5.0):
+        self.node_id, self.key, self.check_every = node_id, lock_key(node_id), check_every
         # An engine of its own, made as the store's is (the URL's hosts, timeouts and pool checks),
         # of which this lock uses one connection for the daemon's life.
         self._engine: AsyncEngine = create_engine(url)
         self._conn: AsyncConnection | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self.held = False  # False from the moment its session is found gone until it is taken again
 
     async def take(self) -> None:
+        try:
+            self._conn = await self._try()
+        except BaseException:
+            await self._engine.dispose()
+            raise
+        self.held = True
+        self._keeper = asyncio.create_task(self._keep(), name="node-lock")
+
+    async def _try(self) -> AsyncConnection:
         conn = await self._engine.connect()
         try:
             # Outside any transaction: a session lock must not be undone by a rollback.
@@ -84,10 +101,43 @@ class PostgresNodeLock:
             if not taken:
                 raise NodeTaken(self.node_id, await self._holder(conn))
         except BaseException:
-            await conn.close()
-            await self._engine.dispose()
+            with contextlib.suppress(Exception):
+                await conn.close()
             raise
-        self._conn = conn
+        return conn
+
+    async def _keep(self) -> None:
+        """The lock lives as long as its session: when the database restarts or fails over to a
+        standby, the session ends and the lock with it. Every `check_every` s the session is asked
+        if it is there; once it is not, the lock is taken again on a new one, as soon as the
+        database answers and nobody else holds it."""
+        told: str | None = None  # what was last logged about a lock not held, said once
+        while True:
+            await asyncio.sleep(self.check_every)
+            if self._conn is not None:
+                try:
+                    await asyncio.wait_for(self._conn.execute(text("SELECT 1")), max(self.check_every, 5.0))
+                    continue
+                except Exception:  # noqa: BLE001 - whatever it was, the session cannot be trusted
+                    self.held = False
+                    log.warning("the node lock's database session is gone; taking the node id again", node=self.node_id)
+                    with contextlib.suppress(Exception):
+                        await self._conn.invalidate()
+                    self._conn = None
+            try:
+                self._conn = await self._try()
+            except NodeTaken as exc:
+                if told != exc.holder:
+                    told = exc.holder
+                    log.error("this node id was taken by another daemon while its lock was lost", problem=str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - the database is not back yet: try again
+                if told != "down":
+                    told = "down"
+                    log.warning("the node lock cannot be taken again yet", node=self.node_id, error=str(exc))
+                continue
+            self.held, told = True, None
+            log.info("the node lock is held again", node=self.node_id)
 
     async def _holder(self, conn: AsyncConnection) -> str:
         unsigned = self.key & 0xFFFFFFFFFFFFFFFF
@@ -100,6 +150,12 @@ class PostgresNodeLock:
         return f"{name or 'a session'} (database session {pid}{where}, connected since {since:%Y-%m-%d %H:%M:%S %Z})"
 
     async def release(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        self.held = False
         if self._conn is not None:
             with contextlib.suppress(Exception):  # a lost session has let go already
                 await self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
@@ -109,11 +165,12 @@ class PostgresNodeLock:
         await self._engine.dispose()
 
 
-async def hold_node_lock(database_url: str, node_id: str) -> NodeLock | None:
+async def hold_node_lock(database_url: str, node_id: str, check_every: float = 5.0) -> NodeLock | None:
     """Take this node id on the database for the daemon's life, or raise NodeTaken naming the
-    holder. None on SQLite (see the module doc)."""
+    holder; its session is checked every `check_every` s and the lock taken again when lost. None
+    on SQLite (see the module doc)."""
     if make_url(database_url).get_backend_name() != "postgresql":
         return None
-    lock = PostgresNodeLock(database_url, node_id)
+    lock = PostgresNodeLock(database_url, node_id, check_every)
     await lock.take()
     return lock
