@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.store.backends import WRITE_TRANSACTION, backend_for
+
+if TYPE_CHECKING:  # alembic is imported only when a migration runs (see `upgrade`)
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS_DIR", "WRITE_TRANSACTION", "create_engine", "declared_head", "sqlite_url", "upgrade"]
 
@@ -30,7 +34,7 @@ def create_engine(url: str) -> AsyncEngine:
     return backend_for(url).create_engine(url)
 
 
-def _alembic_config(connection: Connection | None = None):
+def _alembic_config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -16,10 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic_core import from_json
+
+if TYPE_CHECKING:  # for its type only: the hash reads the fields, never the model
+    from wingman.engine.events import RecordedEvent
 
 GENESIS = "0" * 64
 
@@ -179,7 +182,7 @@ def standard_event_hash(
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
-def leaf_of(ev) -> bytes:
+def leaf_of(ev: RecordedEvent) -> bytes:
     """The Merkle leaf of a row: its event hash recomputed from what the row holds now (its
     contents and its prev_hash), as 32 bytes. Never the stored `hash` column, which an editor of
     the database can rewrite along with the contents. Works on a row the lenient reader returned

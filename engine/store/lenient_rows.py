@@ -8,17 +8,20 @@ The rows are those of engine.store.queries (data, metadata and time selected as 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pydantic_core import from_json as _from_json  # json_loads' parser, without its fallback (see to_rows)
 
 from wingman.engine.events import RecordedEvent
+from wingman.engine.store.backends.protocol import Rows
 from wingman.engine.store.hashing import json_loads
 
 
-def _json(raw):
+def _json(raw: Any) -> Any:
+    """The JSON value a stored text holds, or the stored value itself when it is not JSON text
+    (`raw` is whatever the driver handed back: json_loads raises TypeError for what is not text)."""
     if raw is None or isinstance(raw, (dict, list)):
         return raw
     try:
@@ -31,7 +34,8 @@ _STORED_TIME_LENGTH = len("2026-01-01 00:00:00.000000")  # how SQLite holds a ti
 _from_iso = datetime.fromisoformat
 
 
-def _time(raw):
+def _time(raw: object) -> object:
+    """The time a stored value holds (aware, UTC), or the value itself when it does not read."""
     if type(raw) is str and len(raw) == _STORED_TIME_LENGTH:
         # The spelling the store writes, parsed as UTC in one call (a parse then a replace costs
         # several times this). A text that already carries an offset fails here and is read below.
@@ -48,7 +52,7 @@ def _time(raw):
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def to_event(row) -> RecordedEvent:
+def to_event(row: Sequence[Any]) -> RecordedEvent:
     """A row as a RecordedEvent without validation (the reader must not reject a tampered row)."""
     position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row
     return RecordedEvent.trusted(
@@ -65,7 +69,7 @@ def to_event(row) -> RecordedEvent:
     )
 
 
-def to_events(rows) -> list[RecordedEvent]:
+def to_events(rows: Iterable[Sequence[Any]]) -> list[RecordedEvent]:
     return [to_event(r) for r in rows]
 
 
@@ -92,17 +96,18 @@ class EventRow(NamedTuple):
 _row = tuple.__new__
 
 
-def to_rows(rows) -> list[EventRow]:
+def to_rows(rows: Rows) -> list[EventRow]:
     # `_json` and `_time` spelled out for the rows the store writes (JSON text, the stored time
     # spelling): a replay converts a million rows, and the three calls a row were a sixth of the
     # conversion. Anything else (an edited row, a driver that hands back values) takes them.
-    out = []
+    out: list[EventRow] = []
     append = out.append
     for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows:
         try:
             data, metadata = _from_json(data), _from_json(metadata)
         except (ValueError, TypeError):
             data, metadata = _json(data), _json(metadata)
+        at: object  # a time, or the stored value that does not read as one
         if type(recorded_at) is str and len(recorded_at) == _STORED_TIME_LENGTH:
             try:
                 at = _from_iso(recorded_at + "+00:00")
@@ -114,17 +119,17 @@ def to_rows(rows) -> list[EventRow]:
     return out
 
 
-def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[list], list[EventRow]]:
+def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[Rows], list[EventRow]]:
     """`to_rows` for a point of the log: rows past the point (`includes` says no) are not decoded,
     and the page ends there. A row whose time does not read ends it too, kept for the caller
     to refuse (where such a row falls against the point cannot be told)."""
 
-    def convert(rows) -> list[EventRow]:
-        out = []
+    def convert(rows: Rows) -> list[EventRow]:
+        out: list[EventRow] = []
         for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows:
             at = _time(recorded_at)
             readable = isinstance(at, datetime)
-            if readable and not includes(position, at):
+            if isinstance(at, datetime) and not includes(position, at):
                 break
             out.append(
                 _row(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict, overload
 
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
@@ -54,6 +55,14 @@ def parse_position(text: str | int, name: str = "position") -> int:
     return value
 
 
+class PointDoc(TypedDict, total=False):
+    """A point as the audit prints it: one of the three keys."""
+
+    position: int
+    time: str
+    end: bool
+
+
 @dataclass(frozen=True)
 class Point:
     """Where to cut the log: at a position, at a time, or (both None) at its end."""
@@ -61,7 +70,7 @@ class Point:
     position: int | None = None
     time: datetime | None = None
 
-    def describe(self) -> dict:
+    def describe(self) -> PointDoc:
         if self.position is not None:
             return {"position": self.position}
         if self.time is not None:
@@ -93,6 +102,14 @@ def parse_point(text: str | None, name: str = "at") -> Point:
             f"{name} {text!r} is neither a log position (a whole number) nor an RFC 3339 time "
             "with a time zone, e.g. 2026-11-28T03:12:00Z"
         ) from None
+
+
+@overload
+def iso(ts: datetime) -> str: ...
+
+
+@overload
+def iso(ts: None) -> None: ...
 
 
 def iso(ts: datetime | None) -> str | None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol, TypeVar, overload
 
-from sqlalchemy import String, bindparam, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, String, bindparam, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wingman.engine.events import RecordedEvent
 from wingman.engine.store.backends import Backend, backend_of
+from wingman.engine.store.backends.protocol import Params, Rows
 from wingman.engine.store.lenient_rows import to_event, to_events
 from wingman.engine.store.schema import events as E
 
@@ -50,12 +52,12 @@ class EventFilter:
     until: datetime | None = None
     upto_position: int | None = None  # a high-water mark (verification reads a fixed log)
 
-    def clauses(self, backend: Backend) -> list:
-        out = []
+    def clauses(self, backend: Backend) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
         if self.stream_id is not None:
             out.append(E.c.stream_id == self.stream_id)
         if self.types:
-            alts = []
+            alts: list[ColumnElement[bool]] = []
             for t in self.types:
                 if t.endswith(".*"):
                     alts.append(E.c.type.like(t[:-1].replace("%", r"\%").replace("_", r"\_") + "%", escape="\\"))
@@ -178,13 +180,41 @@ _STREAM_PAGE = (
 )
 
 
+class Versioned(Protocol):
+    """What a page of one stream is made of, as far as paging goes: RecordedEvents, EventRows."""
+
+    @property
+    def version(self) -> int: ...
+
+
+_V = TypeVar("_V", bound=Versioned)
+
+
+@overload
+def stream_pages(
+    engine: AsyncEngine, stream_id: str, after_version: int, page_size: int = PAGE
+) -> AsyncIterator[list[RecordedEvent]]: ...
+
+
+@overload
+def stream_pages(
+    engine: AsyncEngine, stream_id: str, after_version: int, page_size: int, convert: Callable[[Rows], list[_V]]
+) -> AsyncIterator[list[_V]]: ...
+
+
+@overload
+def stream_pages(
+    engine: AsyncEngine, stream_id: str, after_version: int, *, convert: Callable[[Rows], list[_V]]
+) -> AsyncIterator[list[_V]]: ...
+
+
 async def stream_pages(
     engine: AsyncEngine,
     stream_id: str,
     after_version: int,
     page_size: int = PAGE,
-    convert: Callable[[list], list] = to_events,
-) -> AsyncIterator[list]:
+    convert: Callable[[Rows], list[Any]] = to_events,
+) -> AsyncIterator[list[Any]]:
     """The same events a page at a time, each page `convert`ed from rows (`to_rows`: EventRows,
     for a fold that keeps none of them). A caller that iterates pages pays no step of an async
     generator per event, and on SQLite a page is read and converted in one hand-off (its reader
@@ -204,14 +234,14 @@ def fold_stream(
     stream_id: str,
     after_version: int,
     page_size: int,
-    convert: Callable[[list], list],
-    take: Callable[[list], None],
+    convert: Callable[[Rows], list[_V]],
+    take: Callable[[list[_V]], None],
 ) -> Awaitable[None]:
     """`stream_pages` for a fold: each page goes to `take` where it is read, on SQLite the
     reader's thread (see Backend.walk). An error `take` raises ends the walk and reaches
     whoever awaits it."""
 
-    def next_page(events: list) -> dict | None:
+    def next_page(events: list[_V]) -> Params | None:
         take(events)
         if len(events) < page_size:
             return None
@@ -234,7 +264,9 @@ async def stream_exists(engine: AsyncEngine, stream_id: str) -> bool:
 
 async def high_water(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return (await conn.execute(select(func.coalesce(func.max(E.c.position), 0)))).scalar_one()
+        # The table's columns are untyped to SQLAlchemy (a Core Table): the position is an integer.
+        position: int = (await conn.execute(select(func.coalesce(func.max(E.c.position), 0)))).scalar_one()
+    return position
 
 
 async def event_at(engine: AsyncEngine, stream_id: str, version: int) -> RecordedEvent | None:

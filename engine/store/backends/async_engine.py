@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Statements, T
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Params, Query, Rows, Statements, T
 
 
 class AsyncWriter:
@@ -33,26 +32,27 @@ class AsyncWriter:
                     await conn.execute(statement, params)
 
 
-async def _read(engine: AsyncEngine, query: Executable, params: dict | None, convert: Callable[[list], T]) -> T:
+async def _read(engine: AsyncEngine, query: Query, params: Params | None, convert: Callable[[Rows], T]) -> T:
     async with engine.connect() as conn:
         rows = (await conn.execute(query, params)).all()
     return convert(rows)
 
 
-def read(engine: AsyncEngine, query: Executable, convert: Callable[[list], T], params: dict | None) -> Awaitable[T]:
+def read(engine: AsyncEngine, query: Query, convert: Callable[[Rows], T], params: Params | None) -> Awaitable[T]:
     """Backend.read through the async engine: `convert` runs on the loop."""
     return asyncio.get_running_loop().create_task(_read(engine, query, params, convert))
 
 
 async def _walk(
-    engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T], take: Callable[[T], dict | None]
+    engine: AsyncEngine, query: Query, params: Params, convert: Callable[[Rows], T], take: Callable[[T], Params | None]
 ) -> None:
-    while params is not None:
-        params = take(await _read(engine, query, params, convert))
+    following: Params | None = params
+    while following is not None:
+        following = take(await _read(engine, query, following, convert))
 
 
 def walk(
-    engine: AsyncEngine, query: Executable, params: dict, convert: Callable[[list], T], take: Callable[[T], dict | None]
+    engine: AsyncEngine, query: Query, params: Params, convert: Callable[[Rows], T], take: Callable[[T], Params | None]
 ) -> Awaitable[None]:
     """Backend.walk through the async engine: each page read, then taken on the loop."""
     return asyncio.get_running_loop().create_task(_walk(engine, query, params, convert, take))

@@ -20,13 +20,21 @@ database):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Executable
+from sqlalchemy import Column, ColumnElement, Executable, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
+
+# A page of rows as a read hands it to its `convert`: SQLAlchemy's Rows, or the driver's plain
+# tuples (see Backend.read), each the selected columns in order.
+Rows = Sequence[Sequence[Any]]
+# The parameters of a statement built once and read many times (bindparam name -> value).
+Params = dict[str, Any]
+# A read of the log: a SELECT (the SQLite reader compiles it once and hands it to the driver).
+Query = Select[*tuple[Any, ...]]
 
 # The execution options of a write transaction: a backend whose BEGIN can take the write lock
 # takes it there (SQLite: BEGIN IMMEDIATE; a deferred BEGIN makes a read-then-write transaction
@@ -34,13 +42,13 @@ T = TypeVar("T")
 WRITE_TRANSACTION = {"write_transaction": True}
 
 # Statements for the tables beside the log (checkpoints, snapshots): each with its parameters, or None.
-Statements = list[tuple[Executable, list[dict] | dict | None]]
+Statements = list[tuple[Executable, Sequence[Mapping[str, Any]] | Mapping[str, Any] | None]]
 
 
 class GroupWriter(Protocol):
     async def open(self) -> None: ...
 
-    async def insert(self, rows: list[dict]) -> list[int]:
+    async def insert(self, rows: list[dict[str, Any]]) -> list[int]:
         """Commit every row in one transaction; return their positions (in row order)."""
 
     async def write_beside(self, statements: Statements) -> None:
@@ -61,7 +69,7 @@ class Backend(Protocol):
         """What commits the log's groups on this database (see GroupWriter)."""
 
     def read(
-        self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T], params: dict | None
+        self, engine: AsyncEngine, query: Query, convert: Callable[[Rows], T], params: Params | None
     ) -> Awaitable[T]:
         """Start reading `query` now; what is returned will hold `convert(rows)`. With `params`,
         the statement is one built once and read many times; its rows may then be the driver's
@@ -70,19 +78,19 @@ class Backend(Protocol):
     def walk(
         self,
         engine: AsyncEngine,
-        query: Executable,
-        params: dict,
-        convert: Callable[[list], T],
-        take: Callable[[T], dict | None],
+        query: Query,
+        params: Params,
+        convert: Callable[[Rows], T],
+        take: Callable[[T], Params | None],
     ) -> Awaitable[None]:
         """Read `query` page after page: each page `convert`ed and handed to `take`, which
         returns the next page's parameters, or None to stop. Where `take` runs is the backend's
         choice (SQLite: its reader thread), so `take` must touch nothing the event loop changes."""
 
-    def json_text(self, column: Column, key: str) -> ColumnElement:
+    def json_text(self, column: Column[Any], key: str) -> ColumnElement[str]:
         """A top-level key of a JSON column, as text; NULL for a row whose JSON does not parse
         (one edited row must not fail an auditor's whole query)."""
 
-    def operation_id(self) -> ColumnElement:
+    def operation_id(self) -> ColumnElement[str]:
         """The metadata's operation id, spelled exactly as migration 0003's index is built (so
         that the index serves the query)."""

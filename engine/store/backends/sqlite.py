@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from sqlalchemy import Column, ColumnElement, Engine, Executable, String, case, event, func, literal_column, type_coerce
+from sqlalchemy import Column, ColumnElement, Engine, String, case, event, func, literal_column, type_coerce
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from wingman.engine.store.backends import async_engine
-from wingman.engine.store.backends.protocol import T
+from wingman.engine.store.backends.protocol import Backend, Params, Query, Rows, T
 from wingman.engine.store.backends.sqlite_reader_thread import reader_for
 from wingman.engine.store.backends.sqlite_writer_thread import ThreadWriter
 from wingman.engine.store.hashing import json_loads
@@ -44,9 +47,17 @@ def sync_engine(engine: AsyncEngine) -> Engine:
     return sync
 
 
+class _DriverConnection(Protocol):
+    """What the connect hook uses of a new connection: sqlite3's, or aiosqlite's adapter of it."""
+
+    isolation_level: str | None
+
+    def cursor(self) -> DBAPICursor: ...
+
+
 def _set_up(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: _DriverConnection, _record: ConnectionPoolEntry) -> None:
         # Autocommit at the driver level, so that we issue BEGIN ourselves (see module doc).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -57,7 +68,7 @@ def _set_up(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection):
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write_transaction") else "BEGIN")
 
 
@@ -77,7 +88,7 @@ class SQLiteBackend:
         return ThreadWriter(engine, sync_engine)
 
     def read(
-        self, engine: AsyncEngine, query: Executable, convert: Callable[[list], T], params: dict | None
+        self, engine: AsyncEngine, query: Query, convert: Callable[[Rows], T], params: Params | None
     ) -> Awaitable[T]:
         if _on_file(engine):
             reader = reader_for(engine, sync_engine)
@@ -87,23 +98,23 @@ class SQLiteBackend:
     def walk(
         self,
         engine: AsyncEngine,
-        query: Executable,
-        params: dict,
-        convert: Callable[[list], T],
-        take: Callable[[T], dict | None],
+        query: Query,
+        params: Params,
+        convert: Callable[[Rows], T],
+        take: Callable[[T], Params | None],
     ) -> Awaitable[None]:
         if _on_file(engine):
             return reader_for(engine, sync_engine).walk(asyncio.get_running_loop(), query, params, convert, take)
         return async_engine.walk(engine, query, params, convert, take)
 
-    def json_text(self, column: Column, key: str) -> ColumnElement:
+    def json_text(self, column: Column[Any], key: str) -> ColumnElement[str]:
         # json_extract fails the whole query on one malformed row; skip such rows instead.
         return case(
             (func.json_valid(type_coerce(column, String)) == 1, func.json_extract(column, f"$.{key}")), else_=None
         )
 
-    def operation_id(self) -> ColumnElement:
+    def operation_id(self) -> ColumnElement[str]:
         return literal_column("json_extract(metadata, '$.operation_id')")
 
 
-BACKEND = SQLiteBackend()
+BACKEND: Backend = SQLiteBackend()

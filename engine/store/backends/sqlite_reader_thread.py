@@ -23,18 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import Compiled, Connection
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
-T = TypeVar("T")
+from wingman.engine.store.backends.protocol import Params, Query, Rows, T
+from wingman.engine.store.backends.sqlite_driver import driver_cursor
+
 _PREPARED_MAX = 64
+
+
+class _Plain(NamedTuple):
+    """A statement compiled once whose parameters go to the driver as they are."""
+
+    sql: str
+    compiled: SQLCompiler
+    names: Sequence[str]  # the positional parameters' names, in order
 
 
 class ThreadReader:
@@ -43,35 +53,35 @@ class ThreadReader:
     def __init__(self, engine: AsyncEngine, sync_engine: Callable[[AsyncEngine], Engine]):
         self.sync = sync_engine(engine)  # same file, same pragmas (reads never BEGIN IMMEDIATE)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-store-reader")
-        self._prepared: dict[int, tuple[Executable, Compiled | None]] = {}  # by id(statement); holds it alive
+        self._prepared: dict[int, tuple[Query, _Plain | None]] = {}  # by id(statement); holds it alive
         self._driver_error: type[Exception] = self.sync.dialect.loaded_dbapi.Error
 
-    def run(self, query: Executable, params: dict | None, convert: Callable[[list], T]) -> T:
+    def run(self, query: Query, params: Params | None, convert: Callable[[Rows], T]) -> T:
         # A connection per read: closing it ends the read transaction, so no page pins an old
         # snapshot of the WAL (a held one would also stop checkpoints from shrinking it).
-        compiled = self._compiled(query) if params is not None else None
+        rows: Rows
         with self.sync.connect() as conn:
-            if compiled is None:
+            if params is None or (plain := self._compiled(query)) is None:
                 rows = conn.execute(query, params).all()
             else:
-                rows = self._driver_rows(conn, compiled, params)
+                rows = self._driver_rows(conn, plain, params)
         return convert(rows)
 
     def walk(
         self,
         loop: asyncio.AbstractEventLoop,
-        query: Executable,
-        params: dict,
-        convert: Callable[[list], T],
-        take: Callable[[T], dict | None],
-    ) -> asyncio.Future:
+        query: Query,
+        params: Params,
+        convert: Callable[[Rows], T],
+        take: Callable[[T], Params | None],
+    ) -> asyncio.Future[None]:
         """Backend.walk on this thread: the whole walk, `take` included, runs here, from one
         page to the next without the loop. Each page is a task of the thread's own queue, put
         there by the page before it: a read another caller queued meanwhile runs between two
         pages, as it did when the loop asked for each page."""
-        done = loop.create_future()
+        done: asyncio.Future[None] = loop.create_future()
 
-        def page(params: dict) -> None:
+        def page(params: Params) -> None:
             if done.cancelled():  # the caller gave up: read no further
                 return
             try:
@@ -87,7 +97,7 @@ class ThreadReader:
         self.thread.submit(page, params)
         return done
 
-    def _compiled(self, query: Executable) -> Compiled | None:
+    def _compiled(self, query: Query) -> _Plain | None:
         """The statement compiled once, or None when a parameter needs SQLAlchemy's processing
         on the way in (a time, JSON): those keep SQLAlchemy's execute."""
         entry = self._prepared.get(id(query))
@@ -96,23 +106,23 @@ class ThreadReader:
                 self._prepared.clear()
             dialect = self.sync.dialect
             compiled = query.compile(dialect=dialect)
-            plain = compiled.positiontup is not None and all(  # positional (pysqlite's qmark)
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) is None
-                for name in compiled.positiontup
-            )
-            entry = self._prepared[id(query)] = (query, compiled if plain else None)
+            plain = None
+            names = compiled.positiontup
+            if names is not None and all(  # positional (pysqlite's qmark)
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) is None for name in names
+            ):
+                plain = _Plain(compiled.string, compiled, names)
+            entry = self._prepared[id(query)] = (query, plain)
         return entry[1]
 
-    def _driver_rows(self, conn: Connection, compiled: Compiled, params: dict) -> list[tuple]:
-        bound = compiled.construct_params(params)
-        values = [bound[name] for name in compiled.positiontup]
-        cursor = conn.connection.driver_connection.cursor()
+    def _driver_rows(self, conn: Connection, plain: _Plain, params: Params) -> list[Any]:
+        bound = plain.compiled.construct_params(params)
+        values = [bound[name] for name in plain.names]
+        cursor = driver_cursor(conn)
         try:
-            return cursor.execute(compiled.string, values).fetchall()
+            return cursor.execute(plain.sql, values).fetchall()
         except self._driver_error as exc:
-            raise DBAPIError.instance(
-                compiled.string, values, exc, self._driver_error, dialect=self.sync.dialect
-            ) from exc
+            raise DBAPIError.instance(plain.sql, values, exc, self._driver_error, dialect=self.sync.dialect) from exc
         finally:
             cursor.close()
 
@@ -142,7 +152,7 @@ def reader_for(engine: AsyncEngine, sync_engine: Callable[[AsyncEngine], Engine]
     return reader
 
 
-def _settle(done: asyncio.Future, exc: BaseException | None) -> None:
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
     if done.done():  # cancelled meanwhile
         return
     if exc is None:
