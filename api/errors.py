@@ -9,7 +9,7 @@ from sanic.exceptions import PayloadTooLarge, SanicException
 from sanic.response import JSONResponse, json
 
 from wingman.engine.servers.registry import UnknownServer
-from wingman.engine.store.event_store import StoreClosed, StoreUnavailable
+from wingman.engine.store.event_store import ServerOfAnotherNode, StoreClosed, StoreUnavailable
 
 log = structlog.get_logger("wingman.api")
 
@@ -51,6 +51,10 @@ def install(app: Sanic) -> None:
     async def _store_down(request: Request, exc: Exception):
         log.error("event store unavailable", reason=str(exc), path=request.path)
         return json_error(503, f"The event store cannot record this request right now: {exc}")
+
+    @app.exception(ServerOfAnotherNode)  # a fleet's shared database: the server is another node's
+    async def _another_node(request: Request, exc: ServerOfAnotherNode):
+        return json_error(409, str(exc))
 
     @app.exception(PayloadTooLarge)
     async def _payload_too_large(request: Request, exc: PayloadTooLarge):

@@ -60,6 +60,11 @@ class StoreRefused(Exception):
     it cannot store): a bug, reported as such and never retried."""
 
 
+class ServerOfAnotherNode(StoreRefused):
+    """The append was to a stream (a server) that belongs to another node of a shared database
+    (engine.store.ownership, docs/fleet.md): refused, never retried."""
+
+
 # Errors that say the database cannot take writes now, as opposed to refusing these rows.
 _UNAVAILABLE = (
     sa_exc.OperationalError,
@@ -231,7 +236,7 @@ class EventStore:
         except OwnedElsewhere as exc:  # those streams' callers are refused; the others commit without them
             refused = [req for req, _, _ in accepted if req.stream_id in exc.owners]
             for req in refused:
-                req.future.set_exception(StoreRefused(str(exc)))
+                req.future.set_exception(ServerOfAnotherNode(str(exc)))
             rest = [req for req, _, _ in accepted if not req.future.done()]
             if refused and rest:
                 await self._commit_group(rest)

@@ -15,7 +15,7 @@ from tests.store.test_fleet_store import TailReader
 from tests.support.daemon import DaemonProcess, definition
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
 from wingman.engine.store.database import create_engine
-from wingman.engine.store.event_store import EventStore, StoreRefused
+from wingman.engine.store.event_store import EventStore, ServerOfAnotherNode
 from wingman.engine.store.schema import events as E
 
 pytestmark = pytest.mark.postgres
@@ -80,7 +80,7 @@ async def test_two_nodes_share_one_database_each_with_its_servers(tmp_path, pg_u
         intruder = EventStore(engine, node_id="node-b")
         await intruder.open()
         try:
-            with pytest.raises(StoreRefused, match=f"{a_ids[0]} belongs to node node-a"):
+            with pytest.raises(ServerOfAnotherNode, match=f"{a_ids[0]} belongs to node node-a"):
                 await intruder.append(a_ids[0], [NewEvent.of(ServerSuspended(), Metadata(actor="intruder"))])
         finally:
             await intruder.close()
@@ -88,7 +88,9 @@ async def test_two_nodes_share_one_database_each_with_its_servers(tmp_path, pg_u
         # Nor through node B's API, where node B still lists node A's servers (it folded them at boot).
         with b.client() as c:
             if c.get(f"/api/servers/{a_ids[0]}").status_code == 200:
-                assert c.post(f"/api/servers/{a_ids[0]}/power", json={"action": "start"}).status_code != 202
+                refused = c.post(f"/api/servers/{a_ids[0]}/power", json={"action": "start"})
+                assert refused.status_code == 409, refused.text
+                assert f"{a_ids[0]} belongs to node node-a" in refused.json()["error"]
     finally:
         reader.done.set()
         await asyncio.to_thread(reader.join, 60)
