@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.checkpoints import storage
 from wingman.engine.checkpoints.format import SignedCheckpoint
@@ -28,7 +31,7 @@ class CheckpointFinding:
     position: int | None = None  # the first log position this finding is about
     seq: int | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"check": self.check, "position": self.position, "checkpoint_seq": self.seq, "problem": self.message}
 
     def __str__(self) -> str:
@@ -66,10 +69,18 @@ class Entry:
         return cr if cr.root().hex() == self.signed.root else None
 
 
+class ChainKey(TypedDict):
+    """One key of the chain and the believed checkpoints it signed."""
+
+    key: str
+    first_seq: int
+    last_seq: int
+
+
 @dataclass
 class Chain:
     entries: list[Entry]  # believed and not, by seq
-    keys: list[dict]  # the signing keys in order: key, first seq, last seq
+    keys: list[ChainKey]  # the signing keys in order
     findings: list[CheckpointFinding]
     warnings: list[str]
     table_count: int = 0
@@ -81,7 +92,10 @@ class Chain:
 
 
 def _read(
-    table: list[storage.StoredCheckpoint], file: list[storage.StoredCheckpoint] | None, findings: list, warnings: list
+    table: list[storage.StoredCheckpoint],
+    file: list[storage.StoredCheckpoint] | None,
+    findings: list[CheckpointFinding],
+    warnings: list[str],
 ) -> list[Entry]:
     by_seq: dict[int, list[Entry]] = {}
     for source, stored_list in (("table", table), ("file", file or [])):
@@ -235,7 +249,7 @@ def _gaps(chain: Chain) -> None:
         expected = seq + 1
 
 
-async def load_chain(engine, trusted_key: str | None, checkpoint_file: Path | None) -> Chain:
+async def load_chain(engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None) -> Chain:
     table = await storage.load(engine)
     file = storage.read_file(checkpoint_file) if checkpoint_file is not None else None
     return build_chain(table, file, trusted_key)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from wingman.engine.checkpoints import keys, storage
 from wingman.engine.checkpoints.format import SignedCheckpoint, encode_key, make_body, sign
@@ -60,14 +62,14 @@ class Checkpointer:
         self._uncovered: list[bytes] = []  # event hashes since the last checkpoint
         self._since: float | None = None  # when the first of them was committed (monotonic)
         self._seq = 0
-        self._to_table: list[dict] = []
+        self._to_table: list[storage.CheckpointRow] = []
         self._to_file: list[SignedCheckpoint] = []
         self._witness = Witness(settings.witness_url, settings.witness_headers) if settings.witness_url else None
         self._lock = asyncio.Lock()  # one signer at a time: the timer task, a rotation, stop()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task | None = None
-        self._unsubscribe = None
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     @property
     def public_key(self) -> str:
@@ -90,7 +92,7 @@ class Checkpointer:
         if self._uncovered:
             self._since = time.monotonic()  # left uncovered by a daemon that did not stop cleanly
         if file and file_seq < r.last_seq:
-            await self._catch_up_file(file_seq)
+            await self._catch_up_file(file, file_seq)
         self._unsubscribe = self.store.subscribe(self._on_commit)
         self._task = asyncio.create_task(self._run(), name="checkpointer")
         log.info(
@@ -139,6 +141,8 @@ class Checkpointer:
         while not self._stopping:
             self._wake.clear()
             if self._uncovered:
+                # Set whenever events are uncovered (_on_commit, start), cleared with them (_cut).
+                assert self._since is not None
                 left = self._since + every_t - time.monotonic()
                 if len(self._uncovered) >= every_n or left <= 0:
                     try:
@@ -164,7 +168,7 @@ class Checkpointer:
 
     # -- signing and copies -------------------------------------------------------------------
 
-    def _cut(self, next_key=None) -> SignedCheckpoint:
+    def _cut(self, next_key: Ed25519PublicKey | None = None) -> SignedCheckpoint:
         """Sign the tree as it stands (no await in here: the subscriber cannot move it meanwhile)."""
         self._seq += 1
         body = make_body(
@@ -217,7 +221,7 @@ class Checkpointer:
             self._to_file.clear()
         return ok
 
-    async def _catch_up_file(self, file_seq: int) -> None:
+    async def _catch_up_file(self, file: Path, file_seq: int) -> None:
         """Checkpoints the table holds but the file lacks (the daemon died between the two)."""
         missing = [
             s.signed
@@ -225,7 +229,7 @@ class Checkpointer:
             if s.signed is not None and s.problem is None and s.signed.seq > file_seq
         ]
         try:
-            await asyncio.to_thread(storage.append_lines, self.settings.checkpoint_file, missing)
+            await asyncio.to_thread(storage.append_lines, file, missing)
         except OSError as exc:
             log.error("could not copy checkpoints to the checkpoint file", error=exc.strerror or str(exc))
 

@@ -22,9 +22,10 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +44,20 @@ class BadKey(ValueError):
     """Text that is not an Ed25519 public key in a form we read."""
 
 
-def canonical(body: dict[str, Any]) -> bytes:
+class CheckpointBody(TypedDict):
+    """The signed body (see the module doc); `parse_body` checks a body read from elsewhere."""
+
+    format: str
+    seq: int
+    size: int
+    root: str  # hex
+    time: str
+    node: str
+    key: str  # base64
+    next_key: NotRequired[str]  # base64, on a checkpoint that announces a rotation
+
+
+def canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -91,16 +105,36 @@ def key_of(text: str) -> Ed25519PublicKey:
 
 @dataclass(frozen=True)
 class SignedCheckpoint:
-    body: dict[str, Any]
+    body: CheckpointBody
     signature: str
 
-    seq = property(lambda self: self.body["seq"])
-    size = property(lambda self: self.body["size"])
-    root = property(lambda self: self.body["root"])
-    time = property(lambda self: self.body["time"])
-    node = property(lambda self: self.body["node"])
-    key = property(lambda self: self.body["key"])
-    next_key = property(lambda self: self.body.get("next_key"))
+    @property
+    def seq(self) -> int:
+        return self.body["seq"]
+
+    @property
+    def size(self) -> int:
+        return self.body["size"]
+
+    @property
+    def root(self) -> str:
+        return self.body["root"]
+
+    @property
+    def time(self) -> str:
+        return self.body["time"]
+
+    @property
+    def node(self) -> str:
+        return self.body["node"]
+
+    @property
+    def key(self) -> str:
+        return self.body["key"]
+
+    @property
+    def next_key(self) -> str | None:
+        return self.body.get("next_key")
 
     def as_dict(self) -> dict[str, Any]:
         return {"checkpoint": dict(self.body), "signature": self.signature}
@@ -128,8 +162,8 @@ def make_body(
     node: str,
     key: Ed25519PublicKey,
     next_key: Ed25519PublicKey | None = None,
-) -> dict[str, Any]:
-    body = {
+) -> CheckpointBody:
+    body: CheckpointBody = {
         "format": FORMAT,
         "seq": seq,
         "size": size,
@@ -143,15 +177,22 @@ def make_body(
     return body
 
 
-def sign(private: Ed25519PrivateKey, body: dict[str, Any]) -> SignedCheckpoint:
+def sign(private: Ed25519PrivateKey, body: CheckpointBody) -> SignedCheckpoint:
     parse_body(body)  # never sign what a verifier would refuse to read
     if body["key"] != encode_key(private.public_key()):
         raise BadCheckpoint("the body names another key than the one signing it")
-    return SignedCheckpoint(dict(body), base64.b64encode(private.sign(canonical(body))).decode())
+    return SignedCheckpoint(body.copy(), base64.b64encode(private.sign(canonical(body))).decode())
 
 
-def parse_body(body: Any) -> dict[str, Any]:
+def parse_body(body: object) -> CheckpointBody:
     """The body, checked field by field (a verifier reads bodies an attacker may have written)."""
+    if not _checked(body):  # never False: it raises, naming what is wrong
+        raise BadCheckpoint("the checkpoint is not a signed body")
+    return body
+
+
+def _checked(body: object) -> TypeGuard[CheckpointBody]:
+    """True for a well-formed body; BadCheckpoint saying why for anything else."""
     if not isinstance(body, dict):
         raise BadCheckpoint("the checkpoint is not a JSON object")
     allowed = {"format", "seq", "size", "root", "time", "node", "key", "next_key"}
@@ -176,7 +217,7 @@ def parse_body(body: Any) -> dict[str, Any]:
                 key_of(body[name])
             except BadKey:
                 raise BadCheckpoint(f"{name} is not the base64 of a 32-byte Ed25519 key") from None
-    return body
+    return True
 
 
 def parse_signed(doc: Any) -> SignedCheckpoint:

@@ -18,6 +18,7 @@ matches its stored hash is a finding there either way.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -70,7 +71,7 @@ async def _why_not(engine: AsyncEngine, stored: storage.StoredCheckpoint, keys: 
     return None
 
 
-async def _stored_hashes(engine: AsyncEngine, after: int, page: int = 20000):
+async def _stored_hashes(engine: AsyncEngine, after: int, page: int = 20000) -> AsyncIterator[tuple[int, object]]:
     """(position, hash) of every event after `after`, in position order, a page at a time."""
     while True:
         q = select(E.c.position, E.c.hash).where(E.c.position > after).order_by(E.c.position).limit(page)
@@ -83,10 +84,10 @@ async def _stored_hashes(engine: AsyncEngine, after: int, page: int = 20000):
         after = rows[-1].position
 
 
-def _leaf_data(stored_hash) -> bytes:
-    try:
-        data = bytes.fromhex(stored_hash)
-    except (TypeError, ValueError):
+def _leaf_data(stored_hash: object) -> bytes:
+    try:  # bytes.fromhex raises TypeError for anything but text
+        data = bytes.fromhex(stored_hash) if isinstance(stored_hash, str) else b""
+    except ValueError:
         data = b""
     # A hash column edited into nonsense still gets a leaf of its own (one nobody signed).
     return data if len(data) == 32 else hashlib.sha256(b"unreadable hash: " + str(stored_hash).encode()).digest()
@@ -101,8 +102,8 @@ async def resume_tree(engine: AsyncEngine, keys: set[str], file_seq: int = 0) ->
     start, tree, problem, how = 0, CompactRange(), None, "folded"
     if latest is not None:
         problem = await _why_not(engine, latest, keys)
-        if problem is None:
-            start, tree, how = last.size, CompactRange.from_hex(last.size, latest.frontier), "resumed"
+        if problem is None and last is not None:  # (_why_not says None only for a checkpoint that reads)
+            start, tree, how = last.size, CompactRange.from_hex(last.size, latest.frontier or []), "resumed"
     covered = last.size if last is not None else 0
     out = Resumed(tree=tree, last=last, last_seq=last_seq, how=how, problem=problem)
     async for _, stored_hash in _stored_hashes(engine, start):
@@ -113,7 +114,7 @@ async def resume_tree(engine: AsyncEngine, keys: set[str], file_seq: int = 0) ->
         out.folded += 1
     if latest is None and tree.size == 0:
         out.how = "empty"
-    if problem is not None:
+    if latest is not None and problem is not None:
         log.error(
             "the log does not agree with the latest checkpoint; the tree was rebuilt from every event "
             "(run `wingman audit verify --key ...`)",

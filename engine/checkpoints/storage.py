@@ -11,9 +11,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,7 +43,18 @@ class StoredCheckpoint:
         return [self.leaves[i : i + HASH_BYTES] for i in range(0, len(self.leaves), HASH_BYTES)]
 
 
-def row(signed: SignedCheckpoint, frontier: list[str], leaves: bytes) -> dict:
+class CheckpointRow(TypedDict):
+    """A row of the table, as `save` inserts it."""
+
+    seq: int
+    size: int
+    body: str  # the signed body's JSON
+    signature: str
+    frontier: list[str]
+    leaves: bytes
+
+
+def row(signed: SignedCheckpoint, frontier: list[str], leaves: bytes) -> CheckpointRow:
     return {
         "seq": signed.seq,
         "size": signed.size,
@@ -54,7 +65,7 @@ def row(signed: SignedCheckpoint, frontier: list[str], leaves: bytes) -> dict:
     }
 
 
-async def save(store: EventStore, rows: list[dict]) -> None:
+async def save(store: EventStore, rows: list[CheckpointRow]) -> None:
     """Insert checkpoints in one transaction, through the log's writer (EventStore.write_beside)."""
     if rows:
         await store.write_beside([(insert(C), rows)])
@@ -66,7 +77,7 @@ async def has_table(engine: AsyncEngine) -> bool:
         return await conn.run_sync(lambda c: sa_inspect(c).has_table("checkpoints"))
 
 
-def _stored(r, leaves: bytes | None) -> StoredCheckpoint:
+def _stored(r: Row[Any], leaves: bytes | None) -> StoredCheckpoint:
     frontier = r.frontier if isinstance(r.frontier, list) else None
     found = StoredCheckpoint(f"checkpoints table, seq {r.seq}", None, None, frontier, leaves, r.seq)
     try:
@@ -119,7 +130,7 @@ def append_lines(path: Path, signed: list[SignedCheckpoint]) -> None:
 
 def read_file(path: Path) -> list[StoredCheckpoint]:
     """Every line of a checkpoint file, in file order (blank lines skipped)."""
-    out = []
+    out: list[StoredCheckpoint] = []
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():

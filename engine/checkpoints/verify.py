@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.checkpoints.chain import MAX_FINDINGS, Chain, CheckpointFinding, Entry, load_chain
+from wingman.engine.checkpoints.chain import MAX_FINDINGS, Chain, ChainKey, CheckpointFinding, Entry, load_chain
 from wingman.engine.checkpoints.tree import CompactRange, leaf_hash
 from wingman.engine.events import RecordedEvent
 from wingman.engine.store.hashing import leaf_of
@@ -44,7 +44,7 @@ class CheckpointReport:
     believed: int = 0
     covered: int = 0  # the largest size a believed checkpoint signed
     not_yet_covered: int = 0  # events after it
-    keys: list[dict] = field(default_factory=list)
+    keys: list[ChainKey] = field(default_factory=list)
     table: int = 0
     file: int | None = None
     findings: list[CheckpointFinding] = field(default_factory=list)
@@ -58,7 +58,7 @@ class CheckpointReport:
     @property
     def first(self) -> CheckpointFinding | None:
         placed = [f for f in self.findings if f.position is not None]
-        return min(placed, key=lambda f: f.position) if placed else (self.findings[0] if self.findings else None)
+        return min(placed, key=lambda f: f.position or 0) if placed else (self.findings[0] if self.findings else None)
 
     def as_dict(self) -> dict[str, Any]:
         first = self.first
@@ -98,11 +98,17 @@ class CheckpointVerifier:
     async def prepare(self) -> None:
         """Read the checkpoints. Call before the log's high-water mark is taken, so that every
         checkpoint read signs events that were already committed."""
-        self._chain = await load_chain(self.engine, self.trusted_key, self.checkpoint_file)
-        for e in self._chain.believed:
+        chain = self._chain = await load_chain(self.engine, self.trusted_key, self.checkpoint_file)
+        for e in chain.believed:
             self._at.setdefault(e.size, []).append(e)
         if 0 in self._at:
             self._boundary()
+
+    @property
+    def chain(self) -> Chain:
+        if self._chain is None:
+            raise RuntimeError("prepare() reads the checkpoints first")
+        return self._chain
 
     def _add(self, finding: CheckpointFinding) -> None:
         self.report.findings_total += 1
@@ -178,12 +184,12 @@ class CheckpointVerifier:
 
     def _previous(self, e: Entry) -> Entry | None:
         """The believed checkpoint just before `e` in the chain (the one its kept leaves start at)."""
-        believed = self._chain.believed
+        believed = self.chain.believed
         i = believed.index(e)
         return believed[i - 1] if i > 0 and believed[i - 1].seq == e.seq - 1 else None
 
     def finish(self) -> CheckpointReport:
-        r, chain = self.report, self._chain
+        r, chain = self.report, self.chain
         r.log_size = self.tree.size
         for f in chain.findings:
             self._add(f)

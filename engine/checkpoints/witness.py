@@ -25,7 +25,7 @@ class Witness:
         self.url = url
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers or {})
         self._queue: list[SignedCheckpoint] = []
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.delivered = 0
 
     def send(self, signed: list[SignedCheckpoint]) -> None:
