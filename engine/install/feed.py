@@ -23,7 +23,7 @@ Listener = Callable[[str, str], None]  # (kind, text): one of the four kinds abo
 
 
 class InstallFeed:
-    def __init__(self):
+    def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
 
     def listen(self, uuid: str, listener: Listener) -> Callable[[], None]:

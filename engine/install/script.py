@@ -17,7 +17,6 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 SCRIPT_NAME = "install.sh"
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024  # an egg's script is a few KB; the Panel's column holds far less
@@ -36,7 +35,7 @@ class InstallScript:
     script: str
 
 
-def parse_script(doc: Any) -> InstallScript:
+def parse_script(doc: object) -> InstallScript:
     """The Panel's install document, checked; InstallSourceError saying what is wrong with it."""
     if not isinstance(doc, dict):
         raise InstallSourceError(f"the Panel's install document is {type(doc).__name__}, not an object")

@@ -23,16 +23,17 @@ leaves the installer running: the next boot adopts it or records the install int
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from wingman.engine.environments.install_runner import InstallRunner, RunningInstall
 from wingman.engine.event_types import Cause
-from wingman.engine.events import Event, Metadata, new_id
+from wingman.engine.events import Metadata, new_id
 from wingman.engine.install import feed as said
-from wingman.engine.install.work import InstallSource, InstallWork, Surroundings
+from wingman.engine.install.work import Ended, InstallOutcome, InstallSource, InstallWork, Surroundings
 from wingman.engine.install_events import (
     InstallFailed,
     InstallInterrupted,
@@ -79,7 +80,7 @@ class InstallService:
         self.around = around
         self.runners = runners  # by runtime kind; a kind without one runs no script (`process`)
         self.source = source  # the Panel; None on a standalone node
-        self._tasks: dict[str, asyncio.Task] = {}  # server -> its install in progress
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # server -> its install in progress
         self._works: dict[str, InstallWork] = {}
         self._cancelled: dict[str, str] = {}  # server -> why its install was cancelled
         self._finishing: set[str] = set()  # servers whose install records its outcome: not cancelled any more
@@ -120,7 +121,7 @@ class InstallService:
         self._spawn(uuid, self._install(uuid, install_id, True, False, meta, begun=True))
         return install_id
 
-    def _spawn(self, uuid: str, coro) -> None:
+    def _spawn(self, uuid: str, coro: Coroutine[Any, Any, None]) -> None:
         task = self.power.background(coro, name=f"install-{uuid}")
         self._tasks[uuid] = task
         task.add_done_callback(lambda t: self._tasks.pop(uuid, None) if self._tasks.get(uuid) is t else None)
@@ -177,7 +178,7 @@ class InstallService:
         begun: bool = False,
         adopted: tuple[InstallWork, RunningInstall] | None = None,
     ) -> None:
-        outcome: Event | None = None
+        outcome: InstallOutcome | None = None
         recorded = False
         try:
             try:
@@ -210,7 +211,7 @@ class InstallService:
             # lock before it reports: whoever sees the server offline may act on it at once.
             self.power.installs.end(uuid, install_id)
         try:
-            if recorded:
+            if recorded and outcome is not None:  # it is, once recorded
                 await self.tell(uuid, outcome, reinstall, meta)
         finally:
             self._finishing.discard(uuid)
@@ -247,7 +248,7 @@ class InstallService:
         reinstall: bool,
         meta: Metadata,
         adopted: tuple[InstallWork, RunningInstall] | None,
-    ) -> Event:
+    ) -> Ended:
         if adopted is not None:
             work, running = adopted
             step = work.finish(running)
@@ -267,7 +268,7 @@ class InstallService:
             await work.discard()
             return InstallFailed(install_id=install_id, reason=f"internal error: {exc}")
 
-    async def record_outcome(self, uuid: str, outcome: Event, meta: Metadata) -> None:
+    async def record_outcome(self, uuid: str, outcome: InstallOutcome, meta: Metadata) -> None:
         """The outcome, with the `installed` change. A fact whatever the state: it is recorded
         even if the change is not allowed."""
         await self.journal.transition_if_allowed(
@@ -275,7 +276,7 @@ class InstallService:
         )
         log.info("install ended", server=uuid, outcome=outcome.type, reason=getattr(outcome, "reason", None))
 
-    async def tell(self, uuid: str, outcome: Event, reinstall: bool, meta: Metadata) -> None:
+    async def tell(self, uuid: str, outcome: InstallOutcome, reinstall: bool, meta: Metadata) -> None:
         """Once the outcome is recorded: the Panel, then the websockets (`install completed`)."""
         await self._report(
             uuid,

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias, TypedDict
 
 import structlog
 
 from wingman.engine.environments.base import RuntimeFailure, ServerUser
 from wingman.engine.environments.install_runner import InstallJob, InstallRunner, RunningInstall
 from wingman.engine.environments.server_users import ServerUsers, take_over
-from wingman.engine.events import Event, Metadata
+from wingman.engine.events import Metadata
 from wingman.engine.install import feed as said
 from wingman.engine.install.feed import InstallFeed
 from wingman.engine.install.log_file import LOG_NAME, MAX_OUTPUT_BYTES, header, last_lines, open_log
@@ -38,13 +39,16 @@ from wingman.engine.install.script import (
     remove_script_folder,
     write_script_folder,
 )
-from wingman.engine.install_events import LAST_LINES, InstallFailed, InstallSucceeded
+from wingman.engine.install_events import LAST_LINES, InstallFailed, InstallInterrupted, InstallSucceeded
 from wingman.engine.power.outcomes import describe_exit
 from wingman.engine.preboot.checks import PrebootFailure, check_permissions
 from wingman.engine.servers.definition import ServerConfig
 from wingman.engine.servers.environment import server_environment
 
 log = structlog.get_logger("wingman.install")
+
+Ended: TypeAlias = InstallSucceeded | InstallFailed  # how an install's work ends
+InstallOutcome: TypeAlias = InstallSucceeded | InstallFailed | InstallInterrupted  # and boot recovery's too
 
 NO_SCRIPT = (
     "no install script runs for a server whose runtime is `process`: an egg's script expects a "
@@ -55,7 +59,7 @@ NO_SCRIPT = (
 class InstallSource(Protocol):
     """Where an install's script and definition come from: the Panel (engine.remote.installs)."""
 
-    async def fetch_script(self, uuid: str) -> Any:
+    async def fetch_script(self, uuid: str) -> object:
         """The Panel's install document (`{container_image, entrypoint, script}`); InstallSourceError."""
 
     async def sync(self, uuid: str, meta: Metadata) -> None:
@@ -73,6 +77,17 @@ class Surroundings:
     users: ServerUsers
     tmp_directory: Path  # system.tmp_directory: the scripts' folders
     timezone: str  # system.timezone, the servers' TZ
+
+
+class _Ran(TypedDict):
+    """What either outcome of a script that ran says of it."""
+
+    install_id: str
+    image: str | None
+    entrypoint: str | None
+    exit_code: int | None
+    last_lines: list[str]
+    log_file: str | None
 
 
 class InstallWork:
@@ -94,13 +109,13 @@ class InstallWork:
         self.runner = runner
         self.source = source
         self.running: RunningInstall | None = None
-        self._starting: asyncio.Task | None = None  # the installer being started
+        self._starting: asyncio.Task[RunningInstall] | None = None  # the installer being started
         self._lines: deque[str] = deque(maxlen=LAST_LINES)  # what the script printed last, as it printed it
         self._script: InstallScript | None = None
 
     # -- the steps -------------------------------------------------------------------------------
 
-    async def run(self, reinstall: bool, meta: Metadata, refresh_config) -> Event:
+    async def run(self, reinstall: bool, meta: Metadata, refresh_config: Callable[[], ServerConfig]) -> Ended:
         """The whole install; `refresh_config()` gives the definition once a reinstall synced it."""
         if self.runner is None:
             user, problem = await self._prepare_folder()
@@ -136,13 +151,13 @@ class InstallWork:
         )
         self._starting = asyncio.ensure_future(self.runner.run(job, self.say_line))
         try:
-            self.running = await asyncio.shield(self._starting)
+            self.running = running = await asyncio.shield(self._starting)
         except RuntimeFailure as exc:
             await asyncio.to_thread(remove_script_folder, root, self.uuid)
             return self._failed(f"the installer could not be run: {exc}")
-        return await self.finish(self.running, user)
+        return await self.finish(running, user)
 
-    async def finish(self, running: RunningInstall, user: ServerUser | None = None) -> Event:
+    async def finish(self, running: RunningInstall, user: ServerUser | None = None) -> Ended:
         """From a running (or exited) installer to the outcome: wait, log, remove, give the files back."""
         self.running = running
         if running.running:
@@ -164,7 +179,7 @@ class InstallWork:
                     server=self.uuid,
                     problem=str(exc),
                 )
-        common = dict(
+        common = _Ran(
             install_id=self.install_id,
             image=running.image,
             entrypoint=running.entrypoint,
