@@ -47,7 +47,7 @@ class SslConfig(BaseModel):
 class ApiConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     ssl: SslConfig = Field(default_factory=SslConfig)
 
 
@@ -57,15 +57,15 @@ class CrashDetection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True  # for every server of the node, unless its own crash_detection_enabled says no
     detect_clean_exit_as_crash: bool = True  # an exit code 0 nobody asked for is a crash too
-    timeout: float = Field(60, ge=0)  # no automatic restart when the last crash is more recent; 0: no limit
+    timeout: float = Field(default=60, ge=0)  # no automatic restart when the last crash is more recent; 0: no limit
 
 
 class ServerUserRange(BaseModel):
     """The uids game servers run as, one per server (engine.environments.server_users)."""
 
     model_config = ConfigDict(extra="forbid")
-    first_uid: int = Field(200_000, ge=1000, le=2**31 - 2**20)  # never root, a system user or a person's
-    count: int = Field(100_000, ge=1, le=2**20)
+    first_uid: int = Field(default=200_000, ge=1000, le=2**31 - 2**20)  # never root, a system user or a person's
+    count: int = Field(default=100_000, ge=1, le=2**20)
 
 
 def _host_timezone() -> str:
@@ -97,11 +97,11 @@ class SystemConfig(BaseModel):
     crash_detection: CrashDetection = Field(default_factory=CrashDetection)
     # How many servers boot recovery restores at once (adopting, reaping, restarting); the API
     # answers throughout, and a server not restored yet says so.
-    boot_concurrency: int = Field(16, ge=1, le=1024)
+    boot_concurrency: int = Field(default=16, ge=1, le=1024)
     # Activity for the Panel (engine.remote.activity): a batch of at most this many entries every
     # this many seconds, as Wings sends it.
-    activity_send_interval: float = Field(60, gt=0, le=86400)
-    activity_send_count: int = Field(100, ge=1, le=10_000)
+    activity_send_interval: float = Field(default=60, gt=0, le=86400)
+    activity_send_count: int = Field(default=100, ge=1, le=10_000)
     # Wings' `system.timezone`: every server's TZ (a yolk's entrypoint and the JVM read it).
     timezone: str = Field(default_factory=lambda: _host_timezone(), min_length=1, max_length=64)
     # Wings' `system.tmp_directory`: where an egg's install script waits to be mounted into its container.
@@ -119,8 +119,8 @@ class AuditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key_file: Path | None = None  # Ed25519 private key (PEM); default <root_directory>/checkpoint-key.pem
     checkpoint_file: Path | None = None  # JSON lines; default <root_directory>/checkpoints.jsonl
-    checkpoint_every_events: int = Field(1000, ge=1, le=1_000_000)
-    checkpoint_every_seconds: float = Field(1.0, gt=0, le=86400)
+    checkpoint_every_events: int = Field(default=1000, ge=1, le=1_000_000)
+    checkpoint_every_seconds: float = Field(default=1.0, gt=0, le=86400)
     witness_url: str | None = None  # each checkpoint is POSTed here as JSON when set
     node_id: str | None = None  # named in every checkpoint; default: the host name
 
@@ -165,13 +165,14 @@ class WebsocketConfig(BaseModel):
     """The Wings websocket at /api/servers/{uuid}/ws (see the README's Websocket section)."""
 
     model_config = ConfigDict(extra="forbid")
-    max_frame_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # an inbound frame; larger closes with 1009
-    max_sockets_per_server: int = Field(50, ge=1, le=100_000)
-    queue_frames: int = Field(2048, ge=16, le=1_000_000)  # outbound frames waiting; more closes the socket
-    log_lines: int = Field(150, ge=0, le=1000)  # console lines `send logs` answers with (Wings: 150)
+    # An inbound frame; a larger one closes the socket with 1009.
+    max_frame_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_sockets_per_server: int = Field(default=50, ge=1, le=100_000)
+    queue_frames: int = Field(default=2048, ge=16, le=1_000_000)  # outbound frames waiting; more closes the socket
+    log_lines: int = Field(default=150, ge=0, le=1000)  # console lines `send logs` answers with (Wings: 150)
     # Console lines per second one socket is sent at most; beyond, lines are skipped (and said so)
     # rather than a flooding server getting every viewer closed as a slow reader.
-    console_lines_per_second: int = Field(2000, ge=1, le=1_000_000)
+    console_lines_per_second: int = Field(default=2000, ge=1, le=1_000_000)
     rate_limits: dict[str, Rate] = Field(default_factory=_default_rates)
 
     @field_validator("rate_limits")
@@ -187,27 +188,26 @@ class UtilizationConfig(BaseModel):
     """Resource sampling of running servers (GET /api/servers/{uuid} `utilization`, `stats` frames)."""
 
     model_config = ConfigDict(extra="forbid")
-    interval_seconds: float = Field(2.0, ge=0.2, le=60)
-    disk_interval_seconds: float = Field(60.0, ge=1, le=86_400)
+    interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
+    disk_interval_seconds: float = Field(default=60.0, ge=1, le=86_400)
 
 
 class EventStreamConfig(BaseModel):
     """GET /api/events/stream (Server-Sent Events)."""
 
     model_config = ConfigDict(extra="forbid")
-    heartbeat_seconds: float = Field(15.0, ge=0.1, le=300)
-    queue_events: int = Field(10_000, ge=16, le=1_000_000)  # live events held per stream while it is written
+    heartbeat_seconds: float = Field(default=15.0, ge=0.1, le=300)
+    queue_events: int = Field(default=10_000, ge=16, le=1_000_000)  # live events held per stream while it is written
 
 
 class RemoteQueryConfig(BaseModel):
     """Wings' `remote_query`: how the daemon asks the Panel (`remote`) for its servers."""
 
     model_config = ConfigDict(extra="allow")
-    timeout: float = Field(30, gt=0, le=3600)  # seconds per request to the Panel
-    boot_servers_per_page: int = Field(50, ge=1, le=10_000)  # servers per page of the boot inventory
-    retry_max_seconds: float = Field(
-        60, ge=1, le=3600
-    )  # wingman: the longest wait between tries of a Panel that is down
+    timeout: float = Field(default=30, gt=0, le=3600)  # seconds per request to the Panel
+    boot_servers_per_page: int = Field(default=50, ge=1, le=10_000)  # servers per page of the boot inventory
+    # wingman: the longest wait between tries of a Panel that is down
+    retry_max_seconds: float = Field(default=60, ge=1, le=3600)
 
 
 def _valid_node_id(v: str | None) -> str | None:
@@ -221,7 +221,7 @@ class DaemonConfig(BaseModel):
 
     # This node in a fleet (checkpoints name it). Set here, or audit.node_id, or else the Panel's
     # `uuid` of the node, or else the host name. `node_id` is a property (the resolved one).
-    node_id_setting: str | None = Field(None, alias="node_id")
+    node_id_setting: str | None = Field(default=None, alias="node_id")
     uuid: str | None = None  # the node's uuid in the Panel (its config.yml has it)
     _ignored_keys: list[str] = PrivateAttr(default_factory=list)
 
@@ -248,7 +248,7 @@ class DaemonConfig(BaseModel):
     # Validated as a list of mappings, then held packed until the daemon records them (see
     # engine.config_servers: why not as parsed objects).
     servers: ServerDocs = Field(default_factory=ServerDocs)
-    source: Path | None = Field(None, exclude=True)  # the file this came from
+    source: Path | None = Field(default=None, exclude=True)  # the file this came from
 
     _node_ids = field_validator("node_id_setting", "uuid")(_valid_node_id)
 

@@ -37,15 +37,15 @@ class DockerNetwork(_Section):
 
     interface: str = "172.18.0.1"  # the host's address on the bridge; SERVER_IP 127.0.0.1 becomes it
     dns: list[str] = Field(default_factory=lambda: ["1.1.1.1", "1.0.0.1"])
-    name: str = Field("pterodactyl_nw", min_length=1, max_length=128)
+    name: str = Field(default="pterodactyl_nw", min_length=1, max_length=128)
     ispn: bool = False  # an allocation on 127.0.0.1 is dropped rather than moved to `interface`
     driver: str = "bridge"
     # The network containers join: `name` (the default), or Docker's `host` or `none`, or another
     # network of the engine's. `none` keeps every server off the network, allocations unpublished.
-    network_mode: str = Field("pterodactyl_nw", min_length=1)
+    network_mode: str = Field(default="pterodactyl_nw", min_length=1)
     is_internal: bool = False
     enable_icc: bool = True
-    network_mtu: int = Field(1500, ge=68, le=65535)
+    network_mtu: int = Field(default=1500, ge=68, le=65535)
     interfaces: NetworkInterfaces = Field(default_factory=NetworkInterfaces)
 
 
@@ -59,15 +59,15 @@ class Registry(_Section):
 class InstallerLimits(_Section):
     """The least an install container gets; a server's own larger limits win (Wings' rule)."""
 
-    memory: int = Field(1024, ge=0)  # MB
-    cpu: int = Field(100, ge=0)  # percent of one core; 0: no limit
+    memory: int = Field(default=1024, ge=0)  # MB
+    cpu: int = Field(default=100, ge=0)  # percent of one core; 0: no limit
 
 
 class Overhead(_Section):
     """Memory given above a server's `memory_limit` so a JVM that overshoots is not OOM-killed."""
 
     override: bool = False  # false: Wings' built-in steps (15 % up to 2048 MB, 10 % to 4096, else 5 %)
-    default_multiplier: float = Field(1.05, ge=1, le=10)
+    default_multiplier: float = Field(default=1.05, ge=1, le=10)
     multipliers: dict[int, float] = Field(default_factory=dict)  # MB limit -> multiplier, when override
 
     def multiplier(self, memory_mb: int) -> float:
@@ -97,8 +97,8 @@ class DockerConfig(BaseModel):
     network: DockerNetwork = Field(default_factory=DockerNetwork)
     domainname: str = ""
     registries: dict[str, Registry] = Field(default_factory=dict)
-    tmpfs_size: int = Field(100, ge=1, le=1024 * 1024)  # MiB of /tmp in a container (its root is read-only)
-    container_pid_limit: int = Field(512, ge=1, le=4_194_304)  # processes in a container
+    tmpfs_size: int = Field(default=100, ge=1, le=1024 * 1024)  # MiB of /tmp in a container (its root is read-only)
+    container_pid_limit: int = Field(default=512, ge=1, le=4_194_304)  # processes in a container
     installer_limits: InstallerLimits = Field(default_factory=InstallerLimits)
     overhead: Overhead = Field(default_factory=Overhead)
     use_performant_inspect: bool = True  # Wings' choice of inspect call; wingman's is already light
@@ -107,7 +107,7 @@ class DockerConfig(BaseModel):
     # wingman: the network mode of earlier wingman configs; when set it wins over network.network_mode.
     network_mode: str | None = None
     # wingman: how long one image pull may take (Wings: 15 minutes) before the start fails.
-    image_pull_timeout: float = Field(900, gt=0, le=86_400)
+    image_pull_timeout: float = Field(default=900, gt=0, le=86_400)
 
     @field_validator("registries")
     @classmethod

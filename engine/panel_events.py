@@ -47,7 +47,7 @@ class PanelServerRefused(Event):
     """A server the Panel sent that the node cannot take (on NODE_STREAM): no uuid, a uuid that is
     not one, a definition without `settings`, an invalid one. Nothing else changed."""
 
-    uuid: str | None = Field(None, max_length=200)  # as the Panel sent it (cut short)
+    uuid: str | None = Field(default=None, max_length=200)  # as the Panel sent it (cut short)
     reason: str
     source: str  # inventory | create | sync
 
