@@ -19,7 +19,7 @@ from __future__ import annotations
 import pickle
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
@@ -43,7 +43,12 @@ class ServerDocs(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self._ends)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         n = len(self._ends)
@@ -52,7 +57,8 @@ class ServerDocs(Sequence[dict[str, Any]]):
         if not 0 <= index < n:
             raise IndexError("server document index out of range")
         start = self._ends[index - 1] if index else 0
-        return pickle.loads(memoryview(self._blob)[start : self._ends[index]])
+        doc: dict[str, Any] = pickle.loads(memoryview(self._blob)[start : self._ends[index]])
+        return doc
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         start = 0

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from wingman.engine.event_types import EventType
+
+if TYPE_CHECKING:  # for its type only: the vocabulary does not depend on the runtimes
+    from wingman.engine.environments.base import ProcessHandle
 
 PowerAction = Literal["start", "stop", "restart", "kill"]
 ACTIONS: tuple[str, ...] = get_args(PowerAction)  # the one spelling of the four actions
@@ -38,14 +41,15 @@ class Event(BaseModel):
     type: ClassVar[EventType]
 
 
-_REGISTRY: dict[EventType, type[Event]] = {}
+# Keyed by the members, looked up by a member or its string (a StrEnum member is its string).
+_REGISTRY: dict[str, type[Event]] = {}
+_EventClass = TypeVar("_EventClass", bound=type[Event])
 
 
-def event(type_name: EventType):
+def event(type_name: EventType) -> Callable[[_EventClass], _EventClass]:
     """The class of the records of one event type (each type has one class)."""
-    type_name = EventType(type_name)
 
-    def register(cls: type[Event]) -> type[Event]:
+    def register(cls: _EventClass) -> _EventClass:
         assert type_name not in _REGISTRY, f"{type_name} has a class already"
         cls.type = type_name
         _REGISTRY[type_name] = cls
@@ -235,7 +239,7 @@ class ProcessStarted(Event):
     boot_id: str | None = None  # never taken for this process by a later daemon
 
     @classmethod
-    def of(cls, handle, adopted: bool | None = None) -> ProcessStarted:
+    def of(cls, handle: ProcessHandle, adopted: bool | None = None) -> ProcessStarted:
         return cls(
             runtime=handle.runtime,
             pid=handle.pid,

@@ -78,7 +78,7 @@ def closed_above(data: Path) -> str | None:
     return None
 
 
-def _entries(folder: Path) -> list[os.DirEntry]:
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as entries:
             return list(entries)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 from transitions import Machine
+from transitions import Transition as MachineTransition
 
 STATECHART_PATH = Path(__file__).resolve().parent.parent / "statecharts" / "power.yaml"
 
@@ -73,10 +74,10 @@ class Statechart:
     name: str
     initial: str
     states: tuple[str, ...]
-    state_descriptions: dict
+    state_descriptions: dict[str, str]
     transitions: tuple[Transition, ...]
     # What a Panel's websocket is told of a state it does not know (`panel_status` in the file).
-    panel_statuses: dict = field(default_factory=dict)
+    panel_statuses: dict[str, str] = field(default_factory=dict)
 
     def destination(self, trigger: str, source: str) -> str:
         """Where `trigger` leads from `source`; IllegalTransition when it may not fire there."""
@@ -188,15 +189,20 @@ def compile_table(machine: Machine) -> dict[tuple[str, str], str]:
     table: dict[tuple[str, str], str] = {}
     for trigger, event in machine.events.items():
         for source, candidates in event.transitions.items():
-            for t in candidates:
-                if t.conditions or t.prepare or t.before or t.after or t.dest is None:
-                    raise StatechartError(
-                        f"transition {trigger!r} from {source!r} has conditions, callbacks or no destination; "
-                        f"positions are moved by a table compiled from the machine's transitions, which "
-                        f"cannot evaluate them (engine/statechart.py compile_table)"
-                    )
-            table[trigger, source] = candidates[0].dest
+            destinations = [_plain_destination(trigger, source, t) for t in candidates]
+            table[trigger, source] = destinations[0]
     return table
+
+
+def _plain_destination(trigger: str, source: str, transition: MachineTransition) -> str:
+    """The transition's destination; StatechartError when the table could not stand for it."""
+    if transition.conditions or transition.prepare or transition.before or transition.after or transition.dest is None:
+        raise StatechartError(
+            f"transition {trigger!r} from {source!r} has conditions, callbacks or no destination; "
+            f"positions are moved by a table compiled from the machine's transitions, which "
+            f"cannot evaluate them (engine/statechart.py compile_table)"
+        )
+    return transition.dest
 
 
 class ChartPosition:
