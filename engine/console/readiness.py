@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from wingman.engine.servers.patterns import REGEX_PREFIX, compile_pattern
+from wingman.engine.servers.patterns import REGEX_PREFIX, Regex, compile_pattern
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # no nested repetition: linear on any input
 
@@ -20,7 +20,7 @@ class DoneMatcher:
     def __init__(self, patterns: tuple[str, ...] | list[str], strip_ansi: bool = False):
         self.strip_ansi = strip_ansi
         self._subs: list[str] = []
-        self._regexes = []
+        self._regexes: list[Regex] = []
         for p in patterns:
             if p.startswith(REGEX_PREFIX):
                 self._regexes.append(compile_pattern(p[len(REGEX_PREFIX) :]))

@@ -14,6 +14,7 @@ import uuid as uuidlib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from wingman.engine.servers.patterns import check_done_pattern, console_line_problem
 from wingman.engine.signals import parse_signal
@@ -36,16 +37,18 @@ class _Open(BaseModel):
 
 
 class Build(_Open):
-    memory_limit: int = Field(0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
-    swap: int = Field(0, ge=-1, le=MAX_MIB, description="MiB; docker only; 0 = same as memory")
-    disk_space: int = Field(0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
-    cpu_limit: int = Field(0, ge=0, le=MAX_CPU_PERCENT, description="percent of one core; 0 = unlimited")
-    pids_limit: int = Field(0, ge=0, le=MAX_PIDS, description="0 = unlimited")
-    io_weight: int = Field(500, ge=10, le=1000, description="docker only: the block I/O weight")
+    memory_limit: int = Field(default=0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
+    swap: int = Field(default=0, ge=-1, le=MAX_MIB, description="MiB; docker only; 0 = same as memory")
+    disk_space: int = Field(default=0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
+    cpu_limit: int = Field(default=0, ge=0, le=MAX_CPU_PERCENT, description="percent of one core; 0 = unlimited")
+    pids_limit: int = Field(default=0, ge=0, le=MAX_PIDS, description="0 = unlimited")
+    io_weight: int = Field(default=500, ge=10, le=1000, description="docker only: the block I/O weight")
     threads: str | None = Field(
-        None, description="docker only: the CPUs it may run on, as `0-1,3`", json_schema_extra={"pattern": CPUSET}
+        default=None,
+        description="docker only: the CPUs it may run on, as `0-1,3`",
+        json_schema_extra={"pattern": CPUSET},
     )
-    oom_disabled: bool = Field(False, description="docker only: the kernel's OOM killer spares it")
+    oom_disabled: bool = Field(default=False, description="docker only: the kernel's OOM killer spares it")
 
     @field_validator("threads")
     @classmethod
@@ -57,7 +60,7 @@ class Build(_Open):
 
 class DefaultAllocation(_Open):
     ip: str = "127.0.0.1"
-    port: int = Field(0, ge=0, le=65535)
+    port: int = Field(default=0, ge=0, le=65535)
 
 
 class Allocations(_Open):
@@ -102,18 +105,18 @@ class RestartPolicy(_Open):
     """
 
     policy: Literal["no", "on-failure", "always", "unless-stopped"] = "on-failure"
-    max_restarts: int = Field(5, ge=0, le=1000)
-    window: float = Field(600, gt=0, le=7 * 86400)
-    backoff_initial: float = Field(2, ge=0, le=3600)
-    backoff_max: float = Field(300, ge=0, le=86400)
-    reset_after: float = Field(600, ge=0, le=7 * 86400)
+    max_restarts: int = Field(default=5, ge=0, le=1000)
+    window: float = Field(default=600, gt=0, le=7 * 86400)
+    backoff_initial: float = Field(default=2, ge=0, le=3600)
+    backoff_max: float = Field(default=300, ge=0, le=86400)
+    reset_after: float = Field(default=600, ge=0, le=7 * 86400)
 
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NO_NUL = r"^[^\x00]*$"
 # The docker runtime needs an image: said in the schema too, so the OpenAPI document refuses what
 # parse_definition refuses.
-_DOCKER_NEEDS_AN_IMAGE = {
+_DOCKER_NEEDS_AN_IMAGE: JsonDict = {
     "if": {"properties": {"runtime": {"const": "docker"}}, "required": ["runtime"]},
     "then": {
         "properties": {
@@ -130,7 +133,7 @@ class Settings(_Open):
     uuid: str = Field(json_schema_extra={"format": "uuid"})
     meta: Meta = Field(default_factory=Meta)
     suspended: bool = False
-    invocation: str = Field("", json_schema_extra={"pattern": NO_NUL})
+    invocation: str = Field(default="", json_schema_extra={"pattern": NO_NUL})
     environment: dict[str, Any] = Field(
         default_factory=dict,
         json_schema_extra={
@@ -144,7 +147,7 @@ class Settings(_Open):
     allocations: Allocations | None = None  # none: a server no player dials (a local test, a demo)
     container: Container = Field(default_factory=Container)
     runtime: Literal["process", "docker"] = "process"
-    stop_timeout: float = Field(DEFAULT_STOP_TIMEOUT, gt=0, le=86400)
+    stop_timeout: float = Field(default=DEFAULT_STOP_TIMEOUT, gt=0, le=86400)
     crash_detection_enabled: bool | None = None  # Wings' per-server switch; None: the node's setting
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
 
@@ -187,7 +190,7 @@ class Startup(_Open):
 
     @field_validator("done", mode="before")
     @classmethod
-    def _one_or_many(cls, v):
+    def _one_or_many(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
 
     @field_validator("done")
@@ -210,7 +213,7 @@ SIGNAL_NAME = "^(?:{sig})?(?:{names})$|^\\^?[Cc]$".format(
 # What console_line_problem refuses, as JSON Schema can say it: line breaks, NUL and the other C0
 # controls but tab, and DEL. (A lone surrogate, which it refuses too, cannot be said portably.)
 CONSOLE_LINE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
-_STOP_VALUE_BY_TYPE = {
+_STOP_VALUE_BY_TYPE: JsonDict = {
     "allOf": [
         {
             "if": {"properties": {"type": {"const": "command"}}, "required": ["type"]},
@@ -244,10 +247,11 @@ class Stop(_Open):
         if self.type == "signal":
             parse_signal(self.value or "SIGTERM")
         # The default value is a signal's: a command stop must name its own.
-        if self.type == "command" and ("value" not in self.model_fields_set or not self.value):
-            raise ValueError("a command stop needs a value (the text written to stdin)")
-        if self.type == "command" and (problem := console_line_problem(self.value)):
-            raise ValueError(f"the stop command cannot be written to the console: {problem}")
+        if self.type == "command":
+            if "value" not in self.model_fields_set or not self.value:
+                raise ValueError("a command stop needs a value (the text written to stdin)")
+            if problem := console_line_problem(self.value):
+                raise ValueError(f"the stop command cannot be written to the console: {problem}")
         return self
 
 

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 from wingman.engine.event_types import EventType
 from wingman.engine.events import RecordedEvent
 from wingman.engine.servers.definition import ServerConfig, parse_definition
-from wingman.engine.servers.operations import OPEN_STATUSES, OUTCOME_TYPES, Operation, track_operation
+from wingman.engine.servers.operations import OPEN_STATUSES, OUTCOME_TYPES, LoggedEvent, Operation, track_operation
 from wingman.engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
 from wingman.engine.store.hashing import json_loads
+from wingman.engine.store.lenient_rows import EventRow
 
 
 class PowerState(Protocol):
@@ -110,11 +111,12 @@ class ServerView:
 
 
 class LogError(Exception):
-    """The log says something that cannot be folded (an illegal transition, a bad sequence)."""
+    """The log says something that cannot be folded (an illegal transition, a bad sequence).
+    It names the event as a RecordedEvent, whichever form it was read in."""
 
-    def __init__(self, event: RecordedEvent, problem: str):
+    def __init__(self, event: LoggedEvent, problem: str):
         super().__init__(f"event {event.stream_id} v{event.version} (position {event.position}): {problem}")
-        self.event = event
+        self.event = event.recorded() if isinstance(event, EventRow) else event
         self.problem = problem
 
 
@@ -126,7 +128,7 @@ def new_view(uuid: str, chart: Statechart | None = None, power: PowerState | Non
     return ServerView(uuid=uuid, power=power or ChartPosition(chart or load_statechart()))
 
 
-def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None) -> ServerView:
+def apply(view: ServerView, ev: LoggedEvent, chart: Statechart | None = None) -> ServerView:
     """Fold one event into the view (in place) and return it."""
     chart = chart or load_statechart()
     if ev.version != view.version + 1:
@@ -172,7 +174,7 @@ def apply(view: ServerView, ev: RecordedEvent, chart: Statechart | None = None) 
     return view
 
 
-def _change_state(view: ServerView, ev: RecordedEvent, chart: Statechart) -> None:
+def _change_state(view: ServerView, ev: LoggedEvent, chart: Statechart) -> None:
     d = ev.data
     if d["from_state"] != view.state:
         raise LogError(ev, f"state change from {d['from_state']!r} but the server was {view.state!r}")
@@ -200,7 +202,7 @@ def _change_state(view: ServerView, ev: RecordedEvent, chart: Statechart) -> Non
     }
 
 
-def changed_at(view: ServerView, ev: RecordedEvent) -> datetime:
+def changed_at(view: ServerView, ev: LoggedEvent) -> datetime:
     """When the change `ev` really happened. For a change by the process's exit, that is when the
     daemon saw the exit (the `observed_at` of the `process.exited` committed just before it, in
     the same commit): the commit itself can come seconds later, when the store could not write.
@@ -216,7 +218,7 @@ def changed_at(view: ServerView, ev: RecordedEvent) -> datetime:
     return min(datetime.fromisoformat(seen["observed_at"]), ev.recorded_at)  # never after its commit
 
 
-def crashed_at(view: ServerView, ev: RecordedEvent) -> datetime:
+def crashed_at(view: ServerView, ev: LoggedEvent) -> datetime:
     """When the crash `ev` happened: when its exit was seen. A crash is recorded after its exit
     (the last one folded), and both can wait long for the store; the commit's time when the exit
     has no seen moment (found gone at boot, or an older log)."""

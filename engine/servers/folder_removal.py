@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from types import TracebackType
 
 TRASH_PREFIX = ".deleted-"  # not a uuid: never taken for a server's folder
 MAX_PROBLEMS = 10  # problems named in the event; the rest are counted
@@ -54,7 +55,9 @@ def remove(path: Path) -> list[str]:
         return []
     problems: list[str] = []
 
-    def failed(_function, where, exc_info) -> None:
+    def failed(
+        _function: object, where: str, exc_info: tuple[type[BaseException], BaseException, TracebackType]
+    ) -> None:
         exc = exc_info[1]
         problems.append(f"{where}: {getattr(exc, 'strerror', None) or exc}")
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from wingman.engine.event_types import EventType
 from wingman.engine.events import RecordedEvent
+from wingman.engine.store.lenient_rows import EventRow
+
+# An event as the log hands it to a fold: the model, or the light row a replay reads instead
+# (engine.store.lenient_rows; the same fields).
+LoggedEvent: TypeAlias = RecordedEvent | EventRow
 
 # The outcome event types and the status each one gives its operation.
-OUTCOME_TYPES = {
+OUTCOME_TYPES: dict[str, str] = {
     EventType.POWER_SUCCEEDED: "succeeded",
     EventType.POWER_FAILED: "failed",
     EventType.POWER_REJECTED: "rejected",
@@ -55,7 +60,7 @@ class Operation:
         }
 
 
-def track_operation(operations: dict[str, Operation], server: str, ev: RecordedEvent) -> None:
+def track_operation(operations: dict[str, Operation], server: str, ev: LoggedEvent) -> None:
     """Fold one power.* event into the operations it concerns."""
     d = ev.data
     if ev.type == EventType.POWER_REQUESTED:
@@ -69,7 +74,8 @@ def track_operation(operations: dict[str, Operation], server: str, ev: RecordedE
             channel=ev.metadata.get("channel"),
         )
         return
-    op = operations.get(d.get("operation_id"))
+    operation_id = d.get("operation_id")
+    op = operations.get(operation_id) if operation_id is not None else None
     if op is None:
         return
     if ev.type == EventType.POWER_STARTED:

@@ -10,6 +10,8 @@ lookarounds, a stray parenthesis) is refused when the definition is accepted, no
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import re2
 
 REGEX_PREFIX = "regex:"
@@ -21,10 +23,19 @@ class BadPattern(ValueError):
     """A regular expression RE2 cannot compile; the message says why."""
 
 
-def compile_pattern(pattern: str):
+class Regex(Protocol):
+    """What the daemon uses of a compiled RE2 regex (google-re2 ships no type information)."""
+
+    def search(self, text: str) -> object | None: ...
+
+    def sub(self, template: str, text: str) -> str: ...
+
+
+def compile_pattern(pattern: str) -> Regex:
     """An RE2 regex; BadPattern when it does not compile."""
     try:
-        return re2.compile(pattern, _OPTIONS)
+        regex: Regex = re2.compile(pattern, _OPTIONS)
+        return regex
     except re2.error as exc:
         detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise BadPattern(f"regex {pattern!r} is not valid: {detail}") from None

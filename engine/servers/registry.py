@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -73,7 +74,7 @@ class ServerRegistry:
         self.chart = self.machine.chart
         self.views: dict[str, ServerView] = {}  # live (not deleted) servers
         self._all: dict[str, ServerView] = {}  # every stream seen, deleted ones included
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         # Open operations by id, across servers (a request looks its own up at once). Finished
         # ones leave the views so memory stays bounded over a long log: the most recent stay at
         # hand here, older ones are read back from the log by their index.
@@ -103,8 +104,10 @@ class ServerRegistry:
                 self.snapshot_versions[sid] = heads[sid].version
         for sid in behind:
             if sid not in heads and snapshots.every > 0 and versions[sid] >= snapshots.every:
-                self._install((await state_at(self.store.engine, sid, END, snapshots, self.chart)).view)
-                continue
+                replayed = (await state_at(self.store.engine, sid, END, snapshots, self.chart)).view
+                if replayed is not None:  # the stream has events (`versions` counts them): always
+                    self._install(replayed)
+                    continue
             view = self._all.get(sid)
             async for ev in stream_versions(self.store.engine, sid, view.version if view else 0):
                 self._apply(ev)
@@ -211,7 +214,7 @@ class ServerRegistry:
 
     # -- commands ------------------------------------------------------------------------------
 
-    async def register(self, definition: dict, meta: Metadata) -> ServerView:
+    async def register(self, definition: dict[str, Any], meta: Metadata) -> ServerView:
         return await self.register_config(parse_definition(definition), meta)
 
     async def register_config(self, cfg: ServerConfig, meta: Metadata) -> ServerView:
@@ -236,7 +239,7 @@ class ServerRegistry:
                 if attempts == REGISTER_ATTEMPTS:
                     raise
 
-    async def update(self, uuid: str, definition: dict, meta: Metadata) -> list[str]:
+    async def update(self, uuid: str, definition: dict[str, Any], meta: Metadata) -> list[str]:
         """Record a new definition when it differs; returns the changed keys (empty: no event)."""
         cfg = parse_definition(definition)
         if cfg.uuid != uuid:

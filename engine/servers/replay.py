@@ -8,21 +8,25 @@ a replay needs the operations still in flight, not the whole history, and this k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.events import RecordedEvent
 from wingman.engine.servers.fold import LogError, ServerView, apply, new_view
-from wingman.engine.servers.operations import OUTCOME_TYPES, QUEUED
+from wingman.engine.servers.operations import OUTCOME_TYPES, QUEUED, LoggedEvent
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.statechart import Statechart, load_statechart
 from wingman.engine.store.lenient_rows import EventRow, is_intact, to_rows, to_rows_until
 from wingman.engine.store.points import END, Point, iso
 from wingman.engine.store.queries import PAGE, fold_stream, stream_exists
 from wingman.engine.store.schema import events as E
+
+# is_intact reads `data`, `metadata` and `recorded_at`, which an EventRow has as a RecordedEvent does;
+# its annotation (engine/store/lenient_rows.py) names only the latter. Cast once, not per event.
+_is_intact = cast(Callable[[LoggedEvent], str | None], is_intact)
 
 
 class UnknownStream(LookupError):
@@ -31,28 +35,20 @@ class UnknownStream(LookupError):
         self.stream_id = stream_id
 
 
-def fold_step(view: ServerView, ev: RecordedEvent | EventRow, chart: Statechart) -> ServerView:
+def fold_step(view: ServerView, ev: LoggedEvent, chart: Statechart) -> ServerView:
     """One event into the view, refusing rows that cannot be read (a replay never guesses).
-    The error names the event as a RecordedEvent, whichever form it was read in."""
-    problem = is_intact(ev)
+    The error names the event as a RecordedEvent, whichever form it was read in (LogError's rule)."""
+    problem = _is_intact(ev)
     if problem:
-        raise LogError(_recorded(ev), problem)
+        raise LogError(ev, problem)
     try:
         apply(view, ev, chart)
-    except LogError as exc:
-        if type(ev) is RecordedEvent:
-            raise
-        raise LogError(_recorded(ev), exc.problem) from None
+    except LogError:
+        raise
     except Exception as exc:  # a row whose data does not fit its type
-        raise LogError(
-            _recorded(ev), f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})"
-        ) from None
+        raise LogError(ev, f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
     # Only an outcome finishes an operation: the other events leave nothing to drop.
     return view.prune() if ev.type in OUTCOME_TYPES else view
-
-
-def _recorded(ev: RecordedEvent | EventRow) -> RecordedEvent:
-    return ev if type(ev) is RecordedEvent else ev.recorded()
 
 
 @dataclass
@@ -106,28 +102,29 @@ async def state_at(
     if snap is None and not await stream_exists(engine, stream_id):  # a checked snapshot proves it
         raise UnknownStream(stream_id)
     view = snap.view if snap else new_view(stream_id, chart)
-    start, pending = view.version, []
+    start = view.version
+    pending: list[dict[str, Any]] = []
     # From a snapshot, the point is normally within one snapshot interval: one page that size
     # reads few rows past it (a page of PAGE rows would read and ship up to 1,000 for nothing;
     # a bound on position in the query would make SQLite walk the rest of the stream to check it).
-    page = cache.every + 1 if snap is not None and cache.every > 0 else PAGE
     every = cache.every if cache is not None and cache.every > 0 else 0  # cache.due, without a call an event
+    page = every + 1 if snap is not None and every else PAGE  # a snapshot came from the cache
     # Before a point, a page is decoded only up to it (the rows after it are not read into events);
     # a shorter page then ends the stream's read.
     bounded = point != END
     convert = to_rows_until(point.includes) if bounded else to_rows
 
-    def take(events: list) -> None:  # on the reader's thread (see fold_stream): the view is this call's own
+    def take(events: list[EventRow]) -> None:  # on the reader's thread (see fold_stream): the view is this call's own
         for ev in events:
             if bounded and isinstance(ev.recorded_at, str):  # unreadable: where it falls cannot be told
-                raise LogError(_recorded(ev), is_intact(ev) or "its time is unreadable")
+                raise LogError(ev, _is_intact(ev) or "its time is unreadable")
             fold_step(view, ev, chart)
-            if every and view.version % every == 0:
+            if every and view.version % every == 0 and cache is not None:  # `every`: there is a cache
                 pending.append(cache.row(view, ev.hash))
 
     await fold_stream(engine, stream_id, view.version, page, convert, take)
     folded = view.version - start  # each event folded moves the version on by exactly one
-    if pending:
+    if pending and cache is not None:
         await cache.save(pending)
     return PointInTime(stream_id, point, view if view.version > 0 else None, snap.version if snap else None, folded)
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import structlog
 from sqlalchemy import String, delete, func, insert, select, tuple_, type_coerce
@@ -65,7 +66,7 @@ def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def view_to_json(view: ServerView) -> dict:
+def view_to_json(view: ServerView) -> dict[str, Any]:
     """The view with its open operations (finished ones are in the log, not in a snapshot)."""
     return {
         "uuid": view.uuid,
@@ -99,8 +100,8 @@ def view_to_json(view: ServerView) -> dict:
     }
 
 
-def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
-    ops = {}
+def view_from_json(doc: dict[str, Any], chart: Statechart | None = None) -> ServerView:
+    ops: dict[str, Operation] = {}
     for o in doc["operations"]:
         o = dict(o, requested_at=_dt(o["requested_at"]), finished_at=_dt(o["finished_at"]))
         ops[o["id"]] = Operation(**o)
@@ -120,12 +121,12 @@ def view_from_json(doc: dict, chart: Statechart | None = None) -> ServerView:
         operations=ops,
         running_since=_dt(doc["running_since"]),
         last_uptime=doc["last_uptime"],
-        crash_streak=[_dt(t) for t in doc["crash_streak"]],
+        crash_streak=[datetime.fromisoformat(t) for t in doc["crash_streak"]],  # each written by _t from a time
         pending_restart=doc["pending_restart"],
     )
 
 
-def state_digest(doc: dict, event_hash: str) -> str:
+def state_digest(doc: dict[str, Any], event_hash: str) -> str:
     canonical = canonical_json(doc)
     return hashlib.sha256((event_hash + canonical).encode("utf-8")).hexdigest()
 
@@ -138,7 +139,7 @@ class Snapshot:
     view: ServerView
     version: int
     position: int
-    recorded_at: datetime
+    recorded_at: datetime | None  # the view's updated_at (None only before a first event, which no snapshot is)
 
 
 class SnapshotCache:
@@ -256,7 +257,7 @@ class SnapshotCache:
     def due(self, version: int) -> bool:
         return self.every > 0 and version % self.every == 0
 
-    def row(self, view: ServerView, event_hash: str) -> dict:
+    def row(self, view: ServerView, event_hash: str) -> dict[str, Any]:
         """A snapshot of the view as it is now (serialised at once: later folding mutates views)."""
         doc = view_to_json(view)
         return dict(
@@ -270,7 +271,7 @@ class SnapshotCache:
             state_hash=state_digest(doc, event_hash),
         )
 
-    async def save(self, rows: list[dict], heads: bool = False) -> None:
+    async def save(self, rows: list[dict[str, Any]], heads: bool = False) -> None:
         """Save snapshots. `heads`: these are streams' latest states (saved at shutdown, off the
         every-N grid), and each replaces the stream's earlier off-grid ones, so they do not pile up."""
         if not rows or not self.write or not await self.available():
@@ -310,7 +311,9 @@ class SnapshotCache:
         await self._commit([(q.where(snapshots.c.stream_id == stream_id) if stream_id else q, None)])
 
 
-def _load(text, event_hash: str, digest: str, chart: Statechart | None = None) -> ServerView | None:
+def _load(
+    text: str | dict[str, Any], event_hash: str, digest: str, chart: Statechart | None = None
+) -> ServerView | None:
     try:
         doc = json_loads(text) if isinstance(text, str) else text
         if state_digest(doc, event_hash) != digest:

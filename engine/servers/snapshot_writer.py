@@ -12,6 +12,8 @@ registry check each one against the log before they trust it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -29,10 +31,10 @@ class SnapshotWriter:
         self.store = store
         self.registry = registry
         self.cache = cache
-        self._pending: list[dict] = []
+        self._pending: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
-        self._unsubscribe = None
-        self._task: asyncio.Task | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         # Subscribed after the registry, so views are current when we look at them.
