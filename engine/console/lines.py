@@ -76,7 +76,9 @@ class LineSplitter:
 class OutputThrottle:
     """How long to wait before reading more of one server's output (0 while under the rate)."""
 
-    def __init__(self, rate: float = OUTPUT_RATE, burst: float = OUTPUT_BURST, clock=time.monotonic):
+    def __init__(
+        self, rate: float = OUTPUT_RATE, burst: float = OUTPUT_BURST, clock: Callable[[], float] = time.monotonic
+    ):
         self._rate, self._burst, self._clock = rate, burst, clock
         self._tokens = burst
         self._at = clock()

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from types import FrameType
 
 
 def out(line: str) -> None:
@@ -18,7 +19,7 @@ def out(line: str) -> None:
     sys.stdout.flush()
 
 
-def on_signal(signum, _frame) -> None:
+def on_signal(signum: int, _frame: FrameType | None) -> None:
     if os.environ.get("IGNORE_SIGNALS") == "1":
         out(f"ignoring {signal.Signals(signum).name}")
         return

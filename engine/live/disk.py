@@ -50,7 +50,7 @@ class DiskUsage:
         self.interval = interval
         self._sizes: dict[str, int] = {}
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="wingman-disk")
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def size(self, uuid: str) -> int:
         return self._sizes.get(uuid, 0)

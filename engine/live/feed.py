@@ -46,7 +46,7 @@ class Tail:
         self.overflowed = False
         self._events: deque[RecordedEvent] = deque()
         self._wakeup = asyncio.Event()
-        self._detach = detach
+        self._detach: Callable[[], None] | None = detach
 
     def offer(self, ev: RecordedEvent) -> None:
         if self.overflowed or (self.filter is not None and not self.filter.matches(ev)):

@@ -129,4 +129,5 @@ def cpu_percent(before: Reading | None, now: Reading) -> float:
 def host_memory() -> int:
     """What a server without a memory limit may use: the machine's memory (Docker reports the
     same as the limit of an unlimited container)."""
-    return psutil.virtual_memory().total
+    total: int = psutil.virtual_memory().total
+    return total

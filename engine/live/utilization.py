@@ -71,8 +71,8 @@ class UtilizationMonitor:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="wingman-utilization")
         self._host_netns = network_namespace()
         self._host_memory = host_memory()
-        self._task: asyncio.Task | None = None
-        self._first_samples: dict[str, asyncio.Task] = {}  # server -> its first sample, under way
+        self._task: asyncio.Task[None] | None = None
+        self._first_samples: dict[str, asyncio.Task[None]] = {}  # server -> its first sample, under way
         self._stop_feed: Callable[[], None] | None = None
         self.samples = 0  # sampling rounds done (tests wait on it instead of sleeping)
 
