@@ -36,11 +36,11 @@ class Line:
         return dict(self.__dict__)
 
 
-def _op(d: dict) -> str:
+def _op(d: dict[str, Any]) -> str:
     return f" (operation {d['operation_id'][:8]})" if d.get("operation_id") else ""
 
 
-def _exit(d: dict) -> str:
+def _exit(d: dict[str, Any]) -> str:
     if d.get("oom_killed"):
         return "was killed for running out of memory"
     if d.get("signal"):
@@ -50,7 +50,7 @@ def _exit(d: dict) -> str:
     return "is gone" + (f" ({d['reason']})" if d.get("reason") else "")
 
 
-def _registered(d):
+def _registered(d: dict[str, Any]) -> str:
     s = (d.get("definition") or {}).get("settings") or {}
     name = ((s.get("meta") or {}).get("name")) or s.get("uuid", "")
     return f"server registered: {name}, runtime {s.get('runtime', 'process')}" + (
@@ -58,12 +58,12 @@ def _registered(d):
     )
 
 
-def _changed(d):
+def _changed(d: dict[str, Any]) -> str:
     keys = d.get("changed_keys") or []
     return "configuration changed" + (f": {', '.join(keys[:6])}" + (" …" if len(keys) > 6 else "") if keys else "")
 
 
-def _process_started(d):
+def _process_started(d: dict[str, Any]) -> str:
     where = f"pid {d['pid']}" if d.get("pid") else f"container {str(d.get('container_id') or '')[:12]}"
     return (
         "found the process already running, adopted it" if d.get("adopted") else "process started"
@@ -71,7 +71,7 @@ def _process_started(d):
 
 
 # What each event type did, in words, from its data (tests/system/test_event_types.py: every type has them).
-_WHAT: dict[str, Callable[[dict], str]] = {
+_WHAT: dict[str, Callable[[dict[str, Any]], str]] = {
     EventType.SERVER_REGISTERED: _registered,
     EventType.CONFIGURATION_CHANGED: _changed,
     EventType.SERVER_SUSPENDED: lambda d: "server suspended",
@@ -186,12 +186,12 @@ def _why(ev: RecordedEvent) -> str:
             why += f" (operation {d['cancelled_by'][:8]})"
         return why
     if ev.type in (EventType.PROCESS_EXITED, EventType.SERVER_CRASHED, EventType.INSTALL_REPORTED) and d.get("reason"):
-        return d["reason"]
+        return str(d["reason"])
     if ev.type == EventType.FILES_REMOVAL_FAILED:
         return "; ".join(d.get("problems") or ())
     cause = d.get("cause") if ev.type == EventType.STATE_CHANGED else m.get("cause")
     if cause:
-        return CAUSES.get(cause, cause.replace("_", " "))
+        return str(CAUSES.get(cause, cause.replace("_", " ")))
     if ev.type == EventType.POWER_REQUESTED:
         return f"requested by {m.get('actor') or 'someone'} via {m.get('channel') or 'an unknown channel'}"
     return ""

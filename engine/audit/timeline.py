@@ -115,6 +115,8 @@ async def timeline(engine: AsyncEngine, stream_id: str) -> AsyncIterator[Interva
             # The server exists from its first event (or re-registration); facts recorded after its
             # deletion (its files removed, from the background) do not bring it back.
             start = ev.recorded_at
+        if start is None:  # deleted and not registered again: no interval to end
+            continue
         if ev.type == EventType.STATE_CHANGED:
             moment = max(start, changed_at(view, ev))  # never before the interval it ends began
             ending = _ending(ev, ev.data["trigger"], ev.data["cause"], asked.get(ev.data.get("operation_id") or ""))

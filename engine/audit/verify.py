@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -72,7 +73,7 @@ class _Checker:
         if len(r.findings) < MAX_FINDINGS:
             r.findings.append(
                 Finding(
-                    stream_id=ev.stream_id if ev else stream_id,
+                    stream_id=ev.stream_id if ev else (stream_id or ""),
                     version=ev.version if ev else None,
                     position=ev.position if ev else None,
                     check=check,
@@ -179,7 +180,8 @@ class _Checker:
         return True
 
     def _operations(self, st: _Stream, ev: RecordedEvent) -> None:
-        t, op = ev.type, ev.data.get("operation_id")
+        # The power events' data fits their type (checked before): each of them has its operation's id.
+        t, op = ev.type, str(ev.data.get("operation_id") or "")
         if t == EventType.POWER_REQUESTED:
             if op in st.requested or op in st.finished:
                 self.add(ev, "operation", f"operation {op} is requested a second time")
@@ -263,7 +265,7 @@ async def verify_everything(
     server: str | None = None,
     trusted_key: str | None = None,
     checkpoint_file: Path | None = None,
-    **verify_options,
+    **verify_options: Any,
 ) -> tuple[Report, CheckpointReport | None]:
     """`verify` and, for the whole log, the checks against the signed checkpoints
     (engine.checkpoints.verify) in the same pass. Returns (Report, CheckpointReport, or None for one

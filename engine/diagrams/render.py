@@ -47,7 +47,8 @@ def draw(graph: pygraphviz.AGraph, fmt: str, notice: str | None = None) -> bytes
     """The graph as DOT text (no layout), or laid out by `dot` and drawn as SVG or PNG. An SVG
     carries `notice` as a comment where Graphviz would have put its version."""
     if fmt == DOT:
-        return graph.string().encode()
+        dot: str = graph.string()
+        return dot.encode()
     if fmt not in (SVG, PNG):
         raise ValueError(f"Graphviz draws dot, svg or png here, not {fmt!r}")
     if fmt == PNG:
@@ -56,11 +57,13 @@ def draw(graph: pygraphviz.AGraph, fmt: str, notice: str | None = None) -> bytes
         # back as plain strings.
         graph.graph_attr["dpi"] = "144"
         try:
-            return graph.draw(format=PNG, prog="dot")
+            png: bytes = graph.draw(format=PNG, prog="dot")
+            return png
         finally:
             del graph.graph_attr["dpi"]
     comment = f"<!-- {notice} -->\n".encode() if notice else b""
-    return _VERSION_COMMENT.sub(comment, graph.draw(format=SVG, prog="dot"), count=1)
+    svg: bytes = graph.draw(format=SVG, prog="dot")
+    return _VERSION_COMMENT.sub(comment, svg, count=1)
 
 
 def parse_dot(text: str) -> pygraphviz.AGraph:
@@ -73,26 +76,33 @@ def parse_dot(text: str) -> pygraphviz.AGraph:
         raise ValueError(f"Graphviz cannot read this DOT text: {exc}") from None
 
 
-def svg_content(svg: bytes | str) -> list[tuple]:
+# What svg_content finds of one graph, node or edge: (class, id, title, texts, paints).
+Drawn = tuple[
+    str, str | None, str, tuple[str, ...], tuple[tuple[str, str | None, str | None, str | None, str | None], ...]
+]
+
+
+def svg_content(svg: bytes | str) -> list[Drawn]:
     """What a Graphviz SVG says, without where it says it: for the graph, each node and each edge,
     its title, its text lines and the colours of its shapes, in document order.
 
     Coordinates depend on the fonts a machine has (text width sets the layout), so two correct
     drawings of one diagram differ there; they must not differ in anything listed here."""
     root = ET.fromstring(svg if isinstance(svg, bytes) else svg.encode())
-    content: list[tuple] = []
+    content: list[Drawn] = []
     for g in root.iter(f"{SVG_NS}g"):
-        kind = g.get("class")
+        kind = g.get("class") or ""
         if kind not in ("graph", "node", "edge"):
             continue
         title = g.findtext(f"{SVG_NS}title", default="")
-        texts, paints = [], []
+        texts: list[str] = []
+        paints: list[tuple[str, str | None, str | None, str | None, str | None]] = []
         for el in g.iter():
             tag = el.tag.removeprefix(SVG_NS)
             if tag == "text":
                 texts.append("".join(el.itertext()))
-            elif tag == "a" and el.get(XLINK_TITLE):  # a tooltip
-                texts.append(el.get(XLINK_TITLE))
+            elif tag == "a" and (tooltip := el.get(XLINK_TITLE)):
+                texts.append(tooltip)
             elif tag in ("polygon", "ellipse", "path", "polyline"):
                 paints.append(
                     (tag, el.get("fill"), el.get("stroke"), el.get("stroke-width"), el.get("stroke-dasharray"))

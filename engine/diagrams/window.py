@@ -25,7 +25,7 @@ class Window:
     since: datetime | None = None  # None: from the server's first event
     until: datetime | None = None  # None: up to now
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.since and self.until and self.since > self.until:
             raise BadDiagramRequest(f"since ({iso(self.since)}) is after until ({iso(self.until)})")
 
@@ -43,7 +43,7 @@ class Passage:
 
     server: str
     window: Window
-    counts: Counter = field(default_factory=Counter)  # (source, trigger, dest) -> times taken
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (source, trigger, dest) -> times taken
     visited: set[str] = field(default_factory=set)  # states it was in at some moment of the window
     final_state: str | None = None  # where it was at the window's end; None: deleted or not there yet
     deleted: bool = False  # it was deleted within the window and not registered again
@@ -67,7 +67,7 @@ async def passage(engine: AsyncEngine, server: str, window: Window, keep_interva
         # The change that ended the previous interval led into this one (a state change ends one
         # interval and starts the next at the same instant; a deletion starts none).
         ended = previous.ended_by if previous else None
-        if ended and ended.get("trigger") and window.holds(previous.end):
+        if previous and ended and ended.get("trigger") and previous.end and window.holds(previous.end):
             out.counts[(previous.state, ended["trigger"], iv.state)] += 1
         if iv.end is None or window.since is None or iv.end >= window.since:
             out.visited.add(iv.state)
