@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from tests.support.daemon import TERMINAL, TOKEN, daemon_factory, kill_leftovers
+from tests.support.full_disk import tmpfs
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata
@@ -29,6 +30,13 @@ TEST_META = Metadata(actor="test", channel="test", cause="operator")
 # a plain `pytest` varies them, to keep finding new cases.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MiB tmpfs for a test (a store whose disk fills up); needs root."""
+    with tmpfs(tmp_path / "tiny") as mount_point:
+        yield mount_point
 
 
 @pytest.fixture

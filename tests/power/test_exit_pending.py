@@ -20,10 +20,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from tests.store.test_http_store_full import fill, tiny_disk  # noqa: F401 - a fixture, used by name below
 from tests.support.daemon import REPO, definition, kill_leftovers
+from tests.support.full_disk import fill
 from tests.support.http import processes_under
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_async
 from wingman.engine.power.crashes import CRASH_ACTOR
 
 STUCK = 2.5  # seconds the store cannot commit after the exit, in the crash-timing test
@@ -34,7 +34,7 @@ def at(text: str) -> datetime:
 
 
 def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_moment(
-    tiny_disk,  # noqa: F811 - the imported fixture
+    tiny_disk,
     tmp_path,
     daemon_process,
 ):
@@ -55,8 +55,9 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             # The game server crashes on its own (a console command writes nothing to the log).
             assert c.post(f"/api/servers/{uuid}/commands", json={"commands": ["crash"]}).status_code == 204
             body = eventually(
-                lambda: (lambda b: b if b["exit_pending"] else None)(c.get(f"/api/servers/{uuid}").json()),
+                lambda: c.get(f"/api/servers/{uuid}").json(),
                 what="the exit to be shown as pending",
+                until=lambda b: b["exit_pending"],
             )
             shown = datetime.now(UTC)
             assert not processes_under(volumes), "pending means the process is gone"
@@ -74,9 +75,10 @@ def test_an_exit_seen_while_the_disk_is_full_is_pending_then_recorded_with_its_m
             space_back = datetime.now(UTC)
             filler.unlink()
             body = eventually(
-                lambda: (lambda b: b if b["state"] == "offline" else None)(c.get(f"/api/servers/{uuid}").json()),
+                lambda: c.get(f"/api/servers/{uuid}").json(),
                 timeout=30,
                 what="the exit to be committed",
+                until=lambda b: b["state"] == "offline",
             )
             assert body["exit_pending"] is None, body
 
@@ -146,16 +148,11 @@ async def test_crashes_are_timed_by_their_exits_not_by_their_late_commits(engine
         try:
             await h.processes.send_command(uuid, "crash")
 
-            async def seen():
-                while (pending := h.processes.exit_pending(uuid)) is None:
-                    await asyncio.sleep(0.02)
-                return pending
-
-            pending = await asyncio.wait_for(seen(), 60)
+            pending = await eventually_async(lambda: h.processes.exit_pending(uuid), 60, "the exit seen, pending")
             assert h.state(uuid) == "running" and pending["exit_code"] == 139
-            # The store stays stuck for a while after the exit: the experiment, not a wait.
-            while datetime.now(UTC) < at(pending["observed_at"]) + timedelta(seconds=STUCK):
-                await asyncio.sleep(0.05)
+            # Deliberate: the store stays stuck for STUCK s after the exit, the experiment, not a wait.
+            stuck_until = at(pending["observed_at"]) + timedelta(seconds=STUCK)
+            await asyncio.sleep(max(0.0, (stuck_until - datetime.now(UTC)).total_seconds()))
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()

@@ -7,46 +7,10 @@ test fails rather than skips)."""
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
-from pathlib import Path
-
-import pytest
-
 from tests.support.daemon import definition, kill_leftovers
+from tests.support.full_disk import fill
 from tests.support.http import assert_json_error, processes_under, stored_events, total_events
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, f"cannot mount a tmpfs (this test needs root): {result.stderr}"
-    try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a filler file until the file system says ENOSPC, down to the last byte."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for size in (256 * 1024, 4096, 1):
-            while True:
-                try:
-                    f.write(b"\0" * size)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC, exc
-                    break
-    assert os.statvfs(folder).f_bavail == 0
-    return filler
 
 
 def test_a_full_store_answers_503_and_nothing_starts(tiny_disk, tmp_path, daemon_process):

@@ -62,7 +62,7 @@ async def test_appends_wait_for_other_writers_of_the_database(store):
                 async with conn.begin():
                     await conn.execute(text("SELECT count(*) FROM events"))
                     await conn.execute(text("DELETE FROM snapshots WHERE stream_id = 'nobody'"))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # deliberate: a turn of the loop, so the appender's writes interleave
 
     async def appender():
         for _ in range(100):

@@ -251,7 +251,7 @@ async def test_a_subscriber_hears_every_committed_event_once_in_order_before_its
             except ConcurrencyError:
                 continue
             assert recorded[-1] in heard  # heard before the appender resumed
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # deliberate: a turn of the loop, so the appenders' groups interleave
 
     await asyncio.gather(*[appender(n) for n in range(12)])
     assert heard == await store.read_all()
@@ -300,7 +300,7 @@ async def _tail(read_after, seen: list, end) -> None:
         if positions:
             last = positions[-1]
         else:
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # deliberate: a tail reader's pace when it is caught up (what is tested)
 
 
 async def test_a_tail_reader_never_skips_a_position_while_many_appenders_commit(store):
@@ -344,10 +344,13 @@ async def test_a_second_writer_of_the_database_never_makes_a_tail_reader_skip(st
                     acknowledged.extend(await s.append(f"w{n}", [ev(actor=f"{n}-{k}")] * (1 + k % 2)))
                 except StoreRefused as exc:
                     refused.append(str(exc))
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # deliberate: a turn of the loop, so the two stores' writers interleave
 
         writing = asyncio.gather(*[appender(store if n % 2 else other, n) for n in range(8)])
-        end = lambda: max(e.position for e in acknowledged) if writing.done() else None  # noqa: E731
+
+        def end() -> int | None:
+            return max(e.position for e in acknowledged) if writing.done() else None
+
         await asyncio.wait_for(
             asyncio.gather(
                 writing, _tail(_by_page(store.engine), seen, end), _tail(_by_position(other.engine), [], end)

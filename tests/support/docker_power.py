@@ -1,5 +1,6 @@
 """Shared by the Docker power tests: the shell scripts PID 1 runs in each container, server
-definitions for them, and small waits on the engine harness and the real Docker engine."""
+definitions for them, small waits on the engine harness and the real Docker engine, and an engine
+harness whose node has a `docker:` section."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 
 import docker
 
-from tests.support.daemon import definition
+from tests.conftest import EngineHarness
+from tests.support.daemon import TOKEN, definition
 from tests.support.docker_engine import inspect_server_container
 from tests.support.waiting import eventually_async
+from wingman.engine.config import parse_config
+from wingman.engine.daemon import Daemon
 from wingman.engine.environments.docker.spec import container_name
 
 WAIT = 60  # seconds: the longest any single step may take before the test fails
@@ -72,3 +76,19 @@ def remove_server_container(url: str, uuid: str) -> None:
             raise
     finally:
         client.close()
+
+
+class DockerHarness(EngineHarness):
+    """The engine harness with the node's `docker:` section given (the fixture's has none)."""
+
+    def __init__(self, folder, servers: list[dict], docker_section: dict, system: dict | None = None):
+        self.folder = folder
+        self.config = parse_config(
+            {
+                "token": TOKEN,
+                "system": {"root_directory": str(folder / "var"), **(system or {})},
+                "docker": docker_section,
+                "servers": servers,
+            }
+        )
+        self.daemon = Daemon(self.config)

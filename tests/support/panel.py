@@ -76,10 +76,10 @@ class PanelStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802 - http.server's spelling
+            def do_GET(self):  # http.server's spelling
                 panel._handle(self, "GET")
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 panel._handle(self, "POST")
 
             def log_message(self, *args):  # quiet: the requests are recorded instead
@@ -235,3 +235,31 @@ class PanelStandIn:
             for d in chunk
         ]
         return 200, {"data": data, "links": {}, "meta": meta}
+
+
+# -- a daemon with a Panel -------------------------------------------------------------------------
+
+
+def with_panel(panel: PanelStandIn, per_page: int = 50, **extra) -> dict:
+    """The `daemon_process` settings of a node whose Panel is `panel`."""
+    # The tests' servers are local processes (tests.support.daemon.definition names no runtime): a
+    # Panel's server that names none is a Docker one unless the node says otherwise.
+    return {
+        "remote": panel.url,
+        "remote_query": {"boot_servers_per_page": per_page, "retry_max_seconds": 1},
+        "remote_runtime": "process",
+        **extra,
+    }
+
+
+def panel_events(daemon, kind: str) -> list[dict]:
+    """The node's events of type `kind` (`GET /api/events`)."""
+    with daemon.client() as c:
+        return c.get("/api/events", params={"type": kind, "limit": 1000}).json()["events"]
+
+
+def wait_events(daemon, kind: str, count: int = 1, timeout: float = 30) -> list[dict]:
+    """The node's events of type `kind`, once there are `count` of them."""
+    return eventually(
+        lambda: panel_events(daemon, kind), timeout, f"{count} {kind} event(s)", until=lambda found: len(found) >= count
+    )

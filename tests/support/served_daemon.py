@@ -57,6 +57,15 @@ class ServedDaemon:
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
 
+    async def outcome(self, operation_id: str, timeout: float = 60) -> dict:
+        """`GET /api/operations/{id}`, once the operation's outcome is durable (power.settled)."""
+        try:
+            await asyncio.wait_for(self.daemon.power.settled(operation_id), timeout)
+        except TimeoutError:
+            raise AssertionError(f"never happened within {timeout} s: operation {operation_id} settled") from None
+        async with self.client() as c:
+            return (await c.get(f"/api/operations/{operation_id}")).json()
+
 
 @pytest.fixture
 async def served_daemon(tmp_path):
