@@ -8,7 +8,9 @@ import asyncio
 from tests.support.daemon import definition
 
 
-async def test_the_api_answers_while_servers_are_restored_and_each_says_where_it_is(engine_harness, served_daemon):
+async def test_the_api_answers_while_servers_are_restored_and_each_says_where_it_is(
+    engine_harness, served_daemon, monkeypatch
+):
     servers = [definition() for _ in range(3)]
     a, b, c = (s["settings"]["uuid"] for s in servers)
     first = engine_harness(servers)
@@ -26,7 +28,7 @@ async def test_the_api_answers_while_servers_are_restored_and_each_says_where_it
             await gate.wait()  # B's reconciliation takes as long as the test wants
         return await adopt(config, *args)
 
-    runtime.adopt = slow_for_b
+    monkeypatch.setattr(runtime, "adopt", slow_for_b)
     await d.start()
     await asyncio.wait_for(held.wait(), 30)
     async with d.client() as c_:
@@ -44,13 +46,11 @@ async def test_the_api_answers_while_servers_are_restored_and_each_says_where_it
         assert (await c_.get(f"/api/operations/{kill.json()['id']}")).json()["status"] == "queued"
         gate.set()
         await asyncio.wait_for(d.daemon.recovery.done.wait(), 60)
-        while (await c_.get(f"/api/operations/{kill.json()['id']}")).json()["status"] != "succeeded":
-            await asyncio.sleep(0.05)
+        assert (await d.outcome(kill.json()["id"]))["status"] == "succeeded"
         states = {u: (await c_.get(f"/api/servers/{u}")).json() for u in (a, b, c)}
         assert {u: s["recovery"] for u, s in states.items()} == {a: "restored", b: "restored", c: "restored"}
         assert [states[u]["state"] for u in (a, b, c)] == ["running", "offline", "running"]
         assert d.daemon.recovered["adopted"] == 3
         for uuid in (a, c):
             op = (await c_.post(f"/api/servers/{uuid}/power", json={"action": "kill"})).json()
-            while (await c_.get(f"/api/operations/{op['id']}")).json()["status"] != "succeeded":
-                await asyncio.sleep(0.05)
+            assert (await d.outcome(op["id"]))["status"] == "succeeded"

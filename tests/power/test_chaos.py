@@ -55,7 +55,7 @@ async def storm(d: DaemonProcess, ids: list[str], rng: random.Random, seconds: f
                     return  # the daemon was killed under us
                 if resp.status_code == 202:
                     accepted.append(resp.json()["id"])
-                await asyncio.sleep(rng.uniform(0, 0.05))
+                await asyncio.sleep(rng.uniform(0, 0.05))  # deliberate: the load generator's pacing
 
     await asyncio.gather(*(client() for _ in range(3)))
 

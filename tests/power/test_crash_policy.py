@@ -10,6 +10,7 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 from tests.support.daemon import definition
+from tests.support.waiting import eventually_async
 from wingman.engine.power.crashes import CRASH_ACTOR
 
 NO_TIMEOUT = {"crash_detection": {"timeout": 0}}  # Wings' 60 s guard off, so crashes can come quickly
@@ -31,32 +32,23 @@ async def crash(h, uuid: str, nth: int = 1):
 
 
 async def until_nth(h, uuid: str, kind: str, nth: int, timeout: float = 60):
-    async def poll():
-        while True:
-            found = [e for e in await h.events(uuid) if e.type == kind]
-            if len(found) >= nth:
-                return found[nth - 1]
-            await asyncio.sleep(0.05)
+    async def nth_one():
+        found = [e for e in await h.events(uuid) if e.type == kind]
+        return found[nth - 1] if len(found) >= nth else None
 
-    return await asyncio.wait_for(poll(), timeout)
+    return await h.after_commits(nth_one, timeout, f"{kind} number {nth} of server {uuid}")
 
 
 async def restarted(h, uuid: str, nth: int = 1):
     """The nth automatic restart, once it has its outcome."""
-    requests = []
 
-    async def poll():
-        while True:
-            requests[:] = [
-                e
-                for e in await h.events(uuid)
-                if e.type == "power.requested" and e.metadata.get("actor") == CRASH_ACTOR
-            ]
-            if len(requests) >= nth:
-                return requests[nth - 1]
-            await asyncio.sleep(0.05)
+    async def nth_request():
+        requests = [
+            e for e in await h.events(uuid) if e.type == "power.requested" and e.metadata.get("actor") == CRASH_ACTOR
+        ]
+        return requests[nth - 1] if len(requests) >= nth else None
 
-    request = await asyncio.wait_for(poll(), 60)
+    request = await h.after_commits(nth_request, 60, f"automatic restart number {nth} of server {uuid}")
     op = h.daemon.registry.operation_in_memory(request.data["operation_id"])
     return request, await h.outcome(op)
 
@@ -174,9 +166,8 @@ async def test_a_healthy_uptime_starts_the_count_afresh(engine_harness):
         assert (await crash(h, uuid)).data["restart"] is True
         await restarted(h, uuid)
         ready = [e for e in await h.events(uuid) if e.type == "state.changed" and e.data["to_state"] == "running"][-1]
-        # What is under test is a duration: wait until it has run for reset_after (1 s).
-        while datetime.now(UTC) < ready.recorded_at + timedelta(seconds=1.05):
-            await asyncio.sleep(0.05)
+        # Deliberate: what is under test is a duration, so let it run for reset_after (1 s).
+        await asyncio.sleep(max(0.0, (ready.recorded_at + timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds()))
         second = await crash(h, uuid, nth=2)  # crash 1 again, not 2 of 1
         crashed = [e for e in await h.events(uuid) if e.type == "server.crashed"][-1]
         assert crashed.data["streak_reset"] is True
@@ -262,8 +253,7 @@ async def test_policies_at_daemon_start(engine_harness):
         except FileNotFoundError:
             return True
 
-    while not dead():
-        await asyncio.sleep(0.05)
+    await eventually_async(dead, 30, f"the killed server's process {pid} to end")
     async with engine_harness([always, unless, gone], system=NO_TIMEOUT) as second:
         _, op = await restarted(second, ids["always"])
         assert op.status == "succeeded"

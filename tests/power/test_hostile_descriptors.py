@@ -75,9 +75,8 @@ def _in_process_check(tmp_path: Path, loop_factory) -> None:
             for doc in servers:
                 uuid = doc["settings"]["uuid"]
                 op = await daemon.power.request(uuid, "start", None, TEST_META)
-                while not op.finished:
-                    await asyncio.sleep(0.02)
-                assert op.status == "succeeded", op.reason
+                await asyncio.wait_for(daemon.power.settled(op.id), 60)
+                assert op.status == "succeeded", (op.status, op.reason)
             for doc in servers:
                 uuid = doc["settings"]["uuid"]
                 for pid in processes_under(config.data_directory / uuid):

@@ -14,16 +14,15 @@ import asyncio
 import os
 import signal
 import stat
-import time
 from pathlib import Path
 
 import docker
 import pytest
 
 from tests.conftest import TEST_META
-from tests.panel.test_panel_inventory import wait_events, with_panel
 from tests.support.daemon import definition
-from tests.support.panel import PanelStandIn
+from tests.support.panel import PanelStandIn, wait_events, with_panel
+from tests.support.waiting import eventually
 from tests.support.websocket import authed
 from wingman.engine.environments.docker.installer import installer_name
 from wingman.engine.install.log_file import LOG_NAME
@@ -84,14 +83,12 @@ def events(daemon, uuid: str, kind: str | None = None) -> list[dict]:
 
 
 def wait_event(daemon, uuid: str, kind: str, count: int = 1, timeout: float = WAIT) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = events(daemon, uuid, kind)
-        if len(found) >= count:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{count} {kind} on {uuid} expected within {timeout} s: {events(daemon, uuid)}")
-        time.sleep(0.05)
+    return eventually(
+        lambda: events(daemon, uuid, kind),
+        timeout,
+        lambda: f"{count} {kind} on {uuid}; all its events: {events(daemon, uuid)}",
+        until=lambda found: len(found) >= count,
+    )
 
 
 def reports(panel: PanelStandIn, uuid: str, count: int = 1) -> list:
@@ -131,11 +128,12 @@ def installer(engine_url: str, uuid: str) -> dict | None:
 
 
 def wait_for_installer(engine_url: str, uuid: str) -> dict:
-    deadline = time.monotonic() + WAIT
-    while (found := installer(engine_url, uuid)) is None or not found["State"]["Running"]:
-        assert time.monotonic() < deadline, "the installer container never ran"
-        time.sleep(0.05)
-    return found
+    return eventually(
+        lambda: installer(engine_url, uuid),
+        WAIT,
+        "the installer container running",
+        until=lambda found: found is not None and found["State"]["Running"],
+    )
 
 
 def outcome_types(daemon, uuid: str) -> list[str]:

@@ -4,7 +4,6 @@ that now belongs to another process is never taken for the server, and never kil
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from tests.support.daemon import definition
 from tests.support.http import processes_under
+from tests.support.waiting import eventually_async
 from wingman.engine.environments.local.identity import boot_id, identify
 from wingman.engine.events import Metadata, NewEvent, ProcessStarted
 
@@ -21,14 +21,6 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-async def until(predicate, timeout: float = 30):
-    async def poll():
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def started_pid(h, uuid: str) -> int:
@@ -57,7 +49,9 @@ async def test_a_clean_shutdown_leaves_the_server_running_and_the_next_daemon_ad
         assert adopted.metadata["cause"] == "boot_recovery"
         # The console is reachable again: a command goes in, its answer comes back.
         await second.processes.send_command(uuid, "say back again")
-        await until(lambda: "[Server] back again" in second.processes.console_tail(uuid, 50))
+        await eventually_async(
+            lambda: "[Server] back again" in second.processes.console_tail(uuid, 50), 30, "the adopted server's answer"
+        )
         # Recent output from before the restart is in the buffer too.
         assert "Server started" in second.processes.console_tail(uuid, 50)
         # Its own stop works on the adopted process, and its exit is recorded.
@@ -79,7 +73,7 @@ async def test_a_server_survives_the_daemons_death_and_is_adopted(engine_harness
         assert second.state(uuid) == "running" and alive(pid)
         kill = await second.outcome(await second.act(uuid, "kill"))
         assert kill.status == "succeeded"
-        await until(lambda: not alive(pid))
+        await eventually_async(lambda: not alive(pid), 30, f"the server process {pid} to end")
         assert processes_under(second.config.data_directory / uuid) == []
         assert second.state(uuid) == "offline"
 
@@ -124,7 +118,7 @@ async def test_a_pid_that_now_belongs_to_another_process_is_not_adopted_nor_kill
         await first.daemon.store.close()
         await first.daemon.db.dispose()
         os.killpg(pid, signal.SIGKILL)
-        await until(lambda: not alive(pid))
+        await eventually_async(lambda: not alive(pid), 30, f"the server process {pid} to end")
         async with engine_harness([d]) as second:
             assert second.state(uuid) == "offline"
             assert second.daemon.recovered == {**second.daemon.recovered, "adopted": 0, "reaped": 1}
@@ -142,8 +136,7 @@ async def test_a_server_adopted_while_booting_is_running_once_it_prints_its_done
     first = engine_harness([d])
     await first.daemon.start()
     await first.act(uuid, "start")
-    while "process.started" not in await first.types(uuid):
-        await asyncio.sleep(0.02)
+    await first.until_event(uuid, lambda e: e.type == "process.started")
     await first.daemon.stop()  # mid-boot: the start is interrupted, the process boots on
     async with engine_harness([d]) as second:
         await second.wait_state(uuid, "running")

@@ -44,12 +44,12 @@ def test_start_kill_storm_leaves_every_operation_with_one_outcome(daemon_process
     assert len(accepted) == 2 * (PAIRS // CLIENTS) * CLIENTS
 
     with d.client() as c:
-
-        def all_finished():
-            report = c.get("/api/audit/verify").json()
-            return report if report["open_operations"] == 0 else None
-
-        report = eventually(all_finished, timeout=120, what="every operation to have its outcome")
+        report = eventually(
+            lambda: c.get("/api/audit/verify").json(),
+            timeout=120,
+            what="every operation to have its outcome",
+            until=lambda report: report["open_operations"] == 0,
+        )
         assert report["ok"], report["first_problem"]
         statuses = {}
         for op_id in accepted:
@@ -69,7 +69,7 @@ def test_start_kill_storm_leaves_every_operation_with_one_outcome(daemon_process
     assert statuses.get("succeeded", 0) > 0 and statuses.get("cancelled", 0) > 0, statuses
 
 
-async def test_a_kill_landing_while_the_start_records_power_started(engine_harness):
+async def test_a_kill_landing_while_the_start_records_power_started(engine_harness, monkeypatch):
     """The sharp interleaving: the kill cancels the start while `power.started` is being
     committed. The start still gets its one outcome (cancelled by the kill)."""
     server = definition(**SLEEPER)
@@ -86,14 +86,14 @@ async def test_a_kill_landing_while_the_start_records_power_started(engine_harne
                 await release.wait()  # the start's task sits here, its event on its way to the log
             return await committing
 
-        store.append = append_then_park
-        start = await h.act(uuid, "start")
-        await asyncio.wait_for(parked.wait(), 30)
-        kill = await h.act(uuid, "kill")
-        await h.outcome(kill)
-        release.set()
-        await h.outcome(start)
-        store.append = original
+        with monkeypatch.context() as stand_in:
+            stand_in.setattr(store, "append", append_then_park)
+            start = await h.act(uuid, "start")
+            await asyncio.wait_for(parked.wait(), 30)
+            kill = await h.act(uuid, "kill")
+            await h.outcome(kill)
+            release.set()
+            await h.outcome(start)
         assert (start.status, kill.status) == ("cancelled", "succeeded")
         types = [e.type for e in await h.events(uuid) if e.metadata.get("operation_id") == start.id]
         assert types == ["power.requested", "power.started", "power.cancelled"]
@@ -194,7 +194,7 @@ async def test_a_kill_with_nothing_to_do_is_settled_in_its_request_commit(engine
         assert report.ok and report.open_operations == 0, report.as_dict()
 
 
-async def test_a_cancelled_state_change_holds_the_ordering_until_it_is_committed(engine_harness):
+async def test_a_cancelled_state_change_holds_the_ordering_until_it_is_committed(engine_harness, monkeypatch):
     """A kill cancels a start in the middle of its `ready` change, whose append is already on its
     way to the log. The process's exit, checked next, must see `running`, not the `starting` the
     server was in before that append landed: the log's state changes stay one chain."""
@@ -220,20 +220,21 @@ async def test_a_cancelled_state_change_holds_the_ordering_until_it_is_committed
 
             return await asyncio.shield(asyncio.ensure_future(later()))  # in flight, whatever its caller does
 
-        store.append = park_ready_then_append
-        ready = asyncio.create_task(journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", TEST_META))
-        await asyncio.wait_for(parked.wait(), 30)
-        ready.cancel()  # the kill
-        exited = asyncio.create_task(journal.transition_if_allowed(uuid, Trigger.EXITED, "killed", TEST_META))
-        for _ in range(3):
-            await asyncio.sleep(0)  # the cancellation reaches the `ready` change
-        if ready.done():  # it let go of the ordering at once: the exit goes ahead of its append
-            await asyncio.wait_for(exit_queued.wait(), 30)
-        release.set()
-        assert await asyncio.wait_for(exited, 30) is True
-        with pytest.raises(asyncio.CancelledError):
-            await ready
-        store.append = original
+        with monkeypatch.context() as stand_in:
+            stand_in.setattr(store, "append", park_ready_then_append)
+            ready = asyncio.create_task(journal.transition_if_allowed(uuid, Trigger.READY, "process_ready", TEST_META))
+            await asyncio.wait_for(parked.wait(), 30)
+            ready.cancel()  # the kill
+            exited = asyncio.create_task(journal.transition_if_allowed(uuid, Trigger.EXITED, "killed", TEST_META))
+            for _ in range(3):
+                # Deliberate: three turns of the loop, so the cancellation reaches the `ready` change.
+                await asyncio.sleep(0)
+            if ready.done():  # it let go of the ordering at once: the exit goes ahead of its append
+                await asyncio.wait_for(exit_queued.wait(), 30)
+            release.set()
+            assert await asyncio.wait_for(exited, 30) is True
+            with pytest.raises(asyncio.CancelledError):
+                await ready
         changes = [e.data for e in await h.events(uuid) if e.type == "state.changed"]
         assert [(c["from_state"], c["to_state"]) for c in changes] == [
             ("offline", "starting"),

@@ -82,8 +82,7 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(engine_h
         start = await h.act(uuid, "start")
         await h.wait_state(uuid, "starting")
         # The process has launched (and is booting), so the kill has something to kill.
-        while "process.started" not in await h.types(uuid):
-            await asyncio.sleep(0.02)
+        await h.until_event(uuid, lambda e: e.type == "process.started")
         kill = await h.outcome(await h.act(uuid, "kill"))
         await h.outcome(start)
         assert start.status == "cancelled" and kill.status == "succeeded"
@@ -121,7 +120,7 @@ async def test_kill_during_preboot_aborts_without_a_process(engine_harness, tmp_
     listener.close()
 
 
-async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engine_harness):
+async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engine_harness, monkeypatch):
     """A kill that finds no process while a start is launching one takes the server offline
     ("start aborted"): seen in the chaos run, when the start took the lock after the kill had
     looked for starts to cancel. The process launched a moment later is killed by its start,
@@ -139,8 +138,9 @@ async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engi
             assert await h.daemon.journal.transition_if_allowed(uuid, Trigger.ABORT, "killed", TEST_META, None)
             return handle
 
-        h.daemon.starter.launch = launch_then_aborted
-        start = await h.outcome(await h.act(uuid, "start"), timeout=20)
+        with monkeypatch.context() as stand_in:
+            stand_in.setattr(h.daemon.starter, "launch", launch_then_aborted)
+            start = await h.outcome(await h.act(uuid, "start"), timeout=20)
         assert processes_under(h.config.data_directory / uuid) == []
         assert (start.status, h.state(uuid)) == ("failed", "offline")
         assert "aborted" in start.reason and "killed" in start.reason, start.reason
@@ -150,14 +150,14 @@ async def test_a_start_aborted_while_its_process_launches_leaves_no_process(engi
         assert [e.data["pid"] for e in started] == launched and len(exited) == 1
         assert exited[0].metadata["cause"] == "killed"  # not a crash: no restart policy answers it
         assert "crash.decided" not in [e.type for e in events]
-        # The next start finds the server as a kill leaves it, and runs the only process.
-        h.daemon.starter.launch = real_launch
+        # The next start (the real launch again) finds the server as a kill leaves it, and runs
+        # the only process.
         assert (await h.outcome(await h.act(uuid, "start"), timeout=60)).status == "succeeded"
         groups = {os.getpgid(pid) for pid in processes_under(h.config.data_directory / uuid)}
         assert len(groups) == 1
 
 
-async def test_a_start_aborted_while_its_process_boots_kills_it_at_the_done_line(engine_harness):
+async def test_a_start_aborted_while_its_process_boots_kills_it_at_the_done_line(engine_harness, monkeypatch):
     """The same kill's "start aborted", when its commit lands only once the process is booting:
     the start's `ready` is refused, and the start kills the process it launched."""
     d = definition(env={"BOOT_SECONDS": "0.5"})
@@ -182,7 +182,7 @@ async def test_a_start_aborted_while_its_process_boots_kills_it_at_the_done_line
 
             return await real_launch(prepared, sink)
 
-        h.daemon.starter.launch = launch_aborted_at_the_done_line
+        monkeypatch.setattr(h.daemon.starter, "launch", launch_aborted_at_the_done_line)
         start = await h.outcome(await h.act(uuid, "start"), timeout=20)
         assert len(aborts) == 1 and aborts[0].result() is True
         assert processes_under(h.config.data_directory / uuid) == []
@@ -291,7 +291,7 @@ async def test_unfinished_operations_are_marked_interrupted_at_boot(engine_harne
         assert second.state(uuid) == "offline"
 
 
-async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness):
+async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness, monkeypatch):
     # What GET /api/operations/{id} answers: the log moves on between reading the operation's
     # events and answering (seen in CI); the status must still agree with the events returned.
     d = definition(env={"BOOT_SECONDS": "1"})
@@ -306,7 +306,7 @@ async def test_an_operation_is_reported_from_one_read_of_the_log(engine_harness)
             await h.outcome(op)
             return events
 
-        store.events_for_operation = read_then_let_the_start_finish
+        monkeypatch.setattr(store, "events_for_operation", read_then_let_the_start_finish)
         found, events = await h.daemon.registry.find_operation(op.id)
         assert op.status == "succeeded"  # the live view has moved on
         types = [e.type for e in events]

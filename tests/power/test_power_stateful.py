@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from tests.conftest import EngineHarness
 from tests.support.daemon import definition, kill_leftovers
 from tests.support.http import processes_under
+from tests.support.waiting import eventually_async
 from wingman.engine.audit.verify import verify
 from wingman.engine.power.processes import NotRunning
 
@@ -67,7 +68,7 @@ class PowerEngine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.0, 0.05, 0.3]))
     def time_passes(self, seconds):
-        self.run(asyncio.sleep(seconds))
+        self.run(asyncio.sleep(seconds))  # deliberate: time passing is one of the steps explored
 
     @precondition(lambda self: len(self.operations) > 0)
     @rule()
@@ -100,37 +101,31 @@ class PowerEngine(RuleBasedStateMachine):
         try:
             d = self.harness.daemon
 
-            async def settled():
-                while any(d.registry.open_operations(u) for u in self.ids) or any(
-                    d.registry.state(u) not in ("offline", "running") for u in self.ids
-                ):
-                    await asyncio.sleep(0.05)
+            def at_rest() -> bool:
+                return not any(d.registry.open_operations(u) for u in self.ids) and all(
+                    d.registry.state(u) in ("offline", "running") for u in self.ids
+                )
 
-            self.run(settled(), timeout=120)
+            self.run(eventually_async(at_rest, 120, "every operation finished, every server at rest"), timeout=130)
             for op_id in self.operations:
                 # From the log: a daemon booted from snapshots holds only this run's operations.
                 op, _ = self.run(d.registry.find_operation(op_id))
                 assert op is not None and op.finished, (op_id, op)
+
             # A server that exited by itself is `running` until its exit is committed, a moment
             # after its processes are gone (and the loop runs only inside `self.run`): look until
             # state and processes agree, then assert on that look.
-            seen: dict[str, tuple[str, list[int]]] = {}
+            def look() -> dict[str, tuple[str, list[int]]]:
+                return {u: (d.registry.state(u), processes_under(d.config.data_directory / u)) for u in self.ids}
 
-            async def agreed():
-                deadline = self.loop.time() + 30
-                while True:
-                    seen.update(
-                        {u: (d.registry.state(u), processes_under(d.config.data_directory / u)) for u in self.ids}
-                    )
-                    if self.loop.time() > deadline or all(
-                        bool(alive) == (state == "running") for state, alive in seen.values()
-                    ):
-                        return
-                    await asyncio.sleep(0.05)
-
-            self.run(agreed())
-            for uuid, (state, alive) in seen.items():
-                assert bool(alive) == (state == "running"), (uuid, state, alive)
+            self.run(
+                eventually_async(
+                    look,
+                    30,
+                    "each server's state and processes to agree (running: processes, else none)",
+                    until=lambda seen: all(bool(alive) == (state == "running") for state, alive in seen.values()),
+                )
+            )
             for uuid in self.ids:
                 self.run(self.harness.act(uuid, "kill"))
             self.run(self.harness.__aexit__(None, None, None))

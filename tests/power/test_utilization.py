@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.daemon import SERVER_PYTHON, definition
 from tests.support.http import power
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_async
 from tests.support.websocket import authed
 
 KEYS = {"memory_bytes", "memory_limit_bytes", "cpu_absolute", "network", "uptime", "state", "disk_bytes"}
@@ -65,12 +65,13 @@ def test_a_running_process_has_memory_and_uptime_and_goes_back_to_zeros(daemon):
     op = power(daemon, uuid, "start")
     assert daemon.wait_operation(op["id"])["status"] == "succeeded"
     u = eventually(
-        lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(daemon, uuid)),
+        lambda: utilization(daemon, uuid),
         what="memory and uptime of the running server",
+        until=lambda u: u["memory_bytes"] > 0 and u["uptime"] > 0,
     )
     assert u["state"] == "running" and u["cpu_absolute"] >= 0
     later = eventually(
-        lambda: (lambda v: v if v["uptime"] > u["uptime"] else None)(utilization(daemon, uuid)), what="uptime growing"
+        lambda: utilization(daemon, uuid), what="uptime growing", until=lambda v: v["uptime"] > u["uptime"]
     )
     assert later["memory_bytes"] > 0
     with daemon.client() as c:
@@ -86,10 +87,9 @@ def test_the_whole_process_group_is_counted(daemon):
     uuid = add(daemon, definition(invocation=PARENT_AND_CHILD, stop={"type": "signal", "value": "SIGKILL"}))
     power(daemon, uuid, "start")
     u = eventually(
-        lambda: (lambda u: u if u["memory_bytes"] >= 64 * MIB and u["cpu_absolute"] > 1 else None)(
-            utilization(daemon, uuid)
-        ),
+        lambda: utilization(daemon, uuid),
         what="the child's memory and CPU counted with the server",
+        until=lambda u: u["memory_bytes"] >= 64 * MIB and u["cpu_absolute"] > 1,
     )
     assert u["state"] == "running"
     power(daemon, uuid, "kill")
@@ -111,23 +111,25 @@ async def test_stats_frames_come_while_running_and_zeros_after(daemon):
     async with authed(daemon, uuid) as s:
         await s.send("set state", "start")
         await s.until("status", "running")
-        while True:
-            f = await s.until("stats")
-            stats = json.loads(f[-1]["args"][0])
-            if stats["memory_bytes"] > 0:
-                break
+        async with asyncio.timeout(60):  # stats frames come on their own: a deadline on the first with memory
+            while True:
+                f = await s.until("stats")
+                stats = json.loads(f[-1]["args"][0])
+                if stats["memory_bytes"] > 0:
+                    break
         assert stats["state"] == "running" and stats["uptime"] > 0
         await s.send("set state", "kill")
         # The last word on a stopped server is all zeros, sent once the stop is in the log: the
         # process is gone a moment before its exit is committed, and zeros never say `running`.
         zeros = offline = False
-        while not (zeros and offline):
-            f = await s.next()
-            if f["event"] == "status":
-                offline = f["args"][0] == "offline"
-            elif f["event"] == "stats" and (stats := json.loads(f["args"][0]))["memory_bytes"] == 0:
-                assert (stats["state"], stats["uptime"]) == ("offline", 0)
-                zeros = True
+        async with asyncio.timeout(60):
+            while not (zeros and offline):
+                f = await s.next()
+                if f["event"] == "status":
+                    offline = f["args"][0] == "offline"
+                elif f["event"] == "stats" and (stats := json.loads(f["args"][0]))["memory_bytes"] == 0:
+                    assert (stats["state"], stats["uptime"]) == ("offline", 0)
+                    zeros = True
         await s.send("send stats")
         stats = json.loads((await s.until("stats"))[-1]["args"][0])
         assert (stats["state"], stats["memory_bytes"], stats["uptime"]) == ("offline", 0, 0)
@@ -152,8 +154,9 @@ def test_a_running_container_has_memory_and_uptime(daemon_process, docker_uuids,
     op = power(d, uuid, "start")
     assert d.wait_operation(op["id"])["status"] == "succeeded", d.read_log()[-3000:]
     u = eventually(
-        lambda: (lambda u: u if u["memory_bytes"] > 0 and u["uptime"] > 0 else None)(utilization(d, uuid)),
+        lambda: utilization(d, uuid),
         what="the container's memory and uptime",
+        until=lambda u: u["memory_bytes"] > 0 and u["uptime"] > 0,
     )
     assert u["state"] == "running" and u["memory_limit_bytes"] == 64 * MIB
     # network_mode none: the container has its own namespace with only a loopback, so no traffic.
@@ -181,11 +184,9 @@ async def test_zeros_never_say_running_while_the_exit_waits_for_its_commit(engin
         try:
             os.killpg(h.processes.handle(uuid).pid, signal.SIGKILL)  # behind the daemon's back
 
-            async def gone():
-                while any(u == uuid for u, _ in h.processes.running()):
-                    await asyncio.sleep(0.02)
-
-            await asyncio.wait_for(gone(), 60)
+            await eventually_async(
+                lambda: all(u != uuid for u, _ in h.processes.running()), 60, "the killed process seen gone"
+            )
             assert h.state(uuid) == "running"  # not committed yet
             await monitor.sample()
             assert not [f for f in frames if f["memory_bytes"] == 0], frames[-1]
