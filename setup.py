@@ -12,5 +12,10 @@ setup(
     package_dir={f"wingman.{folder}": folder for folder in (*CODE, "statecharts")},
     packages=[f"wingman.{name}" for name in find_packages(include=[f"{folder}*" for folder in CODE])]
     + ["wingman.statecharts"],
-    package_data={"wingman.migrations": ["script.py.mako"], "wingman.statecharts": ["*.yaml"]},
+    package_data={
+        "wingman.migrations": ["script.py.mako"],
+        "wingman.statecharts": ["*.yaml"],
+        # The operator page: its templates and stylesheet, and the scripts npm put beside them.
+        "wingman.api.ui": ["templates/*.html", "static/*.css", "static/vendor/*.js"],
+    },
 )

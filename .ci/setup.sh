@@ -25,3 +25,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
     .venv/bin/python -m pip install --quiet -e "$target"
     touch "$stamp"
 fi
+# The operator page's JavaScript (npm, from its lock file), and for the tests axe-core too.
+bash .ci/ui-assets.sh "$kind"

@@ -29,11 +29,15 @@ command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 # The metrics tests: promtool checks the exposition and the alerting rules, and a real Prometheus
 # scrapes a daemon (tests/system/test_prometheus.py).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The operator page: its JavaScript comes from npm (.ci/ui-assets.sh), and Playwright drives
+# Debian's Chromium through it (tests/system/test_ui_browser.py).
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "system: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 else
-    echo "system: docker.io, busybox-static, postgresql, wrk, docker-registry, prometheus and the rest are present"
+    echo "system: docker.io, busybox-static, postgresql, wrk, docker-registry, prometheus, npm, chromium and the rest are present"
 fi

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
-from wingman.api import auth, errors
+from wingman.api import auth, errors, ui
 from wingman.api.context import node_of
 from wingman.api.openapi.describe import Answer, doc
 from wingman.api.openapi.document import build as build_openapi
@@ -42,6 +42,7 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp, stream.bp, not_provided.bp):
         app.blueprint(blueprint)
     websocket.install(app)  # the Wings websocket: its blueprint and frame size limit
+    ui.install(app)  # the operator page, /ui
 
     @app.get("/api/openapi.json")
     @doc(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,20 @@ class Node:
         return self.daemon.power.lock_busy(uuid)
 
     # -- console -------------------------------------------------------------------------------
+
+    def recent_operations(self, uuid: str, limit: int = 20) -> list[Operation]:
+        """The server's operations still open and those finished lately (held in memory since
+        the daemon started), newest first."""
+        registry = self.daemon.registry
+        mine = [op for op in registry.recently_finished.values() if op.server == uuid]
+        ops = registry.open_operations(uuid) + mine
+        ops.sort(key=lambda op: op.requested_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return ops[:limit]
+
+    @property
+    def last_position(self) -> int:
+        """The log's last committed position (where a follower of what comes next starts)."""
+        return self.daemon.store.last_position
 
     def console_tail(self, uuid: str, lines: int) -> list[str]:
         return self.daemon.processes.console_tail(uuid, lines)
