@@ -164,7 +164,9 @@ def state(
     async def job(engine: AsyncEngine) -> int:
         point = point_of(at, "--at")
         try:
-            answer = (await state_at(engine, server, point, SnapshotCache(engine))).as_dict()
+            # The replay cannot say how far it is (a snapshot may spare most of it): a pulse and the time.
+            with progress_bar(f"replaying the log of {server}", None, wanted()):
+                answer = (await state_at(engine, server, point, SnapshotCache(engine))).as_dict()
         except UnknownStream:
             raise Stop(f"no server {server} in this log") from None
         if chosen(format) != Fmt.table:

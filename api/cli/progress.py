@@ -1,4 +1,5 @@
-"""A progress bar for long CLI work (export, verify), on standard error and only on a terminal.
+"""A progress bar for long CLI work (export, verify, replay), on standard error and only on a
+terminal.
 
 Piped or redirected, a command writes exactly what it wrote before and nothing more: the bar is
 for a person watching, and a script reads the same bytes as ever. A command whose own output
@@ -35,13 +36,11 @@ def progress_bar(what: str, total: int | None, show: bool, unit: str = "events")
         yield lambda done: None
         return
     console = Console(stderr=True)
+    counted = (MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(), TimeRemainingColumn())
     columns = (
         TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        BarColumn(),  # with no total: a pulse, for work that cannot say how far it is
+        *(counted if total is not None else (TimeElapsedColumn(),)),
     )
     with Progress(*columns, console=console, transient=True, refresh_per_second=8) as bar:
         task = bar.add_task(what, total=total)

@@ -1,11 +1,13 @@
 """Long CLI work shows a progress bar on a terminal (standard error) and nothing extra when piped:
-`wingman audit export` and `wingman audit verify` on a real SQLite log of tens of thousands of
-events, run piped (subprocess) and in a real pseudo-terminal (pexpect)."""
+`wingman audit export`, `wingman audit verify` and the replay of `wingman audit state` on a real
+SQLite log of tens of thousands of events, run piped (subprocess) and in a real pseudo-terminal
+(pexpect)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import subprocess
@@ -15,7 +17,7 @@ import pexpect  # the `test` extra: missing, the module fails to collect rather 
 import pytest
 
 from tests.support.daemon import REPO
-from tests.support.synthetic_log import build_log
+from tests.support.synthetic_log import build_log, server_ids
 from wingman.engine.audit.export import export
 from wingman.engine.store.database import create_engine, upgrade
 
@@ -122,3 +124,16 @@ def test_an_export_to_the_terminal_itself_has_no_bar_to_tear_its_lines(db):
     assert "exporting" not in seen and "/40000" not in seen
     expected = piped("audit", "export", "-d", str(path), *since).stdout
     assert expected.count("\n") == 400 and seen.replace("\r\n", "\n") == expected
+
+
+def test_a_replay_pulses_on_a_terminal_and_is_silent_when_piped(db):
+    path, _ = db
+    server = server_ids(20, 11)[0]
+    r = piped("audit", "state", server, "-d", str(path), "-F", "json")
+    assert r.returncode == 0 and r.stderr == ""
+    assert json.loads(r.stdout)["server"] == server
+
+    seen, code = in_terminal("audit", "state", server, "-d", str(path))
+    assert code == 0, seen
+    assert f"replaying the log of {server}" in seen and "━" in seen  # the bar, with no count to give
+    assert "power state" in seen.split(f"replaying the log of {server}")[-1]  # the table, after the bar
