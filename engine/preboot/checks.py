@@ -12,6 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -102,7 +103,7 @@ async def run_preboot(
     runtime: Runtime,
     folder: Path,
     users: ServerUsers,
-    daemon_config: dict,
+    daemon_config: dict[str, Any],
     on_soft_failure: Callable[[str, str], Awaitable[None]],
     note: Callable[[str], None] = lambda text: None,
 ) -> PrebootResult:

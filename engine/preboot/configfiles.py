@@ -10,7 +10,7 @@ import errno
 import json
 import pathlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from wingman.engine.preboot.folderfiles import FolderFileError, locate, read_tex
 from wingman.engine.servers.patterns import BadPattern, compile_pattern
 
 _MISSING = object()
+_Doc = dict[str, Any]  # a JSON object: the definition's settings, an entry, the daemon's config
 
 
 @dataclass
@@ -70,7 +71,7 @@ def _get(node: Any, tokens: list[str]) -> Any:
     return node
 
 
-def _expander(settings: dict, env: dict, config: dict, warn: list[str]) -> Callable[[str], str]:
+def _expander(settings: _Doc, env: dict[str, str], config: _Doc, warn: list[str]) -> Callable[[str], str]:
     def server(path: str) -> Any:
         for old, new in _LEGACY_SERVER.items():
             if path == old or path.startswith(old + "."):
@@ -92,7 +93,7 @@ def _expander(settings: dict, env: dict, config: dict, warn: list[str]) -> Calla
         alias = _get(config, ["docker", "network", "interface"]) if path == "docker.interface" else _MISSING
         return _get(config, path.split(".")) if alias is _MISSING else alias
 
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         if (value := lookup(m.group(1))) is _MISSING:  # the Panel's Arr::get(..., '') default
             warn.append(f"unknown placeholder {{{{{m.group(1)}}}}} replaced with ''")
             return ""
@@ -109,7 +110,7 @@ class _Rule:
     if_value: str | None
 
 
-def _rules(entry: dict, expand: Callable[[str], str]) -> list[_Rule]:
+def _rules(entry: _Doc, expand: Callable[[str], str]) -> list[_Rule]:
     if not isinstance(replace := entry.get("replace") or [], list):
         raise ConfigFileError("'replace' must be a list")
     rules = []
@@ -171,7 +172,7 @@ _CONTINUED = re.compile(r"(?<!\\)(?:\\\\)*\\\Z")  # an odd number of trailing ba
 
 
 def _unescape(s: str, lineno: int) -> str:
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         c = m.group(1)
         if c.startswith("u"):
             if not re.fullmatch(r"u[0-9a-fA-F]{4}", c):
@@ -200,7 +201,7 @@ def _escape(s: str, key: bool = False) -> str:
     return "".join(one(i, c) for i, c in enumerate(s))
 
 
-def _prop_entries(lines: list[str]):
+def _prop_entries(lines: list[str]) -> Iterator[tuple[int, int, str, str, str | None]]:
     """Yield (first line, end line, key, value, the first line's text before the value or None)."""
     i = 0
     while i < len(lines):
@@ -214,6 +215,7 @@ def _prop_entries(lines: list[str]):
             i += 1
         # key: up to an unescaped separator; then blanks, at most one of = or :, blanks
         m = re.match(r"((?:\\.|[^=:\\ \t\f])*)([ \t\f]*[=:]?[ \t\f]*)", logical, re.S)
+        assert m is not None  # every part of it may be empty: it matches any text
         j, first = m.end(), len(lead) - bool(_CONTINUED.search(lead))
         prefix = body[: len(body) - len(lead) + j] if m.group(2) and j <= first else None
         yield start, min(i, len(lines)), _unescape(m.group(1), start + 1), _unescape(logical[j:], start + 1), prefix
@@ -300,7 +302,7 @@ def _set(node: Any, tokens: list[str], value: Any, path: str) -> None:
             raise ConfigFileError(f"cannot set {path}: {t!r} is not an index of its {len(node)}-item list")
         if not isinstance(node, (dict, list)):  # gabs' ErrPathCollision fails the file in Wings too
             raise ConfigFileError(f"cannot set {path}: {tokens[i - 1]!r} is a {type(node).__name__}, not an object")
-        k = int(t) if isinstance(node, list) else t
+        k: Any = int(t) if isinstance(node, list) else t  # an index into a list, a key of an object
         if i == len(tokens) - 1:
             node[k] = value
         elif (node[k] if isinstance(node, list) else node.get(k)) is None:
@@ -369,11 +371,12 @@ def _file(text: str, rules: list[_Rule], warn: list[str]) -> str:
 _PARSERS = {"properties": _properties, "ini": _ini, "file": _file, "json": _json, "yaml": _yaml, "yml": _yaml}
 
 
-def _apply_one(folder: pathlib.Path, entry: Any, expand: Callable[[str], str], warn: list[str]) -> bool:
+def _apply_one(folder: pathlib.Path, entry: object, expand: Callable[[str], str], warn: list[str]) -> bool:
     if not isinstance(entry, dict):
         raise ConfigFileError("the entry is not a mapping")
-    if (parser := _PARSERS.get(entry.get("parser"))) is None:  # Wings ignores it (after creating it)
-        raise ConfigFileError(f"parser {entry.get('parser')!r} is not supported; use one of {', '.join(_PARSERS)}")
+    name = entry.get("parser")
+    if (parser := _PARSERS.get(name) if name is not None else None) is None:  # Wings ignores it (after creating it)
+        raise ConfigFileError(f"parser {name!r} is not supported; use one of {', '.join(_PARSERS)}")
     rules = _rules(entry, expand)
     root, parts = locate(folder, entry.get("file"))
     if (existing := read_text(root, parts)) is None and entry["parser"] == "file":
@@ -387,10 +390,10 @@ def _apply_one(folder: pathlib.Path, entry: Any, expand: Callable[[str], str], w
 
 def apply_config_files(
     folder: pathlib.Path,
-    configs: list[dict],
-    settings: dict,
+    configs: Sequence[object],
+    settings: _Doc,
     environment: dict[str, str],
-    daemon_config: dict | None = None,
+    daemon_config: _Doc | None = None,
 ) -> list[ConfigFileResult]:
     """Apply each entry of process_configuration.configs, in order; one result per entry.
     A failing file is reported and never stops the others (Wings logs it and boots anyway)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -35,7 +36,7 @@ class Starter:
         source: DefinitionSource,
         data_directory: Path,
         users: ServerUsers,
-        daemon_config: dict,
+        daemon_config: dict[str, Any],
         record: Recorder,
         note: Notifier = lambda uuid, text: None,
     ):
