@@ -110,6 +110,8 @@ def test_db_upgrade_then_serve_then_a_demo_start(installed: Path, tmp_path: Path
 
         answered = eventually(system, timeout=60, what="the installed daemon answers /api/system")
         assert answered.status_code == 200, answered.text
+        page = httpx.get(f"http://127.0.0.1:{port}/ui/login", timeout=5)  # its templates shipped
+        assert page.status_code == 200 and "Sign in" in page.text
         servers = httpx.get(
             f"http://127.0.0.1:{port}/api/servers", headers={"Authorization": f"Bearer {token}"}, timeout=5
         ).json()
