@@ -37,6 +37,7 @@ GROUPS = {
     "pull": ("benchmarks.suite.pull_figures", "pull_figures"),  # beside the Docker start, which pulls nothing
     "scripts": ("benchmarks.suite.script_figures", "script_figures"),
     "sockets": ("benchmarks.suite.socket_figures", "socket_figures"),
+    "migrate": ("benchmarks.suite.migrate_figures", "migrate_figures"),
     "metrics": ("benchmarks.suite.metrics_figures", "metrics_figures"),  # kills/s while /metrics is scraped
 }
 

@@ -1,9 +1,14 @@
 """Move a node's event log from its SQLite file into PostgreSQL (`wingman db migrate-to`).
 
 What is copied keeps its identity: every event with its position, stream, version, id, hash and
-the rest of its row, the signed checkpoints, and the outbox cursors (so the Panel is not sent its
-activity twice). Replay snapshots are a cache of the log and are not copied: the daemon rebuilds
-them.
+the rest of its row (its node id too), the signed checkpoints, the outbox cursors (so the Panel is
+not sent its activity twice) and the streams' owners where the node recorded them. Replay
+snapshots are a cache of the log and are not copied: the daemon rebuilds them.
+
+The positions are kept as they are, so the target must be empty or hold what an earlier run of
+this copy put there: a database that already holds another node's log is refused (its positions
+are taken). The checkpoints are signed over the first N positions of the whole log, so a copy
+that renumbered the events would make them lie.
 
 The target's schema is the daemon's own: the store's migrations bring it to the head revision
 before anything is copied, and the columns copied are the ones that schema has (read from the
@@ -29,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import JSON, DateTime, inspect
@@ -143,9 +148,9 @@ async def migrate_to(
     module doc). Raises HistoryDiffers when the target holds another history, MigrationError when
     the two cannot be matched at all."""
     source_path = make_url(source_url).database
-    if make_url(source_url).get_backend_name() != "sqlite" or not source_path or source_path == ":memory:":
+    if _backend(source_url) != "sqlite" or not source_path or source_path == ":memory:":
         raise MigrationError(f"the source must be a node's SQLite file, not {_shown(source_url)}")
-    if make_url(target_url).get_backend_name() != "postgresql":
+    if _backend(target_url) != "postgresql":
         raise MigrationError(f"the target must be a PostgreSQL database, not {_shown(target_url)}")
     await (await _upgraded(source_url)).dispose()
     target = await _upgraded(target_url)
@@ -159,23 +164,28 @@ async def migrate_to(
             missing = [n for n in cols.names if n not in has]
             if missing:
                 raise MigrationError(f"the source's {table} table has no column {', '.join(missing)}")
-        # A connection of its own, outside SQLAlchemy's pool: each batch's transaction is ours to
-        # commit (the pool's connection would hold every statement in one transaction of its own),
-        # and the JSON comes as the text stored.
-        _, params = target.dialect.create_connect_args(target.url)
-        pg = await asyncpg.connect(**params)
-        try:
+        # The driver's connection under SQLAlchemy's, used directly: COPY is asyncpg's, and each
+        # batch's transaction is ours to commit (nothing runs through SQLAlchemy on it, which would
+        # open a transaction of its own around everything).
+        async with target.connect() as conn:
+            pg = cast(asyncpg.Connection, (await conn.get_raw_connection()).driver_connection)
             started = time.perf_counter()
             result = await _Copy(source, pg, schemas["events"], batch, progress).events()
             result.checkpoints_copied = await _copy_checkpoints(source, pg, schemas["checkpoints"])
-            await _copy_cursors(source, pg, schemas.get("outbox_cursors"))
+            await _copy_beside(source, pg, "outbox_cursors", "name", schemas.get("outbox_cursors"))
+            await _copy_beside(source, pg, "stream_owners", "stream_id", schemas.get("stream_owners"))
             result.seconds = time.perf_counter() - started
             return result
-        finally:
-            await pg.close()
     finally:
         source.close()
         await target.dispose()
+
+
+def _backend(url: str) -> str:
+    try:
+        return backend_for(url).name
+    except ValueError as exc:
+        raise MigrationError(str(exc)) from None
 
 
 def _shown(url: str) -> str:
@@ -272,16 +282,18 @@ async def _copy_checkpoints(source: _Source, pg: asyncpg.Connection, cols: _Colu
     return len(missing)
 
 
-async def _copy_cursors(source: _Source, pg: asyncpg.Connection, cols: _Columns | None) -> None:
-    """Each outbox's cursor, moved forward only (the target's may be ahead: a daemon ran on it)."""
+async def _copy_beside(source: _Source, pg: asyncpg.Connection, table: str, key: str, cols: _Columns | None) -> None:
+    """The rows of a small table beside the log, each keyed by `key`: an outbox's cursor only
+    moved forward (the target's may be ahead: a daemon ran on it), a stream's owner kept when the
+    target has one already."""
     if cols is None:
         return
-    rows = await asyncio.to_thread(source.page, "outbox_cursors", "name", cols, "", 1 << 62)
+    rows = await asyncio.to_thread(source.page, table, key, cols, "", 1 << 62)
     names = ", ".join(f'"{n}"' for n in cols.names)
     values = ", ".join(f"${i + 1}" for i in range(len(cols.names)))
-    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in cols.names if n != "name")
-    await pg.executemany(
-        f"INSERT INTO outbox_cursors ({names}) VALUES ({values}) ON CONFLICT (name) DO UPDATE SET {updates} "
-        "WHERE excluded.position > outbox_cursors.position",
-        rows,
-    )
+    if "position" in cols.names:
+        updates = ", ".join(f'"{n}" = excluded."{n}"' for n in cols.names if n != key)
+        conflict = f'DO UPDATE SET {updates} WHERE excluded.position > "{table}".position'
+    else:
+        conflict = "DO NOTHING"
+    await pg.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({values}) ON CONFLICT ("{key}") {conflict}', rows)

@@ -10,9 +10,12 @@ printed, not asserted."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid as uuidlib
 from dataclasses import dataclass
 
 import asyncpg
@@ -20,7 +23,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.daemon import TOKEN, definition
+from tests.support.daemon import TOKEN, definition, opened_store
+from tests.support.waiting import eventually_async
+from wingman.engine.events import NewEvent
+from wingman.engine.store.backends.postgres import LOG_LOCK_KEY
+from wingman.engine.store.event_store import StoreUnavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -116,7 +123,9 @@ async def test_a_failover_under_load_loses_no_acknowledged_request(pg_replicated
     pair.create_database("wingman")
     servers = [definition() for _ in range(10)]
     ids = [s["settings"]["uuid"] for s in servers]
-    daemon = await asyncio.to_thread(daemon_process, servers=servers, database={"url": pair.url("wingman")})
+    daemon = await asyncio.to_thread(
+        daemon_process, servers=servers, database={"url": pair.url("wingman") + "&timeout=5&command_timeout=30"}
+    )
 
     def failover() -> None:
         pair.kill_primary()
@@ -161,3 +170,29 @@ async def test_a_failover_under_load_loses_no_acknowledged_request(pg_replicated
     async with httpx.AsyncClient(base_url=daemon.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         resp = await client.post(f"/api/servers/{ids[0]}/power", json={"action": "kill"})
     assert resp.status_code == 202, resp.text
+
+
+async def test_a_connection_cut_under_a_commit_is_a_503_and_the_store_carries_on(pg_url):
+    """The writer's server process dies in the middle of a group (as a dying primary's do): the
+    callers hear StoreUnavailable (a 503, and retried for what follows an accepted request), not a
+    refusal of their rows (a 500, never retried), and the store commits again once the server is
+    back (PostgreSQL restarts every backend after one is killed)."""
+    u = make_url(pg_url)
+    other = await asyncpg.connect(host=u.query["host"], port=int(u.query["port"]), user="postgres", database=u.database)
+    event = NewEvent(type="server.deleted", data={}, metadata={"actor": "test"})
+    async with opened_store(pg_url) as store:
+        stream = str(uuidlib.uuid4())
+        await store.append(stream, [event])
+        await other.execute("BEGIN")
+        await other.execute("SELECT pg_advisory_xact_lock($1)", LOG_LOCK_KEY)  # the writer's next group waits
+        cut = asyncio.create_task(store.append(stream, [event]))
+        waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event = 'advisory' AND datname = $1"
+        writer = await eventually_async(lambda: other.fetchval(waiting, u.database), 30, "the writer to wait")
+        os.kill(writer, signal.SIGKILL)
+        with pytest.raises(StoreUnavailable):
+            await cut
+        again = await eventually_async(
+            lambda: store.append(stream, [event]), 30, "a commit", ignoring=(StoreUnavailable,)
+        )
+        assert again[0].version == 2
+    other.terminate()  # the server ended it with the others
