@@ -15,7 +15,6 @@ import re
 import signal
 import sqlite3
 import threading
-import time
 import uuid as uuidlib
 from datetime import datetime
 
@@ -23,6 +22,7 @@ import pytest
 
 from tests.support.daemon import DaemonProcess, daemon_factory, definition
 from tests.support.panel import PanelStandIn
+from tests.support.waiting import eventually
 from tests.support.websocket import authed
 
 ACTIVITY = "/api/remote/activity"
@@ -63,11 +63,13 @@ class ActivityPanel(PanelStandIn):
             return list(self.taken)
 
     def wait_taken(self, count: int, timeout: float = 30) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.taken_now()) < count:
-            assert time.monotonic() < deadline, f"the Panel took {len(self.taken_now())} entries, not {count}"
-            time.sleep(0.02)
-        return self.taken_now()
+        return eventually(
+            self.taken_now,
+            timeout,
+            f"the Panel to take {count} entries",
+            interval=0.02,
+            until=lambda t: len(t) >= count,
+        )
 
 
 def invalid_activity(body, refuse_command: str | None) -> str | None:
@@ -156,14 +158,19 @@ def stored_cursor(d: DaemonProcess, uuid: str, timeout: float = 30) -> int:
     answer)."""
     with d.client() as c:
         last = c.get("/api/events", params={"server": uuid, "type": "console.command"}).json()["events"][-1]
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def accepted() -> int | None:
         with sqlite3.connect(d.folder / "var" / "wingman.db") as db:
             row = db.execute("SELECT position FROM outbox_cursors WHERE name = 'panel_activity'").fetchone()
-        if row and row[0] >= last["position"]:
-            return row[0]
-        assert time.monotonic() < deadline, "no accepted position was ever stored"
-        time.sleep(0.02)
+        return row[0] if row else None
+
+    return eventually(
+        accepted,
+        timeout,
+        f"an accepted position stored, at or past {last['position']}",
+        interval=0.02,
+        until=lambda position: position is not None and position >= last["position"],
+    )
 
 
 def test_a_batch_refused_three_times_then_accepted_arrives_exactly_once(daemons, panel, tmp_path):
@@ -233,13 +240,11 @@ def test_an_entry_the_panel_refuses_is_set_aside_recorded_and_the_queue_goes_on(
         ("server:console.command", "after"),
     ]
     with d.client() as c:
-        deadline = time.monotonic() + 30
-        while True:
-            found = c.get("/api/events", params={"server": uuid, "type": "panel.activity_refused"}).json()["events"]
-            if found:
-                break
-            assert time.monotonic() < deadline, "the refusal was never recorded"
-            time.sleep(0.05)
+        found = eventually(
+            lambda: c.get("/api/events", params={"server": uuid, "type": "panel.activity_refused"}).json()["events"],
+            30,
+            "the refusal recorded",
+        )
     refusal = found[0]
     assert refusal["data"]["activity"] == "server:console.command"
     assert refusal["data"]["status"] == 422

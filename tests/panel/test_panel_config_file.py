@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from tests.support.daemon import REPO, free_port, kill_leftovers
+from tests.support.waiting import eventually
 from wingman.engine.config import parse_config
 
 WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
@@ -35,7 +35,7 @@ class Panel:
         panel = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):  # http.server's name
                 panel.requests.append({"path": self.path, "headers": dict(self.headers)})
                 if self.path.startswith("/api/remote/servers"):
                     return self.answer(200, {"data": [], "meta": {"current_page": 1, "last_page": 1, "total": 0}})
@@ -67,7 +67,7 @@ class Panel:
                     )
                 return self.answer(200, panel.configuration)
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 panel.requests.append({"path": self.path, "headers": dict(self.headers)})
                 self.answer(204, None)
 
@@ -168,16 +168,18 @@ def test_configure_writes_the_panels_file_0600_and_serve_takes_it_as_it_is(tmp_p
     url = f"http://127.0.0.1:{panel.daemon_port}"  # api.host 0.0.0.0: every address, loopback too
     headers = {"Authorization": f"Bearer {NODE_TOKEN}"}  # the token the Panel gave
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def settled() -> bool:
             assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-            try:
-                if httpx.get(f"{url}/api/system", headers=headers, timeout=2).json()["wingman"]["settled"]:
-                    break
-            except (httpx.HTTPError, KeyError, ValueError):
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()
-            time.sleep(0.1)
+            return httpx.get(f"{url}/api/system", headers=headers, timeout=2).json()["wingman"]["settled"]
+
+        eventually(
+            settled,
+            60,
+            lambda: f"the daemon to answer, settled: {(tmp_path / 'daemon.log').read_text()}",
+            interval=0.1,
+            ignoring=(httpx.HTTPError, KeyError, ValueError),
+        )
         assert httpx.get(f"{url}/api/servers", headers=headers).json() == []
         assert httpx.get(f"{url}/api/audit/key", headers=headers).json()["node"] == NODE_UUID  # uuid: the node id
     finally:

@@ -7,9 +7,8 @@ import uuid as uuidlib
 
 import pytest
 
-from tests.panel.test_panel_inventory import panel_events, wait_events, with_panel
 from tests.support.daemon import TOKEN, definition
-from tests.support.panel import PanelStandIn
+from tests.support.panel import PanelStandIn, panel_events, wait_events, with_panel
 
 PANEL_AUTH = f"Bearer test.{TOKEN}"
 

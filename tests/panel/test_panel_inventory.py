@@ -3,41 +3,13 @@ real Panel (tests/support/panel.py) and a real daemon over a real socket."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.support.daemon import TOKEN, definition
-from tests.support.panel import RESET_PATH, SERVERS_PATH, PanelStandIn
+from tests.support.panel import RESET_PATH, SERVERS_PATH, PanelStandIn, panel_events, wait_events, with_panel
+from tests.support.waiting import eventually
 
 PANEL_AUTH = f"Bearer test.{TOKEN}"  # token_id "test" (tests/support/daemon.py), as Wings sends it
-
-
-def with_panel(panel: PanelStandIn, per_page: int = 50, **extra) -> dict:
-    # The tests' servers are local processes (tests.support.daemon.definition names no runtime): a
-    # Panel's server that names none is a Docker one unless the node says otherwise.
-    return {
-        "remote": panel.url,
-        "remote_query": {"boot_servers_per_page": per_page, "retry_max_seconds": 1},
-        "remote_runtime": "process",
-        **extra,
-    }
-
-
-def panel_events(daemon, kind: str) -> list[dict]:
-    with daemon.client() as c:
-        return c.get("/api/events", params={"type": kind, "limit": 1000}).json()["events"]
-
-
-def wait_events(daemon, kind: str, count: int = 1, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = panel_events(daemon, kind)
-        if len(found) >= count:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{count} {kind} event(s) expected within {timeout} s, found {found}")
-        time.sleep(0.05)
 
 
 def server_ids(daemon) -> set[str]:
@@ -124,10 +96,12 @@ def test_panel_down_at_boot_then_back(daemon_process, tmp_path):
         op = c.post(f"/api/servers/{r}/power", json={"action": "stop"}).json()
         assert daemon.wait_operation(op["id"])["status"] == "succeeded"
         # ...and is removed once it is offline.
-        deadline = time.monotonic() + 30
-        while c.get(f"/api/servers/{r}").status_code != 404:
-            assert time.monotonic() < deadline, "the unlisted server was not removed once stopped"
-            time.sleep(0.1)
+        eventually(
+            lambda: c.get(f"/api/servers/{r}").status_code,
+            30,
+            "the unlisted server removed once stopped",
+            until=lambda status: status == 404,
+        )
     assert len(panel.requests_to(RESET_PATH, "POST")) == 2
     panel.stop()
 
