@@ -115,7 +115,7 @@ def test_killed_between_two_checkpoints(daemon_process, tmp_path):
 class _Witness(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802 - the name http.server calls
+    def do_POST(self):  # the name http.server calls
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).received.append((self.headers.get("Authorization"), body))
         self.send_response(204)
@@ -141,10 +141,15 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
         )
         with d.client(AUDIT_TOKEN) as auditor:
             first_key = auditor.get("/api/audit/key").json()["public_key"]
-            covered = lambda: (lambda b: b["latest_checkpoint"] and b["not_yet_covered"] == 0)(  # noqa: E731
-                auditor.get("/api/audit/key").json()
-            )
-            eventually(covered, what="a checkpoint signed on the timer")
+
+            def covered() -> dict:
+                return eventually(
+                    lambda: auditor.get("/api/audit/key").json(),
+                    what="every event covered by a checkpoint",
+                    until=lambda b: b["latest_checkpoint"] and b["not_yet_covered"] == 0,
+                )
+
+            covered()  # by one signed on the timer
             run_cycle(d, server["settings"]["uuid"])
             rotated = subprocess.run(
                 [sys.executable, "-m", "wingman.api.cli", "rotate-key", "--config", str(d.config_path)],
@@ -157,7 +162,7 @@ def test_timer_checkpoints_rotation_and_witness(daemon_process):
             new_key = auditor.get("/api/audit/key").json()["public_key"]
             assert new_key != first_key and new_key in rotated.stdout
             run_cycle(d, server["settings"]["uuid"])
-            eventually(covered, what="a checkpoint after the rotation")
+            covered()  # by one signed with the new key
             verified = auditor.get("/api/audit/verify").json()
             assert verified["ok"] and [k["key"] for k in verified["checkpoints"]["keys"]] == [first_key, new_key]
         d.stop()

@@ -16,6 +16,7 @@ from tests.support.checkpoints import (
     forge_actor,
     sql,
 )
+from tests.support.waiting import eventually_async
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
@@ -119,8 +120,13 @@ async def test_checkpoints_are_committed_by_the_logs_own_writer(tmp_path):
 
     await asyncio.gather(*(appender(n) for n in range(20)))
     assert daemon.store.last_position >= 600
-    while daemon.checkpointer.last is None or daemon.checkpointer.last.size < 500:
-        await asyncio.sleep(0.05)  # every 25 events: the signer follows the writer
+    # Every 25 events: the signer follows the writer.
+    await eventually_async(
+        lambda: daemon.checkpointer.last,
+        60,
+        "a checkpoint over 500 events",
+        until=lambda last: last and last.size >= 500,
+    )
     assert "BEGIN IMMEDIATE" not in write_transactions
     await daemon.stop()
     rows = checkpoint_rows(tmp_path / "var" / "wingman.db")
