@@ -4,6 +4,7 @@ on the second), so an operator watching the log sees the node work."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -58,3 +59,60 @@ def test_each_operation_is_one_line_accepted_and_one_settled(daemon_process):
     accepted, settled = lines_of(d, failing["id"], 2)
     assert (accepted["server"], settled["server"]) == (broken["settings"]["uuid"],) * 2
     assert (settled["action"], settled["outcome"], settled["reason"]) == ("start", "failed", outcome["reason"])
+
+
+class Recorder:
+    """A structlog-like logger that keeps what it is told, or fails when told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.lines: list[tuple[str, dict]] = []
+        self.fail = fail
+
+    def info(self, message: str, **fields) -> None:
+        if self.fail:
+            raise OSError("the log's disk is full")
+        self.lines.append((message, fields))
+
+    def exception(self, message: str, **fields) -> None:
+        self.lines.append((message, fields))
+
+
+async def test_the_writer_never_waits_on_the_log_and_a_failing_log_stops_nothing(tmp_path):
+    from tests.support.daemon import opened_store
+    from wingman.engine.events import Metadata, NewEvent, PowerRequested, PowerSucceeded
+    from wingman.engine.live.operation_log import OperationLog
+
+    meta = Metadata(actor="node-token", channel="http", operation_id="op-1")
+    batch = [
+        NewEvent.of(PowerRequested(operation_id="op-1", action="start", wait_seconds=30), meta),
+        NewEvent.of(PowerSucceeded(operation_id="op-1", action="start", detail="running"), meta),
+    ]
+    async with opened_store(f"sqlite+aiosqlite:///{tmp_path / 'wingman.db'}") as store:
+        good, broken = Recorder(), Recorder(fail=True)
+        written_during_commit: list[int] = []
+        store.subscribe(OperationLog(broken))
+        store.subscribe(OperationLog(good))
+        # a subscriber after them, inside the writer's commit: no line has been written yet
+        store.subscribe(lambda events: written_during_commit.append(len(good.lines)))
+
+        recorded = await store.append("srv-1", batch)
+        assert written_during_commit == [0]
+        await asyncio.sleep(0)
+        assert [m for m, _ in good.lines] == ["power operation accepted", "power operation settled"]
+        assert good.lines[1][1] | {"seconds": None} == {
+            "operation_id": "op-1",
+            "server": "srv-1",
+            "action": "start",
+            "actor": "node-token",
+            "channel": "http",
+            "outcome": "succeeded",
+            "reason": "running",
+            "position": recorded[1].position,
+            "seconds": None,
+        }
+        # The broken log lost its lines, and nothing else: the store goes on appending.
+        assert broken.lines == []
+        more = await store.append(
+            "srv-1", [NewEvent.of(PowerRequested(operation_id="op-2", action="stop", wait_seconds=0), meta)]
+        )
+        assert more[0].version == 3
