@@ -9,9 +9,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.support.daemon import REPO
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
@@ -212,3 +213,34 @@ async def test_a_tail_reader_sees_every_event_once_in_order_while_two_processes_
     assert reader.reads > 10  # it followed the writes, not just read the end
     assert reader.seen == log  # every event, once, in order: none committed behind the reader's back
     assert await _nodes_by_stream(pg_url) == {f"{node}-{n}": {node} for node in ("node-a", "node-b") for n in range(12)}
+
+
+async def _events_before_node_ids(url: str) -> None:
+    """A log from before migration 0007: one event written at revision 0006."""
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, "0006_outbox_cursors")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (position, stream_id, version, event_id, type, data, metadata, recorded_at,"
+                    " prev_hash, hash) VALUES (1, 'old', 1, 'e1', 'server.suspended', '{}', '{}', :at, :h, :h)"
+                ),
+                {"at": datetime.now(UTC), "h": "0" * 64},
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_the_migration_leaves_the_events_from_before_without_a_node(database, tmp_path, request):
+    url = sqlite_url(tmp_path) if database == "sqlite" else request.getfixturevalue("pg_url")
+    await _events_before_node_ids(url)
+    store = await _store(url, "node-a")  # migrates to the head
+    try:
+        [old] = await store.read_stream("old")
+        assert old.version == 1 and old.event_id == "e1"
+        await store.append("old", [ev()])
+    finally:
+        await _close(store)
+    assert await _nodes_by_stream(url) == {"old": {None, "node-a"}}
