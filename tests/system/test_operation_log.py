@@ -8,7 +8,9 @@ import asyncio
 import json
 import time
 
-from tests.support.daemon import definition
+from tests.support.daemon import definition, opened_store
+from wingman.engine.events import Metadata, NewEvent, PowerRequested, PowerSucceeded
+from wingman.engine.live.operation_log import OperationLog
 
 
 def log_lines(d) -> list[dict]:
@@ -78,10 +80,6 @@ class Recorder:
 
 
 async def test_the_writer_never_waits_on_the_log_and_a_failing_log_stops_nothing(tmp_path):
-    from tests.support.daemon import opened_store
-    from wingman.engine.events import Metadata, NewEvent, PowerRequested, PowerSucceeded
-    from wingman.engine.live.operation_log import OperationLog
-
     meta = Metadata(actor="node-token", channel="http", operation_id="op-1")
     batch = [
         NewEvent.of(PowerRequested(operation_id="op-1", action="start", wait_seconds=30), meta),
