@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import pexpect
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -180,3 +182,19 @@ async def fill_more_and_edit(db: Path, url: str) -> None:
         await conn.execute("UPDATE events SET metadata = (metadata::text || ' ')::json WHERE position = 4321")
     finally:
         await conn.close()
+
+
+async def test_a_progress_bar_on_a_terminal_and_one_line_when_piped(tmp_path, pg_url):
+    db = tmp_path / "node.db"
+    await fill(db, 5_000, seed=5)
+    args = ["-m", "wingman.api.cli", "db", "migrate-to", pg_url, "--database", str(db), "--batch", "1000"]
+    child = pexpect.spawn(sys.executable, args, encoding="utf-8", timeout=120, dimensions=(40, 160))
+    await asyncio.to_thread(child.expect, pexpect.EOF)
+    child.close()
+    seen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert child.exitstatus == 0, seen
+    assert "copying events" in seen and "5000/5000" in seen and "100%" in seen, seen
+
+    piped = await asyncio.to_thread(wingman, "db", "migrate-to", pg_url, "--database", str(db))
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    assert piped.stdout.startswith("5000 events in the source: 5000 already in the target, 0 copied")
