@@ -69,9 +69,15 @@ def build(app: Sanic, title: str, version: str, description: str, public: tuple[
     }
 
 
+# The operator page (api/ui) is for a browser, not a client of the API: not in the document.
+NOT_API = ("ui/",)
+
+
 def _documented_routes(app: Sanic) -> dict[tuple[str, str], tuple[OperationDoc, Any]]:
     found = {}
     for route in app.router.routes:
+        if route.path == "ui" or route.path.startswith(NOT_API):
+            continue
         path = "/" + re.sub(r"<(\w+)(?::[^>]*)?>", r"{\1}", route.path.strip("/"))
         described = _doc_of(route.handler)
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):

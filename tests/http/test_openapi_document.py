@@ -50,8 +50,10 @@ def test_every_route_of_the_app_is_in_it(served):
         for m in r.methods
         if m not in ("HEAD", "OPTIONS")
     }
+    # The operator page (/ui) is for a browser: not part of the API's document.
+    api_routes = {(path, method) for path, method in routes if path != "/ui" and not path.startswith("/ui/")}
     documented = {(path, method) for path, item in served["paths"].items() for method in item}
-    assert documented == routes
+    assert documented == api_routes and len(api_routes) < len(routes)
 
 
 def test_a_route_without_a_description_stops_the_build():
