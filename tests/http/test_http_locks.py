@@ -24,8 +24,9 @@ def daemon(module_daemon):
 def running(daemon, op_id: str) -> dict:
     """Wait until the operation holds the lock (it recorded power.started)."""
     return eventually(
-        lambda: (lambda op: op if op["status"] == "running" else None)(operation(daemon, op_id)),
+        lambda: operation(daemon, op_id),
         what=f"operation {op_id} to take the lock",
+        until=lambda op: op["status"] == "running",
     )
 
 

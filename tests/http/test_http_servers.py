@@ -139,8 +139,9 @@ def test_commands_reach_a_running_server_and_show_in_its_logs(daemon, client):
     assert resp.status_code == 204, resp.text
     assert resp.headers.get("x-request-id")
     lines = eventually(
-        lambda: (lambda ls: ls if any("[Server] hi" in line for line in ls) else None)(logs(daemon, uuid)),
+        lambda: logs(daemon, uuid),
         what="'[Server] hi' in the logs",
+        until=lambda ls: any("[Server] hi" in line for line in ls),
     )
     eventually(lambda: any("players online" in line for line in logs(daemon, uuid)), what="the `list` answer")
     assert any("Server started" in line for line in lines)

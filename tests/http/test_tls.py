@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 
-from tests.support.daemon import REPO, SHARED, TOKEN, DaemonProcess, definition, kill_leftovers, unavailable
+from tests.support.daemon import (
+    REPO,
+    SHARED,
+    TERMINAL,
+    TOKEN,
+    DaemonProcess,
+    definition,
+    kill_leftovers,
+    unavailable,
+)
+from tests.support.waiting import eventually
 from tests.support.websocket import FRAME_TIMEOUT, Socket, token
 
 WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
@@ -164,17 +173,20 @@ class TLSDaemon(DaemonProcess):
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def settled() -> bool:
             assert self.proc.poll() is None, f"daemon exited with {self.proc.returncode}:\n{self.read_log()[-4000:]}"
-            try:
-                with self.client() as c:
-                    if c.get("/api/system", timeout=2).json()["wingman"]["settled"]:
-                        return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"daemon did not answer over HTTPS within {timeout} s:\n{self.read_log()[-4000:]}")
+            with self.client() as c:
+                return c.get("/api/system", timeout=2).json()["wingman"]["settled"]
+
+        eventually(
+            settled,
+            timeout,
+            lambda: f"the daemon to answer over HTTPS, settled:\n{self.read_log()[-4000:]}",
+            interval=0.1,
+            ignoring=(httpx.HTTPError,),
+        )
+        return self
 
 
 @pytest.fixture
@@ -314,7 +326,7 @@ def test_a_key_this_user_cannot_read_is_refused_by_name(tmp_path, pki):
             read_pair(cert, key)
         except TLSError as exc:
             message = str(exc).encode()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # the child must report whatever happened, then _exit
             message = repr(exc).encode()
         os.write(write, message)
         os._exit(0)
@@ -345,7 +357,7 @@ def test_sighup_serves_a_renewed_certificate_without_dropping_power_requests(tls
                     r = c.get(f"/api/servers/{uuid}")
                     assert r.status_code == 200, r.text
                 answered += 1
-            except Exception as exc:  # noqa: BLE001 - every failure is reported
+            except Exception as exc:  # every failure is reported
                 failures.append(repr(exc))
 
     hammering = threading.Thread(target=hammer)
@@ -359,30 +371,31 @@ def test_sighup_serves_a_renewed_certificate_without_dropping_power_requests(tls
             renewed.write_cert(cert, authority)  # certbot's order: the certificate, then the key
             renewed.write_key(key)
             d.proc.send_signal(signal.SIGHUP)
-            deadline = time.monotonic() + 30
-            while served_certificate(d.port) != renewed.der:
-                assert time.monotonic() < deadline, f"the renewed certificate was not served:\n{d.read_log()[-3000:]}"
-                time.sleep(0.05)
+            eventually(
+                lambda: served_certificate(d.port) == renewed.der,
+                30,
+                lambda: f"the renewed certificate served:\n{d.read_log()[-3000:]}",
+            )
             assert "TLS certificate reloaded" in d.read_log()
 
             # The start asked for before the reload finishes, seen over the connection opened before it.
-            deadline = time.monotonic() + 60
-            while (body := kept.get(f"/api/operations/{op.json()['id']}").json())["status"] not in (
-                "succeeded",
-                "failed",
-            ):
-                assert time.monotonic() < deadline, body
-                time.sleep(0.05)
+            body = eventually(
+                lambda: kept.get(f"/api/operations/{op.json()['id']}").json(),
+                60,
+                "the start's outcome",
+                until=lambda body: body["status"] in TERMINAL,
+            )
             assert body["status"] == "succeeded", body
 
         # A half-done renewal (a new certificate, the old key) is refused; the last good pair stays.
         half = authority.issue(tmp_path, "node.example.com")
         half.write_cert(cert, authority)
         d.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while "TLS certificate not reloaded" not in d.read_log():
-            assert time.monotonic() < deadline, d.read_log()[-3000:]
-            time.sleep(0.05)
+        eventually(
+            lambda: "TLS certificate not reloaded" in d.read_log(),
+            30,
+            lambda: f"the half-done renewal refused:\n{d.read_log()[-3000:]}",
+        )
         assert served_certificate(d.port) == renewed.der
         with d.client() as c:
             assert c.post(f"/api/servers/{uuid}/power", json={"action": "stop"}).status_code == 202
