@@ -5,13 +5,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 import yaml
 
 from tests.support.daemon import REPO, TOKEN, free_port, kill_leftovers
+from tests.support.waiting import eventually
 from wingman.api.cli.defaults import write_default_config
 
 WINGMAN = [sys.executable, "-m", "wingman.api.cli"]
@@ -43,14 +43,13 @@ def test_first_serve_writes_a_config_with_a_demo_server_that_starts(tmp_path):
         config = tmp_path / "wingman.yml"
         url = f"http://127.0.0.1:{port}"
         # The daemon answers once its config is in place (any answer will do).
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/api/system")
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, "the daemon did not answer"
-                time.sleep(0.1)
+
+        def answers() -> bool:
+            assert proc.poll() is None, "the daemon exited"
+            httpx.get(f"{url}/api/system")
+            return True
+
+        eventually(answers, 60, "the daemon to answer", interval=0.1, ignoring=(httpx.HTTPError,))
         doc = yaml.safe_load(config.read_text())
         assert (config.stat().st_mode & 0o777) == 0o600  # the token is a secret
         token, demo = doc["token"], doc["servers"][0]["settings"]["uuid"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mypy.api as _installed  # noqa: F401  the `test` extra: missing, this fails to collect, never skips
-
 from tests.support.mypy_run import mypy
 
 ROOT = Path(__file__).resolve().parents[2]
