@@ -45,6 +45,7 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
     from wingman.api.cli.defaults import place_demo_script, write_default_config
     from wingman.api.context import node_of
     from wingman.api.logging import setup_logging
+    from wingman.engine.fleet.node_lock import node_taken
 
     # Whatever the daemon creates (its database, logs, snapshots) is its own alone: its servers run
     # as other users (engine.private_files), and their own files get the same mask from it.
@@ -66,6 +67,10 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
     if port is not None:
         cfg.api.port = port
     served = served_certificate(cfg)  # before anything is created: a bad certificate changes nothing
+    taken = node_taken(cfg.database_url, cfg.node_id)  # the daemon takes it at start; this says it plainly
+    if taken is not None:
+        err.print(f"[red]error:[/red] {taken}", soft_wrap=True)
+        raise typer.Exit(2)
     setup_logging()
     if cfg.ignored_keys:
         structlog.get_logger("wingman.config").info(

@@ -106,6 +106,19 @@ class PostgresNodeLock:
             raise
         return conn
 
+    async def holder_now(self) -> NodeTaken | None:
+        """NodeTaken naming whoever holds the node id now, or None when it is free (taken for a
+        moment and let go)."""
+        try:
+            conn = await self._try()
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            await conn.close()
+        except NodeTaken as taken:
+            return taken
+        finally:
+            await self._engine.dispose()
+        return None
+
     async def _keep(self) -> None:
         """The lock lives as long as its session: when the database restarts or fails over to a
         standby, the session ends and the lock with it. Every `check_every` s the session is asked
@@ -174,3 +187,16 @@ async def hold_node_lock(database_url: str, node_id: str, check_every: float = 5
     lock = PostgresNodeLock(database_url, node_id, check_every)
     await lock.take()
     return lock
+
+
+def node_taken(database_url: str, node_id: str) -> NodeTaken | None:
+    """A look before the daemon starts (from the command, outside any loop): NodeTaken when another
+    daemon holds this node id now, so that the command can say so at once and start nothing. None
+    when it is free, on SQLite, or when the database does not answer (the daemon's start says why)."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return None
+
+    try:
+        return asyncio.run(PostgresNodeLock(database_url, node_id).holder_now())
+    except Exception:  # noqa: BLE001 - see the doc: the daemon's own start reports it
+        return None

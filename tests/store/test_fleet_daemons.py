@@ -119,11 +119,11 @@ def test_a_second_daemon_with_a_node_id_in_use_exits_naming_the_first(tmp_path, 
         first.start(60)
         with pytest.raises(RuntimeError, match="daemon exited with") as exited:
             second.start(60)
-        assert second.proc is not None and second.proc.returncode != 0
+        assert second.proc is not None and second.proc.returncode == 2, str(exited.value)
         said = second.read_log()
         assert "node id 'node-a' is taken on this database" in said, said[-3000:]
         assert f"wingman pid {first.proc.pid} on " in said, said[-3000:]
-        assert "exited with 0" not in str(exited.value)
+        assert "Traceback" not in said and "listening" not in said  # said plainly, before anything started
         # It started nothing: the first still answers, and the second's server never reached the log.
         assert first.client().get("/api/system").status_code == 200
         assert second.servers[0]["settings"]["uuid"] not in {s for _, _, s, _ in asyncio.run(_log(pg_url))}

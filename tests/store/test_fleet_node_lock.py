@@ -3,13 +3,14 @@ one told who holds it, and the lock taken again when its session is lost under t
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 from sqlalchemy import text
 
 from tests.support.waiting import eventually_async
-from wingman.engine.fleet.node_lock import NodeTaken, PostgresNodeLock, hold_node_lock, lock_key
+from wingman.engine.fleet.node_lock import NodeTaken, PostgresNodeLock, hold_node_lock, lock_key, node_taken
 from wingman.engine.store.database import create_engine
 
 pytestmark = pytest.mark.postgres
@@ -52,6 +53,11 @@ async def test_one_holder_per_node_id_and_the_second_is_told_who(pg_url):
         ):
             await hold_node_lock(pg_url, "node-a")
         assert len(await _holders(pg_url, "node-a")) == 1
+        # The command's look before it starts anything: who holds it, and nothing held after.
+        taken = await asyncio.to_thread(node_taken, pg_url, "node-a")
+        assert taken is not None and f"wingman pid {os.getpid()} on " in str(taken)
+        assert await asyncio.to_thread(node_taken, pg_url, "node-c") is None
+        assert await _holders(pg_url, "node-c") == []
     finally:
         await first.release()
         await other.release()
