@@ -250,5 +250,6 @@ class Node:
                 failed_commits=lambda: d.store.failed_commits,
                 database_file=Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None,
                 per_server=d.config.metrics.per_server,
+                node_id=d.config.node_id,
             )
         )

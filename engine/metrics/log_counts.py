@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, String, func, select, type_coerce
+from sqlalchemy import Row, String, and_, func, or_, select, true, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.event_types import EventType
@@ -100,8 +100,11 @@ class _Open:
 class LogCounts:
     """The counters and histograms, brought up to date by `catch_up` (once per scrape)."""
 
-    def __init__(self, db: AsyncEngine) -> None:
+    def __init__(self, db: AsyncEngine, node_id: str | None = None) -> None:
         self.db = db
+        # In a fleet's shared database, this node's events only (and those from before node ids,
+        # which only a node's own history holds: docs/fleet.md).
+        self._mine = or_(E.c.node_id == node_id, E.c.node_id.is_(None)) if node_id else true()
         self.position = 0  # every event up to here is counted
         self.primed = False
         self.events = 0
@@ -118,7 +121,11 @@ class LogCounts:
         async with self._lock:
             async with self.db.connect() as conn:
                 total, last = (
-                    await conn.execute(select(func.count(), func.max(E.c.position)).where(E.c.position > self.position))
+                    await conn.execute(
+                        select(func.count().filter(self._mine), func.max(E.c.position)).where(
+                            E.c.position > self.position
+                        )
+                    )
                 ).one()
             if last is None:
                 return
@@ -133,7 +140,7 @@ class LogCounts:
     async def _prime(self, upto: int) -> None:
         """The whole log up to `upto`, summed in the database."""
         action = E.c.data["action"].as_string()
-        window = E.c.position <= upto
+        window = and_(E.c.position <= upto, self._mine)
         async with self.db.connect() as conn:
             outcomes = select(E.c.type, action, func.count()).where(window, E.c.type.in_(list(OUTCOMES)))
             for kind, act, n in (await conn.execute(outcomes.group_by(E.c.type, action))).all():
@@ -160,7 +167,7 @@ class LogCounts:
         while after < upto:
             query = (
                 select(*_FIELDS)
-                .where(E.c.position > after, E.c.position <= upto, E.c.type.in_(READ))
+                .where(E.c.position > after, E.c.position <= upto, E.c.type.in_(READ), self._mine)
                 .order_by(E.c.position)
                 .limit(PAGE)
             )

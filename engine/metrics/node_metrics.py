@@ -62,12 +62,13 @@ class Sources:
     failed_commits: Callable[[], int]  # groups the store could not commit
     database_file: Path | None  # SQLite's file (None on PostgreSQL: the database says its size)
     per_server: bool
+    node_id: str | None = None  # in a fleet's database, count this node's events
 
 
 class NodeMetrics(Collector):
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
-        self.counts = LogCounts(sources.db)
+        self.counts = LogCounts(sources.db, sources.node_id)
         self.store = StoreWatch()
         self.log_bytes: float = 0.0
         self.extra: list[Callable[[], Iterator[Metric]]] = []  # the API's own families (sockets, streams)
