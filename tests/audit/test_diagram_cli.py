@@ -11,12 +11,13 @@ from datetime import timedelta
 
 import pytest
 
-from tests.audit.test_diagram_history import credit, happened  # an exit's change is drawn when the exit was seen
 from tests.support.diagrams import (
     counts_of,
+    credit,
     decoded_png,
     dot_edges,
     drive_server,
+    happened,  # an exit's change is drawn when the exit was seen
     mermaid_counts,
     stored_events,
     svg_groups,

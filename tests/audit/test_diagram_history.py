@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.support.diagrams import (
     MERMAID_UNTAKEN,
     counts_of,
+    credit,
     decoded_png,
     dot_edges,
     drive_server,
+    happened,
     mermaid_counts,
     stored_events,
     svg_groups,
@@ -64,21 +66,6 @@ async def draw(driven, kind: str, fmt: str, window: Window = Window()) -> bytes:
 
 def changes(events, window: Window = Window()) -> list[dict]:
     return [e for e in events if e["type"] == "state.changed" and window.holds(e["at"])]
-
-
-def happened(events, change: dict) -> datetime:
-    """When a change happened, as the timeline shows it: a change by the process's exit happened
-    when the daemon saw the exit (the `observed_at` of the `process.exited` just before it), else
-    at its commit."""
-    before = next((e for e in events if e["version"] == change["version"] - 1), None)
-    if (
-        change["data"]["trigger"] == "exited"
-        and before
-        and before["type"] == "process.exited"
-        and before["data"].get("observed_at")
-    ):
-        return min(datetime.fromisoformat(before["data"]["observed_at"]), change["at"])
-    return change["at"]
 
 
 def test_the_drive_took_the_expected_transitions(driven):
@@ -165,16 +152,6 @@ async def test_a_closed_window_marks_the_state_at_its_end(driven):
 
 
 ARROW = re.compile(r"^\s*(\S+)->>(\S+): (\S+ \S+) (\w+): (.+?) \((?:(\w+) asked )?by (\S+)\) via (\S+)$", re.M)
-
-
-def credit(events, change: dict) -> tuple[str, str, str]:
-    """(action, actor, channel) the timeline credits a change to: whoever asked for its operation
-    (its power.requested), else what recorded the change (no action)."""
-    op = change["data"].get("operation_id")
-    asked = next((e for e in events if e["type"] == "power.requested" and op and e["data"]["operation_id"] == op), None)
-    if asked:
-        return asked["data"]["action"], asked["metadata"]["actor"], asked["metadata"]["channel"]
-    return "", change["metadata"]["actor"], change["metadata"]["channel"]
 
 
 async def test_timeline_mermaid_has_each_change_with_time_cause_and_actor(driven):

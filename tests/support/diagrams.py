@@ -1,5 +1,6 @@
-"""Helpers shared by the tests/test_diagram_*.py modules (no tests here): reading each diagram
-format back with a real parser, and the transitions a server's stored events hold."""
+"""Helpers shared by the tests/audit/test_diagram_*.py modules (no tests here): reading each
+diagram format back with a real parser, the transitions a server's stored events hold, and when
+and to whom the timeline credits a change."""
 
 from __future__ import annotations
 
@@ -165,3 +166,31 @@ def drive_server(folder: Path) -> tuple[Path, str]:
 
 
 ARROW_ID = re.compile(r"t_([^_]+)_([^_]+)_([^_]+)$")  # an SVG arrow's id: t_<source>_<trigger>_<dest>
+
+
+# -- what the timeline shows of a change ----------------------------------------------------------
+
+
+def happened(events, change: dict) -> datetime:
+    """When a change happened, as the timeline shows it: a change by the process's exit happened
+    when the daemon saw the exit (the `observed_at` of the `process.exited` just before it), else
+    at its commit."""
+    before = next((e for e in events if e["version"] == change["version"] - 1), None)
+    if (
+        change["data"]["trigger"] == "exited"
+        and before
+        and before["type"] == "process.exited"
+        and before["data"].get("observed_at")
+    ):
+        return min(datetime.fromisoformat(before["data"]["observed_at"]), change["at"])
+    return change["at"]
+
+
+def credit(events, change: dict) -> tuple[str, str, str]:
+    """(action, actor, channel) the timeline credits a change to: whoever asked for its operation
+    (its power.requested), else what recorded the change (no action)."""
+    op = change["data"].get("operation_id")
+    asked = next((e for e in events if e["type"] == "power.requested" and op and e["data"]["operation_id"] == op), None)
+    if asked:
+        return asked["data"]["action"], asked["metadata"]["actor"], asked["metadata"]["channel"]
+    return "", change["metadata"]["actor"], change["metadata"]["channel"]
