@@ -6,6 +6,7 @@ import json as jsonlib
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import typer
@@ -33,6 +34,9 @@ from wingman.api.cli.follow import operation as operation_command
 from wingman.api.cli.output import tidy_help
 from wingman.engine.checkpoints.keys import KeyFileError
 from wingman.engine.statechart import StatechartError
+
+if TYPE_CHECKING:  # the daemon is imported when it serves, not for every command
+    from wingman.engine.daemon import Daemon
 
 app = typer.Typer(help="wingman: an event-sourced power daemon for game servers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -111,7 +115,7 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
     say_what_is_left(node_of(sanic_app).daemon)
 
 
-def say_what_is_left(daemon) -> None:
+def say_what_is_left(daemon: Daemon) -> None:
     """On the way out (SIGINT or SIGTERM): the game servers the daemon leaves running, which it
     does on purpose (their runtimes outlive it), so an operator is not left wondering."""
     left = len(daemon.processes.running())  # after its stop: only the servers it did not stop
