@@ -196,3 +196,31 @@ async def test_a_connection_cut_under_a_commit_is_a_503_and_the_store_carries_on
         )
         assert again[0].version == 2
     other.terminate()  # the server ended it with the others
+
+
+async def test_a_commit_whose_answer_was_lost_is_found_and_acknowledged(pg_replicated):
+    """The primary writes a group's commit, waits for the synchronous standby, and its process is
+    killed before it answers; the server replays the commit as it restarts. The store finds the
+    group in the log and acknowledges it, as the database holds it: no 503 for what is stored,
+    and the stream's next event follows it (not refused by the version key)."""
+    pair = pg_replicated
+    pair.create_database("doubt")
+    url = pair.url_of("primary", "doubt")
+    event = NewEvent(type="server.deleted", data={}, metadata={"actor": "test"})
+    async with opened_store(url) as store:
+        stream = str(uuidlib.uuid4())
+        await store.append(stream, [event])
+        await asyncio.to_thread(pair.stop_standby)
+        in_doubt = asyncio.create_task(store.append(stream, [event]))
+        waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+        backend = await eventually_async(
+            lambda: asyncio.to_thread(pair.psql, "primary", waiting), 30, "a commit waiting"
+        )
+        os.kill(int(backend), signal.SIGKILL)
+        recorded = await in_doubt
+        assert [e.version for e in recorded] == [2]
+        await asyncio.to_thread(pair.start_standby)  # the primary's commits are answered again
+        after = await store.append(stream, [event])
+        assert [e.version for e in after] == [3]
+    rows = await asyncio.to_thread(pair.psql, "primary", "SELECT string_agg(version::text, ',') FROM events", "doubt")
+    assert rows == "1,2,3"

@@ -152,6 +152,13 @@ class ReplicatedPair:
             except ProcessLookupError:
                 pass
 
+    def stop_standby(self) -> None:
+        """The standby gone: the primary's commits wait for it (written there, not yet answered)."""
+        _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data("standby")), "-m", "fast", "-w", "stop"])
+
+    def start_standby(self) -> None:
+        self._start("standby")
+
     def promote(self) -> None:
         _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data("standby")), "-w", "-t", "60", "promote"])
 

@@ -3,8 +3,9 @@ trip each (engine.store.backends.async_engine).
 
 - connections: a pool of 5 (and 5 more at a peak), each checked before use, so that a database
   restarted (or a standby promoted) under the daemon costs a reconnect, not a failed commit; a
-  group whose connection the server lost or ended is said unavailable (a 503, retried), never
-  refused (`_LOST`); a multi-host URL's timeouts are read as seconds (`_timeouts`, docs/postgres.md);
+  group whose server went away is said unavailable (a 503, retried), never refused, and one whose
+  commit may have landed is looked for first (engine.store.backends.postgres_failover); a
+  multi-host URL's timeouts are read as seconds (`_timeouts`, docs/postgres.md);
 - appends (`PostgresWriter`): one transaction a group that reads the log's end and inserts every
   row in one `INSERT ... SELECT FROM unnest(arrays)`: one statement the server plans and runs
   once, where an executemany is one Bind and Execute per row (measured with asyncpg alone, groups
@@ -23,18 +24,17 @@ trip each (engine.store.backends.async_engine).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Text, bindparam, cast, func, insert, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wingman.engine.store import ownership
 from wingman.engine.store.backends import async_engine
 from wingman.engine.store.backends.async_engine import AsyncWriter
+from wingman.engine.store.backends.postgres_failover import unavailable_when_lost
 from wingman.engine.store.backends.protocol import WRITE_TRANSACTION
 from wingman.engine.store.hashing import json_loads
 from wingman.engine.store.schema import events as E
@@ -78,29 +78,6 @@ def _group_arrays(rows: list[dict[str, Any]], positions: list[int]) -> dict[str,
     return arrays
 
 
-# SQLSTATEs that say the server cannot take writes now but another connection soon will (the
-# promoted standby): a connection lost or refused (class 08: asyncpg's "connection was closed in
-# the middle of operation" is 08003), a server shutting down or starting (57P01 to 57P03), a
-# server that is read-only (25006: a standby, or a primary demoted under the daemon). The driver
-# reports most of them as a plain DBAPIError, which the store would take for a refusal of the
-# rows (a 500, never retried); they are said as a lost connection instead (a 503, retried).
-_Insert = Callable[["PostgresWriter", list[dict[str, Any]]], Awaitable[list[int]]]
-_LOST = ("08", "57P01", "57P02", "57P03", "25006")
-
-
-def _unavailable_when_lost(insert: _Insert) -> _Insert:
-    async def guarded(self: PostgresWriter, rows: list[dict[str, Any]]) -> list[int]:
-        try:
-            return await insert(self, rows)
-        except DBAPIError as exc:
-            state = str(getattr(exc.orig, "sqlstate", None) or "")
-            if state.startswith(_LOST):
-                raise DisconnectionError(f"{exc.orig} (SQLSTATE {state})") from exc
-            raise
-
-    return guarded
-
-
 class PostgresWriter(AsyncWriter):
     def __init__(self, engine: AsyncEngine):
         super().__init__(engine)
@@ -108,7 +85,7 @@ class PostgresWriter(AsyncWriter):
         # (a handover happens while the old node is stopped: engine.store.ownership.hand_over).
         self._owned: set[tuple[str, str]] = set()
 
-    @_unavailable_when_lost
+    @unavailable_when_lost
     async def insert(self, rows: list[dict[str, Any]]) -> list[int]:
         unclaimed = {(r["node_id"], r["stream_id"]) for r in rows if r.get("node_id")} - self._owned
         async with self.engine.connect() as conn:
