@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wingman.api.cli.audit import ConfigOpt, DatabaseOpt
 from wingman.api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, tidy_help, time_of
 from wingman.engine.diagrams import formats as F
+from wingman.engine.diagrams.chart_diff import DIFF_FORMATS, ChartDiff, diff_export
 from wingman.engine.diagrams.exported import DEFAULT_CHART, read_chart, stale_exports
 from wingman.engine.diagrams.exported import refresh as refresh_exports
 from wingman.engine.diagrams.formats import BadDiagramRequest
@@ -88,12 +89,30 @@ def statechart(
     ] = F.DEFAULT_FORMAT,
     output: OutputOpt = None,
     chart: ChartOpt = DEFAULT_CHART,
+    diff: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            "--diff",
+            metavar="OLD NEW",
+            show_default=False,
+            help="Draw two charts as one: what NEW adds in green, what it removes in red (svg, png, dot, mermaid).",
+        ),
+    ] = None,
 ) -> None:
     """The statechart as a diagram (every state, every transition, the initial state).
 
-    Drawn from the YAML the daemon enforces; --chart draws another one (a change under review, say).
+    Drawn from the YAML the daemon enforces; --chart draws another one (a change under review, say);
+    --diff OLD NEW draws what a change does, and says it in a line on standard error.
     """
     try:
+        if diff is not None:
+            if format.value not in DIFF_FORMATS:
+                raise Stop(f"--diff draws {formats_help(DIFF_FORMATS)}, not {format.value}")
+            old, new = (read_chart(path) for path in diff)
+            body = diff_export(old, new, format.value)
+            _write(body, format.value, output)
+            err.print(f"{escape(str(diff[1]))} against {escape(str(diff[0]))}: {ChartDiff(old, new).summary()}")
+            return
         parsed = read_chart(chart) if chart != DEFAULT_CHART else load_statechart()
         _write(export(parsed, format.value), format.value, output)
     except (BadDiagramRequest, Stop) as exc:
