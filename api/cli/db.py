@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from sqlalchemy.engine import make_url
 
 from wingman.api.cli.client import ConfigOption, err, out, read_config
 from wingman.api.cli.output import Stop, database_url
@@ -107,4 +108,5 @@ def migrate_to(
     )
     if result.target_ahead:
         out.print(f"The target holds {result.target_ahead} more events after the source's last: a daemon ran on it.")
-    out.print(f"Now set database.url to {escape(url)} in the daemon's config and start it.", highlight=False)
+    shown = make_url(target).render_as_string(hide_password=True)  # the password stays off the screen
+    out.print(f"Now set database.url to {escape(shown)} in the daemon's config and start it.", highlight=False)

@@ -195,6 +195,8 @@ async def test_a_progress_bar_on_a_terminal_and_one_line_when_piped(tmp_path, pg
     assert child.exitstatus == 0, seen
     assert "copying events" in seen and "5000/5000" in seen and "100%" in seen, seen
 
-    piped = await asyncio.to_thread(wingman, "db", "migrate-to", pg_url, "--database", str(db))
+    with_password = pg_url.replace("://postgres@", "://postgres:hunter2@")  # trust: any password will do
+    piped = await asyncio.to_thread(wingman, "db", "migrate-to", with_password, "--database", str(db))
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
     assert piped.stdout.startswith("5000 events in the source: 5000 already in the target, 0 copied")
+    assert "hunter2" not in piped.stdout and "postgres:***@" in piped.stdout
