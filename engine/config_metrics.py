@@ -15,7 +15,7 @@ class MetricsConfig(BaseModel):
     listen: str | None = None
     # How often the separate listener's figures are brought up to date from the log (the API's
     # /metrics reads the log at each scrape).
-    refresh_seconds: float = Field(5.0, ge=0.5, le=300)
+    refresh_seconds: float = Field(default=5.0, ge=0.5, le=300)
 
     @field_validator("listen")
     @classmethod

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.audit.verify import Report, verify_everything
+from wingman.engine.audit.report import Report
+from wingman.engine.audit.verify import verify_everything
 from wingman.engine.checkpoints.checkpointer import Checkpointer
 from wingman.engine.checkpoints.verify import CheckpointReport
 from wingman.engine.config import DaemonConfig

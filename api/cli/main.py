@@ -32,6 +32,7 @@ from wingman.api.cli.events import events as events_command
 from wingman.api.cli.follow import follow_hint, follow_operation, open_feed, report
 from wingman.api.cli.follow import operation as operation_command
 from wingman.api.cli.output import tidy_help
+from wingman.api.cli.replay import replay as replay_command
 from wingman.engine.checkpoints.keys import KeyFileError
 from wingman.engine.statechart import StatechartError
 
@@ -247,6 +248,7 @@ def rotate_key(config: Path | None = ConfigOption, url: str | None = UrlOption, 
     )
 
 
+audit_app.command("replay")(replay_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(diagram_app, name="diagram")
 app.command("events")(events_command)
