@@ -8,13 +8,12 @@ whatever happens. Timeouts are upper bounds for waiting, never speed assertions.
 
 from __future__ import annotations
 
-import time
-
 import docker
 import pytest
 
 from tests.support.daemon import definition
 from tests.support.docker_engine import inspect_server_container
+from tests.support.waiting import eventually
 from wingman.engine.environments.docker.spec import container_name
 
 WAIT = 60
@@ -59,17 +58,20 @@ def events(daemon, uuid: str) -> list[dict]:
 
 
 def wait_log_line(daemon, uuid: str, text: str, timeout: float = WAIT) -> list[str]:
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
     with daemon.client() as c:
-        while time.monotonic() < deadline:
+
+        def lines() -> list[str]:
             r = c.get(f"/api/servers/{uuid}/logs", params={"size": 1000})
             assert r.status_code == 200, r.text
-            lines = r.json()["data"]
-            if any(text in line for line in lines):
-                return lines
-            time.sleep(0.1)
-    raise AssertionError(f"{text!r} not in the logs of {uuid} after {timeout} s: {lines}")
+            return r.json()["data"]
+
+        return eventually(
+            lines,
+            timeout,
+            f"{text!r} in the logs of {uuid}",
+            interval=0.1,
+            until=lambda ls: any(text in line for line in ls),
+        )
 
 
 def test_a_restarted_daemon_adopts_a_running_container(daemon_process, docker_uuids, docker_image, docker_engine):
@@ -195,10 +197,12 @@ def test_a_start_interrupted_by_a_daemon_restart_ends_running(
         r = c.post(f"/api/servers/{uuid}/power", json={"action": "start"})
     assert r.status_code == 202
     start_id = r.json()["id"]
-    deadline = time.monotonic() + WAIT  # wait for the container, so there is something to adopt
-    while not any(e["type"] == "process.started" for e in events(first, uuid)):
-        assert time.monotonic() < deadline, events(first, uuid)
-        time.sleep(0.05)
+    eventually(  # the container, so there is something to adopt
+        lambda: events(first, uuid),
+        WAIT,
+        "the container started",
+        until=lambda evs: any(e["type"] == "process.started" for e in evs),
+    )
     assert first.wait_state(uuid, "starting", 5)["state"] == "starting"
     first.stop()
     assert inspect(docker_engine, uuid)["State"]["Running"]

@@ -13,10 +13,10 @@ import uuid as uuidlib
 import docker
 import pytest
 
-from tests.docker.test_docker_limits import DockerHarness
 from tests.support.docker_power import (
     ECHO,
     WAIT,
+    DockerHarness,
     console_shows,
     docker_server,
     inspect,

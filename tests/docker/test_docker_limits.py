@@ -11,12 +11,18 @@ import docker
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import EngineHarness
-from tests.support.daemon import TOKEN
-from tests.support.docker_power import ECHO, WAIT, console_shows, docker_server, inspect, of_type, sdk, started_running
-from wingman.engine.config import parse_config
+from tests.support.docker_power import (
+    ECHO,
+    WAIT,
+    DockerHarness,
+    console_shows,
+    docker_server,
+    inspect,
+    of_type,
+    sdk,
+    started_running,
+)
 from wingman.engine.config_docker import DockerConfig
-from wingman.engine.daemon import Daemon
 from wingman.engine.environments.docker.limits import container_resources, discarded, unenforced
 from wingman.engine.servers.definition import parse_definition
 
@@ -24,22 +30,6 @@ from wingman.engine.servers.definition import parse_definition
 EVERY_LIMIT = {"memory_limit": 64, "swap": 32, "cpu_limit": 50, "threads": "0", "io_weight": 300, "pids_limit": 64}
 ALLOCATION = {"default": {"ip": "127.0.0.1", "port": 25565}, "mappings": {}}
 DNS = ["9.9.9.9", "149.112.112.112"]
-
-
-class DockerHarness(EngineHarness):
-    """The engine harness with the node's `docker:` section given (the fixture's has none)."""
-
-    def __init__(self, folder, servers: list[dict], docker_section: dict, system: dict | None = None):
-        self.folder = folder
-        self.config = parse_config(
-            {
-                "token": TOKEN,
-                "system": {"root_directory": str(folder / "var"), **(system or {})},
-                "docker": docker_section,
-                "servers": servers,
-            }
-        )
-        self.daemon = Daemon(self.config)
 
 
 @pytest.fixture

@@ -21,18 +21,17 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import uuid as uuidlib
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.panel.test_panel_inventory import panel_events, wait_events, with_panel
 from tests.support.daemon import definition, free_port, unavailable
 from tests.support.docker_engine import inspect_server_container
 from tests.support.http import assert_json_error, total_events
-from tests.support.panel import PanelStandIn
+from tests.support.panel import PanelStandIn, panel_events, wait_events, with_panel
+from tests.support.waiting import eventually
 from wingman.engine.config_docker import DockerConfig
 from wingman.engine.environments.base import LaunchSpec, RuntimeFailure
 from wingman.engine.environments.docker.network import Networks, container_network, port_taken, published
@@ -85,32 +84,24 @@ def place_game(game: Path, folder: Path) -> None:
 def tcp_answer(ip: str, port: int, timeout: float = WAIT) -> bytes:
     """What the game answers on TCP; dialled until it answers (the proxy takes a connection before
     the server inside listens, and closes it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((ip, port), timeout=2) as s:
-                s.sendall(b"hello")
-                if answer := s.recv(100):
-                    return answer
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no TCP answer from {ip}:{port} within {timeout} s")
-        time.sleep(0.05)
+
+    def answer() -> bytes:
+        with socket.create_connection((ip, port), timeout=2) as s:
+            s.sendall(b"hello")
+            return s.recv(100)
+
+    return eventually(answer, timeout, f"a TCP answer from {ip}:{port}", ignoring=(OSError,))
 
 
 def udp_answer(ip: str, port: int, timeout: float = WAIT) -> bytes:
-    deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.5)
-        while True:
+        s.settimeout(0.5)  # each try waits this long for the datagram back
+
+        def answer() -> bytes:
             s.sendto(b"hello", (ip, port))
-            try:
-                return s.recvfrom(100)[0]
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no UDP answer from {ip}:{port} within {timeout} s")
+            return s.recvfrom(100)[0]
+
+        return eventually(answer, timeout, f"a UDP answer from {ip}:{port}", interval=0, ignoring=(OSError,))
 
 
 def power(daemon, uuid: str, action: str) -> dict:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.docker.test_docker_runtime import Console, spec_for
 from tests.support.daemon import REPO
+from tests.support.docker_runtime import Console, spec_for
 from wingman.engine.environments.base import RuntimeUnavailable
 from wingman.engine.environments.docker.on_demand import OnDemandDockerRuntime
 

@@ -28,6 +28,7 @@ from tests.support.docker_power import (
     sdk,
     started_running,
 )
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.docker
 
@@ -184,12 +185,7 @@ async def test_kill_during_starting_cancels_the_start_and_stays_offline(
         start = await h.act(uuid, "start")
         await h.wait_state(uuid, "starting", WAIT)
         if when == "container_up":  # the kill finds a container to kill
-
-            async def launched():
-                while h.processes.handle(uuid) is None:
-                    await asyncio.sleep(0.05)
-
-            await asyncio.wait_for(launched(), WAIT)
+            await eventually_async(lambda: h.processes.handle(uuid), WAIT, "the container launched")
         # at_once: the kill lands during pre-boot or while Docker creates the container
         kill = await h.outcome(await h.act(uuid, "kill"), WAIT)
         await h.outcome(start, WAIT)

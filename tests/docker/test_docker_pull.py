@@ -21,6 +21,7 @@ import pytest
 from tests.support.docker_power import ECHO, docker_server
 from tests.support.http import power
 from tests.support.registry import PushedImages, SilentRegistry, SlowProxy, registries
+from tests.support.waiting import eventually_async
 from tests.support.websocket import authed
 from wingman.api.websocket.frames import DAEMON_NOTE_PREFIX, DAEMON_NOTE_SUFFIX
 from wingman.engine.config_docker import DockerConfig
@@ -140,8 +141,7 @@ async def test_starts_of_one_image_share_its_pull_and_the_last_to_go_gives_it_up
     first, second = [], []
     a = asyncio.ensure_future(puller.ensure("img", first.append))
     b = asyncio.ensure_future(puller.ensure("img", second.append))
-    while not calls:
-        await asyncio.sleep(0)
+    await eventually_async(lambda: calls, 10, "the shared pull to run", interval=0)
     release.set()
     assert (await a).pulled and (await b).pulled
     assert len(calls) == 1
@@ -150,8 +150,7 @@ async def test_starts_of_one_image_share_its_pull_and_the_last_to_go_gives_it_up
     release.clear()
     a = asyncio.ensure_future(puller.ensure("img", first.append))
     b = asyncio.ensure_future(puller.ensure("img", second.append))
-    while len(calls) < 2:
-        await asyncio.sleep(0)
+    await eventually_async(lambda: len(calls) >= 2, 10, "the second pull to run", interval=0)
     flight = puller._flights["img"]
     a.cancel()
     await asyncio.gather(a, return_exceptions=True)
@@ -344,11 +343,9 @@ async def test_a_start_given_up_mid_pull_gives_the_pull_up(tmp_path, docker_runt
         notes = []
         start = asyncio.ensure_future(rt.prepare(spec_for(tmp_path, docker_uuids.new(), image), notes.append))
 
-        async def downloading():
-            while not any(": Downloading" in line for line in notes):
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(downloading(), WAIT)
+        await eventually_async(
+            lambda: any(": Downloading" in line for line in notes), WAIT, lambda: f"the download under way: {notes}"
+        )
         flight = rt._images._flights[image]
         start.cancel()  # as a kill cancels the start it preempts
         with pytest.raises(asyncio.CancelledError):
@@ -359,10 +356,7 @@ async def test_a_start_given_up_mid_pull_gives_the_pull_up(tmp_path, docker_runt
             await asyncio.wait_for(flight.task, 30)
         assert PULL_FINISHED not in notes and not pushed.present(image)
 
-        async def dropped():  # the engine gives its download up once its client has gone
-            while not proxy.closed:
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(dropped(), WAIT)
+        # The engine gives its download up once its client has gone.
+        await eventually_async(lambda: proxy.closed, WAIT, "the engine to drop its download")
     finally:
         await proxy.close()

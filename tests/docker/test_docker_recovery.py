@@ -1,12 +1,11 @@
 """Boot recovery against a real Docker engine that is out of reach when the daemon boots: the
 server is not written off; it is reconciled from the container's facts once the engine is back."""
 
-import asyncio
-
 import pytest
 
 from tests.support.daemon import definition
 from tests.support.docker_engine import SocketProxy
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.docker
 READY_LOOP = 'echo ready; while read line; do [ "$line" = stop ] && exit 0; echo "said $line"; done'
@@ -53,11 +52,9 @@ async def test_engine_down_at_boot_defers_then_adopts(
             assert h.processes.handle(uuid) is not None
             await h.processes.handle(uuid).send_command("hello")
 
-            async def echoed():
-                while "said hello" not in h.processes.console(uuid).lines:
-                    await asyncio.sleep(0.05)
-
-            await asyncio.wait_for(echoed(), 30)
+            await eventually_async(
+                lambda: "said hello" in h.processes.console(uuid).lines, 30, "the adopted container's answer"
+            )
             assert (await h.outcome(await h.act(uuid, "stop"))).status == "succeeded"
             assert h.state(uuid) == "offline"
     finally:

@@ -8,17 +8,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from pathlib import Path
 
 import docker
 import pytest
 
 from tests.support.docker_engine import SocketProxy
-from wingman.engine.environments.base import ExitInfo, LaunchSpec, RuntimeFailure, RuntimeUnavailable
+from tests.support.docker_runtime import WAIT, Console, spec_for
+from tests.support.waiting import eventually_async
+from wingman.engine.environments.base import ExitInfo, RuntimeFailure, RuntimeUnavailable
 from wingman.engine.environments.docker.runtime import DockerRuntime, container_name
-from wingman.engine.servers.definition import parse_definition
-
-WAIT = 60  # seconds: the longest any single step may take before the test fails
 
 TRAP = (
     "trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 3' INT; echo ready; "
@@ -26,47 +24,6 @@ TRAP = (
 )
 ECHO = 'echo ready; while read line; do echo "cmd: $line"; [ "$line" = stop ] && exit 0; done'
 SLEEPER = "echo ready; while true; do sleep 1; done"
-
-
-class Console:
-    """A console sink that can be awaited for a line."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        self._changed.set()
-
-    async def wait_for(self, text: str, timeout: float = WAIT) -> None:
-        async def seen():
-            while not any(text in line for line in self.lines):
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            await asyncio.wait_for(seen(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"{text!r} not seen on the console within {timeout}s: {self.lines}") from None
-
-
-def spec_for(tmp_path: Path, uuid: str, invocation: str, image: str, **build) -> LaunchSpec:
-    config = parse_definition(
-        {
-            "settings": {
-                "uuid": uuid,
-                "invocation": invocation,
-                "runtime": "docker",
-                "container": {"image": image},
-                "environment": {"MOTD": "hello"},
-                "build": build,
-            }
-        }
-    )
-    folder = tmp_path / uuid
-    folder.mkdir(parents=True, exist_ok=True)
-    return LaunchSpec(config=config, folder=folder, environment=dict(config.environment))
 
 
 async def finished(handle) -> ExitInfo:
@@ -359,11 +316,7 @@ async def test_engine_going_away_and_coming_back(tmp_path, docker_uuids, docker_
         # The watcher reconnects, finds the exit by inspection, and re-attaches the survivor.
         assert (await finished(victim)).exit_code == 137
 
-        async def reattached():
-            while not survivor.console_attached:
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(reattached(), WAIT)
+        await eventually_async(lambda: survivor.console_attached, WAIT, "the survivor's console re-attached")
         assert rt.unavailable is None
         await survivor.send_command("still here")
         await survivor_console.wait_for("cmd: still here")
