@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,3 +225,24 @@ async def test_a_commit_whose_answer_was_lost_is_found_and_acknowledged(pg_repli
         assert [e.version for e in after] == [3]
     rows = await asyncio.to_thread(pair.psql, "primary", "SELECT string_agg(version::text, ',') FROM events", "doubt")
     assert rows == "1,2,3"
+
+
+async def test_a_first_host_that_never_answers_costs_its_timeout_not_the_connection(pg_url):
+    """A member of a multi-host URL that takes the TCP connection and never answers (a machine
+    that hangs; one that is off and drops the packets is the same to the client): the store
+    connects to the next host once the URL's `timeout` has run out on that one. asyncpg alone
+    spends the timeout on all the hosts together and never tries the next."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # never accepted: the kernel completes the handshakes, nothing ever answers
+    u = make_url(pg_url)
+    hosts = f"host=127.0.0.1:{silent.getsockname()[1]}&host={u.query['host']}:{u.query['port']}"
+    url = f"postgresql+asyncpg://postgres@/{u.database}?{hosts}&target_session_attrs=read-write&timeout=1"
+    try:
+        async with opened_store(url) as store:
+            recorded = await store.append(
+                str(uuidlib.uuid4()), [NewEvent(type="server.deleted", data={}, metadata={"actor": "test"})]
+            )
+        assert [e.version for e in recorded] == [1]
+    finally:
+        silent.close()

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from wingman.engine.store import ownership
 from wingman.engine.store.backends import async_engine
 from wingman.engine.store.backends.async_engine import AsyncWriter
-from wingman.engine.store.backends.postgres_failover import unavailable_when_lost
+from wingman.engine.store.backends.postgres_failover import per_host_connect, unavailable_when_lost
 from wingman.engine.store.backends.protocol import WRITE_TRANSACTION
 from wingman.engine.store.hashing import json_loads
 from wingman.engine.store.schema import events as E
@@ -125,6 +125,7 @@ class PostgresBackend:
             pool_pre_ping=True,
             json_deserializer=json_loads,
             connect_args=_timeouts(url),
+            async_creator=per_host_connect(url),
         )
 
     def group_writer(self, engine: AsyncEngine) -> PostgresWriter:

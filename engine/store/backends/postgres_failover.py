@@ -15,6 +15,9 @@ a failover to its standby (docs/postgres.md).
   its positions are returned as from any commit. It asks for `IN_DOUBT_SECONDS` at most (the
   writer waits meanwhile, and so does every group behind it: nothing could commit anyway); a
   database still unreachable then leaves the group unavailable, the doubt logged.
+- A multi-host URL's hosts are tried one after the other, each with the URL's `timeout`
+  (`per_host_connect`): asyncpg's own spends one timeout on all the hosts together, so a first
+  host that drops packets (a machine that is off) would use it all and the next never be tried.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
+import asyncpg
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -103,3 +109,33 @@ async def committed_positions(engine: AsyncEngine, rows: list[dict[str, Any]]) -
     if len(found) != len(ids):  # none of them: the group did not commit (one transaction: never a part)
         return None
     return [found[i] for i in ids]
+
+
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def per_host_connect(url: str) -> Callable[[], Awaitable[asyncpg.Connection]] | None:
+    """For a URL with several hosts, what connects to the first of them that takes the connection
+    (and matches `target_session_attrs`), each tried for the URL's `timeout` (asyncpg's default,
+    60 s, when it has none); None for a URL with one host."""
+    dialect: Any = cast(Any, PGDialect_asyncpg)()  # SQLAlchemy's reading of the URL, as its engine's
+    _, params = dialect.create_connect_args(make_url(url))
+    hosts, ports = params.get("host"), params.get("port")
+    if not isinstance(hosts, list) or not isinstance(ports, list):
+        return None
+    for key in ("timeout", "command_timeout"):  # the URL's query is text
+        if key in params:
+            params[key] = float(params[key])
+    params.pop("prepared_statement_cache_size", None)  # SQLAlchemy's own, not asyncpg's
+
+    async def connect() -> asyncpg.Connection:
+        last: BaseException | None = None
+        for host, port in zip(hosts, ports, strict=True):
+            try:
+                return await asyncpg.connect(**{**params, "host": host, "port": port})
+            except _UNREACHABLE as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    return connect
