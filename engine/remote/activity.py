@@ -29,6 +29,7 @@ import asyncio
 
 import structlog
 
+from wingman.engine.config import DaemonConfig
 from wingman.engine.event_types import Cause
 from wingman.engine.events import ActivityRefused, Metadata, NewEvent
 from wingman.engine.remote.activity_entries import Entry, pending
@@ -127,7 +128,7 @@ class ActivityOutbox(Outbox):
         await self._store.append(entry.stream_id, [NewEvent.of(record, REFUSED)])
 
 
-def activity_outbox(config, store: EventStore) -> ActivityOutbox | None:
+def activity_outbox(config: DaemonConfig, store: EventStore) -> ActivityOutbox | None:
     """The node's outbox to its Panel, or None for a standalone node (no `remote`): its activity
     stays in the log, and is sent from where the cursor stands once a Panel is configured."""
     if not config.remote:

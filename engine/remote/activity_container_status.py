@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import structlog
 
+from wingman.engine.config import DaemonConfig
 from wingman.engine.events import StateChanged
 from wingman.engine.remote.activity import refuses_the_entries
 from wingman.engine.remote.client import PanelClient, PanelError
@@ -73,7 +74,7 @@ class ContainerStatusOutbox(Outbox):
                 return
 
 
-def container_status_outbox(config, store: EventStore) -> ContainerStatusOutbox | None:
+def container_status_outbox(config: DaemonConfig, store: EventStore) -> ContainerStatusOutbox | None:
     """Only for a Pelican Panel: Pterodactyl's has no such route (it would answer 404 forever)."""
     if not config.remote or config.remote_flavor != "pelican":
         return None

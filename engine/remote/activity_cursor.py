@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Insert, Update, insert, select, update
 
 from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.schema import outbox_cursors as C
@@ -36,6 +36,7 @@ class OutboxCursor:
         if position <= self.position:
             return
         now = datetime.now(UTC)
+        statement: Update | Insert
         if self._row_exists:
             statement = (
                 update(C)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +22,18 @@ from wingman.engine.store.queries import EventFilter, page
 
 POWER_PREFIX = "server:power."
 CONSOLE_COMMAND = "server:console.command"
-SOURCE_TYPES = [PowerRequested.type, ConsoleCommand.type]
+SOURCE_TYPES: list[str] = [PowerRequested.type, ConsoleCommand.type]
+
+
+class Body(TypedDict):
+    """An entry as the Panel takes it (Wings' internal/models/activity.go)."""
+
+    event: str
+    user: str | None
+    server: str
+    metadata: dict[str, object]
+    ip: str | None
+    timestamp: str
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class Entry:
     position: int  # of the event it was made from
     stream_id: str
     event_id: str
-    body: dict[str, Any]  # as the Panel takes it
+    body: Body
 
     @property
     def activity(self) -> str:
@@ -42,6 +53,7 @@ def entry_of(ev: RecordedEvent) -> Entry | None:
     meta = ev.metadata if isinstance(ev.metadata, dict) else {}
     if meta.get("channel") != WEBSOCKET_CHANNEL:
         return None  # the Panel records what it asks of the node itself
+    details: dict[str, object]
     if ev.type == PowerRequested.type:
         activity, details = POWER_PREFIX + str(ev.data.get("action")), {}
     elif ev.type == ConsoleCommand.type:

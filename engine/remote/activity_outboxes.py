@@ -4,13 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from wingman.engine.config import DaemonConfig
 from wingman.engine.remote.activity import activity_outbox
 from wingman.engine.remote.activity_container_status import container_status_outbox
+from wingman.engine.remote.outbox import Outbox
 from wingman.engine.store.event_store import EventStore
 
 
 class PanelOutboxes:
-    def __init__(self, outboxes: list):
+    def __init__(self, outboxes: Sequence[Outbox]):
         self.outboxes = outboxes
 
     async def start(self) -> None:
@@ -22,6 +26,6 @@ class PanelOutboxes:
             await outbox.stop()
 
 
-def panel_outboxes(config, store: EventStore) -> PanelOutboxes | None:
+def panel_outboxes(config: DaemonConfig, store: EventStore) -> PanelOutboxes | None:
     found = [o for o in (activity_outbox(config, store), container_status_outbox(config, store)) if o is not None]
     return PanelOutboxes(found) if found else None

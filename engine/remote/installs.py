@@ -18,8 +18,6 @@ and the Panel is told its installation failed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
 from wingman.engine.event_types import Cause
@@ -113,7 +111,7 @@ class PanelInstallSource:
     def __init__(self, servers: PanelServers):
         self.servers = servers
 
-    async def fetch_script(self, uuid: str) -> Any:
+    async def fetch_script(self, uuid: str) -> object:
         try:
             return await self.servers.client.get_json(install_path(uuid))
         except PanelError as exc:

@@ -26,7 +26,7 @@ class Outbox:
         self._client = client
         self.interval = interval
         self.cursor = OutboxCursor(store, cursor_name)
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._log = structlog.get_logger(f"wingman.{self.task_name}")
 

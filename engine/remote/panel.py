@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from wingman.engine.config import DaemonConfig
 from wingman.engine.install.service import InstallService
@@ -18,13 +19,19 @@ from wingman.engine.remote.inventory import Inventory
 from wingman.engine.servers.registry import ServerRegistry
 
 
+class Background(Protocol):
+    """Runs a coroutine as a task the daemon owns (PowerService.background)."""
+
+    def __call__(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]: ...
+
+
 @dataclass
 class PanelSide:
     client: PanelClient
     inventory: Inventory
     servers: PanelServers
 
-    def start(self, background: Callable[..., asyncio.Task]) -> None:
+    def start(self, background: Background) -> None:
         background(self.inventory.run(), name="panel-inventory")
 
     async def aclose(self) -> None:
