@@ -9,7 +9,6 @@ import os
 import pathlib
 import secrets
 import stat
-from typing import Any
 
 MAX_FILE_SIZE = 64 * 1024 * 1024  # Wings parser.go maxConfigFileSize: these files are untrusted input
 
@@ -32,7 +31,7 @@ class FolderFileError(Exception):
     """A path or file that may not be touched; the message says why."""
 
 
-def locate(folder: pathlib.Path, name: Any) -> tuple[str, list[str]]:
+def locate(folder: pathlib.Path, name: object) -> tuple[str, list[str]]:
     if not isinstance(name, str) or not name.strip() or "\0" in name:
         raise FolderFileError("the entry needs a 'file' name")
     if os.path.isabs(name):  # Wings reads "/x" relative to the folder; we refuse, to be plain

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -75,7 +75,7 @@ def entry_of(ev: RecordedEvent) -> Entry | None:
     )
 
 
-def _user_uuid(actor: Any) -> str | None:
+def _user_uuid(actor: object) -> str | None:
     """The Panel keys users by uuid; a token of an older Panel names a numeric `user_id`, which
     would have the whole batch refused: such an entry goes as the system's (null), as Wings sends
     an entry without a user."""

@@ -24,7 +24,7 @@ class BadPanelDocument(ValueError):
         self.uuid = uuid
 
 
-def server_uuid(value: Any) -> str:
+def server_uuid(value: object) -> str:
     """`value` as a server's UUID (normalised as the registry spells it); BadPanelDocument if it is not one."""
     if not isinstance(value, str):
         raise BadPanelDocument(
@@ -39,7 +39,7 @@ def server_uuid(value: Any) -> str:
         ) from None
 
 
-def definition_from(doc: Any, uuid: str) -> dict[str, Any]:
+def definition_from(doc: object, uuid: str) -> dict[str, Any]:
     """The definition in a Panel's document about server `uuid` (already normalised): its
     `settings` (whose own uuid, when given, must be that one) and `process_configuration`."""
     if not isinstance(doc, dict):

@@ -6,7 +6,6 @@ the next one tries again: the Panel's troubles never reach the writer or the API
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 
@@ -58,6 +57,6 @@ class Outbox:
             except Exception:  # noqa: BLE001 - isolated: the next interval tries again
                 self._log.exception(self.failure)
 
-    async def send_pending(self) -> Any:
+    async def send_pending(self) -> object:
         """Send what lies after the cursor, and move the cursor past what the Panel took."""
         raise NotImplementedError
