@@ -77,7 +77,7 @@ async def has_table(engine: AsyncEngine) -> bool:
         return await conn.run_sync(lambda c: sa_inspect(c).has_table("checkpoints"))
 
 
-def _stored(r: Row[Any], leaves: bytes | None) -> StoredCheckpoint:
+def _stored(r: Row[*tuple[Any, ...]], leaves: bytes | None) -> StoredCheckpoint:
     frontier = r.frontier if isinstance(r.frontier, list) else None
     found = StoredCheckpoint(f"checkpoints table, seq {r.seq}", None, None, frontier, leaves, r.seq)
     try:

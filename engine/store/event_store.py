@@ -18,9 +18,10 @@ caller unanswered or stop the store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import exc as sa_exc
@@ -28,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.events import NewEvent, RecordedEvent, new_id
-from wingman.engine.store.backends import AsyncWriter, Statements, backend_of
+from wingman.engine.store.backends import AsyncWriter, GroupRow, Statements, backend_of
 from wingman.engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
 from wingman.engine.store.ownership import OwnedElsewhere
 from wingman.engine.store.schema import EVENT_COLUMNS
@@ -87,7 +88,9 @@ class _Append:
     stream_id: str
     events: list[NewEvent]
     expected_version: int
-    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[list[RecordedEvent]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 Listener = Callable[[list[RecordedEvent]], None]
@@ -104,7 +107,7 @@ class EventStore:
         self._direct_writer = AsyncWriter(engine)
         self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
         self._heads: dict[str, tuple[int, str]] = {}  # stream -> (version, hash), as committed
-        self._writer: asyncio.Task | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.commits = 0  # transactions committed, for the benchmark and tests of grouping
         self.last_position = 0
@@ -211,7 +214,7 @@ class EventStore:
 
     async def _commit_group(self, group: list[_Append]) -> None:
         heads: dict[str, tuple[int, str]] = {}  # this group's tentative heads; kept only on success
-        rows: list[dict] = []
+        rows: list[GroupRow] = []
         accepted: list[tuple[_Append, int, int]] = []  # request, first row index, row count
         now = datetime.now(UTC)
         now_text = canonical_time(now)
@@ -332,12 +335,13 @@ class EventStore:
             return [_recorded(r) for r in await conn.execute(q)]
 
 
-def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str, node_id: str | None) -> list[dict]:
+def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str, node_id: str | None) -> list[GroupRow]:
     """The rows of one append, each hashed onto the one before it. The canonical JSON of data and
     metadata is made once, for the hash, and is also the text the writer stores; the events
     of one append usually share one metadata dict, spelled once for all of them."""
-    rows = []
-    last_metadata, metadata_json = None, ""
+    rows: list[GroupRow] = []
+    last_metadata: dict[str, Any] | None = None
+    metadata_json = ""
     for ev in req.events:
         version += 1
         event_id = new_id()
@@ -355,26 +359,26 @@ def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str, n
             prev_hash=prev,
         )
         rows.append(
-            dict(
-                stream_id=req.stream_id,
-                version=version,
-                event_id=event_id,
-                type=ev.type,
-                data=ev.data,
-                metadata=ev.metadata,
-                recorded_at=now,
-                prev_hash=prev,
-                hash=h,
-                data_json=data_json,
-                metadata_json=metadata_json,
-                node_id=node_id,
-            )
+            {
+                "stream_id": req.stream_id,
+                "version": version,
+                "event_id": event_id,
+                "type": ev.type,
+                "data": ev.data,
+                "metadata": ev.metadata,
+                "recorded_at": now,
+                "prev_hash": prev,
+                "hash": h,
+                "data_json": data_json,
+                "metadata_json": metadata_json,
+                "node_id": node_id,
+            }
         )
         prev = h
     return rows
 
 
-def _recorded(row) -> RecordedEvent:
+def _recorded(row: Sequence[Any]) -> RecordedEvent:
     """A row the store wrote, as an event (the database's types already checked it: no second
     validation, which cost more than reading the row when the registry folds a long log)."""
     position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row

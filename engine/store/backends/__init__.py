@@ -16,9 +16,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.store.backends.async_engine import AsyncWriter
-from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Backend, GroupWriter, Statements
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Backend, GroupRow, GroupWriter, Statements
 
-__all__ = ["WRITE_TRANSACTION", "AsyncWriter", "Backend", "GroupWriter", "Statements", "backend_for", "backend_of"]
+__all__ = [
+    "WRITE_TRANSACTION",
+    "AsyncWriter",
+    "Backend",
+    "GroupRow",
+    "GroupWriter",
+    "Statements",
+    "backend_for",
+    "backend_of",
+]
 
 _MODULES = {"sqlite": "wingman.engine.store.backends.sqlite", "postgresql": "wingman.engine.store.backends.postgres"}
 _loaded: dict[str, Backend] = {}

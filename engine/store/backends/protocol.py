@@ -21,7 +21,8 @@ database):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Executable, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,10 +46,29 @@ WRITE_TRANSACTION = {"write_transaction": True}
 Statements = list[tuple[Executable, Sequence[Mapping[str, Any]] | Mapping[str, Any] | None]]
 
 
+class GroupRow(TypedDict):
+    """One event of a group as the store hands it to its writer: the row without its position
+    (the writer's to give), and data and metadata also as the canonical JSON texts their hash was
+    made of (what is stored)."""
+
+    stream_id: str
+    version: int
+    event_id: str
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+    data_json: str
+    metadata_json: str
+    node_id: str | None  # the node that writes it (None: a daemon outside any fleet)
+
+
 class GroupWriter(Protocol):
     async def open(self) -> None: ...
 
-    async def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+    async def insert(self, rows: list[GroupRow]) -> list[int]:
         """Commit every row in one transaction; return their positions (in row order)."""
 
     async def write_beside(self, statements: Statements) -> None:

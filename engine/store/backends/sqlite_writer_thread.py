@@ -12,17 +12,21 @@ code below keep the figure each line answers to; change the page when a choice h
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, Text, bindparam, func, insert, select
+from sqlalchemy import Engine, Insert, Text, bindparam, func, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, Statements
+from wingman.engine.store.backends.protocol import WRITE_TRANSACTION, GroupRow, Statements
+from wingman.engine.store.backends.sqlite_driver import driver_cursor
 from wingman.engine.store.schema import events as E
 
 _LAST_POSITION = select(func.max(E.c.position))
@@ -57,9 +61,9 @@ _SQLITE_INSERT = insert(E).values(
 )
 
 
-def _positional_sqlite(statement) -> str:
+def _positional_sqlite(statement: Insert) -> str:
     compiled = statement.compile(dialect=sqlite.dialect(paramstyle="qmark"))
-    if tuple(compiled.positiontup) != _SQLITE_ORDER:  # the tuples below follow this order
+    if compiled.positiontup is None or tuple(compiled.positiontup) != _SQLITE_ORDER:  # the tuples below follow it
         raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
     return str(compiled)
 
@@ -93,9 +97,9 @@ class ThreadWriter:
         self._sync_engine = sync_engine  # a synchronous engine on the same file, set up as the async one
         self._engine: Engine | None = None
         self._conn: Connection | None = None  # touched only on the writer thread
-        self._driver_cursor = None  # that connection's DBAPI cursor, for the groups
+        self._driver_cursor: sqlite3.Cursor | None = None  # that connection's DBAPI cursor, for the groups
         self._thread: ThreadPoolExecutor | None = None
-        self._time_text = None
+        self._time_text: Callable[[datetime], Any] | None = None  # the dialect's spelling of a time (open)
         self._driver_error: type[Exception] = Exception
         self._log_end: int | None = None  # the last position this thread committed; None: read it
 
@@ -112,9 +116,10 @@ class ThreadWriter:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
         self._thread.shutdown(wait=True)
         self._thread = None
-        self._engine.dispose()
+        if self._engine is not None:  # (it is: open made both)
+            self._engine.dispose()
 
-    async def insert(self, rows: list[dict]) -> list[int]:
+    async def insert(self, rows: list[GroupRow]) -> list[int]:
         # The writer thread wakes with the group in hand but cannot run until it holds the GIL,
         # and a busy event loop gives the GIL up only for moments too short for a waking thread
         # to take it: the thread used to wait until the loop next went idle (1.2-1.8 ms a group,
@@ -127,7 +132,7 @@ class ThreadWriter:
         started.acquire(timeout=_HANDOVER_WAIT)
         return await committed
 
-    def _start_commit(self, rows: list[dict], started: threading.Lock) -> list[int]:
+    def _start_commit(self, rows: list[GroupRow], started: threading.Lock) -> list[int]:
         started.release()
         return self._commit(rows)
 
@@ -138,6 +143,8 @@ class ThreadWriter:
 
     def _connection(self) -> Connection:
         if self._conn is None:
+            if self._engine is None:
+                raise RuntimeError("the SQLite writer is not open")
             self._conn = self._engine.connect().execution_options(**WRITE_TRANSACTION)
         return self._conn
 
@@ -151,7 +158,7 @@ class ThreadWriter:
             self._disconnect()
             raise
 
-    def _commit(self, rows: list[dict]) -> list[int]:
+    def _commit(self, rows: list[GroupRow]) -> list[int]:
         # The group's statements go to the DBAPI cursor of the SQLAlchemy connection (its
         # `driver_connection`: the pool's, set up by the engine's connect hook). Through
         # SQLAlchemy's execute, they cost about 100 us of Python per commit, held under the GIL
@@ -169,7 +176,8 @@ class ThreadWriter:
         # the same fsync. Anything else (the first group, a log that another writer moved, a
         # group too big for one statement) takes the explicit transaction, which reads the end.
         cursor = self._cursor()
-        statement, params = "BEGIN IMMEDIATE", None
+        statement = "BEGIN IMMEDIATE"
+        params: list[Any] | None = None
         try:
             if self._log_end is not None and len(rows) <= _SQLITE_GUARDED_MAX_ROWS:
                 positions = list(range(self._log_end + 1, self._log_end + 1 + len(rows)))
@@ -205,11 +213,13 @@ class ThreadWriter:
         self._log_end = positions[-1]
         return positions
 
-    def _row_values(self, rows: list[dict], positions: list[int]) -> list:
+    def _row_values(self, rows: list[GroupRow], positions: list[int]) -> list[Any]:
         """The rows' values in the table's column order, one flat list."""
-        times: dict = {}  # a group's rows share one time: spell it once
+        times: dict[datetime, Any] = {}  # a group's rows share one time: spell it once
         spell = self._time_text
-        values: list = []
+        if spell is None:
+            raise RuntimeError("the SQLite writer is not open")
+        values: list[Any] = []
         for r, p in zip(rows, positions, strict=False):
             values += (
                 p,
@@ -226,20 +236,20 @@ class ThreadWriter:
             )
         return values
 
-    def _cursor(self):
+    def _cursor(self) -> sqlite3.Cursor:
         if self._driver_cursor is None:
-            self._driver_cursor = self._connection().connection.driver_connection.cursor()
+            self._driver_cursor = driver_cursor(self._connection())
         return self._driver_cursor
 
-    def _wrapped(self, statement: str, params, exc: Exception) -> Exception:
+    def _wrapped(self, statement: str, params: list[Any] | None, exc: Exception) -> Exception:
         return DBAPIError.instance(
             statement,
             params,
             exc,
             self._driver_error,
             hide_parameters=True,
-            dialect=self._engine.dialect,
-            ismulti=bool(params) and isinstance(params[0], list),
+            dialect=self._engine.dialect if self._engine is not None else None,
+            ismulti=params is not None and bool(params) and isinstance(params[0], list),
         )
 
     def _disconnect(self) -> None:
