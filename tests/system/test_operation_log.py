@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 from tests.support.daemon import definition, opened_store
+from tests.support.waiting import eventually
 from wingman.engine.events import Metadata, NewEvent, PowerRequested, PowerSucceeded
 from wingman.engine.live.operation_log import OperationLog
 
@@ -26,12 +26,13 @@ def log_lines(d) -> list[dict]:
 
 
 def lines_of(d, operation_id: str, count: int, timeout: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in log_lines(d) if line.get("operation_id") == operation_id]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+    """The daemon's log lines about the operation, once there are `count` of them."""
+    return eventually(
+        lambda: [line for line in log_lines(d) if line.get("operation_id") == operation_id],
+        timeout,
+        f"{count} log line(s) about operation {operation_id}",
+        until=lambda found: len(found) >= count,
+    )
 
 
 def test_each_operation_is_one_line_accepted_and_one_settled(daemon_process):

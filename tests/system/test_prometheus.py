@@ -57,7 +57,7 @@ def prometheus(tools, tmp_path):
             ],
         }
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process, below
+        log = open(tmp_path / "prometheus.log", "wb")  # closed with the process, below
         proc = subprocess.Popen(
             [
                 tools[0],
