@@ -128,9 +128,13 @@ async def test_a_failover_under_load_loses_no_acknowledged_request(pg_replicated
         daemon_process, servers=servers, database={"url": pair.url("wingman") + "&timeout=5&command_timeout=30"}
     )
 
+    promotion: list[float] = []
+
     def failover() -> None:
         pair.kill_primary()
-        pair.promote()
+        started = time.monotonic()
+        pair.promote()  # pg_ctl promote -w: until the standby takes writes
+        promotion.append(time.monotonic() - started)
 
     log: list[Sent] = []
     killed_at, stopped_at = await drive(daemon.url, ids, failover, log)
@@ -143,7 +147,8 @@ async def test_a_failover_under_load_loses_no_acknowledged_request(pg_replicated
     print(
         f"\nfailover under load: {len(log)} requests in {stopped_at - log[0].at:.1f} s "
         f"({len(log) / (stopped_at - log[0].at):.0f}/s), answers {statuses}; "
-        f"{len(accepted)} acknowledged; {seconds:.2f} s without service; slowest answer "
+        f"{len(accepted)} acknowledged; {seconds:.2f} s without service, of which pg_ctl promote "
+        f"{promotion[0]:.2f} s; slowest answer "
         f"{max(s.seconds for s in log):.2f} s, median {sorted(s.seconds for s in log)[len(log) // 2] * 1000:.0f} ms"
     )
     assert not {code for code in statuses if code >= 500 and code != 503}, statuses
@@ -246,3 +251,23 @@ async def test_a_first_host_that_never_answers_costs_its_timeout_not_the_connect
         assert [e.version for e in recorded] == [1]
     finally:
         silent.close()
+
+
+async def test_between_the_kill_and_the_promotion_appends_are_unavailable_then_commit(pg_replicated):
+    """The primary dead, the standby not yet promoted (read-only): no host takes writes, and an
+    append is unavailable (a 503), not refused; once the standby is promoted the same store
+    commits there, the stream going on from where it was."""
+    pair = pg_replicated
+    pair.create_database("gap")
+    event = NewEvent(type="server.deleted", data={}, metadata={"actor": "test"})
+    async with opened_store(pair.url("gap") + "&timeout=5") as store:
+        stream = str(uuidlib.uuid4())
+        await store.append(stream, [event])
+        pair.kill_primary()
+        with pytest.raises(StoreUnavailable):
+            await store.append(stream, [event])
+        await asyncio.to_thread(pair.promote)
+        again = await eventually_async(
+            lambda: store.append(stream, [event]), 30, "a commit on the promoted standby", ignoring=(StoreUnavailable,)
+        )
+        assert [e.version for e in again] == [2]

@@ -135,7 +135,8 @@ def per_host_connect(url: str) -> Callable[[], Awaitable[asyncpg.Connection]] | 
                 return await asyncpg.connect(**{**params, "host": host, "port": port})
             except _UNREACHABLE as exc:
                 last = exc
-        assert last is not None
-        raise last
+        # Said as the network's error, whatever the last host's was (a standby not yet promoted
+        # says "read-only", which the driver reports as an internal error): none takes writes now.
+        raise ConnectionError(f"no host of the database URL takes writes now (the last: {last})") from last
 
     return connect
