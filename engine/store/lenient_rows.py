@@ -128,7 +128,6 @@ def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[Rows],
         out: list[EventRow] = []
         for position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ in rows:
             at = _time(recorded_at)
-            readable = isinstance(at, datetime)
             if isinstance(at, datetime) and not includes(position, at):
                 break
             out.append(
@@ -137,7 +136,7 @@ def to_rows_until(includes: Callable[[int, datetime], bool]) -> Callable[[Rows],
                     (position, stream_id, version, event_id, type_, _json(data), _json(metadata), at, prev_hash, hash_),
                 )
             )
-            if not readable:
+            if not isinstance(at, datetime):
                 break
         return out
 
