@@ -144,7 +144,7 @@ class PowerActions:
         return NOTHING_TO_KILL
 
 
-async def _result_or_none(task: asyncio.Task):
+async def _result_or_none(task: asyncio.Task[ProcessHandle]) -> ProcessHandle | None:
     try:
         return await task
     except Exception:

@@ -22,6 +22,7 @@ in the same commit as the operator's request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,16 +70,16 @@ class CrashHandler:
         registry: ServerRegistry,
         processes: ProcessTracker,
         settings: CrashDetection,
-        request_restart,
-        settled,
-    ):
+        request_restart: Callable[[str, Metadata], Awaitable[object]],
+        settled: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.journal = journal
         self.registry = registry
         self.processes = processes
         self.settings = settings
         self._request_restart = request_restart  # async (uuid, meta) -> Operation: the power engine's
         self._settled = settled  # async (operation id): returns once that operation has its outcome
-        self._pending: dict[str, asyncio.Task] = {}
+        self._pending: dict[str, asyncio.Task[None]] = {}
         processes.on_exit(self._on_exit)
 
     # -- crashes -------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class CrashHandler:
         )
 
     async def _apply(
-        self, uuid: str, decision: Decision, crash_event_id: str | None, meta: Metadata, notes: list[str] = ()
+        self, uuid: str, decision: Decision, crash_event_id: str | None, meta: Metadata, notes: Sequence[str] = ()
     ) -> None:
         await self.journal.record(
             uuid,

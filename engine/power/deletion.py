@@ -60,7 +60,7 @@ class ServerDeletion:
     def __init__(self, power: PowerService, folder_of: Callable[[str], Path]):
         self._power = power
         self._folder_of = folder_of
-        self._under_way: dict[str, asyncio.Task] = {}  # server -> its delete in progress
+        self._under_way: dict[str, asyncio.Task[None]] = {}  # server -> its delete in progress
 
     async def delete(self, uuid: str, meta: Metadata) -> None:
         """Raises UnknownServer for a server that is not (or no longer) here, Rejected when it
@@ -133,6 +133,7 @@ class ServerDeletion:
         self, uuid: str, folder: Path, trash: Path | None, problem: str | None, meta: Metadata
     ) -> None:
         try:
+            outcome: FilesRemoved | FilesRemovalFailed
             if problem is not None:
                 outcome = FilesRemovalFailed(folder=str(folder), left_at=str(folder), problems=[problem])
             elif trash is None:

@@ -10,18 +10,15 @@ stop is the one operation an install lets through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from wingman.engine.power.locks import PowerLock
+from wingman.engine.power.inflight import InFlight
 from wingman.engine.servers.registry import ServerRegistry
 from wingman.engine.statechart import Trigger
 
 
 class InstallDoor:
-    def __init__(self, registry: ServerRegistry, lock_of: Callable[[str], PowerLock], locks: dict[str, PowerLock]):
+    def __init__(self, registry: ServerRegistry, in_flight: InFlight):
         self._registry = registry
-        self._lock_of = lock_of  # the server's lock, made when missing (PowerService._lock)
-        self._locks = locks  # the power engine's own map: an idle lock is dropped from it
+        self._in_flight = in_flight  # the power engine's table, which holds each server's lock
         self._installs: dict[str, tuple[str, str | None]] = {}  # server -> (its install, the reinstall's stop)
 
     def installing(self, uuid: str) -> bool:
@@ -48,14 +45,13 @@ class InstallDoor:
 
     async def lock(self, uuid: str, install_id: str, wait: float) -> bool:
         """Take the server's power lock for its install, waiting up to `wait` seconds."""
-        return await self._lock_of(uuid).acquire(install_id, wait)
+        return await self._in_flight.lock(uuid).acquire(install_id, wait)
 
     def end(self, uuid: str, install_id: str) -> None:
         """The install is over (its outcome durable, or the daemon going down): lock and door open."""
-        lock = self._locks.get(uuid)
-        if lock is not None and lock.holder == install_id:
-            lock.release(install_id)
-            if lock.idle:
-                self._locks.pop(uuid, None)
+        table = self._in_flight.find(uuid)
+        if table is not None and table.lock.holder == install_id:
+            table.lock.release(install_id)
+            self._in_flight.drop_if_idle(uuid)
         if self.install_of(uuid) == install_id:
             del self._installs[uuid]

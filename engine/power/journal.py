@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 import structlog
 
@@ -121,7 +121,7 @@ class Journal:
         self._ordering.pop(uuid, None)
 
 
-async def _to_the_end(append) -> None:
+async def _to_the_end(append: Awaitable[object]) -> None:
     """Await an append to its end even if the caller is cancelled meanwhile, then pass the
     cancellation on: the caller's ordering lock stays held until the events are in the log."""
     task = asyncio.ensure_future(append)

@@ -13,9 +13,9 @@ from collections import OrderedDict
 
 
 class PowerLock:
-    def __init__(self):
+    def __init__(self) -> None:
         self.holder: str | None = None  # the operation holding the lock
-        self._waiters: OrderedDict[str, asyncio.Future] = OrderedDict()
+        self._waiters: OrderedDict[str, asyncio.Future[bool]] = OrderedDict()
 
     def waiting(self) -> list[str]:
         """The operations waiting, in the order they will get the lock."""
@@ -33,7 +33,7 @@ class PowerLock:
             return True
         if timeout <= 0:
             return False
-        granted = asyncio.get_running_loop().create_future()
+        granted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters[operation_id] = granted
         try:
             await asyncio.wait_for(asyncio.shield(granted), timeout)

@@ -39,5 +39,5 @@ class ServerInstalling(Exception):
     """A power action asked for while the server installs (engine.install): refused at the door,
     and nothing is recorded. A kill too: killing the installer would leave a half-installed folder."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(INSTALLING_MESSAGE)

@@ -43,7 +43,7 @@ class ProcessTracker:
         self._exit_listeners: list[ExitListener] = []
         self._consoles: dict[str, ConsoleBuffer] = {}
         self._handles: dict[str, ProcessHandle] = {}
-        self._watchers: dict[str, asyncio.Task] = {}
+        self._watchers: dict[str, asyncio.Task[ExitInfo]] = {}
         self._exit_cause: dict[str, tuple[str, str | None]] = {}
         self._exits_pending: dict[str, ProcessExited] = {}  # seen, not committed yet
 
@@ -128,7 +128,7 @@ class ProcessTracker:
         """Resolve once the current process's exit is recorded (never cancels the watcher)."""
         return await asyncio.shield(self._watchers[uuid])
 
-    def watcher(self, uuid: str) -> asyncio.Task:
+    def watcher(self, uuid: str) -> asyncio.Task[ExitInfo]:
         return self._watchers[uuid]
 
     def exit_pending(self, uuid: str) -> dict[str, Any] | None:

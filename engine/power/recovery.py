@@ -17,21 +17,27 @@ its power operations wait (`restored`), and the API says it is not restored yet 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
 from wingman.engine.console.readiness import DoneMatcher
 from wingman.engine.environments.base import ExitInfo, Runtime, RuntimeUnavailable
 from wingman.engine.event_types import Cause
-from wingman.engine.events import Metadata, PowerInterrupted, ProcessExited, ProcessStarted
+from wingman.engine.events import Metadata, PowerAction, PowerInterrupted, ProcessExited, ProcessStarted
 from wingman.engine.power.crashes import CrashHandler
 from wingman.engine.power.journal import Journal
 from wingman.engine.power.processes import ProcessTracker
 from wingman.engine.servers.registry import ServerRegistry, UnknownServer
 from wingman.engine.statechart import Trigger
+
+
+class Background(Protocol):
+    """Runs a coroutine in a task the daemon owns (PowerService.background)."""
+
+    def __call__(self, coro: Coroutine[Any, Any, Any], name: str) -> object: ...
 
 
 class InstallRecoverer(Protocol):
@@ -93,7 +99,7 @@ class BootRecovery:
 
     # -- the work ------------------------------------------------------------------------------
 
-    def start(self, background: Callable) -> None:
+    def start(self, background: Background) -> None:
         """Mark every server pending and restore them in a task started by `background`."""
         self._background = background
         uuids = list(self.registry.views)
@@ -102,7 +108,7 @@ class BootRecovery:
             self._restored[uuid] = asyncio.Event()
         background(self._run(uuids, background), name="boot-recovery")
 
-    async def _run(self, uuids: list[str], background: Callable) -> None:
+    async def _run(self, uuids: list[str], background: Background) -> None:
         deferred: list[str] = []
         # `concurrency` workers take the servers in turn from one iterator: a task per server
         # waiting on a semaphore would be 10,000 tasks on a large node, memory the allocator
@@ -132,7 +138,9 @@ class BootRecovery:
     async def _restore(self, uuid: str) -> str:
         for op in self.registry.open_operations(uuid):
             meta = BOOT.model_copy(update={"operation_id": op.id})
-            await self.journal.record(uuid, PowerInterrupted(operation_id=op.id, action=op.action), meta=meta)
+            await self.journal.record(
+                uuid, PowerInterrupted(operation_id=op.id, action=cast(PowerAction, op.action)), meta=meta
+            )
             self.counts["interrupted"] += 1
         outcome = await self.recover_server(uuid)
         if outcome in self.counts:
@@ -157,7 +165,11 @@ class BootRecovery:
             return await self._record_gone(uuid, None, f"runtime {view.config.runtime!r} is not available")
         booting = self.registry.may_fire(uuid, Trigger.READY)  # it was starting when the daemon went
         matcher = DoneMatcher(view.config.done, view.config.strip_ansi)
-        ready, sink = self.processes.readiness(uuid, matcher) if booting else (None, self.processes.plain_sink(uuid))
+        ready: asyncio.Event | None = None  # set when it was booting
+        if booting:
+            ready, sink = self.processes.readiness(uuid, matcher)
+        else:
+            sink = self.processes.plain_sink(uuid)
         try:
             handle = await runtime.adopt(view.config, self.folder(uuid), sink, view.last_process or {})
         except RuntimeUnavailable as exc:
@@ -166,7 +178,7 @@ class BootRecovery:
         if handle is not None:
             self.processes.track(uuid, handle)
             await self.journal.record(uuid, ProcessStarted.of(handle, adopted=True), meta=BOOT)
-            if booting:
+            if ready is not None:
                 # Still booting, or done while we were away (its recent output was read back on
                 # adoption): it is running once its done-line is seen, as after a start.
                 if matcher.empty or ready.is_set() or handle.runtime == "docker":

@@ -1,42 +1,18 @@
-"""Power operations: start, stop, restart and kill under a per-server lock, with recorded outcomes.
-
-Every accepted request is an *operation*: `power.requested` is durable before the caller is
-answered, then a background task takes the lock (waiting up to `wait_seconds`), records
-`power.started`, does the work (engine.power.actions) and records exactly one outcome, whatever
-happens in between. `kill` does not wait for the lock: it cancels a start or restart that holds
-it, and marks every start or restart waiting for it, each recorded as cancelled by the kill, then
-SIGKILLs now: the server does not come back up behind the operator's back.
-
-How "exactly one outcome" holds:
-- the outcome is decided in one place (`_run`) from how the work ended, including a kill's
-  cancellation wherever it lands (while `power.started` is being written, too);
-- a kill cancels an operation only while it does its work, never while it records its outcome;
-- an operation the lock was handed to just before a kill came is marked, and ends cancelled as
-  soon as it runs;
-- from before its request is written until its outcome is durable, an operation is in
-  `in_hand`, so verification can tell an operation in flight from one that was dropped.
-
-A kill that finds nothing to do (the server restored, its lock idle, no process, nothing the
-chart could abort) is settled in its request's own commit: `power.requested`, `power.started`
-and `power.succeeded` go in one append, under the lock, with no background task. Those are the
-events the long way writes, in the same order; a Panel that kills a server in a state it does not
-know, and a script that kills a fleet, pay one commit per kill instead of three.
-
-An operation holds its lock until its outcome is durable, so in the log no `power.started` comes
-between another operation's `power.started` and its outcome. Its work ends earlier, though, at
-the commit of a start's or restart's `ready` or of a stop's or kill's process exit (`on_commit`:
-the writer's own turn, before any reader of the log hears `running` or `offline`); from then on
-only its outcome is left to record, and `lock_busy` says no. A Panel that sends the next action
-over the socket the moment it shows the state is then not refused (the socket refuses while the
-lock is busy, as Wings does): its operation waits the moment it takes for that outcome.
-"""
+"""Power operations: start, stop, restart and kill under a per-server lock, each with exactly one
+recorded outcome. `power.requested` is durable before the caller is answered; a task then takes
+the lock (waiting up to `wait_seconds`), records `power.started`, does the work
+(engine.power.actions), and `_run` records the outcome from how the work ended. A kill does not
+wait: it cancels the start or restart at work and marks those waiting (engine.power.inflight
+holds each operation in flight); one that finds nothing to do is settled in its request's commit.
+An operation's work ends at the commit of its `ready` or process exit (`on_commit`), from when
+`lock_busy` says no: a Panel acting on the state it was just shown is not refused."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
@@ -46,6 +22,7 @@ from wingman.engine.events import (
     ACTIONS,
     Event,
     Metadata,
+    PowerAction,
     PowerCancelled,
     PowerFailed,
     PowerRejected,
@@ -57,9 +34,9 @@ from wingman.engine.events import (
 )
 from wingman.engine.power.actions import NOTHING_TO_KILL, PowerActions
 from wingman.engine.power.deletion import ServerDeletion
+from wingman.engine.power.inflight import PREEMPTIBLE, InFlight, OperationInFlight
 from wingman.engine.power.install_door import InstallDoor
 from wingman.engine.power.journal import Journal
-from wingman.engine.power.locks import PowerLock
 from wingman.engine.power.outcomes import (
     INSTALLING_MESSAGE,
     SUSPENDED_MESSAGE,
@@ -78,15 +55,15 @@ log = structlog.get_logger("wingman.power")
 DEFAULT_WAIT = 30
 MAX_WAIT = 300
 SHUTDOWN_STOP_LIMIT = 20.0  # seconds a local server gets to stop when the daemon shuts down
-PREEMPTIBLE = ("start", "restart")  # what a kill cancels
 # The committed event that ends each action's work (see the module doc): a process exit, or a
 # state change by this trigger.
-_WORK_ENDS_WITH = {
+_WORK_ENDS_WITH: dict[str, str] = {
     "stop": EventType.PROCESS_EXITED,
     "kill": EventType.PROCESS_EXITED,
     "start": Trigger.READY,
     "restart": Trigger.READY,
 }
+T = TypeVar("T")
 
 
 class RequestWatcher(Protocol):
@@ -120,6 +97,12 @@ def normalize_wait(value: int | None) -> int:
     return value
 
 
+def power_action(action: str) -> PowerAction:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown power action {action!r}")
+    return cast(PowerAction, action)
+
+
 class PowerService:
     def __init__(
         self,
@@ -134,19 +117,13 @@ class PowerService:
         self.actions = actions
         self.processes = processes
         self.runtimes = runtimes
-        self._locks: dict[str, PowerLock] = {}
-        self._actions: dict[str, str] = {}  # operation -> action, for operations holding or awaiting a lock
-        self._working: dict[str, tuple[str, asyncio.Task]] = {}  # server -> the preemptible operation at work
-        self._preempted: dict[str, str] = {}  # operation -> the kill that cancelled it
-        self._in_hand: set[str] = set()
-        self._work_done: set[str] = set()  # lock holders with only their outcome left to record
-        self._settled: dict[str, asyncio.Future] = {}  # operation -> resolved once its outcome is durable
-        self._tasks: set[asyncio.Task] = set()
+        self._in_flight = InFlight()
+        self._tasks: set[asyncio.Task[Any]] = set()  # the daemon's own background work (operations' are theirs)
         self._watchers: list[RequestWatcher] = []
         self._gate: RestoreGate | None = None
         self._deletion = ServerDeletion(self, folder_of=actions.starter.folder)
         # Which servers install, refused power actions meanwhile (engine.power.install_door).
-        self.installs = InstallDoor(registry, self._lock, self._locks)
+        self.installs = InstallDoor(registry, self._in_flight)
         self.install_control: InstallControl | None = None  # set by the daemon (engine.install)
 
     def watch_requests(self, watcher: RequestWatcher) -> None:
@@ -164,8 +141,7 @@ class PowerService:
         """Record the request (durably: StoreUnavailable goes to the caller) and start the
         operation in the background. ServerInstalling while the server installs, but for the
         stop its reinstall asks for itself (`for_install`)."""
-        if action not in ACTIONS:
-            raise ValueError(f"unknown power action {action!r}")
+        act = power_action(action)
         view = self.registry.get(uuid)
         if self.installs.installing(uuid) and (for_install is None or self.installs.install_of(uuid) != for_install):
             raise ServerInstalling()
@@ -174,40 +150,41 @@ class PowerService:
             self.installs.begin(uuid, for_install, stop_id=op_id)
         wait = normalize_wait(wait_seconds)
         meta = meta.model_copy(update={"operation_id": op_id})
-        records: list[Event] = [PowerRequested(operation_id=op_id, action=action, wait_seconds=wait)]
+        records: list[Event] = [PowerRequested(operation_id=op_id, action=act, wait_seconds=wait)]
         for watcher in self._watchers:
-            records.extend(watcher.before(uuid, action, meta))
-        suspended = action in PREEMPTIBLE and view.suspended
+            records.extend(watcher.before(uuid, act, meta))
+        suspended = act in PREEMPTIBLE and view.suspended
         if suspended:
-            records.append(PowerRejected(operation_id=op_id, action=action, reason=SUSPENDED_MESSAGE))
-        settled_now = action == "kill" and self._nothing_to_kill(uuid)
+            records.append(PowerRejected(operation_id=op_id, action=act, reason=SUSPENDED_MESSAGE))
+        settled_now = act == "kill" and self._nothing_to_kill(uuid)
+        in_flight = self._in_flight.begin(uuid, op_id, act)  # in hand from before its request is written
         if settled_now:
-            lock = self._lock(uuid)
-            lock.try_acquire(op_id)  # idle, just checked: held until the commit, so no start slips in
-            records.append(PowerStarted(operation_id=op_id, action=action, lock_acquired=True))
-            records.append(PowerSucceeded(operation_id=op_id, action=action, detail=NOTHING_TO_KILL))
-        self._in_hand.add(op_id)
+            in_flight.take_lock_now()  # idle, just checked: held until the commit, so no start slips in
+            records.append(PowerStarted(operation_id=op_id, action=act, lock_acquired=True))
+            records.append(PowerSucceeded(operation_id=op_id, action=act, detail=NOTHING_TO_KILL))
         try:
             await self.journal.append_now(uuid, records, meta)
         except BaseException:
-            self._in_hand.discard(op_id)
+            self._in_flight.end(in_flight)
             raise
         finally:
             if settled_now:
-                lock.release(op_id)
+                in_flight.release_lock()
         for watcher in self._watchers:
-            watcher.accepted(uuid, action, meta)
+            watcher.accepted(uuid, act, meta)
         op = self.registry.operation_in_memory(op_id)
         if suspended or settled_now:
-            self._in_hand.discard(op_id)
+            self._in_flight.end(in_flight)
+        else:
+            in_flight.task = asyncio.create_task(self._run(in_flight, wait, meta), name=f"power-{act}-{op_id}")
+        if op is None:  # the registry folds every commit before the append returns
+            raise RuntimeError(f"operation {op_id} is not in the registry after its commit")
         if suspended:
             raise SuspendedServer(op)
-        if not settled_now:
-            self.background(self._run(uuid, op_id, action, wait, meta), name=f"power-{action}-{op_id}")
         return op
 
     def on_commit(self, events: list[RecordedEvent]) -> None:
-        """Subscribed to the store: note the lock holders whose work the commit ended (see the
+        """Subscribed to the store: note the operations whose work the commit ended (see the
         module doc)."""
         for ev in events:
             if ev.type == EventType.PROCESS_EXITED:
@@ -216,22 +193,22 @@ class PowerService:
                 ending = Trigger.READY
             else:
                 continue
-            op_id = ev.metadata.get("operation_id")
-            lock = self._locks.get(ev.stream_id)
+            table = self._in_flight.find(ev.stream_id)
+            running = table.running if table is not None else None
             if (
-                lock is not None
-                and op_id is not None
-                and lock.holder == op_id
-                and _WORK_ENDS_WITH.get(self._actions.get(op_id)) == ending
+                running is not None
+                and running.id == ev.metadata.get("operation_id")
+                and _WORK_ENDS_WITH[running.action] == ending
             ):
-                self._work_done.add(op_id)
+                running.work_done = True
 
     def _nothing_to_kill(self, uuid: str, lock_holder: str | None = None) -> bool:
-        """Whether a kill of the server now would find nothing to do (see the module doc), the
-        power lock idle or held by `lock_holder`."""
+        """Whether a kill of the server now would find nothing to do (the server restored, no
+        process, nothing the chart could abort), the power lock idle or held by `lock_holder`."""
         if self._gate is not None and not self._gate.is_restored(uuid):
             return False
-        lock = self._locks.get(uuid)
+        table = self._in_flight.find(uuid)
+        lock = table.lock if table is not None else None
         if lock is not None and not lock.idle and (lock_holder is None or lock.holder != lock_holder or lock.waiting()):
             return False
         # Asked of the chart, not of the server's machine: nothing fires here, and a server only
@@ -240,38 +217,35 @@ class PowerService:
             Trigger.ABORT, self.registry.state(uuid)
         )
 
-    def _lock(self, uuid: str) -> PowerLock:
-        lock = self._locks.get(uuid)  # (setdefault would build a lock on every call to throw away)
-        if lock is None:
-            lock = self._locks[uuid] = PowerLock()
-        return lock
-
     def lock_busy(self, uuid: str) -> bool:
         """Whether an operation holds or waits for the server's power lock with work still to do
         (Wings' websocket refuses a power action at once in that case, rather than queueing it).
         A holder whose work has ended and that only records its outcome does not count: the lock
         is free within moments (see the module doc)."""
-        lock = self._locks.get(uuid)
-        if lock is None or lock.idle:
+        table = self._in_flight.find(uuid)
+        if table is None or table.lock.idle:
             return False
-        return lock.holder not in self._work_done or bool(lock.waiting())
+        running = table.running
+        return running is None or not running.work_done or bool(table.lock.waiting())
 
     def in_hand(self, operation_id: str) -> bool:
         """Whether this daemon is running the operation (accepted, and its outcome not yet durable)."""
-        return operation_id in self._in_hand
+        return self._in_flight.get(operation_id) is not None
 
     async def settled(self, operation_id: str) -> None:
         """Return once the operation's outcome is durable (at once if it is not in hand)."""
-        if operation_id in self._in_hand:
-            waiter = self._settled.setdefault(operation_id, asyncio.get_running_loop().create_future())
-            await asyncio.shield(waiter)
+        op = self._in_flight.get(operation_id)
+        if op is not None:
+            await asyncio.shield(op.settlement)
 
-    async def _run(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> None:
+    async def _run(self, op: OperationInFlight, wait: int, meta: Metadata) -> None:
+        uuid, op_id, action = op.server, op.id, op.action
+        outcome: Event
         try:
             try:
-                outcome = await self._perform(uuid, op_id, action, wait, meta)
+                outcome = await self._perform(op, wait, meta)
             except asyncio.CancelledError:
-                by = self._preempted.get(op_id)
+                by = op.preempted_by
                 if by is None:  # daemon shutdown: the next boot records it as interrupted
                     raise
                 _uncancel()
@@ -285,87 +259,75 @@ class PowerService:
         except Exception:
             log.exception("could not record a power operation's outcome", server=uuid, operation=op_id)
         finally:
-            self._in_hand.discard(op_id)
-            self._preempted.pop(op_id, None)
-            waiter = self._settled.pop(op_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._in_flight.end(op)
 
-    async def _perform(self, uuid: str, op_id: str, action: str, wait: int, meta: Metadata) -> Event:
+    async def _perform(self, op: OperationInFlight, wait: int, meta: Metadata) -> Event:
+        uuid, op_id, action = op.server, op.id, op.action
         if self._gate is not None:
             await self._gate.restored(uuid)
         if self.installs.bars(uuid, op_id):
             return PowerRejected(operation_id=op_id, action=action, reason=INSTALLING_MESSAGE)
-        lock = self._lock(uuid)
-        self._actions[op_id] = action
+        if action == "kill":
+            acquired = op.take_lock_now()
+            try:
+                await self.journal.record(
+                    uuid, PowerStarted(operation_id=op_id, action=action, lock_acquired=acquired), meta=meta
+                )
+                await self._preempt(op)
+                return await self._work(op, meta)
+            finally:
+                if acquired:
+                    op.release_lock()
+        if not await op.take_lock(wait):
+            return PowerRejected(
+                operation_id=op_id,
+                action=action,
+                reason=f"another power action holds the server's lock; gave up after waiting {wait} s",
+            )
         try:
-            if action == "kill":
-                acquired = lock.try_acquire(op_id)
-                try:
-                    await self.journal.record(
-                        uuid, PowerStarted(operation_id=op_id, action=action, lock_acquired=acquired), meta=meta
-                    )
-                    await self._preempt(uuid, op_id, lock)
-                    return await self._work(uuid, op_id, action, meta)
-                finally:
-                    if acquired:
-                        lock.release(op_id)
-            acquired = await lock.acquire(op_id, wait)
-            if not acquired:
-                return PowerRejected(
+            if op.preempted_by is not None:  # a kill came while this waited: it must not bring the server back
+                return PowerCancelled(
                     operation_id=op_id,
                     action=action,
-                    reason=(f"another power action holds the server's lock; gave up after waiting {wait} s"),
+                    cancelled_by=op.preempted_by,
+                    reason="cancelled by a kill while waiting for the lock",
                 )
+            if self.installs.bars(uuid, op_id):  # an install began while this waited
+                return PowerRejected(operation_id=op_id, action=action, reason=INSTALLING_MESSAGE)
+            op.working = op.preemptible
             try:
-                by = self._preempted.get(op_id)
-                if by is not None:  # a kill came while this waited: it must not bring the server back
-                    return PowerCancelled(
-                        operation_id=op_id,
-                        action=action,
-                        cancelled_by=by,
-                        reason="cancelled by a kill while waiting for the lock",
-                    )
-                if self.installs.bars(uuid, op_id):  # an install began while this waited
-                    return PowerRejected(operation_id=op_id, action=action, reason=INSTALLING_MESSAGE)
-                if action in PREEMPTIBLE:
-                    self._working[uuid] = (op_id, asyncio.current_task())
-                try:
-                    await self.journal.record(uuid, PowerStarted(operation_id=op_id, action=action), meta=meta)
-                    return await self._work(uuid, op_id, action, meta)
-                finally:
-                    if self._working.get(uuid, (None,))[0] == op_id:
-                        del self._working[uuid]
+                await self.journal.record(uuid, PowerStarted(operation_id=op_id, action=action), meta=meta)
+                return await self._work(op, meta)
             finally:
-                lock.release(op_id)
+                op.working = False
         finally:
-            self._actions.pop(op_id, None)
-            self._work_done.discard(op_id)
+            op.release_lock()
 
-    async def _work(self, uuid: str, op_id: str, action: str, meta: Metadata) -> Event:
+    async def _work(self, op: OperationInFlight, meta: Metadata) -> Event:
         work = {
             "start": self.actions.start,
             "stop": self.actions.stop,
             "restart": self.actions.restart,
             "kill": self.actions.kill,
-        }[action]
+        }[op.action]
         try:
-            detail = await work(uuid, op_id, meta)
+            detail = await work(op.server, op.id, meta)
         except Rejected as exc:
-            return PowerRejected(operation_id=op_id, action=action, reason=str(exc))
+            return PowerRejected(operation_id=op.id, action=op.action, reason=str(exc))
         except Failed as exc:
-            return PowerFailed(operation_id=op_id, action=action, reason=str(exc))
-        return PowerSucceeded(operation_id=op_id, action=action, detail=detail)
+            return PowerFailed(operation_id=op.id, action=op.action, reason=str(exc))
+        return PowerSucceeded(operation_id=op.id, action=op.action, detail=detail)
 
-    async def _preempt(self, uuid: str, kill_id: str, lock: PowerLock) -> None:
-        """A kill's first step: starts and restarts holding or awaiting the lock must not run on."""
-        for op_id in [lock.holder, *lock.waiting()]:
-            if op_id is not None and op_id != kill_id and self._actions.get(op_id) in PREEMPTIBLE:
-                self._preempted.setdefault(op_id, kill_id)
-        working = self._working.get(uuid)
-        if working is not None and not working[1].done():
-            working[1].cancel()
-            await asyncio.wait([working[1]])  # its outcome is durable once the task is done
+    async def _preempt(self, kill: OperationInFlight) -> None:
+        """A kill's first step: starts and restarts holding or awaiting the lock must not run on;
+        the one at work is cancelled, and its outcome is durable once its task is done."""
+        table = self._in_flight.server(kill.server)
+        for op in table.contenders():
+            op.preempt(kill.id)
+        running = table.running
+        if running is not None and running.working and running.task is not None and not running.task.done():
+            running.task.cancel()
+            await asyncio.wait([running.task])
 
     async def delete_server(self, uuid: str, meta: Metadata) -> None:
         """Delete the server whatever its state, as Wings does (engine.power.deletion)."""
@@ -375,26 +337,25 @@ class PowerService:
         """Nothing to kill, and no operation of the server in hand (the power lock idle or held by
         `lock_holder`)."""
         return self._nothing_to_kill(uuid, lock_holder) and not any(
-            op.id in self._in_hand for op in self.registry.open_operations(uuid)
+            self.in_hand(op.id) for op in self.registry.open_operations(uuid)
         )
 
     @asynccontextmanager
     async def holding_lock(self, uuid: str, holder: str, wait: float) -> AsyncIterator[bool]:
         """The server's power lock for work that is no power operation (a delete), waited for up to
         `wait` seconds: yields whether it was taken. Dropped afterwards if nothing waits for it."""
-        lock = self._lock(uuid)
+        lock = self._in_flight.lock(uuid)
         acquired = await lock.acquire(holder, wait)
         try:
             yield acquired
         finally:
             if acquired:
                 lock.release(holder)
-            if lock.idle:
-                self._locks.pop(uuid, None)
+            self._in_flight.drop_if_idle(uuid)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def background(self, coro, name: str) -> asyncio.Task:
+    def background(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         """A task the daemon owns: cancelled at shutdown."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -407,9 +368,10 @@ class PowerService:
         e.g. Docker) keep running; the others (local processes, whose pipes die with us) get
         their configured stop, bounded by `stop_limit`, so they are not killed blind at the next
         boot."""
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *self._in_flight.tasks()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         meta = Metadata(actor="daemon", channel="internal", cause=Cause.DAEMON_SHUTDOWN)
         stops = [
             self.actions.stop_process(
