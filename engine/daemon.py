@@ -19,8 +19,8 @@ from wingman.engine.environments.install_runner import InstallRunner, OnDemandRu
 from wingman.engine.environments.local.runtime import ProcessRuntime
 from wingman.engine.environments.server_users import ServerUsers
 from wingman.engine.event_types import Cause
-from wingman.engine.fleet.node_lock import NodeLock, hold_node_lock
 from wingman.engine.events import Event, Metadata
+from wingman.engine.fleet.node_lock import NodeLock, hold_node_lock
 from wingman.engine.install.feed import InstallFeed
 from wingman.engine.install.recovery import InstallRecovery
 from wingman.engine.install.service import InstallService
@@ -42,6 +42,7 @@ from wingman.engine.remote.panel import panel_side
 from wingman.engine.servers.definition import ServerConfig
 from wingman.engine.servers.from_config import latest_definitions
 from wingman.engine.servers.host_addresses import HostAddresses
+from wingman.engine.servers.operations import Operation
 from wingman.engine.servers.registry import ServerRegistry
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.servers.snapshot_writer import SnapshotWriter
@@ -154,7 +155,9 @@ class Daemon:
         )
         # Eggs' install scripts (engine.install): an install holds its server's power lock, a delete
         # ends it, boot recovery adopts one left running; the Panel gives them their scripts.
-        runners = {"docker": OnDemandRunner(self._docker_installer)} if "docker" in self.runtimes else {}
+        runners: dict[str, InstallRunner] = (
+            {"docker": OnDemandRunner(self._docker_installer)} if "docker" in self.runtimes else {}
+        )
         self.installs = InstallService(
             self.journal,
             self.registry,
@@ -179,7 +182,7 @@ class Daemon:
         docker = self.runtimes["docker"]
         return DockerInstaller(await docker.connected() if isinstance(docker, OnDemandDockerRuntime) else docker)
 
-    async def _restart_after_crash(self, uuid: str, meta: Metadata):
+    async def _restart_after_crash(self, uuid: str, meta: Metadata) -> Operation:
         return await self.power.request(uuid, "restart", None, meta)
 
     @property

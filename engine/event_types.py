@@ -72,6 +72,16 @@ class EventType(StrEnum):
     INSTALL_SUCCEEDED = "install.succeeded", "outcome: the install succeeded"
     INSTALL_FAILED = "install.failed", "outcome: the install failed"
     INSTALL_INTERRUPTED = "install.interrupted", "outcome: boot recovery found the install cut short"
+    # schedules (engine.schedules)
+    SCHEDULE_ADDED = "schedule.added", "a schedule was added to the server, or changed (from its definition or the API)"
+    SCHEDULE_REMOVED = "schedule.removed", "a schedule was removed from the server"
+    SCHEDULE_FIRED = "schedule.fired", "a schedule came due and its conditions held: a run of its steps begins"
+    SCHEDULE_SKIPPED = "schedule.skipped", "a schedule came due and did not run, and why"
+    SCHEDULE_MISSED = "schedule.missed", "at boot: runs due while the daemon was down, and what its policy decided"
+    SCHEDULE_RUN_FINISHED = (
+        "schedule.run_finished",
+        "outcome of a schedule's run: succeeded, failed, cancelled or abandoned",
+    )
 
 
 class Cause(StrEnum):
@@ -118,6 +128,8 @@ class Cause(StrEnum):
     INSTALL_SUCCEEDED = "install_succeeded", "its install script succeeded"
     INSTALL_FAILED = "install_failed", "its install failed"
     INSTALL_INTERRUPTED = "install_interrupted", "its install was found interrupted at boot"
+    # schedules
+    SCHEDULE = "schedule", "a schedule of the server decided"
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "audit.md"

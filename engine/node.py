@@ -29,6 +29,7 @@ from wingman.engine.live.feed import Listener as EventListener
 from wingman.engine.live.follow import follow
 from wingman.engine.live.utilization import Document, StatsListener
 from wingman.engine.metrics.node_metrics import NodeMetrics, Sources
+from wingman.engine.schedules.scheduler import Scheduler
 from wingman.engine.servers.fold import ServerView
 from wingman.engine.servers.operations import Operation
 from wingman.engine.servers.snapshot_cache import SnapshotCache
@@ -115,6 +116,11 @@ class Node:
 
     def lock_busy(self, uuid: str) -> bool:
         return self.daemon.power.lock_busy(uuid)
+
+    @property
+    def schedules(self) -> Scheduler:
+        """The servers' scheduled power actions (engine.schedules)."""
+        return self.daemon.schedules
 
     # -- console -------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from wingman.api.cli.follow import follow_hint, follow_operation, open_feed, rep
 from wingman.api.cli.follow import operation as operation_command
 from wingman.api.cli.output import tidy_help
 from wingman.api.cli.replay import replay as replay_command
+from wingman.api.cli.schedules import schedules as schedules_command
 from wingman.engine.checkpoints.keys import KeyFileError
 from wingman.engine.statechart import StatechartError
 
@@ -252,6 +253,7 @@ audit_app.command("replay")(replay_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(diagram_app, name="diagram")
 app.command("events")(events_command)
+app.command("schedules")(schedules_command)  # issue 31: scheduled power actions
 app.command("configure")(configure_command)
 app.command("console")(console_command)
 app.command("logs")(logs_command)

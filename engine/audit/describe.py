@@ -158,6 +158,14 @@ _WHAT: dict[str, Callable[[dict[str, Any]], str]] = {
         f"the Panel {'was' if d['reported'] else 'could not be'} told the "
         f"{'reinstall' if d.get('reinstall') else 'install'} " + ("succeeded" if d["successful"] else "failed")
     ),
+    EventType.SCHEDULE_ADDED: lambda d: f"schedule {d['schedule_id']} set (from the {d['source']})",
+    EventType.SCHEDULE_REMOVED: lambda d: f"schedule {d['schedule_id']} removed (from the {d['source']})",
+    EventType.SCHEDULE_FIRED: lambda d: f"schedule {d['schedule_id']} fired for {d['due']}: {d['steps']} step(s)",
+    EventType.SCHEDULE_SKIPPED: lambda d: f"schedule {d['schedule_id']} skipped its run of {d['due']}: {d['reason']}",
+    EventType.SCHEDULE_MISSED: lambda d: (
+        f"schedule {d['schedule_id']} missed {d['count']} run(s) while the daemon was down: {d['policy']}"
+    ),
+    EventType.SCHEDULE_RUN_FINISHED: lambda d: f"schedule {d['schedule_id']}'s run {d['outcome']}",
 }
 
 # The events whose own data says why (their `reason`), before any cause in their metadata.

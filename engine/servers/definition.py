@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from wingman.engine.schedules.model import InvalidSchedule, parse_schedules
 from wingman.engine.servers.patterns import check_done_pattern, console_line_problem
 from wingman.engine.signals import parse_signal
 
@@ -327,6 +328,11 @@ def parse_definition(doc: Any) -> ServerConfig:
     except ValidationError as exc:
         raise InvalidDefinition(_explain(exc)) from None
     s, p = d.settings, d.process_configuration
+    if "schedules" in doc:  # wingman's key beside Wings' ones (engine.schedules); kept as given
+        try:
+            parse_schedules(doc["schedules"])
+        except InvalidSchedule as exc:
+            raise InvalidDefinition(str(exc)) from None
     if s.runtime == "docker" and not s.container.image:
         raise InvalidDefinition("settings.container.image is required when settings.runtime is docker")
     try:
