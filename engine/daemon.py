@@ -39,6 +39,7 @@ from wingman.engine.preboot.sources import DefinitionSource
 from wingman.engine.preboot.starter import Starter
 from wingman.engine.remote.activity_outboxes import panel_outboxes
 from wingman.engine.remote.panel import panel_side
+from wingman.engine.schedules.scheduler import Scheduler
 from wingman.engine.servers.definition import ServerConfig
 from wingman.engine.servers.from_config import latest_definitions
 from wingman.engine.servers.host_addresses import HostAddresses
@@ -172,6 +173,8 @@ class Daemon:
         # recovery, in the background, so a Panel that is down never keeps the API from serving.
         self.panel = panel_side(config, self.registry, self.journal, self.processes, self.installs, self.recovery.done)
         self.activity = panel_outboxes(config, self.store)  # None for a standalone node
+        # Scheduled power actions (engine.schedules): started once the servers are loaded.
+        self.schedules = Scheduler(self.store, self.registry, self.power, self.journal, self.processes)
 
     async def _record(self, uuid: str, record: Event, meta: Metadata) -> None:
         await self.journal.record(uuid, record, meta=meta)
@@ -235,6 +238,7 @@ class Daemon:
         self.utilization.start()
         if self.activity:
             await self.activity.start()
+        await self.schedules.start()  # engine.schedules: after the servers are loaded
         log.info(
             "daemon ready; restoring servers in the background",
             servers=len(self.registry.views),
@@ -313,6 +317,7 @@ class Daemon:
                 )
 
     async def stop(self) -> None:
+        await self.schedules.stop()  # engine.schedules: no new run begins while the rest stops
         if self.activity:
             await self.activity.stop()
         await self.crashes.close()
