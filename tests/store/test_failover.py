@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
@@ -112,6 +114,15 @@ async def outcomes(url: str, operations: set[str], timeout: float = 30) -> dict[
         await conn.close()
 
 
+async def scalar(url: str, sql: str, *args: object) -> Any:
+    u = make_url(url)
+    conn = await asyncpg.connect(host=u.query["host"], port=int(u.query["port"]), user="postgres", database=u.database)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
 def gap(log: list[Sent], killed_at: float) -> float:
     """Seconds without service: the longest time, from a second before the kill on, in which no
     client received a 202 (whether its requests were refused, or waited)."""
@@ -162,14 +173,29 @@ async def test_a_failover_under_load_loses_no_acknowledged_request(pg_replicated
     twice = {op: kinds for op, kinds in found.items() if op in accepted and len(kinds) != 1}
     assert not twice, f"operations with more than one outcome: {list(twice.items())[:5]}"
 
+    # The checkpointer (a checkpoint a second by default) signs on the new primary, over the
+    # events written there, and the checkpoint chain verifies with the daemon's key: no fork.
+    after = next(
+        s.operation for s in sorted(log, key=lambda s: s.at) if s.at > killed_at + promotion[0] and s.operation
+    )
+    written_after = await scalar(promoted, "SELECT position FROM events WHERE metadata->>'operation_id' = $1", after)
+    await eventually_async(
+        lambda: scalar(promoted, "SELECT coalesce(max(size), 0) FROM checkpoints"),
+        30,
+        f"a checkpoint covering position {written_after}, written after the promotion",
+        until=lambda size: size >= written_after,
+    )
+    key = re.search(r"public key (\S+) ", daemon.read_log())
+    assert key, daemon.read_log()[-2000:]
     verify = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--database", promoted],
+        [sys.executable, "-m", "wingman.api.cli", "audit", "verify", "--database", promoted, "--key", key[1]],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "OK: the log checks out" in verify.stdout
 
     # The same daemon, never restarted, still takes requests on the new primary.
     assert daemon.proc.poll() is None
