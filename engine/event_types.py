@@ -60,6 +60,10 @@ class EventType(StrEnum):
     SERVER_CRASHED = "server.crashed", "the process ended without an operator's stop or kill"
     CRASH_DECIDED = "crash.decided", "what the crash handler does about a crash, and why"
     PREBOOT_CHECK_FAILED = "preboot.check_failed", "a check before a start failed"
+    # probes (engine.probes)
+    PROBE_READY = "probe.ready", "the readiness probe first answered after a launch: the server is running"
+    PROBE_CHANGED = "probe.changed", "a liveness probe went from passing to failing, or back"
+    PROBE_HUNG = "probe.hung", "failure_threshold liveness failures in a row: the server is declared hung and killed"
     # the Panel
     INVENTORY_FAILED = "panel.inventory_failed", "the Panel's list of servers could not be had"
     INVENTORY_RECONCILED = "panel.inventory_reconciled", "the node now holds the servers the Panel lists"
@@ -101,6 +105,7 @@ class Cause(StrEnum):
     CONFIG_FILE = "config_file", "the config file said so"
     # a start and its process
     PROCESS_READY = "process_ready", "the server printed its ready line"
+    PROBE_READY = "probe_ready", "its readiness probe answered"
     PROCESS_EXIT = "process_exit", "the process exited"
     EXITED = "exited", "the process exited on its own"
     STOPPED = "stopped", "it was stopped"
@@ -113,6 +118,7 @@ class Cause(StrEnum):
     # the daemon
     CRASH = "crash", "the crash handler decided"
     CRASH_HANDLER = "crash_handler", "the crash handler decided"
+    UNRESPONSIVE = "unresponsive", "it stopped answering its liveness probe"
     BOOT_RECOVERY = "boot_recovery", "the daemon found it so at boot"
     DAEMON_SHUTDOWN = "daemon_shutdown", "the daemon was shutting down"
     DELETE = "delete", "the server is being deleted"

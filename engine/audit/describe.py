@@ -103,6 +103,15 @@ _WHAT: dict[str, Callable[[dict[str, Any]], str]] = {
     EventType.PROCESS_STARTED: _process_started,
     EventType.PROCESS_EXITED: lambda d: "the process " + _exit(d),
     EventType.PREBOOT_CHECK_FAILED: lambda d: f"pre-boot check '{d['check']}' failed",
+    EventType.PROBE_READY: lambda d: f"the {d['kind']} readiness probe answered on {d['address']}: {d['detail']}",
+    EventType.PROBE_CHANGED: lambda d: (
+        f"the {d['kind']} liveness probe on {d['address']} "
+        + ("passes again" if d["passing"] else f"fails ({d['failures']} of {d['failure_threshold']}): {d['detail']}")
+    ),
+    EventType.PROBE_HUNG: lambda d: (
+        f"declared hung: {d['failures']} {d['kind']} liveness probes in a row failed on {d['address']} "
+        f"({d['detail']}); killing it"
+    ),
     EventType.INSTALL_STARTED: lambda d: f"{'reinstall' if d.get('reinstall') else 'install'} began ({d['runtime']})",
     EventType.INSTALL_ADOPTED: lambda d: (
         f"install adopted at boot: its installer {str(d['container_id'])[:12]} "

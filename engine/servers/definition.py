@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from wingman.engine.probes.spec import InvalidProbe, parse_probes
 from wingman.engine.schedules.model import InvalidSchedule, parse_schedules
 from wingman.engine.servers.patterns import check_done_pattern, console_line_problem
 from wingman.engine.signals import parse_signal
@@ -335,6 +336,11 @@ def parse_definition(doc: Any) -> ServerConfig:
             raise InvalidDefinition(str(exc)) from None
     if s.runtime == "docker" and not s.container.image:
         raise InvalidDefinition("settings.container.image is required when settings.runtime is docker")
+    if "probes" in doc:  # wingman's key beside Wings' ones (engine.probes); kept as given
+        try:
+            parse_probes(doc["probes"], (s.allocations or Allocations()).default.port)
+        except InvalidProbe as exc:
+            raise InvalidDefinition(str(exc)) from None
     try:
         definition = d.model_dump(mode="json", exclude_none=False)
     except ValueError as exc:  # e.g. "Maximum serialization depth exceeded" for absurd nesting
