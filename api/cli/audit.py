@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
+from wingman.api.cli.fleet import NodeOpt, NodeStreamsOpt, fleet, known_node, node_streams
 from wingman.api.cli.output import (
     EXIT_FINDINGS,
     ExportFmt,
@@ -40,11 +41,12 @@ from wingman.api.cli.progress import progress_bar, wanted
 from wingman.engine.audit.describe import describe
 from wingman.engine.audit.export import export as export_log
 from wingman.engine.audit.export import how_many
+from wingman.engine.audit.nodes import NodeFilter, node_at, shared, with_nodes
 from wingman.engine.audit.timeline import timeline as timeline_of
 from wingman.engine.audit.verify import verify_everything
 from wingman.engine.servers.replay import UnknownStream, state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache
-from wingman.engine.store.queries import EventFilter, iterate
+from wingman.engine.store.queries import EventFilter
 
 audit_app = typer.Typer(
     help="Audit the event log: history, state at any moment, verification, export and timelines. "
@@ -95,7 +97,10 @@ def history(
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """One line per event of SERVER in plain words: time, actor, channel, what happened, why."""
+    """One line per event of SERVER in plain words: time, node, actor, channel, what happened, why.
+
+    In a fleet's shared database the history is the server's whichever node wrote it: each event
+    names the node that wrote it (none: written before node ids)."""
 
     async def job(engine: AsyncEngine) -> int:
         flt = EventFilter(
@@ -112,37 +117,27 @@ def history(
         fmt = chosen(format)
 
         async def rows():
-            async for ev in iterate(engine, flt):
-                row = describe(ev).as_dict()
-                if fmt == Fmt.table:
-                    row["time"] = short_time(row["time"])
-                yield row
+            async for events in with_nodes(engine, flt):
+                for ev, node in events:
+                    row = describe(ev).as_dict() | {"node": node}
+                    if fmt == Fmt.table:
+                        row["time"] = short_time(row["time"])
+                    yield row
 
         cols = [
             ("time", "time (UTC)"),
+            *([("node", "node")] if await shared(engine) else []),  # a fleet's database: which node wrote it
             ("actor", "actor"),
             ("channel", "channel"),
             ("what", "what happened"),
             ("why", "why"),
         ]
         if fmt != Fmt.table:
-            cols = [
-                (k, k)
-                for k in (
-                    "position",
-                    "version",
-                    "time",
-                    "server",
-                    "type",
-                    "actor",
-                    "channel",
-                    "what",
-                    "why",
-                    "operation_id",
-                    "source_ip",
-                )
-            ]
-        await emit(rows(), fmt, cols, f"History of {server}", nowrap=("time", "actor", "channel"), pager=pager)
+            # every field of a line, in this order (the machine formats' columns)
+            fields = "position version time server type actor channel what why operation_id source_ip node"
+            cols = [(k, k) for k in fields.split()]
+        nowrap = ("time", "node", "actor", "channel")
+        await emit(rows(), fmt, cols, f"History of {server}", nowrap=nowrap, pager=pager)
         return 0
 
     run(database, config, job)
@@ -169,6 +164,7 @@ def state(
                 answer = (await state_at(engine, server, point, SnapshotCache(engine))).as_dict()
         except UnknownStream:
             raise Stop(f"no server {server} in this log") from None
+        answer["node"] = await node_at(engine, answer.get("position"))
         if chosen(format) != Fmt.table:
             print(json.dumps(answer, ensure_ascii=False, indent=None if format == ReportFmt.ndjson else 2))
             return 0
@@ -177,30 +173,35 @@ def state(
         if not answer["exists"]:
             console.print(f"Server {server} did not exist yet at {when}.")
             return 0
+        fleet_rows = [("written by node", answer["node"] or "none named")] if await shared(engine) else []
         t = Table(title=f"{server} at {when}", show_header=False)
         t.add_column(style="bold")
         t.add_column(overflow="fold")
         lt = answer["last_transition"] or {}
         op = answer["operation_in_flight"]
-        for label, value in [
-            ("power state", answer["state"]),
-            ("suspended", "yes" if answer["suspended"] else "no"),
-            ("deleted", "yes" if answer["deleted"] else "no"),
-            (
-                "operation in flight",
-                f"{op.get('action', '?')} {op['id']} (asked by {op.get('actor')} via {op.get('channel')})"
-                if op
-                else "none",
-            ),
-            (
-                "last transition",
-                f"{lt.get('from')} → {lt.get('to')} ({lt.get('trigger')}) at {lt.get('at')}, "
-                f"cause {lt.get('cause')}, by {lt.get('actor')}"
-                if lt
-                else "none yet",
-            ),
-            ("last event", f"v{answer['version']} at position {answer['position']}, {answer['as_of']}"),
-        ] + configuration_rows(answer["configuration"]):
+        for label, value in (
+            [
+                ("power state", answer["state"]),
+                ("suspended", "yes" if answer["suspended"] else "no"),
+                ("deleted", "yes" if answer["deleted"] else "no"),
+                (
+                    "operation in flight",
+                    f"{op.get('action', '?')} {op['id']} (asked by {op.get('actor')} via {op.get('channel')})"
+                    if op
+                    else "none",
+                ),
+                (
+                    "last transition",
+                    f"{lt.get('from')} → {lt.get('to')} ({lt.get('trigger')}) at {lt.get('at')}, "
+                    f"cause {lt.get('cause')}, by {lt.get('actor')}"
+                    if lt
+                    else "none yet",
+                ),
+                ("last event", f"v{answer['version']} at position {answer['position']}, {answer['as_of']}"),
+            ]
+            + configuration_rows(answer["configuration"])
+            + fleet_rows
+        ):
             t.add_row(label, escape(str(value)))
         console.print(t)
         console.print("The whole configuration: --format json.", style="dim")
@@ -224,14 +225,11 @@ def configuration_rows(cfg: dict | None) -> list[tuple[str, str]]:
     image = (st.get("container") or {}).get("image")
     if image:
         rows.append(("image", image))
-    rows += [
-        ("command", st.get("invocation") or "-"),
-        (
-            "limits",
-            f"memory {limit(build.get('memory_limit'), 'MiB')}, cpu {limit(build.get('cpu_limit'), '%')}, "
-            f"disk {limit(build.get('disk_space'), 'MiB')}",
-        ),
-    ]
+    limits = (
+        f"memory {limit(build.get('memory_limit'), 'MiB')}, cpu {limit(build.get('cpu_limit'), '%')}, "
+        f"disk {limit(build.get('disk_space'), 'MiB')}"
+    )
+    rows += [("command", st.get("invocation") or "-"), ("limits", limits)]
     alloc = st.get("allocations") or {}
     default = alloc.get("default") or {}
     if default:
@@ -252,10 +250,13 @@ def verify(
         ReportFmt,
         typer.Option("--format", "-F", metavar="FORMAT", help="auto or table (text), json or ndjson (one line)."),
     ] = ReportFmt.auto,
+    node: NodeStreamsOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Check the log: hash chains, versions, transitions, operations and signed checkpoints.
+
+    Each problem names the node that wrote its event; --node checks that node's streams only.
 
     Checkpoints: signatures with --key, roots, consistency, truncation. Exit 0 when it all checks
     out, 1 naming the first bad event or position and what is wrong."""
@@ -263,11 +264,14 @@ def verify(
     async def job(engine: AsyncEngine) -> int:
         if server is not None:
             await known(engine, server)
+        streams = None if node is None else await node_streams(engine, node)
         trusted, file = trusted_key(key), checkpoint_file(checkpoints, database, config)
         show = wanted()
-        total = await how_many(engine, EventFilter(stream_id=server)) if show else None
-        with progress_bar(f"verifying {f'server {server}' if server else 'the log'}", total, show) as tell:
-            report, cp = await verify_everything(engine, server, trusted, file, progress=tell)
+        total = await how_many(engine, NodeFilter(stream_id=server, stream_ids=streams)) if show else None
+        scope = f"server {server}" if server else f"node {node}" if node else "the log"
+        part = {"streams": streams, "node": node}
+        with progress_bar(f"verifying {scope}", total, show) as tell:
+            report, cp = await verify_everything(engine, server, trusted, file, progress=tell, **part)
         ok = report.ok and (cp is None or cp.ok)
         if format in (ReportFmt.json, ReportFmt.ndjson):
             doc = report.as_dict() | {
@@ -277,8 +281,7 @@ def verify(
             }
             print(json.dumps(doc, ensure_ascii=False, indent=2 if format == ReportFmt.json else None))
             return 0 if ok else EXIT_FINDINGS
-        scope = f"server {server}" if server else "the log"
-        if report.ok and (cp is None or cp.ok):
+        if ok:
             print(
                 f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
                 "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only)."
@@ -298,7 +301,10 @@ def verify(
         for w in report.warnings:
             print(f"warning: {w}")
         if cp is None:
-            print("Checkpoints: not checked for one server (they vouch for the whole log: verify without SERVER).")
+            part = "one server" if server else "one node"
+            print(
+                f"Checkpoints: not checked for {part} (they vouch for the whole log: verify without SERVER or --node)."
+            )
         else:
             print_checkpoints(cp)
         return 0 if ok else EXIT_FINDINGS
@@ -307,6 +313,7 @@ def verify(
 
 
 audit_app.command()(prove)
+audit_app.command()(fleet)
 
 
 @audit_app.command()
@@ -318,13 +325,16 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
     ] = None,
+    node: NodeOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Stream the whole log (every event as stored, with its hashes) in constant memory."""
+    """Stream the whole log (every event as stored, with its hashes and its node) in constant memory.
+
+    --node keeps the events that node wrote (in a fleet's shared database)."""
 
     async def job(engine: AsyncEngine) -> int:
-        flt = EventFilter(since=time_of(since, "--since"))
+        flt = NodeFilter(since=time_of(since, "--since"), node_id=await known_node(engine, node))
         show = wanted(output_is_stdout=output is None)
         total = await how_many(engine, flt) if show else None
         with progress_bar("exporting", total, show) as tell:
@@ -348,7 +358,8 @@ def timeline(
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """SERVER's state intervals: from, to, state, how long, and why each one ended."""
+    """SERVER's state intervals: from, to, state, how long, and why each one ended (and on which node:
+    the node that wrote the event that ended it)."""
 
     async def job(engine: AsyncEngine) -> int:
         await known(engine, server)
@@ -358,6 +369,7 @@ def timeline(
         async def rows():
             async for iv in timeline_of(engine, server):
                 row = iv.as_dict()
+                row["node"] = await node_at(engine, iv.ended_by["position"] if iv.ended_by else None)
                 if fmt == Fmt.table:
                     row["how_long"] = duration(row["seconds"]) + (" so far" if row["ongoing"] else "")
                     row["from"], row["to"] = short_time(row["from"]), short_time(row["to"]) or "now"
@@ -368,11 +380,13 @@ def timeline(
             ("to", "to (UTC)"),
             ("state", "state"),
             ("how_long", "how long"),
+            *([("node", "ended on")] if await shared(engine) else []),
             ("why_it_ended", "why it ended"),
         ]
         if fmt != Fmt.table:
-            cols = [(k, k) for k in ("from", "to", "state", "seconds", "ongoing", "why_it_ended", "ended_by")]
-        await emit(rows(), fmt, cols, f"Timeline of {server}", nowrap=("from", "to", "state", "how_long"), pager=pager)
+            cols = [(k, k) for k in ("from", "to", "state", "seconds", "ongoing", "why_it_ended", "ended_by", "node")]
+        nowrap = ("from", "to", "state", "how_long", "node")
+        await emit(rows(), fmt, cols, f"Timeline of {server}", nowrap=nowrap, pager=pager)
         return 0
 
     run(database, config, job)

@@ -3,16 +3,23 @@
 Every route here only reads, so audit tokens may call them (`ctx_read_only=True`). Answers come
 from the log itself (engine.audit), never from the live registry, except verification's last
 check, which compares the live views with a fresh replay.
+
+In a fleet's shared database (docs/fleet.md, "Auditing a fleet") a node answers for itself: its
+own events and servers. Asked with `scope=fleet` it answers for every node, and with `node=ID`
+for that node; each event names the node that wrote it. `GET /api/audit/fleet` sums the fleet up.
 """
 
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from pydantic import BaseModel, ConfigDict
 from sanic import Blueprint, Request
 from sanic.exceptions import BadRequest, NotFound
-from sanic.response import json
+from sanic.response import HTTPResponse, json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.api.context import node
@@ -21,6 +28,9 @@ from wingman.api.openapi.describe import EVENT_FILTERS, KEY, LIMIT, POSITION, SE
 from wingman.api.openapi.schemas import EventsPage, KeyBody, RotationBody, StateAt, VerifyReport
 from wingman.api.requests import query_int, query_point, query_time
 from wingman.engine.audit.describe import describe
+from wingman.engine.audit.fleet import fleet_summary
+from wingman.engine.audit.nodes import NodeFilter, nodes_at, owner_of, shared, streams_by_node
+from wingman.engine.audit.verify import verify_everything
 from wingman.engine.checkpoints.checkpointer import RotationFailed
 from wingman.engine.checkpoints.format import BadKey, encode_key, key_of
 from wingman.engine.events import RecordedEvent
@@ -28,7 +38,7 @@ from wingman.engine.servers.fold import LogError
 from wingman.engine.servers.replay import UnknownStream, state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.store.points import iso
-from wingman.engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
+from wingman.engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, page, stream_exists
 
 bp = Blueprint("audit")
 
@@ -44,6 +54,61 @@ SERVER_ORDER_DOC = (
 )
 
 
+FLEET_DOC = (
+    " In a fleet's shared database the node answers for itself (its own events; a server of another node is "
+    "a 404 naming that node); `scope=fleet` answers for every node, `node` for that node. Each event names "
+    "the node that wrote it (`node`, null: written before node ids)."
+)
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+SCOPE = Param(
+    "scope",
+    {"type": "string", "enum": ["node", "fleet"]},
+    "`node` (default): this node's part of a fleet's shared database; `fleet`: every node's.",
+)
+NODE = Param(
+    "node",
+    {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},
+    "Only this node's part of a fleet's shared database (a node id); implies the fleet's scope.",
+)
+
+
+class Scope:
+    """Whose part of the database a request reads: this node's (`mine`), every node's, or one node's."""
+
+    def __init__(self, request: Request):
+        raw_scope, raw_node = request.args.get("scope"), request.args.get("node")
+        if raw_scope not in (None, "node", "fleet"):
+            raise BadRequest(f"`scope` must be node or fleet, not {raw_scope!r}")
+        if raw_node is not None and not NODE_ID.fullmatch(raw_node):
+            raise BadRequest(
+                "`node` must be a node id: 1 to 128 letters, digits, '.', '_', ':' or '-', "
+                "starting with a letter or digit"
+            )
+        self.me: str = node(request).daemon.config.node_id
+        self.node: str | None = raw_node
+        self.fleet = raw_scope == "fleet" or raw_node is not None
+
+    async def events(self, engine: AsyncEngine) -> NodeFilter:
+        """The filter of the events in scope: one node's; every node's; this node's own and those
+        written before node ids (a node's own SQLite file: everything)."""
+        if self.node is not None:
+            return NodeFilter(node_id=self.node)
+        if self.fleet or not await shared(engine):
+            return NodeFilter()
+        return NodeFilter(node_id=self.me, unnamed=True)
+
+    async def server(self, engine: AsyncEngine, stream: str) -> None:
+        """404 for a server of another node, unless the request reads the fleet."""
+        if not self.fleet and await shared(engine):
+            owner = await owner_of(engine, stream)
+            if owner is not None and owner != self.me:
+                raise ApiError(
+                    404,
+                    f"server {stream} belongs to node {owner}, not to this node ({self.me}): "
+                    "ask with scope=fleet (or node=" + owner + ")",
+                )
+
+
 def _engine(request: Request) -> AsyncEngine:
     return node(request).db
 
@@ -54,22 +119,26 @@ def _cache(request: Request) -> SnapshotCache:
 
 
 async def _server(request: Request, uuid: str) -> str:
-    """The stream of a server the log knows (deleted ones included); 404 otherwise."""
+    """The stream of a server the log knows (deleted ones included) in the request's scope; 404 otherwise."""
     try:
         stream = str(uuidlib.UUID(uuid))
     except ValueError:
         raise NotFound("unknown server") from None
     if not await stream_exists(_engine(request), stream):
         raise NotFound("unknown server")
+    await Scope(request).server(_engine(request), stream)
     return stream
 
 
-def _filter(request: Request, stream: str | None) -> EventFilter:
+async def _filter(request: Request, stream: str | None) -> NodeFilter:
     types = [t.strip() for raw in request.args.getlist("type", []) for t in raw.split(",") if t.strip()]
     since, until = query_time(request, "since"), query_time(request, "until")
     if since and until and since > until:
         raise BadRequest("`since` is after `until`")
-    return EventFilter(
+    scope = await Scope(request).events(_engine(request))
+    return NodeFilter(
+        node_id=scope.node_id,
+        unnamed=scope.unnamed,
         stream_id=stream,
         types=types,
         actor=request.args.get("actor") or None,
@@ -79,9 +148,10 @@ def _filter(request: Request, stream: str | None) -> EventFilter:
     )
 
 
-def event_body(ev: RecordedEvent) -> dict:
+def event_body(ev: RecordedEvent, node_id: str | None = None) -> dict[str, Any]:
     line = describe(ev)
     return {
+        "node": node_id,
         "position": ev.position,
         "stream_id": ev.stream_id,
         "server": ev.stream_id,
@@ -98,23 +168,24 @@ def event_body(ev: RecordedEvent) -> dict:
     }
 
 
-async def _events(request: Request, stream: str | None):
-    flt = _filter(request, stream)
+async def _events(request: Request, stream: str | None) -> HTTPResponse:
+    flt = await _filter(request, stream)
     after = query_int(request, "after", 0)
     limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     events, next_after = await page(_engine(request), flt, after, limit)
-    return json({"events": [event_body(e) for e in events], "next_after": next_after})
+    nodes = await nodes_at(_engine(request), (e.position for e in events))
+    return json({"events": [event_body(e, nodes.get(e.position)) for e in events], "next_after": next_after})
 
 
 @bp.get("/api/events", ctx_read_only=True)
 @doc(
     "The whole log, a page at a time, filtered",
-    FILTERS_DOC + " `server` limits it to one server" + SERVER_ORDER_DOC,
-    params=[*EVENT_FILTERS, LIMIT, SERVER],
+    FILTERS_DOC + " `server` limits it to one server" + SERVER_ORDER_DOC + FLEET_DOC,
+    params=[*EVENT_FILTERS, LIMIT, SERVER, SCOPE, NODE],
     errors=(400,),
     answers={200: Answer("A page of events", EventsPage)},
 )
-async def all_events(request: Request):
+async def all_events(request: Request) -> HTTPResponse:
     server = request.args.get("server")
     return await _events(request, await _server(request, server) if server else None)
 
@@ -122,12 +193,12 @@ async def all_events(request: Request):
 @bp.get("/api/servers/<uuid:str>/events", ctx_read_only=True)
 @doc(
     "One server's events, a page at a time, filtered",
-    FILTERS_DOC + " The events come" + SERVER_ORDER_DOC + " A deleted server's events stay readable.",
-    params=[*EVENT_FILTERS, LIMIT],
+    FILTERS_DOC + " The events come" + SERVER_ORDER_DOC + " A deleted server's events stay readable." + FLEET_DOC,
+    params=[*EVENT_FILTERS, LIMIT, SCOPE, NODE],
     errors=(400,),
     answers={200: Answer("A page of events", EventsPage)},
 )
-async def server_events(request: Request, uuid: str):
+async def server_events(request: Request, uuid: str) -> HTTPResponse:
     return await _events(request, await _server(request, uuid))
 
 
@@ -136,12 +207,18 @@ async def server_events(request: Request, uuid: str):
     "The server's state rebuilt from the log at a time or position",
     "`at`: an RFC 3339 time or a log position (inclusive); absent: the end of the log. "
     "`exists` is false when the server had no event yet at that point. A deleted server answers too: "
-    "its history stays in the log (`deleted` is true in the state after its deletion).",
-    params=[Param("at", {"anyOf": [POSITION, TIME]}, "A log position (digits) or an RFC 3339 time with a zone.")],
+    "its history stays in the log (`deleted` is true in the state after its deletion). `node` in the answer is "
+    "the node that wrote its last event at that point. In a fleet's shared database, a server of another node is "
+    "a 404 naming that node unless asked with `scope=fleet` (or `node`).",
+    params=[
+        Param("at", {"anyOf": [POSITION, TIME]}, "A log position (digits) or an RFC 3339 time with a zone."),
+        SCOPE,
+        NODE,
+    ],
     errors=(400, 409),
     answers={200: Answer("The state at that point", StateAt)},
 )
-async def server_state(request: Request, uuid: str):
+async def server_state(request: Request, uuid: str) -> HTTPResponse:
     stream = await _server(request, uuid)
     point = query_point(request, "at")
     try:
@@ -152,7 +229,10 @@ async def server_state(request: Request, uuid: str):
         raise ApiError(
             409, f"The log of this server cannot be replayed up to that point: {exc} (see GET /api/audit/verify)"
         ) from None
-    return json(answer.as_dict())
+    body = answer.as_dict()
+    position = body.get("position")
+    body["node"] = (await nodes_at(_engine(request), [position])).get(position) if position else None
+    return json(body)
 
 
 @bp.get("/api/audit/verify", ctx_read_only=True)
@@ -162,12 +242,20 @@ async def server_state(request: Request, uuid: str):
     "the whole log). `key` (base64 Ed25519 public key) is the key to trust; default: the daemon's own. `ok` is "
     "false when anything is wrong; `first_problem` names the first bad event (stream, version, position); "
     "`checkpoints` holds the checks against the signed checkpoints (table and checkpoint file): "
-    "`first_bad_position`, `not_yet_covered`, problems. `open_operations` counts operations in flight.",
-    params=[SERVER, Param("key", KEY, "The base64 of the 32-byte Ed25519 public key to trust (44 characters).")],
+    "`first_bad_position`, `not_yet_covered`, problems. `open_operations` counts operations in flight. "
+    "Each problem names the node that wrote its event (`node`). In a fleet's shared database: `scope=fleet` "
+    "verifies every node's events (the live state is not compared: it is on each node), `node` that node's "
+    "streams (then `checkpoints` is null too); see also GET /api/audit/fleet.",
+    params=[
+        SERVER,
+        Param("key", KEY, "The base64 of the 32-byte Ed25519 public key to trust (44 characters)."),
+        SCOPE,
+        NODE,
+    ],
     errors=(400,),
     answers={200: Answer("The verification's findings", VerifyReport)},
 )
-async def verify_log(request: Request):
+async def verify_log(request: Request) -> HTTPResponse:
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
     the_node = node(request)
@@ -176,7 +264,15 @@ async def verify_log(request: Request):
         key = encode_key(key_of(key.replace(" ", "+")))  # a '+' of base64 unescaped in a query reads as a space
     except BadKey:
         raise BadRequest("`key` must be the base64 of a 32-byte Ed25519 public key") from None
-    report, cp = await the_node.verify(stream, key)
+    scope = Scope(request)
+    if scope.node is not None:
+        streams = (await streams_by_node(_engine(request))).get(scope.node, set())
+        report, cp = await verify_everything(_engine(request), stream, streams=streams, node=scope.node)
+    elif scope.fleet:
+        file = the_node.daemon.config.checkpoint_file_path
+        report, cp = await verify_everything(_engine(request), stream, key, file if file.is_file() else None)
+    else:
+        report, cp = await the_node.verify(stream, key)
     return json(
         report.as_dict()
         | {
@@ -195,7 +291,7 @@ async def verify_log(request: Request):
     "daemon's tree holds, `not_yet_covered` those after the last checkpoint.",
     answers={200: Answer("The key and the latest checkpoint", KeyBody)},
 )
-async def audit_key(request: Request):
+async def audit_key(request: Request) -> HTTPResponse:
     cp = node(request).checkpointer
     public = cp.key.public_key()
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
@@ -221,9 +317,43 @@ async def audit_key(request: Request):
     errors=(503,),
     answers={200: Answer("The old and the new public key", RotationBody)},
 )
-async def rotate_key(request: Request):
+async def rotate_key(request: Request) -> HTTPResponse:
     try:
         old, new = await node(request).checkpointer.rotate()
     except RotationFailed as exc:
         raise ApiError(503, str(exc)) from None
     return json({"old_key": old, "new_key": new})
+
+
+class FleetBody(BaseModel):
+    """A fleet's shared database summed up (engine.audit.fleet)."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool | None
+    verified: bool
+    nodes: list[dict[str, Any]]
+
+
+@bp.get("/api/audit/fleet", ctx_read_only=True)
+@doc(
+    "The fleet in this database: each node, its servers, its last event and the verification of its streams",
+    "For each node that wrote an event or owns a server (and, as `node` null, the events from before node ids "
+    "in servers no node owns): `servers` (owned or written: a server handed over is under both), `events` "
+    "(those that name the node), `last_event` (`position`, `time`), and `verify`: its streams checked as "
+    "GET /api/audit/verify checks them (hash chains, versions, transitions, operations; `first_problem` names "
+    "the node and position). `ok` is false when any node has a problem (null with `verify=false`). `node` "
+    "limits it to one node. The signed checkpoints are checked by GET /api/audit/verify.",
+    params=[
+        NODE,
+        Param("verify", {"type": "string", "enum": ["true", "false"]}, "Verify each node's streams (default true)."),
+    ],
+    errors=(400,),
+    answers={200: Answer("The fleet's summary", FleetBody)},
+)
+async def audit_fleet(request: Request) -> HTTPResponse:
+    scope = Scope(request)
+    check = request.args.get("verify")
+    if check not in (None, "true", "false"):
+        raise BadRequest(f"`verify` must be true or false, not {check!r}")
+    summary = await fleet_summary(_engine(request), check != "false", scope.node)
+    return json(summary.as_dict())

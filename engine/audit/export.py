@@ -2,7 +2,8 @@
 and readers that give the same records back from either format.
 
 A record is the event exactly as stored, times in the hash's canonical spelling, so an exported
-log can be re-verified without the database.
+log can be re-verified without the database, and the node that wrote it (`node_id`, last: null
+for an event from before node ids; not part of the hash).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any, TextIO
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.audit.nodes import with_nodes
 from wingman.engine.events import RecordedEvent
 from wingman.engine.store.backends import backend_of
 from wingman.engine.store.hashing import canonical_time
-from wingman.engine.store.queries import EventFilter, iterate
+from wingman.engine.store.queries import EventFilter
 from wingman.engine.store.schema import events as events_table
 
 Progress = Callable[[int], None]  # told how many events are done, once a page
@@ -36,11 +38,12 @@ FIELDS = (
     "metadata",
     "prev_hash",
     "hash",
+    "node_id",
 )
 FORMATS = ("ndjson", "csv")
 
 
-def to_record(ev: RecordedEvent) -> dict[str, Any]:
+def to_record(ev: RecordedEvent, node_id: str | None = None) -> dict[str, Any]:
     t = ev.recorded_at
     return {
         "position": ev.position,
@@ -53,6 +56,7 @@ def to_record(ev: RecordedEvent) -> dict[str, Any]:
         "metadata": ev.metadata,
         "prev_hash": ev.prev_hash,
         "hash": ev.hash,
+        "node_id": node_id,
     }
 
 
@@ -70,8 +74,8 @@ class _Writer:
         if fmt == "csv":
             self.csv.writerow(FIELDS)
 
-    def add(self, ev: RecordedEvent) -> None:
-        rec = to_record(ev)
+    def add(self, ev: RecordedEvent, node_id: str | None) -> None:
+        rec = to_record(ev, node_id)
         if self.fmt == "ndjson":
             self.buffer.write(_compact(rec) + "\n")
         else:
@@ -100,19 +104,16 @@ async def export(
     page_size: int = 1000,
     progress: Progress | None = None,
 ) -> int:
-    """Write every matching event to `out`; returns how many."""
+    """Write every matching event to `out` (a NodeFilter keeps one node's); returns how many."""
     writer = _Writer(out, fmt)
     count = 0
-    async for ev in iterate(engine, flt, page_size=page_size):
-        writer.add(ev)
-        count += 1
-        if count % page_size == 0:
-            writer.flush()
-            if progress is not None:
-                progress(count)
-    writer.flush()
-    if progress is not None:
-        progress(count)
+    async for events in with_nodes(engine, flt, page_size):
+        for ev, node in events:
+            writer.add(ev, node)
+        count += len(events)
+        writer.flush()
+        if progress is not None:
+            progress(count)
     return count
 
 
@@ -127,10 +128,12 @@ def read_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     header = next(reader, None)
     if header is None:
         return
-    if tuple(header) != FIELDS:
+    if tuple(header) not in (FIELDS, FIELDS[:-1]):  # an export from before node ids has no node_id
         raise ValueError(f"not a wingman CSV export: the header is {header}")
     for row in reader:
-        rec: dict[str, Any] = dict(zip(FIELDS, row, strict=False))
+        rec: dict[str, Any] = dict(zip(header, row, strict=False))
+        if "node_id" in rec:
+            rec["node_id"] = rec["node_id"] or None
         rec["position"], rec["version"] = int(rec["position"]), int(rec["version"])
         rec["data"], rec["metadata"] = json.loads(rec["data"]), json.loads(rec["metadata"])
         yield rec

@@ -16,9 +16,13 @@ class Finding:
     message: str
     event_id: str | None = None
     type: str | None = None
+    # The node that wrote the event (its stream's owner for a finding without an event); None when
+    # it was written before node ids were recorded (engine.audit.nodes).
+    node: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "node": self.node,
             "stream": self.stream_id,
             "version": self.version,
             "position": self.position,
@@ -30,7 +34,8 @@ class Finding:
 
     def __str__(self) -> str:
         at = f"v{self.version} at position {self.position}" if self.version is not None else "live state"
-        return f"server {self.stream_id}, {at} ({self.type or '-'}): [{self.check}] {self.message}"
+        by = f"node {self.node}, " if self.node is not None else ""
+        return f"{by}server {self.stream_id}, {at} ({self.type or '-'}): [{self.check}] {self.message}"
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     live_checked: bool = False
     open_operations: int = 0  # requested, no outcome yet, and not known to be dropped
+    node: str | None = None  # the pass checked this node's streams only (engine.audit.fleet)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +63,7 @@ class Report:
         return {
             "ok": self.ok,
             "server": self.scope,
+            "node": self.node,
             "checked_up_to_position": self.high_water,
             "events_checked": self.events_checked,
             "streams_checked": self.streams_checked,

@@ -21,7 +21,7 @@ Snapshots are not used: verification trusts nothing but the log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.audit.nodes import NodeFilter, nodes_at, owner_of
 from wingman.engine.audit.report import Finding, Report
 from wingman.engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
 from wingman.engine.event_types import EventType
@@ -231,15 +232,18 @@ async def verify(
     in_hand: Callable[[str], bool] | None = None,
     watch: Callable[[RecordedEvent, str | None], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    streams: Collection[str] | None = None,
+    node: str | None = None,
 ) -> Report:
-    """Check the whole log (or one server's stream) up to its current end; see the module doc.
-    `watch` sees every event read, in the same pass, with its hash recomputed from its contents
-    (None when they do not read): the checkpoint checks ride along without hashing it again.
-    `progress` is told how many events are read, once a page."""
+    """Check the whole log (or one server's stream, or the `streams` of one `node`: named in the
+    report) up to its current end; see the module doc. `watch` sees every event read, in the
+    same pass, with its hash recomputed from its contents (None when they do not read): the
+    checkpoint checks ride along without hashing it again. `progress` is told how many events
+    are read, once a page. Each finding names the node that wrote its event."""
     chart = chart or load_statechart()
-    report = Report(scope=server, high_water=await high_water(engine))
+    report = Report(scope=server, high_water=await high_water(engine), node=node)
     checker = _Checker(report, chart)
-    flt = EventFilter(stream_id=server, upto_position=report.high_water)
+    flt = NodeFilter(stream_id=server, upto_position=report.high_water, stream_ids=streams)
     count = 0
     async for ev in iterate(engine, flt, page_size=page_size):
         checker.check(ev)
@@ -257,7 +261,22 @@ async def verify(
     if live is not None:
         await _compare_live(engine, checker, live, server)
         report.live_checked = True
+    await _name_nodes(engine, report.findings)
     return report
+
+
+async def _name_nodes(engine: AsyncEngine, findings: list[Finding]) -> None:
+    """Each finding's node: its event's, else (no event: a live state, a dropped operation) its
+    stream's owner's. A handful of lookups: only the findings kept are named."""
+    nodes = await nodes_at(engine, (f.position for f in findings if f.position is not None))
+    owners: dict[str, str | None] = {}
+    for f in findings:
+        if f.position is not None:
+            f.node = nodes.get(f.position)  # None: an event from before node ids, which no one can claim
+        elif f.stream_id:
+            if f.stream_id not in owners:
+                owners[f.stream_id] = await owner_of(engine, f.stream_id)
+            f.node = owners[f.stream_id]
 
 
 async def verify_everything(
@@ -269,8 +288,9 @@ async def verify_everything(
 ) -> tuple[Report, CheckpointReport | None]:
     """`verify` and, for the whole log, the checks against the signed checkpoints
     (engine.checkpoints.verify) in the same pass. Returns (Report, CheckpointReport, or None for one
-    server's stream: checkpoints vouch for the whole log, and one stream alone cannot reproduce them)."""
-    if server is not None:
+    server's stream or one node's streams (`streams` in `verify_options`): checkpoints vouch for the
+    whole log, and part of it cannot reproduce them)."""
+    if server is not None or verify_options.get("streams") is not None:
         return await verify(engine, server, **verify_options), None
     v = CheckpointVerifier(engine, trusted_key, checkpoint_file)
     await v.prepare()
