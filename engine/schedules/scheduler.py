@@ -46,6 +46,15 @@ from wingman.engine.store.queries import EventFilter, iterate
 log = structlog.get_logger("wingman.schedules")
 MISSED_COUNTED = 1000  # due times counted at most for one schedule at boot
 ABANDONED = "the daemon stopped during the run: its remaining steps are not run"
+# Read at boot by exact type (the log's type index), not by a prefix a LIKE would scan the log for.
+SCHEDULE_TYPES = (
+    EventType.SCHEDULE_ADDED,
+    EventType.SCHEDULE_REMOVED,
+    EventType.SCHEDULE_FIRED,
+    EventType.SCHEDULE_SKIPPED,
+    EventType.SCHEDULE_MISSED,
+    EventType.SCHEDULE_RUN_FINISHED,
+)
 
 
 class Scheduler:
@@ -73,7 +82,7 @@ class Scheduler:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        async for ev in iterate(self.store.engine, EventFilter(types=["schedule.*"])):
+        async for ev in iterate(self.store.engine, EventFilter(types=list(SCHEDULE_TYPES))):
             self.book.apply(ev)
         for run_id, (server, schedule_id) in list(self.book.open_runs.items()):
             finished = ScheduleRunFinished(
