@@ -8,6 +8,7 @@ reason. Every state change goes through the journal, checked against the statech
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -17,6 +18,7 @@ from wingman.engine.event_types import Cause
 from wingman.engine.events import Metadata, PrebootCheckFailed, ProcessStarted, StopTimedOut
 from wingman.engine.power.journal import Journal
 from wingman.engine.power.outcomes import Failed, Rejected, describe_exit
+from wingman.engine.power.probing import LivenessWatches, readiness_gate
 from wingman.engine.power.processes import ProcessTracker
 from wingman.engine.preboot.checks import PrebootFailure
 from wingman.engine.preboot.starter import Starter
@@ -35,6 +37,7 @@ class PowerActions:
         self.registry = registry
         self.processes = processes
         self.starter = starter
+        self.liveness = LivenessWatches(journal, registry, processes)
 
     async def start(self, uuid: str, op_id: str, meta: Metadata) -> str:
         if not self.registry.may_fire(uuid, Trigger.START):
@@ -43,8 +46,11 @@ class PowerActions:
         handle: ProcessHandle | None = None
         try:
             prepared = await self.starter.prepare(uuid, op_id, meta)
-            matcher = DoneMatcher(prepared.spec.config.done, prepared.spec.config.strip_ansi)
+            config = prepared.spec.config
+            matcher = DoneMatcher(config.done, config.strip_ansi)
             ready, sink = self.processes.readiness(uuid, matcher)
+            gate = readiness_gate(config, ready)  # None: the done line alone, as in Wings
+            launched_at = time.monotonic()
             launch = asyncio.create_task(self.starter.launch(prepared, sink))
             try:
                 handle = await asyncio.shield(launch)
@@ -61,13 +67,30 @@ class PowerActions:
                 raise Failed(ABORTED_WHILE_LAUNCHING)
             if matcher.empty or handle.adopted:
                 ready.set()
-            if not await self.processes.ready_or_exited(uuid, ready):
+            if gate is not None and not handle.adopted:
+                gate.start(launched_at)
+            else:
+                gate = None
+            try:
+                answered = await self.processes.ready_or_exited(uuid, ready if gate is None else gate.passed)
+            finally:
+                if gate is not None:
+                    gate.cancel()
+            if not answered:
                 exit_info = self.processes.watcher(uuid).result()
                 raise Failed(f"the server process exited before it was ready ({describe_exit(exit_info)})")
+            if gate is not None and gate.failure is not None:  # the readiness probe's deadline passed
+                self.processes.note(uuid, f"The server is not ready: {gate.failure}. Killing it.")
+                await self._abandon(uuid, handle, op_id)
+                raise Failed(gate.failure)
             self.processes.forget_exit(uuid, op_id)
-            if not await self.journal.transition_if_allowed(uuid, Trigger.READY, Cause.PROCESS_READY, meta, op_id):
+            if gate is not None:
+                await self.journal.record(uuid, gate.event(op_id), meta=meta)
+            cause = Cause.PROCESS_READY if gate is None else Cause.PROBE_READY
+            if not await self.journal.transition_if_allowed(uuid, Trigger.READY, cause, meta, op_id):
                 await self._abandon(uuid, handle, op_id)
                 raise Failed(ABORTED_WHILE_LAUNCHING)
+            self.liveness.start(uuid, config, handle)
             return self.registry.state(uuid)  # the state `ready` led to, as power.yaml names it
         except PrebootFailure as exc:
             self.processes.note(uuid, f"Pre-boot check '{exc.check}' failed: {exc.reason}")

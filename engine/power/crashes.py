@@ -89,6 +89,8 @@ class CrashHandler:
             if operation_id is not None:  # it died during a start: that start's failure comes first
                 await self._settled(operation_id)
             await self.crashed(uuid, info)
+        elif cause == Cause.UNRESPONSIVE:  # killed as hung (engine.power.probing): a crash, its policy applies
+            await self.crashed(uuid, info, HANDLER.model_copy(update={"cause": Cause.UNRESPONSIVE}))
 
     async def crashed(self, uuid: str, info: ExitInfo, meta: Metadata = HANDLER) -> Decision:
         """Record the crash, decide, record the decision, and schedule the restart if any."""

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from tests.support.daemon import free_port
-from tests.support.waiting import eventually_async
+from tests.support.daemon import SERVER_PYTHON, definition, free_port, shared_file
+from tests.support.http import assert_json_error, power, processes_under, stored_events, total_events
+from tests.support.waiting import eventually, eventually_async
 from wingman.engine.probes.attempt import attempt
 from wingman.engine.probes.runner import NeverReady, wait_ready, watch_liveness
 from wingman.engine.probes.spec import Liveness, Readiness
@@ -219,3 +220,112 @@ async def test_liveness_tells_a_recovery(responder):
 
 async def _note(told: list, item: tuple) -> None:
     told.append(item)
+
+
+# -- in the daemon: a start waits on readiness; a hung server is a crash ----------------------
+
+
+def probed_server(mode: str, port: int, probes: dict, answers: int | None = None, **settings) -> dict:
+    """A server running the responder as `mode` on `port` (its default allocation). Its done
+    line is never printed: only the readiness probe can say it is ready."""
+    script = shared_file("probe_responder.py", RESPONDER)
+    args = f"{mode} {port}" + (f" {answers}" if answers is not None else "")
+    doc = definition(
+        invocation=f"{SERVER_PYTHON} -u {script} {args}",
+        done=("this line is never printed",),
+        stop={"type": "signal", "value": "SIGTERM"},
+        allocations={"default": {"ip": "127.0.0.1", "port": port}},
+        **settings,
+    )
+    doc["probes"] = probes
+    return doc
+
+
+def types(d, uuid: str) -> list[str]:
+    return [e["type"] for e in stored_events(d, uuid)]
+
+
+def test_a_start_is_running_when_the_a2s_probe_answers_with_its_challenge(daemon_process):
+    port = free_port()
+    doc = probed_server("a2s-challenge", port, {"readiness": {"type": "a2s", "interval": 0.1, "deadline": 20}})
+    uuid = doc["settings"]["uuid"]
+    d = daemon_process(servers=[doc])
+    op = d.wait_operation(power(d, uuid, "start")["id"])
+    assert op["status"] == "succeeded", op
+    events = stored_events(d, uuid)
+    [ready] = [e for e in events if e["type"] == "probe.ready"]
+    assert ready["data"]["address"] == f"udp/{port}" and "'probe me'" in ready["data"]["detail"]
+    running = [e for e in events if e["type"] == "state.changed" and e["data"]["to_state"] == "running"]
+    assert running[-1]["data"]["cause"] == "probe_ready"
+
+
+def test_a_start_that_never_becomes_ready_fails_with_the_reason(daemon_process):
+    port = free_port()
+    probes = {"readiness": {"type": "a2s", "interval": 0.2, "timeout": 0.3, "deadline": 1.5}}
+    doc = probed_server("a2s", port, probes, answers=0)  # listens, never answers
+    uuid = doc["settings"]["uuid"]
+    d = daemon_process(servers=[doc])
+    op = d.wait_operation(power(d, uuid, "start")["id"])
+    assert op["status"] == "failed" and op["reason"].startswith(f"no answer on udp/{port} after 1.5 s"), op
+    assert d.wait_state(uuid, "offline")["state"] == "offline"
+    eventually(lambda: not processes_under(d.folder), 10, "the unready server's process to be gone")
+    assert "probe.ready" not in types(d, uuid) and "server.crashed" not in types(d, uuid)
+
+
+def test_a_hung_server_is_restarted_under_the_crash_policys_limits(daemon_process, tmp_path):
+    port = free_port()
+    probes = {
+        "readiness": {"type": "tcp", "interval": 0.1, "deadline": 20},
+        "liveness": {"type": "tcp", "interval": 0.2, "timeout": 0.3, "failure_threshold": 2},
+    }
+    policy = {"policy": "on-failure", "max_restarts": 1, "backoff_initial": 0.1, "window": 600}
+    # Three connections answered (readiness, then liveness), then its listener closes: alive, hung.
+    doc = probed_server("tcp", port, probes, answers=3, restart_policy=policy)
+    uuid = doc["settings"]["uuid"]
+    folder = tmp_path / "d"
+    system = {"root_directory": str(folder / "var"), "crash_detection": {"timeout": 0}}
+    d = daemon_process(servers=[doc], folder=folder, system=system)
+    assert d.wait_operation(power(d, uuid, "start")["id"])["status"] == "succeeded"
+    decided = eventually(
+        lambda: [e for e in stored_events(d, uuid) if e["type"] == "crash.decided"],
+        30,
+        "two crash decisions",
+        until=lambda found: len(found) == 2,
+    )
+    assert decided[0]["data"]["restart"] is True and decided[1]["data"]["restart"] is False
+    assert "max_restarts is 1" in decided[1]["data"]["reason"]
+    events = stored_events(d, uuid)
+    crashes = [e for e in events if e["type"] == "server.crashed"]
+    assert len(crashes) == 2 and {e["metadata"]["cause"] for e in crashes} == {"unresponsive"}
+    hung = [e for e in events if e["type"] == "probe.hung"]
+    assert len(hung) == 2 and hung[0]["data"]["failures"] == 2 and hung[0]["data"]["address"] == f"tcp/{port}"
+    # Each hang is told once as a change, never one event per success.
+    assert [e["data"]["passing"] for e in events if e["type"] == "probe.changed"] == [False, False]
+    assert types(d, uuid).index("probe.hung") < types(d, uuid).index("server.crashed")
+    assert d.wait_state(uuid, "offline")["state"] == "offline"
+
+
+BAD_PROBES = {
+    "unknown kind": ({"readiness": {"type": "icmp", "port": 25565}}, "probes.readiness.type"),
+    "port out of range": ({"readiness": {"type": "tcp", "port": 70000}}, "probes.readiness.port"),
+    "liveness without threshold": ({"liveness": {"type": "tcp", "port": 25565}}, "failure_threshold"),
+    "no port and no allocation": ({"readiness": {"type": "a2s"}}, "probes.readiness.port"),
+}
+
+
+@pytest.fixture(scope="module")
+def door(module_daemon):
+    return module_daemon()
+
+
+@pytest.mark.parametrize(("probes", "field"), BAD_PROBES.values(), ids=BAD_PROBES.keys())
+def test_a_bad_probe_definition_is_422_and_writes_nothing(door, probes, field):
+    d = door
+    doc = definition()
+    doc["probes"] = probes
+    before = total_events(d)
+    with d.client() as c:
+        resp = c.post("/api/servers", json=doc)
+        assert field in assert_json_error(resp, 422)
+        assert c.get(f"/api/servers/{doc['settings']['uuid']}").status_code == 404
+    assert total_events(d) == before
