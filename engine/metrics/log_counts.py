@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wingman.engine.event_types import EventType
 from wingman.engine.store.schema import events as E
 
-OUTCOMES = {
+# Keyed by the stored type's text (an EventType is that text, as a StrEnum).
+OUTCOMES: dict[str, str] = {
     EventType.POWER_SUCCEEDED: "succeeded",
     EventType.POWER_FAILED: "failed",
     EventType.POWER_REJECTED: "rejected",
@@ -144,7 +145,7 @@ class LogCounts:
         async with self.db.connect() as conn:
             outcomes = select(E.c.type, action, func.count()).where(window, E.c.type.in_(list(OUTCOMES)))
             for kind, act, n in (await conn.execute(outcomes.group_by(E.c.type, action))).all():
-                self.operations[act or "unknown", OUTCOMES[EventType(kind)]] += n
+                self.operations[act or "unknown", OUTCOMES[kind]] += n
             crashes = select(E.c.stream_id, func.count()).where(window, E.c.type == EventType.SERVER_CRASHED)
             for server, n in (await conn.execute(crashes.group_by(E.c.stream_id))).all():
                 self.crashes[server] += n
@@ -194,7 +195,7 @@ class LogCounts:
                 self.lock_waits.observe(_seconds(opened.requested_at, _when(row.recorded_at)))
         elif kind in OUTCOMES:
             action = str(row.action)
-            self.operations[action, OUTCOMES[EventType(kind)]] += 1
+            self.operations[action, OUTCOMES[kind]] += 1
             opened = self._open.pop(str(row.operation_id), None)
             if opened is not None:
                 buckets = self.durations.setdefault(action, Buckets(DURATION_BUCKETS))
