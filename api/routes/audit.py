@@ -38,7 +38,7 @@ from wingman.engine.servers.fold import LogError
 from wingman.engine.servers.replay import UnknownStream, state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.store.points import iso
-from wingman.engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, page, stream_exists
+from wingman.engine.store.queries import DEFAULT_LIMIT, MAX_LIMIT, EventFilter, page, stream_exists
 
 bp = Blueprint("audit")
 
@@ -56,7 +56,7 @@ SERVER_ORDER_DOC = (
 
 FLEET_DOC = (
     " In a fleet's shared database the node answers for itself (its own events; a server of another node is "
-    "a 404 naming that node); `scope=fleet` answers for every node, `node` for that node. Each event names "
+    "a 404 naming that node); `scope=fleet` answers for every node, `node` for that node. There each event names "
     "the node that wrote it (`node`, null: written before node ids)."
 )
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -119,26 +119,29 @@ def _cache(request: Request) -> SnapshotCache:
 
 
 async def _server(request: Request, uuid: str) -> str:
-    """The stream of a server the log knows (deleted ones included) in the request's scope; 404 otherwise."""
+    """The stream of a server the log knows (deleted ones included); 404 otherwise."""
     try:
         stream = str(uuidlib.UUID(uuid))
     except ValueError:
         raise NotFound("unknown server") from None
     if not await stream_exists(_engine(request), stream):
         raise NotFound("unknown server")
+    return stream
+
+
+async def _server_in_scope(request: Request, uuid: str) -> str:
+    """`_server`, and a 404 naming its node for a server of another node, unless the request reads the fleet."""
+    stream = await _server(request, uuid)
     await Scope(request).server(_engine(request), stream)
     return stream
 
 
-async def _filter(request: Request, stream: str | None) -> NodeFilter:
+def _filter(request: Request, stream: str | None) -> EventFilter:
     types = [t.strip() for raw in request.args.getlist("type", []) for t in raw.split(",") if t.strip()]
     since, until = query_time(request, "since"), query_time(request, "until")
     if since and until and since > until:
         raise BadRequest("`since` is after `until`")
-    scope = await Scope(request).events(_engine(request))
-    return NodeFilter(
-        node_id=scope.node_id,
-        unnamed=scope.unnamed,
+    return EventFilter(
         stream_id=stream,
         types=types,
         actor=request.args.get("actor") or None,
@@ -148,10 +151,16 @@ async def _filter(request: Request, stream: str | None) -> NodeFilter:
     )
 
 
-def event_body(ev: RecordedEvent, node_id: str | None = None) -> dict[str, Any]:
+async def _filter_in_scope(request: Request, stream: str | None) -> NodeFilter:
+    """`_filter`, kept to the events in the request's scope (see Scope)."""
+    flt = _filter(request, stream)
+    scope = await Scope(request).events(_engine(request))
+    return NodeFilter(**vars(flt), node_id=scope.node_id, unnamed=scope.unnamed)
+
+
+def event_body(ev: RecordedEvent) -> dict[str, Any]:
     line = describe(ev)
     return {
-        "node": node_id,
         "position": ev.position,
         "stream_id": ev.stream_id,
         "server": ev.stream_id,
@@ -169,12 +178,16 @@ def event_body(ev: RecordedEvent, node_id: str | None = None) -> dict[str, Any]:
 
 
 async def _events(request: Request, stream: str | None) -> HTTPResponse:
-    flt = await _filter(request, stream)
+    flt = await _filter_in_scope(request, stream)
     after = query_int(request, "after", 0)
     limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     events, next_after = await page(_engine(request), flt, after, limit)
-    nodes = await nodes_at(_engine(request), (e.position for e in events))
-    return json({"events": [event_body(e, nodes.get(e.position)) for e in events], "next_after": next_after})
+    bodies = [event_body(e) for e in events]
+    if await shared(_engine(request)):  # a fleet's database: each event names its node (one node's file: no need)
+        nodes = await nodes_at(_engine(request), (e.position for e in events))
+        for body in bodies:
+            body["node"] = nodes.get(body["position"])
+    return json({"events": bodies, "next_after": next_after})
 
 
 @bp.get("/api/events", ctx_read_only=True)
@@ -187,7 +200,7 @@ async def _events(request: Request, stream: str | None) -> HTTPResponse:
 )
 async def all_events(request: Request) -> HTTPResponse:
     server = request.args.get("server")
-    return await _events(request, await _server(request, server) if server else None)
+    return await _events(request, await _server_in_scope(request, server) if server else None)
 
 
 @bp.get("/api/servers/<uuid:str>/events", ctx_read_only=True)
@@ -199,7 +212,7 @@ async def all_events(request: Request) -> HTTPResponse:
     answers={200: Answer("A page of events", EventsPage)},
 )
 async def server_events(request: Request, uuid: str) -> HTTPResponse:
-    return await _events(request, await _server(request, uuid))
+    return await _events(request, await _server_in_scope(request, uuid))
 
 
 @bp.get("/api/servers/<uuid:str>/state", ctx_read_only=True)
@@ -219,7 +232,7 @@ async def server_events(request: Request, uuid: str) -> HTTPResponse:
     answers={200: Answer("The state at that point", StateAt)},
 )
 async def server_state(request: Request, uuid: str) -> HTTPResponse:
-    stream = await _server(request, uuid)
+    stream = await _server_in_scope(request, uuid)
     point = query_point(request, "at")
     try:
         answer = await state_at(_engine(request), stream, point, _cache(request))
@@ -257,7 +270,7 @@ async def server_state(request: Request, uuid: str) -> HTTPResponse:
 )
 async def verify_log(request: Request) -> HTTPResponse:
     server = request.args.get("server")
-    stream = await _server(request, server) if server else None
+    stream = await _server_in_scope(request, server) if server else None
     the_node = node(request)
     key = request.args.get("key") or the_node.checkpointer.public_key
     try:
