@@ -18,22 +18,22 @@ caller unanswered or stop the store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.events import NewEvent, RecordedEvent, new_id
+from wingman.engine.events import NewEvent, RecordedEvent
 from wingman.engine.store.backends import AsyncWriter, GroupRow, Statements, backend_of
-from wingman.engine.store.hashing import GENESIS, canonical_json, canonical_time, hash_of_parts
+from wingman.engine.store.hashing import GENESIS, canonical_time
 from wingman.engine.store.ownership import OwnedElsewhere
 from wingman.engine.store.schema import EVENT_COLUMNS
 from wingman.engine.store.schema import events as events_table
+from wingman.engine.store.written_rows import append_rows, recorded
 
 log = structlog.get_logger("wingman.store")
 
@@ -224,7 +224,7 @@ class EventStore:
                 req.future.set_exception(ConcurrencyError(req.stream_id, req.expected_version, version))
                 continue
             try:
-                mine = _rows(req, version, prev, now, now_text, self.node_id)
+                mine = append_rows(req.stream_id, req.events, version, prev, now, now_text, self.node_id)
             except (TypeError, ValueError) as exc:  # not storable (a bug upstream): this caller alone fails
                 log.error("an append could not be encoded", stream=req.stream_id, error=str(exc))
                 req.future.set_exception(StoreRefused(f"the events cannot be stored: {exc}"))
@@ -309,14 +309,14 @@ class EventStore:
             q = q.where(events_table.c.version <= to_version)
         async with self.engine.connect() as conn:
             rows = await conn.execute(q.order_by(events_table.c.version))
-            return [_recorded(r) for r in rows]
+            return [recorded(r) for r in rows]
 
     async def read_all(self, after: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         q = select(*EVENT_COLUMNS).where(events_table.c.position > after).order_by(events_table.c.position)
         if limit is not None:
             q = q.limit(limit)
         async with self.engine.connect() as conn:
-            return [_recorded(r) for r in await conn.execute(q)]
+            return [recorded(r) for r in await conn.execute(q)]
 
     async def iterate_all(self, after: int = 0, page: int = 2000) -> AsyncIterator[RecordedEvent]:
         """Every event after `after`, in pages, so memory stays flat over a long log."""
@@ -332,72 +332,7 @@ class EventStore:
         """Every event recorded for one operation, in log order (indexed: see migration 0003)."""
         q = select(*EVENT_COLUMNS).where(self.backend.operation_id() == operation_id).order_by(events_table.c.position)
         async with self.engine.connect() as conn:
-            return [_recorded(r) for r in await conn.execute(q)]
-
-
-def _rows(req: _Append, version: int, prev: str, now: datetime, now_text: str, node_id: str | None) -> list[GroupRow]:
-    """The rows of one append, each hashed onto the one before it. The canonical JSON of data and
-    metadata is made once, for the hash, and is also the text the writer stores; the events
-    of one append usually share one metadata dict, spelled once for all of them."""
-    rows: list[GroupRow] = []
-    last_metadata: dict[str, Any] | None = None
-    metadata_json = ""
-    for ev in req.events:
-        version += 1
-        event_id = new_id()
-        data_json = canonical_json(ev.data)
-        if ev.metadata is not last_metadata:
-            last_metadata, metadata_json = ev.metadata, canonical_json(ev.metadata)
-        h = hash_of_parts(
-            stream_id=req.stream_id,
-            version=version,
-            event_id=event_id,
-            type=ev.type,
-            data_json=data_json,
-            metadata_json=metadata_json,
-            recorded_at=now_text,
-            prev_hash=prev,
-        )
-        rows.append(
-            {
-                "stream_id": req.stream_id,
-                "version": version,
-                "event_id": event_id,
-                "type": ev.type,
-                "data": ev.data,
-                "metadata": ev.metadata,
-                "recorded_at": now,
-                "prev_hash": prev,
-                "hash": h,
-                "data_json": data_json,
-                "metadata_json": metadata_json,
-                "node_id": node_id,
-            }
-        )
-        prev = h
-    return rows
-
-
-def _recorded(row: Sequence[Any]) -> RecordedEvent:
-    """A row the store wrote, as an event (the database's types already checked it: no second
-    validation, which cost more than reading the row when the registry folds a long log)."""
-    position, stream_id, version, event_id, type_, data, metadata, recorded_at, prev_hash, hash_ = row
-    # SQLite hands times back naive (they are stored as UTC): make them aware, so an event read
-    # back equals the one the writer returned and views folded either way agree.
-    if recorded_at.tzinfo is None:
-        recorded_at = recorded_at.replace(tzinfo=UTC)
-    return RecordedEvent.trusted(
-        position=position,
-        stream_id=stream_id,
-        version=version,
-        event_id=event_id,
-        type=type_,
-        data=data,
-        metadata=metadata,
-        recorded_at=recorded_at,
-        prev_hash=prev_hash,
-        hash=hash_,
-    )
+            return [recorded(r) for r in await conn.execute(q)]
 
 
 def _describe(exc: BaseException) -> str:
