@@ -7,7 +7,7 @@ subscriptions, the Panel, audit, the node's facts. engine/ never imports api/.""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -214,12 +214,21 @@ class Node:
     def checkpointer(self) -> Checkpointer:
         return self.daemon.checkpointer
 
-    async def verify(self, stream: str | None, key: str) -> tuple[Report, CheckpointReport | None]:
-        """Verify the log (or one server's stream) against `key`, the checkpoint file and the live state."""
+    async def verify(
+        self, stream: str | None, key: str, held: Collection[str] | None = None
+    ) -> tuple[Report, CheckpointReport | None]:
+        """Verify the log (or one server's stream) against `key`, the checkpoint file and the live state
+        (of the streams `held`: in a fleet's database, the node's own; engine.audit.verify)."""
         d = self.daemon
         file: Path = d.config.checkpoint_file_path
         return await verify_everything(
-            d.db, stream, key, file if file.is_file() else None, live=d.registry.views, in_hand=d.power.in_hand
+            d.db,
+            stream,
+            key,
+            file if file.is_file() else None,
+            live=d.registry.views,
+            in_hand=d.power.in_hand,
+            held=held,
         )
 
     # -- the node's facts ----------------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.api.cli.output import EXIT_FINDINGS, Fmt, ReportFmt, Stop, chosen, emit, run, short_time
@@ -70,9 +72,10 @@ def _print_table(summary: FleetSummary) -> None:
         for server in n.servers:
             console.print(f"  {server}", highlight=False)
         if n.report is not None and n.report.first is not None:
-            console.print(f"  [bold red]first problem[/]: {escape(str(n.report.first))}", highlight=False)
-            for w in n.report.warnings[:3]:
-                console.print(f"  warning: {escape(w)}", highlight=False)
+            said = Text.assemble(("first problem", "bold red"), f": {n.report.first}")
+            console.print(Padding(said, (0, 0, 0, 2)), highlight=False)
+        for w in n.report.warnings[:3] if n.report is not None else ():
+            console.print(Padding(Text(f"warning: {w}"), (0, 0, 0, 2)), highlight=False)
     if not summary.verified:
         console.print("Not verified (--no-verify).", style="dim")
     elif summary.ok:

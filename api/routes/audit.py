@@ -97,6 +97,14 @@ class Scope:
             return NodeFilter()
         return NodeFilter(node_id=self.me, unnamed=True)
 
+    async def held(self, engine: AsyncEngine) -> set[str] | None:
+        """The streams this node answers for (its own and those of no node) in a fleet's database;
+        None on a node's own file (all of them)."""
+        if not await shared(engine):
+            return None
+        grouped = await streams_by_node(engine)
+        return grouped.get(self.me, set()) | grouped.get(None, set())
+
     async def server(self, engine: AsyncEngine, stream: str) -> None:
         """404 for a server of another node, unless the request reads the fleet."""
         if not self.fleet and await shared(engine):
@@ -258,7 +266,8 @@ async def server_state(request: Request, uuid: str) -> HTTPResponse:
     "`first_bad_position`, `not_yet_covered`, problems. `open_operations` counts operations in flight. "
     "Each problem names the node that wrote its event (`node`). In a fleet's shared database: `scope=fleet` "
     "verifies every node's events (the live state is not compared: it is on each node), `node` that node's "
-    "streams (then `checkpoints` is null too); see also GET /api/audit/fleet.",
+    "streams (then `checkpoints` is null too); see also GET /api/audit/fleet. By default there the node compares "
+    "the live state of its own servers only, and counts another node's operations without an outcome as open.",
     params=[
         SERVER,
         Param("key", KEY, "The base64 of the 32-byte Ed25519 public key to trust (44 characters)."),
@@ -285,7 +294,7 @@ async def verify_log(request: Request) -> HTTPResponse:
         file = the_node.daemon.config.checkpoint_file_path
         report, cp = await verify_everything(_engine(request), stream, key, file if file.is_file() else None)
     else:
-        report, cp = await the_node.verify(stream, key)
+        report, cp = await the_node.verify(stream, key, await scope.held(_engine(request)))
     return json(
         report.as_dict()
         | {

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.audit.report import Finding
 from wingman.engine.events import RecordedEvent
 from wingman.engine.store.backends import Backend
 from wingman.engine.store.queries import PAGE, EventFilter, page
@@ -78,6 +79,20 @@ async def with_nodes(
         if after_next is None:
             return
         after = after_next
+
+
+async def name_nodes(engine: AsyncEngine, findings: list[Finding]) -> None:
+    """Each finding's node: its event's, else (no event: a live state, a dropped operation) its
+    stream's owner's. A handful of lookups: only the findings kept are named."""
+    nodes = await nodes_at(engine, (f.position for f in findings if f.position is not None))
+    owners: dict[str, str | None] = {}
+    for f in findings:
+        if f.position is not None:
+            f.node = nodes.get(f.position)  # None: an event from before node ids, which no one can claim
+        elif f.stream_id:
+            if f.stream_id not in owners:
+                owners[f.stream_id] = await owner_of(engine, f.stream_id)
+            f.node = owners[f.stream_id]
 
 
 async def owner_of(engine: AsyncEngine, stream_id: str) -> str | None:

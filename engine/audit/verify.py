@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.audit.nodes import NodeFilter, nodes_at, owner_of
+from wingman.engine.audit.nodes import NodeFilter, name_nodes
 from wingman.engine.audit.report import Finding, Report
 from wingman.engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
 from wingman.engine.event_types import EventType
@@ -234,12 +234,15 @@ async def verify(
     progress: Callable[[int], None] | None = None,
     streams: Collection[str] | None = None,
     node: str | None = None,
+    held: Collection[str] | None = None,
 ) -> Report:
     """Check the whole log (or one server's stream, or the `streams` of one `node`: named in the
     report) up to its current end; see the module doc. `watch` sees every event read, in the
     same pass, with its hash recomputed from its contents (None when they do not read): the
     checkpoint checks ride along without hashing it again. `progress` is told how many events
-    are read, once a page. Each finding names the node that wrote its event."""
+    are read, once a page. Each finding names the node that wrote its event. `held`: the streams
+    the daemon's word (`live`, `in_hand`) speaks for, in a fleet's database its own; another
+    node's operations count as open there, and its servers' live state is on that node."""
     chart = chart or load_statechart()
     report = Report(scope=server, high_water=await high_water(engine), node=node)
     checker = _Checker(report, chart)
@@ -257,26 +260,12 @@ async def verify(
     if progress is not None:
         progress(count)
     report.streams_checked = len(checker.streams)
-    await _open_operations(engine, checker, in_hand)
+    await _open_operations(engine, checker, in_hand, held)
     if live is not None:
-        await _compare_live(engine, checker, live, server)
+        await _compare_live(engine, checker, live, server, held)
         report.live_checked = True
-    await _name_nodes(engine, report.findings)
+    await name_nodes(engine, report.findings)
     return report
-
-
-async def _name_nodes(engine: AsyncEngine, findings: list[Finding]) -> None:
-    """Each finding's node: its event's, else (no event: a live state, a dropped operation) its
-    stream's owner's. A handful of lookups: only the findings kept are named."""
-    nodes = await nodes_at(engine, (f.position for f in findings if f.position is not None))
-    owners: dict[str, str | None] = {}
-    for f in findings:
-        if f.position is not None:
-            f.node = nodes.get(f.position)  # None: an event from before node ids, which no one can claim
-        elif f.stream_id:
-            if f.stream_id not in owners:
-                owners[f.stream_id] = await owner_of(engine, f.stream_id)
-            f.node = owners[f.stream_id]
 
 
 async def verify_everything(
@@ -298,14 +287,16 @@ async def verify_everything(
     return report, v.finish()
 
 
-async def _open_operations(engine: AsyncEngine, checker: _Checker, in_hand: Callable[[str], bool] | None) -> None:
+async def _open_operations(
+    engine: AsyncEngine, checker: _Checker, in_hand: Callable[[str], bool] | None, held: Collection[str] | None
+) -> None:
     """Operations requested with no outcome in the log. With the daemon's word (`in_hand`), one it
     is not running is a finding, unless its outcome was committed after the scan read past it.
     The daemon holds an operation from before its request is written until its outcome is
     durable, so asking after the scan cannot miss one in flight."""
     for uuid, st in checker.streams.items():
         for op, version in st.requested.items():
-            if in_hand is None or in_hand(op):
+            if in_hand is None or in_hand(op) or (held is not None and uuid not in held):
                 checker.report.open_operations += 1
                 continue
             events, _ = await page(engine, EventFilter(stream_id=uuid, operation_id=op), 0, 100)
@@ -330,10 +321,16 @@ async def _open_operations(engine: AsyncEngine, checker: _Checker, in_hand: Call
 
 
 async def _compare_live(
-    engine: AsyncEngine, checker: _Checker, live: dict[str, ServerView], server: str | None
+    engine: AsyncEngine,
+    checker: _Checker,
+    live: dict[str, ServerView],
+    server: str | None,
+    held: Collection[str] | None,
 ) -> None:
     chart = checker.chart
     names = [server] if server else sorted(set(live) | set(checker.streams))
+    if held is not None:
+        names = [n for n in names if n in held]
     for uuid in names:
         st = checker.streams.get(uuid)
         current = live.get(uuid)

@@ -113,6 +113,9 @@ async def test_a_fleet_audited_from_the_cli_and_from_any_node(tmp_path, pg_url):
             assert {e["node"] for e in every} == {"node-a", "node-b"}
             of_b = c.get("/api/events", params={"limit": 1000, "node": "node-b"}).json()["events"]
             assert of_b == [e for e in every if e["node"] == "node-b"]
+            # Its own verification compares the live state of its own servers only: node B's are on node B.
+            verified = c.get("/api/audit/verify").json()
+            assert verified["live_state_checked"] is True and verified["problems"] == [], verified
             answer = c.get("/api/audit/fleet")
             assert answer.status_code == 200, answer.text
             assert {n["node"]: n["servers"] for n in answer.json()["nodes"]} == {"node-a": a_ids, "node-b": b_ids}
