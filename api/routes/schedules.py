@@ -4,6 +4,8 @@ writes nothing."""
 
 from __future__ import annotations
 
+import re
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 
@@ -58,17 +60,21 @@ async def add_schedule(request: Request, uuid: str) -> HTTPResponse:
 @doc(
     "Remove a schedule",
     "Recorded as `schedule.removed`. A run at work goes on to its outcome. A schedule from the server's "
-    "definition comes back when the definition is next recorded with it.",
+    "definition comes back when the definition is next recorded with it. Removing a schedule the server does "
+    "not have, or of a deleted server, is a 204 too (nothing to remove, nothing recorded); an `id` that is not "
+    "one is a 422.",
     params=[Param("id", {"type": "string", "pattern": SCHEDULE_ID}, "The schedule's id.", required=True)],
-    errors=(404,),
-    answers={204: Answer("Removed")},
+    errors=(422,),
+    answers={204: Answer("Removed, or there was no such schedule")},
 )
 async def remove_schedule(request: Request, uuid: str) -> HTTPResponse:
     the_node = node(request)
-    the_node.server(uuid)
-    schedule_id = request.args.get("id")
-    if not schedule_id:
-        return json({"error": "The query needs the schedule's `id`.", "field": "id"}, status=422)
-    if not await the_node.schedules.remove(uuid, schedule_id, metadata_for(request)):
-        raise ApiError(404, f"The server has no schedule {schedule_id!r}.")
+    deleted = uuid not in the_node.servers() and await the_node.stream_exists(uuid)
+    if not deleted:
+        the_node.server(uuid)  # 404 for a server the node never had
+    schedule_id = request.args.get("id") or ""
+    if not re.fullmatch(SCHEDULE_ID, schedule_id):
+        return json({"error": "The query's `id` is not a schedule id.", "field": "id"}, status=422)
+    if not deleted:  # a deleted server has no schedules left: nothing to remove
+        await the_node.schedules.remove(uuid, schedule_id, metadata_for(request))
     return empty(status=204)

@@ -5,19 +5,102 @@ unknown action or time zone is refused with the field it is in."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, available_timezones
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wingman.engine.servers.patterns import console_line_problem
+from wingman.engine.statechart import load_statechart
 
 StepAction = Literal["start", "stop", "restart", "kill", "command"]
+STEP_ACTIONS = ("start", "stop", "restart", "kill", "command")
 POWER_STEPS = ("start", "stop", "restart", "kill")
 SCHEDULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_STEPS = 20
+MAX_QUIET_MINUTES = 7 * 24 * 60
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)  # the next time of an expression that names none (30 February)
+# The lines console_line_problem lets through, as JSON Schema can say it (as engine.servers.definition's).
+CONSOLE_LINE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+ZONES = frozenset(available_timezones())
+
+
+def _cron_pattern() -> str:
+    """Five fields of numbers, ranges, lists and steps, each number in its field's range: what the
+    door takes, said as a pattern (names of months and days, `L`, `#` and `?` are not taken)."""
+    numbers = {
+        "minute": (r"[0-5]?[0-9]", r"(?:[1-9]|[1-5][0-9])"),
+        "hour": (r"(?:1?[0-9]|2[0-3])", r"(?:[1-9]|1[0-9]|2[0-3])"),
+        "day": (r"(?:[1-9]|[12][0-9]|3[01])", r"(?:[1-9]|[12][0-9]|30)"),
+        "month": (r"(?:[1-9]|1[0-2])", r"(?:[1-9]|1[01])"),
+        "weekday": (r"[0-6]", r"[1-6]"),
+    }
+    fields = []
+    for n, step in numbers.values():
+        item = rf"(?:\*|{n}(?:-{n})?)(?:/{step})?"
+        fields.append(rf"{item}(?:,{item})*")
+    return "^" + " ".join(fields) + "$"
+
+
+CRON = _cron_pattern()
+
+
+@cache
+def default_states() -> tuple[str, ...]:
+    """The default statechart's states: what the document says `only_in_states` takes (a node
+    running another chart takes that chart's, and says so with a 422)."""
+    return load_statechart().states
+
+
+def _no_nulls(data: Any, keys: tuple[str, ...]) -> Any:
+    # Absent and null are not the same at the door: the document has no null for these.
+    if isinstance(data, dict):
+        for key in keys:
+            if key in data and data[key] is None:
+                raise ValueError(f"`{key}` may be left out, not null")
+    return data
+
+
+def _step_schema(schema: dict[str, Any]) -> None:
+    props = schema["properties"]
+    props["command"] = {"type": "string", "minLength": 1, "pattern": CONSOLE_LINE}
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"action": {"const": "command"}}, "required": ["action"]},
+            "then": {"required": ["command"]},
+            "else": {"not": {"required": ["command"]}},
+        }
+    ]
+
+
+def _schedule_schema(schema: dict[str, Any]) -> None:
+    props = schema["properties"]
+    props["id"] = {"type": "string", "pattern": SCHEDULE_ID}
+    props["cron"] = {"type": "string", "pattern": CRON}
+    props["timezone"] = {"type": "string", "enum": sorted(ZONES), "default": "UTC"}
+    props["action"] = {"type": "string", "enum": list(STEP_ACTIONS)}
+    props["command"] = {"type": "string", "minLength": 1, "pattern": CONSOLE_LINE}
+    props["steps"] = {**props["steps"], "minItems": 1}
+    schema["oneOf"] = [
+        {
+            "required": ["action"],
+            "not": {"required": ["steps"]},
+            "if": {"properties": {"action": {"const": "command"}}},
+            "then": {"required": ["command"]},
+            "else": {"not": {"required": ["command"]}},
+        },
+        {"required": ["steps"], "not": {"anyOf": [{"required": ["action"]}, {"required": ["command"]}]}},
+    ]
+
+
+def _conditions_schema(schema: dict[str, Any]) -> None:
+    schema["properties"]["only_in_states"] = {
+        "type": "array",
+        "items": {"type": "string", "enum": list(default_states())},
+    }
 
 
 class _Closed(BaseModel):
@@ -28,8 +111,15 @@ class _Closed(BaseModel):
 class Step(_Closed):
     """One power action, or one line written to the server's console (`command`)."""
 
+    model_config = ConfigDict(json_schema_extra=_step_schema)
+
     action: StepAction
     command: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given(cls, data: Any) -> Any:
+        return _no_nulls(data, ("command",))
 
     @model_validator(mode="after")
     def _command(self) -> Step:
@@ -46,9 +136,11 @@ class Step(_Closed):
 class Conditions(_Closed):
     """What must hold when the schedule fires, or the firing is skipped (and the reason recorded)."""
 
+    model_config = ConfigDict(json_schema_extra=_conditions_schema)
+
     only_in_states: list[str] = Field(default_factory=list, description="fire only in one of these states")
     not_within_minutes_of_operator: float = Field(
-        default=0, ge=0, le=7 * 24 * 60, description="skip when an operator acted on the server this recently"
+        default=0, ge=0, le=MAX_QUIET_MINUTES, description="skip when an operator acted on the server this recently"
     )
 
 
@@ -56,7 +148,9 @@ class Schedule(_Closed):
     """A schedule as given. `action` (one step) or `steps` (a chain: each step waits for the
     previous one's outcome and runs only when it succeeded)."""
 
-    id: str | None = Field(default=None, json_schema_extra={"pattern": SCHEDULE_ID})
+    model_config = ConfigDict(json_schema_extra=_schedule_schema)
+
+    id: str | None = None
     cron: str
     timezone: str = "UTC"
     action: StepAction | None = None
@@ -77,38 +171,52 @@ class Schedule(_Closed):
     @classmethod
     def _cron(cls, v: str) -> str:
         # Five fields (minute to weekday): croniter also takes a sixth (seconds), which no Panel sends.
-        if len(v.split()) != 5 or not croniter.is_valid(v):
-            raise ValueError(f"{v[:80]!r} is not a cron expression of five fields")
+        if not re.fullmatch(CRON, v) or not croniter.is_valid(v):
+            raise ValueError(
+                f"{v[:80]!r} is not a cron expression of five fields (minute hour day month weekday: numbers, "
+                "`*`, ranges, lists and steps)"
+            )
         return v
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v[:80]!r} is not a known time zone") from None
+        if v not in ZONES:
+            raise ValueError(f"{v[:80]!r} is not a known time zone (an IANA name, such as Europe/Paris)")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given(cls, data: Any) -> Any:
+        return _no_nulls(data, ("id", "action", "command", "steps", "conditions"))
 
     @model_validator(mode="after")
     def _one_way(self) -> Schedule:
-        if (self.action is None) == (not self.steps):
-            raise ValueError("give `action` (one step) or `steps` (a chain), not both and not neither")
+        given = self.model_fields_set
+        if ("action" in given) == ("steps" in given) or ("steps" in given and not self.steps):
+            raise ValueError("give `action` (one step) or `steps` (a chain of at least one), not both and not neither")
+        if "steps" in given and "command" in given:
+            raise ValueError("`command` belongs to `action: command`; a chain's command steps carry their own")
         if self.action is not None:
-            self.steps = [Step(action=self.action, command=self.command)]
+            self.steps = [
+                Step(action=self.action) if self.command is None else Step(action=self.action, command=self.command)
+            ]
             self.action = self.command = None
         return self
 
     def next_after(self, moment: datetime) -> datetime:
         """The first time after `moment` (aware) the expression names, in the schedule's zone."""
         zone = ZoneInfo(self.timezone)
-        nxt = croniter(self.cron, moment.astimezone(zone)).get_next(datetime)
+        try:
+            nxt = croniter(self.cron, moment.astimezone(zone)).get_next(datetime)
+        except CroniterError:  # a day that never comes (30 February): never due
+            return NEVER
         assert isinstance(nxt, datetime)
         return nxt
 
     def stored(self) -> dict[str, object]:
         """The schedule as recorded (its steps spelled out)."""
-        return self.model_dump(mode="json", exclude={"action", "command"})
+        return self.model_dump(mode="json", exclude={"action", "command"}, exclude_none=True)
 
 
 class InvalidSchedule(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from wingman.engine.event_types import Cause
 from wingman.engine.events import ConsoleCommand, Event, Metadata, RecordedEvent
@@ -23,6 +23,7 @@ from wingman.engine.schedules.model import Step
 from wingman.engine.servers.registry import ServerRegistry, UnknownServer
 
 Record = Callable[[str, Event, Metadata], Awaitable[list[RecordedEvent]]]
+T = TypeVar("T")
 SCHEDULE_META = Metadata(actor=ACTOR, channel="schedule", cause=Cause.SCHEDULE)
 
 
@@ -56,9 +57,9 @@ class Runner:
         fired = ScheduleFired(
             schedule_id=run.schedule_id, run_id=run.run_id, due=run.due, steps=len(run.steps), missed=run.missed
         )
-        await self.record(run.server, fired, meta)
         done = 0
         try:
+            await _durable(self.record(run.server, fired, meta))
             for i, step in enumerate(run.steps):
                 if run.cancel_reason is not None:
                     raise asyncio.CancelledError()
@@ -87,7 +88,7 @@ class Runner:
                 "operation_id": operation_id or (run.operation_id if outcome != "succeeded" else None),
             }
         )
-        await self.record(run.server, finished, run.meta)
+        await _durable(self.record(run.server, finished, run.meta))
 
     async def _step(self, run: Run, step: Step, meta: Metadata) -> str | None:
         """Run one step to its outcome: None when it succeeded, else why not."""
@@ -96,7 +97,7 @@ class Runner:
         try:
             # The longest wait for the power lock Wings allows: a scheduled restart queues behind
             # an operator's start rather than being refused.
-            op = await self.power.request(run.server, step.action, MAX_WAIT, meta)
+            op = await _durable(self.power.request(run.server, step.action, MAX_WAIT, meta))
         except (SuspendedServer, ServerInstalling) as exc:
             return str(exc)
         except UnknownServer:
@@ -113,9 +114,23 @@ class Runner:
     async def _command(self, server: str, line: str, meta: Metadata) -> str | None:
         if self.processes.handle(server) is None:
             return "no process is running to write the command to"
-        await self.record(server, ConsoleCommand(command=line), meta)
+        await _durable(self.record(server, ConsoleCommand(command=line), meta))
         try:
             await self.processes.send_command(server, line)
         except Exception as exc:  # the process went away between the look and the write
             return f"the command could not be written: {exc}"
         return None
+
+
+async def _durable(work: Awaitable[T]) -> T:
+    """`work` to its end even when the run is cancelled meanwhile (an operator's kill): a request
+    or an event half written would be an operation without its outcome. The cancellation reaches
+    the run once it is done. (A step requested in the moment the kill is being written still runs,
+    after the kill: the run ends there, cancelled.)"""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            await asyncio.wait([task])
+        raise

@@ -37,7 +37,7 @@ from wingman.engine.schedules.events import (
     ScheduleSkipped,
     Source,
 )
-from wingman.engine.schedules.model import InvalidSchedule, Schedule, parse_schedules
+from wingman.engine.schedules.model import NEVER, InvalidSchedule, Schedule, parse_schedules
 from wingman.engine.schedules.runner import SCHEDULE_META, Run, Runner
 from wingman.engine.servers.registry import ServerRegistry, UnknownServer
 from wingman.engine.store.event_store import EventStore
@@ -272,6 +272,6 @@ class Scheduler:
             "source": entry.source,
             "set_at": entry.set_at.isoformat(),
             "last_due": entry.last_due.isoformat() if entry.last_due else None,
-            "next_due": entry.next_due.isoformat() if entry.next_due else None,
+            "next_due": entry.next_due.isoformat() if entry.next_due and entry.next_due != NEVER else None,
             "running": (entry.server, str(entry.schedule.id)) in self.runs,
         }

@@ -16,9 +16,7 @@ STATES = frozenset({"offline", "starting", "running", "stopping"})
 
 def test_a_single_action_is_a_chain_of_one_step():
     s = parse_schedule({"cron": "0 4 * * *", "action": "restart"})
-    assert [st.action for st in s.steps] == ["restart"] and s.stored()["steps"] == [
-        {"action": "restart", "command": None}
-    ]
+    assert [st.action for st in s.steps] == ["restart"] and s.stored()["steps"] == [{"action": "restart"}]
     assert "action" not in s.stored()
 
 
@@ -42,6 +40,10 @@ def test_a_single_action_is_a_chain_of_one_step():
         ),
         ({"cron": "0 4 * * *", "action": "start", "id": "no spaces"}, "id"),
         ({"cron": "0 4 * * *", "action": "start", "skip_next": "yes"}, "skip_next"),
+        ({"cron": "0 4 * * *", "action": "start", "id": None}, "schedule"),  # left out, or given: never null
+        ({"cron": "0 4 * * *", "steps": []}, "schedule"),
+        ({"cron": "0 4 * * *", "steps": [{"action": "start"}], "command": "x"}, "schedule"),
+        ({"cron": "0 4 * * mon", "action": "start"}, "cron"),  # names are not taken: numbers only
     ],
 )
 def test_a_bad_schedule_names_its_field(doc, field):
@@ -62,6 +64,18 @@ def test_the_next_due_time_is_in_the_schedules_zone_across_summer_time():
     after = s.next_after(datetime(2026, 3, 28, 12, 0, tzinfo=UTC))
     assert after.astimezone(UTC) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 03:00 summer time
     assert s.next_after(after).astimezone(UTC) == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
+
+
+def test_a_day_that_never_comes_is_never_due():
+    s = parse_schedule({"cron": "0 4 30 2 *", "action": "start"})
+    assert s.next_after(datetime(2026, 1, 1, tzinfo=UTC)).year == 9999
+
+
+def test_what_is_stored_reads_back_as_the_same_schedule():
+    s = parse_schedule(
+        {"id": "b", "cron": "0 4 * * 1-5", "steps": [{"action": "command", "command": "save"}, {"action": "stop"}]}
+    )
+    assert parse_schedule(s.stored()).stored() == s.stored()
 
 
 def test_a_definitions_schedules_get_ids_and_two_with_one_id_are_refused():
