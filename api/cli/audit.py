@@ -18,7 +18,15 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.api.cli.checkpoints import CheckpointsOpt, KeyOpt, checkpoint_file, print_checkpoints, prove, trusted_key
+from wingman.api.cli.checkpoints import (
+    CheckpointsOpt,
+    KeyOpt,
+    checkpoint_file,
+    node_checkpoints,
+    print_checkpoints,
+    prove,
+    trusted_key,
+)
 from wingman.api.cli.fleet import NodeOpt, NodeStreamsOpt, fleet, known_node, node_streams
 from wingman.api.cli.output import (
     EXIT_FINDINGS,
@@ -272,6 +280,7 @@ def verify(
         part = {"streams": streams, "node": node}
         with progress_bar(f"verifying {scope}", total, show) as tell:
             report, cp = await verify_everything(engine, server, trusted, file, progress=tell, **part)
+        cp = cp or await node_checkpoints(engine, server, node, trusted, file)
         ok = report.ok and (cp is None or cp.ok)
         if format in (ReportFmt.json, ReportFmt.ndjson):
             doc = report.as_dict() | {

@@ -1,4 +1,5 @@
-"""Signed checkpoints over the whole log, made and checked: the Merkle tree, the checkpoint format,
+"""Signed checkpoints over each node's own events (the whole log, on a database of one node), made
+and checked: the Merkle tree, the checkpoint format,
 where checkpoints are kept, the daemon's signing side, and verification and proofs against them.
 
 The tree and the format:
@@ -18,7 +19,8 @@ Signing, in the running daemon:
 
 Checking, for auditors (on the daemon's database or a copy of it):
 - `chain`: which checkpoints to believe (signatures, the key chain, the copies, gaps).
-- `verify`: the log against the believed checkpoints, in one pass.
+- `verify`: the log against the believed checkpoints, in one pass, each node's log with its key
+  (`node_log` checks one node's, `report` says what was found).
 - `proofs`: inclusion and consistency proofs a third party can check.
 
 May import: `engine.store` (the log's reader, its hash and its schema; the event store only to

@@ -30,14 +30,22 @@ class CheckpointFinding:
     message: str
     position: int | None = None  # the first log position this finding is about
     seq: int | None = None
+    node: str | None = None  # the node whose log of checkpoints it is about (None: the log as a whole)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "position": self.position, "checkpoint_seq": self.seq, "problem": self.message}
+        return {
+            "check": self.check,
+            "node": self.node,
+            "position": self.position,
+            "checkpoint_seq": self.seq,
+            "problem": self.message,
+        }
 
     def __str__(self) -> str:
         where = f"position {self.position}" if self.position is not None else "the checkpoints"
+        node = f"node {self.node}, " if self.node else ""
         seq = f", checkpoint {self.seq}" if self.seq is not None else ""
-        return f"{where}{seq}: [{self.check}] {self.message}"
+        return f"{node}{where}{seq}: [{self.check}] {self.message}"
 
 
 @dataclass
@@ -249,7 +257,12 @@ def _gaps(chain: Chain) -> None:
         expected = seq + 1
 
 
-async def load_chain(engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None) -> Chain:
-    table = await storage.load(engine)
+async def load_chain(
+    engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None, node: str | None = None
+) -> Chain:
+    """The chain of one node's checkpoints (`node`), or of the only node's (None)."""
+    table = await storage.load(engine, node=node)
     file = storage.read_file(checkpoint_file) if checkpoint_file is not None else None
+    if file is not None and node is not None:
+        file = [s for s in file if s.signed is None or s.node == node]
     return build_chain(table, file, trusted_key)

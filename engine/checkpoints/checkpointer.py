@@ -1,4 +1,5 @@
-"""Signed checkpoints over the whole log, made by the running daemon.
+"""Signed checkpoints over the node's own events, made by the running daemon (a log of the node's
+own in a shared database: engine.checkpoints.resume says which events are its leaves).
 
 The tree is kept current by a store subscriber: the store calls it with each committed group, in
 position order, on the event loop, and it only appends each event's hash (computed by the writer
@@ -62,6 +63,7 @@ class Checkpointer:
         self._uncovered: list[bytes] = []  # event hashes since the last checkpoint
         self._since: float | None = None  # when the first of them was committed (monotonic)
         self._seq = 0
+        self._position = 0  # the log position of the tree's last leaf
         self._to_table: list[storage.CheckpointRow] = []
         self._to_file: list[SignedCheckpoint] = []
         self._witness = Witness(settings.witness_url, settings.witness_headers) if settings.witness_url else None
@@ -86,9 +88,11 @@ class Checkpointer:
         and before anything else appends."""
         await self._finish_rotation()
         file = self.settings.checkpoint_file
-        file_seq = await asyncio.to_thread(storage.last_seq_in_file, file) if file else 0
-        r = self.resumed = await resume_tree(self.store.engine, {self.public_key}, file_seq)
+        node = self.settings.node_id
+        file_seq = await asyncio.to_thread(storage.last_seq_in_file, file, node) if file else 0
+        r = self.resumed = await resume_tree(self.store.engine, {self.public_key}, node, file_seq)
         self.tree, self.last, self._seq, self._uncovered = r.tree, r.last, r.last_seq, r.uncovered
+        self._position = r.last_position
         if self._uncovered:
             self._since = time.monotonic()  # left uncovered by a daemon that did not stop cleanly
         if file and file_seq < r.last_seq:
@@ -130,6 +134,7 @@ class Checkpointer:
             data = bytes.fromhex(ev.hash)
             self.tree.append_hash(leaf_hash(data))
             self._uncovered.append(data)
+            self._position = ev.position
         if was_empty:
             self._since = time.monotonic()
             self._wake.set()  # the task arms the timer
@@ -181,7 +186,7 @@ class Checkpointer:
             next_key=next_key,
         )
         signed = sign(self.key, body)
-        self._to_table.append(storage.row(signed, self.tree.to_hex(), b"".join(self._uncovered)))
+        self._to_table.append(storage.row(signed, self.tree.to_hex(), b"".join(self._uncovered), self._position))
         self._to_file.append(signed)
         self._uncovered, self._since, self.last = [], None, signed
         return signed
@@ -225,7 +230,7 @@ class Checkpointer:
         """Checkpoints the table holds but the file lacks (the daemon died between the two)."""
         missing = [
             s.signed
-            for s in await storage.load(self.store.engine, with_leaves=False)
+            for s in await storage.load(self.store.engine, with_leaves=False, node=self.settings.node_id)
             if s.signed is not None and s.problem is None and s.signed.seq > file_seq
         ]
         try:
@@ -261,7 +266,7 @@ class Checkpointer:
         if nxt is None:
             return
         announced = encode_key(nxt.public_key())
-        latest = await storage.latest(self.store.engine)
+        latest = await storage.latest(self.store.engine, self.settings.node_id)
         if (
             latest is not None
             and latest.signed is not None

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.checkpoints import storage
 from wingman.engine.checkpoints.chain import Entry, load_chain
 from wingman.engine.checkpoints.tree import consistency_proof, inclusion_proof, leaf_hash, tree_root
 from wingman.engine.events import RecordedEvent
@@ -69,6 +70,12 @@ async def _tree_leaves(engine: AsyncEngine, believed: list[Entry], *against: Ent
 
 
 async def _believed(engine: AsyncEngine, trusted_key: str | None, file: Path | None) -> list[Entry]:
+    nodes = storage.nodes_of(await storage.load(engine, with_leaves=False))
+    if len(nodes) > 1:  # a node's leaves are its own events: a proof would have to name them
+        raise NoProof(
+            f"the checkpoints here are {len(nodes)} nodes' logs ({', '.join(nodes)}): "
+            "proofs in a fleet are not built yet"
+        )
     chain = await load_chain(engine, trusted_key, file)
     believed = chain.believed
     if not believed:

@@ -1,12 +1,18 @@
-"""The tree brought up to the log's end when the daemon starts.
+"""The node's tree brought up to the log's end when the daemon starts.
+
+A node's leaves are its own events in position order (`node_id` its own), preceded by the events
+from before node ids were recorded (`node_id` NULL), which open every node's log: so a single
+node's log is the whole log, exactly as before checkpoints were per node. The latest checkpoint is
+the node's own (the table's rows of its node id), never another node's.
 
 The cheap way: the latest checkpoint's compact range, once it checks out (signed by one of our
-keys, the range reproduces the signed root, and the event at position `size` is there and still
-hashes to the last leaf the checkpoint added, so the log was neither cut short nor swapped for
-another), then only the events after it are read. Otherwise every event is read from the first,
-and the reason is logged: the log no longer agrees with what was signed, which `wingman audit
-verify` will report, and new checkpoints cover the log as it is now (their disagreement with the
-old ones stays visible to any verifier). Edits in the middle of the log are not looked for here:
+keys, the range reproduces the signed root, and the event at the position it says it covers up to
+is there, is the node's, and still hashes to the last leaf the checkpoint added, so the log was
+neither cut short nor swapped for another), then only the node's events after it are read.
+Otherwise every one of the node's events is read from the first, and the reason is logged: the log
+no longer agrees with what was signed, which `wingman audit verify` will report, and new
+checkpoints cover the log as it is now (their disagreement with the old ones stays visible to any
+verifier). Edits in the middle of the log are not looked for here:
 that is verification's job, and the resumed range still summarises what was signed.
 
 The events read are folded by their stored hash, the value the writer computed for them, as the
@@ -22,14 +28,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.checkpoints import storage
 from wingman.engine.checkpoints.format import SignedCheckpoint
 from wingman.engine.checkpoints.tree import CompactRange, ProofError
-from wingman.engine.store.hashing import leaf_of
-from wingman.engine.store.queries import EventFilter, iterate
 from wingman.engine.store.schema import events as E
 
 log = structlog.get_logger("wingman.checkpoints")
@@ -44,9 +48,19 @@ class Resumed:
     folded: int = 0  # events read from the log to get here
     how: str = "empty"  # "resumed" | "folded" | "empty"
     problem: str | None = None  # why the latest checkpoint was not resumed from
+    last_position: int = 0  # the log position of the tree's last leaf
 
 
-async def _why_not(engine: AsyncEngine, stored: storage.StoredCheckpoint, keys: set[str]) -> str | None:
+def mine(node: str | None) -> ColumnElement[bool]:
+    """The node's leaves: its own events and those from before node ids."""
+    if node is None:
+        return E.c.node_id.is_(None)
+    return or_(E.c.node_id == node, E.c.node_id.is_(None))
+
+
+async def _why_not(
+    engine: AsyncEngine, stored: storage.StoredCheckpoint, keys: set[str], node: str | None
+) -> str | None:
     cp = stored.signed
     if cp is None or stored.problem:
         return stored.problem or "it cannot be read"
@@ -62,19 +76,25 @@ async def _why_not(engine: AsyncEngine, stored: storage.StoredCheckpoint, keys: 
         return "its compact range does not reproduce its signed root"
     if cp.size == 0:
         return None
-    last = [ev async for ev in iterate(engine, EventFilter(upto_position=cp.size), after=cp.size - 1)]
-    if not last:
-        return f"the log has no event at position {cp.size} (it was cut short, or replaced)"
+    at = stored.upto_position
+    if at is None:
+        return "it does not say up to which position it covers"
+    async with engine.connect() as conn:
+        last = (await conn.execute(select(E.c.hash).where(E.c.position == at, mine(node)))).first()
+    if last is None:
+        return f"the log has no event at position {at} by this node (it was cut short, or replaced)"
     kept = stored.leaves or b""
-    if len(kept) >= 32 and leaf_of(last[0]) != kept[-32:]:
-        return f"the event at position {cp.size} no longer hashes to the leaf the checkpoint signed"
+    if len(kept) >= 32 and _leaf_data(last.hash) != kept[-32:]:
+        return f"the event at position {at} no longer hashes to the leaf the checkpoint signed"
     return None
 
 
-async def _stored_hashes(engine: AsyncEngine, after: int, page: int = 20000) -> AsyncIterator[tuple[int, object]]:
-    """(position, hash) of every event after `after`, in position order, a page at a time."""
+async def _stored_hashes(
+    engine: AsyncEngine, after: int, node: str | None, page: int = 20000
+) -> AsyncIterator[tuple[int, object]]:
+    """(position, hash) of the node's events after `after`, in position order, a page at a time."""
     while True:
-        q = select(E.c.position, E.c.hash).where(E.c.position > after).order_by(E.c.position).limit(page)
+        q = select(E.c.position, E.c.hash).where(E.c.position > after, mine(node)).order_by(E.c.position).limit(page)
         async with engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         for r in rows:
@@ -93,25 +113,31 @@ def _leaf_data(stored_hash: object) -> bytes:
     return data if len(data) == 32 else hashlib.sha256(b"unreadable hash: " + str(stored_hash).encode()).digest()
 
 
-async def resume_tree(engine: AsyncEngine, keys: set[str], file_seq: int = 0) -> Resumed:
-    """The tree over the whole log; `keys` are our public keys (base64), `file_seq` the last seq
-    in the checkpoint file (so a new checkpoint never reuses a number either copy holds)."""
-    latest = await storage.latest(engine)
+async def resume_tree(engine: AsyncEngine, keys: set[str], node: str, file_seq: int = 0) -> Resumed:
+    """The node's tree over its own events; `keys` are our public keys (base64), `file_seq` the
+    node's last seq in the checkpoint file (so a new checkpoint never reuses a number either copy
+    holds)."""
+    latest = await storage.latest(engine, node)
     last = latest.signed if latest is not None else None
     last_seq = max(file_seq, latest_seq(latest))
     start, tree, problem, how = 0, CompactRange(), None, "folded"
     if latest is not None:
-        problem = await _why_not(engine, latest, keys)
+        problem = await _why_not(engine, latest, keys, node)
         if problem is None and last is not None:  # (_why_not says None only for a checkpoint that reads)
-            start, tree, how = last.size, CompactRange.from_hex(last.size, latest.frontier or []), "resumed"
+            start, tree, how = (
+                latest.upto_position or 0,
+                CompactRange.from_hex(last.size, latest.frontier or []),
+                "resumed",
+            )
     covered = last.size if last is not None else 0
-    out = Resumed(tree=tree, last=last, last_seq=last_seq, how=how, problem=problem)
-    async for _, stored_hash in _stored_hashes(engine, start):
+    out = Resumed(tree=tree, last=last, last_seq=last_seq, how=how, problem=problem, last_position=start)
+    async for position, stored_hash in _stored_hashes(engine, start, node):
         leaf = _leaf_data(stored_hash)
         tree.append(leaf)
         if tree.size > covered:
             out.uncovered.append(leaf)
         out.folded += 1
+        out.last_position = position
     if latest is None and tree.size == 0:
         out.how = "empty"
     if latest is not None and problem is not None:

@@ -1,271 +1,210 @@
 """Verification of the log against its signed checkpoints: the part of the audit that holds against
 someone who can write the database.
 
-The believed checkpoints (engine.checkpoints.chain: signatures, the key chain, the copies)
-are checked in one pass over the log in position order, flat in memory (the compact range, and the
-leaves since the last checkpoint):
+Each node signs a log of its own (engine.checkpoints.resume: its leaves are its own events in
+position order, after the events from before node ids), so each node's checkpoints are checked
+against that node's events, with that node's key (engine.checkpoints.node_log), all in one pass
+over the log in position order, flat in memory (per node the compact range, the leaves since its
+last checkpoint, and the position of each leaf):
 - every leaf is recomputed from the row itself (engine.store.hashing.leaf_of), never read from
   the stored hash, so a row edited with every later hash of its stream recomputed still changes
   the root;
-- the log must reproduce each checkpoint's root at its size, and hold at least as many events as
-  the largest one (else it was cut short: truncation);
-- positions run 1, 2, 3... (a missing one is a deleted event);
-- consecutive checkpoints must be an append-only history: when the log reproduces the later one
-  it must reproduce the earlier one too (else they fork), and where the log reproduces neither,
-  the leaves the table kept with the later one must lead from the earlier root to the later one;
-- where a root is not reproduced, the first position that differs is named: the leaves kept with
-  the checkpoint are compared one by one with the log's, once they are shown to lead to the signed
-  root (otherwise they prove nothing and the finding names the first position the checkpoint
-  covers beyond the previous one).
-Events after the last believed checkpoint are counted as not yet covered.
+- a node's events must reproduce each of its checkpoints' roots at its size, and be at least as
+  many as the largest one (else its log was cut short: truncation);
+- positions run 1, 2, 3... across the whole log (a missing one is a deleted event);
+- consecutive checkpoints of a node must be an append-only history: when its events reproduce the
+  later one they must reproduce the earlier one too (else they fork), and where they reproduce
+  neither, the leaves the table kept with the later one must lead from the earlier root to the
+  later one;
+- where a root is not reproduced, the first position that differs is named, with its node.
+Events after a node's last believed checkpoint are counted as not yet covered.
+
+The keys: the auditor gives one (`--key KEY`: the node whose checkpoints it signed) or one per node
+(`NODE=KEY`, several separated by spaces); a node given none is checked against the keys its own
+checkpoints announce, with a warning that this proves nothing against someone who can write the
+database. On a log with one node (SQLite) nothing of this shows: one node, one key, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.checkpoints.chain import MAX_FINDINGS, Chain, ChainKey, CheckpointFinding, Entry, load_chain
-from wingman.engine.checkpoints.tree import CompactRange, leaf_hash
+from wingman.engine.checkpoints import storage
+from wingman.engine.checkpoints.chain import CheckpointFinding, build_chain
+from wingman.engine.checkpoints.node_log import NodeLogVerifier
+from wingman.engine.checkpoints.report import CheckpointReport, fleet_report
 from wingman.engine.events import RecordedEvent
-from wingman.engine.store.hashing import leaf_of
 from wingman.engine.store.queries import EventFilter, high_water, iterate
+from wingman.engine.store.schema import events as E
+
+__all__ = ["CheckpointReport", "CheckpointVerifier", "trusted_keys", "verify_checkpoints"]
+
+_PAGE = 20000
 
 
-@dataclass
-class CheckpointReport:
-    trusted_key: str | None
-    log_size: int = 0
-    checkpoints: int = 0  # distinct readable checkpoints, all copies together
-    believed: int = 0
-    covered: int = 0  # the largest size a believed checkpoint signed
-    not_yet_covered: int = 0  # events after it
-    keys: list[ChainKey] = field(default_factory=list)
-    table: int = 0
-    file: int | None = None
-    findings: list[CheckpointFinding] = field(default_factory=list)
-    findings_total: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.findings_total == 0
-
-    @property
-    def first(self) -> CheckpointFinding | None:
-        placed = [f for f in self.findings if f.position is not None]
-        return min(placed, key=lambda f: f.position or 0) if placed else (self.findings[0] if self.findings else None)
-
-    def as_dict(self) -> dict[str, Any]:
-        first = self.first
-        return {
-            "ok": self.ok,
-            "trusted_key": self.trusted_key,
-            "log_size": self.log_size,
-            "checkpoints": self.checkpoints,
-            "checkpoints_believed": self.believed,
-            "in_table": self.table,
-            "in_file": self.file,
-            "covered_up_to_position": self.covered,
-            "not_yet_covered": self.not_yet_covered,
-            "keys": self.keys,
-            "first_bad_position": first.position if first else None,
-            "first_problem": first.as_dict() if first else None,
-            "problems": [f.as_dict() for f in self.findings],
-            "problems_total": self.findings_total,
-            "warnings": self.warnings,
-        }
+def trusted_keys(trusted: str | None) -> tuple[str | None, dict[str, str]]:
+    """(the key given for no node in particular, the keys given per node) from the trusted key's
+    text: `KEY`, or `NODE=KEY ...` (a node id never holds `=`; a base64 key ends with one)."""
+    bare: str | None = None
+    by_node: dict[str, str] = {}
+    for part in (trusted or "").split():
+        node, eq, key = part.partition("=")
+        if eq and key and "=" not in node:
+            by_node[node] = key
+        else:
+            bare = part
+    return bare, by_node
 
 
 class CheckpointVerifier:
-    """Fed every event of the log in position order (`feed`), after `prepare`; `finish` reports."""
+    """Fed every event of the log in position order (`feed`), after `prepare`; `finish` reports:
+    the node's report on a log of one node, else the fleet's (each node's in `nodes`)."""
 
-    def __init__(self, engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None = None):
-        self.engine, self.trusted_key, self.checkpoint_file = engine, trusted_key, checkpoint_file
-        self.report = CheckpointReport(trusted_key)
-        self.tree = CompactRange()
-        self._chain: Chain | None = None
-        self._at: dict[int, list[Entry]] = {}  # size -> believed checkpoints of that size
-        self._since: list[bytes] = []  # the log's leaves since the last size in _at
-        self._last_range = CompactRange()
-        self._expected = 1  # the next position
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        trusted_key: str | None,
+        checkpoint_file: Path | None = None,
+        node: str | None = None,
+    ):
+        self.engine, self.trusted_key, self.checkpoint_file, self.only = engine, trusted_key, checkpoint_file, node
+        self._logs: dict[str | None, NodeLogVerifier] = {}
+        self._runs: list[tuple[int, str | None]] = []  # (first position, node) of each run of one node's events
+        self._run = 0
+        self._mapped_to = 0  # the last position the runs know (events after it came during the check)
+        self._fleet_findings: list[CheckpointFinding] = []
+        self._expected = 1
         self._gap_reported = False
+        self._events = 0
 
     async def prepare(self) -> None:
-        """Read the checkpoints. Call before the log's high-water mark is taken, so that every
-        checkpoint read signs events that were already committed."""
-        chain = self._chain = await load_chain(self.engine, self.trusted_key, self.checkpoint_file)
-        for e in chain.believed:
-            self._at.setdefault(e.size, []).append(e)
-        if 0 in self._at:
-            self._boundary()
+        """Read the checkpoints, then which node wrote each event. Call before the log's high-water
+        mark is taken, so that every checkpoint read signs events that were already committed."""
+        table = await storage.load(self.engine)
+        file = await asyncio.to_thread(storage.read_file, self.checkpoint_file) if self.checkpoint_file else None
+        event_nodes = await self._event_nodes()
+        nodes = list(dict.fromkeys([*storage.nodes_of(table), *storage.nodes_of(file or []), *event_nodes]))
+        nodes = [n for n in nodes if n]
+        bare, by_node = trusted_keys(self.trusted_key)
+        if len(nodes) <= 1 and self.only in (None, *nodes):
+            node = nodes[0] if nodes else None
+            key = by_node.get(node or "", bare) if by_node else bare
+            self._logs[node] = NodeLogVerifier(node, build_chain(table, file, key), key)
+            return
+        await self._map_nodes()
+        signers = {
+            n: {k for s in table if s.node == n and s.signed for k in (s.signed.key, s.signed.next_key)} for n in nodes
+        }
+        bare_anywhere = bare is not None and any(bare in keys for keys in signers.values())
+        for n in [self.only] if self.only is not None else nodes:
+            key = by_node.get(n)
+            if key is None and bare is not None and (bare in signers.get(n, set()) or not bare_anywhere):
+                key = bare
+            mine = [s for s in table if s.node == n]
+            in_file = None if file is None else [s for s in file if s.signed is None or s.node == n]
+            self._logs[n] = NodeLogVerifier(n, build_chain(mine, in_file, key), key)
+        for n in sorted(set(by_node) - set(nodes)):
+            self._fleet_findings.append(
+                CheckpointFinding(
+                    "key", f"a key was given for node {n}, which has no events or checkpoints here", node=n
+                )
+            )
 
-    @property
-    def chain(self) -> Chain:
-        if self._chain is None:
-            raise RuntimeError("prepare() reads the checkpoints first")
-        return self._chain
+    async def _event_nodes(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(E.c.node_id).where(E.c.node_id.is_not(None)).distinct())
+            return sorted(str(r[0]) for r in rows)
 
-    def _add(self, finding: CheckpointFinding) -> None:
-        self.report.findings_total += 1
-        if len(self.report.findings) < MAX_FINDINGS:
-            self.report.findings.append(finding)
+    async def _map_nodes(self) -> None:
+        """Runs of consecutive positions written by one node, for `feed` to route each event."""
+        after = 0
+        async with self.engine.connect() as conn:
+            while True:
+                q = select(E.c.position, E.c.node_id).where(E.c.position > after).order_by(E.c.position).limit(_PAGE)
+                rows = (await conn.execute(q)).all()
+                for position, node in rows:
+                    if not self._runs or self._runs[-1][1] != node:
+                        self._runs.append((int(position), node))
+                if len(rows) < _PAGE:
+                    break
+                after = int(rows[-1][0])
+        self._mapped_to = after if not rows else int(rows[-1][0])
+
+    def _node_at(self, position: int) -> tuple[bool, str | None]:
+        """(known, node) of the event at `position` (positions arrive in order)."""
+        if position > self._mapped_to:
+            return False, None
+        runs = self._runs
+        while self._run + 1 < len(runs) and runs[self._run + 1][0] <= position:
+            self._run += 1
+        return True, runs[self._run][1]
 
     def feed(self, ev: RecordedEvent, recomputed: str | None = None) -> None:
         """One event, in position order; `recomputed` is its hash from its contents, if known."""
-        if ev.position != self._expected and not self._gap_reported:
+        self._check_gap(ev.position)
+        self._events += 1
+        if not self._runs:  # one node: every event is its
+            for log in self._logs.values():
+                log.feed(ev, recomputed)
+            return
+        known, node = self._node_at(ev.position)
+        if not known:
+            return  # committed after the checkpoints were read: no checkpoint read covers it
+        if node is None:  # from before node ids: it opens every node's log
+            for log in self._logs.values():
+                log.feed(ev, recomputed)
+        elif node in self._logs:
+            self._logs[node].feed(ev, recomputed)
+
+    def _check_gap(self, position: int) -> None:
+        if position != self._expected and not self._gap_reported:
             span = (
                 f"position {self._expected} is"
-                if ev.position == self._expected + 1
-                else f"positions {self._expected} to {ev.position - 1} are"
+                if position == self._expected + 1
+                else f"positions {self._expected} to {position - 1} are"
             )
-            if ev.position > self._expected:
-                self._add(
-                    CheckpointFinding(
-                        "gap", f"{span} missing from the log: events were deleted", position=self._expected
-                    )
+            if position > self._expected:
+                f = CheckpointFinding(
+                    "gap", f"{span} missing from the log: events were deleted", position=self._expected
                 )
             else:
-                self._add(
-                    CheckpointFinding(
-                        "gap",
-                        f"position {ev.position} comes after {self._expected - 1}: the log's order was changed",
-                        position=ev.position,
-                    )
+                f = CheckpointFinding(
+                    "gap",
+                    f"position {position} comes after {self._expected - 1}: the log's order was changed",
+                    position=position,
                 )
+            self._fleet_findings.append(f)
             self._gap_reported = True  # one is enough: the roots below say the rest
-        self._expected = ev.position + 1
-        data = bytes.fromhex(recomputed) if recomputed is not None else leaf_of(ev)
-        self.tree.append_hash(leaf_hash(data))
-        self._since.append(data)
-        if self.tree.size in self._at:
-            self._boundary()
-
-    def _boundary(self) -> None:
-        size, root = self.tree.size, self.tree.root().hex()
-        for e in self._at[size]:
-            e.reproduced = root == e.signed.root
-            e.log_range = self.tree.copy()
-            if not e.reproduced:
-                self._mismatch(e)
-        self._since, self._last_range = [], self.tree.copy()
-
-    def _mismatch(self, e: Entry) -> None:
-        prev = self._previous(e)
-        start = prev.size if prev is not None else 0
-        position, how = start + 1, f"somewhere in positions {start + 1} to {e.size}"
-        base = None
-        if prev is not None:
-            base = prev.log_range if prev.reproduced else prev.stored_range()
-        elif start == 0:
-            base = CompactRange()
-        kept = e.leaves
-        if base is not None and kept is not None and len(kept) == e.size - base.size:
-            probe = base.copy()
-            probe.extend(kept)
-            if probe.root().hex() == e.signed.root and self._last_range.size == base.size:
-                first = next((i for i, (a, b) in enumerate(zip(kept, self._since, strict=False)) if a != b), None)
-                if first is None:
-                    return  # the events it added are the ones it signed: an earlier finding explains it
-                position, how = base.size + first + 1, "the event there is not the one it signed"
-        self._add(
-            CheckpointFinding(
-                "root",
-                f"the log no longer reproduces checkpoint {e.seq} (size {e.size}, signed "
-                f"{e.signed.time}): {how} (edited, replaced, swapped or deleted)",
-                position=position,
-                seq=e.seq,
-            )
-        )
-
-    def _previous(self, e: Entry) -> Entry | None:
-        """The believed checkpoint just before `e` in the chain (the one its kept leaves start at)."""
-        believed = self.chain.believed
-        i = believed.index(e)
-        return believed[i - 1] if i > 0 and believed[i - 1].seq == e.seq - 1 else None
+        self._expected = position + 1
 
     def finish(self) -> CheckpointReport:
-        r, chain = self.report, self.chain
-        r.log_size = self.tree.size
-        for f in chain.findings:
-            self._add(f)
-        r.warnings.extend(chain.warnings)
-        r.checkpoints, r.table, r.file, r.keys = len(chain.entries), chain.table_count, chain.file_count, chain.keys
-        believed = chain.believed
-        r.believed = len(believed)
-        r.covered = max((e.size for e in believed), default=0)
-        r.not_yet_covered = max(0, r.log_size - r.covered)
-        beyond = [e for e in believed if e.size > r.log_size]
-        if beyond:
-            e = max(beyond, key=lambda x: x.size)
-            self._add(
-                CheckpointFinding(
-                    "truncation",
-                    f"the log holds {r.log_size} events, but checkpoint {e.seq} (signed {e.signed.time}) "
-                    f"covers {e.size}: positions {r.log_size + 1} to {e.size} were removed",
-                    position=r.log_size + 1,
-                    seq=e.seq,
-                )
-            )
-        self._consistency(believed)
-        if not believed and r.log_size:
-            r.warnings.append(
-                f"no checkpoint can be believed: none of the {r.log_size} events is covered by a "
-                "signature, so nothing shows the log was not rewritten"
-            )
-        return r
-
-    def _consistency(self, believed: list[Entry]) -> None:
-        for a, b in zip(believed, believed[1:], strict=False):
-            if b.size < a.size:
-                self._add(
-                    CheckpointFinding(
-                        "consistency",
-                        f"checkpoint {b.seq} signs {b.size} events after checkpoint "
-                        f"{a.seq} signed {a.size}: the signed history went back",
-                        position=b.size + 1,
-                        seq=b.seq,
-                    )
-                )
-            elif b.reproduced and a.reproduced is False:
-                self._add(
-                    CheckpointFinding(
-                        "consistency",
-                        f"checkpoints {a.seq} and {b.seq} fork: the log reproduces "
-                        f"{b.seq}, whose first {a.size} events are not the ones {a.seq} signed "
-                        "(the history was rewritten between them)",
-                        position=None,
-                        seq=b.seq,
-                    )
-                )
-            elif not b.reproduced and not self._kept_leaves_extend(a, b):
-                self.report.warnings.append(
-                    f"checkpoints {a.seq} -> {b.seq}: neither the log nor the leaves kept with "
-                    f"{b.seq} show that {b.seq} extends {a.seq}"
-                )
-
-    @staticmethod
-    def _kept_leaves_extend(a: Entry, b: Entry) -> bool:
-        if b.size == a.size:
-            return a.signed.root == b.signed.root
-        base = a.log_range if a.reproduced else a.stored_range()
-        if base is None or b.leaves is None or b.seq != a.seq + 1 or len(b.leaves) != b.size - a.size:
-            return False
-        probe = base.copy()
-        probe.extend(b.leaves)
-        return probe.root().hex() == b.signed.root
+        reports = [log.finish() for log in self._logs.values()]
+        if len(reports) == 1 and not self._runs:
+            out = reports[0]
+        else:
+            out = fleet_report(self.trusted_key, reports, self._events)
+            if self.only is not None and len(reports) == 1:
+                out.node = self.only
+        for f in self._fleet_findings:
+            out.findings_total += 1
+            out.findings.append(f)
+        return out
 
 
 async def verify_checkpoints(
-    engine: AsyncEngine, trusted_key: str | None, checkpoint_file: Path | None = None, page_size: int = 1000
+    engine: AsyncEngine,
+    trusted_key: str | None,
+    checkpoint_file: Path | None = None,
+    page_size: int = 1000,
+    node: str | None = None,
 ) -> CheckpointReport:
-    """The checkpoint checks alone, in a pass of their own (engine.audit.verify.verify_everything
-    runs them in the pass of the per-stream checks)."""
-    v = CheckpointVerifier(engine, trusted_key, checkpoint_file)
+    """The checkpoint checks alone, in a pass of their own, for every node's log or one `node`'s
+    (engine.audit.verify.verify_everything runs them in the pass of the per-stream checks)."""
+    v = CheckpointVerifier(engine, trusted_key, checkpoint_file, node)
     await v.prepare()
     count = 0
     async for ev in iterate(engine, EventFilter(upto_position=await high_water(engine)), page_size=page_size):

@@ -82,12 +82,16 @@ snapshots = Table(
 checkpoints = Table(
     "checkpoints",
     metadata,
+    # A node's own log (migration 0008): its checkpoints are numbered by seq apart from other nodes'.
+    Column("node_id", String(128), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("size", Position, nullable=False, index=True),
     Column("body", Text, nullable=False),
     Column("signature", String(128), nullable=False),
     Column("frontier", JSON, nullable=False),
     Column("leaves", LargeBinary, nullable=False),
+    # The position of the last event it covers: the daemon's resume point, never trusted by verify.
+    Column("upto_position", Position, nullable=True),
 )
 
 

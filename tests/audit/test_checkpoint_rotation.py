@@ -85,8 +85,17 @@ async def test_an_announcement_signed_by_another_key_is_refused(tmp_path):
     sql(
         log.db,
         (
-            "INSERT INTO checkpoints (seq, size, body, signature, frontier, leaves) VALUES (?, ?, ?, ?, ?, ?)",
-            (announce.seq, announce.size, json.dumps(announce.body), announce.signature, last["frontier"], b""),
+            "INSERT INTO checkpoints (node_id, seq, size, body, signature, frontier, leaves) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                announce.node,
+                announce.seq,
+                announce.size,
+                json.dumps(announce.body),
+                announce.signature,
+                last["frontier"],
+                b"",
+            ),
         ),
     )
     code, doc, _ = await averdict(log, key=log.key)

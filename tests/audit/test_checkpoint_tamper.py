@@ -172,8 +172,9 @@ def test_unannounced_rotation_is_refused(log):
     sql(
         log.db,
         (
-            "INSERT INTO checkpoints (seq, size, body, signature, frontier, leaves) VALUES (?, ?, ?, ?, ?, ?)",
-            (signed.seq, signed.size, json.dumps(signed.body), signed.signature, last["frontier"], b""),
+            "INSERT INTO checkpoints (node_id, seq, size, body, signature, frontier, leaves) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (signed.node, signed.seq, signed.size, json.dumps(signed.body), signed.signature, last["frontier"], b""),
         ),
     )
     code, doc, _ = verdict(log, key=log.key)
