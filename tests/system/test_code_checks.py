@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CODE = ["engine", "api", "migrations", "tests", "benchmarks", "setup.py"]
 # The engine's packages held to --strict. The rest of the engine joins as it is typed.
-STRICT = ["wingman.engine.node", "wingman.engine.event_types"]
+STRICT = ["wingman.engine.node", "wingman.engine.event_types", "wingman.engine.power", "wingman.engine.daemon"]
 
 
 def tool(*args: str) -> subprocess.CompletedProcess[str]:
