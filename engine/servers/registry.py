@@ -5,12 +5,17 @@ Each view's power state is held by its position in the chart (engine.statechart.
 which the fold moves when a `state.changed` event is committed; nothing else writes it. Callers
 ask `may_fire` (under their own per-server ordering) before they append a state change; the
 answer is the chart's one (its table compiled from the `transitions` machine).
+
+In a fleet's shared database (docs/fleet.md) a node holds its own servers only: at boot it leaves
+out every stream another node owns (its `stream_owners` row names another node), unless the
+daemon names it as one of its own (its config's servers). Streams no node has claimed (history
+from before node ids) are loaded, as on a database of one node, where nothing is left out.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import structlog
@@ -34,6 +39,7 @@ from wingman.engine.servers.replay import state_at
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.statechart import PowerMachine
 from wingman.engine.store.event_store import NO_STREAM, ConcurrencyError, EventStore
+from wingman.engine.store.ownership import owned_elsewhere
 from wingman.engine.store.points import END
 from wingman.engine.store.queries import stream_versions
 
@@ -81,12 +87,20 @@ class ServerRegistry:
         self._open: dict[str, Operation] = {}
         self.recently_finished: OrderedDict[str, Operation] = OrderedDict()
         self.snapshot_versions: dict[str, int] = {}  # streams started from a snapshot at boot, and its version
+        # Streams other nodes own, left out at boot and not followed: this node cannot write them.
+        self.elsewhere: set[str] = set()
 
-    async def load(self, snapshots: SnapshotCache | None = None) -> None:
+    async def load(self, snapshots: SnapshotCache | None = None, also: Collection[str] = ()) -> None:
         """Fold the log, then follow the store's commits. With a snapshot cache, each stream starts
         from its latest checked snapshot (the daemon saves every stream's at shutdown) and only the
         events after it are folded, stream by stream; when too many streams have none, the whole
-        log is folded from the first event instead (one pass beats thousands of small reads)."""
+        log is folded from the first event instead (one pass beats thousands of small reads).
+        Streams another node owns are left out, but for those in `also` (the node's own servers)."""
+        node = self.store.node_id
+        if node is not None:
+            self.elsewhere = await owned_elsewhere(self.store.engine, node) - set(also)
+            if self.elsewhere:
+                log.info("servers of other nodes left out", node=node, streams=len(self.elsewhere))
         if snapshots is None or not await self._load_from_snapshots(snapshots):
             async for ev in self.store.iterate_all():
                 self._apply(ev)
@@ -94,7 +108,11 @@ class ServerRegistry:
 
     async def _load_from_snapshots(self, snapshots: SnapshotCache) -> bool:
         heads = await snapshots.heads(self.chart)
-        versions = {sid: v for sid, v in self.store.stream_versions().items() if sid != NODE_STREAM}
+        versions = {
+            sid: v
+            for sid, v in self.store.stream_versions().items()
+            if sid != NODE_STREAM and sid not in self.elsewhere
+        }
         behind = [sid for sid, v in versions.items() if sid not in heads or heads[sid].version < v]
         if not heads or len(behind) > max(CATCH_UP_STREAMS, len(versions) // 50):
             return False
@@ -133,7 +151,7 @@ class ServerRegistry:
                 log.exception("could not fold a committed event", stream=ev.stream_id, version=ev.version, type=ev.type)
 
     def _apply(self, ev: RecordedEvent) -> None:
-        if ev.stream_id == NODE_STREAM:  # the node's own facts: no server
+        if ev.stream_id == NODE_STREAM or ev.stream_id in self.elsewhere:  # the node's own facts; another's server
             return
         view = self._all.get(ev.stream_id)
         if view is None:

@@ -81,3 +81,10 @@ async def hand_over(engine: AsyncEngine, stream_id: str, from_node: str, to_node
             .values(node_id=to_node, claimed_at=func.now())
         )
     return bool(moved.rowcount)
+
+
+async def owned_elsewhere(engine: AsyncEngine, node_id: str) -> set[str]:
+    """The streams whose owner row names another node: what a node leaves out of its registry at
+    boot (engine.servers.registry). A stream no node has claimed is no one's, so not among them."""
+    async with engine.connect() as conn:
+        return {r[0] for r in await conn.execute(select(O.c.stream_id).where(O.c.node_id != node_id))}
