@@ -144,6 +144,7 @@ class Daemon:
             concurrency=config.system.boot_concurrency,
         )
         self.power.wait_for_restore(self.recovery)
+        self.recovery.liveness = actions.liveness  # adopted running servers are liveness-probed again (engine.probes)
         self.snapshot_cache = SnapshotCache(self.db, write_beside=self.store.write_beside)
         self.snapshots = SnapshotWriter(self.store, self.registry, self.snapshot_cache)
         # The key is read (or created, 0600) here, so `wingman serve` can print it before it runs.

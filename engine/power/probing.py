@@ -32,7 +32,8 @@ from wingman.engine.servers.registry import ServerRegistry
 log = structlog.get_logger("wingman.probes")
 
 RUNNING = "running"  # the chart's state in which a server is probed for liveness
-PROBES = Metadata(actor="daemon", channel="internal", cause=Cause.UNRESPONSIVE)
+PROBED = Metadata(actor="daemon", channel="internal")  # a liveness probe's change
+HUNG = Metadata(actor="daemon", channel="internal", cause=Cause.UNRESPONSIVE)  # the decision
 
 
 def probes_for(config: ServerConfig) -> Probes | None:
@@ -138,7 +139,7 @@ class LivenessWatches:
             failures=failures,
             failure_threshold=spec.failure_threshold,
         )
-        await self.journal.record(uuid, event, meta=PROBES)
+        await self.journal.record(uuid, event, meta=PROBED)
         self.processes.note(
             uuid, f"Liveness probe on {where(spec)} " + ("passes again." if passing else f"fails: {detail}")
         )
@@ -150,7 +151,7 @@ class LivenessWatches:
         hung = ProbeHung(
             kind=spec.type, address=where(spec), detail=detail[:200], failures=failures, interval_seconds=spec.interval
         )
-        await self.journal.record(uuid, hung, meta=PROBES)
+        await self.journal.record(uuid, hung, meta=HUNG)
         self.processes.note(uuid, f"No answer to {failures} liveness probes in a row on {where(spec)}: killing it.")
         log.warning("server declared hung", server=uuid, probe=spec.type, failures=failures, detail=detail)
         self.processes.expect_exit(uuid, Cause.UNRESPONSIVE)

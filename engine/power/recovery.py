@@ -29,6 +29,7 @@ from wingman.engine.event_types import Cause
 from wingman.engine.events import Metadata, PowerAction, PowerInterrupted, ProcessExited, ProcessStarted
 from wingman.engine.power.crashes import CrashHandler
 from wingman.engine.power.journal import Journal
+from wingman.engine.power.probing import LivenessWatches
 from wingman.engine.power.processes import ProcessTracker
 from wingman.engine.servers.registry import ServerRegistry, UnknownServer
 from wingman.engine.statechart import Trigger
@@ -75,6 +76,7 @@ class BootRecovery:
         self._status: dict[str, str] = {}
         self._restored: dict[str, asyncio.Event] = {}
         self.installs: InstallRecoverer | None = None  # set by the daemon
+        self.liveness: LivenessWatches | None = None  # set by the daemon: an adopted running server is probed again
 
     # -- what others ask -------------------------------------------------------------------------
 
@@ -188,6 +190,8 @@ class BootRecovery:
             elif not self.registry.may_fire(uuid, Trigger.STOP):  # it was stopping: stopped, as asked
                 self.processes.expect_exit(uuid, Cause.BOOT_RECOVERY)
                 await handle.kill()
+            elif self.liveness is not None:
+                self.liveness.start(uuid, view.config, handle)
             return "adopted"
         try:
             info = await runtime.reap_orphan(view.config, view.last_process or {})

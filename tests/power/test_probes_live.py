@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.daemon import SERVER_PYTHON, definition, free_port, shared_file
+from tests.support.daemon import SERVER_PYTHON, SHARED, definition, free_port, shared_file
 from tests.support.http import assert_json_error, power, processes_under, stored_events, total_events
 from tests.support.waiting import eventually, eventually_async
 from wingman.engine.probes.attempt import attempt
@@ -22,9 +22,10 @@ from wingman.engine.probes.spec import Liveness, Readiness
 # argv: MODE PORT [ANSWERS]; prints "listening" once bound; after ANSWERS answers it stops
 # answering (a TCP listener closes its socket, the others go silent) but lives on.
 RESPONDER = r"""
-import asyncio, json, socket, struct, sys
+import asyncio, json, os, socket, struct, sys
 mode, port = sys.argv[1], int(sys.argv[2])
 left = int(sys.argv[3]) if len(sys.argv) > 3 else 10**9
+hang_flag = os.environ.get("HANG_FLAG", "")  # tcp: once this file exists, the listener closes
 
 def info():
     body = b"\x11" + b"\x00".join(s.encode() for s in ("probe me", "de_dust2", "cstrike", "CS")) + b"\x00"
@@ -80,7 +81,7 @@ async def main():
     elif mode == "tcp":
         listener = socket.create_server(("127.0.0.1", port))
         print("listening", flush=True)
-        while left > 0:
+        while left > 0 and not (hang_flag and os.path.exists(hang_flag)):
             conn, _ = await loop.sock_accept(listener)
             conn.close()
             globals()["left"] -= 1
@@ -303,6 +304,26 @@ def test_a_hung_server_is_restarted_under_the_crash_policys_limits(daemon_proces
     assert [e["data"]["passing"] for e in events if e["type"] == "probe.changed"] == [False, False]
     assert types(d, uuid).index("probe.hung") < types(d, uuid).index("server.crashed")
     assert d.wait_state(uuid, "offline")["state"] == "offline"
+
+
+def test_a_server_adopted_by_the_next_daemon_is_probed_again(daemon_process, tmp_path):
+    port = free_port()
+    flag = SHARED / f"hang-{port}"
+    probes = {
+        "readiness": {"type": "tcp", "interval": 0.1, "deadline": 20},
+        "liveness": {"type": "tcp", "interval": 0.2, "timeout": 0.3, "failure_threshold": 2},
+    }
+    doc = probed_server("tcp", port, probes, env={"HANG_FLAG": str(flag)})
+    uuid = doc["settings"]["uuid"]
+    folder = tmp_path / "d"
+    first = daemon_process(servers=[doc], folder=folder)
+    assert first.wait_operation(power(first, uuid, "start")["id"])["status"] == "succeeded"
+    first.stop()  # a clean shutdown leaves the server running
+    second = daemon_process(servers=[doc], folder=folder)
+    assert second.wait_state(uuid, "running")["state"] == "running"
+    flag.write_text("")
+    eventually(lambda: "probe.hung" in types(second, uuid), 30, "the adopted server declared hung")
+    assert second.wait_state(uuid, "offline")["last_transition"]["cause"] == "unresponsive"
 
 
 BAD_PROBES = {
