@@ -219,9 +219,13 @@ class Scheduler:
     async def _follow_definition(self, server: str) -> None:
         """Make the schedules from the server's definition those its `schedules:` lists."""
         try:
-            definition = self.registry.get(server).definition or {}
+            view = self.registry.get(server)
         except UnknownServer:
             return
+        held = self.book.of_server(server)
+        if not held and view.config_source is not None and '"schedules"' not in view.config_source:
+            return  # a snapshot's definition without the key (most servers): not parsed at boot for nothing
+        definition = view.definition or {}
         try:
             wanted = {str(s.id): s for s in parse_schedules(definition.get("schedules") or [])}
         except InvalidSchedule as exc:  # refused at the door; a log from before the check may hold one
@@ -229,15 +233,15 @@ class Scheduler:
                 "a server's definition holds a schedule that is not valid; ignored", server=server, problem=str(exc)
             )
             return
-        meta = SCHEDULE_META.model_copy(update={"cause": "config_file"})
-        for entry in self.book.of_server(server):
+        meta = SCHEDULE_META.model_copy(update={"channel": "definition"})
+        for entry in held:
             if entry.source == "definition" and str(entry.schedule.id) not in wanted:
                 await self._record(
                     server, ScheduleRemoved(schedule_id=str(entry.schedule.id), source="definition"), meta
                 )
         for sid, schedule in wanted.items():
-            held = self.book.entries.get((server, sid))
-            if held is None or held.schedule.stored() != schedule.stored():
+            now_held = self.book.entries.get((server, sid))
+            if now_held is None or now_held.schedule.stored() != schedule.stored():
                 await self._set(server, schedule, "definition", meta)
         self._wake.set()
 

@@ -399,3 +399,28 @@ def test_the_cli_adds_lists_and_deletes(module_clocked):
     assert gone.returncode == 0, gone.stderr
     with httpx.Client(base_url=d.url, headers=d.headers) as c:
         assert c.get(f"/api/servers/{uuid}/schedules").json()["schedules"] == []
+
+
+def test_a_changed_definition_changes_its_schedules_at_the_next_boot(clocked, tmp_path):
+    server = definition()
+    server["schedules"] = [
+        {"id": "a", "cron": "0 5 * * *", "action": "restart"},
+        {"id": "b", "cron": "0 6 * * *", "action": "stop"},
+    ]
+    uuid = server["settings"]["uuid"]
+    folder = tmp_path / "node"
+    d = clocked([server], folder=folder)
+    d.add(uuid, {"id": "mine", "cron": "0 7 * * *", "action": "start"})
+    d.stop()
+    server["schedules"] = [{"id": "a", "cron": "15 5 * * *", "action": "restart"}]  # b gone, a changed
+
+    again = clocked([server], folder=folder)
+    removed = again.wait_event(uuid, "schedule.removed")
+    assert removed["data"] == {"schedule_id": "b", "source": "definition"}
+    with again.client() as c:
+        listed = {
+            s["id"]: (s["cron"], s["source"]) for s in c.get(f"/api/servers/{uuid}/schedules").json()["schedules"]
+        }
+    assert listed == {"a": ("15 5 * * *", "definition"), "mine": ("0 7 * * *", "api")}
+    added = [e["data"]["schedule_id"] for e in again.events(uuid, "schedule.added")]
+    assert added == ["a", "b", "mine", "a"]  # each change once: an unchanged schedule is not recorded again
