@@ -39,6 +39,7 @@ GROUPS = {
     "sockets": ("benchmarks.suite.socket_figures", "socket_figures"),
     "migrate": ("benchmarks.suite.migrate_figures", "migrate_figures"),
     "metrics": ("benchmarks.suite.metrics_figures", "metrics_figures"),  # kills/s while /metrics is scraped
+    "probes": ("benchmarks.suite.probe_figures", "probe_figures"),  # kills/s while 1,000 servers are probed
     "replication": ("benchmarks.suite.replication_figures", "replication_figures"),  # a synchronous standby
 }
 
