@@ -4,14 +4,33 @@ Registered with engine.events' `event_class`, which imports this module."""
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import Field
 
 from wingman.engine.event_types import EventType
 from wingman.engine.events import Event, event
 
-# Node-wide facts (the Panel's inventory) go to this stream: it is no server's, and the registry
-# does not fold it into one. A server's stream id is its normalised UUID, which this never is.
+# Node-wide facts (the Panel's inventory) go to the node's own stream (`node_stream`): it is no
+# server's, and the registry does not fold it into one. A server's stream id is its normalised
+# UUID, which these never are. NODE_STREAM is the one stream of a node without a node id, and where
+# every node wrote before each had its own (docs/fleet.md): its history stays as it was.
 NODE_STREAM = "node"
+_STREAM_ID_MAX = 64  # events.stream_id
+
+
+def node_stream(node_id: str | None) -> str:
+    """The stream of this node's own facts: `node:<node id>` (a node id too long for a stream id
+    is replaced by 32 hex digits of its SHA-256), so that nodes on one database never share one."""
+    if node_id is None:
+        return NODE_STREAM
+    name = f"{NODE_STREAM}:{node_id}"
+    return name if len(name) <= _STREAM_ID_MAX else f"{NODE_STREAM}:{hashlib.sha256(node_id.encode()).hexdigest()[:32]}"
+
+
+def is_node_stream(stream_id: str) -> bool:
+    """A stream of node-wide facts (any node's), not a server's."""
+    return stream_id == NODE_STREAM or stream_id.startswith(NODE_STREAM + ":")
 
 
 @event(EventType.INVENTORY_FAILED)

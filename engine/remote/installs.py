@@ -24,7 +24,7 @@ from wingman.engine.event_types import Cause
 from wingman.engine.events import Metadata
 from wingman.engine.install.script import InstallSourceError
 from wingman.engine.install.service import InstallService
-from wingman.engine.panel_events import NODE_STREAM, PanelServerRefused
+from wingman.engine.panel_events import PanelServerRefused, node_stream
 from wingman.engine.remote.client import PanelClient, PanelError
 from wingman.engine.remote.documents import (
     BadPanelDocument,
@@ -101,7 +101,11 @@ class PanelServers:
             log.error(
                 "a server the Panel sent was refused; nothing of it changed", server=uuid, reason=reason, source=source
             )
-            await self._record(NODE_STREAM, PanelServerRefused(uuid=uuid, reason=reason, source=source), meta=meta)
+            await self._record(
+                node_stream(self.registry.store.node_id),
+                PanelServerRefused(uuid=uuid, reason=reason, source=source),
+                meta=meta,
+            )
             raise PanelRefused(reason) from None
 
 

@@ -26,11 +26,11 @@ from wingman.engine import heap
 from wingman.engine.event_types import Cause
 from wingman.engine.events import Event, Metadata
 from wingman.engine.panel_events import (
-    NODE_STREAM,
     InventoryFailed,
     InventoryReconciled,
     PanelServerRefused,
     PanelServerUnlisted,
+    node_stream,
 )
 from wingman.engine.remote.client import PanelClient, PanelError
 from wingman.engine.remote.documents import BadPanelDocument, with_runtime
@@ -231,4 +231,4 @@ class Inventory:
             return exc.reason
 
     async def _note(self, record: Event) -> None:
-        await self._record(NODE_STREAM, record, meta=INVENTORY)
+        await self._record(node_stream(self.registry.store.node_id), record, meta=INVENTORY)

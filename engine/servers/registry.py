@@ -31,7 +31,7 @@ from wingman.engine.events import (
     ServerSuspended,
     ServerUnsuspended,
 )
-from wingman.engine.panel_events import NODE_STREAM
+from wingman.engine.panel_events import is_node_stream
 from wingman.engine.servers.definition import ServerConfig, changed_keys, parse_definition
 from wingman.engine.servers.fold import ServerView, apply, new_view
 from wingman.engine.servers.operations import OUTCOME_TYPES, Operation, operation_from_events
@@ -111,7 +111,7 @@ class ServerRegistry:
         versions = {
             sid: v
             for sid, v in self.store.stream_versions().items()
-            if sid != NODE_STREAM and sid not in self.elsewhere
+            if not is_node_stream(sid) and sid not in self.elsewhere
         }
         behind = [sid for sid, v in versions.items() if sid not in heads or heads[sid].version < v]
         if not heads or len(behind) > max(CATCH_UP_STREAMS, len(versions) // 50):
@@ -151,7 +151,7 @@ class ServerRegistry:
                 log.exception("could not fold a committed event", stream=ev.stream_id, version=ev.version, type=ev.type)
 
     def _apply(self, ev: RecordedEvent) -> None:
-        if ev.stream_id == NODE_STREAM or ev.stream_id in self.elsewhere:  # the node's own facts; another's server
+        if is_node_stream(ev.stream_id) or ev.stream_id in self.elsewhere:  # the node's own facts; another's server
             return
         view = self._all.get(ev.stream_id)
         if view is None:
