@@ -15,6 +15,7 @@ from rich.padding import Padding
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.api.cli.checkpoints import KeyOpt, trusted_key
 from wingman.api.cli.output import EXIT_FINDINGS, Fmt, ReportFmt, Stop, chosen, emit, run, short_time
 from wingman.api.cli.progress import progress_bar, wanted
 from wingman.engine.audit.fleet import FleetSummary, NodeSummary, fleet_summary
@@ -44,12 +45,11 @@ async def node_streams(engine: AsyncEngine, node: str) -> set[str]:
 
 
 def _verdict(n: NodeSummary) -> str:
-    r = n.report
-    if r is None:
+    if n.report is None:
         return "not checked"
-    if r.ok:
+    if n.ok:
         return "OK"
-    return f"{r.findings_total} problem" + ("s" if r.findings_total > 1 else "")
+    return f"{n.problems} problem" + ("s" if n.problems > 1 else "")
 
 
 async def _rows(summary: FleetSummary) -> AsyncIterator[dict[str, Any]]:
@@ -74,14 +74,17 @@ def _print_table(summary: FleetSummary) -> None:
         if n.report is not None and n.report.first is not None:
             said = Text.assemble(("first problem", "bold red"), f": {n.report.first}")
             console.print(Padding(said, (0, 0, 0, 2)), highlight=False)
-        for w in n.report.warnings[:3] if n.report is not None else ():
+        if n.checkpoints is not None and n.checkpoints.first is not None:
+            said = Text.assemble(("first checkpoint problem", "bold red"), f": {n.checkpoints.first}")
+            console.print(Padding(said, (0, 0, 0, 2)), highlight=False)
+        warnings = [*(n.report.warnings if n.report else []), *(n.checkpoints.warnings if n.checkpoints else [])]
+        for w in warnings[:3]:
             console.print(Padding(Text(f"warning: {w}"), (0, 0, 0, 2)), highlight=False)
     if not summary.verified:
         console.print("Not verified (--no-verify).", style="dim")
     elif summary.ok:
         console.print(
-            "Every node's streams check out (hash chains, versions, transitions, operations). "
-            "Signed checkpoints: `wingman audit verify`.",
+            "Every node's streams (hash chains, versions, transitions, operations) and signed checkpoints check out.",
             style="dim",
         )
 
@@ -100,6 +103,7 @@ def fleet(
             help="auto (a table on a terminal, json when piped), table, json, ndjson.",
         ),
     ] = ReportFmt.auto,
+    key: KeyOpt = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="Daemon config file (default: $WINGMAN_CONFIG or ./wingman.yml)."),
@@ -112,13 +116,15 @@ def fleet(
     """The fleet in one database: each node, its servers, its last event and the verification of its streams.
 
     A node's servers are those it owns and those whose events it wrote (a server handed over is
-    under both). Exit 0 when every node checks out, 1 naming each node's first problem."""
+    under both). Its verification: its streams (hash chains, versions, transitions, operations) and
+    its signed checkpoints (each node's key with --key NODE=KEY; without, the keys they announce).
+    Exit 0 when every node checks out, 1 naming each node's first problem."""
 
     async def job(engine: AsyncEngine) -> int:
         await known_node(engine, node)
         show = wanted() and check
         with progress_bar("verifying the fleet", None, show) as tell:
-            summary = await fleet_summary(engine, check, node, progress=lambda _: tell(0))
+            summary = await fleet_summary(engine, check, node, progress=lambda _: tell(0), trusted_key=trusted_key(key))
         code = 0 if summary.ok else EXIT_FINDINGS
         fmt = chosen(format)
         if format == ReportFmt.auto and fmt != Fmt.table:

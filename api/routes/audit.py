@@ -363,8 +363,9 @@ class FleetBody(BaseModel):
     "in servers no node owns): `servers` (owned or written: a server handed over is under both), `events` "
     "(those that name the node), `last_event` (`position`, `time`), and `verify`: its streams checked as "
     "GET /api/audit/verify checks them (hash chains, versions, transitions, operations; `first_problem` names "
-    "the node and position). `ok` is false when any node has a problem (null with `verify=false`). `node` "
-    "limits it to one node. The signed checkpoints are checked by GET /api/audit/verify.",
+    "the node and position), and `checkpoints`: its own log of signed checkpoints, checked against the keys "
+    "they announce (`wingman audit fleet --key NODE=KEY` checks them against keys you trust). `ok` is false "
+    "when any node has a problem (null with `verify=false`). `node` limits it to one node.",
     params=[
         NODE,
         Param("verify", {"type": "string", "enum": ["true", "false"]}, "Verify each node's streams (default true)."),

@@ -4,8 +4,9 @@ servers it owns or wrote, its last event (position and time), and the verificati
 Each node's streams are verified by the same pass as `wingman audit verify` (engine.audit.verify),
 restricted to them: hash chains, versions, transitions and operations. A finding names the node
 that wrote its event. Streams that no node owns and whose events all predate node ids are
-summed up under no node (`node` null). The signed checkpoints are not part of the summary: they
-vouch for the log they were signed over, and `wingman audit verify` checks them.
+summed up under no node (`node` null). Each node's signed checkpoints (its own log: a node signs
+its own events, engine.checkpoints) are checked too, in one more pass over the log for all of
+them, against the keys given or else the keys the checkpoints announce.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wingman.engine.audit.nodes import streams_by_node
 from wingman.engine.audit.report import Report
 from wingman.engine.audit.verify import verify
+from wingman.engine.checkpoints.report import CheckpointReport
+from wingman.engine.checkpoints.verify import verify_checkpoints
 from wingman.engine.store.points import iso
 from wingman.engine.store.schema import events as E
 
@@ -56,6 +59,11 @@ class NodeSummary:
     last_position: int | None
     last_time: str | None
     report: Report | None = None  # None: not verified
+    checkpoints: CheckpointReport | None = None  # its log of signed checkpoints; None: not checked
+
+    @property
+    def problems(self) -> int:
+        return sum(r.findings_total for r in (self.report, self.checkpoints) if r is not None)
 
     @property
     def servers(self) -> list[str]:
@@ -63,7 +71,7 @@ class NodeSummary:
 
     @property
     def ok(self) -> bool:
-        return self.report is None or self.report.ok
+        return self.problems == 0
 
     def as_dict(self) -> dict[str, Any]:
         r = self.report
@@ -87,6 +95,7 @@ class NodeSummary:
                 "open_operations": r.open_operations,
                 "warnings": r.warnings,
             },
+            "checkpoints": None if self.checkpoints is None else self.checkpoints.as_dict(),
         }
 
 
@@ -123,9 +132,11 @@ async def fleet_summary(
     verify_streams: bool = True,
     only: str | None = None,
     progress: Callable[[str | None], None] | None = None,
+    trusted_key: str | None = None,
 ) -> FleetSummary:
     """The summary of every node (or of the node `only`), each verified unless `verify_streams`
-    is false. `progress` is told each node before its streams are verified."""
+    is false, its checkpoints against `trusted_key` (`KEY`, or `NODE=KEY ...`; None: the keys they
+    announce). `progress` is told each node before its streams are verified."""
     grouped = await streams_by_node(engine)
     last = await _last_events(engine)
     names = set(grouped) | set(last)
@@ -141,4 +152,12 @@ async def fleet_summary(
             if progress is not None:
                 progress(summary.node)
             summary.report = await verify(engine, streams=summary.streams, node=summary.node)
+        if progress is not None:
+            progress(None)
+        signed = await verify_checkpoints(engine, trusted_key, node=only)
+        for report in signed.nodes or [signed]:
+            for summary in nodes:
+                # A log of one node reports as that node (or as none: a log from before node ids).
+                if summary.node == report.node or (len(nodes) == 1 and not signed.nodes):
+                    summary.checkpoints = report
     return FleetSummary(nodes, verify_streams)

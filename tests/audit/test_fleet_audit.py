@@ -83,6 +83,7 @@ async def test_a_fleet_audited_from_the_cli_and_from_any_node(tmp_path, pg_url):
         for name, n in nodes.items():
             assert n["verify"]["ok"] is True and n["verify"]["problems_total"] == 0, n
             assert n["verify"]["streams_checked"] >= 2
+            assert n["checkpoints"]["node"] == name and n["checkpoints"]["ok"] is True, n  # its own log of them
             assert n["last_event"]["position"] <= last_positions[name]  # the daemons may have written since
             assert n["last_event"]["time"].endswith("Z")
         table = audit("fleet", "--database", pg_url, "--format", "table")

@@ -82,6 +82,9 @@ async def test_streams_events_and_findings_by_node(fleet):
     assert a.servers == sorted(set(a_ids) | {b_ids[0]}) and b.servers == sorted(b_ids) and none.servers == sorted(old)
     assert (none.last_position, b.last_position, a.last_position) == (60, 140, 141)
     assert [n.report.streams_checked if n.report else None for n in summary.nodes] == [3, 2, 2]
+    # Each node's own log of checkpoints (none signed here: no checkpointer ran); the events from
+    # before node ids open every node's log, and have none of their own.
+    assert [n.checkpoints.node if n.checkpoints else None for n in summary.nodes] == ["node-a", "node-b", None]
     assert [n.node for n in (await fleet_summary(engine, only="node-b")).nodes] == ["node-b"]
     assert (await fleet_summary(engine, verify_streams=False)).as_dict()["ok"] is None
 
