@@ -84,7 +84,12 @@ class Scheduler:
     async def start(self) -> None:
         async for ev in iterate(self.store.engine, EventFilter(types=list(SCHEDULE_TYPES))):
             self.book.apply(ev)
+        live = self.registry.views
+        for server in {server for server, _ in self.book.entries} - set(live):
+            self.book.forget_server(server)  # deleted: its history ends with server.deleted
         for run_id, (server, schedule_id) in list(self.book.open_runs.items()):
+            if server not in live:
+                continue
             finished = ScheduleRunFinished(
                 schedule_id=schedule_id, run_id=run_id, outcome="abandoned", reason=ABANDONED
             )
@@ -146,6 +151,8 @@ class Scheduler:
     async def _fire(self, entry: Entry, due: datetime, missed: bool = False) -> None:
         server, schedule = entry.server, entry.schedule
         sid = str(schedule.id)
+        if server not in self.registry.views:  # deleted since it came due
+            return
         meta = SCHEDULE_META.model_copy(update={"schedule_id": sid})
         skip: tuple[str, str | None] = ("", None)
         if (server, sid) in self.runs:
@@ -207,7 +214,10 @@ class Scheduler:
             elif ev.type in (EventType.SERVER_REGISTERED, EventType.CONFIGURATION_CHANGED):
                 self._background(self._follow_definition(ev.stream_id), f"schedules-definition-{ev.stream_id}")
             elif ev.type == EventType.SERVER_DELETED:
-                self._cancel_runs(ev.stream_id, "the server was deleted", ev)
+                # Its runs end with it, unrecorded: the server's history ends with server.deleted.
+                for (server, _), run in list(self.runs.items()):
+                    if server == ev.stream_id and run.task is not None:
+                        run.task.cancel()
                 self.book.forget_server(ev.stream_id)
 
     def _cancel_runs(self, server: str, reason: str, ev: RecordedEvent) -> None:

@@ -424,3 +424,25 @@ def test_a_changed_definition_changes_its_schedules_at_the_next_boot(clocked, tm
     assert listed == {"a": ("15 5 * * *", "definition"), "mine": ("0 7 * * *", "api")}
     added = [e["data"]["schedule_id"] for e in again.events(uuid, "schedule.added")]
     assert added == ["a", "b", "mine", "a"]  # each change once: an unchanged schedule is not recorded again
+
+
+def test_a_deleted_servers_schedules_end_with_it(clocked, tmp_path):
+    server = definition()
+    uuid = server["settings"]["uuid"]
+    folder = tmp_path / "node"
+    d = clocked([], folder=folder)
+    with d.client() as c:
+        assert c.post("/api/servers", json=server).status_code == 201
+    d.add(uuid, {"id": "hourly", "cron": "0 * * * *", "action": "start", "missed": "run_once"})
+    with d.client() as c:
+        assert c.delete(f"/api/servers/{uuid}").status_code == 204
+        assert c.get(f"/api/servers/{uuid}/schedules").status_code == 404
+    d.stop()
+    d.set_clock(datetime.now(UTC) + timedelta(hours=2))  # a missed run, for a server that is gone
+
+    again = clocked([], folder=folder)
+    with again.client() as c:
+        types = [e["type"] for e in c.get(f"/api/servers/{uuid}/events", params={"limit": 1000}).json()["events"]]
+    after = types[types.index("server.deleted") + 1 :]
+    assert not [t for t in after if t.startswith("schedule.")], after
+    assert "error" not in again.read_log().lower()
