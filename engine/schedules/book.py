@@ -29,12 +29,26 @@ class Book:
     entries: dict[tuple[str, str], Entry] = field(default_factory=dict)  # (server, schedule id)
     open_runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # run id -> (server, schedule id)
 
+    by_server: dict[str, dict[str, Entry]] = field(default_factory=dict)  # the same entries, per server
+
     def of_server(self, server: str) -> list[Entry]:
-        return [e for (s, _), e in self.entries.items() if s == server]
+        return list(self.by_server.get(server, {}).values())
 
     def forget_server(self, server: str) -> None:
-        for key in [k for k in self.entries if k[0] == server]:
-            del self.entries[key]
+        for sid in self.by_server.pop(server, {}):
+            del self.entries[server, sid]
+
+    def _put(self, entry: Entry) -> None:
+        sid = str(entry.schedule.id)
+        self.entries[entry.server, sid] = entry
+        self.by_server.setdefault(entry.server, {})[sid] = entry
+
+    def _drop(self, server: str, sid: str) -> None:
+        self.entries.pop((server, sid), None)
+        mine = self.by_server.get(server, {})
+        mine.pop(sid, None)
+        if not mine:
+            self.by_server.pop(server, None)
 
     def apply(self, ev: RecordedEvent) -> None:
         d, server = ev.data, ev.stream_id
@@ -42,9 +56,9 @@ class Book:
         if ev.type == EventType.SCHEDULE_ADDED:
             old = self.entries.get(key)
             schedule = Schedule.model_validate(d["schedule"])
-            self.entries[key] = Entry(server, schedule, d["source"], ev.recorded_at, old.last_due if old else None)
+            self._put(Entry(server, schedule, d["source"], ev.recorded_at, old.last_due if old else None))
         elif ev.type == EventType.SCHEDULE_REMOVED:
-            self.entries.pop(key, None)
+            self._drop(*key)
         elif ev.type in (EventType.SCHEDULE_FIRED, EventType.SCHEDULE_SKIPPED, EventType.SCHEDULE_MISSED):
             entry = self.entries.get(key)
             due = datetime.fromisoformat(d["last_due"] if ev.type == EventType.SCHEDULE_MISSED else d["due"])
