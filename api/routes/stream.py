@@ -6,6 +6,10 @@ wins when both are given: an EventSource reconnecting keeps its URL and sends th
 the stored events after that position, then live ones as they commit, with no gap and no duplicate
 across the switch (engine.live.follow). Heartbeat comments keep proxies from closing an idle stream.
 Read-only: audit tokens may follow it.
+
+In a fleet's shared database the stream shows this node's own events by default; `scope=fleet`
+shows every node's and `node=ID` one node's, read from the log every half second (this node hears
+only its own commits as they happen).
 """
 
 from __future__ import annotations
@@ -13,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import aclosing
+from dataclasses import fields
 
 from sanic import Blueprint, Request, Sanic
 
 from wingman.api.context import node
 from wingman.api.openapi.describe import EVENT_FILTERS, POSITION, SERVER, Answer, Param, doc
 from wingman.api.requests import query_int, whole_number
-from wingman.api.routes.audit import _filter, _server, event_body
+from wingman.api.routes.audit import FLEET_DOC, NODE, SCOPE, Scope, _filter, _server, event_body
+from wingman.engine.audit.nodes import NodeFilter
+from wingman.engine.live.follow import follow
 
 bp = Blueprint("stream")
+FLEET_POLL = 0.5  # seconds between reads of the log when following other nodes' events
 
 
 # One event of the stream as a client's EventSource parser reads it (`retry` and the comments are
@@ -74,10 +82,12 @@ async def end_streams(app: Sanic) -> None:
     "Resume with `after` (a position) or the `Last-Event-ID` header. Filters: `server`, `type` "
     "(repeatable or comma-separated; `power.*` matches a prefix), `actor`, `operation`, `since`, `until`, "
     "as `GET /api/events`. Each event: `id: <position>` and `data: <the event's JSON>`; "
-    "`: heartbeat` comments while idle. The stream does not end by itself.",
+    "`: heartbeat` comments while idle. The stream does not end by itself." + FLEET_DOC,
     params=[
         *EVENT_FILTERS,
         SERVER,
+        SCOPE,
+        NODE,
         Param("Last-Event-ID", POSITION, "Resume after this position (wins over `after`).", where="header"),
     ],
     errors=(400,),
@@ -91,10 +101,20 @@ async def end_streams(app: Sanic) -> None:
 async def event_stream(request: Request):
     server = request.args.get("server")
     stream = await _server(request, server) if server else None
-    flt = _filter(request, stream)
-    after = _start(request)
     the_node = node(request)
+    engine = the_node.daemon.db
+    scope = Scope(request)
+    if stream is not None:
+        await scope.server(engine, stream)
+    asked = _filter(request, stream)
+    scoped = await scope.events(engine)
+    flt = NodeFilter(
+        **{f.name: getattr(asked, f.name) for f in fields(asked)}, node_id=scoped.node_id, unnamed=scoped.unnamed
+    )
+    after = _start(request)
     settings = the_node.config.event_stream
+    # This node's own events come live from its commits; any other node's, from the log.
+    poll = FLEET_POLL if scope.fleet else None
     response = await request.respond(
         content_type="text/event-stream; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -103,7 +123,10 @@ async def event_stream(request: Request):
     request.app.ctx.event_streams.add(task)
     try:
         await response.send(f"retry: 1000\n: following the log after position {after}\n\n")
-        async with aclosing(the_node.follow(flt, after, settings.queue_events, settings.heartbeat_seconds)) as batches:
+        batches_of = follow(
+            the_node.daemon.feed, engine, flt, after, settings.queue_events, settings.heartbeat_seconds, poll
+        )
+        async with aclosing(batches_of) as batches:
             async for batch in batches:
                 await response.send(_frames(batch) if batch else ": heartbeat\n\n")
     finally:

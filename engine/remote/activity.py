@@ -65,7 +65,7 @@ class ActivityOutbox(Outbox):
         sent = 0
         while True:
             entries, covers = await pending(
-                self._store.engine, self.cursor.position, self._store.last_position, self.count
+                self._store.engine, self.cursor.position, self._store.last_position, self.count, self._store.node_id
             )
             if not entries:
                 await self.cursor.advance(covers)  # past events that were not activity: not read again

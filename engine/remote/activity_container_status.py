@@ -22,7 +22,8 @@ from wingman.engine.remote.client import PanelClient, PanelError
 from wingman.engine.remote.outbox import Outbox
 from wingman.engine.statechart import load_statechart
 from wingman.engine.store.event_store import EventStore
-from wingman.engine.store.queries import EventFilter, page
+from wingman.engine.store.ownership import OwnEvents
+from wingman.engine.store.queries import page
 
 log = structlog.get_logger("wingman.container_status")
 
@@ -46,7 +47,7 @@ class ContainerStatusOutbox(Outbox):
 
     async def send_pending(self) -> None:
         upto = self._store.last_position
-        flt = EventFilter(types=[StateChanged.type], upto_position=upto)
+        flt = OwnEvents(types=[StateChanged.type], upto_position=upto, node_id=self._store.node_id)
         while not self._stopping.is_set():
             events, next_after = await page(self._store.engine, flt, self.cursor.position, BATCH)
             # The last change of each server that a Panel sees as one: the states as the statechart's

@@ -18,7 +18,8 @@ from typing import TypedDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.events import WEBSOCKET_CHANNEL, ConsoleCommand, PowerRequested, RecordedEvent
-from wingman.engine.store.queries import EventFilter, page
+from wingman.engine.store.ownership import OwnEvents
+from wingman.engine.store.queries import page
 
 POWER_PREFIX = "server:power."
 CONSOLE_COMMAND = "server:console.command"
@@ -85,11 +86,14 @@ def _user_uuid(actor: object) -> str | None:
         return None
 
 
-async def pending(engine: AsyncEngine, after: int, upto: int, count: int) -> tuple[list[Entry], int]:
+async def pending(
+    engine: AsyncEngine, after: int, upto: int, count: int, node_id: str | None = None
+) -> tuple[list[Entry], int]:
     """Up to `count` entries made from the events after position `after` (and at most `upto`, a
     position every event below has been committed), and the position this batch covers: once
-    the batch is accepted, nothing at or before it needs sending again."""
-    flt = EventFilter(types=SOURCE_TYPES, upto_position=upto)
+    the batch is accepted, nothing at or before it needs sending again. With `node_id`, only that
+    node's own events (a fleet's shared database: each node tells its Panel of its own servers)."""
+    flt = OwnEvents(types=SOURCE_TYPES, upto_position=upto, node_id=node_id)
     entries: list[Entry] = []
     while len(entries) < count:
         events, next_after = await page(engine, flt, after, count)

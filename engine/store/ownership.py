@@ -15,10 +15,14 @@ that appended on a stale view of a stream collides with the version already ther
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wingman.engine.store.backends import Backend
+from wingman.engine.store.queries import EventFilter
+from wingman.engine.store.schema import events as E
 from wingman.engine.store.schema import stream_owners as O
 
 
@@ -88,3 +92,17 @@ async def owned_elsewhere(engine: AsyncEngine, node_id: str) -> set[str]:
     boot (engine.servers.registry). A stream no node has claimed is no one's, so not among them."""
     async with engine.connect() as conn:
         return {r[0] for r in await conn.execute(select(O.c.stream_id).where(O.c.node_id != node_id))}
+
+
+@dataclass
+class OwnEvents(EventFilter):
+    """An EventFilter that keeps one node's own events (`node_id`; None keeps every node's): what
+    a node's readers of the log follow in a fleet's shared database (its Panel outboxes)."""
+
+    node_id: str | None = None
+
+    def clauses(self, backend: Backend) -> list[ColumnElement[bool]]:
+        out = super().clauses(backend)
+        if self.node_id is not None:
+            out.append(E.c.node_id == self.node_id)
+        return out
