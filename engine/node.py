@@ -24,6 +24,7 @@ from wingman.engine.config import DaemonConfig
 from wingman.engine.console.buffer import Listener as ConsoleListener
 from wingman.engine.daemon import Daemon
 from wingman.engine.events import ConsoleCommand, Metadata, RecordedEvent
+from wingman.engine.fleet.node_lock import refuse_power_without
 from wingman.engine.install.feed import Listener as InstallListener
 from wingman.engine.live.feed import Listener as EventListener
 from wingman.engine.live.follow import follow
@@ -98,7 +99,9 @@ class Node:
     # -- power ---------------------------------------------------------------------------------
 
     async def request_power(self, uuid: str, action: str, wait_seconds: int | None, meta: Metadata) -> Operation:
-        """Record a power request (durably) and run it in the background (PowerService.request)."""
+        """Record a power request (durably) and run it in the background (PowerService.request);
+        refused while the daemon does not hold its node id (engine.fleet.node_lock)."""
+        refuse_power_without(self.daemon.node_lock)
         return await self.daemon.power.request(uuid, action, wait_seconds, meta)
 
     async def operation(self, operation_id: str) -> tuple[Operation | None, list[RecordedEvent]]:

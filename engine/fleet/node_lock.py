@@ -8,6 +8,9 @@ process (`application_name`: "wingman pid PID on HOST"), so a second daemon with
 reads from pg_locks and pg_stat_activity which process holds it, and says so. When that session
 ends under a running daemon (the database restarted, a standby promoted), the daemon takes its
 node id again as soon as the database answers; if another daemon took it meanwhile, it says so.
+While it does not hold its node id, the daemon refuses power requests (`refuse_power_without`:
+a 503 that says why), since another daemon may be running them for the same node; it accepts them
+again as soon as it holds the lock.
 
 SQLite is one node's own file, and there is no lock: nothing stopped two daemons on one SQLite
 file before either (docs/fleet.md says so). A file lock there would also hold against a daemon
@@ -29,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wingman.engine.store.database import create_engine
+from wingman.engine.store.event_store import StoreUnavailable
 
 log = structlog.get_logger("wingman.fleet")
 
@@ -44,8 +48,36 @@ class NodeTaken(Exception):
         )
 
 
+class NodeLockLost(StoreUnavailable):
+    """A power request while this daemon does not hold its node id (a 503, as any request the
+    daemon cannot make durable as its node's)."""
+
+    def __init__(self, node_id: str, holder: str | None):
+        self.node_id, self.holder = node_id, holder
+        why = f"{holder} holds it now" if holder else "its database session ended and the database does not answer yet"
+        super().__init__(
+            f"this daemon lost its node id {node_id!r} ({why}): power requests are refused until it "
+            "holds its node id again"
+        )
+
+
 class NodeLock(Protocol):
+    @property
+    def held(self) -> bool: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def lost_to(self) -> str | None: ...
+
     async def release(self) -> None: ...
+
+
+def refuse_power_without(lock: NodeLock | None) -> None:
+    """Raise NodeLockLost when the daemon does not hold its node id now (None: SQLite, no lock)."""
+    if lock is not None and not lock.held:
+        raise NodeLockLost(lock.node_id, lock.lost_to)
 
 
 def process_name() -> str:
@@ -81,6 +113,7 @@ class PostgresNodeLock:
         self._conn: AsyncConnection | None = None
         self._keeper: asyncio.Task[None] | None = None
         self.held = False  # False from the moment its session is found gone until it is taken again
+        self.lost_to: str | None = None  # who holds the node id while this daemon does not
 
     async def take(self) -> None:
         try:
@@ -140,16 +173,22 @@ class PostgresNodeLock:
             try:
                 self._conn = await self._try()
             except NodeTaken as exc:
+                self.lost_to = exc.holder
                 if told != exc.holder:
                     told = exc.holder
-                    log.error("this node id was taken by another daemon while its lock was lost", problem=str(exc))
+                    log.error(
+                        "this node id was taken by another daemon while its lock was lost; power requests are "
+                        "refused until it is held again",
+                        problem=str(exc),
+                    )
                 continue
             except Exception as exc:  # noqa: BLE001 - the database is not back yet: try again
+                self.lost_to = None
                 if told != "down":
                     told = "down"
                     log.warning("the node lock cannot be taken again yet", node=self.node_id, error=str(exc))
                 continue
-            self.held, told = True, None
+            self.held, told, self.lost_to = True, None, None
             log.info("the node lock is held again", node=self.node_id)
 
     async def _holder(self, conn: AsyncConnection) -> str:
