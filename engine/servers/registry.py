@@ -8,8 +8,9 @@ answer is the chart's one (its table compiled from the `transitions` machine).
 
 In a fleet's shared database (docs/fleet.md) a node holds its own servers only: at boot it leaves
 out every stream another node owns (its `stream_owners` row names another node), unless the
-daemon names it as one of its own (its config's servers). Streams no node has claimed (history
-from before node ids) are loaded, as on a database of one node, where nothing is left out.
+caller names it as one of its own (`load(also=...)`; the daemon names none yet). Streams no node
+has claimed (history from before node ids) are loaded, as on a database of one node, where nothing
+is left out.
 """
 
 from __future__ import annotations
