@@ -84,7 +84,7 @@ class Scope:
                 "`node` must be a node id: 1 to 128 letters, digits, '.', '_', ':' or '-', "
                 "starting with a letter or digit"
             )
-        self.me: str = node(request).daemon.config.node_id
+        self.me: str = node(request).config.node_id
         self.node: str | None = raw_node
         self.fleet = raw_scope == "fleet" or raw_node is not None
 
@@ -291,7 +291,7 @@ async def verify_log(request: Request) -> HTTPResponse:
         streams = (await streams_by_node(_engine(request))).get(scope.node, set())
         report, cp = await verify_everything(_engine(request), stream, streams=streams, node=scope.node)
     elif scope.fleet:
-        file = the_node.daemon.config.checkpoint_file_path
+        file = the_node.config.checkpoint_file_path
         report, cp = await verify_everything(_engine(request), stream, key, file if file.is_file() else None)
     else:
         report, cp = await the_node.verify(stream, key, await scope.held(_engine(request)))
