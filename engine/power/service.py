@@ -368,6 +368,7 @@ class PowerService:
         e.g. Docker) keep running; the others (local processes, whose pipes die with us) get
         their configured stop, bounded by `stop_limit`, so they are not killed blind at the next
         boot."""
+        await self.actions.liveness.close()  # no probe judges a server while the daemon goes down
         tasks = [*self._tasks, *self._in_flight.tasks()]
         for task in tasks:
             task.cancel()
