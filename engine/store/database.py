@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wingman.engine.store.backends import WRITE_TRANSACTION, backend_for
+from wingman.engine.store.backends import WRITE_TRANSACTION, backend_for, backend_of
 
 if TYPE_CHECKING:  # alembic is imported only when a migration runs (see `upgrade`)
     from alembic.config import Config
@@ -69,6 +69,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
             return head
     async with engine.connect() as conn:
         await conn.execution_options(**WRITE_TRANSACTION)
+        if (take_turns := backend_of(engine).migrations_take_turns()) is not None:
+            await conn.exec_driver_sql(take_turns)
         await conn.run_sync(_upgrade, revision)
         await conn.commit()
         return await conn.run_sync(_current)

@@ -114,6 +114,11 @@ def _timeouts(url: str) -> dict[str, float]:
     return {k: float(str(query[k])) for k in _TIMEOUTS if k in query}
 
 
+# An advisory lock key of the migrations' own (any 64-bit number no other lock of the daemon uses:
+# the log's lock and the node locks are keyed elsewhere).
+MIGRATIONS_LOCK = 0x77696E676D616E  # "wingman" in ASCII
+
+
 class PostgresBackend:
     name = "postgresql"
 
@@ -140,6 +145,11 @@ class PostgresBackend:
 
     def operation_id(self) -> ColumnElement[str]:
         return literal_column("(metadata->>'operation_id')")
+
+    def migrations_take_turns(self) -> str:
+        # Held to the migration's commit: a second daemon waits, then finds the schema made (two
+        # at once would both create alembic_version, and one would fail).
+        return f"SELECT pg_advisory_xact_lock({MIGRATIONS_LOCK})"
 
 
 BACKEND = PostgresBackend()

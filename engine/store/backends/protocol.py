@@ -114,3 +114,7 @@ class Backend(Protocol):
     def operation_id(self) -> ColumnElement[str]:
         """The metadata's operation id, spelled exactly as migration 0003's index is built (so
         that the index serves the query)."""
+
+    def migrations_take_turns(self) -> str | None:
+        """A statement run first in a migration's transaction, so that daemons migrating one
+        database at the same moment take turns (None: the database's own write lock does)."""

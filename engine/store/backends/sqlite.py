@@ -116,5 +116,8 @@ class SQLiteBackend:
     def operation_id(self) -> ColumnElement[str]:
         return literal_column("json_extract(metadata, '$.operation_id')")
 
+    def migrations_take_turns(self) -> None:
+        return None  # a migration's transaction is a write transaction: SQLite's lock serializes them
+
 
 BACKEND: Backend = SQLiteBackend()
