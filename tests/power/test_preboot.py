@@ -115,6 +115,12 @@ async def test_local_config_file_is_reread_at_start(engine_harness, tmp_path):
     async with harness as h:
         await h.outcome(await h.act(uuid, "start"))
         assert "MOTD: edited" in h.processes.console(uuid).lines
+        await h.outcome(await h.act(uuid, "stop"))
+        # Edited again: the next start reads the new file (the daemon keeps the file as last read
+        # only while it is unchanged).
+        config_file.write_text(yaml.safe_dump({"token": TOKEN, "servers": [definition(uuid, env={"MOTD": "again"})]}))
+        await h.outcome(await h.act(uuid, "start"))
+        assert "MOTD: again" in h.processes.console(uuid).lines
 
 
 async def test_disk_over_its_limit_refuses_the_boot(engine_harness, tmp_path):
