@@ -41,6 +41,7 @@ GROUPS = {
     "metrics": ("benchmarks.suite.metrics_figures", "metrics_figures"),  # kills/s while /metrics is scraped
     "probes": ("benchmarks.suite.probe_figures", "probe_figures"),  # kills/s while 1,000 servers are probed
     "replication": ("benchmarks.suite.replication_figures", "replication_figures"),  # a synchronous standby
+    "failover": ("benchmarks.suite.failover_figures", "failover_figures"),  # a primary that dies under load
     "fleet": ("benchmarks.suite.fleet_figures", "fleet_figures"),  # 2 and 4 nodes writing one PostgreSQL database
 }
 
