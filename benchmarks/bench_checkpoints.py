@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.synthetic_log import build_log  # noqa: E402
-from wingman.engine.audit.verify import verify, verify_everything  # noqa: E402
-from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings  # noqa: E402
-from wingman.engine.checkpoints.proofs import prove_consistency, prove_inclusion  # noqa: E402
-from wingman.engine.checkpoints.verify import verify_checkpoints  # noqa: E402
-from wingman.engine.store.database import create_engine, upgrade  # noqa: E402
-from wingman.engine.store.event_store import EventStore  # noqa: E402
+from tests.support.synthetic_log import build_log
+from wingman.engine.audit.verify import verify, verify_everything
+from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
+from wingman.engine.checkpoints.proofs import prove_consistency, prove_inclusion
+from wingman.engine.checkpoints.verify import verify_checkpoints
+from wingman.engine.store.database import create_engine, upgrade
+from wingman.engine.store.event_store import EventStore
 
 
 async def timed(coro):

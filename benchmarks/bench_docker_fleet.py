@@ -20,7 +20,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.daemon import TOKEN, DaemonProcess, definition  # noqa: E402
+from tests.support.daemon import TOKEN, DaemonProcess, definition
 
 LOOP = 'echo ready; while read line; do [ "$line" = stop ] && exit 0; echo "said $line"; done'
 

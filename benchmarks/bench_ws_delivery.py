@@ -33,8 +33,8 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.daemon import TOKEN, definition, free_port  # noqa: E402
-from tests.support.websocket import token  # noqa: E402
+from tests.support.daemon import TOKEN, definition, free_port
+from tests.support.websocket import token
 
 HERE = Path(__file__).resolve()
 

@@ -38,7 +38,7 @@ def db_upgrade(config: Path | None = ConfigOption) -> None:
 
     try:
         revision = asyncio.run(run())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - what the databases said, in one line: nothing was half-done
         err.print(f"[red]error:[/red] could not upgrade {cfg.database_url}: {exc}")
         raise typer.Exit(1) from None
     out.print(f"database at revision [bold]{revision}[/bold]")

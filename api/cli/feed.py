@@ -48,7 +48,7 @@ def sign(secret: str, server: str) -> str:
     now = int(time.time())
     try:
         user = getpass.getuser()
-    except Exception:  # no name for this uid
+    except (KeyError, OSError):  # no name for this uid
         user = "unknown"
     claims = {
         "server_uuid": server,
@@ -133,7 +133,7 @@ class ServerFeed:
     def close(self) -> None:
         try:
             self._ws.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 - closing a socket that may be broken already: nothing to tell the user
             pass
 
     def __enter__(self) -> ServerFeed:

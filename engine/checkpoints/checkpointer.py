@@ -155,7 +155,7 @@ class Checkpointer:
                             if self._uncovered:
                                 self._cut()
                             ok = await self._flush()
-                    except Exception:  # noqa: BLE001 - a bug here must not end checkpointing for good
+                    except Exception:
                         log.exception("a checkpoint could not be made; trying again")
                         ok = False
                     if not ok:  # the database is unavailable: do not spin on it

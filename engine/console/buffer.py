@@ -49,7 +49,7 @@ class ConsoleBuffer:
         for listener in list(self._listeners):
             try:
                 listener(kind, text)
-            except Exception:  # noqa: BLE001 - one listener must not cost the others their lines
+            except Exception:
                 log.exception("a console listener failed")
 
     def tail(self, n: int) -> list[str]:

@@ -72,7 +72,7 @@ def parse_dot(text: str) -> pygraphviz.AGraph:
 
     try:
         return pygraphviz.AGraph(string=text)
-    except Exception as exc:  # pygraphviz raises DotError, ValueError or TypeError by case
+    except Exception as exc:  # noqa: BLE001 - pygraphviz raises DotError, ValueError or TypeError by case
         raise ValueError(f"Graphviz cannot read this DOT text: {exc}") from None
 
 

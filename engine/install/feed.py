@@ -43,5 +43,5 @@ class InstallFeed:
         for listener in list(self._listeners.get(uuid, ())):
             try:
                 listener(kind, text)
-            except Exception:  # noqa: BLE001 - one listener must not cost the others the install
+            except Exception:
                 log.exception("an install listener failed", server=uuid)

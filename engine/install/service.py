@@ -202,7 +202,7 @@ class InstallService:
             self._finishing.add(uuid)  # from here on a delete waits for the end instead of cancelling
             await self.record_outcome(uuid, outcome, meta)
             recorded = True
-        except Exception:  # noqa: BLE001 - in the background: nobody to raise it at
+        except Exception:
             log.exception("an install could not be recorded to its end", server=uuid, install=install_id)
         finally:
             self._works.pop(uuid, None)
@@ -312,7 +312,7 @@ class InstallService:
             await self.power.request(uuid, "start", None, meta)
         except (UnknownServer, SuspendedServer) as exc:
             log.info("the installed server was not started", server=uuid, reason=str(exc) or "deleted")
-        except Exception:  # noqa: BLE001 - the store is unavailable: the Panel's user starts it
+        except Exception:
             log.exception("the installed server could not be started", server=uuid)
 
     def _installing(self, uuid: str) -> bool:

@@ -77,7 +77,7 @@ class DiskUsage:
             for uuid in servers:
                 try:
                     await self.measure(uuid)
-                except Exception:  # noqa: BLE001 - one folder must not stop the others being measured
+                except Exception:
                     log.exception("could not measure a server's folder", server=uuid)
             for gone in set(self._sizes) - set(servers):
                 del self._sizes[gone]

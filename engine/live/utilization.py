@@ -182,7 +182,7 @@ class UtilizationMonitor:
         while True:
             try:
                 await self.sample(loop)
-            except Exception:  # noqa: BLE001 - a bad round must not end sampling
+            except Exception:
                 log.exception("a utilization sample failed")
             await asyncio.sleep(self.interval)
 
@@ -198,7 +198,7 @@ class UtilizationMonitor:
     async def _first_sample(self, uuid: str) -> None:
         try:
             await self.sample(only=uuid)
-        except Exception:  # noqa: BLE001 - the next round reads it anyway
+        except Exception:
             log.exception("the first utilization sample of a server failed", server=uuid)
 
     async def sample(self, loop: asyncio.AbstractEventLoop | None = None, only: str | None = None) -> None:
@@ -236,5 +236,5 @@ class UtilizationMonitor:
         for listener in list(listeners):
             try:
                 listener(doc)
-            except Exception:  # noqa: BLE001 - one listener must not cost the others their stats
+            except Exception:
                 log.exception("a utilization listener failed", server=uuid)

@@ -170,5 +170,5 @@ class PowerActions:
 async def _result_or_none(task: asyncio.Task[ProcessHandle]) -> ProcessHandle | None:
     try:
         return await task
-    except Exception:
+    except Exception:  # noqa: BLE001 - a launch that failed has nothing to kill; its own path records why
         return None

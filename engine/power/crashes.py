@@ -199,7 +199,7 @@ class CrashHandler:
             await self._request_restart(uuid, meta)
         except UnknownServer:
             pass  # deleted while the restart was pending
-        except Exception:  # noqa: BLE001 - e.g. the store is unavailable: the next boot resumes it
+        except Exception:
             log.exception("automatic restart could not be requested", server=uuid)
 
     def _cancel(self, uuid: str) -> bool:

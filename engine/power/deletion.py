@@ -153,5 +153,5 @@ class ServerDeletion:
                     problems=outcome.problems,
                 )
             await self._power.journal.record(uuid, outcome, meta=meta)
-        except Exception:  # noqa: BLE001 - in the background: nobody to raise it at
+        except Exception:
             log.exception("a deleted server's files removal could not be recorded", server=uuid)

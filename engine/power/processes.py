@@ -179,5 +179,5 @@ class ProcessTracker:
 async def _told(listener: ExitListener, uuid: str, info: ExitInfo, cause: str, operation_id: str | None) -> None:
     try:
         await listener(uuid, info, cause, operation_id)
-    except Exception:  # noqa: BLE001 - an exit listener's failure is its own
+    except Exception:
         log.exception("an exit listener failed", server=uuid)

@@ -123,7 +123,7 @@ class BootRecovery:
                     outcome = await self._restore(uuid)
                 except UnknownServer:
                     outcome = "nothing"
-                except Exception:  # noqa: BLE001 - one server's trouble must not stop the others
+                except Exception:
                     log.exception("could not restore a server at boot", server=uuid)
                     outcome = "nothing"
                 if outcome == "deferred":

@@ -66,7 +66,7 @@ def apply_config_files(
         except OSError as e:
             reason = "a symlink appeared in the path; refused" if e.errno == errno.ELOOP else e.strerror or str(e)
             result.ok, result.error = False, f"{result.file}: {reason}"
-        except Exception as e:  # a bug on one file must not cost the others their update
+        except Exception as e:  # noqa: BLE001 - a bug on one file must not cost the others their update
             result.ok, result.error = False, f"{result.file}: {type(e).__name__}: {e}"
         results.append(result)
     return results

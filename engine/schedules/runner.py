@@ -117,7 +117,7 @@ class Runner:
         await _durable(self.record(server, ConsoleCommand(command=line), meta))
         try:
             await self.processes.send_command(server, line)
-        except Exception as exc:  # the process went away between the look and the write
+        except Exception as exc:  # noqa: BLE001 - the process went away between the look and the write
             return f"the command could not be written: {exc}"
         return None
 

@@ -148,7 +148,7 @@ class ServerRegistry:
         for ev in events:
             try:
                 self._apply(ev)
-            except Exception:  # noqa: BLE001 - one bad event must not stop the others being folded
+            except Exception:
                 log.exception("could not fold a committed event", stream=ev.stream_id, version=ev.version, type=ev.type)
 
     def _apply(self, ev: RecordedEvent) -> None:

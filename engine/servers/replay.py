@@ -45,7 +45,7 @@ def fold_step(view: ServerView, ev: LoggedEvent, chart: Statechart) -> ServerVie
         apply(view, ev, chart)
     except LogError:
         raise
-    except Exception as exc:  # a row whose data does not fit its type
+    except Exception as exc:  # noqa: BLE001 - a row whose data does not fit its type
         raise LogError(ev, f"its data does not fit a {ev.type} event ({type(exc).__name__}: {exc})") from None
     # Only an outcome finishes an operation: the other events leave nothing to drop.
     return view.prune() if ev.type in OUTCOME_TYPES else view

@@ -84,7 +84,7 @@ class SnapshotWriter:
         try:
             folded = await build_snapshots(self.store.engine, self.cache)
             log.info("replay snapshots up to date", events_folded=folded)
-        except Exception as exc:  # a cache: a failure here costs speed, never correctness
+        except Exception as exc:  # noqa: BLE001 - a cache: a failure here costs speed, never correctness
             log.warning("replay snapshots not rebuilt at boot", error=str(exc))
         while True:
             await self._wake.wait()

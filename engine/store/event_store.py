@@ -247,7 +247,7 @@ class EventStore:
                 for req in rest:
                     req.future.set_exception(StoreRefused(str(exc)))
             return
-        except Exception as exc:  # any failure fails the whole group, with the reason
+        except Exception as exc:  # noqa: BLE001 - any failure fails the whole group, with the reason
             self.failed_commits += 1
             if _unavailable(exc):
                 reason: Exception = StoreUnavailable(f"the event store could not commit: {_describe(exc)}")
@@ -286,7 +286,7 @@ class EventStore:
         for listener in list(self._listeners):
             try:
                 listener(recorded)
-            except Exception:  # noqa: BLE001 - isolated: see the module doc
+            except Exception:
                 log.exception(
                     "an event store subscriber failed; it is isolated and the writer goes on",
                     subscriber=getattr(listener, "__qualname__", repr(listener)),

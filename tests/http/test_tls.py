@@ -326,7 +326,7 @@ def test_a_key_this_user_cannot_read_is_refused_by_name(tmp_path, pki):
             read_pair(cert, key)
         except TLSError as exc:
             message = str(exc).encode()
-        except BaseException as exc:  # the child must report whatever happened, then _exit
+        except BaseException as exc:  # noqa: BLE001 - the child must report whatever happened, then _exit
             message = repr(exc).encode()
         os.write(write, message)
         os._exit(0)
@@ -357,7 +357,7 @@ def test_sighup_serves_a_renewed_certificate_without_dropping_power_requests(tls
                     r = c.get(f"/api/servers/{uuid}")
                     assert r.status_code == 200, r.text
                 answered += 1
-            except Exception as exc:  # every failure is reported
+            except Exception as exc:  # noqa: BLE001 - every failure is reported
                 failures.append(repr(exc))
 
     hammering = threading.Thread(target=hammer)

@@ -47,7 +47,7 @@ def _engine_ready(url: str) -> str | None:
         client.inspect_image(TEST_IMAGE)
     except docker.errors.ImageNotFound:
         return f"the test image {TEST_IMAGE} is missing"
-    except Exception as exc:  # any other failure: the engine cannot be used either
+    except Exception as exc:  # noqa: BLE001 - any other failure: the engine cannot be used either
         return f"the Docker engine at {url} does not answer ({exc})"
     finally:
         client.close()

@@ -195,7 +195,7 @@ class DockerHandle(ProcessHandle):
                 self._finish()
         except RuntimeUnavailable as exc:
             log.info("container state unknown until the engine answers", container=self.name, error=str(exc))
-        except Exception:  # noqa: BLE001 - a background check must not die silently
+        except Exception:
             log.exception("checking the container failed", container=self.name)
 
     async def _exit_info(self) -> ExitInfo | None:

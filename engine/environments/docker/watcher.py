@@ -85,7 +85,7 @@ class EventsWatcher:
                 api = None
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 return
-            except Exception as exc:  # noqa: BLE001 - never let the only exit watcher die
+            except Exception as exc:
                 log.exception("docker events watcher failed")
                 reason, api = self._on_lost(repr(exc)), None
             finally:
