@@ -19,8 +19,8 @@ from sanic import Request
 
 from wingman.api.errors import ApiError
 from wingman.engine.events import ACTIONS
-from wingman.engine.servers.definition import CONSOLE_LINE
 from wingman.engine.servers.patterns import console_line_problem
+from wingman.engine.servers.process_configuration import CONSOLE_LINE
 from wingman.engine.store.points import END, MAX_POSITION, BadPoint, Point, parse_time
 
 Model = TypeVar("Model", bound=BaseModel)

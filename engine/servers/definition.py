@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import signal
 import uuid as uuidlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.config import JsonDict
 
 from wingman.engine.probes.spec import InvalidProbe, parse_probes
 from wingman.engine.schedules.model import InvalidSchedule, parse_schedules
-from wingman.engine.servers.patterns import check_done_pattern, console_line_problem
-from wingman.engine.signals import parse_signal
+from wingman.engine.servers.definition_base import OpenModel
+from wingman.engine.servers.process_configuration import ConfigFile, ProcessConfiguration
 
 DEFAULT_STOP_TIMEOUT = 600.0
 # Upper bounds that keep every limit representable where it is applied (RLIMIT_AS and Docker
@@ -32,13 +31,7 @@ CPUSET = r"^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$"  # Docker's --cpuset-cpus;
 MAX_ENV_STRING = 131_072  # the kernel's limit on one NAME=value string passed to exec (MAX_ARG_STRLEN)
 
 
-class _Open(BaseModel):
-    # Strict, as Wings' Go decoder is: `0` is not a boolean, `"5"`, `true` and `5.0` are not integers. A
-    # Panel sends real JSON types, and "strip_ansi: 0" read as false would hide a mistake.
-    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
-
-
-class Build(_Open):
+class Build(OpenModel):
     memory_limit: int = Field(default=0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
     swap: int = Field(default=0, ge=-1, le=MAX_MIB, description="MiB; docker only; 0 = same as memory")
     disk_space: int = Field(default=0, ge=0, le=MAX_MIB, description="MiB; 0 = unlimited")
@@ -60,12 +53,12 @@ class Build(_Open):
         return v or None
 
 
-class DefaultAllocation(_Open):
+class DefaultAllocation(OpenModel):
     ip: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
 
 
-class Allocations(_Open):
+class Allocations(OpenModel):
     """Wings' `allocations`: the addresses players dial. Under Docker, every port of `mappings` is
     published on its IP, TCP and UDP; `default` is SERVER_IP and SERVER_PORT."""
 
@@ -86,16 +79,16 @@ class Allocations(_Open):
         return v
 
 
-class Container(_Open):
+class Container(OpenModel):
     image: str | None = None
 
 
-class Meta(_Open):
+class Meta(OpenModel):
     name: str | None = None
     description: str | None = None
 
 
-class RestartPolicy(_Open):
+class RestartPolicy(OpenModel):
     """wingman: what happens after a crash, in the spirit of Docker's and systemd's policies.
 
     - `no`: never restart; `on-failure`: after a failed exit (a clean exit counts as one when the
@@ -129,7 +122,7 @@ _DOCKER_NEEDS_AN_IMAGE: JsonDict = {
 }
 
 
-class Settings(_Open):
+class Settings(OpenModel):
     model_config = ConfigDict(json_schema_extra=_DOCKER_NEEDS_AN_IMAGE)
 
     uuid: str = Field(json_schema_extra={"format": "uuid"})
@@ -183,99 +176,7 @@ class Settings(_Open):
         return v
 
 
-class Startup(_Open):
-    # One done-line or several (Wings takes both); `regex:` lines must compile in RE2, which no schema says.
-    done: Annotated[
-        list[str], WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
-    ] = Field(default_factory=list)
-    strip_ansi: bool = False
-
-    @field_validator("done", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("done")
-    @classmethod
-    def _patterns(cls, v: list[str]) -> list[str]:
-        for pattern in v:
-            check_done_pattern(pattern)
-        return v
-
-
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-# The names parse_signal takes (`SIGTERM`, `term`, `C`, `^C`), in any ASCII case, as a pattern: JSON
-# Schema has no case-insensitive flag.
-SIGNAL_NAME = "^(?:{sig})?(?:{names})$|^\\^?[Cc]$".format(
-    sig=_any_case("SIG"), names="|".join(_any_case(n[3:]) for n in sorted(signal.Signals.__members__))
-)
-# What console_line_problem refuses, as JSON Schema can say it: line breaks, NUL and the other C0
-# controls but tab, and DEL. (A lone surrogate, which it refuses too, cannot be said portably.)
-CONSOLE_LINE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
-_STOP_VALUE_BY_TYPE: JsonDict = {
-    "allOf": [
-        {
-            "if": {"properties": {"type": {"const": "command"}}, "required": ["type"]},
-            "then": {
-                "properties": {"value": {"type": "string", "minLength": 1, "pattern": CONSOLE_LINE}},
-                "required": ["value"],
-            },
-        },
-        {
-            "if": {"anyOf": [{"not": {"required": ["type"]}}, {"properties": {"type": {"const": "signal"}}}]},
-            "then": {
-                "properties": {"value": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": SIGNAL_NAME}]}}
-            },
-        },
-    ]
-}
-
-
-class Stop(_Open):
-    model_config = ConfigDict(json_schema_extra=_STOP_VALUE_BY_TYPE)
-
-    type: Literal["signal", "command", "native", "stop"] = "signal"
-    value: str | None = "SIGTERM"
-
-    @model_validator(mode="after")
-    def _check(self) -> Stop:
-        if self.type == "stop":  # Wings spells Docker's own stop "stop"
-            self.type = "native"
-        if self.type == "signal" and self.value is not None and not re.fullmatch(SIGNAL_NAME, self.value):
-            raise ValueError(f"unknown signal {self.value!r}")
-        if self.type == "signal":
-            parse_signal(self.value or "SIGTERM")
-        # The default value is a signal's: a command stop must name its own.
-        if self.type == "command":
-            if "value" not in self.model_fields_set or not self.value:
-                raise ValueError("a command stop needs a value (the text written to stdin)")
-            if problem := console_line_problem(self.value):
-                raise ValueError(f"the stop command cannot be written to the console: {problem}")
-        return self
-
-
-class Replacement(_Open):
-    match: str
-    replace_with: Any = ""
-    if_value: str | None = None
-
-
-class ConfigFile(_Open):
-    file: str
-    parser: Literal["properties", "yaml", "yml", "json", "ini", "file", "xml"] = "file"
-    replace: list[Replacement] = Field(default_factory=list)
-
-
-class ProcessConfiguration(_Open):
-    startup: Startup = Field(default_factory=Startup)
-    stop: Stop = Field(default_factory=Stop)
-    configs: list[ConfigFile] = Field(default_factory=list)
-
-
-class ServerDefinition(_Open):
+class ServerDefinition(OpenModel):
     """The whole document. `settings.uuid` is the only required key."""
 
     settings: Settings

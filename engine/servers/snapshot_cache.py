@@ -27,8 +27,10 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.servers import definition as definition_module
+from wingman.engine.servers import definition_base
 from wingman.engine.servers import fold as fold_module
 from wingman.engine.servers import operations as operations_module
+from wingman.engine.servers import process_configuration as process_configuration_module
 from wingman.engine.servers.fold import ServerView
 from wingman.engine.servers.operations import OPEN_STATUSES, Operation
 from wingman.engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
@@ -49,7 +51,7 @@ DEFAULT_EVERY = 500  # events of a stream between snapshots: a replay folds fewe
 def fingerprint() -> str:
     """Changes whenever the fold could give another answer: its code, the config parser, the chart."""
     h = hashlib.sha256(str(SNAPSHOT_FORMAT).encode())
-    for module in (fold_module, definition_module, operations_module):
+    for module in (fold_module, definition_module, process_configuration_module, definition_base, operations_module):
         h.update(inspect.getsource(module).encode())
     h.update(STATECHART_PATH.read_bytes())
     return h.hexdigest()
