@@ -10,7 +10,7 @@ from wingman.api import auth, errors, ui
 from wingman.api.context import node_of
 from wingman.api.openapi.describe import Answer, doc
 from wingman.api.openapi.document import build as build_openapi
-from wingman.api.routes import audit, diagrams, metrics, not_provided, power, schedules, servers, stream, system
+from wingman.api.routes import audit, diagrams, metrics, not_provided, power, schedules, servers, stream, system, tlog
 from wingman.api.websocket import routes as websocket
 from wingman.api.websocket.protocol import SocketProtocol
 from wingman.engine.config import DaemonConfig
@@ -41,6 +41,7 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     auth.install(app)
     for blueprint in (power.bp, servers.bp, system.bp, audit.bp, diagrams.bp, stream.bp, not_provided.bp, schedules.bp):
         app.blueprint(blueprint)
+    app.blueprint(tlog.bp)  # the checkpoint and tree in the C2SP formats
     websocket.install(app)  # the Wings websocket: its blueprint and frame size limit
     ui.install(app)  # the operator page, /ui
 
