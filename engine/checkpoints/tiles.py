@@ -72,58 +72,77 @@ def _perfect_root(hashes: list[bytes]) -> bytes:
     return hashes[0]
 
 
-class TileLog:
-    """One node's tree as tiles, up to the size of its latest signed checkpoint."""
+class TileTree:
+    """The tiles of a tree given its entries (the leaves' event hashes), in order. Pure computation;
+    full tiles, which never change, are kept once computed."""
 
-    def __init__(self, engine: AsyncEngine, node: str | None):
-        self.engine, self.node = engine, node
-        self._entries = bytearray()  # the event hashes of the leaves read so far, 32 bytes each
-        self._after = 0  # the position of the last leaf read
+    def __init__(self) -> None:
+        self.entries = bytearray()  # 32 bytes per leaf
         self._full: dict[tuple[int, int], bytes] = {}
-        self._lock = asyncio.Lock()
 
-    async def _read_to(self, size: int) -> None:
-        async with self._lock:
-            while len(self._entries) < 32 * size:
-                q = (
-                    select(E.c.position, E.c.hash)
-                    .where(E.c.position > self._after, mine(self.node))
-                    .order_by(E.c.position)
-                    .limit(_PAGE)
-                )
-                async with self.engine.connect() as conn:
-                    rows = (await conn.execute(q)).all()
-                if not rows:
-                    raise NoTile(f"the log holds {len(self._entries) // 32} of this node's events, not {size}")
-                for position, stored in rows:
-                    self._entries += bytes.fromhex(stored)
-                    self._after = position
+    @property
+    def size(self) -> int:
+        return len(self.entries) // 32
 
     def _entry(self, i: int) -> bytes:
-        return bytes(self._entries[32 * i : 32 * i + 32])
+        return bytes(self.entries[32 * i : 32 * i + 32])
 
-    def _tile(self, level: int, index: int, width: int) -> bytes:
+    def _hashes(self, level: int, index: int, width: int) -> bytes:
         if width == WIDTH and (level, index) in self._full:
             return self._full[(level, index)]
         if level == 0:
             body = b"".join(leaf_hash(self._entry(index * WIDTH + i)) for i in range(width))
-        else:  # each hash is the root of a full tile below, itself cached
-            below = [self._tile(level - 1, index * WIDTH + i, WIDTH) for i in range(width)]
+        else:  # each hash is the root of a full tile below, itself kept
+            below = [self._hashes(level - 1, index * WIDTH + i, WIDTH) for i in range(width)]
             body = b"".join(_perfect_root([t[j : j + 32] for j in range(0, len(t), 32)]) for t in below)
         if width == WIDTH:
             self._full[(level, index)] = body
         return body
 
-    async def tile(self, path: TilePath, signed_size: int) -> bytes:
-        """The tile's bytes (hashes, or an entry bundle), when `signed_size` leaves cover it."""
+    def tile(self, path: TilePath) -> bytes:
+        """The tile's bytes: hashes, or an entry bundle (uint16 length, then the entry)."""
         level, width = path.level or 0, path.width or WIDTH
-        end = (path.index * WIDTH + width) * WIDTH**level  # one past the last leaf it spans
+        if (path.index * WIDTH + width) * WIDTH**level > self.size:
+            raise NoTile(f"tile {tile_path(path.level, path.index, path.width)} spans leaves past {self.size}")
+        if path.level is None:
+            start = path.index * WIDTH
+            return b"".join(b"\x00\x20" + self._entry(start + i) for i in range(width))
+        return self._hashes(level, path.index, width)
+
+
+class TileLog:
+    """One node's tree as tiles, up to the size of its latest signed checkpoint."""
+
+    def __init__(self, engine: AsyncEngine, node: str | None):
+        self.engine, self.node = engine, node
+        self.tree = TileTree()
+        self._after = 0  # the position of the last leaf read
+        self._lock = asyncio.Lock()
+
+    async def _read_to(self, size: int) -> None:
+        while self.tree.size < size:
+            q = (
+                select(E.c.position, E.c.hash)
+                .where(E.c.position > self._after, mine(self.node))
+                .order_by(E.c.position)
+                .limit(_PAGE)
+            )
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+            if not rows:
+                raise NoTile(f"the log holds {self.tree.size} of this node's events, not {size}")
+            for position, stored in rows:
+                self.tree.entries += bytes.fromhex(stored)
+                self._after = position
+
+    async def tile(self, path: TilePath, signed_size: int) -> bytes:
+        """The tile's bytes, when `signed_size` leaves cover it."""
+        end = (path.index * WIDTH + (path.width or WIDTH)) * WIDTH ** (path.level or 0)  # past its last leaf
         if end > signed_size:
             raise NoTile(
                 f"tile {tile_path(path.level, path.index, path.width)} spans leaves past the {signed_size} signed"
             )
-        await self._read_to(end)
-        if path.level is None:
-            start = path.index * WIDTH
-            return b"".join(b"\x00\x20" + self._entry(start + i) for i in range(width))
-        return self._tile(level, path.index, width)
+        async with self._lock:
+            await self._read_to(end)
+            # A first tile of a high level hashes every leaf under it (16M at level 2): off the loop.
+            return await asyncio.to_thread(self.tree.tile, path)

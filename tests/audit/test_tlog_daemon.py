@@ -130,3 +130,12 @@ def test_note_tiles_and_proofs_from_the_api_check_with_the_spec_client(live):
         vkey = parse_verifier_key(vkey_of(key))
         with pytest.raises(NoteRefused):
             open_checkpoint(note.replace(f"\n{size}\n", f"\n{size + 1}\n"), [vkey])
+
+
+def test_before_the_first_checkpoint_the_note_is_the_empty_tree(daemon_process):
+    d = daemon_process(servers=[definition()], audit={"node_id": NODE, "checkpoint_every_seconds": 3600})
+    with d.client(AUDIT_TOKEN) as c:
+        assert c.get(f"{PREFIX}/key").json()["latest_checkpoint"] is None
+        origin, size, root, _ = signed(c)
+        assert (origin, size, root) == (f"wingman/{NODE}", 0, hashlib.sha256(b"").digest())
+        assert c.get(f"{PREFIX}/tile/0/000.p/1").status_code == 404  # events exist, none signed
