@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Insert, Update, insert, select, update
 
+from wingman.engine.store.backends import backend_of
 from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.schema import outbox_cursors as C
 
@@ -39,8 +40,7 @@ class OutboxCursor:
     def __init__(self, store: EventStore, name: str):
         self._store = store
         self.legacy = name  # the row every node shared before each had its own
-        shared = store.engine.dialect.name == "postgresql"
-        self.name = cursor_name(name, store.node_id if shared else None)
+        self.name = cursor_name(name, store.node_id if backend_of(store.engine).shared else None)
         self.position = 0  # everything up to here has been accepted (0: nothing yet)
         self._row_exists = False
 

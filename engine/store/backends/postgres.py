@@ -121,6 +121,7 @@ MIGRATIONS_LOCK = 0x77696E676D616E  # "wingman" in ASCII
 
 class PostgresBackend:
     name = "postgresql"
+    shared = True
 
     def create_engine(self, url: str) -> AsyncEngine:
         return create_async_engine(

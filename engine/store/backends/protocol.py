@@ -81,6 +81,7 @@ class GroupWriter(Protocol):
 
 class Backend(Protocol):
     name: str  # SQLAlchemy's name for the database: "sqlite", "postgresql"
+    shared: bool  # several nodes of a fleet may write to it (docs/fleet.md); SQLite is one node's file
 
     def create_engine(self, url: str) -> AsyncEngine:
         """The async engine on `url`, its connections set up for the log (pragmas, pool)."""

@@ -78,6 +78,7 @@ def _on_file(engine: AsyncEngine) -> bool:
 
 class SQLiteBackend:
     name = "sqlite"
+    shared = False
 
     def create_engine(self, url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_deserializer=json_loads)
