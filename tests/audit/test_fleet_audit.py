@@ -13,19 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from tests.support.daemon import DaemonProcess, definition
-from wingman.engine.store.database import create_engine
+from tests.support.fleet import fleet_node, fleet_sql
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 BORDERS = str.maketrans({c: " " for c in "│┃┏┓┗┛┡┩┠┨━─┳┻╇╈┼┬┴└┘┌┐├┤"})
-
-
-def _node(folder: Path, pg_url: str, node_id: str, servers: list[dict]) -> DaemonProcess:
-    return DaemonProcess(folder, servers=servers, extra_config={"node_id": node_id, "database": {"url": pg_url}})
 
 
 def _drive(d: DaemonProcess, servers: list[str]) -> None:
@@ -51,22 +46,12 @@ def audit(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _sql(pg_url: str, statement: str, **params: object) -> list[tuple]:
-    engine = create_engine(pg_url)
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(text(statement), params)
-            return [tuple(r) for r in result] if result.returns_rows else []
-    finally:
-        await engine.dispose()
-
-
 async def test_a_fleet_audited_from_the_cli_and_from_any_node(tmp_path, pg_url):
     a_servers, b_servers = [definition(), definition()], [definition(), definition()]
     a_ids = sorted(s["settings"]["uuid"] for s in a_servers)
     b_ids = sorted(s["settings"]["uuid"] for s in b_servers)
-    a = _node(tmp_path / "a", pg_url, "node-a", a_servers)
-    b = _node(tmp_path / "b", pg_url, "node-b", b_servers)
+    a = fleet_node(tmp_path / "a", pg_url, "node-a", a_servers)
+    b = fleet_node(tmp_path / "b", pg_url, "node-b", b_servers)
     try:
         await asyncio.to_thread(a.start, 60)
         await asyncio.to_thread(b.start, 60)
@@ -79,7 +64,7 @@ async def test_a_fleet_audited_from_the_cli_and_from_any_node(tmp_path, pg_url):
         nodes = {n["node"]: n for n in summary["nodes"]}
         assert summary["ok"] is True and set(nodes) == {"node-a", "node-b"}, r.stdout
         assert nodes["node-a"]["servers"] == a_ids and nodes["node-b"]["servers"] == b_ids
-        last_positions = dict(await _sql(pg_url, "SELECT node_id, max(position) FROM events GROUP BY node_id"))
+        last_positions = dict(await fleet_sql(pg_url, "SELECT node_id, max(position) FROM events GROUP BY node_id"))
         for name, n in nodes.items():
             assert n["verify"]["ok"] is True and n["verify"]["problems_total"] == 0, n
             assert n["verify"]["streams_checked"] >= 2
@@ -131,18 +116,18 @@ async def test_a_fleet_audited_from_the_cli_and_from_any_node(tmp_path, pg_url):
         assert r.returncode == 0, r.stderr
         exported = [json.loads(line) for line in r.stdout.splitlines()]
         assert {e["node_id"] for e in exported} == {"node-b"} and set(b_ids) <= {e["stream_id"] for e in exported}
-        (count,) = (await _sql(pg_url, "SELECT count(*) FROM events WHERE node_id = 'node-b'"))[0]
+        (count,) = (await fleet_sql(pg_url, "SELECT count(*) FROM events WHERE node_id = 'node-b'"))[0]
         assert len(exported) <= count  # node B may have written more since
         unknown = audit("export", "--database", pg_url, "--node", "node-z")
         assert unknown.returncode == 2 and "no node node-z" in unknown.stderr and "node-a, node-b" in unknown.stderr
 
         # Forge one of node B's events: its data edited with SQL.
-        ((forged,),) = await _sql(
+        ((forged,),) = await fleet_sql(
             pg_url,
             "SELECT min(position) FROM events WHERE node_id = 'node-b' AND type = 'power.requested' AND stream_id = :s",
             s=b_ids[1],
         )
-        await _sql(
+        await fleet_sql(
             pg_url,
             "UPDATE events SET data = jsonb_set(data::jsonb, '{wait_seconds}', '99')::json WHERE position = :p",
             p=forged,

@@ -14,21 +14,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from tests.support.daemon import DaemonProcess, definition
-from wingman.engine.store.database import create_engine
+from tests.support.fleet import fleet_node, fleet_sql
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+CHECKPOINT_OFTEN = {"checkpoint_every_events": 4, "checkpoint_every_seconds": 0.2}
+
+
 def _node(folder: Path, pg_url: str, node_id: str, servers: list[dict]) -> DaemonProcess:
-    audit = {"checkpoint_every_events": 4, "checkpoint_every_seconds": 0.2}
-    return DaemonProcess(
-        folder, servers=servers, extra_config={"node_id": node_id, "database": {"url": pg_url}, "audit": audit}
-    )
+    return fleet_node(folder, pg_url, node_id, servers, audit=CHECKPOINT_OFTEN)
 
 
 def _drive(d: DaemonProcess, servers: list[str]) -> None:
@@ -66,16 +65,6 @@ def _audit(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _sql(pg_url: str, statement: str, **params: object) -> list[tuple]:
-    engine = create_engine(pg_url)
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(text(statement), params)
-            return [tuple(r) for r in result] if result.returns_rows else []
-    finally:
-        await engine.dispose()
-
-
 async def test_each_node_signs_its_own_log_and_verify_names_the_node(tmp_path, pg_url):
     a_servers, b_servers = [definition(), definition()], [definition()]
     a = _node(tmp_path / "a", pg_url, "node-a", a_servers)
@@ -92,7 +81,7 @@ async def test_each_node_signs_its_own_log_and_verify_names_the_node(tmp_path, p
     for d in (a, b):
         assert "could not be written to the database" not in d.read_log()  # no collision on seq
 
-    rows = await _sql(pg_url, "SELECT node_id, seq, body, upto_position FROM checkpoints ORDER BY node_id, seq")
+    rows = await fleet_sql(pg_url, "SELECT node_id, seq, body, upto_position FROM checkpoints ORDER BY node_id, seq")
     by_node: dict[str, list[int]] = {}
     for node, seq, body, _ in rows:
         assert json.loads(body)["node"] == node
@@ -101,7 +90,7 @@ async def test_each_node_signs_its_own_log_and_verify_names_the_node(tmp_path, p
     for node, seqs in by_node.items():
         assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 2, (node, seqs)
     # Each node's last checkpoint covers exactly its own events (and the log holds both nodes').
-    counts = dict(await _sql(pg_url, "SELECT node_id, count(*) FROM events GROUP BY node_id"))
+    counts = dict(await fleet_sql(pg_url, "SELECT node_id, count(*) FROM events GROUP BY node_id"))
     last = {node: json.loads(body)["size"] for node, _, body, _ in rows}
     assert last == {"node-a": counts["node-a"], "node-b": counts["node-b"]}
 
@@ -129,8 +118,10 @@ async def test_each_node_signs_its_own_log_and_verify_names_the_node(tmp_path, p
     assert said.returncode == 0 and "node node-a: OK" in said.stdout and "node node-b: OK" in said.stdout, said.stdout
 
     # An event of node B's, edited with SQL: named with node B and its position.
-    forged = (await _sql(pg_url, "SELECT min(position) FROM events WHERE node_id = 'node-b'"))[0][0]
-    await _sql(pg_url, "UPDATE events SET data = CAST(:d AS JSON) WHERE position = :p", d='{"edited": true}', p=forged)
+    forged = (await fleet_sql(pg_url, "SELECT min(position) FROM events WHERE node_id = 'node-b'"))[0][0]
+    await fleet_sql(
+        pg_url, "UPDATE events SET data = CAST(:d AS JSON) WHERE position = :p", d='{"edited": true}', p=forged
+    )
     found = _audit("verify", "--database", pg_url, *key_args, "--format", "json")
     assert found.returncode == 1, found.stdout[-3000:]
     cp = json.loads(found.stdout)["checkpoints"]

@@ -11,18 +11,14 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from tests.store.test_fleet_store import TailReader
 from tests.support.daemon import DaemonProcess, definition
+from tests.support.fleet import TailReader, fleet_node
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
 from wingman.engine.store.database import create_engine
 from wingman.engine.store.event_store import EventStore, ServerOfAnotherNode
 from wingman.engine.store.schema import events as E
 
 pytestmark = pytest.mark.postgres
-
-
-def _node(folder, pg_url: str, node_id: str, servers: list[dict]) -> DaemonProcess:
-    return DaemonProcess(folder, servers=servers, extra_config={"node_id": node_id, "database": {"url": pg_url}})
 
 
 def _drive(d: DaemonProcess, servers: list[str], cycles: int, failures: list[str]) -> None:
@@ -57,8 +53,8 @@ async def test_two_nodes_share_one_database_each_with_its_servers(tmp_path, pg_u
     a_servers, b_servers = [definition(), definition()], [definition(), definition()]
     a_ids = [s["settings"]["uuid"] for s in a_servers]
     b_ids = [s["settings"]["uuid"] for s in b_servers]
-    a = _node(tmp_path / "a", pg_url, "node-a", a_servers)
-    b = _node(tmp_path / "b", pg_url, "node-b", b_servers)
+    a = fleet_node(tmp_path / "a", pg_url, "node-a", a_servers)
+    b = fleet_node(tmp_path / "b", pg_url, "node-b", b_servers)
     reader = TailReader(pg_url)
     try:
         await asyncio.to_thread(a.start, 60)
@@ -113,8 +109,8 @@ async def test_two_nodes_share_one_database_each_with_its_servers(tmp_path, pg_u
 
 
 def test_a_second_daemon_with_a_node_id_in_use_exits_naming_the_first(tmp_path, pg_url):
-    first = _node(tmp_path / "first", pg_url, "node-a", [definition()])
-    second = _node(tmp_path / "second", pg_url, "node-a", [definition()])
+    first = fleet_node(tmp_path / "first", pg_url, "node-a", [definition()])
+    second = fleet_node(tmp_path / "second", pg_url, "node-a", [definition()])
     try:
         first.start(60)
         with pytest.raises(RuntimeError, match="daemon exited with") as exited:

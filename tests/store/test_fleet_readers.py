@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.daemon import DaemonProcess, definition
+from tests.support.fleet import fleet_node
 from wingman.engine.events import WEBSOCKET_CHANNEL, Metadata, NewEvent, PowerRequested
 from wingman.engine.remote.activity_cursor import OutboxCursor
 from wingman.engine.remote.activity_entries import pending
@@ -23,10 +24,6 @@ from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.event_store import EventStore
 
 pytestmark = pytest.mark.postgres
-
-
-def _node(folder, pg_url: str, node_id: str, servers: list[dict]) -> DaemonProcess:
-    return DaemonProcess(folder, servers=servers, extra_config={"node_id": node_id, "database": {"url": pg_url}})
 
 
 def _power(d: DaemonProcess, uuid: str, action: str) -> None:
@@ -75,8 +72,8 @@ class SseReader(threading.Thread):
 async def test_the_event_stream_shows_the_nodes_own_events_unless_asked_for_the_fleet(tmp_path, pg_url):
     a_server, b_server = definition(), definition()
     a_id, b_id = a_server["settings"]["uuid"], b_server["settings"]["uuid"]
-    a = _node(tmp_path / "a", pg_url, "node-a", [a_server])
-    b = _node(tmp_path / "b", pg_url, "node-b", [b_server])
+    a = fleet_node(tmp_path / "a", pg_url, "node-a", [a_server])
+    b = fleet_node(tmp_path / "b", pg_url, "node-b", [b_server])
     readers: list[SseReader] = []
     try:
         await asyncio.to_thread(a.start, 60)

@@ -9,12 +9,9 @@ import asyncio
 import pytest
 
 from tests.support.daemon import DaemonProcess, definition
+from tests.support.fleet import fleet_node
 
 pytestmark = pytest.mark.postgres
-
-
-def _node(folder, pg_url: str, node_id: str, servers: list[dict]) -> DaemonProcess:
-    return DaemonProcess(folder, servers=servers, extra_config={"node_id": node_id, "database": {"url": pg_url}})
 
 
 def _listed(d: DaemonProcess) -> set[str]:
@@ -26,8 +23,8 @@ async def test_each_node_lists_only_its_own_servers(tmp_path, pg_url):
     a_servers, b_servers = [definition(), definition()], [definition()]
     a_ids = {s["settings"]["uuid"] for s in a_servers}
     b_ids = {s["settings"]["uuid"] for s in b_servers}
-    a = _node(tmp_path / "a", pg_url, "node-a", a_servers)
-    b = _node(tmp_path / "b", pg_url, "node-b", b_servers)
+    a = fleet_node(tmp_path / "a", pg_url, "node-a", a_servers)
+    b = fleet_node(tmp_path / "b", pg_url, "node-b", b_servers)
     try:
         await asyncio.to_thread(a.start, 60)
         await asyncio.to_thread(b.start, 60)  # node A's servers are in the log, claimed by node A
@@ -36,7 +33,7 @@ async def test_each_node_lists_only_its_own_servers(tmp_path, pg_url):
         with b.client() as c:
             assert c.get(f"/api/servers/{sorted(a_ids)[0]}").status_code == 404
         a.stop()
-        a = _node(tmp_path / "a", pg_url, "node-a", a_servers)
+        a = fleet_node(tmp_path / "a", pg_url, "node-a", a_servers)
         await asyncio.to_thread(a.start, 60)
         assert _listed(a) == a_ids  # node B's server is in the log now: left out at boot
         with a.client() as c:

@@ -8,13 +8,13 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, text
 
 from tests.support.daemon import REPO
+from tests.support.fleet import TailReader
 from wingman.engine.events import Metadata, NewEvent, ServerSuspended
 from wingman.engine.store.database import create_engine, sqlite_url, upgrade
 from wingman.engine.store.event_store import EventStore, StoreRefused
@@ -144,41 +144,6 @@ WRITER = textwrap.dedent(
     asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     """
 )
-
-
-class TailReader(threading.Thread):
-    """Follows the log as the SSE stream and the checkpointer do: "every event after position N",
-    again and again, remembering what it saw."""
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url = url
-        self.seen: list[tuple[int, str]] = []
-        self.reads = 0
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._follow())
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
-
-    async def _follow(self) -> None:
-        engine = create_engine(self.url)
-        try:
-            last_pass = False
-            while True:
-                after = self.seen[-1][0] if self.seen else 0
-                async with engine.connect() as conn:
-                    q = select(E.c.position, E.c.event_id).where(E.c.position > after).order_by(E.c.position)
-                    self.seen += [(r[0], r[1]) for r in await conn.execute(q)]
-                self.reads += 1
-                if last_pass:
-                    return
-                last_pass = self.done.is_set()  # one more read once the writers are done
-        finally:
-            await engine.dispose()
 
 
 @pytest.mark.postgres
