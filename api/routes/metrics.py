@@ -2,8 +2,8 @@
 
 On the API's address it needs the node or an audit token, like every read-only endpoint. The
 config's `metrics.listen` also serves them on an address of their own without a token (for a
-scraper that cannot send one), from prometheus-client's own small HTTP server in a thread; what it
-serves is brought up to date from the log every `metrics.refresh_seconds` on the event loop.
+scraper that cannot send one), from prometheus-client's own small HTTP server in a thread; the
+log's size it shows is read again every `metrics.refresh_seconds` on the event loop.
 
 The format follows the scraper's Accept header: OpenMetrics when it asks for it (Prometheus does),
 else the Prometheus text format.

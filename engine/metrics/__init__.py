@@ -1,7 +1,7 @@
 """The node's metrics for Prometheus (GET /metrics; docs/metrics.md).
 
-- `log_counts`: the counters read from the log (so a restart keeps them) and the operation
-  histograms, brought up to date at each scrape;
+- `log_counts`: the counters summed from the log at start (so a restart keeps them), then
+  counted as the store commits, and the operation histograms;
 - `store_watch`: the store's commits (group sizes, commit latency), one cheap subscriber;
 - `node_metrics`: the families, from those and from what is true now (servers by state, each
   server's utilization, checkpoints, Panel outboxes, the log's size, the build).

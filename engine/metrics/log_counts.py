@@ -1,32 +1,35 @@
-"""What the metrics count, read from the log: nothing is counted on the write path, and nothing
-is lost by a restart.
+"""What the metrics count, from the log: nothing is lost by a restart.
 
-The counters (operations by action and outcome, crashes by server, crash-policy decisions, restarts by
-cause, events appended) are the log's own numbers: the first reading sums the whole log with one
-grouped query per family, up to the log's last position; each later reading (a scrape) adds the
-events after the position the last one reached. So a counter is the same after a daemon restart
-as before it, and Prometheus' `rate()` across a restart is right.
+The counters (operations by action and outcome, crashes by server, crash-policy decisions,
+restarts by cause, events appended) are the log's own numbers. At start the whole log is summed,
+with one grouped query per family up to the log's last position; from then on each committed
+group is counted as the store announces it (a subscriber: a few dictionary updates per event, no
+read back from the database). So a counter is the same after a daemon restart as before it, and
+Prometheus' `rate()` across a restart is right; and a scrape only formats what is counted, so
+scraping costs the node next to nothing however busy it is.
 
 The histograms (an operation's time from request to outcome, its wait for the power lock) come
-from the same reads, for the operations requested since this daemon started: their pairs of
+from the same events, for the operations requested since this daemon started: their pairs of
 events (`power.requested`, then `power.started` and the outcome) are seen together. They start
 empty at each daemon start, as any Prometheus histogram does at a restart.
 
-One reader at a time (an asyncio lock): two scrapes at once do not count an event twice.
+Events committed while the start's sum is read are held, and counted after it only if it did
+not already count them (by position): each event is counted once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, String, and_, func, or_, select, true, type_coerce
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.event_types import EventType
+from wingman.engine.events import RecordedEvent
 from wingman.engine.store.schema import events as E
 
 # Keyed by the stored type's text (an EventType is that text, as a StrEnum).
@@ -44,18 +47,7 @@ READ = [
     EventType.SERVER_CRASHED,
     EventType.CRASH_DECIDED,
 ]
-# What a later reading takes of each event: the fields counted, extracted by the database.
-_FIELDS = (
-    E.c.position,
-    E.c.stream_id,
-    E.c.type,
-    type_coerce(E.c.recorded_at, String).label("recorded_at"),
-    E.c.data["action"].as_string().label("action"),
-    E.c.data["operation_id"].as_string().label("operation_id"),
-    E.c.data["restart"].as_string().label("restart"),
-    E.c.metadata["cause"].as_string().label("cause"),
-)
-PAGE = 1000
+_COUNTED = frozenset(READ)  # the types a committed event is looked at for, beyond counting it
 # Operations waiting for their outcome, for the histograms. An operation whose outcome never
 # comes (the daemon died; the next boot records `interrupted`) is forgotten past this many.
 OPEN_OPERATIONS = 100_000
@@ -99,7 +91,7 @@ class _Open:
 
 
 class LogCounts:
-    """The counters and histograms, brought up to date by `catch_up` (once per scrape)."""
+    """The counters and histograms: summed from the log by `prime`, then counted as the store commits."""
 
     def __init__(self, db: AsyncEngine, node_id: str | None = None) -> None:
         self.db = db
@@ -117,26 +109,47 @@ class LogCounts:
         self.lock_waits = Buckets(LOCK_WAIT_BUCKETS)
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._held: list[RecordedEvent] = []
+        self._unsubscribe: Callable[[], None] | None = None
 
-    async def catch_up(self) -> None:
+    def attach(self, subscribe: Callable[[Callable[[list[RecordedEvent]], None]], Callable[[], None]]) -> None:
+        """Count each committed group from now on (before `prime`, so that nothing falls between)."""
+        self._unsubscribe = subscribe(self._on_commit)
+
+    def detach(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def prime(self) -> None:
+        """Sum the log as it is now (once); then count what was held meanwhile."""
         async with self._lock:
+            if self.primed:
+                return
             async with self.db.connect() as conn:
                 total, last = (
-                    await conn.execute(
-                        select(func.count().filter(self._mine), func.max(E.c.position)).where(
-                            E.c.position > self.position
-                        )
-                    )
+                    await conn.execute(select(func.count().filter(self._mine), func.max(E.c.position)))
                 ).one()
-            if last is None:
-                return
-            if not self.primed:
+            if last is not None:
                 await self._prime(last)
-            else:
-                await self._read(last)
-            self.events += total
-            self.position = last
+                self.events += total
+                self.position = last
             self.primed = True
+            held, self._held = self._held, []
+            self._on_commit(held)
+
+    def _on_commit(self, events: list[RecordedEvent]) -> None:
+        if not self.primed:
+            self._held.extend(events)  # until the start's sum is read
+            return
+        for ev in events:
+            if ev.position <= self.position:
+                continue  # the start's sum has it
+            self.events += 1
+            if ev.type in _COUNTED:
+                self._count(ev)
+        if events:
+            self.position = max(self.position, events[-1].position)
 
     async def _prime(self, upto: int) -> None:
         """The whole log up to `upto`, summed in the database."""
@@ -160,50 +173,30 @@ class LogCounts:
             for why, n in (await conn.execute(restarts.group_by(cause))).all():
                 self.restarts[why or "unknown"] += n
 
-    async def _read(self, upto: int) -> None:
-        """The events after the last reading, up to `upto`, a page at a time. The database hands
-        over the few fields counted (no event is parsed here): a scrape costs the event loop
-        little while the node is busy."""
-        after = self.position
-        while after < upto:
-            query = (
-                select(*_FIELDS)
-                .where(E.c.position > after, E.c.position <= upto, E.c.type.in_(READ), self._mine)
-                .order_by(E.c.position)
-                .limit(PAGE)
-            )
-            async with self.db.connect() as conn:
-                rows = (await conn.execute(query)).all()
-            for row in rows:
-                self._count(row)
-            if len(rows) < PAGE:
-                return
-            after = rows[-1].position
-
-    def _count(self, row: Row[Any]) -> None:
-        kind = row.type
+    def _count(self, ev: RecordedEvent) -> None:
+        kind, data = ev.type, ev.data
         if kind == EventType.POWER_REQUESTED:
-            action = str(row.action)
-            self._open[str(row.operation_id)] = _Open(action, _when(row.recorded_at))
+            action = str(data.get("action"))
+            self._open[str(data.get("operation_id"))] = _Open(action, ev.recorded_at)
             if len(self._open) > OPEN_OPERATIONS:
                 self._open.popitem(last=False)
             if action == "restart":
-                self.restarts[str(row.cause or "unknown")] += 1
+                self.restarts[str(ev.metadata.get("cause") or "unknown")] += 1
         elif kind == EventType.POWER_STARTED:
-            opened = self._open.get(str(row.operation_id))
+            opened = self._open.get(str(data.get("operation_id")))
             if opened is not None:
-                self.lock_waits.observe(_seconds(opened.requested_at, _when(row.recorded_at)))
+                self.lock_waits.observe(_seconds(opened.requested_at, ev.recorded_at))
         elif kind in OUTCOMES:
-            action = str(row.action)
+            action = str(data.get("action"))
             self.operations[action, OUTCOMES[kind]] += 1
-            opened = self._open.pop(str(row.operation_id), None)
+            opened = self._open.pop(str(data.get("operation_id")), None)
             if opened is not None:
                 buckets = self.durations.setdefault(action, Buckets(DURATION_BUCKETS))
-                buckets.observe(_seconds(opened.requested_at, _when(row.recorded_at)))
+                buckets.observe(_seconds(opened.requested_at, ev.recorded_at))
         elif kind == EventType.SERVER_CRASHED:
-            self.crashes[row.stream_id] += 1
+            self.crashes[ev.stream_id] += 1
         elif kind == EventType.CRASH_DECIDED:
-            self.decisions[_decision(_truthy(row.restart))] += 1
+            self.decisions[_decision(bool(data.get("restart")))] += 1
 
 
 def _decision(restart: bool) -> str:
@@ -212,13 +205,3 @@ def _decision(restart: bool) -> str:
 
 def _seconds(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds())
-
-
-def _when(value: datetime | str) -> datetime:
-    """A row's `recorded_at`: a datetime from PostgreSQL, the stored text from SQLite."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-def _truthy(value: object) -> bool:
-    # JSON's true as each database extracts it: True, 1, or the text "true".
-    return value in (True, 1, "true", "1")

@@ -74,16 +74,19 @@ class NodeMetrics(Collector):
         self.extra: list[Callable[[], Iterator[Metric]]] = []  # the API's own families (sockets, streams)
 
     async def start(self) -> None:
-        """Watch the store's commits, and read the log once: the histograms then see every
-        operation requested from here on."""
+        """Watch the store's commits, then sum the log once: from here on every commit is counted
+        as it is announced, and the histograms see every operation requested."""
         self.store.attach(self.sources.subscribe)
+        self.counts.attach(self.sources.subscribe)
+        await self.counts.prime()
         await self.refresh()
 
     def stop(self) -> None:
         self.store.detach()
+        self.counts.detach()
 
     async def refresh(self) -> None:
-        await self.counts.catch_up()
+        """What is read at a scrape: only the log's size (the counters are current already)."""
         self.log_bytes = await self._log_bytes()
 
     async def _log_bytes(self) -> float:
