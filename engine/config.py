@@ -17,6 +17,7 @@ from wingman.engine.config_docker import DockerConfig
 from wingman.engine.config_keys import UnknownKeys, sort_keys
 from wingman.engine.config_metrics import MetricsConfig
 from wingman.engine.config_servers import ServerDocs
+from wingman.engine.config_witnesses import CosigningWitnessConfig, distinct_witnesses
 from wingman.engine.store.database import sqlite_url
 from wingman.engine.store.hashing import json_loads
 
@@ -122,6 +123,7 @@ class AuditConfig(BaseModel):
     checkpoint_every_events: int = Field(default=1000, ge=1, le=1_000_000)
     checkpoint_every_seconds: float = Field(default=1.0, gt=0, le=86400)
     witness_url: str | None = None  # each checkpoint is POSTed here as JSON when set
+    witnesses: list[CosigningWitnessConfig] = Field(default_factory=list)  # cosigning witnesses (tlog-witness)
     node_id: str | None = None  # named in every checkpoint; default: the host name
 
     @field_validator("node_id")
@@ -139,6 +141,11 @@ class AuditConfig(BaseModel):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("witness_url must be an http:// or https:// URL")
         return v
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witnesses(cls, v: list[CosigningWitnessConfig]) -> list[CosigningWitnessConfig]:
+        return distinct_witnesses(v)
 
 
 class Rate(BaseModel):

@@ -78,6 +78,7 @@ def checkpoint_settings(config: DaemonConfig) -> CheckpointSettings:
         every_seconds=a.checkpoint_every_seconds,
         witness_url=a.witness_url,
         witness_headers=auth,
+        witnesses=a.witnesses,
     )
 
 

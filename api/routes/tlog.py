@@ -3,28 +3,27 @@ checkpoint as a signed note, c2sp.org/tlog-checkpoint) and `GET /api/audit/tile/
 c2sp.org/tlog-tiles), with `/api/audit` as the log's URL prefix, so a stock tlog client can fetch
 proofs without wingman's code (engine.checkpoints.note and .tiles).
 
+The note carries the cosignatures the node's cosigning witnesses returned for its size
+(engine.checkpoints.cosigning), as extra signature lines a client that does not know the witnesses
+ignores, so a client can check a witness quorum from the note alone.
+
 Read-only (`ctx_read_only=True`): audit tokens may fetch them.
 """
 
 from __future__ import annotations
 
-from weakref import WeakKeyDictionary
-
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.api.context import node
 from wingman.api.errors import ApiError
 from wingman.api.openapi.describe import Answer, doc
+from wingman.engine.checkpoints.cosigned import lines_at
 from wingman.engine.checkpoints.note import checkpoint_note, checkpoint_text, origin, sign_note, verifier_key
-from wingman.engine.checkpoints.tiles import NoTile, TileLog, parse_tile_path
+from wingman.engine.checkpoints.tiles import NoTile, parse_tile_path
 from wingman.engine.checkpoints.tree import EMPTY_ROOT
 
 bp = Blueprint("tlog")
-
-# One per store and node, so full tiles (immutable) are computed once.
-_TILE_LOGS: WeakKeyDictionary[AsyncEngine, dict[str, TileLog]] = WeakKeyDictionary()
 
 
 def _signed_size(request: Request) -> int:
@@ -38,7 +37,8 @@ def _signed_size(request: Request) -> int:
     "The tlog-checkpoint note (origin `wingman/<node id>`, tree size, base64 RFC 6962 root) signed as a "
     "signed-note with the node's Ed25519 key; the `Wingman-Verifier-Key` header gives the verifier key "
     "`<name>+<hex key id>+<base64(0x01 || key)>`. Same size and root as the latest JSON checkpoint; before the "
-    "first one, the empty tree (size 0), which every later tree extends.",
+    "first one, the empty tree (size 0), which every later tree extends. The cosignatures kept from the node's "
+    "cosigning witnesses for that size follow the node's own signature line (c2sp.org/tlog-cosignature).",
     answers={
         200: Answer(
             "The signed note",
@@ -54,6 +54,8 @@ async def checkpoint(request: Request) -> HTTPResponse:
     note = (
         sign_note(checkpoint_text(name, 0, EMPTY_ROOT), name, key) if cp.last is None else checkpoint_note(cp.last, key)
     )
+    if cp.last is not None and cp.settings.witnesses:
+        note += "".join(f"{line}\n" for line in await lines_at(node(request).db, cp.settings.node_id, cp.last.size))
     return text(
         note,
         content_type="text/plain; charset=utf-8",
@@ -75,11 +77,9 @@ async def checkpoint(request: Request) -> HTTPResponse:
 )
 async def tile(request: Request, path: str) -> HTTPResponse:
     n = node(request)
-    node_id = n.checkpointer.settings.node_id
     try:
         wanted = parse_tile_path(path)
-        logs = _TILE_LOGS.setdefault(n.db, {})
-        body = await logs.setdefault(node_id, TileLog(n.db, node_id)).tile(wanted, _signed_size(request))
+        body = await n.checkpointer.tiles.tile(wanted, _signed_size(request))
     except NoTile as exc:
         raise ApiError(404, str(exc)) from None
     return raw(

@@ -11,7 +11,8 @@ after the first of them was committed, whichever comes first; and `stop()` signs
 clean shutdown, after the store's writer has drained. Each checkpoint goes to the checkpoints
 table (with the tree's compact range and the leaves it added), then to the checkpoint file
 (fsynced), then to the witness if one is configured. A copy that fails is retried with the next
-checkpoint; signing never waits for a copy.
+checkpoint; signing never waits for a copy. Once in the table, the newest is offered to the
+cosigning witnesses (engine.checkpoints.cosigning), which send it in tasks of their own.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from wingman.engine.checkpoints import keys, storage
+from wingman.engine.checkpoints.cosigning import Cosigners
 from wingman.engine.checkpoints.format import SignedCheckpoint, encode_key, make_body, sign
+from wingman.engine.checkpoints.note import checkpoint_note
 from wingman.engine.checkpoints.resume import Resumed, resume_tree
+from wingman.engine.checkpoints.tiles import TileLog
 from wingman.engine.checkpoints.tree import CompactRange, leaf_hash
 from wingman.engine.checkpoints.witness import Witness
+from wingman.engine.config_witnesses import CosigningWitnessConfig
 from wingman.engine.events import RecordedEvent
 from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.points import iso
@@ -51,6 +56,7 @@ class CheckpointSettings:
     every_seconds: float = 1.0
     witness_url: str | None = None
     witness_headers: dict[str, str] = field(default_factory=dict)
+    witnesses: list[CosigningWitnessConfig] = field(default_factory=list)  # cosigning witnesses
 
 
 class Checkpointer:
@@ -67,6 +73,9 @@ class Checkpointer:
         self._to_table: list[storage.CheckpointRow] = []
         self._to_file: list[SignedCheckpoint] = []
         self._witness = Witness(settings.witness_url, settings.witness_headers) if settings.witness_url else None
+        # The node's tree as tiles: served by the API, and the cosigning witnesses' proofs come from it.
+        self.tiles = TileLog(store.engine, settings.node_id)
+        self.cosigners = Cosigners(store, settings.node_id, settings.witnesses, self.tiles, self.note_of)
         self._lock = asyncio.Lock()  # one signer at a time: the timer task, a rotation, stop()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -80,6 +89,10 @@ class Checkpointer:
     @property
     def uncovered(self) -> int:
         return len(self._uncovered)
+
+    def note_of(self, signed: SignedCheckpoint) -> str:
+        """The checkpoint as a C2SP signed note, signed with the key held now (engine.checkpoints.note)."""
+        return checkpoint_note(signed, self.key)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -99,6 +112,7 @@ class Checkpointer:
             await self._catch_up_file(file, file_seq)
         self._unsubscribe = self.store.subscribe(self._on_commit)
         self._task = asyncio.create_task(self._run(), name="checkpointer")
+        await self.cosigners.start(self.last)
         log.info(
             "checkpoints: tree ready",
             size=self.tree.size,
@@ -125,6 +139,7 @@ class Checkpointer:
             await self._flush()
         if self._witness is not None:
             await self._witness.close()
+        await self.cosigners.close()
 
     # -- following the store -----------------------------------------------------------------
 
@@ -200,6 +215,8 @@ class Checkpointer:
             try:
                 await storage.save(self.store, rows)
                 del self._to_table[: len(rows)]
+                if not self._to_table and self.last is not None:
+                    self.cosigners.offer(self.last)  # durable now: the witnesses may hear of it
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows and go on signing
                 log.error(
                     "checkpoints could not be written to the database; retrying with the next",

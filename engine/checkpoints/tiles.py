@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +30,7 @@ from wingman.engine.store.schema import events as E
 
 WIDTH = 256  # hashes in a full tile: a subtree of height 8
 _PAGE = 20000
+T = TypeVar("T")
 _TILE_PATH = re.compile(
     r"(?P<level>entries|0|[1-9][0-9]?)/(?P<index>(?:x[0-9]{3}/)*[0-9]{3})(?:\.p/(?P<w>[1-9][0-9]{0,2}))?\Z"
 )
@@ -146,3 +149,10 @@ class TileLog:
             await self._read_to(end)
             # A first tile of a high level hashes every leaf under it (16M at level 2): off the loop.
             return await asyncio.to_thread(self.tree.tile, path)
+
+    async def compute(self, size: int, fn: Callable[[TileTree], T]) -> T:
+        """`fn(tree)` off the event loop once the tree holds `size` leaves, one at a time with the
+        tiles served (engine.checkpoints.tile_proofs computes witnesses' proofs this way)."""
+        async with self._lock:
+            await self._read_to(size)
+            return await asyncio.to_thread(fn, self.tree)

@@ -117,3 +117,18 @@ stream_owners = Table(
     Column("node_id", String(128), nullable=False),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Witness cosignatures on each node's checkpoints (engine.checkpoints.cosigned, migration 0009):
+# one per node, witness (its key name) and tree size, with the root it vouches for and the
+# signature line as the witness sent it. A witness's latest cosigned size for a node is its largest.
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("witness", String(255), primary_key=True),
+    Column("size", Position, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("line", Text, nullable=False),
+)
