@@ -28,6 +28,13 @@ from wingman.api.cli.checkpoints import (
     prove,
     trusted_key,
 )
+from wingman.api.cli.cosignatures import (
+    CosignaturesOpt,
+    WitnessOpt,
+    check_cosignatures,
+    print_cosignatures,
+    witness_keys,
+)
 from wingman.api.cli.fleet import NodeOpt, NodeStreamsOpt, fleet, known_node, node_streams
 from wingman.api.cli.output import (
     EXIT_FINDINGS,
@@ -229,6 +236,8 @@ def verify(
         typer.Option("--format", "-F", metavar="FORMAT", help="auto or table (text), json or ndjson (one line)."),
     ] = ReportFmt.auto,
     node: NodeStreamsOpt = None,
+    witness: WitnessOpt = None,
+    cosignatures: CosignaturesOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -237,13 +246,17 @@ def verify(
     Each problem names the node that wrote its event; --node checks that node's streams only.
 
     Checkpoints: signatures with --key, roots, consistency, truncation. Exit 0 when it all checks
-    out, 1 naming the first bad event or position and what is wrong."""
+    out, 1 naming the first bad event or position and what is wrong.
+
+    Witnesses: --witness KEY (repeat) checks their kept cosignatures against the log; --cosignatures N
+    requires N of them to vouch for it."""
 
     async def job(engine: AsyncEngine) -> int:
         if server is not None:
             await known(engine, server)
         streams = None if node is None else await node_streams(engine, node)
         trusted, file = trusted_key(key), checkpoint_file(checkpoints, database, config)
+        witness_given = witness_keys(witness, cosignatures)
         show = wanted()
         total = await how_many(engine, NodeFilter(stream_id=server, stream_ids=streams)) if show else None
         scope = f"server {server}" if server else f"node {node}" if node else "the log"
@@ -251,16 +264,20 @@ def verify(
         with progress_bar(f"verifying {scope}", total, show) as tell:
             report, cp = await verify_everything(engine, server, trusted, file, progress=tell, **part)
         cp = cp or await node_checkpoints(engine, server, node, trusted, file)
-        ok = report.ok and (cp is None or cp.ok)
+        cs = await check_cosignatures(engine, witness_given, cosignatures)
+        logged_ok = report.ok and (cp is None or cp.ok)
+        ok = logged_ok and (cs is None or cs.ok)
         if format in (ReportFmt.json, ReportFmt.ndjson):
             doc = report.as_dict() | {
                 "ok": ok,
                 "hash_chains_ok": report.ok,
                 "checkpoints": cp.as_dict() if cp is not None else None,
             }
+            if cs is not None:
+                doc["cosignatures"] = cs.as_dict()
             print(json.dumps(doc, ensure_ascii=False, indent=2 if format == ReportFmt.json else None))
             return 0 if ok else EXIT_FINDINGS
-        if ok:
+        if logged_ok:
             print(
                 f"OK: {scope} checks out: {report.events_checked} events in {report.streams_checked} streams "
                 "(hash chains, versions, transitions, operations). Live state: not checked (reading the database only)."
@@ -286,6 +303,8 @@ def verify(
             )
         else:
             print_checkpoints(cp)
+        if cs is not None:
+            print_cosignatures(cs)
         return 0 if ok else EXIT_FINDINGS
 
     run(database, config, job)

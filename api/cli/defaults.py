@@ -76,6 +76,13 @@ audit:
   checkpoint_every_seconds: 1.0
   # Optional: POST each checkpoint (JSON) to this URL, with Bearer <token_id>.<token>.
   witness_url: null
+  # Optional: cosigning witnesses (c2sp.org/tlog-witness). Each checkpoint is submitted to each
+  # with a consistency proof; the cosignatures they return are kept and served on the note
+  # (wingman audit verify --witness KEY --cosignatures N). For example:
+  # - url: https://witness.example/submission-prefix
+  #   key: witness.example/w1+<hex key id>+<base64(0x04 || Ed25519 public key)>
+  #   timeout: 10
+  witnesses: []
   # Named in every checkpoint; the same as the top-level node_id (which wins when both are set).
   node_id: null
 # Servers whose runtime is `docker`: Wings' `docker:` keys, with Wings' defaults.
