@@ -107,6 +107,9 @@ class SystemConfig(BaseModel):
     timezone: str = Field(default_factory=lambda: _host_timezone(), min_length=1, max_length=64)
     # Wings' `system.tmp_directory`: where an egg's install script waits to be mounted into its container.
     tmp_directory: Path = Path("/tmp/wingman")
+    # The power statechart the daemon runs (docs/statechart.md); default: the packaged one. A change
+    # is checked against the node's history at start, and recorded in the log.
+    statechart: Path | None = None
 
 
 class DatabaseConfig(BaseModel):
@@ -283,6 +286,10 @@ class DaemonConfig(BaseModel):
         if (shared.is_dir() and os.access(shared, os.W_OK)) or os.access(shared.parent, os.W_OK):
             return shared
         return self.root_directory / "run"
+
+    @property
+    def statechart_path(self) -> Path | None:
+        return self._resolve(self.system.statechart) if self.system.statechart else None
 
     @property
     def database_url(self) -> str:

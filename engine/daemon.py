@@ -10,6 +10,7 @@ import time
 import structlog
 
 from wingman.engine import heap, private_files
+from wingman.engine.charts.adoption import adopt as adopt_chart
 from wingman.engine.checkpoints.checkpointer import Checkpointer, CheckpointSettings
 from wingman.engine.config import DaemonConfig
 from wingman.engine.config_servers import ServerDocs
@@ -47,7 +48,7 @@ from wingman.engine.servers.operations import Operation
 from wingman.engine.servers.registry import ServerRegistry
 from wingman.engine.servers.snapshot_cache import SnapshotCache
 from wingman.engine.servers.snapshot_writer import SnapshotWriter
-from wingman.engine.statechart import PowerMachine, Statechart
+from wingman.engine.statechart import PowerMachine, Statechart, read_statechart
 from wingman.engine.store.database import create_engine, upgrade
 from wingman.engine.store.event_store import EventStore
 
@@ -93,10 +94,14 @@ class Daemon:
         self.store = EventStore(self.db, node_id=config.node_id)
         self.node_lock: NodeLock | None = None
         # Building the machine checks the statechart against the engine's triggers: a chart the
-        # engine cannot run on stops the daemon here, before anything is written.
+        # engine cannot run on (or the configured file, system.statechart, not loading) stops the
+        # daemon here, before anything is written.
         self.registry = ServerRegistry(
-            self.store, PowerMachine(chart), admit=HostAddresses.for_node(config.docker).admit
+            self.store,
+            PowerMachine(chart or read_statechart(config.statechart_path)),
+            admit=HostAddresses.for_node(config.docker).admit,
         )
+        self.accept_chart_change = False  # `wingman serve --accept-chart-change` (engine.charts.adoption)
         self.runtimes = runtimes if runtimes is not None else build_runtimes(config)
         self.journal = Journal(self.store, self.registry)
         self.processes = ProcessTracker(self.journal)
@@ -221,6 +226,12 @@ class Daemon:
         self._keep_files_private()
         await self.checkpointer.start()  # before anything appends: the tree follows every commit
         done("checkpoint_tree")
+        # The chart in force (engine.charts): a change is replayed against this node's history and
+        # recorded before the registry folds it; ChartRefused stops the start, nothing written.
+        adopted = await adopt_chart(self.store, self.registry.chart, self.accept_chart_change)
+        self.registry.machine, self.registry.chart = PowerMachine(adopted), adopted
+        self.snapshot_cache.chart = adopted
+        done("statechart")
         await self.registry.load(self.snapshot_cache)
         done("registry")
         self.store.subscribe(self.power.on_commit)

@@ -70,6 +70,11 @@ class EventType(StrEnum):
     PANEL_SERVER_REFUSED = "panel.server_refused", "a server the Panel sent could not be taken"
     PANEL_SERVER_UNLISTED = "panel.server_unlisted", "the Panel no longer lists a server that is not offline"
     INSTALL_REPORTED = "panel.install_reported", "what the Panel was told of an install"
+    # the node (engine.charts)
+    STATECHART_ADOPTED = (
+        "node.statechart_adopted",
+        "the statechart in force from here on (its text and hash), and who decided (docs/statechart.md)",
+    )
     # installs
     INSTALL_STARTED = "install.started", "an install began"
     INSTALL_ADOPTED = "install.adopted", "boot recovery found an install's installer container and goes on from it"
@@ -122,6 +127,7 @@ class Cause(StrEnum):
     BOOT_RECOVERY = "boot_recovery", "the daemon found it so at boot"
     DAEMON_SHUTDOWN = "daemon_shutdown", "the daemon was shutting down"
     DELETE = "delete", "the server is being deleted"
+    STATECHART_CHANGE = "statechart_change", "an accepted statechart change lacks the state it was in"
     # the Panel
     PANEL_INVENTORY = "panel_inventory", "the Panel's list of servers said so"
     PANEL_UNLISTED = "panel_unlisted", "the Panel no longer lists the server"

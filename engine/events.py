@@ -393,5 +393,6 @@ def new_id() -> str:
 # them wherever events are read back (a reader need not know which module spelled a type).
 from wingman.engine import install_events as _install_events  # noqa: E402,F401
 from wingman.engine import panel_events as _panel_events  # noqa: E402,F401
+from wingman.engine.charts import events as _chart_events  # noqa: E402,F401
 from wingman.engine.probes import events as _probe_events  # noqa: E402,F401
 from wingman.engine.schedules import events as _schedule_events  # noqa: E402,F401

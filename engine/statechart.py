@@ -25,15 +25,24 @@ position to the destination the event names after the same lookup.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import hashlib
+import json
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from transitions import Machine
 from transitions import Transition as MachineTransition
 
 STATECHART_PATH = Path(__file__).resolve().parent.parent / "statecharts" / "power.yaml"
+
+# The trigger of the one state change no chart defines: a server re-placed into the chart in force
+# because an operator accepted a chart that lacks the state it was in (engine.charts). A chart may
+# not name a transition so.
+CHART_CHANGE_TRIGGER = "statechart_change"
 
 
 class Trigger(enum.StrEnum):
@@ -78,6 +87,17 @@ class Statechart:
     transitions: tuple[Transition, ...]
     # What a Panel's websocket is told of a state it does not know (`panel_status` in the file).
     panel_statuses: dict[str, str] = field(default_factory=dict)
+    # The file's text and the hash of its parsed content (`chart_digest`): what the log records of
+    # a chart, so that comments and layout are no change and the exact text can be read back.
+    text: str = field(default="", compare=False, repr=False)
+    digest: str = field(default="", compare=False)
+    source: str = field(default="", compare=False)  # the file it was read from (read_statechart)
+    # Its place in the log's timeline of charts (engine.charts): in force from position `since`
+    # on; `earlier` holds the charts in force before it, each with the position it took over at,
+    # oldest first. Events before `since` are checked against the chart in force when they were
+    # recorded (`in_force_at`); a chart read from a file alone has no earlier one.
+    since: int = field(default=0, compare=False)
+    earlier: tuple[tuple[int, Statechart], ...] = field(default=(), compare=False, repr=False)
 
     def destination(self, trigger: str, source: str) -> str:
         """Where `trigger` leads from `source`; IllegalTransition when it may not fire there."""
@@ -102,9 +122,39 @@ class Statechart:
     def triggers(self) -> list[str]:
         return sorted({t.trigger for t in self.transitions})
 
+    def in_force_at(self, position: int) -> Statechart:
+        """The chart in force when the event at `position` was recorded (this one from `since` on)."""
+        if position >= self.since:
+            return self
+        i = bisect_right(self._starts, position) - 1
+        return self.earlier[max(i, 0)][1]
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        return [at for at, _ in self.earlier]
+
+    def lineage_at(self, position: int) -> tuple[str, ...]:
+        """The digests of the charts in force up to `position`, a repeat of the same chart once:
+        what a fold up to there depended on (the snapshot cache keys on it)."""
+        seen = [c.digest for at, c in self.earlier if at <= position]
+        if position >= self.since:
+            seen.append(self.digest)
+        return tuple(d for i, d in enumerate(seen) if i == 0 or seen[i - 1] != d) or (self.digest,)
+
+    def with_history(self, since: int, earlier: tuple[tuple[int, Statechart], ...]) -> Statechart:
+        """This chart as the log's timeline places it: in force from `since`, after `earlier`."""
+        return replace(self, since=since, earlier=earlier)
+
     def panel_status(self, state: str) -> str:
         """The state as a Panel's `status` frame says it (the state itself unless the file maps it)."""
         return self.panel_statuses.get(state, state)
+
+
+def chart_digest(doc: Any) -> str:
+    """The SHA-256 of the chart's parsed content, canonically written (keys sorted, no spacing):
+    the same for two files that differ in comments, layout or quoting only."""
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def parse_statechart(text: str) -> Statechart:
@@ -116,6 +166,8 @@ def parse_statechart(text: str) -> Statechart:
         for s in [*sources, t["dest"]]:
             if s not in states:
                 raise StatechartError(f"statechart transition {t['trigger']!r} names unknown state {s!r}")
+        if t["trigger"] == CHART_CHANGE_TRIGGER:
+            raise StatechartError(f"statechart trigger {CHART_CHANGE_TRIGGER!r} is reserved (engine.charts)")
         transitions.append(Transition(t["trigger"], tuple(sources), t["dest"], t.get("description", "")))
     for s in doc["states"]:
         if s.get("panel_status") and s["panel_status"] not in states:
@@ -131,6 +183,8 @@ def parse_statechart(text: str) -> Statechart:
         state_descriptions={s["name"]: s.get("description", "") for s in doc["states"]},
         transitions=tuple(transitions),
         panel_statuses={s["name"]: s["panel_status"] for s in doc["states"] if s.get("panel_status")},
+        text=text,
+        digest=chart_digest(doc),
     )
 
 
@@ -139,14 +193,35 @@ def load_statechart(path: str | None = None) -> Statechart:
     return parse_statechart(Path(path or STATECHART_PATH).read_text())
 
 
-def check_vocabulary(chart: Statechart) -> None:
+def read_statechart(path: Path | str | None = None) -> Statechart:
+    """A chart file the engine can run on, read afresh (not the cached packaged one); a file that
+    cannot be read, is not a chart, or lacks a trigger the engine fires: StatechartError saying so."""
+    where = Path(path or STATECHART_PATH)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StatechartError(f"cannot read the statechart {where}: {exc.strerror or exc}") from None
+    try:
+        chart = parse_statechart(text)
+    except StatechartError as exc:
+        raise StatechartError(f"{where} is not a valid statechart: {exc}") from None
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise StatechartError(f"{where} is not a valid statechart: {what}") from None
+    chart = replace(chart, source=str(where))
+    check_vocabulary(chart, where)
+    _ = chart.table  # a chart the table cannot represent is refused here too
+    return chart
+
+
+def check_vocabulary(chart: Statechart, path: Path = STATECHART_PATH) -> None:
     """Fail when the chart lacks a trigger the engine fires (see `Trigger`)."""
     missing = sorted(t.value for t in Trigger if t.value not in chart.triggers())
     if missing:
         raise StatechartError(
             f"the statechart {chart.name!r} has no transition for the trigger(s) {', '.join(missing)}, "
             f"which the engine fires (engine/statechart.py Trigger); it defines {', '.join(chart.triggers())}. "
-            f"Restore them in {STATECHART_PATH.name} or change the engine with it."
+            f"Restore them in {path} or change the engine with it."
         )
 
 

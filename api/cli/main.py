@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
 
 from wingman.api.cli.audit import audit_app
@@ -45,7 +46,16 @@ app.add_typer(db_app, name="db")
 
 
 @app.command()
-def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(None, help="Override api.port.")):
+def serve(
+    config: Path | None = ConfigOption,
+    port: int | None = typer.Option(None, help="Override api.port."),
+    accept_chart_change: bool = typer.Option(
+        False,
+        "--accept-chart-change",
+        help="Start with a changed statechart even though it lacks the state of a live server; "
+        "the decision is recorded in the log (docs/statechart.md).",
+    ),
+):
     """Run the daemon (one process). Writes a default config with a demo server on first run."""
     from wingman.api.app import PROTOCOL, create_app
     from wingman.api.cli.defaults import place_demo_script, write_default_config
@@ -77,6 +87,7 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
     if taken is not None:
         err.print(f"[red]error:[/red] {taken}", soft_wrap=True)
         raise typer.Exit(2)
+    refused_chart(cfg, accept_chart_change)
     setup_logging()
     if cfg.ignored_keys:
         structlog.get_logger("wingman.config").info(
@@ -97,6 +108,7 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
             soft_wrap=True,
         )
         sanic_app.before_server_start(lambda _app: reload_on_hangup(served))
+    node_of(sanic_app).daemon.accept_chart_change = accept_chart_change
     checkpointer = node_of(sanic_app).checkpointer
     made = " (new key, created now)" if checkpointer.key_created else ""
     out.print(
@@ -115,6 +127,22 @@ def serve(config: Path | None = ConfigOption, port: int | None = typer.Option(No
         ssl=served.context if served else None,
     )
     say_what_is_left(node_of(sanic_app).daemon)
+
+
+def refused_chart(cfg, accepted: bool) -> None:
+    """The configured statechart checked before anything is created: one that does not load, or
+    that this node's history refuses (engine.charts.adoption), ends the command with the reason
+    and the report (exit 2). The daemon's start checks again, under its node lock, and records."""
+    from wingman.engine.charts.adoption import refusal_before_start
+    from wingman.engine.statechart import read_statechart
+
+    try:
+        refusal = refusal_before_start(cfg.database_url, read_statechart(cfg.statechart_path), cfg.node_id, accepted)
+    except StatechartError as exc:
+        refusal = str(exc)
+    if refusal:
+        err.print(f"[red]error:[/red] {escape(refusal)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
 
 
 def say_what_is_left(daemon: Daemon) -> None:

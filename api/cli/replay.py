@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.api.cli.audit import ConfigOpt, DatabaseOpt
 from wingman.api.cli.output import EXIT_FINDINGS, EXIT_USAGE, ReportFmt, Stop, err, known, run, time_of
-from wingman.engine.audit.what_if import replay_against
+from wingman.engine.audit.what_if import render, replay_against
 from wingman.engine.diagrams.exported import read_chart
 from wingman.engine.diagrams.formats import BadDiagramRequest
 
@@ -54,22 +54,9 @@ def replay(
         if format in (ReportFmt.json, ReportFmt.ndjson):
             print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2 if format == ReportFmt.json else None))
             return 0 if report.accepted else EXIT_FINDINGS
-        scope = f"server {server}" if server else "the log"
-        window = f" since {since}" if since else ""
-        checked = f"{report.events_checked} transitions of {report.servers_checked} servers"
-        if report.accepted:
-            print(f"OK: {statechart} accepts all of {scope}{window}: {checked}.")
-            return 0
-        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items()))
-        print(f"CHANGES: {statechart} does not accept all of {scope}{window} ({checked}): {counts}.")
-        for f in report.findings[:SHOWN]:
-            where = f"server {f.server}" if f.server else "chart"
-            at = f" at position {f.position} ({f.at})" if f.position is not None else ""
-            print(f"  {f.kind}: {where}{at}: {escape(f.message)}")
-        shown = min(len(report.findings), SHOWN)
-        total = sum(report.counts.values())
-        if total > shown:
-            print(f"  ... and {total - shown} more (use --format json)")
-        return EXIT_FINDINGS
+        scope = (f"server {server}" if server else "the log") + (f" since {since}" if since else "")
+        for line in render(report, scope, SHOWN):
+            print(line)
+        return 0 if report.accepted else EXIT_FINDINGS
 
     run(database, config, job)

@@ -163,6 +163,9 @@ _WHAT: dict[str, Callable[[dict[str, Any]], str]] = {
     EventType.PANEL_SERVER_UNLISTED: lambda d: (
         f"the Panel no longer lists the server; it is {d['state']}: removed once offline"
     ),
+    EventType.STATECHART_ADOPTED: lambda d: (
+        f"statechart {d['chart_hash'][:12]} in force from here ({str(d['decision']).replace('_', ' ')})"
+    ),
     EventType.INSTALL_REPORTED: lambda d: (
         f"the Panel {'was' if d['reported'] else 'could not be'} told the "
         f"{'reinstall' if d.get('reinstall') else 'install'} " + ("succeeded" if d["successful"] else "failed")

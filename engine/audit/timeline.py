@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.audit.describe import CAUSES
+from wingman.engine.charts.log import chart_in_force
 from wingman.engine.event_types import EventType
 from wingman.engine.events import RecordedEvent
 from wingman.engine.servers.fold import changed_at, new_view
 from wingman.engine.servers.replay import UnknownStream, fold_step
-from wingman.engine.statechart import load_statechart
 from wingman.engine.store.points import iso
 from wingman.engine.store.queries import stream_exists, stream_versions
 
@@ -94,7 +94,7 @@ def _ending(ev: RecordedEvent, trigger: str | None, cause: str, asked: Asker | N
 async def timeline(engine: AsyncEngine, stream_id: str) -> AsyncIterator[Interval]:
     """The intervals in order; the last one is open unless the server was deleted.
     Raises UnknownStream for a server the log does not know, LogError when it cannot be replayed."""
-    chart = load_statechart()
+    chart = await chart_in_force(engine)  # the log's timeline of charts (engine.charts.log)
     if not await stream_exists(engine, stream_id):
         raise UnknownStream(stream_id)
     view = new_view(stream_id, chart)

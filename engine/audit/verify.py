@@ -32,12 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.audit.nodes import NodeFilter, name_nodes
 from wingman.engine.audit.report import Finding, Report
+from wingman.engine.charts.log import chart_in_force
 from wingman.engine.checkpoints.verify import CheckpointReport, CheckpointVerifier
 from wingman.engine.event_types import EventType
 from wingman.engine.events import RecordedEvent, event_class
 from wingman.engine.servers.fold import LogError, ServerView, apply, new_view
 from wingman.engine.servers.operations import OUTCOME_TYPES
-from wingman.engine.statechart import ChartPosition, Statechart, load_statechart
+from wingman.engine.statechart import ChartPosition, Statechart
 from wingman.engine.store.hashing import GENESIS, event_hash
 from wingman.engine.store.lenient_rows import is_intact
 from wingman.engine.store.points import iso
@@ -243,7 +244,7 @@ async def verify(
     are read, once a page. Each finding names the node that wrote its event. `held`: the streams
     the daemon's word (`live`, `in_hand`) speaks for, in a fleet's database its own; another
     node's operations count as open there, and its servers' live state is on that node."""
-    chart = chart or load_statechart()
+    chart = chart or await chart_in_force(engine)  # the log's timeline of charts (engine.charts.log)
     report = Report(scope=server, high_water=await high_water(engine), node=node)
     checker = _Checker(report, chart)
     flt = NodeFilter(stream_id=server, upto_position=report.high_water, stream_ids=streams)
@@ -344,7 +345,7 @@ async def _compare_live(
             continue  # its findings say more than a comparison would
         replayed = st.view  # the scan is over: the checker's own view may be folded on
         if current is None:
-            if not replayed.deleted:
+            if not replayed.deleted and replayed.definition is not None:  # a node's own stream is no server
                 checker.add(
                     None, "live", "the log says this server exists, but the daemon does not hold it", stream_id=uuid
                 )

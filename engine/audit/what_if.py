@@ -14,12 +14,17 @@ left, and does it lead where it led? Every server is also replayed through the n
   (its current state included: a server left in a state the new chart lacks is one).
 
 Only the fields needed are read (the database extracts them; no event is parsed), a page at a
-time, in log order: as fast as the daemon's own replay of the log.
+time, in log order: as fast as the daemon's own replay of the log. With `node`, only that node's
+servers are replayed (a fleet's database holds other nodes' too): the daemon asks so at boot
+before it adopts a changed chart (engine.charts.adoption). A server re-placed into the chart by an
+accepted change (trigger `statechart_change`) is not a transition to judge: it is put where that
+change placed it, when the chart replayed has that state.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +33,8 @@ from sqlalchemy import String, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.engine.event_types import EventType
-from wingman.engine.statechart import Statechart
+from wingman.engine.statechart import CHART_CHANGE_TRIGGER, Statechart
+from wingman.engine.store.ownership import owned_elsewhere
 from wingman.engine.store.schema import events as E
 
 PAGE = 5000
@@ -66,6 +72,8 @@ class WhatIf:
     servers_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    # Every server replayed: (the state the log says it is in, where the new chart alone has it).
+    servers: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -96,9 +104,16 @@ class _Server:
 
 
 async def replay_against(
-    db: AsyncEngine, chart: Statechart, chart_name: str, server: str | None = None, since: datetime | None = None
+    db: AsyncEngine,
+    chart: Statechart,
+    chart_name: str,
+    server: str | None = None,
+    since: datetime | None = None,
+    node: str | None = None,
 ) -> WhatIf:
+    """See the module doc. `node`: only that node's servers (those no other node owns)."""
     report = WhatIf(chart=chart_name)
+    elsewhere: Collection[str] = await owned_elsewhere(db, node) if node is not None else ()
     servers: dict[str, _Server] = {}
     missing: dict[str, tuple[int, set[str]]] = {}  # state -> (events, servers)
     clauses = [E.c.type == EventType.STATE_CHANGED]
@@ -112,7 +127,8 @@ async def replay_against(
         async with db.connect() as conn:
             rows = (await conn.execute(query)).all()
         for row in rows:
-            _check(report, chart, servers, missing, row, since is not None)
+            if row.stream_id not in elsewhere:
+                _check(report, chart, servers, missing, row, since is not None)
         report.events_checked += len(rows)
         if len(rows) < PAGE:
             break
@@ -139,6 +155,7 @@ async def replay_against(
                 )
             )
     report.servers_checked = len(servers)
+    report.servers = {uuid: (s.recorded, s.replayed) for uuid, s in servers.items()}
     return report
 
 
@@ -156,6 +173,16 @@ def _check(
             n, where = missing.get(state, (0, set()))
             where.add(row.stream_id)
             missing[state] = (n + 1, where)
+    s = servers.get(row.stream_id)
+    if s is None:  # the server's first change in view
+        # Its whole history: the new chart starts it in its own initial state. A window (--since):
+        # where the log says it was at the window's first change.
+        s = servers[row.stream_id] = _Server(recorded=source, replayed=source if windowed else chart.initial)
+    if trigger == CHART_CHANGE_TRIGGER:  # re-placed by an accepted change: no transition to judge
+        s.recorded = dest
+        if dest in chart.states:
+            s.replayed = dest
+        return
     where_to = chart.table.get((trigger, source))
     detail = dict(position=row.position, at=row.recorded_at, from_state=source, to_state=dest, trigger=trigger)
     if where_to is None:
@@ -164,10 +191,23 @@ def _check(
         report.add(
             Finding("elsewhere", row.stream_id, f"{trigger} from {source} leads to {where_to}, not {dest}", **detail)
         )
-    s = servers.get(row.stream_id)
-    if s is None:  # the server's first change in view
-        # Its whole history: the new chart starts it in its own initial state. A window (--since):
-        # where the log says it was at the window's first change.
-        s = servers[row.stream_id] = _Server(recorded=source, replayed=source if windowed else chart.initial)
     s.recorded = dest
     s.replayed = chart.table.get((trigger, s.replayed), s.replayed)
+
+
+def render(report: WhatIf, scope: str, shown: int) -> list[str]:
+    """The report as text lines, at most `shown` findings (`wingman audit replay`, and the
+    daemon's refusal of a changed chart at start)."""
+    checked = f"{report.events_checked} transitions of {report.servers_checked} servers"
+    if report.accepted:
+        return [f"OK: {report.chart} accepts all of {scope}: {checked}."]
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items()))
+    lines = [f"CHANGES: {report.chart} does not accept all of {scope} ({checked}): {counts}."]
+    for f in report.findings[:shown]:
+        where = f"server {f.server}" if f.server else "chart"
+        at = f" at position {f.position} ({f.at})" if f.position is not None else ""
+        lines.append(f"  {f.kind}: {where}{at}: {f.message}")
+    total = sum(report.counts.values())
+    if total > min(len(report.findings), shown):
+        lines.append(f"  ... and {total - min(len(report.findings), shown)} more (use --format json)")
+    return lines

@@ -13,11 +13,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from wingman.engine.event_types import EventType
+from wingman.engine.event_types import Cause, EventType
 from wingman.engine.events import RecordedEvent
 from wingman.engine.servers.definition import ServerConfig, parse_definition
 from wingman.engine.servers.operations import OPEN_STATUSES, OUTCOME_TYPES, LoggedEvent, Operation, track_operation
-from wingman.engine.statechart import ChartPosition, IllegalTransition, Statechart, Trigger, load_statechart
+from wingman.engine.statechart import (
+    CHART_CHANGE_TRIGGER,
+    ChartPosition,
+    IllegalTransition,
+    Statechart,
+    Trigger,
+    load_statechart,
+)
 from wingman.engine.store.hashing import json_loads
 from wingman.engine.store.lenient_rows import EventRow
 
@@ -179,9 +186,12 @@ def _change_state(view: ServerView, ev: LoggedEvent, chart: Statechart) -> None:
     if d["from_state"] != view.state:
         raise LogError(ev, f"state change from {d['from_state']!r} but the server was {view.state!r}")
     try:
-        dest = view.power.destination(d["trigger"])  # the chart's one answer (engine.statechart)
+        if ev.position >= chart.since:  # the chart in force: the one answer (engine.statechart)
+            dest = view.power.destination(d["trigger"])
+        else:  # recorded under an earlier chart (the log's timeline): judged by that one
+            dest = chart.in_force_at(ev.position).destination(d["trigger"], view.state)
     except IllegalTransition as exc:
-        raise LogError(ev, str(exc)) from None
+        dest = _replaced(view, ev, chart.in_force_at(ev.position), exc)
     if dest != d["to_state"]:
         raise LogError(ev, f"trigger {d['trigger']!r} leads to {dest!r}, not {d['to_state']!r}")
     view.power.state = dest  # the position moves where that answer said, without asking again
@@ -200,6 +210,21 @@ def _change_state(view: ServerView, ev: LoggedEvent, chart: Statechart) -> None:
         "at": ev.recorded_at.isoformat(),
         "version": ev.version,
     }
+
+
+def _replaced(view: ServerView, ev: LoggedEvent, chart: Statechart, refused: IllegalTransition) -> str:
+    """The destination of a server re-placed into the chart in force after an accepted change
+    (engine.charts): legal only out of a state that chart lacks, into one it has. Any other
+    transition the chart refused is an error in the log."""
+    d = ev.data
+    if (
+        d["trigger"] != CHART_CHANGE_TRIGGER
+        or d["cause"] != Cause.STATECHART_CHANGE
+        or view.state in chart.states
+        or d["to_state"] not in chart.states
+    ):
+        raise LogError(ev, str(refused))
+    return str(d["to_state"])
 
 
 def changed_at(view: ServerView, ev: LoggedEvent) -> datetime:

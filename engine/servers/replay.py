@@ -1,7 +1,8 @@
 """Point-in-time state: a server as the log made it at a position or a time.
 
-The answer is the same fold the live daemon uses (engine.servers.apply), run over the stream's
-events up to the point, starting from the latest usable snapshot before it (engine.servers.snapshot_cache)
+The answer is the same fold the live daemon uses (engine.servers.apply), with the log's timeline
+of charts (each transition judged by the chart in force when it was recorded), run over the
+stream's events up to the point, starting from the latest usable snapshot before it (engine.servers.snapshot_cache)
 instead of from the first event when there is one. Finished operations are dropped while folding:
 a replay needs the operations still in flight, not the whole history, and this keeps snapshots small.
 """
@@ -15,10 +16,11 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.charts.log import chart_in_force
 from wingman.engine.servers.fold import LogError, ServerView, apply, new_view
 from wingman.engine.servers.operations import OUTCOME_TYPES, QUEUED, LoggedEvent
 from wingman.engine.servers.snapshot_cache import SnapshotCache
-from wingman.engine.statechart import Statechart, load_statechart
+from wingman.engine.statechart import Statechart
 from wingman.engine.store.lenient_rows import EventRow, is_intact, to_rows, to_rows_until
 from wingman.engine.store.points import END, Point, iso
 from wingman.engine.store.queries import PAGE, fold_stream, stream_exists
@@ -96,8 +98,10 @@ async def state_at(
     """The server's state after every event of its stream at or before `point`.
 
     Raises UnknownStream when the log has no event of this server at all, and LogError when the
-    log cannot be folded up to the point (verification says more)."""
-    chart = chart or load_statechart()
+    log cannot be folded up to the point (verification says more). `chart`: the chart in force
+    with its timeline (engine.charts.log); by default the log's."""
+    if chart is None:
+        chart = await cache.timeline() if cache is not None else await chart_in_force(engine)
     snap = await cache.best(stream_id, point.position, point.time) if cache is not None else None
     if snap is None and not await stream_exists(engine, stream_id):  # a checked snapshot proves it
         raise UnknownStream(stream_id)

@@ -1,7 +1,9 @@
 """Replay snapshots: a server's folded state every N events, a cache of the log and nothing more.
 
 A snapshot is used only when
-- it was made by this fold (its fingerprint covers the fold's code and the statechart),
+- it was made by this fold (its fingerprint covers the fold's code and the statecharts in force up
+  to the snapshot's position, as the log's timeline has them: engine.charts.log; a chart adopted
+  later does not change what was folded before it, a different chart before it does),
 - its content is what was written (a digest of the state and the event hash is kept beside it), and
 - the event it was folded up to is still in the log at the same version and position, with the
   same hash. The hash chains each event to everything before it, so this ties the snapshot to the
@@ -26,6 +28,7 @@ from sqlalchemy import String, delete, func, insert, select, tuple_, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wingman.engine.charts.log import chart_in_force
 from wingman.engine.servers import definition as definition_module
 from wingman.engine.servers import definition_base
 from wingman.engine.servers import fold as fold_module
@@ -33,7 +36,7 @@ from wingman.engine.servers import operations as operations_module
 from wingman.engine.servers import process_configuration as process_configuration_module
 from wingman.engine.servers.fold import ServerView
 from wingman.engine.servers.operations import OPEN_STATUSES, Operation
-from wingman.engine.statechart import STATECHART_PATH, ChartPosition, Statechart, load_statechart
+from wingman.engine.statechart import ChartPosition, Statechart, load_statechart
 from wingman.engine.store.backends import AsyncWriter, Statements
 from wingman.engine.store.hashing import canonical_json, json_loads
 from wingman.engine.store.schema import events as E
@@ -48,13 +51,25 @@ DEFAULT_EVERY = 500  # events of a stream between snapshots: a replay folds fewe
 
 
 @lru_cache(maxsize=1)
-def fingerprint() -> str:
-    """Changes whenever the fold could give another answer: its code, the config parser, the chart."""
+def _code_fingerprint() -> str:
     h = hashlib.sha256(str(SNAPSHOT_FORMAT).encode())
     for module in (fold_module, definition_module, process_configuration_module, definition_base, operations_module):
         h.update(inspect.getsource(module).encode())
-    h.update(STATECHART_PATH.read_bytes())
     return h.hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _fingerprint_of(lineage: tuple[str, ...]) -> str:
+    h = hashlib.sha256(_code_fingerprint().encode())
+    for digest in lineage:
+        h.update(digest.encode())
+    return h.hexdigest()
+
+
+def fingerprint(chart: Statechart | None = None, position: int = 0) -> str:
+    """Changes whenever the fold up to `position` could give another answer: its code, the config
+    parser, the charts in force up to there (`chart`'s timeline; the packaged chart by default)."""
+    return _fingerprint_of((chart or load_statechart()).lineage_at(position))
 
 
 # -- the view as JSON ------------------------------------------------------------------------------
@@ -154,11 +169,14 @@ class SnapshotCache:
         every: int = DEFAULT_EVERY,
         write: bool = True,
         write_beside: WriteBeside | None = None,
+        chart: Statechart | None = None,
     ):
         """`write_beside`: how snapshots are committed; the daemon passes its store's (through the
         log's own writer, so the two never contend for SQLite's write lock), tools on a file
-        alone write straight through the engine."""
+        alone write straight through the engine. `chart`: the chart in force with its timeline
+        (the daemon's adopted one); by default read from the log at first use."""
         self.engine = engine
+        self.chart = chart
         self.every = every
         self.write = write
         self._commit = write_beside or AsyncWriter(engine).write_beside
@@ -173,10 +191,17 @@ class SnapshotCache:
                 self._available = False
         return self._available
 
+    async def timeline(self) -> Statechart:
+        """The chart in force with its timeline: the one given, else the log's (read once)."""
+        if self.chart is None:
+            self.chart = await chart_in_force(self.engine)
+        return self.chart
+
     async def best(self, stream_id: str, position: int | None = None, time: datetime | None = None) -> Snapshot | None:
         """The latest usable snapshot at or before the point (position or time; neither: the end)."""
         if not await self.available():
             return None
+        chart = await self.timeline()
         s = snapshots.c
         q = (
             select(
@@ -205,8 +230,12 @@ class SnapshotCache:
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(q)).all()
             for r in rows:
-                usable = r.fingerprint == fingerprint() and r.hash == r.event_hash and r.event_position == r.position
-                view = _load(r.state, r.event_hash, r.state_hash) if usable else None
+                usable = (
+                    r.fingerprint == fingerprint(chart, r.position)
+                    and r.hash == r.event_hash
+                    and r.event_position == r.position
+                )
+                view = _load(r.state, r.event_hash, r.state_hash, chart) if usable else None
                 if view is None or view.version != r.version:
                     stale.append(r.version)
                     continue
@@ -224,6 +253,7 @@ class SnapshotCache:
         stream whose latest snapshot does not check out is left out (the caller folds it)."""
         if not await self.available():
             return {}
+        chart = chart or await self.timeline()
         s = snapshots.c
         latest = select(s.stream_id, func.max(s.version).label("v")).group_by(s.stream_id).subquery()
         q = (
@@ -249,10 +279,16 @@ class SnapshotCache:
             return {}
         found: dict[str, Snapshot] = {}
         for r in rows:
-            if r.fingerprint != fingerprint() or r.hash != r.event_hash or r.event_position != r.position:
+            if (
+                r.fingerprint != fingerprint(chart, r.position)
+                or r.hash != r.event_hash
+                or r.event_position != r.position
+            ):
                 continue
             view = _load(r.state, r.event_hash, r.state_hash, chart)
-            if view is not None and view.version == r.version:
+            # A state the chart in force lacks (a server left there by an accepted change, re-placed
+            # by an event after the snapshot): the caller folds the stream instead.
+            if view is not None and view.version == r.version and view.state in chart.states:
                 found[r.stream_id] = Snapshot(view, r.version, r.position, view.updated_at)
         return found
 
@@ -268,7 +304,7 @@ class SnapshotCache:
             position=view.position,
             recorded_at=view.updated_at,
             event_hash=event_hash,
-            fingerprint=fingerprint(),
+            fingerprint=fingerprint(self.chart, view.position),
             state=doc,
             state_hash=state_digest(doc, event_hash),
         )

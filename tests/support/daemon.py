@@ -107,6 +107,7 @@ class DaemonProcess:
     extra_config: dict = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    serve_args: list[str] = field(default_factory=list)  # more options of `wingman serve`
 
     @property
     def url(self) -> str:
@@ -134,7 +135,7 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WINGMAN_")}
         self.log = open(self.folder / "daemon.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "wingman.api.cli", "serve", "--config", str(self.config_path), *self.serve_args],
             cwd=REPO,
             env=env,
             stdout=self.log,
