@@ -6,20 +6,16 @@ other events) is refused, and the daemon says so and goes on serving power reque
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import shutil
 import sqlite3
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from tests.audit.test_tlog_verifier import open_checkpoint, parse_verifier_key
 from tests.support.daemon import AUDIT_TOKEN, DaemonProcess, definition
-from tests.support.tlog_witness import SpecWitness, cosigned_lines, log_vkey
+from tests.support.tlog_witness import SpecWitness, cosigned_lines, write_log_key
 from tests.support.waiting import eventually
 from wingman.api.cli.main import app
 
@@ -28,16 +24,7 @@ ORIGIN = f"wingman/{NODE}"
 
 
 def with_log_key(folder: Path) -> str:
-    """The node's checkpoint key written before its first start (so the witnesses can be told its
-    verifier key first); its signed-note verifier key."""
-    key = Ed25519PrivateKey.generate()
-    (folder / "var").mkdir(parents=True)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(folder / "var" / "checkpoint-key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, pem)
-    os.close(fd)
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return log_vkey(NODE, base64.b64encode(raw).decode())
+    return write_log_key(folder, NODE)
 
 
 def audit_config(*witnesses: tuple[SpecWitness, str]) -> dict:

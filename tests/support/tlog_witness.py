@@ -14,10 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -50,6 +52,20 @@ def sign_log_note(text: str, name: str, private: Ed25519PrivateKey) -> str:
     """`text` as a signed note with one Ed25519 (type 0x01) signature of key `name` (signed-note)."""
     kid = key_id(name, b"\x01" + _raw(private.public_key()))
     return f"{text}\n{EM_DASH} {name} {base64.b64encode(kid + private.sign(text.encode())).decode()}\n"
+
+
+def write_log_key(folder: Path, node: str) -> str:
+    """A node's checkpoint key written at <folder>/var/checkpoint-key.pem before its first start (so
+    a witness can be told the log's verifier key first); that verifier key."""
+    key = Ed25519PrivateKey.generate()
+    (folder / "var").mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(folder / "var" / "checkpoint-key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    return log_vkey(node, base64.b64encode(_raw(key.public_key())).decode())
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -264,7 +280,11 @@ class SpecWitness:
                 except Refused as r:
                     self._send(r.status, r.body, r.content_type)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that hangs up mid-answer (one reading a bounded answer) is not news
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name=f"witness {self.name}", daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
