@@ -49,8 +49,9 @@ _REFUSALS = {
 class Submission:
     """What one add-checkpoint call came to (for the log line, and the tests' eyes)."""
 
-    status: int
+    status: int  # 0: no answer (the witness could not be reached)
     cosigned: int = 0
+    error: str = ""
 
 
 class CosigningWitness:
@@ -62,6 +63,7 @@ class CosigningWitness:
         self.cosigners = cosigners
         self.cosigned_size: int | None = None  # as the witness last said (None: not known yet)
         self.pending: SignedCheckpoint | None = None
+        self.failures = 0  # calls in a row that got no answer (or a 5xx)
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()  # set while nothing is taken to be sent
         self.idle.set()
@@ -80,7 +82,6 @@ class CosigningWitness:
         self.wake.set()
 
     async def run(self) -> None:
-        failures = 0
         while True:
             if self.pending is None:
                 self.idle.set()
@@ -91,22 +92,27 @@ class CosigningWitness:
             if cp is None or (self.cosigned_size is not None and cp.size <= self.cosigned_size) or cp.size == 0:
                 continue
             try:
-                await self.submit(cp)
-                failures = 0
+                done = await self.submit(cp)
             except (httpx.HTTPError, OSError) as exc:
-                wait = RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)]
-                failures += 1
-                log.warning(
-                    "a cosigning witness could not be reached; trying again",
-                    witness=self.name,
-                    url=self.url,
-                    size=cp.size,
-                    error=str(exc) or type(exc).__name__,
-                    retry_in_seconds=wait,
-                )
-                self.offer_later(cp, wait)
+                done = Submission(0, error=str(exc) or type(exc).__name__)
             except Exception:
                 log.exception("a checkpoint could not be submitted to a cosigning witness", witness=self.name)
+                continue
+            if done.status == 0 or done.status >= 500:  # unreachable or failing: the same again, later
+                wait = RETRY_AFTER[min(self.failures, len(RETRY_AFTER) - 1)]
+                self.failures += 1
+                if done.status == 0:
+                    log.warning(
+                        "a cosigning witness could not be reached; trying again",
+                        witness=self.name,
+                        url=self.url,
+                        size=cp.size,
+                        error=done.error,
+                        retry_in_seconds=wait,
+                    )
+                self.offer_later(cp, wait)
+            else:
+                self.failures = 0
 
     def offer_later(self, cp: SignedCheckpoint, seconds: float) -> None:
         """Send `cp` again after a while, unless a newer checkpoint comes first."""
@@ -163,7 +169,7 @@ class CosigningWitness:
                     await cosigned.save(self.cosigners.store, self.cosigners.node, cp.size, bytes.fromhex(cp.root), cos)
                 except Exception as exc:  # noqa: BLE001 - any database failure: the witness holds it, log and go on
                     log.error("a cosignature could not be kept", witness=self.name, size=cp.size, error=str(exc))
-            log.info("checkpoint cosigned", witness=self.name, size=cp.size, old=old, proof_hashes=len(proof))
+            log.debug("checkpoint cosigned", witness=self.name, size=cp.size, old=old, proof_hashes=len(proof))
             return Submission(200, len(good))
         raise AssertionError("unreachable: the second attempt always returns")
 

@@ -250,8 +250,8 @@ class SpecWitness:
 
     # -- HTTP ---------------------------------------------------------------------------------------
 
-    def serve(self, prefix: str = "/witness") -> str:
-        """Start listening on 127.0.0.1; returns the submission prefix URL."""
+    def serve(self, prefix: str = "/witness", port: int = 0) -> str:
+        """Start listening on 127.0.0.1 (`port`, or any free one); returns the submission prefix URL."""
         witness = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -284,7 +284,7 @@ class SpecWitness:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client that hangs up mid-answer (one reading a bounded answer) is not news
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name=f"witness {self.name}", daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
