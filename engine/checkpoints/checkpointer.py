@@ -90,6 +90,10 @@ class Checkpointer:
     def uncovered(self) -> int:
         return len(self._uncovered)
 
+    def witness_counts(self) -> list[tuple[str, int, dict[str, int]]]:
+        """Each cosigning witness's cosignatures and refusals since the start (engine.metrics)."""
+        return self.cosigners.counts()
+
     def note_of(self, signed: SignedCheckpoint) -> str:
         """The checkpoint as a C2SP signed note, signed with the key held now (engine.checkpoints.note)."""
         return checkpoint_note(signed, self.key)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +65,8 @@ class CosigningWitness:
         self.cosigned_size: int | None = None  # as the witness last said (None: not known yet)
         self.pending: SignedCheckpoint | None = None
         self.failures = 0  # calls in a row that got no answer (or a 5xx)
+        self.cosigned_total = 0  # cosignatures received and verified (for the metrics)
+        self.refused: Counter[str] = Counter()  # answers other than a cosignature, by status ("unreachable")
         self.wake = asyncio.Event()
         self.idle = asyncio.Event()  # set while nothing is taken to be sent
         self.idle.set()
@@ -98,6 +101,8 @@ class CosigningWitness:
             except Exception:
                 log.exception("a checkpoint could not be submitted to a cosigning witness", witness=self.name)
                 continue
+            if done.status != 200:
+                self.refused["unreachable" if done.status == 0 else str(done.status)] += 1
             if done.status == 0 or done.status >= 500:  # unreachable or failing: the same again, later
                 wait = RETRY_AFTER[min(self.failures, len(RETRY_AFTER) - 1)]
                 self.failures += 1
@@ -164,6 +169,7 @@ class CosigningWitness:
             if not good:
                 return self._refused(cp, old, status, "no cosignature of its configured key verifies", answer)
             self.cosigned_size = cp.size
+            self.cosigned_total += 1
             for cos in good[:1]:  # one per witness key and size is kept
                 try:
                     await cosigned.save(self.cosigners.store, self.cosigners.node, cp.size, bytes.fromhex(cp.root), cos)
@@ -222,6 +228,10 @@ class Cosigners:
     def offer(self, signed: SignedCheckpoint) -> None:
         for w in self.witnesses:
             w.offer(signed)
+
+    def counts(self) -> list[tuple[str, int, dict[str, int]]]:
+        """(witness, cosignatures received, refusals by status) of each witness, since the start."""
+        return [(w.name, w.cosigned_total, dict(w.refused)) for w in self.witnesses]
 
     async def proof(self, old: int, new: int) -> list[str]:
         """The base64 consistency proof from `old` to `new` leaves (none from 0 or to the same size)."""

@@ -47,6 +47,8 @@ class Checkpoints(Protocol):
 
     last: Any
 
+    def witness_counts(self) -> list[tuple[str, int, dict[str, int]]]: ...
+
 
 @dataclass
 class Sources:
@@ -200,6 +202,7 @@ class NodeMetrics(Collector):
                 "Seconds since the last signed checkpoint",
                 value=time.time() - signed_at,
             )
+        yield from _witness_families(checkpoints.witness_counts())
         behind = GaugeMetricFamily(
             PREFIX + "panel_outbox_behind_events",
             "Events in the log after the position a Panel outbox has delivered up to",
@@ -234,6 +237,24 @@ class NodeMetrics(Collector):
 
 def _histogram(name: str, documentation: str, buckets: Buckets) -> HistogramMetricFamily:
     return HistogramMetricFamily(name, documentation, buckets=buckets.cumulative(), sum_value=buckets.total)
+
+
+def _witness_families(counts: list[tuple[str, int, dict[str, int]]]) -> Iterator[Metric]:
+    """The cosigning witnesses' answers since the daemon started (none configured: no series)."""
+    cosigned = CounterMetricFamily(
+        PREFIX + "checkpoint_cosignatures", "Cosignatures received from each cosigning witness", labels=["witness"]
+    )
+    refused = CounterMetricFamily(
+        PREFIX + "checkpoint_witness_refusals",
+        "Checkpoints a cosigning witness did not cosign, by its answer's status (or unreachable)",
+        labels=["witness", "status"],
+    )
+    for witness, received, refusals in counts:
+        cosigned.add_metric([witness], received)
+        for status, n in sorted(refusals.items()):
+            refused.add_metric([witness, status], n)
+    yield cosigned
+    yield refused
 
 
 def _checkpoint_time(last: Any) -> float | None:

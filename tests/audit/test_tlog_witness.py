@@ -64,6 +64,17 @@ def cosigned_by_all(d: DaemonProcess, log_key: str, witnesses: list[SpecWitness]
     return eventually(fact, 60, lambda: f"every witness to cosign: {[w.latest for w in witnesses]}", interval=0.1)
 
 
+def metric(d: DaemonProcess, name: str, **labels: str) -> float:
+    """A sample of GET /metrics (0 when the series is not there)."""
+    with d.client(AUDIT_TOKEN) as c:
+        exposition = c.get("/metrics").text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # exposition sorts them
+    for line in exposition.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def rows(db: Path) -> list[tuple[str, str, int]]:
     con = sqlite3.connect(db)
     try:
@@ -96,6 +107,7 @@ def test_two_witnesses_cosign_each_checkpoint_and_a_restart_sends_the_right_old_
         size, note = cosigned_by_all(d, log_key, [w1, w2])
         db = folder / "var" / "wingman.db"
         assert {(n, w) for n, w, s in rows(db) if s == size} == {(NODE, w1.name), (NODE, w2.name)}
+        assert metric(d, "wingman_checkpoint_cosignatures_total", witness=w2.name) >= 1
 
         code, doc, said = verify(db, "--witness", w1.vkey, "--witness", w2.vkey, "--cosignatures", "2")
         assert code == 0, said
@@ -164,6 +176,7 @@ def test_a_forked_log_is_refused_and_the_daemon_goes_on(daemon_process, tmp_path
         said = eventually(lambda: d.read_log(), 30, "the refusal in the daemon's log", until=lambda t: "422" in t)
         refusal = [line for line in said.splitlines() if "a cosigning witness refused the checkpoint" in line]
         assert refusal and any("forked" in line and "witness.test/one" in line for line in refusal), refusal[-3:]
+        assert metric(d, "wingman_checkpoint_witness_refusals_total", witness=w.name, status="422") >= 1
         power(d, "start")  # power requests are served as before
     finally:
         w.close()
