@@ -11,7 +11,15 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support.tlog_witness import EMPTY, Refused, SpecWitness, node_hash, sign_log_note, vkey
+from tests.support.tlog_witness import (
+    EMPTY,
+    Refused,
+    SpecWitness,
+    cosignatures_migration_round_trip,
+    node_hash,
+    sign_log_note,
+    vkey,
+)
 from wingman.engine.checkpoints.cosignature import WitnessKey, read_cosignatures
 from wingman.engine.checkpoints.tile_proofs import consistency_from_tiles, root_from_tiles
 from wingman.engine.checkpoints.tiles import TileTree
@@ -141,3 +149,7 @@ def test_the_config_refuses_what_is_not_a_witness_key():
     with pytest.raises(ConfigError) as caught:
         parse_config(witnesses_config({"url": "ftp://w.test", "key": good}))
     assert "http:// or https://" in str(caught.value)
+
+
+async def test_migration_0009_both_ways_on_sqlite(tmp_path):
+    assert await cosignatures_migration_round_trip(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}") == [True, False, True]

@@ -14,7 +14,13 @@ from sqlalchemy import insert
 
 from tests.support.checkpoints import daemon_config
 from tests.support.synthetic_log import server_ids, server_steps
-from tests.support.tlog_witness import EM_DASH, SpecWitness, key_id, write_log_key
+from tests.support.tlog_witness import (
+    EM_DASH,
+    SpecWitness,
+    cosignatures_migration_round_trip,
+    key_id,
+    write_log_key,
+)
 from tests.support.waiting import eventually_async
 from wingman.engine.checkpoints.cosignature import WitnessKey
 from wingman.engine.checkpoints.cosigned_verify import verify_cosignatures
@@ -98,3 +104,7 @@ async def test_cosignatures_on_postgres_only_the_honest_ones_kept_and_verified(p
 
 def honest_id(w: SpecWitness) -> bytes:
     return key_id(w.name, w.typed_key)
+
+
+async def test_migration_0009_both_ways_on_postgres(pg_url):
+    assert await cosignatures_migration_round_trip(pg_url) == [True, False, True]

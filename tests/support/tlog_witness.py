@@ -293,3 +293,31 @@ class SpecWitness:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+async def cosignatures_migration_round_trip(url: str) -> list[bool]:
+    """Whether the cosignatures table is there: at the head, after alembic's downgrade of 0009, and
+    after upgrading again (migration 0009 both ways on the database at `url`)."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from wingman.engine.store.database import _alembic_config, create_engine, upgrade
+
+    engine = create_engine(url)
+    seen: list[bool] = []
+
+    async def look() -> None:
+        async with engine.connect() as conn:
+            seen.append(await conn.run_sync(lambda c: inspect(c).has_table("cosignatures")))
+
+    try:
+        await upgrade(engine)
+        await look()
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0008_checkpoints_per_node"))
+        await look()
+        await upgrade(engine)
+        await look()
+    finally:
+        await engine.dispose()
+    return seen
