@@ -169,8 +169,8 @@ async def verify_cosignatures(engine: AsyncEngine, keys: list[WitnessKey], requi
         elif required:
             missing = [w for w in report.witnesses if w not in nc.vouched]
             nc.problems.append(
-                f"only {len(largest)} of the {required} required witnesses vouch for node {n}'s log; "
-                + "; ".join(f"witness {w}: no cosignature that checks out" for w in missing)
+                f"only {len(largest)} of the {required} required witnesses vouch for node {n}'s log "
+                f"({nc.log_size} events); " + "; ".join(f"witness {w}: no cosignature that checks out" for w in missing)
             )
         report.nodes.append(nc)
     return report
