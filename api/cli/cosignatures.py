@@ -69,5 +69,7 @@ def print_cosignatures(cs: CosignatureReport) -> None:
             )
         for p in n.problems:
             print(f"  PROBLEM: {p}")
+    for p in cs.unplaced:
+        print(f"  PROBLEM: {p}")
     if cs.ok:
         print("OK: every kept cosignature of the given witnesses checks out against the log.")

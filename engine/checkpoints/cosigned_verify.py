@@ -47,10 +47,11 @@ class CosignatureReport:
     witnesses: list[str]
     nodes: list[NodeCosignatures] = field(default_factory=list)
     checked: int = 0  # cosignatures of the given keys checked
+    unplaced: list[str] = field(default_factory=list)  # problems of no node in particular
 
     @property
     def problems(self) -> list[str]:
-        return [p for n in self.nodes for p in n.problems]
+        return self.unplaced + [p for n in self.nodes for p in n.problems]
 
     @property
     def ok(self) -> bool:
@@ -173,6 +174,10 @@ async def verify_cosignatures(engine: AsyncEngine, keys: list[WitnessKey], requi
                 f"({nc.log_size} events); " + "; ".join(f"witness {w}: no cosignature that checks out" for w in missing)
             )
         report.nodes.append(nc)
+    if required and not nodes:
+        report.unplaced.append(
+            f"{required} witness(es) are required, but the log names no node and no cosignature is kept"
+        )
     return report
 
 

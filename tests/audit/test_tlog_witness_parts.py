@@ -153,3 +153,18 @@ def test_the_config_refuses_what_is_not_a_witness_key():
 
 async def test_migration_0009_both_ways_on_sqlite(tmp_path):
     assert await cosignatures_migration_round_trip(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}") == [True, False, True]
+
+
+async def test_cosignatures_required_of_an_empty_log_are_missing_not_vacuous(tmp_path):
+    from wingman.engine.checkpoints.cosigned_verify import verify_cosignatures
+    from wingman.engine.store.database import create_engine, upgrade
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    try:
+        await upgrade(engine)
+        keys = [WitnessKey.parse(SpecWitness("witness.test/a").vkey)]
+        assert (await verify_cosignatures(engine, keys, 0)).ok  # nothing asked, nothing wrong
+        report = await verify_cosignatures(engine, keys, 1)
+        assert not report.ok and "no cosignature is kept" in report.problems[0]
+    finally:
+        await engine.dispose()
