@@ -54,8 +54,11 @@ async def adoptions(engine: AsyncEngine, node: str | None = EVERY_NODE) -> list[
         rows = (await conn.execute(query)).all()
     found = []
     for r in rows:
-        d = json_loads(r.data) if isinstance(r.data, str) else r.data
-        found.append(Adoption(r.position, r.stream_id, str(d["chart_hash"]), str(d["chart"]), str(d["decision"])))
+        try:
+            d = json_loads(r.data) if isinstance(r.data, str) else r.data
+            found.append(Adoption(r.position, r.stream_id, str(d["chart_hash"]), str(d["chart"]), str(d["decision"])))
+        except (ValueError, KeyError, TypeError):  # not what was written: verification names it
+            continue
     return found
 
 
@@ -83,7 +86,15 @@ def timeline(found: list[Adoption], current: Statechart | None = None) -> Statec
     for a in found:
         if steps[-1][1].digest == a.chart_hash:
             continue  # the same chart again (another node's record of it, in a fleet): no change
-        steps.append((a.position, recorded_chart(a)))
+        try:
+            chart = recorded_chart(a)
+        except StatechartError:
+            # Its text does not parse (changed in the log: verification names the event): the
+            # chart before it stays in force, and what was recorded under it is judged by that.
+            continue
+        if chart.digest != a.chart_hash:
+            continue  # the text is not the chart its hash names: the same
+        steps.append((a.position, chart))
     since, last = steps[-1]
     if current is not None and current.digest == last.digest:
         last = current

@@ -82,7 +82,10 @@ async def build_signed_log(
         rng = random.Random(seed)
         ids = server_ids(servers, seed)
         gens = {s: server_steps(s, random.Random(f"{seed}-{s}")) for s in ids}
-        for i in range(total):  # the synthetic histories, one event per commit through the store
+        # `total` is the log's size: the daemon's own first events (the statechart it records at its
+        # first start, engine.charts) are part of it.
+        own = sum(daemon.store.stream_versions().values())
+        for i in range(total - own):  # the synthetic histories, one event per commit through the store
             sid = ids[i] if i < servers else rng.choice(ids)
             typ, data, meta = next(gens[sid])
             await daemon.store.append(sid, [NewEvent(type=typ, data=data, metadata=meta)])
