@@ -5,9 +5,8 @@ tree it vouches for goes on across the rotation. In-process daemon on SQLite, wi
 
 from __future__ import annotations
 
-from tests.audit.test_tlog_witness_slow import Histories
 from tests.support.checkpoints import daemon_config
-from tests.support.tlog_witness import SpecWitness, log_vkey, write_log_key
+from tests.support.tlog_witness import Histories, SpecWitness, log_vkey, write_log_key
 from tests.support.waiting import eventually_async
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon

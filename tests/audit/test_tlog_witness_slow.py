@@ -5,17 +5,14 @@ gone quiet meanwhile. In-process daemons on SQLite, with the witness written fro
 
 from __future__ import annotations
 
-import random
 import threading
 
 from tests.support.checkpoints import daemon_config
 from tests.support.daemon import free_port
-from tests.support.synthetic_log import server_ids, server_steps
-from tests.support.tlog_witness import SpecWitness, write_log_key
+from tests.support.tlog_witness import Histories, SpecWitness, write_log_key
 from tests.support.waiting import eventually_async
 from wingman.engine.config import parse_config
 from wingman.engine.daemon import Daemon
-from wingman.engine.events import NewEvent
 
 NODE = "test-node"  # tests.support.checkpoints signs as this node
 ORIGIN = f"wingman/{NODE}"
@@ -32,22 +29,6 @@ class GatedWitness(SpecWitness):
         self.arrived += 1
         assert self.gate.wait(60), "the test never opened the gate"
         return super().add_checkpoint(body)
-
-
-class Histories:
-    """Two servers' synthetic histories, continued from one call to the next."""
-
-    def __init__(self) -> None:
-        self.ids = server_ids(2, 9)
-        self.steps = {s: server_steps(s, random.Random(s)) for s in self.ids}
-        self.n = 0
-
-    async def append(self, daemon: Daemon, count: int) -> None:
-        for _ in range(count):
-            sid = self.ids[self.n % 2]
-            self.n += 1
-            typ, data, meta = next(self.steps[sid])
-            await daemon.store.append(sid, [NewEvent(type=typ, data=data, metadata=meta)])
 
 
 async def test_a_stuck_witness_holds_nothing_up_and_is_then_sent_only_the_newest(tmp_path):

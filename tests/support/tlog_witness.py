@@ -15,15 +15,20 @@ import base64
 import binascii
 import hashlib
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from tests.support.synthetic_log import server_ids, server_steps
+from wingman.engine.events import NewEvent
 
 EM_DASH = "\u2014"
 EMPTY = hashlib.sha256(b"").digest()
@@ -321,3 +326,20 @@ async def cosignatures_migration_round_trip(url: str) -> list[bool]:
     finally:
         await engine.dispose()
     return seen
+
+
+class Histories:
+    """Two servers' synthetic histories appended through an in-process daemon's store, continued
+    from one call to the next (a fresh history on a stream already written is not one)."""
+
+    def __init__(self) -> None:
+        self.ids = server_ids(2, 9)
+        self.steps = {s: server_steps(s, random.Random(s)) for s in self.ids}
+        self.n = 0
+
+    async def append(self, daemon: Any, count: int) -> None:
+        for _ in range(count):
+            sid = self.ids[self.n % 2]
+            self.n += 1
+            typ, data, meta = next(self.steps[sid])
+            await daemon.store.append(sid, [NewEvent(type=typ, data=data, metadata=meta)])
