@@ -162,7 +162,7 @@ def test_a_forked_log_is_refused_and_the_daemon_goes_on(daemon_process, tmp_path
         shutil.rmtree(folder / "var")
         shutil.copytree(tmp_path / "older", folder / "var")
         d.start()
-        actions = iter(["start", "stop"] * 10)
+        actions = iter(["start", "kill"] * 10)
         while served(d, log_key)[0] <= honest:
             power(d, next(actions))
         eventually(
@@ -177,6 +177,6 @@ def test_a_forked_log_is_refused_and_the_daemon_goes_on(daemon_process, tmp_path
         refusal = [line for line in said.splitlines() if "a cosigning witness refused the checkpoint" in line]
         assert refusal and any("forked" in line and "witness.test/one" in line for line in refusal), refusal[-3:]
         assert metric(d, "wingman_checkpoint_witness_refusals_total", witness=w.name, status="422") >= 1
-        power(d, "start")  # power requests are served as before
+        power(d, next(actions))  # power requests are served as before
     finally:
         w.close()
