@@ -6,18 +6,14 @@ other events) is refused, and the daemon says so and goes on serving power reque
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from tests.audit.test_tlog_verifier import open_checkpoint, parse_verifier_key
 from tests.support.daemon import AUDIT_TOKEN, DaemonProcess, definition
-from tests.support.tlog_witness import SpecWitness, cosigned_lines, write_log_key
+from tests.support.tlog_witness import SpecWitness, cli_verify, cosigned_lines, write_log_key
 from tests.support.waiting import eventually
-from wingman.api.cli.main import app
 
 NODE = "witnessed-node"
 ORIGIN = f"wingman/{NODE}"
@@ -83,15 +79,6 @@ def rows(db: Path) -> list[tuple[str, str, int]]:
         con.close()
 
 
-def verify(db: Path, *args: str) -> tuple[int, dict, str]:
-    runner = CliRunner()
-    base = ["audit", "verify", "--database", str(db), *args]
-    js = runner.invoke(app, [*base, "--format", "json"], env={"COLUMNS": "200"})
-    text = runner.invoke(app, base, env={"COLUMNS": "200"})
-    assert js.exit_code == text.exit_code, (js.output, text.output)
-    return js.exit_code, json.loads(js.stdout), text.stdout
-
-
 def witness_serving(name: str, log_key: str) -> tuple[SpecWitness, str]:
     w = SpecWitness(name, {ORIGIN: [log_key]})
     return w, w.serve()
@@ -109,17 +96,17 @@ def test_two_witnesses_cosign_each_checkpoint_and_a_restart_sends_the_right_old_
         assert {(n, w) for n, w, s in rows(db) if s == size} == {(NODE, w1.name), (NODE, w2.name)}
         assert metric(d, "wingman_checkpoint_cosignatures_total", witness=w2.name) >= 1
 
-        code, doc, said = verify(db, "--witness", w1.vkey, "--witness", w2.vkey, "--cosignatures", "2")
+        code, doc, said = cli_verify(db, "--witness", w1.vkey, "--witness", w2.vkey, "--cosignatures", "2")
         assert code == 0, said
         [node] = doc["cosignatures"]["nodes"]
         assert node["vouched_up_to_size"] >= size and node["vouched_by"].keys() == {w1.name, w2.name}
         assert "2 witness(es) vouch up to size" in said
         nobody = SpecWitness("witness.test/three").vkey  # a key no witness here holds
-        code, doc, said = verify(
+        code, doc, said = cli_verify(
             db, *("--witness", w1.vkey, "--witness", w2.vkey, "--witness", nobody), "--cosignatures", "3"
         )
         assert code == 1 and "only 2 of the 3 required witnesses" in said and "witness.test/three" in said, said
-        assert verify(db)[0] == 0  # without the options: as before
+        assert cli_verify(db)[0] == 0  # without the options: as before
 
         # (c) a restart: the daemon reads from its table what each witness cosigned last
         d.stop()  # its last checkpoint is submitted on the way out, and the cosignatures kept

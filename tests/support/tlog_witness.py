@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 import random
 import threading
@@ -343,3 +344,17 @@ class Histories:
             self.n += 1
             typ, data, meta = next(self.steps[sid])
             await daemon.store.append(sid, [NewEvent(type=typ, data=data, metadata=meta)])
+
+
+def cli_verify(database: Path | str, *args: str) -> tuple[int, dict, str]:
+    """`wingman audit verify --database DATABASE ARGS`: (exit code, JSON report, text report)."""
+    from typer.testing import CliRunner
+
+    from wingman.api.cli.main import app
+
+    runner = CliRunner()
+    base = ["audit", "verify", "--database", str(database), *args]
+    js = runner.invoke(app, [*base, "--format", "json"], env={"COLUMNS": "200"})
+    text = runner.invoke(app, base, env={"COLUMNS": "200"})
+    assert js.exit_code == text.exit_code, (js.output, text.output)
+    return js.exit_code, json.loads(js.stdout), text.stdout
