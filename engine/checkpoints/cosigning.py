@@ -61,6 +61,7 @@ class CosigningWitness:
     def __init__(self, config: CosigningWitnessConfig, cosigners: Cosigners):
         self.key = WitnessKey.parse(config.key)
         self.url = config.url + "/add-checkpoint"
+        self.timeout = config.timeout
         self.cosigners = cosigners
         self.cosigned_size: int | None = None  # as the witness last said (None: not known yet)
         self.pending: SignedCheckpoint | None = None
@@ -96,7 +97,7 @@ class CosigningWitness:
                 continue
             try:
                 done = await self.submit(cp)
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError, TimeoutError) as exc:
                 done = Submission(0, error=str(exc) or type(exc).__name__)
             except Exception:
                 log.exception("a checkpoint could not be submitted to a cosigning witness", witness=self.name)
@@ -127,7 +128,11 @@ class CosigningWitness:
     async def _post(self, body: str) -> tuple[int, str, str]:
         """(status, content type, answer) of add-checkpoint; the answer read up to MAX_ANSWER."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        async with self._client.stream("POST", self.url, content=body.encode(), headers=headers) as resp:
+        # httpx's timeout bounds each read; this bounds the whole call (a witness dripping its answer).
+        async with (
+            asyncio.timeout(self.timeout),
+            self._client.stream("POST", self.url, content=body.encode(), headers=headers) as resp,
+        ):
             data = bytearray()
             async for chunk in resp.aiter_bytes():
                 data += chunk

@@ -5,7 +5,9 @@ gone quiet meanwhile. In-process daemons on SQLite, with the witness written fro
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 from tests.support.checkpoints import daemon_config
 from tests.support.daemon import free_port
@@ -71,3 +73,53 @@ async def test_a_witness_not_listening_yet_is_tried_again_on_a_quiet_log(tmp_pat
     finally:
         await daemon.stop()
         w.close()
+
+
+class DrippingWitness:
+    """Answers 200 and then one byte every 0.2 s, forever (each read is quick; the answer never ends)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/witness"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n")
+                while not self.stop.wait(0.2):
+                    conn.sendall(b"x")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+async def test_a_witness_dripping_its_answer_is_given_up_on_at_its_timeout(tmp_path):
+    drip, w = DrippingWitness(), SpecWitness("witness.test/drip")
+    witnesses = [{"url": drip.url, "key": w.vkey, "timeout": 1}]
+    daemon = Daemon(parse_config(daemon_config(tmp_path, every_events=10, witnesses=witnesses)), runtimes={})
+    await daemon.start()
+    try:
+        [submitter] = daemon.checkpointer.cosigners.witnesses
+        started = time.monotonic()
+        await Histories().append(daemon, 10)
+        await eventually_async(lambda: submitter.failures >= 1, 20, "the dripping call given up")
+        assert time.monotonic() - started < 10  # the call's timeout, not the drip's end (never)
+        refusals = daemon.checkpointer.witness_counts()[0][2]
+        assert refusals.keys() == {"unreachable"} and refusals["unreachable"] >= 1
+    finally:
+        await daemon.stop()
+        drip.close()
