@@ -53,6 +53,9 @@ system:
   crash_detection: {{enabled: true, detect_clean_exit_as_crash: true, timeout: 60}}
   # Servers restored at once at boot (the API answers throughout).
   boot_concurrency: 16
+  # The power statechart the daemon runs; null = the packaged one. A changed chart is replayed
+  # against this node's history at start, and refused if it strands a live server (docs/statechart.md).
+  statechart: null
   # Each server runs as an unprivileged user of its own, taken from this range (the daemon must
   # run as root to switch users; it keeps nothing of root for the server: see docs/security.md).
   server_users: {{first_uid: 200000, count: 100000}}

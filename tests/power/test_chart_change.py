@@ -193,6 +193,42 @@ def test_a_chart_without_a_live_servers_state_is_refused_until_the_operator_acce
         kill_leftovers(d.folder)
 
 
+def drop_running(doc: dict) -> None:
+    """No `running` at all: a server is up as soon as it starts, and `ready` ends its boot offline
+    (a chart nobody would want, but one where the replay of a running server ends offline)."""
+    doc["states"] = [s for s in doc["states"] if s["name"] != "running"]
+    for t in doc["transitions"]:
+        t["source"] = [s for s in t["source"] if s != "running"]
+        t["dest"] = "offline" if t["dest"] == "running" else t["dest"]
+
+
+def test_a_running_server_whose_state_the_accepted_chart_drops_is_stopped_cleanly_not_orphaned(tmp_path):
+    server = definition()
+    uuid = server["settings"]["uuid"]
+    d = DaemonProcess(tmp_path / "node", servers=[server])
+    try:
+        d.start()
+        act(d, uuid, "start")
+        d.wait_state(uuid, "running")
+        pid = [e for e in events(d, f"stream_id = '{uuid}'") if e["type"] == "process.started"][-1]["data"]["pid"]
+        d.stop()
+        assert Path(f"/proc/{pid}").exists()  # it ran on without the daemon
+
+        d.serve_args = ["--accept-chart-change"]
+        with_chart(d, chart_file(tmp_path, "dropped.yaml", drop_running)).start()
+        # The new chart's replay would have it offline while its process runs: it is placed where
+        # the engine can still end it (`exited`), and boot recovery ends it as it ends one found stopping.
+        [placed] = [
+            e["data"] for e in events(d, f"stream_id = '{uuid}'") if e["data"].get("trigger") == "statechart_change"
+        ]
+        assert (placed["from_state"], placed["to_state"]) == ("running", "stopping")
+        d.wait_state(uuid, "offline")
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    finally:
+        d.stop()
+        kill_leftovers(d.folder)
+
+
 def test_a_chart_removing_a_transition_only_history_used_boots_and_the_old_history_still_folds(tmp_path):
     # A process that ends before it printed its done-line: `exited` from `starting`, once.
     server = definition(invocation=f"{sys.executable} -c 'raise SystemExit(3)'")
