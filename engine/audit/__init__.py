@@ -6,6 +6,6 @@ what (`nodes`) and the fleet's summary with each node's streams verified (`fleet
 
 Everything here reads the database directly, so it works the same from the daemon's API and from
 the CLI on a copy of the database file. May import: `engine.store`, `engine.servers`,
-`engine.events`, `engine.statechart`, `engine.checkpoints`; nothing in the engine imports this
-package.
+`engine.events`, `engine.statechart`, `engine.charts.log` (the log's timeline of charts),
+`engine.checkpoints`; nothing in the engine imports this package.
 """

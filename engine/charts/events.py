@@ -11,7 +11,7 @@ from wingman.engine.event_types import EventType
 from wingman.engine.events import Event, event
 
 # Who decided that this chart is in force from here on:
-# - first_start: no chart was recorded for the node and it had no history;
+# - first_start: no chart was recorded for the node and it had no recorded state change;
 # - history_accepted: the node's history leaves every live server in a state of the chart (the
 #   report's findings, if any, are about past transitions only);
 # - operator_accepted: it did not, and the operator started the daemon with --accept-chart-change.
