@@ -4,7 +4,10 @@
 serves the live registry and the audit's point-in-time replay, so the two cannot disagree. The
 power state has one holder, `view.power`, an engine.statechart.ChartPosition, live or replayed.
 A `state.changed` event that is not legal from the folded state is an error in the log, never
-silently applied.
+silently applied. Legal means: under the chart in force when it was recorded (the chart given
+carries the log's timeline, engine.charts.log; events from its `since` on are judged by it, older
+ones by the chart before), or a re-placement out of a state that chart lacks, after an accepted
+change (trigger `statechart_change`, engine.charts.adoption).
 """
 
 from __future__ import annotations
