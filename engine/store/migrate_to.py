@@ -2,7 +2,8 @@
 
 What is copied keeps its identity: every event with its position, stream, version, id, hash and
 the rest of its row (its node id too), the signed checkpoints, the outbox cursors (so the Panel is
-not sent its activity twice) and the streams' owners where the node recorded them. Replay
+not sent its activity twice), the streams' owners where the node recorded them, and the witnesses'
+cosignatures of its checkpoints. Replay
 snapshots are a cache of the log and are not copied: the daemon rebuilds them.
 
 The positions are kept as they are, so the target must be empty or hold what an earlier run of
@@ -174,6 +175,10 @@ async def migrate_to(
             result.checkpoints_copied = await _copy_checkpoints(source, pg, schemas["checkpoints"])
             await _copy_beside(source, pg, "outbox_cursors", "name", schemas.get("outbox_cursors"))
             await _copy_beside(source, pg, "stream_owners", "stream_id", schemas.get("stream_owners"))
+            # A witness's cosignatures: without them a witness would still answer (a 409 tells the
+            # node its size), but the auditor's `verify --cosignatures` would lose what it vouched for.
+            cosigned = ("node_id", "witness", "size")
+            await _copy_beside(source, pg, "cosignatures", "node_id", schemas.get("cosignatures"), unique=cosigned)
             result.seconds = time.perf_counter() - started
             return result
     finally:
@@ -282,10 +287,17 @@ async def _copy_checkpoints(source: _Source, pg: asyncpg.Connection, cols: _Colu
     return len(missing)
 
 
-async def _copy_beside(source: _Source, pg: asyncpg.Connection, table: str, key: str, cols: _Columns | None) -> None:
-    """The rows of a small table beside the log, each keyed by `key`: an outbox's cursor only
-    moved forward (the target's may be ahead: a daemon ran on it), a stream's owner kept when the
-    target has one already."""
+async def _copy_beside(
+    source: _Source,
+    pg: asyncpg.Connection,
+    table: str,
+    key: str,
+    cols: _Columns | None,
+    unique: tuple[str, ...] | None = None,
+) -> None:
+    """The rows of a small table beside the log, read in the order of `key` and told apart by
+    `unique` (default: `key`): an outbox's cursor only moved forward (the target's may be ahead: a
+    daemon ran on it), a stream's owner or a cosignature kept when the target has one already."""
     if cols is None:
         return
     rows = await asyncio.to_thread(source.page, table, key, cols, "", 1 << 62)
@@ -296,4 +308,5 @@ async def _copy_beside(source: _Source, pg: asyncpg.Connection, table: str, key:
         conflict = f'DO UPDATE SET {updates} WHERE excluded.position > "{table}".position'
     else:
         conflict = "DO NOTHING"
-    await pg.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({values}) ON CONFLICT ("{key}") {conflict}', rows)
+    distinct = ", ".join(f'"{n}"' for n in unique or (key,))
+    await pg.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({values}) ON CONFLICT ({distinct}) {conflict}', rows)

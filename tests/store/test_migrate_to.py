@@ -200,3 +200,21 @@ async def test_a_progress_bar_on_a_terminal_and_one_line_when_piped(tmp_path, pg
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
     assert piped.stdout.startswith("5000 events in the source: 5000 already in the target, 0 copied")
     assert "hunter2" not in piped.stdout and "postgres:***@" in piped.stdout
+
+
+async def test_the_witnesses_cosignatures_travel_with_the_log(tmp_path, pg_url):
+    log = await build_signed_log(tmp_path / "node", total=60, servers=2, every_events=20)
+    kept = [
+        ("test-node", "witness.test/one", 20, "ab" * 32, 1_796_000_000, "\u2014 witness.test/one AAAA"),
+        ("test-node", "witness.test/one", 40, "cd" * 32, 1_796_000_100, "\u2014 witness.test/one BBBB"),
+        ("test-node", "witness.test/two", 40, "cd" * 32, 1_796_000_101, "\u2014 witness.test/two CCCC"),
+    ]
+    con = sqlite3.connect(log.db)
+    with con:
+        con.executemany("INSERT INTO cosignatures VALUES (?, ?, ?, ?, ?, ?)", kept)
+    con.close()
+    rows = "SELECT node_id, witness, size, root, timestamp, line FROM cosignatures ORDER BY witness, size"
+    for _ in range(2):  # a second run copies nothing twice
+        done = await asyncio.to_thread(wingman, "db", "migrate-to", pg_url, "--database", str(log.db))
+        assert done.returncode == 0, done.stderr
+        assert await pg_rows(pg_url, rows) == sqlite_rows(log.db, rows) == sorted(kept, key=lambda r: (r[1], r[2]))
