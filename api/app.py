@@ -53,7 +53,10 @@ def create_app(config: DaemonConfig, name: str = "wingman", daemon: Daemon | Non
     async def openapi_document(request: Request):
         # Routes do not change at run time: the document is built once, on first request.
         if not hasattr(request.app.ctx, "openapi"):
-            request.app.ctx.openapi = build_openapi(request.app, "wingman", _version(), DESCRIPTION, auth.PUBLIC_PATHS)
+            states = node_of(request.app).chart.states  # the chart in force, adopted at start
+            request.app.ctx.openapi = build_openapi(
+                request.app, "wingman", _version(), DESCRIPTION, auth.PUBLIC_PATHS, states
+            )
         return json(request.app.ctx.openapi)
 
     @app.on_request(priority=100)

@@ -179,7 +179,7 @@ class Daemon:
         # With a Panel, its list of servers is the truth once it answers: taken after boot
         # recovery, in the background, so a Panel that is down never keeps the API from serving.
         self.panel = panel_side(config, self.registry, self.journal, self.processes, self.installs, self.recovery.done)
-        self.activity = panel_outboxes(config, self.store)  # None for a standalone node
+        self.activity = panel_outboxes(config, self.store, lambda: self.registry.chart)  # None for a standalone node
         # Scheduled power actions (engine.schedules): started once the servers are loaded.
         self.schedules = Scheduler(self.store, self.registry, self.power, self.journal, self.processes)
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wingman.api.cli.audit import ConfigOpt, DatabaseOpt
 from wingman.api.cli.output import EXIT_FINDINGS, EXIT_USAGE, Stop, err, known, run, tidy_help, time_of
+from wingman.engine.charts.log import chart_in_force
 from wingman.engine.diagrams import formats as F
 from wingman.engine.diagrams.chart_diff import DIFF_FORMATS, ChartDiff, diff_export
 from wingman.engine.diagrams.exported import DEFAULT_CHART, read_chart, stale_exports
@@ -170,7 +171,8 @@ def history(
     async def job(engine: AsyncEngine) -> int:
         window = _window(since, until)
         p = await passage(engine, await known(engine, server), window)
-        _write(history_diagram(load_statechart(), p, format.value), format.value, output)
+        # drawn over the chart the log says is in force (system.statechart may not be the packaged one)
+        _write(history_diagram(await chart_in_force(engine), p, format.value), format.value, output)
         return 0
 
     run(database, config, job)
@@ -194,7 +196,7 @@ def timeline(
         window = _window(since, until)
         p = await passage(engine, await known(engine, server), window, keep_intervals())
         try:
-            body = timeline_diagram(load_statechart(), p, format.value)
+            body = timeline_diagram(await chart_in_force(engine), p, format.value)
         except BadDiagramRequest as exc:
             raise Stop(str(exc).replace("with since and until", "with --since and --until")) from None
         _write(body, format.value, output)

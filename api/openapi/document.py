@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 from sanic import Sanic
 
 from wingman.api.openapi.describe import ERROR_STATUSES, Answer, OperationDoc
-from wingman.api.openapi.schemas import MODELS, ErrorBody
+from wingman.api.openapi.schemas import MODELS, ErrorBody, State
 
 REF = "#/components/schemas/{model}"
 HTTP_LAYER = (413, 414, 431)  # any request can get these before a handler runs
@@ -39,7 +39,16 @@ class Undocumented(Exception):
     """A route without `@doc`: the document would silently leave it out."""
 
 
-def build(app: Sanic, title: str, version: str, description: str, public: tuple[str, ...]) -> dict[str, Any]:
+def build(
+    app: Sanic,
+    title: str,
+    version: str,
+    description: str,
+    public: tuple[str, ...],
+    states: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """The document of `app`'s routes, its `state` enums spelled with `states` (the chart in force;
+    None: the packaged chart's)."""
     docs = _documented_routes(app)
     models = sorted({*MODELS, *(m for d, _ in docs.values() for m in _models_of(d))}, key=lambda m: m.__name__)
     keyed, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
@@ -47,7 +56,7 @@ def build(app: Sanic, title: str, version: str, description: str, public: tuple[
     paths: dict[str, dict[str, Any]] = {}
     for (path, method), (described, route) in sorted(docs.items()):
         paths.setdefault(path, {})[method.lower()] = _operation(path, method, described, route, refs, public)
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description + WHOLE_NUMBERS},
         "paths": paths,
@@ -67,6 +76,20 @@ def build(app: Sanic, title: str, version: str, description: str, public: tuple[
             },
         },
     }
+    return document if states is None else _with_states(document, State.__args__, states)
+
+
+def _with_states(doc: Any, packaged: tuple[str, ...], states: tuple[str, ...]) -> Any:
+    """`doc` with each enum of the packaged chart's states (schemas.State, fixed when the module is
+    imported) spelled as the chart the daemon enforces (system.statechart): a client is told the
+    states it will be answered with."""
+    if isinstance(doc, dict):
+        if doc.get("enum") == list(packaged):
+            return {**doc, "enum": list(states)}
+        return {k: _with_states(v, packaged, states) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_with_states(v, packaged, states) for v in doc]
+    return doc
 
 
 # The operator page (api/ui) is for a browser, not a client of the API: not in the document.

@@ -31,7 +31,6 @@ from wingman.engine.diagrams.timeline import keep_intervals, timeline_diagram
 from wingman.engine.diagrams.window import Window, passage
 from wingman.engine.servers.fold import LogError
 from wingman.engine.servers.replay import UnknownStream
-from wingman.engine.statechart import load_statechart
 
 bp = Blueprint("diagrams")
 
@@ -108,7 +107,7 @@ async def _passage(request: Request, uuid: str, window: Window, keep: int = 0):
 )
 async def statechart_diagram(request: Request):
     fmt = _format(request, STATECHART_FORMATS, "the statechart")
-    chart = load_statechart()
+    chart = node(request).chart  # the chart in force (system.statechart), not the packaged one
     return _diagram(export(chart, fmt), fmt, chart.name)
 
 
@@ -124,7 +123,7 @@ async def statechart_diagram(request: Request):
 async def history(request: Request, uuid: str):
     fmt = _format(request, HISTORY_FORMATS, "a history diagram")
     p = await _passage(request, uuid, _window(request))
-    return _diagram(history_diagram(load_statechart(), p, fmt), fmt, f"{p.server}-history")
+    return _diagram(history_diagram(node(request).chart, p, fmt), fmt, f"{p.server}-history")
 
 
 @bp.get("/api/servers/<uuid:str>/diagram/timeline", ctx_read_only=True)
@@ -139,7 +138,7 @@ async def timeline(request: Request, uuid: str):
     fmt = _format(request, TIMELINE_FORMATS, "a timeline")
     p = await _passage(request, uuid, _window(request), keep_intervals())
     try:
-        body = timeline_diagram(load_statechart(), p, fmt)
+        body = timeline_diagram(node(request).chart, p, fmt)
     except BadDiagramRequest as exc:
         raise ApiError(400, str(exc)) from None
     return _diagram(body, fmt, f"{p.server}-timeline")

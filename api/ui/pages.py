@@ -30,7 +30,6 @@ from wingman.engine.event_types import Cause
 from wingman.engine.events import Metadata
 from wingman.engine.power.service import ServerInstalling, SuspendedServer
 from wingman.engine.servers.registry import UnknownServer
-from wingman.engine.statechart import load_statechart
 from wingman.engine.store.event_store import StoreUnavailable
 
 bp = Blueprint("ui", url_prefix="/ui")
@@ -198,7 +197,7 @@ async def timeline(request: Request, session: Session, uuid: str) -> HTTPRespons
     if view is None:
         return empty(status=404)
     p = await passage(node(request).db, view.uuid, Window(None, None), keep_intervals())
-    return raw(timeline_diagram(load_statechart(), p, "svg"), content_type="image/svg+xml")
+    return raw(timeline_diagram(node(request).chart, p, "svg"), content_type="image/svg+xml")
 
 
 # -- audit -----------------------------------------------------------------------------------

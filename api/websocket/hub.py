@@ -28,9 +28,9 @@ class SocketHub:
     status_frame: frames.SharedFrame | None = None
 
     def __post_init__(self) -> None:
-        chart = self.node.chart
+        node = self.node  # its chart asked at each change: the chart in force is adopted at start
         self.status_frame = frames.SharedFrame(
-            lambda ev: frames.encode(frames.STATUS, chart.panel_status(ev.data["to_state"]))
+            lambda ev: frames.encode(frames.STATUS, node.chart.panel_status(ev.data["to_state"]))
         )
 
     @classmethod

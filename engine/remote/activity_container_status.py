@@ -13,6 +13,8 @@ skipped: a status is not worth holding the others back, and the next change says
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from wingman.engine.config import DaemonConfig
@@ -20,7 +22,7 @@ from wingman.engine.events import StateChanged
 from wingman.engine.remote.activity import refuses_the_entries
 from wingman.engine.remote.client import PanelClient, PanelError
 from wingman.engine.remote.outbox import Outbox
-from wingman.engine.statechart import load_statechart
+from wingman.engine.statechart import Statechart
 from wingman.engine.store.event_store import EventStore
 from wingman.engine.store.ownership import OwnEvents
 from wingman.engine.store.queries import page
@@ -42,8 +44,11 @@ class ContainerStatusOutbox(Outbox):
     task_name = "pelican-container-status"
     failure = "telling the Panel of state changes failed; trying again at the next interval"
 
-    def __init__(self, store: EventStore, client: PanelClient, interval: float = INTERVAL):
+    def __init__(
+        self, store: EventStore, client: PanelClient, chart: Callable[[], Statechart], interval: float = INTERVAL
+    ):
         super().__init__(store, client, CURSOR_NAME, interval)
+        self._chart = chart  # the chart in force, asked each time: it is adopted at start (engine.charts)
 
     async def send_pending(self) -> None:
         upto = self._store.last_position
@@ -52,7 +57,7 @@ class ContainerStatusOutbox(Outbox):
             events, next_after = await page(self._store.engine, flt, self.cursor.position, BATCH)
             # The last change of each server that a Panel sees as one: the states as the statechart's
             # `panel_status` says them (`installing` is `offline` to a Panel, which knows Wings' own).
-            said = load_statechart().panel_status
+            said = self._chart().panel_status
             latest = {ev.stream_id: ev for ev in events if said(ev.data["from_state"]) != said(ev.data["to_state"])}
             for uuid, ev in latest.items():
                 body = {"data": {"previous_state": said(ev.data["from_state"]), "new_state": said(ev.data["to_state"])}}
@@ -75,8 +80,10 @@ class ContainerStatusOutbox(Outbox):
                 return
 
 
-def container_status_outbox(config: DaemonConfig, store: EventStore) -> ContainerStatusOutbox | None:
+def container_status_outbox(
+    config: DaemonConfig, store: EventStore, chart: Callable[[], Statechart]
+) -> ContainerStatusOutbox | None:
     """Only for a Pelican Panel: Pterodactyl's has no such route (it would answer 404 forever)."""
     if not config.remote or config.remote_flavor != "pelican":
         return None
-    return ContainerStatusOutbox(store, PanelClient(config.remote, config.token_id, config.token))
+    return ContainerStatusOutbox(store, PanelClient(config.remote, config.token_id, config.token), chart)
