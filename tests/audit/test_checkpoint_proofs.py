@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 
 import pytest
@@ -14,13 +13,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tests.support.checkpoints import build_signed_log, checkpoint_rows, forge_actor, runner, sql
+from tests.support.tlog_client import consistent, event_hash, leaf, root_from_inclusion
 from wingman.api.cli.main import app
 
-# -- the independent verifier: what a third party writes from the README ------------------------
-
-
-def node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+# -- the independent verifier: what a third party writes from the README (its RFC 9162 pieces are
+# the spec client's, tests/support/tlog_client.py) ------------------------------------------------
 
 
 def signed_body(signed: dict, public_key: str) -> dict:
@@ -33,36 +30,14 @@ def signed_body(signed: dict, public_key: str) -> dict:
     return body
 
 
-def event_hash(ev: dict) -> str:
-    covered = {k: ev[k] for k in ("stream_id", "version", "event_id", "type", "data", "metadata", "recorded_at")}
-    text = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((ev["prev_hash"] + text).encode()).hexdigest()
-
-
-def root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes:
-    """RFC 9162 section 2.1.3.2."""
-    fn, sn, r = index, size - 1, leaf
-    for p in path:
-        assert sn > 0
-        if fn % 2 == 1 or fn == sn:
-            r = node(p, r)
-            while fn % 2 == 0 and fn != 0:
-                fn, sn = fn // 2, sn // 2
-        else:
-            r = node(r, p)
-        fn, sn = fn // 2, sn // 2
-    assert sn == 0
-    return r
-
-
 def check_inclusion(doc: dict, public_key: str) -> bool:
     body = signed_body(doc["checkpoint"], public_key)
     ev = doc["event"]
-    if event_hash(ev) != doc["event_hash"] or ev["position"] != doc["leaf_index"] + 1:
+    if event_hash(ev).hex() != doc["event_hash"] or ev["position"] != doc["leaf_index"] + 1:
         return False
-    leaf = hashlib.sha256(b"\x00" + bytes.fromhex(doc["event_hash"])).digest()
-    root = root_from_path(doc["leaf_index"], body["size"], leaf, [bytes.fromhex(p) for p in doc["path"]])
-    return doc["tree_size"] == body["size"] and root.hex() == body["root"]
+    path = [bytes.fromhex(p) for p in doc["path"]]
+    root = root_from_inclusion(doc["leaf_index"], body["size"], leaf(bytes.fromhex(doc["event_hash"])), path)
+    return doc["tree_size"] == body["size"] and root is not None and root.hex() == body["root"]
 
 
 def check_consistency(doc: dict, public_key: str) -> bool:
@@ -70,26 +45,7 @@ def check_consistency(doc: dict, public_key: str) -> bool:
     old, new = signed_body(doc["old"], public_key), signed_body(doc["new"], public_key)
     m, n = old["size"], new["size"]
     r1, r2 = bytes.fromhex(old["root"]), bytes.fromhex(new["root"])
-    path = [bytes.fromhex(p) for p in doc["path"]]
-    if m == n:
-        return not path and r1 == r2
-    if m & (m - 1) == 0:
-        path = [r1] + path
-    fn, sn = m - 1, n - 1
-    while fn % 2 == 1:
-        fn, sn = fn // 2, sn // 2
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn % 2 == 1 or fn == sn:
-            fr, sr = node(c, fr), node(c, sr)
-            while fn % 2 == 0 and fn != 0:
-                fn, sn = fn // 2, sn // 2
-        else:
-            sr = node(sr, c)
-        fn, sn = fn // 2, sn // 2
-    return sn == 0 and fr == r1 and sr == r2
+    return consistent(m, n, r1, r2, [bytes.fromhex(p) for p in doc["path"]])
 
 
 # -- the tests ---------------------------------------------------------------------------------------

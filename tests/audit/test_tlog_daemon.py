@@ -8,25 +8,25 @@ tile or note is refused."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import json
 import shutil
 
 import pytest
 
-from tests.audit.test_tlog_verifier import (
+from tests.support.checkpoints import build_signed_log
+from tests.support.daemon import AUDIT_TOKEN, definition
+from tests.support.tlog_client import (
     NoteRefused,
     TileClient,
     TileRefused,
     consistent,
+    event_hash,
     leaf,
+    log_vkey,
     open_checkpoint,
     parse_verifier_key,
     root_from_inclusion,
 )
-from tests.support.checkpoints import build_signed_log
-from tests.support.daemon import AUDIT_TOKEN, definition
 from tests.support.waiting import eventually
 
 NODE = "test-node"  # the node id tests.support.checkpoints signs with
@@ -34,17 +34,7 @@ PREFIX = "/api/audit"
 
 
 def vkey_of(public_key_b64: str) -> str:
-    """The signed-note verifier key of the daemon's Ed25519 key, built here from the spec."""
-    name, raw = f"wingman/{NODE}", b"\x01" + base64.b64decode(public_key_b64)
-    key_id = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
-    return f"{name}+{key_id.hex()}+{base64.b64encode(raw).decode()}"
-
-
-def event_hash(ev: dict) -> bytes:
-    """The event hash as the README defines it, from the event the API returns."""
-    covered = {k: ev[k] for k in ("stream_id", "version", "event_id", "type", "data", "metadata", "recorded_at")}
-    text = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((ev["prev_hash"] + text).encode()).digest()
+    return log_vkey(NODE, public_key_b64)
 
 
 @pytest.fixture(scope="module")

@@ -8,26 +8,25 @@ The client is the one written from the specs in tests/audit/test_tlog_verifier.p
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.audit.test_tlog_daemon import event_hash
-from tests.audit.test_tlog_verifier import (
+from tests.support.daemon import AUDIT_TOKEN, DaemonProcess, definition
+from tests.support.fleet import fleet_node
+from tests.support.tlog_client import (
     NoteRefused,
     TileClient,
     VKey,
     consistent,
+    event_hash,
     leaf,
+    log_vkey,
     open_checkpoint,
     parse_verifier_key,
     root_from_inclusion,
 )
-from tests.support.daemon import AUDIT_TOKEN, DaemonProcess, definition
-from tests.support.fleet import fleet_node
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.postgres
@@ -38,9 +37,7 @@ CHECKPOINT_OFTEN = {"checkpoint_every_events": 1, "checkpoint_every_seconds": 0.
 
 def _vkey(node: str, public_key_b64: str) -> VKey:
     """The node's signed-note verifier key, built here from the spec (not from the served header)."""
-    name, raw = f"wingman/{node}", b"\x01" + base64.b64decode(public_key_b64)
-    key_id = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
-    return parse_verifier_key(f"{name}+{key_id.hex()}+{base64.b64encode(raw).decode()}")
+    return parse_verifier_key(log_vkey(node, public_key_b64))
 
 
 def _drive(d: DaemonProcess, uuid: str, actions: tuple[str, ...]) -> None:

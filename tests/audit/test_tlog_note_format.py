@@ -10,7 +10,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.audit.test_tlog_verifier import NoteRefused, open_checkpoint, open_note, parse_verifier_key
+from tests.support.tlog_client import NoteRefused, open_checkpoint, open_note, parse_verifier_key
 from wingman.engine.checkpoints.note import checkpoint_text, key_id, origin, sign_note, verifier_key
 from wingman.engine.checkpoints.tiles import NoTile, parse_tile_path, tile_path
 

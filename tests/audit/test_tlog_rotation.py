@@ -7,21 +7,20 @@ from the specs in tests/audit/test_tlog_verifier.py; verifier keys are built her
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 
 import pytest
 
-from tests.audit.test_tlog_verifier import (
+from tests.support.daemon import AUDIT_TOKEN, definition
+from tests.support.tlog_client import (
     NoteRefused,
     TileClient,
     VKey,
     consistent,
+    log_vkey,
     open_checkpoint,
     parse_verifier_key,
 )
-from tests.support.daemon import AUDIT_TOKEN, definition
 from tests.support.waiting import eventually
 
 PREFIX = "/api/audit"
@@ -29,9 +28,7 @@ NODE = "rotating-node"
 
 
 def _vkey_text(public_key_b64: str) -> str:
-    name, raw = f"wingman/{NODE}", b"\x01" + base64.b64decode(public_key_b64)
-    key_id = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
-    return f"{name}+{key_id.hex()}+{base64.b64encode(raw).decode()}"
+    return log_vkey(NODE, public_key_b64)
 
 
 def _vkey(public_key_b64: str) -> VKey:

@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 
-from tests.audit.test_tlog_verifier import leaf, spec_tiles
+from tests.support.tlog_client import leaf, spec_tiles
 from wingman.engine.checkpoints.tiles import NoTile, TileTree, parse_tile_path
 
 

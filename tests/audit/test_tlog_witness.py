@@ -10,8 +10,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from tests.audit.test_tlog_verifier import open_checkpoint, parse_verifier_key
 from tests.support.daemon import AUDIT_TOKEN, DaemonProcess, definition
+from tests.support.tlog_client import open_checkpoint, parse_verifier_key
 from tests.support.tlog_witness import SpecWitness, cli_verify, cosigned_lines, write_log_key
 from tests.support.waiting import eventually
 

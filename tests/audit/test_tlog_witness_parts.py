@@ -11,12 +11,11 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.support.tlog_client import naive_mth
 from tests.support.tlog_witness import (
-    EMPTY,
     Refused,
     SpecWitness,
     cosignatures_migration_round_trip,
-    node_hash,
     sign_log_note,
     vkey,
 )
@@ -29,13 +28,7 @@ from wingman.engine.config import ConfigError, parse_config
 ORIGIN = "example.test/log"
 
 
-def mth(leaves: list[bytes]) -> bytes:
-    if not leaves:
-        return EMPTY
-    if len(leaves) == 1:
-        return leaves[0]
-    k = 1 << ((len(leaves) - 1).bit_length() - 1)
-    return node_hash(mth(leaves[:k]), mth(leaves[k:]))
+mth = naive_mth  # the RFC's Merkle Tree Hash, by its recursive definition
 
 
 def rfc_proof(m: int, leaves: list[bytes]) -> list[bytes]:

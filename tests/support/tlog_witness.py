@@ -6,7 +6,8 @@ checkpoints to it over HTTP and check what it cosigned or refused.
 It serves `POST <prefix>/add-checkpoint` on a loopback socket (a ThreadingHTTPServer in a thread,
 HTTP/1.1 keep-alive), trusts per origin a set of Ed25519 signed-note verifier keys, and keeps per
 origin the latest cosigned (size, root), checked and updated under one lock as the spec requires.
-Every request's outcome is recorded (`answers`) for the tests to read.
+Every request's outcome is recorded (`answers`) for the tests to read. Its signed-note keys and its
+RFC 9162 consistency check are those of the spec client (tests/support/tlog_client.py).
 """
 
 from __future__ import annotations
@@ -29,29 +30,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from tests.support.synthetic_log import server_ids, server_steps
+from tests.support.tlog_client import EM_DASH, consistent, key_id, log_vkey, vkey
 from wingman.engine.events import NewEvent
 
-EM_DASH = "\u2014"
 EMPTY = hashlib.sha256(b"").digest()
 MAX_BODY = 1 << 20
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id(name: str, typed_key: bytes) -> bytes:
-    """SHA-256(name || 0x0A || type || key)[:4], the key ID of signed-note and tlog-cosignature."""
-    return hashlib.sha256(name.encode() + b"\n" + typed_key).digest()[:4]
-
-
-def vkey(name: str, typed_key: bytes) -> str:
-    return f"{name}+{key_id(name, typed_key).hex()}+{base64.b64encode(typed_key).decode()}"
-
-
-def log_vkey(node: str, public_key_b64: str) -> str:
-    """The signed-note verifier key (type 0x01) of a wingman node's log key."""
-    return vkey(f"wingman/{node}", b"\x01" + base64.b64decode(public_key_b64))
 
 
 def sign_log_note(text: str, name: str, private: Ed25519PrivateKey) -> str:
@@ -72,36 +59,6 @@ def write_log_key(folder: Path, node: str) -> str:
     finally:
         os.close(fd)
     return log_vkey(node, base64.b64encode(_raw(key.public_key())).decode())
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def consistent(m: int, n: int, r1: bytes, r2: bytes, proof: list[bytes]) -> bool:
-    """RFC 9162 2.1.4.2: whether `proof` shows the tree of n leaves (root r2) extends the one of m (r1)."""
-    if not 0 < m <= n:
-        return False
-    if m == n:
-        return not proof and r1 == r2
-    path = [r1, *proof] if m & (m - 1) == 0 else list(proof)
-    if not path:
-        return False
-    fn, sn = m - 1, n - 1
-    while fn % 2 == 1:
-        fn, sn = fn // 2, sn // 2
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn % 2 == 1 or fn == sn:
-            fr, sr = node_hash(c, fr), node_hash(c, sr)
-            while fn % 2 == 0 and fn != 0:
-                fn, sn = fn // 2, sn // 2
-        else:
-            sr = node_hash(sr, c)
-        fn, sn = fn // 2, sn // 2
-    return sn == 0 and fr == r1 and sr == r2
 
 
 def cosigned_lines(note: str, witness_vkey: str) -> list[int]:
