@@ -1,5 +1,6 @@
 """Everything a running daemon says about states follows the chart it enforces (`system.statechart`),
-not the packaged one: the statechart diagram, the states the OpenAPI document lists, the `status`
+not the packaged one: the statechart diagram, the states the OpenAPI document lists (a server's, a
+schedule's conditions), the `status`
 frames of the websocket (a state's `panel_status`), and the diagrams drawn over a server's history.
 A real daemon with a chart of its own, read over HTTP and the websocket."""
 
@@ -38,6 +39,8 @@ def test_the_diagrams_the_document_and_the_websocket_follow_the_chart_in_force(t
 
             schemas = c.get("/api/openapi.json").json()["components"]["schemas"]
             assert "maintenance" in schemas["ServerBody"]["properties"]["state"]["enum"]
+            # a schedule's only_in_states takes this chart's states (the route checks them against it)
+            assert "maintenance" in schemas["Conditions"]["properties"]["only_in_states"]["items"]["enum"]
 
         async def statuses_of_a_start_and_a_stop() -> list[str]:
             async with authed(d, uuid) as ws:
