@@ -1,8 +1,8 @@
 """Everything a running daemon says about states follows the chart it enforces (`system.statechart`),
 not the packaged one: the statechart diagram, the states the OpenAPI document lists (a server's, a
-schedule's conditions), the `status`
-frames of the websocket (a state's `panel_status`), and the diagrams drawn over a server's history.
-A real daemon with a chart of its own, read over HTTP and the websocket."""
+schedule's conditions), the `status` frames of the websocket (a state's `panel_status`), and the
+diagrams drawn over a server's history. A real daemon with a chart of its own, read over HTTP and
+the websocket."""
 
 from __future__ import annotations
 
